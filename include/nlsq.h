@@ -1,0 +1,292 @@
+/*
+ * nlsq.h - memory-bounded nonlinear least squares.
+ *
+ * Minimise  cost(x) = 0.5 * sum_i rho(r_i(x)^2)  over x in R^p, optionally
+ * inside a box lower <= x <= upper, where the m residuals r_i are produced by a
+ * user callback over row ranges.  The m x p Jacobian is never stored: the
+ * library walks the rows in chunks of at most `chunk_rows` rows, asks the
+ * callback for each chunk's residuals and Jacobian rows, and accumulates
+ * J^T J (p x p), J^T r (p) and the cost.  Memory is O(threads * chunk_rows * p
+ * + p^2) whatever m is.
+ *
+ * Conventions for every function in this header:
+ *  - Ownership: the library never keeps a pointer that the caller passed after
+ *    the call returns, and never frees caller memory.  Buffers the caller
+ *    provides (x, covariance) are written in place.
+ *  - Thread safety: there is no global mutable state.  Distinct calls on
+ *    distinct problems/options/results may run concurrently.  One solve uses
+ *    up to `n_threads` threads internally and calls `eval` concurrently on
+ *    disjoint row ranges when n_threads > 1.
+ *  - Errors: every function returns a status code; none calls exit() or
+ *    abort(), none prints unless the caller installs a log callback.  On error
+ *    x still holds the best point found (the start point if nothing better).
+ *
+ * License: MIT (see LICENSE).
+ */
+#ifndef NLSQ_H
+#define NLSQ_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(_WIN32) && defined(NLSQ_SHARED_BUILD)
+#define NLSQ_API __declspec(dllexport)
+#elif defined(__GNUC__)
+#define NLSQ_API __attribute__((visibility("default")))
+#else
+#define NLSQ_API
+#endif
+
+#define NLSQ_VERSION_MAJOR 0
+#define NLSQ_VERSION_MINOR 1
+#define NLSQ_VERSION_PATCH 0
+#define NLSQ_VERSION_STRING "0.1.0"
+
+/* ------------------------------------------------------------------------ */
+/* Status codes                                                              */
+/* ------------------------------------------------------------------------ */
+
+/** Solver outcome.  > 0 converged, 0 stopped by a limit (result usable),
+ *  < 0 error (x is still the best point found). */
+typedef enum nlsq_status {
+    NLSQ_CONVERGED_FTOL  = 1,   /**< relative cost reduction below ftol */
+    NLSQ_CONVERGED_XTOL  = 2,   /**< relative step below xtol */
+    NLSQ_CONVERGED_GTOL  = 3,   /**< scaled (projected) gradient below gtol */
+    NLSQ_CONVERGED_ZERO  = 4,   /**< cost is exactly zero (perfect fit) */
+    NLSQ_CONVERGED_ADAM  = 5,   /**< Adam stopped on its plateau rule */
+    NLSQ_MAX_ITER        = 0,   /**< iteration / epoch / pass limit reached */
+    NLSQ_EINVAL          = -1,  /**< invalid problem or options */
+    NLSQ_ENOMEM          = -2,  /**< an allocation failed */
+    NLSQ_ECALLBACK       = -3,  /**< eval returned nonzero */
+    NLSQ_ENONFINITE      = -4,  /**< NaN/Inf residuals or Jacobian that could not be avoided */
+    NLSQ_ESINGULAR       = -5,  /**< linear algebra failed beyond recovery */
+    NLSQ_EUSER_STOP      = -6,  /**< the progress callback asked to stop */
+    NLSQ_EIO             = -7,  /**< checkpoint file could not be written/read */
+    NLSQ_ENOTIMPL        = -8,  /**< feature not available in this build */
+    NLSQ_ECHECKPOINT     = -9   /**< checkpoint file invalid or for another problem */
+} nlsq_status;
+
+/** A static, human-readable sentence for a status code (never NULL). */
+NLSQ_API const char *nlsq_status_string(int status);
+/** Short symbolic name of a status code, e.g. "CONVERGED_FTOL" (never NULL). */
+NLSQ_API const char *nlsq_status_name(int status);
+
+/* ------------------------------------------------------------------------ */
+/* Problem                                                                   */
+/* ------------------------------------------------------------------------ */
+
+/** Rows [row0, row0 + nrows) of the residual vector at parameters x.
+ *  r: nrows residuals, always filled.
+ *  J: NULL, or nrows x n_params row-major, filled with d r_i / d x_j.
+ *     When the problem has a `pattern` callback, J is instead nrows x k
+ *     row-major over the k columns that `pattern` returned for this chunk, in
+ *     that order.
+ *  Returns 0, or nonzero to stop the solve (reported as NLSQ_ECALLBACK).
+ *  nrows never exceeds the chunk size in the options.  With more than one
+ *  thread the library calls it concurrently on disjoint row ranges. */
+typedef int (*nlsq_eval_fn)(void *ctx, const double *x,
+                            size_t row0, size_t nrows,
+                            double *r, double *J);
+
+/** Optional sparse column pattern.  Called with a row range [row0, row0 +
+ *  nrows); writes to cols[] the k (1 <= k <= n_params) distinct, ascending
+ *  column indices that rows row0 .. row0 + n - 1 may have non-zero Jacobian
+ *  entries in, stores k in *k, and returns n, the number of leading rows of the
+ *  range the pattern holds for (1 <= n <= nrows).  The library then asks eval
+ *  for exactly those n rows with an n x k Jacobian block.  Must be a pure
+ *  function of its arguments (it is called again for the same rows, and from
+ *  several threads).  Returning 0 or an invalid k is reported as
+ *  NLSQ_ECALLBACK. */
+typedef size_t (*nlsq_pattern_fn)(void *ctx, size_t row0, size_t nrows,
+                                  size_t *cols, size_t *k);
+
+typedef struct nlsq_problem {
+    size_t n_params;                /* p */
+    size_t n_rows;                  /* m, may exceed what fits in memory */
+    nlsq_eval_fn eval;
+    void *ctx;
+    const double *lower, *upper;    /* NULL, or p bounds each (+-INFINITY allowed) */
+    nlsq_pattern_fn pattern;        /* NULL (dense rows), or the sparse pattern */
+} nlsq_problem;
+
+/* ------------------------------------------------------------------------ */
+/* Options                                                                   */
+/* ------------------------------------------------------------------------ */
+
+/** Custom allocator (all three functions, or none).  The library routes every
+ *  allocation of a solve through it.  alloc_fn(ctx, size) must return memory
+ *  aligned for double; free_fn(ctx, NULL) must be a no-op. */
+typedef struct nlsq_allocator {
+    void *(*alloc_fn)(void *ctx, size_t size);
+    void *(*realloc_fn)(void *ctx, void *ptr, size_t size);
+    void  (*free_fn)(void *ctx, void *ptr);
+    void *ctx;
+} nlsq_allocator;
+
+/** Solver phase reported to the progress callback. */
+typedef enum nlsq_phase {
+    NLSQ_PHASE_LM = 1,
+    NLSQ_PHASE_ADAM = 2,
+    NLSQ_PHASE_COVARIANCE = 3
+} nlsq_phase;
+
+/** What the progress callback sees once per iteration (LM) or epoch (Adam). */
+typedef struct nlsq_progress_info {
+    int    phase;          /* an nlsq_phase */
+    size_t iteration;      /* LM iteration or Adam epoch, from 1 */
+    double cost;           /* best full cost so far (Adam: epoch mean estimate) */
+    double grad_norm;      /* max_j |(J^T r)_j| (Adam: of the last batch) */
+    double lambda;         /* LM damping, or Adam learning rate */
+    double elapsed;        /* seconds since the solve started */
+    size_t n_eval, n_jac;  /* passes so far */
+    const double *x;       /* current best point, p values, valid during the call */
+} nlsq_progress_info;
+
+/** Progress callback: return 0 to go on, nonzero to stop cleanly (the solve
+ *  returns NLSQ_EUSER_STOP with the best point in x). */
+typedef int (*nlsq_progress_fn)(void *ctx, const nlsq_progress_info *info);
+
+/** Log callback: level 0 = info, 1 = debug.  msg is a NUL-terminated line
+ *  without trailing newline, valid only during the call. */
+typedef void (*nlsq_log_fn)(void *ctx, int level, const char *msg);
+
+/** Robust loss rho(z), z = r^2, as scipy.optimize.least_squares defines them
+ *  (with f_scale).  NLSQ_LOSS_LINEAR is ordinary least squares. */
+typedef enum nlsq_loss {
+    NLSQ_LOSS_LINEAR = 0,
+    NLSQ_LOSS_SOFT_L1 = 1,
+    NLSQ_LOSS_HUBER = 2,
+    NLSQ_LOSS_CAUCHY = 3,
+    NLSQ_LOSS_ARCTAN = 4
+} nlsq_loss;
+
+/** Options.  Always start from nlsq_options_init(); then change fields. */
+typedef struct nlsq_options {
+    /* --- stopping (LM) --- */
+    double ftol;            /* relative cost reduction, MINPACK sense (1e-8) */
+    double xtol;            /* relative scaled step size (1e-8) */
+    double gtol;            /* max cosine between r and any J column / projected
+                               gradient (1e-8) */
+    size_t max_iter;        /* LM iterations (accepted or not) (200) */
+
+    /* --- LM damping --- */
+    double lambda0;         /* initial damping relative to diag scaling (1e-3) */
+
+    /* --- chunking, memory, threads --- */
+    size_t chunk_rows;      /* rows per chunk; 0 = automatic (about 1 MiB of J) */
+    size_t memory_budget;   /* bytes for chunk buffers over all threads; 0 = none */
+    int    n_threads;       /* worker threads; 0 = all online cores */
+
+    /* --- covariance --- */
+    int    absolute_sigma;  /* 1: covariance = (J^T J)^-1, no s^2 scaling (0) */
+    double cov_rcond;       /* relative eigenvalue cut-off of the scaled J^T J;
+                               0 = p * DBL_EPSILON */
+
+    /* --- robust loss (LM and Adam) --- */
+    int    loss;            /* an nlsq_loss (NLSQ_LOSS_LINEAR) */
+    double f_scale;         /* soft margin between inlier and outlier residuals (1) */
+
+    /* --- Adam (nlsq_adam, and phase 1 of nlsq_hybrid) --- */
+    double adam_lr;         /* learning rate in normalised parameter units (1e-2) */
+    double adam_beta1;      /* 0.9 */
+    double adam_beta2;      /* 0.999 */
+    double adam_eps;        /* 1e-8 */
+    size_t adam_epochs;     /* maximum epochs (100) */
+    size_t adam_batch_rows; /* rows per mini-batch (1 << 14) */
+    size_t adam_block_rows; /* rows per shuffled row block; 0 = chunk size */
+    uint64_t seed;          /* RNG seed for batch order (12345) */
+    double adam_plateau_rtol; /* relative improvement that counts as progress (1e-4) */
+    size_t adam_patience;   /* epochs without progress before stopping (5) */
+    size_t hybrid_adam_epochs; /* epoch cap of phase 1 in nlsq_hybrid (20) */
+
+    /* --- checkpoints --- */
+    const char *checkpoint_path; /* NULL = none; the string is read, not kept */
+    size_t checkpoint_every;     /* iterations/epochs between checkpoints (10) */
+
+    /* --- callbacks --- */
+    nlsq_progress_fn progress; void *progress_ctx;
+    nlsq_log_fn      log;      void *log_ctx;
+    int              verbose;  /* 0: no log lines, 1: one per iteration, 2: debug */
+    nlsq_allocator   allocator; /* all NULL = malloc/realloc/free */
+} nlsq_options;
+
+/** Fill opt with the defaults documented above.  Never fails. */
+NLSQ_API void nlsq_options_init(nlsq_options *opt);
+
+/** Check a problem and options without solving.  Returns 0 or NLSQ_EINVAL;
+ *  when msg is not NULL, writes a one-line reason (at most msg_size bytes,
+ *  NUL-terminated). */
+NLSQ_API int nlsq_validate(const nlsq_problem *pb, const nlsq_options *opt,
+                           const double *x0, char *msg, size_t msg_size);
+
+/* ------------------------------------------------------------------------ */
+/* Result                                                                    */
+/* ------------------------------------------------------------------------ */
+
+/** Per-phase statistics (nlsq_hybrid fills one per phase; LM and Adam fill
+ *  phases[0]). */
+typedef struct nlsq_phase_stats {
+    int    phase;          /* an nlsq_phase, 0 = unused slot */
+    size_t iterations;
+    size_t n_eval, n_jac;
+    double cost;           /* full cost at the end of the phase */
+    double seconds;
+} nlsq_phase_stats;
+
+typedef struct nlsq_result {
+    int    status;        /* an nlsq_status */
+    double cost;          /* 0.5 * sum r_i^2 at the returned x */
+    double grad_norm;     /* max_j |(J^T r)_j| at the returned x */
+    size_t iterations;
+    size_t n_eval;        /* full passes over the rows without Jacobian */
+    size_t n_jac;         /* full passes over the rows with Jacobian */
+    double *covariance;   /* NULL, or a caller-owned p*p buffer the solver fills
+                             with s^2 (J^T J)^-1, s^2 = 2 cost / (m - p) */
+    /* --- extensions --- */
+    double initial_cost;  /* cost at the start point */
+    double reduced_chi2;  /* 2 cost / (m - p); NAN when m == p */
+    double seconds;       /* wall time of the solve */
+    size_t n_rows;        /* m */
+    size_t n_nonfinite;   /* trial passes rejected for NaN/Inf residuals */
+    size_t rank;          /* numerical rank used for the covariance (0 if none) */
+    size_t n_active;      /* parameters on a bound at the solution */
+    size_t n_phases;
+    nlsq_phase_stats phases[3];
+    char   message[160];  /* one line on what happened, e.g. the failing row */
+} nlsq_result;
+
+/* ------------------------------------------------------------------------ */
+/* Solvers                                                                   */
+/* ------------------------------------------------------------------------ */
+
+/* x: start point in, solution out (always the best point found, even on error).
+ * res: filled on every return (may be NULL when not wanted).
+ * Return value == res->status. */
+
+/** Levenberg-Marquardt on the chunk-accumulated normal equations, with bounds
+ *  handled by an active-set projection; fills res->covariance when non-NULL. */
+NLSQ_API int nlsq_lm    (const nlsq_problem *pb, const nlsq_options *opt, double *x, nlsq_result *res);
+/** Adam over shuffled mini-batches of row blocks (bounded memory per batch). */
+NLSQ_API int nlsq_adam  (const nlsq_problem *pb, const nlsq_options *opt, double *x, nlsq_result *res);
+/** Adam warm-up, then LM to convergence, then the covariance. */
+NLSQ_API int nlsq_hybrid(const nlsq_problem *pb, const nlsq_options *opt, double *x, nlsq_result *res);
+
+/** Continue a solve from a checkpoint file written with opt->checkpoint_path.
+ *  The problem must be the same (p, m and bounds are checked). */
+NLSQ_API int nlsq_resume(const nlsq_problem *pb, const nlsq_options *opt,
+                         const char *checkpoint_file, double *x, nlsq_result *res);
+
+/** Covariance s^2 (J^T J)^-1 at x (one Jacobian pass), written to cov (p*p).
+ *  Undetermined parameters get +INFINITY variance and NAN covariances (see
+ *  docs/api.md for the rank rule).  res may be NULL. */
+NLSQ_API int nlsq_covariance(const nlsq_problem *pb, const nlsq_options *opt,
+                             const double *x, double *cov, nlsq_result *res);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* NLSQ_H */

@@ -1,0 +1,208 @@
+/*
+ * nlsq_xpcs.h - XPCS two-time correlation data and the laminar-flow model.
+ *
+ * Three parts:
+ *   1. the reader: opens APS 8-ID-I HDF5 files ("APS old" and "APS-U"
+ *      layouts), lists q and phi, selects the q nearest a requested value and
+ *      serves row blocks of the rebuilt full c2 matrices (full = half +
+ *      half^T, diagonal halved) in bounded memory;
+ *   2. the synthetic writer: writes files of either layout from given
+ *      parameters with Gaussian noise;
+ *   3. the model: builds an nlsq_problem whose rows are the (angle, i, j)
+ *      entries of the selected matrices and whose residuals are
+ *      (c2 - g2) / sigma, with an analytic Jacobian and a sparse column
+ *      pattern (each row touches the 7 physical columns plus its angle's
+ *      contrast and offset).
+ *
+ * Conventions: as in nlsq.h.  Every function returns 0 or a negative status
+ * (the nlsq_status codes, plus the NLSQ_XPCS_E* codes below); errors write
+ * one line to `err` (when not NULL) naming the file and the dataset.  Objects
+ * are opaque, created and freed by the library; one object must not be used
+ * from two threads at once, except that the nlsq_problem built by
+ * nlsq_xpcs_model_problem may be evaluated concurrently on disjoint rows (the
+ * solvers do so).  HDF5 is used through its C API; the library never prints
+ * HDF5's error stack (it is silenced during the library's own calls).
+ */
+#ifndef NLSQ_XPCS_H
+#define NLSQ_XPCS_H
+
+#include "nlsq.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Reader / model error codes (besides NLSQ_EINVAL, NLSQ_ENOMEM, ...). */
+#define NLSQ_XPCS_EFILE   (-20)  /* cannot open: missing, unreadable, not HDF5 */
+#define NLSQ_XPCS_EFORMAT (-21)  /* layout not recognised, missing dataset, bad shape/rank/type */
+#define NLSQ_XPCS_ERANGE  (-22)  /* q, angle or frame range not in the file */
+
+/** Message for any status code, XPCS codes included (never NULL). */
+NLSQ_API const char *nlsq_xpcs_status_string(int status);
+
+/* ------------------------------------------------------------------------ */
+/* 1. Reader                                                                 */
+/* ------------------------------------------------------------------------ */
+
+typedef enum nlsq_xpcs_layout {
+    NLSQ_XPCS_LAYOUT_UNKNOWN = 0,
+    NLSQ_XPCS_LAYOUT_APS_OLD = 1,  /* xpcs/dqlist, xpcs/dphilist, exchange/C2T_all/<key> */
+    NLSQ_XPCS_LAYOUT_APS_U   = 2   /* xpcs/qmap/..., xpcs/twotime/processed_bins, .../correlation_map/c2_* */
+} nlsq_xpcs_layout;
+
+typedef struct nlsq_xpcs_file nlsq_xpcs_file;   /* opaque */
+
+/** Open a file read-only and discover its layout and matrix list.
+ *  On success *out owns the HDF5 handles; free it with nlsq_xpcs_close. */
+NLSQ_API int  nlsq_xpcs_open(const char *path, nlsq_xpcs_file **out, char *err, size_t err_size);
+NLSQ_API void nlsq_xpcs_close(nlsq_xpcs_file *f);     /* NULL is a no-op */
+
+NLSQ_API int    nlsq_xpcs_layout_of(const nlsq_xpcs_file *f);   /* an nlsq_xpcs_layout */
+NLSQ_API size_t nlsq_xpcs_n_matrices(const nlsq_xpcs_file *f);  /* (q, phi) matrices in the file */
+/** q and phi (degrees) of matrix k (k < n_matrices), in file order. */
+NLSQ_API int    nlsq_xpcs_matrix_info(const nlsq_xpcs_file *f, size_t k, double *q, double *phi);
+NLSQ_API size_t nlsq_xpcs_n_frames(const nlsq_xpcs_file *f);    /* N of the N x N matrices */
+/** 1 if the matrices are stored as float32, 0 for float64. */
+NLSQ_API int    nlsq_xpcs_is_float32(const nlsq_xpcs_file *f);
+
+/** A selection: the matrices of one q (all its phi), and a frame window. */
+typedef struct nlsq_xpcs_selection {
+    double q;             /* the q selected (nearest the request) */
+    size_t n_angles;      /* matrices with that q */
+    size_t *matrix;       /* n_angles matrix indices, phi ascending (library-owned) */
+    double *phi;          /* n_angles angles in degrees (library-owned) */
+    size_t first_frame;   /* frame window [first_frame, last_frame] inclusive */
+    size_t last_frame;
+} nlsq_xpcs_selection;
+
+/** Select the q nearest q_request (any q when q_request is NAN and the file
+ *  holds one q; NLSQ_XPCS_ERANGE if NAN and several) and frames
+ *  [first, last] (last = SIZE_MAX: to the end).  Fills sel; free its arrays
+ *  with nlsq_xpcs_selection_free. */
+NLSQ_API int  nlsq_xpcs_select(const nlsq_xpcs_file *f, double q_request,
+                               size_t first_frame, size_t last_frame,
+                               nlsq_xpcs_selection *sel, char *err, size_t err_size);
+NLSQ_API void nlsq_xpcs_selection_free(nlsq_xpcs_selection *sel);
+
+/** Rows [row0, row0 + nrows) of the rebuilt full matrix of selected angle a,
+ *  restricted to the frame window (row and column indices are relative to
+ *  first_frame; n = last - first + 1 columns per row), into out (nrows * n,
+ *  row-major, float64).  Uses HDF5 hyperslab reads of the stored upper
+ *  triangle; memory used is O(nrows * n). */
+NLSQ_API int  nlsq_xpcs_read_rows(nlsq_xpcs_file *f, const nlsq_xpcs_selection *sel,
+                                  size_t a, size_t row0, size_t nrows, double *out,
+                                  char *err, size_t err_size);
+
+/* ------------------------------------------------------------------------ */
+/* 2. Synthetic writer                                                       */
+/* ------------------------------------------------------------------------ */
+
+typedef struct nlsq_xpcs_synth_spec {
+    int    layout;         /* NLSQ_XPCS_LAYOUT_APS_OLD or _APS_U */
+    int    float32;        /* store float32 (1) or float64 (0) */
+    size_t n_frames;       /* N */
+    size_t n_angles;       /* P; phi_p = p * 360 / P unless phi != NULL */
+    const double *phi;     /* NULL or P angles in degrees */
+    double q, gap, dt;     /* q [1/A], L [A], dt [s] */
+    size_t k0;             /* first frame index */
+    int    static_mode;    /* 1: no shear (parameters 3..6 ignored) */
+    double params[7];      /* physical truth (order of the spec's table) */
+    const double *contrast;/* NULL or P values (default 0.25 + 0.05 sin(2 pi p/P)) */
+    const double *offset;  /* NULL or P values (default 1 + 0.01 cos(2 pi p/P)) */
+    double noise_sigma;    /* Gaussian noise sd (0.01) */
+    uint64_t seed;         /* noise seed */
+    size_t n_extra_q;      /* extra q values written as decoys (q * (1 + 0.5 k)) */
+} nlsq_xpcs_synth_spec;
+
+/** The spec's 23M-point benchmark problem (23 angles, N = 1001, APS-U, float32). */
+NLSQ_API void nlsq_xpcs_synth_spec_default(nlsq_xpcs_synth_spec *s);
+/** Write a file (upper triangle filled, lower zero, as APS does).  Memory
+ *  O(N^2) per matrix is not needed: rows are generated and written in blocks. */
+NLSQ_API int  nlsq_xpcs_synth_write(const char *path, const nlsq_xpcs_synth_spec *s,
+                                    char *err, size_t err_size);
+
+/* ------------------------------------------------------------------------ */
+/* 3. Model                                                                  */
+/* ------------------------------------------------------------------------ */
+
+#define NLSQ_XPCS_N_PHYS 7
+/** Names and units of the 7 physical parameters, in order. */
+NLSQ_API const char *nlsq_xpcs_param_name(size_t k);
+NLSQ_API const char *nlsq_xpcs_param_unit(size_t k);
+
+typedef enum { NLSQ_XPCS_LAMINAR = 0, NLSQ_XPCS_STATIC = 1 } nlsq_xpcs_mode;
+typedef enum { NLSQ_XPCS_UPPER = 0, NLSQ_XPCS_FULL = 1 } nlsq_xpcs_triangle;
+
+/** Where the model's c2 rows come from.  read(ctx, a, row0, nrows, out):
+ *  rows [row0, row0+nrows) of the full n x n matrix of angle a (float64,
+ *  row-major, nrows * n).  Must be safe to call concurrently for different
+ *  rows when the model is used from several threads (the model serialises
+ *  calls to a source with thread_safe == 0). */
+typedef struct nlsq_xpcs_source {
+    size_t n_angles, n;    /* angles, frames in the window */
+    const double *phi;     /* n_angles angles in degrees */
+    int (*read)(void *ctx, size_t a, size_t row0, size_t nrows, double *out);
+    void *ctx;
+    int thread_safe;
+    /* In-memory alternative: when data32 or data64 is not NULL, read is not
+     * used and c2 of angle a is data[a * n * n + i * n + j]. */
+    const float  *data32;
+    const double *data64;
+} nlsq_xpcs_source;
+
+/** A source reading from an open file's selection (serialised HDF5 access). */
+NLSQ_API int nlsq_xpcs_file_source(nlsq_xpcs_file *f, const nlsq_xpcs_selection *sel,
+                                   nlsq_xpcs_source *src);
+
+typedef struct nlsq_xpcs_config {
+    int    mode;           /* nlsq_xpcs_mode (laminar) */
+    int    triangle;       /* nlsq_xpcs_triangle (upper) */
+    int    include_diagonal; /* 0 */
+    double q, gap, dt;     /* required (> 0) */
+    size_t k0;             /* frame index of row 0 (selection's first_frame) */
+    double sigma;          /* residual scale (0.01) */
+    size_t memory_budget;  /* bytes to cache c2 (float32 when stored so); larger
+                              data is streamed row block by row block (256 MiB) */
+} nlsq_xpcs_config;
+
+NLSQ_API void nlsq_xpcs_config_init(nlsq_xpcs_config *c);
+
+typedef struct nlsq_xpcs_model nlsq_xpcs_model;   /* opaque */
+
+/** Build a model over src (src is copied; the data it points to must outlive
+ *  the model).  Parameter vector: 7 physical (static mode: 3), then
+ *  contrast_0, offset_0, contrast_1, offset_1, ... */
+NLSQ_API int  nlsq_xpcs_model_create(const nlsq_xpcs_source *src, const nlsq_xpcs_config *cfg,
+                                     nlsq_xpcs_model **out, char *err, size_t err_size);
+NLSQ_API void nlsq_xpcs_model_free(nlsq_xpcs_model *m);
+
+NLSQ_API size_t nlsq_xpcs_model_n_params(const nlsq_xpcs_model *m);
+/** Rows in the fit (before exclusion of non-finite entries). */
+NLSQ_API size_t nlsq_xpcs_model_n_rows(const nlsq_xpcs_model *m);
+/** Entries excluded because the data were NaN/Inf (counted on the first pass
+ *  over the data, or at creation when cached). */
+NLSQ_API size_t nlsq_xpcs_model_n_excluded(const nlsq_xpcs_model *m);
+
+/** Fill pb (eval, pattern, ctx, n_params, n_rows, bounds from the model's
+ *  bound arrays).  pb is valid while m lives. */
+NLSQ_API int  nlsq_xpcs_model_problem(nlsq_xpcs_model *m, nlsq_problem *pb);
+
+/** Default bounds (spec table) into lower/upper (n_params each); the model
+ *  keeps its own copy which callers may override with nlsq_xpcs_model_set_bounds. */
+NLSQ_API void nlsq_xpcs_default_bounds(const nlsq_xpcs_model *m, double *lower, double *upper);
+NLSQ_API int  nlsq_xpcs_model_set_bounds(nlsq_xpcs_model *m, const double *lower, const double *upper);
+
+/** Start point: the spec's physical defaults (or phys[] when not NULL, NAN
+ *  entries meaning "default"), then per angle the 2-parameter linear least
+ *  squares for contrast and offset given the physical start (clamped to the
+ *  bounds).  x: n_params values. */
+NLSQ_API int  nlsq_xpcs_initial_guess(nlsq_xpcs_model *m, const double *phys, double *x);
+
+/** g2 of angle a at frames (i, j) for parameters x (slow path, for checks). */
+NLSQ_API double nlsq_xpcs_model_g2(const nlsq_xpcs_model *m, const double *x,
+                                   size_t a, size_t i, size_t j);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* NLSQ_XPCS_H */

@@ -1,0 +1,113 @@
+/*
+ * nlsq_internal.h - private interface shared by the solvers.
+ *
+ * Where things happen:
+ *   accumulate.c  the chunk loop: evaluates chunks through the user callback
+ *                 (eval_chunk) and forms J^T J, J^T r and the cost (one "pass").
+ *   step.c        the damped Gauss-Newton step of one LM iteration (Cholesky).
+ *   lm.c          the Levenberg-Marquardt driver (acceptance, damping, stops).
+ *   covariance.c  s^2 (J^T J)^-1, scaled and rank-aware.
+ *   adam.c        the mini-batch Adam solver.
+ *   hybrid.c      Adam -> LM -> covariance.
+ *   checkpoint.c  atomic save/load of solver state.
+ *   options.c     defaults, validation, status strings, allocator, logging.
+ *
+ * Nothing here is exported from the shared library.
+ */
+#ifndef NLSQ_INTERNAL_H
+#define NLSQ_INTERNAL_H
+
+#include "nlsq.h"
+
+#include <stdarg.h>
+#include <stddef.h>
+
+#define NLSQ_HIDDEN __attribute__((visibility("hidden")))
+
+/* ---------------- allocation (routes through opt->allocator) ------------- */
+NLSQ_HIDDEN void *nlsq__malloc(const nlsq_allocator *a, size_t n);
+NLSQ_HIDDEN void *nlsq__calloc(const nlsq_allocator *a, size_t count, size_t size);
+NLSQ_HIDDEN void  nlsq__free(const nlsq_allocator *a, void *p);
+/* count * size with overflow check; returns 0 and sets *out, or -1 */
+NLSQ_HIDDEN int   nlsq__mul_size(size_t count, size_t size, size_t *out);
+
+/* ---------------- logging / time ----------------------------------------- */
+NLSQ_HIDDEN void   nlsq__log(const nlsq_options *opt, int level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+NLSQ_HIDDEN double nlsq__now(void);   /* monotonic seconds */
+
+/* ---------------- results ------------------------------------------------- */
+/* Zero a result but keep the caller's covariance pointer. */
+NLSQ_HIDDEN void nlsq__result_reset(nlsq_result *res, size_t m);
+NLSQ_HIDDEN int  nlsq__finish(nlsq_result *res, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* ---------------- the accumulation engine -------------------------------- */
+
+typedef enum nlsq__pass_mode {
+    NLSQ__PASS_COST = 0,     /* residuals only: cost */
+    NLSQ__PASS_GRAD = 1,     /* cost and J^T r (no J^T J) */
+    NLSQ__PASS_NORMAL = 2    /* cost, J^T r and J^T J */
+} nlsq__pass_mode;
+
+/* One pass's sums.  JtJ is p*p, full symmetric (both triangles) on output. */
+typedef struct nlsq__acc {
+    double *JtJ;            /* p*p, NULL allowed for COST/GRAD passes */
+    double *Jtr;            /* p,   NULL allowed for COST passes */
+    double cost;            /* 0.5 sum rho(r^2); +INFINITY if any r non-finite */
+    size_t n_rows;          /* rows summed */
+    size_t n_nonfinite_r;   /* rows with non-finite residual */
+    size_t n_nonfinite_J;   /* rows with non-finite Jacobian entries */
+} nlsq__acc;
+
+typedef struct nlsq__slot nlsq__slot;     /* per-slot partial sums */
+typedef struct nlsq__worker nlsq__worker; /* per-thread chunk buffers */
+
+typedef struct nlsq__engine {
+    const nlsq_problem *pb;
+    const nlsq_options *opt;
+    const nlsq_allocator *al;
+    size_t p;
+    size_t chunk_rows;       /* max rows per callback */
+    size_t n_threads;        /* workers actually used (>= 1) */
+    size_t n_slots;          /* fixed partition of any row range; independent of threads */
+    nlsq__slot *slots;
+    nlsq__worker *workers;
+    int    loss;
+    double f_scale;
+    size_t callback_row;     /* first row of a failing callback (diagnostics) */
+} nlsq__engine;
+
+/* Prepare buffers for problem pb under options opt.  Returns 0 or NLSQ_ENOMEM
+ * / NLSQ_EINVAL.  pb and opt must outlive the engine. */
+NLSQ_HIDDEN int  nlsq__engine_init(nlsq__engine *e, const nlsq_problem *pb,
+                                   const nlsq_options *opt);
+/* Sum over rows [row_begin, row_end) at x.  Returns 0 or NLSQ_ECALLBACK /
+ * NLSQ_ENOMEM.  Non-finite residuals are not an error here: they are counted
+ * and make out->cost infinite.  Bitwise identical for any thread count. */
+NLSQ_HIDDEN int  nlsq__engine_pass(nlsq__engine *e, const double *x, int mode,
+                                   size_t row_begin, size_t row_end, nlsq__acc *out);
+NLSQ_HIDDEN void nlsq__engine_free(nlsq__engine *e);
+
+/* ---------------- linear algebra helpers --------------------------------- */
+
+/* Solve (A + lambda * diag(d2)) dx = -g restricted to free[j] != 0 (others get
+ * dx = 0).  A is p*p symmetric (full).  work: p*p + p doubles.  Raises lambda
+ * (reported back) until the Cholesky succeeds; returns 0 or NLSQ_ESINGULAR. */
+NLSQ_HIDDEN int nlsq__damped_step(size_t p, const double *A, const double *g,
+                                  const double *d2, const unsigned char *free_,
+                                  double *lambda, double *dx, double *work);
+
+/* Rank-aware covariance from A = J^T J (p*p full).  scale is s^2 (1 for
+ * absolute sigma).  Writes cov (p*p); returns 0 or an error; *rank set. */
+NLSQ_HIDDEN int nlsq__covariance_from_normal(size_t p, const double *A, double scale,
+                                             double rcond, const nlsq_allocator *al,
+                                             double *cov, size_t *rank);
+
+/* ---------------- robust loss -------------------------------------------- */
+/* For z = r^2: rho(z), rho'(z), rho''(z) with f_scale applied (scipy's
+ * convention: C^2 rho0(z/C^2)). */
+NLSQ_HIDDEN void nlsq__loss_eval(int loss, double f_scale, double z,
+                                 double *rho, double *d1, double *d2);
+
+#endif
