@@ -148,6 +148,15 @@ typedef struct nlsq_xpcs_source {
      * used and c2 of angle a is data[a * n * n + i * n + j]. */
     const float  *data32;
     const double *data64;
+    /* 1 when the values read are float32 numbers (exactly representable as
+     * float): the model then caches them as float32 (half the memory). */
+    int float32;
+    /* File-backed alternative, set by nlsq_xpcs_file_source: when file is not
+     * NULL (and data32/data64 are NULL), rows come from nlsq_xpcs_read_rows(
+     * file, sel, ...), calls serialised; read/ctx are then unused.  file and
+     * *sel must outlive every model built on the source. */
+    nlsq_xpcs_file *file;
+    const nlsq_xpcs_selection *sel;
 } nlsq_xpcs_source;
 
 /** A source reading from an open file's selection (serialised HDF5 access). */
@@ -201,6 +210,11 @@ NLSQ_API int  nlsq_xpcs_initial_guess(nlsq_xpcs_model *m, const double *phys, do
 /** g2 of angle a at frames (i, j) for parameters x (slow path, for checks). */
 NLSQ_API double nlsq_xpcs_model_g2(const nlsq_xpcs_model *m, const double *x,
                                    size_t a, size_t i, size_t j);
+
+/** The last data-read failure met by the model's eval (e.g. an HDF5 read
+ *  error while streaming; the eval then fails and the solver reports
+ *  NLSQ_ECALLBACK), as one line naming the file/dataset; "" if none. */
+NLSQ_API const char *nlsq_xpcs_model_last_error(const nlsq_xpcs_model *m);
 
 #ifdef __cplusplus
 }
