@@ -104,6 +104,30 @@ NLSQ_HIDDEN int nlsq__covariance_from_normal(size_t p, const double *A, double s
                                              double rcond, const nlsq_allocator *al,
                                              double *cov, size_t *rank);
 
+/* ---------------- LM driver (lm.c) ---------------------------------------- */
+
+/* Everything needed to continue an LM run exactly where it stopped: with the
+ * same x, this state and the same problem, the next iterations are bitwise
+ * those of an uninterrupted run. */
+typedef struct nlsq__lm_state {
+    size_t iteration;       /* iterations done (accepted or rejected) */
+    double lambda, nu;      /* damping and its growth factor */
+    size_t n_eval, n_jac;   /* passes so far */
+    double *d2;             /* p: running max of diag(J^T J) (Moré scaling) */
+    int    has_d2;          /* 0: initialise d2 from the first J^T J */
+    double initial_cost;
+} nlsq__lm_state;
+
+/* Run LM on engine e from x until a stop.  st: in/out state (iteration
+ * counters continue from it).  Fills res (cost, grad_norm, counters, status,
+ * message) and, when res->covariance is set, the covariance.  Returns status. */
+NLSQ_HIDDEN int nlsq__lm_run(nlsq__engine *e, const nlsq_options *opt, double *x,
+                             nlsq_result *res, nlsq__lm_state *st, double t_start);
+
+/* Write an LM checkpoint (checkpoint.c).  Returns 0 or NLSQ_EIO. */
+NLSQ_HIDDEN int nlsq__checkpoint_save_lm(const nlsq__engine *e, const nlsq_options *opt,
+                                         const double *x, const nlsq__lm_state *st);
+
 /* ---------------- robust loss -------------------------------------------- */
 /* For z = r^2: rho(z), rho'(z), rho''(z) with f_scale applied (scipy's
  * convention: C^2 rho0(z/C^2)). */

@@ -1,0 +1,363 @@
+/* accumulate.c - one pass over the rows: evaluate chunks, form J^T J, J^T r, cost.
+ *
+ * A pass over rows [row_begin, row_end) is split into n_slots contiguous
+ * slots.  The split depends only on the row range, the chunk size and p, never
+ * on the number of threads; each slot is walked chunk by chunk in row order
+ * into its own partial sums, and the slots are added in slot order at the end.
+ * Threads take whole slots, so the result is bitwise identical for any thread
+ * count.
+ *
+ * Per chunk (eval_chunk):  the callback fills r (n) and J (n x p, or n x k
+ * over the k columns of a sparse pattern); rows are reweighted for a robust
+ * loss; then
+ *     cost += 0.5 sum rho(r_i^2)        Neumaier-compensated
+ *     J^T r += ...                     dgemv (dense) or a k-vector scattered
+ *     J^T J += J^T J (upper triangle)  dsyrk (dense) or k x k scattered
+ */
+#define _POSIX_C_SOURCE 200809L
+#include "nlsq_internal.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <unistd.h>
+
+#define NLSQ_MAX_SLOTS 32
+#define NLSQ_SLOT_BYTES_CAP ((size_t)256 << 20)  /* all slots' J^T J together */
+
+struct nlsq__slot {
+    double *JtJ;           /* p*p, upper triangle used */
+    double *Jtr;           /* p */
+    double sum, comp;      /* Neumaier sum of 0.5 rho(r^2) */
+    size_t n_rows, n_bad_r, n_bad_J;
+};
+
+struct nlsq__worker {
+    double *r;             /* chunk_rows */
+    double *J;             /* chunk_rows * p */
+    size_t *cols;          /* p */
+    double *local;         /* p*p (sparse k x k block) */
+    double *localg;        /* p */
+};
+
+/* ------------------------------------------------------------------ setup */
+
+static size_t online_cores(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (size_t)n : 1;
+}
+
+int nlsq__engine_init(nlsq__engine *e, const nlsq_problem *pb, const nlsq_options *opt)
+{
+    memset(e, 0, sizeof *e);
+    e->pb = pb;
+    e->opt = opt;
+    e->al = &opt->allocator;
+    e->p = pb->n_params;
+    e->loss = opt->loss;
+    e->f_scale = opt->f_scale;
+    const size_t p = e->p, m = pb->n_rows;
+
+    size_t threads = opt->n_threads > 0 ? (size_t)opt->n_threads : online_cores();
+
+    /* Chunk: about 1 MiB of Jacobian rows by default. */
+    size_t chunk = opt->chunk_rows;
+    if (chunk == 0) {
+        chunk = ((size_t)1 << 17) / p;
+        if (chunk < 256) chunk = 256;
+        if (chunk > 65536) chunk = 65536;
+    }
+    if (opt->memory_budget > 0) {
+        size_t per_row = (p + 1) * sizeof(double);
+        size_t cap = opt->memory_budget / (threads * per_row);
+        if (cap < 1) cap = 1;
+        if (chunk > cap) chunk = cap;
+    }
+    if (chunk > m) chunk = m;
+    e->chunk_rows = chunk;
+
+    /* Slots: a fixed partition, a function of (m, chunk, p) only. */
+    size_t slots = (m + chunk - 1) / chunk;
+    if (slots > NLSQ_MAX_SLOTS) slots = NLSQ_MAX_SLOTS;
+    size_t pp;
+    if (nlsq__mul_size(p, p, &pp) != 0) return NLSQ_EINVAL;
+    while (slots > 1 && pp > NLSQ_SLOT_BYTES_CAP / sizeof(double) / slots) slots /= 2;
+    if (slots < 1) slots = 1;
+    e->n_slots = slots;
+    e->n_threads = threads < slots ? threads : slots;
+
+    e->slots = nlsq__calloc(e->al, slots, sizeof *e->slots);
+    e->workers = nlsq__calloc(e->al, e->n_threads, sizeof *e->workers);
+    if (!e->slots || !e->workers) goto nomem;
+    for (size_t s = 0; s < slots; s++) {
+        e->slots[s].JtJ = nlsq__calloc(e->al, pp, sizeof(double));
+        e->slots[s].Jtr = nlsq__calloc(e->al, p, sizeof(double));
+        if (!e->slots[s].JtJ || !e->slots[s].Jtr) goto nomem;
+    }
+    for (size_t t = 0; t < e->n_threads; t++) {
+        nlsq__worker *w = &e->workers[t];
+        size_t nJ;
+        if (nlsq__mul_size(chunk, p, &nJ) != 0) goto nomem;
+        w->r = nlsq__calloc(e->al, chunk, sizeof(double));
+        w->J = nlsq__calloc(e->al, nJ, sizeof(double));
+        w->cols = nlsq__calloc(e->al, p, sizeof(size_t));
+        w->local = nlsq__calloc(e->al, pp, sizeof(double));
+        w->localg = nlsq__calloc(e->al, p, sizeof(double));
+        if (!w->r || !w->J || !w->cols || !w->local || !w->localg) goto nomem;
+    }
+    return 0;
+nomem:
+    nlsq__engine_free(e);
+    return NLSQ_ENOMEM;
+}
+
+void nlsq__engine_free(nlsq__engine *e)
+{
+    if (!e) return;
+    if (e->slots) {
+        for (size_t s = 0; s < e->n_slots; s++) {
+            nlsq__free(e->al, e->slots[s].JtJ);
+            nlsq__free(e->al, e->slots[s].Jtr);
+        }
+        nlsq__free(e->al, e->slots);
+    }
+    if (e->workers) {
+        for (size_t t = 0; t < e->n_threads; t++) {
+            nlsq__worker *w = &e->workers[t];
+            nlsq__free(e->al, w->r);
+            nlsq__free(e->al, w->J);
+            nlsq__free(e->al, w->cols);
+            nlsq__free(e->al, w->local);
+            nlsq__free(e->al, w->localg);
+        }
+        nlsq__free(e->al, e->workers);
+    }
+    e->slots = NULL;
+    e->workers = NULL;
+}
+
+/* ------------------------------------------------------------ one chunk */
+
+static inline void neumaier_add(double *sum, double *comp, double v)
+{
+    double t = *sum + v;
+    if (fabs(*sum) >= fabs(v)) *comp += (*sum - t) + v;
+    else *comp += (v - t) + *sum;
+    *sum = t;
+}
+
+/* Evaluate rows [row0, row0+n) (n <= chunk) and add them to slot s. */
+static int eval_chunk(nlsq__engine *e, nlsq__worker *w, nlsq__slot *s,
+                      const double *x, int mode, size_t row0, size_t n)
+{
+    const nlsq_problem *pb = e->pb;
+    const size_t p = e->p;
+    size_t k = p;
+    const int sparse = pb->pattern != NULL;
+
+    if (sparse) {
+        size_t kk = 0;
+        size_t got = pb->pattern(pb->ctx, row0, n, w->cols, &kk);
+        if (got == 0 || got > n || kk == 0 || kk > p) return NLSQ_ECALLBACK;
+        for (size_t a = 0; a < kk; a++)
+            if (w->cols[a] >= p || (a > 0 && w->cols[a] <= w->cols[a - 1])) return NLSQ_ECALLBACK;
+        n = got;
+        k = kk;
+    }
+    double *J = mode == NLSQ__PASS_COST ? NULL : w->J;
+    if (pb->eval(pb->ctx, x, row0, n, w->r, J) != 0) {
+        e->callback_row = row0;
+        return NLSQ_ECALLBACK;
+    }
+
+    /* Non-finite residuals: counted; the pass cost becomes +inf. */
+    double *r = w->r;
+    size_t bad_r = 0;
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(r[i])) bad_r++;
+    s->n_rows += n;
+    if (bad_r) {
+        s->n_bad_r += bad_r;
+        return (int)n; /* nothing else from this chunk is meaningful */
+    }
+
+    if (e->loss == NLSQ_LOSS_LINEAR) {
+        double acc = 0.0;
+        for (size_t i = 0; i < n; i++) acc += r[i] * r[i];
+        neumaier_add(&s->sum, &s->comp, 0.5 * acc);
+    } else {
+        /* scipy's reweighting: J <- sqrt(rho' + 2 z rho'') J, r <- rho'/that * r */
+        double acc = 0.0;
+        for (size_t i = 0; i < n; i++) {
+            double rho, d1, d2, z = r[i] * r[i];
+            nlsq__loss_eval(e->loss, e->f_scale, z, &rho, &d1, &d2);
+            acc += rho;
+            if (J) {
+                double js = d1 + 2.0 * z * d2;
+                if (js < 2.220446049250313e-16) js = 2.220446049250313e-16;
+                js = sqrt(js);
+                r[i] *= d1 / js;
+                double *row = J + i * k;
+                for (size_t a = 0; a < k; a++) row[a] *= js;
+            }
+        }
+        neumaier_add(&s->sum, &s->comp, 0.5 * acc);
+    }
+    if (mode == NLSQ__PASS_COST) return (int)n;
+
+    size_t bad_J = 0;
+    for (size_t i = 0; i < n * k; i++)
+        if (!isfinite(J[i])) { bad_J++; break; }
+    if (bad_J) {
+        s->n_bad_J += 1;
+        return (int)n;
+    }
+
+    if (!sparse) {
+        cblas_dgemv(CblasRowMajor, CblasTrans, (int)n, (int)p, 1.0, J, (int)p, r, 1, 1.0, s->Jtr, 1);
+        if (mode == NLSQ__PASS_NORMAL)
+            cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, (int)p, (int)n, 1.0, J, (int)p,
+                        1.0, s->JtJ, (int)p);
+    } else {
+        const size_t *c = w->cols;
+        cblas_dgemv(CblasRowMajor, CblasTrans, (int)n, (int)k, 1.0, J, (int)k, r, 1, 0.0, w->localg, 1);
+        for (size_t a = 0; a < k; a++) s->Jtr[c[a]] += w->localg[a];
+        if (mode == NLSQ__PASS_NORMAL) {
+            cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, (int)k, (int)n, 1.0, J, (int)k,
+                        0.0, w->local, (int)k);
+            for (size_t a = 0; a < k; a++) {
+                const double *lr = w->local + a * k;
+                double *cr = s->JtJ + c[a] * p;
+                for (size_t b = a; b < k; b++) cr[c[b]] += lr[b];
+            }
+        }
+    }
+    return (int)n;
+}
+
+/* ------------------------------------------------------------ slots, threads */
+
+typedef struct pass_job {
+    nlsq__engine *e;
+    const double *x;
+    int mode;
+    size_t row_begin, n_total, n_slots_used;
+    atomic_size_t next_slot;
+    atomic_int failed;      /* first error code, 0 if none */
+} pass_job;
+
+static void slot_reset(nlsq__slot *s, size_t p, int mode)
+{
+    s->sum = s->comp = 0.0;
+    s->n_rows = s->n_bad_r = s->n_bad_J = 0;
+    if (mode != NLSQ__PASS_COST) memset(s->Jtr, 0, p * sizeof(double));
+    if (mode == NLSQ__PASS_NORMAL) memset(s->JtJ, 0, p * p * sizeof(double));
+}
+
+static int run_slot(pass_job *job, nlsq__worker *w, size_t si)
+{
+    nlsq__engine *e = job->e;
+    nlsq__slot *s = &e->slots[si];
+    size_t a = job->row_begin + (size_t)(((unsigned __int128)job->n_total * si) / job->n_slots_used);
+    size_t b = job->row_begin + (size_t)(((unsigned __int128)job->n_total * (si + 1)) / job->n_slots_used);
+    slot_reset(s, e->p, job->mode);
+    for (size_t row = a; row < b;) {
+        if (atomic_load_explicit(&job->failed, memory_order_relaxed)) return 0;
+        size_t n = b - row < e->chunk_rows ? b - row : e->chunk_rows;
+        int got = eval_chunk(e, w, s, job->x, job->mode, row, n);
+        if (got < 0) return got;
+        row += (size_t)got;
+    }
+    return 0;
+}
+
+typedef struct worker_arg {
+    pass_job *job;
+    size_t index;
+} worker_arg;
+
+static void *worker_loop(void *arg)
+{
+    worker_arg *wa = arg;
+    pass_job *job = wa->job;
+    nlsq__worker *w = &job->e->workers[wa->index];
+    for (;;) {
+        size_t si = atomic_fetch_add(&job->next_slot, 1);
+        if (si >= job->n_slots_used) break;
+        int rc = run_slot(job, w, si);
+        if (rc < 0) {
+            int expected = 0;
+            atomic_compare_exchange_strong(&job->failed, &expected, rc);
+            break;
+        }
+    }
+    return NULL;
+}
+
+int nlsq__engine_pass(nlsq__engine *e, const double *x, int mode,
+                      size_t row_begin, size_t row_end, nlsq__acc *out)
+{
+    const size_t p = e->p;
+    if (row_end > e->pb->n_rows || row_begin >= row_end) return NLSQ_EINVAL;
+
+    pass_job job;
+    memset(&job, 0, sizeof job);
+    job.e = e;
+    job.x = x;
+    job.mode = mode;
+    job.row_begin = row_begin;
+    job.n_total = row_end - row_begin;
+    size_t want = (job.n_total + e->chunk_rows - 1) / e->chunk_rows;
+    job.n_slots_used = want < e->n_slots ? want : e->n_slots;
+    atomic_init(&job.next_slot, 0);
+    atomic_init(&job.failed, 0);
+
+    size_t nt = e->n_threads < job.n_slots_used ? e->n_threads : job.n_slots_used;
+    if (nt <= 1) {
+        worker_arg wa = {&job, 0};
+        worker_loop(&wa);
+    } else {
+        pthread_t tid[NLSQ_MAX_SLOTS];
+        worker_arg wa[NLSQ_MAX_SLOTS];
+        size_t started = 0;
+        for (size_t t = 1; t < nt; t++) {
+            wa[t].job = &job;
+            wa[t].index = t;
+            if (pthread_create(&tid[t], NULL, worker_loop, &wa[t]) != 0) break;
+            started = t;
+        }
+        wa[0].job = &job;
+        wa[0].index = 0;
+        worker_loop(&wa[0]);  /* the calling thread works too; a failed create just means fewer workers */
+        for (size_t t = 1; t <= started; t++) pthread_join(tid[t], NULL);
+    }
+    int failed = atomic_load(&job.failed);
+    if (failed) return failed;
+
+    /* Fixed-order reduction of the slots. */
+    double sum = 0.0, comp = 0.0;
+    out->n_rows = out->n_nonfinite_r = out->n_nonfinite_J = 0;
+    if (mode != NLSQ__PASS_COST && out->Jtr) memset(out->Jtr, 0, p * sizeof(double));
+    if (mode == NLSQ__PASS_NORMAL && out->JtJ) memset(out->JtJ, 0, p * p * sizeof(double));
+    for (size_t si = 0; si < job.n_slots_used; si++) {
+        const nlsq__slot *s = &e->slots[si];
+        neumaier_add(&sum, &comp, s->sum);
+        neumaier_add(&sum, &comp, s->comp);
+        out->n_rows += s->n_rows;
+        out->n_nonfinite_r += s->n_bad_r;
+        out->n_nonfinite_J += s->n_bad_J;
+        if (mode != NLSQ__PASS_COST && out->Jtr)
+            for (size_t j = 0; j < p; j++) out->Jtr[j] += s->Jtr[j];
+        if (mode == NLSQ__PASS_NORMAL && out->JtJ)
+            for (size_t i = 0; i < p; i++)
+                for (size_t j = i; j < p; j++) out->JtJ[i * p + j] += s->JtJ[i * p + j];
+    }
+    if (mode == NLSQ__PASS_NORMAL && out->JtJ)
+        for (size_t i = 0; i < p; i++)
+            for (size_t j = 0; j < i; j++) out->JtJ[i * p + j] = out->JtJ[j * p + i];
+    out->cost = out->n_nonfinite_r ? INFINITY : sum + comp;
+    return 0;
+}

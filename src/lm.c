@@ -1,0 +1,407 @@
+/* lm.c - Levenberg-Marquardt on chunk-accumulated normal equations.
+ *
+ * One iteration:
+ *   1. active set: a parameter on a bound whose gradient points outwards is
+ *      held fixed; the projected gradient is tested against gtol;
+ *   2. "can the model still pay?": the largest reduction the quadratic model
+ *      predicts (the Gauss-Newton step on the free set) is compared with ftol
+ *      before any trial evaluation, so the solve ends without a tail of
+ *      rejected trial steps;
+ *   3. step: (A + lambda D^2) dx = -g (step.c), D^2 the running max of
+ *      diag(A) (Moré scaling), projected onto the box;
+ *   4. trial: one residual-only pass; gain ratio rho = actual / predicted;
+ *   5. accepted (rho > 1e-4): one pass with Jacobian at the new point, lambda
+ *      decreased (Nielsen's rule); rejected: lambda *= nu, nu *= 2.
+ * Stops: ftol, xtol and gtol in the MINPACK sense, zero cost, max_iter.
+ * x always holds the best point evaluated (accepted steps strictly decrease
+ * the cost), also on errors.
+ */
+#include "nlsq_internal.h"
+
+#include <float.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+typedef struct lm_work {
+    double *A, *g;          /* J^T J, J^T r at x */
+    double *A_old, *g_old;  /* kept to undo an accepted point whose Jacobian is bad */
+    double *dx, *xt, *step, *x_old, *tmp;
+    double *work;           /* p*p + p for the step solver */
+    unsigned char *free_;
+} lm_work;
+
+static void lm_work_free(const nlsq_allocator *al, lm_work *w)
+{
+    nlsq__free(al, w->A);
+    nlsq__free(al, w->free_);
+    memset(w, 0, sizeof *w);
+}
+
+static int lm_work_alloc(const nlsq_allocator *al, size_t p, lm_work *w)
+{
+    memset(w, 0, sizeof *w);
+    /* one block: A, A_old, work (p*p each, work + p) and 8 vectors */
+    size_t n = 3 * p * p + p + 8 * p;
+    w->A = nlsq__calloc(al, n, sizeof(double));
+    w->free_ = nlsq__calloc(al, p, 1);
+    if (!w->A || !w->free_) { lm_work_free(al, w); return NLSQ_ENOMEM; }
+    w->A_old = w->A + p * p;
+    w->work = w->A_old + p * p;
+    double *v = w->work + p * p + p;
+    w->g = v; v += p;
+    w->g_old = v; v += p;
+    w->dx = v; v += p;
+    w->xt = v; v += p;
+    w->step = v; v += p;
+    w->x_old = v; v += p;
+    w->tmp = v;
+    return 0;
+}
+
+static double lo_of(const nlsq_problem *pb, size_t j) { return pb->lower ? pb->lower[j] : -INFINITY; }
+static double hi_of(const nlsq_problem *pb, size_t j) { return pb->upper ? pb->upper[j] : INFINITY; }
+
+static double quad_form(size_t p, const double *A, const double *v)
+{
+    double s = 0.0;
+    for (size_t i = 0; i < p; i++) {
+        double t = 0.0;
+        for (size_t j = 0; j < p; j++) t += A[i * p + j] * v[j];
+        s += v[i] * t;
+    }
+    return s;
+}
+
+static double scaled_norm(size_t p, const double *d2, const double *v)
+{
+    double s = 0.0;
+    for (size_t j = 0; j < p; j++) s += d2[j] * v[j] * v[j];
+    return sqrt(s);
+}
+
+static double max_abs(size_t p, const double *v)
+{
+    double m = 0.0;
+    for (size_t j = 0; j < p; j++) if (fabs(v[j]) > m) m = fabs(v[j]);
+    return m;
+}
+
+/* A full pass with Jacobian at x into w->A, w->g; cost to *f. */
+static int normal_pass(nlsq__engine *e, const double *x, lm_work *w, double *f,
+                       nlsq__lm_state *st, size_t *bad_r, size_t *bad_J)
+{
+    nlsq__acc acc = {w->A, w->g, 0, 0, 0, 0};
+    int rc = nlsq__engine_pass(e, x, NLSQ__PASS_NORMAL, 0, e->pb->n_rows, &acc);
+    st->n_jac++;
+    if (rc) return rc;
+    *f = acc.cost;
+    *bad_r = acc.n_nonfinite_r;
+    *bad_J = acc.n_nonfinite_J;
+    return 0;
+}
+
+static void update_d2(size_t p, const double *A, nlsq__lm_state *st)
+{
+    for (size_t j = 0; j < p; j++) {
+        double d = A[j * p + j];
+        if (!st->has_d2) st->d2[j] = (d > 0 && isfinite(d)) ? d : 1.0;
+        else if (d > st->d2[j] && isfinite(d)) st->d2[j] = d;
+    }
+    st->has_d2 = 1;
+}
+
+int nlsq__lm_run(nlsq__engine *e, const nlsq_options *opt, double *x,
+                 nlsq_result *res, nlsq__lm_state *st, double t_start)
+{
+    const nlsq_problem *pb = e->pb;
+    const size_t p = e->p, m = pb->n_rows;
+    lm_work w;
+    int status;
+    size_t bad_r = 0, bad_J = 0;
+    double f = INFINITY;
+
+    if (lm_work_alloc(e->al, p, &w) != 0)
+        return nlsq__finish(res, NLSQ_ENOMEM, "cannot allocate LM workspace (p = %zu)", p);
+
+    /* Feasible start: project into the box. */
+    for (size_t j = 0; j < p; j++) {
+        double lo = lo_of(pb, j), hi = hi_of(pb, j);
+        if (x[j] < lo) x[j] = lo;
+        if (x[j] > hi) x[j] = hi;
+    }
+
+    int rc = normal_pass(e, x, &w, &f, st, &bad_r, &bad_J);
+    if (rc) {
+        status = nlsq__finish(res, rc, rc == NLSQ_ECALLBACK
+                                  ? "callback failed at the start point (chunk at row %zu)"
+                                  : "pass failed at the start point (row %zu)", e->callback_row);
+        goto done;
+    }
+    if (bad_r || bad_J) {
+        status = nlsq__finish(res, NLSQ_ENONFINITE,
+                              "non-finite %s at the start point (%zu rows)",
+                              bad_r ? "residuals" : "Jacobian", bad_r ? bad_r : bad_J);
+        goto done;
+    }
+    if (st->iteration == 0) st->initial_cost = f;
+    if (res) res->initial_cost = st->initial_cost;
+    update_d2(p, w.A, st);
+    if (st->iteration == 0 && st->lambda <= 0) {
+        st->lambda = opt->lambda0;
+        st->nu = 2.0;
+    }
+
+    for (;;) {
+        /* --- 1. active set and the gradient test --- */
+        size_t n_free = 0;
+        for (size_t j = 0; j < p; j++) {
+            double lo = lo_of(pb, j), hi = hi_of(pb, j);
+            int at_lo = x[j] <= lo && w.g[j] > 0;   /* descent (-g) would leave the box */
+            int at_hi = x[j] >= hi && w.g[j] < 0;
+            w.free_[j] = !(at_lo || at_hi) && !(lo == hi);
+            n_free += w.free_[j];
+        }
+        if (f == 0.0) { status = NLSQ_CONVERGED_ZERO; break; }
+        {
+            double rn = sqrt(2.0 * f), gmax = 0.0;
+            for (size_t j = 0; j < p; j++) {
+                if (!w.free_[j]) continue;
+                double cn = sqrt(w.A[j * p + j]);
+                if (cn > 0) {
+                    double c = fabs(w.g[j]) / (cn * rn);
+                    if (c > gmax) gmax = c;
+                }
+            }
+            if (gmax <= opt->gtol) { status = NLSQ_CONVERGED_GTOL; break; }
+        }
+        if (n_free == 0) { status = NLSQ_CONVERGED_GTOL; break; }
+
+        /* --- 2. can the quadratic model still pay for a trial pass? --- */
+        if (opt->ftol > 0 && st->iteration > 0) {
+            double lam_gn = 1e-12;
+            if (nlsq__damped_step(p, w.A, w.g, st->d2, w.free_, &lam_gn, w.dx, w.work) == 0) {
+                double gd = 0.0;
+                for (size_t j = 0; j < p; j++) gd += w.g[j] * w.dx[j];
+                double pred_max = -0.5 * gd;  /* exact for the GN step: -g.dx - dx.A.dx/2 */
+                if (pred_max >= 0 && pred_max <= opt->ftol * f) {
+                    status = NLSQ_CONVERGED_FTOL;
+                    break;
+                }
+            }
+        }
+        if (st->iteration >= opt->max_iter) { status = NLSQ_MAX_ITER; break; }
+        st->iteration++;
+
+        /* --- 3. the damped step, projected onto the box --- */
+        double lambda_used = st->lambda;
+        rc = nlsq__damped_step(p, w.A, w.g, st->d2, w.free_, &lambda_used, w.dx, w.work);
+        if (rc) {
+            status = nlsq__finish(res, rc, "damped normal equations could not be solved");
+            goto done;
+        }
+        st->lambda = lambda_used;
+        for (size_t j = 0; j < p; j++) {
+            double lo = lo_of(pb, j), hi = hi_of(pb, j), v = x[j] + w.dx[j];
+            if (v < lo) v = lo;
+            if (v > hi) v = hi;
+            w.xt[j] = v;
+            w.step[j] = v - x[j];
+        }
+        double gs = 0.0;
+        for (size_t j = 0; j < p; j++) gs += w.g[j] * w.step[j];
+        double pred = -(gs + 0.5 * quad_form(p, w.A, w.step));
+        double snorm = scaled_norm(p, st->d2, w.step), xnorm = scaled_norm(p, st->d2, x);
+        if (snorm <= opt->xtol * (xnorm + opt->xtol)) { status = NLSQ_CONVERGED_XTOL; break; }
+
+        /* --- 4. trial point: residuals only --- */
+        double ft = INFINITY;
+        if (pred > 0) {
+            nlsq__acc acc = {NULL, NULL, 0, 0, 0, 0};
+            rc = nlsq__engine_pass(e, w.xt, NLSQ__PASS_COST, 0, m, &acc);
+            st->n_eval++;
+            if (rc) {
+                status = nlsq__finish(res, rc, "callback failed at a trial point (chunk at row %zu); "
+                                      "x is the best point so far", e->callback_row);
+                goto done;
+            }
+            ft = acc.cost;
+            if (acc.n_nonfinite_r && res) res->n_nonfinite++;
+        }
+        double actual = f - ft;
+        double ratio = pred > 0 ? actual / pred : -1.0;
+
+        if (ratio > 1e-4) {
+            /* --- 5a. accept: Jacobian pass at the new point --- */
+            memcpy(w.x_old, x, p * sizeof(double));
+            memcpy(w.A_old, w.A, p * p * sizeof(double));
+            memcpy(w.g_old, w.g, p * sizeof(double));
+            double f_old = f;
+            memcpy(x, w.xt, p * sizeof(double));
+            rc = normal_pass(e, x, &w, &f, st, &bad_r, &bad_J);
+            if (rc) {
+                memcpy(x, w.x_old, p * sizeof(double));
+                status = nlsq__finish(res, rc, "callback failed in a Jacobian pass (chunk at row %zu); "
+                                      "x is the best point so far", e->callback_row);
+                f = f_old;
+                goto done;
+            }
+            if (bad_r || bad_J || !(f <= f_old)) {
+                /* The Jacobian is unusable here: go back and shrink the step. */
+                if (res) res->n_nonfinite++;
+                memcpy(x, w.x_old, p * sizeof(double));
+                memcpy(w.A, w.A_old, p * p * sizeof(double));
+                memcpy(w.g, w.g_old, p * sizeof(double));
+                f = f_old;
+                st->lambda *= st->nu;
+                st->nu *= 2.0;
+            } else {
+                update_d2(p, w.A, st);
+                double t = 2.0 * ratio - 1.0;
+                double fac = 1.0 - t * t * t;
+                st->lambda *= fac > 1.0 / 3.0 ? fac : 1.0 / 3.0;
+                if (st->lambda < 1e-300) st->lambda = 1e-300;
+                st->nu = 2.0;
+                if (actual <= opt->ftol * f_old && pred <= opt->ftol * f_old) {
+                    status = NLSQ_CONVERGED_FTOL;
+                    break;
+                }
+                xnorm = scaled_norm(p, st->d2, x);
+                if (snorm <= opt->xtol * (xnorm + opt->xtol)) { status = NLSQ_CONVERGED_XTOL; break; }
+            }
+        } else {
+            /* --- 5b. reject --- */
+            if (pred > 0 && fabs(actual) <= opt->ftol * f && pred <= opt->ftol * f) {
+                status = NLSQ_CONVERGED_FTOL;
+                break;
+            }
+            st->lambda *= st->nu;
+            st->nu = st->nu < 1e8 ? st->nu * 2.0 : st->nu;
+            if (!(st->lambda < 1e300)) {
+                status = nlsq__finish(res, NLSQ_CONVERGED_XTOL,
+                                      "damping exhausted: no reducing step exists at working precision");
+                break;
+            }
+        }
+
+        double gn = max_abs(p, w.g);
+        nlsq__log(opt, 0, "lm %4zu  cost %.10e  |g| %.3e  lambda %.3e  rho %+.3f  %s",
+                  st->iteration, f, gn, st->lambda, ratio, ratio > 1e-4 ? "accept" : "reject");
+        if (opt->progress) {
+            nlsq_progress_info info = {NLSQ_PHASE_LM, st->iteration, f, gn, st->lambda,
+                                       nlsq__now() - t_start, st->n_eval, st->n_jac, x};
+            if (opt->progress(opt->progress_ctx, &info) != 0) {
+                status = nlsq__finish(res, NLSQ_EUSER_STOP, "stopped by the progress callback "
+                                      "at iteration %zu", st->iteration);
+                goto done;
+            }
+        }
+        if (opt->checkpoint_path && opt->checkpoint_every &&
+            st->iteration % opt->checkpoint_every == 0) {
+            rc = nlsq__checkpoint_save_lm(e, opt, x, st);
+            if (rc) {
+                status = nlsq__finish(res, rc, "cannot write checkpoint '%s'", opt->checkpoint_path);
+                goto done;
+            }
+        }
+    }
+    nlsq__finish(res, status, NULL);
+
+    /* Covariance at the solution from the J^T J of the final pass. */
+    if (res && res->covariance && status >= 0) {
+        double dof = (double)m - (double)p;
+        double s2 = opt->absolute_sigma ? 1.0 : (dof > 0 ? 2.0 * f / dof : NAN);
+        rc = nlsq__covariance_from_normal(p, w.A, s2, opt->cov_rcond, e->al, res->covariance,
+                                          &res->rank);
+        if (rc) status = nlsq__finish(res, rc, "covariance: eigen-decomposition failed");
+    }
+
+done:
+    if (res) {
+        res->cost = f;
+        res->grad_norm = isfinite(f) ? max_abs(p, w.g) : NAN;
+        res->iterations = st->iteration;
+        res->n_eval = st->n_eval;
+        res->n_jac = st->n_jac;
+        double dof = (double)m - (double)p;
+        res->reduced_chi2 = dof > 0 ? 2.0 * f / dof : NAN;
+        res->n_active = 0;
+        for (size_t j = 0; j < p; j++)
+            if (x[j] <= lo_of(pb, j) || x[j] >= hi_of(pb, j)) res->n_active++;
+    }
+    lm_work_free(e->al, &w);
+    return status;
+}
+
+int nlsq_lm(const nlsq_problem *pb, const nlsq_options *opt_in, double *x, nlsq_result *res)
+{
+    double t0 = nlsq__now();
+    nlsq_options defaults;
+    const nlsq_options *opt = opt_in;
+    if (!opt) { nlsq_options_init(&defaults); opt = &defaults; }
+    nlsq__result_reset(res, pb ? pb->n_rows : 0);
+    char msg[160];
+    if (!x) return nlsq__finish(res, NLSQ_EINVAL, "x is NULL");
+    if (nlsq_validate(pb, opt, x, msg, sizeof msg) != 0)
+        return nlsq__finish(res, NLSQ_EINVAL, "%s", msg);
+
+    nlsq__engine e;
+    int rc = nlsq__engine_init(&e, pb, opt);
+    if (rc) return nlsq__finish(res, rc, "cannot allocate chunk buffers");
+    double *d2 = nlsq__calloc(e.al, pb->n_params, sizeof(double));
+    if (!d2) { nlsq__engine_free(&e); return nlsq__finish(res, NLSQ_ENOMEM, "out of memory"); }
+    nlsq__lm_state st = {0};
+    st.d2 = d2;
+    int status = nlsq__lm_run(&e, opt, x, res, &st, t0);
+    nlsq__free(e.al, d2);
+    nlsq__engine_free(&e);
+    if (res) {
+        res->seconds = nlsq__now() - t0;
+        res->n_phases = 1;
+        res->phases[0] = (nlsq_phase_stats){NLSQ_PHASE_LM, res->iterations, res->n_eval,
+                                            res->n_jac, res->cost, res->seconds};
+    }
+    return status;
+}
+
+int nlsq_covariance(const nlsq_problem *pb, const nlsq_options *opt_in, const double *x,
+                    double *cov, nlsq_result *res)
+{
+    nlsq_options defaults;
+    const nlsq_options *opt = opt_in;
+    if (!opt) { nlsq_options_init(&defaults); opt = &defaults; }
+    nlsq__result_reset(res, pb ? pb->n_rows : 0);
+    char msg[160];
+    if (!x || !cov) return nlsq__finish(res, NLSQ_EINVAL, "x or cov is NULL");
+    if (nlsq_validate(pb, opt, x, msg, sizeof msg) != 0)
+        return nlsq__finish(res, NLSQ_EINVAL, "%s", msg);
+    nlsq__engine e;
+    int rc = nlsq__engine_init(&e, pb, opt);
+    if (rc) return nlsq__finish(res, rc, "cannot allocate chunk buffers");
+    const size_t p = pb->n_params;
+    double *A = nlsq__calloc(e.al, p * p + p, sizeof(double));
+    if (!A) { nlsq__engine_free(&e); return nlsq__finish(res, NLSQ_ENOMEM, "out of memory"); }
+    nlsq__acc acc = {A, A + p * p, 0, 0, 0, 0};
+    rc = nlsq__engine_pass(&e, x, NLSQ__PASS_NORMAL, 0, pb->n_rows, &acc);
+    int status = 0;
+    if (rc) status = nlsq__finish(res, rc, "pass failed (row %zu)", e.callback_row);
+    else if (acc.n_nonfinite_r || acc.n_nonfinite_J)
+        status = nlsq__finish(res, NLSQ_ENONFINITE, "non-finite residuals or Jacobian at x");
+    else {
+        double dof = (double)pb->n_rows - (double)p;
+        double s2 = opt->absolute_sigma ? 1.0 : (dof > 0 ? 2.0 * acc.cost / dof : NAN);
+        size_t rank = 0;
+        rc = nlsq__covariance_from_normal(p, A, s2, opt->cov_rcond, e.al, cov, &rank);
+        status = nlsq__finish(res, rc, rc ? "covariance: eigen-decomposition failed" : NULL);
+        if (res) {
+            res->rank = rank;
+            res->cost = acc.cost;
+            res->grad_norm = max_abs(p, acc.Jtr);
+            res->n_jac = 1;
+            res->reduced_chi2 = dof > 0 ? 2.0 * acc.cost / dof : NAN;
+        }
+    }
+    nlsq__free(e.al, A);
+    nlsq__engine_free(&e);
+    return status;
+}

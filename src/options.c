@@ -1,0 +1,212 @@
+/* options.c - defaults, validation, status messages, allocator and logging. */
+#define _POSIX_C_SOURCE 200809L
+#include "nlsq_internal.h"
+
+#include <float.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+void nlsq_options_init(nlsq_options *opt)
+{
+    if (!opt) return;
+    memset(opt, 0, sizeof *opt);
+    opt->ftol = 1e-8;
+    opt->xtol = 1e-8;
+    opt->gtol = 1e-8;
+    opt->max_iter = 200;
+    opt->lambda0 = 1e-3;
+    opt->chunk_rows = 0;
+    opt->memory_budget = 0;
+    opt->n_threads = 0;
+    opt->absolute_sigma = 0;
+    opt->cov_rcond = 0.0;
+    opt->loss = NLSQ_LOSS_LINEAR;
+    opt->f_scale = 1.0;
+    opt->adam_lr = 1e-2;
+    opt->adam_beta1 = 0.9;
+    opt->adam_beta2 = 0.999;
+    opt->adam_eps = 1e-8;
+    opt->adam_epochs = 100;
+    opt->adam_batch_rows = (size_t)1 << 14;
+    opt->adam_block_rows = 0;
+    opt->seed = 12345;
+    opt->adam_plateau_rtol = 1e-4;
+    opt->adam_patience = 5;
+    opt->hybrid_adam_epochs = 20;
+    opt->checkpoint_path = NULL;
+    opt->checkpoint_every = 10;
+}
+
+/* ------------------------------------------------------------------ status */
+
+static const struct { int code; const char *name, *text; } status_table[] = {
+    {NLSQ_CONVERGED_FTOL, "CONVERGED_FTOL", "converged: relative reduction of the cost below ftol"},
+    {NLSQ_CONVERGED_XTOL, "CONVERGED_XTOL", "converged: relative step size below xtol"},
+    {NLSQ_CONVERGED_GTOL, "CONVERGED_GTOL", "converged: scaled gradient below gtol"},
+    {NLSQ_CONVERGED_ZERO, "CONVERGED_ZERO", "converged: the cost is zero"},
+    {NLSQ_CONVERGED_ADAM, "CONVERGED_ADAM", "converged: Adam reached its plateau"},
+    {NLSQ_MAX_ITER, "MAX_ITER", "stopped: iteration limit reached (result usable)"},
+    {NLSQ_EINVAL, "EINVAL", "error: invalid problem or options"},
+    {NLSQ_ENOMEM, "ENOMEM", "error: out of memory"},
+    {NLSQ_ECALLBACK, "ECALLBACK", "error: the residual callback reported a failure"},
+    {NLSQ_ENONFINITE, "ENONFINITE", "error: non-finite residuals or Jacobian"},
+    {NLSQ_ESINGULAR, "ESINGULAR", "error: linear algebra failure (singular system)"},
+    {NLSQ_EUSER_STOP, "EUSER_STOP", "stopped by the progress callback"},
+    {NLSQ_EIO, "EIO", "error: checkpoint file could not be written or read"},
+    {NLSQ_ENOTIMPL, "ENOTIMPL", "error: not implemented in this build"},
+    {NLSQ_ECHECKPOINT, "ECHECKPOINT", "error: checkpoint file invalid or for another problem"},
+};
+
+const char *nlsq_status_string(int status)
+{
+    for (size_t i = 0; i < sizeof status_table / sizeof status_table[0]; i++)
+        if (status_table[i].code == status) return status_table[i].text;
+    return "unknown status code";
+}
+
+const char *nlsq_status_name(int status)
+{
+    for (size_t i = 0; i < sizeof status_table / sizeof status_table[0]; i++)
+        if (status_table[i].code == status) return status_table[i].name;
+    return "UNKNOWN";
+}
+
+/* --------------------------------------------------------------- allocator */
+
+void *nlsq__malloc(const nlsq_allocator *a, size_t n)
+{
+    if (n == 0) n = 1;
+    if (a && a->alloc_fn) return a->alloc_fn(a->ctx, n);
+    return malloc(n);
+}
+
+void *nlsq__calloc(const nlsq_allocator *a, size_t count, size_t size)
+{
+    size_t n;
+    if (nlsq__mul_size(count, size, &n) != 0) return NULL;
+    void *p = nlsq__malloc(a, n);
+    if (p) memset(p, 0, n ? n : 1);
+    return p;
+}
+
+void nlsq__free(const nlsq_allocator *a, void *p)
+{
+    if (!p) return;
+    if (a && a->free_fn) a->free_fn(a->ctx, p);
+    else free(p);
+}
+
+int nlsq__mul_size(size_t count, size_t size, size_t *out)
+{
+    if (size != 0 && count > SIZE_MAX / size) return -1;
+    *out = count * size;
+    return 0;
+}
+
+/* ------------------------------------------------------------ log and time */
+
+void nlsq__log(const nlsq_options *opt, int level, const char *fmt, ...)
+{
+    if (!opt || !opt->log || opt->verbose <= level) return;
+    char buf[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    opt->log(opt->log_ctx, level, buf);
+}
+
+double nlsq__now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+void nlsq__result_reset(nlsq_result *res, size_t m)
+{
+    if (!res) return;
+    double *cov = res->covariance;
+    memset(res, 0, sizeof *res);
+    res->covariance = cov;
+    res->cost = NAN;
+    res->grad_norm = NAN;
+    res->initial_cost = NAN;
+    res->reduced_chi2 = NAN;
+    res->n_rows = m;
+}
+
+int nlsq__finish(nlsq_result *res, int status, const char *fmt, ...)
+{
+    if (res) {
+        res->status = status;
+        if (fmt) {
+            va_list ap;
+            va_start(ap, fmt);
+            vsnprintf(res->message, sizeof res->message, fmt, ap);
+            va_end(ap);
+        } else if (res->message[0] == '\0') {
+            snprintf(res->message, sizeof res->message, "%s", nlsq_status_string(status));
+        }
+    }
+    return status;
+}
+
+/* -------------------------------------------------------------- validation */
+
+#define FAIL(...) do { if (msg && msg_size) snprintf(msg, msg_size, __VA_ARGS__); return NLSQ_EINVAL; } while (0)
+
+int nlsq_validate(const nlsq_problem *pb, const nlsq_options *opt,
+                  const double *x0, char *msg, size_t msg_size)
+{
+    if (msg && msg_size) msg[0] = '\0';
+    if (!pb) FAIL("problem is NULL");
+    if (!opt) FAIL("options are NULL");
+    if (pb->n_params == 0) FAIL("n_params is 0");
+    if (!pb->eval) FAIL("eval callback is NULL");
+    if (pb->n_rows == 0) FAIL("n_rows is 0");
+    if (pb->n_rows < pb->n_params)
+        FAIL("fewer rows (%zu) than parameters (%zu)", pb->n_rows, pb->n_params);
+    size_t pp;
+    if (nlsq__mul_size(pb->n_params, pb->n_params, &pp) != 0 ||
+        nlsq__mul_size(pp, sizeof(double), &pp) != 0)
+        FAIL("n_params %zu too large", pb->n_params);
+    for (size_t j = 0; j < pb->n_params; j++) {
+        double lo = pb->lower ? pb->lower[j] : -INFINITY;
+        double hi = pb->upper ? pb->upper[j] : INFINITY;
+        if (isnan(lo) || isnan(hi)) FAIL("bound %zu is NaN", j);
+        if (lo > hi) FAIL("lower[%zu] = %g > upper[%zu] = %g", j, lo, j, hi);
+        if (lo == INFINITY || hi == -INFINITY) FAIL("bounds of parameter %zu are empty", j);
+        if (x0) {
+            if (!isfinite(x0[j])) FAIL("start x[%zu] is not finite", j);
+        }
+    }
+    if (!(opt->ftol >= 0) || !(opt->xtol >= 0) || !(opt->gtol >= 0) ||
+        !isfinite(opt->ftol) || !isfinite(opt->xtol) || !isfinite(opt->gtol))
+        FAIL("ftol, xtol and gtol must be finite and >= 0");
+    if (opt->ftol == 0 && opt->xtol == 0 && opt->gtol == 0 && opt->max_iter == 0)
+        FAIL("no stopping rule: tolerances and max_iter all 0");
+    if (!(opt->lambda0 > 0) || !isfinite(opt->lambda0)) FAIL("lambda0 must be > 0");
+    if (opt->n_threads < 0 || opt->n_threads > 1024) FAIL("n_threads must be in 0..1024");
+    if (!(opt->cov_rcond >= 0) || !(opt->cov_rcond < 1)) FAIL("cov_rcond must be in [0, 1)");
+    if (opt->loss < NLSQ_LOSS_LINEAR || opt->loss > NLSQ_LOSS_ARCTAN) FAIL("unknown loss %d", opt->loss);
+    if (!(opt->f_scale > 0) || !isfinite(opt->f_scale)) FAIL("f_scale must be > 0");
+    if (!(opt->adam_lr > 0) || !isfinite(opt->adam_lr)) FAIL("adam_lr must be > 0");
+    if (!(opt->adam_beta1 >= 0 && opt->adam_beta1 < 1)) FAIL("adam_beta1 must be in [0, 1)");
+    if (!(opt->adam_beta2 >= 0 && opt->adam_beta2 < 1)) FAIL("adam_beta2 must be in [0, 1)");
+    if (!(opt->adam_eps > 0) || !isfinite(opt->adam_eps)) FAIL("adam_eps must be > 0");
+    if (opt->adam_batch_rows == 0) FAIL("adam_batch_rows must be > 0");
+    if (!(opt->adam_plateau_rtol >= 0) || !isfinite(opt->adam_plateau_rtol))
+        FAIL("adam_plateau_rtol must be >= 0");
+    {
+        int n = (opt->allocator.alloc_fn != NULL) + (opt->allocator.realloc_fn != NULL) +
+                (opt->allocator.free_fn != NULL);
+        if (n != 0 && n != 3) FAIL("allocator: give alloc_fn, realloc_fn and free_fn, or none");
+    }
+    if (opt->checkpoint_path && opt->checkpoint_path[0] == '\0') FAIL("checkpoint_path is empty");
+    return 0;
+}
