@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Install the Debian packages nlsq needs, only those that are missing.
+# Usage: scripts/deps.sh [--ci]   (--ci adds the tools the CI job uses)
+set -euo pipefail
+pkgs=(build-essential cmake pkg-config libopenblas-dev liblapacke-dev libcmocka-dev
+      libhdf5-dev hdf5-tools)
+if [ "${1:-}" = "--ci" ]; then
+  pkgs+=(valgrind clang libclang-rt-14-dev)
+fi
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  echo "installing: ${missing[*]}" >&2
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+fi
