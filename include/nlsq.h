@@ -175,6 +175,9 @@ typedef struct nlsq_options {
 
     /* --- LM damping --- */
     double lambda0;         /* initial damping relative to diag scaling (1e-3) */
+    double step_bound;      /* initial trust radius for the scaled step ||D dx||,
+                               as a multiple of ||D x0|| (or absolute when x0 = 0);
+                               MINPACK's "factor" (1) */
 
     /* --- chunking, memory, threads --- */
     size_t chunk_rows;      /* rows per chunk; 0 = automatic (about 1 MiB of J) */
@@ -285,6 +288,107 @@ NLSQ_API int nlsq_resume(const nlsq_problem *pb, const nlsq_options *opt,
  *  docs/api.md for the rank rule).  res may be NULL. */
 NLSQ_API int nlsq_covariance(const nlsq_problem *pb, const nlsq_options *opt,
                              const double *x, double *cov, nlsq_result *res);
+
+/* ------------------------------------------------------------------------ */
+/* Curve fitting (scipy.optimize.curve_fit)                                  */
+/* ------------------------------------------------------------------------ */
+
+/** Model y = f(x; theta) at n points.
+ *  theta:    p parameters.
+ *  xdata:    n * xdim values; point i is xdata[i*xdim .. i*xdim + xdim - 1].
+ *  f:        n values to fill with f(x_i; theta), always.
+ *  dfdtheta: NULL, or n x p row-major to fill with d f(x_i; theta) / d theta_j.
+ *            Never non-NULL unless the problem sets analytic_jacobian.
+ *  Returns 0, or nonzero to stop the fit (reported as NLSQ_ECALLBACK).
+ *  n never exceeds the chunk size of the options.  With n_threads != 1 the
+ *  library calls it concurrently from several threads on disjoint point
+ *  ranges (and, with finite differences, at different theta): it must be
+ *  reentrant for a shared ctx, or the caller sets opt->n_threads = 1. */
+typedef int (*nlsq_model_fn)(void *ctx, const double *theta, size_t n,
+                             const double *xdata, double *f, double *dfdtheta);
+
+/** A curve-fitting problem over data arrays (all read only, never copied,
+ *  never kept after the call). */
+typedef struct nlsq_curve_problem {
+    size_t n_params;          /* p >= 1 */
+    size_t n_points;          /* n >= p */
+    size_t xdim;              /* values per point in xdata, >= 1 */
+    const double *xdata;      /* n * xdim finite values, point-major */
+    const double *ydata;      /* n finite values */
+    const double *sigma;      /* NULL (all 1), or n finite standard deviations > 0 */
+    nlsq_model_fn model;
+    void *ctx;                /* passed to model unchanged */
+    int analytic_jacobian;    /* 1: model fills dfdtheta; 0: finite differences */
+    const double *lower, *upper; /* NULL, or p bounds each (+-INFINITY allowed) */
+} nlsq_curve_problem;
+
+/** Goodness of fit at the returned theta, with r_i = (f(x_i; theta) - y_i) /
+ *  sigma_i (sigma_i = 1 when sigma is NULL) and w_i = 1 / sigma_i^2:
+ *    chi2         = sum_i r_i^2   (plain squares, whatever opt->loss is)
+ *    dof          = n - p
+ *    reduced_chi2 = chi2 / dof                      (NAN when dof == 0)
+ *    r_squared    = 1 - chi2 / SS_tot,  SS_tot = sum_i w_i (y_i - ybar)^2,
+ *                   ybar = sum_i w_i y_i / sum_i w_i: the weighted R^2, which
+ *                   is the usual 1 - SS_res/SS_tot when sigma is NULL (NAN
+ *                   when SS_tot == 0)
+ *    aic          = n ln(chi2 / n) + 2 p
+ *    bic          = n ln(chi2 / n) + p ln(n)
+ *  (AIC/BIC for independent Gaussian errors up to an additive constant that
+ *  depends only on n and sigma, as lmfit reports them; -INFINITY when chi2 ==
+ *  0.)  Only differences of aic (or bic) between models fitted to the same
+ *  data and sigma are meaningful. */
+typedef struct nlsq_fit_stats {
+    double chi2, reduced_chi2, r_squared, aic, bic;
+    size_t dof, n_points;
+} nlsq_fit_stats;
+
+/** Fit theta so that f(x_i; theta) matches y_i, as scipy.optimize.curve_fit:
+ *  minimises 0.5 * sum_i rho(r_i^2) with r_i = (f(x_i; theta) - y_i) / sigma_i
+ *  (rho from opt->loss, identity by default) with nlsq_lm, over the same
+ *  chunked, memory-bounded passes (the Jacobian is never stored).
+ *
+ *  theta: p start values in, the best point found out (also on error).
+ *  cov:   NULL, or a caller-owned p*p buffer (row-major) filled when the
+ *         returned status is >= 0 with
+ *           opt->absolute_sigma == 0 (default): (J^T J)^-1 * chi2 / (n - p),
+ *           opt->absolute_sigma == 1:           (J^T J)^-1,
+ *         J the Jacobian of the r_i at theta: scipy's pcov in both cases.
+ *         With n == p and absolute_sigma == 0 every entry is +INFINITY (as in
+ *         scipy).  Undetermined parameters get +INFINITY variance and NAN
+ *         covariances (the rank rule of nlsq_covariance) where scipy would
+ *         return a pseudo-inverse.  A parameter at an active bound is not
+ *         treated specially (as in scipy).  With a robust loss, J and chi2 are
+ *         scipy's: the reweighted Jacobian and 2 * cost.
+ *  stats: NULL, or filled (see nlsq_fit_stats) when the returned status is
+ *         >= 0; all NAN/0 otherwise.  With a robust loss chi2 costs one more
+ *         residual-only pass.
+ *  res:   NULL, or filled as by nlsq_lm; res->covariance is ignored on input
+ *         and equals cov on return.
+ *  opt:   NULL for nlsq_options_init() defaults.  opt->absolute_sigma selects
+ *         the covariance scaling above; opt->loss / opt->f_scale apply.
+ *
+ *  Jacobian: with analytic_jacobian the model's dfdtheta is used.  Otherwise
+ *  column j is a finite difference with h_j = cbrt(DBL_EPSILON) * max(1,
+ *  |theta_j|): the central difference (f(theta + h_j e_j) - f(theta - h_j
+ *  e_j)) / (2 h_j) when both points lie inside the bounds, else the
+ *  second-order one-sided three-point formula (-3 f(theta) + 4 f(theta + s d
+ *  e_j) - f(theta + 2 s d e_j)) / (2 s d) towards the side s with more room R,
+ *  d = min(h_j, R / 2); a parameter with lower == upper gets a zero column.
+ *  The model is thus never evaluated outside the bounds.  It costs 2 p extra
+ *  model evaluations per Jacobian pass; the scratch (p + 2 * chunk doubles
+ *  per concurrently running callback) comes from opt->allocator, called
+ *  under a lock from the worker threads.
+ *
+ *  Thread safety: no global state; concurrent fits on distinct problems are
+ *  safe.  See nlsq_model_fn for the calls into the model.
+ *  Errors: NLSQ_EINVAL (NULL problem, model, xdata, ydata or theta; p == 0;
+ *  n < p; xdim == 0; n * xdim overflowing; non-finite xdata or ydata; a sigma
+ *  that is <= 0 or not finite; and everything nlsq_validate rejects),
+ *  NLSQ_ECALLBACK (the model returned nonzero), NLSQ_ENOMEM, and the other
+ *  nlsq_lm statuses.  Returns the status (== res->status). */
+NLSQ_API int nlsq_curve_fit(const nlsq_curve_problem *cp, const nlsq_options *opt,
+                            double *theta, double *cov, nlsq_fit_stats *stats,
+                            nlsq_result *res);
 
 #ifdef __cplusplus
 }

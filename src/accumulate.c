@@ -358,6 +358,9 @@ int nlsq__engine_pass(nlsq__engine *e, const double *x, int mode,
     if (mode == NLSQ__PASS_NORMAL && out->JtJ)
         for (size_t i = 0; i < p; i++)
             for (size_t j = 0; j < i; j++) out->JtJ[i * p + j] = out->JtJ[j * p + i];
-    out->cost = out->n_nonfinite_r ? INFINITY : sum + comp;
+    /* Finite residuals whose squares overflow make the sum inf (or inf - inf
+     * = NaN in the compensation): either way the point is unusable. */
+    double cost = sum + comp;
+    out->cost = (out->n_nonfinite_r || !isfinite(cost)) ? INFINITY : cost;
     return 0;
 }

@@ -8,7 +8,10 @@
  *      before any trial evaluation, so the solve ends without a tail of
  *      rejected trial steps;
  *   3. step: (A + lambda D^2) dx = -g (step.c), D^2 the running max of
- *      diag(A) (Moré scaling), projected onto the box;
+ *      diag(A) (Moré scaling), projected onto the box; lambda is raised until
+ *      the scaled step ||D dx|| fits the trust radius delta (MINPACK-style:
+ *      halved when rho < 1/4, at least 2 ||D dx|| when rho > 3/4), which keeps
+ *      a first step from being thrown onto a distant plateau;
  *   4. trial: one residual-only pass; gain ratio rho = actual / predicted;
  *   5. accepted (rho > 1e-4): one pass with Jacobian at the new point, lambda
  *      decreased (Nielsen's rule); rejected: lambda *= nu, nu *= 2.
@@ -151,6 +154,10 @@ int nlsq__lm_run(nlsq__engine *e, const nlsq_options *opt, double *x,
         st->lambda = opt->lambda0;
         st->nu = 2.0;
     }
+    if (st->delta <= 0) {
+        double xn = scaled_norm(p, st->d2, x);
+        st->delta = opt->step_bound * (xn > 0 ? xn : 1.0);
+    }
 
     for (;;) {
         /* --- 1. active set and the gradient test --- */
@@ -193,12 +200,16 @@ int nlsq__lm_run(nlsq__engine *e, const nlsq_options *opt, double *x,
         if (st->iteration >= opt->max_iter) { status = NLSQ_MAX_ITER; break; }
         st->iteration++;
 
-        /* --- 3. the damped step, projected onto the box --- */
+        /* --- 3. the damped step inside the trust radius, projected onto the box --- */
         double lambda_used = st->lambda;
-        rc = nlsq__damped_step(p, w.A, w.g, st->d2, w.free_, &lambda_used, w.dx, w.work);
-        if (rc) {
-            status = nlsq__finish(res, rc, "damped normal equations could not be solved");
-            goto done;
+        for (int tries = 0;; tries++) {
+            rc = nlsq__damped_step(p, w.A, w.g, st->d2, w.free_, &lambda_used, w.dx, w.work);
+            if (rc) {
+                status = nlsq__finish(res, rc, "damped normal equations could not be solved");
+                goto done;
+            }
+            if (scaled_norm(p, st->d2, w.dx) <= st->delta || tries >= 200) break;
+            lambda_used *= 2.0;
         }
         st->lambda = lambda_used;
         for (size_t j = 0; j < p; j++) {
@@ -230,6 +241,8 @@ int nlsq__lm_run(nlsq__engine *e, const nlsq_options *opt, double *x,
         }
         double actual = f - ft;
         double ratio = pred > 0 ? actual / pred : -1.0;
+        if (ratio < 0.25) st->delta *= 0.5;
+        else if (ratio > 0.75 && st->delta < 2.0 * snorm) st->delta = 2.0 * snorm;
 
         if (ratio > 1e-4) {
             /* --- 5a. accept: Jacobian pass at the new point --- */

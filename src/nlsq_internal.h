@@ -112,6 +112,7 @@ NLSQ_HIDDEN int nlsq__covariance_from_normal(size_t p, const double *A, double s
 typedef struct nlsq__lm_state {
     size_t iteration;       /* iterations done (accepted or rejected) */
     double lambda, nu;      /* damping and its growth factor */
+    double delta;           /* trust radius for ||D dx|| (0: set from step_bound) */
     size_t n_eval, n_jac;   /* passes so far */
     double *d2;             /* p: running max of diag(J^T J) (Moré scaling) */
     int    has_d2;          /* 0: initialise d2 from the first J^T J */

@@ -19,6 +19,7 @@ void nlsq_options_init(nlsq_options *opt)
     opt->gtol = 1e-8;
     opt->max_iter = 200;
     opt->lambda0 = 1e-3;
+    opt->step_bound = 1.0;
     opt->chunk_rows = 0;
     opt->memory_budget = 0;
     opt->n_threads = 0;
@@ -191,6 +192,7 @@ int nlsq_validate(const nlsq_problem *pb, const nlsq_options *opt,
     if (opt->ftol == 0 && opt->xtol == 0 && opt->gtol == 0 && opt->max_iter == 0)
         FAIL("no stopping rule: tolerances and max_iter all 0");
     if (!(opt->lambda0 > 0) || !isfinite(opt->lambda0)) FAIL("lambda0 must be > 0");
+    if (!(opt->step_bound > 0) || !isfinite(opt->step_bound)) FAIL("step_bound must be > 0");
     if (opt->n_threads < 0 || opt->n_threads > 1024) FAIL("n_threads must be in 0..1024");
     if (!(opt->cov_rcond >= 0) || !(opt->cov_rcond < 1)) FAIL("cov_rcond must be in [0, 1)");
     if (opt->loss < NLSQ_LOSS_LINEAR || opt->loss > NLSQ_LOSS_ARCTAN) FAIL("unknown loss %d", opt->loss);
