@@ -1,0 +1,927 @@
+/*
+ * reader.c - APS 8-ID-I two-time correlation files (part 1 of nlsq_xpcs.h).
+ *
+ * nlsq_xpcs_open discovers the layout ("APS-U" first, then "APS old"), reads
+ * the small q / phi / bin lists, lists the matrix datasets in natural key
+ * order and checks every matrix (numeric type, rank 2, square, one common N,
+ * N * N * 8 bytes representable).  nlsq_xpcs_read_rows serves row blocks of
+ * the rebuilt full matrix (full = half + half^T, diagonal halved, i.e. the
+ * stored upper triangle mirrored) with two rectangular hyperslab reads:
+ *
+ *   upper part  rows [R0, R1), columns [R0, E)   -> out columns >= row0
+ *   lower part  rows [F, R1-1), columns [R0, R1) -> transposed into out
+ *               columns < the row (the stored column of each row)
+ *
+ * where F is the window's first frame, E = F + n and [R0, R1) the absolute
+ * rows asked for; the lower triangle of the file is never used.  Memory per
+ * call: one (row0 + nrows) x nrows scratch block, O(nrows * n).
+ *
+ * Every public function silences HDF5's automatic error printing for its own
+ * calls (saved and restored) and holds one process-wide lock while it uses
+ * HDF5 (the serial HDF5 library is not thread-safe).
+ */
+#include "nlsq_xpcs.h"
+#include "xpcs_common.h"
+
+#include <errno.h>
+#include <hdf5.h>
+#include <limits.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+/* Lists (q, phi, bins) longer than this are rejected as implausible. */
+#define XPCS_LIST_MAX   ((size_t)1 << 24)
+/* Matrices (links in the c2 group) above this count are rejected. */
+#define XPCS_KEYS_MAX   ((size_t)1 << 20)
+/* Chunk cache of the open matrix dataset. */
+#define XPCS_CACHE_BYTES ((size_t)16 << 20)
+#define XPCS_CACHE_SLOTS 12421
+
+#define APSU_GROUP  "xpcs/twotime/correlation_map"
+#define APSU_BINS   "xpcs/twotime/processed_bins"
+#define APSU_QLIST  "xpcs/qmap/dynamic_v_list_dim0"
+#define APSU_PHLIST "xpcs/qmap/dynamic_v_list_dim1"
+#define OLD_GROUP   "exchange/C2T_all"
+#define OLD_QLIST   "xpcs/dqlist"
+#define OLD_PHLIST  "xpcs/dphilist"
+
+struct nlsq_xpcs_file {
+    char *path;        /* as given, for messages */
+    hid_t fid;
+    int layout;
+    size_t n_mat;
+    char **name;       /* n_mat dataset paths */
+    double *q, *phi;   /* n_mat each */
+    size_t n;          /* N */
+    int f32;
+    hid_t dset;        /* cached open matrix dataset, or -1 */
+    size_t dset_k;
+};
+
+/* ------------------------------------------------------------------------ */
+/* HDF5 lock and error silencing                                             */
+/* ------------------------------------------------------------------------ */
+
+static pthread_mutex_t xpcs_h5_mutex = PTHREAD_MUTEX_INITIALIZER;
+
+void xpcs__h5_lock(void) { pthread_mutex_lock(&xpcs_h5_mutex); }
+void xpcs__h5_unlock(void) { pthread_mutex_unlock(&xpcs_h5_mutex); }
+
+typedef struct quiet {
+    H5E_auto2_t func;
+    void *data;
+    int saved;
+} quiet;
+
+static void quiet_begin(quiet *s)
+{
+    xpcs__h5_lock();
+    s->func = NULL;
+    s->data = NULL;
+    s->saved = H5Eget_auto2(H5E_DEFAULT, &s->func, &s->data) >= 0;
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+}
+
+static void quiet_end(quiet *s)
+{
+    if (s->saved) H5Eset_auto2(H5E_DEFAULT, s->func, s->data);
+    xpcs__h5_unlock();
+}
+
+static void close_id(hid_t *id, herr_t (*fn)(hid_t))
+{
+    if (*id >= 0) fn(*id);
+    *id = -1;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Small helpers                                                             */
+/* ------------------------------------------------------------------------ */
+
+static char *dup_str(const char *s)
+{
+    size_t len = strlen(s);
+    char *d = malloc(len + 1);
+    if (d) memcpy(d, s, len + 1);
+    return d;
+}
+
+/* 1 if every component of the '/'-separated path exists as a link. */
+static int path_exists(hid_t loc, const char *path)
+{
+    char buf[512];
+    size_t len = strlen(path);
+    if (len == 0 || len >= sizeof buf) return 0;
+    memcpy(buf, path, len + 1);
+    for (size_t i = 1; i <= len; i++) {
+        if (buf[i] == '/' || buf[i] == '\0') {
+            char c = buf[i];
+            buf[i] = '\0';
+            htri_t e = H5Lexists(loc, buf, H5P_DEFAULT);
+            buf[i] = c;
+            if (e <= 0) return 0;
+        }
+    }
+    return 1;
+}
+
+/* Natural order: digit runs compare as numbers ("c2_9" < "c2_10"). */
+static int natural_cmp(const char *a, const char *b)
+{
+    const char *a0 = a, *b0 = b;
+    while (*a && *b) {
+        if (*a >= '0' && *a <= '9' && *b >= '0' && *b <= '9') {
+            while (*a == '0') a++;
+            while (*b == '0') b++;
+            size_t la = 0, lb = 0;
+            while (a[la] >= '0' && a[la] <= '9') la++;
+            while (b[lb] >= '0' && b[lb] <= '9') lb++;
+            if (la != lb) return la < lb ? -1 : 1;
+            int c = memcmp(a, b, la);
+            if (c) return c;
+            a += la;
+            b += lb;
+        } else {
+            if (*a != *b) return (unsigned char)*a < (unsigned char)*b ? -1 : 1;
+            a++;
+            b++;
+        }
+    }
+    if (*a || *b) return *a ? 1 : -1;
+    return strcmp(a0, b0);
+}
+
+static int natural_cmp_qsort(const void *x, const void *y)
+{
+    return natural_cmp(*(char *const *)x, *(char *const *)y);
+}
+
+static void free_names(char **names, size_t n)
+{
+    if (!names) return;
+    for (size_t i = 0; i < n; i++) free(names[i]);
+    free(names);
+}
+
+/* Total element count of a dataspace (0 for a null space), with overflow
+ * detection: returns -1 on overflow or error. */
+static int space_count(hid_t space, int *rank_out, hsize_t *dims, size_t *count)
+{
+    H5S_class_t cls = H5Sget_simple_extent_type(space);
+    if (cls == H5S_NO_CLASS) return -1;
+    if (cls == H5S_NULL) {
+        *rank_out = 0;
+        *count = 0;
+        return 0;
+    }
+    int rank = H5Sget_simple_extent_ndims(space);
+    if (rank < 0 || rank > H5S_MAX_RANK) return -1;
+    if (H5Sget_simple_extent_dims(space, dims, NULL) < 0) return -1;
+    size_t c = 1;
+    for (int i = 0; i < rank; i++) {
+        if (dims[i] > (hsize_t)SIZE_MAX) return -1;
+        size_t d = (size_t)dims[i];
+        if (d != 0 && c > SIZE_MAX / d) return -1;
+        c *= d;
+    }
+    *rank_out = rank;
+    *count = c;
+    return 0;
+}
+
+/* Open a dataset by path, telling a dangling link or a group from a dataset. */
+static int open_dataset(nlsq_xpcs_file *f, const char *dpath, hid_t *out, char *err, size_t es)
+{
+    *out = -1;
+    hid_t o = H5Oopen(f->fid, dpath, H5P_DEFAULT);
+    if (o < 0) {
+        xpcs__err(err, es, "%s: '%s' cannot be opened (broken or external link?)", f->path,
+                  dpath);
+        return NLSQ_XPCS_EFORMAT;
+    }
+    H5I_type_t type = H5Iget_type(o);
+    H5Oclose(o);
+    if (type != H5I_DATASET) {
+        xpcs__err(err, es, "%s: '%s' is a %s, not a dataset", f->path, dpath,
+                  type == H5I_GROUP ? "group" : type == H5I_DATATYPE ? "named datatype" : "non-dataset object");
+        return NLSQ_XPCS_EFORMAT;
+    }
+    *out = H5Dopen2(f->fid, dpath, H5P_DEFAULT);
+    if (*out < 0) {
+        xpcs__err(err, es, "%s: dataset '%s' cannot be opened", f->path, dpath);
+        return NLSQ_XPCS_EFORMAT;
+    }
+    return 0;
+}
+
+/* Read a small numeric list (any rank, flattened) as doubles. */
+static int read_list(nlsq_xpcs_file *f, const char *dpath, double **out, size_t *count,
+                     int require_finite, char *err, size_t es)
+{
+    hid_t d = -1, t = -1, s = -1;
+    int rc = 0, rank = 0;
+    hsize_t dims[H5S_MAX_RANK];
+    size_t c = 0;
+    double *buf = NULL;
+
+    *out = NULL;
+    *count = 0;
+    if (!path_exists(f->fid, dpath)) {
+        xpcs__err(err, es, "%s: missing dataset '%s'", f->path, dpath);
+        return NLSQ_XPCS_EFORMAT;
+    }
+    if ((rc = open_dataset(f, dpath, &d, err, es)) < 0) return rc;
+    t = H5Dget_type(d);
+    H5T_class_t cls = t >= 0 ? H5Tget_class(t) : H5T_NO_CLASS;
+    if (cls != H5T_INTEGER && cls != H5T_FLOAT) {
+        xpcs__err(err, es, "%s: dataset '%s' is not numeric", f->path, dpath);
+        rc = NLSQ_XPCS_EFORMAT;
+        goto done;
+    }
+    s = H5Dget_space(d);
+    if (s < 0 || space_count(s, &rank, dims, &c) < 0 || c > XPCS_LIST_MAX) {
+        xpcs__err(err, es, "%s: dataset '%s' has an invalid or implausibly large shape",
+                  f->path, dpath);
+        rc = NLSQ_XPCS_EFORMAT;
+        goto done;
+    }
+    if (c == 0) {
+        xpcs__err(err, es, "%s: dataset '%s' is empty", f->path, dpath);
+        rc = NLSQ_XPCS_EFORMAT;
+        goto done;
+    }
+    buf = malloc(c * sizeof *buf);
+    if (!buf) {
+        xpcs__err(err, es, "%s: out of memory reading '%s'", f->path, dpath);
+        rc = NLSQ_ENOMEM;
+        goto done;
+    }
+    if (H5Dread(d, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0) {
+        xpcs__err(err, es, "%s: cannot read dataset '%s' (file damaged?)", f->path, dpath);
+        rc = NLSQ_XPCS_EFILE;
+        goto done;
+    }
+    if (require_finite) {
+        for (size_t i = 0; i < c; i++) {
+            if (!isfinite(buf[i])) {
+                xpcs__err(err, es, "%s: dataset '%s' holds a non-finite value at index %zu",
+                          f->path, dpath, i);
+                rc = NLSQ_XPCS_EFORMAT;
+                goto done;
+            }
+        }
+    }
+    *out = buf;
+    *count = c;
+    buf = NULL;
+done:
+    free(buf);
+    close_id(&s, H5Sclose);
+    close_id(&t, H5Tclose);
+    close_id(&d, H5Dclose);
+    return rc;
+}
+
+/* Link names of a group, natural order; only "c2_*" names when there are
+ * any, else every link. */
+static int list_keys(nlsq_xpcs_file *f, const char *gpath, char ***names_out, size_t *n_out,
+                     char *err, size_t es)
+{
+    hid_t g = -1;
+    H5G_info_t info;
+    char **names = NULL;
+    size_t n = 0, n_c2 = 0;
+    int rc = 0;
+
+    *names_out = NULL;
+    *n_out = 0;
+    g = H5Gopen2(f->fid, gpath, H5P_DEFAULT);
+    if (g < 0) {
+        xpcs__err(err, es, "%s: '%s' is not a group", f->path, gpath);
+        return NLSQ_XPCS_EFORMAT;
+    }
+    if (H5Gget_info(g, &info) < 0) {
+        xpcs__err(err, es, "%s: cannot list group '%s'", f->path, gpath);
+        rc = NLSQ_XPCS_EFORMAT;
+        goto done;
+    }
+    if (info.nlinks == 0) {
+        xpcs__err(err, es, "%s: group '%s' is empty (no matrices)", f->path, gpath);
+        rc = NLSQ_XPCS_EFORMAT;
+        goto done;
+    }
+    if (info.nlinks > XPCS_KEYS_MAX) {
+        xpcs__err(err, es, "%s: group '%s' holds %llu links: too many", f->path, gpath,
+                  (unsigned long long)info.nlinks);
+        rc = NLSQ_XPCS_EFORMAT;
+        goto done;
+    }
+    names = calloc((size_t)info.nlinks, sizeof *names);
+    if (!names) {
+        rc = NLSQ_ENOMEM;
+        xpcs__err(err, es, "%s: out of memory", f->path);
+        goto done;
+    }
+    for (hsize_t i = 0; i < info.nlinks; i++) {
+        ssize_t len = H5Lget_name_by_idx(g, ".", H5_INDEX_NAME, H5_ITER_INC, i, NULL, 0,
+                                         H5P_DEFAULT);
+        if (len <= 0 || len > 4096) {
+            xpcs__err(err, es, "%s: cannot list group '%s'", f->path, gpath);
+            rc = NLSQ_XPCS_EFORMAT;
+            goto done;
+        }
+        char *nm = malloc((size_t)len + 1);
+        if (!nm) {
+            rc = NLSQ_ENOMEM;
+            xpcs__err(err, es, "%s: out of memory", f->path);
+            goto done;
+        }
+        names[n++] = nm;
+        if (H5Lget_name_by_idx(g, ".", H5_INDEX_NAME, H5_ITER_INC, i, nm, (size_t)len + 1,
+                               H5P_DEFAULT) < 0) {
+            xpcs__err(err, es, "%s: cannot list group '%s'", f->path, gpath);
+            rc = NLSQ_XPCS_EFORMAT;
+            goto done;
+        }
+        if (strncmp(nm, "c2_", 3) == 0) n_c2++;
+    }
+    if (n_c2 > 0 && n_c2 < n) { /* keep the c2_* names only */
+        size_t w = 0;
+        for (size_t i = 0; i < n; i++) {
+            if (strncmp(names[i], "c2_", 3) == 0) names[w++] = names[i];
+            else free(names[i]);
+        }
+        n = w;
+    }
+    qsort(names, n, sizeof *names, natural_cmp_qsort);
+    *names_out = names;
+    *n_out = n;
+    names = NULL;
+done:
+    if (names) free_names(names, n);
+    close_id(&g, H5Gclose);
+    return rc;
+}
+
+/* Check one matrix dataset: numeric, rank 2, square, size representable.
+ * Returns its N and whether it is float32. */
+static int check_matrix(nlsq_xpcs_file *f, const char *dpath, size_t *n_out, int *f32,
+                        char *err, size_t es)
+{
+    hid_t d = -1, t = -1, s = -1;
+    int rc = 0, rank = 0;
+    hsize_t dims[H5S_MAX_RANK];
+
+    if ((rc = open_dataset(f, dpath, &d, err, es)) < 0) return rc;
+    t = H5Dget_type(d);
+    H5T_class_t cls = t >= 0 ? H5Tget_class(t) : H5T_NO_CLASS;
+    if (cls != H5T_INTEGER && cls != H5T_FLOAT) {
+        xpcs__err(err, es, "%s: dataset '%s' is not numeric", f->path, dpath);
+        rc = NLSQ_XPCS_EFORMAT;
+        goto done;
+    }
+    *f32 = cls == H5T_FLOAT && H5Tget_size(t) <= 4;
+    s = H5Dget_space(d);
+    if (s < 0 || H5Sget_simple_extent_type(s) != H5S_SIMPLE) {
+        xpcs__err(err, es, "%s: dataset '%s' has no 2-D shape", f->path, dpath);
+        rc = NLSQ_XPCS_EFORMAT;
+        goto done;
+    }
+    rank = H5Sget_simple_extent_ndims(s);
+    if (rank != 2) {
+        xpcs__err(err, es, "%s: dataset '%s' has rank %d, expected a 2-D N x N matrix",
+                  f->path, dpath, rank);
+        rc = NLSQ_XPCS_EFORMAT;
+        goto done;
+    }
+    if (H5Sget_simple_extent_dims(s, dims, NULL) < 0) {
+        xpcs__err(err, es, "%s: cannot read the shape of dataset '%s'", f->path, dpath);
+        rc = NLSQ_XPCS_EFORMAT;
+        goto done;
+    }
+    if (dims[0] != dims[1]) {
+        xpcs__err(err, es, "%s: dataset '%s' is %llu x %llu, expected square", f->path, dpath,
+                  (unsigned long long)dims[0], (unsigned long long)dims[1]);
+        rc = NLSQ_XPCS_EFORMAT;
+        goto done;
+    }
+    if (dims[0] == 0) {
+        xpcs__err(err, es, "%s: dataset '%s' is empty (0 x 0)", f->path, dpath);
+        rc = NLSQ_XPCS_EFORMAT;
+        goto done;
+    }
+    if (dims[0] > (hsize_t)SIZE_MAX || (size_t)dims[0] > SIZE_MAX / sizeof(double) / (size_t)dims[0]) {
+        xpcs__err(err, es, "%s: dataset '%s' is %llu x %llu: too large (size overflows)",
+                  f->path, dpath, (unsigned long long)dims[0], (unsigned long long)dims[1]);
+        rc = NLSQ_XPCS_EFORMAT;
+        goto done;
+    }
+    *n_out = (size_t)dims[0];
+done:
+    close_id(&s, H5Sclose);
+    close_id(&t, H5Tclose);
+    close_id(&d, H5Dclose);
+    return rc;
+}
+
+/* Dataset paths "group/key" from key names (consumes keys on success). */
+static int make_paths(nlsq_xpcs_file *f, const char *gpath, char **keys, size_t n,
+                      char *err, size_t es)
+{
+    f->name = calloc(n, sizeof *f->name);
+    if (!f->name) goto oom;
+    for (size_t i = 0; i < n; i++) {
+        size_t len = strlen(gpath) + 1 + strlen(keys[i]) + 1;
+        f->name[i] = malloc(len);
+        if (!f->name[i]) goto oom;
+        snprintf(f->name[i], len, "%s/%s", gpath, keys[i]);
+    }
+    return 0;
+oom:
+    xpcs__err(err, es, "%s: out of memory", f->path);
+    return NLSQ_ENOMEM;
+}
+
+static int discover_apsu(nlsq_xpcs_file *f, char *err, size_t es)
+{
+    double *ql = NULL, *pl = NULL, *bins = NULL;
+    size_t nq = 0, np = 0, nb = 0, nk = 0;
+    char **keys = NULL;
+    int rc;
+
+    if ((rc = read_list(f, APSU_QLIST, &ql, &nq, 1, err, es)) < 0) goto done;
+    if ((rc = read_list(f, APSU_PHLIST, &pl, &np, 1, err, es)) < 0) goto done;
+    if ((rc = read_list(f, APSU_BINS, &bins, &nb, 1, err, es)) < 0) goto done;
+    if ((rc = list_keys(f, APSU_GROUP, &keys, &nk, err, es)) < 0) goto done;
+    if (nb != nk) {
+        xpcs__err(err, es, "%s: '%s' lists %zu bins but '%s' holds %zu matrices", f->path,
+                  APSU_BINS, nb, APSU_GROUP, nk);
+        rc = NLSQ_XPCS_EFORMAT;
+        goto done;
+    }
+    if ((rc = make_paths(f, APSU_GROUP, keys, nk, err, es)) < 0) goto done;
+    f->n_mat = nk;
+    f->q = malloc(nk * sizeof *f->q);
+    f->phi = malloc(nk * sizeof *f->phi);
+    if (!f->q || !f->phi) {
+        xpcs__err(err, es, "%s: out of memory", f->path);
+        rc = NLSQ_ENOMEM;
+        goto done;
+    }
+    /* nq, np <= 2^24, so nq * np fits a double exactly */
+    double nbins = (double)nq * (double)np;
+    for (size_t k = 0; k < nk; k++) {
+        double b = bins[k];
+        if (b != floor(b) || b < 1 || b > nbins) {
+            xpcs__err(err, es,
+                      "%s: '%s'[%zu] = %g is not a bin number in 1..%.0f (%zu q x %zu phi)",
+                      f->path, APSU_BINS, k, b, nbins, nq, np);
+            rc = NLSQ_XPCS_EFORMAT;
+            goto done;
+        }
+        size_t bi = (size_t)b - 1;
+        f->q[k] = ql[bi / np];
+        f->phi[k] = pl[bi % np];
+    }
+    rc = 0;
+done:
+    free(ql);
+    free(pl);
+    free(bins);
+    free_names(keys, nk);
+    return rc;
+}
+
+static int discover_old(nlsq_xpcs_file *f, char *err, size_t es)
+{
+    double *ql = NULL, *pl = NULL;
+    size_t nq = 0, np = 0, nk = 0;
+    char **keys = NULL;
+    int rc;
+
+    if ((rc = read_list(f, OLD_QLIST, &ql, &nq, 1, err, es)) < 0) goto done;
+    if ((rc = read_list(f, OLD_PHLIST, &pl, &np, 1, err, es)) < 0) goto done;
+    if (nq != np) {
+        xpcs__err(err, es, "%s: '%s' has %zu values but '%s' has %zu", f->path, OLD_QLIST, nq,
+                  OLD_PHLIST, np);
+        rc = NLSQ_XPCS_EFORMAT;
+        goto done;
+    }
+    if ((rc = list_keys(f, OLD_GROUP, &keys, &nk, err, es)) < 0) goto done;
+    if (nk != nq) {
+        xpcs__err(err, es, "%s: '%s' lists %zu (q, phi) pairs but '%s' holds %zu matrices",
+                  f->path, OLD_QLIST, nq, OLD_GROUP, nk);
+        rc = NLSQ_XPCS_EFORMAT;
+        goto done;
+    }
+    if ((rc = make_paths(f, OLD_GROUP, keys, nk, err, es)) < 0) goto done;
+    f->n_mat = nk;
+    f->q = ql;
+    f->phi = pl;
+    ql = pl = NULL;
+    rc = 0;
+done:
+    free(ql);
+    free(pl);
+    free_names(keys, nk);
+    return rc;
+}
+
+static void file_free(nlsq_xpcs_file *f)
+{
+    if (!f) return;
+    close_id(&f->dset, H5Dclose);
+    close_id(&f->fid, H5Fclose);
+    free_names(f->name, f->n_mat);
+    free(f->q);
+    free(f->phi);
+    free(f->path);
+    free(f);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Public: open / close / queries                                            */
+/* ------------------------------------------------------------------------ */
+
+int nlsq_xpcs_open(const char *path, nlsq_xpcs_file **out, char *err, size_t es)
+{
+    struct stat st;
+    nlsq_xpcs_file *f = NULL;
+    quiet qs;
+    int rc = 0;
+
+    if (err && es) err[0] = '\0';
+    if (out) *out = NULL;
+    if (!path || !out) {
+        xpcs__err(err, es, "nlsq_xpcs_open: NULL %s", path ? "output pointer" : "path");
+        return NLSQ_EINVAL;
+    }
+    if (stat(path, &st) != 0) {
+        xpcs__err(err, es, "%s: cannot open: %s", path, strerror(errno));
+        return NLSQ_XPCS_EFILE;
+    }
+    if (S_ISDIR(st.st_mode)) {
+        xpcs__err(err, es, "%s: cannot open: is a directory", path);
+        return NLSQ_XPCS_EFILE;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        xpcs__err(err, es, "%s: cannot open: not a regular file", path);
+        return NLSQ_XPCS_EFILE;
+    }
+    if (st.st_size == 0) {
+        xpcs__err(err, es, "%s: cannot open: empty file (not HDF5)", path);
+        return NLSQ_XPCS_EFILE;
+    }
+    FILE *probe = fopen(path, "rb");
+    if (!probe) {
+        xpcs__err(err, es, "%s: cannot open: %s", path, strerror(errno));
+        return NLSQ_XPCS_EFILE;
+    }
+    fclose(probe);
+
+    f = calloc(1, sizeof *f);
+    if (!f || !(f->path = dup_str(path))) {
+        free(f);
+        xpcs__err(err, es, "%s: out of memory", path);
+        return NLSQ_ENOMEM;
+    }
+    f->fid = -1;
+    f->dset = -1;
+
+    quiet_begin(&qs);
+    f->fid = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    if (f->fid < 0) {
+#if H5_VERSION_GE(1, 12, 0)
+        htri_t is = H5Fis_accessible(path, H5P_DEFAULT);
+#else
+        htri_t is = H5Fis_hdf5(path);
+#endif
+        if (is > 0)
+            xpcs__err(err, es, "%s: cannot open: damaged or truncated HDF5 file", path);
+        else
+            xpcs__err(err, es, "%s: cannot open: not an HDF5 file", path);
+        rc = NLSQ_XPCS_EFILE;
+        goto fail;
+    }
+    if (path_exists(f->fid, APSU_GROUP)) {
+        f->layout = NLSQ_XPCS_LAYOUT_APS_U;
+        rc = discover_apsu(f, err, es);
+    } else if (path_exists(f->fid, OLD_GROUP)) {
+        f->layout = NLSQ_XPCS_LAYOUT_APS_OLD;
+        rc = discover_old(f, err, es);
+    } else {
+        xpcs__err(err, es,
+                  "%s: layout not recognised: no '%s' (APS-U) and no '%s' (APS old)", path,
+                  APSU_GROUP, OLD_GROUP);
+        rc = NLSQ_XPCS_EFORMAT;
+    }
+    if (rc < 0) goto fail;
+
+    for (size_t k = 0; k < f->n_mat; k++) {
+        size_t n = 0;
+        int f32 = 0;
+        rc = check_matrix(f, f->name[k], &n, &f32, err, es);
+        if (rc < 0) goto fail;
+        if (k == 0) {
+            f->n = n;
+            f->f32 = f32;
+        } else if (n != f->n) {
+            xpcs__err(err, es,
+                      "%s: dataset '%s' is %zu x %zu but '%s' is %zu x %zu (all matrices must "
+                      "have the same size)",
+                      path, f->name[k], n, n, f->name[0], f->n, f->n);
+            rc = NLSQ_XPCS_EFORMAT;
+            goto fail;
+        } else {
+            f->f32 = f->f32 && f32;
+        }
+    }
+    quiet_end(&qs);
+    *out = f;
+    return 0;
+
+fail:
+    file_free(f);
+    quiet_end(&qs);
+    return rc;
+}
+
+void nlsq_xpcs_close(nlsq_xpcs_file *f)
+{
+    quiet qs;
+    if (!f) return;
+    quiet_begin(&qs);
+    file_free(f);
+    quiet_end(&qs);
+}
+
+int nlsq_xpcs_layout_of(const nlsq_xpcs_file *f)
+{
+    return f ? f->layout : NLSQ_XPCS_LAYOUT_UNKNOWN;
+}
+
+size_t nlsq_xpcs_n_matrices(const nlsq_xpcs_file *f) { return f ? f->n_mat : 0; }
+
+int nlsq_xpcs_matrix_info(const nlsq_xpcs_file *f, size_t k, double *q, double *phi)
+{
+    if (!f) return NLSQ_EINVAL;
+    if (k >= f->n_mat) return NLSQ_XPCS_ERANGE;
+    if (q) *q = f->q[k];
+    if (phi) *phi = f->phi[k];
+    return 0;
+}
+
+size_t nlsq_xpcs_n_frames(const nlsq_xpcs_file *f) { return f ? f->n : 0; }
+
+int nlsq_xpcs_is_float32(const nlsq_xpcs_file *f) { return f ? f->f32 : 0; }
+
+/* ------------------------------------------------------------------------ */
+/* Public: selection                                                         */
+/* ------------------------------------------------------------------------ */
+
+static int same_q(double a, double b)
+{
+    return fabs(a - b) <= 1e-9 * fmax(fabs(a), fabs(b));
+}
+
+/* Distinct q values in first-seen order, as "a, b, c" into buf. */
+static void format_q_list(const nlsq_xpcs_file *f, char *buf, size_t size)
+{
+    size_t used = 0, shown = 0;
+    buf[0] = '\0';
+    for (size_t k = 0; k < f->n_mat; k++) {
+        int seen = 0;
+        for (size_t j = 0; j < k && !seen; j++) seen = same_q(f->q[j], f->q[k]);
+        if (seen) continue;
+        if (shown == 16) {
+            if (used + 5 < size) {
+                memcpy(buf + used, ", ...", 6);
+                used += 5;
+            }
+            break;
+        }
+        int w = snprintf(buf + used, size - used, "%s%g", shown ? ", " : "", f->q[k]);
+        if (w < 0 || (size_t)w >= size - used) break;
+        used += (size_t)w;
+        shown++;
+    }
+}
+
+typedef struct phi_idx {
+    double phi;
+    size_t k;
+} phi_idx;
+
+static int phi_idx_cmp(const void *x, const void *y)
+{
+    const phi_idx *a = x, *b = y;
+    if (a->phi != b->phi) return a->phi < b->phi ? -1 : 1;
+    return a->k < b->k ? -1 : (a->k > b->k);
+}
+
+int nlsq_xpcs_select(const nlsq_xpcs_file *f, double q_request, size_t first_frame,
+                     size_t last_frame, nlsq_xpcs_selection *sel, char *err, size_t es)
+{
+    if (err && es) err[0] = '\0';
+    if (sel) memset(sel, 0, sizeof *sel);
+    if (!f || !sel) {
+        xpcs__err(err, es, "nlsq_xpcs_select: NULL %s", f ? "selection" : "file");
+        return NLSQ_EINVAL;
+    }
+    if (f->n_mat == 0 || f->n == 0) {
+        xpcs__err(err, es, "%s: no matrices", f->path);
+        return NLSQ_XPCS_EFORMAT;
+    }
+    if (isinf(q_request)) {
+        xpcs__err(err, es, "%s: requested q is infinite", f->path);
+        return NLSQ_EINVAL;
+    }
+    /* the q nearest the request */
+    double qsel = f->q[0];
+    if (isnan(q_request)) {
+        for (size_t k = 1; k < f->n_mat; k++) {
+            if (!same_q(f->q[k], qsel)) {
+                char list[512];
+                format_q_list(f, list, sizeof list);
+                xpcs__err(err, es, "%s: the file holds several q (%s); choose one", f->path,
+                          list);
+                return NLSQ_XPCS_ERANGE;
+            }
+        }
+    } else {
+        double best = fabs(f->q[0] - q_request);
+        for (size_t k = 1; k < f->n_mat; k++) {
+            double dist = fabs(f->q[k] - q_request);
+            if (dist < best) {
+                best = dist;
+                qsel = f->q[k];
+            }
+        }
+    }
+    /* frames */
+    if (last_frame == SIZE_MAX) last_frame = f->n - 1;
+    if (first_frame > last_frame || last_frame >= f->n) {
+        xpcs__err(err, es, "%s: frame window [%zu, %zu] is not inside the %zu frames [0, %zu]",
+                  f->path, first_frame, last_frame, f->n, f->n - 1);
+        return NLSQ_XPCS_ERANGE;
+    }
+    /* matrices of that q, phi ascending */
+    size_t na = 0;
+    for (size_t k = 0; k < f->n_mat; k++) na += same_q(f->q[k], qsel);
+    phi_idx *pi = malloc(na * sizeof *pi);
+    sel->matrix = malloc(na * sizeof *sel->matrix);
+    sel->phi = malloc(na * sizeof *sel->phi);
+    if (!pi || !sel->matrix || !sel->phi) {
+        free(pi);
+        nlsq_xpcs_selection_free(sel);
+        xpcs__err(err, es, "%s: out of memory", f->path);
+        return NLSQ_ENOMEM;
+    }
+    size_t w = 0;
+    for (size_t k = 0; k < f->n_mat; k++) {
+        if (same_q(f->q[k], qsel)) {
+            pi[w].phi = f->phi[k];
+            pi[w].k = k;
+            w++;
+        }
+    }
+    qsort(pi, na, sizeof *pi, phi_idx_cmp);
+    for (size_t a = 0; a < na; a++) {
+        sel->matrix[a] = pi[a].k;
+        sel->phi[a] = pi[a].phi;
+    }
+    free(pi);
+    sel->q = qsel;
+    sel->n_angles = na;
+    sel->first_frame = first_frame;
+    sel->last_frame = last_frame;
+    return 0;
+}
+
+void nlsq_xpcs_selection_free(nlsq_xpcs_selection *sel)
+{
+    if (!sel) return;
+    free(sel->matrix);
+    free(sel->phi);
+    sel->matrix = NULL;
+    sel->phi = NULL;
+    sel->n_angles = 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Public: row blocks                                                        */
+/* ------------------------------------------------------------------------ */
+
+static hid_t get_dataset(nlsq_xpcs_file *f, size_t k)
+{
+    if (f->dset >= 0 && f->dset_k == k) return f->dset;
+    close_id(&f->dset, H5Dclose);
+    hid_t dapl = H5Pcreate(H5P_DATASET_ACCESS);
+    if (dapl < 0) return -1;
+    H5Pset_chunk_cache(dapl, XPCS_CACHE_SLOTS, XPCS_CACHE_BYTES, H5D_CHUNK_CACHE_W0_DEFAULT);
+    f->dset = H5Dopen2(f->fid, f->name[k], dapl);
+    H5Pclose(dapl);
+    f->dset_k = k;
+    return f->dset;
+}
+
+int nlsq_xpcs_read_rows(nlsq_xpcs_file *f, const nlsq_xpcs_selection *sel, size_t a,
+                        size_t row0, size_t nrows, double *out, char *err, size_t es)
+{
+    if (err && es) err[0] = '\0';
+    if (!f || !sel || (!out && nrows > 0)) {
+        xpcs__err(err, es, "nlsq_xpcs_read_rows: NULL argument");
+        return NLSQ_EINVAL;
+    }
+    if (a >= sel->n_angles || !sel->matrix || sel->matrix[a] >= f->n_mat) {
+        xpcs__err(err, es, "%s: angle %zu is not in the selection (%zu angles)", f->path, a,
+                  sel->n_angles);
+        return NLSQ_XPCS_ERANGE;
+    }
+    if (sel->first_frame > sel->last_frame || sel->last_frame >= f->n) {
+        xpcs__err(err, es, "%s: selection frame window [%zu, %zu] is not inside [0, %zu]",
+                  f->path, sel->first_frame, sel->last_frame, f->n - 1);
+        return NLSQ_XPCS_ERANGE;
+    }
+    const size_t n = sel->last_frame - sel->first_frame + 1;
+    if (row0 > n || nrows > n - row0) {
+        xpcs__err(err, es, "%s: rows [%zu, %zu + %zu) are not inside the %zu-frame window",
+                  f->path, row0, row0, nrows, n);
+        return NLSQ_XPCS_ERANGE;
+    }
+    if (nrows == 0) return 0;
+
+    const size_t k = sel->matrix[a];
+    const size_t F = sel->first_frame;
+    const size_t R0 = F + row0;
+    const size_t nabove = row0 + nrows - 1;   /* stored rows [F, F + nabove) feed the columns */
+    double *tmp = NULL;
+    hid_t fs = -1, ms = -1;
+    quiet qs;
+    int rc = 0;
+
+    /* scratch: nabove x nrows <= n x nrows, same order as out (n is N^2-safe) */
+    if (nabove > 0) {
+        tmp = malloc(nabove * nrows * sizeof *tmp);
+        if (!tmp) {
+            xpcs__err(err, es, "%s: out of memory reading '%s'", f->path, f->name[k]);
+            return NLSQ_ENOMEM;
+        }
+    }
+
+    quiet_begin(&qs);
+    hid_t d = get_dataset(f, k);
+    if (d < 0) {
+        xpcs__err(err, es, "%s: cannot open dataset '%s'", f->path, f->name[k]);
+        rc = NLSQ_XPCS_EFILE;
+        goto done;
+    }
+    fs = H5Dget_space(d);
+    if (fs < 0) goto read_fail;
+
+    /* upper part: stored rows [R0, R0 + nrows), columns [R0, F + n) -> out
+     * rows [0, nrows), columns [row0, n) */
+    {
+        hsize_t fstart[2] = {R0, R0}, fcount[2] = {nrows, n - row0};
+        hsize_t mdims[2] = {nrows, n}, mstart[2] = {0, row0};
+        ms = H5Screate_simple(2, mdims, NULL);
+        if (ms < 0 ||
+            H5Sselect_hyperslab(fs, H5S_SELECT_SET, fstart, NULL, fcount, NULL) < 0 ||
+            H5Sselect_hyperslab(ms, H5S_SELECT_SET, mstart, NULL, fcount, NULL) < 0 ||
+            H5Dread(d, H5T_NATIVE_DOUBLE, ms, fs, H5P_DEFAULT, out) < 0)
+            goto read_fail;
+        close_id(&ms, H5Sclose);
+    }
+    /* lower part: stored rows [F, F + nabove), columns [R0, R0 + nrows);
+     * full[r][c] = h[c][r] for c < r */
+    if (nabove > 0) {
+        hsize_t fstart[2] = {F, R0}, fcount[2] = {nabove, nrows};
+        ms = H5Screate_simple(2, fcount, NULL);
+        if (ms < 0 ||
+            H5Sselect_hyperslab(fs, H5S_SELECT_SET, fstart, NULL, fcount, NULL) < 0 ||
+            H5Dread(d, H5T_NATIVE_DOUBLE, ms, fs, H5P_DEFAULT, tmp) < 0)
+            goto read_fail;
+        for (size_t c = 0; c < nabove; c++) {
+            const double *src = tmp + c * nrows;
+            size_t rstart = c >= row0 ? c - row0 + 1 : 0;   /* rows with c < row0 + r */
+            for (size_t r = rstart; r < nrows; r++) out[r * n + c] = src[r];
+        }
+    }
+    goto done;
+
+read_fail:
+    xpcs__err(err, es, "%s: cannot read rows %zu..%zu of dataset '%s' (file damaged?)",
+              f->path, R0, R0 + nrows - 1, f->name[k]);
+    rc = NLSQ_XPCS_EFILE;
+done:
+    close_id(&ms, H5Sclose);
+    close_id(&fs, H5Sclose);
+    quiet_end(&qs);
+    free(tmp);
+    return rc;
+}

@@ -1,0 +1,325 @@
+/*
+ * synth.c - synthetic APS 8-ID-I files (part 2 of nlsq_xpcs.h).
+ *
+ * Matrices: for each q index u = 0..n_extra_q (q_u = q (1 + 0.5 u); u = 0 is
+ * the requested q, the others are decoys) and each angle p, one N x N matrix
+ * of g2 (spec "Forward model", computed by xpcs__g2) plus Gaussian noise in
+ * the upper triangle (j >= i, diagonal included), zeros below.  Key order is
+ * (u, p): matrix m = u * P + p is key c2_%05zu (m + 1); for APS-U it is bin
+ * m + 1 (all bins processed, dim0 = the q_u, dim1 = the phi_p); for APS old
+ * dqlist / dphilist hold (q_u, phi_p) in the same order.
+ *
+ * Noise: row i of matrix (u, p) draws its normals, j = i..N-1 in order, from a
+ * stream seeded by (seed, u, p, i), so the file does not depend on how rows
+ * are blocked.  Rows are generated and written in blocks of at most 128 rows
+ * (hyperslab writes of the block's columns [r0, N)); datasets are chunked
+ * (at most 128 x 128) with fill value 0, so chunks wholly below the diagonal
+ * are never written and take no space.
+ */
+#include "nlsq_xpcs.h"
+#include "xpcs_common.h"
+
+#include <hdf5.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define SYNTH_CHUNK 128
+#define SYNTH_BLOCK_BYTES ((size_t)16 << 20)
+
+void nlsq_xpcs_synth_spec_default(nlsq_xpcs_synth_spec *s)
+{
+    if (!s) return;
+    memset(s, 0, sizeof *s);
+    s->layout = NLSQ_XPCS_LAYOUT_APS_U;
+    s->float32 = 1;
+    s->n_frames = 1001;
+    s->n_angles = 23;
+    s->phi = NULL;
+    s->q = 0.01;
+    s->gap = 2e6;
+    s->dt = 1e-3;
+    s->k0 = 0;
+    s->static_mode = 0;
+    s->params[0] = 2.0e4;   /* D0 */
+    s->params[1] = -0.2;    /* alpha */
+    s->params[2] = 100.0;   /* D_offset */
+    s->params[3] = 1.0e-3;  /* gamma_dot_0 */
+    s->params[4] = 0.2;     /* beta */
+    s->params[5] = 1e-4;    /* gamma_dot_offset */
+    s->params[6] = 3.0;     /* phi0 */
+    s->contrast = NULL;
+    s->offset = NULL;
+    s->noise_sigma = 0.01;
+    s->seed = 42;
+    s->n_extra_q = 0;
+}
+
+static int all_finite(const double *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(v[i])) return 0;
+    return 1;
+}
+
+static int check_spec(const char *path, const nlsq_xpcs_synth_spec *s, char *err, size_t es)
+{
+    const char *why = NULL;
+    if (s->layout != NLSQ_XPCS_LAYOUT_APS_OLD && s->layout != NLSQ_XPCS_LAYOUT_APS_U)
+        why = "layout must be APS old or APS-U";
+    else if (s->n_frames < 1)
+        why = "n_frames must be >= 1";
+    else if (s->n_frames > SIZE_MAX / sizeof(double) / s->n_frames)
+        why = "n_frames too large";
+    else if (s->n_angles < 1)
+        why = "n_angles must be >= 1";
+    else if (s->n_extra_q >= 1000000 || s->n_angles > 100000000 ||
+             (s->n_extra_q + 1) * s->n_angles > 10000000)
+        why = "too many matrices";
+    else if (!(isfinite(s->q) && s->q > 0))
+        why = "q must be finite and > 0";
+    else if (!(isfinite(s->dt) && s->dt > 0))
+        why = "dt must be finite and > 0";
+    else if (!isfinite(s->gap))
+        why = "gap must be finite";
+    else if (!(isfinite(s->noise_sigma) && s->noise_sigma >= 0))
+        why = "noise_sigma must be finite and >= 0";
+    else if (!all_finite(s->params, NLSQ_XPCS_N_PHYS))
+        why = "physical parameters must be finite";
+    else if (s->phi && !all_finite(s->phi, s->n_angles))
+        why = "phi must be finite";
+    else if (s->contrast && !all_finite(s->contrast, s->n_angles))
+        why = "contrast must be finite";
+    else if (s->offset && !all_finite(s->offset, s->n_angles))
+        why = "offset must be finite";
+    if (why) {
+        xpcs__err(err, es, "%s: invalid synthetic spec: %s", path, why);
+        return NLSQ_EINVAL;
+    }
+    return 0;
+}
+
+/* A small dataset from a native buffer. */
+static int write_small(hid_t fid, hid_t lcpl, const char *name, int rank, const hsize_t *dims,
+                       hid_t ftype, hid_t mtype, const void *data)
+{
+    int ok = 0;
+    hid_t sp = H5Screate_simple(rank, dims, NULL);
+    if (sp < 0) return -1;
+    hid_t d = H5Dcreate2(fid, name, ftype, sp, lcpl, H5P_DEFAULT, H5P_DEFAULT);
+    if (d >= 0) {
+        ok = H5Dwrite(d, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) >= 0;
+        ok = (H5Dclose(d) >= 0) && ok;
+    }
+    H5Sclose(sp);
+    return ok ? 0 : -1;
+}
+
+typedef struct synth_ctx {
+    const nlsq_xpcs_synth_spec *s;
+    size_t N, P;
+    const double *CD, *CG;
+    double *buf;        /* block_rows x N */
+    size_t block_rows;
+} synth_ctx;
+
+/* One matrix: q index u, angle p, values into dataset dname. */
+static int write_matrix(const synth_ctx *c, hid_t fid, hid_t lcpl, const char *dname,
+                        size_t u, size_t p, double qu, double phi, double contrast,
+                        double offset)
+{
+    const nlsq_xpcs_synth_spec *s = c->s;
+    const size_t N = c->N;
+    const double A = qu * qu * s->dt / 2;
+    const double bcos = qu * s->gap * s->dt / (2 * XPCS__PI) *
+                        cos((s->params[6] - phi) * XPCS__PI / 180);
+    hsize_t dims[2] = {N, N};
+    hsize_t chunk[2] = {N < SYNTH_CHUNK ? N : SYNTH_CHUNK, N < SYNTH_CHUNK ? N : SYNTH_CHUNK};
+    hid_t sp = -1, dcpl = -1, d = -1, fs = -1, ms = -1;
+    int ok = 0;
+    double zero = 0.0;
+
+    sp = H5Screate_simple(2, dims, NULL);
+    dcpl = H5Pcreate(H5P_DATASET_CREATE);
+    if (sp < 0 || dcpl < 0 || H5Pset_chunk(dcpl, 2, chunk) < 0 ||
+        H5Pset_fill_value(dcpl, H5T_NATIVE_DOUBLE, &zero) < 0)
+        goto done;
+    d = H5Dcreate2(fid, dname, s->float32 ? H5T_IEEE_F32LE : H5T_IEEE_F64LE, sp, lcpl, dcpl,
+                   H5P_DEFAULT);
+    if (d < 0) goto done;
+    fs = H5Dget_space(d);
+    if (fs < 0) goto done;
+
+    for (size_t r0 = 0; r0 < N; r0 += c->block_rows) {
+        size_t nr = N - r0 < c->block_rows ? N - r0 : c->block_rows;
+        size_t w = N - r0;   /* columns [r0, N) */
+        for (size_t r = 0; r < nr; r++) {
+            size_t i = r0 + r;
+            double *row = c->buf + r * w;
+            xpcs__rng rng;
+            xpcs__rng_seed(&rng, xpcs__mix_seed(s->seed, u, p, i));
+            for (size_t j = r0; j < i; j++) row[j - r0] = 0.0;
+            for (size_t j = i; j < N; j++) {
+                double g = xpcs__g2(c->CD[i], c->CD[j], c->CG ? c->CG[i] : 0,
+                                    c->CG ? c->CG[j] : 0, A, bcos, s->static_mode, contrast,
+                                    offset);
+                if (s->noise_sigma > 0) g += s->noise_sigma * xpcs__rng_normal(&rng);
+                row[j - r0] = g;
+            }
+        }
+        hsize_t start[2] = {r0, r0}, count[2] = {nr, w};
+        ms = H5Screate_simple(2, count, NULL);
+        if (ms < 0 || H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, count, NULL) < 0 ||
+            H5Dwrite(d, H5T_NATIVE_DOUBLE, ms, fs, H5P_DEFAULT, c->buf) < 0)
+            goto done;
+        H5Sclose(ms);
+        ms = -1;
+    }
+    ok = 1;
+done:
+    if (ms >= 0) H5Sclose(ms);
+    if (fs >= 0) H5Sclose(fs);
+    if (d >= 0 && H5Dclose(d) < 0) ok = 0;
+    if (dcpl >= 0) H5Pclose(dcpl);
+    if (sp >= 0) H5Sclose(sp);
+    return ok ? 0 : -1;
+}
+
+int nlsq_xpcs_synth_write(const char *path, const nlsq_xpcs_synth_spec *s, char *err,
+                          size_t es)
+{
+    if (err && es) err[0] = '\0';
+    if (!path || !s) {
+        xpcs__err(err, es, "nlsq_xpcs_synth_write: NULL %s", path ? "spec" : "path");
+        return NLSQ_EINVAL;
+    }
+    int rc = check_spec(path, s, err, es);
+    if (rc < 0) return rc;
+
+    const size_t N = s->n_frames, P = s->n_angles, NQ = s->n_extra_q + 1, M = NQ * P;
+    synth_ctx c;
+    memset(&c, 0, sizeof c);
+    c.s = s;
+    c.N = N;
+    c.P = P;
+    c.block_rows = SYNTH_BLOCK_BYTES / sizeof(double) / N;
+    if (c.block_rows > SYNTH_CHUNK) c.block_rows = SYNTH_CHUNK;
+    if (c.block_rows < 1) c.block_rows = 1;
+
+    double *phi = malloc(P * sizeof *phi);
+    double *con = malloc(P * sizeof *con);
+    double *off = malloc(P * sizeof *off);
+    double *CD = malloc(N * sizeof *CD);
+    double *CG = s->static_mode ? NULL : malloc(N * sizeof *CG);
+    double *qv = malloc(NQ * sizeof *qv);
+    double *qlist = malloc(M * sizeof *qlist), *plist = malloc(M * sizeof *plist);
+    long long *bins = malloc(M * sizeof *bins);
+    c.buf = malloc(c.block_rows * N * sizeof *c.buf);
+    if (!phi || !con || !off || !CD || (!s->static_mode && !CG) || !qv || !qlist || !plist ||
+        !bins || !c.buf) {
+        xpcs__err(err, es, "%s: out of memory", path);
+        rc = NLSQ_ENOMEM;
+        goto out;
+    }
+    for (size_t p = 0; p < P; p++) {
+        double x = 2 * XPCS__PI * (double)p / (double)P;
+        phi[p] = s->phi ? s->phi[p] : (double)p * 360.0 / (double)P;
+        con[p] = s->contrast ? s->contrast[p] : 0.25 + 0.05 * sin(x);
+        off[p] = s->offset ? s->offset[p] : 1.0 + 0.01 * cos(x);
+    }
+    for (size_t u = 0; u < NQ; u++) qv[u] = s->q * (1.0 + 0.5 * (double)u);
+    for (size_t m = 0; m < M; m++) {
+        qlist[m] = qv[m / P];
+        plist[m] = phi[m % P];
+        bins[m] = (long long)m + 1;
+    }
+    xpcs__cumulative(s->params, s->dt, s->k0, N, CD, CG);
+    c.CD = CD;
+    c.CG = CG;
+
+    xpcs__h5_lock();
+    H5E_auto2_t efunc = NULL;
+    void *edata = NULL;
+    int esaved = H5Eget_auto2(H5E_DEFAULT, &efunc, &edata) >= 0;
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+
+    const char *what = "the file";
+    hid_t lcpl = -1, fid = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    if (fid < 0) {
+        xpcs__err(err, es, "%s: cannot create the file", path);
+        rc = NLSQ_XPCS_EFILE;
+        goto unlock;
+    }
+    lcpl = H5Pcreate(H5P_LINK_CREATE);
+    if (lcpl < 0 || H5Pset_create_intermediate_group(lcpl, 1) < 0) goto wfail;
+
+    const char *group;
+    if (s->layout == NLSQ_XPCS_LAYOUT_APS_U) {
+        hsize_t dq = NQ, dp = P, db = M;
+        group = "xpcs/twotime/correlation_map";
+        what = "xpcs/qmap/dynamic_v_list_dim0";
+        if (write_small(fid, lcpl, what, 1, &dq, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, qv) < 0)
+            goto wfail;
+        what = "xpcs/qmap/dynamic_v_list_dim1";
+        if (write_small(fid, lcpl, what, 1, &dp, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, phi) < 0)
+            goto wfail;
+        what = "xpcs/twotime/processed_bins";
+        if (write_small(fid, lcpl, what, 1, &db, H5T_STD_I64LE, H5T_NATIVE_LLONG, bins) < 0)
+            goto wfail;
+    } else {
+        hsize_t dm[2] = {1, M};
+        group = "exchange/C2T_all";
+        what = "xpcs/dqlist";
+        if (write_small(fid, lcpl, what, 2, dm, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, qlist) < 0)
+            goto wfail;
+        what = "xpcs/dphilist";
+        if (write_small(fid, lcpl, what, 2, dm, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, plist) < 0)
+            goto wfail;
+    }
+    for (size_t m = 0; m < M; m++) {
+        char dname[96];
+        snprintf(dname, sizeof dname, "%s/c2_%05zu", group, m + 1);
+        what = dname;
+        size_t u = m / P, p = m % P;
+        if (write_matrix(&c, fid, lcpl, dname, u, p, qv[u], phi[p], con[p], off[p]) < 0) {
+            xpcs__err(err, es, "%s: writing dataset '%s' failed", path, dname);
+            rc = NLSQ_XPCS_EFILE;
+            goto wclose;
+        }
+    }
+    what = "the file";
+    H5Pclose(lcpl);
+    lcpl = -1;
+    if (H5Fclose(fid) < 0) {
+        fid = -1;
+        goto wfail;
+    }
+    fid = -1;
+    rc = 0;
+    goto unlock;
+
+wfail:
+    xpcs__err(err, es, "%s: writing '%s' failed", path, what);
+    rc = NLSQ_XPCS_EFILE;
+wclose:
+    if (lcpl >= 0) H5Pclose(lcpl);
+    if (fid >= 0) H5Fclose(fid);
+    remove(path);   /* no partial file */
+unlock:
+    if (esaved) H5Eset_auto2(H5E_DEFAULT, efunc, edata);
+    xpcs__h5_unlock();
+out:
+    free(phi);
+    free(con);
+    free(off);
+    free(CD);
+    free(CG);
+    free(qv);
+    free(qlist);
+    free(plist);
+    free(bins);
+    free(c.buf);
+    return rc;
+}

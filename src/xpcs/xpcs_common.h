@@ -1,0 +1,185 @@
+/*
+ * xpcs_common.h - private helpers of the XPCS module (not installed).
+ *
+ *   xpcs__err          one-line error message into a caller buffer
+ *   xpcs__h5_lock      one process-wide lock around HDF5 calls (the serial
+ *                      HDF5 library is not thread-safe; reader.c owns it)
+ *   xpcs__rng_*        deterministic xoshiro256** stream seeded by splitmix64,
+ *                      Box-Muller normal deviates
+ *   xpcs__cumulative   the cumulative trapezoids CD_k, CG_k of the spec
+ *   xpcs__g2           the plain scalar forward model g2 at one (i, j)
+ *
+ * Everything is static inline (or hidden), so including this header costs
+ * nothing in a file that uses only part of it.
+ */
+#ifndef NLSQ_XPCS_COMMON_H
+#define NLSQ_XPCS_COMMON_H
+
+#include <math.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#if defined(__GNUC__)
+#define XPCS__HIDDEN __attribute__((visibility("hidden")))
+#define XPCS__PRINTF(a, b) __attribute__((format(printf, a, b)))
+#else
+#define XPCS__HIDDEN
+#define XPCS__PRINTF(a, b)
+#endif
+
+#ifndef XPCS__PI
+#define XPCS__PI 3.14159265358979323846
+#endif
+
+/* ------------------------------------------------------------------------ */
+/* Errors                                                                    */
+/* ------------------------------------------------------------------------ */
+
+/** Format one line into err (when err != NULL and size > 0); truncates. */
+static inline void xpcs__err(char *err, size_t size, const char *fmt, ...) XPCS__PRINTF(3, 4);
+static inline void xpcs__err(char *err, size_t size, const char *fmt, ...)
+{
+    va_list ap;
+    if (!err || size == 0) return;
+    va_start(ap, fmt);
+    vsnprintf(err, size, fmt, ap);
+    va_end(ap);
+}
+
+/* ------------------------------------------------------------------------ */
+/* HDF5 serialisation (defined in reader.c)                                  */
+/* ------------------------------------------------------------------------ */
+
+/* Not recursive: every public reader/writer function takes it, so never call
+ * one of them while holding it. */
+XPCS__HIDDEN void xpcs__h5_lock(void);
+XPCS__HIDDEN void xpcs__h5_unlock(void);
+
+/* ------------------------------------------------------------------------ */
+/* Random numbers                                                            */
+/* ------------------------------------------------------------------------ */
+
+static inline uint64_t xpcs__splitmix64(uint64_t *state)
+{
+    uint64_t z = (*state += UINT64_C(0x9E3779B97F4A7C15));
+    z = (z ^ (z >> 30)) * UINT64_C(0xBF58476D1CE4E5B9);
+    z = (z ^ (z >> 27)) * UINT64_C(0x94D049BB133111EB);
+    return z ^ (z >> 31);
+}
+
+/** A seed for the stream of (seed, a, b, c), e.g. (seed, q index, angle, row). */
+static inline uint64_t xpcs__mix_seed(uint64_t seed, uint64_t a, uint64_t b, uint64_t c)
+{
+    uint64_t s = seed;
+    uint64_t h = xpcs__splitmix64(&s);
+    s = h ^ a; h = xpcs__splitmix64(&s);
+    s = h ^ b; h = xpcs__splitmix64(&s);
+    s = h ^ c; h = xpcs__splitmix64(&s);
+    return h;
+}
+
+typedef struct xpcs__rng {
+    uint64_t s[4];
+    int has_spare;
+    double spare;
+} xpcs__rng;
+
+static inline void xpcs__rng_seed(xpcs__rng *r, uint64_t seed)
+{
+    uint64_t sm = seed;
+    for (int i = 0; i < 4; i++) r->s[i] = xpcs__splitmix64(&sm);
+    r->has_spare = 0;
+    r->spare = 0.0;
+}
+
+static inline uint64_t xpcs__rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+
+/** xoshiro256** */
+static inline uint64_t xpcs__rng_next(xpcs__rng *r)
+{
+    uint64_t *s = r->s;
+    uint64_t result = xpcs__rotl(s[1] * 5, 7) * 9;
+    uint64_t t = s[1] << 17;
+    s[2] ^= s[0];
+    s[3] ^= s[1];
+    s[1] ^= s[2];
+    s[0] ^= s[3];
+    s[2] ^= t;
+    s[3] = xpcs__rotl(s[3], 45);
+    return result;
+}
+
+/** Uniform in [0, 1). */
+static inline double xpcs__rng_uniform(xpcs__rng *r)
+{
+    return (double)(xpcs__rng_next(r) >> 11) * 0x1.0p-53;
+}
+
+/** Standard normal deviate (Box-Muller, both values used). */
+static inline double xpcs__rng_normal(xpcs__rng *r)
+{
+    if (r->has_spare) {
+        r->has_spare = 0;
+        return r->spare;
+    }
+    double u1 = 1.0 - xpcs__rng_uniform(r);   /* (0, 1] */
+    double u2 = xpcs__rng_uniform(r);
+    double rad = sqrt(-2.0 * log(u1));
+    r->spare = rad * sin(2.0 * XPCS__PI * u2);
+    r->has_spare = 1;
+    return rad * cos(2.0 * XPCS__PI * u2);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Forward model (spec "Forward model"), plain scalar version                */
+/* ------------------------------------------------------------------------ */
+
+/** Cumulative trapezoids (index units) of D_k and G_k, k = 0..n-1, at
+ *  t_k = (k + k0) dt.  params: the 7 physical parameters.  CG may be NULL
+ *  (static mode). */
+static inline void xpcs__cumulative(const double *params, double dt, size_t k0, size_t n,
+                                    double *CD, double *CG)
+{
+    double eps = dt / 2 > 1e-8 ? dt / 2 : 1e-8;
+    double d_prev = 0, g_prev = 0;
+    for (size_t k = 0; k < n; k++) {
+        double t = ((double)k + (double)k0) * dt;
+        double ts = t > eps ? t : eps;
+        double d = params[0] * pow(ts, params[1]) + params[2];
+        if (!(d > 1e-10)) d = 1e-10;
+        CD[k] = k == 0 ? 0.0 : CD[k - 1] + 0.5 * (d_prev + d);
+        d_prev = d;
+        if (CG) {
+            double g = params[3] * pow(ts, params[4]) + params[5];
+            if (!(g > 1e-10)) g = 1e-10;
+            CG[k] = k == 0 ? 0.0 : CG[k - 1] + 0.5 * (g_prev + g);
+            g_prev = g;
+        }
+    }
+}
+
+/** g2 at (i, j) from the cumulative values.  A = q^2 dt / 2;
+ *  bcos = q L dt / (2 pi) * cos((phi0 - phi_p) pi / 180); static_mode: shear
+ *  factor 1 (cgi, cgj, bcos unused). */
+static inline double xpcs__g2(double cdi, double cdj, double cgi, double cgj,
+                              double A, double bcos, int static_mode,
+                              double contrast, double offset)
+{
+    double dd = cdi - cdj;
+    double id = sqrt(dd * dd + 1e-12);
+    double e = -A * id;
+    double g1 = exp(e > -700.0 ? e : -700.0);
+    if (!static_mode) {
+        double dg = cgi - cgj;
+        double ig = sqrt(dg * dg + 1e-12);
+        double x = bcos * ig;
+        double s = fabs(x) < 1e-4 ? 1.0 - x * x / 6.0 + x * x * x * x / 120.0 : sin(x) / x;
+        g1 *= s * s;
+    }
+    if (!(g1 > 1e-10)) g1 = 1e-10;
+    return offset + contrast * g1 * g1;
+}
+
+#endif /* NLSQ_XPCS_COMMON_H */
