@@ -1,0 +1,988 @@
+/*
+ * model.c - the XPCS laminar-flow (and static) two-time correlation model as
+ * an nlsq_problem (part 3 of nlsq_xpcs.h).
+ *
+ * Rows.  Global row index -> (angle a, frame i, frame j).  Rows of one angle
+ * are contiguous, angles in order.  Inside one angle, matrix row i's entries
+ * come in ascending j:
+ *   upper: j > i           (j >= i with include_diagonal)   R = n(n-1)/2 (n(n+1)/2)
+ *   full : j != i, all j   (all j with include_diagonal)    R = n(n-1)   (n^2)
+ * The pattern callback cuts every row range at the next angle boundary, so a
+ * chunk never straddles two angles, and names the columns 0..np-1 (physical),
+ * np + 2a (contrast_a), np + 2a + 1 (offset_a).
+ *
+ * Forward model: exactly xpcs-model.md "Forward model".  Per parameter point
+ * the O(n * 7) tables CD_k, CG_k and their derivatives are computed once and
+ * kept in a small cache of slots keyed by the physical parameters (mutex +
+ * reference counts: a slot in use is never overwritten; when every slot is
+ * busy with another x the caller computes private tables).
+ *
+ * Data: in-memory sources are used in place; other sources are cached at
+ * creation in row order (n_rows values, float32 when the source says so) if
+ * that fits config.memory_budget, else streamed: each eval reads the matrix
+ * rows its range needs (in blocks of at most STREAM_BLOCK_BYTES), calls
+ * serialised by a mutex unless the source is thread safe.  Non-finite data
+ * give residual 0 and a zero Jacobian row and are counted once (at creation,
+ * or, streaming, the first time each matrix row is read).
+ */
+#include "nlsq_xpcs.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define XM_PI        3.14159265358979323846
+#define DG_FLOOR     1e-10      /* floor of D_k and G_k */
+#define G1_FLOOR     1e-10      /* floor of g1 */
+#define I_EPS2       1e-12      /* inside the sqrt of I_D, I_G */
+#define EXP_CLAMP    (-700.0)
+#define SINC_SERIES  1e-4
+#define N_SLOTS      4
+#define STREAM_BLOCK_BYTES ((size_t)4 << 20)
+#define CACHE_FILL_BYTES   ((size_t)8 << 20)
+
+enum { DATA_MEM32, DATA_MEM64, DATA_CACHE32, DATA_CACHE64, DATA_STREAM };
+
+typedef struct xtab {
+    double key[NLSQ_XPCS_N_PHYS];
+    int valid;
+    int refs;
+    int priv;                   /* private (not a cache slot): free on release */
+    unsigned long stamp;
+    double *CD, *CG;            /* n each (CG NULL in static mode) */
+    double *dCD, *dCG;          /* 3n each, [3k + t] */
+    double *mem;
+} xtab;
+
+struct nlsq_xpcs_model {
+    nlsq_xpcs_source src;
+    nlsq_xpcs_config cfg;
+    size_t P, n, np, n_params;
+    size_t R;                   /* rows per angle */
+    size_t n_rows;
+    int laminar;
+    double A, B, eps;
+    double *phi;                /* P, degrees */
+    double *lower, *upper;
+    int data_mode;
+    float *c32;                 /* cache, n_rows */
+    double *c64;
+    size_t n_excl_fixed;        /* counted at creation */
+    atomic_size_t n_excl_stream;
+    atomic_uchar *seen;         /* P * n matrix rows counted (streaming) */
+    pthread_mutex_t read_mu;    /* serialises a non-thread-safe source */
+    pthread_mutex_t tab_mu;     /* the table slots */
+    pthread_mutex_t err_mu;
+    xtab slots[N_SLOTS];
+    unsigned long stamp;
+    char last_error[256];
+};
+
+/* ------------------------------------------------------------------------ */
+/* Names, status strings                                                      */
+/* ------------------------------------------------------------------------ */
+
+static const char *const k_names[NLSQ_XPCS_N_PHYS] = {
+    "D0", "alpha", "D_offset", "gamma_dot_0", "beta", "gamma_dot_offset", "phi0"};
+static const char *const k_units[NLSQ_XPCS_N_PHYS] = {
+    "A^2/s", "-", "A^2/s", "1/s", "-", "1/s", "degrees"};
+static const double k_default_start[NLSQ_XPCS_N_PHYS] = {
+    1e4, 0.0, 0.0, 5e-4, 0.0, 0.0, 0.0};
+static const double k_lower[NLSQ_XPCS_N_PHYS] = {100.0, -2.0, -1e5, 1e-6, -2.0, -0.1, -10.0};
+static const double k_upper[NLSQ_XPCS_N_PHYS] = {1e5, 2.0, 1e5, 0.5, 2.0, 0.1, 10.0};
+
+const char *nlsq_xpcs_param_name(size_t k) { return k < NLSQ_XPCS_N_PHYS ? k_names[k] : "?"; }
+const char *nlsq_xpcs_param_unit(size_t k) { return k < NLSQ_XPCS_N_PHYS ? k_units[k] : "?"; }
+
+const char *nlsq_xpcs_status_string(int status)
+{
+    switch (status) {
+    case NLSQ_XPCS_EFILE:   return "cannot open the file (missing, unreadable or not HDF5)";
+    case NLSQ_XPCS_EFORMAT: return "file layout not recognised (missing dataset, bad shape, rank or type)";
+    case NLSQ_XPCS_ERANGE:  return "q, angle or frame range not in the file";
+    default:                return nlsq_status_string(status);
+    }
+}
+
+static void set_err(char *err, size_t err_size, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void set_err(char *err, size_t err_size, const char *fmt, ...)
+{
+    if (!err || err_size == 0) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, err_size, fmt, ap);
+    va_end(ap);
+}
+
+static void model_error(nlsq_xpcs_model *m, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void model_error(nlsq_xpcs_model *m, const char *fmt, ...)
+{
+    pthread_mutex_lock(&m->err_mu);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(m->last_error, sizeof m->last_error, fmt, ap);
+    va_end(ap);
+    pthread_mutex_unlock(&m->err_mu);
+}
+
+const char *nlsq_xpcs_model_last_error(const nlsq_xpcs_model *m)
+{
+    return m ? m->last_error : "";
+}
+
+void nlsq_xpcs_config_init(nlsq_xpcs_config *c)
+{
+    if (!c) return;
+    memset(c, 0, sizeof *c);
+    c->mode = NLSQ_XPCS_LAMINAR;
+    c->triangle = NLSQ_XPCS_UPPER;
+    c->include_diagonal = 0;
+    c->q = NAN;
+    c->gap = NAN;
+    c->dt = NAN;
+    c->k0 = 0;
+    c->sigma = 0.01;
+    c->memory_budget = (size_t)256 << 20;
+}
+
+/* ------------------------------------------------------------------------ */
+/* File source                                                                */
+/* ------------------------------------------------------------------------ */
+
+int nlsq_xpcs_file_source(nlsq_xpcs_file *f, const nlsq_xpcs_selection *sel,
+                          nlsq_xpcs_source *src)
+{
+    if (!f || !sel || !src || sel->n_angles == 0 || !sel->phi ||
+        sel->last_frame < sel->first_frame)
+        return NLSQ_EINVAL;
+    memset(src, 0, sizeof *src);
+    src->n_angles = sel->n_angles;
+    src->n = sel->last_frame - sel->first_frame + 1;
+    src->phi = sel->phi;
+    src->thread_safe = 0;
+    src->float32 = nlsq_xpcs_is_float32(f) ? 1 : 0;
+    src->file = f;
+    src->sel = sel;
+    return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Row mapping                                                                */
+/* ------------------------------------------------------------------------ */
+
+static int is_upper(const nlsq_xpcs_model *m) { return m->cfg.triangle == NLSQ_XPCS_UPPER; }
+
+/* Local index (inside one angle) of the first row of matrix row i. */
+static size_t row_start(const nlsq_xpcs_model *m, size_t i)
+{
+    size_t n = m->n;
+    int d = m->cfg.include_diagonal != 0;
+    if (is_upper(m))
+        return d ? i * (2 * n - i + 1) / 2 : i * (2 * n - i - 1) / 2;
+    return i * (d ? n : n - 1);
+}
+
+/* Local row index -> (i, j). */
+static void local_to_ij(const nlsq_xpcs_model *m, size_t l, size_t *pi, size_t *pj)
+{
+    size_t n = m->n;
+    int d = m->cfg.include_diagonal != 0;
+    if (!is_upper(m)) {
+        size_t len = d ? n : n - 1;
+        size_t i = l / len, r = l % len;
+        *pi = i;
+        *pj = d ? r : (r < i ? r : r + 1);
+        return;
+    }
+    size_t s = d ? 0 : 1;
+    double c = (double)(2 * n + 1 - 2 * s);
+    double disc = c * c - 8.0 * (double)l;
+    if (disc < 0) disc = 0;
+    double est = (c - sqrt(disc)) / 2.0;
+    size_t i = est > 0 ? (size_t)est : 0;
+    if (i >= n) i = n - 1;
+    while (i > 0 && row_start(m, i) > l) i--;
+    while (i + 1 < n && row_start(m, i + 1) <= l) i++;
+    *pi = i;
+    *pj = i + s + (l - row_start(m, i));
+}
+
+static inline void next_ij(const nlsq_xpcs_model *m, size_t *pi, size_t *pj)
+{
+    size_t i = *pi, j = *pj + 1, n = m->n;
+    int d = m->cfg.include_diagonal != 0;
+    if (is_upper(m)) {
+        if (j >= n) { i++; j = d ? i : i + 1; }
+    } else {
+        if (!d && j == i) j++;
+        if (j >= n) { i++; j = 0; if (!d && j == i) j++; }
+    }
+    *pi = i;
+    *pj = j;
+}
+
+/* Is column j part of the fit's rows of matrix row i? */
+static inline int in_fit(const nlsq_xpcs_model *m, size_t i, size_t j)
+{
+    if (i == j) return m->cfg.include_diagonal != 0;
+    return is_upper(m) ? j > i : 1;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Tables                                                                     */
+/* ------------------------------------------------------------------------ */
+
+/* D_k (or G_k) tables: C[k], and when dC != NULL the derivatives w.r.t.
+ * (amplitude, exponent, offset) in dC[3k + t]. */
+static void table_one(const nlsq_xpcs_model *m, double amp, double ex, double off,
+                      double *C, double *dC)
+{
+    const double dt = m->cfg.dt, eps = m->eps;
+    double fprev = 0, dprev[3] = {0, 0, 0};
+    for (size_t k = 0; k < m->n; k++) {
+        double t = (double)(k + m->cfg.k0) * dt;
+        double ts = t > eps ? t : eps;
+        double pw = pow(ts, ex);
+        double raw = amp * pw + off;
+        double f, df[3];
+        if (raw > DG_FLOOR) {
+            f = raw;
+            if (dC) { df[0] = pw; df[1] = amp * pw * log(ts); df[2] = 1.0; }
+        } else {
+            f = DG_FLOOR;
+            if (dC) { df[0] = df[1] = df[2] = 0.0; }
+        }
+        if (k == 0) {
+            C[0] = 0.0;
+            if (dC) dC[0] = dC[1] = dC[2] = 0.0;
+        } else {
+            C[k] = C[k - 1] + (fprev + f) / 2;
+            if (dC)
+                for (int t3 = 0; t3 < 3; t3++)
+                    dC[3 * k + t3] = dC[3 * (k - 1) + t3] + (dprev[t3] + df[t3]) / 2;
+        }
+        fprev = f;
+        if (dC) { dprev[0] = df[0]; dprev[1] = df[1]; dprev[2] = df[2]; }
+    }
+}
+
+static int tab_alloc(const nlsq_xpcs_model *m, xtab *T)
+{
+    size_t n = m->n;
+    size_t per = m->laminar ? 8 : 4;   /* C + 3 dC per function */
+    T->mem = malloc(sizeof(double) * per * n);
+    if (!T->mem) return NLSQ_ENOMEM;
+    T->CD = T->mem;
+    T->dCD = T->mem + n;
+    if (m->laminar) {
+        T->CG = T->mem + 4 * n;
+        T->dCG = T->mem + 5 * n;
+    } else {
+        T->CG = T->dCG = NULL;
+    }
+    return 0;
+}
+
+static void tab_compute(const nlsq_xpcs_model *m, const double *x, xtab *T, int derivs)
+{
+    table_one(m, x[0], x[1], x[2], T->CD, derivs ? T->dCD : NULL);
+    if (m->laminar) table_one(m, x[3], x[4], x[5], T->CG, derivs ? T->dCG : NULL);
+    memcpy(T->key, x, sizeof(double) * m->np);
+}
+
+/* Tables for x (always with derivatives), from the slot cache or private. */
+static xtab *tab_acquire(nlsq_xpcs_model *m, const double *x)
+{
+    size_t kb = sizeof(double) * m->np;
+    pthread_mutex_lock(&m->tab_mu);
+    xtab *free_slot = NULL;
+    for (int s = 0; s < N_SLOTS; s++) {
+        xtab *T = &m->slots[s];
+        if (T->valid && memcmp(T->key, x, kb) == 0) {
+            T->refs++;
+            T->stamp = ++m->stamp;
+            pthread_mutex_unlock(&m->tab_mu);
+            return T;
+        }
+        if (T->refs == 0 && (!free_slot || !T->valid ||
+                             (free_slot->valid && T->stamp < free_slot->stamp)))
+            free_slot = T;
+    }
+    if (free_slot) {
+        if (!free_slot->mem && tab_alloc(m, free_slot) != 0) {
+            pthread_mutex_unlock(&m->tab_mu);
+            return NULL;
+        }
+        tab_compute(m, x, free_slot, 1);
+        free_slot->valid = 1;
+        free_slot->refs = 1;
+        free_slot->stamp = ++m->stamp;
+        pthread_mutex_unlock(&m->tab_mu);
+        return free_slot;
+    }
+    pthread_mutex_unlock(&m->tab_mu);
+    xtab *T = calloc(1, sizeof *T);
+    if (!T) return NULL;
+    if (tab_alloc(m, T) != 0) { free(T); return NULL; }
+    tab_compute(m, x, T, 1);
+    T->priv = 1;
+    return T;
+}
+
+static void tab_release(nlsq_xpcs_model *m, xtab *T)
+{
+    if (!T) return;
+    if (T->priv) { free(T->mem); free(T); return; }
+    pthread_mutex_lock(&m->tab_mu);
+    T->refs--;
+    pthread_mutex_unlock(&m->tab_mu);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Pointwise model                                                            */
+/* ------------------------------------------------------------------------ */
+
+/* sinc(x) as the spec defines it, and its derivative (of the function as
+ * implemented: the series' derivative below SINC_SERIES). */
+static inline void sinc_d(double x, double *s, double *ds)
+{
+    double ax = fabs(x), x2 = x * x;
+    if (ax < SINC_SERIES) {
+        *s = 1.0 - x2 / 6.0 + x2 * x2 / 120.0;
+        *ds = x * (-1.0 / 3.0 + x2 / 30.0);
+        return;
+    }
+    double sn = sin(x);
+    *s = sn / x;
+    if (ax < 0.1)   /* closed form cancels; the Taylor series is exact to ~1e-20 here */
+        *ds = x * (-1.0 / 3.0 + x2 * (1.0 / 30.0 + x2 * (-1.0 / 840.0 +
+                   x2 * (1.0 / 45360.0 - x2 / 3991680.0))));
+    else
+        *ds = (x * cos(x) - sn) / x2;
+}
+
+typedef struct g1_parts {
+    double g1, g1raw, g1d, dg1s, ID, IG, dCd, dCg;
+    int floor, clampD;
+} g1_parts;
+
+static inline double sinc_only(double x)
+{
+    if (fabs(x) < SINC_SERIES) {
+        double x2 = x * x;
+        return 1.0 - x2 / 6.0 + x2 * x2 / 120.0;
+    }
+    return sin(x) / x;
+}
+
+/* g1 at (i, j) of an angle whose shear cosine is c (B * c precomputed in bc);
+ * with deriv == 0 the pieces only the Jacobian needs (dg1s) are skipped. */
+static inline void g1_eval(const nlsq_xpcs_model *m, const xtab *T, double bc,
+                           size_t i, size_t j, int deriv, g1_parts *g)
+{
+    double dCd = T->CD[i] - T->CD[j];
+    double ID = sqrt(dCd * dCd + I_EPS2);
+    double e = -m->A * ID;
+    g->clampD = !(e >= EXP_CLAMP);
+    if (g->clampD) e = EXP_CLAMP;
+    double g1d = exp(e);
+    double g1s = 1.0;
+    g->dg1s = 0.0;
+    g->IG = 0.0;
+    g->dCg = 0.0;
+    if (m->laminar) {
+        double dCg = T->CG[i] - T->CG[j];
+        double IG = sqrt(dCg * dCg + I_EPS2);
+        double Phi = bc * IG;
+        double s, ds;
+        if (deriv) {
+            sinc_d(Phi, &s, &ds);
+            g->dg1s = 2.0 * s * ds;
+        } else {
+            s = sinc_only(Phi);
+        }
+        g1s = s * s;
+        g->IG = IG;
+        g->dCg = dCg;
+    }
+    double g1raw = g1d * g1s;
+    g->floor = !(g1raw > G1_FLOOR);
+    g->g1 = g->floor ? G1_FLOOR : g1raw;
+    g->g1raw = g1raw;
+    g->g1d = g1d;
+    g->ID = ID;
+    g->dCd = dCd;
+}
+
+/* Residuals (and Jacobian block, pattern column order) for nrows rows of angle
+ * a starting at (i, j).  On input r holds the data c2. */
+static void kernel(const nlsq_xpcs_model *m, const xtab *T, const double *x, size_t a,
+                   size_t i, size_t j, size_t nrows, double *r, double *J)
+{
+    const size_t np = m->np, k = np + 2;
+    const double con = x[np + 2 * a], off = x[np + 2 * a + 1];
+    const double sigma = m->cfg.sigma, A = m->A, B = m->B;
+    double c = 1.0, dc = 0.0;
+    if (m->laminar) {
+        double arg = (x[6] - m->phi[a]) * XM_PI / 180.0;
+        c = cos(arg);
+        dc = -sin(arg) * XM_PI / 180.0;
+    }
+    const double bc = B * c;
+    for (size_t t = 0; t < nrows; t++, next_ij(m, &i, &j)) {
+        double y = r[t];
+        double *Jr = J ? J + t * k : NULL;
+        if (!isfinite(y)) {
+            r[t] = 0.0;
+            if (Jr) memset(Jr, 0, sizeof(double) * k);
+            continue;
+        }
+        g1_parts g;
+        g1_eval(m, T, bc, i, j, J != NULL, &g);
+        double g1 = g.g1;
+        double g2 = off + con * g1 * g1;
+        r[t] = (y - g2) / sigma;
+        if (!Jr) continue;
+        if (g.floor) {
+            for (size_t q = 0; q < np; q++) Jr[q] = 0.0;
+        } else {
+            /* dr/dg1 */
+            double f = -(con * 2.0 * g1) / sigma;
+            if (g.clampD) {
+                Jr[0] = Jr[1] = Jr[2] = 0.0;
+            } else {
+                /* dg1/dth = g1s * g1d * (-A) * dCd * (dCD_i - dCD_j) / ID */
+                double w = f * g.g1raw * (-A) * g.dCd / g.ID;
+                const double *di = T->dCD + 3 * i, *dj = T->dCD + 3 * j;
+                Jr[0] = w * (di[0] - dj[0]);
+                Jr[1] = w * (di[1] - dj[1]);
+                Jr[2] = w * (di[2] - dj[2]);
+            }
+            if (m->laminar) {
+                /* dg1/dPhi = g1d * dg1s; Phi = B c IG */
+                double fp = f * g.g1d * g.dg1s;
+                double w2 = fp * bc * g.dCg / g.IG;
+                const double *di = T->dCG + 3 * i, *dj = T->dCG + 3 * j;
+                Jr[3] = w2 * (di[0] - dj[0]);
+                Jr[4] = w2 * (di[1] - dj[1]);
+                Jr[5] = w2 * (di[2] - dj[2]);
+                Jr[6] = fp * B * g.IG * dc;
+            }
+        }
+        Jr[np] = -(g1 * g1) / sigma;
+        Jr[np + 1] = -1.0 / sigma;
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+/* Data access                                                                */
+/* ------------------------------------------------------------------------ */
+
+static int source_read(nlsq_xpcs_model *m, size_t a, size_t row0, size_t nrows, double *out)
+{
+    int rc;
+    if (m->src.file) {
+        char err[256] = "";
+        pthread_mutex_lock(&m->read_mu);
+        rc = nlsq_xpcs_read_rows(m->src.file, m->src.sel, a, row0, nrows, out, err, sizeof err);
+        pthread_mutex_unlock(&m->read_mu);
+        if (rc != 0)
+            model_error(m, "%s", err[0] ? err : nlsq_xpcs_status_string(rc));
+        return rc != 0 ? (rc < 0 ? rc : NLSQ_ECALLBACK) : 0;
+    }
+    if (!m->src.thread_safe) pthread_mutex_lock(&m->read_mu);
+    rc = m->src.read(m->src.ctx, a, row0, nrows, out);
+    if (!m->src.thread_safe) pthread_mutex_unlock(&m->read_mu);
+    if (rc != 0) {
+        model_error(m, "reading rows %zu..%zu of angle %zu failed (source status %d)",
+                    row0, row0 + nrows - 1, a, rc);
+        return NLSQ_ECALLBACK;
+    }
+    return 0;
+}
+
+static size_t count_row_excluded(const nlsq_xpcs_model *m, size_t i, const double *row)
+{
+    size_t c = 0;
+    for (size_t j = 0; j < m->n; j++)
+        if (in_fit(m, i, j) && !isfinite(row[j])) c++;
+    return c;
+}
+
+/* Matrix rows per read block. */
+static size_t block_rows(const nlsq_xpcs_model *m)
+{
+    size_t b = STREAM_BLOCK_BYTES / (sizeof(double) * m->n);
+    return b ? b : 1;
+}
+
+/* Data of rows [l0, l0 + nrows) of angle a (local indices) into out. */
+static int fetch(nlsq_xpcs_model *m, size_t a, size_t l0, size_t nrows, double *out)
+{
+    size_t i, j, n = m->n;
+    size_t g0 = a * m->R + l0;
+    switch (m->data_mode) {
+    case DATA_CACHE32:
+        for (size_t t = 0; t < nrows; t++) out[t] = (double)m->c32[g0 + t];
+        return 0;
+    case DATA_CACHE64:
+        memcpy(out, m->c64 + g0, sizeof(double) * nrows);
+        return 0;
+    case DATA_MEM32: {
+        const float *d = m->src.data32 + a * n * n;
+        local_to_ij(m, l0, &i, &j);
+        for (size_t t = 0; t < nrows; t++, next_ij(m, &i, &j)) out[t] = (double)d[i * n + j];
+        return 0;
+    }
+    case DATA_MEM64: {
+        const double *d = m->src.data64 + a * n * n;
+        local_to_ij(m, l0, &i, &j);
+        for (size_t t = 0; t < nrows; t++, next_ij(m, &i, &j)) out[t] = d[i * n + j];
+        return 0;
+    }
+    default:
+        break;
+    }
+    /* streaming */
+    size_t il, jl;
+    local_to_ij(m, l0, &i, &j);
+    local_to_ij(m, l0 + nrows - 1, &il, &jl);
+    size_t maxb = block_rows(m);
+    size_t span = il - i + 1;
+    size_t cap = span < maxb ? span : maxb;
+    double *buf = malloc(sizeof(double) * cap * n);
+    if (!buf) {
+        model_error(m, "out of memory reading %zu rows of %zu frames", cap, n);
+        return NLSQ_ENOMEM;
+    }
+    size_t ib = 0, nb = 0;
+    for (size_t t = 0; t < nrows; t++, next_ij(m, &i, &j)) {
+        if (nb == 0 || i >= ib + nb) {
+            ib = i;
+            nb = il - i + 1;
+            if (nb > cap) nb = cap;
+            int rc = source_read(m, a, ib, nb, buf);
+            if (rc != 0) { free(buf); return rc; }
+            for (size_t q = 0; q < nb; q++) {
+                size_t mr = a * n + ib + q;
+                if (!atomic_exchange(&m->seen[mr], 1)) {
+                    size_t c = count_row_excluded(m, ib + q, buf + q * n);
+                    if (c) atomic_fetch_add(&m->n_excl_stream, c);
+                }
+            }
+        }
+        out[t] = buf[(i - ib) * n + j];
+    }
+    free(buf);
+    return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Problem callbacks                                                          */
+/* ------------------------------------------------------------------------ */
+
+static size_t model_pattern(void *ctx, size_t row0, size_t nrows, size_t *cols, size_t *k)
+{
+    const nlsq_xpcs_model *m = ctx;
+    if (nrows == 0 || row0 >= m->n_rows) return 0;
+    size_t a = row0 / m->R;
+    size_t left = (a + 1) * m->R - row0;
+    size_t np = m->np;
+    for (size_t q = 0; q < np; q++) cols[q] = q;
+    cols[np] = np + 2 * a;
+    cols[np + 1] = np + 2 * a + 1;
+    *k = np + 2;
+    return nrows < left ? nrows : left;
+}
+
+/* Rows [row0, row0 + nrows).  J (when not NULL) is nrows x (np + 2) in the
+ * pattern's column order, so a Jacobian range must lie inside one angle (the
+ * pattern callback guarantees it); residual-only ranges may span angles. */
+static int model_eval(void *ctx, const double *x, size_t row0, size_t nrows,
+                      double *r, double *J)
+{
+    nlsq_xpcs_model *m = ctx;
+    if (nrows == 0) return 0;
+    if (row0 >= m->n_rows || nrows > m->n_rows - row0) return 1;
+    if (J && row0 / m->R != (row0 + nrows - 1) / m->R) return 1;
+    xtab *T = tab_acquire(m, x);
+    if (!T) {
+        model_error(m, "out of memory for the model tables");
+        return 1;
+    }
+    int rc = 0;
+    size_t done = 0;
+    while (done < nrows) {
+        size_t g = row0 + done;
+        size_t a = g / m->R, l = g % m->R;
+        size_t seg = m->R - l;
+        if (seg > nrows - done) seg = nrows - done;
+        if (fetch(m, a, l, seg, r + done) != 0) { rc = 1; break; }
+        size_t i, j;
+        local_to_ij(m, l, &i, &j);
+        kernel(m, T, x, a, i, j, seg, r + done, J ? J + done * (m->np + 2) : NULL);
+        done += seg;
+    }
+    tab_release(m, T);
+    return rc;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Creation                                                                   */
+/* ------------------------------------------------------------------------ */
+
+static int mul_ok(size_t a, size_t b, size_t *out)
+{
+    if (a != 0 && b > SIZE_MAX / a) return 0;
+    *out = a * b;
+    return 1;
+}
+
+/* Read every matrix row once and store the fit's entries in row order. */
+static int fill_cache(nlsq_xpcs_model *m, char *err, size_t err_size)
+{
+    size_t n = m->n;
+    size_t maxb = CACHE_FILL_BYTES / (sizeof(double) * n);
+    if (maxb == 0) maxb = 1;
+    if (maxb > n) maxb = n;
+    double *buf = malloc(sizeof(double) * maxb * n);
+    if (!buf) {
+        set_err(err, err_size, "out of memory reading c2 rows (%zu frames)", n);
+        return NLSQ_ENOMEM;
+    }
+    size_t excl = 0;
+    for (size_t a = 0; a < m->P; a++) {
+        for (size_t ib = 0; ib < n; ib += maxb) {
+            size_t nb = n - ib < maxb ? n - ib : maxb;
+            int rc = source_read(m, a, ib, nb, buf);
+            if (rc != 0) {
+                set_err(err, err_size, "%s", m->last_error);
+                free(buf);
+                return rc;
+            }
+            for (size_t q = 0; q < nb; q++) {
+                size_t i = ib + q;
+                const double *row = buf + q * n;
+                size_t g = a * m->R + row_start(m, i);
+                for (size_t j = 0; j < n; j++) {
+                    if (!in_fit(m, i, j)) continue;
+                    double v = row[j];
+                    if (!isfinite(v)) excl++;
+                    if (m->c32) m->c32[g++] = (float)v;
+                    else m->c64[g++] = v;
+                }
+            }
+        }
+    }
+    free(buf);
+    m->n_excl_fixed = excl;
+    return 0;
+}
+
+static void count_mem_excluded(nlsq_xpcs_model *m)
+{
+    size_t n = m->n, excl = 0;
+    for (size_t a = 0; a < m->P; a++)
+        for (size_t i = 0; i < n; i++)
+            for (size_t j = 0; j < n; j++) {
+                if (!in_fit(m, i, j)) continue;
+                size_t o = a * n * n + i * n + j;
+                double v = m->src.data32 ? (double)m->src.data32[o] : m->src.data64[o];
+                if (!isfinite(v)) excl++;
+            }
+    m->n_excl_fixed = excl;
+}
+
+int nlsq_xpcs_model_create(const nlsq_xpcs_source *src, const nlsq_xpcs_config *cfg,
+                           nlsq_xpcs_model **out, char *err, size_t err_size)
+{
+    if (out) *out = NULL;
+    if (!src || !cfg || !out) {
+        set_err(err, err_size, "nlsq_xpcs_model_create: NULL argument");
+        return NLSQ_EINVAL;
+    }
+    if (cfg->mode != NLSQ_XPCS_LAMINAR && cfg->mode != NLSQ_XPCS_STATIC) {
+        set_err(err, err_size, "model: unknown mode %d", cfg->mode);
+        return NLSQ_EINVAL;
+    }
+    if (cfg->triangle != NLSQ_XPCS_UPPER && cfg->triangle != NLSQ_XPCS_FULL) {
+        set_err(err, err_size, "model: unknown triangle %d", cfg->triangle);
+        return NLSQ_EINVAL;
+    }
+    if (!(isfinite(cfg->q) && cfg->q > 0) || !(isfinite(cfg->dt) && cfg->dt > 0)) {
+        set_err(err, err_size, "model: q and dt must be finite and > 0 (q = %g, dt = %g)",
+                cfg->q, cfg->dt);
+        return NLSQ_EINVAL;
+    }
+    if (cfg->mode == NLSQ_XPCS_LAMINAR && !(isfinite(cfg->gap) && cfg->gap > 0)) {
+        set_err(err, err_size, "model: the gap must be finite and > 0 in laminar mode (gap = %g)",
+                cfg->gap);
+        return NLSQ_EINVAL;
+    }
+    if (!(isfinite(cfg->sigma) && cfg->sigma > 0)) {
+        set_err(err, err_size, "model: sigma must be finite and > 0 (sigma = %g)", cfg->sigma);
+        return NLSQ_EINVAL;
+    }
+    if (src->n_angles == 0 || src->n == 0 || !src->phi) {
+        set_err(err, err_size, "model: the source has no angles or no frames");
+        return NLSQ_EINVAL;
+    }
+    if (!src->data32 && !src->data64 && !src->file && !src->read) {
+        set_err(err, err_size, "model: the source has neither data nor a read function");
+        return NLSQ_EINVAL;
+    }
+    if (src->file && !src->sel) {
+        set_err(err, err_size, "model: file source without a selection");
+        return NLSQ_EINVAL;
+    }
+    for (size_t a = 0; a < src->n_angles; a++)
+        if (!isfinite(src->phi[a])) {
+            set_err(err, err_size, "model: angle %zu is not finite", a);
+            return NLSQ_EINVAL;
+        }
+    size_t n = src->n, P = src->n_angles;
+    int d = cfg->include_diagonal != 0;
+    size_t R, nn;
+    if (!mul_ok(n, n, &nn)) {
+        set_err(err, err_size, "model: %zu frames is too many", n);
+        return NLSQ_EINVAL;
+    }
+    if (cfg->triangle == NLSQ_XPCS_UPPER)   /* n(n+1)/2 or n(n-1)/2, no overflow */
+        R = d ? (n % 2 == 0 ? (n / 2) * (n + 1) : n * ((n + 1) / 2))
+              : (n % 2 == 0 ? (n / 2) * (n - 1) : n * ((n - 1) / 2));
+    else
+        R = d ? nn : nn - n;
+    size_t n_rows;
+    if (R == 0 || !mul_ok(R, P, &n_rows) || !mul_ok(nn, P, &nn)) {
+        set_err(err, err_size, "model: no rows to fit (%zu angles, %zu frames)", P, n);
+        return NLSQ_EINVAL;
+    }
+    size_t np = cfg->mode == NLSQ_XPCS_STATIC ? 3 : NLSQ_XPCS_N_PHYS;
+
+    nlsq_xpcs_model *m = calloc(1, sizeof *m);
+    if (!m) {
+        set_err(err, err_size, "model: out of memory");
+        return NLSQ_ENOMEM;
+    }
+    m->src = *src;
+    m->cfg = *cfg;
+    m->P = P;
+    m->n = n;
+    m->np = np;
+    m->n_params = np + 2 * P;
+    m->R = R;
+    m->n_rows = n_rows;
+    m->laminar = cfg->mode == NLSQ_XPCS_LAMINAR;
+    m->A = cfg->q * cfg->q * cfg->dt / 2.0;
+    m->B = m->laminar ? cfg->q * cfg->gap * cfg->dt / (2.0 * XM_PI) : 0.0;
+    m->eps = cfg->dt / 2 > 1e-8 ? cfg->dt / 2 : 1e-8;
+    atomic_init(&m->n_excl_stream, 0);
+    pthread_mutex_init(&m->read_mu, NULL);
+    pthread_mutex_init(&m->tab_mu, NULL);
+    pthread_mutex_init(&m->err_mu, NULL);
+    m->phi = malloc(sizeof(double) * P);
+    m->lower = malloc(sizeof(double) * m->n_params);
+    m->upper = malloc(sizeof(double) * m->n_params);
+    if (!m->phi || !m->lower || !m->upper) goto nomem;
+    memcpy(m->phi, src->phi, sizeof(double) * P);
+    m->src.phi = m->phi;
+    nlsq_xpcs_default_bounds(m, m->lower, m->upper);
+
+    if (src->data32 || src->data64) {
+        m->data_mode = src->data32 ? DATA_MEM32 : DATA_MEM64;
+        count_mem_excluded(m);
+    } else {
+        int f32 = src->float32 != 0;
+        size_t bytes;
+        if (mul_ok(n_rows, f32 ? sizeof(float) : sizeof(double), &bytes) &&
+            bytes <= cfg->memory_budget) {
+            if (f32) {
+                m->c32 = malloc(bytes);
+                m->data_mode = DATA_CACHE32;
+            } else {
+                m->c64 = malloc(bytes);
+                m->data_mode = DATA_CACHE64;
+            }
+            if (!m->c32 && !m->c64) goto nomem;
+            int rc = fill_cache(m, err, err_size);
+            if (rc != 0) {
+                nlsq_xpcs_model_free(m);
+                return rc;
+            }
+        } else {
+            m->data_mode = DATA_STREAM;
+            m->seen = malloc(sizeof(atomic_uchar) * P * n);
+            if (!m->seen) goto nomem;
+            for (size_t q = 0; q < P * n; q++) atomic_init(&m->seen[q], 0);
+        }
+    }
+    *out = m;
+    return 0;
+nomem:
+    set_err(err, err_size, "model: out of memory (%zu rows)", n_rows);
+    nlsq_xpcs_model_free(m);
+    return NLSQ_ENOMEM;
+}
+
+void nlsq_xpcs_model_free(nlsq_xpcs_model *m)
+{
+    if (!m) return;
+    for (int s = 0; s < N_SLOTS; s++) free(m->slots[s].mem);
+    free(m->phi);
+    free(m->lower);
+    free(m->upper);
+    free(m->c32);
+    free(m->c64);
+    free(m->seen);
+    pthread_mutex_destroy(&m->read_mu);
+    pthread_mutex_destroy(&m->tab_mu);
+    pthread_mutex_destroy(&m->err_mu);
+    free(m);
+}
+
+size_t nlsq_xpcs_model_n_params(const nlsq_xpcs_model *m) { return m ? m->n_params : 0; }
+size_t nlsq_xpcs_model_n_rows(const nlsq_xpcs_model *m) { return m ? m->n_rows : 0; }
+
+size_t nlsq_xpcs_model_n_excluded(const nlsq_xpcs_model *m)
+{
+    if (!m) return 0;
+    if (m->data_mode == DATA_STREAM)
+        return atomic_load(&((nlsq_xpcs_model *)m)->n_excl_stream);
+    return m->n_excl_fixed;
+}
+
+int nlsq_xpcs_model_problem(nlsq_xpcs_model *m, nlsq_problem *pb)
+{
+    if (!m || !pb) return NLSQ_EINVAL;
+    memset(pb, 0, sizeof *pb);
+    pb->n_params = m->n_params;
+    pb->n_rows = m->n_rows;
+    pb->eval = model_eval;
+    pb->pattern = model_pattern;
+    pb->ctx = m;
+    pb->lower = m->lower;
+    pb->upper = m->upper;
+    return 0;
+}
+
+void nlsq_xpcs_default_bounds(const nlsq_xpcs_model *m, double *lower, double *upper)
+{
+    if (!m) return;
+    for (size_t q = 0; q < m->np; q++) {
+        if (lower) lower[q] = k_lower[q];
+        if (upper) upper[q] = k_upper[q];
+    }
+    for (size_t a = 0; a < m->P; a++) {
+        if (lower) { lower[m->np + 2 * a] = 0.0; lower[m->np + 2 * a + 1] = 0.5; }
+        if (upper) { upper[m->np + 2 * a] = 1.0; upper[m->np + 2 * a + 1] = 1.5; }
+    }
+}
+
+int nlsq_xpcs_model_set_bounds(nlsq_xpcs_model *m, const double *lower, const double *upper)
+{
+    if (!m || !lower || !upper) return NLSQ_EINVAL;
+    for (size_t q = 0; q < m->n_params; q++)
+        if (isnan(lower[q]) || isnan(upper[q]) || lower[q] > upper[q]) return NLSQ_EINVAL;
+    memcpy(m->lower, lower, sizeof(double) * m->n_params);
+    memcpy(m->upper, upper, sizeof(double) * m->n_params);
+    return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Start point, slow path                                                     */
+/* ------------------------------------------------------------------------ */
+
+static double clampd(double v, double lo, double hi)
+{
+    if (v < lo) v = lo;
+    if (v > hi) v = hi;
+    return v;
+}
+
+int nlsq_xpcs_initial_guess(nlsq_xpcs_model *m, const double *phys, double *x)
+{
+    if (!m || !x) return NLSQ_EINVAL;
+    size_t np = m->np;
+    for (size_t q = 0; q < np; q++) {
+        double v = (phys && !isnan(phys[q])) ? phys[q] : k_default_start[q];
+        if (!isfinite(v)) return NLSQ_EINVAL;
+        x[q] = v;
+    }
+    xtab T;
+    memset(&T, 0, sizeof T);
+    if (tab_alloc(m, &T) != 0) return NLSQ_ENOMEM;
+    tab_compute(m, x, &T, 0);
+    size_t chunk = 1 << 16;
+    if (chunk > m->R) chunk = m->R;
+    double *buf = malloc(sizeof(double) * chunk);
+    if (!buf) { free(T.mem); return NLSQ_ENOMEM; }
+    int rc = 0;
+    for (size_t a = 0; a < m->P && rc == 0; a++) {
+        double c = 1.0;
+        if (m->laminar) c = cos((x[6] - m->phi[a]) * XM_PI / 180.0);
+        double bc = m->B * c;
+        double S = 0, Sx = 0, Sy = 0, Sxx = 0, Sxy = 0;
+        double sh = 0;   /* shift of y for stability: the first finite value */
+        int have_shift = 0;
+        for (size_t l0 = 0; l0 < m->R; l0 += chunk) {
+            size_t nr = m->R - l0 < chunk ? m->R - l0 : chunk;
+            if (fetch(m, a, l0, nr, buf) != 0) { rc = NLSQ_ECALLBACK; break; }
+            size_t i, j;
+            local_to_ij(m, l0, &i, &j);
+            for (size_t t = 0; t < nr; t++, next_ij(m, &i, &j)) {
+                double y = buf[t];
+                if (!isfinite(y)) continue;
+                if (!have_shift) { sh = y; have_shift = 1; }
+                y -= sh;
+                g1_parts g;
+                g1_eval(m, &T, bc, i, j, 0, &g);
+                double u = g.g1 * g.g1;
+                S += 1; Sx += u; Sy += y; Sxx += u * u; Sxy += u * y;
+            }
+        }
+        if (rc != 0) break;
+        size_t ic = np + 2 * a, io = ic + 1;
+        double con, off;
+        if (S < 1) {
+            con = 0.3;
+            off = 1.0;
+        } else {
+            double mx = Sx / S, my = Sy / S;
+            double vxx = Sxx / S - mx * mx, vxy = Sxy / S - mx * my;
+            if (vxx > 1e-14 * (Sxx / S) && vxx > 0)
+                con = vxy / vxx;
+            else
+                con = 0.3;   /* g1 constant over the angle: contrast not identifiable */
+            con = clampd(con, m->lower[ic], m->upper[ic]);
+            off = my - con * mx + sh;
+        }
+        x[ic] = clampd(con, m->lower[ic], m->upper[ic]);
+        x[io] = clampd(off, m->lower[io], m->upper[io]);
+    }
+    free(buf);
+    free(T.mem);
+    return rc;
+}
+
+double nlsq_xpcs_model_g2(const nlsq_xpcs_model *m, const double *x,
+                          size_t a, size_t i, size_t j)
+{
+    if (!m || !x || a >= m->P || i >= m->n || j >= m->n) return NAN;
+    xtab T;
+    memset(&T, 0, sizeof T);
+    if (tab_alloc(m, &T) != 0) return NAN;
+    tab_compute(m, x, &T, 0);
+    double c = 1.0;
+    if (m->laminar) c = cos((x[6] - m->phi[a]) * XM_PI / 180.0);
+    g1_parts g;
+    g1_eval(m, &T, m->B * c, i, j, 0, &g);
+    free(T.mem);
+    return x[m->np + 2 * a + 1] + x[m->np + 2 * a] * g.g1 * g.g1;
+}

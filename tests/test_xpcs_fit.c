@@ -1,0 +1,474 @@
+/*
+ * test_xpcs_fit.c - parameter recovery with the core solver (nlsq_lm) on
+ * small synthetic XPCS data.
+ *
+ * Data are generated here with the naive reference model of xpcs-model.md
+ * (written again below, independently of src/xpcs/model.c) and a seeded
+ * Gaussian RNG: truth = the spec's benchmark truth, noise sd 0.01, symmetric
+ * matrices (upper-triangle noise mirrored, as the reader rebuilds them).
+ *
+ * Two deliberate departures from the 23M-point benchmark, to keep the test
+ * small AND well posed:
+ *  - dt = 2e-2 (not 1e-3): with only N = 120 frames, dt = 1e-3 barely
+ *    resolves the decay and the shear, and the 7 physical parameters are
+ *    then nearly undetermined;
+ *  - angles 10, 55, 100, 160 degrees, not p * 360 / P.  With the equally
+ *    spaced set, phi -> -phi permutes the angles, and since contrast and
+ *    offset are free per angle, (phi0, contrast_p, offset_p) and (-phi0,
+ *    contrast_{P-p}, offset_{P-p}) give exactly the same g2: the sign of
+ *    phi0 is then not identifiable and LM may legitimately find -phi0.
+ *
+ * Tests (cmocka):
+ *   recover_laminar   from the spec's start (D0 1e4, alpha 0, ...) and the
+ *                     data-driven contrast/offset start: converged, every
+ *                     parameter within 4 sigma of the truth, chi2/dof ~ 1
+ *   threads_bitwise   the same fit with 1 and 2 threads: identical x
+ *   full_triangle     both triangles: the same minimiser (the full cost is
+ *                     twice the upper one), errors smaller by sqrt(2)
+ *   recover_static    static mode (3 physical parameters)
+ *   nan_dof           NaN entries: excluded, fit unaffected
+ *   file_roundtrip    synthetic HDF5 file (nlsq_xpcs_synth_write) -> reader
+ *                     -> file source, cached and streamed: same fit
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "nlsq.h"
+#include "nlsq_xpcs.h"
+
+#ifndef NLSQ_TEST_TMPDIR
+#define NLSQ_TEST_TMPDIR "."
+#endif
+
+#define REF_FN static inline __attribute__((unused))
+
+/* ======================================================================== */
+/* The naive reference model (independent of src/xpcs/model.c)               */
+/* ======================================================================== */
+#include <math.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define REF_PI 3.14159265358979323846
+
+typedef struct ref_model {
+    double q, gap, dt;
+    size_t k0;
+    int static_mode;
+} ref_model;
+
+REF_FN double ref_f(const ref_model *rm, double amp, double ex, double off, size_t k)
+{
+    double eps = rm->dt / 2 > 1e-8 ? rm->dt / 2 : 1e-8;
+    double t = (double)(k + rm->k0) * rm->dt;
+    double ts = t > eps ? t : eps;
+    double v = amp * pow(ts, ex) + off;
+    return v > 1e-10 ? v : 1e-10;
+}
+
+/* C[k] = C[k-1] + (f_{k-1} + f_k) / 2, C[0] = 0, recomputed from scratch. */
+REF_FN double ref_C(const ref_model *rm, double amp, double ex, double off, size_t k)
+{
+    double C = 0.0;
+    for (size_t kk = 1; kk <= k; kk++)
+        C = C + (ref_f(rm, amp, ex, off, kk - 1) + ref_f(rm, amp, ex, off, kk)) / 2;
+    return C;
+}
+
+REF_FN double ref_sinc(double x)
+{
+    if (fabs(x) < 1e-4) return 1.0 - x * x / 6.0 + x * x * x * x / 120.0;
+    return sin(x) / x;
+}
+
+/* g1 at (i, j) for physical parameters p[7] and angle phi (degrees). */
+REF_FN double ref_g1(const ref_model *rm, const double *p, double phi, size_t i, size_t j)
+{
+    double CDi = ref_C(rm, p[0], p[1], p[2], i), CDj = ref_C(rm, p[0], p[1], p[2], j);
+    double ID = sqrt((CDi - CDj) * (CDi - CDj) + 1e-12);
+    double A = rm->q * rm->q * rm->dt / 2.0;
+    double e = -A * ID;
+    if (e < -700.0) e = -700.0;
+    double g1 = exp(e);
+    if (!rm->static_mode) {
+        double CGi = ref_C(rm, p[3], p[4], p[5], i), CGj = ref_C(rm, p[3], p[4], p[5], j);
+        double IG = sqrt((CGi - CGj) * (CGi - CGj) + 1e-12);
+        double B = rm->q * rm->gap * rm->dt / (2.0 * REF_PI);
+        double Phi = B * cos((p[6] - phi) * REF_PI / 180.0) * IG;
+        double s = ref_sinc(Phi);
+        g1 *= s * s;
+    }
+    return g1 > 1e-10 ? g1 : 1e-10;
+}
+
+REF_FN double ref_g2(const ref_model *rm, const double *p, double phi, double contrast,
+                     double offset, size_t i, size_t j)
+{
+    double g1 = ref_g1(rm, p, phi, i, j);
+    return offset + contrast * g1 * g1;
+}
+
+/* Full matrices (P x n x n, both triangles and the diagonal) of g2 for the
+ * parameter vector x (physical, then contrast/offset per angle), computed
+ * with row tables of C built by the naive per-k recomputation above (O(n^2)
+ * per C row would be too slow; C_k itself is still recomputed from its
+ * definition, once per k). */
+REF_FN void ref_matrices(const ref_model *rm, const double *x, size_t P, const double *phi,
+                         size_t n, double *out, double *CD, double *CG)
+{
+    size_t np = rm->static_mode ? 3 : 7;
+    double p[7] = {x[0], x[1], x[2], 0, 0, 0, 0};
+    if (!rm->static_mode)
+        for (int k = 3; k < 7; k++) p[k] = x[k];
+    for (size_t k = 0; k < n; k++) {
+        CD[k] = ref_C(rm, p[0], p[1], p[2], k);
+        CG[k] = rm->static_mode ? 0 : ref_C(rm, p[3], p[4], p[5], k);
+    }
+    double A = rm->q * rm->q * rm->dt / 2.0;
+    double B = rm->q * rm->gap * rm->dt / (2.0 * REF_PI);
+    for (size_t a = 0; a < P; a++) {
+        double con = x[np + 2 * a], off = x[np + 2 * a + 1];
+        for (size_t i = 0; i < n; i++)
+            for (size_t j = 0; j < n; j++) {
+                double ID = sqrt((CD[i] - CD[j]) * (CD[i] - CD[j]) + 1e-12);
+                double e = -A * ID;
+                if (e < -700.0) e = -700.0;
+                double g1 = exp(e);
+                if (!rm->static_mode) {
+                    double IG = sqrt((CG[i] - CG[j]) * (CG[i] - CG[j]) + 1e-12);
+                    double Phi = B * cos((p[6] - phi[a]) * REF_PI / 180.0) * IG;
+                    double s = ref_sinc(Phi);
+                    g1 *= s * s;
+                }
+                if (g1 < 1e-10) g1 = 1e-10;
+                out[(a * n + i) * n + j] = off + con * g1 * g1;
+            }
+    }
+}
+
+/* splitmix64 + Box-Muller. */
+typedef struct ref_rng { uint64_t s; int have; double spare; } ref_rng;
+
+REF_FN uint64_t ref_rng_u64(ref_rng *r)
+{
+    uint64_t z = (r->s += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+REF_FN double ref_rng_uniform(ref_rng *r)   /* (0, 1) */
+{
+    return ((double)(ref_rng_u64(r) >> 11) + 0.5) / 9007199254740992.0;
+}
+
+REF_FN double ref_rng_gauss(ref_rng *r)
+{
+    if (r->have) { r->have = 0; return r->spare; }
+    double u1 = ref_rng_uniform(r), u2 = ref_rng_uniform(r);
+    double rad = sqrt(-2.0 * log(u1));
+    r->spare = rad * sin(2.0 * REF_PI * u2);
+    r->have = 1;
+    return rad * cos(2.0 * REF_PI * u2);
+}
+
+
+/* ======================================================================== */
+/* Problem set-up                                                            */
+/* ======================================================================== */
+
+#define P_ANG 4
+#define N_FR 120
+
+static const double k_truth[7] = {2.0e4, -0.2, 100.0, 1.0e-3, 0.2, 1e-4, 3.0};
+static const double k_phi[P_ANG] = {10.0, 55.0, 100.0, 160.0};
+
+typedef struct fit_data {
+    ref_model rm;
+    size_t n, P;
+    double phi[P_ANG];
+    double truth[7 + 2 * P_ANG];
+    double *c2;           /* P * n * n */
+} fit_data;
+
+static void make_data(fit_data *fd, int static_mode, uint64_t seed)
+{
+    memset(fd, 0, sizeof *fd);
+    fd->rm = (ref_model){0.01, 2e6, 2e-2, 0, static_mode};
+    fd->n = N_FR;
+    fd->P = P_ANG;
+    memcpy(fd->phi, k_phi, sizeof k_phi);
+    size_t np = static_mode ? 3 : 7, n = fd->n;
+    for (size_t k = 0; k < np; k++) fd->truth[k] = k_truth[k];
+    for (size_t p = 0; p < fd->P; p++) {
+        double u = 2.0 * REF_PI * (double)p / (double)fd->P;
+        fd->truth[np + 2 * p] = 0.25 + 0.05 * sin(u);
+        fd->truth[np + 2 * p + 1] = 1.0 + 0.01 * cos(u);
+    }
+    fd->c2 = malloc(sizeof(double) * fd->P * n * n);
+    double *CD = malloc(sizeof(double) * n), *CG = malloc(sizeof(double) * n);
+    assert_true(fd->c2 && CD && CG);
+    ref_matrices(&fd->rm, fd->truth, fd->P, fd->phi, n, fd->c2, CD, CG);
+    ref_rng rng = {seed, 0, 0};
+    for (size_t p = 0; p < fd->P; p++)
+        for (size_t i = 0; i < n; i++)
+            for (size_t j = i; j < n; j++) {
+                double e = 0.01 * ref_rng_gauss(&rng);
+                fd->c2[(p * n + i) * n + j] += e;
+                if (j != i) fd->c2[(p * n + j) * n + i] = fd->c2[(p * n + i) * n + j];
+            }
+    free(CD);
+    free(CG);
+}
+
+typedef struct fit_out {
+    int status;
+    size_t p, n_rows, n_excl;
+    double x[7 + 2 * P_ANG];
+    double err[7 + 2 * P_ANG];
+    double red_chi2;
+    size_t iterations;
+} fit_out;
+
+static void run_fit(const fit_data *fd, int triangle, int n_threads, fit_out *o)
+{
+    nlsq_xpcs_source src;
+    memset(&src, 0, sizeof src);
+    src.n_angles = fd->P;
+    src.n = fd->n;
+    src.phi = fd->phi;
+    src.data64 = fd->c2;
+    nlsq_xpcs_config cfg;
+    nlsq_xpcs_config_init(&cfg);
+    cfg.mode = fd->rm.static_mode ? NLSQ_XPCS_STATIC : NLSQ_XPCS_LAMINAR;
+    cfg.triangle = triangle;
+    cfg.q = fd->rm.q;
+    cfg.gap = fd->rm.gap;
+    cfg.dt = fd->rm.dt;
+    cfg.k0 = fd->rm.k0;
+    nlsq_xpcs_model *m = NULL;
+    char err[256] = "";
+    int rc = nlsq_xpcs_model_create(&src, &cfg, &m, err, sizeof err);
+    if (rc) fail_msg("model_create: %s", err);
+    size_t p = nlsq_xpcs_model_n_params(m);
+    memset(o, 0, sizeof *o);
+    o->p = p;
+    assert_int_equal(nlsq_xpcs_initial_guess(m, NULL, o->x), 0);
+    nlsq_problem pb;
+    nlsq_xpcs_model_problem(m, &pb);
+    nlsq_options opt;
+    nlsq_options_init(&opt);
+    opt.n_threads = n_threads;
+    nlsq_result res;
+    memset(&res, 0, sizeof res);
+    double *cov = malloc(sizeof(double) * p * p);
+    res.covariance = cov;
+    o->status = nlsq_lm(&pb, &opt, o->x, &res);
+    o->n_rows = nlsq_xpcs_model_n_rows(m);
+    o->n_excl = nlsq_xpcs_model_n_excluded(m);
+    o->iterations = res.iterations;
+    /* dof without the excluded (zero) rows; rescale the solver's s^2 */
+    double dof = (double)o->n_rows - (double)o->n_excl - (double)p;
+    o->red_chi2 = 2 * res.cost / dof;
+    double scale = ((double)o->n_rows - (double)p) / dof;
+    for (size_t k = 0; k < p; k++) o->err[k] = sqrt(cov[k * p + k] * scale);
+    print_message("  status %s, %zu iterations, cost %.6f, chi2/dof %.5f, %zu rows (%zu excluded)\n",
+                  nlsq_status_name(o->status), res.iterations, res.cost, o->red_chi2,
+                  o->n_rows, o->n_excl);
+    free(cov);
+    nlsq_xpcs_model_free(m);
+}
+
+static void check_recovery(const fit_data *fd, const fit_out *o)
+{
+    static const char *const cnames[2] = {"contrast", "offset"};
+    size_t np = fd->rm.static_mode ? 3 : 7;
+    int bad = 0;
+    if (o->status <= 0) fail_msg("fit did not converge: status %d (%s)", o->status,
+                                 nlsq_status_name(o->status));
+    for (size_t k = 0; k < o->p; k++) {
+        double z = (o->x[k] - fd->truth[k]) / o->err[k];
+        char name[32];
+        if (k < np) snprintf(name, sizeof name, "%s", nlsq_xpcs_param_name(k));
+        else snprintf(name, sizeof name, "%s_%zu", cnames[(k - np) % 2], (k - np) / 2);
+        print_message("    %-18s %14.7g +- %-11.4g truth %-11.6g z %+.2f\n", name, o->x[k],
+                      o->err[k], fd->truth[k], z);
+        if (!(fabs(z) <= 4.0)) bad = 1;
+    }
+    if (bad) fail_msg("a parameter is more than 4 sigma from the truth");
+    if (!(fabs(o->red_chi2 - 1.0) < 0.1)) fail_msg("chi2/dof = %g", o->red_chi2);
+}
+
+/* ======================================================================== */
+/* Tests                                                                     */
+/* ======================================================================== */
+
+static void test_recover_laminar(void **state)
+{
+    (void)state;
+    fit_data fd;
+    make_data(&fd, 0, 20240611);
+    fit_out o;
+    run_fit(&fd, NLSQ_XPCS_UPPER, 2, &o);
+    assert_int_equal(o.n_rows, P_ANG * N_FR * (N_FR - 1) / 2);
+    assert_int_equal(o.p, 7 + 2 * P_ANG);
+    check_recovery(&fd, &o);
+    free(fd.c2);
+}
+
+static void test_threads_bitwise(void **state)
+{
+    (void)state;
+    fit_data fd;
+    make_data(&fd, 0, 777);
+    fit_out o1, o2;
+    run_fit(&fd, NLSQ_XPCS_UPPER, 1, &o1);
+    run_fit(&fd, NLSQ_XPCS_UPPER, 2, &o2);
+    assert_int_equal(o1.status, o2.status);
+    assert_int_equal(o1.iterations, o2.iterations);
+    assert_memory_equal(o1.x, o2.x, sizeof(double) * o1.p);
+    free(fd.c2);
+}
+
+static void test_full_triangle(void **state)
+{
+    (void)state;
+    fit_data fd;
+    make_data(&fd, 0, 4242);
+    fit_out ou, of;
+    run_fit(&fd, NLSQ_XPCS_UPPER, 2, &ou);
+    run_fit(&fd, NLSQ_XPCS_FULL, 2, &of);
+    assert_true(ou.status > 0 && of.status > 0);
+    assert_int_equal(of.n_rows, 2 * ou.n_rows);
+    check_recovery(&fd, &ou);
+    for (size_t k = 0; k < ou.p; k++) {
+        /* same minimiser: within a small fraction of the error bar */
+        double d = fabs(ou.x[k] - of.x[k]) / ou.err[k];
+        if (d > 1e-3) fail_msg("parameter %zu: upper %.10g full %.10g (%.2g sigma)", k, ou.x[k], of.x[k], d);
+        /* every measurement counted twice: errors shrink by sqrt(2) */
+        double ratio = ou.err[k] / of.err[k];
+        if (fabs(ratio - sqrt(2.0)) > 0.01)
+            fail_msg("parameter %zu: error ratio upper/full %.4f", k, ratio);
+    }
+    free(fd.c2);
+}
+
+static void test_recover_static(void **state)
+{
+    (void)state;
+    fit_data fd;
+    make_data(&fd, 1, 99);
+    fit_out o;
+    run_fit(&fd, NLSQ_XPCS_UPPER, 2, &o);
+    assert_int_equal(o.p, 3 + 2 * P_ANG);
+    check_recovery(&fd, &o);
+    free(fd.c2);
+}
+
+static void test_nan_dof(void **state)
+{
+    (void)state;
+    fit_data fd;
+    make_data(&fd, 0, 31337);
+    size_t n = fd.n, want = 0;
+    /* knock out 300 upper-triangle entries (and their mirror images) */
+    ref_rng rng = {5, 0, 0};
+    for (int t = 0; t < 300; t++) {
+        size_t p = (size_t)(ref_rng_u64(&rng) % P_ANG);
+        size_t i = (size_t)(ref_rng_u64(&rng) % n), j = (size_t)(ref_rng_u64(&rng) % n);
+        if (i == j) continue;
+        if (i > j) { size_t s = i; i = j; j = s; }
+        if (isnan(fd.c2[(p * n + i) * n + j])) continue;
+        fd.c2[(p * n + i) * n + j] = NAN;
+        fd.c2[(p * n + j) * n + i] = NAN;
+        want++;
+    }
+    fit_out o;
+    run_fit(&fd, NLSQ_XPCS_UPPER, 2, &o);
+    assert_int_equal(o.n_excl, want);
+    check_recovery(&fd, &o);
+    free(fd.c2);
+}
+
+static void test_file_roundtrip(void **state)
+{
+    (void)state;
+    char path[512];
+    snprintf(path, sizeof path, "%s/test_xpcs_fit_roundtrip.h5", NLSQ_TEST_TMPDIR);
+    nlsq_xpcs_synth_spec s;
+    nlsq_xpcs_synth_spec_default(&s);
+    s.n_frames = 80;
+    s.n_angles = P_ANG;
+    s.phi = k_phi;
+    s.dt = 2e-2;
+    s.seed = 11;
+    char err[512] = "";
+    int rc = nlsq_xpcs_synth_write(path, &s, err, sizeof err);
+    if (rc) fail_msg("synth_write: %d %s", rc, err);
+    nlsq_xpcs_file *f = NULL;
+    rc = nlsq_xpcs_open(path, &f, err, sizeof err);
+    if (rc) fail_msg("open: %d %s", rc, err);
+    nlsq_xpcs_selection sel;
+    memset(&sel, 0, sizeof sel);
+    rc = nlsq_xpcs_select(f, NAN, 0, SIZE_MAX, &sel, err, sizeof err);
+    if (rc) fail_msg("select: %d %s", rc, err);
+    assert_int_equal(sel.n_angles, P_ANG);
+    nlsq_xpcs_source src;
+    assert_int_equal(nlsq_xpcs_file_source(f, &sel, &src), 0);
+    assert_int_equal(src.n, 80);
+    double xs[2][7 + 2 * P_ANG];
+    int st[2];
+    for (int v = 0; v < 2; v++) {
+        nlsq_xpcs_config cfg;
+        nlsq_xpcs_config_init(&cfg);
+        cfg.q = sel.q;
+        cfg.gap = s.gap;
+        cfg.dt = s.dt;
+        cfg.k0 = sel.first_frame;
+        cfg.memory_budget = v ? 1 : cfg.memory_budget;   /* v = 1: streamed */
+        nlsq_xpcs_model *m = NULL;
+        rc = nlsq_xpcs_model_create(&src, &cfg, &m, err, sizeof err);
+        if (rc) fail_msg("model_create: %d %s", rc, err);
+        assert_int_equal(nlsq_xpcs_initial_guess(m, NULL, xs[v]), 0);
+        nlsq_problem pb;
+        nlsq_xpcs_model_problem(m, &pb);
+        nlsq_options opt;
+        nlsq_options_init(&opt);
+        opt.n_threads = 2;
+        nlsq_result res;
+        memset(&res, 0, sizeof res);
+        st[v] = nlsq_lm(&pb, &opt, xs[v], &res);
+        print_message("  %s: status %s, %zu iterations, chi2/dof %.5f, D0 %.6g phi0 %.4g\n",
+                      v ? "streamed" : "cached", nlsq_status_name(st[v]), res.iterations,
+                      res.reduced_chi2, xs[v][0], xs[v][6]);
+        assert_true(st[v] > 0);
+        assert_true(fabs(res.reduced_chi2 - 1.0) < 0.1);
+        assert_string_equal(nlsq_xpcs_model_last_error(m), "");
+        nlsq_xpcs_model_free(m);
+    }
+    assert_memory_equal(xs[0], xs[1], sizeof xs[0]);
+    nlsq_xpcs_selection_free(&sel);
+    nlsq_xpcs_close(f);
+    remove(path);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_recover_laminar),
+        cmocka_unit_test(test_threads_bitwise),
+        cmocka_unit_test(test_full_triangle),
+        cmocka_unit_test(test_recover_static),
+        cmocka_unit_test(test_nan_dof),
+        cmocka_unit_test(test_file_roundtrip),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
