@@ -360,8 +360,8 @@ typedef struct nlsq_fit_stats {
  *         treated specially (as in scipy).  With a robust loss, J and chi2 are
  *         scipy's: the reweighted Jacobian and 2 * cost.
  *  stats: NULL, or filled (see nlsq_fit_stats) when the returned status is
- *         >= 0; all NAN/0 otherwise.  With a robust loss chi2 costs one more
- *         residual-only pass.
+ *         >= 0; otherwise its doubles are NAN (n_points, dof still set).
+ *         With a robust loss, chi2 costs one more residual-only pass.
  *  res:   NULL, or filled as by nlsq_lm; res->covariance is ignored on input
  *         and equals cov on return.
  *  opt:   NULL for nlsq_options_init() defaults.  opt->absolute_sigma selects
