@@ -123,6 +123,7 @@ int nlsq__lm_run(nlsq__engine *e, const nlsq_options *opt, double *x,
     int status;
     size_t bad_r = 0, bad_J = 0;
     double f = INFINITY;
+    int grad_known = 1;    /* w.g is J^T r at x */
 
     if (lm_work_alloc(e->al, p, &w) != 0)
         return nlsq__finish(res, NLSQ_ENOMEM, "cannot allocate LM workspace (p = %zu)", p);
@@ -253,10 +254,12 @@ int nlsq__lm_run(nlsq__engine *e, const nlsq_options *opt, double *x,
             memcpy(x, w.xt, p * sizeof(double));
             rc = normal_pass(e, x, &w, &f, st, &bad_r, &bad_J);
             if (rc) {
-                memcpy(x, w.x_old, p * sizeof(double));
+                /* The new point was evaluated (cost ft < f_old): it is the best
+                 * point, even though its Jacobian could not be formed. */
                 status = nlsq__finish(res, rc, "callback failed in a Jacobian pass (chunk at row %zu); "
                                       "x is the best point so far", e->callback_row);
-                f = f_old;
+                f = ft;
+                grad_known = 0;
                 goto done;
             }
             if (bad_r || bad_J || !(f <= f_old)) {
@@ -332,7 +335,7 @@ int nlsq__lm_run(nlsq__engine *e, const nlsq_options *opt, double *x,
 done:
     if (res) {
         res->cost = f;
-        res->grad_norm = isfinite(f) ? max_abs(p, w.g) : NAN;
+        res->grad_norm = isfinite(f) && grad_known ? max_abs(p, w.g) : NAN;
         res->iterations = st->iteration;
         res->n_eval = st->n_eval;
         res->n_jac = st->n_jac;
