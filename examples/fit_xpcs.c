@@ -295,6 +295,14 @@ static void json_str(const char *s)
     putchar('"');
 }
 
+/* An error bar for the table: "undetermined" when not finite. */
+static const char *fmt_err(double e, char *buf, size_t size)
+{
+    if (isfinite(e)) snprintf(buf, size, "%.4g", e);
+    else snprintf(buf, size, "undetermined");
+    return buf;
+}
+
 static double now_s(void)
 {
     struct timespec ts;
@@ -380,6 +388,28 @@ int main(int argc, char **argv)
     if (!x || !cov) {
         bad_input("out of memory (%zu parameters)", p);
         goto done;
+    }
+    {
+        double *lo = malloc(sizeof(double) * p), *hi = malloc(sizeof(double) * p);
+        if (!lo || !hi) {
+            free(lo);
+            free(hi);
+            bad_input("out of memory (%zu parameters)", p);
+            goto done;
+        }
+        nlsq_xpcs_default_bounds(m, lo, hi);
+        int oob = -1;
+        for (size_t k = 0; k < np; k++)
+            if (!isnan(a.init[k]) && (a.init[k] < lo[k] || a.init[k] > hi[k])) oob = (int)k;
+        if (oob >= 0) {
+            bad_usage("--init %s=%g is outside the bounds [%g, %g]", nlsq_xpcs_param_name((size_t)oob),
+                      a.init[oob], lo[oob], hi[oob]);
+            free(lo);
+            free(hi);
+            goto done;
+        }
+        free(lo);
+        free(hi);
     }
     rc = nlsq_xpcs_initial_guess(m, a.init, x);
     if (rc != 0) {
@@ -506,15 +536,17 @@ int main(int argc, char **argv)
                res.iterations, seconds, m_rows, n_excl, p);
         printf("  cost %.10g, chi2/dof %.6f (dof %.0f)\n\n", cost, red, dof);
         printf("  %-18s %15s   %-12s %s\n", "parameter", "value", "+- 1 sigma", "unit");
+        char b1[32], b2[32];
         for (size_t k = 0; k < np; k++)
-            printf("  %-18s %15.8g   %-12.4g %s\n", nlsq_xpcs_param_name(k), x[k], errs[k],
-                   nlsq_xpcs_param_unit(k));
+            printf("  %-18s %15.8g   %-12s %s\n", nlsq_xpcs_param_name(k), x[k],
+                   fmt_err(errs[k], b1, sizeof b1), nlsq_xpcs_param_unit(k));
         if (np < NLSQ_XPCS_N_PHYS) printf("  (static mode: no shear parameters)\n");
-        printf("\n  %5s %10s %12s %-10s %12s %-10s\n", "angle", "phi [deg]", "contrast",
+        printf("\n  %5s %10s %12s %-12s %12s %-12s\n", "angle", "phi [deg]", "contrast",
                "+-", "offset", "+-");
         for (size_t k = 0; k < P; k++)
-            printf("  %5zu %10.4f %12.8f %-10.3g %12.8f %-10.3g\n", k, sel.phi[k],
-                   x[np + 2 * k], errs[np + 2 * k], x[np + 2 * k + 1], errs[np + 2 * k + 1]);
+            printf("  %5zu %10.4f %12.8f %-12s %12.8f %-12s\n", k, sel.phi[k], x[np + 2 * k],
+                   fmt_err(errs[np + 2 * k], b1, sizeof b1), x[np + 2 * k + 1],
+                   fmt_err(errs[np + 2 * k + 1], b2, sizeof b2));
     }
     free(errs);
     exit_code = status > 0 ? EXIT_CONVERGED : EXIT_NOT_CONVERGED;

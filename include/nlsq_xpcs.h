@@ -202,9 +202,10 @@ NLSQ_API void nlsq_xpcs_default_bounds(const nlsq_xpcs_model *m, double *lower, 
 NLSQ_API int  nlsq_xpcs_model_set_bounds(nlsq_xpcs_model *m, const double *lower, const double *upper);
 
 /** Start point: the spec's physical defaults (or phys[] when not NULL, NAN
- *  entries meaning "default"), then per angle the 2-parameter linear least
- *  squares for contrast and offset given the physical start (clamped to the
- *  bounds).  x: n_params values. */
+ *  entries meaning "default"; clamped into the model's bounds), then per
+ *  angle the 2-parameter linear least squares for contrast and offset given
+ *  the physical start (clamped to the bounds; one pass over the data).
+ *  x: n_params values. */
 NLSQ_API int  nlsq_xpcs_initial_guess(nlsq_xpcs_model *m, const double *phys, double *x);
 
 /** g2 of angle a at frames (i, j) for parameters x (slow path, for checks). */

@@ -913,7 +913,7 @@ int nlsq_xpcs_initial_guess(nlsq_xpcs_model *m, const double *phys, double *x)
     for (size_t q = 0; q < np; q++) {
         double v = (phys && !isnan(phys[q])) ? phys[q] : k_default_start[q];
         if (!isfinite(v)) return NLSQ_EINVAL;
-        x[q] = v;
+        x[q] = clampd(v, m->lower[q], m->upper[q]);   /* a feasible start */
     }
     xtab T;
     memset(&T, 0, sizeof T);
