@@ -104,13 +104,22 @@ static int normal_pass(nlsq__engine *e, const double *x, lm_work *w, double *f,
     return 0;
 }
 
+/* D^2 = running max of diag(J^T J).  When a column's scale grows (a robust
+ * loss turning outliers into inliers, say) the trust radius, measured in the
+ * scaled norm, grows with it, so it keeps meaning the same step in x. */
 static void update_d2(size_t p, const double *A, nlsq__lm_state *st)
 {
+    double growth = 1.0;
     for (size_t j = 0; j < p; j++) {
         double d = A[j * p + j];
         if (!st->has_d2) st->d2[j] = (d > 0 && isfinite(d)) ? d : 1.0;
-        else if (d > st->d2[j] && isfinite(d)) st->d2[j] = d;
+        else if (d > st->d2[j] && isfinite(d)) {
+            double g = sqrt(d / st->d2[j]);
+            if (g > growth) growth = g;
+            st->d2[j] = d;
+        }
     }
+    if (st->has_d2 && st->delta > 0) st->delta *= growth;
     st->has_d2 = 1;
 }
 
@@ -211,6 +220,18 @@ int nlsq__lm_run(nlsq__engine *e, const nlsq_options *opt, double *x,
             }
             if (scaled_norm(p, st->d2, w.dx) <= st->delta || tries >= 200) break;
             lambda_used *= 2.0;
+        }
+        /* Over-damped: a lambda carried over from a region where the model was
+         * poor (e.g. all rows outliers of a robust loss) can keep the step far
+         * inside the trust radius; lower it while the step still fits. */
+        for (int tries = 0; tries < 60 && lambda_used > 1e-12 &&
+                            scaled_norm(p, st->d2, w.dx) < 0.1 * st->delta; tries++) {
+            double lam_try = lambda_used * 0.1;
+            if (nlsq__damped_step(p, w.A, w.g, st->d2, w.free_, &lam_try, w.tmp, w.work) != 0 ||
+                scaled_norm(p, st->d2, w.tmp) > 1.0 * st->delta)
+                break;
+            lambda_used = lam_try;
+            memcpy(w.dx, w.tmp, p * sizeof(double));
         }
         st->lambda = lambda_used;
         for (size_t j = 0; j < p; j++) {
