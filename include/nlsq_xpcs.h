@@ -114,12 +114,31 @@ typedef struct nlsq_xpcs_synth_spec {
     size_t n_extra_q;      /* extra q values written as decoys (q * (1 + 0.5 k)) */
 } nlsq_xpcs_synth_spec;
 
+/** Synthetic files also carry the truth they were generated from, in the group
+ *  "nlsq_synth": datasets params (7), phi, contrast and offset (P each, for
+ *  the first q).  Real beamline files have no such group. */
+
 /** The spec's 23M-point benchmark problem (23 angles, N = 1001, APS-U, float32). */
 NLSQ_API void nlsq_xpcs_synth_spec_default(nlsq_xpcs_synth_spec *s);
 /** Write a file (upper triangle filled, lower zero, as APS does).  Memory
  *  O(N^2) per matrix is not needed: rows are generated and written in blocks. */
 NLSQ_API int  nlsq_xpcs_synth_write(const char *path, const nlsq_xpcs_synth_spec *s,
                                     char *err, size_t err_size);
+
+/** Rows [row0, row0 + nrows) of the rebuilt full (symmetric) matrix of angle a
+ *  at the spec's first q, exactly as a file written by nlsq_xpcs_synth_write
+ *  and read back by nlsq_xpcs_read_rows would give them (same noise, rounded
+ *  to float32 when s->float32), into out (nrows * N, float64).  Cost
+ *  O((row0 + nrows) * N): meant for filling memory once, in order. */
+NLSQ_API int  nlsq_xpcs_synth_rows(const nlsq_xpcs_synth_spec *s, size_t a, size_t row0,
+                                   size_t nrows, double *out, char *err, size_t err_size);
+
+/** The truth stored by the synthetic writer: phys (7 values), and contrast /
+ *  offset (n_angles values each, file order of phi; may be NULL).  Returns 0,
+ *  NLSQ_XPCS_EFORMAT when the file holds no truth (a real measurement), or an
+ *  error. */
+NLSQ_API int  nlsq_xpcs_read_truth(nlsq_xpcs_file *f, double *phys, double *contrast,
+                                   double *offset, size_t n_angles, char *err, size_t err_size);
 
 /* ------------------------------------------------------------------------ */
 /* 3. Model                                                                  */

@@ -925,3 +925,43 @@ done:
     free(tmp);
     return rc;
 }
+
+/* ------------------------------------------------------------------------ */
+/* The truth of synthetic files                                              */
+/* ------------------------------------------------------------------------ */
+
+int nlsq_xpcs_read_truth(nlsq_xpcs_file *f, double *phys, double *contrast, double *offset,
+                         size_t n_angles, char *err, size_t es)
+{
+    if (err && es) err[0] = '\0';
+    if (!f || !phys) {
+        xpcs__err(err, es, "nlsq_xpcs_read_truth: NULL argument");
+        return NLSQ_EINVAL;
+    }
+    static const char *names[4] = {"nlsq_synth/params", "nlsq_synth/contrast",
+                                   "nlsq_synth/offset", NULL};
+    double *dst[3] = {phys, contrast, offset};
+    size_t want[3] = {7, n_angles, n_angles};
+    int rc = 0;
+    quiet q;
+    quiet_begin(&q);   /* takes the HDF5 lock */
+    if (!path_exists(f->fid, "nlsq_synth")) {
+        xpcs__err(err, es, "%s: no synthetic truth in the file", f->path);
+        rc = NLSQ_XPCS_EFORMAT;
+    }
+    for (int k = 0; rc == 0 && names[k]; k++) {
+        if (!dst[k]) continue;
+        double *buf = NULL;
+        size_t c = 0;
+        rc = read_list(f, names[k], &buf, &c, 1, err, es);
+        if (rc == 0 && c != want[k]) {
+            xpcs__err(err, es, "%s: '%s' holds %zu values, expected %zu", f->path, names[k], c,
+                      want[k]);
+            rc = NLSQ_XPCS_EFORMAT;
+        }
+        if (rc == 0) memcpy(dst[k], buf, c * sizeof *buf);
+        free(buf);
+    }
+    quiet_end(&q);
+    return rc;
+}

@@ -289,6 +289,21 @@ int nlsq_xpcs_synth_write(const char *path, const nlsq_xpcs_synth_spec *s, char 
             goto wclose;
         }
     }
+    {   /* the truth, for fit_xpcs and tests to compare with */
+        hsize_t d7 = 7, dp = P;
+        what = "nlsq_synth/params";
+        if (write_small(fid, lcpl, what, 1, &d7, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, s->params) < 0)
+            goto wfail;
+        what = "nlsq_synth/phi";
+        if (write_small(fid, lcpl, what, 1, &dp, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, phi) < 0)
+            goto wfail;
+        what = "nlsq_synth/contrast";
+        if (write_small(fid, lcpl, what, 1, &dp, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, con) < 0)
+            goto wfail;
+        what = "nlsq_synth/offset";
+        if (write_small(fid, lcpl, what, 1, &dp, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, off) < 0)
+            goto wfail;
+    }
     what = "the file";
     H5Pclose(lcpl);
     lcpl = -1;
@@ -322,4 +337,73 @@ out:
     free(bins);
     free(c.buf);
     return rc;
+}
+
+/* ------------------------------------------------------------------------ */
+/* In memory: the rows a file would give                                     */
+/* ------------------------------------------------------------------------ */
+
+/* Upper-triangle row i (columns i..N-1) of angle a at q index 0, with noise,
+ * rounded like the file stores it.  up: N doubles, entries j < i untouched. */
+static void synth_upper_row(const nlsq_xpcs_synth_spec *s, const double *CD, const double *CG,
+                            double A, double bcos, double con, double off, size_t a, size_t i,
+                            double *up)
+{
+    const size_t N = s->n_frames;
+    xpcs__rng rng;
+    xpcs__rng_seed(&rng, xpcs__mix_seed(s->seed, 0, a, i));
+    for (size_t j = i; j < N; j++) {
+        double g = xpcs__g2(CD[i], CD[j], CG ? CG[i] : 0, CG ? CG[j] : 0, A, bcos,
+                            s->static_mode, con, off);
+        if (s->noise_sigma > 0) g += s->noise_sigma * xpcs__rng_normal(&rng);
+        up[j] = s->float32 ? (double)(float)g : g;
+    }
+}
+
+int nlsq_xpcs_synth_rows(const nlsq_xpcs_synth_spec *s, size_t a, size_t row0, size_t nrows,
+                         double *out, char *err, size_t es)
+{
+    if (err && es) err[0] = '\0';
+    if (!s || !out) {
+        xpcs__err(err, es, "nlsq_xpcs_synth_rows: NULL argument");
+        return NLSQ_EINVAL;
+    }
+    int rc = check_spec("(memory)", s, err, es);
+    if (rc < 0) return rc;
+    const size_t N = s->n_frames, P = s->n_angles;
+    if (a >= P || row0 > N || nrows > N - row0) {
+        xpcs__err(err, es, "nlsq_xpcs_synth_rows: angle %zu / rows [%zu, +%zu) out of range", a,
+                  row0, nrows);
+        return NLSQ_XPCS_ERANGE;
+    }
+    double *CD = malloc(N * sizeof *CD), *CG = s->static_mode ? NULL : malloc(N * sizeof *CG);
+    double *up = malloc(N * sizeof *up);
+    if (!CD || (!s->static_mode && !CG) || !up) {
+        free(CD); free(CG); free(up);
+        xpcs__err(err, es, "nlsq_xpcs_synth_rows: out of memory");
+        return NLSQ_ENOMEM;
+    }
+    xpcs__cumulative(s->params, s->dt, s->k0, N, CD, CG);
+    double x = 2 * XPCS__PI * (double)a / (double)P;
+    double phi = s->phi ? s->phi[a] : (double)a * 360.0 / (double)P;
+    double con = s->contrast ? s->contrast[a] : 0.25 + 0.05 * sin(x);
+    double off = s->offset ? s->offset[a] : 1.0 + 0.01 * cos(x);
+    double A = s->q * s->q * s->dt / 2;
+    double bcos = s->q * s->gap * s->dt / (2 * XPCS__PI) * cos((s->params[6] - phi) * XPCS__PI / 180);
+    /* Full row i: j >= i from upper row i, j < i from upper row j (column i).
+     * Walk upper rows 0 .. row0+nrows-1 once; scatter each into the output. */
+    for (size_t i = 0; i < row0 + nrows; i++) {
+        synth_upper_row(s, CD, CG, A, bcos, con, off, a, i, up);
+        if (i >= row0) {
+            double *row = out + (i - row0) * N;
+            for (size_t j = i; j < N; j++) row[j] = up[j];
+        }
+        /* column i of the output rows below i: full[r][i] = upper[i][r] for r > i */
+        size_t r_lo = i + 1 > row0 ? i + 1 : row0;
+        for (size_t r = r_lo; r < row0 + nrows; r++) out[(r - row0) * N + i] = up[r];
+    }
+    free(CD);
+    free(CG);
+    free(up);
+    return 0;
 }
