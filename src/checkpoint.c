@@ -1,17 +1,541 @@
-/* checkpoint.c - atomic save/load of solver state (placeholder until the checkpoint issue lands). */
+/*
+ * checkpoint.c - atomic save / load of solver state, and nlsq_resume.
+ *
+ * Writing: the file is assembled in memory, written to "<path>.tmp", flushed
+ * with fsync, renamed over <path>, and the directory is fsync'ed, so <path>
+ * is always either the previous complete checkpoint or the new one.
+ *
+ * Format (version 1; integers and doubles in host byte order, IEEE-754
+ * doubles as stored in memory; the endian tag rejects a foreign byte order):
+ *
+ *   off  size  field
+ *     0     8  magic "NLSQCKP\0"
+ *     8     4  version (1)
+ *    12     4  endian tag 0x01020304
+ *    16     4  solver: 1 LM, 2 Adam, 3 hybrid
+ *    20     4  phase: NLSQ_PHASE_ADAM (2) or NLSQ_PHASE_LM (1)
+ *    24     8  p
+ *    32     8  m
+ *    40     8  bounds hash: FNV-1a 64 over lower[0..p) then upper[0..p) as
+ *              doubles (NULL bounds = -inf / +inf, -0.0 read as +0.0)
+ *    48     8  payload size in bytes (N)
+ *    56     N  payload (below)
+ *  56+N     8  checksum: FNV-1a 64 over bytes [0, 56 + N)
+ *
+ * Payload, by (solver, phase):
+ *   LM,     LM:   [lm]
+ *   Adam,   Adam: [adam]
+ *   hybrid, Adam: [adam]
+ *   hybrid, LM:   [hybrid][lm]
+ * [lm]     chunk_rows u64, iteration u64, lambda f64, nu f64, delta f64, n_eval u64,
+ *          n_jac u64, has_d2 u64, initial_cost f64, x[p], d2[p]
+ * [adam]   chunk_rows u64, seed u64, block_rows u64, batch_blocks u64,
+ *          epoch u64, step u64, rng[4] u64, lr_factor f64, bad_epochs u64,
+ *          best_est f64, ref_est f64, initial_cost f64, initial_gnorm f64, grad_rows u64,
+ *          cost_rows u64, n_nonfinite u64, x[p], x0[p], m1[p], v[p], best_x[p]
+ * [hybrid] initial_cost f64, lm0_cost f64, phase-1 stats (iterations u64,
+ *          n_eval u64, n_jac u64, cost f64, seconds f64), phase-1 non-finite
+ *          batches u64, x0[p], x_lm0[p]
+ *
+ * Loading checks, in order: the file opens and reads (else NLSQ_EIO); magic,
+ * version, endian tag, size = 64 + N, checksum, p, m and the bounds hash of
+ * the problem, payload layout and value sanity (else NLSQ_ECHECKPOINT).
+ *
+ * The LM state saved is exactly what nlsq__lm_run needs to continue (its
+ * J^T J at x is recomputed by the first pass of the resumed run, which is
+ * deterministic), so a resumed solve ends bitwise where an uninterrupted one
+ * does with the same options and thread count.  The resumed run's n_jac
+ * counts that extra pass.
+ */
+#define _POSIX_C_SOURCE 200809L
 #include "nlsq_internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define CK_MAGIC "NLSQCKP"          /* 8 bytes with the NUL */
+#define CK_VERSION 1u
+#define CK_ENDIAN 0x01020304u
+#define CK_HEADER 56u
+
+/* ------------------------------------------------------------------ hashing */
+
+static uint64_t fnv1a(uint64_t h, const void *data, size_t n)
+{
+    const unsigned char *c = data;
+    for (size_t i = 0; i < n; i++) {
+        h ^= c[i];
+        h *= 0x100000001b3ULL;
+    }
+    return h;
+}
+#define FNV_OFFSET 0xcbf29ce484222325ULL
+
+static uint64_t bounds_hash(const nlsq_problem *pb)
+{
+    uint64_t h = FNV_OFFSET;
+    for (int side = 0; side < 2; side++) {
+        const double *b = side == 0 ? pb->lower : pb->upper;
+        for (size_t j = 0; j < pb->n_params; j++) {
+            double v = b ? b[j] + 0.0 : (side == 0 ? -INFINITY : INFINITY);
+            h = fnv1a(h, &v, sizeof v);
+        }
+    }
+    return h;
+}
+
+/* ------------------------------------------------------------------ writer */
+
+typedef struct wbuf {
+    unsigned char *p;        /* NULL: only count */
+    size_t n;
+} wbuf;
+
+static void put(wbuf *w, const void *src, size_t n)
+{
+    if (w->p) memcpy(w->p + w->n, src, n);
+    w->n += n;
+}
+static void put_u32(wbuf *w, uint32_t v) { put(w, &v, sizeof v); }
+static void put_u64(wbuf *w, uint64_t v) { put(w, &v, sizeof v); }
+static void put_f64(wbuf *w, double v) { put(w, &v, sizeof v); }
+static void put_vec(wbuf *w, const double *v, size_t p) { put(w, v, p * sizeof(double)); }
+
+static void put_lm(wbuf *w, size_t p, size_t chunk, const double *x, const nlsq__lm_state *st)
+{
+    put_u64(w, chunk);
+    put_u64(w, st->iteration);
+    put_f64(w, st->lambda);
+    put_f64(w, st->nu);
+    put_f64(w, st->delta);
+    put_u64(w, st->n_eval);
+    put_u64(w, st->n_jac);
+    put_u64(w, (uint64_t)st->has_d2);
+    put_f64(w, st->initial_cost);
+    put_vec(w, x, p);
+    put_vec(w, st->d2, p);
+}
+
+static void put_adam(wbuf *w, size_t p, size_t chunk, const nlsq__adam_state *st)
+{
+    put_u64(w, chunk);
+    put_u64(w, st->seed);
+    put_u64(w, st->block_rows);
+    put_u64(w, st->batch_blocks);
+    put_u64(w, st->epoch);
+    put_u64(w, st->step);
+    for (int i = 0; i < 4; i++) put_u64(w, st->rng[i]);
+    put_f64(w, st->lr_factor);
+    put_u64(w, st->bad_epochs);
+    put_f64(w, st->best_est);
+    put_f64(w, st->ref_est);
+    put_f64(w, st->initial_cost);
+    put_f64(w, st->initial_gnorm);
+    put_u64(w, st->grad_rows);
+    put_u64(w, st->cost_rows);
+    put_u64(w, st->n_nonfinite);
+    put_vec(w, st->x, p);
+    put_vec(w, st->x0, p);
+    put_vec(w, st->m1, p);
+    put_vec(w, st->v, p);
+    put_vec(w, st->best_x, p);
+}
+
+static void put_hybrid(wbuf *w, size_t p, const nlsq__hybrid_ctx *h)
+{
+    put_f64(w, h->initial_cost);
+    put_f64(w, h->lm0_cost);
+    put_u64(w, h->phase1.iterations);
+    put_u64(w, h->phase1.n_eval);
+    put_u64(w, h->phase1.n_jac);
+    put_f64(w, h->phase1.cost);
+    put_f64(w, h->phase1.seconds);
+    put_u64(w, h->phase1_nonfinite);
+    put_vec(w, h->x0, p);
+    put_vec(w, h->x_lm0, p);
+}
+
+typedef struct ck_src {
+    int solver, phase;
+    size_t chunk;
+    const double *x;                 /* LM point */
+    const nlsq__lm_state *lm;
+    const nlsq__adam_state *adam;
+    const nlsq__hybrid_ctx *hy;
+} ck_src;
+
+static void serialize(wbuf *w, const nlsq_problem *pb, const ck_src *s)
+{
+    const size_t p = pb->n_params;
+    size_t start = w->n;
+    put(w, CK_MAGIC, 8);
+    put_u32(w, CK_VERSION);
+    put_u32(w, CK_ENDIAN);
+    put_u32(w, (uint32_t)s->solver);
+    put_u32(w, (uint32_t)s->phase);
+    put_u64(w, p);
+    put_u64(w, pb->n_rows);
+    put_u64(w, bounds_hash(pb));
+    size_t at_len = w->n;
+    put_u64(w, 0);                   /* payload size, patched below */
+    size_t at_payload = w->n;
+    if (s->hy) put_hybrid(w, p, s->hy);
+    if (s->lm) put_lm(w, p, s->chunk, s->x, s->lm);
+    if (s->adam) put_adam(w, p, s->chunk, s->adam);
+    if (w->p) {
+        uint64_t n = w->n - at_payload;
+        memcpy(w->p + at_len, &n, sizeof n);
+        uint64_t h = fnv1a(FNV_OFFSET, w->p + start, w->n - start);
+        put_u64(w, h);
+    } else {
+        put_u64(w, 0);
+    }
+}
+
+static int write_all(int fd, const unsigned char *buf, size_t n)
+{
+    while (n > 0) {
+        ssize_t k = write(fd, buf, n);
+        if (k < 0) {
+            if (errno == EINTR) continue;
+            return -1;
+        }
+        buf += k;
+        n -= (size_t)k;
+    }
+    return 0;
+}
+
+/* Atomic replace of path with buf[0..n). */
+static int write_atomic(const nlsq_allocator *al, const char *path, const unsigned char *buf,
+                        size_t n)
+{
+    size_t len = strlen(path);
+    char *tmp = nlsq__malloc(al, len + 5);
+    char *dir = nlsq__malloc(al, len + 2);
+    if (!tmp || !dir) {
+        nlsq__free(al, tmp);
+        nlsq__free(al, dir);
+        return NLSQ_ENOMEM;
+    }
+    memcpy(tmp, path, len);
+    memcpy(tmp + len, ".tmp", 5);
+    const char *slash = strrchr(path, '/');
+    if (!slash) memcpy(dir, ".", 2);
+    else if (slash == path) memcpy(dir, "/", 2);
+    else { memcpy(dir, path, (size_t)(slash - path)); dir[slash - path] = '\0'; }
+
+    int rc = NLSQ_EIO;
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0) goto out;
+    if (write_all(fd, buf, n) != 0 || fsync(fd) != 0) {
+        close(fd);
+        unlink(tmp);
+        goto out;
+    }
+    if (close(fd) != 0) { unlink(tmp); goto out; }
+    if (rename(tmp, path) != 0) { unlink(tmp); goto out; }
+    fd = open(dir, O_RDONLY | O_DIRECTORY);
+    if (fd < 0) goto out;
+    if (fsync(fd) != 0 && errno != EINVAL && errno != EBADF && errno != EROFS) {
+        close(fd);
+        goto out;
+    }
+    close(fd);
+    rc = 0;
+out:
+    nlsq__free(al, tmp);
+    nlsq__free(al, dir);
+    return rc;
+}
+
+static int save(const nlsq__engine *e, const nlsq_options *opt, const ck_src *s)
+{
+    wbuf w = {NULL, 0};
+    serialize(&w, e->pb, s);
+    size_t n = w.n;
+    w.p = nlsq__malloc(e->al, n);
+    if (!w.p) return NLSQ_ENOMEM;
+    w.n = 0;
+    serialize(&w, e->pb, s);
+    int rc = write_atomic(e->al, opt->checkpoint_path, w.p, w.n);
+    nlsq__free(e->al, w.p);
+    if (rc == 0) nlsq__log(opt, 1, "checkpoint written to %s (%zu bytes)", opt->checkpoint_path, n);
+    return rc;
+}
 
 int nlsq__checkpoint_save_lm(const nlsq__engine *e, const nlsq_options *opt,
                              const double *x, const nlsq__lm_state *st)
 {
-    (void)e; (void)opt; (void)x; (void)st;
-    return NLSQ_ENOTIMPL;
+    /* Phase 2 of nlsq_hybrid runs nlsq__lm_run with this hook installed. */
+    const nlsq__hybrid_ctx *hy = opt->progress == nlsq__hybrid_progress_hook
+                                 ? (const nlsq__hybrid_ctx *)opt->progress_ctx : NULL;
+    ck_src s = {hy ? NLSQ__SOLVER_HYBRID : NLSQ__SOLVER_LM, NLSQ_PHASE_LM, e->chunk_rows,
+                x, st, NULL, hy};
+    return save(e, opt, &s);
 }
 
-int nlsq_resume(const nlsq_problem *pb, const nlsq_options *opt,
+int nlsq__checkpoint_save_adam(const nlsq__engine *e, const nlsq_options *opt,
+                               int solver, const nlsq__adam_state *st)
+{
+    ck_src s = {solver, NLSQ_PHASE_ADAM, e->chunk_rows, NULL, NULL, st, NULL};
+    return save(e, opt, &s);
+}
+
+/* ------------------------------------------------------------------ reader */
+
+typedef struct rbuf {
+    const unsigned char *p;
+    size_t n, pos;
+    int bad;
+} rbuf;
+
+static void get(rbuf *r, void *dst, size_t n)
+{
+    if (r->bad || r->n - r->pos < n) {
+        r->bad = 1;
+        memset(dst, 0, n);
+        return;
+    }
+    memcpy(dst, r->p + r->pos, n);
+    r->pos += n;
+}
+static uint64_t get_u64(rbuf *r) { uint64_t v; get(r, &v, sizeof v); return v; }
+static uint32_t get_u32(rbuf *r) { uint32_t v; get(r, &v, sizeof v); return v; }
+static double get_f64(rbuf *r) { double v; get(r, &v, sizeof v); return v; }
+static void get_vec(rbuf *r, double *v, size_t p) { get(r, v, p * sizeof(double)); }
+
+static int all_finite(const double *v, size_t p)
+{
+    for (size_t j = 0; j < p; j++) if (!isfinite(v[j])) return 0;
+    return 1;
+}
+
+static void ckpt_free(const nlsq_allocator *al, nlsq__ckpt *ck)
+{
+    nlsq__adam_state_free(al, &ck->adam);
+    nlsq__free(al, ck->block);
+    memset(ck, 0, sizeof *ck);
+}
+
+static int fail(nlsq_result *res, int code, const char *file, const char *why)
+{
+    return nlsq__finish(res, code, "checkpoint '%.80s': %s", file, why);
+}
+
+/* Read the whole file (NLSQ_EIO) and check its envelope (NLSQ_ECHECKPOINT). */
+static int load(const nlsq_problem *pb, const nlsq_allocator *al, const char *file,
+                nlsq__ckpt *ck, nlsq_result *res)
+{
+    const size_t p = pb->n_params;
+    memset(ck, 0, sizeof *ck);
+    int fd = open(file, O_RDONLY);
+    if (fd < 0) return fail(res, NLSQ_EIO, file, strerror(errno));
+    struct stat sb;
+    if (fstat(fd, &sb) != 0) { close(fd); return fail(res, NLSQ_EIO, file, "cannot stat"); }
+    if (sb.st_size < (off_t)(CK_HEADER + 8)) {
+        close(fd);
+        return fail(res, NLSQ_ECHECKPOINT, file, "truncated (shorter than the header)");
+    }
+    size_t size = (size_t)sb.st_size;
+    unsigned char head[CK_HEADER];
+    ssize_t got = pread(fd, head, CK_HEADER, 0);
+    if (got != (ssize_t)CK_HEADER) { close(fd); return fail(res, NLSQ_EIO, file, "read error"); }
+    uint64_t payload;
+    memcpy(&payload, head + 48, 8);
+    if (memcmp(head, CK_MAGIC, 8) != 0) {
+        close(fd);
+        return fail(res, NLSQ_ECHECKPOINT, file, "not an nlsq checkpoint (bad magic)");
+    }
+    if (payload > size || payload + CK_HEADER + 8 != size) {
+        close(fd);
+        return fail(res, NLSQ_ECHECKPOINT, file, "size does not match the header (truncated?)");
+    }
+    unsigned char *buf = nlsq__malloc(al, size);
+    if (!buf) { close(fd); return fail(res, NLSQ_ENOMEM, file, "out of memory"); }
+    size_t off = 0;
+    while (off < size) {
+        got = pread(fd, buf + off, size - off, (off_t)off);
+        if (got < 0 && errno == EINTR) continue;
+        if (got <= 0) break;
+        off += (size_t)got;
+    }
+    close(fd);
+    int rc = 0;
+    const char *why = NULL;
+    if (off != size) { rc = NLSQ_EIO; why = "read error"; goto out; }
+
+    rbuf r = {buf, size - 8, 0, 0};
+    char magic[8];
+    get(&r, magic, 8);
+    uint32_t version = get_u32(&r), endian = get_u32(&r);
+    uint32_t solver = get_u32(&r), phase = get_u32(&r);
+    uint64_t fp = get_u64(&r), fm = get_u64(&r), bh = get_u64(&r);
+    (void)get_u64(&r);
+    uint64_t sum;
+    memcpy(&sum, buf + size - 8, 8);
+    rc = NLSQ_ECHECKPOINT;
+    if (version != CK_VERSION) { why = "unsupported version"; goto out; }
+    if (endian != CK_ENDIAN) { why = "written on a machine of another byte order"; goto out; }
+    if (fnv1a(FNV_OFFSET, buf, size - 8) != sum) { why = "checksum mismatch (corrupted)"; goto out; }
+    if (fp != p) { why = "written for a problem with another number of parameters"; goto out; }
+    if (fm != pb->n_rows) { why = "written for a problem with another number of rows"; goto out; }
+    if (bh != bounds_hash(pb)) { why = "written for a problem with other bounds"; goto out; }
+    int ok_kind = (solver == NLSQ__SOLVER_LM && phase == NLSQ_PHASE_LM) ||
+                  (solver == NLSQ__SOLVER_ADAM && phase == NLSQ_PHASE_ADAM) ||
+                  (solver == NLSQ__SOLVER_HYBRID && (phase == NLSQ_PHASE_ADAM || phase == NLSQ_PHASE_LM));
+    if (!ok_kind) { why = "unknown solver or phase"; goto out; }
+    ck->solver = (int)solver;
+    ck->phase = (int)phase;
+    ck->p = p;
+
+    /* Allocations for the LM / hybrid vectors: x, d2, x0, x_lm0. */
+    if (phase == NLSQ_PHASE_LM) {
+        ck->block = nlsq__calloc(al, 4 * p, sizeof(double));
+        if (!ck->block) { rc = NLSQ_ENOMEM; why = "out of memory"; goto out; }
+        ck->x = ck->block;
+        ck->lm.d2 = ck->x + p;
+        double *hx0 = ck->lm.d2 + p, *hxl = hx0 + p;
+        if (solver == NLSQ__SOLVER_HYBRID) {
+            nlsq__hybrid_ctx *h = &ck->hy;
+            h->initial_cost = get_f64(&r);
+            h->lm0_cost = get_f64(&r);
+            h->phase1.phase = NLSQ_PHASE_ADAM;
+            h->phase1.iterations = get_u64(&r);
+            h->phase1.n_eval = get_u64(&r);
+            h->phase1.n_jac = get_u64(&r);
+            h->phase1.cost = get_f64(&r);
+            h->phase1.seconds = get_f64(&r);
+            h->phase1_nonfinite = get_u64(&r);
+            get_vec(&r, hx0, p);
+            get_vec(&r, hxl, p);
+            h->x0 = hx0;
+            h->x_lm0 = hxl;
+            if (!r.bad && (!all_finite(hx0, p) || !all_finite(hxl, p) ||
+                           !isfinite(h->initial_cost) || !isfinite(h->lm0_cost))) {
+                why = "invalid values in the hybrid section";
+                goto out;
+            }
+        }
+        ck->chunk_rows = get_u64(&r);
+        ck->lm.iteration = get_u64(&r);
+        ck->lm.lambda = get_f64(&r);
+        ck->lm.nu = get_f64(&r);
+        ck->lm.delta = get_f64(&r);
+        ck->lm.n_eval = get_u64(&r);
+        ck->lm.n_jac = get_u64(&r);
+        uint64_t has_d2 = get_u64(&r);
+        ck->lm.has_d2 = (int)has_d2;
+        ck->lm.initial_cost = get_f64(&r);
+        get_vec(&r, ck->x, p);
+        get_vec(&r, ck->lm.d2, p);
+        if (!r.bad && (has_d2 > 1 || !(ck->lm.lambda > 0) || !isfinite(ck->lm.lambda) ||
+                       !(ck->lm.nu > 0) || !isfinite(ck->lm.nu) || isnan(ck->lm.delta) || !all_finite(ck->x, p) ||
+                       !all_finite(ck->lm.d2, p))) {
+            why = "invalid values in the LM state";
+            goto out;
+        }
+    } else {
+        if (nlsq__adam_state_init(al, p, &ck->adam) != 0) {
+            rc = NLSQ_ENOMEM;
+            why = "out of memory";
+            goto out;
+        }
+        nlsq__adam_state *a = &ck->adam;
+        ck->chunk_rows = get_u64(&r);
+        a->seed = get_u64(&r);
+        a->block_rows = get_u64(&r);
+        a->batch_blocks = get_u64(&r);
+        a->epoch = get_u64(&r);
+        a->step = get_u64(&r);
+        for (int i = 0; i < 4; i++) a->rng[i] = get_u64(&r);
+        a->lr_factor = get_f64(&r);
+        a->bad_epochs = get_u64(&r);
+        a->best_est = get_f64(&r);
+        a->ref_est = get_f64(&r);
+        a->initial_cost = get_f64(&r);
+        a->initial_gnorm = get_f64(&r);
+        a->grad_rows = get_u64(&r);
+        a->cost_rows = get_u64(&r);
+        a->n_nonfinite = get_u64(&r);
+        get_vec(&r, a->x, p);
+        get_vec(&r, a->x0, p);
+        get_vec(&r, a->m1, p);
+        get_vec(&r, a->v, p);
+        get_vec(&r, a->best_x, p);
+        a->started = 1;
+        if (!r.bad && (!(a->lr_factor > 0) || !isfinite(a->initial_cost) || isnan(a->best_est) || isnan(a->ref_est) ||
+                       !all_finite(a->x, p) || !all_finite(a->x0, p) || !all_finite(a->best_x, p) ||
+                       (a->rng[0] | a->rng[1] | a->rng[2] | a->rng[3]) == 0 ||
+                       a->block_rows == 0 || a->batch_blocks == 0)) {
+            why = "invalid values in the Adam state";
+            goto out;
+        }
+    }
+    if (r.bad || r.pos != r.n) { why = "payload layout does not match its header"; goto out; }
+    rc = 0;
+out:
+    nlsq__free(al, buf);
+    if (rc) {
+        ckpt_free(al, ck);
+        return fail(res, rc, file, why);
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------ resume */
+
+static int resume_lm(const nlsq_problem *pb, const nlsq_options *opt, double *x,
+                     nlsq_result *res, nlsq__ckpt *ck, double t0)
+{
+    nlsq__engine e;
+    int rc = nlsq__engine_init(&e, pb, opt);
+    if (rc) return nlsq__finish(res, rc, "cannot allocate chunk buffers");
+    if (e.chunk_rows != ck->chunk_rows)
+        nlsq__log(opt, 0, "resume: chunk size %zu differs from the checkpoint's %zu; the result "
+                  "may differ in the last bits from an uninterrupted run", e.chunk_rows,
+                  ck->chunk_rows);
+    memcpy(x, ck->x, pb->n_params * sizeof(double));
+    int status = nlsq__lm_run(&e, opt, x, res, &ck->lm, t0);
+    nlsq__engine_free(&e);
+    if (res) {
+        res->seconds = nlsq__now() - t0;
+        res->n_phases = 1;
+        res->phases[0] = (nlsq_phase_stats){NLSQ_PHASE_LM, res->iterations, res->n_eval,
+                                            res->n_jac, res->cost, res->seconds};
+    }
+    return status;
+}
+
+int nlsq_resume(const nlsq_problem *pb, const nlsq_options *opt_in,
                 const char *checkpoint_file, double *x, nlsq_result *res)
 {
-    (void)opt; (void)checkpoint_file; (void)x;
+    double t0 = nlsq__now();
+    nlsq_options defaults;
+    const nlsq_options *opt = opt_in;
+    if (!opt) { nlsq_options_init(&defaults); opt = &defaults; }
     nlsq__result_reset(res, pb ? pb->n_rows : 0);
-    return nlsq__finish(res, NLSQ_ENOTIMPL, "checkpoints are not implemented yet");
+    char msg[160];
+    if (!x || !checkpoint_file) return nlsq__finish(res, NLSQ_EINVAL, "x or checkpoint_file is NULL");
+    if (nlsq_validate(pb, opt, NULL, msg, sizeof msg) != 0)
+        return nlsq__finish(res, NLSQ_EINVAL, "%s", msg);
+
+    const nlsq_allocator *al = &opt->allocator;
+    nlsq__ckpt ck;
+    int rc = load(pb, al, checkpoint_file, &ck, res);
+    if (rc) return rc;
+    nlsq__log(opt, 0, "resuming %s from '%s' (phase %s)",
+              ck.solver == NLSQ__SOLVER_LM ? "LM" : ck.solver == NLSQ__SOLVER_ADAM ? "Adam" : "hybrid",
+              checkpoint_file, ck.phase == NLSQ_PHASE_LM ? "LM" : "Adam");
+    int status;
+    if (ck.solver == NLSQ__SOLVER_LM) status = resume_lm(pb, opt, x, res, &ck, t0);
+    else if (ck.solver == NLSQ__SOLVER_ADAM) status = nlsq__adam_solve(pb, opt, x, res, &ck.adam);
+    else status = nlsq__hybrid_solve(pb, opt, x, res, &ck);
+    ckpt_free(al, &ck);
+    return status;
 }

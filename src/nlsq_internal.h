@@ -135,4 +135,106 @@ NLSQ_HIDDEN int nlsq__checkpoint_save_lm(const nlsq__engine *e, const nlsq_optio
 NLSQ_HIDDEN void nlsq__loss_eval(int loss, double f_scale, double z,
                                  double *rho, double *d1, double *d2);
 
+/* ======================================================================== */
+/* Adam, hybrid and checkpoints (adam.c, hybrid.c, checkpoint.c)            */
+/* ======================================================================== */
+
+/* Which public solver a checkpoint belongs to. */
+enum { NLSQ__SOLVER_LM = 1, NLSQ__SOLVER_ADAM = 2, NLSQ__SOLVER_HYBRID = 3 };
+
+/* Everything needed to continue an Adam run exactly where it stopped (at an
+ * epoch boundary): with this state and the same problem and options, the next
+ * epochs are bitwise those of an uninterrupted run.  The vectors share one
+ * allocation (nlsq__adam_state_init). */
+typedef struct nlsq__adam_state {
+    int      started;        /* 0: the start pass has not been done yet */
+    size_t   epoch;          /* epochs done */
+    uint64_t step;           /* Adam steps done (t of the bias correction) */
+    uint64_t rng[4];         /* xoshiro256** state for the next epoch's shuffle */
+    double   lr_factor;      /* plateau decay multiplier: 1, 1/2, 1/4, ... */
+    size_t   bad_epochs;     /* consecutive epochs without relative progress */
+    double   best_est;       /* epoch estimate that made best_x the best point */
+    double   ref_est;        /* estimate of the last epoch with progress */
+    double   initial_cost;   /* full cost at x0 */
+    double   initial_gnorm;  /* max |J^T r| at x0 */
+    uint64_t grad_rows;      /* rows through GRAD/NORMAL passes (n_jac = ceil(/m)) */
+    uint64_t cost_rows;      /* rows through COST passes (n_eval = ceil(/m)) */
+    size_t   n_nonfinite;    /* batches skipped for non-finite values */
+    /* the batch plan the state belongs to (checked on resume) */
+    uint64_t seed;
+    size_t   block_rows, batch_blocks;
+    /* p each */
+    double  *x;              /* current iterate */
+    double  *x0;             /* projected start point */
+    double  *m1, *v;         /* Adam moments (normalised units) */
+    double  *best_x;         /* best end-of-epoch point by epoch estimate */
+} nlsq__adam_state;
+
+NLSQ_HIDDEN int  nlsq__adam_state_init(const nlsq_allocator *al, size_t p, nlsq__adam_state *st);
+NLSQ_HIDDEN void nlsq__adam_state_free(const nlsq_allocator *al, nlsq__adam_state *st);
+
+/* Engine for Adam: like nlsq__engine_init, but with chunks of at most
+ * adam_batch_rows rows (memory O(batch_rows * p)).  eopt receives a copy of
+ * opt that the engine points to: it must outlive the engine. */
+NLSQ_HIDDEN int nlsq__adam_engine_init(nlsq__engine *e, nlsq_options *eopt,
+                                       const nlsq_problem *pb, const nlsq_options *opt);
+
+typedef struct nlsq__adam_args {
+    size_t epoch_cap;        /* NLSQ_MAX_ITER after this many epochs */
+    int    solver;           /* NLSQ__SOLVER_ADAM or _HYBRID (checkpoint tag) */
+    int    final_mode;       /* pass at the returned point: NLSQ__PASS_COST/GRAD/NORMAL */
+    double t_start;
+} nlsq__adam_args;
+
+/* Run Adam on engine e from x (st->started == 0) or from st.  On return x is
+ * the best point (never worse than the start by full cost) and res holds
+ * cost, grad_norm (GRAD/NORMAL final pass), counters, status; res->covariance
+ * is filled when set and final_mode is NORMAL. */
+NLSQ_HIDDEN int nlsq__adam_run(nlsq__engine *e, const nlsq_options *opt, double *x,
+                               nlsq_result *res, nlsq__adam_state *st,
+                               const nlsq__adam_args *args);
+
+/* nlsq_adam, optionally continuing from a loaded state (NULL: fresh). */
+NLSQ_HIDDEN int nlsq__adam_solve(const nlsq_problem *pb, const nlsq_options *opt, double *x,
+                                 nlsq_result *res, nlsq__adam_state *resume);
+
+/* Hybrid phase-2 context.  nlsq_hybrid runs nlsq__lm_run with a copy of the
+ * options whose progress hook is nlsq__hybrid_progress_hook and whose
+ * progress_ctx is this struct; nlsq__checkpoint_save_lm recognises the hook
+ * and writes a hybrid checkpoint (phase LM) instead of a plain LM one. */
+typedef struct nlsq__hybrid_ctx {
+    nlsq_progress_fn user_progress;
+    void *user_ctx;
+    const double *x0;        /* p: the hybrid start point (projected) */
+    const double *x_lm0;     /* p: where phase 2 started */
+    double initial_cost;     /* full cost at x0 */
+    double lm0_cost;         /* full cost at x_lm0 */
+    nlsq_phase_stats phase1;
+    size_t phase1_nonfinite;
+} nlsq__hybrid_ctx;
+
+NLSQ_HIDDEN int nlsq__hybrid_progress_hook(void *ctx, const nlsq_progress_info *info);
+
+/* A loaded checkpoint (checkpoint.c); vectors in one allocation. */
+typedef struct nlsq__ckpt {
+    int    solver, phase;    /* NLSQ__SOLVER_*, NLSQ_PHASE_ADAM or NLSQ_PHASE_LM */
+    size_t p;
+    nlsq__adam_state adam;   /* phase ADAM (started = 1) */
+    nlsq__lm_state lm;       /* phase LM; lm.d2 points into the allocation */
+    double *x;               /* phase LM: the LM point */
+    size_t chunk_rows;       /* engine chunk the state was computed with */
+    nlsq__hybrid_ctx hy;     /* solver HYBRID, phase LM (x0, x_lm0 owned here) */
+    void  *block;
+} nlsq__ckpt;
+
+/* nlsq_hybrid, optionally continuing from a loaded checkpoint (NULL: fresh). */
+NLSQ_HIDDEN int nlsq__hybrid_solve(const nlsq_problem *pb, const nlsq_options *opt, double *x,
+                                   nlsq_result *res, nlsq__ckpt *resume);
+
+/* Write an Adam (solver ADAM or HYBRID, phase ADAM) checkpoint.  0 or NLSQ_EIO
+ * / NLSQ_ENOMEM. */
+NLSQ_HIDDEN int nlsq__checkpoint_save_adam(const nlsq__engine *e, const nlsq_options *opt,
+                                           int solver, const nlsq__adam_state *st);
+
+
 #endif

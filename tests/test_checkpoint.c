@@ -1,0 +1,486 @@
+/*
+ * test_checkpoint.c - checkpoints and nlsq_resume.
+ *
+ *   stop_resume_*    the progress callback stops the solve at iteration/epoch
+ *                    k (LM; Adam; hybrid in phase 1 and in phase 2); nlsq_resume
+ *                    from the last checkpoint ends bitwise where an
+ *                    uninterrupted run ends (x, cost, status, iterations)
+ *   kill_resume      fork(): the child fits with a checkpoint every iteration
+ *                    and raises SIGKILL on itself from the progress callback at
+ *                    iteration k; the parent resumes from the file the child
+ *                    left and compares with an uninterrupted run (bitwise);
+ *                    LM, Adam and hybrid (killed in phase 2), 1 and 2 threads
+ *   file_format      header fields (solver, phase, p, m), no "<path>.tmp" left
+ *   corrupted        a flipped byte (header, payload, checksum) and a truncated
+ *                    or empty file -> NLSQ_ECHECKPOINT; another problem
+ *                    (different p, m or bounds) -> NLSQ_ECHECKPOINT; a missing
+ *                    file -> NLSQ_EIO; Adam batch settings changed ->
+ *                    NLSQ_ECHECKPOINT
+ *   write_error      checkpoint_path in a missing folder: the solve returns
+ *                    NLSQ_EIO with x = the best point so far
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "nlsq.h"
+
+#ifndef NLSQ_TEST_TMPDIR
+#define NLSQ_TEST_TMPDIR "."
+#endif
+
+static void tmp_path(char *buf, size_t n, const char *name)
+{
+    snprintf(buf, n, "%s/%s", NLSQ_TEST_TMPDIR, name);
+}
+
+/* ------------------------------------------------------------ the problem */
+
+static uint64_t mix64(uint64_t z)
+{
+    z += 0x9e3779b97f4a7c15ULL;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+static double noise(uint64_t i)
+{
+    double u1 = ((double)(mix64(2 * i) >> 11) + 0.5) / 9007199254740992.0;
+    double u2 = ((double)(mix64(2 * i + 1) >> 11) + 0.5) / 9007199254740992.0;
+    return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
+}
+
+/* XPCS-like g2 = c0 + beta exp(-2 D0 q^2 t^alpha), 4 q x 2000 lags. */
+#define NQ 4
+#define NT 2000
+static const double G2_LO[4] = {10.0, 0.3, 0.0, 0.5};
+static const double G2_HI[4] = {1e6, 2.0, 1.0, 1.5};
+
+static int eval_g2(void *ctx, const double *x, size_t row0, size_t n, double *r, double *J)
+{
+    (void)ctx;
+    for (size_t i = 0; i < n; i++) {
+        size_t row = row0 + i, k = row / NT, it = row % NT;
+        double q = 0.002 * (double)(k + 1), q2 = q * q;
+        double t = 1e-3 * pow(1e6, (double)it / (NT - 1));
+        double ta = pow(t, x[1]);
+        double e = exp(-2.0 * x[0] * q2 * ta);
+        double y = 1.0 + 0.3 * exp(-2.0 * 1.2e4 * q2 * pow(t, 0.85)) + 0.01 * noise(row);
+        r[i] = x[3] + x[2] * e - y;
+        if (J) {
+            double *Ji = J + 4 * i;
+            Ji[0] = x[2] * e * (-2.0 * q2 * ta);
+            Ji[1] = x[2] * e * (-2.0 * x[0] * q2 * ta * log(t));
+            Ji[2] = e;
+            Ji[3] = 1.0;
+        }
+    }
+    return 0;
+}
+
+static const double POOR[4] = {2e5, 0.3, 0.1, 1.2};
+
+static void g2_problem(nlsq_problem *pb)
+{
+    memset(pb, 0, sizeof *pb);
+    pb->n_params = 4;
+    pb->n_rows = NQ * NT;
+    pb->eval = eval_g2;
+    pb->lower = G2_LO;
+    pb->upper = G2_HI;
+}
+
+static void base_opts(nlsq_options *o, int threads)
+{
+    nlsq_options_init(o);
+    o->n_threads = threads;
+    o->chunk_rows = 256;             /* several slots per pass: threads matter */
+    o->adam_batch_rows = 1024;
+    o->adam_block_rows = 256;
+    o->adam_epochs = 30;
+    o->hybrid_adam_epochs = 3;       /* a short warm-up: phase 2 has iterations */
+    o->ftol = o->xtol = 1e-12;
+    o->checkpoint_every = 1;
+}
+
+typedef int (*solver_fn)(const nlsq_problem *, const nlsq_options *, double *, nlsq_result *);
+
+enum { S_LM, S_ADAM, S_HYBRID };
+static const char *solver_name[] = {"LM", "Adam", "hybrid"};
+static solver_fn solver_of(int s) { return s == S_LM ? nlsq_lm : s == S_ADAM ? nlsq_adam : nlsq_hybrid; }
+
+/* ------------------------------------------------------------ callbacks */
+
+typedef struct stopper {
+    int phase;               /* phase to stop in */
+    size_t at;               /* iteration / epoch */
+    int kill;                /* 1: raise SIGKILL instead of returning 1 */
+    size_t calls;
+} stopper;
+
+static int stop_cb(void *ctx, const nlsq_progress_info *info)
+{
+    stopper *s = ctx;
+    s->calls++;
+    if (info->phase == s->phase && info->iteration == s->at) {
+        if (s->kill) raise(SIGKILL);
+        return 1;
+    }
+    return 0;
+}
+
+static void reference(int solver, int threads, double x[4], nlsq_result *r)
+{
+    nlsq_problem pb;
+    g2_problem(&pb);
+    nlsq_options o;
+    base_opts(&o, threads);
+    memcpy(x, POOR, 4 * sizeof(double));
+    memset(r, 0, sizeof *r);
+    solver_of(solver)(&pb, &o, x, r);
+}
+
+static void expect_same(const char *what, const double *xr, const nlsq_result *rr,
+                        const double *x, const nlsq_result *r)
+{
+    printf("%-34s uninterrupted %-14s cost %.17g (%zu it) | resumed %-14s cost %.17g (%zu it)\n",
+           what, nlsq_status_name(rr->status), rr->cost, rr->iterations,
+           nlsq_status_name(r->status), r->cost, r->iterations);
+    assert_int_equal(r->status, rr->status);
+    assert_memory_equal(x, xr, 4 * sizeof(double));
+    assert_memory_equal(&r->cost, &rr->cost, sizeof(double));
+    assert_int_equal(r->iterations, rr->iterations);
+    assert_true(r->initial_cost == rr->initial_cost);
+}
+
+/* ------------------------------------------------------------ stop / resume */
+
+static void stop_and_resume(int solver, int phase, size_t at, const char *file)
+{
+    nlsq_problem pb;
+    g2_problem(&pb);
+    double xr[4];
+    nlsq_result rr;
+    reference(solver, 1, xr, &rr);
+    assert_true(rr.status >= 0);
+
+    char path[512];
+    tmp_path(path, sizeof path, file);
+    remove(path);
+    nlsq_options o;
+    base_opts(&o, 1);
+    o.checkpoint_path = path;
+    o.checkpoint_every = phase == NLSQ_PHASE_ADAM ? 2 : 1;
+    stopper s = {phase, at, 0, 0};
+    o.progress = stop_cb;
+    o.progress_ctx = &s;
+    double x[4];
+    memcpy(x, POOR, sizeof x);
+    nlsq_result r = {0};
+    int st = solver_of(solver)(&pb, &o, x, &r);
+    assert_int_equal(st, NLSQ_EUSER_STOP);
+
+    /* resume with the same options, without the stopping callback */
+    o.progress = NULL;
+    double y[4] = {0, 0, 0, 0};
+    nlsq_result r2 = {0};
+    st = nlsq_resume(&pb, &o, path, y, &r2);
+    char what[96];
+    snprintf(what, sizeof what, "%s stopped (%s %zu):", solver_name[solver],
+             phase == NLSQ_PHASE_LM ? "LM it" : "epoch", at);
+    expect_same(what, xr, &rr, y, &r2);
+    if (solver == S_HYBRID) {
+        assert_int_equal(r2.n_phases, rr.n_phases);
+        assert_int_equal(r2.phases[0].iterations, rr.phases[0].iterations);
+        assert_int_equal(r2.phases[1].iterations, rr.phases[1].iterations);
+    }
+    remove(path);
+}
+
+static void test_stop_resume_lm(void **state)
+{
+    (void)state;
+    stop_and_resume(S_LM, NLSQ_PHASE_LM, 5, "ck_lm.bin");
+}
+
+static void test_stop_resume_adam(void **state)
+{
+    (void)state;
+    stop_and_resume(S_ADAM, NLSQ_PHASE_ADAM, 5, "ck_adam.bin");
+}
+
+static void test_stop_resume_hybrid_phase1(void **state)
+{
+    (void)state;
+    stop_and_resume(S_HYBRID, NLSQ_PHASE_ADAM, 3, "ck_hyb1.bin");
+}
+
+static void test_stop_resume_hybrid_phase2(void **state)
+{
+    (void)state;
+    stop_and_resume(S_HYBRID, NLSQ_PHASE_LM, 4, "ck_hyb2.bin");
+}
+
+/* ------------------------------------------------------------ SIGKILL */
+
+static void kill_and_resume(int solver, int phase, size_t at, int threads, const char *file)
+{
+    nlsq_problem pb;
+    g2_problem(&pb);
+    double xr[4];
+    nlsq_result rr;
+    reference(solver, threads, xr, &rr);
+
+    char path[512];
+    tmp_path(path, sizeof path, file);
+    remove(path);
+    fflush(stdout);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        nlsq_options o;
+        base_opts(&o, threads);
+        o.checkpoint_path = path;
+        stopper s = {phase, at, 1, 0};
+        o.progress = stop_cb;
+        o.progress_ctx = &s;
+        double x[4];
+        memcpy(x, POOR, sizeof x);
+        nlsq_result r;
+        memset(&r, 0, sizeof r);
+        solver_of(solver)(&pb, &o, x, &r);
+        _exit(3);                                   /* not reached when killed */
+    }
+    int wst = 0;
+    assert_int_equal(waitpid(pid, &wst, 0), pid);
+    assert_true(WIFSIGNALED(wst));
+    assert_int_equal(WTERMSIG(wst), SIGKILL);
+
+    nlsq_options o;
+    base_opts(&o, threads);
+    o.checkpoint_path = path;                      /* goes on writing checkpoints */
+    double y[4] = {0, 0, 0, 0};
+    nlsq_result r2 = {0};
+    nlsq_resume(&pb, &o, path, y, &r2);
+    char what[96];
+    snprintf(what, sizeof what, "%s killed (%s %zu, %d thr):", solver_name[solver],
+             phase == NLSQ_PHASE_LM ? "LM it" : "epoch", at, threads);
+    expect_same(what, xr, &rr, y, &r2);
+    remove(path);
+}
+
+static void test_kill_resume(void **state)
+{
+    (void)state;
+    kill_and_resume(S_LM, NLSQ_PHASE_LM, 6, 1, "ck_kill_lm.bin");
+    kill_and_resume(S_ADAM, NLSQ_PHASE_ADAM, 4, 1, "ck_kill_adam.bin");
+    kill_and_resume(S_HYBRID, NLSQ_PHASE_LM, 3, 1, "ck_kill_hyb.bin");
+    kill_and_resume(S_HYBRID, NLSQ_PHASE_LM, 3, 2, "ck_kill_hyb2.bin");
+    kill_and_resume(S_ADAM, NLSQ_PHASE_ADAM, 4, 2, "ck_kill_adam2.bin");
+}
+
+/* ------------------------------------------------------------ file helpers */
+
+static unsigned char *slurp(const char *path, size_t *n)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long sz = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    unsigned char *b = malloc((size_t)sz + 1);
+    *n = fread(b, 1, (size_t)sz, f);
+    fclose(f);
+    return b;
+}
+
+static void spit(const char *path, const unsigned char *b, size_t n)
+{
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(b, 1, n, f), n);
+    fclose(f);
+}
+
+/* Run solver until stopped at `at`, leaving a checkpoint in path. */
+static void make_checkpoint(int solver, int phase, size_t at, const char *path)
+{
+    nlsq_problem pb;
+    g2_problem(&pb);
+    nlsq_options o;
+    base_opts(&o, 1);
+    o.checkpoint_path = path;
+    stopper s = {phase, at, 0, 0};
+    o.progress = stop_cb;
+    o.progress_ctx = &s;
+    double x[4];
+    memcpy(x, POOR, sizeof x);
+    nlsq_result r = {0};
+    assert_int_equal(solver_of(solver)(&pb, &o, x, &r), NLSQ_EUSER_STOP);
+}
+
+static void test_file_format(void **state)
+{
+    (void)state;
+    char path[512], tmp[520];
+    tmp_path(path, sizeof path, "ck_format.bin");
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    const struct { int solver, phase; uint32_t want_solver; } cases[] = {
+        {S_LM, NLSQ_PHASE_LM, 1}, {S_ADAM, NLSQ_PHASE_ADAM, 2},
+        {S_HYBRID, NLSQ_PHASE_ADAM, 3}, {S_HYBRID, NLSQ_PHASE_LM, 3},
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        remove(path);
+        make_checkpoint(cases[c].solver, cases[c].phase, 3, path);
+        size_t n = 0;
+        unsigned char *b = slurp(path, &n);
+        assert_non_null(b);
+        assert_true(n > 64);
+        assert_memory_equal(b, "NLSQCKP", 8);
+        uint32_t version, solver, phase;
+        uint64_t p, m, payload;
+        memcpy(&version, b + 8, 4);
+        memcpy(&solver, b + 16, 4);
+        memcpy(&phase, b + 20, 4);
+        memcpy(&p, b + 24, 8);
+        memcpy(&m, b + 32, 8);
+        memcpy(&payload, b + 48, 8);
+        assert_int_equal(version, 1);
+        assert_int_equal(solver, cases[c].want_solver);
+        assert_int_equal(phase, (uint32_t)cases[c].phase);
+        assert_int_equal(p, 4);
+        assert_int_equal(m, NQ * NT);
+        assert_int_equal(payload + 64, n);
+        struct stat sb;
+        assert_int_not_equal(stat(tmp, &sb), 0);     /* no temporary left behind */
+        free(b);
+    }
+    remove(path);
+}
+
+static int resume_status(const nlsq_problem *pb, const nlsq_options *o, const char *path)
+{
+    double y[4] = {0, 0, 0, 0};
+    nlsq_result r = {0};
+    int st = nlsq_resume(pb, o, path, y, &r);
+    assert_int_equal(st, r.status);
+    if (st < 0) assert_true(r.message[0] != '\0');
+    return st;
+}
+
+static void test_corrupted(void **state)
+{
+    (void)state;
+    char path[512], bad[512];
+    tmp_path(path, sizeof path, "ck_good.bin");
+    tmp_path(bad, sizeof bad, "ck_bad.bin");
+    nlsq_problem pb;
+    g2_problem(&pb);
+    nlsq_options o;
+    base_opts(&o, 1);
+
+    for (int solver = S_LM; solver <= S_HYBRID; solver++) {
+        remove(path);
+        make_checkpoint(solver, solver == S_ADAM ? NLSQ_PHASE_ADAM : NLSQ_PHASE_LM, 3, path);
+        size_t n = 0;
+        unsigned char *b = slurp(path, &n);
+        assert_non_null(b);
+        assert_true(resume_status(&pb, &o, path) >= 0);       /* intact: fine */
+
+        /* one flipped byte anywhere: header, payload, checksum */
+        size_t where[] = {0, 9, 17, 30, 50, 64, n / 2, n - 20, n - 1};
+        for (size_t k = 0; k < sizeof where / sizeof where[0]; k++) {
+            b[where[k]] ^= 0x10;
+            spit(bad, b, n);
+            assert_int_equal(resume_status(&pb, &o, bad), NLSQ_ECHECKPOINT);
+            b[where[k]] ^= 0x10;
+        }
+        /* truncated, empty */
+        size_t cut[] = {n - 1, n - 8, n / 2, 60, 8, 0};
+        for (size_t k = 0; k < sizeof cut / sizeof cut[0]; k++) {
+            spit(bad, b, cut[k]);
+            assert_int_equal(resume_status(&pb, &o, bad), NLSQ_ECHECKPOINT);
+        }
+        /* another problem: p, m, bounds */
+        nlsq_problem other = pb;
+        other.n_params = 3;
+        assert_int_equal(resume_status(&other, &o, path), NLSQ_ECHECKPOINT);
+        other = pb;
+        other.n_rows = pb.n_rows - 1;
+        assert_int_equal(resume_status(&other, &o, path), NLSQ_ECHECKPOINT);
+        other = pb;
+        double hi2[4] = {1e6, 2.0, 1.0, 2.0};
+        other.upper = hi2;
+        assert_int_equal(resume_status(&other, &o, path), NLSQ_ECHECKPOINT);
+        other.upper = NULL;
+        assert_int_equal(resume_status(&other, &o, path), NLSQ_ECHECKPOINT);
+        if (solver == S_ADAM) {
+            nlsq_options o2 = o;
+            o2.adam_batch_rows = 2048;                    /* another batch plan */
+            assert_int_equal(resume_status(&pb, &o2, path), NLSQ_ECHECKPOINT);
+            o2 = o;
+            o2.seed = 1;
+            assert_int_equal(resume_status(&pb, &o2, path), NLSQ_ECHECKPOINT);
+        }
+        free(b);
+    }
+    /* missing file */
+    char missing[512];
+    tmp_path(missing, sizeof missing, "no_such_checkpoint.bin");
+    remove(missing);
+    assert_int_equal(resume_status(&pb, &o, missing), NLSQ_EIO);
+    /* a folder is not a checkpoint file either */
+    assert_true(resume_status(&pb, &o, NLSQ_TEST_TMPDIR) < 0);
+    remove(path);
+    remove(bad);
+}
+
+static void test_write_error(void **state)
+{
+    (void)state;
+    char path[512];
+    tmp_path(path, sizeof path, "no_such_dir/ck.bin");
+    nlsq_problem pb;
+    g2_problem(&pb);
+    for (int solver = S_LM; solver <= S_HYBRID; solver++) {
+        nlsq_options o;
+        base_opts(&o, 1);
+        o.checkpoint_path = path;
+        double x[4];
+        memcpy(x, POOR, sizeof x);
+        nlsq_result r = {0};
+        int st = solver_of(solver)(&pb, &o, x, &r);
+        assert_int_equal(st, NLSQ_EIO);
+        for (int j = 0; j < 4; j++) assert_true(isfinite(x[j]));
+        for (int j = 0; j < 4; j++) assert_true(x[j] >= G2_LO[j] && x[j] <= G2_HI[j]);
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_stop_resume_lm),
+        cmocka_unit_test(test_stop_resume_adam),
+        cmocka_unit_test(test_stop_resume_hybrid_phase1),
+        cmocka_unit_test(test_stop_resume_hybrid_phase2),
+        cmocka_unit_test(test_kill_resume),
+        cmocka_unit_test(test_file_format),
+        cmocka_unit_test(test_corrupted),
+        cmocka_unit_test(test_write_error),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
