@@ -193,14 +193,26 @@ typedef struct nlsq_options {
     int    loss;            /* an nlsq_loss (NLSQ_LOSS_LINEAR) */
     double f_scale;         /* soft margin between inlier and outlier residuals (1) */
 
-    /* --- Adam (nlsq_adam, and phase 1 of nlsq_hybrid) --- */
+    /* --- Adam (nlsq_adam, and phase 1 of nlsq_hybrid) ---
+     * Parameters are normalised by the bounds' width where both are finite,
+     * else by |x0_j| (1 when x0_j = 0).  Learning-rate schedule: linear
+     * warm-up over the first min(1000, batches per epoch) steps, then
+     * reduce-on-plateau: the rate halves each time the count of consecutive
+     * epochs without progress reaches a multiple of max(1, adam_patience / 2).
+     * Progress: the epoch estimate (sum of the epoch's batch costs, every row
+     * once) drops below (1 - adam_plateau_rtol) times that of the last epoch
+     * with progress; adam_patience epochs without progress stop the run with
+     * NLSQ_CONVERGED_ADAM (0: never).  A batch is adam_batch_rows /
+     * adam_block_rows whole blocks of contiguous rows, the block order
+     * reshuffled each epoch from `seed`.  See src/adam.c. */
     double adam_lr;         /* learning rate in normalised parameter units (1e-2) */
     double adam_beta1;      /* 0.9 */
     double adam_beta2;      /* 0.999 */
     double adam_eps;        /* 1e-8 */
     size_t adam_epochs;     /* maximum epochs (100) */
     size_t adam_batch_rows; /* rows per mini-batch (1 << 14) */
-    size_t adam_block_rows; /* rows per shuffled row block; 0 = chunk size */
+    size_t adam_block_rows; /* rows per shuffled row block; 0 = chunk size
+                               (at most adam_batch_rows) */
     uint64_t seed;          /* RNG seed for batch order (12345) */
     double adam_plateau_rtol; /* relative improvement that counts as progress (1e-4) */
     size_t adam_patience;   /* epochs without progress before stopping (5) */
@@ -208,7 +220,9 @@ typedef struct nlsq_options {
 
     /* --- checkpoints --- */
     const char *checkpoint_path; /* NULL = none; the string is read, not kept */
-    size_t checkpoint_every;     /* iterations/epochs between checkpoints (10) */
+    size_t checkpoint_every;     /* iterations/epochs between checkpoints (10);
+                                    0 = none.  Written atomically (path.tmp,
+                                    fsync, rename); see src/checkpoint.c */
 
     /* --- callbacks --- */
     nlsq_progress_fn progress; void *progress_ctx;
