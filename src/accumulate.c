@@ -13,6 +13,10 @@
  *     cost += 0.5 sum rho(r_i^2)        Neumaier-compensated
  *     J^T r += ...                     dgemv (dense) or a k-vector scattered
  *     J^T J += J^T J (upper triangle)  dsyrk (dense) or k x k scattered
+ * Blocks of at most NLSQ_SMALL_K columns (sparse patterns such as XPCS's 9 of
+ * 53, or small dense problems) skip BLAS, whose packing dominates at that
+ * width: the chunk is transposed and the k(k+1)/2 + k dot products are taken
+ * with 4-wide vectors (small_normal).
  */
 #define _POSIX_C_SOURCE 200809L
 #include "nlsq_internal.h"
@@ -25,6 +29,7 @@
 #include <unistd.h>
 
 #define NLSQ_MAX_SLOTS 32
+#define NLSQ_SMALL_K 16
 #define NLSQ_SLOT_BYTES_CAP ((size_t)256 << 20)  /* all slots' J^T J together */
 
 struct nlsq__slot {
@@ -40,7 +45,143 @@ struct nlsq__worker {
     size_t *cols;          /* p */
     double *local;         /* p*p (sparse k x k block) */
     double *localg;        /* p */
+    double *T;             /* KMAXP x SUB: a transposed sub-block of J and r */
 };
+
+/* ------------------------------------------------------- small-k kernel */
+
+/* C (k x k, upper triangle, overwritten) = J^T J, g (k) = J^T r for a
+ * row-major n x k block J (k <= NLSQ_SMALL_K).
+ *
+ * The block is walked in sub-blocks of SUB rows: each is transposed into T
+ * (columns of J, then r, then zero columns up to a multiple of 4; SUB rows
+ * each), which stays in L1, and every (a, b >= a) column product is
+ * accumulated four at a time (one load of column a serves four products),
+ * each product in two 4-wide accumulators (even and odd groups of 4 rows) so
+ * that eight independent FMA chains hide the FMA latency.  The order of the sums depends on n and
+ * k only, so the result is the same whatever thread runs it.  The AVX2+FMA
+ * version is chosen at run time when the CPU has it; the portable version
+ * sums in the same order without FMA. */
+#define SUB 64
+#define KMAXP (((NLSQ_SMALL_K + 1 + 3) / 4) * 4 + 4)   /* padded column count */
+
+static size_t transpose_sub(size_t nb, size_t k, const double *J, const double *r, double *T)
+{
+    const size_t kc = k + 1, kp = ((kc + 3) / 4) * 4;
+    const size_t nbp = (nb + 7) & ~(size_t)7;
+    for (size_t i = 0; i < nb; i++) {
+        const double *Ji = J + i * k;
+        for (size_t a = 0; a < k; a++) T[a * SUB + i] = Ji[a];
+    }
+    for (size_t a = 0; a < k; a++)
+        for (size_t i = nb; i < nbp; i++) T[a * SUB + i] = 0.0;
+    memcpy(T + k * SUB, r, nb * sizeof(double));
+    for (size_t i = nb; i < nbp; i++) T[k * SUB + i] = 0.0;
+    for (size_t a = kc; a < kp; a++) memset(T + a * SUB, 0, nbp * sizeof(double));
+    return nbp;
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define NLSQ_HAVE_AVX2_KERNEL 1
+__attribute__((target("avx2,fma")))
+static void small_normal_avx2(size_t n, size_t k, const double *J, const double *r,
+                              double *T, double *C, double *g)
+{
+    const size_t kc = k + 1, kp = ((kc + 3) / 4) * 4;
+    __m256d acc[NLSQ_SMALL_K + 1][KMAXP][2];
+    for (size_t a = 0; a < kc; a++)
+        for (size_t b = 0; b < kp; b++) acc[a][b][0] = acc[a][b][1] = _mm256_setzero_pd();
+    for (size_t i0 = 0; i0 < n; i0 += SUB) {
+        size_t nb = n - i0 < SUB ? n - i0 : SUB;
+        size_t nbp = transpose_sub(nb, k, J + i0 * k, r + i0, T);
+        for (size_t a = 0; a < k; a++) {
+            const double *ta = T + a * SUB;
+            for (size_t b0 = a & ~(size_t)3; b0 < kc; b0 += 4) {
+                const double *t0 = T + b0 * SUB;
+                __m256d s0 = acc[a][b0][0], s1 = acc[a][b0 + 1][0];
+                __m256d s2 = acc[a][b0 + 2][0], s3 = acc[a][b0 + 3][0];
+                __m256d u0 = acc[a][b0][1], u1 = acc[a][b0 + 1][1];
+                __m256d u2 = acc[a][b0 + 2][1], u3 = acc[a][b0 + 3][1];
+                for (size_t i = 0; i < nbp; i += 8) {
+                    __m256d x = _mm256_loadu_pd(ta + i), y = _mm256_loadu_pd(ta + i + 4);
+                    s0 = _mm256_fmadd_pd(x, _mm256_loadu_pd(t0 + i), s0);
+                    s1 = _mm256_fmadd_pd(x, _mm256_loadu_pd(t0 + SUB + i), s1);
+                    s2 = _mm256_fmadd_pd(x, _mm256_loadu_pd(t0 + 2 * SUB + i), s2);
+                    s3 = _mm256_fmadd_pd(x, _mm256_loadu_pd(t0 + 3 * SUB + i), s3);
+                    u0 = _mm256_fmadd_pd(y, _mm256_loadu_pd(t0 + i + 4), u0);
+                    u1 = _mm256_fmadd_pd(y, _mm256_loadu_pd(t0 + SUB + i + 4), u1);
+                    u2 = _mm256_fmadd_pd(y, _mm256_loadu_pd(t0 + 2 * SUB + i + 4), u2);
+                    u3 = _mm256_fmadd_pd(y, _mm256_loadu_pd(t0 + 3 * SUB + i + 4), u3);
+                }
+                acc[a][b0][0] = s0; acc[a][b0 + 1][0] = s1; acc[a][b0 + 2][0] = s2; acc[a][b0 + 3][0] = s3;
+                acc[a][b0][1] = u0; acc[a][b0 + 1][1] = u1; acc[a][b0 + 2][1] = u2; acc[a][b0 + 3][1] = u3;
+            }
+        }
+    }
+    for (size_t a = 0; a < k; a++)
+        for (size_t b = a; b < kc; b++) {
+            double v[4];
+            _mm256_storeu_pd(v, _mm256_add_pd(acc[a][b][0], acc[a][b][1]));
+            double s = (v[0] + v[1]) + (v[2] + v[3]);
+            if (b < k) C[a * k + b] = s;
+            else g[a] = s;
+        }
+}
+#endif
+
+static void small_normal_portable(size_t n, size_t k, const double *J, const double *r,
+                                  double *T, double *C, double *g)
+{
+    const size_t kc = k + 1, kp = ((kc + 3) / 4) * 4;
+    double acc[NLSQ_SMALL_K + 1][KMAXP][2][4];
+    memset(acc, 0, sizeof acc);
+    for (size_t i0 = 0; i0 < n; i0 += SUB) {
+        size_t nb = n - i0 < SUB ? n - i0 : SUB;
+        size_t nbp = transpose_sub(nb, k, J + i0 * k, r + i0, T);
+        for (size_t a = 0; a < k; a++) {
+            const double *ta = T + a * SUB;
+            for (size_t b = a; b < kp; b++) {
+                const double *tb = T + b * SUB;
+                double *s = acc[a][b][0], *u = acc[a][b][1];
+                for (size_t i = 0; i < nbp; i += 8)
+                    for (int l = 0; l < 4; l++) {
+                        s[l] += ta[i + l] * tb[i + l];
+                        u[l] += ta[i + 4 + l] * tb[i + 4 + l];
+                    }
+            }
+        }
+    }
+    for (size_t a = 0; a < k; a++)
+        for (size_t b = a; b < kc; b++) {
+            double v[4];
+            for (int l = 0; l < 4; l++) v[l] = acc[a][b][0][l] + acc[a][b][1][l];
+            double s = (v[0] + v[1]) + (v[2] + v[3]);
+            if (b < k) C[a * k + b] = s;
+            else g[a] = s;
+        }
+}
+
+static void small_normal(int avx2, size_t n, size_t k, const double *J, const double *r,
+                         double *T, double *C, double *g)
+{
+#ifdef NLSQ_HAVE_AVX2_KERNEL
+    if (avx2) { small_normal_avx2(n, k, J, r, T, C, g); return; }
+#endif
+    (void)avx2;
+    small_normal_portable(n, k, J, r, T, C, g);
+}
+
+/* sum of r_i^2 in a fixed order (4 interleaved partial sums) */
+static double sum_squares(size_t n, const double *r)
+{
+    double s[4] = {0, 0, 0, 0};
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4)
+        for (int l = 0; l < 4; l++) s[l] += r[i + l] * r[i + l];
+    for (; i < n; i++) s[i & 3] += r[i] * r[i];
+    return (s[0] + s[1]) + (s[2] + s[3]);
+}
 
 /* ------------------------------------------------------------------ setup */
 
@@ -59,6 +200,10 @@ int nlsq__engine_init(nlsq__engine *e, const nlsq_problem *pb, const nlsq_option
     e->p = pb->n_params;
     e->loss = opt->loss;
     e->f_scale = opt->f_scale;
+#ifdef NLSQ_HAVE_AVX2_KERNEL
+    __builtin_cpu_init();
+    e->avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#endif
     const size_t p = e->p, m = pb->n_rows;
 
     size_t threads = opt->n_threads > 0 ? (size_t)opt->n_threads : online_cores();
@@ -106,7 +251,8 @@ int nlsq__engine_init(nlsq__engine *e, const nlsq_problem *pb, const nlsq_option
         w->cols = nlsq__calloc(e->al, p, sizeof(size_t));
         w->local = nlsq__calloc(e->al, pp, sizeof(double));
         w->localg = nlsq__calloc(e->al, p, sizeof(double));
-        if (!w->r || !w->J || !w->cols || !w->local || !w->localg) goto nomem;
+        w->T = nlsq__calloc(e->al, (size_t)KMAXP * SUB, sizeof(double));
+        if (!w->r || !w->J || !w->cols || !w->local || !w->localg || !w->T) goto nomem;
     }
     return 0;
 nomem:
@@ -132,6 +278,7 @@ void nlsq__engine_free(nlsq__engine *e)
             nlsq__free(e->al, w->cols);
             nlsq__free(e->al, w->local);
             nlsq__free(e->al, w->localg);
+            nlsq__free(e->al, w->T);
         }
         nlsq__free(e->al, e->workers);
     }
@@ -147,6 +294,19 @@ static inline void neumaier_add(double *sum, double *comp, double v)
     if (fabs(*sum) >= fabs(v)) *comp += (*sum - t) + v;
     else *comp += (v - t) + *sum;
     *sum = t;
+}
+
+/* Add a small-kernel k x k block and k-vector into the slot's p x p sums. */
+static void scatter_small(nlsq__slot *s, const nlsq__worker *w, size_t p, size_t k, int sparse)
+{
+    const size_t *c = w->cols;
+    for (size_t a = 0; a < k; a++) {
+        size_t ca = sparse ? c[a] : a;
+        s->Jtr[ca] += w->localg[a];
+        const double *lr = w->local + a * k;
+        double *cr = s->JtJ + ca * p;
+        for (size_t b = a; b < k; b++) cr[sparse ? c[b] : b] += lr[b];
+    }
 }
 
 /* Evaluate rows [row0, row0+n) (n <= chunk) and add them to slot s. */
@@ -173,21 +333,43 @@ static int eval_chunk(nlsq__engine *e, nlsq__worker *w, nlsq__slot *s,
         return NLSQ_ECALLBACK;
     }
 
-    /* Non-finite residuals: counted; the pass cost becomes +inf. */
     double *r = w->r;
+    s->n_rows += n;
+
+    /* Fast path (plain least squares, at most NLSQ_SMALL_K columns): one
+     * kernel call gives J^T J and J^T r; a non-finite entry anywhere shows up
+     * in sum r^2 or in diag(J^T J) / J^T r, and only then are rows inspected. */
+    if (e->loss == NLSQ_LOSS_LINEAR && (mode == NLSQ__PASS_COST ||
+                                        (mode == NLSQ__PASS_NORMAL && k <= NLSQ_SMALL_K))) {
+        double rr = sum_squares(n, r);
+        if (isfinite(rr)) {
+            if (mode == NLSQ__PASS_COST) {
+                neumaier_add(&s->sum, &s->comp, 0.5 * rr);
+                return (int)n;
+            }
+            small_normal(e->avx2, n, k, J, r, w->T, w->local, w->localg);
+            int ok = 1;
+            for (size_t a = 0; a < k && ok; a++)
+                ok = isfinite(w->local[a * k + a]) && isfinite(w->localg[a]);
+            if (ok) {
+                neumaier_add(&s->sum, &s->comp, 0.5 * rr);
+                scatter_small(s, w, p, k, sparse);
+                return (int)n;
+            }
+        }
+        /* fall through: the careful path below counts what is non-finite */
+    }
+
     size_t bad_r = 0;
     for (size_t i = 0; i < n; i++)
         if (!isfinite(r[i])) bad_r++;
-    s->n_rows += n;
     if (bad_r) {
         s->n_bad_r += bad_r;
         return (int)n; /* nothing else from this chunk is meaningful */
     }
 
     if (e->loss == NLSQ_LOSS_LINEAR) {
-        double acc = 0.0;
-        for (size_t i = 0; i < n; i++) acc += r[i] * r[i];
-        neumaier_add(&s->sum, &s->comp, 0.5 * acc);
+        neumaier_add(&s->sum, &s->comp, 0.5 * sum_squares(n, r));
     } else {
         /* scipy's reweighting: J <- sqrt(rho' + 2 z rho'') J, r <- rho'/that * r */
         double acc = 0.0;
@@ -208,15 +390,16 @@ static int eval_chunk(nlsq__engine *e, nlsq__worker *w, nlsq__slot *s,
     }
     if (mode == NLSQ__PASS_COST) return (int)n;
 
-    size_t bad_J = 0;
     for (size_t i = 0; i < n * k; i++)
-        if (!isfinite(J[i])) { bad_J++; break; }
-    if (bad_J) {
-        s->n_bad_J += 1;
-        return (int)n;
-    }
+        if (!isfinite(J[i])) {
+            s->n_bad_J += 1;
+            return (int)n;
+        }
 
-    if (!sparse) {
+    if (k <= NLSQ_SMALL_K && mode == NLSQ__PASS_NORMAL) {
+        small_normal(e->avx2, n, k, J, r, w->T, w->local, w->localg);
+        scatter_small(s, w, p, k, sparse);
+    } else if (!sparse) {
         cblas_dgemv(CblasRowMajor, CblasTrans, (int)n, (int)p, 1.0, J, (int)p, r, 1, 1.0, s->Jtr, 1);
         if (mode == NLSQ__PASS_NORMAL)
             cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, (int)p, (int)n, 1.0, J, (int)p,

@@ -76,6 +76,7 @@ typedef struct nlsq__engine {
     int    loss;
     double f_scale;
     size_t callback_row;     /* first row of a failing callback (diagnostics) */
+    int    avx2;             /* the CPU runs the AVX2+FMA small-k kernel */
 } nlsq__engine;
 
 /* Prepare buffers for problem pb under options opt.  Returns 0 or NLSQ_ENOMEM
