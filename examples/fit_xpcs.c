@@ -35,6 +35,7 @@
 #define _POSIX_C_SOURCE 200809L   /* clock_gettime */
 #include "nlsq.h"
 #include "nlsq_xpcs.h"
+#include "fit_xpcs_args.h"
 
 #include <errno.h>
 #include <math.h>
@@ -48,37 +49,6 @@
 #define EXIT_CONVERGED 0
 #define EXIT_NOT_CONVERGED 1
 #define EXIT_BAD_INPUT 2
-
-typedef struct args {
-    const char *input;
-    double dt, gap, q;
-    int have_dt, have_gap;
-    size_t first, last;          /* last = SIZE_MAX: to the end */
-    int have_frames;
-    int mode, triangle, include_diagonal;
-    const char *method;
-    int n_threads;
-    int json;
-    const char *output;
-    double sigma;
-    size_t max_iter;
-    double budget_mib;
-    double init[NLSQ_XPCS_N_PHYS];
-    size_t k0;
-    int progress;
-} args;
-
-static void usage(FILE *fp)
-{
-    fprintf(fp,
-        "usage: fit_xpcs INPUT.h5 --dt SECONDS --gap ANGSTROM [--q Q] [--frames FIRST:LAST]\n"
-        "                [--mode laminar|static] [--method lm|adam|hybrid]\n"
-        "                [--triangle upper|full] [--threads N] [--json] [--output RESULT.h5]\n"
-        "                [--sigma S] [--max-iter N] [--memory-budget MIB] [--include-diagonal]\n"
-        "                [--init NAME=VALUE]... [--k0 K] [--progress]\n"
-        "  NAME: D0 alpha D_offset gamma_dot_0 beta gamma_dot_offset phi0\n"
-        "  exit: 0 converged, 1 not converged, 2 bad usage or bad input\n");
-}
 
 static int bad_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static int bad_usage(const char *fmt, ...)
@@ -102,174 +72,6 @@ static int bad_input(const char *fmt, ...)
     va_end(ap);
     fprintf(stderr, "\n");
     return EXIT_BAD_INPUT;
-}
-
-/* Strict parsers: the whole string, finite values only. */
-static int parse_double(const char *s, double *v)
-{
-    char *end;
-    if (!s || !*s) return -1;
-    errno = 0;
-    double x = strtod(s, &end);
-    if (end == s || *end != '\0' || errno == ERANGE || !isfinite(x)) return -1;
-    *v = x;
-    return 0;
-}
-
-static int parse_size(const char *s, size_t *v)
-{
-    char *end;
-    if (!s || !*s || *s == '-' || *s == '+' || *s == ' ') return -1;
-    for (const char *c = s; *c; c++)
-        if (*c < '0' || *c > '9') return -1;
-    errno = 0;
-    unsigned long long x = strtoull(s, &end, 10);
-    if (end == s || *end != '\0' || errno == ERANGE || x > SIZE_MAX) return -1;
-    *v = (size_t)x;
-    return 0;
-}
-
-static int phys_index(const char *name)
-{
-    for (size_t k = 0; k < NLSQ_XPCS_N_PHYS; k++)
-        if (strcmp(name, nlsq_xpcs_param_name(k)) == 0) return (int)k;
-    return -1;
-}
-
-static int parse_args(int argc, char **argv, args *a)
-{
-    memset(a, 0, sizeof *a);
-    a->q = NAN;
-    a->last = SIZE_MAX;
-    a->mode = NLSQ_XPCS_LAMINAR;
-    a->triangle = NLSQ_XPCS_UPPER;
-    a->method = "lm";
-    a->sigma = 0.01;
-    a->max_iter = 200;
-    a->budget_mib = 256;
-    for (size_t k = 0; k < NLSQ_XPCS_N_PHYS; k++) a->init[k] = NAN;
-
-    for (int i = 1; i < argc; i++) {
-        const char *arg = argv[i];
-        if (strncmp(arg, "--", 2) != 0 || strcmp(arg, "--") == 0) {
-            if (arg[0] == '-' && arg[1] != '\0') return bad_usage("unknown option '%s'", arg);
-            if (a->input) return bad_usage("more than one input file ('%s', '%s')", a->input, arg);
-            a->input = arg;
-            continue;
-        }
-        char name[64];
-        const char *val = NULL;
-        const char *eq = strchr(arg, '=');
-        size_t nl = eq ? (size_t)(eq - arg) : strlen(arg);
-        if (nl >= sizeof name) return bad_usage("unknown option '%s'", arg);
-        memcpy(name, arg, nl);
-        name[nl] = '\0';
-        if (eq) val = eq + 1;
-
-        /* flags without a value */
-        if (!strcmp(name, "--json") || !strcmp(name, "--include-diagonal") ||
-            !strcmp(name, "--progress") || !strcmp(name, "--help")) {
-            if (val) return bad_usage("option %s takes no value", name);
-            if (!strcmp(name, "--json")) a->json = 1;
-            else if (!strcmp(name, "--include-diagonal")) a->include_diagonal = 1;
-            else if (!strcmp(name, "--progress")) a->progress = 1;
-            else { usage(stdout); exit(0); }
-            continue;
-        }
-        static const char *const with_value[] = {
-            "--dt", "--gap", "--q", "--frames", "--mode", "--method", "--triangle",
-            "--threads", "--output", "--sigma", "--max-iter", "--memory-budget", "--init",
-            "--k0"};
-        int known = 0;
-        for (size_t k = 0; k < sizeof with_value / sizeof with_value[0]; k++)
-            if (!strcmp(name, with_value[k])) known = 1;
-        if (!known) return bad_usage("unknown option '%s'", name);
-        if (!val) {
-            if (i + 1 >= argc) return bad_usage("option %s needs a value", name);
-            val = argv[++i];
-        }
-
-        if (!strcmp(name, "--dt")) {
-            if (parse_double(val, &a->dt) || !(a->dt > 0))
-                return bad_usage("--dt must be a positive number of seconds, not '%s'", val);
-            a->have_dt = 1;
-        } else if (!strcmp(name, "--gap")) {
-            if (parse_double(val, &a->gap) || !(a->gap > 0))
-                return bad_usage("--gap must be a positive number of Angstrom, not '%s'", val);
-            a->have_gap = 1;
-        } else if (!strcmp(name, "--q")) {
-            if (parse_double(val, &a->q) || !(a->q > 0))
-                return bad_usage("--q must be a positive number (1/Angstrom), not '%s'", val);
-        } else if (!strcmp(name, "--frames")) {
-            const char *colon = strchr(val, ':');
-            char first[32];
-            if (!colon || (size_t)(colon - val) >= sizeof first)
-                return bad_usage("--frames must be FIRST:LAST (inclusive), not '%s'", val);
-            memcpy(first, val, (size_t)(colon - val));
-            first[colon - val] = '\0';
-            if (parse_size(first, &a->first))
-                return bad_usage("--frames: bad first frame in '%s'", val);
-            if (colon[1] == '\0') a->last = SIZE_MAX;
-            else if (parse_size(colon + 1, &a->last))
-                return bad_usage("--frames: bad last frame in '%s'", val);
-            if (a->last < a->first)
-                return bad_usage("--frames: last frame before the first in '%s'", val);
-            a->have_frames = 1;
-        } else if (!strcmp(name, "--mode")) {
-            if (!strcmp(val, "laminar")) a->mode = NLSQ_XPCS_LAMINAR;
-            else if (!strcmp(val, "static")) a->mode = NLSQ_XPCS_STATIC;
-            else return bad_usage("--mode must be laminar or static, not '%s'", val);
-        } else if (!strcmp(name, "--method")) {
-            if (strcmp(val, "lm") && strcmp(val, "adam") && strcmp(val, "hybrid"))
-                return bad_usage("--method must be lm, adam or hybrid, not '%s'", val);
-            a->method = val;
-        } else if (!strcmp(name, "--triangle")) {
-            if (!strcmp(val, "upper")) a->triangle = NLSQ_XPCS_UPPER;
-            else if (!strcmp(val, "full")) a->triangle = NLSQ_XPCS_FULL;
-            else return bad_usage("--triangle must be upper or full, not '%s'", val);
-        } else if (!strcmp(name, "--threads")) {
-            size_t t;
-            if (parse_size(val, &t) || t > 4096)
-                return bad_usage("--threads must be an integer 0..4096 (0 = all cores), not '%s'", val);
-            a->n_threads = (int)t;
-        } else if (!strcmp(name, "--output")) {
-            if (!*val) return bad_usage("--output needs a file name");
-            a->output = val;
-        } else if (!strcmp(name, "--sigma")) {
-            if (parse_double(val, &a->sigma) || !(a->sigma > 0))
-                return bad_usage("--sigma must be a positive number, not '%s'", val);
-        } else if (!strcmp(name, "--max-iter")) {
-            if (parse_size(val, &a->max_iter) || a->max_iter == 0)
-                return bad_usage("--max-iter must be a positive integer, not '%s'", val);
-        } else if (!strcmp(name, "--memory-budget")) {
-            if (parse_double(val, &a->budget_mib) || a->budget_mib < 0 || a->budget_mib > 1e9)
-                return bad_usage("--memory-budget must be a number of MiB >= 0, not '%s'", val);
-        } else if (!strcmp(name, "--k0")) {
-            if (parse_size(val, &a->k0) || a->k0 > ((size_t)1 << 40))
-                return bad_usage("--k0 must be a non-negative integer, not '%s'", val);
-        } else if (!strcmp(name, "--init")) {
-            const char *e2 = strchr(val, '=');
-            char pname[64];
-            if (!e2 || (size_t)(e2 - val) >= sizeof pname)
-                return bad_usage("--init must be NAME=VALUE, not '%s'", val);
-            memcpy(pname, val, (size_t)(e2 - val));
-            pname[e2 - val] = '\0';
-            int k = phys_index(pname);
-            if (k < 0) return bad_usage("--init: unknown parameter '%s'", pname);
-            if (parse_double(e2 + 1, &a->init[k]))
-                return bad_usage("--init %s: bad value '%s'", pname, e2 + 1);
-        }
-    }
-    if (!a->input) return bad_usage("no input file");
-    if (!a->have_dt) return bad_usage("--dt SECONDS is required");
-    if (!a->have_gap && a->mode == NLSQ_XPCS_LAMINAR)
-        return bad_usage("--gap ANGSTROM is required (laminar mode)");
-    if (a->mode == NLSQ_XPCS_STATIC)
-        for (int k = 3; k < NLSQ_XPCS_N_PHYS; k++)
-            if (!isnan(a->init[k]))
-                return bad_usage("--init %s: the static model has no shear parameters",
-                                 nlsq_xpcs_param_name((size_t)k));
-    return 0;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -324,9 +126,19 @@ static int progress_cb(void *ctx, const nlsq_progress_info *info)
 
 int main(int argc, char **argv)
 {
-    args a;
-    int rc = parse_args(argc, argv, &a);
-    if (rc) return rc;
+    fit_xpcs_args a;
+    char perr[512];
+    int rc = fit_xpcs_parse_args(argc, argv, &a, perr, sizeof perr);
+    if (rc == FIT_XPCS_ARGS_HELP) {
+        fputs(fit_xpcs_usage_text(), stdout);
+        return EXIT_CONVERGED;
+    }
+    if (rc != FIT_XPCS_ARGS_OK) {
+        fprintf(stderr, "fit_xpcs: %s\n", perr);
+        return EXIT_BAD_INPUT;
+    }
+    if (a.checkpoint || a.resume || a.plot)
+        return bad_input("--checkpoint, --resume and --plot are not yet supported");
     if (a.output)
         return bad_input("--output %s: writing results to HDF5 is not yet supported", a.output);
 

@@ -1,0 +1,80 @@
+/*
+ * fit_xpcs_args.h - command-line parsing of fit_xpcs, split out of the
+ * command so that it can be tested and fuzzed on its own.
+ *
+ * fit_xpcs_parse_args() is pure: it does not print, exit, allocate or keep
+ * any state; `out` holds pointers into argv (which must outlive it) and
+ * fixed-size arrays.  fit_xpcs_args_free() exists for symmetry and future
+ * use; it is a no-op today and may be called on any parsed (or zeroed)
+ * struct.
+ *
+ * Return value:
+ *   FIT_XPCS_ARGS_OK    (0) parsed; *out is complete and consistent
+ *   FIT_XPCS_ARGS_HELP  (1) --help was given (before any error): the caller
+ *                           prints fit_xpcs_usage_text() and exits 0
+ *   FIT_XPCS_ARGS_USAGE (2) bad command line: err holds one line (no newline,
+ *                           control characters replaced by '?', ends with
+ *                           " (try --help)"), truncated to err_size - 1.
+ * err may be NULL or err_size 0.
+ */
+#ifndef FIT_XPCS_ARGS_H
+#define FIT_XPCS_ARGS_H
+
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define FIT_XPCS_ARGS_OK 0
+#define FIT_XPCS_ARGS_HELP 1
+#define FIT_XPCS_ARGS_USAGE 2
+
+#define FIT_XPCS_N_PHYS 7             /* = NLSQ_XPCS_N_PHYS */
+#define FIT_XPCS_MAX_PLOT_ANGLES 64   /* entries in --plot-angles */
+
+typedef struct fit_xpcs_args {
+    const char *input;          /* INPUT.h5 (required) */
+    double dt;                  /* --dt SECONDS (required, > 0) */
+    double gap;                 /* --gap ANGSTROM (> 0; required in laminar mode) */
+    double q;                   /* --q Q (1/A, > 0); NAN = the file's only q */
+    int have_dt, have_gap;
+    size_t first, last;         /* --frames FIRST:LAST inclusive; last = SIZE_MAX: to the end */
+    int have_frames;
+    int mode;                   /* nlsq_xpcs_mode: 0 laminar, 1 static */
+    int triangle;               /* nlsq_xpcs_triangle: 0 upper, 1 full */
+    int include_diagonal;       /* --include-diagonal */
+    const char *method;         /* "lm", "adam" or "hybrid" (static string or argv) */
+    int n_threads;              /* --threads N (0 = all cores) */
+    int json;                   /* --json */
+    const char *output;         /* --output RESULT.h5, or NULL */
+    int save_fit;               /* --save-fit (needs --output) */
+    double sigma;               /* --sigma S (> 0), default 0.01 */
+    size_t max_iter;            /* --max-iter N (> 0), default 200 */
+    double budget_mib;          /* --memory-budget MIB (>= 0), default 256 */
+    double init[FIT_XPCS_N_PHYS]; /* --init NAME=VALUE; NAN = default */
+    size_t k0;                  /* --k0 K */
+    int progress;               /* --progress */
+    const char *checkpoint;     /* --checkpoint FILE, or NULL */
+    size_t checkpoint_every;    /* --checkpoint-every N (> 0), default 5 */
+    int have_checkpoint_every;
+    const char *resume;         /* --resume FILE, or NULL */
+    const char *plot;           /* --plot PREFIX, or NULL */
+    size_t n_plot_angles;       /* 0 = default (first, middle, last angle) */
+    size_t plot_angles[FIT_XPCS_MAX_PLOT_ANGLES]; /* --plot-angles LIST (0-based, distinct) */
+} fit_xpcs_args;
+
+int fit_xpcs_parse_args(int argc, char **argv, fit_xpcs_args *out, char *err, size_t err_size);
+void fit_xpcs_args_free(fit_xpcs_args *a);
+
+/** The --help text (several lines, ends with a newline). */
+const char *fit_xpcs_usage_text(void);
+
+/** Index of a physical parameter name (D0 alpha D_offset gamma_dot_0 beta
+ *  gamma_dot_offset phi0), or -1. */
+int fit_xpcs_param_index(const char *name);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* FIT_XPCS_ARGS_H */
