@@ -67,7 +67,8 @@ typedef enum nlsq_status {
     NLSQ_EUSER_STOP      = -6,  /**< the progress callback asked to stop */
     NLSQ_EIO             = -7,  /**< checkpoint file could not be written/read */
     NLSQ_ENOTIMPL        = -8,  /**< feature not available in this build */
-    NLSQ_ECHECKPOINT     = -9   /**< checkpoint file invalid or for another problem */
+    NLSQ_ECHECKPOINT     = -9,  /**< checkpoint file invalid or for another problem */
+    NLSQ_EDISTRIBUTED    = -10  /**< the distributed reduce (e.g. MPI) failed */
 } nlsq_status;
 
 /** A static, human-readable sentence for a status code (never NULL). */
@@ -126,6 +127,25 @@ typedef struct nlsq_allocator {
     void  (*free_fn)(void *ctx, void *ptr);
     void *ctx;
 } nlsq_allocator;
+
+/** Distributed accumulation over several processes (nlsq_mpi fills this in
+ *  from an MPI communicator; any transport works).  When reduce is not NULL,
+ *  each pass evaluates on this process only the rows of [row_begin, row_end)
+ *  that fall in the range the pass covers, then calls reduce(ctx, buf, n):
+ *  it must replace buf (n doubles, the same layout on every process) with the
+ *  element-wise sum over all processes, identical on every process and in an
+ *  order that does not depend on message timing, and return 0 (nonzero:
+ *  NLSQ_EDISTRIBUTED on every process that sees it).  Errors on one process
+ *  (callback, non-finite rows, allocation during a pass) travel in buf, so
+ *  every process returns the same status.  Every process must call the same
+ *  solver with the same options and start point.  Only the process with
+ *  is_root set writes checkpoints; all read them on resume. */
+typedef struct nlsq_distributed {
+    int  (*reduce)(void *ctx, double *buf, size_t n);
+    void *ctx;
+    size_t row_begin, row_end;   /* this process's rows */
+    int    is_root;
+} nlsq_distributed;
 
 /** Solver phase reported to the progress callback. */
 typedef enum nlsq_phase {
@@ -229,6 +249,9 @@ typedef struct nlsq_options {
     nlsq_log_fn      log;      void *log_ctx;
     int              verbose;  /* 0: no log lines, 1: one per iteration, 2: debug */
     nlsq_allocator   allocator; /* all NULL = malloc/realloc/free */
+
+    /* --- several processes (see nlsq_distributed; zeroed = one process) --- */
+    nlsq_distributed dist;
 } nlsq_options;
 
 /** Fill opt with the defaults documented above.  Never fails. */

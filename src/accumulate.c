@@ -29,6 +29,9 @@
 #include <unistd.h>
 
 #define NLSQ_MAX_SLOTS 32
+/* dist_buf: [ENOMEM count, ECALLBACK count, other-error count, cost, rows,
+ * non-finite r rows, non-finite J rows], then J^T r (p), then upper J^T J */
+#define DIST_HEADER 7
 #define NLSQ_SMALL_K 16
 #define NLSQ_SLOT_BYTES_CAP ((size_t)256 << 20)  /* all slots' J^T J together */
 
@@ -234,6 +237,10 @@ int nlsq__engine_init(nlsq__engine *e, const nlsq_problem *pb, const nlsq_option
     e->n_slots = slots;
     e->n_threads = threads < slots ? threads : slots;
 
+    if (opt->dist.reduce) {
+        e->dist_buf = nlsq__calloc(e->al, DIST_HEADER + p + p * (p + 1) / 2, sizeof(double));
+        if (!e->dist_buf) return NLSQ_ENOMEM;
+    }
     e->slots = nlsq__calloc(e->al, slots, sizeof *e->slots);
     e->workers = nlsq__calloc(e->al, e->n_threads, sizeof *e->workers);
     if (!e->slots || !e->workers) goto nomem;
@@ -282,6 +289,8 @@ void nlsq__engine_free(nlsq__engine *e)
         }
         nlsq__free(e->al, e->workers);
     }
+    nlsq__free(e->al, e->dist_buf);
+    e->dist_buf = NULL;
     e->slots = NULL;
     e->workers = NULL;
 }
@@ -480,19 +489,19 @@ static void *worker_loop(void *arg)
     return NULL;
 }
 
-int nlsq__engine_pass(nlsq__engine *e, const double *x, int mode,
+/* Sum over rows [row_begin, row_end) of this process (all of them unless
+ * opt->dist.reduce is set) into out; returns 0 or an error code. */
+static int local_pass(nlsq__engine *e, const double *x, int mode,
                       size_t row_begin, size_t row_end, nlsq__acc *out)
 {
     const size_t p = e->p;
-    if (row_end > e->pb->n_rows || row_begin >= row_end) return NLSQ_EINVAL;
-
     pass_job job;
     memset(&job, 0, sizeof job);
     job.e = e;
     job.x = x;
     job.mode = mode;
     job.row_begin = row_begin;
-    job.n_total = row_end - row_begin;
+    job.n_total = row_end > row_begin ? row_end - row_begin : 0;
     size_t want = (job.n_total + e->chunk_rows - 1) / e->chunk_rows;
     job.n_slots_used = want < e->n_slots ? want : e->n_slots;
     atomic_init(&job.next_slot, 0);
@@ -538,12 +547,67 @@ int nlsq__engine_pass(nlsq__engine *e, const double *x, int mode,
             for (size_t i = 0; i < p; i++)
                 for (size_t j = i; j < p; j++) out->JtJ[i * p + j] += s->JtJ[i * p + j];
     }
+    out->cost = sum + comp;
+    return 0;
+}
+
+/* Several processes: pack this process's sums (or its error), let the
+ * transport add them up, unpack the totals.  Every process gets the same
+ * numbers, hence the same status. */
+static int dist_combine(nlsq__engine *e, int mode, int local_rc, nlsq__acc *out)
+{
+    const size_t p = e->p, nJ = mode == NLSQ__PASS_NORMAL ? p * (p + 1) / 2 : 0;
+    const size_t ng = mode != NLSQ__PASS_COST ? p : 0, n = DIST_HEADER + ng + nJ;
+    double *b = e->dist_buf;
+    memset(b, 0, n * sizeof(double));
+    if (local_rc == NLSQ_ENOMEM) b[0] = 1;
+    else if (local_rc == NLSQ_ECALLBACK) b[1] = 1;
+    else if (local_rc != 0) b[2] = 1;
+    else {
+        b[3] = out->cost;
+        b[4] = (double)out->n_rows;
+        b[5] = (double)out->n_nonfinite_r;
+        b[6] = (double)out->n_nonfinite_J;
+        for (size_t j = 0; j < ng; j++) b[DIST_HEADER + j] = out->Jtr ? out->Jtr[j] : 0.0;
+        size_t t = DIST_HEADER + ng;
+        for (size_t i = 0; i < p && nJ; i++)
+            for (size_t j = i; j < p; j++) b[t++] = out->JtJ ? out->JtJ[i * p + j] : 0.0;
+    }
+    if (e->opt->dist.reduce(e->opt->dist.ctx, b, n) != 0) return NLSQ_EDISTRIBUTED;
+    if (b[0] > 0) return NLSQ_ENOMEM;
+    if (b[1] > 0) return NLSQ_ECALLBACK;
+    if (b[2] > 0) return NLSQ_EDISTRIBUTED;
+    out->cost = b[3];
+    out->n_rows = (size_t)b[4];
+    out->n_nonfinite_r = (size_t)b[5];
+    out->n_nonfinite_J = (size_t)b[6];
+    for (size_t j = 0; j < ng; j++) if (out->Jtr) out->Jtr[j] = b[DIST_HEADER + j];
+    size_t t = DIST_HEADER + ng;
+    for (size_t i = 0; i < p && nJ; i++)
+        for (size_t j = i; j < p; j++, t++) if (out->JtJ) out->JtJ[i * p + j] = b[t];
+    return 0;
+}
+
+int nlsq__engine_pass(nlsq__engine *e, const double *x, int mode,
+                      size_t row_begin, size_t row_end, nlsq__acc *out)
+{
+    const size_t p = e->p;
+    if (row_end > e->pb->n_rows || row_begin >= row_end) return NLSQ_EINVAL;
+    int rc;
+    if (e->opt->dist.reduce) {
+        size_t lb = row_begin > e->opt->dist.row_begin ? row_begin : e->opt->dist.row_begin;
+        size_t le = row_end < e->opt->dist.row_end ? row_end : e->opt->dist.row_end;
+        rc = local_pass(e, x, mode, lb, le > lb ? le : lb, out);
+        rc = dist_combine(e, mode, rc, out);
+    } else {
+        rc = local_pass(e, x, mode, row_begin, row_end, out);
+    }
+    if (rc) return rc;
     if (mode == NLSQ__PASS_NORMAL && out->JtJ)
         for (size_t i = 0; i < p; i++)
             for (size_t j = 0; j < i; j++) out->JtJ[i * p + j] = out->JtJ[j * p + i];
     /* Finite residuals whose squares overflow make the sum inf (or inf - inf
      * = NaN in the compensation): either way the point is unusable. */
-    double cost = sum + comp;
-    out->cost = (out->n_nonfinite_r || !isfinite(cost)) ? INFINITY : cost;
+    if (out->n_nonfinite_r || !isfinite(out->cost)) out->cost = INFINITY;
     return 0;
 }

@@ -256,6 +256,8 @@ out:
 
 static int save(const nlsq__engine *e, const nlsq_options *opt, const ck_src *s)
 {
+    /* Several processes: one writes, all resume from the same file. */
+    if (opt->dist.reduce && !opt->dist.is_root) return 0;
     wbuf w = {NULL, 0};
     serialize(&w, e->pb, s);
     size_t n = w.n;

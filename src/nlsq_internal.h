@@ -77,6 +77,7 @@ typedef struct nlsq__engine {
     double f_scale;
     size_t callback_row;     /* first row of a failing callback (diagnostics) */
     int    avx2;             /* the CPU runs the AVX2+FMA small-k kernel */
+    double *dist_buf;        /* packed sums for opt->dist.reduce, or NULL */
 } nlsq__engine;
 
 /* Prepare buffers for problem pb under options opt.  Returns 0 or NLSQ_ENOMEM

@@ -60,6 +60,7 @@ static const struct { int code; const char *name, *text; } status_table[] = {
     {NLSQ_EIO, "EIO", "error: checkpoint file could not be written or read"},
     {NLSQ_ENOTIMPL, "ENOTIMPL", "error: not implemented in this build"},
     {NLSQ_ECHECKPOINT, "ECHECKPOINT", "error: checkpoint file invalid or for another problem"},
+    {NLSQ_EDISTRIBUTED, "EDISTRIBUTED", "error: the distributed reduce failed"},
 };
 
 const char *nlsq_status_string(int status)
@@ -210,5 +211,8 @@ int nlsq_validate(const nlsq_problem *pb, const nlsq_options *opt,
         if (n != 0 && n != 3) FAIL("allocator: give alloc_fn, realloc_fn and free_fn, or none");
     }
     if (opt->checkpoint_path && opt->checkpoint_path[0] == '\0') FAIL("checkpoint_path is empty");
+    if (opt->dist.reduce && (opt->dist.row_begin > opt->dist.row_end || opt->dist.row_end > pb->n_rows))
+        FAIL("dist rows [%zu, %zu) not inside [0, %zu)", opt->dist.row_begin, opt->dist.row_end,
+             pb->n_rows);
     return 0;
 }
