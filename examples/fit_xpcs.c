@@ -36,8 +36,8 @@
 #include "nlsq.h"
 #include "nlsq_xpcs.h"
 #include "fit_xpcs_args.h"
+#include "xpcs_output.h"
 
-#include <errno.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -74,37 +74,6 @@ static int bad_input(const char *fmt, ...)
     return EXIT_BAD_INPUT;
 }
 
-/* ------------------------------------------------------------------------ */
-/* Output helpers                                                             */
-/* ------------------------------------------------------------------------ */
-
-static void json_num(double v)
-{
-    if (isfinite(v)) printf("%.17g", v);
-    else printf("null");
-}
-
-static void json_str(const char *s)
-{
-    putchar('"');
-    for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
-        if (*c == '"' || *c == '\\') printf("\\%c", *c);
-        else if (*c == '\n') printf("\\n");
-        else if (*c == '\t') printf("\\t");
-        else if (*c < 0x20) printf("\\u%04x", *c);
-        else putchar(*c);
-    }
-    putchar('"');
-}
-
-/* An error bar for the table: "undetermined" when not finite. */
-static const char *fmt_err(double e, char *buf, size_t size)
-{
-    if (isfinite(e)) snprintf(buf, size, "%.4g", e);
-    else snprintf(buf, size, "undetermined");
-    return buf;
-}
-
 static double now_s(void)
 {
     struct timespec ts;
@@ -122,6 +91,41 @@ static int progress_cb(void *ctx, const nlsq_progress_info *info)
     return 0;
 }
 
+/* The synthetic truth, mapped to the selection's angles.  The writer stores
+ * contrast/offset in the file order of the angles of one q; the selection
+ * lists its matrices phi-ascending, so selected angle k is truth entry j
+ * where j counts the matrices of the selected q in file order up to
+ * sel->matrix[k].  Returns 1 when the file carries a truth that fits. */
+static int read_truth(nlsq_xpcs_file *f, const nlsq_xpcs_selection *sel, double *phys,
+                      double *con, double *off)
+{
+    size_t P = sel->n_angles, M = nlsq_xpcs_n_matrices(f);
+    double *tc = malloc(sizeof(double) * P), *to = malloc(sizeof(double) * P);
+    int ok = 0;
+    if (tc && to && nlsq_xpcs_read_truth(f, phys, tc, to, P, NULL, 0) == 0) {
+        ok = 1;
+        for (size_t k = 0; k < P && ok; k++) {
+            size_t j = 0, found = 0;
+            for (size_t mi = 0; mi < M; mi++) {
+                double q, phi;
+                if (nlsq_xpcs_matrix_info(f, mi, &q, &phi) != 0) break;
+                if (q != sel->q) continue;
+                if (mi == sel->matrix[k]) { found = 1; break; }
+                j++;
+            }
+            if (!found || j >= P) ok = 0;
+            else { con[k] = tc[j]; off[k] = to[j]; }
+        }
+        if (!ok) {  /* the physical truth still holds; per-angle truth unknown */
+            for (size_t k = 0; k < P; k++) con[k] = off[k] = NAN;
+            ok = 2;
+        }
+    }
+    free(tc);
+    free(to);
+    return ok;
+}
+
 /* ------------------------------------------------------------------------ */
 
 int main(int argc, char **argv)
@@ -137,10 +141,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "fit_xpcs: %s\n", perr);
         return EXIT_BAD_INPUT;
     }
-    if (a.checkpoint || a.resume || a.plot)
-        return bad_input("--checkpoint, --resume and --plot are not yet supported");
-    if (a.output)
-        return bad_input("--output %s: writing results to HDF5 is not yet supported", a.output);
+    if (a.checkpoint || a.resume || a.plot || a.output)
+        return bad_input("--checkpoint, --resume, --output and --plot are not yet supported");
 
     char err[512] = "";
     nlsq_xpcs_file *f = NULL;
@@ -168,8 +170,9 @@ int main(int argc, char **argv)
 
     nlsq_xpcs_source src;
     nlsq_xpcs_model *m = NULL;
-    double *x = NULL, *cov = NULL;
+    double *x = NULL, *cov = NULL, *errs = NULL, *truth_con = NULL, *truth_off = NULL;
     int exit_code = EXIT_BAD_INPUT;
+    size_t P = sel.n_angles, N = sel.last_frame - sel.first_frame + 1;
 
     rc = nlsq_xpcs_file_source(f, &sel, &src);
     if (rc != 0) {
@@ -194,10 +197,12 @@ int main(int argc, char **argv)
     }
 
     size_t p = nlsq_xpcs_model_n_params(m), np = a.mode == NLSQ_XPCS_STATIC ? 3 : 7;
-    size_t P = sel.n_angles;
     x = malloc(sizeof(double) * p);
     cov = malloc(sizeof(double) * p * p);
-    if (!x || !cov) {
+    errs = malloc(sizeof(double) * p);
+    truth_con = malloc(sizeof(double) * P);
+    truth_off = malloc(sizeof(double) * P);
+    if (!x || !cov || !errs || !truth_con || !truth_off) {
         bad_input("out of memory (%zu parameters)", p);
         goto done;
     }
@@ -270,102 +275,52 @@ int main(int argc, char **argv)
 
     size_t m_rows = nlsq_xpcs_model_n_rows(m), n_excl = nlsq_xpcs_model_n_excluded(m);
     double dof = (double)m_rows - (double)n_excl - (double)p;
-    double cost = res.cost;
-    double red = dof > 0 ? 2.0 * cost / dof : NAN;
     /* The solver scaled by 2 cost / (m - p); rescale to 2 cost / dof. */
     double cscale = ((double)m_rows - (double)p) / dof;
-    double *errs = malloc(sizeof(double) * p);
-    if (!errs) {
-        bad_input("out of memory");
-        goto done;
-    }
+    if (have_cov && dof > 0)
+        for (size_t k = 0; k < p * p; k++) cov[k] *= cscale;
     for (size_t k = 0; k < p; k++) {
-        double v = have_cov && dof > 0 ? cov[k * p + k] * cscale : NAN;
+        double v = have_cov && dof > 0 ? cov[k * p + k] : NAN;
         errs[k] = (isfinite(v) && v >= 0) ? sqrt(v) : NAN;
     }
 
-    if (a.json) {
-        printf("{\"status\": ");
-        json_str(nlsq_status_name(status));
-        printf(", \"status_code\": %d, \"message\": ", status);
-        json_str(res.message[0] ? res.message : nlsq_status_string(status));
-        printf(", \"cost\": ");
-        json_num(cost);
-        printf(", \"reduced_chi2\": ");
-        json_num(red);
-        printf(", \"n_rows\": %zu, \"n_excluded\": %zu, \"n_params\": %zu, \"dof\": ",
-               m_rows, n_excl, p);
-        json_num(dof);
-        printf(", \"iterations\": %zu, \"seconds\": ", res.iterations);
-        json_num(seconds);
-        printf(", \"file\": ");
-        json_str(a.input);
-        printf(", \"mode\": \"%s\", \"method\": \"%s\", \"triangle\": \"%s\", \"q\": ",
-               a.mode == NLSQ_XPCS_STATIC ? "static" : "laminar", a.method,
-               a.triangle == NLSQ_XPCS_FULL ? "full" : "upper");
-        json_num(sel.q);
-        printf(", \"phi\": [");
-        for (size_t k = 0; k < P; k++) {
-            if (k) printf(", ");
-            json_num(sel.phi[k]);
-        }
-        printf("], \"params\": {");
-        for (size_t k = 0; k < NLSQ_XPCS_N_PHYS; k++) {
-            printf("%s\"%s\": ", k ? ", " : "", nlsq_xpcs_param_name(k));
-            json_num(k < np ? x[k] : 0.0);
-        }
-        printf("}, \"errors\": {");
-        for (size_t k = 0; k < NLSQ_XPCS_N_PHYS; k++) {
-            printf("%s\"%s\": ", k ? ", " : "", nlsq_xpcs_param_name(k));
-            json_num(k < np ? errs[k] : 0.0);
-        }
-        printf("}, \"fixed\": [");
-        for (size_t k = np; k < NLSQ_XPCS_N_PHYS; k++)
-            printf("%s\"%s\"", k > np ? ", " : "", nlsq_xpcs_param_name(k));
-        const char *arrays[4] = {"contrast", "offset", "contrast_errors", "offset_errors"};
-        printf("]");
-        for (int t = 0; t < 4; t++) {
-            printf(", \"%s\": [", arrays[t]);
-            for (size_t k = 0; k < P; k++) {
-                size_t idx = np + 2 * k + (size_t)(t % 2);
-                if (k) printf(", ");
-                json_num(t < 2 ? x[idx] : errs[idx]);
-            }
-            printf("]");
-        }
-        printf("}\n");
-    } else {
-        printf("fit_xpcs: %s\n", a.input);
-        printf("  q = %.6g 1/A, %zu angle%s, frames %zu..%zu (N = %zu), %s mode, %s triangle%s\n",
-               sel.q, P, P == 1 ? "" : "s", sel.first_frame, sel.last_frame,
-               sel.last_frame - sel.first_frame + 1,
-               a.mode == NLSQ_XPCS_STATIC ? "static" : "laminar",
-               a.triangle == NLSQ_XPCS_FULL ? "full" : "upper",
-               a.include_diagonal ? " + diagonal" : "");
-        printf("  method %s: %s (%s)\n", a.method, nlsq_status_name(status),
-               res.message[0] ? res.message : nlsq_status_string(status));
-        printf("  %zu iterations, %.3f s, %zu rows (%zu excluded), %zu parameters\n",
-               res.iterations, seconds, m_rows, n_excl, p);
-        printf("  cost %.10g, chi2/dof %.6f (dof %.0f)\n\n", cost, red, dof);
-        printf("  %-18s %15s   %-12s %s\n", "parameter", "value", "+- 1 sigma", "unit");
-        char b1[32], b2[32];
-        for (size_t k = 0; k < np; k++)
-            printf("  %-18s %15.8g   %-12s %s\n", nlsq_xpcs_param_name(k), x[k],
-                   fmt_err(errs[k], b1, sizeof b1), nlsq_xpcs_param_unit(k));
-        if (np < NLSQ_XPCS_N_PHYS) printf("  (static mode: no shear parameters)\n");
-        printf("\n  %5s %10s %12s %-12s %12s %-12s\n", "angle", "phi [deg]", "contrast",
-               "+-", "offset", "+-");
-        for (size_t k = 0; k < P; k++)
-            printf("  %5zu %10.4f %12.8f %-12s %12.8f %-12s\n", k, sel.phi[k], x[np + 2 * k],
-                   fmt_err(errs[np + 2 * k], b1, sizeof b1), x[np + 2 * k + 1],
-                   fmt_err(errs[np + 2 * k + 1], b2, sizeof b2));
-    }
-    free(errs);
+    xpcs_report r;
+    memset(&r, 0, sizeof r);
+    r.args = &a;
+    r.file = f;
+    r.sel = &sel;
+    r.cfg = &cfg;
+    r.p = p;
+    r.np = np;
+    r.P = P;
+    r.N = N;
+    r.x = x;
+    r.err = errs;
+    r.cov = have_cov && dof > 0 ? cov : NULL;
+    r.status = status;
+    r.message = res.message[0] ? res.message : nlsq_status_string(status);
+    r.cost = res.cost;
+    r.reduced_chi2 = dof > 0 ? 2.0 * res.cost / dof : NAN;
+    r.dof = dof;
+    r.seconds = seconds;
+    r.n_rows = m_rows;
+    r.n_excluded = n_excl;
+    r.iterations = res.iterations;
+    int truth = read_truth(f, &sel, r.truth_phys, truth_con, truth_off);
+    r.have_truth = truth != 0;
+    r.truth_contrast = truth == 1 ? truth_con : NULL;
+    r.truth_offset = truth == 1 ? truth_off : NULL;
+
+    if (a.json) xpcs_print_json(stdout, &r);
+    else xpcs_print_table(stdout, &r);
     exit_code = status > 0 ? EXIT_CONVERGED : EXIT_NOT_CONVERGED;
 
 done:
     free(x);
     free(cov);
+    free(errs);
+    free(truth_con);
+    free(truth_off);
     nlsq_xpcs_model_free(m);
     nlsq_xpcs_selection_free(&sel);
     nlsq_xpcs_close(f);

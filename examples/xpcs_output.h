@@ -1,0 +1,76 @@
+/*
+ * xpcs_output.h - what fit_xpcs reports: the readable table, the JSON object,
+ * the HDF5 result file (--output), and the fitted c2 rows they need.
+ *
+ * These belong to the command, not to the XPCS library: the library reads
+ * data and builds the problem; how a fit is reported is the command's
+ * business (and the HDF5 result layout is documented in docs/xpcs.md).
+ */
+#ifndef XPCS_OUTPUT_H
+#define XPCS_OUTPUT_H
+
+#include <stdio.h>
+
+#include "fit_xpcs_args.h"
+#include "nlsq.h"
+#include "nlsq_xpcs.h"
+
+/** Everything known about one finished fit. */
+typedef struct xpcs_report {
+    const fit_xpcs_args *args;          /* the command line */
+    nlsq_xpcs_file *file;               /* the open input (for --save-fit / plots) */
+    const nlsq_xpcs_selection *sel;     /* q, angles, frame window */
+    const nlsq_xpcs_config *cfg;        /* model configuration used */
+    size_t p;                           /* parameters in the fit vector */
+    size_t np;                          /* physical parameters fitted: 7 or 3 (static) */
+    size_t P;                           /* angles */
+    size_t N;                           /* frames in the window */
+    const double *x;                    /* p values: physical, then contrast_k, offset_k */
+    const double *err;                  /* p 1-sigma errors, NAN = undetermined */
+    const double *cov;                  /* p x p covariance scaled to dof, or NULL */
+    int status;                         /* nlsq status */
+    const char *message;                /* one line */
+    double cost, reduced_chi2, dof, seconds;
+    size_t n_rows, n_excluded, iterations;
+    int have_truth;                     /* the file carries the synthetic truth */
+    double truth_phys[NLSQ_XPCS_N_PHYS];
+    const double *truth_contrast;       /* P values in selection order (or NULL) */
+    const double *truth_offset;
+} xpcs_report;
+
+/** Value of physical parameter k (k < 7) in the report: fitted, or 0 when fixed
+ *  (static mode, shear parameters). */
+double xpcs_report_phys(const xpcs_report *r, size_t k);
+/** Its error: fitted error (NAN = undetermined) or 0 when fixed. */
+double xpcs_report_phys_err(const xpcs_report *r, size_t k);
+
+void xpcs_print_table(FILE *fp, const xpcs_report *r);
+void xpcs_print_json(FILE *fp, const xpcs_report *r);
+
+/** Write the HDF5 result file (layout in docs/xpcs.md) to a temporary name
+ *  next to path, then rename it.  save_fit: also /fit/c2_fit and
+ *  /fit/c2_residual, computed row block by row block.  0, or nonzero with one
+ *  line in err. */
+int xpcs_write_result(const char *path, const xpcs_report *r, int save_fit,
+                      char *err, size_t err_size);
+
+/* ------------------------------------------------------------------------ */
+/* Fitted c2, row by row (the spec's forward model, O(N) set-up then O(1) per
+ * entry; the library's nlsq_xpcs_model_g2 recomputes O(N) tables per entry). */
+
+typedef struct xpcs_g2 {
+    size_t n;
+    int laminar;
+    double A, B;
+    double *CD, *CG;       /* cumulative trapezoids of D_k and G_k (n each) */
+} xpcs_g2;
+
+/** Tables for the physical parameters x[0..np) under cfg (mode, q, gap, dt, k0). */
+int  xpcs_g2_init(xpcs_g2 *g, const nlsq_xpcs_config *cfg, size_t n, const double *x);
+/** g2 at row i, columns [j0, j0 + ncols) for an angle phi (degrees) with the
+ *  given contrast / offset; phi0 = x[6] (ignored in static mode). */
+void xpcs_g2_row(const xpcs_g2 *g, double phi_deg, double phi0, double contrast,
+                 double offset, size_t i, size_t j0, size_t ncols, double *out);
+void xpcs_g2_free(xpcs_g2 *g);
+
+#endif /* XPCS_OUTPUT_H */
