@@ -105,7 +105,7 @@ int main(int argc, char **argv)
     }
 
     bench_ctx ctx = {m};
-    nlsq_problem pb = {3, m, bench_eval, &ctx, NULL, NULL, NULL};
+    nlsq_problem pb = {.n_params = 3, .n_rows = m, .eval = bench_eval, .ctx = &ctx};
     nlsq_options opt;
     nlsq_options_init(&opt);
     opt.n_threads = threads;

@@ -34,7 +34,7 @@ static double take_double(reader *r)
     return v;
 }
 
-typedef struct fctx { size_t p; int fail_at; int calls; int nan_mode; } fctx;
+typedef struct fctx { size_t p; int fail_at; int calls; int nan_mode; int col_major; } fctx;
 
 /* r_i = sum_j x_j^2 t^j - y(t) with t in [0, 1]: smooth, p-dimensional */
 static int eval(void *ctx, const double *x, size_t row0, size_t n, double *r, double *J)
@@ -45,12 +45,12 @@ static int eval(void *ctx, const double *x, size_t row0, size_t n, double *r, do
         double t = (double)(row0 + i) / 64.0, tp = 1.0, v = 0.0;
         for (size_t j = 0; j < c->p; j++) {
             v += x[j] * x[j] * tp;
-            if (J) J[i * c->p + j] = 2.0 * x[j] * tp;
+            if (J) J[c->col_major ? j * n + i : i * c->p + j] = 2.0 * x[j] * tp;
             tp *= t;
         }
         r[i] = v - cos(t);
         if (c->nan_mode == 1 && row0 + i == 3) r[i] = NAN;
-        if (c->nan_mode == 2 && J && row0 + i == 5) J[i * c->p] = INFINITY;
+        if (c->nan_mode == 2 && J && row0 + i == 5) J[c->col_major ? i : i * c->p] = INFINITY;
         if (c->nan_mode == 3 && fabs(x[0]) > 2.0) r[i] = NAN;
     }
     return 0;
@@ -82,8 +82,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         lo[j] = (flags & 1) ? take_double(&r) : -INFINITY;
         hi[j] = (flags & 1) ? take_double(&r) : INFINITY;
     }
-    nlsq_problem pb = {c.p, m, (flags & 2) ? NULL : eval, &c, (flags & 1) ? lo : NULL,
-                       (flags & 1) ? hi : NULL, (flags & 4) ? pattern : NULL};
+    nlsq_problem pb = {.n_params = c.p, .n_rows = m, .eval = (flags & 2) ? NULL : eval, .ctx = &c,
+                       .lower = (flags & 1) ? lo : NULL, .upper = (flags & 1) ? hi : NULL,
+                       .pattern = (flags & 4) ? pattern : NULL,
+                       .jac_col_major = (flags >> 6) & 1};
+    c.col_major = pb.jac_col_major;
     nlsq_options opt;
     nlsq_options_init(&opt);
     opt.ftol = take_double(&r);

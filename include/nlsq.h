@@ -85,7 +85,8 @@ NLSQ_API const char *nlsq_status_name(int status);
  *  J: NULL, or nrows x n_params row-major, filled with d r_i / d x_j.
  *     When the problem has a `pattern` callback, J is instead nrows x k
  *     row-major over the k columns that `pattern` returned for this chunk, in
- *     that order.
+ *     that order.  With jac_col_major set, the same block is stored
+ *     column-major: d r_i / d x_(column a) at J[a * nrows + i].
  *  Returns 0, or nonzero to stop the solve (reported as NLSQ_ECALLBACK).
  *  nrows never exceeds the chunk size in the options.  With more than one
  *  thread the library calls it concurrently on disjoint row ranges. */
@@ -112,6 +113,13 @@ typedef struct nlsq_problem {
     void *ctx;
     const double *lower, *upper;    /* NULL, or p bounds each (+-INFINITY allowed) */
     nlsq_pattern_fn pattern;        /* NULL (dense rows), or the sparse pattern */
+    size_t n_obs;                   /* observations behind the rows, for the degrees of
+                                       freedom (s^2 = 2 cost / (n_obs - p), reduced chi2);
+                                       0 = n_rows.  Lets one row stand for several equal
+                                       observations, its residual scaled by sqrt(count). */
+    int jac_col_major;              /* 0: J is nrows x k row-major (the default);
+                                       1: J is k x nrows column-major, column a at
+                                       J + a * nrows (what a vectorised model writes) */
 } nlsq_problem;
 
 /* ------------------------------------------------------------------------ */

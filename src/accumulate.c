@@ -49,6 +49,7 @@ struct nlsq__worker {
     double *local;         /* p*p (sparse k x k block) */
     double *localg;        /* p */
     double *T;             /* KMAXP x SUB: a transposed sub-block of J and r */
+    double *Jrow;          /* chunk_rows * p: row-major copy of a column-major block */
 };
 
 /* ------------------------------------------------------- small-k kernel */
@@ -67,6 +68,22 @@ struct nlsq__worker {
  * sums in the same order without FMA. */
 #define SUB 64
 #define KMAXP (((NLSQ_SMALL_K + 1 + 3) / 4) * 4 + 4)   /* padded column count */
+
+/* Sub-block of a column-major block (column a at J + a * ld): copy, no transpose. */
+static size_t copy_sub_cm(size_t nb, size_t k, const double *J, size_t ld, const double *r,
+                          double *T)
+{
+    const size_t kc = k + 1, kp = ((kc + 3) / 4) * 4;
+    const size_t nbp = (nb + 7) & ~(size_t)7;
+    for (size_t a = 0; a < k; a++) {
+        memcpy(T + a * SUB, J + a * ld, nb * sizeof(double));
+        for (size_t i = nb; i < nbp; i++) T[a * SUB + i] = 0.0;
+    }
+    memcpy(T + k * SUB, r, nb * sizeof(double));
+    for (size_t i = nb; i < nbp; i++) T[k * SUB + i] = 0.0;
+    for (size_t a = kc; a < kp; a++) memset(T + a * SUB, 0, nbp * sizeof(double));
+    return nbp;
+}
 
 static size_t transpose_sub(size_t nb, size_t k, const double *J, const double *r, double *T)
 {
@@ -88,7 +105,7 @@ static size_t transpose_sub(size_t nb, size_t k, const double *J, const double *
 #include <immintrin.h>
 #define NLSQ_HAVE_AVX2_KERNEL 1
 __attribute__((target("avx2,fma")))
-static void small_normal_avx2(size_t n, size_t k, const double *J, const double *r,
+static void small_normal_avx2(size_t n, size_t k, const double *J, int cm, const double *r,
                               double *T, double *C, double *g)
 {
     const size_t kc = k + 1, kp = ((kc + 3) / 4) * 4;
@@ -97,7 +114,8 @@ static void small_normal_avx2(size_t n, size_t k, const double *J, const double 
         for (size_t b = 0; b < kp; b++) acc[a][b][0] = acc[a][b][1] = _mm256_setzero_pd();
     for (size_t i0 = 0; i0 < n; i0 += SUB) {
         size_t nb = n - i0 < SUB ? n - i0 : SUB;
-        size_t nbp = transpose_sub(nb, k, J + i0 * k, r + i0, T);
+        size_t nbp = cm ? copy_sub_cm(nb, k, J + i0, n, r + i0, T)
+                        : transpose_sub(nb, k, J + i0 * k, r + i0, T);
         for (size_t a = 0; a < k; a++) {
             const double *ta = T + a * SUB;
             for (size_t b0 = a & ~(size_t)3; b0 < kc; b0 += 4) {
@@ -133,7 +151,7 @@ static void small_normal_avx2(size_t n, size_t k, const double *J, const double 
 }
 #endif
 
-static void small_normal_portable(size_t n, size_t k, const double *J, const double *r,
+static void small_normal_portable(size_t n, size_t k, const double *J, int cm, const double *r,
                                   double *T, double *C, double *g)
 {
     const size_t kc = k + 1, kp = ((kc + 3) / 4) * 4;
@@ -141,7 +159,8 @@ static void small_normal_portable(size_t n, size_t k, const double *J, const dou
     memset(acc, 0, sizeof acc);
     for (size_t i0 = 0; i0 < n; i0 += SUB) {
         size_t nb = n - i0 < SUB ? n - i0 : SUB;
-        size_t nbp = transpose_sub(nb, k, J + i0 * k, r + i0, T);
+        size_t nbp = cm ? copy_sub_cm(nb, k, J + i0, n, r + i0, T)
+                        : transpose_sub(nb, k, J + i0 * k, r + i0, T);
         for (size_t a = 0; a < k; a++) {
             const double *ta = T + a * SUB;
             for (size_t b = a; b < kp; b++) {
@@ -165,14 +184,14 @@ static void small_normal_portable(size_t n, size_t k, const double *J, const dou
         }
 }
 
-static void small_normal(int avx2, size_t n, size_t k, const double *J, const double *r,
+static void small_normal(int avx2, size_t n, size_t k, const double *J, int cm, const double *r,
                          double *T, double *C, double *g)
 {
 #ifdef NLSQ_HAVE_AVX2_KERNEL
-    if (avx2) { small_normal_avx2(n, k, J, r, T, C, g); return; }
+    if (avx2) { small_normal_avx2(n, k, J, cm, r, T, C, g); return; }
 #endif
     (void)avx2;
-    small_normal_portable(n, k, J, r, T, C, g);
+    small_normal_portable(n, k, J, cm, r, T, C, g);
 }
 
 /* sum of r_i^2 in a fixed order (4 interleaved partial sums) */
@@ -259,6 +278,10 @@ int nlsq__engine_init(nlsq__engine *e, const nlsq_problem *pb, const nlsq_option
         w->local = nlsq__calloc(e->al, pp, sizeof(double));
         w->localg = nlsq__calloc(e->al, p, sizeof(double));
         w->T = nlsq__calloc(e->al, (size_t)KMAXP * SUB, sizeof(double));
+        if (pb->jac_col_major) {
+            w->Jrow = nlsq__calloc(e->al, nJ, sizeof(double));
+            if (!w->Jrow) goto nomem;
+        }
         if (!w->r || !w->J || !w->cols || !w->local || !w->localg || !w->T) goto nomem;
     }
     return 0;
@@ -286,6 +309,7 @@ void nlsq__engine_free(nlsq__engine *e)
             nlsq__free(e->al, w->local);
             nlsq__free(e->al, w->localg);
             nlsq__free(e->al, w->T);
+            nlsq__free(e->al, w->Jrow);
         }
         nlsq__free(e->al, e->workers);
     }
@@ -356,7 +380,7 @@ static int eval_chunk(nlsq__engine *e, nlsq__worker *w, nlsq__slot *s,
                 neumaier_add(&s->sum, &s->comp, 0.5 * rr);
                 return (int)n;
             }
-            small_normal(e->avx2, n, k, J, r, w->T, w->local, w->localg);
+            small_normal(e->avx2, n, k, J, pb->jac_col_major, r, w->T, w->local, w->localg);
             int ok = 1;
             for (size_t a = 0; a < k && ok; a++)
                 ok = isfinite(w->local[a * k + a]) && isfinite(w->localg[a]);
@@ -367,6 +391,14 @@ static int eval_chunk(nlsq__engine *e, nlsq__worker *w, nlsq__slot *s,
             }
         }
         /* fall through: the careful path below counts what is non-finite */
+    }
+
+    /* The careful path works on row-major blocks. */
+    if (J && pb->jac_col_major) {
+        double *Jr = w->Jrow;
+        for (size_t i = 0; i < n; i++)
+            for (size_t a = 0; a < k; a++) Jr[i * k + a] = J[a * n + i];
+        J = Jr;
     }
 
     size_t bad_r = 0;
@@ -406,7 +438,7 @@ static int eval_chunk(nlsq__engine *e, nlsq__worker *w, nlsq__slot *s,
         }
 
     if (k <= NLSQ_SMALL_K && mode == NLSQ__PASS_NORMAL) {
-        small_normal(e->avx2, n, k, J, r, w->T, w->local, w->localg);
+        small_normal(e->avx2, n, k, J, 0, r, w->T, w->local, w->localg);
         scatter_small(s, w, p, k, sparse);
     } else if (!sparse) {
         cblas_dgemv(CblasRowMajor, CblasTrans, (int)n, (int)p, 1.0, J, (int)p, r, 1, 1.0, s->Jtr, 1);

@@ -485,7 +485,7 @@ int nlsq__adam_run(nlsq__engine *e, const nlsq_options *opt, double *x, nlsq_res
         if (res) {
             res->cost = cost;
             res->grad_norm = gnorm;
-            double dof = (double)m - (double)p;
+            double dof = nlsq__dof(pb);
             res->reduced_chi2 = dof > 0 ? 2.0 * cost / dof : NAN;
             res->n_active = 0;
             for (size_t j = 0; j < p; j++)

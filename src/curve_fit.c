@@ -247,7 +247,8 @@ int nlsq_curve_fit(const nlsq_curve_problem *cp, const nlsq_options *opt_in,
             FAIL("sigma[%zu] = %g: must be finite and > 0", i, cp->sigma[i]);
     }
 
-    nlsq_problem pb = {cp->n_params, cp->n_points, cf_eval, &c, cp->lower, cp->upper, NULL};
+    nlsq_problem pb = {.n_params = cp->n_params, .n_rows = cp->n_points, .eval = cf_eval, .ctx = &c,
+                       .lower = cp->lower, .upper = cp->upper};
     {
         char msg[160];
         if (nlsq_validate(&pb, opt, theta, msg, sizeof msg) != 0) FAIL("%s", msg);

@@ -176,7 +176,7 @@ int nlsq__hybrid_solve(const nlsq_problem *pb, const nlsq_options *opt_in, doubl
         res->n_eval = hc.phase1.n_eval + r2.n_eval;
         res->n_jac = hc.phase1.n_jac + r2.n_jac;
         res->n_nonfinite = hc.phase1_nonfinite + r2.n_nonfinite;
-        double dof = (double)m - (double)p;
+        double dof = nlsq__dof(pb);
         res->reduced_chi2 = dof > 0 ? 2.0 * cost / dof : NAN;
         res->phases[0] = hc.phase1;
         res->phases[1] = (nlsq_phase_stats){NLSQ_PHASE_LM, r2.iterations, r2.n_eval, r2.n_jac,

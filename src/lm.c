@@ -346,7 +346,7 @@ int nlsq__lm_run(nlsq__engine *e, const nlsq_options *opt, double *x,
 
     /* Covariance at the solution from the J^T J of the final pass. */
     if (res && res->covariance && status >= 0) {
-        double dof = (double)m - (double)p;
+        double dof = nlsq__dof(pb);
         double s2 = opt->absolute_sigma ? 1.0 : (dof > 0 ? 2.0 * f / dof : NAN);
         rc = nlsq__covariance_from_normal(p, w.A, s2, opt->cov_rcond, e->al, res->covariance,
                                           &res->rank);
@@ -360,7 +360,7 @@ done:
         res->iterations = st->iteration;
         res->n_eval = st->n_eval;
         res->n_jac = st->n_jac;
-        double dof = (double)m - (double)p;
+        double dof = nlsq__dof(pb);
         res->reduced_chi2 = dof > 0 ? 2.0 * f / dof : NAN;
         res->n_active = 0;
         for (size_t j = 0; j < p; j++)
@@ -425,7 +425,7 @@ int nlsq_covariance(const nlsq_problem *pb, const nlsq_options *opt_in, const do
     else if (acc.n_nonfinite_r || acc.n_nonfinite_J)
         status = nlsq__finish(res, NLSQ_ENONFINITE, "non-finite residuals or Jacobian at x");
     else {
-        double dof = (double)pb->n_rows - (double)p;
+        double dof = nlsq__dof(pb);
         double s2 = opt->absolute_sigma ? 1.0 : (dof > 0 ? 2.0 * acc.cost / dof : NAN);
         size_t rank = 0;
         rc = nlsq__covariance_from_normal(p, A, s2, opt->cov_rcond, e.al, cov, &rank);

@@ -37,6 +37,11 @@ NLSQ_HIDDEN void   nlsq__log(const nlsq_options *opt, int level, const char *fmt
 NLSQ_HIDDEN double nlsq__now(void);   /* monotonic seconds */
 
 /* ---------------- results ------------------------------------------------- */
+/* Degrees of freedom: observations (n_obs, else n_rows) minus parameters. */
+static inline double nlsq__dof(const nlsq_problem *pb)
+{
+    return (double)(pb->n_obs ? pb->n_obs : pb->n_rows) - (double)pb->n_params;
+}
 /* Zero a result but keep the caller's covariance pointer. */
 NLSQ_HIDDEN void nlsq__result_reset(nlsq_result *res, size_t m);
 NLSQ_HIDDEN int  nlsq__finish(nlsq_result *res, int status, const char *fmt, ...)

@@ -173,6 +173,9 @@ int nlsq_validate(const nlsq_problem *pb, const nlsq_options *opt,
     if (pb->n_rows == 0) FAIL("n_rows is 0");
     if (pb->n_rows < pb->n_params)
         FAIL("fewer rows (%zu) than parameters (%zu)", pb->n_rows, pb->n_params);
+    if (pb->n_obs != 0 && pb->n_obs < pb->n_rows)
+        FAIL("n_obs (%zu) is less than n_rows (%zu)", pb->n_obs, pb->n_rows);
+    if (pb->jac_col_major != 0 && pb->jac_col_major != 1) FAIL("jac_col_major must be 0 or 1");
     size_t pp;
     if (nlsq__mul_size(pb->n_params, pb->n_params, &pp) != 0 ||
         nlsq__mul_size(pp, sizeof(double), &pp) != 0)

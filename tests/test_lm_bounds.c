@@ -204,7 +204,8 @@ static void solve_and_check(const bproblem *bp, const double *x0, const double *
 {
     const size_t p = bp->p;
     bctx c = {bp, lo, hi, 0, 0};
-    nlsq_problem pb = {p, bp->m, b_eval, &c, lo, hi, NULL};
+    nlsq_problem pb = {.n_params = p, .n_rows = bp->m, .eval = b_eval, .ctx = &c,
+                       .lower = lo, .upper = hi};
     nlsq_options opt;
     tight_options(&opt, threads);
     opt.chunk_rows = chunk;

@@ -200,7 +200,7 @@ static void test_validation(void **state)
     (void)state;
     double lo[3] = {0, 0, 0}, hi[3] = {1, 1, 1};
     double x[3] = {0.5, 0.5, 0.5};
-    nlsq_problem good = {3, 10, counting_eval, NULL, NULL, NULL, NULL};
+    nlsq_problem good = {.n_params = 3, .n_rows = 10, .eval = counting_eval};
     nlsq_options opt;
     nlsq_options_init(&opt);
 
@@ -329,7 +329,7 @@ static void test_linear_vs_qr(void **state)
 
     double cov[LIN_P * LIN_P];
     for (int chunk = 0; chunk <= 1; chunk++) {
-        nlsq_problem pb = {LIN_P, LIN_M, lin_eval, NULL, NULL, NULL, NULL};
+        nlsq_problem pb = {.n_params = LIN_P, .n_rows = LIN_M, .eval = lin_eval};
         nlsq_options opt;
         base_options(&opt);
         opt.chunk_rows = chunk ? 64 : 0;
@@ -374,7 +374,7 @@ static void test_callback_error(void **state)
     /* A clean run first: how many calls does it make? */
     efit c0 = efit_make(60);
     c0.track = 1;
-    nlsq_problem pb = {4, 60, efit_eval, &c0, NULL, NULL, NULL};
+    nlsq_problem pb = {.n_params = 4, .n_rows = 60, .eval = efit_eval, .ctx = &c0};
     double x[4];
     memcpy(x, efit_x0, sizeof x);
     nlsq_result res;
@@ -436,7 +436,7 @@ typedef struct fit_out {
 static fit_out efit_solve(size_t m, int threads, size_t chunk)
 {
     efit c = efit_make(m);
-    nlsq_problem pb = {4, m, efit_eval, &c, NULL, NULL, NULL};
+    nlsq_problem pb = {.n_params = 4, .n_rows = m, .eval = efit_eval, .ctx = &c};
     nlsq_options opt;
     base_options(&opt);
     opt.n_threads = threads;
@@ -581,8 +581,8 @@ static void test_sparse_pattern(void **state)
     (void)state;
     static double cov_s[SP_P * SP_P], cov_d[SP_P * SP_P];
     sctx cs = {0, PAT_OK, 0, 0}, cd = {1, PAT_OK, 0, 0};
-    nlsq_problem ps = {SP_P, SP_M, sp_eval, &cs, NULL, NULL, sp_pattern};
-    nlsq_problem pd = {SP_P, SP_M, sp_eval, &cd, NULL, NULL, NULL};
+    nlsq_problem ps = {.n_params = SP_P, .n_rows = SP_M, .eval = sp_eval, .ctx = &cs, .pattern = sp_pattern};
+    nlsq_problem pd = {.n_params = SP_P, .n_rows = SP_M, .eval = sp_eval, .ctx = &cd};
     nlsq_options opt;
     base_options(&opt);
     opt.chunk_rows = 64;          /* chunks cross group boundaries in the dense run */
@@ -641,7 +641,7 @@ static void test_sparse_pattern(void **state)
         for (int gi = 0; gi < 2; gi++) {
             const size_t grp = groups[gi];
             sctx cb = {0, bad[b].mode, grp, 0};
-            nlsq_problem pbad = {SP_P, SP_M, sp_eval, &cb, NULL, NULL, sp_pattern};
+            nlsq_problem pbad = {.n_params = SP_P, .n_rows = SP_M, .eval = sp_eval, .ctx = &cb, .pattern = sp_pattern};
             double xb[SP_P], x0[SP_P];
             sp_start(xb);
             sp_start(x0);
@@ -697,7 +697,7 @@ static int rd_fit(int kind, int absolute_sigma, double *x, double *cov, nlsq_res
 {
     rdctx c = {kind};
     size_t p = kind == 1 ? 2 : 3;
-    nlsq_problem pb = {p, RD_M, rd_eval, &c, NULL, NULL, NULL};
+    nlsq_problem pb = {.n_params = p, .n_rows = RD_M, .eval = rd_eval, .ctx = &c};
     nlsq_options opt;
     base_options(&opt);
     opt.absolute_sigma = absolute_sigma;
@@ -816,7 +816,7 @@ static alloc_stats counted_fit(size_t m, int threads, size_t chunk, size_t max_i
     memset(&s, 0, sizeof s);
     pthread_mutex_init(&s.mu, NULL);
     efit c = efit_make(m);
-    nlsq_problem pb = {4, m, efit_eval, &c, NULL, NULL, NULL};
+    nlsq_problem pb = {.n_params = 4, .n_rows = m, .eval = efit_eval, .ctx = &c};
     nlsq_options opt;
     base_options(&opt);
     opt.n_threads = threads;
@@ -876,7 +876,7 @@ static void test_nonfinite(void **state)
      * b = 1.3): residuals are made NaN below b = 0.8. */
     static const double start[4] = {1.0, 3.0, 0.0, 0.0};
     efit clean = efit_make(m);
-    nlsq_problem pb = {4, m, efit_eval, &clean, NULL, NULL, NULL};
+    nlsq_problem pb = {.n_params = 4, .n_rows = m, .eval = efit_eval, .ctx = &clean};
     double xc[4];
     memcpy(xc, start, sizeof xc);
     nlsq_result rc;

@@ -236,10 +236,9 @@ static nlsq_options loss_options(const loss_ref *ref)
     return o;
 }
 
-/* The cases that disagree with scipy because of src/lm.c (see the header). */
 static void solve_and_check(const loss_ref *ref, const double *start, const char *tag)
 {
-    nlsq_problem pb = {3, LOSS_M, eval_exp, NULL, NULL, NULL, NULL};
+    nlsq_problem pb = {.n_params = 3, .n_rows = LOSS_M, .eval = eval_exp};
     nlsq_options o = loss_options(ref);
     double x[3];
     memcpy(x, start, sizeof x);
@@ -294,7 +293,7 @@ static void test_warm(void **state)
 static void test_threads_bitwise(void **state)
 {
     (void)state;
-    nlsq_problem pb = {3, LOSS_M, eval_exp, NULL, NULL, NULL, NULL};
+    nlsq_problem pb = {.n_params = 3, .n_rows = LOSS_M, .eval = eval_exp};
     for (size_t k = 0; k < N_REFS; k++) {
         nlsq_options o = loss_options(&loss_refs[k]);
         o.chunk_rows = 7;
