@@ -191,6 +191,12 @@ typedef struct nlsq_xpcs_config {
     double sigma;          /* residual scale (0.01) */
     size_t memory_budget;  /* bytes to cache c2 (float32 when stored so); larger
                               data is streamed row block by row block (256 MiB) */
+    int    literal_full;   /* triangle full: 0 (default) presents each symmetric pair
+                              (i, j), (j, i) once with weight sqrt(2) when the data
+                              are symmetric (always for files), which gives the same
+                              cost and normal equations at half the work, the
+                              problem's n_obs counting both; 1 evaluates both
+                              triangles row by row */
 } nlsq_xpcs_config;
 
 NLSQ_API void nlsq_xpcs_config_init(nlsq_xpcs_config *c);

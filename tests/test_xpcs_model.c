@@ -257,12 +257,31 @@ static void config_of(const tcase *c, nlsq_xpcs_config *cfg)
     cfg->k0 = c->k0;
 }
 
+/* pb.eval with the Jacobian block returned row-major (nrows x k) whatever
+ * layout the problem declares (the model writes column-major). */
+static int eval_rm(const nlsq_problem *pb, const double *x, size_t row0, size_t nrows,
+                   double *r, double *J)
+{
+    if (!J || !pb->jac_col_major) return pb->eval(pb->ctx, x, row0, nrows, r, J);
+    size_t cols[64], k = 0;
+    pb->pattern(pb->ctx, row0, nrows, cols, &k);
+    double *cm = malloc(sizeof(double) * nrows * k);
+    if (!cm) return 1;
+    int rc = pb->eval(pb->ctx, x, row0, nrows, r, cm);
+    for (size_t i = 0; i < nrows; i++)
+        for (size_t a = 0; a < k; a++) J[i * k + a] = cm[a * nrows + i];
+    free(cm);
+    return rc;
+}
+
 static nlsq_xpcs_model *make_model(const tcase *c, const nlsq_xpcs_source *src,
                                    size_t budget)
 {
     nlsq_xpcs_config cfg;
     config_of(c, &cfg);
     cfg.memory_budget = budget;
+    cfg.literal_full = 1;   /* these tests enumerate the full triangle's rows one by one;
+                               merged symmetric pairs are checked in test_xpcs_fast.c */
     nlsq_xpcs_model *m = NULL;
     char err[256] = "";
     int rc = nlsq_xpcs_model_create(src, &cfg, &m, err, sizeof err);
@@ -371,7 +390,7 @@ static double fd_check_model(const tcase *c, nlsq_xpcs_model *m, const double *x
         size_t got = pb.pattern(pb.ctx, a * R, R, cols, &kk);
         assert_int_equal(got, R);
         assert_int_equal(kk, k);
-        assert_int_equal(pb.eval(pb.ctx, x0, a * R, R, r0, J), 0);
+        assert_int_equal(eval_rm(&pb, x0, a * R, R, r0, J), 0);
         for (size_t q = 0; q < k; q++) {
             size_t col = cols[q];
             double s = col < np ? k_fd_scale[col] : (((col - np) % 2) ? 1.0 : 0.1);
@@ -718,7 +737,7 @@ static void test_nan_excluded(void **state)
             double *r = malloc(sizeof(double) * R), *J = malloc(sizeof(double) * R * k);
             size_t zero_rows = 0;
             for (size_t a = 0; a < c.P; a++) {
-                assert_int_equal(pb.eval(pb.ctx, x, a * R, R, r, J), 0);
+                assert_int_equal(eval_rm(&pb, x, a * R, R, r, J), 0);
                 for (size_t l = 0; l < R; l++) {
                     int isbad = !isfinite(d[(a * n + ii[l]) * n + jj[l]]);
                     int allzero = r[l] == 0.0;
@@ -796,7 +815,7 @@ static void full_eval(nlsq_xpcs_model *m, const double *x, size_t chunk, double 
         size_t want = chunk < pb.n_rows - row ? chunk : pb.n_rows - row;
         size_t got = pb.pattern(pb.ctx, row, want, cols, &k);
         assert_true(got >= 1);
-        assert_int_equal(pb.eval(pb.ctx, x, row, got, r + row, J + row * k), 0);
+        assert_int_equal(eval_rm(&pb, x, row, got, r + row, J + row * k), 0);
         row += got;
     }
 }
@@ -892,7 +911,7 @@ static void *thr_main(void *arg)
             size_t got = pb.pattern(pb.ctx, row, want, cols, &kk);
             if (chunk_id % jb->nthr == jb->tid) {
                 int v = (int)((chunk_id + (size_t)rep) % 2);
-                if (pb.eval(pb.ctx, jb->xs[v], row, got, jb->r[v] + row, jb->J[v] + row * k))
+                if (eval_rm(&pb, jb->xs[v], row, got, jb->r[v] + row, jb->J[v] + row * k))
                     jb->fail = 1;
             }
             row += got;

@@ -11,11 +11,25 @@
  * chunk never straddles two angles, and names the columns 0..np-1 (physical),
  * np + 2a (contrast_a), np + 2a + 1 (offset_a).
  *
- * Forward model: exactly xpcs-model.md "Forward model".  Per parameter point
- * the O(n * 7) tables CD_k, CG_k and their derivatives are computed once and
- * kept in a small cache of slots keyed by the physical parameters (mutex +
- * reference counts: a slot in use is never overwritten; when every slot is
- * busy with another x the caller computes private tables).
+ * Symmetric pairs.  c2 is symmetric (a file's full matrix is rebuilt from its
+ * upper triangle; in-memory data are checked at creation), so with triangle
+ * "full" the entries (i, j) and (j, i) are the same observation twice.  The
+ * model then presents each pair once, weighted by sqrt(2): cost, J^T J and
+ * J^T r are those of the full triangle, at half the work, and the problem's
+ * n_obs still counts both triangles for the degrees of freedom.  Internally
+ * the rows are then the upper triangle's (upper_rows).
+ *
+ * Forward model: exactly xpcs-model.md "Forward model", evaluated by
+ * model_kernel.c segment by segment (contiguous j of one matrix row), the
+ * Jacobian block written column-major (jac_col_major).  Per parameter point
+ * the O(n * 7) tables CD_k, CG_k and their derivatives (structure of arrays)
+ * are computed once and kept in a small cache of slots keyed by the physical
+ * parameters (mutex + reference counts: a slot in use is never overwritten;
+ * when every slot is busy with another x the caller computes private tables).
+ *
+ * Start point: contrast and offset per angle by linear least squares of c2
+ * against g1^2 at the physical start, over a spread-out sample of at most
+ * about 64k entries per angle.
  *
  * Data: in-memory sources are used in place; other sources are cached at
  * creation in row order (n_rows values, float32 when the source says so) if
@@ -26,6 +40,7 @@
  * or, streaming, the first time each matrix row is read).
  */
 #include "nlsq_xpcs.h"
+#include "model_kernel.h"
 
 #include <math.h>
 #include <pthread.h>
@@ -55,7 +70,7 @@ typedef struct xtab {
     int priv;                   /* private (not a cache slot): free on release */
     unsigned long stamp;
     double *CD, *CG;            /* n each (CG NULL in static mode) */
-    double *dCD, *dCG;          /* 3n each, [3k + t] */
+    double *dCD, *dCG;          /* 3n each, [t * n + k] (structure of arrays) */
     double *mem;
 } xtab;
 
@@ -63,8 +78,13 @@ struct nlsq_xpcs_model {
     nlsq_xpcs_source src;
     nlsq_xpcs_config cfg;
     size_t P, n, np, n_params;
-    size_t R;                   /* rows per angle */
-    size_t n_rows;
+    size_t R;                   /* rows per angle (internal: merged pairs count once) */
+    size_t n_rows;              /* rows of the nlsq_problem */
+    size_t n_obs;               /* observations (both triangles when merged) */
+    int sym;                    /* full triangle presented as weighted upper pairs */
+    int upper_rows;             /* internal rows are the upper triangle's */
+    double ws_off, ws_diag;     /* row weight / sigma: off-diagonal, diagonal */
+    int avx2;                   /* the kernel's AVX2 path */
     int laminar;
     double A, B, eps;
     double *phi;                /* P, degrees */
@@ -177,7 +197,13 @@ int nlsq_xpcs_file_source(nlsq_xpcs_file *f, const nlsq_xpcs_selection *sel,
 /* Row mapping                                                                */
 /* ------------------------------------------------------------------------ */
 
-static int is_upper(const nlsq_xpcs_model *m) { return m->cfg.triangle == NLSQ_XPCS_UPPER; }
+static int is_upper(const nlsq_xpcs_model *m) { return m->upper_rows; }
+
+/* Observations an entry (i, j) of the internal rows stands for. */
+static size_t obs_of(const nlsq_xpcs_model *m, size_t i, size_t j)
+{
+    return m->sym && i != j ? 2 : 1;
+}
 
 /* Local index (inside one angle) of the first row of matrix row i. */
 static size_t row_start(const nlsq_xpcs_model *m, size_t i)
@@ -240,7 +266,7 @@ static inline int in_fit(const nlsq_xpcs_model *m, size_t i, size_t j)
 /* ------------------------------------------------------------------------ */
 
 /* D_k (or G_k) tables: C[k], and when dC != NULL the derivatives w.r.t.
- * (amplitude, exponent, offset) in dC[3k + t]. */
+ * (amplitude, exponent, offset) in dC[t * n + k]. */
 static void table_one(const nlsq_xpcs_model *m, double amp, double ex, double off,
                       double *C, double *dC)
 {
@@ -259,14 +285,15 @@ static void table_one(const nlsq_xpcs_model *m, double amp, double ex, double of
             f = DG_FLOOR;
             if (dC) { df[0] = df[1] = df[2] = 0.0; }
         }
+        const size_t n = m->n;
         if (k == 0) {
             C[0] = 0.0;
-            if (dC) dC[0] = dC[1] = dC[2] = 0.0;
+            if (dC) dC[0] = dC[n] = dC[2 * n] = 0.0;
         } else {
             C[k] = C[k - 1] + (fprev + f) / 2;
             if (dC)
-                for (int t3 = 0; t3 < 3; t3++)
-                    dC[3 * k + t3] = dC[3 * (k - 1) + t3] + (dprev[t3] + df[t3]) / 2;
+                for (size_t t3 = 0; t3 < 3; t3++)
+                    dC[t3 * n + k] = dC[t3 * n + k - 1] + (dprev[t3] + df[t3]) / 2;
         }
         fprev = f;
         if (dC) { dprev[0] = df[0]; dprev[1] = df[1]; dprev[2] = df[2]; }
@@ -421,66 +448,6 @@ static inline void g1_eval(const nlsq_xpcs_model *m, const xtab *T, double bc,
     g->dCd = dCd;
 }
 
-/* Residuals (and Jacobian block, pattern column order) for nrows rows of angle
- * a starting at (i, j).  On input r holds the data c2. */
-static void kernel(const nlsq_xpcs_model *m, const xtab *T, const double *x, size_t a,
-                   size_t i, size_t j, size_t nrows, double *r, double *J)
-{
-    const size_t np = m->np, k = np + 2;
-    const double con = x[np + 2 * a], off = x[np + 2 * a + 1];
-    const double sigma = m->cfg.sigma, A = m->A, B = m->B;
-    double c = 1.0, dc = 0.0;
-    if (m->laminar) {
-        double arg = (x[6] - m->phi[a]) * XM_PI / 180.0;
-        c = cos(arg);
-        dc = -sin(arg) * XM_PI / 180.0;
-    }
-    const double bc = B * c;
-    for (size_t t = 0; t < nrows; t++, next_ij(m, &i, &j)) {
-        double y = r[t];
-        double *Jr = J ? J + t * k : NULL;
-        if (!isfinite(y)) {
-            r[t] = 0.0;
-            if (Jr) memset(Jr, 0, sizeof(double) * k);
-            continue;
-        }
-        g1_parts g;
-        g1_eval(m, T, bc, i, j, J != NULL, &g);
-        double g1 = g.g1;
-        double g2 = off + con * g1 * g1;
-        r[t] = (y - g2) / sigma;
-        if (!Jr) continue;
-        if (g.floor) {
-            for (size_t q = 0; q < np; q++) Jr[q] = 0.0;
-        } else {
-            /* dr/dg1 */
-            double f = -(con * 2.0 * g1) / sigma;
-            if (g.clampD) {
-                Jr[0] = Jr[1] = Jr[2] = 0.0;
-            } else {
-                /* dg1/dth = g1s * g1d * (-A) * dCd * (dCD_i - dCD_j) / ID */
-                double w = f * g.g1raw * (-A) * g.dCd / g.ID;
-                const double *di = T->dCD + 3 * i, *dj = T->dCD + 3 * j;
-                Jr[0] = w * (di[0] - dj[0]);
-                Jr[1] = w * (di[1] - dj[1]);
-                Jr[2] = w * (di[2] - dj[2]);
-            }
-            if (m->laminar) {
-                /* dg1/dPhi = g1d * dg1s; Phi = B c IG */
-                double fp = f * g.g1d * g.dg1s;
-                double w2 = fp * bc * g.dCg / g.IG;
-                const double *di = T->dCG + 3 * i, *dj = T->dCG + 3 * j;
-                Jr[3] = w2 * (di[0] - dj[0]);
-                Jr[4] = w2 * (di[1] - dj[1]);
-                Jr[5] = w2 * (di[2] - dj[2]);
-                Jr[6] = fp * B * g.IG * dc;
-            }
-        }
-        Jr[np] = -(g1 * g1) / sigma;
-        Jr[np + 1] = -1.0 / sigma;
-    }
-}
-
 /* ------------------------------------------------------------------------ */
 /* Data access                                                                */
 /* ------------------------------------------------------------------------ */
@@ -512,7 +479,7 @@ static size_t count_row_excluded(const nlsq_xpcs_model *m, size_t i, const doubl
 {
     size_t c = 0;
     for (size_t j = 0; j < m->n; j++)
-        if (in_fit(m, i, j) && !isfinite(row[j])) c++;
+        if (in_fit(m, i, j) && !isfinite(row[j])) c += obs_of(m, i, j);
     return c;
 }
 
@@ -602,9 +569,27 @@ static size_t model_pattern(void *ctx, size_t row0, size_t nrows, size_t *cols, 
     return nrows < left ? nrows : left;
 }
 
-/* Rows [row0, row0 + nrows).  J (when not NULL) is nrows x (np + 2) in the
- * pattern's column order, so a Jacobian range must lie inside one angle (the
- * pattern callback guarantees it); residual-only ranges may span angles. */
+/* Per (x, angle) constants of the kernel. */
+static void seg_consts(const nlsq_xpcs_model *m, const double *x, size_t a, xk_seg *s)
+{
+    s->A = m->A;
+    s->laminar = m->laminar;
+    s->con = x[m->np + 2 * a];
+    s->off = x[m->np + 2 * a + 1];
+    s->bc = 0.0;
+    s->Bdc = 0.0;
+    if (m->laminar) {
+        double arg = (x[6] - m->phi[a]) * XM_PI / 180.0;
+        s->bc = m->B * cos(arg);
+        s->Bdc = m->B * (-sin(arg) * XM_PI / 180.0);
+    }
+}
+
+/* Rows [row0, row0 + nrows).  J (when not NULL) is (np + 2) x nrows
+ * column-major in the pattern's column order, so a Jacobian range must lie
+ * inside one angle (the pattern callback guarantees it); residual-only ranges
+ * may span angles.  The range is cut into segments of one matrix row with
+ * contiguous j (and the diagonal entry, whose weight differs, on its own). */
 static int model_eval(void *ctx, const double *x, size_t row0, size_t nrows,
                       double *r, double *J)
 {
@@ -617,6 +602,9 @@ static int model_eval(void *ctx, const double *x, size_t row0, size_t nrows,
         model_error(m, "out of memory for the model tables");
         return 1;
     }
+    const size_t n = m->n;
+    xk_tab kt = {T->CD, T->CG, {T->dCD, T->dCD + n, T->dCD + 2 * n},
+                 {T->dCG, T->dCG ? T->dCG + n : NULL, T->dCG ? T->dCG + 2 * n : NULL}};
     int rc = 0;
     size_t done = 0;
     while (done < nrows) {
@@ -624,10 +612,35 @@ static int model_eval(void *ctx, const double *x, size_t row0, size_t nrows,
         size_t a = g / m->R, l = g % m->R;
         size_t seg = m->R - l;
         if (seg > nrows - done) seg = nrows - done;
-        if (fetch(m, a, l, seg, r + done) != 0) { rc = 1; break; }
+        /* streamed data land in r first; the kernel reads them from there */
+        if (m->data_mode == DATA_STREAM && fetch(m, a, l, seg, r + done) != 0) { rc = 1; break; }
+        xk_seg sc;
+        seg_consts(m, x, a, &sc);
         size_t i, j;
         local_to_ij(m, l, &i, &j);
-        kernel(m, T, x, a, i, j, seg, r + done, J ? J + done * (m->np + 2) : NULL);
+        for (size_t t = 0; t < seg;) {
+            /* the run of contiguous j in matrix row i, the diagonal alone */
+            size_t len;
+            if (j == i) len = 1;
+            else if (j < i) len = i - j;                 /* full triangle, left of the diagonal */
+            else len = n - j;
+            if (len > seg - t) len = seg - t;
+            sc.ws = j == i ? m->ws_diag : m->ws_off;
+            size_t o = done + t;
+            const float *y32 = NULL;
+            const double *y64 = NULL;
+            switch (m->data_mode) {
+            case DATA_CACHE32: y32 = m->c32 + a * m->R + l + t; break;
+            case DATA_CACHE64: y64 = m->c64 + a * m->R + l + t; break;
+            case DATA_MEM32: y32 = m->src.data32 + a * n * n + i * n + j; break;
+            case DATA_MEM64: y64 = m->src.data64 + a * n * n + i * n + j; break;
+            default: y64 = r + o; break;
+            }
+            xk_segment(m->avx2, &sc, &kt, i, j, len, y32, y64, r + o, J ? J + o : NULL, nrows);
+            t += len;
+            j += len - 1;          /* the segment's last entry, then the next one */
+            next_ij(m, &i, &j);
+        }
         done += seg;
     }
     tab_release(m, T);
@@ -674,7 +687,7 @@ static int fill_cache(nlsq_xpcs_model *m, char *err, size_t err_size)
                 for (size_t j = 0; j < n; j++) {
                     if (!in_fit(m, i, j)) continue;
                     double v = row[j];
-                    if (!isfinite(v)) excl++;
+                    if (!isfinite(v)) excl += obs_of(m, i, j);
                     if (m->c32) m->c32[g++] = (float)v;
                     else m->c64[g++] = v;
                 }
@@ -686,6 +699,25 @@ static int fill_cache(nlsq_xpcs_model *m, char *err, size_t err_size)
     return 0;
 }
 
+/* Is every angle's matrix symmetric, entry for entry (NaN where NaN)?  A
+ * file's full matrix is rebuilt from its upper triangle, so it always is;
+ * in-memory data are checked; other read functions are not assumed to be. */
+static int source_symmetric(const nlsq_xpcs_source *src)
+{
+    if (src->file) return 1;
+    if (!src->data32 && !src->data64) return 0;
+    const size_t n = src->n;
+    for (size_t a = 0; a < src->n_angles; a++)
+        for (size_t i = 0; i < n; i++)
+            for (size_t j = i + 1; j < n; j++) {
+                size_t u = a * n * n + i * n + j, l = a * n * n + j * n + i;
+                double x = src->data32 ? (double)src->data32[u] : src->data64[u];
+                double y = src->data32 ? (double)src->data32[l] : src->data64[l];
+                if (!(x == y || (isnan(x) && isnan(y)))) return 0;
+            }
+    return 1;
+}
+
 static void count_mem_excluded(nlsq_xpcs_model *m)
 {
     size_t n = m->n, excl = 0;
@@ -695,7 +727,7 @@ static void count_mem_excluded(nlsq_xpcs_model *m)
                 if (!in_fit(m, i, j)) continue;
                 size_t o = a * n * n + i * n + j;
                 double v = m->src.data32 ? (double)m->src.data32[o] : m->src.data64[o];
-                if (!isfinite(v)) excl++;
+                if (!isfinite(v)) excl += obs_of(m, i, j);
             }
     m->n_excl_fixed = excl;
 }
@@ -749,18 +781,20 @@ int nlsq_xpcs_model_create(const nlsq_xpcs_source *src, const nlsq_xpcs_config *
         }
     size_t n = src->n, P = src->n_angles;
     int d = cfg->include_diagonal != 0;
-    size_t R, nn;
+    size_t nn;
     if (!mul_ok(n, n, &nn)) {
         set_err(err, err_size, "model: %zu frames is too many", n);
         return NLSQ_EINVAL;
     }
-    if (cfg->triangle == NLSQ_XPCS_UPPER)   /* n(n+1)/2 or n(n-1)/2, no overflow */
-        R = d ? (n % 2 == 0 ? (n / 2) * (n + 1) : n * ((n + 1) / 2))
-              : (n % 2 == 0 ? (n / 2) * (n - 1) : n * ((n - 1) / 2));
-    else
-        R = d ? nn : nn - n;
-    size_t n_rows;
-    if (R == 0 || !mul_ok(R, P, &n_rows) || !mul_ok(nn, P, &nn)) {
+    /* n(n+1)/2 or n(n-1)/2 without overflow */
+    size_t R_up = d ? (n % 2 == 0 ? (n / 2) * (n + 1) : n * ((n + 1) / 2))
+                    : (n % 2 == 0 ? (n / 2) * (n - 1) : n * ((n - 1) / 2));
+    size_t R_full = d ? nn : nn - n;
+    int sym = cfg->triangle == NLSQ_XPCS_FULL && !cfg->literal_full && source_symmetric(src);
+    size_t R = (cfg->triangle == NLSQ_XPCS_UPPER || sym) ? R_up : R_full;
+    size_t R_obs = cfg->triangle == NLSQ_XPCS_UPPER ? R_up : R_full;
+    size_t n_rows, n_obs;
+    if (R == 0 || !mul_ok(R, P, &n_rows) || !mul_ok(R_obs, P, &n_obs) || !mul_ok(nn, P, &nn)) {
         set_err(err, err_size, "model: no rows to fit (%zu angles, %zu frames)", P, n);
         return NLSQ_EINVAL;
     }
@@ -779,6 +813,12 @@ int nlsq_xpcs_model_create(const nlsq_xpcs_source *src, const nlsq_xpcs_config *
     m->n_params = np + 2 * P;
     m->R = R;
     m->n_rows = n_rows;
+    m->n_obs = n_obs;
+    m->sym = sym;
+    m->upper_rows = cfg->triangle == NLSQ_XPCS_UPPER || sym;
+    m->ws_diag = 1.0 / cfg->sigma;
+    m->ws_off = (sym ? sqrt(2.0) : 1.0) / cfg->sigma;
+    m->avx2 = xk_cpu_avx2();
     m->laminar = cfg->mode == NLSQ_XPCS_LAMINAR;
     m->A = cfg->q * cfg->q * cfg->dt / 2.0;
     m->B = m->laminar ? cfg->q * cfg->gap * cfg->dt / (2.0 * XM_PI) : 0.0;
@@ -848,7 +888,7 @@ void nlsq_xpcs_model_free(nlsq_xpcs_model *m)
 }
 
 size_t nlsq_xpcs_model_n_params(const nlsq_xpcs_model *m) { return m ? m->n_params : 0; }
-size_t nlsq_xpcs_model_n_rows(const nlsq_xpcs_model *m) { return m ? m->n_rows : 0; }
+size_t nlsq_xpcs_model_n_rows(const nlsq_xpcs_model *m) { return m ? m->n_obs : 0; }
 
 size_t nlsq_xpcs_model_n_excluded(const nlsq_xpcs_model *m)
 {
@@ -869,6 +909,8 @@ int nlsq_xpcs_model_problem(nlsq_xpcs_model *m, nlsq_problem *pb)
     pb->ctx = m;
     pb->lower = m->lower;
     pb->upper = m->upper;
+    pb->n_obs = m->sym ? m->n_obs : 0;
+    pb->jac_col_major = 1;
     return 0;
 }
 
@@ -919,8 +961,11 @@ int nlsq_xpcs_initial_guess(nlsq_xpcs_model *m, const double *phys, double *x)
     memset(&T, 0, sizeof T);
     if (tab_alloc(m, &T) != 0) return NLSQ_ENOMEM;
     tab_compute(m, x, &T, 0);
-    size_t chunk = 1 << 16;
+    /* A start point needs no more than a spread-out sample: blocks of 4096
+     * entries, every stride-th block, at most ~64k entries per angle. */
+    size_t chunk = 4096;
     if (chunk > m->R) chunk = m->R;
+    size_t n_blocks = (m->R + chunk - 1) / chunk, stride = (n_blocks + 15) / 16;
     double *buf = malloc(sizeof(double) * chunk);
     if (!buf) { free(T.mem); return NLSQ_ENOMEM; }
     int rc = 0;
@@ -931,7 +976,7 @@ int nlsq_xpcs_initial_guess(nlsq_xpcs_model *m, const double *phys, double *x)
         double S = 0, Sx = 0, Sy = 0, Sxx = 0, Sxy = 0;
         double sh = 0;   /* shift of y for stability: the first finite value */
         int have_shift = 0;
-        for (size_t l0 = 0; l0 < m->R; l0 += chunk) {
+        for (size_t l0 = 0; l0 < m->R; l0 += chunk * stride) {
             size_t nr = m->R - l0 < chunk ? m->R - l0 : chunk;
             if (fetch(m, a, l0, nr, buf) != 0) { rc = NLSQ_ECALLBACK; break; }
             size_t i, j;

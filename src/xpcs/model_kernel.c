@@ -1,0 +1,322 @@
+/*
+ * model_kernel.c - the XPCS model's inner loop, four entries at a time.
+ *
+ * For each entry (i, j) of a segment (see model_kernel.h), exactly the spec's
+ * forward model:
+ *     dCd = CD_i - CD_j,  I_D = sqrt(dCd^2 + 1e-12),  g1d = exp(max(-A I_D, -700))
+ *     dCg = CG_i - CG_j,  I_G = sqrt(dCg^2 + 1e-12),  Phi = bc I_G
+ *     g1 = max(g1d sinc(Phi)^2, 1e-10),  g2 = offset + contrast g1^2
+ *     r = w (c2 - g2) / sigma      (0, with a zero Jacobian row, where c2 is NaN/Inf)
+ * and its analytic derivatives (zero where the -700 clamp or the 1e-10 floor
+ * is active).
+ *
+ * The AVX2+FMA version computes four entries per step with its own exp and
+ * sin/cos polynomials: gcc turns a loop over sin() and cos() into calls of the
+ * scalar sincos(), which never vectorise.  exp: Cody-Waite reduction by ln 2
+ * and a degree-13 Taylor polynomial (|r| <= 0.35, error < 1 ulp-ish); sin and
+ * cos: reduction by pi/2 in three parts and Taylor polynomials to degree 17/18
+ * on |r| <= pi/4 (truncation < 1e-19).  Lanes with |Phi| > 1e5, where the
+ * three-part reduction loses accuracy, are redone with libm.  A segment tail
+ * shorter than four entries goes through the same vector code on padded
+ * copies, so an entry's result never depends on its position in a segment.
+ * The portable version uses libm and the same formulas.
+ */
+#include "model_kernel.h"
+
+#include <math.h>
+#include <string.h>
+
+#define XK_SINC_SERIES 1e-4
+#define XK_SINC_TAYLOR 0.1
+#define XK_FLOOR 1e-10
+#define XK_CLAMP (-700.0)
+#define XK_EPS2 1e-12
+
+/* ------------------------------------------------------------------ portable */
+
+static void sinc_and_derivative(double x, int deriv, double *s, double *ds)
+{
+    double ax = fabs(x), x2 = x * x;
+    if (ax < XK_SINC_SERIES) {
+        *s = 1.0 - x2 / 6.0 + x2 * x2 / 120.0;
+        *ds = x * (-1.0 / 3.0 + x2 / 30.0);
+        return;
+    }
+    double sn = sin(x);
+    *s = sn / x;
+    if (!deriv) { *ds = 0.0; return; }
+    if (ax < XK_SINC_TAYLOR)
+        *ds = x * (-1.0 / 3.0 + x2 * (1.0 / 30.0 + x2 * (-1.0 / 840.0 +
+                   x2 * (1.0 / 45360.0 - x2 / 3991680.0))));
+    else
+        *ds = (x * cos(x) - sn) / x2;
+}
+
+static void segment_portable(const xk_seg *s, const xk_tab *T, size_t i, size_t j0, size_t len,
+                             const float *y32, const double *y64, double *r, double *J,
+                             size_t ld)
+{
+    const int lam = s->laminar;
+    const size_t np = lam ? 7 : 3;
+    for (size_t t = 0; t < len; t++) {
+        size_t j = j0 + t;
+        double y = y32 ? (double)y32[t] : y64[t];
+        if (!isfinite(y)) {
+            r[t] = 0.0;
+            if (J) for (size_t c = 0; c < np + 2; c++) J[c * ld + t] = 0.0;
+            continue;
+        }
+        double dCd = T->CD[i] - T->CD[j];
+        double ID = sqrt(dCd * dCd + XK_EPS2);
+        double e = -s->A * ID;
+        int clampD = !(e >= XK_CLAMP);
+        if (clampD) e = XK_CLAMP;
+        double g1d = exp(e);
+        double sinc = 1.0, dsinc = 0.0, IG = 0.0, dCg = 0.0;
+        if (lam) {
+            dCg = T->CG[i] - T->CG[j];
+            IG = sqrt(dCg * dCg + XK_EPS2);
+            sinc_and_derivative(s->bc * IG, J != NULL, &sinc, &dsinc);
+        }
+        double g1raw = g1d * sinc * sinc;
+        int floor_ = !(g1raw > XK_FLOOR);
+        double g1 = floor_ ? XK_FLOOR : g1raw;
+        double g2 = s->off + s->con * g1 * g1;
+        r[t] = s->ws * (y - g2);
+        if (!J) continue;
+        double f = floor_ ? 0.0 : -s->ws * s->con * 2.0 * g1;
+        double wD = clampD ? 0.0 : f * g1raw * (-s->A) * dCd / ID;
+        for (int q = 0; q < 3; q++) J[q * ld + t] = wD * (T->dCD[q][i] - T->dCD[q][j]);
+        if (lam) {
+            double fp = f * g1d * 2.0 * sinc * dsinc;
+            double w2 = fp * s->bc * dCg / IG;
+            for (int q = 0; q < 3; q++) J[(3 + q) * ld + t] = w2 * (T->dCG[q][i] - T->dCG[q][j]);
+            J[6 * ld + t] = fp * s->Bdc * IG;
+        }
+        J[np * ld + t] = -s->ws * g1 * g1;
+        J[(np + 1) * ld + t] = -s->ws;
+    }
+}
+
+/* ------------------------------------------------------------------- AVX2 */
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define XK_HAVE_AVX2 1
+#define XK_AVX __attribute__((target("avx2,fma"), always_inline)) static inline
+
+XK_AVX __m256d v(double c) { return _mm256_set1_pd(c); }
+
+XK_AVX __m256d blend(__m256d mask, __m256d if_true, __m256d if_false)
+{
+    return _mm256_blendv_pd(if_false, if_true, mask);
+}
+
+/* exp(x) for x in [-708, 0] */
+XK_AVX __m256d exp_pd(__m256d x)
+{
+    __m256d n = _mm256_round_pd(_mm256_mul_pd(x, v(1.4426950408889634074)),
+                                _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256d r = _mm256_fnmadd_pd(n, v(6.93147180369123816490e-01), x);
+    r = _mm256_fnmadd_pd(n, v(1.90821492927058770002e-10), r);
+    __m256d p = v(1.0 / 6227020800.0);                 /* 1/13! */
+    p = _mm256_fmadd_pd(p, r, v(1.0 / 479001600.0));
+    p = _mm256_fmadd_pd(p, r, v(1.0 / 39916800.0));
+    p = _mm256_fmadd_pd(p, r, v(1.0 / 3628800.0));
+    p = _mm256_fmadd_pd(p, r, v(1.0 / 362880.0));
+    p = _mm256_fmadd_pd(p, r, v(1.0 / 40320.0));
+    p = _mm256_fmadd_pd(p, r, v(1.0 / 5040.0));
+    p = _mm256_fmadd_pd(p, r, v(1.0 / 720.0));
+    p = _mm256_fmadd_pd(p, r, v(1.0 / 120.0));
+    p = _mm256_fmadd_pd(p, r, v(1.0 / 24.0));
+    p = _mm256_fmadd_pd(p, r, v(1.0 / 6.0));
+    p = _mm256_fmadd_pd(p, r, v(0.5));
+    p = _mm256_fmadd_pd(p, r, v(1.0));
+    p = _mm256_fmadd_pd(p, r, v(1.0));
+    __m256i e = _mm256_cvtepi32_epi64(_mm256_cvtpd_epi32(n));
+    e = _mm256_slli_epi64(_mm256_add_epi64(e, _mm256_set1_epi64x(1023)), 52);
+    return _mm256_mul_pd(p, _mm256_castsi256_pd(e));
+}
+
+/* sin and cos of x, |x| <= 1e5 (other lanes are fixed by the caller) */
+XK_AVX void sincos_pd(__m256d x, __m256d *so, __m256d *co)
+{
+    __m256d q = _mm256_round_pd(_mm256_mul_pd(x, v(0.63661977236758134308)),
+                                _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256d r = _mm256_fnmadd_pd(q, v(1.57079632673412561417e+00), x);
+    r = _mm256_fnmadd_pd(q, v(6.07710050630396597660e-11), r);
+    r = _mm256_fnmadd_pd(q, v(2.02226624871116645580e-21), r);
+    __m256d r2 = _mm256_mul_pd(r, r);
+    __m256d ps = v(1.0 / 355687428096000.0);           /* 1/17! */
+    ps = _mm256_fmadd_pd(ps, r2, v(-1.0 / 1307674368000.0));
+    ps = _mm256_fmadd_pd(ps, r2, v(1.0 / 6227020800.0));
+    ps = _mm256_fmadd_pd(ps, r2, v(-1.0 / 39916800.0));
+    ps = _mm256_fmadd_pd(ps, r2, v(1.0 / 362880.0));
+    ps = _mm256_fmadd_pd(ps, r2, v(-1.0 / 5040.0));
+    ps = _mm256_fmadd_pd(ps, r2, v(1.0 / 120.0));
+    ps = _mm256_fmadd_pd(ps, r2, v(-1.0 / 6.0));
+    ps = _mm256_fmadd_pd(_mm256_mul_pd(ps, r2), r, r);  /* r + r^3 (...) */
+    __m256d pc = v(1.0 / 6402373705728000.0);          /* 1/18! */
+    pc = _mm256_fmadd_pd(pc, r2, v(-1.0 / 20922789888000.0));
+    pc = _mm256_fmadd_pd(pc, r2, v(1.0 / 87178291200.0));
+    pc = _mm256_fmadd_pd(pc, r2, v(-1.0 / 479001600.0));
+    pc = _mm256_fmadd_pd(pc, r2, v(1.0 / 3628800.0));
+    pc = _mm256_fmadd_pd(pc, r2, v(-1.0 / 40320.0));
+    pc = _mm256_fmadd_pd(pc, r2, v(1.0 / 720.0));
+    pc = _mm256_fmadd_pd(pc, r2, v(-1.0 / 24.0));
+    pc = _mm256_fmadd_pd(pc, r2, v(0.5));
+    pc = _mm256_fnmadd_pd(pc, r2, v(1.0));              /* 1 - r^2 (...) */
+    __m256i qi = _mm256_cvtepi32_epi64(_mm256_cvtpd_epi32(q));
+    __m256i one = _mm256_set1_epi64x(1), two = _mm256_set1_epi64x(2);
+    __m256d swap = _mm256_castsi256_pd(_mm256_cmpeq_epi64(_mm256_and_si256(qi, one), one));
+    __m256d negs = _mm256_castsi256_pd(_mm256_cmpeq_epi64(_mm256_and_si256(qi, two), two));
+    __m256d negc = _mm256_castsi256_pd(
+        _mm256_cmpeq_epi64(_mm256_and_si256(_mm256_add_epi64(qi, one), two), two));
+    __m256d sign = v(-0.0);
+    __m256d s = blend(swap, pc, ps), c = blend(swap, ps, pc);
+    *so = _mm256_xor_pd(s, _mm256_and_pd(negs, sign));
+    *co = _mm256_xor_pd(c, _mm256_and_pd(negc, sign));
+}
+
+/* Four entries: j-indexed inputs at CDj[0..3] etc.; outputs r[0..3] and
+ * J[c * ld + 0..3]. */
+XK_AVX void body4(const xk_seg *s, const xk_tab *T, size_t i, const double *CDj,
+                  const double *CGj, const double *const dCDj[3], const double *const dCGj[3],
+                  __m256d y, double *r, double *J, size_t ld)
+{
+    const __m256d sign = v(-0.0);
+    __m256d ay = _mm256_andnot_pd(sign, y);
+    __m256d valid = _mm256_cmp_pd(ay, v(INFINITY), _CMP_LT_OQ);    /* finite (NaN: false) */
+
+    __m256d dCd = _mm256_sub_pd(v(T->CD[i]), _mm256_loadu_pd(CDj));
+    __m256d ID = _mm256_sqrt_pd(_mm256_fmadd_pd(dCd, dCd, v(XK_EPS2)));
+    __m256d e = _mm256_mul_pd(v(-s->A), ID);
+    __m256d clampD = _mm256_cmp_pd(e, v(XK_CLAMP), _CMP_NGE_UQ);  /* !(e >= -700) */
+    e = blend(clampD, v(XK_CLAMP), e);
+    __m256d g1d = exp_pd(e);
+
+    __m256d sinc = v(1.0), dsinc = v(0.0), IG = v(0.0), dCg = v(0.0);
+    if (s->laminar) {
+        dCg = _mm256_sub_pd(v(T->CG[i]), _mm256_loadu_pd(CGj));
+        IG = _mm256_sqrt_pd(_mm256_fmadd_pd(dCg, dCg, v(XK_EPS2)));
+        __m256d x = _mm256_mul_pd(v(s->bc), IG);
+        __m256d ax = _mm256_andnot_pd(sign, x);
+        __m256d sn, cs;
+        sincos_pd(x, &sn, &cs);
+        if (_mm256_movemask_pd(_mm256_cmp_pd(ax, v(1e5), _CMP_GT_OQ))) {
+            double xs[4], ss[4], cc[4];
+            _mm256_storeu_pd(xs, x);
+            _mm256_storeu_pd(ss, sn);
+            _mm256_storeu_pd(cc, cs);
+            for (int l = 0; l < 4; l++)
+                if (fabs(xs[l]) > 1e5) { ss[l] = sin(xs[l]); cc[l] = cos(xs[l]); }
+            sn = _mm256_loadu_pd(ss);
+            cs = _mm256_loadu_pd(cc);
+        }
+        __m256d x2 = _mm256_mul_pd(x, x);
+        __m256d small = _mm256_cmp_pd(ax, v(XK_SINC_SERIES), _CMP_LT_OQ);
+        __m256d series = _mm256_fmadd_pd(x2, _mm256_fmadd_pd(x2, v(1.0 / 120.0), v(-1.0 / 6.0)),
+                                         v(1.0));
+        sinc = blend(small, series, _mm256_div_pd(sn, x));
+        if (J) {
+            __m256d mid = _mm256_cmp_pd(ax, v(XK_SINC_TAYLOR), _CMP_LT_OQ);
+            __m256d d_series = _mm256_mul_pd(x, _mm256_fmadd_pd(x2, v(1.0 / 30.0), v(-1.0 / 3.0)));
+            __m256d t = _mm256_fmadd_pd(x2, v(-1.0 / 3991680.0), v(1.0 / 45360.0));
+            t = _mm256_fmadd_pd(x2, t, v(-1.0 / 840.0));
+            t = _mm256_fmadd_pd(x2, t, v(1.0 / 30.0));
+            t = _mm256_fmadd_pd(x2, t, v(-1.0 / 3.0));
+            __m256d d_taylor = _mm256_mul_pd(x, t);
+            __m256d d_closed = _mm256_div_pd(_mm256_fmsub_pd(x, cs, sn), x2);
+            dsinc = blend(small, d_series, blend(mid, d_taylor, d_closed));
+        }
+    }
+    __m256d g1raw = _mm256_mul_pd(g1d, _mm256_mul_pd(sinc, sinc));
+    __m256d above = _mm256_cmp_pd(g1raw, v(XK_FLOOR), _CMP_GT_OQ);
+    __m256d g1 = blend(above, g1raw, v(XK_FLOOR));
+    __m256d g1sq = _mm256_mul_pd(g1, g1);
+    __m256d g2 = _mm256_fmadd_pd(v(s->con), g1sq, v(s->off));
+    __m256d res = _mm256_mul_pd(v(s->ws), _mm256_sub_pd(y, g2));
+    _mm256_storeu_pd(r, _mm256_and_pd(valid, res));
+    if (!J) return;
+
+    const size_t np = s->laminar ? 7 : 3;
+    __m256d live = _mm256_and_pd(valid, above);
+    __m256d f = _mm256_and_pd(live, _mm256_mul_pd(v(-2.0 * s->ws * s->con), g1));
+    __m256d wD = _mm256_div_pd(_mm256_mul_pd(_mm256_mul_pd(f, g1raw), _mm256_mul_pd(v(-s->A), dCd)),
+                               ID);
+    wD = _mm256_andnot_pd(clampD, wD);
+    for (int q = 0; q < 3; q++)
+        _mm256_storeu_pd(J + q * ld,
+                         _mm256_mul_pd(wD, _mm256_sub_pd(v(T->dCD[q][i]), _mm256_loadu_pd(dCDj[q]))));
+    if (s->laminar) {
+        __m256d fp = _mm256_mul_pd(_mm256_mul_pd(f, g1d), _mm256_mul_pd(v(2.0), _mm256_mul_pd(sinc, dsinc)));
+        __m256d w2 = _mm256_div_pd(_mm256_mul_pd(_mm256_mul_pd(fp, v(s->bc)), dCg), IG);
+        for (int q = 0; q < 3; q++)
+            _mm256_storeu_pd(J + (3 + q) * ld,
+                             _mm256_mul_pd(w2, _mm256_sub_pd(v(T->dCG[q][i]), _mm256_loadu_pd(dCGj[q]))));
+        _mm256_storeu_pd(J + 6 * ld, _mm256_mul_pd(_mm256_mul_pd(fp, v(s->Bdc)), IG));
+    }
+    _mm256_storeu_pd(J + np * ld, _mm256_and_pd(valid, _mm256_mul_pd(v(-s->ws), g1sq)));
+    _mm256_storeu_pd(J + (np + 1) * ld, _mm256_and_pd(valid, v(-s->ws)));
+}
+
+__attribute__((target("avx2,fma")))
+static void segment_avx2(const xk_seg *s, const xk_tab *T, size_t i, size_t j0, size_t len,
+                         const float *y32, const double *y64, double *r, double *J, size_t ld)
+{
+    const int lam = s->laminar;
+    const size_t np = lam ? 7 : 3, k = np + 2;
+    size_t t = 0;
+    for (; t + 4 <= len; t += 4) {
+        size_t j = j0 + t;
+        const double *dD[3] = {T->dCD[0] + j, T->dCD[1] + j, T->dCD[2] + j};
+        const double *dG[3] = {lam ? T->dCG[0] + j : NULL, lam ? T->dCG[1] + j : NULL,
+                               lam ? T->dCG[2] + j : NULL};
+        __m256d y = y32 ? _mm256_cvtps_pd(_mm_loadu_ps(y32 + t)) : _mm256_loadu_pd(y64 + t);
+        body4(s, T, i, T->CD + j, lam ? T->CG + j : NULL, dD, dG, y, r + t, J ? J + t : NULL, ld);
+    }
+    if (t == len) return;
+    /* tail: the same code on padded copies (entries repeat the last one) */
+    double CDj[4], CGj[4], dD[3][4], dG[3][4], yv[4], rr[4], JJ[9 * 4];
+    for (int l = 0; l < 4; l++) {
+        size_t tt = t + (size_t)l < len ? t + (size_t)l : len - 1, j = j0 + tt;
+        CDj[l] = T->CD[j];
+        CGj[l] = lam ? T->CG[j] : 0.0;
+        for (int q = 0; q < 3; q++) {
+            dD[q][l] = T->dCD[q][j];
+            dG[q][l] = lam ? T->dCG[q][j] : 0.0;
+        }
+        yv[l] = y32 ? (double)y32[tt] : y64[tt];
+    }
+    const double *pD[3] = {dD[0], dD[1], dD[2]}, *pG[3] = {dG[0], dG[1], dG[2]};
+    body4(s, T, i, CDj, CGj, pD, pG, _mm256_loadu_pd(yv), rr, J ? JJ : NULL, 4);
+    for (size_t l = 0; t + l < len; l++) {
+        r[t + l] = rr[l];
+        if (J)
+            for (size_t c = 0; c < k; c++) J[c * ld + t + l] = JJ[c * 4 + l];
+    }
+}
+#endif
+
+int xk_cpu_avx2(void)
+{
+#ifdef XK_HAVE_AVX2
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#else
+    return 0;
+#endif
+}
+
+void xk_segment(int avx2, const xk_seg *s, const xk_tab *T, size_t i, size_t j0, size_t len,
+                const float *y32, const double *y64, double *r, double *J, size_t ld)
+{
+#ifdef XK_HAVE_AVX2
+    if (avx2) {
+        segment_avx2(s, T, i, j0, len, y32, y64, r, J, ld);
+        return;
+    }
+#endif
+    (void)avx2;
+    segment_portable(s, T, i, j0, len, y32, y64, r, J, ld);
+}

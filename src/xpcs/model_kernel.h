@@ -1,0 +1,41 @@
+/*
+ * model_kernel.h - the inner loop of the XPCS model (private).
+ *
+ * One call evaluates a segment of one angle's matrix row i: the entries
+ * (i, j) for j = j0 .. j0 + len - 1, contiguous in j.  Residuals go to r[t],
+ * and when J is not NULL the Jacobian block is written column-major:
+ * d r_t / d (column c) at J[c * ld + t], columns in the pattern's order
+ * (np physical, then contrast, then offset).
+ */
+#ifndef NLSQ_XPCS_MODEL_KERNEL_H
+#define NLSQ_XPCS_MODEL_KERNEL_H
+
+#include <stddef.h>
+
+#define XK_HIDDEN __attribute__((visibility("hidden")))
+
+/* Per-x tables, structure of arrays (n values each). */
+typedef struct xk_tab {
+    const double *CD, *CG;           /* cumulative trapezoids of D and G (CG NULL: static) */
+    const double *dCD[3], *dCG[3];   /* their derivatives w.r.t. (amplitude, exponent, offset) */
+} xk_tab;
+
+/* Per (x, angle, weight) constants. */
+typedef struct xk_seg {
+    double A;          /* q^2 dt / 2 */
+    double bc;         /* B cos((phi0 - phi_a) pi/180) */
+    double Bdc;        /* B d cos / d phi0 (degrees) */
+    double con, off;   /* contrast_a, offset_a */
+    double ws;         /* row weight / sigma (sqrt(2)/sigma for merged symmetric pairs) */
+    int laminar;       /* 7 physical parameters, else 3 */
+} xk_seg;
+
+/* y: data as stored (exactly one of y32 / y64 is not NULL, stride 1). */
+XK_HIDDEN void xk_segment(int avx2, const xk_seg *s, const xk_tab *T, size_t i, size_t j0,
+                          size_t len, const float *y32, const double *y64, double *r,
+                          double *J, size_t ld);
+
+/* 1 when the CPU runs the AVX2+FMA kernel. */
+XK_HIDDEN int xk_cpu_avx2(void);
+
+#endif
