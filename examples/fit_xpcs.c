@@ -38,6 +38,7 @@
 #include "fit_xpcs_args.h"
 #include "xpcs_output.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -45,6 +46,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #define EXIT_CONVERGED 0
 #define EXIT_NOT_CONVERGED 1
@@ -81,14 +83,58 @@ static double now_s(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+typedef struct progress_ctx {
+    int print;          /* --progress */
+    long delay_ms;      /* test hook: FIT_XPCS_TEST_ITER_DELAY_MS */
+} progress_ctx;
+
 static int progress_cb(void *ctx, const nlsq_progress_info *info)
 {
-    (void)ctx;
-    fprintf(stderr, "fit_xpcs: %s %4zu  cost %.10e  |g| %.3e  %s %.3e  %.2f s\n",
-            info->phase == NLSQ_PHASE_ADAM ? "epoch" : "iter ", info->iteration,
-            info->cost, info->grad_norm, info->phase == NLSQ_PHASE_ADAM ? "lr" : "lambda",
-            info->lambda, info->elapsed);
+    const progress_ctx *pc = ctx;
+    if (pc->print)
+        fprintf(stderr, "fit_xpcs: %s %4zu  cost %.10e  |g| %.3e  %s %.3e  %.2f s\n",
+                info->phase == NLSQ_PHASE_ADAM ? "epoch" : "iter ", info->iteration,
+                info->cost, info->grad_norm, info->phase == NLSQ_PHASE_ADAM ? "lr" : "lambda",
+                info->lambda, info->elapsed);
+    if (pc->delay_ms > 0) {
+        struct timespec ts = {pc->delay_ms / 1000, (pc->delay_ms % 1000) * 1000000L};
+        nanosleep(&ts, NULL);
+    }
     return 0;
+}
+
+/* Can a file be created next to path?  Checked before a long fit, so that a
+ * bad --output / --checkpoint / --plot path fails at once.  0, or errno. */
+static int probe_writable(const char *path)
+{
+    size_t n = strlen(path) + 48;
+    char *tmp = malloc(n);
+    if (!tmp) return ENOMEM;
+    snprintf(tmp, n, "%s.probe.%ld", path, (long)getpid());
+    FILE *fp = fopen(tmp, "wb");
+    int e = fp ? 0 : errno;
+    if (fp) {
+        fclose(fp);
+        remove(tmp);
+    }
+    free(tmp);
+    return e;
+}
+
+/* The solver recorded in a checkpoint file (header field at byte 16, see
+ * src/checkpoint.c): 1 LM, 2 Adam, 3 hybrid; 0 when unreadable (nlsq_resume
+ * then reports why). */
+static int checkpoint_solver(const char *path)
+{
+    FILE *fp = fopen(path, "rb");
+    if (!fp) return 0;
+    unsigned char h[20];
+    size_t n = fread(h, 1, sizeof h, fp);
+    fclose(fp);
+    if (n != sizeof h || memcmp(h, "NLSQCKP", 8) != 0) return 0;
+    uint32_t v;
+    memcpy(&v, h + 16, sizeof v);
+    return v >= 1 && v <= 3 ? (int)v : 0;
 }
 
 /* The synthetic truth, mapped to the selection's angles.  The writer stores
@@ -141,8 +187,24 @@ int main(int argc, char **argv)
         fprintf(stderr, "fit_xpcs: %s\n", perr);
         return EXIT_BAD_INPUT;
     }
-    if (a.checkpoint || a.resume || a.plot || a.output)
-        return bad_input("--checkpoint, --resume, --output and --plot are not yet supported");
+    if (a.plot || a.output)
+        return bad_input("--output and --plot are not yet supported");
+    {
+        const char *what[3] = {"--output", "--checkpoint", "--plot"};
+        const char *paths[3] = {a.output, a.checkpoint, a.plot};
+        for (int k = 0; k < 3; k++) {
+            int e = paths[k] ? probe_writable(paths[k]) : 0;
+            if (e) return bad_input("%s %s: cannot create files there (%s)", what[k], paths[k],
+                                    strerror(e));
+        }
+    }
+    if (a.resume) {
+        static const char *const solver_names[4] = {"", "lm", "adam", "hybrid"};
+        int sv = checkpoint_solver(a.resume);
+        if (sv && strcmp(solver_names[sv], a.method) != 0)
+            return bad_usage("--resume %s: the checkpoint is of --method %s, not %s", a.resume,
+                             solver_names[sv], a.method);
+    }
 
     char err[512] = "";
     nlsq_xpcs_file *f = NULL;
@@ -241,7 +303,23 @@ int main(int argc, char **argv)
     nlsq_options_init(&opt);
     opt.n_threads = a.n_threads;
     opt.max_iter = a.max_iter;
-    if (a.progress) opt.progress = progress_cb;
+    progress_ctx pctx = {a.progress, 0};
+    {
+        const char *d = getenv("FIT_XPCS_TEST_ITER_DELAY_MS");
+        if (d && *d) pctx.delay_ms = strtol(d, NULL, 10);
+        if (pctx.delay_ms < 0 || pctx.delay_ms > 10000) pctx.delay_ms = 0;
+    }
+    if (pctx.print || pctx.delay_ms > 0) {
+        opt.progress = progress_cb;
+        opt.progress_ctx = &pctx;
+    }
+    /* Checkpoints: --checkpoint FILE, or keep saving to the --resume file so
+     * that a resumed fit killed again can be resumed again. */
+    const char *ckpt = a.checkpoint ? a.checkpoint : a.resume;
+    if (ckpt) {
+        opt.checkpoint_path = ckpt;
+        opt.checkpoint_every = a.checkpoint_every;
+    }
 
     nlsq_result res;
     memset(&res, 0, sizeof res);
@@ -249,7 +327,8 @@ int main(int argc, char **argv)
     res.covariance = cov;
     double t0 = now_s();
     int status;
-    if (!strcmp(a.method, "adam")) status = nlsq_adam(&pb, &opt, x, &res);
+    if (a.resume) status = nlsq_resume(&pb, &opt, a.resume, x, &res);
+    else if (!strcmp(a.method, "adam")) status = nlsq_adam(&pb, &opt, x, &res);
     else if (!strcmp(a.method, "hybrid")) status = nlsq_hybrid(&pb, &opt, x, &res);
     else status = nlsq_lm(&pb, &opt, x, &res);
     int have_cov = 0;
@@ -270,6 +349,16 @@ int main(int argc, char **argv)
     const char *le = nlsq_xpcs_model_last_error(m);
     if (status == NLSQ_ECALLBACK && le[0]) {
         bad_input("%s", le);
+        goto done;
+    }
+    if (a.resume && (status == NLSQ_EIO || status == NLSQ_ECHECKPOINT)) {
+        bad_input("--resume %s: %s (give the same input and options as the interrupted fit)",
+                  a.resume, res.message[0] ? res.message : nlsq_status_string(status));
+        goto done;
+    }
+    if (status == NLSQ_EIO && ckpt) {
+        bad_input("--checkpoint %s: %s", ckpt,
+                  res.message[0] ? res.message : nlsq_status_string(status));
         goto done;
     }
 
