@@ -187,8 +187,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "fit_xpcs: %s\n", perr);
         return EXIT_BAD_INPUT;
     }
-    if (a.plot || a.output)
-        return bad_input("--output and --plot are not yet supported");
+    if (a.plot)
+        return bad_input("--plot is not yet supported");
     {
         const char *what[3] = {"--output", "--checkpoint", "--plot"};
         const char *paths[3] = {a.output, a.checkpoint, a.plot};
@@ -402,7 +402,12 @@ int main(int argc, char **argv)
 
     if (a.json) xpcs_print_json(stdout, &r);
     else xpcs_print_table(stdout, &r);
+    fflush(stdout);
     exit_code = status > 0 ? EXIT_CONVERGED : EXIT_NOT_CONVERGED;
+    if (a.output && xpcs_write_result(a.output, &r, a.save_fit, err, sizeof err) != 0) {
+        exit_code = bad_input("%s", err);
+        goto done;
+    }
 
 done:
     free(x);

@@ -5,11 +5,14 @@
 #define _POSIX_C_SOURCE 200809L
 #include "xpcs_output.h"
 
+#include <errno.h>
+#include <hdf5.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define XO_PI 3.14159265358979323846
 
@@ -318,4 +321,384 @@ void xpcs_g2_free(xpcs_g2 *g)
 {
     free(g->CD);
     g->CD = g->CG = NULL;
+}
+
+/* ------------------------------------------------------------------------ */
+/* HDF5 result file                                                           */
+/* ------------------------------------------------------------------------ */
+
+/* All helpers return a negative value on failure (HDF5 style). */
+
+static herr_t attr_raw(hid_t obj, const char *name, hid_t type, hid_t space, const void *v)
+{
+    hid_t at = H5Acreate2(obj, name, type, space, H5P_DEFAULT, H5P_DEFAULT);
+    if (at < 0) return -1;
+    herr_t e = H5Awrite(at, type, v);
+    H5Aclose(at);
+    return e;
+}
+
+static herr_t attr_double(hid_t obj, const char *name, double v)
+{
+    hid_t sp = H5Screate(H5S_SCALAR);
+    herr_t e = attr_raw(obj, name, H5T_NATIVE_DOUBLE, sp, &v);
+    H5Sclose(sp);
+    return e;
+}
+
+static herr_t attr_int(hid_t obj, const char *name, long long v)
+{
+    hid_t sp = H5Screate(H5S_SCALAR);
+    herr_t e = attr_raw(obj, name, H5T_NATIVE_LLONG, sp, &v);
+    H5Sclose(sp);
+    return e;
+}
+
+static hid_t vlen_str_type(void)
+{
+    hid_t t = H5Tcopy(H5T_C_S1);
+    if (t < 0) return t;
+    H5Tset_size(t, H5T_VARIABLE);
+    H5Tset_cset(t, H5T_CSET_UTF8);
+    return t;
+}
+
+static herr_t attr_str(hid_t obj, const char *name, const char *v)
+{
+    hid_t t = vlen_str_type(), sp = H5Screate(H5S_SCALAR);
+    const char *p = v ? v : "";
+    herr_t e = attr_raw(obj, name, t, sp, &p);
+    H5Sclose(sp);
+    H5Tclose(t);
+    return e;
+}
+
+static herr_t attr_doubles(hid_t obj, const char *name, const double *v, size_t n)
+{
+    hsize_t d = n;
+    hid_t sp = H5Screate_simple(1, &d, NULL);
+    herr_t e = attr_raw(obj, name, H5T_NATIVE_DOUBLE, sp, v);
+    H5Sclose(sp);
+    return e;
+}
+
+static herr_t attr_strs(hid_t obj, const char *name, const char *const *v, size_t n)
+{
+    hsize_t d = n;
+    hid_t t = vlen_str_type(), sp = H5Screate_simple(1, &d, NULL);
+    herr_t e = attr_raw(obj, name, t, sp, v);
+    H5Sclose(sp);
+    H5Tclose(t);
+    return e;
+}
+
+/* A dataset of rank 0 (dims NULL), 1 or 2, float64, written at once; returns
+ * the open dataset (caller closes) or < 0. */
+static hid_t dset_doubles(hid_t loc, const char *name, int rank, const hsize_t *dims,
+                          const double *v)
+{
+    hid_t sp = rank == 0 ? H5Screate(H5S_SCALAR) : H5Screate_simple(rank, dims, NULL);
+    if (sp < 0) return -1;
+    hid_t ds = H5Dcreate2(loc, name, H5T_IEEE_F64LE, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    H5Sclose(sp);
+    if (ds < 0) return -1;
+    if (H5Dwrite(ds, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, v) < 0) {
+        H5Dclose(ds);
+        return -1;
+    }
+    return ds;
+}
+
+static herr_t put_doubles(hid_t loc, const char *name, size_t n, const double *v)
+{
+    hsize_t d = n;
+    hid_t ds = dset_doubles(loc, name, 1, &d, v);
+    if (ds < 0) return -1;
+    return H5Dclose(ds);
+}
+
+static herr_t put_strs(hid_t loc, const char *name, const char *const *v, size_t n)
+{
+    hsize_t d = n;
+    hid_t t = vlen_str_type(), sp = H5Screate_simple(1, &d, NULL);
+    hid_t ds = H5Dcreate2(loc, name, t, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    herr_t e = ds < 0 ? -1 : H5Dwrite(ds, t, H5S_ALL, H5S_ALL, H5P_DEFAULT, v);
+    if (ds >= 0) H5Dclose(ds);
+    H5Sclose(sp);
+    H5Tclose(t);
+    return e;
+}
+
+/* The p parameter names of the fit vector ("D0", ..., "contrast_0",
+ * "offset_0", ...), in one malloc'ed block. */
+static char **param_names(const xpcs_report *r)
+{
+    size_t p = r->p;
+    char **names = malloc(p * sizeof(char *) + p * 32);
+    if (!names) return NULL;
+    char *txt = (char *)(names + p);
+    for (size_t k = 0; k < p; k++) {
+        names[k] = txt + 32 * k;
+        if (k < r->np) snprintf(names[k], 32, "%s", nlsq_xpcs_param_name(k));
+        else snprintf(names[k], 32, "%s_%zu", (k - r->np) % 2 ? "offset" : "contrast",
+                      (k - r->np) / 2);
+    }
+    return names;
+}
+
+/* /fit/c2_fit/angle_KKK and /fit/c2_residual/angle_KKK, row block by row
+ * block: N x N float32, chunks of whole row blocks, gzip. */
+static int write_fit(hid_t fid, const xpcs_report *r, char *err, size_t es)
+{
+    const size_t N = r->N, np = r->np;
+    size_t B = (size_t)(1u << 20) / (N ? N : 1);   /* ~8 MiB of float64 per buffer */
+    if (B < 1) B = 1;
+    if (B > 64) B = 64;
+    if (B > N) B = N;
+    double *data = malloc(sizeof(double) * B * N), *fit = malloc(sizeof(double) * B * N);
+    float *f32 = malloc(sizeof(float) * B * N), *r32 = malloc(sizeof(float) * B * N);
+    xpcs_g2 g;
+    int g_ok = xpcs_g2_init(&g, r->cfg, N, r->x) == 0;
+    hid_t gfit = -1, gcf = -1, gcr = -1, dcpl = -1, fsp = -1;
+    int rc = -1;
+    if (!data || !fit || !f32 || !r32 || !g_ok) {
+        snprintf(err, es, "out of memory writing /fit (N = %zu)", N);
+        goto out;
+    }
+    gfit = H5Gcreate2(fid, "fit", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    if (gfit < 0) goto h5fail;
+    if (attr_double(gfit, "sigma", r->cfg->sigma) < 0 ||
+        attr_str(gfit, "c2_fit", "model g2 at the fitted parameters, full N x N matrix") < 0 ||
+        attr_str(gfit, "c2_residual", "(c2_data - c2_fit) / sigma, full N x N matrix "
+                                      "(NaN where the data are not finite)") < 0 ||
+        attr_int(gfit, "first_frame", (long long)r->sel->first_frame) < 0)
+        goto h5fail;
+    gcf = H5Gcreate2(gfit, "c2_fit", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    gcr = H5Gcreate2(gfit, "c2_residual", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    if (gcf < 0 || gcr < 0) goto h5fail;
+    hsize_t dims[2] = {N, N}, chunk[2] = {B, N};
+    if (chunk[1] > 16384) chunk[1] = 16384;
+    fsp = H5Screate_simple(2, dims, NULL);
+    dcpl = H5Pcreate(H5P_DATASET_CREATE);
+    if (fsp < 0 || dcpl < 0 || H5Pset_chunk(dcpl, 2, chunk) < 0 || H5Pset_shuffle(dcpl) < 0 ||
+        H5Pset_deflate(dcpl, 4) < 0)
+        goto h5fail;
+    const double sigma = r->cfg->sigma, phi0 = np > 6 ? r->x[6] : 0.0;
+    for (size_t a = 0; a < r->P; a++) {
+        char name[32];
+        snprintf(name, sizeof name, "angle_%03zu", a);
+        hid_t df = H5Dcreate2(gcf, name, H5T_IEEE_F32LE, fsp, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+        hid_t dr = H5Dcreate2(gcr, name, H5T_IEEE_F32LE, fsp, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+        int ok = df >= 0 && dr >= 0;
+        hid_t both[2] = {df, dr};
+        for (int k = 0; ok && k < 2; k++)
+            ok = attr_double(both[k], "phi", r->sel->phi[a]) >= 0 &&
+                 attr_int(both[k], "angle_index", (long long)a) >= 0;
+        double con = r->x[np + 2 * a], off = r->x[np + 2 * a + 1];
+        for (size_t i0 = 0; ok && i0 < N; i0 += B) {
+            size_t nr = N - i0 < B ? N - i0 : B;
+            char rerr[256] = "";
+            if (nlsq_xpcs_read_rows(r->file, r->sel, a, i0, nr, data, rerr, sizeof rerr) != 0) {
+                snprintf(err, es, "reading rows for /fit: %s", rerr);
+                H5Dclose(df);
+                H5Dclose(dr);
+                goto out;
+            }
+            for (size_t i = 0; i < nr; i++)
+                xpcs_g2_row(&g, r->sel->phi[a], phi0, con, off, i0 + i, 0, N, fit + i * N);
+            for (size_t k = 0; k < nr * N; k++) {
+                f32[k] = (float)fit[k];
+                r32[k] = (float)((data[k] - fit[k]) / sigma);
+            }
+            hsize_t start[2] = {i0, 0}, cnt[2] = {nr, N};
+            hid_t msp = H5Screate_simple(2, cnt, NULL);
+            ok = msp >= 0 &&
+                 H5Sselect_hyperslab(fsp, H5S_SELECT_SET, start, NULL, cnt, NULL) >= 0 &&
+                 H5Dwrite(df, H5T_NATIVE_FLOAT, msp, fsp, H5P_DEFAULT, f32) >= 0 &&
+                 H5Dwrite(dr, H5T_NATIVE_FLOAT, msp, fsp, H5P_DEFAULT, r32) >= 0;
+            if (msp >= 0) H5Sclose(msp);
+        }
+        if (df >= 0) H5Dclose(df);
+        if (dr >= 0) H5Dclose(dr);
+        if (!ok) goto h5fail;
+    }
+    rc = 0;
+    goto out;
+h5fail:
+    snprintf(err, es, "HDF5 error writing /fit");
+out:
+    if (dcpl >= 0) H5Pclose(dcpl);
+    if (fsp >= 0) H5Sclose(fsp);
+    if (gcr >= 0) H5Gclose(gcr);
+    if (gcf >= 0) H5Gclose(gcf);
+    if (gfit >= 0) H5Gclose(gfit);
+    if (g_ok) xpcs_g2_free(&g);
+    free(data);
+    free(fit);
+    free(f32);
+    free(r32);
+    return rc;
+}
+
+static int write_all(hid_t fid, const xpcs_report *r, int save_fit, char *err, size_t es)
+{
+    const fit_xpcs_args *a = r->args;
+    const size_t p = r->p, P = r->P, np = r->np;
+    char **names = param_names(r);
+    double *tmp = malloc(sizeof(double) * (p * p + 4 * P + 2 * p + 16));
+    hid_t g = -1;
+    int rc = -1;
+    if (!names || !tmp) {
+        snprintf(err, es, "out of memory");
+        goto out;
+    }
+    /* root attributes: the fit */
+    if (attr_str(fid, "program", "fit_xpcs") < 0 || attr_int(fid, "format_version", 1) < 0 ||
+        attr_str(fid, "input", a->input) < 0 ||
+        attr_str(fid, "layout", nlsq_xpcs_layout_of(r->file) == NLSQ_XPCS_LAYOUT_APS_OLD
+                                    ? "APS old" : "APS-U") < 0 ||
+        attr_int(fid, "first_frame", (long long)r->sel->first_frame) < 0 ||
+        attr_int(fid, "last_frame", (long long)r->sel->last_frame) < 0 ||
+        attr_int(fid, "n_frames", (long long)r->N) < 0 ||
+        attr_double(fid, "cost", r->cost) < 0 ||
+        attr_double(fid, "reduced_chi2", r->reduced_chi2) < 0 ||
+        attr_int(fid, "n_rows", (long long)r->n_rows) < 0 ||
+        attr_int(fid, "n_excluded", (long long)r->n_excluded) < 0 ||
+        attr_int(fid, "n_params", (long long)p) < 0 || attr_double(fid, "dof", r->dof) < 0 ||
+        attr_int(fid, "iterations", (long long)r->iterations) < 0 ||
+        attr_str(fid, "status", nlsq_status_name(r->status)) < 0 ||
+        attr_int(fid, "status_code", r->status) < 0 || attr_str(fid, "message", r->message) < 0 ||
+        attr_double(fid, "seconds", r->seconds) < 0 || attr_str(fid, "method", a->method) < 0 ||
+        attr_str(fid, "mode", mode_name(r)) < 0 ||
+        attr_str(fid, "triangle", triangle_name(r)) < 0 ||
+        attr_int(fid, "include_diagonal", a->include_diagonal) < 0 ||
+        attr_str(fid, "resumed_from", a->resume ? a->resume : "") < 0)
+        goto h5fail;
+
+    /* the fit vector */
+    hid_t ds;
+    if ((ds = dset_doubles(fid, "q", 0, NULL, &r->sel->q)) < 0 || attr_str(ds, "unit", "1/A") < 0 ||
+        H5Dclose(ds) < 0)
+        goto h5fail;
+    if (put_doubles(fid, "phi", P, r->sel->phi) < 0 || put_strs(fid, "names", (const char *const *)names, p) < 0 ||
+        put_doubles(fid, "values", p, r->x) < 0 || put_doubles(fid, "sigmas", p, r->err) < 0)
+        goto h5fail;
+    {
+        hid_t dsp = H5Dopen2(fid, "phi", H5P_DEFAULT);
+        if (dsp < 0 || attr_str(dsp, "unit", "degrees") < 0 || H5Dclose(dsp) < 0) goto h5fail;
+    }
+    for (size_t k = 0; k < p * p; k++) tmp[k] = r->cov ? r->cov[k] : NAN;
+    hsize_t dc[2] = {p, p};
+    if ((ds = dset_doubles(fid, "covariance", 2, dc, tmp)) < 0 ||
+        attr_strs(ds, "parameter_order", (const char *const *)names, p) < 0 ||
+        attr_int(ds, "available", r->cov != NULL) < 0 ||
+        attr_str(ds, "definition", "2 cost / dof (J^T J)^-1, dof = n_rows - n_excluded - n_params") < 0 ||
+        H5Dclose(ds) < 0)
+        goto h5fail;
+    double *con = tmp, *off = tmp + P, *ces = tmp + 2 * P, *oes = tmp + 3 * P;
+    for (size_t k = 0; k < P; k++) {
+        con[k] = r->x[np + 2 * k];
+        off[k] = r->x[np + 2 * k + 1];
+        ces[k] = r->err[np + 2 * k];
+        oes[k] = r->err[np + 2 * k + 1];
+    }
+    if (put_doubles(fid, "contrast", P, con) < 0 || put_doubles(fid, "offset", P, off) < 0 ||
+        put_doubles(fid, "contrast_sigma", P, ces) < 0 || put_doubles(fid, "offset_sigma", P, oes) < 0)
+        goto h5fail;
+
+    /* /params: one scalar per physical parameter */
+    g = H5Gcreate2(fid, "params", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    if (g < 0) goto h5fail;
+    for (size_t k = 0; k < NLSQ_XPCS_N_PHYS; k++) {
+        double v = xpcs_report_phys(r, k);
+        if ((ds = dset_doubles(g, nlsq_xpcs_param_name(k), 0, NULL, &v)) < 0 ||
+            attr_str(ds, "unit", nlsq_xpcs_param_unit(k)) < 0 ||
+            attr_double(ds, "sigma", xpcs_report_phys_err(r, k)) < 0 ||
+            attr_int(ds, "fixed", k >= np) < 0 || H5Dclose(ds) < 0)
+            goto h5fail;
+    }
+    H5Gclose(g);
+
+    /* /options: the command line that produced this */
+    g = H5Gcreate2(fid, "options", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    if (g < 0) goto h5fail;
+    char frames[64];
+    if (a->have_frames && a->last != SIZE_MAX) snprintf(frames, sizeof frames, "%zu:%zu", a->first, a->last);
+    else if (a->have_frames) snprintf(frames, sizeof frames, "%zu:", a->first);
+    else frames[0] = '\0';
+    if (attr_double(g, "dt", a->dt) < 0 || attr_double(g, "gap", a->have_gap ? a->gap : NAN) < 0 ||
+        attr_double(g, "q", a->q) < 0 || attr_str(g, "frames", frames) < 0 ||
+        attr_str(g, "mode", mode_name(r)) < 0 || attr_str(g, "method", a->method) < 0 ||
+        attr_str(g, "triangle", triangle_name(r)) < 0 ||
+        attr_int(g, "include_diagonal", a->include_diagonal) < 0 ||
+        attr_int(g, "threads", a->n_threads) < 0 || attr_double(g, "sigma", a->sigma) < 0 ||
+        attr_int(g, "max_iter", (long long)a->max_iter) < 0 ||
+        attr_double(g, "memory_budget_mib", a->budget_mib) < 0 ||
+        attr_int(g, "k0", (long long)a->k0) < 0 ||
+        attr_doubles(g, "init", a->init, NLSQ_XPCS_N_PHYS) < 0 ||
+        attr_str(g, "checkpoint", a->checkpoint ? a->checkpoint : "") < 0 ||
+        attr_int(g, "checkpoint_every", (long long)a->checkpoint_every) < 0 ||
+        attr_str(g, "resume", a->resume ? a->resume : "") < 0 ||
+        attr_int(g, "save_fit", save_fit) < 0)
+        goto h5fail;
+    H5Gclose(g);
+    g = -1;
+
+    /* /truth (synthetic files) */
+    if (r->have_truth) {
+        g = H5Gcreate2(fid, "truth", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+        if (g < 0 || put_doubles(g, "params", NLSQ_XPCS_N_PHYS, r->truth_phys) < 0) goto h5fail;
+        if (r->truth_contrast && r->truth_offset &&
+            (put_doubles(g, "contrast", P, r->truth_contrast) < 0 ||
+             put_doubles(g, "offset", P, r->truth_offset) < 0))
+            goto h5fail;
+        H5Gclose(g);
+        g = -1;
+    }
+    if (save_fit && write_fit(fid, r, err, es) != 0) goto out;
+    rc = 0;
+    goto out;
+h5fail:
+    snprintf(err, es, "HDF5 error while writing the result");
+out:
+    if (g >= 0) H5Gclose(g);
+    free(names);
+    free(tmp);
+    return rc;
+}
+
+int xpcs_write_result(const char *path, const xpcs_report *r, int save_fit, char *err, size_t es)
+{
+    char e2[400] = "";
+    size_t n = strlen(path) + 48;
+    char *tmp = malloc(n);
+    if (!tmp) {
+        snprintf(err, es, "%s: out of memory", path);
+        return -1;
+    }
+    snprintf(tmp, n, "%s.tmp.%ld", path, (long)getpid());
+    H5E_auto2_t old_fn;
+    void *old_data;
+    H5Eget_auto2(H5E_DEFAULT, &old_fn, &old_data);
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    int rc = -1;
+    hid_t fid = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    if (fid < 0) {
+        snprintf(e2, sizeof e2, "cannot create '%s'", tmp);
+    } else {
+        rc = write_all(fid, r, save_fit, e2, sizeof e2);
+        if (H5Fclose(fid) < 0 && rc == 0) {
+            snprintf(e2, sizeof e2, "HDF5 error closing '%s'", tmp);
+            rc = -1;
+        }
+        if (rc == 0 && rename(tmp, path) != 0) {
+            snprintf(e2, sizeof e2, "cannot rename '%s' to '%s': %s", tmp, path, strerror(errno));
+            rc = -1;
+        }
+        if (rc != 0) remove(tmp);
+    }
+    H5Eset_auto2(H5E_DEFAULT, old_fn, old_data);
+    if (rc != 0) snprintf(err, es, "--output %s: %s", path, e2);
+    free(tmp);
+    return rc;
 }

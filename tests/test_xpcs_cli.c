@@ -25,6 +25,9 @@
  *                        JSON), h5dump reads it, h5py reads it (skipped when
  *                        /usr/bin/python3 has no h5py), no temp file left
  *   plots                --plot: PNG files exist, PNG signature, IHDR size
+ *   g2_rows_match_model  xpcs_g2_row (the O(1)-per-entry fitted c2 used by
+ *                        --save-fit and --plot) equals nlsq_xpcs_model_g2
+ *                        (laminar and static, k0 != 0)
  */
 #define _GNU_SOURCE
 #include <stdarg.h>
@@ -49,6 +52,8 @@
 #include <hdf5.h>
 
 #include "fit_xpcs_args.h"
+#include "nlsq_xpcs.h"
+#include "xpcs_output.h"
 
 #ifndef NLSQ_TEST_TMPDIR
 #define NLSQ_TEST_TMPDIR "/tmp"
@@ -646,6 +651,322 @@ static void checkpoint_resume(void **state)
     run_free(&full);
 }
 
+
+/* ---- --output ---------------------------------------------------------- */
+
+static double read_scalar_attr(hid_t obj, const char *name)
+{
+    double v = NAN;
+    hid_t at = H5Aopen(obj, name, H5P_DEFAULT);
+    if (at >= 0) {
+        H5Aread(at, H5T_NATIVE_DOUBLE, &v);
+        H5Aclose(at);
+    }
+    return v;
+}
+
+static void read_str_attr(hid_t obj, const char *name, char *buf, size_t size)
+{
+    buf[0] = '\0';
+    hid_t at = H5Aopen(obj, name, H5P_DEFAULT);
+    assert_true(at >= 0);
+    hid_t t = H5Tcopy(H5T_C_S1);
+    H5Tset_size(t, H5T_VARIABLE);
+    H5Tset_cset(t, H5T_CSET_UTF8);
+    char *s = NULL;
+    assert_true(H5Aread(at, t, &s) >= 0);
+    snprintf(buf, size, "%s", s ? s : "");
+    hid_t sp = H5Aget_space(at);
+    H5Dvlen_reclaim(t, sp, H5P_DEFAULT, &s);
+    H5Sclose(sp);
+    H5Tclose(t);
+    H5Aclose(at);
+}
+
+static void read_doubles(hid_t f, const char *name, double *v, size_t n)
+{
+    hid_t ds = H5Dopen2(f, name, H5P_DEFAULT);
+    assert_true(ds >= 0);
+    hid_t sp = H5Dget_space(ds);
+    assert_int_equal((size_t)H5Sget_simple_extent_npoints(sp), n);
+    H5Sclose(sp);
+    assert_true(H5Dread(ds, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, v) >= 0);
+    H5Dclose(ds);
+}
+
+static int no_temp_files(void)
+{
+    char cmd[800];
+    snprintf(cmd, sizeof cmd, "ls '%s' | grep -q '\\.tmp\\.\\|\\.probe\\.'", dir);
+    return system(cmd) != 0;
+}
+
+static void output_file(void **state)
+{
+    (void)state;
+    char out[600];
+    pathf(out, sizeof out, "result.h5");
+    unlink(out);
+    run_out r;
+    char *argv[] = {FIT_BASE, "--json", "--output", out, "--save-fit", NULL};
+    run(argv, &r);
+    assert_int_equal(r.exit_code, 0);
+    assert_true(json_valid(r.out));
+    assert_true(no_temp_files());
+
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    hid_t f = H5Fopen(out, H5F_ACC_RDONLY, H5P_DEFAULT);
+    assert_true(f >= 0);
+    char buf[4096], jb[4096], path[96];
+    /* root attributes == JSON */
+    read_str_attr(f, "status", buf, sizeof buf);
+    assert_true(json_get(r.out, "status", jb, sizeof jb));
+    assert_true(strlen(jb) == strlen(buf) + 2 && !strncmp(jb + 1, buf, strlen(buf)));
+    assert_true(json_get(r.out, "cost", jb, sizeof jb));
+    assert_true(read_scalar_attr(f, "cost") == strtod(jb, NULL));
+    assert_true(json_get(r.out, "reduced_chi2", jb, sizeof jb));
+    assert_true(read_scalar_attr(f, "reduced_chi2") == strtod(jb, NULL));
+    assert_true(read_scalar_attr(f, "n_rows") == 4.0 * 120 * 119 / 2);
+    assert_true(read_scalar_attr(f, "n_excluded") == 0);
+    assert_true(read_scalar_attr(f, "status_code") > 0);
+    assert_true(read_scalar_attr(f, "first_frame") == 0 && read_scalar_attr(f, "last_frame") == 119);
+    const char *strs[] = {"method", "mode", "triangle", "input"};
+    const char *want[] = {"lm", "laminar", "upper", synth_h5};
+    for (int k = 0; k < 4; k++) {
+        read_str_attr(f, strs[k], buf, sizeof buf);
+        assert_string_equal(buf, want[k]);
+    }
+    const char *rattrs[] = {"dof", "iterations", "seconds"};
+    for (int k = 0; k < 3; k++) assert_true(isfinite(read_scalar_attr(f, rattrs[k])));
+    /* /params/<name>: value and sigma == JSON */
+    for (int k = 0; k < 7; k++) {
+        char pp[64];
+        snprintf(pp, sizeof pp, "params/%s", phys[k]);
+        double v;
+        read_doubles(f, pp, &v, 1);
+        snprintf(path, sizeof path, "params.%s", phys[k]);
+        assert_true(json_get(r.out, path, jb, sizeof jb));
+        assert_true(v == strtod(jb, NULL));
+        hid_t ds = H5Dopen2(f, pp, H5P_DEFAULT);
+        snprintf(path, sizeof path, "errors.%s", phys[k]);
+        assert_true(json_get(r.out, path, jb, sizeof jb));
+        assert_true(read_scalar_attr(ds, "sigma") == strtod(jb, NULL));
+        read_str_attr(ds, "unit", buf, sizeof buf);
+        assert_string_equal(buf, nlsq_xpcs_param_unit((size_t)k));
+        H5Dclose(ds);
+    }
+    /* vectors */
+    double values[15], sigmas[15], cov[15 * 15], con[4], off[4], phi[4], q;
+    read_doubles(f, "values", values, 15);
+    read_doubles(f, "sigmas", sigmas, 15);
+    read_doubles(f, "covariance", cov, 225);
+    read_doubles(f, "contrast", con, 4);
+    read_doubles(f, "offset", off, 4);
+    read_doubles(f, "contrast_sigma", con, 4);
+    read_doubles(f, "offset_sigma", off, 4);
+    read_doubles(f, "phi", phi, 4);
+    read_doubles(f, "q", &q, 1);
+    assert_true(q == 0.01);
+    for (int k = 0; k < 15; k++) assert_true(fabs(sqrt(cov[k * 15 + k]) - sigmas[k]) <= 1e-12 * sigmas[k]);
+    read_doubles(f, "contrast", con, 4);
+    assert_true(json_get(r.out, "contrast", jb, sizeof jb));
+    assert_true(con[0] == strtod(jb + 1, NULL));
+    assert_true(values[7] == con[0]);
+    {
+        hid_t ds = H5Dopen2(f, "names", H5P_DEFAULT);
+        assert_true(ds >= 0);
+        H5Dclose(ds);
+        ds = H5Dopen2(f, "covariance", H5P_DEFAULT);
+        hid_t at = H5Aopen(ds, "parameter_order", H5P_DEFAULT);
+        assert_true(at >= 0);
+        hid_t sp = H5Aget_space(at);
+        assert_int_equal(H5Sget_simple_extent_npoints(sp), 15);
+        H5Sclose(sp);
+        H5Aclose(at);
+        H5Dclose(ds);
+    }
+    /* /options */
+    hid_t g = H5Gopen2(f, "options", H5P_DEFAULT);
+    assert_true(g >= 0);
+    assert_true(read_scalar_attr(g, "dt") == 0.02);
+    assert_true(read_scalar_attr(g, "gap") == 2e6);
+    assert_true(read_scalar_attr(g, "threads") == 2);
+    H5Gclose(g);
+    /* /fit: float32 N x N, chunked + deflate; residual ~ N(0, 1) off the diagonal */
+    static float res[120 * 120], fit[120 * 120];
+    for (int a = 0; a < 4; a++) {
+        char dn[64];
+        snprintf(dn, sizeof dn, "fit/c2_residual/angle_%03d", a);
+        hid_t ds = H5Dopen2(f, dn, H5P_DEFAULT);
+        assert_true(ds >= 0);
+        hid_t t = H5Dget_type(ds);
+        assert_true(H5Tget_class(t) == H5T_FLOAT && H5Tget_size(t) == 4);
+        H5Tclose(t);
+        hid_t sp = H5Dget_space(ds);
+        hsize_t d[2];
+        assert_int_equal(H5Sget_simple_extent_dims(sp, d, NULL), 2);
+        assert_true(d[0] == 120 && d[1] == 120);
+        H5Sclose(sp);
+        hid_t pl = H5Dget_create_plist(ds);
+        assert_int_equal(H5Pget_layout(pl), H5D_CHUNKED);
+        int deflate = 0;
+        for (int k = 0; k < H5Pget_nfilters(pl); k++) {
+            unsigned flags;
+            size_t ne = 0;
+            if (H5Pget_filter2(pl, (unsigned)k, &flags, &ne, NULL, 0, NULL, NULL) == H5Z_FILTER_DEFLATE)
+                deflate = 1;
+        }
+        assert_true(deflate);
+        H5Pclose(pl);
+        assert_true(H5Dread(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, res) >= 0);
+        H5Dclose(ds);
+        snprintf(dn, sizeof dn, "fit/c2_fit/angle_%03d", a);
+        ds = H5Dopen2(f, dn, H5P_DEFAULT);
+        assert_true(H5Dread(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, fit) >= 0);
+        H5Dclose(ds);
+        double s1 = 0, s2 = 0;
+        size_t n = 0;
+        for (int i = 0; i < 120; i++)
+            for (int j = i + 1; j < 120; j++) {
+                s1 += res[i * 120 + j];
+                s2 += (double)res[i * 120 + j] * res[i * 120 + j];
+                n++;
+                assert_true(fit[i * 120 + j] == fit[j * 120 + i]);   /* symmetric */
+                assert_true(fit[i * 120 + j] > 0.5f && fit[i * 120 + j] < 1.6f);
+            }
+        double mean = s1 / (double)n, sd = sqrt(s2 / (double)n - mean * mean);
+        if (fabs(mean) > 0.1 || sd < 0.9 || sd > 1.1) fail_msg("angle %d residual mean %g sd %g", a, mean, sd);
+    }
+    H5Fclose(f);
+    run_free(&r);
+
+    /* h5dump reads it */
+    if (H5DUMP_EXE[0] && access(H5DUMP_EXE, X_OK) == 0) {
+        char *dump[] = {H5DUMP_EXE, "-H", out, NULL};
+        run(dump, &r);
+        assert_int_equal(r.exit_code, 0);
+        assert_non_null(strstr(r.out, "c2_residual"));
+        assert_non_null(strstr(r.out, "parameter_order"));
+        run_free(&r);
+    } else {
+        fprintf(stderr, "output_file: no h5dump, that part skipped\n");
+    }
+
+    /* h5py reads it (skipped without python3-h5py) */
+    char *probe[] = {PYTHON3_EXE, "-c", "import h5py", NULL};
+    int have_h5py = access(PYTHON3_EXE, X_OK) == 0;
+    if (have_h5py) {
+        run(probe, &r);
+        have_h5py = r.exit_code == 0;
+        run_free(&r);
+    }
+    if (have_h5py) {
+        char *py[] = {PYTHON3_EXE, "-c",
+            "import sys, h5py, numpy as np\n"
+            "f = h5py.File(sys.argv[1], 'r')\n"
+            "names = [n.decode() if isinstance(n, bytes) else n for n in f['names'][:]]\n"
+            "assert names[:7] == ['D0','alpha','D_offset','gamma_dot_0','beta','gamma_dot_offset','phi0'], names\n"
+            "assert names[7] == 'contrast_0' and names[8] == 'offset_0'\n"
+            "assert f['covariance'].shape == (15, 15)\n"
+            "assert len(f['covariance'].attrs['parameter_order']) == 15\n"
+            "for k in names[:7]:\n"
+            "    d = f['params'][k]\n"
+            "    assert d.shape == () and 'unit' in d.attrs and 'sigma' in d.attrs\n"
+            "    assert d[()] == f['values'][names.index(k)]\n"
+            "for k in ('contrast','offset','contrast_sigma','offset_sigma','phi'):\n"
+            "    assert f[k].shape == (4,), k\n"
+            "a = f.attrs\n"
+            "for k in ('cost','reduced_chi2','n_rows','n_excluded','dof','iterations','status',"
+            "'status_code','seconds','method','mode','triangle','input','first_frame','last_frame'):\n"
+            "    assert k in a, k\n"
+            "assert a['status'].startswith('CONVERGED')\n"
+            "assert f['options'].attrs['dt'] == 0.02\n"
+            "r = f['fit/c2_residual/angle_001'][:]\n"
+            "assert r.shape == (120, 120) and r.dtype == np.float32\n"
+            "assert f['fit/c2_fit/angle_001'].compression == 'gzip'\n"
+            "iu = np.triu_indices(120, 1)\n"
+            "assert abs(r[iu].std() - 1) < 0.1\n"
+            "print('h5py OK')\n",
+            out, NULL};
+        run(py, &r);
+        if (r.exit_code != 0) fail_msg("h5py check failed: %s", r.err);
+        assert_non_null(strstr(r.out, "h5py OK"));
+        run_free(&r);
+    } else {
+        fprintf(stderr, "output_file: /usr/bin/python3 has no h5py, that part skipped\n");
+    }
+
+    /* without --save-fit: no /fit; static mode: all 7 /params, shear fixed */
+    char out2[600];
+    pathf(out2, sizeof out2, "result_static.h5");
+    char *st[] = {FIT_XPCS_EXE, synth_h5, "--dt", "0.02", "--mode", "static", "--output", out2, NULL};
+    run(st, &r);
+    assert_true(r.exit_code == 0 || r.exit_code == 1);
+    run_free(&r);
+    f = H5Fopen(out2, H5F_ACC_RDONLY, H5P_DEFAULT);
+    assert_true(f >= 0);
+    assert_true(H5Lexists(f, "fit", H5P_DEFAULT) == 0);
+    assert_true(H5Lexists(f, "params/phi0", H5P_DEFAULT) > 0);
+    hid_t ds = H5Dopen2(f, "params/phi0", H5P_DEFAULT);
+    assert_true(read_scalar_attr(ds, "fixed") == 1);
+    H5Dclose(ds);
+    H5Fclose(f);
+    assert_true(no_temp_files());
+}
+
+/* ---- fitted c2 rows ---------------------------------------------------- */
+
+static void g2_rows_match_model(void **state)
+{
+    (void)state;
+    enum { N = 40, P = 3 };
+    static double data[P * N * N];
+    for (size_t k = 0; k < P * N * N; k++) data[k] = 1.1;
+    double phis[P] = {10, 95, 200};
+    for (int mode = 0; mode < 2; mode++) {
+        nlsq_xpcs_source src;
+        memset(&src, 0, sizeof src);
+        src.n_angles = P;
+        src.n = N;
+        src.phi = phis;
+        src.data64 = data;
+        nlsq_xpcs_config cfg;
+        nlsq_xpcs_config_init(&cfg);
+        cfg.mode = mode;
+        cfg.q = 0.01;
+        cfg.gap = 2e6;
+        cfg.dt = 0.02;
+        cfg.k0 = 7;
+        nlsq_xpcs_model *m = NULL;
+        char err[256];
+        assert_int_equal(nlsq_xpcs_model_create(&src, &cfg, &m, err, sizeof err), 0);
+        size_t np = mode ? 3 : 7, p = nlsq_xpcs_model_n_params(m);
+        double x[7 + 2 * P] = {2e4, -0.2, 100, 1e-3, 0.2, 1e-4, 3.0};
+        if (mode) x[2] = 100;
+        for (size_t a = 0; a < P; a++) {
+            x[np + 2 * a] = 0.2 + 0.05 * (double)a;
+            x[np + 2 * a + 1] = 1.0 + 0.01 * (double)a;
+        }
+        assert_int_equal(p, np + 2 * P);
+        xpcs_g2 g;
+        assert_int_equal(xpcs_g2_init(&g, &cfg, N, x), 0);
+        double row[N];
+        for (size_t a = 0; a < P; a++)
+            for (size_t i = 0; i < N; i += 3) {
+                xpcs_g2_row(&g, phis[a], mode ? 0.0 : x[6], x[np + 2 * a], x[np + 2 * a + 1], i,
+                            0, N, row);
+                for (size_t j = 0; j < N; j++) {
+                    double ref = nlsq_xpcs_model_g2(m, x, a, i, j);
+                    if (!(fabs(row[j] - ref) <= 1e-13 * fabs(ref)))
+                        fail_msg("mode %d angle %zu (%zu, %zu): %.17g vs model %.17g", mode, a, i,
+                                 j, row[j], ref);
+                }
+            }
+        xpcs_g2_free(&g);
+        nlsq_xpcs_model_free(m);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -655,6 +976,8 @@ int main(void)
         cmocka_unit_test(json_keys),
         cmocka_unit_test(truth),
         cmocka_unit_test(checkpoint_resume),
+        cmocka_unit_test(output_file),
+        cmocka_unit_test(g2_rows_match_model),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
