@@ -1,0 +1,141 @@
+/* libFuzzer harness: the fit_xpcs command line (examples/fit_xpcs_args.c).
+ *
+ * The input is split at NUL bytes into argv[1..] (argv[0] = "fit_xpcs", at
+ * most 64 arguments; a trailing piece without NUL counts too).  Whatever
+ * the arguments, fit_xpcs_parse_args must return OK, HELP or USAGE without
+ * crashing, and:
+ *   - USAGE: err is one non-empty line (no control characters), NUL-
+ *     terminated inside err_size, also for tiny buffers and err = NULL;
+ *   - OK: every field is consistent (input set, dt > 0 finite, gap > 0 in
+ *     laminar mode, q NaN or > 0, first <= last, sigma > 0, threads 0..4096,
+ *     method one of lm/adam/hybrid, init values NaN or finite, plot angles
+ *     distinct, --save-fit only with --output, ...), and every string field
+ *     points into argv (the parser keeps pointers, never copies);
+ *   - the same arguments give the same result (bitwise) and the same code
+ *     whatever the size of err.
+ * ASan/UBSan watch memory and undefined behaviour. */
+#define _POSIX_C_SOURCE 200809L   /* strnlen */
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fit_xpcs_args.h"
+
+#define MAX_ARGS 64
+
+#define CHECK(cond)                                                                      \
+    do {                                                                                 \
+        if (!(cond)) {                                                                   \
+            fprintf(stderr, "fuzz_cli: check failed at line %d: %s\n", __LINE__, #cond); \
+            abort();                                                                     \
+        }                                                                                \
+    } while (0)
+
+/* p is NULL or points inside one of the argv strings. */
+static int in_argv(const char *p, int argc, char **argv)
+{
+    if (!p) return 1;
+    for (int i = 0; i < argc; i++) {
+        size_t n = strlen(argv[i]);
+        if (p >= argv[i] && p <= argv[i] + n) return 1;
+    }
+    return 0;
+}
+
+static void check_line(const char *err, size_t size)
+{
+    size_t n = strnlen(err, size);
+    CHECK(n < size);                         /* NUL-terminated inside the buffer */
+    for (size_t i = 0; i < n; i++) CHECK((unsigned char)err[i] >= 0x20 && err[i] != 0x7f);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    /* one private copy: argv strings must be NUL-terminated and writable */
+    char *buf = malloc(size + 1);
+    if (!buf) return 0;
+    memcpy(buf, data, size);
+    buf[size] = '\0';
+    char *argv[MAX_ARGS + 2];
+    char prog[] = "fit_xpcs";
+    int argc = 0;
+    argv[argc++] = prog;
+    size_t start = 0;
+    for (size_t i = 0; i <= size && argc <= MAX_ARGS; i++) {
+        if (i == size || buf[i] == '\0') {
+            if (i == size && start == size && size > 0 && buf[size - 1] == '\0') break;
+            argv[argc++] = buf + start;
+            start = i + 1;
+        }
+    }
+    argv[argc] = NULL;
+    if (size == 0) argc = 1;
+
+    fit_xpcs_args a, b;
+    char err[256];
+    memset(err, 'x', sizeof err);
+    int rc = fit_xpcs_parse_args(argc, argv, &a, err, sizeof err);
+    CHECK(rc == FIT_XPCS_ARGS_OK || rc == FIT_XPCS_ARGS_HELP || rc == FIT_XPCS_ARGS_USAGE);
+    check_line(err, sizeof err);
+    if (rc == FIT_XPCS_ARGS_USAGE) CHECK(err[0] != '\0');
+    if (rc == FIT_XPCS_ARGS_HELP) CHECK(fit_xpcs_usage_text()[0] != '\0');
+
+    if (rc == FIT_XPCS_ARGS_OK) {
+        CHECK(err[0] == '\0');
+        CHECK(a.input && a.input[0] != '\0' && in_argv(a.input, argc, argv));
+        CHECK(a.have_dt && isfinite(a.dt) && a.dt > 0);
+        CHECK(a.mode == 0 || a.mode == 1);
+        if (a.mode == 0) CHECK(a.have_gap && isfinite(a.gap) && a.gap > 0);
+        CHECK(isnan(a.q) || (isfinite(a.q) && a.q > 0));
+        CHECK(a.first <= a.last);
+        CHECK(a.triangle == 0 || a.triangle == 1);
+        CHECK(a.include_diagonal == 0 || a.include_diagonal == 1);
+        CHECK(a.method && (!strcmp(a.method, "lm") || !strcmp(a.method, "adam") ||
+                           !strcmp(a.method, "hybrid")));
+        CHECK(a.n_threads >= 0 && a.n_threads <= 4096);
+        CHECK(isfinite(a.sigma) && a.sigma > 0);
+        CHECK(a.max_iter >= 1);
+        CHECK(isfinite(a.budget_mib) && a.budget_mib >= 0 && a.budget_mib <= 1e9);
+        for (int k = 0; k < FIT_XPCS_N_PHYS; k++) CHECK(isnan(a.init[k]) || isfinite(a.init[k]));
+        if (a.mode == 1)
+            for (int k = 3; k < FIT_XPCS_N_PHYS; k++) CHECK(isnan(a.init[k]));
+        CHECK(in_argv(a.output, argc, argv) && (!a.output || a.output[0]));
+        CHECK(in_argv(a.checkpoint, argc, argv) && (!a.checkpoint || a.checkpoint[0]));
+        CHECK(in_argv(a.resume, argc, argv) && (!a.resume || a.resume[0]));
+        CHECK(in_argv(a.plot, argc, argv) && (!a.plot || a.plot[0]));
+        if (a.save_fit) CHECK(a.output != NULL);
+        CHECK(a.n_plot_angles <= FIT_XPCS_MAX_PLOT_ANGLES);
+        if (a.n_plot_angles) CHECK(a.plot != NULL);
+        for (size_t i = 0; i < a.n_plot_angles; i++)
+            for (size_t j = 0; j < i; j++) CHECK(a.plot_angles[i] != a.plot_angles[j]);
+        CHECK(a.checkpoint_every >= 1);
+        if (a.have_checkpoint_every) CHECK(a.checkpoint != NULL);
+    }
+
+    /* the same again: the same struct, bit for bit (the parser memsets it
+     * first, so padding compares equal too) and the same message */
+    char err2[256];
+    memset(err2, 'y', sizeof err2);
+    int rc2 = fit_xpcs_parse_args(argc, argv, &b, err2, sizeof err2);
+    CHECK(rc2 == rc);
+    CHECK(strcmp(err, err2) == 0);
+    if (rc == FIT_XPCS_ARGS_OK) CHECK(memcmp(&a, &b, sizeof a) == 0);
+
+    /* other buffer sizes: same code, message a prefix of the full one */
+    CHECK(fit_xpcs_parse_args(argc, argv, &b, NULL, 0) == rc);
+    CHECK(fit_xpcs_parse_args(argc, argv, &b, err2, 0) == rc);
+    for (size_t small = 1; small <= 9; small += 4) {
+        char tiny[16];
+        memset(tiny, 'z', sizeof tiny);
+        CHECK(fit_xpcs_parse_args(argc, argv, &b, tiny, small) == rc);
+        check_line(tiny, small);
+        CHECK(strncmp(tiny, err, strlen(tiny)) == 0);
+        for (size_t i = small; i < sizeof tiny; i++) CHECK(tiny[i] == 'z');   /* no overrun */
+    }
+    fit_xpcs_args_free(&a);
+    free(buf);
+    return 0;
+}
