@@ -37,6 +37,7 @@
 #include "nlsq_xpcs.h"
 #include "fit_xpcs_args.h"
 #include "xpcs_output.h"
+#include "xpcs_plot.h"
 
 #include <errno.h>
 #include <math.h>
@@ -187,8 +188,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "fit_xpcs: %s\n", perr);
         return EXIT_BAD_INPUT;
     }
-    if (a.plot)
-        return bad_input("--plot is not yet supported");
+    if (a.plot && !xpcs_plot_available())
+        return bad_usage("--plot: this fit_xpcs was built without libpng");
     {
         const char *what[3] = {"--output", "--checkpoint", "--plot"};
         const char *paths[3] = {a.output, a.checkpoint, a.plot};
@@ -229,6 +230,15 @@ int main(int argc, char **argv)
         nlsq_xpcs_close(f);
         return bad_input("%s", err[0] ? err : nlsq_xpcs_status_string(rc));
     }
+
+    for (size_t k = 0; k < a.n_plot_angles; k++)
+        if (a.plot_angles[k] >= sel.n_angles) {
+            size_t bad = a.plot_angles[k], na = sel.n_angles;
+            nlsq_xpcs_selection_free(&sel);
+            nlsq_xpcs_close(f);
+            return bad_usage("--plot-angles: angle %zu does not exist (q = %g has %zu angles: 0..%zu)",
+                             bad, a.q, na, na ? na - 1 : 0);
+        }
 
     nlsq_xpcs_source src;
     nlsq_xpcs_model *m = NULL;
@@ -407,6 +417,18 @@ int main(int argc, char **argv)
     if (a.output && xpcs_write_result(a.output, &r, a.save_fit, err, sizeof err) != 0) {
         exit_code = bad_input("%s", err);
         goto done;
+    }
+    if (a.plot) {
+        size_t def[3], n_pl = a.n_plot_angles;
+        const size_t *pl = a.plot_angles;
+        if (!n_pl) {
+            n_pl = xpcs_plot_default_angles(P, def);
+            pl = def;
+        }
+        if (xpcs_plot(a.plot, &r, pl, n_pl, err, sizeof err) != 0) {
+            exit_code = bad_input("%s", err);
+            goto done;
+        }
     }
 
 done:

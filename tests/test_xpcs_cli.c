@@ -914,6 +914,75 @@ static void output_file(void **state)
     assert_true(no_temp_files());
 }
 
+
+/* ---- --plot ------------------------------------------------------------ */
+
+/* A valid-looking PNG: signature, IHDR first (8-bit RGB), IEND last; its size. */
+static void check_png(const char *path, unsigned *w, unsigned *h)
+{
+    size_t n = 0;
+    unsigned char *b = (unsigned char *)slurp(path, &n);
+    if (!b) fail_msg("%s: missing", path);
+    static const unsigned char sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+    static const unsigned char iend[12] = {0, 0, 0, 0, 'I', 'E', 'N', 'D', 0xae, 0x42, 0x60, 0x82};
+    assert_true(n > 8 + 25 + 12);
+    assert_memory_equal(b, sig, 8);
+    assert_memory_equal(b + 8, "\0\0\0\rIHDR", 8);   /* length 13, type IHDR */
+    *w = (unsigned)b[16] << 24 | (unsigned)b[17] << 16 | (unsigned)b[18] << 8 | b[19];
+    *h = (unsigned)b[20] << 24 | (unsigned)b[21] << 16 | (unsigned)b[22] << 8 | b[23];
+    assert_int_equal(b[24], 8);   /* bit depth */
+    assert_int_equal(b[25], 2);   /* colour type RGB */
+    assert_memory_equal(b + n - 12, iend, 12);
+    free(b);
+}
+
+static void plots(void **state)
+{
+    (void)state;
+    char prefix[600], path[700];
+    pathf(prefix, sizeof prefix, "fig");
+    run_out r;
+    char *argv[] = {FIT_BASE, "--plot", prefix, "--plot-angles", "3,1", NULL};
+    run(argv, &r);
+    if (r.exit_code == 2 && strstr(r.err, "without libpng")) {
+        run_free(&r);
+        skip();
+    }
+    assert_int_equal(r.exit_code, 0);
+    run_free(&r);
+    unsigned w, h;
+    const char *names[] = {"_angle003.png", "_angle001.png"};
+    for (int k = 0; k < 2; k++) {
+        snprintf(path, sizeof path, "%s%s", prefix, names[k]);
+        check_png(path, &w, &h);
+        /* three panels of 360 px (N = 120 enlarged 3x) plus labels */
+        assert_true(w >= 3 * 360 && w <= 4000);
+        assert_true(h >= 360 && h <= 1200);
+    }
+    snprintf(path, sizeof path, "%s_g2.png", prefix);
+    check_png(path, &w, &h);
+    assert_true(w == 1000 && h == 640);
+    snprintf(path, sizeof path, "%s_angle000.png", prefix);
+    assert_true(access(path, F_OK) != 0);   /* not asked for */
+
+    /* default angles: first, middle, last */
+    pathf(prefix, sizeof prefix, "figdef");
+    char *def[] = {FIT_BASE, "--plot", prefix, "--json", NULL};
+    run(def, &r);
+    assert_int_equal(r.exit_code, 0);
+    assert_true(json_valid(r.out));   /* plotting prints nothing on stdout */
+    assert_string_equal(r.err, "");
+    run_free(&r);
+    const char *defs[] = {"_angle000.png", "_angle002.png", "_angle003.png", "_g2.png"};
+    for (int k = 0; k < 4; k++) {
+        snprintf(path, sizeof path, "%s%s", prefix, defs[k]);
+        check_png(path, &w, &h);
+    }
+    snprintf(path, sizeof path, "%s_angle001.png", prefix);
+    assert_true(access(path, F_OK) != 0);
+    assert_true(no_temp_files());
+}
+
 /* ---- fitted c2 rows ---------------------------------------------------- */
 
 static void g2_rows_match_model(void **state)
@@ -977,6 +1046,7 @@ int main(void)
         cmocka_unit_test(truth),
         cmocka_unit_test(checkpoint_resume),
         cmocka_unit_test(output_file),
+        cmocka_unit_test(plots),
         cmocka_unit_test(g2_rows_match_model),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
