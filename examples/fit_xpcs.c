@@ -5,14 +5,31 @@
  *   fit_xpcs INPUT.h5 --dt SECONDS --gap ANGSTROM [--q Q] [--frames FIRST:LAST]
  *            [--mode laminar|static] [--method lm|adam|hybrid]
  *            [--triangle upper|full] [--threads N] [--json] [--output RESULT.h5]
- *   extras:  [--sigma S] [--max-iter N] [--memory-budget MIB] [--include-diagonal]
+ *   extras:  [--save-fit] [--plot PREFIX] [--plot-angles I,J,...]
+ *            [--checkpoint FILE] [--checkpoint-every N] [--resume FILE]
+ *            [--sigma S] [--max-iter N] [--memory-budget MIB] [--include-diagonal]
  *            [--init NAME=VALUE]... [--k0 K] [--progress] [--help]
+ *
+ * The command line is parsed by fit_xpcs_args.c (pure; fuzzed on its own);
+ * the table, JSON and HDF5 result file are written by xpcs_output.c, the PNG
+ * figures by xpcs_plot.c.  docs/xpcs.md documents every option, the JSON
+ * keys, the result file layout and the figures.
  *
  * Options take "--name value" or "--name=value".  --frames FIRST:LAST is
  * inclusive and relative to the file's frame 0 (FIRST: = to the end); --k0 is
  * the frame index of the file's frame 0 (t_k = (k + k0 + FIRST) dt; 0 unless
  * the acquisition says otherwise).  --gap is not needed in static mode.
  * --init sets a physical start value (names as in the JSON; repeatable).
+ *
+ * Synthetic files (xpcs_synth) carry the truth they were made from: the
+ * table then adds "truth" and "dev/sigma" columns, the JSON a "truth" object.
+ *
+ * Checkpoints: --checkpoint FILE saves the solver state every
+ * --checkpoint-every iterations (5); --resume FILE continues a killed fit
+ * (same input and options) and ends bitwise where the uninterrupted fit
+ * would have; it keeps checkpointing to FILE unless --checkpoint names
+ * another.  The environment variable FIT_XPCS_TEST_ITER_DELAY_MS (a test
+ * hook) sleeps that long after every iteration.
  *
  * Statistics.  Non-finite data entries are excluded by the model (zero
  * residual and Jacobian row) but are still rows of the problem, so the
@@ -28,9 +45,10 @@
  *
  * --json prints one JSON object on stdout (keys of docs/api.md plus the
  * extras "message", "mode", "method", "triangle", "n_excluded", "dof",
- * "fixed", "file"); otherwise a readable table.  Exit code: 0 converged,
- * 1 ran but did not converge (or the method failed), 2 bad usage or bad
- * input, with one line on stderr.
+ * "fixed", "file", "frames", and "truth" / "resumed_from" when they apply);
+ * otherwise a readable table.  Exit code: 0 converged, 1 ran but did not
+ * converge (or the method failed), 2 bad usage or bad input (or an output
+ * that could not be written), with one line on stderr.
  */
 #define _POSIX_C_SOURCE 200809L   /* clock_gettime */
 #include "nlsq.h"
@@ -237,7 +255,7 @@ int main(int argc, char **argv)
             nlsq_xpcs_selection_free(&sel);
             nlsq_xpcs_close(f);
             return bad_usage("--plot-angles: angle %zu does not exist (q = %g has %zu angles: 0..%zu)",
-                             bad, a.q, na, na ? na - 1 : 0);
+                             bad, sel.q, na, na ? na - 1 : 0);
         }
 
     nlsq_xpcs_source src;

@@ -110,10 +110,10 @@ void xpcs_print_table(FILE *fp, const xpcs_report *r)
                     fmt_dev(deviation(o, r->truth_offset[k], oe), b4, sizeof b4));
         }
     } else {
-        fprintf(fp, "\n  %5s %10s %12s %-12s %12s %-12s\n", "angle", "phi [deg]", "contrast",
+        fprintf(fp, "\n  %5s %10s %12s %-12s %12s %s\n", "angle", "phi [deg]", "contrast",
                 "+-", "offset", "+-");
         for (size_t k = 0; k < P; k++)
-            fprintf(fp, "  %5zu %10.4f %12.8f %-12s %12.8f %-12s\n", k, sel->phi[k],
+            fprintf(fp, "  %5zu %10.4f %12.8f %-12s %12.8f %s\n", k, sel->phi[k],
                     r->x[np + 2 * k], fmt_err(r->err[np + 2 * k], b1, sizeof b1),
                     r->x[np + 2 * k + 1], fmt_err(r->err[np + 2 * k + 1], b2, sizeof b2));
     }
