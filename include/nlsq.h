@@ -203,6 +203,10 @@ typedef struct nlsq_options {
 
     /* --- LM damping --- */
     double lambda0;         /* initial damping relative to diag scaling (1e-3) */
+    int    trial_jacobian;  /* 1: after an accepted step the trial pass also forms
+                               J^T J, J^T r, so an accepted step costs one pass, not
+                               two (a first rejection costs a Jacobian pass); 0: trial
+                               passes are residual-only.  Iterates are the same (1) */
     double step_bound;      /* initial trust radius for the scaled step ||D dx||,
                                as a multiple of ||D x0|| (or absolute when x0 = 0);
                                MINPACK's "factor" (1) */

@@ -68,6 +68,7 @@ struct nlsq__worker {
  * sums in the same order without FMA. */
 #define SUB 64
 #define KMAXP (((NLSQ_SMALL_K + 1 + 3) / 4) * 4 + 4)   /* padded column count */
+static const double zeros[SUB];                        /* a padding column */
 
 /* Sub-block of a column-major block (column a at J + a * ld): copy, no transpose. */
 static size_t copy_sub_cm(size_t nb, size_t k, const double *J, size_t ld, const double *r,
@@ -114,12 +115,25 @@ static void small_normal_avx2(size_t n, size_t k, const double *J, int cm, const
         for (size_t b = 0; b < kp; b++) acc[a][b][0] = acc[a][b][1] = _mm256_setzero_pd();
     for (size_t i0 = 0; i0 < n; i0 += SUB) {
         size_t nb = n - i0 < SUB ? n - i0 : SUB;
-        size_t nbp = cm ? copy_sub_cm(nb, k, J + i0, n, r + i0, T)
-                        : transpose_sub(nb, k, J + i0 * k, r + i0, T);
+        /* column-major input and a full sub-block: read the columns in place
+         * (column a at J + a * n + i0, r as column k); otherwise a copy in T */
+        const double *base[KMAXP];
+        size_t nbp;
+        if (cm && nb == SUB) {
+            nbp = SUB;
+            for (size_t a = 0; a < k; a++) base[a] = J + a * n + i0;
+            base[k] = r + i0;
+        } else {
+            nbp = cm ? copy_sub_cm(nb, k, J + i0, n, r + i0, T)
+                     : transpose_sub(nb, k, J + i0 * k, r + i0, T);
+            for (size_t a = 0; a <= k; a++) base[a] = T + a * SUB;
+        }
+        for (size_t a = kc; a < kp; a++) base[a] = zeros;   /* padding columns */
         for (size_t a = 0; a < k; a++) {
-            const double *ta = T + a * SUB;
+            const double *ta = base[a];
             for (size_t b0 = a & ~(size_t)3; b0 < kc; b0 += 4) {
-                const double *t0 = T + b0 * SUB;
+                const double *t0 = base[b0], *t1 = base[b0 + 1];
+                const double *t2 = base[b0 + 2], *t3 = base[b0 + 3];
                 __m256d s0 = acc[a][b0][0], s1 = acc[a][b0 + 1][0];
                 __m256d s2 = acc[a][b0 + 2][0], s3 = acc[a][b0 + 3][0];
                 __m256d u0 = acc[a][b0][1], u1 = acc[a][b0 + 1][1];
@@ -127,13 +141,13 @@ static void small_normal_avx2(size_t n, size_t k, const double *J, int cm, const
                 for (size_t i = 0; i < nbp; i += 8) {
                     __m256d x = _mm256_loadu_pd(ta + i), y = _mm256_loadu_pd(ta + i + 4);
                     s0 = _mm256_fmadd_pd(x, _mm256_loadu_pd(t0 + i), s0);
-                    s1 = _mm256_fmadd_pd(x, _mm256_loadu_pd(t0 + SUB + i), s1);
-                    s2 = _mm256_fmadd_pd(x, _mm256_loadu_pd(t0 + 2 * SUB + i), s2);
-                    s3 = _mm256_fmadd_pd(x, _mm256_loadu_pd(t0 + 3 * SUB + i), s3);
+                    s1 = _mm256_fmadd_pd(x, _mm256_loadu_pd(t1 + i), s1);
+                    s2 = _mm256_fmadd_pd(x, _mm256_loadu_pd(t2 + i), s2);
+                    s3 = _mm256_fmadd_pd(x, _mm256_loadu_pd(t3 + i), s3);
                     u0 = _mm256_fmadd_pd(y, _mm256_loadu_pd(t0 + i + 4), u0);
-                    u1 = _mm256_fmadd_pd(y, _mm256_loadu_pd(t0 + SUB + i + 4), u1);
-                    u2 = _mm256_fmadd_pd(y, _mm256_loadu_pd(t0 + 2 * SUB + i + 4), u2);
-                    u3 = _mm256_fmadd_pd(y, _mm256_loadu_pd(t0 + 3 * SUB + i + 4), u3);
+                    u1 = _mm256_fmadd_pd(y, _mm256_loadu_pd(t1 + i + 4), u1);
+                    u2 = _mm256_fmadd_pd(y, _mm256_loadu_pd(t2 + i + 4), u2);
+                    u3 = _mm256_fmadd_pd(y, _mm256_loadu_pd(t3 + i + 4), u3);
                 }
                 acc[a][b0][0] = s0; acc[a][b0 + 1][0] = s1; acc[a][b0 + 2][0] = s2; acc[a][b0 + 3][0] = s3;
                 acc[a][b0][1] = u0; acc[a][b0 + 1][1] = u1; acc[a][b0 + 2][1] = u2; acc[a][b0 + 3][1] = u3;

@@ -12,9 +12,16 @@
  *      the scaled step ||D dx|| fits the trust radius delta (MINPACK-style:
  *      halved when rho < 1/4, at least 2 ||D dx|| when rho > 3/4), which keeps
  *      a first step from being thrown onto a distant plateau;
- *   4. trial: one residual-only pass; gain ratio rho = actual / predicted;
- *   5. accepted (rho > 1e-4): one pass with Jacobian at the new point, lambda
- *      decreased (Nielsen's rule); rejected: lambda *= nu, nu *= 2.
+ *   4. trial: one pass at the trial point; gain ratio rho = actual / predicted.
+ *      After an accepted step the trial pass also forms J^T J and J^T r
+ *      (speculatively: most steps are accepted, and then the new point needs
+ *      no second pass); after a rejection it is residual-only;
+ *   5. accepted (rho > 1e-4): the trial's normal equations are kept (or one
+ *      pass with Jacobian is made), lambda decreased (Nielsen's rule);
+ *      rejected: lambda *= nu, nu *= 2.
+ * A trial's cost is the same, bit for bit, whichever kind of pass computed
+ * it, so the iterates do not depend on the speculation; only the pass counts
+ * do.
  * Stops: ftol, xtol and gtol in the MINPACK sense, zero cost, max_iter.
  * x always holds the best point evaluated (accepted steps strictly decrease
  * the cost), also on errors.
@@ -27,7 +34,9 @@
 #include <string.h>
 
 typedef struct lm_work {
+    double *block;          /* the one allocation behind the arrays */
     double *A, *g;          /* J^T J, J^T r at x */
+    double *At, *gt;        /* J^T J, J^T r at the trial point (speculative pass) */
     double *A_old, *g_old;  /* kept to undo an accepted point whose Jacobian is bad */
     double *dx, *xt, *step, *x_old, *tmp;
     double *work;           /* p*p + p for the step solver */
@@ -36,7 +45,7 @@ typedef struct lm_work {
 
 static void lm_work_free(const nlsq_allocator *al, lm_work *w)
 {
-    nlsq__free(al, w->A);
+    nlsq__free(al, w->block);
     nlsq__free(al, w->free_);
     memset(w, 0, sizeof *w);
 }
@@ -44,16 +53,19 @@ static void lm_work_free(const nlsq_allocator *al, lm_work *w)
 static int lm_work_alloc(const nlsq_allocator *al, size_t p, lm_work *w)
 {
     memset(w, 0, sizeof *w);
-    /* one block: A, A_old, work (p*p each, work + p) and 8 vectors */
-    size_t n = 3 * p * p + p + 8 * p;
-    w->A = nlsq__calloc(al, n, sizeof(double));
+    /* one block: A, A_old, At, work (p*p each, work + p) and 9 vectors */
+    size_t n = 4 * p * p + p + 9 * p;
+    w->block = nlsq__calloc(al, n, sizeof(double));
     w->free_ = nlsq__calloc(al, p, 1);
-    if (!w->A || !w->free_) { lm_work_free(al, w); return NLSQ_ENOMEM; }
+    if (!w->block || !w->free_) { lm_work_free(al, w); return NLSQ_ENOMEM; }
+    w->A = w->block;
     w->A_old = w->A + p * p;
-    w->work = w->A_old + p * p;
+    w->At = w->A_old + p * p;
+    w->work = w->At + p * p;
     double *v = w->work + p * p + p;
     w->g = v; v += p;
     w->g_old = v; v += p;
+    w->gt = v; v += p;
     w->dx = v; v += p;
     w->xt = v; v += p;
     w->step = v; v += p;
@@ -133,6 +145,7 @@ int nlsq__lm_run(nlsq__engine *e, const nlsq_options *opt, double *x,
     size_t bad_r = 0, bad_J = 0;
     double f = INFINITY;
     int grad_known = 1;    /* w.g is J^T r at x */
+    int speculate = opt->trial_jacobian != 0;   /* the next trial pass forms J^T J too */
 
     if (lm_work_alloc(e->al, p, &w) != 0)
         return nlsq__finish(res, NLSQ_ENOMEM, "cannot allocate LM workspace (p = %zu)", p);
@@ -247,18 +260,24 @@ int nlsq__lm_run(nlsq__engine *e, const nlsq_options *opt, double *x,
         double snorm = scaled_norm(p, st->d2, w.step), xnorm = scaled_norm(p, st->d2, x);
         if (snorm <= opt->xtol * (xnorm + opt->xtol)) { status = NLSQ_CONVERGED_XTOL; break; }
 
-        /* --- 4. trial point: residuals only --- */
+        /* --- 4. trial point (with its Jacobian after an accepted step) --- */
         double ft = INFINITY;
+        int trial_normal = 0;
+        size_t trial_bad_J = 0;
         if (pred > 0) {
-            nlsq__acc acc = {NULL, NULL, 0, 0, 0, 0};
-            rc = nlsq__engine_pass(e, w.xt, NLSQ__PASS_COST, 0, m, &acc);
-            st->n_eval++;
+            int mode = speculate ? NLSQ__PASS_NORMAL : NLSQ__PASS_COST;
+            nlsq__acc acc = {speculate ? w.At : NULL, speculate ? w.gt : NULL, 0, 0, 0, 0};
+            rc = nlsq__engine_pass(e, w.xt, mode, 0, m, &acc);
+            if (speculate) st->n_jac++;
+            else st->n_eval++;
             if (rc) {
                 status = nlsq__finish(res, rc, "callback failed at a trial point (chunk at row %zu); "
                                       "x is the best point so far", e->callback_row);
                 goto done;
             }
             ft = acc.cost;
+            trial_normal = speculate;
+            trial_bad_J = acc.n_nonfinite_J;
             if (acc.n_nonfinite_r && res) res->n_nonfinite++;
         }
         double actual = f - ft;
@@ -273,7 +292,17 @@ int nlsq__lm_run(nlsq__engine *e, const nlsq_options *opt, double *x,
             memcpy(w.g_old, w.g, p * sizeof(double));
             double f_old = f;
             memcpy(x, w.xt, p * sizeof(double));
-            rc = normal_pass(e, x, &w, &f, st, &bad_r, &bad_J);
+            if (trial_normal) {      /* the trial pass formed them already */
+                double *t;
+                t = w.A; w.A = w.At; w.At = t;
+                t = w.g; w.g = w.gt; w.gt = t;
+                f = ft;
+                bad_r = 0;
+                bad_J = trial_bad_J;
+                rc = 0;
+            } else {
+                rc = normal_pass(e, x, &w, &f, st, &bad_r, &bad_J);
+            }
             if (rc) {
                 /* The new point was evaluated (cost ft < f_old): it is the best
                  * point, even though its Jacobian could not be formed. */
@@ -321,6 +350,7 @@ int nlsq__lm_run(nlsq__engine *e, const nlsq_options *opt, double *x,
             }
         }
 
+        speculate = opt->trial_jacobian && ratio > 1e-4;
         double gn = max_abs(p, w.g);
         nlsq__log(opt, 0, "lm %4zu  cost %.10e  |g| %.3e  lambda %.3e  rho %+.3f  %s",
                   st->iteration, f, gn, st->lambda, ratio, ratio > 1e-4 ? "accept" : "reject");

@@ -20,6 +20,7 @@ void nlsq_options_init(nlsq_options *opt)
     opt->max_iter = 200;
     opt->lambda0 = 1e-3;
     opt->step_bound = 1.0;
+    opt->trial_jacobian = 1;
     opt->chunk_rows = 0;
     opt->memory_budget = 0;
     opt->n_threads = 0;

@@ -106,6 +106,10 @@ static void test_poor_start(void **state)
     g2_problem(&pb);
     nlsq_options o;
     base_opts(&o);
+    /* Compared with residual-only trial passes, the setting this comparison
+     * was designed with; with trial_jacobian = 1 (the default) LM from the
+     * poor start needs 35 passes and the hybrid 25 (both cheaper). */
+    o.trial_jacobian = 0;
     const double good[4] = {1e4, 0.9, 0.25, 0.9};
     const double poor[4] = {2e5, 0.3, 0.1, 1.2};
     double xg[4], xl[4], xh[4];
