@@ -71,15 +71,25 @@
 #define EXIT_NOT_CONVERGED 1
 #define EXIT_BAD_INPUT 2
 
+/* One line on stderr, "fit_xpcs: " + the message + tail: control characters
+ * (from file names, argv or library messages) are replaced by '?' so that
+ * the message stays one line. */
+static void one_line(const char *tail, const char *fmt, va_list ap)
+{
+    char buf[2048];
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    for (char *c = buf; *c; c++)
+        if ((unsigned char)*c < 0x20 || *c == 0x7f) *c = '?';
+    fprintf(stderr, "fit_xpcs: %s%s\n", buf, tail);
+}
+
 static int bad_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static int bad_usage(const char *fmt, ...)
 {
     va_list ap;
-    fprintf(stderr, "fit_xpcs: ");
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    one_line(" (try --help)", fmt, ap);
     va_end(ap);
-    fprintf(stderr, " (try --help)\n");
     return EXIT_BAD_INPUT;
 }
 
@@ -87,11 +97,9 @@ static int bad_input(const char *fmt, ...) __attribute__((format(printf, 1, 2)))
 static int bad_input(const char *fmt, ...)
 {
     va_list ap;
-    fprintf(stderr, "fit_xpcs: ");
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    one_line("", fmt, ap);
     va_end(ap);
-    fprintf(stderr, "\n");
     return EXIT_BAD_INPUT;
 }
 

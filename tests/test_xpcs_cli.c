@@ -7,8 +7,9 @@
  *
  *   help_and_exit_codes  --help exits 0; a converged fit 0; --max-iter 1 gives
  *                        1 (not converged); bad input 2
- *   bad_command_lines    14 bad command lines: each exit 2, stdout empty,
- *                        exactly one line on stderr starting "fit_xpcs: "
+ *   bad_command_lines    23 bad command lines (control characters in file
+ *                        names too): each exit 2, stdout empty, exactly
+ *                        one line on stderr starting "fit_xpcs: "
  *   parse_args_direct    fit_xpcs_parse_args (linked in): defaults, both
  *                        option forms, --help, usage errors, one-line err
  *   json_keys            --json parses (a tiny JSON validator below) and holds
@@ -412,8 +413,9 @@ static void help_and_exit_codes(void **state)
 static void bad_command_lines(void **state)
 {
     (void)state;
-    char ck[600], outdir[600];
+    char ck[600], outdir[600], nlname[600];
     pathf(ck, sizeof ck, "nonexistent.ckpt");
+    pathf(nlname, sizeof nlname, "new\nline\033[31m.h5");   /* control characters in a name */
     pathf(outdir, sizeof outdir, "no/such/dir/out.h5");
     /* each row: arguments after the program, NULL-terminated */
     char *lines[][12] = {
@@ -438,6 +440,8 @@ static void bad_command_lines(void **state)
         {synth_h5, "--dt", "0.02", "--gap", "2e6", "--plot-angles", "1,1", "--plot", ck, NULL},
         {synth_h5, synth_h5, "--dt", "0.02", "--gap", "2e6", NULL},
         {synth_h5, "--dt", "0.02", "--gap", "2e6", "--threads", NULL},
+        {nlname, "--dt", "0.02", "--gap", "2e6", NULL},                  /* missing, odd name */
+        {synth_h5, "--dt", "0.02", "--gap", "2e6", "--output", nlname, "--save-fit", "--frames", "0:0", NULL},
     };
     size_t n = sizeof lines / sizeof lines[0];
     assert_true(n >= 10);
