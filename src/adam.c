@@ -16,9 +16,15 @@
  *
  * Normalisation.  Adam runs on u_j = (x_j - x0_j) / s_j with s_j = upper_j -
  * lower_j where both bounds are finite, else |x0_j|, else 1 (0 for a fixed
- * parameter), so adam_lr is a fraction of each parameter's scale per step and
- * one learning rate fits D0 ~ 1e4 and phi0 ~ 1 alike.  Bounds: x is projected
- * onto the box after every step (every evaluated point is feasible).
+ * parameter), capped by the curvature scale sqrt(2 f0 / (J^T J)_jj) at the
+ * start (the change of x_j that alone would move the residuals by about
+ * their norm), so adam_lr is a fraction of each parameter's scale per step
+ * and one learning rate fits D0 ~ 1e4 and phi0 ~ 1 alike, also when a
+ * parameter's bounds are far wider than its effect (XPCS's gamma_dot_offset
+ * in [-0.1, 0.1] acts on the scale of 1e-4).  The start pass forms
+ * diag(J^T J) anyway; a resumed run recomputes it at x0 (one extra pass).
+ * Bounds: x is projected onto the box after every step (every evaluated point
+ * is feasible).
  *
  * Learning-rate schedule: linear warm-up, then reduce-on-plateau:
  *     lr(t) = adam_lr * f * min(1, t / W),   W = min(1000, batches per epoch),
@@ -36,7 +42,10 @@
  * that made progress (the full cost at the start at first), so a slow steady
  * decrease adds up and counts.  After adam_patience consecutive epochs
  * without progress the run stops with NLSQ_CONVERGED_ADAM (adam_patience = 0:
- * no plateau stop); the epoch cap gives NLSQ_MAX_ITER.
+ * no plateau stop) - unless no epoch ever improved on the start, which is a
+ * failure to make progress (too large a learning rate, typically), reported
+ * as NLSQ_MAX_ITER with a message, never as convergence; the epoch cap gives
+ * NLSQ_MAX_ITER.
  *
  * Returned point: the end-of-epoch iterate of the epoch with the lowest
  * estimate (the start point, with its full cost, at first).  One full pass at
@@ -281,6 +290,18 @@ static int full_pass(nlsq__engine *e, nlsq__adam_state *st, const double *x, int
     return rc;
 }
 
+/* s_j = min(s_j, sqrt(2 f0 / (J^T J)_jj)): see "Normalisation" above. */
+static void cap_scales(adam_plan *pl, const double *JtJ, double f0)
+{
+    const size_t p = pl->p;
+    for (size_t j = 0; j < p; j++) {
+        double a = JtJ[j * p + j];
+        if (pl->s[j] == 0.0 || !(a > 0) || !isfinite(a) || !(f0 > 0)) continue;
+        double c = sqrt(2.0 * f0 / a);
+        if (c < pl->s[j]) pl->s[j] = c;
+    }
+}
+
 /* ------------------------------------------------------------------ the run */
 
 int nlsq__adam_run(nlsq__engine *e, const nlsq_options *opt, double *x, nlsq_result *res,
@@ -316,6 +337,15 @@ int nlsq__adam_run(nlsq__engine *e, const nlsq_options *opt, double *x, nlsq_res
     Jtr = JtJ + p * p;
 
     if (st->started) {
+        /* the curvature caps of the scales, as at the start */
+        nlsq__acc acc;
+        rc = full_pass(e, st, st->x0, NLSQ__PASS_NORMAL, JtJ, Jtr, &acc);
+        if (rc) {
+            status = nlsq__finish(res, rc, "callback failed at the start point (chunk at row %zu)",
+                                  e->callback_row);
+            goto out_nopass;
+        }
+        cap_scales(&pl, JtJ, st->initial_cost);
         if (st->seed != opt->seed || st->block_rows != pl.B || st->batch_blocks != pl.k) {
             status = nlsq__finish(res, NLSQ_ECHECKPOINT,
                                   "checkpoint was written with another Adam batch plan "
@@ -324,9 +354,9 @@ int nlsq__adam_run(nlsq__engine *e, const nlsq_options *opt, double *x, nlsq_res
             goto out_nopass;
         }
     } else {
-        /* --- start: full gradient pass at x0 --- */
+        /* --- start: full pass at x0 (gradient, and diag(J^T J) for the scales) --- */
         nlsq__acc acc;
-        rc = full_pass(e, st, st->x0, NLSQ__PASS_GRAD, NULL, Jtr, &acc);
+        rc = full_pass(e, st, st->x0, NLSQ__PASS_NORMAL, JtJ, Jtr, &acc);
         if (rc) {
             status = nlsq__finish(res, rc, "callback failed at the start point (chunk at row %zu)",
                                   e->callback_row);
@@ -339,6 +369,7 @@ int nlsq__adam_run(nlsq__engine *e, const nlsq_options *opt, double *x, nlsq_res
         }
         st->initial_cost = acc.cost;
         st->initial_gnorm = max_abs(p, Jtr);
+        cap_scales(&pl, JtJ, st->initial_cost);
         st->best_est = st->ref_est = st->initial_cost;
         rng_seed(st->rng, opt->seed);
         st->seed = opt->seed;
@@ -351,7 +382,13 @@ int nlsq__adam_run(nlsq__engine *e, const nlsq_options *opt, double *x, nlsq_res
 
     for (;;) {
         if (opt->adam_patience > 0 && st->bad_epochs >= opt->adam_patience) {
-            status = NLSQ_CONVERGED_ADAM;
+            if (st->best_est < st->initial_cost) {
+                status = NLSQ_CONVERGED_ADAM;
+            } else {
+                status = nlsq__finish(res, NLSQ_MAX_ITER, "Adam made no progress in %zu epochs: no "
+                                      "epoch improved on the start (try a smaller adam_lr)",
+                                      st->epoch);
+            }
             break;
         }
         if (st->epoch >= args->epoch_cap) { status = NLSQ_MAX_ITER; break; }
