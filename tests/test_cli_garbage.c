@@ -53,7 +53,7 @@ static char good_path[512], text_path[512], missing_path[512], nl_path[600], lon
 typedef struct cmd {
     const char *why;
     const char *argv[24];
-    int known;              /* 1: currently fails because of a known bug (see below) */
+    int known;              /* 1: fails because of a known, unfixed bug (none now) */
 } cmd;
 
 static const cmd cmds[] = {
@@ -112,9 +112,9 @@ static const cmd cmds[] = {
     {"text input file", {TEXT, "--dt", "1e-3", "--gap", "2e6"}, 0},
     {"directory as input", {NLSQ_TEST_TMPDIR, "--dt", "1e-3", "--gap", "2e6"}, 0},
     {"/dev/null as input", {"/dev/null", "--dt", "1e-3", "--gap", "2e6"}, 0},
-    /* B7: fit_xpcs prints library messages verbatim (examples/fit_xpcs.c,
-     * bad_input("%s", err)), so a file name with a newline splits the line */
-    {"newline in the file name", {NLNAME, "--dt", "1e-3", "--gap", "2e6"}, 1},
+    /* B7 (fixed in 6280976): fit_xpcs printed library messages verbatim, so a
+     * file name with a newline split the line */
+    {"newline in the file name", {NLNAME, "--dt", "1e-3", "--gap", "2e6"}, 0},
 };
 
 static const char *subst(const char *a)
