@@ -618,7 +618,7 @@ static void exercise(reader *r, const built *b)
             if (rc != 0) {
                 CHECK(m == NULL && err[0] != '\0');
             } else {
-                size_t p = nlsq_xpcs_model_n_params(m), rows = nlsq_xpcs_model_n_rows(m);
+                size_t p = nlsq_xpcs_model_n_params(m), n_obs = nlsq_xpcs_model_n_rows(m);
                 double *x = malloc(p * sizeof *x), *rv = malloc(64 * sizeof *rv),
                        *J = malloc(64 * p * sizeof *J);
                 size_t *cols = malloc(p * sizeof *cols);
@@ -629,6 +629,11 @@ static void exercise(reader *r, const built *b)
                     for (size_t j = 0; j < p; j++) CHECK(isfinite(x[j]));
                     nlsq_problem pb;
                     CHECK(nlsq_xpcs_model_problem(m, &pb) == 0);
+                    /* problem rows: n_obs entries, or fewer when symmetric
+                     * pairs of the full triangle are merged (pb.n_obs) */
+                    size_t rows = pb.n_rows;
+                    CHECK(rows >= 1 && rows <= n_obs);
+                    CHECK(pb.n_obs == 0 || pb.n_obs == n_obs);
                     for (size_t r0 = 0; r0 < rows;) {
                         size_t k = 0, want = rows - r0 < 64 ? rows - r0 : 64;
                         size_t got = pb.pattern(pb.ctx, r0, want, cols, &k);
@@ -646,7 +651,7 @@ static void exercise(reader *r, const built *b)
                             }
                         r0 += got;
                     }
-                    CHECK(nlsq_xpcs_model_n_excluded(m) <= rows);
+                    CHECK(nlsq_xpcs_model_n_excluded(m) <= n_obs);
                 }
                 free(x);
                 free(rv);
