@@ -54,6 +54,9 @@
 #include "nlsq.h"
 #include "nlsq_xpcs.h"
 #include "fit_xpcs_args.h"
+#ifdef FIT_XPCS_MPI   /* fit_xpcs_mpi: the same command over MPI ranks, docs/mpi.md */
+#include "nlsq_mpi.h"
+#endif
 #include "xpcs_output.h"
 #include "xpcs_plot.h"
 
@@ -203,6 +206,9 @@ static int read_truth(nlsq_xpcs_file *f, const nlsq_xpcs_selection *sel, double 
 
 int main(int argc, char **argv)
 {
+#ifdef FIT_XPCS_MPI
+    nlsq_mpi_cli_init(&argc, &argv);   /* MPI_Init; only rank 0 prints; finalize at exit */
+#endif
     fit_xpcs_args a;
     char perr[512];
     int rc = fit_xpcs_parse_args(argc, argv, &a, perr, sizeof perr);
@@ -288,6 +294,9 @@ int main(int argc, char **argv)
     cfg.k0 = a.k0 + sel.first_frame;
     cfg.sigma = a.sigma;
     cfg.memory_budget = (size_t)(a.budget_mib * 1048576.0);
+#ifdef FIT_XPCS_MPI
+    nlsq_mpi_cli_xpcs_config(&cfg);    /* several ranks: stream, each reads its own rows */
+#endif
     rc = nlsq_xpcs_model_create(&src, &cfg, &m, err, sizeof err);
     if (rc != 0) {
         bad_input("%s: %s", a.input, err[0] ? err : nlsq_xpcs_status_string(rc));
@@ -326,7 +335,11 @@ int main(int argc, char **argv)
         free(lo);
         free(hi);
     }
+#ifdef FIT_XPCS_MPI
+    rc = nlsq_mpi_cli_xpcs_initial_guess(m, &cfg, a.init, x);   /* from each rank's rows */
+#else
     rc = nlsq_xpcs_initial_guess(m, a.init, x);
+#endif
     if (rc != 0) {
         const char *le = nlsq_xpcs_model_last_error(m);
         bad_input("%s: initial guess failed: %s", a.input, le[0] ? le : nlsq_xpcs_status_string(rc));
@@ -339,6 +352,9 @@ int main(int argc, char **argv)
     nlsq_options_init(&opt);
     opt.n_threads = a.n_threads;
     opt.max_iter = a.max_iter;
+#ifdef FIT_XPCS_MPI
+    nlsq_mpi_cli_options(&opt);        /* this rank's rows, reduce over MPI_COMM_WORLD */
+#endif
     progress_ctx pctx = {a.progress, 0};
     {
         const char *d = getenv("FIT_XPCS_TEST_ITER_DELAY_MS");
@@ -399,6 +415,9 @@ int main(int argc, char **argv)
     }
 
     size_t m_rows = nlsq_xpcs_model_n_rows(m), n_excl = nlsq_xpcs_model_n_excluded(m);
+#ifdef FIT_XPCS_MPI
+    n_excl = nlsq_mpi_cli_xpcs_n_excluded(m);   /* over all ranks */
+#endif
     double dof = (double)m_rows - (double)n_excl - (double)p;
     /* The solver scaled by 2 cost / (m - p); rescale to 2 cost / dof. */
     double cscale = ((double)m_rows - (double)p) / dof;

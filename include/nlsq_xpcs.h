@@ -211,7 +211,9 @@ NLSQ_API int  nlsq_xpcs_model_create(const nlsq_xpcs_source *src, const nlsq_xpc
 NLSQ_API void nlsq_xpcs_model_free(nlsq_xpcs_model *m);
 
 NLSQ_API size_t nlsq_xpcs_model_n_params(const nlsq_xpcs_model *m);
-/** Rows in the fit (before exclusion of non-finite entries). */
+/** Observations in the fit: matrix entries, before exclusion of non-finite
+ *  ones.  The nlsq_problem may have fewer rows: with merged symmetric pairs
+ *  (triangle full) each row stands for two entries and pb.n_obs equals this. */
 NLSQ_API size_t nlsq_xpcs_model_n_rows(const nlsq_xpcs_model *m);
 /** Entries excluded because the data were NaN/Inf (counted on the first pass
  *  over the data, or at creation when cached). */

@@ -367,6 +367,14 @@ int nlsq__adam_run(nlsq__engine *e, const nlsq_options *opt, double *x, nlsq_res
                                   acc.n_nonfinite_r ? "residuals" : "Jacobian");
             goto out_nopass;
         }
+        int sums_ok = isfinite(acc.cost);
+        for (size_t j = 0; j < p && sums_ok; j++)
+            sums_ok = isfinite(Jtr[j]) && isfinite(JtJ[j * p + j]);
+        if (!sums_ok) {
+            status = nlsq__finish(res, NLSQ_ENONFINITE, "the cost or J^T J overflows at the start "
+                                  "point (residuals or Jacobian entries too large: rescale)");
+            goto out_nopass;
+        }
         st->initial_cost = acc.cost;
         st->initial_gnorm = max_abs(p, Jtr);
         cap_scales(&pl, JtJ, st->initial_cost);

@@ -38,7 +38,7 @@ typedef struct lm_work {
     double *A, *g;          /* J^T J, J^T r at x */
     double *At, *gt;        /* J^T J, J^T r at the trial point (speculative pass) */
     double *A_old, *g_old;  /* kept to undo an accepted point whose Jacobian is bad */
-    double *dx, *xt, *step, *x_old, *tmp;
+    double *dx, *xt, *step, *x_old, *tmp, *x_nf;
     double *work;           /* p*p + p for the step solver */
     unsigned char *free_;
 } lm_work;
@@ -54,7 +54,7 @@ static int lm_work_alloc(const nlsq_allocator *al, size_t p, lm_work *w)
 {
     memset(w, 0, sizeof *w);
     /* one block: A, A_old, At, work (p*p each, work + p) and 9 vectors */
-    size_t n = 4 * p * p + p + 9 * p;
+    size_t n = 4 * p * p + p + 10 * p;
     w->block = nlsq__calloc(al, n, sizeof(double));
     w->free_ = nlsq__calloc(al, p, 1);
     if (!w->block || !w->free_) { lm_work_free(al, w); return NLSQ_ENOMEM; }
@@ -70,7 +70,8 @@ static int lm_work_alloc(const nlsq_allocator *al, size_t p, lm_work *w)
     w->xt = v; v += p;
     w->step = v; v += p;
     w->x_old = v; v += p;
-    w->tmp = v;
+    w->tmp = v; v += p;
+    w->x_nf = v;
     return 0;
 }
 
@@ -119,6 +120,13 @@ static int normal_pass(nlsq__engine *e, const double *x, lm_work *w, double *f,
 /* D^2 = running max of diag(J^T J).  When a column's scale grows (a robust
  * loss turning outliers into inliers, say) the trust radius, measured in the
  * scaled norm, grows with it, so it keeps meaning the same step in x. */
+static int normal_finite(size_t p, const double *A, const double *g)
+{
+    for (size_t j = 0; j < p; j++)
+        if (!isfinite(A[j * p + j]) || !isfinite(g[j])) return 0;
+    return 1;
+}
+
 static void update_d2(size_t p, const double *A, nlsq__lm_state *st)
 {
     double growth = 1.0;
@@ -146,6 +154,8 @@ int nlsq__lm_run(nlsq__engine *e, const nlsq_options *opt, double *x,
     double f = INFINITY;
     int grad_known = 1;    /* w.g is J^T r at x */
     int speculate = opt->trial_jacobian != 0;   /* the next trial pass forms J^T J too */
+    size_t nonfinite_run = 0;   /* consecutive trials that were non-finite */
+    double f_nf = INFINITY;     /* best point given up because its Jacobian was not finite */
 
     if (lm_work_alloc(e->al, p, &w) != 0)
         return nlsq__finish(res, NLSQ_ENOMEM, "cannot allocate LM workspace (p = %zu)", p);
@@ -168,6 +178,13 @@ int nlsq__lm_run(nlsq__engine *e, const nlsq_options *opt, double *x,
         status = nlsq__finish(res, NLSQ_ENONFINITE,
                               "non-finite %s at the start point (%zu rows)",
                               bad_r ? "residuals" : "Jacobian", bad_r ? bad_r : bad_J);
+        goto done;
+    }
+    if (!isfinite(f) || !normal_finite(p, w.A, w.g)) {
+        /* finite rows whose sums overflow: nothing can be measured here */
+        status = nlsq__finish(res, NLSQ_ENONFINITE, "the cost or J^T J overflows at the start point "
+                              "(residuals or Jacobian entries too large: rescale the problem)");
+        grad_known = 0;
         goto done;
     }
     if (st->iteration == 0) st->initial_cost = f;
@@ -258,7 +275,7 @@ int nlsq__lm_run(nlsq__engine *e, const nlsq_options *opt, double *x,
         for (size_t j = 0; j < p; j++) gs += w.g[j] * w.step[j];
         double pred = -(gs + 0.5 * quad_form(p, w.A, w.step));
         double snorm = scaled_norm(p, st->d2, w.step), xnorm = scaled_norm(p, st->d2, x);
-        if (snorm <= opt->xtol * (xnorm + opt->xtol)) { status = NLSQ_CONVERGED_XTOL; break; }
+        if (snorm <= opt->xtol * xnorm) { status = NLSQ_CONVERGED_XTOL; break; }
 
         /* --- 4. trial point (with its Jacobian after an accepted step) --- */
         double ft = INFINITY;
@@ -279,6 +296,7 @@ int nlsq__lm_run(nlsq__engine *e, const nlsq_options *opt, double *x,
             trial_normal = speculate;
             trial_bad_J = acc.n_nonfinite_J;
             if (acc.n_nonfinite_r && res) res->n_nonfinite++;
+            nonfinite_run = isfinite(ft) ? 0 : nonfinite_run + 1;
         }
         double actual = f - ft;
         double ratio = pred > 0 ? actual / pred : -1.0;
@@ -313,8 +331,15 @@ int nlsq__lm_run(nlsq__engine *e, const nlsq_options *opt, double *x,
                 goto done;
             }
             if (bad_r || bad_J || !(f <= f_old)) {
-                /* The Jacobian is unusable here: go back and shrink the step. */
+                /* The Jacobian is unusable here: go back and shrink the step,
+                 * but remember the point if it is the best seen (x must end
+                 * as the best point found). */
                 if (res) res->n_nonfinite++;
+                double fr = (bad_r || !isfinite(f)) ? INFINITY : f;
+                if (fr < f_nf && fr < f_old) {
+                    f_nf = fr;
+                    memcpy(w.x_nf, x, p * sizeof(double));
+                }
                 memcpy(x, w.x_old, p * sizeof(double));
                 memcpy(w.A, w.A_old, p * p * sizeof(double));
                 memcpy(w.g, w.g_old, p * sizeof(double));
@@ -333,7 +358,7 @@ int nlsq__lm_run(nlsq__engine *e, const nlsq_options *opt, double *x,
                     break;
                 }
                 xnorm = scaled_norm(p, st->d2, x);
-                if (snorm <= opt->xtol * (xnorm + opt->xtol)) { status = NLSQ_CONVERGED_XTOL; break; }
+                if (snorm <= opt->xtol * xnorm) { status = NLSQ_CONVERGED_XTOL; break; }
             }
         } else {
             /* --- 5b. reject --- */
@@ -372,10 +397,25 @@ int nlsq__lm_run(nlsq__engine *e, const nlsq_options *opt, double *x,
             }
         }
     }
+    /* A stop forced by non-finite trials (the step shrank to nothing around
+     * a point where every trial is NaN/Inf) is not convergence. */
+    if (status == NLSQ_CONVERGED_XTOL && nonfinite_run > 0) {
+        status = nlsq__finish(res, NLSQ_ENONFINITE, "stopped by %zu consecutive trial points with "
+                              "non-finite residuals; x is the best point found", nonfinite_run);
+    }
+    /* A point given up for its non-finite Jacobian that beats the final one
+     * is returned instead (x is always the best point found). */
+    if (f_nf < f) {
+        memcpy(x, w.x_nf, p * sizeof(double));
+        f = f_nf;
+        grad_known = 0;
+        status = nlsq__finish(res, NLSQ_ENONFINITE, "the best point found has a non-finite "
+                              "Jacobian; x is that point");
+    }
     nlsq__finish(res, status, NULL);
 
     /* Covariance at the solution from the J^T J of the final pass. */
-    if (res && res->covariance && status >= 0) {
+    if (res && res->covariance && status >= 0 && grad_known) {
         double dof = nlsq__dof(pb);
         double s2 = opt->absolute_sigma ? 1.0 : (dof > 0 ? 2.0 * f / dof : NAN);
         rc = nlsq__covariance_from_normal(p, w.A, s2, opt->cov_rcond, e->al, res->covariance,
@@ -452,8 +492,10 @@ int nlsq_covariance(const nlsq_problem *pb, const nlsq_options *opt_in, const do
     rc = nlsq__engine_pass(&e, x, NLSQ__PASS_NORMAL, 0, pb->n_rows, &acc);
     int status = 0;
     if (rc) status = nlsq__finish(res, rc, "pass failed (row %zu)", e.callback_row);
-    else if (acc.n_nonfinite_r || acc.n_nonfinite_J)
-        status = nlsq__finish(res, NLSQ_ENONFINITE, "non-finite residuals or Jacobian at x");
+    else if (acc.n_nonfinite_r || acc.n_nonfinite_J || !isfinite(acc.cost) ||
+             !normal_finite(p, A, A + p * p))
+        status = nlsq__finish(res, NLSQ_ENONFINITE, "non-finite residuals or Jacobian at x "
+                              "(or sums that overflow)");
     else {
         double dof = nlsq__dof(pb);
         double s2 = opt->absolute_sigma ? 1.0 : (dof > 0 ? 2.0 * acc.cost / dof : NAN);

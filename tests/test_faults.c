@@ -308,11 +308,10 @@ static const struct { solver_fn fn; const char *name; } solvers[4] = {
 static int n_cases;   /* fault cases exercised by this program (printed at the end) */
 static int n_known;   /* cases that hit a known library bug (docs/reliability.md) */
 
-/* A check that currently fails because of a library bug reported in
- * docs/reliability.md ("Library bugs found").  With NLSQ_FAULTS_STRICT=1 in
- * the environment it fails the test; otherwise it is printed and counted, so
- * that CI stays green until the library is fixed.  Flip it to a plain
- * assertion once the fix is in. */
+/* A check for a library bug reported in docs/reliability.md ("Library bugs
+ * found").  B1-B6 are fixed, so every such check is a regression test and
+ * fails the run; NLSQ_FAULTS_STRICT=0 in the environment only reports them
+ * (for bisecting an old library). */
 static int known_bug(int ok, const char *id, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 static int known_bug(int ok, const char *id, const char *fmt, ...)
@@ -324,7 +323,7 @@ static int known_bug(int ok, const char *id, const char *fmt, ...)
     vsnprintf(buf, sizeof buf, fmt, ap);
     va_end(ap);
     const char *strict = getenv("NLSQ_FAULTS_STRICT");
-    if (strict && strcmp(strict, "0") != 0) fail_msg("library bug %s: %s", id, buf);
+    if (!strict || strcmp(strict, "0") != 0) fail_msg("library bug %s: %s", id, buf);
     print_message("  KNOWN LIBRARY BUG %s: %s\n", id, buf);
     n_known++;
     return 0;
@@ -434,10 +433,13 @@ static void test_nonfinite_persistent(void **state)
                 assert_memory_equal(o.x, c.best_x, 3 * sizeof(double));
                 assert_true(rel_diff(o.res.cost, c.best_cost) <= 1e-13);
             } else {
-                /* B4: an accepted trial point (finite, lower cost) whose
-                 * Jacobian is non-finite is given up for the previous point,
-                 * and the run may end there */
-                known_bug(memcmp(o.x, c.best_x, 3 * sizeof(double)) == 0, "B4",
+                /* B4 (fixed): an accepted trial point (finite, lower cost)
+                 * whose Jacobian is non-finite was given up for the previous
+                 * point and forgotten.  Two points whose costs tie to
+                 * rounding may be ranked differently by this test's plain
+                 * sum and the library's, hence the cost comparison. */
+                known_bug(memcmp(o.x, c.best_x, 3 * sizeof(double)) == 0 ||
+                              rel_diff(o.res.cost, c.best_cost) <= 1e-13, "B4",
                           "NaN Jacobian from pass %ld: returned cost %.17g, best point "
                           "evaluated %.17g", k, o.res.cost, c.best_cost);
             }

@@ -435,6 +435,7 @@ static int make_paths(nlsq_xpcs_file *f, const char *gpath, char **keys, size_t 
 {
     f->name = calloc(n, sizeof *f->name);
     if (!f->name) goto oom;
+    f->n_mat = n;   /* so that file_free frees the names made so far on failure */
     for (size_t i = 0; i < n; i++) {
         size_t len = strlen(gpath) + 1 + strlen(keys[i]) + 1;
         f->name[i] = malloc(len);
@@ -830,6 +831,21 @@ static hid_t get_dataset(nlsq_xpcs_file *f, size_t k)
     return f->dset;
 }
 
+/* Is the file on disk shorter than the end of the HDF5 address space?  (The
+ * open file's descriptor when the driver gives one, else the path.) */
+static int file_truncated(const nlsq_xpcs_file *f)
+{
+    haddr_t eoa = 0;
+    if (H5Fget_eoa(f->fid, &eoa) < 0) return 0;
+    struct stat st;
+    void *handle = NULL;
+    int have = 0;
+    if (H5Fget_vfd_handle(f->fid, H5P_DEFAULT, &handle) >= 0 && handle)
+        have = fstat(*(int *)handle, &st) == 0;
+    if (!have) have = stat(f->path, &st) == 0;
+    return have && (haddr_t)st.st_size < eoa;
+}
+
 int nlsq_xpcs_read_rows(nlsq_xpcs_file *f, const nlsq_xpcs_selection *sel, size_t a,
                         size_t row0, size_t nrows, double *out, char *err, size_t es)
 {
@@ -878,6 +894,14 @@ int nlsq_xpcs_read_rows(nlsq_xpcs_file *f, const nlsq_xpcs_selection *sel, size_
     hid_t d = get_dataset(f, k);
     if (d < 0) {
         xpcs__err(err, es, "%s: cannot open dataset '%s'", f->path, f->name[k]);
+        rc = NLSQ_XPCS_EFILE;
+        goto done;
+    }
+    if (file_truncated(f)) {
+        /* HDF5 would return fill values (zeros) past the end of a file that
+         * shrank after it was opened: that is not data */
+        xpcs__err(err, es, "%s: the file is shorter than its HDF5 metadata says "
+                  "(truncated or changed while open)", f->path);
         rc = NLSQ_XPCS_EFILE;
         goto done;
     }
