@@ -145,22 +145,41 @@ int main(int argc, char **argv)
         n = sp.n_frames;
         P = sp.n_angles;
     }
-    const size_t rows_per_angle = upper ? n * (n + 1) / 2 : n * n;   /* with the diagonal */
-    const size_t m = P * rows_per_angle;
-
-    /* The partition: whole matrix rows when both triangles are fitted. */
+    nlsq_xpcs_config cfg;
+    nlsq_xpcs_config_init(&cfg);
+    cfg.triangle = upper ? NLSQ_XPCS_UPPER : NLSQ_XPCS_FULL;
+    cfg.include_diagonal = 1;
+    cfg.q = file ? sel.q : sp.q;
+    cfg.gap = sp.gap;
+    cfg.dt = sp.dt;
+    cfg.k0 = file ? sel.first_frame : sp.k0;
+    cfg.memory_budget = 0;   /* stream: a rank reads only the rows it evaluates */
+    nlsq_xpcs_model *model = NULL;
+    nlsq_problem pb;
     nlsq_options opt;
     nlsq_options_init(&opt);
     opt.n_threads = threads;
     nlsq_mpi_ctx *mc = NULL;
-    if (nlsq_mpi_attach(&opt, MPI_COMM_WORLD, m, upper ? 4096 : n, &mc) != 0) {
-        fprintf(stderr, "bench_mpi: attach failed\n");
-        MPI_Abort(MPI_COMM_WORLD, 1);
-    }
-    size_t rb, re;
-    nlsq_mpi_rows(mc, &rb, &re);
-
-    if (!file) {
+    size_t m, rb, re;
+    if (file) {
+        /* A file's matrices are symmetric: the model presents each pair
+         * once, weighted (m = its rows, n_obs = both triangles).  Streaming
+         * reads nothing at creation. */
+        if (nlsq_xpcs_model_create(&src, &cfg, &model, err, sizeof err) != 0) {
+            fprintf(stderr, "bench_mpi: %s\n", err);
+            MPI_Abort(MPI_COMM_WORLD, 1);
+        }
+        nlsq_xpcs_model_problem(model, &pb);
+        m = pb.n_rows;
+        if (nlsq_mpi_attach(&opt, MPI_COMM_WORLD, m, 4096, &mc) != 0) MPI_Abort(MPI_COMM_WORLD, 1);
+        nlsq_mpi_rows(mc, &rb, &re);
+    } else {
+        /* A read callback is not known to be symmetric: both triangles are
+         * evaluated, n^2 rows per angle; whole matrix rows per rank. */
+        const size_t rows_per_angle = n * n;
+        m = P * rows_per_angle;
+        if (nlsq_mpi_attach(&opt, MPI_COMM_WORLD, m, n, &mc) != 0) MPI_Abort(MPI_COMM_WORLD, 1);
+        nlsq_mpi_rows(mc, &rb, &re);
         /* generate this rank's matrix rows only */
         double t0 = now_s();
         rr.n = n;
@@ -204,25 +223,17 @@ int main(int argc, char **argv)
         src.thread_safe = 1;
         src.float32 = 1;
         t_data = now_s() - t0;
+        if (nlsq_xpcs_model_create(&src, &cfg, &model, err, sizeof err) != 0) {
+            fprintf(stderr, "bench_mpi: %s\n", err);
+            MPI_Abort(MPI_COMM_WORLD, 1);
+        }
+        nlsq_xpcs_model_problem(model, &pb);
+        if (pb.n_rows != m) {
+            fprintf(stderr, "bench_mpi: the model has %zu rows, expected %zu\n", pb.n_rows, m);
+            MPI_Abort(MPI_COMM_WORLD, 1);
+        }
     }
     long rss_data = status_kib("VmRSS");
-
-    nlsq_xpcs_config cfg;
-    nlsq_xpcs_config_init(&cfg);
-    cfg.triangle = upper ? NLSQ_XPCS_UPPER : NLSQ_XPCS_FULL;
-    cfg.include_diagonal = 1;
-    cfg.q = file ? sel.q : sp.q;
-    cfg.gap = sp.gap;
-    cfg.dt = sp.dt;
-    cfg.k0 = file ? sel.first_frame : sp.k0;
-    cfg.memory_budget = 0;   /* stream: a rank reads only the rows it evaluates */
-    nlsq_xpcs_model *model = NULL;
-    if (nlsq_xpcs_model_create(&src, &cfg, &model, err, sizeof err) != 0) {
-        fprintf(stderr, "bench_mpi: %s\n", err);
-        MPI_Abort(MPI_COMM_WORLD, 1);
-    }
-    nlsq_problem pb;
-    nlsq_xpcs_model_problem(model, &pb);
     const size_t p = pb.n_params;
     double *x = malloc(sizeof(double) * p), *cov = malloc(sizeof(double) * p * p);
 
@@ -266,11 +277,12 @@ int main(int argc, char **argv)
         long hwm_max = 0;
         for (int r = 0; r < size; r++) if (hwms[r] > hwm_max) hwm_max = hwms[r];
         if (json) {
-            printf("{\"ranks\":%d,\"threads\":%d,\"source\":\"%s\",\"m\":%zu,\"p\":%zu,"
+            printf("{\"ranks\":%d,\"threads\":%d,\"source\":\"%s\",\"m\":%zu,\"n_obs\":%zu,\"p\":%zu,"
                    "\"method\":\"%s\",\"data_s\":%.3f,\"init_s\":%.3f,\"fit_s\":%.3f,"
                    "\"iterations\":%zu,\"n_jac\":%zu,\"n_eval\":%zu,\"rows_per_s\":%.4g,"
                    "\"reduces\":%llu,\"reduce_s\":%.3f,\"vmhwm_mib\":[",
-                   size, threads, file ? "file" : "memory", m, p, method, t_data_max, t_init,
+                   size, threads, file ? "file" : "memory", m, pb.n_obs ? pb.n_obs : m, p, method,
+                   t_data_max, t_init,
                    t_fit, res.iterations, res.n_jac, res.n_eval, rows_s,
                    (unsigned long long)(st.n_reduce - st0.n_reduce), st.wait_s - st0.wait_s);
             for (int r = 0; r < size; r++) printf("%s%.1f", r ? "," : "", (double)hwms[r] / 1024.0);
@@ -279,9 +291,10 @@ int main(int argc, char **argv)
             for (size_t k = 0; k < p; k++) printf("%s%.17g", k ? "," : "", x[k]);
             printf("]}\n");
         } else {
-            printf("bench_mpi: %d rank%s x %d thread%s, %s data, m = %zu rows, p = %zu, %s\n",
-                   size, size == 1 ? "" : "s", threads, threads == 1 ? "" : "s",
-                   file ? "file (streamed)" : "in-memory (streamed, own rows only)", m, p, method);
+            printf("bench_mpi: %d rank%s x %d thread%s, %s data, m = %zu rows (%zu observations),"
+                   " p = %zu, %s\n", size, size == 1 ? "" : "s", threads, threads == 1 ? "" : "s",
+                   file ? "file (streamed)" : "in-memory (streamed, own rows only)", m,
+                   pb.n_obs ? pb.n_obs : m, p, method);
             printf("  data %.2f s (slowest rank), start point %.2f s, fit %.2f s: %s, %zu iterations,"
                    " %zu + %zu passes, %.3g rows/s per pass\n", t_data_max, t_init, t_fit,
                    nlsq_status_name(status), res.iterations, res.n_jac, res.n_eval, rows_s);
