@@ -231,6 +231,9 @@ int main(int argc, char **argv)
                                     strerror(e));
         }
     }
+#ifdef FIT_XPCS_MPI
+    if (nlsq_mpi_cli_rank() != 0) a.output = a.plot = NULL;   /* only rank 0 writes files */
+#endif
     if (a.resume) {
         static const char *const solver_names[4] = {"", "lm", "adam", "hybrid"};
         int sv = checkpoint_solver(a.resume);
