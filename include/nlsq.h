@@ -126,9 +126,12 @@ typedef struct nlsq_problem {
 /* Options                                                                   */
 /* ------------------------------------------------------------------------ */
 
-/** Custom allocator (all three functions, or none).  The library routes every
- *  allocation of a solve through it.  alloc_fn(ctx, size) must return memory
- *  aligned for double; free_fn(ctx, NULL) must be a no-op. */
+/** Custom allocator (all three functions, or none).  The library routes its
+ *  own allocations through it (workspaces, chunk buffers, checkpoints);
+ *  LAPACKE's and OpenBLAS's internal workspaces and thread stacks still use
+ *  the C library (a LAPACKE out-of-memory is reported as NLSQ_ENOMEM).
+ *  alloc_fn(ctx, size) must return memory aligned for double; free_fn(ctx,
+ *  NULL) must be a no-op. */
 typedef struct nlsq_allocator {
     void *(*alloc_fn)(void *ctx, size_t size);
     void *(*realloc_fn)(void *ctx, void *ptr, size_t size);
@@ -162,7 +165,8 @@ typedef enum nlsq_phase {
     NLSQ_PHASE_COVARIANCE = 3
 } nlsq_phase;
 
-/** What the progress callback sees once per iteration (LM) or epoch (Adam). */
+/** What the progress callback sees after each LM iteration that goes on (not
+ *  after the one that ends the solve) or each Adam epoch. */
 typedef struct nlsq_progress_info {
     int    phase;          /* an nlsq_phase */
     size_t iteration;      /* LM iteration or Adam epoch, from 1 */
@@ -213,7 +217,10 @@ typedef struct nlsq_options {
 
     /* --- chunking, memory, threads --- */
     size_t chunk_rows;      /* rows per chunk; 0 = automatic (about 1 MiB of J) */
-    size_t memory_budget;   /* bytes for chunk buffers over all threads; 0 = none */
+    size_t memory_budget;   /* bytes for one worker's chunk buffers (J and r); the
+                               total is n_threads times this (per thread, so that
+                               the chunk size, hence the result, does not depend
+                               on the thread count); 0 = none */
     int    n_threads;       /* worker threads; 0 = all online cores */
 
     /* --- covariance --- */
@@ -291,16 +298,18 @@ typedef struct nlsq_phase_stats {
 
 typedef struct nlsq_result {
     int    status;        /* an nlsq_status */
-    double cost;          /* 0.5 * sum r_i^2 at the returned x */
+    double cost;          /* 0.5 * sum r_i^2 at the returned x (with a robust
+                             loss: 0.5 * sum rho(r_i^2)) */
     double grad_norm;     /* max_j |(J^T r)_j| at the returned x */
     size_t iterations;
     size_t n_eval;        /* full passes over the rows without Jacobian */
     size_t n_jac;         /* full passes over the rows with Jacobian */
     double *covariance;   /* NULL, or a caller-owned p*p buffer the solver fills
-                             with s^2 (J^T J)^-1, s^2 = 2 cost / (m - p) */
+                             with s^2 (J^T J)^-1, s^2 = 2 cost / (m - p), m the
+                             observations (n_obs, else n_rows); NAN when m <= p */
     /* --- extensions --- */
     double initial_cost;  /* cost at the start point */
-    double reduced_chi2;  /* 2 cost / (m - p); NAN when m == p */
+    double reduced_chi2;  /* 2 cost / (m - p), m as for the covariance; NAN when m <= p */
     double seconds;       /* wall time of the solve */
     size_t n_rows;        /* m */
     size_t n_nonfinite;   /* trial passes rejected for NaN/Inf residuals */
@@ -334,7 +343,9 @@ NLSQ_API int nlsq_resume(const nlsq_problem *pb, const nlsq_options *opt,
 
 /** Covariance s^2 (J^T J)^-1 at x (one Jacobian pass), written to cov (p*p).
  *  Undetermined parameters get +INFINITY variance and NAN covariances (see
- *  docs/api.md for the rank rule).  res may be NULL. */
+ *  docs/api.md for the rank rule).  Returns 0 on success (res->status is
+ *  then 0 too, with the message "covariance computed"), or an error.  res may
+ *  be NULL. */
 NLSQ_API int nlsq_covariance(const nlsq_problem *pb, const nlsq_options *opt,
                              const double *x, double *cov, nlsq_result *res);
 

@@ -220,7 +220,8 @@ NLSQ_API size_t nlsq_xpcs_model_n_rows(const nlsq_xpcs_model *m);
 NLSQ_API size_t nlsq_xpcs_model_n_excluded(const nlsq_xpcs_model *m);
 
 /** Fill pb (eval, pattern, ctx, n_params, n_rows, bounds from the model's
- *  bound arrays).  pb is valid while m lives. */
+ *  bound arrays, jac_col_major = 1, and n_obs when symmetric pairs are
+ *  merged).  pb is valid while m lives. */
 NLSQ_API int  nlsq_xpcs_model_problem(nlsq_xpcs_model *m, nlsq_problem *pb);
 
 /** Default bounds (spec table) into lower/upper (n_params each); the model
@@ -231,7 +232,8 @@ NLSQ_API int  nlsq_xpcs_model_set_bounds(nlsq_xpcs_model *m, const double *lower
 /** Start point: the spec's physical defaults (or phys[] when not NULL, NAN
  *  entries meaning "default"; clamped into the model's bounds), then per
  *  angle the 2-parameter linear least squares for contrast and offset given
- *  the physical start (clamped to the bounds; one pass over the data).
+ *  the physical start (clamped to the bounds), over a spread-out sample of
+ *  at most 16 blocks of 4096 entries per angle.
  *  x: n_params values. */
 NLSQ_API int  nlsq_xpcs_initial_guess(nlsq_xpcs_model *m, const double *phys, double *x);
 

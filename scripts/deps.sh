@@ -3,7 +3,7 @@
 # Usage: scripts/deps.sh [--ci]   (--ci adds the tools the CI job uses)
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config libopenblas-dev liblapacke-dev libcmocka-dev
-      libhdf5-dev hdf5-tools libopenmpi-dev openmpi-bin)
+      libhdf5-dev hdf5-tools libpng-dev libopenmpi-dev openmpi-bin)
 if [ "${1:-}" = "--ci" ]; then
   pkgs+=(valgrind clang libclang-rt-14-dev)
 fi

@@ -253,7 +253,7 @@ int nlsq__engine_init(nlsq__engine *e, const nlsq_problem *pb, const nlsq_option
     }
     if (opt->memory_budget > 0) {
         size_t per_row = (p + 1) * sizeof(double);
-        size_t cap = opt->memory_budget / (threads * per_row);
+        size_t cap = opt->memory_budget / per_row;   /* per worker: see nlsq.h */
         if (cap < 1) cap = 1;
         if (chunk > cap) chunk = cap;
     }

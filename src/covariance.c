@@ -43,6 +43,10 @@ int nlsq__covariance_from_normal(size_t p, const double *A, double scale,
 
     int rc = 0;
     lapack_int info = LAPACKE_dsyevd(LAPACK_ROW_MAJOR, 'V', 'U', (lapack_int)p, C, (lapack_int)p, w);
+    if (info == LAPACK_WORK_MEMORY_ERROR || info == LAPACK_TRANSPOSE_MEMORY_ERROR) {
+        rc = NLSQ_ENOMEM;
+        goto out;
+    }
     if (info != 0) { rc = info < 0 ? NLSQ_EINVAL : NLSQ_ESINGULAR; goto out; }
 
     double wmax = 0.0;

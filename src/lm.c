@@ -501,7 +501,8 @@ int nlsq_covariance(const nlsq_problem *pb, const nlsq_options *opt_in, const do
         double s2 = opt->absolute_sigma ? 1.0 : (dof > 0 ? 2.0 * acc.cost / dof : NAN);
         size_t rank = 0;
         rc = nlsq__covariance_from_normal(p, A, s2, opt->cov_rcond, e.al, cov, &rank);
-        status = nlsq__finish(res, rc, rc ? "covariance: eigen-decomposition failed" : NULL);
+        status = nlsq__finish(res, rc, rc ? "covariance: eigen-decomposition failed"
+                                          : "covariance computed at x (status 0: success)");
         if (res) {
             res->rank = rank;
             res->cost = acc.cost;

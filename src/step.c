@@ -56,6 +56,8 @@ int nlsq__damped_step(size_t p, const double *A, const double *g,
                 return 0;
             }
         }
+        if (info == LAPACK_WORK_MEMORY_ERROR || info == LAPACK_TRANSPOSE_MEMORY_ERROR)
+            return NLSQ_ENOMEM;
         if (info < 0) return NLSQ_ESINGULAR;   /* bad argument: a bug, not data */
         *lambda = *lambda > 0 ? *lambda * 10.0 : 1e-12;
         if (!isfinite(*lambda)) break;

@@ -142,6 +142,30 @@ static void test_n_obs(void **s)
     assert_int_equal(nlsq_lm(&pw, &o, xw, &rw), NLSQ_EINVAL);
 }
 
+/* With a binding memory_budget the chunk size must not depend on the thread
+ * count, or results would differ in the last bits between thread counts. */
+static void test_budget_threads_bitwise(void **s)
+{
+    (void)s;
+    pctx c = {13, 1, 1, 1.0, 0};
+    nlsq_problem pb = {.n_params = 13, .n_rows = 20000, .eval = eval, .ctx = &c,
+                       .pattern = pattern, .jac_col_major = 1};
+    double x1[13], cost1 = 0;
+    for (int t = 1; t <= 4; t++) {
+        nlsq_options o;
+        nlsq_options_init(&o);
+        o.memory_budget = 16 << 10;   /* binds: far below the automatic chunk */
+        o.n_threads = t;
+        double x[13];
+        for (size_t a = 0; a < 13; a++) x[a] = 0.7 + 0.01 * (double)a;
+        nlsq_result res = {0};
+        assert_true(nlsq_lm(&pb, &o, x, &res) > 0);
+        if (t == 1) { memcpy(x1, x, sizeof x); cost1 = res.cost; }
+        assert_memory_equal(x, x1, sizeof x);
+        assert_true(res.cost == cost1);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -150,6 +174,7 @@ int main(void)
         cmocka_unit_test(test_sparse),
         cmocka_unit_test(test_robust_careful_path),
         cmocka_unit_test(test_n_obs),
+        cmocka_unit_test(test_budget_threads_bitwise),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
