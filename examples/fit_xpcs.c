@@ -453,6 +453,10 @@ int main(int argc, char **argv)
     r.n_rows = m_rows;
     r.n_excluded = n_excl;
     r.iterations = res.iterations;
+    r.n_eval = res.n_eval;
+    r.n_jac = res.n_jac;
+    r.n_phases = res.n_phases;
+    memcpy(r.phases, res.phases, sizeof r.phases);
     int truth = read_truth(f, &sel, r.truth_phys, truth_con, truth_off);
     r.have_truth = truth != 0;
     r.truth_contrast = truth == 1 ? truth_con : NULL;

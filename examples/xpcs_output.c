@@ -181,8 +181,22 @@ void xpcs_print_json(FILE *fp, const xpcs_report *r)
     fprintf(fp, ", \"n_rows\": %zu, \"n_excluded\": %zu, \"n_params\": %zu, \"dof\": ", r->n_rows,
             r->n_excluded, r->p);
     json_num(fp, r->dof);
-    fprintf(fp, ", \"iterations\": %zu, \"seconds\": ", r->iterations);
+    fprintf(fp, ", \"iterations\": %zu, \"n_eval\": %zu, \"n_jac\": %zu, \"seconds\": ",
+            r->iterations, r->n_eval, r->n_jac);
     json_num(fp, r->seconds);
+    fputs(", \"phases\": [", fp);
+    for (size_t k = 0; k < r->n_phases && k < 3; k++) {
+        const nlsq_phase_stats *ph = &r->phases[k];
+        fprintf(fp, "%s{\"phase\": \"%s\", \"iterations\": %zu, \"n_eval\": %zu, \"n_jac\": %zu, "
+                "\"cost\": ", k ? ", " : "",
+                ph->phase == NLSQ_PHASE_ADAM ? "adam" : ph->phase == NLSQ_PHASE_LM ? "lm" : "covariance",
+                ph->iterations, ph->n_eval, ph->n_jac);
+        json_num(fp, ph->cost);
+        fputs(", \"seconds\": ", fp);
+        json_num(fp, ph->seconds);
+        fputc('}', fp);
+    }
+    fputc(']', fp);
     fputs(", \"file\": ", fp);
     json_str(fp, a->input);
     fprintf(fp, ", \"mode\": \"%s\", \"method\": \"%s\", \"triangle\": \"%s\", \"q\": ",

@@ -32,6 +32,9 @@ typedef struct xpcs_report {
     const char *message;                /* one line */
     double cost, reduced_chi2, dof, seconds;
     size_t n_rows, n_excluded, iterations;
+    size_t n_eval, n_jac;               /* full passes without / with Jacobian */
+    size_t n_phases;                    /* per solver phase (Adam, LM): res.phases */
+    nlsq_phase_stats phases[3];
     int have_truth;                     /* the file carries the synthetic truth */
     double truth_phys[NLSQ_XPCS_N_PHYS];
     const double *truth_contrast;       /* P values in selection order (or NULL) */
