@@ -187,17 +187,18 @@ static int run_cli(int threads, char *out, size_t size)
     return WEXITSTATUS(status);
 }
 
-/* Blank the value of "seconds" (wall time): "seconds": 0.123 -> "seconds": _ */
+/* Blank every value of "seconds" (wall times: the fit's and each phase's):
+ * "seconds": 0.123 -> "seconds": _ */
 static void blank_seconds(char *s)
 {
-    char *k = strstr(s, "\"seconds\":");
-    if (!k) return;
-    char *v = k + strlen("\"seconds\":");
-    while (*v == ' ') v++;
-    char *e = v;
-    while (*e && *e != ',' && *e != '}') e++;
-    memmove(v + 1, e, strlen(e) + 1);
-    *v = '_';
+    for (char *k = strstr(s, "\"seconds\":"); k; k = strstr(k + 1, "\"seconds\":")) {
+        char *v = k + strlen("\"seconds\":");
+        while (*v == ' ') v++;
+        char *e = v;
+        while (*e && *e != ',' && *e != '}') e++;
+        memmove(v + 1, e, strlen(e) + 1);
+        *v = '_';
+    }
 }
 
 /* The number after "key": in the JSON text, after "within": when given. */
