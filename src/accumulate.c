@@ -16,7 +16,8 @@
  * Blocks of at most NLSQ_SMALL_K columns (sparse patterns such as XPCS's 9 of
  * 53, or small dense problems) skip BLAS, whose packing dominates at that
  * width: the chunk is transposed and the k(k+1)/2 + k dot products are taken
- * with 4-wide vectors (small_normal).
+ * with 4-wide vectors (small_normal); gradient-only passes (Adam) use the
+ * same kernel and keep its J^T r.
  */
 #define _POSIX_C_SOURCE 200809L
 #include "nlsq_internal.h"
@@ -344,12 +345,14 @@ static inline void neumaier_add(double *sum, double *comp, double v)
 }
 
 /* Add a small-kernel k x k block and k-vector into the slot's p x p sums. */
-static void scatter_small(nlsq__slot *s, const nlsq__worker *w, size_t p, size_t k, int sparse)
+static void scatter_small(nlsq__slot *s, const nlsq__worker *w, size_t p, size_t k, int sparse,
+                          int with_JtJ)
 {
     const size_t *c = w->cols;
     for (size_t a = 0; a < k; a++) {
         size_t ca = sparse ? c[a] : a;
         s->Jtr[ca] += w->localg[a];
+        if (!with_JtJ) continue;
         const double *lr = w->local + a * k;
         double *cr = s->JtJ + ca * p;
         for (size_t b = a; b < k; b++) cr[sparse ? c[b] : b] += lr[b];
@@ -386,8 +389,7 @@ static int eval_chunk(nlsq__engine *e, nlsq__worker *w, nlsq__slot *s,
     /* Fast path (plain least squares, at most NLSQ_SMALL_K columns): one
      * kernel call gives J^T J and J^T r; a non-finite entry anywhere shows up
      * in sum r^2 or in diag(J^T J) / J^T r, and only then are rows inspected. */
-    if (e->loss == NLSQ_LOSS_LINEAR && (mode == NLSQ__PASS_COST ||
-                                        (mode == NLSQ__PASS_NORMAL && k <= NLSQ_SMALL_K))) {
+    if (e->loss == NLSQ_LOSS_LINEAR && (mode == NLSQ__PASS_COST || k <= NLSQ_SMALL_K)) {
         double rr = sum_squares(n, r);
         if (isfinite(rr)) {
             if (mode == NLSQ__PASS_COST) {
@@ -400,7 +402,7 @@ static int eval_chunk(nlsq__engine *e, nlsq__worker *w, nlsq__slot *s,
                 ok = isfinite(w->local[a * k + a]) && isfinite(w->localg[a]);
             if (ok) {
                 neumaier_add(&s->sum, &s->comp, 0.5 * rr);
-                scatter_small(s, w, p, k, sparse);
+                scatter_small(s, w, p, k, sparse, mode == NLSQ__PASS_NORMAL);
                 return (int)n;
             }
         }
@@ -451,9 +453,9 @@ static int eval_chunk(nlsq__engine *e, nlsq__worker *w, nlsq__slot *s,
             return (int)n;
         }
 
-    if (k <= NLSQ_SMALL_K && mode == NLSQ__PASS_NORMAL) {
+    if (k <= NLSQ_SMALL_K) {   /* NORMAL or GRAD: the kernel gives J^T r as well */
         small_normal(e->avx2, n, k, J, 0, r, w->T, w->local, w->localg);
-        scatter_small(s, w, p, k, sparse);
+        scatter_small(s, w, p, k, sparse, mode == NLSQ__PASS_NORMAL);
     } else if (!sparse) {
         cblas_dgemv(CblasRowMajor, CblasTrans, (int)n, (int)p, 1.0, J, (int)p, r, 1, 1.0, s->Jtr, 1);
         if (mode == NLSQ__PASS_NORMAL)
