@@ -1,0 +1,207 @@
+#!/usr/bin/env bash
+# run_bench.sh - nlsq (bench_xpcs) against the GSL peer (bench/peers/gsl_xpcs)
+# on the 23M-point XPCS benchmark, one fit per process, each under
+# /usr/bin/time -v.  Fit wall time comes from the programs' JSON (data
+# generation excluded), max RSS from time -v.
+#
+# usage: bench/run_bench.sh [--repeat R] [--scale F] [--threads T] [--file PATH]
+#                           [--scales "1/16 1/4 1"] [--repeat-4x R4] [--no-gsl-4x] [--no-threads] [--no-scaling]
+#                           [--no-peer] [--build-dir DIR] [--out DIR]
+#
+#   --repeat R     fits per program and configuration (default 3); medians reported
+#   --scale F      size of the main comparison (default 1 = 23,046,023 rows; 1/16, 1/4 ...)
+#   --threads T    threads of both programs in the main comparison (default 2)
+#   --file PATH    an xpcs_synth file with 4x the rows (xpcs_synth PATH --frames 2002):
+#                  adds a "4x" row to the scaling table, nlsq streaming it through the
+#                  reader (--memory-budget 64 MiB), the GSL peer loading it into memory
+#   --repeat-4x R4 fits per program at 4x (default 1)
+#   --no-gsl-4x    do not run the GSL peer at 4x (it holds ~2 GB)
+#   --no-threads   skip nlsq 1 thread vs T threads
+#   --no-scaling   skip the scaling table (1/16, 1/4, 1[, 4x])
+#   --scales "LIST" the scales of the scaling table (default "1/16 1/4 1")
+#   --no-peer      nlsq only
+#   --build-dir    build directory (default build-bench; configured Release and built if needed)
+#   --out DIR      where raw JSON, time -v logs and results.tsv go
+#                  (default DIR = <build-dir>/bench-results/<date>)
+#   --summarize DIR  only print the tables of earlier runs (DIR/results.tsv;
+#                  repeatable: the runs of several DIRs are pooled)
+#
+# Runs alternate nlsq / GSL so that drifting machine load hits both alike.
+# OPENBLAS_NUM_THREADS=1 is set: nlsq's engine threads itself.
+set -euo pipefail
+export OPENBLAS_NUM_THREADS=1
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+REPEAT=3 SCALE=1 SCALES="1/16 1/4 1" THREADS=2 FILE4X="" REPEAT4X=1 GSL4X=1 DO_THREADS=1 DO_SCALING=1 DO_PEER=1
+BUILD="$ROOT/build-bench" OUT="" SUMMARIZE=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --repeat) REPEAT=$2; shift 2 ;;
+    --scale) SCALE=$2; shift 2 ;;
+    --threads) THREADS=$2; shift 2 ;;
+    --scales) SCALES=$2; shift 2 ;;
+    --file) FILE4X=$2; shift 2 ;;
+    --repeat-4x) REPEAT4X=$2; shift 2 ;;
+    --no-gsl-4x) GSL4X=0; shift ;;
+    --no-threads) DO_THREADS=0; shift ;;
+    --no-scaling) DO_SCALING=0; shift ;;
+    --no-peer) DO_PEER=0; shift ;;
+    --build-dir) BUILD=$2; shift 2 ;;
+    --out) OUT=$2; shift 2 ;;
+    --summarize) SUMMARIZE="$SUMMARIZE $2/results.tsv"; shift 2 ;;
+    -h|--help) sed -n '2,33p' "$0"; exit 0 ;;
+    *) echo "run_bench.sh: unknown option $1 (try --help)" >&2; exit 2 ;;
+  esac
+done
+if [ -z "$SUMMARIZE" ]; then
+  [ -n "$OUT" ] || OUT="$BUILD/bench-results/$(date +%Y%m%d-%H%M%S)"
+  mkdir -p "$OUT"
+fi
+
+# ---------------------------------------------------------------- tables
+# medians per (program, scale, threads) over every group
+summary() {
+  awk -F'\t' '$1 != "group" {
+      k = $2 "\t" $3 "\t" $4; n[k]++
+      fit[k, n[k]] = $6; rss[k, n[k]] = $10
+      m[k] = $5; it[k] = $7; nj[k] = $8; ne[k] = $9; cost[k] = $12; st[k] = $13
+      if (!(k in order)) { order[k] = ++nk; keys[nk] = k }
+    }
+    function med(arr, k, c,   i, j, t, v) {
+      for (i = 1; i <= c; i++) v[i] = arr[k, i] + 0
+      for (i = 1; i <= c; i++) for (j = i + 1; j <= c; j++) if (v[j] < v[i]) { t = v[i]; v[i] = v[j]; v[j] = t }
+      return c % 2 ? v[(c + 1) / 2] : (v[c / 2] + v[c / 2 + 1]) / 2
+    }
+    END {
+      printf "| program | scale | threads | m | fits | fit s (median) | fit s (min) | iterations | passes J + r | rows/s per pass (median) | max RSS MiB (median) | final cost | status |\n"
+      printf "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n"
+      for (i = 1; i <= nk; i++) {
+        k = keys[i]; split(k, f, "\t")
+        F = med(fit, k, n[k]); R = med(rss, k, n[k]); lo = fit[k, 1] + 0
+        for (j = 2; j <= n[k]; j++) if (fit[k, j] + 0 < lo) lo = fit[k, j] + 0
+        printf "| %s | %s | %s | %d | %d | %.2f | %.2f | %s | %s + %s | %.2f M | %.0f | %.10e | %s |\n", \
+          f[1] == "gsl" ? "GSL peer" : "nlsq", f[2], f[3], m[k], n[k], F, lo, it[k], nj[k], ne[k], \
+          m[k] * (nj[k] + ne[k]) / F / 1e6, R, cost[k], st[k]
+        MF[f[1], f[2], f[3]] = F; MR[f[1], f[2], f[3]] = R; C[f[1], f[2], f[3]] = cost[k]
+        if (!((f[2] "\t" f[3]) in S)) { S[f[2] "\t" f[3]] = 1; so[++ns] = f[2] "\t" f[3] }
+      }
+      printf "\n| scale | threads | GSL/nlsq fit time | GSL/nlsq max RSS | cost (GSL - nlsq) / nlsq |\n|---|---|---:|---:|---:|\n"
+      for (q = 1; q <= ns; q++) { split(so[q], g, "\t")
+        if ((("nlsq", g[1], g[2]) in MF) && (("gsl", g[1], g[2]) in MF))
+          printf "| %s | %s | %.2f | %.2f | %.2e |\n", g[1], g[2], MF["gsl", g[1], g[2]] / MF["nlsq", g[1], g[2]], \
+            MR["gsl", g[1], g[2]] / MR["nlsq", g[1], g[2]], \
+            (C["gsl", g[1], g[2]] - C["nlsq", g[1], g[2]]) / C["nlsq", g[1], g[2]]
+      }
+    }' "$@"
+}
+
+if [ -n "$SUMMARIZE" ]; then   # tables of earlier runs, results.tsv files
+  summary $SUMMARIZE
+  exit 0
+fi
+
+# ---------------------------------------------------------------- build
+if [ ! -f "$BUILD/CMakeCache.txt" ]; then
+  cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DNLSQ_WERROR=ON >&2
+fi
+cmake --build "$BUILD" -j2 --target bench_xpcs >&2
+NLSQ="$BUILD/bench/bench_xpcs"
+GSL="$BUILD/bench/peers/gsl_xpcs"
+if [ "$DO_PEER" = 1 ]; then
+  cmake --build "$BUILD" -j2 --target gsl_xpcs >&2 || true
+  if [ ! -x "$GSL" ]; then
+    echo "run_bench.sh: the GSL peer was not built (pkg-config gsl? libgsl-dev): nlsq only" >&2
+    DO_PEER=0
+  fi
+fi
+
+# ---------------------------------------------------------------- /usr/bin/time
+TIME=/usr/bin/time
+if [ ! -x "$TIME" ]; then
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  echo "run_bench.sh: installing GNU time (/usr/bin/time)" >&2
+  $SUDO apt-get install -y -qq time >&2 || { $SUDO apt-get update -qq >&2 && $SUDO apt-get install -y -qq time >&2; }
+fi
+
+# ---------------------------------------------------------------- one run
+RES="$OUT/results.tsv"
+printf 'group\tprogram\tscale\tthreads\tm\tfit_s\titerations\tn_jac\tn_eval\tmaxrss_mib\tvmhwm_mib\tcost\tstatus\tgen_s\n' > "$RES"
+RUN=0
+
+jget() {   # jget KEY JSON -> the value (numbers, strings without quotes)
+  printf '%s' "$2" | grep -o "\"$1\":[^,}]*" | head -1 | cut -d: -f2- | tr -d '"'
+}
+
+# run_one GROUP PROGRAM SCALE-LABEL THREADS ARGS...
+run_one() {
+  local group=$1 prog=$2 slabel=$3 thr=$4; shift 4
+  local exe=$NLSQ; [ "$prog" = gsl ] && exe=$GSL
+  RUN=$((RUN + 1))
+  local tag; tag=$(printf '%03d-%s-%s' "$RUN" "$group" "$prog")
+  local rc=0
+  echo "[$(date +%H:%M:%S)] $prog $* --threads $thr" >&2
+  "$TIME" -v -o "$OUT/$tag.time" "$exe" --json --threads "$thr" "$@" > "$OUT/$tag.json" 2> "$OUT/$tag.err" || rc=$?
+  local json; json=$(grep '^{' "$OUT/$tag.json" | tail -1 || true)
+  if [ -z "$json" ]; then
+    echo "run_bench.sh: $prog $* failed (rc $rc), see $OUT/$tag.err" >&2
+    return 0
+  fi
+  local rss_kb; rss_kb=$(awk -F: '/Maximum resident set size/ {gsub(/ /, "", $2); print $2}' "$OUT/$tag.time")
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$group" "$prog" "$slabel" "$thr" \
+    "$(jget m "$json")" "$(jget fit_s "$json")" "$(jget iterations "$json")" "$(jget n_jac "$json")" \
+    "$(jget n_eval "$json")" "$(awk -v k="$rss_kb" 'BEGIN {printf "%.1f", k / 1024}')" \
+    "$(jget peak_rss_mib "$json")" "$(jget cost "$json")" "$(jget status "$json")" \
+    "$(jget gen_s "$json")" >> "$RES"
+  tail -1 "$RES" | awk -F'\t' '{printf "    m %s  fit %.2f s  it %s  passes %s+%s  maxRSS %s MiB  cost %s  %s\n", $5, $6, $7, $8, $9, $10, $12, $13}' >&2
+}
+
+# ---------------------------------------------------------------- runs
+echo "run_bench.sh: results in $OUT" >&2
+{
+  echo "date: $(date -Iseconds)"
+  echo "commit: $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$ROOT" diff --quiet 2>/dev/null || echo ' (+ local changes)')"
+  echo "host: $(uname -srm), $(nproc) CPUs, $(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo)"
+  echo "cpu: $(lscpu | awk -F: '/Model name/ {gsub(/^ +/, "", $2); print $2; exit}')"
+  echo "compiler: $(${CC:-cc} --version | head -1)"
+  echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)"
+} > "$OUT/machine.txt"
+
+# 1. main comparison, alternating
+for r in $(seq 1 "$REPEAT"); do
+  run_one main nlsq "$SCALE" "$THREADS" --scale "$SCALE"
+  if [ "$DO_PEER" = 1 ]; then run_one main gsl "$SCALE" "$THREADS" --scale "$SCALE"; fi
+done
+
+# 2. nlsq threads: 1 vs THREADS (THREADS from the main runs)
+if [ "$DO_THREADS" = 1 ] && [ "$THREADS" != 1 ]; then
+  for r in $(seq 1 "$REPEAT"); do
+    run_one threads nlsq "$SCALE" 1 --scale "$SCALE"
+  done
+fi
+
+# 3. scaling in m
+if [ "$DO_SCALING" = 1 ]; then
+  for s in $SCALES; do
+    if [ "$s" = "$SCALE" ]; then continue; fi   # already in the main comparison
+    for r in $(seq 1 "$REPEAT"); do
+      run_one scaling nlsq "$s" "$THREADS" --scale "$s"
+      if [ "$DO_PEER" = 1 ]; then run_one scaling gsl "$s" "$THREADS" --scale "$s"; fi
+    done
+  done
+  if [ -n "$FILE4X" ]; then
+    for r in $(seq 1 "$REPEAT4X"); do
+      run_one scaling nlsq 4x-file "$THREADS" --file "$FILE4X" --memory-budget 64
+      if [ "$DO_PEER" = 1 ] && [ "$GSL4X" = 1 ]; then
+        run_one scaling gsl 4x-file "$THREADS" --file "$FILE4X"
+      fi
+    done
+  fi
+fi
+echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)" >> "$OUT/machine.txt"
+
+{
+  cat "$OUT/machine.txt"
+  echo
+  summary "$RES"
+} | tee "$OUT/summary.md"
