@@ -570,13 +570,9 @@ int nlsq__adam_solve(const nlsq_problem *pb, const nlsq_options *opt_in, double 
 {
     double t0 = nlsq__now();
     nlsq_options defaults;
-    const nlsq_options *opt = opt_in;
-    if (!opt) { nlsq_options_init(&defaults); opt = &defaults; }
-    nlsq__result_reset(res, pb ? pb->n_rows : 0);
-    char msg[160];
-    if (!x) return nlsq__finish(res, NLSQ_EINVAL, "x is NULL");
-    if (nlsq_validate(pb, opt, resume ? NULL : x, msg, sizeof msg) != 0)
-        return nlsq__finish(res, NLSQ_EINVAL, "%s", msg);
+    const nlsq_options *opt;
+    int rc0 = nlsq__begin(pb, opt_in, &defaults, &opt, x != NULL, "x", resume ? NULL : x, res);
+    if (rc0) return rc0;
 
     nlsq_options eopt;
     nlsq__engine e;
@@ -595,12 +591,7 @@ int nlsq__adam_solve(const nlsq_problem *pb, const nlsq_options *opt_in, double 
     int status = nlsq__adam_run(&e, opt, x, res, st, &args);
     if (!resume) nlsq__adam_state_free(e.al, &local);
     nlsq__engine_free(&e);
-    if (res) {
-        res->seconds = nlsq__now() - t0;
-        res->n_phases = 1;
-        res->phases[0] = (nlsq_phase_stats){NLSQ_PHASE_ADAM, res->iterations, res->n_eval,
-                                            res->n_jac, res->cost, res->seconds};
-    }
+    nlsq__single_phase(res, NLSQ_PHASE_ADAM, t0);
     return status;
 }
 

@@ -505,12 +505,7 @@ static int resume_lm(const nlsq_problem *pb, const nlsq_options *opt, double *x,
     memcpy(x, ck->x, pb->n_params * sizeof(double));
     int status = nlsq__lm_run(&e, opt, x, res, &ck->lm, t0);
     nlsq__engine_free(&e);
-    if (res) {
-        res->seconds = nlsq__now() - t0;
-        res->n_phases = 1;
-        res->phases[0] = (nlsq_phase_stats){NLSQ_PHASE_LM, res->iterations, res->n_eval,
-                                            res->n_jac, res->cost, res->seconds};
-    }
+    nlsq__single_phase(res, NLSQ_PHASE_LM, t0);
     return status;
 }
 
@@ -519,13 +514,10 @@ int nlsq_resume(const nlsq_problem *pb, const nlsq_options *opt_in,
 {
     double t0 = nlsq__now();
     nlsq_options defaults;
-    const nlsq_options *opt = opt_in;
-    if (!opt) { nlsq_options_init(&defaults); opt = &defaults; }
-    nlsq__result_reset(res, pb ? pb->n_rows : 0);
-    char msg[160];
-    if (!x || !checkpoint_file) return nlsq__finish(res, NLSQ_EINVAL, "x or checkpoint_file is NULL");
-    if (nlsq_validate(pb, opt, NULL, msg, sizeof msg) != 0)
-        return nlsq__finish(res, NLSQ_EINVAL, "%s", msg);
+    const nlsq_options *opt;
+    int rc0 = nlsq__begin(pb, opt_in, &defaults, &opt, x && checkpoint_file,
+                          "x or checkpoint_file", NULL, res);
+    if (rc0) return rc0;
 
     const nlsq_allocator *al = &opt->allocator;
     nlsq__ckpt ck;

@@ -47,13 +47,9 @@ int nlsq__hybrid_solve(const nlsq_problem *pb, const nlsq_options *opt_in, doubl
 {
     double t0 = nlsq__now();
     nlsq_options defaults;
-    const nlsq_options *opt = opt_in;
-    if (!opt) { nlsq_options_init(&defaults); opt = &defaults; }
-    nlsq__result_reset(res, pb ? pb->n_rows : 0);
-    char msg[160];
-    if (!x) return nlsq__finish(res, NLSQ_EINVAL, "x is NULL");
-    if (nlsq_validate(pb, opt, ck ? NULL : x, msg, sizeof msg) != 0)
-        return nlsq__finish(res, NLSQ_EINVAL, "%s", msg);
+    const nlsq_options *opt;
+    int rc0 = nlsq__begin(pb, opt_in, &defaults, &opt, x != NULL, "x", ck ? NULL : x, res);
+    if (rc0) return rc0;
 
     const size_t p = pb->n_params, m = pb->n_rows;
     nlsq_options eopt;

@@ -444,13 +444,9 @@ int nlsq_lm(const nlsq_problem *pb, const nlsq_options *opt_in, double *x, nlsq_
 {
     double t0 = nlsq__now();
     nlsq_options defaults;
-    const nlsq_options *opt = opt_in;
-    if (!opt) { nlsq_options_init(&defaults); opt = &defaults; }
-    nlsq__result_reset(res, pb ? pb->n_rows : 0);
-    char msg[160];
-    if (!x) return nlsq__finish(res, NLSQ_EINVAL, "x is NULL");
-    if (nlsq_validate(pb, opt, x, msg, sizeof msg) != 0)
-        return nlsq__finish(res, NLSQ_EINVAL, "%s", msg);
+    const nlsq_options *opt;
+    int rc0 = nlsq__begin(pb, opt_in, &defaults, &opt, x != NULL, "x", x, res);
+    if (rc0) return rc0;
 
     nlsq__engine e;
     int rc = nlsq__engine_init(&e, pb, opt);
@@ -462,12 +458,7 @@ int nlsq_lm(const nlsq_problem *pb, const nlsq_options *opt_in, double *x, nlsq_
     int status = nlsq__lm_run(&e, opt, x, res, &st, t0);
     nlsq__free(e.al, d2);
     nlsq__engine_free(&e);
-    if (res) {
-        res->seconds = nlsq__now() - t0;
-        res->n_phases = 1;
-        res->phases[0] = (nlsq_phase_stats){NLSQ_PHASE_LM, res->iterations, res->n_eval,
-                                            res->n_jac, res->cost, res->seconds};
-    }
+    nlsq__single_phase(res, NLSQ_PHASE_LM, t0);
     return status;
 }
 
@@ -475,13 +466,9 @@ int nlsq_covariance(const nlsq_problem *pb, const nlsq_options *opt_in, const do
                     double *cov, nlsq_result *res)
 {
     nlsq_options defaults;
-    const nlsq_options *opt = opt_in;
-    if (!opt) { nlsq_options_init(&defaults); opt = &defaults; }
-    nlsq__result_reset(res, pb ? pb->n_rows : 0);
-    char msg[160];
-    if (!x || !cov) return nlsq__finish(res, NLSQ_EINVAL, "x or cov is NULL");
-    if (nlsq_validate(pb, opt, x, msg, sizeof msg) != 0)
-        return nlsq__finish(res, NLSQ_EINVAL, "%s", msg);
+    const nlsq_options *opt;
+    int rc0 = nlsq__begin(pb, opt_in, &defaults, &opt, x && cov, "x or cov", x, res);
+    if (rc0) return rc0;
     nlsq__engine e;
     int rc = nlsq__engine_init(&e, pb, opt);
     if (rc) return nlsq__finish(res, rc, "cannot allocate chunk buffers");

@@ -44,6 +44,15 @@ static inline double nlsq__dof(const nlsq_problem *pb)
 }
 /* Zero a result but keep the caller's covariance pointer. */
 NLSQ_HIDDEN void nlsq__result_reset(nlsq_result *res, size_t m);
+/* The start of every public entry point: *opt = opt_in, or the defaults (in
+ * *defaults) when it is NULL; res reset; a NULL pointer among the `what`
+ * arguments (have_args == 0) or an invalid problem/options (x0 validated when
+ * not NULL) ends the call with NLSQ_EINVAL.  Returns 0 or that status. */
+NLSQ_HIDDEN int nlsq__begin(const nlsq_problem *pb, const nlsq_options *opt_in,
+                            nlsq_options *defaults, const nlsq_options **opt, int have_args,
+                            const char *what, const double *x0, nlsq_result *res);
+/* res->seconds and res->phases[0] for a one-phase solve that started at t0. */
+NLSQ_HIDDEN void nlsq__single_phase(nlsq_result *res, int phase, double t0);
 NLSQ_HIDDEN int  nlsq__finish(nlsq_result *res, int status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 

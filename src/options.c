@@ -143,6 +143,29 @@ void nlsq__result_reset(nlsq_result *res, size_t m)
     res->n_rows = m;
 }
 
+int nlsq__begin(const nlsq_problem *pb, const nlsq_options *opt_in, nlsq_options *defaults,
+                const nlsq_options **opt, int have_args, const char *what, const double *x0,
+                nlsq_result *res)
+{
+    if (!opt_in) { nlsq_options_init(defaults); opt_in = defaults; }
+    *opt = opt_in;
+    nlsq__result_reset(res, pb ? pb->n_rows : 0);
+    if (!have_args) return nlsq__finish(res, NLSQ_EINVAL, "%s is NULL", what);
+    char msg[160];
+    if (nlsq_validate(pb, opt_in, x0, msg, sizeof msg) != 0)
+        return nlsq__finish(res, NLSQ_EINVAL, "%s", msg);
+    return 0;
+}
+
+void nlsq__single_phase(nlsq_result *res, int phase, double t0)
+{
+    if (!res) return;
+    res->seconds = nlsq__now() - t0;
+    res->n_phases = 1;
+    res->phases[0] = (nlsq_phase_stats){phase, res->iterations, res->n_eval, res->n_jac,
+                                        res->cost, res->seconds};
+}
+
 int nlsq__finish(nlsq_result *res, int status, const char *fmt, ...)
 {
     if (res) {
