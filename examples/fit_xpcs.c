@@ -114,18 +114,25 @@ static double now_s(void)
 }
 
 typedef struct progress_ctx {
-    int print;          /* --progress */
+    int print;          /* 1: a line per iteration (--progress); 2: one line kept
+                           up to date (stderr is a terminal) */
     long delay_ms;      /* test hook: FIT_XPCS_TEST_ITER_DELAY_MS */
+    int shown;          /* a terminal line is on screen */
 } progress_ctx;
 
 static int progress_cb(void *ctx, const nlsq_progress_info *info)
 {
-    const progress_ctx *pc = ctx;
+    progress_ctx *pc = ctx;
     if (pc->print)
-        fprintf(stderr, "fit_xpcs: %s %4zu  cost %.10e  |g| %.3e  %s %.3e  %.2f s\n",
+        fprintf(stderr, "%sfit_xpcs: %s %4zu  cost %.10e  |g| %.3e  %s %.3e  %.2f s%s",
+                pc->print == 2 ? "\r" : "",
                 info->phase == NLSQ_PHASE_ADAM ? "epoch" : "iter ", info->iteration,
                 info->cost, info->grad_norm, info->phase == NLSQ_PHASE_ADAM ? "lr" : "lambda",
-                info->lambda, info->elapsed);
+                info->lambda, info->elapsed, pc->print == 2 ? "" : "\n");
+    if (pc->print == 2) {
+        fflush(stderr);
+        pc->shown = 1;
+    }
     if (pc->delay_ms > 0) {
         struct timespec ts = {pc->delay_ms / 1000, (pc->delay_ms % 1000) * 1000000L};
         nanosleep(&ts, NULL);
@@ -358,7 +365,9 @@ int main(int argc, char **argv)
 #ifdef FIT_XPCS_MPI
     nlsq_mpi_cli_options(&opt);        /* this rank's rows, reduce over MPI_COMM_WORLD */
 #endif
-    progress_ctx pctx = {a.progress, 0};
+    /* progress: with --progress, a line per iteration; else, when stderr is
+     * a terminal, one line kept up to date (and ended after the fit) */
+    progress_ctx pctx = {a.progress ? 1 : (isatty(STDERR_FILENO) ? 2 : 0), 0, 0};
     {
         const char *d = getenv("FIT_XPCS_TEST_ITER_DELAY_MS");
         if (d && *d) pctx.delay_ms = strtol(d, NULL, 10);
@@ -386,6 +395,7 @@ int main(int argc, char **argv)
     else if (!strcmp(a.method, "adam")) status = nlsq_adam(&pb, &opt, x, &res);
     else if (!strcmp(a.method, "hybrid")) status = nlsq_hybrid(&pb, &opt, x, &res);
     else status = nlsq_lm(&pb, &opt, x, &res);
+    if (pctx.shown) fputc('\n', stderr);
     int have_cov = 0;
     if (status >= 0) {
         /* nlsq_lm / nlsq_hybrid fill the covariance; Adam does not */
