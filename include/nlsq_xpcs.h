@@ -176,6 +176,12 @@ typedef struct nlsq_xpcs_source {
      * *sel must outlive every model built on the source. */
     nlsq_xpcs_file *file;
     const nlsq_xpcs_selection *sel;
+    /* 1: a read source promises c2[a][i][j] == c2[a][j][i] (NaN where NaN),
+     * so that triangle "full" may merge symmetric pairs (see
+     * nlsq_xpcs_config.literal_full).  Files are symmetric by construction
+     * and in-memory arrays are checked; for read sources nothing is assumed
+     * unless this is set. */
+    int symmetric;
 } nlsq_xpcs_source;
 
 /** A source reading from an open file's selection (serialised HDF5 access). */

@@ -142,6 +142,61 @@ static void test_merged_equals_literal(void **st)
     free(d);
 }
 
+/* a read-callback source over an in-memory array */
+static int read_rows_cb(void *ctx, size_t a, size_t row0, size_t nrows, double *out)
+{
+    const double *d = ctx;
+    memcpy(out, d + a * N * N + row0 * N, nrows * N * sizeof(double));
+    return 0;
+}
+
+static void test_read_source_symmetric_flag(void **st)
+{
+    (void)st;
+    const double phi[P] = {10, 55, 100};
+    double *d = make_data(1);
+    nlsq_xpcs_source src;
+    memset(&src, 0, sizeof src);
+    src.n_angles = P;
+    src.n = N;
+    src.phi = phi;
+    src.read = read_rows_cb;
+    src.ctx = d;
+    src.thread_safe = 1;
+    nlsq_xpcs_config cfg;
+    nlsq_xpcs_config_init(&cfg);
+    cfg.q = 0.01;
+    cfg.gap = 2e6;
+    cfg.dt = 2e-2;
+    cfg.triangle = NLSQ_XPCS_FULL;
+    char err[256];
+    nlsq_xpcs_model *m0 = NULL, *m1 = NULL, *mm = model_of(d, phi, 0);
+    assert_int_equal(nlsq_xpcs_model_create(&src, &cfg, &m0, err, sizeof err), 0);
+    src.symmetric = 1;
+    assert_int_equal(nlsq_xpcs_model_create(&src, &cfg, &m1, err, sizeof err), 0);
+    nlsq_problem p0, p1, pm;
+    nlsq_xpcs_model_problem(m0, &p0);
+    nlsq_xpcs_model_problem(m1, &p1);
+    nlsq_xpcs_model_problem(mm, &pm);
+    assert_int_equal(p0.n_obs, 0);                /* not promised: literal rows */
+    assert_int_equal(p1.n_rows * 2, p0.n_rows);    /* promised: merged pairs */
+    assert_int_equal(p1.n_obs, p0.n_rows);
+    /* the merged read source gives the in-memory model's residuals exactly */
+    double x[13];
+    assert_int_equal(nlsq_xpcs_initial_guess(mm, NULL, x), 0);
+    double *r1 = malloc(sizeof(double) * p1.n_rows), *rm = malloc(sizeof(double) * pm.n_rows);
+    assert_int_equal(p1.eval(p1.ctx, x, 0, p1.n_rows, r1, NULL), 0);
+    assert_int_equal(pm.eval(pm.ctx, x, 0, pm.n_rows, rm, NULL), 0);
+    assert_int_equal(p1.n_rows, pm.n_rows);
+    assert_memory_equal(r1, rm, sizeof(double) * p1.n_rows);
+    free(r1);
+    free(rm);
+    nlsq_xpcs_model_free(m0);
+    nlsq_xpcs_model_free(m1);
+    nlsq_xpcs_model_free(mm);
+    free(d);
+}
+
 /* tables from a physical point, structure of arrays */
 static void tables(const double *ph, double dt, size_t n, double *CD, double *CG, double *dD,
                    double *dG)
@@ -231,6 +286,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_merged_equals_literal),
+        cmocka_unit_test(test_read_source_symmetric_flag),
         cmocka_unit_test(test_kernel_avx2_vs_portable),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -705,7 +705,7 @@ static int fill_cache(nlsq_xpcs_model *m, char *err, size_t err_size)
 static int source_symmetric(const nlsq_xpcs_source *src)
 {
     if (src->file) return 1;
-    if (!src->data32 && !src->data64) return 0;
+    if (!src->data32 && !src->data64) return src->symmetric != 0;   /* the caller's word */
     const size_t n = src->n;
     for (size_t a = 0; a < src->n_angles; a++)
         for (size_t i = 0; i < n; i++)
