@@ -87,7 +87,9 @@ NLSQ_API const char *nlsq_status_name(int status);
  *     row-major over the k columns that `pattern` returned for this chunk, in
  *     that order.  With jac_col_major set, the same block is stored
  *     column-major: d r_i / d x_(column a) at J[a * nrows + i].
- *  Returns 0, or nonzero to stop the solve (reported as NLSQ_ECALLBACK).
+ *  Returns 0, or nonzero to stop the solve: NLSQ_ENOMEM when the callback
+ *  could not allocate what it needs (reported as NLSQ_ENOMEM), any other
+ *  nonzero value reported as NLSQ_ECALLBACK.
  *  nrows never exceeds the chunk size in the options.  With more than one
  *  thread the library calls it concurrently on disjoint row ranges. */
 typedef int (*nlsq_eval_fn)(void *ctx, const double *x,

@@ -378,9 +378,10 @@ static int eval_chunk(nlsq__engine *e, nlsq__worker *w, nlsq__slot *s,
         k = kk;
     }
     double *J = mode == NLSQ__PASS_COST ? NULL : w->J;
-    if (pb->eval(pb->ctx, x, row0, n, w->r, J) != 0) {
+    int cb = pb->eval(pb->ctx, x, row0, n, w->r, J);
+    if (cb != 0) {
         e->callback_row = row0;
-        return NLSQ_ECALLBACK;
+        return cb == NLSQ_ENOMEM ? NLSQ_ENOMEM : NLSQ_ECALLBACK;
     }
 
     double *r = w->r;

@@ -600,7 +600,7 @@ static int model_eval(void *ctx, const double *x, size_t row0, size_t nrows,
     xtab *T = tab_acquire(m, x);
     if (!T) {
         model_error(m, "out of memory for the model tables");
-        return 1;
+        return NLSQ_ENOMEM;
     }
     const size_t n = m->n;
     xk_tab kt = {T->CD, T->CG, {T->dCD, T->dCD + n, T->dCD + 2 * n},
@@ -613,7 +613,10 @@ static int model_eval(void *ctx, const double *x, size_t row0, size_t nrows,
         size_t seg = m->R - l;
         if (seg > nrows - done) seg = nrows - done;
         /* streamed data land in r first; the kernel reads them from there */
-        if (m->data_mode == DATA_STREAM && fetch(m, a, l, seg, r + done) != 0) { rc = 1; break; }
+        if (m->data_mode == DATA_STREAM) {
+            int fr = fetch(m, a, l, seg, r + done);
+            if (fr != 0) { rc = fr == NLSQ_ENOMEM ? NLSQ_ENOMEM : 1; break; }
+        }
         xk_seg sc;
         seg_consts(m, x, a, &sc);
         size_t i, j;
