@@ -117,6 +117,37 @@ static int write_small(hid_t fid, hid_t lcpl, const char *name, int rank, const 
     return ok ? 0 : -1;
 }
 
+/* Angle p's phi (degrees), contrast and offset: given, or the defaults. */
+static void synth_angle(const nlsq_xpcs_synth_spec *s, size_t p, double *phi, double *con,
+                        double *off)
+{
+    double x = 2 * XPCS__PI * (double)p / (double)s->n_angles;
+    *phi = s->phi ? s->phi[p] : (double)p * 360.0 / (double)s->n_angles;
+    *con = s->contrast ? s->contrast[p] : 0.25 + 0.05 * sin(x);
+    *off = s->offset ? s->offset[p] : 1.0 + 0.01 * cos(x);
+}
+
+/* Stored (upper-triangle) row i of matrix (q index u, angle p): g2 plus
+ * noise for j = i .. N-1 into out[j - i].  The noise of a row comes from its
+ * own stream, seeded by (seed, u, p, i), so rows can be made in any order. */
+static void synth_upper_row(const nlsq_xpcs_synth_spec *s, const double *CD, const double *CG,
+                            double qu, double phi, double con, double off, size_t u, size_t p,
+                            size_t i, double *out)
+{
+    const size_t N = s->n_frames;
+    const double A = qu * qu * s->dt / 2;
+    const double bcos = qu * s->gap * s->dt / (2 * XPCS__PI) *
+                        cos((s->params[6] - phi) * XPCS__PI / 180);
+    xpcs__rng rng;
+    xpcs__rng_seed(&rng, xpcs__mix_seed(s->seed, u, p, i));
+    for (size_t j = i; j < N; j++) {
+        double g = xpcs__g2(CD[i], CD[j], CG ? CG[i] : 0, CG ? CG[j] : 0, A, bcos,
+                            s->static_mode, con, off);
+        if (s->noise_sigma > 0) g += s->noise_sigma * xpcs__rng_normal(&rng);
+        out[j - i] = g;
+    }
+}
+
 typedef struct synth_ctx {
     const nlsq_xpcs_synth_spec *s;
     size_t N, P;
@@ -132,9 +163,6 @@ static int write_matrix(const synth_ctx *c, hid_t fid, hid_t lcpl, const char *d
 {
     const nlsq_xpcs_synth_spec *s = c->s;
     const size_t N = c->N;
-    const double A = qu * qu * s->dt / 2;
-    const double bcos = qu * s->gap * s->dt / (2 * XPCS__PI) *
-                        cos((s->params[6] - phi) * XPCS__PI / 180);
     hsize_t dims[2] = {N, N};
     hsize_t chunk[2] = {N < SYNTH_CHUNK ? N : SYNTH_CHUNK, N < SYNTH_CHUNK ? N : SYNTH_CHUNK};
     hid_t sp = -1, dcpl = -1, d = -1, fs = -1, ms = -1;
@@ -158,16 +186,8 @@ static int write_matrix(const synth_ctx *c, hid_t fid, hid_t lcpl, const char *d
         for (size_t r = 0; r < nr; r++) {
             size_t i = r0 + r;
             double *row = c->buf + r * w;
-            xpcs__rng rng;
-            xpcs__rng_seed(&rng, xpcs__mix_seed(s->seed, u, p, i));
             for (size_t j = r0; j < i; j++) row[j - r0] = 0.0;
-            for (size_t j = i; j < N; j++) {
-                double g = xpcs__g2(c->CD[i], c->CD[j], c->CG ? c->CG[i] : 0,
-                                    c->CG ? c->CG[j] : 0, A, bcos, s->static_mode, contrast,
-                                    offset);
-                if (s->noise_sigma > 0) g += s->noise_sigma * xpcs__rng_normal(&rng);
-                row[j - r0] = g;
-            }
+            synth_upper_row(s, c->CD, c->CG, qu, phi, contrast, offset, u, p, i, row + (i - r0));
         }
         hsize_t start[2] = {r0, r0}, count[2] = {nr, w};
         ms = H5Screate_simple(2, count, NULL);
@@ -223,12 +243,7 @@ int nlsq_xpcs_synth_write(const char *path, const nlsq_xpcs_synth_spec *s, char 
         rc = NLSQ_ENOMEM;
         goto out;
     }
-    for (size_t p = 0; p < P; p++) {
-        double x = 2 * XPCS__PI * (double)p / (double)P;
-        phi[p] = s->phi ? s->phi[p] : (double)p * 360.0 / (double)P;
-        con[p] = s->contrast ? s->contrast[p] : 0.25 + 0.05 * sin(x);
-        off[p] = s->offset ? s->offset[p] : 1.0 + 0.01 * cos(x);
-    }
+    for (size_t p = 0; p < P; p++) synth_angle(s, p, &phi[p], &con[p], &off[p]);
     for (size_t u = 0; u < NQ; u++) qv[u] = s->q * (1.0 + 0.5 * (double)u);
     for (size_t m = 0; m < M; m++) {
         qlist[m] = qv[m / P];
@@ -343,23 +358,6 @@ out:
 /* In memory: the rows a file would give                                     */
 /* ------------------------------------------------------------------------ */
 
-/* Upper-triangle row i (columns i..N-1) of angle a at q index 0, with noise,
- * rounded like the file stores it.  up: N doubles, entries j < i untouched. */
-static void synth_upper_row(const nlsq_xpcs_synth_spec *s, const double *CD, const double *CG,
-                            double A, double bcos, double con, double off, size_t a, size_t i,
-                            double *up)
-{
-    const size_t N = s->n_frames;
-    xpcs__rng rng;
-    xpcs__rng_seed(&rng, xpcs__mix_seed(s->seed, 0, a, i));
-    for (size_t j = i; j < N; j++) {
-        double g = xpcs__g2(CD[i], CD[j], CG ? CG[i] : 0, CG ? CG[j] : 0, A, bcos,
-                            s->static_mode, con, off);
-        if (s->noise_sigma > 0) g += s->noise_sigma * xpcs__rng_normal(&rng);
-        up[j] = s->float32 ? (double)(float)g : g;
-    }
-}
-
 int nlsq_xpcs_synth_rows(const nlsq_xpcs_synth_spec *s, size_t a, size_t row0, size_t nrows,
                          double *out, char *err, size_t es)
 {
@@ -384,16 +382,15 @@ int nlsq_xpcs_synth_rows(const nlsq_xpcs_synth_spec *s, size_t a, size_t row0, s
         return NLSQ_ENOMEM;
     }
     xpcs__cumulative(s->params, s->dt, s->k0, N, CD, CG);
-    double x = 2 * XPCS__PI * (double)a / (double)P;
-    double phi = s->phi ? s->phi[a] : (double)a * 360.0 / (double)P;
-    double con = s->contrast ? s->contrast[a] : 0.25 + 0.05 * sin(x);
-    double off = s->offset ? s->offset[a] : 1.0 + 0.01 * cos(x);
-    double A = s->q * s->q * s->dt / 2;
-    double bcos = s->q * s->gap * s->dt / (2 * XPCS__PI) * cos((s->params[6] - phi) * XPCS__PI / 180);
+    double phi, con, off;
+    synth_angle(s, a, &phi, &con, &off);
     /* Full row i: j >= i from upper row i, j < i from upper row j (column i).
-     * Walk upper rows 0 .. row0+nrows-1 once; scatter each into the output. */
+     * Walk upper rows 0 .. row0+nrows-1 once; scatter each into the output,
+     * rounded to float32 as a float32 file stores it. */
     for (size_t i = 0; i < row0 + nrows; i++) {
-        synth_upper_row(s, CD, CG, A, bcos, con, off, a, i, up);
+        synth_upper_row(s, CD, CG, s->q, phi, con, off, 0, a, i, up + i);
+        if (s->float32)
+            for (size_t j = i; j < N; j++) up[j] = (double)(float)up[j];
         if (i >= row0) {
             double *row = out + (i - row0) * N;
             for (size_t j = i; j < N; j++) row[j] = up[j];
