@@ -1,7 +1,7 @@
 /*
  * test_nist.c - the NIST StRD nonlinear least squares accuracy suite.
  *
- * Reads the 27 StRD files from NLSQ_NIST_DIR (start points, certified values
+ * Reads the 27 StRD files of tests/data/nist (start points, certified values
  * and standard deviations, certified residual sum of squares, data), fits
  * each from both start points with nlsq_lm, and scores the result with the
  * log relative error (LRE) as NIST and the data README define it.
@@ -39,7 +39,7 @@
 #include "nist_problems.h"
 
 #ifndef NLSQ_NIST_DIR
-#define NLSQ_NIST_DIR "../shared/data/nist"
+#error "NLSQ_NIST_DIR: the build defines it as tests/data/nist of the source tree"
 #endif
 
 #define NIST_MAXP 9
