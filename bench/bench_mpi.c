@@ -4,7 +4,7 @@
  *   mpirun -np R bench_mpi [--threads T] [--scale S] [--method lm|hybrid]
  *                          [--file F.h5 [--upper]] [--json]
  *
- * In memory (default): the spec's 23M-point benchmark problem (23 angles,
+ * In memory (default): the 23M-point benchmark problem of docs/xpcs-model.md (23 angles,
  * N = 1001, both triangles with the diagonal: m = 23 N^2 = 23,046,023 rows,
  * p = 53; --scale S multiplies N^2 by S).  The rows are split over the ranks
  * in whole matrix rows (blocks of N fit rows), and each rank generates only

@@ -1,17 +1,17 @@
 /*
  * bench_xpcs - nlsq on the 23M-point XPCS benchmark of
- * /work/shared/spec/xpcs-model.md ("The 23M-point benchmark problem").
+ * docs/xpcs-model.md ("The 23M-point benchmark problem").
  *
  * Data: 23 angles x N x N (N = 1001), both triangles with the diagonal, so
  * m = 23 N^2 = 23,046,023 residuals and p = 53 parameters; q 0.01, L 2e6,
- * dt 1e-3, truth of the spec, Gaussian noise 0.01 with a fixed seed (42, the
+ * dt 1e-3, truth of docs/xpcs-model.md, Gaussian noise 0.01 with a fixed seed (42, the
  * synthetic writer's default).  The matrices are generated in memory as
  * float32 through nlsq_xpcs_synth_rows (exactly the rows an xpcs_synth file
  * would give) and fitted through an in-memory source (data32, float32 = 1),
  * or, with --file, read from such a file through the reader (streamed when
  * they do not fit --memory-budget, default 64 MiB: RSS stays flat).
  *
- * Start: the spec's physical start, contrast/offset from the data-driven
+ * Start: the benchmark's physical start, contrast/offset from the data-driven
  * linear fit of nlsq_xpcs_initial_guess (its pass is timed separately as
  * init_s) - the GSL peer (bench/peers/gsl_xpcs.c) starts from the same x0.
  * Fit: nlsq_lm (or nlsq_hybrid with --method hybrid), default options
@@ -70,7 +70,7 @@ int main(int argc, char **argv)
     t_model = bx_now() - t_model;
     nlsq_problem pb;
     nlsq_xpcs_model_problem(m, &pb);
-    /* mrows: observations (m of the spec); prows: rows of the problem */
+    /* mrows: observations (m of docs/xpcs-model.md); prows: rows of the problem */
     size_t p = pb.n_params, mrows = nlsq_xpcs_model_n_rows(m), prows = pb.n_rows;
     int merged = prows != mrows;
 

@@ -3,7 +3,7 @@
  * bench/peers/gsl_xpcs.c (the GSL peer), so that both programs fit exactly the
  * same data from exactly the same start point and report the same fields.
  *
- *   - the benchmark problem of /work/shared/spec/xpcs-model.md ("The 23M-point
+ *   - the benchmark problem of docs/xpcs-model.md ("The 23M-point
  *     benchmark problem"): nlsq_xpcs_synth_spec_default, with N scaled by
  *     sqrt(F) for --scale F (m ~ F * 23,046,023);
  *   - in-memory generation through nlsq_xpcs_synth_rows (the rows a synthetic
@@ -74,7 +74,7 @@ BX_UNUSED static int bx_online_cores(void)
     return c > 0 ? (int)c : 1;
 }
 
-/* Truth: phys (7), then contrast_a, offset_a per angle (spec formulas, which
+/* Truth: phys (7), then contrast_a, offset_a per angle (docs/xpcs-model.md formulas, which
  * are also the synthetic writer's defaults). */
 BX_UNUSED static void bx_truth_from_spec(const nlsq_xpcs_synth_spec *s, double *truth)
 {
@@ -119,7 +119,7 @@ BX_UNUSED static void *bx_gen_worker(void *arg)
     return NULL;
 }
 
-/* Generate the P full N x N float32 matrices of spec s (angle-major) with up
+/* Generate the P full N x N float32 matrices of synthetic spec s (angle-major) with up
  * to `threads` threads (one angle at a time each).  Returns the data (free())
  * or NULL with a message on stderr. */
 BX_UNUSED static float *bx_generate(const nlsq_xpcs_synth_spec *s, int threads)
@@ -424,7 +424,7 @@ BX_UNUSED static int bx_threads(const bx_args *a)
 }
 
 /* ------------------------------------------------------------------------ */
-/* The data: generated (spec) or from a file                                 */
+/* The data: generated (the benchmark problem) or from a file                                 */
 /* ------------------------------------------------------------------------ */
 
 typedef struct bx_data {
@@ -519,7 +519,7 @@ BX_UNUSED static int bx_data_setup(const bx_args *a, int load_all, bx_data *d)
 }
 
 /* Observations the benchmark fits: full triangle N^2 per angle, upper
- * N(N+1)/2 (diagonal included in both, as the spec counts m).  With merged
+ * N(N+1)/2 (diagonal included in both, as docs/xpcs-model.md counts m).  With merged
  * symmetric pairs the problem has the upper triangle's rows for the full
  * triangle's observations. */
 BX_UNUSED static size_t bx_rows(size_t N, size_t P, int triangle)
@@ -541,7 +541,7 @@ BX_UNUSED static int bx_model_create(const bx_args *a, bx_data *d, nlsq_xpcs_mod
     nlsq_xpcs_config_init(&cfg);
     cfg.mode = NLSQ_XPCS_LAMINAR;
     cfg.triangle = a->triangle;
-    cfg.include_diagonal = 1;   /* m = 23 N^2 as the spec counts it */
+    cfg.include_diagonal = 1;   /* m = 23 N^2 as docs/xpcs-model.md counts it */
     cfg.q = d->q;
     cfg.gap = d->gap;
     cfg.dt = d->dt;
@@ -579,7 +579,7 @@ BX_UNUSED static int bx_model_create(const bx_args *a, bx_data *d, nlsq_xpcs_mod
     return 0;
 }
 
-/* x0: the spec's physical start, contrast/offset from the data-driven linear
+/* x0: the benchmark's physical start, contrast/offset from the data-driven linear
  * fit (nlsq_xpcs_initial_guess), or 0.3 / 1.0 with --spec-start. */
 BX_UNUSED static int bx_start(const bx_args *a, nlsq_xpcs_model *m, size_t P, double *x0)
 {

@@ -268,7 +268,7 @@ void xpcs_print_json(FILE *fp, const xpcs_report *r)
 /* Fitted c2 rows                                                             */
 /* ------------------------------------------------------------------------ */
 
-#define G_FLOOR 1e-10      /* floor of D_k, G_k and g1 (spec) */
+#define G_FLOOR 1e-10      /* floor of D_k, G_k and g1 (docs/xpcs-model.md) */
 #define G_EPS2 1e-12       /* inside the sqrt of I_D, I_G */
 #define G_EXP_CLAMP (-700.0)
 

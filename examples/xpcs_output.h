@@ -58,7 +58,7 @@ int xpcs_write_result(const char *path, const xpcs_report *r, int save_fit,
                       char *err, size_t err_size);
 
 /* ------------------------------------------------------------------------ */
-/* Fitted c2, row by row (the spec's forward model, O(N) set-up then O(1) per
+/* Fitted c2, row by row (the forward model of docs/xpcs-model.md, O(N) set-up then O(1) per
  * entry; the library's nlsq_xpcs_model_g2 recomputes O(N) tables per entry). */
 
 typedef struct xpcs_g2 {

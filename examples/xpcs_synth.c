@@ -7,7 +7,7 @@
  *              [--D0 v] [--alpha v] [--D_offset v] [--gamma_dot_0 v]
  *              [--beta v] [--gamma_dot_offset v] [--phi0 v]
  *
- * Defaults: the spec's 23M-point benchmark problem (23 angles, N = 1001,
+ * Defaults: the 23M-point benchmark problem of docs/xpcs-model.md (23 angles, N = 1001,
  * q = 0.01, L = 2e6, dt = 1e-3, noise 0.01, seed 42, APS-U, float32).
  * Options take "--name value" or "--name=value".  Prints one summary line;
  * exit 0 on success, 1 if writing failed, 2 on bad usage.

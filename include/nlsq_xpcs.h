@@ -106,7 +106,7 @@ typedef struct nlsq_xpcs_synth_spec {
     double q, gap, dt;     /* q [1/A], L [A], dt [s] */
     size_t k0;             /* first frame index */
     int    static_mode;    /* 1: no shear (parameters 3..6 ignored) */
-    double params[7];      /* physical truth (order of the spec's table) */
+    double params[7];      /* physical truth (order of docs/xpcs-model.md) */
     const double *contrast;/* NULL or P values (default 0.25 + 0.05 sin(2 pi p/P)) */
     const double *offset;  /* NULL or P values (default 1 + 0.01 cos(2 pi p/P)) */
     double noise_sigma;    /* Gaussian noise sd (0.01) */
@@ -118,7 +118,7 @@ typedef struct nlsq_xpcs_synth_spec {
  *  "nlsq_synth": datasets params (7), phi, contrast and offset (P each, for
  *  the first q).  Real beamline files have no such group. */
 
-/** The spec's 23M-point benchmark problem (23 angles, N = 1001, APS-U, float32). */
+/** The 23M-point benchmark problem of docs/xpcs-model.md (23 angles, N = 1001, APS-U, float32). */
 NLSQ_API void nlsq_xpcs_synth_spec_default(nlsq_xpcs_synth_spec *s);
 /** Write a file (upper triangle filled, lower zero, as APS does).  Memory
  *  O(N^2) per matrix is not needed: rows are generated and written in blocks. */
@@ -126,7 +126,7 @@ NLSQ_API int  nlsq_xpcs_synth_write(const char *path, const nlsq_xpcs_synth_spec
                                     char *err, size_t err_size);
 
 /** Rows [row0, row0 + nrows) of the rebuilt full (symmetric) matrix of angle a
- *  at the spec's first q, exactly as a file written by nlsq_xpcs_synth_write
+ *  at the problem's first q, exactly as a file written by nlsq_xpcs_synth_write
  *  and read back by nlsq_xpcs_read_rows would give them (same noise, rounded
  *  to float32 when s->float32), into out (nrows * N, float64).  Cost
  *  O((row0 + nrows) * N): meant for filling memory once, in order. */
@@ -230,12 +230,12 @@ NLSQ_API size_t nlsq_xpcs_model_n_excluded(const nlsq_xpcs_model *m);
  *  merged).  pb is valid while m lives. */
 NLSQ_API int  nlsq_xpcs_model_problem(nlsq_xpcs_model *m, nlsq_problem *pb);
 
-/** Default bounds (spec table) into lower/upper (n_params each); the model
+/** Default bounds (docs/xpcs-model.md) into lower/upper (n_params each); the model
  *  keeps its own copy which callers may override with nlsq_xpcs_model_set_bounds. */
 NLSQ_API void nlsq_xpcs_default_bounds(const nlsq_xpcs_model *m, double *lower, double *upper);
 NLSQ_API int  nlsq_xpcs_model_set_bounds(nlsq_xpcs_model *m, const double *lower, const double *upper);
 
-/** Start point: the spec's physical defaults (or phys[] when not NULL, NAN
+/** Start point: the physical defaults of docs/xpcs-model.md (or phys[] when not NULL, NAN
  *  entries meaning "default"; clamped into the model's bounds), then per
  *  angle the 2-parameter linear least squares for contrast and offset given
  *  the physical start (clamped to the bounds), over a spread-out sample of

@@ -30,7 +30,7 @@
  *                      outside the box, start outside the box: pinned values
  *                      bitwise kept, the rest equal to the reduced fit
  * XPCS (when built with the XPCS library):
- *  xpcs_singular_start the spec's start point (alpha = beta = 0) makes the
+ *  xpcs_singular_start the benchmark's start point (alpha = beta = 0) makes the
  *                      D0 / D_offset and gamma_dot_0 / gamma_dot_offset
  *                      columns identical: covariance there has rank <= p-2
  *                      with +INF variances, and LM from there still finds
@@ -869,7 +869,7 @@ static void assert_no_h5_objects(void)
 }
 
 /* ------------------------------------------------------------------------ */
-/* (9) the spec's start point: identical columns                             */
+/* (9) the benchmark's start point: identical columns                             */
 /* ------------------------------------------------------------------------ */
 
 static void test_xpcs_singular_start(void **state)
@@ -909,7 +909,7 @@ static void test_xpcs_singular_start(void **state)
     nlsq_result res;
     memset(&res, 0, sizeof res);
     int st = nlsq_covariance(&pb, &opt, x, cov, &res);
-    print_message("  covariance at the spec start: status %d, rank %zu of %zu; var D0 %g, "
+    print_message("  covariance at the benchmark start: status %d, rank %zu of %zu; var D0 %g, "
                   "D_offset %g, gamma_dot_0 %g, gamma_dot_offset %g\n", st, res.rank, p, cov[0],
                   cov[2 * p + 2], cov[3 * p + 3], cov[5 * p + 5]);
     assert_int_equal(st, 0);

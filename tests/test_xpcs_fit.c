@@ -4,7 +4,7 @@
  *
  * Data are generated here with the naive reference model of xpcs-model.md
  * (written again below, independently of src/xpcs/model.c) and a seeded
- * Gaussian RNG: truth = the spec's benchmark truth, noise sd 0.01, symmetric
+ * Gaussian RNG: truth = the benchmark truth of docs/xpcs-model.md, noise sd 0.01, symmetric
  * matrices (upper-triangle noise mirrored, as the reader rebuilds them).
  *
  * Two deliberate departures from the 23M-point benchmark, to keep the test
@@ -19,7 +19,7 @@
  *    phi0 is then not identifiable and LM may legitimately find -phi0.
  *
  * Tests (cmocka):
- *   recover_laminar   from the spec's start (D0 1e4, alpha 0, ...) and the
+ *   recover_laminar   from the benchmark's start (D0 1e4, alpha 0, ...) and the
  *                     data-driven contrast/offset start: converged, every
  *                     parameter within 4 sigma of the truth, chi2/dof ~ 1
  *   threads_bitwise   the same fit with 1 and 2 threads: identical x

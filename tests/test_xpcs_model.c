@@ -391,7 +391,7 @@ static void test_pattern(void **state)
             free(r);
             free(J);
         }
-        /* default bounds (spec table) */
+        /* default bounds (docs/xpcs-model.md) */
         for (size_t q = 0; q < np; q++) assert_true(pb.lower[q] < pb.upper[q]);
         assert_true(pb.lower[0] == 100 && pb.upper[0] == 1e5);
         assert_true(pb.lower[np] == 0 && pb.upper[np] == 1);

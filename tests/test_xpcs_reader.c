@@ -368,7 +368,7 @@ static void test_windows_blocks_int_old(void **s) { (void)s; check_windows(H5T_S
 /* Writer                                                                    */
 /* ------------------------------------------------------------------------ */
 
-/* Independent scalar forward model, straight from the spec. */
+/* Independent scalar forward model, straight from docs/xpcs-model.md. */
 static double ref_g2(const nlsq_xpcs_synth_spec *s, double q, double phi, double contrast,
                      double offset, size_t i, size_t j)
 {

@@ -7,11 +7,11 @@
  * program only (built when pkg-config finds gsl, never installed); GSL is
  * never linked into the nlsq libraries.  See bench/peers/CMakeLists.txt.
  *
- * Same problem as bench_xpcs: the spec's benchmark data generated in memory
+ * Same problem as bench_xpcs: the benchmark data of docs/xpcs-model.md generated in memory
  * through nlsq_xpcs_synth_rows (bench_xpcs_common.h; float32, same seed), the
  * same rows (full triangle with the diagonal, or --triangle upper), the same
  * start x0 (nlsq_xpcs_initial_guess on an nlsq model over the same data: the
- * spec's physical start with the data-driven contrast/offset init).  nlsq is
+ * benchmark's physical start with the data-driven contrast/offset init).  nlsq is
  * linked for data generation and x0 only; the fit is GSL's.
  *
  * Solver: gsl_multilarge_nlinear_trust with the LM subproblem
@@ -35,7 +35,7 @@
  *       matrix-row span as the 9 x 9 block of the rows' columns (7 physical +
  *       that angle's contrast and offset) and scattered into the 53 x 53
  *       matrix; CblasNoTrans: v = J u (m-vector; unused by LM).
- *   The model is written here independently from the spec formulas
+ *   The model is written here independently from the formulas of docs/xpcs-model.md
  *   (xpcs-model.md "Forward model"): per x, tables of the cumulative
  *   trapezoids CD, CG of D_k, G_k and of their derivatives w.r.t. (amplitude,
  *   exponent, offset), structure of arrays; per row, two square roots, one
@@ -73,7 +73,7 @@
 #define ITEM_ROWS 16   /* matrix rows per work item */
 #define MAX_THREADS 256
 
-/* Spec constants */
+/* Model constants (docs/xpcs-model.md) */
 #define DG_FLOOR 1e-10
 #define G1_FLOOR 1e-10
 #define I_EPS2 1e-12
@@ -135,7 +135,7 @@ static void peer_tables(peer *pc, const double *x)
     make_table(pc, x[3], x[4], x[5], pc->CG, pc->dG);
 }
 
-/* sinc(x) = sin x / x (series below 1e-4, as the spec) */
+/* sinc(x) = sin x / x (series below 1e-4, as docs/xpcs-model.md) */
 static inline double sinc(double x)
 {
     if (fabs(x) < SINC_SMALL) { double x2 = x * x; return 1.0 - x2 / 6.0 + x2 * x2 / 120.0; }

@@ -376,7 +376,7 @@ static void tab_release(nlsq_xpcs_model *m, xtab *T)
 /* Pointwise model                                                            */
 /* ------------------------------------------------------------------------ */
 
-/* sinc(x) as the spec defines it, and its derivative (of the function as
+/* sinc(x) as docs/xpcs-model.md defines it, and its derivative (of the function as
  * implemented: the series' derivative below SINC_SERIES). */
 static inline void sinc_d(double x, double *s, double *ds)
 {

@@ -1,7 +1,7 @@
 /*
  * model_kernel.c - the XPCS model's inner loop, four entries at a time.
  *
- * For each entry (i, j) of a segment (see model_kernel.h), exactly the spec's
+ * For each entry (i, j) of a segment (see model_kernel.h), exactly the docs/xpcs-model.md
  * forward model:
  *     dCd = CD_i - CD_j,  I_D = sqrt(dCd^2 + 1e-12),  g1d = exp(max(-A I_D, -700))
  *     dCg = CG_i - CG_j,  I_G = sqrt(dCg^2 + 1e-12),  Phi = bc I_G

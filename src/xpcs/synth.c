@@ -3,7 +3,7 @@
  *
  * Matrices: for each q index u = 0..n_extra_q (q_u = q (1 + 0.5 u); u = 0 is
  * the requested q, the others are decoys) and each angle p, one N x N matrix
- * of g2 (spec "Forward model", computed by xpcs__g2) plus Gaussian noise in
+ * of g2 (docs/xpcs-model.md "Forward model", computed by xpcs__g2) plus Gaussian noise in
  * the upper triangle (j >= i, diagonal included), zeros below.  Key order is
  * (u, p): matrix m = u * P + p is key c2_%05zu (m + 1); for APS-U it is bin
  * m + 1 (all bins processed, dim0 = the q_u, dim1 = the phi_p); for APS old

@@ -6,7 +6,7 @@
  *                      HDF5 library is not thread-safe; reader.c owns it)
  *   xpcs__rng_*        deterministic xoshiro256** stream seeded by splitmix64,
  *                      Box-Muller normal deviates
- *   xpcs__cumulative   the cumulative trapezoids CD_k, CG_k of the spec
+ *   xpcs__cumulative   the cumulative trapezoids CD_k, CG_k of docs/xpcs-model.md
  *   xpcs__g2           the plain scalar forward model g2 at one (i, j)
  *
  * Everything is static inline (or hidden), so including this header costs
@@ -133,7 +133,7 @@ static inline double xpcs__rng_normal(xpcs__rng *r)
 }
 
 /* ------------------------------------------------------------------------ */
-/* Forward model (spec "Forward model"), plain scalar version                */
+/* Forward model (docs/xpcs-model.md "Forward model"), plain scalar version                */
 /* ------------------------------------------------------------------------ */
 
 /** Cumulative trapezoids (index units) of D_k and G_k, k = 0..n-1, at
