@@ -1,12 +1,18 @@
 #!/usr/bin/env bash
 # Install the Debian packages nlsq needs, only those that are missing.
-# Usage: scripts/deps.sh [--ci]   (--ci adds the tools the CI job uses)
+# Usage: scripts/deps.sh [--ci] [--bench]
+#   --ci     adds the tools the CI job uses
+#   --bench  adds what bench/run_bench.sh needs for its peer and timings (GSL, GNU time)
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config libopenblas-dev liblapacke-dev libcmocka-dev
       libhdf5-dev hdf5-tools libpng-dev libopenmpi-dev openmpi-bin)
-if [ "${1:-}" = "--ci" ]; then
-  pkgs+=(valgrind clang libclang-rt-14-dev)
-fi
+for opt in "$@"; do
+  case "$opt" in
+    --ci) pkgs+=(valgrind clang libclang-rt-14-dev) ;;
+    --bench) pkgs+=(libgsl-dev time) ;;
+    *) echo "deps.sh: unknown option $opt (--ci, --bench)" >&2; exit 2 ;;
+  esac
+done
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
