@@ -59,6 +59,7 @@
 #endif
 #include "xpcs_output.h"
 #include "xpcs_plot.h"
+#include "xpcs_uncertainty.h"
 
 #include <errno.h>
 #include <math.h>
@@ -285,6 +286,7 @@ int main(int argc, char **argv)
     nlsq_xpcs_source src;
     nlsq_xpcs_model *m = NULL;
     double *x = NULL, *cov = NULL, *errs = NULL, *truth_con = NULL, *truth_off = NULL;
+    unsigned *flags = NULL;
     int exit_code = EXIT_BAD_INPUT;
     size_t P = sel.n_angles, N = sel.last_frame - sel.first_frame + 1;
 
@@ -319,7 +321,8 @@ int main(int argc, char **argv)
     errs = malloc(sizeof(double) * p);
     truth_con = malloc(sizeof(double) * P);
     truth_off = malloc(sizeof(double) * P);
-    if (!x || !cov || !errs || !truth_con || !truth_off) {
+    flags = calloc(p, sizeof(unsigned));
+    if (!x || !cov || !errs || !truth_con || !truth_off || !flags) {
         bad_input("out of memory (%zu parameters)", p);
         goto done;
     }
@@ -431,9 +434,11 @@ int main(int argc, char **argv)
 #ifdef FIT_XPCS_MPI
     n_excl = nlsq_mpi_cli_xpcs_n_excluded(m);   /* over all ranks */
 #endif
-    double dof = (double)m_rows - (double)n_excl - (double)p;
-    /* The solver scaled by 2 cost / (m - p); rescale to 2 cost / dof. */
-    double cscale = ((double)m_rows - (double)p) / dof;
+    /* fixed parameters (lower == upper) are not parameters of the fit */
+    size_t p_free = p - res.n_fixed;
+    double dof = (double)m_rows - (double)n_excl - (double)p_free;
+    /* The solver scaled by 2 cost / (m - p_free); rescale to 2 cost / dof. */
+    double cscale = ((double)m_rows - (double)p_free) / dof;
     if (have_cov && dof > 0)
         for (size_t k = 0; k < p * p; k++) cov[k] *= cscale;
     for (size_t k = 0; k < p; k++) {
@@ -441,8 +446,14 @@ int main(int argc, char **argv)
         errs[k] = (isfinite(v) && v >= 0) ? sqrt(v) : NAN;
     }
 
+    if (have_cov && dof > 0 && xpcs_flags_and_warning(&pb, x, cov, flags, np, p) < 0) {
+        bad_input("out of memory (%zu parameters)", p);
+        goto done;
+    }
+
     xpcs_report r;
     memset(&r, 0, sizeof r);
+    r.flags = have_cov && dof > 0 ? flags : NULL;
     r.args = &a;
     r.file = f;
     r.sel = &sel;
@@ -494,6 +505,7 @@ int main(int argc, char **argv)
     }
 
 done:
+    free(flags);
     free(x);
     free(cov);
     free(errs);

@@ -4,6 +4,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #include "xpcs_output.h"
+#include "xpcs_uncertainty.h"
 
 #include <errno.h>
 #include <hdf5.h>
@@ -166,6 +167,19 @@ static void json_angles(FILE *fp, const xpcs_report *r, int t)
     fputc(']', fp);
 }
 
+/* "flags": {name: "free" | "fixed" | "at_lower" | ... } over the fit vector. */
+static void json_uncertainty(FILE *fp, const xpcs_report *r)
+{
+    if (!r->flags) return;
+    fputs(", \"flags\": {", fp);
+    for (size_t k = 0; k < r->p; k++) {
+        char nm[32];
+        xpcs_fit_param_name(r->np, k, nm, sizeof nm);
+        fprintf(fp, "%s\"%s\": \"%s\"", k ? ", " : "", nm, nlsq_param_flags_name(r->flags[k]));
+    }
+    fputc('}', fp);
+}
+
 void xpcs_print_json(FILE *fp, const xpcs_report *r)
 {
     const fit_xpcs_args *a = r->args;
@@ -257,6 +271,7 @@ void xpcs_print_json(FILE *fp, const xpcs_report *r)
         }
         fputs("}}", fp);
     }
+    json_uncertainty(fp, r);
     if (a->resume) {
         fputs(", \"resumed_from\": ", fp);
         json_str(fp, a->resume);
@@ -453,9 +468,7 @@ static char **param_names(const xpcs_report *r)
     char *txt = (char *)(names + p);
     for (size_t k = 0; k < p; k++) {
         names[k] = txt + 32 * k;
-        if (k < r->np) snprintf(names[k], 32, "%s", nlsq_xpcs_param_name(k));
-        else snprintf(names[k], 32, "%s_%zu", (k - r->np) % 2 ? "offset" : "contrast",
-                      (k - r->np) / 2);
+        xpcs_fit_param_name(r->np, k, names[k], 32);
     }
     return names;
 }
@@ -551,6 +564,22 @@ out:
     free(fit);
     free(f32);
     free(r32);
+    return rc;
+}
+
+/* /flags: p strings, the nlsq_param_flags_name of each fit-vector entry. */
+static int write_uncertainty(hid_t fid, const xpcs_report *r, char **names)
+{
+    if (!r->flags) return 0;
+    const char **fl = malloc(sizeof(char *) * r->p);
+    if (!fl) return -1;
+    for (size_t k = 0; k < r->p; k++) fl[k] = nlsq_param_flags_name(r->flags[k]);
+    int rc = put_strs(fid, "flags", fl, r->p) < 0 ? -1 : 0;
+    hid_t ds = rc == 0 ? H5Dopen2(fid, "flags", H5P_DEFAULT) : -1;
+    if (ds < 0 || attr_strs(ds, "parameter_order", (const char *const *)names, r->p) < 0 ||
+        H5Dclose(ds) < 0)
+        rc = -1;
+    free(fl);
     return rc;
 }
 
@@ -669,6 +698,7 @@ static int write_all(hid_t fid, const xpcs_report *r, int save_fit, char *err, s
         H5Gclose(g);
         g = -1;
     }
+    if (write_uncertainty(fid, r, names) < 0) goto h5fail;
     if (save_fit && write_fit(fid, r, err, es) != 0) goto out;
     rc = 0;
     goto out;

@@ -39,6 +39,8 @@ typedef struct xpcs_report {
     double truth_phys[NLSQ_XPCS_N_PHYS];
     const double *truth_contrast;       /* P values in selection order (or NULL) */
     const double *truth_offset;
+    /* uncertainties (docs/uncertainties.md) */
+    const unsigned *flags;              /* p nlsq_param_flag bits, or NULL (no covariance) */
 } xpcs_report;
 
 /** Value of physical parameter k (k < 7) in the report: fitted, or 0 when fixed

@@ -298,6 +298,28 @@ typedef struct nlsq_phase_stats {
     double seconds;
 } nlsq_phase_stats;
 
+/** Per-parameter flags (bits), see nlsq_param_flags(); 0 = free. */
+enum nlsq_param_flag {
+    NLSQ_PARAM_FIXED = 1,         /**< lower == upper: held, not a parameter of the fit:
+                                       covariance row/column 0, not in the degrees of freedom */
+    NLSQ_PARAM_AT_LOWER = 2,      /**< x_j == lower_j at the solution */
+    NLSQ_PARAM_AT_UPPER = 4,      /**< x_j == upper_j at the solution */
+    NLSQ_PARAM_UNDETERMINED = 8   /**< the data do not determine it (rank rule, or a 1-sigma
+                                       error wider than its box; docs/api.md): variance
+                                       +INFINITY, covariances NAN */
+};
+/** A static name for a flags value (never NULL): "free", "fixed", "at_lower",
+ *  "at_upper", "undetermined", "undetermined_at_lower", "undetermined_at_upper". */
+NLSQ_API const char *nlsq_param_flags_name(unsigned flags);
+/** The flags of each parameter at a solution x (p values) from a covariance
+ *  the library computed there (cov: p*p, or NULL: no UNDETERMINED flags):
+ *  FIXED where lower == upper, AT_LOWER / AT_UPPER where x sits on a bound,
+ *  UNDETERMINED where the variance is +INFINITY (the library's rank and box
+ *  rules, docs/api.md).  Writes flags (p entries); returns the number of
+ *  undetermined parameters, or 0 when an argument is NULL.  Pure. */
+NLSQ_API size_t nlsq_param_flags(const nlsq_problem *pb, const double *x, const double *cov,
+                                 unsigned *flags);
+
 typedef struct nlsq_result {
     int    status;        /* an nlsq_status */
     double cost;          /* 0.5 * sum r_i^2 at the returned x (with a robust
@@ -308,10 +330,12 @@ typedef struct nlsq_result {
     size_t n_jac;         /* full passes over the rows with Jacobian */
     double *covariance;   /* NULL, or a caller-owned p*p buffer the solver fills
                              with s^2 (J^T J)^-1, s^2 = 2 cost / (m - p), m the
-                             observations (n_obs, else n_rows); NAN when m <= p */
+                             observations (n_obs, else n_rows), p the parameters
+                             that are not fixed (lower == upper; their rows and
+                             columns are 0); NAN when m <= p */
     /* --- extensions --- */
     double initial_cost;  /* cost at the start point */
-    double reduced_chi2;  /* 2 cost / (m - p), m as for the covariance; NAN when m <= p */
+    double reduced_chi2;  /* 2 cost / (m - p), m and p as for the covariance; NAN when m <= p */
     double seconds;       /* wall time of the solve */
     size_t n_rows;        /* m */
     size_t n_nonfinite;   /* trial passes rejected for NaN/Inf residuals */
@@ -319,7 +343,11 @@ typedef struct nlsq_result {
     size_t n_active;      /* parameters on a bound at the solution */
     size_t n_phases;
     nlsq_phase_stats phases[3];
-    char   message[160];  /* one line on what happened, e.g. the failing row */
+    char   message[160];  /* one line on what happened, e.g. the failing row; it ends
+                             with "(undetermined: x[j], ...)" when some are */
+    /* --- filled with the covariance (status >= 0, covariance not NULL) --- */
+    size_t n_fixed;        /* parameters with lower == upper */
+    size_t n_undetermined; /* parameters with +INFINITY variance (NLSQ_PARAM_UNDETERMINED) */
 } nlsq_result;
 
 /* ------------------------------------------------------------------------ */

@@ -536,9 +536,7 @@ int nlsq__adam_run(nlsq__engine *e, const nlsq_options *opt, double *x, nlsq_res
             for (size_t j = 0; j < p; j++)
                 if (x[j] <= pl.lo[j] || x[j] >= pl.hi[j]) res->n_active++;
             if (res->covariance && have_normal && status >= 0) {
-                double s2 = opt->absolute_sigma ? 1.0 : (dof > 0 ? 2.0 * cost / dof : NAN);
-                rc = nlsq__covariance_from_normal(p, JtJ, s2, opt->cov_rcond, al,
-                                                  res->covariance, &res->rank);
+                rc = nlsq__covariance_at(pb, opt, al, x, JtJ, cost, res->covariance, res);
                 if (rc) status = nlsq__finish(res, rc, "covariance: eigen-decomposition failed");
             }
         }

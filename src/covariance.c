@@ -16,6 +16,7 @@
 #include <float.h>
 #include <lapacke.h>
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 int nlsq__covariance_from_normal(size_t p, const double *A, double scale,
@@ -77,5 +78,152 @@ int nlsq__covariance_from_normal(size_t p, const double *A, double scale,
 out:
     nlsq__free(al, C);
     nlsq__free(al, undet);
+    return rc;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Per-parameter flags and the covariance at a solution                      */
+/* ------------------------------------------------------------------------ */
+/*
+ * Rule (docs/api.md "Per-parameter flags"):
+ *  - fixed (lower == upper): not a parameter of the fit.  Its row and column
+ *    of the covariance are 0, and it does not count in the degrees of
+ *    freedom (nlsq__dof).  The others' covariance is that of the problem
+ *    without it (J^T J with its row and column dropped).
+ *  - undetermined: the rank rule above over the non-fixed parameters, or a
+ *    finite 1-sigma error larger than the width of its (finite) box: the data
+ *    do not place it anywhere inside its bounds.  This relative test catches
+ *    directions that the eigenvalue cut keeps (a parameter pinned at a bound
+ *    with a column 1e-14 of the others', sigma 1e14; a contrast in [0, 1]
+ *    with sigma 9.6).  Variance +INFINITY, covariances NAN.
+ *  - at_lower / at_upper: x_j on that bound (also for undetermined ones).
+ */
+
+const char *nlsq_param_flags_name(unsigned flags)
+{
+    if (flags & NLSQ_PARAM_FIXED) return "fixed";
+    if (flags & NLSQ_PARAM_UNDETERMINED) {
+        if (flags & NLSQ_PARAM_AT_LOWER) return "undetermined_at_lower";
+        if (flags & NLSQ_PARAM_AT_UPPER) return "undetermined_at_upper";
+        return "undetermined";
+    }
+    if (flags & NLSQ_PARAM_AT_LOWER) return "at_lower";
+    if (flags & NLSQ_PARAM_AT_UPPER) return "at_upper";
+    return "free";
+}
+
+static double bound_of(const double *b, size_t j, double inf) { return b ? b[j] : inf; }
+
+/* " (undetermined: x[3], x[7])" appended to the message, as far as it fits. */
+static void message_undetermined(nlsq_result *res, size_t p, const unsigned *flags)
+{
+    size_t len = strlen(res->message), cap = sizeof res->message;
+    const char *sep = " (undetermined: ";
+    int any = 0;
+    for (size_t j = 0; j < p; j++) {
+        if (!(flags[j] & NLSQ_PARAM_UNDETERMINED)) continue;
+        char item[40];
+        int n = snprintf(item, sizeof item, "%sx[%zu]", any ? ", " : sep, j);
+        if (n < 0 || len + (size_t)n + 6 >= cap) {
+            if (len + 5 < cap) { memcpy(res->message + len, ", ...", 6); len += 5; }
+            break;
+        }
+        memcpy(res->message + len, item, (size_t)n + 1);
+        len += (size_t)n;
+        any = 1;
+    }
+    if (any && len + 1 < cap) { res->message[len++] = ')'; res->message[len] = '\0'; }
+}
+
+/* Flags that need no linear algebra: fixed and on a bound. */
+static size_t bound_flags(const nlsq_problem *pb, const double *x, unsigned *flags)
+{
+    size_t n_fixed = 0;
+    for (size_t j = 0; j < pb->n_params; j++) {
+        double lo = bound_of(pb->lower, j, -INFINITY), hi = bound_of(pb->upper, j, INFINITY);
+        flags[j] = 0;
+        if (lo == hi) { flags[j] = NLSQ_PARAM_FIXED; n_fixed++; continue; }
+        if (x[j] <= lo) flags[j] |= NLSQ_PARAM_AT_LOWER;
+        if (x[j] >= hi) flags[j] |= NLSQ_PARAM_AT_UPPER;
+    }
+    return n_fixed;
+}
+
+/* cov (p*p): the q x q covariance cr of the non-fixed parameters idx[]
+ * scattered back, 0 in the rows and columns of fixed ones; then the width
+ * test.  Returns the number of undetermined parameters. */
+static size_t scatter_and_flag(const nlsq_problem *pb, size_t q, const size_t *idx,
+                               const double *cr, double *cov, unsigned *flags)
+{
+    const size_t p = pb->n_params;
+    memset(cov, 0, p * p * sizeof(double));
+    for (size_t a = 0; a < q; a++)
+        for (size_t b = 0; b < q; b++) cov[idx[a] * p + idx[b]] = cr[a * q + b];
+    size_t n_undet = 0;
+    for (size_t a = 0; a < q; a++) {
+        size_t j = idx[a];
+        double v = cov[j * p + j];
+        double width = bound_of(pb->upper, j, INFINITY) - bound_of(pb->lower, j, -INFINITY);
+        int undet = v == INFINITY || (isfinite(v) && isfinite(width) && v > width * width);
+        if (!undet) continue;
+        flags[j] |= NLSQ_PARAM_UNDETERMINED;
+        n_undet++;
+        for (size_t b = 0; b < p; b++) {
+            if (flags[b] & NLSQ_PARAM_FIXED) continue;
+            cov[j * p + b] = cov[b * p + j] = (b == j) ? INFINITY : NAN;
+        }
+    }
+    return n_undet;
+}
+
+size_t nlsq_param_flags(const nlsq_problem *pb, const double *x, const double *cov,
+                        unsigned *flags)
+{
+    if (!pb || !x || !flags) return 0;
+    const size_t p = pb->n_params;
+    bound_flags(pb, x, flags);
+    size_t n = 0;
+    for (size_t j = 0; cov && j < p; j++)
+        if (!(flags[j] & NLSQ_PARAM_FIXED) && cov[j * p + j] == INFINITY) {
+            flags[j] |= NLSQ_PARAM_UNDETERMINED;
+            n++;
+        }
+    return n;
+}
+
+int nlsq__covariance_at(const nlsq_problem *pb, const nlsq_options *opt,
+                        const nlsq_allocator *al, const double *x, const double *A,
+                        double cost, double *cov, nlsq_result *res)
+{
+    const size_t p = pb->n_params;
+    double *Ar = NULL;
+    unsigned *flags = nlsq__calloc(al, p, sizeof(unsigned));
+    size_t *idx = nlsq__calloc(al, p, sizeof(size_t));
+    int rc = NLSQ_ENOMEM;
+    if (!idx || !flags) goto out;
+
+    size_t n_fixed = bound_flags(pb, x, flags), q = 0, rank = 0;
+    for (size_t j = 0; j < p; j++)
+        if (!(flags[j] & NLSQ_PARAM_FIXED)) idx[q++] = j;
+    Ar = nlsq__calloc(al, 2 * q * q + 1, sizeof(double));
+    if (!Ar) goto out;
+    double *cr = Ar + q * q;
+    for (size_t a = 0; a < q; a++)
+        for (size_t b = 0; b < q; b++) Ar[a * q + b] = A[idx[a] * p + idx[b]];
+    double dof = nlsq__dof(pb);
+    double s2 = opt->absolute_sigma ? 1.0 : (dof > 0 ? 2.0 * cost / dof : NAN);
+    rc = q ? nlsq__covariance_from_normal(q, Ar, s2, opt->cov_rcond, al, cr, &rank) : 0;
+    if (rc) goto out;
+    size_t n_undet = scatter_and_flag(pb, q, idx, cr, cov, flags);
+    if (res) {
+        res->rank = rank;
+        res->n_fixed = n_fixed;
+        res->n_undetermined = n_undet;
+        if (n_undet) message_undetermined(res, p, flags);
+    }
+out:
+    nlsq__free(al, Ar);
+    nlsq__free(al, idx);
+    nlsq__free(al, flags);
     return rc;
 }

@@ -416,10 +416,7 @@ int nlsq__lm_run(nlsq__engine *e, const nlsq_options *opt, double *x,
 
     /* Covariance at the solution from the J^T J of the final pass. */
     if (res && res->covariance && status >= 0 && grad_known) {
-        double dof = nlsq__dof(pb);
-        double s2 = opt->absolute_sigma ? 1.0 : (dof > 0 ? 2.0 * f / dof : NAN);
-        rc = nlsq__covariance_from_normal(p, w.A, s2, opt->cov_rcond, e->al, res->covariance,
-                                          &res->rank);
+        rc = nlsq__covariance_at(pb, opt, e->al, x, w.A, f, res->covariance, res);
         if (rc) status = nlsq__finish(res, rc, "covariance: eigen-decomposition failed");
     }
 
@@ -485,13 +482,10 @@ int nlsq_covariance(const nlsq_problem *pb, const nlsq_options *opt_in, const do
                               "(or sums that overflow)");
     else {
         double dof = nlsq__dof(pb);
-        double s2 = opt->absolute_sigma ? 1.0 : (dof > 0 ? 2.0 * acc.cost / dof : NAN);
-        size_t rank = 0;
-        rc = nlsq__covariance_from_normal(p, A, s2, opt->cov_rcond, e.al, cov, &rank);
-        status = nlsq__finish(res, rc, rc ? "covariance: eigen-decomposition failed"
-                                          : "covariance computed at x (status 0: success)");
+        status = nlsq__finish(res, 0, "covariance computed at x (status 0: success)");
+        rc = nlsq__covariance_at(pb, opt, e.al, x, A, acc.cost, cov, res);
+        if (rc) status = nlsq__finish(res, rc, "covariance: eigen-decomposition failed");
         if (res) {
-            res->rank = rank;
             res->cost = acc.cost;
             res->grad_norm = max_abs(p, acc.Jtr);
             res->n_jac = 1;

@@ -37,10 +37,15 @@ NLSQ_HIDDEN void   nlsq__log(const nlsq_options *opt, int level, const char *fmt
 NLSQ_HIDDEN double nlsq__now(void);   /* monotonic seconds */
 
 /* ---------------- results ------------------------------------------------- */
-/* Degrees of freedom: observations (n_obs, else n_rows) minus parameters. */
+/* Degrees of freedom: observations (n_obs, else n_rows) minus the parameters
+ * that are not fixed (lower == upper holds a parameter: it is no parameter of
+ * the fit). */
 static inline double nlsq__dof(const nlsq_problem *pb)
 {
-    return (double)(pb->n_obs ? pb->n_obs : pb->n_rows) - (double)pb->n_params;
+    size_t n_fixed = 0;
+    for (size_t j = 0; pb->lower && pb->upper && j < pb->n_params; j++)
+        n_fixed += pb->lower[j] == pb->upper[j];
+    return (double)(pb->n_obs ? pb->n_obs : pb->n_rows) - (double)(pb->n_params - n_fixed);
 }
 /* Zero a result but keep the caller's covariance pointer. */
 NLSQ_HIDDEN void nlsq__result_reset(nlsq_result *res, size_t m);
@@ -119,6 +124,16 @@ NLSQ_HIDDEN int nlsq__damped_step(size_t p, const double *A, const double *g,
 NLSQ_HIDDEN int nlsq__covariance_from_normal(size_t p, const double *A, double scale,
                                              double rcond, const nlsq_allocator *al,
                                              double *cov, size_t *rank);
+
+/* The covariance step at a solution x with A = J^T J (p*p full) and cost:
+ * flags (fixed, at a bound, undetermined), s^2 over the non-fixed
+ * parameters, the covariance with fixed rows/columns 0 into cov (p*p).  res
+ * (may be NULL) gets rank, n_fixed, n_undetermined and the undetermined
+ * parameters in its message.
+ * Returns 0 or an error. */
+NLSQ_HIDDEN int nlsq__covariance_at(const nlsq_problem *pb, const nlsq_options *opt,
+                                    const nlsq_allocator *al, const double *x, const double *A,
+                                    double cost, double *cov, nlsq_result *res);
 
 /* ---------------- LM driver (lm.c) ---------------------------------------- */
 

@@ -697,7 +697,10 @@ static void test_fd_active_bound(void **state)
     assert_int_equal(atomic_load(&mc.outside), 0);
     assert_true(max_rel_popt(3, a.theta, b.theta) <= 2e-8);
 
-    /* lower == upper: a fixed parameter, zero FD column, infinite variance */
+    /* lower == upper: a fixed parameter.  It is no parameter of the fit: its
+     * covariance row and column are 0 and the degrees of freedom are n - 3,
+     * so the covariance of the others is the 3-parameter fit's (b, with d
+     * fixed in the model and an analytic Jacobian) */
     const double lo3[4] = {0.0, -INFINITY, 0.05, -0.6};
     cp.lower = lo3;
     mc.lower = lo3;
@@ -706,7 +709,26 @@ static void test_fd_active_bound(void **state)
     assert_int_equal(atomic_load(&mc.outside), 0);
     assert_true(a.theta[3] == -0.6);
     assert_true(max_rel_popt(3, a.theta, b.theta) <= 2e-8);
-    assert_true(isinf(a.cov[15]));
+    assert_int_equal(a.res.n_fixed, 1);
+    assert_int_equal(a.res.n_undetermined, 0);
+    for (int k = 0; k < 4; k++) assert_true(a.cov[3 * 4 + k] == 0.0 && a.cov[k * 4 + 3] == 0.0);
+    double worst = 0.0;
+    for (int i = 0; i < 3; i++)
+        for (int j = 0; j < 3; j++) {
+            double ref = b.cov[i * 3 + j], sc = sqrt(b.cov[i * 3 + i] * b.cov[j * 3 + j]);
+            double d = fabs(a.cov[i * 4 + j] - ref) / sc;
+            if (d > worst) worst = d;
+        }
+    printf("  fixed d vs 3-parameter fit: covariance rel err %.2e, reduced chi2 %.12g vs %.12g\n",
+           worst, a.res.reduced_chi2, b.res.reduced_chi2);
+    assert_true(worst <= 1e-6);
+    assert_true(fabs(a.res.reduced_chi2 - b.res.reduced_chi2) <= 1e-8 * b.res.reduced_chi2);
+    unsigned fl[4];
+    assert_int_equal(nlsq_param_flags(&(nlsq_problem){.n_params = 4, .lower = lo3, .upper = hi2},
+                                      a.theta, a.cov, fl), 0);
+    assert_int_equal(fl[3], NLSQ_PARAM_FIXED);
+    assert_int_equal(fl[0] | fl[1] | fl[2], 0);
+    assert_string_equal(nlsq_param_flags_name(fl[3]), "fixed");
 }
 
 static void test_defaults_and_nulls(void **state)

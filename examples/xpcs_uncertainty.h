@@ -1,0 +1,26 @@
+/*
+ * xpcs_uncertainty.h - fit_xpcs's error bars beyond the default covariance:
+ * per-parameter flags and the warning line (docs/uncertainties.md).
+ *
+ * Like xpcs_output.c these belong to the command: the library computes flags,
+ * robust covariances and profile intervals; this file names them after the
+ * XPCS parameters and decides what the user is told.
+ */
+#ifndef XPCS_UNCERTAINTY_H
+#define XPCS_UNCERTAINTY_H
+
+#include <stddef.h>
+
+#include "nlsq.h"
+
+/** Name of fit-vector entry k (np physical parameters first, then contrast_a,
+ *  offset_a per angle) into buf. */
+void xpcs_fit_param_name(size_t np, size_t k, char *buf, size_t size);
+
+/** flags (p entries) from nlsq_param_flags at the solution; when some
+ *  parameters are undetermined, one warning line on stderr naming them.
+ *  Returns the number of undetermined parameters. */
+int xpcs_flags_and_warning(const nlsq_problem *pb, const double *x, const double *cov,
+                           unsigned *flags, size_t np, size_t p);
+
+#endif /* XPCS_UNCERTAINTY_H */
