@@ -108,6 +108,13 @@ typedef int (*nlsq_eval_fn)(void *ctx, const double *x,
 typedef size_t (*nlsq_pattern_fn)(void *ctx, size_t row0, size_t nrows,
                                   size_t *cols, size_t *k);
 
+/** Who forms the Jacobian (nlsq_problem.jacobian). */
+typedef enum nlsq_jacobian {
+    NLSQ_JAC_ANALYTIC = 0,  /**< eval fills J when asked (the default) */
+    NLSQ_JAC_FORWARD  = 1,  /**< eval fills only r; forward differences */
+    NLSQ_JAC_CENTRAL  = 2   /**< eval fills only r; central differences */
+} nlsq_jacobian;
+
 typedef struct nlsq_problem {
     size_t n_params;                /* p */
     size_t n_rows;                  /* m, may exceed what fits in memory */
@@ -122,6 +129,27 @@ typedef struct nlsq_problem {
     int jac_col_major;              /* 0: J is nrows x k row-major (the default);
                                        1: J is k x nrows column-major, column a at
                                        J + a * nrows (what a vectorised model writes) */
+    /* --- finite differences (see src/fdjac.c) --- */
+    int jacobian;                   /* an nlsq_jacobian.  FORWARD / CENTRAL: eval is
+                                       always called with J == NULL; the library
+                                       differences residuals chunk by chunk, only the
+                                       pattern's columns when there is a pattern, never
+                                       outside the bounds.  Column j uses the step
+                                       h_j = c max(|x_j|, fd_scale_j), or without
+                                       fd_scale c |x_j| (c when x_j = 0), with
+                                       c = sqrt(DBL_EPSILON) (forward) or
+                                       cbrt(DBL_EPSILON) (central).  A
+                                       Jacobian pass then costs 1 + k (forward) or
+                                       1 + 2 k (central) residual evaluations per chunk
+                                       of k columns.  eval must be reentrant as always
+                                       with n_threads > 1; it also sees points x + h e_j. */
+    const double *fd_scale;         /* NULL (steps relative to |x_j|), or p finite
+                                       typical magnitudes > 0: the smallest |x_j| a
+                                       step is taken relative to (set it for
+                                       parameters that may pass through 0) */
+    /* --- reporting --- */
+    const char *const *param_names; /* NULL, or p NUL-terminated names (nlsq_report);
+                                       read during calls only, never kept */
 } nlsq_problem;
 
 /* ------------------------------------------------------------------------ */
@@ -465,9 +493,10 @@ typedef struct nlsq_fit_stats {
  *  e_j) - f(theta + 2 s d e_j)) / (2 s d) towards the side s with more room R,
  *  d = min(h_j, R / 2); a parameter with lower == upper gets a zero column.
  *  The model is thus never evaluated outside the bounds.  It costs 2 p extra
- *  model evaluations per Jacobian pass; the scratch (p + 2 * chunk doubles
- *  per concurrently running callback) comes from opt->allocator, called
- *  under a lock from the worker threads.
+ *  model evaluations per Jacobian pass; this is the problem-level
+ *  NLSQ_JAC_CENTRAL (src/fdjac.c) with fd_scale 1, its scratch (p + 2 * chunk
+ *  doubles per worker thread) allocated with the solver's buffers from
+ *  opt->allocator.
  *
  *  Thread safety: no global state; concurrent fits on distinct problems are
  *  safe.  See nlsq_model_fn for the calls into the model.

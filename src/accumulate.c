@@ -299,6 +299,8 @@ int nlsq__engine_init(nlsq__engine *e, const nlsq_problem *pb, const nlsq_option
         }
         if (!w->r || !w->J || !w->cols || !w->local || !w->localg || !w->T) goto nomem;
     }
+    if (pb->jacobian != NLSQ_JAC_ANALYTIC &&
+        nlsq__fd_init(&e->fd, pb, e->al, e->n_threads, chunk) != 0) goto nomem;
     return 0;
 nomem:
     nlsq__engine_free(e);
@@ -329,6 +331,8 @@ void nlsq__engine_free(nlsq__engine *e)
         nlsq__free(e->al, e->workers);
     }
     nlsq__free(e->al, e->dist_buf);
+    nlsq__fd_free(e->fd, e->al);
+    e->fd = NULL;
     e->dist_buf = NULL;
     e->slots = NULL;
     e->workers = NULL;
@@ -378,7 +382,9 @@ static int eval_chunk(nlsq__engine *e, nlsq__worker *w, nlsq__slot *s,
         k = kk;
     }
     double *J = mode == NLSQ__PASS_COST ? NULL : w->J;
-    int cb = pb->eval(pb->ctx, x, row0, n, w->r, J);
+    int cb = e->fd ? nlsq__fd_eval(e->fd, (size_t)(w - e->workers), x, row0, n,
+                                   sparse ? w->cols : NULL, k, w->r, J)
+                   : pb->eval(pb->ctx, x, row0, n, w->r, J);
     if (cb != 0) {
         e->callback_row = row0;
         return cb == NLSQ_ENOMEM ? NLSQ_ENOMEM : NLSQ_ECALLBACK;

@@ -10,6 +10,7 @@
  *   adam.c        the mini-batch Adam solver.
  *   hybrid.c      Adam -> LM -> covariance.
  *   checkpoint.c  atomic save/load of solver state.
+ *   fdjac.c       finite-difference Jacobian blocks for residual-only callbacks.
  *   options.c     defaults, validation, status strings, allocator, logging.
  *
  * Nothing here is exported from the shared library.
@@ -79,6 +80,18 @@ typedef struct nlsq__acc {
     size_t n_nonfinite_J;   /* rows with non-finite Jacobian entries */
 } nlsq__acc;
 
+/* Finite-difference Jacobians (fdjac.c) for problems with jacobian != 0:
+ * scratch for n_workers workers and chunks of at most chunk rows. */
+typedef struct nlsq__fd nlsq__fd;
+NLSQ_HIDDEN int  nlsq__fd_init(nlsq__fd **out, const nlsq_problem *pb, const nlsq_allocator *al,
+                               size_t n_workers, size_t chunk);
+NLSQ_HIDDEN void nlsq__fd_free(nlsq__fd *fd, const nlsq_allocator *al);
+/* The user's eval of rows [row0, row0 + n) into r and, when J is not NULL,
+ * the differenced block over the k columns cols[] (NULL: 0 .. k-1) in the
+ * problem's layout, using worker `worker`'s scratch.  Returns eval's code. */
+NLSQ_HIDDEN int  nlsq__fd_eval(nlsq__fd *fd, size_t worker, const double *x, size_t row0,
+                               size_t n, const size_t *cols, size_t k, double *r, double *J);
+
 typedef struct nlsq__slot nlsq__slot;     /* per-slot partial sums */
 typedef struct nlsq__worker nlsq__worker; /* per-thread chunk buffers */
 
@@ -97,6 +110,7 @@ typedef struct nlsq__engine {
     size_t callback_row;     /* first row of a failing callback (diagnostics) */
     int    avx2;             /* the CPU runs the AVX2+FMA small-k kernel */
     double *dist_buf;        /* packed sums for opt->dist.reduce, or NULL */
+    nlsq__fd *fd;            /* finite differences (pb->jacobian != 0), or NULL */
 } nlsq__engine;
 
 /* Prepare buffers for problem pb under options opt.  Returns 0 or NLSQ_ENOMEM

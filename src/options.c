@@ -200,6 +200,12 @@ int nlsq_validate(const nlsq_problem *pb, const nlsq_options *opt,
     if (pb->n_obs != 0 && pb->n_obs < pb->n_rows)
         FAIL("n_obs (%zu) is less than n_rows (%zu)", pb->n_obs, pb->n_rows);
     if (pb->jac_col_major != 0 && pb->jac_col_major != 1) FAIL("jac_col_major must be 0 or 1");
+    if (pb->jacobian != NLSQ_JAC_ANALYTIC && pb->jacobian != NLSQ_JAC_FORWARD &&
+        pb->jacobian != NLSQ_JAC_CENTRAL)
+        FAIL("jacobian must be NLSQ_JAC_ANALYTIC, NLSQ_JAC_FORWARD or NLSQ_JAC_CENTRAL");
+    for (size_t j = 0; pb->fd_scale && j < pb->n_params; j++)
+        if (!(pb->fd_scale[j] > 0) || !isfinite(pb->fd_scale[j]))
+            FAIL("fd_scale[%zu] = %g: must be finite and > 0", j, pb->fd_scale[j]);
     size_t pp;
     if (nlsq__mul_size(pb->n_params, pb->n_params, &pp) != 0 ||
         nlsq__mul_size(pp, sizeof(double), &pp) != 0)
