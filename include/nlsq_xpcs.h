@@ -57,6 +57,17 @@ typedef struct nlsq_xpcs_file nlsq_xpcs_file;   /* opaque */
 NLSQ_API int  nlsq_xpcs_open(const char *path, nlsq_xpcs_file **out, char *err, size_t err_size);
 NLSQ_API void nlsq_xpcs_close(nlsq_xpcs_file *f);     /* NULL is a no-op */
 
+/** Make the compression filters the library carries known to this process's
+ *  HDF5: LZF (filter 32000, the filter of the APS 8-ID-I writer), unless an
+ *  LZF filter is already available (registered by the application or loaded
+ *  as a plugin).  nlsq_xpcs_open calls it; call it yourself before writing
+ *  LZF-compressed datasets with the HDF5 API.  Other filters (LZ4, bzip2,
+ *  bitshuffle, ...) come from HDF5 plugins (docs/xpcs.md).  Changes HDF5's
+ *  process-wide filter table (idempotent); thread-safe with the library's
+ *  other calls.  Returns 0, or NLSQ_XPCS_EFILE when HDF5 refused the
+ *  registration. */
+NLSQ_API int  nlsq_xpcs_register_filters(void);
+
 NLSQ_API int    nlsq_xpcs_layout_of(const nlsq_xpcs_file *f);   /* an nlsq_xpcs_layout */
 NLSQ_API size_t nlsq_xpcs_n_matrices(const nlsq_xpcs_file *f);  /* (q, phi) matrices in the file */
 /** q and phi (degrees) of matrix k (k < n_matrices), in file order. */
@@ -64,6 +75,14 @@ NLSQ_API int    nlsq_xpcs_matrix_info(const nlsq_xpcs_file *f, size_t k, double 
 NLSQ_API size_t nlsq_xpcs_n_frames(const nlsq_xpcs_file *f);    /* N of the N x N matrices */
 /** 1 if the matrices are stored as float32, 0 for float64. */
 NLSQ_API int    nlsq_xpcs_is_float32(const nlsq_xpcs_file *f);
+
+/** The frame time stored in the file (seconds between the frames of the
+ *  matrices): APS-U frame_time * stride_frame * avg_frame, APS old
+ *  exposure_period * stride_frames * avg_frames (docs/xpcs.md).  Returns 0
+ *  with *dt, or NLSQ_XPCS_EFORMAT (*dt = NAN) when the file does not store
+ *  it.  source (may be NULL): one line, where dt came from (the datasets and
+ *  their values) or what is missing. */
+NLSQ_API int    nlsq_xpcs_file_dt(const nlsq_xpcs_file *f, double *dt, char *source, size_t size);
 
 /** A selection: the matrices of one q (all its phi), and a frame window. */
 typedef struct nlsq_xpcs_selection {
@@ -92,6 +111,15 @@ NLSQ_API void nlsq_xpcs_selection_free(nlsq_xpcs_selection *sel);
 NLSQ_API int  nlsq_xpcs_read_rows(nlsq_xpcs_file *f, const nlsq_xpcs_selection *sel,
                                   size_t a, size_t row0, size_t nrows, double *out,
                                   char *err, size_t err_size);
+
+/** Check that every selected matrix holds data in the frame window: a
+ *  finite, non-zero value above the diagonal.  Reads row blocks of each
+ *  matrix until one is found (the first block, for real data); a matrix of
+ *  NaN or zeros only is read whole and refused: NLSQ_XPCS_EFORMAT with one
+ *  line naming the dataset.  (Unallocated, virtual-without-source and
+ *  missing external storage are refused earlier, by nlsq_xpcs_open.) */
+NLSQ_API int  nlsq_xpcs_check_data(nlsq_xpcs_file *f, const nlsq_xpcs_selection *sel,
+                                   char *err, size_t err_size);
 
 /* ------------------------------------------------------------------------ */
 /* 2. Synthetic writer                                                       */

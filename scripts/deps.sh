@@ -4,8 +4,12 @@
 #   --ci     adds the tools the CI job uses
 #   --bench  adds what bench/run_bench.sh needs for its peer and timings (GSL, GNU time)
 set -euo pipefail
+# liblzf-dev: the LZF filter nlsq_xpcs carries (APS 8-ID-I files are LZF);
+# hdf5-filter-plugin: LZ4 and bzip2 HDF5 plugins, found by HDF5 in its
+# compiled-in plugin folder (no HDF5_PLUGIN_PATH needed); libyaml-dev: fit_xpcs --config.
 pkgs=(build-essential cmake pkg-config libopenblas-dev liblapacke-dev libcmocka-dev
-      libhdf5-dev hdf5-tools libpng-dev libopenmpi-dev openmpi-bin)
+      libhdf5-dev hdf5-tools libpng-dev libopenmpi-dev openmpi-bin
+      liblzf-dev hdf5-filter-plugin libyaml-dev)
 for opt in "$@"; do
   case "$opt" in
     --ci) pkgs+=(valgrind clang libclang-rt-14-dev) ;;

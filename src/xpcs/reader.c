@@ -22,6 +22,8 @@
  */
 #include "nlsq_xpcs.h"
 #include "xpcs_common.h"
+#include "xpcs_filters.h"
+#include "xpcs_file.h"
 
 #include <errno.h>
 #include <hdf5.h>
@@ -42,26 +44,7 @@
 #define XPCS_CACHE_BYTES ((size_t)16 << 20)
 #define XPCS_CACHE_SLOTS 12421
 
-#define APSU_GROUP  "xpcs/twotime/correlation_map"
-#define APSU_BINS   "xpcs/twotime/processed_bins"
-#define APSU_QLIST  "xpcs/qmap/dynamic_v_list_dim0"
-#define APSU_PHLIST "xpcs/qmap/dynamic_v_list_dim1"
-#define OLD_GROUP   "exchange/C2T_all"
-#define OLD_QLIST   "xpcs/dqlist"
-#define OLD_PHLIST  "xpcs/dphilist"
 
-struct nlsq_xpcs_file {
-    char *path;        /* as given, for messages */
-    hid_t fid;
-    int layout;
-    size_t n_mat;
-    char **name;       /* n_mat dataset paths */
-    double *q, *phi;   /* n_mat each */
-    size_t n;          /* N */
-    int f32;
-    hid_t dset;        /* cached open matrix dataset, or -1 */
-    size_t dset_k;
-};
 
 /* ------------------------------------------------------------------------ */
 /* HDF5 lock and error silencing                                             */
@@ -112,7 +95,7 @@ static char *dup_str(const char *s)
 }
 
 /* 1 if every component of the '/'-separated path exists as a link. */
-static int path_exists(hid_t loc, const char *path)
+int xpcs__path_exists(hid_t loc, const char *path)
 {
     char buf[512];
     size_t len = strlen(path);
@@ -161,7 +144,7 @@ static int natural_cmp_qsort(const void *x, const void *y)
     return natural_cmp(*(char *const *)x, *(char *const *)y);
 }
 
-static void free_names(char **names, size_t n)
+void xpcs__free_names(char **names, size_t n)
 {
     if (!names) return;
     for (size_t i = 0; i < n; i++) free(names[i]);
@@ -195,7 +178,7 @@ static int space_count(hid_t space, int *rank_out, hsize_t *dims, size_t *count)
 }
 
 /* Open a dataset by path, telling a dangling link or a group from a dataset. */
-static int open_dataset(nlsq_xpcs_file *f, const char *dpath, hid_t *out, char *err, size_t es)
+int xpcs__open_dataset(nlsq_xpcs_file *f, const char *dpath, hid_t *out, char *err, size_t es)
 {
     *out = -1;
     hid_t o = H5Oopen(f->fid, dpath, H5P_DEFAULT);
@@ -220,7 +203,7 @@ static int open_dataset(nlsq_xpcs_file *f, const char *dpath, hid_t *out, char *
 }
 
 /* Read a small numeric list (any rank, flattened) as doubles. */
-static int read_list(nlsq_xpcs_file *f, const char *dpath, double **out, size_t *count,
+int xpcs__read_list(nlsq_xpcs_file *f, const char *dpath, double **out, size_t *count,
                      int require_finite, char *err, size_t es)
 {
     hid_t d = -1, t = -1, s = -1;
@@ -231,11 +214,11 @@ static int read_list(nlsq_xpcs_file *f, const char *dpath, double **out, size_t 
 
     *out = NULL;
     *count = 0;
-    if (!path_exists(f->fid, dpath)) {
+    if (!xpcs__path_exists(f->fid, dpath)) {
         xpcs__err(err, es, "%s: missing dataset '%s'", f->path, dpath);
         return NLSQ_XPCS_EFORMAT;
     }
-    if ((rc = open_dataset(f, dpath, &d, err, es)) < 0) return rc;
+    if ((rc = xpcs__open_dataset(f, dpath, &d, err, es)) < 0) return rc;
     t = H5Dget_type(d);
     H5T_class_t cls = t >= 0 ? H5Tget_class(t) : H5T_NO_CLASS;
     if (cls != H5T_INTEGER && cls != H5T_FLOAT) {
@@ -255,6 +238,7 @@ static int read_list(nlsq_xpcs_file *f, const char *dpath, double **out, size_t 
         rc = NLSQ_XPCS_EFORMAT;
         goto done;
     }
+    if ((rc = xpcs__filter_check(d, f->path, dpath, err, es)) < 0) goto done;
     buf = malloc(c * sizeof *buf);
     if (!buf) {
         xpcs__err(err, es, "%s: out of memory reading '%s'", f->path, dpath);
@@ -289,7 +273,7 @@ done:
 
 /* Link names of a group, natural order; only "c2_*" names when there are
  * any, else every link. */
-static int list_keys(nlsq_xpcs_file *f, const char *gpath, char ***names_out, size_t *n_out,
+int xpcs__list_keys(nlsq_xpcs_file *f, const char *gpath, char ***names_out, size_t *n_out,
                      char *err, size_t es)
 {
     hid_t g = -1;
@@ -363,7 +347,7 @@ static int list_keys(nlsq_xpcs_file *f, const char *gpath, char ***names_out, si
     *n_out = n;
     names = NULL;
 done:
-    if (names) free_names(names, n);
+    if (names) xpcs__free_names(names, n);
     close_id(&g, H5Gclose);
     return rc;
 }
@@ -377,7 +361,7 @@ static int check_matrix(nlsq_xpcs_file *f, const char *dpath, size_t *n_out, int
     int rc = 0, rank = 0;
     hsize_t dims[H5S_MAX_RANK];
 
-    if ((rc = open_dataset(f, dpath, &d, err, es)) < 0) return rc;
+    if ((rc = xpcs__open_dataset(f, dpath, &d, err, es)) < 0) return rc;
     t = H5Dget_type(d);
     H5T_class_t cls = t >= 0 ? H5Tget_class(t) : H5T_NO_CLASS;
     if (cls != H5T_INTEGER && cls != H5T_FLOAT) {
@@ -386,6 +370,7 @@ static int check_matrix(nlsq_xpcs_file *f, const char *dpath, size_t *n_out, int
         goto done;
     }
     *f32 = cls == H5T_FLOAT && H5Tget_size(t) <= 4;
+    if ((rc = xpcs__filter_check(d, f->path, dpath, err, es)) < 0) goto done;
     s = H5Dget_space(d);
     if (s < 0 || H5Sget_simple_extent_type(s) != H5S_SIMPLE) {
         xpcs__err(err, es, "%s: dataset '%s' has no 2-D shape", f->path, dpath);
@@ -422,6 +407,7 @@ static int check_matrix(nlsq_xpcs_file *f, const char *dpath, size_t *n_out, int
         goto done;
     }
     *n_out = (size_t)dims[0];
+    rc = xpcs__check_storage(f, d, dpath, err, es);
 done:
     close_id(&s, H5Sclose);
     close_id(&t, H5Tclose);
@@ -430,7 +416,7 @@ done:
 }
 
 /* Dataset paths "group/key" from key names (consumes keys on success). */
-static int make_paths(nlsq_xpcs_file *f, const char *gpath, char **keys, size_t n,
+int xpcs__make_paths(nlsq_xpcs_file *f, const char *gpath, char **keys, size_t n,
                       char *err, size_t es)
 {
     f->name = calloc(n, sizeof *f->name);
@@ -448,99 +434,15 @@ oom:
     return NLSQ_ENOMEM;
 }
 
-static int discover_apsu(nlsq_xpcs_file *f, char *err, size_t es)
-{
-    double *ql = NULL, *pl = NULL, *bins = NULL;
-    size_t nq = 0, np = 0, nb = 0, nk = 0;
-    char **keys = NULL;
-    int rc;
-
-    if ((rc = read_list(f, APSU_QLIST, &ql, &nq, 1, err, es)) < 0) goto done;
-    if ((rc = read_list(f, APSU_PHLIST, &pl, &np, 1, err, es)) < 0) goto done;
-    if ((rc = read_list(f, APSU_BINS, &bins, &nb, 1, err, es)) < 0) goto done;
-    if ((rc = list_keys(f, APSU_GROUP, &keys, &nk, err, es)) < 0) goto done;
-    if (nb != nk) {
-        xpcs__err(err, es, "%s: '%s' lists %zu bins but '%s' holds %zu matrices", f->path,
-                  APSU_BINS, nb, APSU_GROUP, nk);
-        rc = NLSQ_XPCS_EFORMAT;
-        goto done;
-    }
-    if ((rc = make_paths(f, APSU_GROUP, keys, nk, err, es)) < 0) goto done;
-    f->n_mat = nk;
-    f->q = malloc(nk * sizeof *f->q);
-    f->phi = malloc(nk * sizeof *f->phi);
-    if (!f->q || !f->phi) {
-        xpcs__err(err, es, "%s: out of memory", f->path);
-        rc = NLSQ_ENOMEM;
-        goto done;
-    }
-    /* nq, np <= 2^24, so nq * np fits a double exactly */
-    double nbins = (double)nq * (double)np;
-    for (size_t k = 0; k < nk; k++) {
-        double b = bins[k];
-        if (b != floor(b) || b < 1 || b > nbins) {
-            xpcs__err(err, es,
-                      "%s: '%s'[%zu] = %g is not a bin number in 1..%.0f (%zu q x %zu phi)",
-                      f->path, APSU_BINS, k, b, nbins, nq, np);
-            rc = NLSQ_XPCS_EFORMAT;
-            goto done;
-        }
-        size_t bi = (size_t)b - 1;
-        f->q[k] = ql[bi / np];
-        f->phi[k] = pl[bi % np];
-    }
-    rc = 0;
-done:
-    free(ql);
-    free(pl);
-    free(bins);
-    free_names(keys, nk);
-    return rc;
-}
-
-static int discover_old(nlsq_xpcs_file *f, char *err, size_t es)
-{
-    double *ql = NULL, *pl = NULL;
-    size_t nq = 0, np = 0, nk = 0;
-    char **keys = NULL;
-    int rc;
-
-    if ((rc = read_list(f, OLD_QLIST, &ql, &nq, 1, err, es)) < 0) goto done;
-    if ((rc = read_list(f, OLD_PHLIST, &pl, &np, 1, err, es)) < 0) goto done;
-    if (nq != np) {
-        xpcs__err(err, es, "%s: '%s' has %zu values but '%s' has %zu", f->path, OLD_QLIST, nq,
-                  OLD_PHLIST, np);
-        rc = NLSQ_XPCS_EFORMAT;
-        goto done;
-    }
-    if ((rc = list_keys(f, OLD_GROUP, &keys, &nk, err, es)) < 0) goto done;
-    if (nk != nq) {
-        xpcs__err(err, es, "%s: '%s' lists %zu (q, phi) pairs but '%s' holds %zu matrices",
-                  f->path, OLD_QLIST, nq, OLD_GROUP, nk);
-        rc = NLSQ_XPCS_EFORMAT;
-        goto done;
-    }
-    if ((rc = make_paths(f, OLD_GROUP, keys, nk, err, es)) < 0) goto done;
-    f->n_mat = nk;
-    f->q = ql;
-    f->phi = pl;
-    ql = pl = NULL;
-    rc = 0;
-done:
-    free(ql);
-    free(pl);
-    free_names(keys, nk);
-    return rc;
-}
-
 static void file_free(nlsq_xpcs_file *f)
 {
     if (!f) return;
     close_id(&f->dset, H5Dclose);
     close_id(&f->fid, H5Fclose);
-    free_names(f->name, f->n_mat);
+    xpcs__free_names(f->name, f->n_mat);
     free(f->q);
     free(f->phi);
+    free(f->tri);
     free(f->path);
     free(f);
 }
@@ -595,6 +497,7 @@ int nlsq_xpcs_open(const char *path, nlsq_xpcs_file **out, char *err, size_t es)
     f->dset = -1;
 
     quiet_begin(&qs);
+    xpcs__filters_register();   /* on failure the filter check names the filter */
     f->fid = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
     if (f->fid < 0) {
 #if H5_VERSION_GE(1, 12, 0)
@@ -609,19 +512,26 @@ int nlsq_xpcs_open(const char *path, nlsq_xpcs_file **out, char *err, size_t es)
         rc = NLSQ_XPCS_EFILE;
         goto fail;
     }
-    if (path_exists(f->fid, APSU_GROUP)) {
+    if (xpcs__path_exists(f->fid, XPCS_APSU_GROUP)) {
         f->layout = NLSQ_XPCS_LAYOUT_APS_U;
-        rc = discover_apsu(f, err, es);
-    } else if (path_exists(f->fid, OLD_GROUP)) {
+        rc = xpcs__discover_apsu(f, err, es);
+    } else if (xpcs__path_exists(f->fid, XPCS_OLD_GROUP)) {
         f->layout = NLSQ_XPCS_LAYOUT_APS_OLD;
-        rc = discover_old(f, err, es);
+        rc = xpcs__discover_old(f, err, es);
     } else {
         xpcs__err(err, es,
                   "%s: layout not recognised: no '%s' (APS-U) and no '%s' (APS old)", path,
-                  APSU_GROUP, OLD_GROUP);
+                  XPCS_APSU_GROUP, XPCS_OLD_GROUP);
         rc = NLSQ_XPCS_EFORMAT;
     }
     if (rc < 0) goto fail;
+    xpcs__read_dt(f);
+    f->tri = calloc(f->n_mat, 1);   /* XPCS_TRI_UNKNOWN until first read */
+    if (!f->tri) {
+        xpcs__err(err, es, "%s: out of memory", path);
+        rc = NLSQ_ENOMEM;
+        goto fail;
+    }
 
     for (size_t k = 0; k < f->n_mat; k++) {
         size_t n = 0;
@@ -846,6 +756,54 @@ static int file_truncated(const nlsq_xpcs_file *f)
     return have && (haddr_t)st.st_size < eoa;
 }
 
+/* Read stored block rows [r0, r0 + nr), columns [c0, c0 + nc) of d into
+ * memory of shape (mrows x mcols) at (mr0, mc0).  -1 on failure. */
+static int read_block(hid_t d, hid_t fs, size_t r0, size_t c0, size_t nr, size_t nc, double *mem,
+                      size_t mrows, size_t mcols, size_t mr0, size_t mc0)
+{
+    hsize_t fstart[2] = {r0, c0}, count[2] = {nr, nc};
+    hsize_t mdims[2] = {mrows, mcols}, mstart[2] = {mr0, mc0};
+    hid_t ms = H5Screate_simple(2, mdims, NULL);
+    int ok = ms >= 0 && H5Sselect_hyperslab(fs, H5S_SELECT_SET, fstart, NULL, count, NULL) >= 0 &&
+             H5Sselect_hyperslab(ms, H5S_SELECT_SET, mstart, NULL, count, NULL) >= 0 &&
+             H5Dread(d, H5T_NATIVE_DOUBLE, ms, fs, H5P_DEFAULT, mem) >= 0;
+    if (ms >= 0) H5Sclose(ms);
+    return ok ? 0 : -1;
+}
+
+/* Rows [row0, row0 + nrows) of the window [F, F + n) of a matrix stored in
+ * its upper triangle h (full[r][c] = h[min][max]):
+ *   upper part  stored rows [R0, R0+nrows), columns [R0, F+n) -> out columns >= row0
+ *   lower part  stored rows [F, R0+nrows-1), columns [R0, R0+nrows), transposed
+ *               into out columns < each row
+ * With lower storage L (full[r][c] = L[max][min]) the roles swap:
+ *   lower part  stored rows [R0, R0+nrows), columns [F, R0+nrows-1) -> out directly
+ *   upper part  stored rows [R0, F+n), columns [R0, R0+nrows), transposed
+ * tmp holds at least n * nrows values. */
+static int read_window_rows(hid_t d, hid_t fs, int tri, size_t F, size_t n, size_t row0,
+                            size_t nrows, double *out, double *tmp)
+{
+    const size_t R0 = F + row0, nabove = row0 + nrows - 1, nright = n - row0;
+    if (tri == XPCS_TRI_LOWER) {
+        if (nabove > 0 && read_block(d, fs, R0, F, nrows, nabove, out, nrows, n, 0, 0) < 0)
+            return -1;
+        if (read_block(d, fs, R0, R0, nright, nrows, tmp, nright, nrows, 0, 0) < 0) return -1;
+        for (size_t cc = 0; cc < nright; cc++)   /* full[R0+r][R0+cc] = L[R0+cc][R0+r], cc >= r */
+            for (size_t r = 0; r <= cc && r < nrows; r++) out[r * n + row0 + cc] = tmp[cc * nrows + r];
+        return 0;
+    }
+    if (read_block(d, fs, R0, R0, nrows, nright, out, nrows, n, 0, row0) < 0) return -1;
+    if (nabove > 0) {
+        if (read_block(d, fs, F, R0, nabove, nrows, tmp, nabove, nrows, 0, 0) < 0) return -1;
+        for (size_t c = 0; c < nabove; c++) {
+            const double *src = tmp + c * nrows;
+            size_t rstart = c >= row0 ? c - row0 + 1 : 0;   /* rows with c < row0 + r */
+            for (size_t r = rstart; r < nrows; r++) out[r * n + c] = src[r];
+        }
+    }
+    return 0;
+}
+
 int nlsq_xpcs_read_rows(nlsq_xpcs_file *f, const nlsq_xpcs_selection *sel, size_t a,
                         size_t row0, size_t nrows, double *out, char *err, size_t es)
 {
@@ -873,21 +831,16 @@ int nlsq_xpcs_read_rows(nlsq_xpcs_file *f, const nlsq_xpcs_selection *sel, size_
     if (nrows == 0) return 0;
 
     const size_t k = sel->matrix[a];
-    const size_t F = sel->first_frame;
-    const size_t R0 = F + row0;
-    const size_t nabove = row0 + nrows - 1;   /* stored rows [F, F + nabove) feed the columns */
-    double *tmp = NULL;
-    hid_t fs = -1, ms = -1;
+    const size_t R0 = sel->first_frame + row0;
+    hid_t fs = -1;
     quiet qs;
     int rc = 0;
 
-    /* scratch: nabove x nrows <= n x nrows, same order as out (n is N^2-safe) */
-    if (nabove > 0) {
-        tmp = malloc(nabove * nrows * sizeof *tmp);
-        if (!tmp) {
-            xpcs__err(err, es, "%s: out of memory reading '%s'", f->path, f->name[k]);
-            return NLSQ_ENOMEM;
-        }
+    /* scratch: at most n x nrows (n is N^2-safe) */
+    double *tmp = malloc(n * nrows * sizeof *tmp);
+    if (!tmp) {
+        xpcs__err(err, es, "%s: out of memory reading '%s'", f->path, f->name[k]);
+        return NLSQ_ENOMEM;
     }
 
     quiet_begin(&qs);
@@ -905,37 +858,20 @@ int nlsq_xpcs_read_rows(nlsq_xpcs_file *f, const nlsq_xpcs_selection *sel, size_
         rc = NLSQ_XPCS_EFILE;
         goto done;
     }
-    fs = H5Dget_space(d);
-    if (fs < 0) goto read_fail;
-
-    /* upper part: stored rows [R0, R0 + nrows), columns [R0, F + n) -> out
-     * rows [0, nrows), columns [row0, n) */
-    {
-        hsize_t fstart[2] = {R0, R0}, fcount[2] = {nrows, n - row0};
-        hsize_t mdims[2] = {nrows, n}, mstart[2] = {0, row0};
-        ms = H5Screate_simple(2, mdims, NULL);
-        if (ms < 0 ||
-            H5Sselect_hyperslab(fs, H5S_SELECT_SET, fstart, NULL, fcount, NULL) < 0 ||
-            H5Sselect_hyperslab(ms, H5S_SELECT_SET, mstart, NULL, fcount, NULL) < 0 ||
-            H5Dread(d, H5T_NATIVE_DOUBLE, ms, fs, H5P_DEFAULT, out) < 0)
-            goto read_fail;
-        close_id(&ms, H5Sclose);
-    }
-    /* lower part: stored rows [F, F + nabove), columns [R0, R0 + nrows);
-     * full[r][c] = h[c][r] for c < r */
-    if (nabove > 0) {
-        hsize_t fstart[2] = {F, R0}, fcount[2] = {nabove, nrows};
-        ms = H5Screate_simple(2, fcount, NULL);
-        if (ms < 0 ||
-            H5Sselect_hyperslab(fs, H5S_SELECT_SET, fstart, NULL, fcount, NULL) < 0 ||
-            H5Dread(d, H5T_NATIVE_DOUBLE, ms, fs, H5P_DEFAULT, tmp) < 0)
-            goto read_fail;
-        for (size_t c = 0; c < nabove; c++) {
-            const double *src = tmp + c * nrows;
-            size_t rstart = c >= row0 ? c - row0 + 1 : 0;   /* rows with c < row0 + r */
-            for (size_t r = rstart; r < nrows; r++) out[r * n + c] = src[r];
+    if (f->tri[k] == XPCS_TRI_UNKNOWN) {
+        int t = xpcs__probe_triangle(d, f->n);
+        if (t == NLSQ_ENOMEM) {
+            xpcs__err(err, es, "%s: out of memory reading '%s'", f->path, f->name[k]);
+            rc = NLSQ_ENOMEM;
+            goto done;
         }
+        if (t < 0) goto read_fail;
+        f->tri[k] = (unsigned char)t;
     }
+    fs = H5Dget_space(d);
+    if (fs < 0 || read_window_rows(d, fs, f->tri[k], sel->first_frame, n, row0, nrows, out,
+                                   tmp) < 0)
+        goto read_fail;
     goto done;
 
 read_fail:
@@ -943,10 +879,75 @@ read_fail:
               f->path, R0, R0 + nrows - 1, f->name[k]);
     rc = NLSQ_XPCS_EFILE;
 done:
-    close_id(&ms, H5Sclose);
     close_id(&fs, H5Sclose);
     quiet_end(&qs);
     free(tmp);
+    return rc;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Public: stored dt; matrices that hold data                                */
+/* ------------------------------------------------------------------------ */
+
+int nlsq_xpcs_file_dt(const nlsq_xpcs_file *f, double *dt, char *source, size_t size)
+{
+    if (source && size) source[0] = '\0';
+    if (!f || !dt) return NLSQ_EINVAL;
+    *dt = f->dt;
+    if (source && size) snprintf(source, size, "%s", f->dt_source);
+    return isnan(f->dt) ? NLSQ_XPCS_EFORMAT : 0;
+}
+
+/* Does angle a hold a finite non-zero entry above the diagonal of the window?
+ * 1 yes, 0 no, < 0 error (message in err). */
+static int angle_has_data(nlsq_xpcs_file *f, const nlsq_xpcs_selection *sel, size_t a,
+                          double *buf, size_t block, char *err, size_t es)
+{
+    const size_t n = sel->last_frame - sel->first_frame + 1;
+    for (size_t r0 = 0; r0 + 1 < n; r0 += block) {
+        size_t nr = n - r0 < block ? n - r0 : block;
+        int rc = nlsq_xpcs_read_rows(f, sel, a, r0, nr, buf, err, es);
+        if (rc < 0) return rc;
+        for (size_t r = 0; r < nr; r++)
+            for (size_t c = r0 + r + 1; c < n; c++) {
+                double v = buf[r * n + c];
+                if (isfinite(v) && v != 0.0) return 1;
+            }
+    }
+    return 0;
+}
+
+int nlsq_xpcs_check_data(nlsq_xpcs_file *f, const nlsq_xpcs_selection *sel, char *err,
+                         size_t es)
+{
+    if (err && es) err[0] = '\0';
+    if (!f || !sel || (sel->n_angles && !sel->matrix)) {
+        xpcs__err(err, es, "nlsq_xpcs_check_data: NULL argument");
+        return NLSQ_EINVAL;
+    }
+    if (sel->first_frame > sel->last_frame || sel->last_frame >= f->n) {
+        xpcs__err(err, es, "%s: selection frame window [%zu, %zu] is not inside [0, %zu]",
+                  f->path, sel->first_frame, sel->last_frame, f->n ? f->n - 1 : 0);
+        return NLSQ_XPCS_ERANGE;
+    }
+    const size_t n = sel->last_frame - sel->first_frame + 1, block = 64;
+    double *buf = malloc(block * n * sizeof *buf);
+    if (!buf) {
+        xpcs__err(err, es, "%s: out of memory", f->path);
+        return NLSQ_ENOMEM;
+    }
+    int rc = 0;
+    for (size_t a = 0; a < sel->n_angles && rc == 0; a++) {
+        int has = angle_has_data(f, sel, a, buf, block, err, es);
+        if (has < 0) rc = has;
+        else if (has == 0 && n > 1) {
+            xpcs__err(err, es, "%s: dataset '%s' holds no finite non-zero value above the "
+                      "diagonal in frames %zu..%zu (all NaN or zero: not data)", f->path,
+                      f->name[sel->matrix[a]], sel->first_frame, sel->last_frame);
+            rc = NLSQ_XPCS_EFORMAT;
+        }
+    }
+    free(buf);
     return rc;
 }
 
@@ -969,7 +970,7 @@ int nlsq_xpcs_read_truth(nlsq_xpcs_file *f, double *phys, double *contrast, doub
     int rc = 0;
     quiet q;
     quiet_begin(&q);   /* takes the HDF5 lock */
-    if (!path_exists(f->fid, "nlsq_synth")) {
+    if (!xpcs__path_exists(f->fid, "nlsq_synth")) {
         xpcs__err(err, es, "%s: no synthetic truth in the file", f->path);
         rc = NLSQ_XPCS_EFORMAT;
     }
@@ -977,7 +978,7 @@ int nlsq_xpcs_read_truth(nlsq_xpcs_file *f, double *phys, double *contrast, doub
         if (!dst[k]) continue;
         double *buf = NULL;
         size_t c = 0;
-        rc = read_list(f, names[k], &buf, &c, 1, err, es);
+        rc = xpcs__read_list(f, names[k], &buf, &c, 1, err, es);
         if (rc == 0 && c != want[k]) {
             xpcs__err(err, es, "%s: '%s' holds %zu values, expected %zu", f->path, names[k], c,
                       want[k]);
