@@ -107,7 +107,8 @@ NLSQ_API void nlsq_xpcs_selection_free(nlsq_xpcs_selection *sel);
  *  restricted to the frame window (row and column indices are relative to
  *  first_frame; n = last - first + 1 columns per row), into out (nrows * n,
  *  row-major, float64).  Uses HDF5 hyperslab reads of the stored upper
- *  triangle; memory used is O(nrows * n). */
+ *  triangle (or of the lower one, for a matrix found on its first read to
+ *  be stored there); memory used is O(nrows * n). */
 NLSQ_API int  nlsq_xpcs_read_rows(nlsq_xpcs_file *f, const nlsq_xpcs_selection *sel,
                                   size_t a, size_t row0, size_t nrows, double *out,
                                   char *err, size_t err_size);

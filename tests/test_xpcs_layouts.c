@@ -482,41 +482,41 @@ static void one_matrix_file(const char *path, void (*make)(hid_t fid, const char
     assert_true(H5Fclose(fid) >= 0);
 }
 
+/* An 8 x 8 float32 dataset with creation properties dcpl, written with data
+ * unless data is NULL. */
+static void create8(hid_t fid, const char *name, hid_t dcpl, const double *data)
+{
+    hsize_t dims[2] = {8, 8};
+    hid_t sp = H5Screate_simple(2, dims, NULL);
+    hid_t d = H5Dcreate2(fid, name, H5T_IEEE_F32LE, sp, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+    assert_true(d >= 0);
+    if (data) assert_true(H5Dwrite(d, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) >= 0);
+    H5Dclose(d);
+    H5Sclose(sp);
+}
+
 static void make_unwritten(hid_t fid, const char *name, void *ctx)
 {
     (void)ctx;
-    hsize_t dims[2] = {8, 8};
-    hid_t sp = H5Screate_simple(2, dims, NULL);
-    hid_t d = H5Dcreate2(fid, name, H5T_IEEE_F32LE, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-    assert_true(d >= 0);
-    H5Dclose(d);
-    H5Sclose(sp);
+    create8(fid, name, H5P_DEFAULT, NULL);
 }
 
 static void make_virtual(hid_t fid, const char *name, void *ctx)
 {
     hsize_t dims[2] = {8, 8};
-    hid_t sp = H5Screate_simple(2, dims, NULL);
-    hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
+    hid_t sp = H5Screate_simple(2, dims, NULL), dcpl = H5Pcreate(H5P_DATASET_CREATE);
     assert_true(H5Pset_virtual(dcpl, sp, (const char *)ctx, "/c2", sp) >= 0);
-    hid_t d = H5Dcreate2(fid, name, H5T_IEEE_F32LE, sp, H5P_DEFAULT, dcpl, H5P_DEFAULT);
-    assert_true(d >= 0);
-    H5Dclose(d);
+    create8(fid, name, dcpl, NULL);
     H5Pclose(dcpl);
     H5Sclose(sp);
 }
 
 static void make_external(hid_t fid, const char *name, void *ctx)
 {
-    hsize_t dims[2] = {8, 8};
-    hid_t sp = H5Screate_simple(2, dims, NULL);
     hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
     assert_true(H5Pset_external(dcpl, (const char *)ctx, 0, 8 * 8 * 4) >= 0);
-    hid_t d = H5Dcreate2(fid, name, H5T_IEEE_F32LE, sp, H5P_DEFAULT, dcpl, H5P_DEFAULT);
-    assert_true(d >= 0);
-    H5Dclose(d);
+    create8(fid, name, dcpl, NULL);
     H5Pclose(dcpl);
-    H5Sclose(sp);
 }
 
 static void make_nan(hid_t fid, const char *name, void *ctx)
@@ -524,8 +524,7 @@ static void make_nan(hid_t fid, const char *name, void *ctx)
     (void)ctx;
     double m[64];
     for (int i = 0; i < 64; i++) m[i] = (i % 9 == 0) ? 1.0 : NAN;   /* only the diagonal */
-    hsize_t dims[2] = {8, 8};
-    put(fid, name, 2, dims, H5T_IEEE_F32LE, m);
+    create8(fid, name, H5P_DEFAULT, m);
 }
 
 static size_t pass_filter(unsigned flags, size_t ncd, const unsigned cd[], size_t nbytes,
@@ -545,16 +544,11 @@ static void make_filtered(hid_t fid, const char *name, void *ctx)
     double m[64];
     for (int i = 0; i < 64; i++) m[i] = 1.0;
     hsize_t dims[2] = {8, 8};
-    hid_t sp = H5Screate_simple(2, dims, NULL);
     hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
     assert_true(H5Pset_chunk(dcpl, 2, dims) >= 0);
     assert_true(H5Pset_filter(dcpl, TEST_FILTER_ID, H5Z_FLAG_MANDATORY, 0, NULL) >= 0);
-    hid_t d = H5Dcreate2(fid, name, H5T_IEEE_F32LE, sp, H5P_DEFAULT, dcpl, H5P_DEFAULT);
-    assert_true(d >= 0);
-    assert_true(H5Dwrite(d, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, m) >= 0);
-    H5Dclose(d);
+    create8(fid, name, dcpl, m);
     H5Pclose(dcpl);
-    H5Sclose(sp);
 }
 
 static void not_data_refused(void **state)
@@ -600,34 +594,33 @@ static void not_data_refused(void **state)
     remove(path);
 }
 
+/* A fresh empty-bin APS-U file at path with dataset name replaced: by n
+ * integers (vals), or by two strings (s0, s1) when vals is NULL. */
+static void with_replaced(const char *path, const char *name, const double *vals, size_t n,
+                          const char *s0, const char *s1)
+{
+    double held[NPHI];
+    variant v = {.layout = NLSQ_XPCS_LAYOUT_APS_U, .empty_bin = 1};
+    write_variant(path, &v, held);
+    hid_t fid = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
+    assert_true(fid >= 0 && H5Ldelete(fid, name, H5P_DEFAULT) >= 0);
+    if (vals) put1(fid, name, n, H5T_STD_I64LE, vals);
+    else put_names(fid, name, s0, s1);
+    assert_true(H5Fclose(fid) >= 0);
+}
+
 /* Bad partitions: num_pts disagreeing, labels beyond the mapping, (x, y) maps. */
 static void bad_partitions(void **state)
 {
     (void)state;
     const char *path = tmp_path("badpart.h5");
-    double held[NPHI];
-    variant v = {.layout = NLSQ_XPCS_LAYOUT_APS_U, .empty_bin = 1};
-    write_variant(path, &v, held);
-    hid_t fid = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
-    double npts[2] = {NQ, NPHI + 1};
-    H5Ldelete(fid, "xpcs/qmap/dynamic_num_pts", H5P_DEFAULT);
-    put1(fid, "xpcs/qmap/dynamic_num_pts", 2, H5T_STD_I64LE, npts);
-    H5Fclose(fid);
+    const double npts[2] = {NQ, NPHI + 1}, map[3] = {0, 1, 2};
+    with_replaced(path, "xpcs/qmap/dynamic_num_pts", npts, 2, NULL, NULL);
     expect_open_fail(path, "dynamic_num_pts", NULL);
-
-    write_variant(path, &v, held);
-    fid = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
-    double map[3] = {0, 1, 2};   /* 3 labels, but processed_bins uses up to 14 */
-    H5Ldelete(fid, "xpcs/qmap/dynamic_index_mapping", H5P_DEFAULT);
-    put1(fid, "xpcs/qmap/dynamic_index_mapping", 3, H5T_STD_I64LE, map);
-    H5Fclose(fid);
+    /* 3 labels, but processed_bins uses up to 14 */
+    with_replaced(path, "xpcs/qmap/dynamic_index_mapping", map, 3, NULL, NULL);
     expect_open_fail(path, "processed_bins", "1..3");
-
-    write_variant(path, &v, held);
-    fid = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
-    H5Ldelete(fid, "xpcs/qmap/map_names", H5P_DEFAULT);
-    put_names(fid, "xpcs/qmap/map_names", "x", "y");
-    H5Fclose(fid);
+    with_replaced(path, "xpcs/qmap/map_names", NULL, 0, "x", "y");
     expect_open_fail(path, "not (q, phi)", NULL);
     remove(path);
 }
