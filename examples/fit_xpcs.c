@@ -60,6 +60,10 @@
 #include "xpcs_output.h"
 #include "xpcs_plot.h"
 #include "xpcs_uncertainty.h"
+#include "fit_xpcs_paths.h"
+#include "safe_io.h"
+
+#include <hdf5.h>
 
 #include <errno.h>
 #include <math.h>
@@ -141,30 +145,13 @@ static int progress_cb(void *ctx, const nlsq_progress_info *info)
     return 0;
 }
 
-/* Can a file be created next to path?  Checked before a long fit, so that a
- * bad --output / --checkpoint / --plot path fails at once.  0, or errno. */
-static int probe_writable(const char *path)
-{
-    size_t n = strlen(path) + 48;
-    char *tmp = malloc(n);
-    if (!tmp) return ENOMEM;
-    snprintf(tmp, n, "%s.probe.%ld", path, (long)getpid());
-    FILE *fp = fopen(tmp, "wb");
-    int e = fp ? 0 : errno;
-    if (fp) {
-        fclose(fp);
-        remove(tmp);
-    }
-    free(tmp);
-    return e;
-}
-
 /* The solver recorded in a checkpoint file (header field at byte 16, see
  * src/checkpoint.c): 1 LM, 2 Adam, 3 hybrid; 0 when unreadable (nlsq_resume
  * then reports why). */
 static int checkpoint_solver(const char *path)
 {
-    FILE *fp = fopen(path, "rb");
+    char err[8];
+    FILE *fp = safe_open_input("--resume", path, err, sizeof err);
     if (!fp) return 0;
     unsigned char h[20];
     size_t n = fread(h, 1, sizeof h, fp);
@@ -217,12 +204,18 @@ int main(int argc, char **argv)
 #ifdef FIT_XPCS_MPI
     nlsq_mpi_cli_init(&argc, &argv);   /* MPI_Init; only rank 0 prints; finalize at exit */
 #endif
+    /* files: safe_io.h; HDF5 never prints (every failure is our one line)
+     * and does not close files again at exit (a close that failed on a full
+     * disk would crash there) */
+    safe_io_init();
+    H5dont_atexit();
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
     fit_xpcs_args a;
     char perr[512];
     int rc = fit_xpcs_parse_args(argc, argv, &a, perr, sizeof perr);
     if (rc == FIT_XPCS_ARGS_HELP) {
         fputs(fit_xpcs_usage_text(), stdout);
-        return EXIT_CONVERGED;
+        return safe_close_stdout(perr, sizeof perr) ? bad_input("%s", perr) : EXIT_CONVERGED;
     }
     if (rc != FIT_XPCS_ARGS_OK) {
         fprintf(stderr, "fit_xpcs: %s\n", perr);
@@ -230,20 +223,15 @@ int main(int argc, char **argv)
     }
     if (a.plot && !xpcs_plot_available())
         return bad_usage("--plot: this fit_xpcs was built without libpng");
-    {
-        const char *what[3] = {"--output", "--checkpoint", "--plot"};
-        const char *paths[3] = {a.output, a.checkpoint, a.plot};
-        for (int k = 0; k < 3; k++) {
-            int e = paths[k] ? probe_writable(paths[k]) : 0;
-            if (e) return bad_input("%s %s: cannot create files there (%s)", what[k], paths[k],
-                                    strerror(e));
-        }
-    }
+    if (fit_xpcs_check_outputs(&a, perr, sizeof perr) != 0) return bad_input("%s", perr);
 #ifdef FIT_XPCS_MPI
     if (nlsq_mpi_cli_rank() != 0) a.output = a.plot = NULL;   /* only rank 0 writes files */
 #endif
     if (a.resume) {
         static const char *const solver_names[4] = {"", "lm", "adam", "hybrid"};
+        FILE *probe = safe_open_input("--resume", a.resume, perr, sizeof perr);
+        if (!probe) return bad_input("%s", perr);
+        fclose(probe);
         int sv = checkpoint_solver(a.resume);
         if (sv && strcmp(solver_names[sv], a.method) != 0)
             return bad_usage("--resume %s: the checkpoint is of --method %s, not %s", a.resume,
@@ -282,6 +270,18 @@ int main(int argc, char **argv)
             return bad_usage("--plot-angles: angle %zu does not exist (q = %g has %zu angles: 0..%zu)",
                              bad, sel.q, na, na ? na - 1 : 0);
         }
+
+    size_t plot_def[3], n_plot = a.n_plot_angles;
+    const size_t *plot_angles = a.plot_angles;
+    if (a.plot && !n_plot) {
+        n_plot = xpcs_plot_default_angles(sel.n_angles, plot_def);
+        plot_angles = plot_def;
+    }
+    if (fit_xpcs_check_plot_files(&a, plot_angles, n_plot, perr, sizeof perr) != 0) {
+        nlsq_xpcs_selection_free(&sel);
+        nlsq_xpcs_close(f);
+        return bad_input("%s", perr);
+    }
 
     nlsq_xpcs_source src;
     nlsq_xpcs_model *m = NULL;
@@ -485,24 +485,17 @@ int main(int argc, char **argv)
 
     if (a.json) xpcs_print_json(stdout, &r);
     else xpcs_print_table(stdout, &r);
-    fflush(stdout);
     exit_code = status > 0 ? EXIT_CONVERGED : EXIT_NOT_CONVERGED;
     if (a.output && xpcs_write_result(a.output, &r, a.save_fit, err, sizeof err) != 0) {
         exit_code = bad_input("%s", err);
         goto done;
     }
-    if (a.plot) {
-        size_t def[3], n_pl = a.n_plot_angles;
-        const size_t *pl = a.plot_angles;
-        if (!n_pl) {
-            n_pl = xpcs_plot_default_angles(P, def);
-            pl = def;
-        }
-        if (xpcs_plot(a.plot, &r, pl, n_pl, err, sizeof err) != 0) {
-            exit_code = bad_input("%s", err);
-            goto done;
-        }
+    if (a.plot && xpcs_plot(a.plot, &r, plot_angles, n_plot, err, sizeof err) != 0) {
+        exit_code = bad_input("%s", err);
+        goto done;
     }
+    /* the results on stdout are output too: a failed write is not success */
+    if (safe_close_stdout(err, sizeof err) != 0) exit_code = bad_input("%s", err);
 
 done:
     free(flags);

@@ -5,6 +5,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "xpcs_output.h"
 #include "xpcs_uncertainty.h"
+#include "safe_io.h"
 
 #include <errno.h>
 #include <hdf5.h>
@@ -711,38 +712,73 @@ out:
     return rc;
 }
 
+/* The system's reason in HDF5's current error stack (its file drivers
+ * record "..., error message = 'No space left on device', ..."), for the one
+ * line; "HDF5 error" when there is none. */
+static herr_t os_error_cb(unsigned n, const H5E_error2_t *e, void *ctx)
+{
+    (void)n;
+    const char *k = e && e->desc ? strstr(e->desc, "error message = '") : NULL;
+    if (!k) return 0;
+    k += strlen("error message = '");
+    const char *end = strchr(k, '\'');
+    size_t len = end ? (size_t)(end - k) : strlen(k);
+    if (len > 120) len = 120;
+    memcpy(ctx, k, len);
+    ((char *)ctx)[len] = '\0';
+    return 1;
+}
+
+static const char *h5_reason(char *buf, size_t size)
+{
+    snprintf(buf, size, "HDF5 error");
+    if (size > 121) H5Ewalk2(H5E_DEFAULT, H5E_WALK_DOWNWARD, os_error_cb, buf);
+    return buf;
+}
+
 int xpcs_write_result(const char *path, const xpcs_report *r, int save_fit, char *err, size_t es)
 {
     char e2[400] = "";
-    size_t n = strlen(path) + 48;
+    size_t n = strlen(path) + 16;
     char *tmp = malloc(n);
     if (!tmp) {
-        snprintf(err, es, "%s: out of memory", path);
+        snprintf(err, es, "--output %s: out of memory", path);
         return -1;
     }
-    snprintf(tmp, n, "%s.tmp.%ld", path, (long)getpid());
+    int fd = safe_temp_create(path, tmp, n);
+    if (fd < 0) {
+        snprintf(err, es, "--output %s: cannot create a temporary next to it: %s", path,
+                 strerror(errno));
+        free(tmp);
+        return -1;
+    }
+    close(fd);   /* HDF5 opens it again by name (the name is ours: mkstemp) */
     H5E_auto2_t old_fn;
     void *old_data;
     H5Eget_auto2(H5E_DEFAULT, &old_fn, &old_data);
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
     int rc = -1;
+    char why[128];
     hid_t fid = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
     if (fid < 0) {
-        snprintf(e2, sizeof e2, "cannot create '%s'", tmp);
+        snprintf(e2, sizeof e2, "cannot create '%s': %s", tmp, h5_reason(why, sizeof why));
     } else {
         rc = write_all(fid, r, save_fit, e2, sizeof e2);
+        /* a failed close (disk full while flushing) leaves the file open in
+         * HDF5; fit_xpcs calls H5dont_atexit so that HDF5 does not close it
+         * again at exit */
         if (H5Fclose(fid) < 0 && rc == 0) {
-            snprintf(e2, sizeof e2, "HDF5 error closing '%s'", tmp);
+            snprintf(e2, sizeof e2, "cannot finish '%s': %s", tmp, h5_reason(why, sizeof why));
             rc = -1;
         }
-        if (rc == 0 && rename(tmp, path) != 0) {
-            snprintf(e2, sizeof e2, "cannot rename '%s' to '%s': %s", tmp, path, strerror(errno));
-            rc = -1;
-        }
-        if (rc != 0) remove(tmp);
     }
     H5Eset_auto2(H5E_DEFAULT, old_fn, old_data);
-    if (rc != 0) snprintf(err, es, "--output %s: %s", path, e2);
+    if (rc != 0) {
+        unlink(tmp);
+        snprintf(err, es, "--output %s: %s", path, e2);
+    } else {
+        rc = safe_commit("--output", tmp, path, err, es);
+    }
     free(tmp);
     return rc;
 }

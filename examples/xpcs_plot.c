@@ -3,6 +3,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #include "xpcs_plot.h"
+#include "safe_io.h"
 
 #include <errno.h>
 #include <math.h>
@@ -10,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 size_t xpcs_plot_default_angles(size_t n_total, size_t *out)
 {
@@ -22,6 +24,13 @@ size_t xpcs_plot_default_angles(size_t n_total, size_t *out)
         if (!dup) out[n++] = cand[k];
     }
     return n;
+}
+
+int xpcs_plot_file_name(char *buf, size_t size, const char *prefix, size_t angle)
+{
+    int n = angle == (size_t)-1 ? snprintf(buf, size, "%s_g2.png", prefix)
+                                : snprintf(buf, size, "%s_angle%03zu.png", prefix, angle);
+    return n < 0 || (size_t)n >= size ? -1 : 0;
 }
 
 #ifdef FIT_XPCS_NO_PNG   /* built without libpng */
@@ -271,26 +280,38 @@ static rgb div_color(double t)
 /* PNG                                                                        */
 /* ------------------------------------------------------------------------ */
 
-static int write_png(const char *path, const canvas *c, char *err, size_t es)
+/* libpng reports through these: the message is kept (one line, ours) and
+ * nothing is printed; the error callback must not return. */
+typedef struct png_msg {
+    char text[160];
+} png_msg;
+
+static void png_on_error(png_structp png, png_const_charp msg)
 {
-    FILE *fp = fopen(path, "wb");
-    if (!fp) {
-        snprintf(err, es, "--plot: cannot create '%s': %s", path, strerror(errno));
-        return -1;
-    }
-    png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, NULL, NULL, NULL);
+    png_msg *m = png_get_error_ptr(png);
+    if (m) snprintf(m->text, sizeof m->text, "%s", msg ? msg : "error");
+    png_longjmp(png, 1);
+}
+
+static void png_on_warning(png_structp png, png_const_charp msg)
+{
+    (void)png;
+    (void)msg;
+}
+
+/* Encode c into fp (open for writing).  0, or -1 with the reason in m. */
+static int encode_png(FILE *fp, const canvas *c, png_msg *m)
+{
+    png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, m, png_on_error,
+                                              png_on_warning);
     png_infop info = png ? png_create_info_struct(png) : NULL;
     if (!png || !info) {
         png_destroy_write_struct(&png, NULL);
-        fclose(fp);
-        snprintf(err, es, "--plot: out of memory writing '%s'", path);
+        snprintf(m->text, sizeof m->text, "out of memory");
         return -1;
     }
     if (setjmp(png_jmpbuf(png))) {
         png_destroy_write_struct(&png, &info);
-        fclose(fp);
-        remove(path);
-        snprintf(err, es, "--plot: libpng failed writing '%s'", path);
         return -1;
     }
     png_init_io(png, fp);
@@ -306,11 +327,53 @@ static int write_png(const char *path, const canvas *c, char *err, size_t es)
     for (int y = 0; y < c->h; y++) png_write_row(png, c->px + (size_t)y * (size_t)c->w * 3);
     png_write_end(png, info);
     png_destroy_write_struct(&png, &info);
-    if (fclose(fp) != 0) {
-        snprintf(err, es, "--plot: error closing '%s': %s", path, strerror(errno));
+    return 0;
+}
+
+/* Write the PNG to a temporary next to path and rename it over path
+ * (safe_io.h): a failure leaves path as it was and no temporary. */
+static int write_png(const char *path, const canvas *c, char *err, size_t es)
+{
+    size_t ts = strlen(path) + 16;
+    char *tmp = malloc(ts);
+    if (!tmp) {
+        snprintf(err, es, "--plot %s: out of memory", path);
         return -1;
     }
-    return 0;
+    int fd = safe_temp_create(path, tmp, ts);
+    FILE *fp = fd >= 0 ? fdopen(fd, "wb") : NULL;
+    if (!fp) {
+        snprintf(err, es, "--plot %s: cannot create a temporary next to it: %s", path,
+                 strerror(errno));
+        if (fd >= 0) {
+            close(fd);
+            unlink(tmp);
+        }
+        free(tmp);
+        return -1;
+    }
+    png_msg m = {""};
+    int rc = encode_png(fp, c, &m);
+    int e = errno;
+    if (fflush(fp) != 0 || ferror(fp)) {
+        e = errno;
+        if (rc == 0) snprintf(m.text, sizeof m.text, "%s", strerror(e));
+        rc = -1;
+    }
+    if (fclose(fp) != 0 && rc == 0) {
+        snprintf(m.text, sizeof m.text, "%s", strerror(errno));
+        rc = -1;
+    }
+    if (rc != 0) {
+        unlink(tmp);
+        /* libpng's "Write Error" says less than errno */
+        if (!strcmp(m.text, "Write Error") && e) snprintf(m.text, sizeof m.text, "%s", strerror(e));
+        snprintf(err, es, "--plot %s: cannot write the image: %s", path, m.text);
+    } else {
+        rc = safe_commit("--plot", tmp, path, err, es);
+    }
+    free(tmp);
+    return rc;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -709,12 +772,12 @@ int xpcs_plot(const char *prefix, const xpcs_report *r, const size_t *angles, si
             mdata[s * N + d] = b.gdn[d] ? b.gd[d] / (double)b.gdn[d] : NAN;
             mfit[s * N + d] = b.gfn[d] ? b.gf[d] / (double)b.gfn[d] : NAN;
         }
-        snprintf(path, plen, "%s_angle%03zu.png", prefix, a);
+        xpcs_plot_file_name(path, plen, prefix, a);
         int e = angle_figure(path, r, a, &b, err, es);
         binned_free(&b);
         if (e) goto out;
     }
-    snprintf(path, plen, "%s_g2.png", prefix);
+    xpcs_plot_file_name(path, plen, prefix, (size_t)-1);
     if (g2_figure(path, r, angles, n_angles, mdata, mfit, err, es) != 0) goto out;
     rc = 0;
 out:

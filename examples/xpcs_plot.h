@@ -33,4 +33,8 @@ int xpcs_plot_available(void);
  *  returns how many. */
 size_t xpcs_plot_default_angles(size_t n_total, size_t *out);
 
+/** The file of one figure: PREFIX_angleKKK.png for angle K, PREFIX_g2.png
+ *  for angle = (size_t)-1.  0, or -1 when it does not fit in buf. */
+int xpcs_plot_file_name(char *buf, size_t size, const char *prefix, size_t angle);
+
 #endif /* XPCS_PLOT_H */

@@ -290,8 +290,10 @@ typedef struct nlsq_options {
     /* --- checkpoints --- */
     const char *checkpoint_path; /* NULL = none; the string is read, not kept */
     size_t checkpoint_every;     /* iterations/epochs between checkpoints (10);
-                                    0 = none.  Written atomically (path.tmp,
-                                    fsync, rename); see src/checkpoint.c */
+                                    0 = none.  Written atomically (a unique
+                                    path.tmp.XXXXXX, fsync, rename); a path
+                                    that is not a regular file is never
+                                    replaced; see src/checkpoint.c */
 
     /* --- callbacks --- */
     nlsq_progress_fn progress; void *progress_ctx;

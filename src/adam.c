@@ -481,9 +481,9 @@ int nlsq__adam_run(nlsq__engine *e, const nlsq_options *opt, double *x, nlsq_res
         }
         if (opt->checkpoint_path && opt->checkpoint_every &&
             st->epoch % opt->checkpoint_every == 0) {
-            rc = nlsq__checkpoint_save_adam(e, opt, args->solver, st);
+            rc = nlsq__checkpoint_save_adam(e, opt, args->solver, st, res);
             if (rc) {
-                status = nlsq__finish(res, rc, "cannot write checkpoint '%s'", opt->checkpoint_path);
+                status = rc;   /* the reason is in res->message */
                 goto out_nopass;
             }
         }

@@ -1,9 +1,13 @@
 /*
  * checkpoint.c - atomic save / load of solver state, and nlsq_resume.
  *
- * Writing: the file is assembled in memory, written to "<path>.tmp", flushed
- * with fsync, renamed over <path>, and the directory is fsync'ed, so <path>
- * is always either the previous complete checkpoint or the new one.
+ * Writing: the file is assembled in memory, written to a temporary
+ * "<path>.tmp.XXXXXX" of its own (mkstemp, mode 0600), flushed with fsync,
+ * renamed over <path>, and the directory is fsync'ed, so <path> is always
+ * either the previous complete checkpoint or the new one, and two solves
+ * that share a path never write into each other's temporary.  A <path> that
+ * is not a regular file (FIFO, device, folder) is never replaced (NLSQ_EIO).
+ * Reading opens without blocking and reads regular files only.
  *
  * Format (version 1; integers and doubles in host byte order, IEEE-754
  * doubles as stored in memory; the endian tag rejects a foreign byte order):
@@ -54,6 +58,7 @@
 #include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -211,38 +216,48 @@ static int write_all(int fd, const unsigned char *buf, size_t n)
     return 0;
 }
 
-/* Atomic replace of path with buf[0..n). */
+/* Atomic replace of path with buf[0..n): a temporary "<path>.tmp.XXXXXX"
+ * (mkstemp: unique, so two processes never write to each other's; mode
+ * 0600), written, fsync'ed, renamed over path, then the folder fsync'ed.
+ * A path that exists and is not a regular file (a FIFO, a device, a folder)
+ * is never replaced.  On failure the temporary is removed and *why names
+ * the reason (an errno value, or 0: not a regular file). */
 static int write_atomic(const nlsq_allocator *al, const char *path, const unsigned char *buf,
-                        size_t n)
+                        size_t n, int *why)
 {
+    struct stat sb;
+    *why = 0;
+    if (stat(path, &sb) == 0 && !S_ISREG(sb.st_mode)) return NLSQ_EIO;
     size_t len = strlen(path);
-    char *tmp = nlsq__malloc(al, len + 5);
+    char *tmp = nlsq__malloc(al, len + 12);
     char *dir = nlsq__malloc(al, len + 2);
     if (!tmp || !dir) {
         nlsq__free(al, tmp);
         nlsq__free(al, dir);
+        *why = ENOMEM;
         return NLSQ_ENOMEM;
     }
     memcpy(tmp, path, len);
-    memcpy(tmp + len, ".tmp", 5);
+    memcpy(tmp + len, ".tmp.XXXXXX", 12);
     const char *slash = strrchr(path, '/');
     if (!slash) memcpy(dir, ".", 2);
     else if (slash == path) memcpy(dir, "/", 2);
     else { memcpy(dir, path, (size_t)(slash - path)); dir[slash - path] = '\0'; }
 
     int rc = NLSQ_EIO;
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (fd < 0) goto out;
+    int fd = mkstemp(tmp);
+    if (fd < 0) { *why = errno; goto out; }
     if (write_all(fd, buf, n) != 0 || fsync(fd) != 0) {
+        *why = errno;
         close(fd);
         unlink(tmp);
         goto out;
     }
-    if (close(fd) != 0) { unlink(tmp); goto out; }
-    if (rename(tmp, path) != 0) { unlink(tmp); goto out; }
+    if (close(fd) != 0 || rename(tmp, path) != 0) { *why = errno; unlink(tmp); goto out; }
     fd = open(dir, O_RDONLY | O_DIRECTORY);
-    if (fd < 0) goto out;
+    if (fd < 0) { *why = errno; goto out; }
     if (fsync(fd) != 0 && errno != EINVAL && errno != EBADF && errno != EROFS) {
+        *why = errno;
         close(fd);
         goto out;
     }
@@ -254,7 +269,7 @@ out:
     return rc;
 }
 
-static int save(const nlsq__engine *e, const nlsq_options *opt, const ck_src *s)
+static int save(const nlsq__engine *e, const nlsq_options *opt, const ck_src *s, nlsq_result *res)
 {
     /* Several processes: one writes, all resume from the same file. */
     if (opt->dist.reduce && !opt->dist.is_root) return 0;
@@ -262,31 +277,39 @@ static int save(const nlsq__engine *e, const nlsq_options *opt, const ck_src *s)
     serialize(&w, e->pb, s);
     size_t n = w.n;
     w.p = nlsq__malloc(e->al, n);
-    if (!w.p) return NLSQ_ENOMEM;
-    w.n = 0;
-    serialize(&w, e->pb, s);
-    int rc = write_atomic(e->al, opt->checkpoint_path, w.p, w.n);
-    nlsq__free(e->al, w.p);
+    int why = ENOMEM;
+    int rc = w.p ? 0 : NLSQ_ENOMEM;
+    if (w.p) {
+        w.n = 0;
+        serialize(&w, e->pb, s);
+        rc = write_atomic(e->al, opt->checkpoint_path, w.p, w.n, &why);
+        nlsq__free(e->al, w.p);
+    }
     if (rc == 0) nlsq__log(opt, 1, "checkpoint written to %s (%zu bytes)", opt->checkpoint_path, n);
+    else if (why == 0)
+        nlsq__finish(res, rc, "checkpoint '%.80s' exists and is not a regular file; not replacing it",
+                     opt->checkpoint_path);
+    else nlsq__finish(res, rc, "cannot write checkpoint '%.80s': %s", opt->checkpoint_path,
+                      strerror(why));
     return rc;
 }
 
 int nlsq__checkpoint_save_lm(const nlsq__engine *e, const nlsq_options *opt,
-                             const double *x, const nlsq__lm_state *st)
+                             const double *x, const nlsq__lm_state *st, nlsq_result *res)
 {
     /* Phase 2 of nlsq_hybrid runs nlsq__lm_run with this hook installed. */
     const nlsq__hybrid_ctx *hy = opt->progress == nlsq__hybrid_progress_hook
                                  ? (const nlsq__hybrid_ctx *)opt->progress_ctx : NULL;
     ck_src s = {hy ? NLSQ__SOLVER_HYBRID : NLSQ__SOLVER_LM, NLSQ_PHASE_LM, e->chunk_rows,
                 x, st, NULL, hy};
-    return save(e, opt, &s);
+    return save(e, opt, &s, res);
 }
 
 int nlsq__checkpoint_save_adam(const nlsq__engine *e, const nlsq_options *opt,
-                               int solver, const nlsq__adam_state *st)
+                               int solver, const nlsq__adam_state *st, nlsq_result *res)
 {
     ck_src s = {solver, NLSQ_PHASE_ADAM, e->chunk_rows, NULL, NULL, st, NULL};
-    return save(e, opt, &s);
+    return save(e, opt, &s, res);
 }
 
 /* ------------------------------------------------------------------ reader */
@@ -336,10 +359,16 @@ static int load(const nlsq_problem *pb, const nlsq_allocator *al, const char *fi
 {
     const size_t p = pb->n_params;
     memset(ck, 0, sizeof *ck);
-    int fd = open(file, O_RDONLY);
+    /* O_NONBLOCK: a FIFO or a device would block the open; only a regular
+     * file is read (where O_NONBLOCK changes nothing) */
+    int fd = open(file, O_RDONLY | O_NONBLOCK);
     if (fd < 0) return fail(res, NLSQ_EIO, file, strerror(errno));
     struct stat sb;
     if (fstat(fd, &sb) != 0) { close(fd); return fail(res, NLSQ_EIO, file, "cannot stat"); }
+    if (!S_ISREG(sb.st_mode)) {
+        close(fd);
+        return fail(res, NLSQ_EIO, file, "not a regular file");
+    }
     if (sb.st_size < (off_t)(CK_HEADER + 8)) {
         close(fd);
         return fail(res, NLSQ_ECHECKPOINT, file, "truncated (shorter than the header)");

@@ -390,9 +390,9 @@ int nlsq__lm_run(nlsq__engine *e, const nlsq_options *opt, double *x,
         }
         if (opt->checkpoint_path && opt->checkpoint_every &&
             st->iteration % opt->checkpoint_every == 0) {
-            rc = nlsq__checkpoint_save_lm(e, opt, x, st);
+            rc = nlsq__checkpoint_save_lm(e, opt, x, st, res);
             if (rc) {
-                status = nlsq__finish(res, rc, "cannot write checkpoint '%s'", opt->checkpoint_path);
+                status = rc;   /* the reason is in res->message */
                 goto done;
             }
         }

@@ -170,9 +170,11 @@ typedef struct nlsq__lm_state {
 NLSQ_HIDDEN int nlsq__lm_run(nlsq__engine *e, const nlsq_options *opt, double *x,
                              nlsq_result *res, nlsq__lm_state *st, double t_start);
 
-/* Write an LM checkpoint (checkpoint.c).  Returns 0 or NLSQ_EIO. */
+/* Write an LM checkpoint (checkpoint.c).  Returns 0, or NLSQ_EIO / NLSQ_ENOMEM
+ * with the reason in res (nlsq__finish). */
 NLSQ_HIDDEN int nlsq__checkpoint_save_lm(const nlsq__engine *e, const nlsq_options *opt,
-                                         const double *x, const nlsq__lm_state *st);
+                                         const double *x, const nlsq__lm_state *st,
+                                         nlsq_result *res);
 
 /* ---------------- robust loss -------------------------------------------- */
 /* For z = r^2: rho(z), rho'(z), rho''(z) with f_scale applied (scipy's
@@ -276,10 +278,11 @@ typedef struct nlsq__ckpt {
 NLSQ_HIDDEN int nlsq__hybrid_solve(const nlsq_problem *pb, const nlsq_options *opt, double *x,
                                    nlsq_result *res, nlsq__ckpt *resume);
 
-/* Write an Adam (solver ADAM or HYBRID, phase ADAM) checkpoint.  0 or NLSQ_EIO
- * / NLSQ_ENOMEM. */
+/* Write an Adam (solver ADAM or HYBRID, phase ADAM) checkpoint.  0, or
+ * NLSQ_EIO / NLSQ_ENOMEM with the reason in res (nlsq__finish). */
 NLSQ_HIDDEN int nlsq__checkpoint_save_adam(const nlsq__engine *e, const nlsq_options *opt,
-                                           int solver, const nlsq__adam_state *st);
+                                           int solver, const nlsq__adam_state *st,
+                                           nlsq_result *res);
 
 
 #endif

@@ -18,6 +18,10 @@
  *                    NLSQ_ECHECKPOINT
  *   write_error      checkpoint_path in a missing folder: the solve returns
  *                    NLSQ_EIO with x = the best point so far
+ *   special_files    checkpoint_path on a FIFO: NLSQ_EIO, the FIFO is kept;
+ *                    nlsq_resume of a FIFO returns NLSQ_EIO at once (no hang);
+ *                    another solve's "<path>.tmp" is never touched and no
+ *                    temporary of ours is left (temporaries are unique)
  */
 #define _POSIX_C_SOURCE 200809L
 #include <setjmp.h>
@@ -26,6 +30,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <dirent.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
@@ -333,6 +338,20 @@ static void make_checkpoint(int solver, int phase, size_t at, const char *path)
     assert_int_equal(solver_of(solver)(&pb, &o, x, &r), NLSQ_EUSER_STOP);
 }
 
+/* How many "<name>.tmp.*" files are in the temporary folder. */
+static int temporaries_of(const char *name)
+{
+    DIR *d = opendir(NLSQ_TEST_TMPDIR);
+    if (!d) return -1;
+    char prefix[256];
+    snprintf(prefix, sizeof prefix, "%s.tmp.", name);
+    int n = 0;
+    for (struct dirent *e; (e = readdir(d)) != NULL;)
+        n += strncmp(e->d_name, prefix, strlen(prefix)) == 0;
+    closedir(d);
+    return n;
+}
+
 static void test_file_format(void **state)
 {
     (void)state;
@@ -367,6 +386,7 @@ static void test_file_format(void **state)
         assert_int_equal(payload + 64, n);
         struct stat sb;
         assert_int_not_equal(stat(tmp, &sb), 0);     /* no temporary left behind */
+        assert_int_equal(temporaries_of("ck_format.bin"), 0);
         free(b);
     }
     remove(path);
@@ -470,6 +490,56 @@ static void test_write_error(void **state)
     }
 }
 
+static void test_special_files(void **state)
+{
+    (void)state;
+    char fifo[512], path[512], other_tmp[600];
+    tmp_path(fifo, sizeof fifo, "ck_fifo");
+    tmp_path(path, sizeof path, "ck_shared.bin");
+    snprintf(other_tmp, sizeof other_tmp, "%s.tmp", path);
+    remove(fifo);
+    assert_int_equal(mkfifo(fifo, 0600), 0);
+    nlsq_problem pb;
+    g2_problem(&pb);
+    nlsq_options o;
+    base_opts(&o, 1);
+    double x[4];
+    nlsq_result r = {0};
+    /* a FIFO is never replaced by a checkpoint */
+    o.checkpoint_path = fifo;
+    memcpy(x, POOR, sizeof x);
+    assert_int_equal(nlsq_lm(&pb, &o, x, &r), NLSQ_EIO);
+    assert_non_null(strstr(r.message, "not a regular file"));
+    struct stat sb;
+    assert_int_equal(stat(fifo, &sb), 0);
+    assert_true(S_ISFIFO(sb.st_mode));
+    /* resuming from a FIFO returns at once (a blocking open would hang:
+     * the alarm fails the test instead) */
+    alarm(20);
+    assert_int_equal(resume_status(&pb, &o, fifo), NLSQ_EIO);
+    alarm(0);
+    /* another solve's temporary (the old fixed name "<path>.tmp") is left
+     * alone, and ours are unique and removed */
+    FILE *fp = fopen(other_tmp, "wb");
+    assert_non_null(fp);
+    fputs("another process's temporary", fp);
+    fclose(fp);
+    o.checkpoint_path = path;
+    memcpy(x, POOR, sizeof x);
+    assert_true(nlsq_lm(&pb, &o, x, &r) > 0);
+    size_t n = 0;
+    unsigned char *b = slurp(other_tmp, &n);
+    assert_non_null(b);
+    assert_int_equal(n, strlen("another process's temporary"));
+    assert_memory_equal(b, "another process's temporary", n);
+    free(b);
+    assert_int_equal(temporaries_of("ck_shared.bin"), 0);
+    assert_true(resume_status(&pb, &o, path) >= 0);
+    remove(other_tmp);
+    remove(path);
+    remove(fifo);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -481,6 +551,7 @@ int main(void)
         cmocka_unit_test(test_file_format),
         cmocka_unit_test(test_corrupted),
         cmocka_unit_test(test_write_error),
+        cmocka_unit_test(test_special_files),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
