@@ -56,7 +56,7 @@
 #endif
 
 static char dir[512];        /* private temporary folder */
-static char good[600];       /* synthetic input: 24 frames, 2 angles */
+static char good[600];       /* synthetic input: 40 frames, 3 angles */
 
 static void pathf(char *out, size_t size, const char *name)
 {
@@ -198,8 +198,9 @@ static int fresh_input(void **state)
     unlink(good);
     nlsq_xpcs_synth_spec s;
     nlsq_xpcs_synth_spec_default(&s);
-    s.n_frames = 24;
-    s.n_angles = 2;
+    s.n_frames = 40;     /* with dt 0.01: every parameter determined (no warning line) */
+    s.n_angles = 3;
+    s.dt = 0.01;
     char err[512];
     return nlsq_xpcs_synth_write(good, &s, err, sizeof err) == 0 ? 0 : -1;
 }
