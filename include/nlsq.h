@@ -28,6 +28,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -440,6 +441,16 @@ typedef struct nlsq_curve_problem {
     void *ctx;                /* passed to model unchanged */
     int analytic_jacobian;    /* 1: model fills dfdtheta; 0: finite differences */
     const double *lower, *upper; /* NULL, or p bounds each (+-INFINITY allowed) */
+    /* --- extensions --- */
+    const double *sigma_cov;  /* NULL, or the n x n covariance of ydata (row-major,
+                                 symmetric positive definite; only the lower
+                                 triangle is read), scipy's 2-D sigma: residuals
+                                 are whitened, r = L^-1 (f - y) with C = L L^T.
+                                 Excludes sigma.  The fit then evaluates the
+                                 model over all n points in one chunk (C already
+                                 holds n^2 doubles) on one thread, and allocates
+                                 n^2 doubles for L */
+    const char *const *param_names; /* NULL, or p names (nlsq_curve_report) */
 } nlsq_curve_problem;
 
 /** Goodness of fit at the returned theta, with r_i = (f(x_i; theta) - y_i) /
@@ -510,6 +521,36 @@ typedef struct nlsq_fit_stats {
 NLSQ_API int nlsq_curve_fit(const nlsq_curve_problem *cp, const nlsq_options *opt,
                             double *theta, double *cov, nlsq_fit_stats *stats,
                             nlsq_result *res);
+
+/* ------------------------------------------------------------------------ */
+/* Reports                                                                   */
+/* ------------------------------------------------------------------------ */
+
+/** Correlation matrix of a p x p covariance: corr_ij = cov_ij / sqrt(cov_ii
+ *  cov_jj), 1 on the diagonal; NAN in the rows and columns of parameters
+ *  whose variance is not finite and > 0 (fixed or undetermined ones).  corr
+ *  (p*p) must not be cov.  Returns 0, or NLSQ_EINVAL (NULL, p == 0, corr ==
+ *  cov).  Pure; no allocation. */
+NLSQ_API int nlsq_correlation(size_t p, const double *cov, double *corr);
+
+/** Write a plain-text report of a solve to out: the status in words, the
+ *  message, iterations and passes, cost, reduced chi2 and degrees of freedom,
+ *  one line per parameter (its name from pb->param_names or "x[j]", value,
+ *  standard error and relative error from res->covariance when set and the
+ *  status is >= 0, flags as nlsq_param_flags names them) and the pairs of
+ *  parameters with the largest correlations (|r| >= 0.5, at most 10).  x is
+ *  the solution (p values), res the solver's result.  The format is for
+ *  people, not parsers: it may change.  Allocates p flags with malloc.
+ *  Returns 0, NLSQ_EINVAL (a NULL argument), NLSQ_ENOMEM, or NLSQ_EIO when
+ *  writing or flushing out failed.  Thread safety: as for any FILE *. */
+NLSQ_API int nlsq_report(FILE *out, const nlsq_problem *pb, const double *x,
+                         const nlsq_result *res);
+
+/** nlsq_report for nlsq_curve_fit: names from cp->param_names, bounds from
+ *  cp, and, when stats is not NULL and the status >= 0, a line with chi2, dof,
+ *  R^2, AIC and BIC.  Same returns. */
+NLSQ_API int nlsq_curve_report(FILE *out, const nlsq_curve_problem *cp, const double *theta,
+                               const nlsq_result *res, const nlsq_fit_stats *stats);
 
 #ifdef __cplusplus
 }

@@ -176,6 +176,19 @@ NLSQ_HIDDEN int nlsq__checkpoint_save_lm(const nlsq__engine *e, const nlsq_optio
                                          const double *x, const nlsq__lm_state *st,
                                          nlsq_result *res);
 
+/* ---------------- full data covariance for curve fits (whiten.c) --------- */
+/* L (n*n, allocated from al) with C = L L^T from the lower triangle of C.
+ * Returns 0, NLSQ_EINVAL (non-finite, not positive definite) or NLSQ_ENOMEM
+ * with a reason in msg. */
+NLSQ_HIDDEN int nlsq__whiten_init(const nlsq_allocator *al, size_t n, const double *C,
+                                  double **L_out, char *msg, size_t msg_size);
+/* r <- L^-1 r (n), and J <- L^-1 J (n x p row-major) when J is not NULL. */
+NLSQ_HIDDEN void nlsq__whiten_apply(const double *L, size_t n, size_t p, double *r, double *J);
+/* Total sum of squares of y about its generalised mean, in the whitened
+ * metric; NAN when scratch cannot be allocated. */
+NLSQ_HIDDEN double nlsq__whiten_ss_tot(const nlsq_allocator *al, const double *L, size_t n,
+                                       const double *y);
+
 /* ---------------- robust loss -------------------------------------------- */
 /* For z = r^2: rho(z), rho'(z), rho''(z) with f_scale applied (scipy's
  * convention: C^2 rho0(z/C^2)). */

@@ -492,22 +492,22 @@ static void check_stats(const nlsq_fit_stats *st, size_t n, size_t p, const doub
 
 static nlsq_curve_problem cf1_problem(void)
 {
-    nlsq_curve_problem cp = {3, CF1_N, 1, cf1_t, cf1_y, cf1_sigma, model_exp, NULL, 1, NULL, NULL};
+    nlsq_curve_problem cp = {3, CF1_N, 1, cf1_t, cf1_y, cf1_sigma, model_exp, NULL, 1, NULL, NULL, NULL, NULL};
     return cp;
 }
 static nlsq_curve_problem cf2_problem(void)
 {
-    nlsq_curve_problem cp = {4, CF2_N, 1, cf2_x, cf2_y, NULL, model_gauss, NULL, 1, cf2_lo, cf2_hi};
+    nlsq_curve_problem cp = {4, CF2_N, 1, cf2_x, cf2_y, NULL, model_gauss, NULL, 1, cf2_lo, cf2_hi, NULL, NULL};
     return cp;
 }
 static nlsq_curve_problem cf3_problem(void)
 {
-    nlsq_curve_problem cp = {3, CF3_N, 2, cf3_xy, cf3_z, cf3_sigma, model_plane, NULL, 1, NULL, NULL};
+    nlsq_curve_problem cp = {3, CF3_N, 2, cf3_xy, cf3_z, cf3_sigma, model_plane, NULL, 1, NULL, NULL, NULL, NULL};
     return cp;
 }
 static nlsq_curve_problem cf4_problem(void)
 {
-    nlsq_curve_problem cp = {4, CF4_N, 1, cf4_x, cf4_y, NULL, model_logistic, NULL, 0, NULL, NULL};
+    nlsq_curve_problem cp = {4, CF4_N, 1, cf4_x, cf4_y, NULL, model_logistic, NULL, 0, NULL, NULL, NULL, NULL};
     return cp;
 }
 
@@ -674,7 +674,7 @@ static void test_fd_active_bound(void **state)
 
     /* the same as a 3-parameter fit with d fixed at -0.6 (analytic) */
     g_fixed_d = -0.6;
-    nlsq_curve_problem c3 = {3, CF4_N, 1, cf4_x, cf4_y, NULL, model_logistic3, NULL, 1, NULL, NULL};
+    nlsq_curve_problem c3 = {3, CF4_N, 1, cf4_x, cf4_y, NULL, model_logistic3, NULL, 1, NULL, NULL, NULL, NULL};
     o.chunk_rows = 64;
     fit_out b;
     run_fit(&c3, &o, p0, &b);
@@ -762,7 +762,7 @@ static void test_n_equals_p(void **state)
     const double th_true[3] = {2.0, 0.5, 0.25};
     double y[3];
     for (int i = 0; i < 3; i++) y[i] = f1_point(th_true, t[i]);
-    nlsq_curve_problem cp = {3, 3, 1, t, y, NULL, model_exp, NULL, 1, NULL, NULL};
+    nlsq_curve_problem cp = {3, 3, 1, t, y, NULL, model_exp, NULL, 1, NULL, NULL, NULL, NULL};
     nlsq_options o = tight_options();
     fit_out a;
     const double p0[3] = {1.5, 0.7, 0.0};
