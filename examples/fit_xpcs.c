@@ -441,6 +441,11 @@ int main(int argc, char **argv)
     double cscale = ((double)m_rows - (double)p_free) / dof;
     if (have_cov && dof > 0)
         for (size_t k = 0; k < p * p; k++) cov[k] *= cscale;
+    if (have_cov && dof > 0 && a.errors == FIT_XPCS_ERRORS_ROBUST &&
+        xpcs_robust_covariance(m, &pb, &opt, x, cov, err, sizeof err) != 0) {
+        bad_input("%s: %s", a.input, err);
+        goto done;
+    }
     for (size_t k = 0; k < p; k++) {
         double v = have_cov && dof > 0 ? cov[k * p + k] : NAN;
         errs[k] = (isfinite(v) && v >= 0) ? sqrt(v) : NAN;

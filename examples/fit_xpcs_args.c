@@ -27,6 +27,7 @@ const char *fit_xpcs_usage_text(void)
         "                [--checkpoint FILE] [--checkpoint-every N] [--resume FILE]\n"
         "                [--sigma S] [--max-iter N] [--memory-budget MIB] [--include-diagonal]\n"
         "                [--init NAME=VALUE]... [--k0 K] [--progress] [--help]\n"
+        "                [--errors default|robust] [--profile NAME[,NAME...]|physical]\n"
         "  NAME: D0 alpha D_offset gamma_dot_0 beta gamma_dot_offset phi0\n"
         "  --frames FIRST:LAST   inclusive frame window (FIRST: = to the end)\n"
         "  --output RESULT.h5    write the results to an HDF5 file (--save-fit: also\n"
@@ -36,6 +37,10 @@ const char *fit_xpcs_usage_text(void)
         "  --checkpoint FILE     save the solver state every --checkpoint-every\n"
         "                        iterations (default 5)\n"
         "  --resume FILE         continue a killed fit (give the same input and options)\n"
+        "  --errors default|robust  error bars: s^2 (J^T J)^-1 (default, independent\n"
+        "                        errors) or the cluster-robust sandwich over frames\n"
+        "  --profile NAMES       profile-likelihood intervals (comma-separated names,\n"
+        "                        or 'physical' for all physical parameters)\n"
         "  exit: 0 converged, 1 not converged, 2 bad usage or bad input\n"
         "  see docs/xpcs.md\n";
 }
@@ -135,6 +140,45 @@ static int parse_plot_angles(const char *val, fit_xpcs_args *a, char *err, size_
     return 0;
 }
 
+/* --profile NAME[,NAME...] or --profile physical (all physical parameters). */
+static int parse_profile(const char *val, fit_xpcs_args *a, char *err, size_t err_size)
+{
+    if (!strcmp(val, "physical")) {
+        a->profile_mask = (1u << FIT_XPCS_N_PHYS) - 1;
+        a->profile_physical = 1;
+        return 0;
+    }
+    const char *s = val;
+    for (;;) {
+        const char *comma = strchr(s, ',');
+        size_t len = comma ? (size_t)(comma - s) : strlen(s);
+        char nm[32];
+        int k = copy_prefix(nm, sizeof nm, s, len) ? -1 : fit_xpcs_param_index(nm);
+        if (k < 0)
+            return usage_error(err, err_size, "--profile: '%.200s' is not a list of parameter "
+                               "names (D0 alpha D_offset gamma_dot_0 beta gamma_dot_offset phi0) "
+                               "or 'physical'", val);
+        a->profile_mask |= 1u << k;
+        if (!comma) return 0;
+        s = comma + 1;
+    }
+}
+
+/* --errors and --profile. */
+static int parse_uncertainty_option(const char *name, const char *val, fit_xpcs_args *a,
+                                    char *err, size_t err_size)
+{
+    if (!strcmp(name, "--errors")) {
+        if (!strcmp(val, "default")) a->errors = FIT_XPCS_ERRORS_DEFAULT;
+        else if (!strcmp(val, "robust")) a->errors = FIT_XPCS_ERRORS_ROBUST;
+        else return usage_error(err, err_size, "--errors must be default or robust, not '%.200s'",
+                                val);
+        return 0;
+    }
+    if (!strcmp(name, "--profile")) return parse_profile(val, a, err, err_size);
+    return 0;
+}
+
 int fit_xpcs_parse_args(int argc, char **argv, fit_xpcs_args *a, char *err, size_t err_size)
 {
     if (err && err_size > 0) err[0] = '\0';
@@ -190,7 +234,7 @@ int fit_xpcs_parse_args(int argc, char **argv, fit_xpcs_args *a, char *err, size
             "--dt", "--gap", "--q", "--frames", "--mode", "--method", "--triangle",
             "--threads", "--output", "--sigma", "--max-iter", "--memory-budget", "--init",
             "--k0", "--checkpoint", "--checkpoint-every", "--resume", "--plot",
-            "--plot-angles"};
+            "--plot-angles", "--errors", "--profile"};
         int known = 0;
         for (size_t k = 0; k < sizeof with_value / sizeof with_value[0]; k++)
             if (!strcmp(name, with_value[k])) known = 1;
@@ -299,6 +343,9 @@ int fit_xpcs_parse_args(int argc, char **argv, fit_xpcs_args *a, char *err, size
         } else if (!strcmp(name, "--plot-angles")) {
             int rc = parse_plot_angles(val, a, err, err_size);
             if (rc) return rc;
+        } else {
+            int rc = parse_uncertainty_option(name, val, a, err, err_size);
+            if (rc) return rc;
         }
     }
     if (!a->input) return usage_error(err, err_size, "no input file");
@@ -311,6 +358,9 @@ int fit_xpcs_parse_args(int argc, char **argv, fit_xpcs_args *a, char *err, size
                 return usage_error(err, err_size,
                                    "--init %s: the static model has no shear parameters",
                                    phys_names[k]);
+    if (a->mode == 1 && a->profile_physical) a->profile_mask &= 7u;
+    if (a->mode == 1 && (a->profile_mask & ~7u))
+        return usage_error(err, err_size, "--profile: the static model has no shear parameters");
     if (a->save_fit && !a->output)
         return usage_error(err, err_size, "--save-fit needs --output RESULT.h5");
     if (a->n_plot_angles && !a->plot)

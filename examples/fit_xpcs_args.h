@@ -62,7 +62,15 @@ typedef struct fit_xpcs_args {
     const char *plot;           /* --plot PREFIX, or NULL */
     size_t n_plot_angles;       /* 0 = default (first, middle, last angle) */
     size_t plot_angles[FIT_XPCS_MAX_PLOT_ANGLES]; /* --plot-angles LIST (0-based, distinct) */
+    /* uncertainties (docs/uncertainties.md) */
+    int errors;                 /* --errors: FIT_XPCS_ERRORS_DEFAULT or _ROBUST */
+    unsigned profile_mask;      /* --profile NAME[,NAME...] | physical: bit k = physical
+                                   parameter k gets a profile-likelihood interval */
+    int profile_physical;       /* --profile physical (static mode: the 3 it fits) */
 } fit_xpcs_args;
+
+#define FIT_XPCS_ERRORS_DEFAULT 0   /* s^2 (J^T J)^-1: independent errors */
+#define FIT_XPCS_ERRORS_ROBUST 1    /* cluster-robust sandwich over frames */
 
 int fit_xpcs_parse_args(int argc, char **argv, fit_xpcs_args *out, char *err, size_t err_size);
 void fit_xpcs_args_free(fit_xpcs_args *a);

@@ -121,6 +121,9 @@ void xpcs_print_table(FILE *fp, const xpcs_report *r)
     }
     if (r->have_truth)
         fprintf(fp, "\n  truth: synthetic file (group nlsq_synth); dev/sigma = (value - truth) / sigma\n");
+    if (r->args->errors == FIT_XPCS_ERRORS_ROBUST)
+        fprintf(fp, "  errors: robust (cluster sandwich over the %zu frames; docs/uncertainties.md)\n",
+                r->N);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -171,6 +174,8 @@ static void json_angles(FILE *fp, const xpcs_report *r, int t)
 /* "flags": {name: "free" | "fixed" | "at_lower" | ... } over the fit vector. */
 static void json_uncertainty(FILE *fp, const xpcs_report *r)
 {
+    fprintf(fp, ", \"errors_kind\": \"%s\"",
+            r->args->errors == FIT_XPCS_ERRORS_ROBUST ? "robust" : "default");
     if (!r->flags) return;
     fputs(", \"flags\": {", fp);
     for (size_t k = 0; k < r->p; k++) {
@@ -571,6 +576,8 @@ out:
 /* /flags: p strings, the nlsq_param_flags_name of each fit-vector entry. */
 static int write_uncertainty(hid_t fid, const xpcs_report *r, char **names)
 {
+    if (attr_str(fid, "errors", r->args->errors == FIT_XPCS_ERRORS_ROBUST ? "robust" : "default") < 0)
+        return -1;
     if (!r->flags) return 0;
     const char **fl = malloc(sizeof(char *) * r->p);
     if (!fl) return -1;

@@ -3,6 +3,7 @@
  *
  *   xpcs_synth OUT.h5 [--layout aps-u|aps-old] [--frames N] [--angles P]
  *              [--q Q] [--gap L] [--dt DT] [--k0 K] [--noise S] [--seed K]
+ *              [--frame-share F]   (F of the noise variance shared by frames)
  *              [--float64] [--extra-q K] [--static]
  *              [--D0 v] [--alpha v] [--D_offset v] [--gamma_dot_0 v]
  *              [--beta v] [--gamma_dot_offset v] [--phi0 v]
@@ -30,6 +31,7 @@ static void usage(FILE *fp)
     fprintf(fp,
             "usage: xpcs_synth OUT.h5 [--layout aps-u|aps-old] [--frames N] [--angles P]\n"
             "                  [--q Q] [--gap L] [--dt DT] [--k0 K] [--noise S] [--seed K]\n"
+            "                  [--frame-share F]\n"
             "                  [--float64] [--extra-q K] [--static]\n"
             "                  [--D0 v] [--alpha v] [--D_offset v] [--gamma_dot_0 v]\n"
             "                  [--beta v] [--gamma_dot_offset v] [--phi0 v]\n");
@@ -79,7 +81,7 @@ static int parse_size(const char *s, size_t *v)
 static int takes_value(const char *opt)
 {
     static const char *const opts[] = {"layout", "frames", "angles", "extra-q", "k0",
-                                       "seed", "q", "gap", "dt", "noise"};
+                                       "seed", "q", "gap", "dt", "noise", "frame-share"};
     for (size_t k = 0; k < sizeof opts / sizeof opts[0]; k++)
         if (strcmp(opt, opts[k]) == 0) return 1;
     for (int k = 0; k < NLSQ_XPCS_N_PHYS; k++)
@@ -151,6 +153,8 @@ int main(int argc, char **argv)
             ok = parse_double(val, &s.gap) == 0;
         } else if (strcmp(opt, "dt") == 0) {
             ok = parse_double(val, &s.dt) == 0 && s.dt > 0;
+        } else if (strcmp(opt, "frame-share") == 0) {
+            ok = parse_double(val, &s.frame_share) == 0 && s.frame_share >= 0 && s.frame_share <= 1;
         } else if (strcmp(opt, "noise") == 0) {
             ok = parse_double(val, &s.noise_sigma) == 0 && s.noise_sigma >= 0;
         } else {

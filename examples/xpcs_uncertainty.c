@@ -34,3 +34,20 @@ int xpcs_flags_and_warning(const nlsq_problem *pb, const double *x, const double
             "bar infinite): %s%s\n", n, n == 1 ? "" : "s", line, shown < n ? ", ..." : "");
     return (int)n;
 }
+
+int xpcs_robust_covariance(nlsq_xpcs_model *m, const nlsq_problem *pb, const nlsq_options *opt,
+                           const double *x, double *cov, char *err, size_t err_size)
+{
+    nlsq_clusters cl;
+    nlsq_result res;
+    memset(&res, 0, sizeof res);
+    int rc = nlsq_xpcs_model_clusters(m, &cl);
+    if (rc == 0) rc = nlsq_covariance_robust(pb, opt, &cl, x, cov, &res);
+    if (rc != 0) {
+        const char *le = nlsq_xpcs_model_last_error(m);
+        snprintf(err, err_size, "--errors robust: %s", le[0] ? le : res.message[0] ? res.message
+                                                                 : nlsq_status_string(rc));
+        return -1;
+    }
+    return 0;
+}

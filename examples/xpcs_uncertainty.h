@@ -12,6 +12,7 @@
 #include <stddef.h>
 
 #include "nlsq.h"
+#include "nlsq_xpcs.h"
 
 /** Name of fit-vector entry k (np physical parameters first, then contrast_a,
  *  offset_a per angle) into buf. */
@@ -22,5 +23,11 @@ void xpcs_fit_param_name(size_t np, size_t k, char *buf, size_t size);
  *  Returns the number of undetermined parameters. */
 int xpcs_flags_and_warning(const nlsq_problem *pb, const double *x, const double *cov,
                            unsigned *flags, size_t np, size_t p);
+
+/** --errors robust: replace cov (p*p) with the cluster-robust covariance
+ *  over the model's frame clusters at x.  0, or nonzero with one line in
+ *  err. */
+int xpcs_robust_covariance(nlsq_xpcs_model *m, const nlsq_problem *pb, const nlsq_options *opt,
+                           const double *x, double *cov, char *err, size_t err_size);
 
 #endif /* XPCS_UNCERTAINTY_H */

@@ -411,6 +411,50 @@ NLSQ_API int nlsq_covariance(const nlsq_problem *pb, const nlsq_options *opt,
                              const double *x, double *cov, nlsq_result *res);
 
 /* ------------------------------------------------------------------------ */
+/* Cluster-robust covariance                                                 */
+/* ------------------------------------------------------------------------ */
+
+#define NLSQ_NO_CLUSTER ((size_t)-1)
+
+/** Clusters of rows whose errors may be correlated.  ids(ctx, row0, nrows,
+ *  id_a, id_b) writes for each row of [row0, row0 + nrows) the cluster(s) it
+ *  belongs to: id_a[i] < n_clusters, and id_b[i] < n_clusters or
+ *  NLSQ_NO_CLUSTER (one cluster; id_b == id_a counts as one too).  Returns 0,
+ *  or nonzero (reported as NLSQ_ECALLBACK).  Called from one thread, rows in
+ *  order, after eval on the same rows; nrows never exceeds the chunk size.
+ *  Two ids from disjoint ranges (row clusters 0..R-1, column clusters
+ *  R..R+C-1) give Cameron-Gelbach-Miller two-way clustering with single rows
+ *  as the intersection cells; two ids from one range (the frames i and j of
+ *  a two-time entry) also count pairs that share a frame as row of one and
+ *  column of the other. */
+typedef int (*nlsq_cluster_fn)(void *ctx, size_t row0, size_t nrows, size_t *id_a,
+                               size_t *id_b);
+typedef struct nlsq_clusters {
+    size_t n_clusters;     /* >= 2 */
+    nlsq_cluster_fn ids;
+    void *ctx;
+} nlsq_clusters;
+
+/** Cluster-robust (sandwich) covariance at x, written to cov (p*p):
+ *  A^-1 B A^-1 with A = J^T J and B = sum_c S_c S_c^T - sum_(two-cluster rows)
+ *  g_i g_i^T, g_i = J_i^T r_i, S_c the sum of g_i over the rows of cluster c,
+ *  times G / (G - 1) * (n - 1) / (n - p_free) (G clusters with rows, n
+ *  observations), negative eigenvalues of B set to 0.  No s^2 factor:
+ *  absolute_sigma is ignored.  Valid when rows of different clusters have
+ *  independent errors, whatever the correlation inside a cluster; it needs
+ *  many clusters (tens at least).  Fixed parameters get 0, undetermined ones
+ *  +INFINITY / NAN (the flags' rules).  One pass with Jacobian, single
+ *  threaded, memory O(chunk * p + n_clusters * p + p^2); not with
+ *  opt->dist (NLSQ_ENOTIMPL).  res (may be NULL) gets status, message, cost,
+ *  rank, n_fixed, n_undetermined.  Returns 0 or an error: NLSQ_EINVAL (NULL
+ *  arguments, n_clusters < 2, no ids callback), NLSQ_ECALLBACK (eval or ids
+ *  failed, an id out of range), NLSQ_ENONFINITE, NLSQ_ENOMEM.  Thread
+ *  safety and ownership as for every function here. */
+NLSQ_API int nlsq_covariance_robust(const nlsq_problem *pb, const nlsq_options *opt,
+                                    const nlsq_clusters *cl, const double *x, double *cov,
+                                    nlsq_result *res);
+
+/* ------------------------------------------------------------------------ */
 /* Curve fitting (scipy.optimize.curve_fit)                                  */
 /* ------------------------------------------------------------------------ */
 

@@ -141,6 +141,13 @@ typedef struct nlsq_xpcs_synth_spec {
     double noise_sigma;    /* Gaussian noise sd (0.01) */
     uint64_t seed;         /* noise seed */
     size_t n_extra_q;      /* extra q values written as decoys (q * (1 + 0.5 k)) */
+    double frame_share;    /* fraction in [0, 1] of the noise variance shared by
+                              frames (0): entry (i, j) gets noise_sigma *
+                              (sqrt(frame_share / 2) (u_i + u_j) + sqrt(1 -
+                              frame_share) z_ij), u_f one standard normal per
+                              frame, the same in every matrix (all angles and q),
+                              z_ij independent; the off-diagonal variance stays
+                              noise_sigma^2 */
 } nlsq_xpcs_synth_spec;
 
 /** Synthetic files also carry the truth they were generated from, in the group
@@ -258,6 +265,16 @@ NLSQ_API size_t nlsq_xpcs_model_n_excluded(const nlsq_xpcs_model *m);
  *  bound arrays, jac_col_major = 1, and n_obs when symmetric pairs are
  *  merged).  pb is valid while m lives. */
 NLSQ_API int  nlsq_xpcs_model_problem(nlsq_xpcs_model *m, nlsq_problem *pb);
+
+/** Clusters for nlsq_covariance_robust: the entry (a, i, j) belongs to the
+ *  frames i and j of the window (n_clusters = n frames, one range shared by
+ *  all angles; a diagonal entry to frame i alone).  This is the two-way
+ *  clustering of a two-time matrix by its row and column frames, with the
+ *  row and column of one frame the same cluster, so that errors shared by a
+ *  frame (in every angle, along its row and its column) are allowed.  cl is
+ *  valid while m lives; the ids callback is reentrant.  Returns 0 or
+ *  NLSQ_EINVAL. */
+NLSQ_API int  nlsq_xpcs_model_clusters(nlsq_xpcs_model *m, nlsq_clusters *cl);
 
 /** Default bounds (docs/xpcs-model.md) into lower/upper (n_params each); the model
  *  keeps its own copy which callers may override with nlsq_xpcs_model_set_bounds. */

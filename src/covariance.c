@@ -149,19 +149,16 @@ static size_t bound_flags(const nlsq_problem *pb, const double *x, unsigned *fla
     return n_fixed;
 }
 
-/* cov (p*p): the q x q covariance cr of the non-fixed parameters idx[]
- * scattered back, 0 in the rows and columns of fixed ones; then the width
- * test.  Returns the number of undetermined parameters. */
-static size_t scatter_and_flag(const nlsq_problem *pb, size_t q, const size_t *idx,
-                               const double *cr, double *cov, unsigned *flags)
+/* The width rule and the undetermined markers on a finished covariance:
+ * a non-fixed parameter with variance +INFINITY, or a finite one above the
+ * squared width of its finite box, gets variance +INFINITY and NAN
+ * covariances.  Returns the number of undetermined parameters. */
+static size_t width_rule(const nlsq_problem *pb, double *cov, unsigned *flags)
 {
     const size_t p = pb->n_params;
-    memset(cov, 0, p * p * sizeof(double));
-    for (size_t a = 0; a < q; a++)
-        for (size_t b = 0; b < q; b++) cov[idx[a] * p + idx[b]] = cr[a * q + b];
     size_t n_undet = 0;
-    for (size_t a = 0; a < q; a++) {
-        size_t j = idx[a];
+    for (size_t j = 0; j < p; j++) {
+        if (flags[j] & NLSQ_PARAM_FIXED) continue;
         double v = cov[j * p + j];
         double width = bound_of(pb->upper, j, INFINITY) - bound_of(pb->lower, j, -INFINITY);
         int undet = v == INFINITY || (isfinite(v) && isfinite(width) && v > width * width);
@@ -174,6 +171,49 @@ static size_t scatter_and_flag(const nlsq_problem *pb, size_t q, const size_t *i
         }
     }
     return n_undet;
+}
+
+int nlsq__inverse_free(const nlsq_problem *pb, const nlsq_options *opt,
+                       const nlsq_allocator *al, const double *A, double scale, double *cov,
+                       size_t *rank)
+{
+    const size_t p = pb->n_params;
+    size_t *idx = nlsq__calloc(al, p, sizeof(size_t)), q = 0;
+    if (!idx) return NLSQ_ENOMEM;
+    for (size_t j = 0; j < p; j++)
+        if (!(pb->lower && pb->upper && pb->lower[j] == pb->upper[j])) idx[q++] = j;
+    double *Ar = nlsq__calloc(al, 2 * q * q + 1, sizeof(double));
+    if (!Ar) { nlsq__free(al, idx); return NLSQ_ENOMEM; }
+    double *cr = Ar + q * q;
+    for (size_t a = 0; a < q; a++)
+        for (size_t b = 0; b < q; b++) Ar[a * q + b] = A[idx[a] * p + idx[b]];
+    *rank = 0;
+    int rc = q ? nlsq__covariance_from_normal(q, Ar, scale, opt->cov_rcond, al, cr, rank) : 0;
+    if (!rc) {
+        memset(cov, 0, p * p * sizeof(double));
+        for (size_t a = 0; a < q; a++)
+            for (size_t b = 0; b < q; b++) cov[idx[a] * p + idx[b]] = cr[a * q + b];
+    }
+    nlsq__free(al, Ar);
+    nlsq__free(al, idx);
+    return rc;
+}
+
+int nlsq__flag_covariance(const nlsq_problem *pb, const nlsq_allocator *al, const double *x,
+                          double *cov, size_t rank, nlsq_result *res)
+{
+    unsigned *flags = nlsq__calloc(al, pb->n_params, sizeof(unsigned));
+    if (!flags) return NLSQ_ENOMEM;
+    size_t n_fixed = bound_flags(pb, x, flags);
+    size_t n_undet = width_rule(pb, cov, flags);
+    if (res) {
+        res->rank = rank;
+        res->n_fixed = n_fixed;
+        res->n_undetermined = n_undet;
+        if (n_undet) message_undetermined(res, pb->n_params, flags);
+    }
+    nlsq__free(al, flags);
+    return 0;
 }
 
 size_t nlsq_param_flags(const nlsq_problem *pb, const double *x, const double *cov,
@@ -195,35 +235,9 @@ int nlsq__covariance_at(const nlsq_problem *pb, const nlsq_options *opt,
                         const nlsq_allocator *al, const double *x, const double *A,
                         double cost, double *cov, nlsq_result *res)
 {
-    const size_t p = pb->n_params;
-    double *Ar = NULL;
-    unsigned *flags = nlsq__calloc(al, p, sizeof(unsigned));
-    size_t *idx = nlsq__calloc(al, p, sizeof(size_t));
-    int rc = NLSQ_ENOMEM;
-    if (!idx || !flags) goto out;
-
-    size_t n_fixed = bound_flags(pb, x, flags), q = 0, rank = 0;
-    for (size_t j = 0; j < p; j++)
-        if (!(flags[j] & NLSQ_PARAM_FIXED)) idx[q++] = j;
-    Ar = nlsq__calloc(al, 2 * q * q + 1, sizeof(double));
-    if (!Ar) goto out;
-    double *cr = Ar + q * q;
-    for (size_t a = 0; a < q; a++)
-        for (size_t b = 0; b < q; b++) Ar[a * q + b] = A[idx[a] * p + idx[b]];
     double dof = nlsq__dof(pb);
     double s2 = opt->absolute_sigma ? 1.0 : (dof > 0 ? 2.0 * cost / dof : NAN);
-    rc = q ? nlsq__covariance_from_normal(q, Ar, s2, opt->cov_rcond, al, cr, &rank) : 0;
-    if (rc) goto out;
-    size_t n_undet = scatter_and_flag(pb, q, idx, cr, cov, flags);
-    if (res) {
-        res->rank = rank;
-        res->n_fixed = n_fixed;
-        res->n_undetermined = n_undet;
-        if (n_undet) message_undetermined(res, p, flags);
-    }
-out:
-    nlsq__free(al, Ar);
-    nlsq__free(al, idx);
-    nlsq__free(al, flags);
-    return rc;
+    size_t rank = 0;
+    int rc = nlsq__inverse_free(pb, opt, al, A, s2, cov, &rank);
+    return rc ? rc : nlsq__flag_covariance(pb, al, x, cov, rank, res);
 }

@@ -149,6 +149,17 @@ NLSQ_HIDDEN int nlsq__covariance_at(const nlsq_problem *pb, const nlsq_options *
                                     const nlsq_allocator *al, const double *x, const double *A,
                                     double cost, double *cov, nlsq_result *res);
 
+/* The pieces of nlsq__covariance_at.  Inverse: scale * A^-1 over the
+ * non-fixed parameters by the rank rule (fixed rows/columns 0) into cov,
+ * *rank set.  Flags: the width rule on a finished covariance (undetermined:
+ * +INFINITY / NAN), and res's rank, n_fixed, n_undetermined, message. */
+NLSQ_HIDDEN int nlsq__inverse_free(const nlsq_problem *pb, const nlsq_options *opt,
+                                   const nlsq_allocator *al, const double *A, double scale,
+                                   double *cov, size_t *rank);
+NLSQ_HIDDEN int nlsq__flag_covariance(const nlsq_problem *pb, const nlsq_allocator *al,
+                                      const double *x, double *cov, size_t rank,
+                                      nlsq_result *res);
+
 /* ---------------- LM driver (lm.c) ---------------------------------------- */
 
 /* Everything needed to continue an LM run exactly where it stopped: with the

@@ -917,6 +917,33 @@ int nlsq_xpcs_model_problem(nlsq_xpcs_model *m, nlsq_problem *pb)
     return 0;
 }
 
+/* Clusters for the robust covariance: entry (a, i, j) belongs to frames i
+ * and j (one range of n frames shared by every angle), the diagonal to frame
+ * i only. */
+static int model_cluster_ids(void *ctx, size_t row0, size_t nrows, size_t *ia, size_t *ib)
+{
+    const nlsq_xpcs_model *m = ctx;
+    if (row0 >= m->n_rows || nrows > m->n_rows - row0) return 1;
+    size_t i = 0, j = 0;
+    for (size_t t = 0; t < nrows; t++) {
+        size_t g = row0 + t;
+        if (t == 0 || g % m->R == 0) local_to_ij(m, g % m->R, &i, &j);
+        else next_ij(m, &i, &j);
+        ia[t] = i;
+        ib[t] = j == i ? NLSQ_NO_CLUSTER : j;
+    }
+    return 0;
+}
+
+int nlsq_xpcs_model_clusters(nlsq_xpcs_model *m, nlsq_clusters *cl)
+{
+    if (!m || !cl) return NLSQ_EINVAL;
+    cl->n_clusters = m->n;
+    cl->ids = model_cluster_ids;
+    cl->ctx = m;
+    return 0;
+}
+
 void nlsq_xpcs_default_bounds(const nlsq_xpcs_model *m, double *lower, double *upper)
 {
     if (!m) return;

@@ -11,7 +11,9 @@
  *
  * Noise: row i of matrix (u, p) draws its normals, j = i..N-1 in order, from a
  * stream seeded by (seed, u, p, i), so the file does not depend on how rows
- * are blocked.  Rows are generated and written in blocks of at most 128 rows
+ * are blocked.  With frame_share > 0 a part of the variance is shared by
+ * frames: u_f, one normal per frame from its own stream, enters entry (i, j)
+ * of every matrix as sqrt(frame_share / 2) (u_i + u_j).  Rows are generated and written in blocks of at most 128 rows
  * (hyperslab writes of the block's columns [r0, N)); datasets are chunked
  * (at most 128 x 128) with fill value 0, so chunks wholly below the diagonal
  * are never written and take no space.
@@ -86,6 +88,8 @@ static int check_spec(const char *path, const nlsq_xpcs_synth_spec *s, char *err
         why = "gap must be finite";
     else if (!(isfinite(s->noise_sigma) && s->noise_sigma >= 0))
         why = "noise_sigma must be finite and >= 0";
+    else if (!(s->frame_share >= 0 && s->frame_share <= 1))
+        why = "frame_share must be in [0, 1]";
     else if (!all_finite(s->params, NLSQ_XPCS_N_PHYS))
         why = "physical parameters must be finite";
     else if (s->phi && !all_finite(s->phi, s->n_angles))
@@ -130,10 +134,27 @@ static void synth_angle(const nlsq_xpcs_synth_spec *s, size_t p, double *phi, do
 /* Stored (upper-triangle) row i of matrix (q index u, angle p): g2 plus
  * noise for j = i .. N-1 into out[j - i].  The noise of a row comes from its
  * own stream, seeded by (seed, u, p, i), so rows can be made in any order. */
-static void synth_upper_row(const nlsq_xpcs_synth_spec *s, const double *CD, const double *CG,
-                            double qu, double phi, double con, double off, size_t u, size_t p,
-                            size_t i, double *out)
+/* The frame noise u_f (N values, one stream for the whole file, seeded by
+ * (seed, all ones, 0, 0) so that it is no row's stream), or NULL when
+ * frame_share is 0.  The caller frees it. */
+static double *frame_noise(const nlsq_xpcs_synth_spec *s, int *nomem)
 {
+    *nomem = 0;
+    if (!(s->frame_share > 0) || !(s->noise_sigma > 0)) return NULL;
+    double *fu = malloc(s->n_frames * sizeof *fu);
+    if (!fu) { *nomem = 1; return NULL; }
+    xpcs__rng rng;
+    xpcs__rng_seed(&rng, xpcs__mix_seed(s->seed, UINT64_MAX, 0, 0));
+    for (size_t f = 0; f < s->n_frames; f++) fu[f] = xpcs__rng_normal(&rng);
+    return fu;
+}
+
+static void synth_upper_row(const nlsq_xpcs_synth_spec *s, const double *CD, const double *CG,
+                            const double *fu, double qu, double phi, double con, double off,
+                            size_t u, size_t p, size_t i, double *out)
+{
+    const double a_sh = fu ? sqrt(s->frame_share / 2) : 0.0;
+    const double b_ind = fu ? sqrt(1.0 - s->frame_share) : 1.0;
     const size_t N = s->n_frames;
     const double A = qu * qu * s->dt / 2;
     const double bcos = qu * s->gap * s->dt / (2 * XPCS__PI) *
@@ -143,7 +164,11 @@ static void synth_upper_row(const nlsq_xpcs_synth_spec *s, const double *CD, con
     for (size_t j = i; j < N; j++) {
         double g = xpcs__g2(CD[i], CD[j], CG ? CG[i] : 0, CG ? CG[j] : 0, A, bcos,
                             s->static_mode, con, off);
-        if (s->noise_sigma > 0) g += s->noise_sigma * xpcs__rng_normal(&rng);
+        if (s->noise_sigma > 0) {
+            double z = b_ind * xpcs__rng_normal(&rng);
+            if (fu) z += a_sh * (fu[i] + fu[j]);
+            g += s->noise_sigma * z;
+        }
         out[j - i] = g;
     }
 }
@@ -152,6 +177,7 @@ typedef struct synth_ctx {
     const nlsq_xpcs_synth_spec *s;
     size_t N, P;
     const double *CD, *CG;
+    const double *fu;   /* frame noise (N), or NULL */
     double *buf;        /* block_rows x N */
     size_t block_rows;
 } synth_ctx;
@@ -187,7 +213,8 @@ static int write_matrix(const synth_ctx *c, hid_t fid, hid_t lcpl, const char *d
             size_t i = r0 + r;
             double *row = c->buf + r * w;
             for (size_t j = r0; j < i; j++) row[j - r0] = 0.0;
-            synth_upper_row(s, c->CD, c->CG, qu, phi, contrast, offset, u, p, i, row + (i - r0));
+            synth_upper_row(s, c->CD, c->CG, c->fu, qu, phi, contrast, offset, u, p, i,
+                            row + (i - r0));
         }
         hsize_t start[2] = {r0, r0}, count[2] = {nr, w};
         ms = H5Screate_simple(2, count, NULL);
@@ -237,7 +264,10 @@ int nlsq_xpcs_synth_write(const char *path, const nlsq_xpcs_synth_spec *s, char 
     double *qlist = malloc(M * sizeof *qlist), *plist = malloc(M * sizeof *plist);
     long long *bins = malloc(M * sizeof *bins);
     c.buf = malloc(c.block_rows * N * sizeof *c.buf);
-    if (!phi || !con || !off || !CD || (!s->static_mode && !CG) || !qv || !qlist || !plist ||
+    int fu_nomem;
+    double *fu = frame_noise(s, &fu_nomem);
+    c.fu = fu;
+    if (fu_nomem || !phi || !con || !off || !CD || (!s->static_mode && !CG) || !qv || !qlist || !plist ||
         !bins || !c.buf) {
         xpcs__err(err, es, "%s: out of memory", path);
         rc = NLSQ_ENOMEM;
@@ -351,6 +381,7 @@ out:
     free(plist);
     free(bins);
     free(c.buf);
+    free(fu);
     return rc;
 }
 
@@ -376,8 +407,10 @@ int nlsq_xpcs_synth_rows(const nlsq_xpcs_synth_spec *s, size_t a, size_t row0, s
     }
     double *CD = malloc(N * sizeof *CD), *CG = s->static_mode ? NULL : malloc(N * sizeof *CG);
     double *up = malloc(N * sizeof *up);
-    if (!CD || (!s->static_mode && !CG) || !up) {
-        free(CD); free(CG); free(up);
+    int fu_nomem;
+    double *fu = frame_noise(s, &fu_nomem);
+    if (!CD || (!s->static_mode && !CG) || !up || fu_nomem) {
+        free(CD); free(CG); free(up); free(fu);
         xpcs__err(err, es, "nlsq_xpcs_synth_rows: out of memory");
         return NLSQ_ENOMEM;
     }
@@ -388,7 +421,7 @@ int nlsq_xpcs_synth_rows(const nlsq_xpcs_synth_spec *s, size_t a, size_t row0, s
      * Walk upper rows 0 .. row0+nrows-1 once; scatter each into the output,
      * rounded to float32 as a float32 file stores it. */
     for (size_t i = 0; i < row0 + nrows; i++) {
-        synth_upper_row(s, CD, CG, s->q, phi, con, off, 0, a, i, up + i);
+        synth_upper_row(s, CD, CG, fu, s->q, phi, con, off, 0, a, i, up + i);
         if (s->float32)
             for (size_t j = i; j < N; j++) up[j] = (double)(float)up[j];
         if (i >= row0) {
@@ -402,5 +435,6 @@ int nlsq_xpcs_synth_rows(const nlsq_xpcs_synth_spec *s, size_t a, size_t row0, s
     free(CD);
     free(CG);
     free(up);
+    free(fu);
     return 0;
 }

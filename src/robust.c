@@ -1,0 +1,288 @@
+/* robust.c - the cluster-robust (sandwich) covariance A^-1 B A^-1.
+ *
+ * Rule (documented in docs/api.md "Cluster-robust covariance"):
+ *   g_i = J_i^T r_i, the gradient of row i's half square (with a robust loss:
+ *         the reweighted J and r, so that g_i is the row's loss gradient and
+ *         A the Gauss-Newton matrix, as for the ordinary covariance);
+ *   every row belongs to one or two clusters, id_a and id_b (NLSQ_NO_CLUSTER
+ *   or id_b == id_a: one);
+ *   S_c = sum of g_i over the rows that belong to cluster c;
+ *   B   = sum_c S_c S_c^T - sum over two-cluster rows of g_i g_i^T.
+ * One-way clustering is B = sum_c S_c S_c^T.  With two clusters per row,
+ * B counts every pair of rows that share a cluster once: when the two ids
+ * come from disjoint ranges (row clusters, column clusters) it is Cameron,
+ * Gelbach and Miller's B_row + B_col - B_cell with rows as the cells; when
+ * they share one range (the frames i and j of a two-time entry) it also
+ * counts the pairs (i, j), (k, i) that share frame i as row of one and
+ * column of the other.
+ *   Small-sample correction: B *= G / (G - 1) * (n - 1) / (n - p_free), G
+ *   the clusters that hold at least one row, n the observations (Stata's
+ *   one-way factor; for two ids per row G counts both kinds together).
+ *   B can be indefinite (the subtracted cells): its negative eigenvalues are
+ *   set to 0 (Cameron, Gelbach and Miller 2011, section 2.3), so the result
+ *   is positive semi-definite.
+ * A^-1 is the rank-aware inverse of covariance.c (s^2 = 1): undetermined
+ * parameters keep +INFINITY / NAN, fixed ones (lower == upper) 0.
+ *
+ * One pass over the rows at x, chunk by chunk through the user callback,
+ * single-threaded: memory O(chunk * p + n_clusters * p + p^2).
+ */
+#include "nlsq_internal.h"
+
+#include <float.h>
+#include <lapacke.h>
+#include <math.h>
+#include <string.h>
+
+typedef struct rob {
+    const nlsq_problem *pb;
+    const nlsq_options *opt;
+    const nlsq_allocator *al;
+    const nlsq_clusters *cl;
+    size_t p, chunk;
+    double *A, *Bcell, *S;      /* p*p, p*p, n_clusters * p */
+    double *r, *J, *g;          /* chunk, chunk * p, p */
+    size_t *cols, *ida, *idb;   /* p, chunk, chunk */
+    unsigned char *used;        /* n_clusters */
+    double cost;
+    size_t bad_row;
+} rob;
+
+static void rob_free(rob *w)
+{
+    const nlsq_allocator *al = w->al;
+    nlsq__free(al, w->A);
+    nlsq__free(al, w->Bcell);
+    nlsq__free(al, w->S);
+    nlsq__free(al, w->r);
+    nlsq__free(al, w->J);
+    nlsq__free(al, w->g);
+    nlsq__free(al, w->cols);
+    nlsq__free(al, w->ida);
+    nlsq__free(al, w->idb);
+    nlsq__free(al, w->used);
+}
+
+static int rob_alloc(rob *w)
+{
+    const size_t p = w->p, G = w->cl->n_clusters;
+    size_t nS, nJ;
+    if (nlsq__mul_size(G, p, &nS) || nlsq__mul_size(w->chunk, p, &nJ)) return NLSQ_EINVAL;
+    w->A = nlsq__calloc(w->al, p * p, sizeof(double));
+    w->Bcell = nlsq__calloc(w->al, p * p, sizeof(double));
+    w->S = nlsq__calloc(w->al, nS, sizeof(double));
+    w->r = nlsq__calloc(w->al, w->chunk, sizeof(double));
+    w->J = nlsq__calloc(w->al, nJ, sizeof(double));
+    w->g = nlsq__calloc(w->al, p, sizeof(double));
+    w->cols = nlsq__calloc(w->al, p, sizeof(size_t));
+    w->ida = nlsq__calloc(w->al, w->chunk, sizeof(size_t));
+    w->idb = nlsq__calloc(w->al, w->chunk, sizeof(size_t));
+    w->used = nlsq__calloc(w->al, G, 1);
+    if (!w->A || !w->Bcell || !w->S || !w->r || !w->J || !w->g || !w->cols || !w->ida ||
+        !w->idb || !w->used)
+        return NLSQ_ENOMEM;
+    return 0;
+}
+
+/* Row i of a chunk (n rows, k columns) into sums: A, S of its clusters, the
+ * cell term.  jr(a) is d r_i / d x_cols[a] after the loss reweighting. */
+static void add_row(rob *w, size_t k, const double *Ji, size_t stride, double ri, size_t ca,
+                    size_t cb)
+{
+    const size_t p = w->p;
+    for (size_t a = 0; a < k; a++) {
+        double ja = Ji[a * stride];
+        w->g[a] = ja * ri;
+        double *Arow = w->A + w->cols[a] * p;
+        for (size_t b = 0; b < k; b++) Arow[w->cols[b]] += ja * Ji[b * stride];
+    }
+    double *Sa = w->S + ca * p;
+    for (size_t a = 0; a < k; a++) Sa[w->cols[a]] += w->g[a];
+    w->used[ca] = 1;
+    if (cb == NLSQ_NO_CLUSTER || cb == ca) return;
+    double *Sb = w->S + cb * p;
+    for (size_t a = 0; a < k; a++) Sb[w->cols[a]] += w->g[a];
+    w->used[cb] = 1;
+    for (size_t a = 0; a < k; a++)
+        for (size_t b = 0; b < k; b++) w->Bcell[w->cols[a] * p + w->cols[b]] += w->g[a] * w->g[b];
+}
+
+/* Rows [row0, row0 + n): evaluate, reweight for the loss, add.  Returns the
+ * rows done (> 0) or an error. */
+static long rob_chunk(rob *w, const double *x, size_t row0, size_t n)
+{
+    const nlsq_problem *pb = w->pb;
+    size_t k = w->p;
+    if (pb->pattern) {
+        size_t got = pb->pattern(pb->ctx, row0, n, w->cols, &k);
+        if (got == 0 || got > n || k == 0 || k > w->p) return NLSQ_ECALLBACK;
+        for (size_t a = 0; a < k; a++)
+            if (w->cols[a] >= w->p || (a > 0 && w->cols[a] <= w->cols[a - 1])) return NLSQ_ECALLBACK;
+        n = got;
+    } else {
+        for (size_t a = 0; a < k; a++) w->cols[a] = a;
+    }
+    int cb = pb->eval(pb->ctx, x, row0, n, w->r, w->J);
+    if (cb != 0) { w->bad_row = row0; return cb == NLSQ_ENOMEM ? NLSQ_ENOMEM : NLSQ_ECALLBACK; }
+    if (w->cl->ids(w->cl->ctx, row0, n, w->ida, w->idb) != 0) { w->bad_row = row0; return NLSQ_ECALLBACK; }
+    const int cm = pb->jac_col_major != 0;
+    for (size_t i = 0; i < n; i++) {
+        double ri = w->r[i], *Ji = cm ? w->J + i : w->J + i * k;
+        size_t stride = cm ? n : 1;
+        size_t ca = w->ida[i], cbid = w->idb[i];
+        if (ca >= w->cl->n_clusters || (cbid != NLSQ_NO_CLUSTER && cbid >= w->cl->n_clusters)) {
+            w->bad_row = row0 + i;
+            return NLSQ_ECALLBACK;
+        }
+        if (!isfinite(ri)) { w->bad_row = row0 + i; return NLSQ_ENONFINITE; }
+        double z = ri * ri;
+        if (w->opt->loss != NLSQ_LOSS_LINEAR) {
+            double rho, d1, d2;
+            nlsq__loss_eval(w->opt->loss, w->opt->f_scale, z, &rho, &d1, &d2);
+            double js = d1 + 2.0 * z * d2;
+            js = sqrt(js < DBL_EPSILON ? DBL_EPSILON : js);
+            for (size_t a = 0; a < k; a++) Ji[a * stride] *= js;
+            ri *= d1 / js;
+            w->cost += 0.5 * rho;
+        } else {
+            w->cost += 0.5 * z;
+        }
+        for (size_t a = 0; a < k; a++)
+            if (!isfinite(Ji[a * stride])) { w->bad_row = row0 + i; return NLSQ_ENONFINITE; }
+        add_row(w, k, Ji, stride, ri, ca, cbid);
+    }
+    return (long)n;
+}
+
+/* B = (sum_c S_c S_c^T - Bcell) * factor, negative eigenvalues clipped. */
+static int meat(rob *w, double factor, double *B)
+{
+    const size_t p = w->p, G = w->cl->n_clusters;
+    for (size_t t = 0; t < p * p; t++) B[t] = -w->Bcell[t];
+    for (size_t c = 0; c < G; c++) {
+        const double *s = w->S + c * p;
+        for (size_t a = 0; a < p; a++) {
+            if (s[a] == 0.0) continue;
+            for (size_t b = 0; b < p; b++) B[a * p + b] += s[a] * s[b];
+        }
+    }
+    double *V = nlsq__calloc(w->al, p * p + p, sizeof(double));
+    if (!V) return NLSQ_ENOMEM;
+    double *ev = V + p * p;
+    for (size_t t = 0; t < p * p; t++) V[t] = B[t] * factor;
+    lapack_int info = LAPACKE_dsyevd(LAPACK_ROW_MAJOR, 'V', 'U', (lapack_int)p, V, (lapack_int)p, ev);
+    if (info != 0) {
+        nlsq__free(w->al, V);
+        return info == LAPACK_WORK_MEMORY_ERROR ? NLSQ_ENOMEM : NLSQ_ESINGULAR;
+    }
+    for (size_t a = 0; a < p; a++)
+        for (size_t b = 0; b < p; b++) {
+            double s = 0.0;
+            for (size_t e = 0; e < p; e++)
+                if (ev[e] > 0) s += V[a * p + e] * ev[e] * V[b * p + e];
+            B[a * p + b] = s;
+        }
+    nlsq__free(w->al, V);
+    return 0;
+}
+
+/* cov = Ainv B Ainv over the determined parameters; cov holds Ainv on entry
+ * (as nlsq__inverse_free gives it: +INFINITY / NAN where undetermined, 0 for
+ * fixed parameters), kept where undetermined.  T: 2 p*p scratch. */
+static void sandwich(size_t p, double *cov, const double *B, double *T)
+{
+    double *Ai = T + p * p;
+    memcpy(Ai, cov, p * p * sizeof(double));
+    for (size_t a = 0; a < p; a++)
+        for (size_t b = 0; b < p; b++) {
+            double s = 0.0;
+            for (size_t e = 0; e < p; e++)
+                if (isfinite(Ai[a * p + a]) && isfinite(Ai[e * p + e])) s += Ai[a * p + e] * B[e * p + b];
+            T[a * p + b] = s;
+        }
+    for (size_t a = 0; a < p; a++)
+        for (size_t b = 0; b < p; b++) {
+            if (!isfinite(Ai[a * p + a]) || !isfinite(Ai[b * p + b])) continue;
+            double s = 0.0;
+            for (size_t e = 0; e < p; e++)
+                if (isfinite(Ai[e * p + e])) s += T[a * p + e] * Ai[e * p + b];
+            cov[a * p + b] = s;
+        }
+}
+
+static int rob_pass(rob *w, const double *x)
+{
+    const size_t m = w->pb->n_rows;
+    for (size_t row = 0; row < m;) {
+        size_t n = m - row < w->chunk ? m - row : w->chunk;
+        long got = rob_chunk(w, x, row, n);
+        if (got < 0) return (int)got;
+        row += (size_t)got;
+    }
+    return 0;
+}
+
+int nlsq_covariance_robust(const nlsq_problem *pb, const nlsq_options *opt_in,
+                           const nlsq_clusters *cl, const double *x, double *cov,
+                           nlsq_result *res)
+{
+    nlsq_options defaults;
+    const nlsq_options *opt;
+    int rc0 = nlsq__begin(pb, opt_in, &defaults, &opt, x && cov && cl, "x, cov or clusters", x, res);
+    if (rc0) return rc0;
+    if (!cl->ids || cl->n_clusters < 2)
+        return nlsq__finish(res, NLSQ_EINVAL, "clusters: need an ids callback and n_clusters >= 2");
+    if (opt->dist.reduce)
+        return nlsq__finish(res, NLSQ_ENOTIMPL, "the robust covariance runs in one process");
+    rob w;
+    memset(&w, 0, sizeof w);
+    w.pb = pb;
+    w.opt = opt;
+    w.al = &opt->allocator;
+    w.cl = cl;
+    w.p = pb->n_params;
+    w.chunk = opt->chunk_rows ? opt->chunk_rows : 4096;
+    if (w.chunk > pb->n_rows) w.chunk = pb->n_rows;
+    int rc = rob_alloc(&w);
+    const size_t p = w.p;
+    double *B = rc ? NULL : nlsq__calloc(w.al, 3 * p * p, sizeof(double));
+    if (rc || !B) {
+        rob_free(&w);
+        nlsq__free(w.al, B);
+        return nlsq__finish(res, rc ? rc : NLSQ_ENOMEM, "cannot allocate the robust covariance "
+                            "workspace (%zu clusters x %zu parameters)", cl->n_clusters, p);
+    }
+    rc = rob_pass(&w, x);
+    int status;
+    if (rc) {
+        status = nlsq__finish(res, rc, "robust covariance pass failed (row %zu)", w.bad_row);
+        goto out;
+    }
+    for (size_t a = 0; a < p; a++)       /* A was summed over the k x k blocks: full already */
+        for (size_t b = 0; b < a; b++) w.A[a * p + b] = w.A[b * p + a];
+    size_t G = 0;
+    for (size_t c = 0; c < cl->n_clusters; c++) G += w.used[c];
+    double n = (double)(pb->n_obs ? pb->n_obs : pb->n_rows), dof = nlsq__dof(pb);
+    double factor = G > 1 && dof > 0 ? (double)G / (double)(G - 1) * (n - 1.0) / dof : NAN;
+    status = nlsq__finish(res, 0, "robust covariance computed at x (%zu clusters)", G);
+    size_t rank = 0;
+    rc = nlsq__inverse_free(pb, opt, w.al, w.A, 1.0, cov, &rank);
+    if (!rc) rc = meat(&w, factor, B);
+    if (!rc) {
+        sandwich(p, cov, B, B + p * p);
+        rc = nlsq__flag_covariance(pb, w.al, x, cov, rank, res);
+    }
+    if (rc) {
+        status = nlsq__finish(res, rc, "robust covariance: linear algebra failed");
+        goto out;
+    }
+    if (res) {
+        res->cost = w.cost;
+        res->n_jac = 1;
+        res->reduced_chi2 = dof > 0 ? 2.0 * w.cost / dof : NAN;
+    }
+out:
+    nlsq__free(w.al, B);
+    rob_free(&w);
+    return status;
+}
