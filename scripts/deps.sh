@@ -7,9 +7,11 @@ set -euo pipefail
 # liblzf-dev: the LZF filter nlsq_xpcs carries (APS 8-ID-I files are LZF);
 # hdf5-filter-plugin: LZ4 and bzip2 HDF5 plugins, found by HDF5 in its
 # compiled-in plugin folder (no HDF5_PLUGIN_PATH needed); libyaml-dev: fit_xpcs --config.
+# python3-numpy, -scipy, -cffi, -pytest: the Python bindings (python/) and their ctest.
 pkgs=(build-essential cmake pkg-config libopenblas-dev liblapacke-dev libcmocka-dev
       libhdf5-dev hdf5-tools libpng-dev libopenmpi-dev openmpi-bin
-      liblzf-dev hdf5-filter-plugin libyaml-dev)
+      liblzf-dev hdf5-filter-plugin libyaml-dev
+      python3-numpy python3-scipy python3-cffi python3-pytest)
 for opt in "$@"; do
   case "$opt" in
     --ci) pkgs+=(valgrind clang libclang-rt-14-dev) ;;

@@ -1,0 +1,94 @@
+"""curve_fit with scipy.optimize.curve_fit's semantics, over chunks of xdata.
+
+The model f(xdata, *p) (and jac(xdata, *p), if given) is called on slices
+xdata[..., i0:i1] of at most chunk_rows points (the last axis of xdata holds
+the points, as in scipy), so the solver's memory beyond the data arrays is
+bounded by the chunk size, not by the number of points.
+"""
+import inspect
+import warnings
+
+import numpy as np
+
+from ._solve import NlsqError, _Callbacks, _options, _result, solve
+
+
+def _n_params(f, p0):
+    if p0 is not None:
+        return np.atleast_1d(np.asarray(p0, dtype=np.float64))
+    sig = inspect.signature(f)
+    args = [p for p in sig.parameters.values()
+            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    if len(args) < 2:
+        raise ValueError("cannot determine the number of parameters: give p0")
+    return np.ones(len(args) - 1)
+
+
+class _Chunks:
+    """fun / jac of least_squares for the weighted residuals (f - y) / sigma."""
+
+    def __init__(self, f, jac, xdata, ydata, sigma):
+        self.f, self.jacf, self.x, self.y, self.s = f, jac, xdata, ydata, sigma
+
+    def fun(self, p, row0, n):
+        r = np.asarray(self.f(self.x[..., row0:row0 + n], *p), dtype=np.float64) - self.y[row0:row0 + n]
+        return r if self.s is None else r / self.s[row0:row0 + n]
+
+    def jac(self, p, row0, n):
+        J = np.asarray(self.jacf(self.x[..., row0:row0 + n], *p), dtype=np.float64)
+        J = J.reshape(n, p.size)
+        return J if self.s is None else J / self.s[row0:row0 + n, None]
+
+
+def curve_fit(f, xdata, ydata, p0=None, sigma=None, absolute_sigma=False, check_finite=True,
+              bounds=(-np.inf, np.inf), jac=None, chunk_rows=65536, full_output=False,
+              loss="linear", f_scale=1.0, ftol=1e-8, xtol=1e-8, gtol=1e-8, max_nfev=None,
+              n_threads=1, param_names=None):
+    """Fit f(xdata, *p) to ydata; returns (popt, pcov), as scipy.optimize.curve_fit.
+
+    xdata: array whose last axis indexes the M points (shape (M,) or (k, M));
+      f(xdata_chunk, *p) must return the model on that chunk (and jac, if
+      given, an (m, p) array of derivatives), m <= chunk_rows.
+    sigma: None, or M standard deviations of ydata (1-D; see absolute_sigma).
+    bounds, loss, f_scale, ftol, xtol, gtol, max_nfev: as in scipy
+      (max_nfev caps LM iterations).  Without jac, the library forms central
+      differences with scipy's step cbrt(eps) * max(1, |p_j|).
+    pcov: s^2 (J^T J)^-1 with s^2 = chi2 / (M - p) (absolute_sigma False) or
+      (J^T J)^-1 (True); +inf everywhere when M == p and absolute_sigma is
+      False; undetermined parameters get +inf variance (where scipy would
+      return a pseudo-inverse).
+    full_output: also return an info dict (the least_squares result).
+    Raises NlsqError when the fit fails or does not converge (scipy raises
+    RuntimeError: NlsqError is one), or the exception the model raised.
+    """
+    x0 = _n_params(f, p0)
+    p = x0.size
+    xdata = np.asarray(xdata, dtype=np.float64)
+    ydata = np.asarray(ydata, dtype=np.float64).ravel()
+    m = ydata.size
+    if xdata.shape[-1] != m:
+        raise ValueError("xdata's last axis has %d points, ydata %d" % (xdata.shape[-1], m))
+    if sigma is not None:
+        sigma = np.asarray(sigma, dtype=np.float64)
+        if sigma.shape != (m,):
+            raise ValueError("sigma must be 1-D with one value per point (2-D sigma: not supported "
+                             "here; the C nlsq_curve_fit takes sigma_cov)")
+    if check_finite and not (np.all(np.isfinite(xdata)) and np.all(np.isfinite(ydata))):
+        raise ValueError("xdata or ydata contain non-finite values")
+    if m < p:
+        raise TypeError("Improper input: func parameters=%d must not exceed data points=%d" % (p, m))
+    ch = _Chunks(f, jac, xdata, ydata, sigma)
+    opt, keep = _options(ftol, xtol, gtol, max_nfev, loss, f_scale, chunk_rows, n_threads,
+                         {"absolute_sigma": 1 if absolute_sigma else 0})
+    cb = _Callbacks(ch.fun, ch.jac if jac is not None else None, p)
+    jacobian = 0 if jac is not None else 2
+    x, cov, res, flags = solve(cb, p, m, x0, jacobian, None if jac is not None else 1.0, bounds,
+                               opt, "lm", param_names)
+    del keep
+    info = _result(x, cov, res, flags, res.status)
+    if res.status <= 0:
+        raise NlsqError(res.status, "Optimal parameters not found: " + info.message)
+    if m == p and not absolute_sigma:
+        cov = np.full((p, p), np.inf)
+        warnings.warn("Covariance of the parameters could not be estimated", RuntimeWarning)
+    return (x, cov, info) if full_output else (x, cov)

@@ -1,0 +1,210 @@
+"""least_squares over row chunks: the Python side of nlsq_lm / nlsq_adam / nlsq_hybrid.
+
+The residual callback fun(x, row0, nrows) returns the residuals of rows
+[row0, row0 + nrows); the library asks for the rows chunk by chunk, so at
+most chunk_rows residuals (and Jacobian rows) exist at a time, whatever
+n_rows is.  Exceptions raised in callbacks stop the solve and are re-raised
+from the call; library errors become NlsqError with the library's message.
+cffi releases the GIL around every C call; callbacks take it back.
+"""
+import threading
+
+import numpy as np
+
+from ._lib import ffi, lib, new
+
+_LOSSES = {"linear": 0, "soft_l1": 1, "huber": 2, "cauchy": 3, "arctan": 4}
+_METHODS = {"lm": "nlsq_lm", "adam": "nlsq_adam", "hybrid": "nlsq_hybrid"}
+_JAC_MODES = {"2-point": 1, "forward": 1, "3-point": 2, "central": 2}
+
+
+class NlsqError(RuntimeError):
+    """A solve that ended with an error status (or, in curve_fit, without
+    convergence).  status: the nlsq status code; name: its symbolic name;
+    message: the library's one-line message."""
+
+    def __init__(self, status, message):
+        self.status = int(status)
+        self.name = ffi.string(lib.nlsq_status_name(self.status)).decode()
+        self.message = message
+        super().__init__("%s: %s" % (self.name, message))
+
+
+class OptimizeResult(dict):
+    """The outcome of a solve, a dict whose keys are also attributes."""
+
+    def __getattr__(self, name):
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    __setattr__ = dict.__setitem__
+
+    def __repr__(self):
+        keys = sorted(self)
+        return "\n".join("%12s: %r" % (k, self[k]) for k in keys)
+
+
+def _dvec(ptr, n):
+    """A numpy view of n doubles at a C pointer (valid during the callback)."""
+    return np.frombuffer(ffi.buffer(ptr, n * 8), dtype=np.float64)
+
+
+class _Callbacks:
+    """The eval callback around fun / jac, and the first exception they raised."""
+
+    def __init__(self, fun, jac, p):
+        self.fun, self.jac, self.p = fun, jac, p
+        self.error = None
+        self.lock = threading.Lock()
+        self.c_eval = ffi.callback("int(void *, const double *, size_t, size_t, double *, double *)",
+                                   self._eval)
+
+    def _fail(self, exc):
+        with self.lock:
+            if self.error is None:
+                self.error = exc
+        return 1
+
+    def _eval(self, ctx, x, row0, nrows, r, J):
+        try:
+            xv = _dvec(x, self.p).copy()
+            rv = np.asarray(self.fun(xv, row0, nrows), dtype=np.float64)
+            if rv.shape != (nrows,):
+                raise ValueError("fun(x, %d, %d) returned shape %s, expected (%d,)"
+                                 % (row0, nrows, rv.shape, nrows))
+            _dvec(r, nrows)[:] = rv
+            if J != ffi.NULL:
+                jv = np.asarray(self.jac(xv, row0, nrows), dtype=np.float64)
+                if jv.shape != (nrows, self.p):
+                    raise ValueError("jac(x, %d, %d) returned shape %s, expected (%d, %d)"
+                                     % (row0, nrows, jv.shape, nrows, self.p))
+                _dvec(J, nrows * self.p).reshape(nrows, self.p)[:] = jv
+            return 0
+        except BaseException as exc:  # noqa: B902 - re-raised after the solve
+            return self._fail(exc)
+
+
+def _bounds(bounds, p):
+    lo, hi = bounds
+    lo = np.broadcast_to(np.asarray(lo, dtype=np.float64), (p,)).copy()
+    hi = np.broadcast_to(np.asarray(hi, dtype=np.float64), (p,)).copy()
+    if np.all(np.isneginf(lo)) and np.all(np.isposinf(hi)):
+        return None, None
+    return lo, hi
+
+
+def _options(ftol, xtol, gtol, max_iter, loss, f_scale, chunk_rows, n_threads, extra):
+    opt, keep = new("nlsq_options")
+    lib.nlsq_options_init(opt)
+    opt.ftol, opt.xtol, opt.gtol = ftol, xtol, gtol
+    if max_iter is not None:
+        opt.max_iter = int(max_iter)
+    if loss not in _LOSSES:
+        raise ValueError("loss must be one of %s" % ", ".join(_LOSSES))
+    opt.loss = _LOSSES[loss]
+    opt.f_scale = f_scale
+    opt.chunk_rows = int(chunk_rows)
+    opt.n_threads = int(n_threads)
+    for k, v in (extra or {}).items():
+        if not hasattr(opt, k):
+            raise TypeError("unknown option %r" % k)
+        setattr(opt, k, v)
+    return opt, keep
+
+
+def solve(cb, p, n_rows, x0, jacobian, fd_scale, bounds, opt, method, param_names=None):
+    """Run one solver on an eval callback; returns (x, cov, result struct)."""
+    keep = []
+    pb, pbuf = new("nlsq_problem")
+    keep.append(pbuf)
+    pb.n_params, pb.n_rows, pb.eval = p, n_rows, cb.c_eval
+    pb.jacobian = jacobian
+    lo, hi = _bounds(bounds, p)
+    if lo is not None:
+        clo, chi = ffi.new("double[]", lo.tolist()), ffi.new("double[]", hi.tolist())
+        keep += [clo, chi]
+        pb.lower, pb.upper = clo, chi
+    if fd_scale is not None:
+        cs = ffi.new("double[]", np.broadcast_to(np.asarray(fd_scale, float), (p,)).tolist())
+        keep.append(cs)
+        pb.fd_scale = cs
+    if param_names is not None:
+        cnames = [ffi.new("char[]", str(s).encode()) for s in param_names]
+        carr = ffi.new("const char *[]", cnames)
+        keep += [cnames, carr]
+        pb.param_names = carr
+    x = ffi.new("double[]", np.asarray(x0, dtype=np.float64).tolist())
+    cov = ffi.new("double[]", p * p)
+    res, rbuf = new("nlsq_result")
+    keep.append(rbuf)
+    res.covariance = cov
+    status = getattr(lib, _METHODS[method])(pb, opt, x, res)
+    if cb.error is not None:
+        raise cb.error
+    if status < 0:
+        raise NlsqError(status, ffi.string(res.message).decode(errors="replace"))
+    xs = np.array(_dvec(x, p))
+    covm = np.array(_dvec(cov, p * p)).reshape(p, p)
+    flags = ffi.new("unsigned[]", p)
+    lib.nlsq_param_flags(pb, x, cov, flags)
+    names = [ffi.string(lib.nlsq_param_flags_name(flags[j])).decode() for j in range(p)]
+    return xs, covm, res, names
+
+
+def _result(x, cov, res, flags, status):
+    active = np.array([-1 if "at_lower" in f else 1 if "at_upper" in f else 0 for f in flags])
+    return OptimizeResult(
+        x=x, cost=res.cost, covariance=cov, status=status,
+        status_name=ffi.string(lib.nlsq_status_name(status)).decode(),
+        message=ffi.string(res.message).decode(errors="replace"),
+        success=status > 0, nfev=res.n_eval + res.n_jac, njev=res.n_jac,
+        iterations=res.iterations, grad_norm=res.grad_norm, initial_cost=res.initial_cost,
+        reduced_chi2=res.reduced_chi2, flags=flags, active_mask=active, seconds=res.seconds)
+
+
+def least_squares(fun, x0, n_rows, jac=None, bounds=(-np.inf, np.inf), loss="linear",
+                  f_scale=1.0, method="lm", ftol=1e-8, xtol=1e-8, gtol=1e-8, max_nfev=None,
+                  diff_step=None, chunk_rows=0, n_threads=1, param_names=None, options=None):
+    """Minimise 0.5 * sum rho(r_i(x)^2) over n_rows residuals produced by chunks.
+
+    fun(x, row0, nrows) -> nrows residuals of rows [row0, row0 + nrows).
+    jac: callable jac(x, row0, nrows) -> (nrows, p) array; or '2-point' /
+      '3-point' (also 'forward' / 'central', and None = '3-point'): the
+      library differences fun chunk by chunk (nlsq_problem.jacobian).
+    bounds: (lower, upper), scalars or p values each, +-inf allowed.
+    loss: 'linear', 'soft_l1', 'huber', 'cauchy', 'arctan' (scipy's), f_scale.
+    method: 'lm' (nlsq_lm), 'adam', 'hybrid'.
+    diff_step: the step scale s_j of the finite differences (fd_scale).
+    max_nfev: LM iteration cap (nlsq_options.max_iter).
+    chunk_rows: rows per callback (0 = automatic); n_threads: solver threads
+      (callbacks then run concurrently, each holding the GIL in turn).
+    options: a dict of further nlsq_options fields (e.g. adam_epochs).
+
+    Returns an OptimizeResult: x, cost, covariance (s^2 (J^T J)^-1), status,
+    status_name, message, success (converged), nfev, njev, iterations,
+    grad_norm, reduced_chi2, flags (per parameter: 'free', 'at_upper', ...),
+    active_mask (scipy's -1 / 0 / 1).  Raises NlsqError on a library error,
+    or the exception a callback raised.
+    """
+    x0 = np.atleast_1d(np.asarray(x0, dtype=np.float64))
+    p = x0.size
+    if method not in _METHODS:
+        raise ValueError("method must be one of %s" % ", ".join(_METHODS))
+    if callable(jac):
+        jacobian, jfun = 0, jac
+    else:
+        mode = "3-point" if jac is None else jac
+        if mode not in _JAC_MODES:
+            raise ValueError("jac must be callable or one of %s" % ", ".join(_JAC_MODES))
+        jacobian, jfun = _JAC_MODES[mode], None
+    opt, keep = _options(ftol, xtol, gtol, max_nfev, loss, f_scale, chunk_rows, n_threads, options)
+    cb = _Callbacks(fun, jfun, p)
+    x, cov, res, flags = solve(cb, p, int(n_rows), x0, jacobian, diff_step, bounds, opt, method,
+                               param_names)
+    del keep
+    return _result(x, cov, res, flags, res.status)
+
+
+__all__ = ["least_squares", "NlsqError", "OptimizeResult"]
