@@ -301,6 +301,7 @@ int nlsq__engine_init(nlsq__engine *e, const nlsq_problem *pb, const nlsq_option
     }
     if (pb->jacobian != NLSQ_JAC_ANALYTIC &&
         nlsq__fd_init(&e->fd, pb, e->al, e->n_threads, chunk) != 0) goto nomem;
+    e->blas_held = nlsq__blas_single_begin();   /* the workers are the parallelism */
     return 0;
 nomem:
     nlsq__engine_free(e);
@@ -336,6 +337,8 @@ void nlsq__engine_free(nlsq__engine *e)
     e->dist_buf = NULL;
     e->slots = NULL;
     e->workers = NULL;
+    nlsq__blas_single_end(e->blas_held);
+    e->blas_held = 0;
 }
 
 /* ------------------------------------------------------------ one chunk */

@@ -111,6 +111,7 @@ typedef struct nlsq__engine {
     int    avx2;             /* the CPU runs the AVX2+FMA small-k kernel */
     double *dist_buf;        /* packed sums for opt->dist.reduce, or NULL */
     nlsq__fd *fd;            /* finite differences (pb->jacobian != 0), or NULL */
+    int    blas_held;        /* engine_free must end the single-threaded BLAS */
 } nlsq__engine;
 
 /* Prepare buffers for problem pb under options opt.  Returns 0 or NLSQ_ENOMEM
@@ -123,6 +124,11 @@ NLSQ_HIDDEN int  nlsq__engine_init(nlsq__engine *e, const nlsq_problem *pb,
 NLSQ_HIDDEN int  nlsq__engine_pass(nlsq__engine *e, const double *x, int mode,
                                    size_t row_begin, size_t row_end, nlsq__acc *out);
 NLSQ_HIDDEN void nlsq__engine_free(nlsq__engine *e);
+
+/* BLAS single-threaded while any engine lives (blas_threads.c): begin
+ * returns 1 when it must be matched by end(1), end(0) does nothing. */
+NLSQ_HIDDEN int  nlsq__blas_single_begin(void);
+NLSQ_HIDDEN void nlsq__blas_single_end(int held);
 
 /* ---------------- linear algebra helpers --------------------------------- */
 
