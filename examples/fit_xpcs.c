@@ -62,6 +62,7 @@
 #include "xpcs_uncertainty.h"
 #include "fit_xpcs_paths.h"
 #include "safe_io.h"
+#include "fit_xpcs.h"
 
 #include <hdf5.h>
 
@@ -79,6 +80,11 @@
 #define EXIT_NOT_CONVERGED 1
 #define EXIT_BAD_INPUT 2
 
+/* Where the one-line messages go: stderr for the command, the caller's
+ * stream for fit_xpcs_main's other callers (fit_xpcs_embed.c, which runs one
+ * call at a time). */
+static FILE *msg_stream;
+
 /* One line on stderr, "fit_xpcs: " + the message + tail: control characters
  * (from file names, argv or library messages) are replaced by '?' so that
  * the message stays one line. */
@@ -88,7 +94,7 @@ static void one_line(const char *tail, const char *fmt, va_list ap)
     vsnprintf(buf, sizeof buf, fmt, ap);
     for (char *c = buf; *c; c++)
         if ((unsigned char)*c < 0x20 || *c == 0x7f) *c = '?';
-    fprintf(stderr, "fit_xpcs: %s%s\n", buf, tail);
+    fprintf(msg_stream ? msg_stream : stderr, "fit_xpcs: %s%s\n", buf, tail);
 }
 
 static int bad_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -199,8 +205,19 @@ static int read_truth(nlsq_xpcs_file *f, const nlsq_xpcs_selection *sel, double 
 
 /* ------------------------------------------------------------------------ */
 
-int main(int argc, char **argv)
+/* The results are output too: a failed write is not success.  stdout is
+ * closed (safe_io.c); another stream is flushed and left to its owner. */
+static int close_output(FILE *out, char *err, size_t es)
 {
+    if (out == stdout) return safe_close_stdout(err, es);
+    if (fflush(out) == 0 && !ferror(out)) return 0;
+    snprintf(err, es, "cannot write the results");
+    return -1;
+}
+
+int fit_xpcs_main(int argc, char **argv, FILE *out, FILE *msgs)
+{
+    msg_stream = msgs;
 #ifdef FIT_XPCS_MPI
     nlsq_mpi_cli_init(&argc, &argv);   /* MPI_Init; only rank 0 prints; finalize at exit */
 #endif
@@ -214,11 +231,11 @@ int main(int argc, char **argv)
     char perr[512];
     int rc = fit_xpcs_parse_args(argc, argv, &a, perr, sizeof perr);
     if (rc == FIT_XPCS_ARGS_HELP) {
-        fputs(fit_xpcs_usage_text(), stdout);
-        return safe_close_stdout(perr, sizeof perr) ? bad_input("%s", perr) : EXIT_CONVERGED;
+        fputs(fit_xpcs_usage_text(), out);
+        return close_output(out, perr, sizeof perr) ? bad_input("%s", perr) : EXIT_CONVERGED;
     }
     if (rc != FIT_XPCS_ARGS_OK) {
-        fprintf(stderr, "fit_xpcs: %s\n", perr);
+        fprintf(msgs, "fit_xpcs: %s\n", perr);
         return EXIT_BAD_INPUT;
     }
     if (a.plot && !xpcs_plot_available())
@@ -370,7 +387,7 @@ int main(int argc, char **argv)
 #endif
     /* progress: with --progress, a line per iteration; else, when stderr is
      * a terminal, one line kept up to date (and ended after the fit) */
-    progress_ctx pctx = {a.progress ? 1 : (isatty(STDERR_FILENO) ? 2 : 0), 0, 0};
+    progress_ctx pctx = {a.progress ? 1 : (msgs == stderr && isatty(STDERR_FILENO) ? 2 : 0), 0, 0};
     {
         const char *d = getenv("FIT_XPCS_TEST_ITER_DELAY_MS");
         if (d && *d) pctx.delay_ms = strtol(d, NULL, 10);
@@ -488,8 +505,8 @@ int main(int argc, char **argv)
     r.truth_contrast = truth == 1 ? truth_con : NULL;
     r.truth_offset = truth == 1 ? truth_off : NULL;
 
-    if (a.json) xpcs_print_json(stdout, &r);
-    else xpcs_print_table(stdout, &r);
+    if (a.json) xpcs_print_json(out, &r);
+    else xpcs_print_table(out, &r);
     exit_code = status > 0 ? EXIT_CONVERGED : EXIT_NOT_CONVERGED;
     if (a.output && xpcs_write_result(a.output, &r, a.save_fit, err, sizeof err) != 0) {
         exit_code = bad_input("%s", err);
@@ -500,7 +517,7 @@ int main(int argc, char **argv)
         goto done;
     }
     /* the results on stdout are output too: a failed write is not success */
-    if (safe_close_stdout(err, sizeof err) != 0) exit_code = bad_input("%s", err);
+    if (close_output(out, err, sizeof err) != 0) exit_code = bad_input("%s", err);
 
 done:
     free(flags);
@@ -514,3 +531,10 @@ done:
     nlsq_xpcs_close(f);
     return exit_code;
 }
+
+#ifndef FIT_XPCS_EMBED
+int main(int argc, char **argv)
+{
+    return fit_xpcs_main(argc, argv, stdout, stderr);
+}
+#endif

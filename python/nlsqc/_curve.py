@@ -10,7 +10,7 @@ import warnings
 
 import numpy as np
 
-from ._solve import NlsqError, _Callbacks, _options, _result, solve
+from ._solve import NlsqError, _Callbacks, _options, solve
 
 
 def _n_params(f, p0):
@@ -82,12 +82,12 @@ def curve_fit(f, xdata, ydata, p0=None, sigma=None, absolute_sigma=False, check_
                          {"absolute_sigma": 1 if absolute_sigma else 0})
     cb = _Callbacks(ch.fun, ch.jac if jac is not None else None, p)
     jacobian = 0 if jac is not None else 2
-    x, cov, res, flags = solve(cb, p, m, x0, jacobian, None if jac is not None else 1.0, bounds,
-                               opt, "lm", param_names)
+    info = solve(cb, p, m, x0, jacobian, None if jac is not None else 1.0, bounds, opt, "lm",
+                 param_names)
     del keep
-    info = _result(x, cov, res, flags, res.status)
-    if res.status <= 0:
-        raise NlsqError(res.status, "Optimal parameters not found: " + info.message)
+    x, cov = info.x, info.covariance
+    if info.status <= 0:
+        raise NlsqError(info.status, "Optimal parameters not found: " + info.message)
     if m == p and not absolute_sigma:
         cov = np.full((p, p), np.inf)
         warnings.warn("Covariance of the parameters could not be estimated", RuntimeWarning)

@@ -115,7 +115,7 @@ def _options(ftol, xtol, gtol, max_iter, loss, f_scale, chunk_rows, n_threads, e
 
 
 def solve(cb, p, n_rows, x0, jacobian, fd_scale, bounds, opt, method, param_names=None):
-    """Run one solver on an eval callback; returns (x, cov, result struct)."""
+    """Run one solver on an eval callback; returns its OptimizeResult."""
     keep = []
     pb, pbuf = new("nlsq_problem")
     keep.append(pbuf)
@@ -150,7 +150,7 @@ def solve(cb, p, n_rows, x0, jacobian, fd_scale, bounds, opt, method, param_name
     flags = ffi.new("unsigned[]", p)
     lib.nlsq_param_flags(pb, x, cov, flags)
     names = [ffi.string(lib.nlsq_param_flags_name(flags[j])).decode() for j in range(p)]
-    return xs, covm, res, names
+    return _result(xs, covm, res, names, status)    # while res's memory (keep) lives
 
 
 def _result(x, cov, res, flags, status):
@@ -201,10 +201,9 @@ def least_squares(fun, x0, n_rows, jac=None, bounds=(-np.inf, np.inf), loss="lin
         jacobian, jfun = _JAC_MODES[mode], None
     opt, keep = _options(ftol, xtol, gtol, max_nfev, loss, f_scale, chunk_rows, n_threads, options)
     cb = _Callbacks(fun, jfun, p)
-    x, cov, res, flags = solve(cb, p, int(n_rows), x0, jacobian, diff_step, bounds, opt, method,
-                               param_names)
+    out = solve(cb, p, int(n_rows), x0, jacobian, diff_step, bounds, opt, method, param_names)
     del keep
-    return _result(x, cov, res, flags, res.status)
+    return out
 
 
 __all__ = ["least_squares", "NlsqError", "OptimizeResult"]
