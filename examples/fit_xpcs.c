@@ -2,7 +2,7 @@
  * fit_xpcs - fit the laminar-flow (or static) XPCS model to the two-time
  * correlation matrices of one q in an APS 8-ID-I HDF5 file.
  *
- *   fit_xpcs INPUT.h5 --dt SECONDS --gap ANGSTROM [--q Q] [--frames FIRST:LAST]
+ *   fit_xpcs INPUT.h5 --gap ANGSTROM [--dt SECONDS] [--q Q] [--frames FIRST:LAST]
  *            [--mode laminar|static] [--method lm|adam|hybrid]
  *            [--triangle upper|full] [--threads N] [--json] [--output RESULT.h5]
  *   extras:  [--save-fit] [--plot PREFIX] [--plot-angles I,J,...]
@@ -203,6 +203,34 @@ static int read_truth(nlsq_xpcs_file *f, const nlsq_xpcs_selection *sel, double 
     return ok;
 }
 
+/* The frame time: the file's (docs/xpcs.md, "Input files"), or --dt.  When
+ * both exist and differ by more than 1e-6 relative, --dt is used and one
+ * warning line is printed.  source gets where dt came from.  0, or
+ * EXIT_BAD_INPUT (message printed) when neither exists. */
+static int resolve_dt(const fit_xpcs_args *a, nlsq_xpcs_file *f, double *dt, char *source,
+                      size_t size)
+{
+    double fdt = NAN;
+    char fsrc[384];
+    int have_file = nlsq_xpcs_file_dt(f, &fdt, fsrc, sizeof fsrc) == 0;
+    if (!a->have_dt && !have_file)
+        return bad_input("%s: no frame time: %s; give --dt SECONDS", a->input, fsrc);
+    if (!a->have_dt) {
+        *dt = fdt;
+        snprintf(source, size, "%s", fsrc);
+        return 0;
+    }
+    *dt = a->dt;
+    if (have_file && fabs(a->dt - fdt) > 1e-6 * fabs(fdt)) {
+        fprintf(stderr, "fit_xpcs: warning: --dt %.10g differs from the file's dt %.10g; "
+                "using --dt\n", a->dt, fdt);
+        snprintf(source, size, "--dt (the file's %.17g differs)", fdt);
+    } else {
+        snprintf(source, size, have_file ? "--dt (equal to the file's)" : "--dt");
+    }
+    return 0;
+}
+
 /* ------------------------------------------------------------------------ */
 
 /* The results are output too: a failed write is not success.  stdout is
@@ -300,6 +328,16 @@ int fit_xpcs_main(int argc, char **argv, FILE *out, FILE *msgs)
         return bad_input("%s", perr);
     }
 
+    double dt = NAN;
+    char dt_source[512];
+    if (resolve_dt(&a, f, &dt, dt_source, sizeof dt_source) != 0 ||
+        nlsq_xpcs_check_data(f, &sel, err, sizeof err) != 0) {
+        if (err[0]) bad_input("%s", err);
+        nlsq_xpcs_selection_free(&sel);
+        nlsq_xpcs_close(f);
+        return EXIT_BAD_INPUT;
+    }
+
     nlsq_xpcs_source src;
     nlsq_xpcs_model *m = NULL;
     double *x = NULL, *cov = NULL, *errs = NULL, *truth_con = NULL, *truth_off = NULL;
@@ -319,7 +357,7 @@ int fit_xpcs_main(int argc, char **argv, FILE *out, FILE *msgs)
     cfg.include_diagonal = a.include_diagonal;
     cfg.q = sel.q;
     cfg.gap = a.have_gap ? a.gap : NAN;
-    cfg.dt = a.dt;
+    cfg.dt = dt;
     cfg.k0 = a.k0 + sel.first_frame;
     cfg.sigma = a.sigma;
     cfg.memory_budget = (size_t)(a.budget_mib * 1048576.0);
@@ -480,6 +518,7 @@ int fit_xpcs_main(int argc, char **argv, FILE *out, FILE *msgs)
     r.file = f;
     r.sel = &sel;
     r.cfg = &cfg;
+    r.dt_source = dt_source;
     r.p = p;
     r.np = np;
     r.P = P;

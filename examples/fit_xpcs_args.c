@@ -20,7 +20,7 @@ static const char *const phys_names[FIT_XPCS_N_PHYS] = {
 const char *fit_xpcs_usage_text(void)
 {
     return
-        "usage: fit_xpcs INPUT.h5 --dt SECONDS --gap ANGSTROM [--q Q] [--frames FIRST:LAST]\n"
+        "usage: fit_xpcs INPUT.h5 --gap ANGSTROM [--dt SECONDS] [--q Q] [--frames FIRST:LAST]\n"
         "                [--mode laminar|static] [--method lm|adam|hybrid]\n"
         "                [--triangle upper|full] [--threads N] [--json] [--output RESULT.h5]\n"
         "                [--save-fit] [--plot PREFIX] [--plot-angles I,J,...]\n"
@@ -29,6 +29,7 @@ const char *fit_xpcs_usage_text(void)
         "                [--init NAME=VALUE]... [--k0 K] [--progress] [--help]\n"
         "                [--errors default|robust] [--profile NAME[,NAME...]|physical]\n"
         "  NAME: D0 alpha D_offset gamma_dot_0 beta gamma_dot_offset phi0\n"
+        "  --dt SECONDS          frame time; default: the one the file stores\n"
         "  --frames FIRST:LAST   inclusive frame window (FIRST: = to the end)\n"
         "  --output RESULT.h5    write the results to an HDF5 file (--save-fit: also\n"
         "                        the fitted c2 and the residuals per angle)\n"
@@ -349,7 +350,6 @@ int fit_xpcs_parse_args(int argc, char **argv, fit_xpcs_args *a, char *err, size
         }
     }
     if (!a->input) return usage_error(err, err_size, "no input file");
-    if (!a->have_dt) return usage_error(err, err_size, "--dt SECONDS is required");
     if (!a->have_gap && a->mode == 0)
         return usage_error(err, err_size, "--gap ANGSTROM is required (laminar mode)");
     if (a->mode == 1)

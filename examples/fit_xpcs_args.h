@@ -35,7 +35,7 @@ extern "C" {
 
 typedef struct fit_xpcs_args {
     const char *input;          /* INPUT.h5 (required) */
-    double dt;                  /* --dt SECONDS (required, > 0) */
+    double dt;                  /* --dt SECONDS (> 0); default: the file's */
     double gap;                 /* --gap ANGSTROM (> 0; required in laminar mode) */
     double q;                   /* --q Q (1/A, > 0); NAN = the file's only q */
     int have_dt, have_gap;

@@ -77,6 +77,7 @@ void xpcs_print_table(FILE *fp, const xpcs_report *r)
     fprintf(fp, "  q = %.6g 1/A, %zu angle%s, frames %zu..%zu (N = %zu), %s mode, %s triangle%s\n",
             sel->q, P, P == 1 ? "" : "s", sel->first_frame, sel->last_frame, r->N, mode_name(r),
             triangle_name(r), a->include_diagonal ? " + diagonal" : "");
+    fprintf(fp, "  dt = %.10g s (%s)\n", r->cfg->dt, r->dt_source ? r->dt_source : "");
     fprintf(fp, "  method %s: %s (%s)%s%s\n", a->method, nlsq_status_name(r->status), r->message,
             a->resume ? ", resumed from " : "", a->resume ? a->resume : "");
     fprintf(fp, "  %zu iterations, %.3f s, %zu rows (%zu excluded), %zu parameters\n",
@@ -222,6 +223,10 @@ void xpcs_print_json(FILE *fp, const xpcs_report *r)
     fprintf(fp, ", \"mode\": \"%s\", \"method\": \"%s\", \"triangle\": \"%s\", \"q\": ",
             mode_name(r), a->method, triangle_name(r));
     json_num(fp, r->sel->q);
+    fputs(", \"dt\": ", fp);
+    json_num(fp, r->cfg->dt);
+    fputs(", \"dt_source\": ", fp);
+    json_str(fp, r->dt_source ? r->dt_source : "");
     fprintf(fp, ", \"frames\": [%zu, %zu], \"phi\": ", r->sel->first_frame, r->sel->last_frame);
     json_array(fp, r->sel->phi, P);
     fputs(", \"params\": {", fp);
@@ -611,6 +616,8 @@ static int write_all(hid_t fid, const xpcs_report *r, int save_fit, char *err, s
         attr_int(fid, "first_frame", (long long)r->sel->first_frame) < 0 ||
         attr_int(fid, "last_frame", (long long)r->sel->last_frame) < 0 ||
         attr_int(fid, "n_frames", (long long)r->N) < 0 ||
+        attr_double(fid, "dt", r->cfg->dt) < 0 ||
+        attr_str(fid, "dt_source", r->dt_source ? r->dt_source : "") < 0 ||
         attr_double(fid, "cost", r->cost) < 0 ||
         attr_double(fid, "reduced_chi2", r->reduced_chi2) < 0 ||
         attr_int(fid, "n_rows", (long long)r->n_rows) < 0 ||
@@ -677,7 +684,7 @@ static int write_all(hid_t fid, const xpcs_report *r, int save_fit, char *err, s
     if (a->have_frames && a->last != SIZE_MAX) snprintf(frames, sizeof frames, "%zu:%zu", a->first, a->last);
     else if (a->have_frames) snprintf(frames, sizeof frames, "%zu:", a->first);
     else frames[0] = '\0';
-    if (attr_double(g, "dt", a->dt) < 0 || attr_double(g, "gap", a->have_gap ? a->gap : NAN) < 0 ||
+    if (attr_double(g, "dt", a->have_dt ? a->dt : NAN) < 0 || attr_double(g, "gap", a->have_gap ? a->gap : NAN) < 0 ||
         attr_double(g, "q", a->q) < 0 || attr_str(g, "frames", frames) < 0 ||
         attr_str(g, "mode", mode_name(r)) < 0 || attr_str(g, "method", a->method) < 0 ||
         attr_str(g, "triangle", triangle_name(r)) < 0 ||

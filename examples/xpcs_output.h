@@ -20,7 +20,8 @@ typedef struct xpcs_report {
     const fit_xpcs_args *args;          /* the command line */
     nlsq_xpcs_file *file;               /* the open input (for --save-fit / plots) */
     const nlsq_xpcs_selection *sel;     /* q, angles, frame window */
-    const nlsq_xpcs_config *cfg;        /* model configuration used */
+    const nlsq_xpcs_config *cfg;        /* model configuration used (cfg->dt: the dt fitted) */
+    const char *dt_source;              /* where cfg->dt came from (one line) */
     size_t p;                           /* parameters in the fit vector */
     size_t np;                          /* physical parameters fitted: 7 or 3 (static) */
     size_t P;                           /* angles */

@@ -156,7 +156,10 @@ typedef struct nlsq_xpcs_synth_spec {
 
 /** The 23M-point benchmark problem of docs/xpcs-model.md (23 angles, N = 1001, APS-U, float32). */
 NLSQ_API void nlsq_xpcs_synth_spec_default(nlsq_xpcs_synth_spec *s);
-/** Write a file (upper triangle filled, lower zero, as APS does).  Memory
+/** Write a file (upper triangle filled, lower zero, as APS does), with the
+ *  frame time stored as the beamline stores it (frame_time or
+ *  exposure_period = dt, stride and average 1), and for APS-U the partition's
+ *  dynamic_index_mapping (no empty bin) and dynamic_num_pts.  Memory
  *  O(N^2) per matrix is not needed: rows are generated and written in blocks. */
 NLSQ_API int  nlsq_xpcs_synth_write(const char *path, const nlsq_xpcs_synth_spec *s,
                                     char *err, size_t err_size);

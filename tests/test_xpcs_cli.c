@@ -420,7 +420,7 @@ static void bad_command_lines(void **state)
     /* each row: arguments after the program, NULL-terminated */
     char *lines[][12] = {
         {NULL},                                                        /* nothing */
-        {synth_h5, "--gap", "2e6", NULL},                              /* no --dt */
+        {synth_h5, "--gap", "2e6", "--dt", NULL},                      /* --dt without value */
         {synth_h5, "--dt", "0.02", NULL},                              /* laminar needs --gap */
         {synth_h5, "--dt", "-1", "--gap", "2e6", NULL},
         {synth_h5, "--dt", "nan", "--gap", "2e6", NULL},
@@ -1040,6 +1040,77 @@ static void g2_rows_match_model(void **state)
     }
 }
 
+/* ------------------------------------------------------------------------ */
+/* dt from the file (docs/xpcs.md "Input files")                             */
+/* ------------------------------------------------------------------------ */
+
+/* A copy of src at dst with the dataset name deleted. */
+static void copy_without(const char *src, const char *dst, const char *name)
+{
+    size_t len = 0;
+    char *bytes = slurp(src, &len);
+    assert_non_null(bytes);
+    FILE *fp = fopen(dst, "wb");
+    assert_non_null(fp);
+    assert_int_equal(fwrite(bytes, 1, len, fp), len);
+    assert_int_equal(fclose(fp), 0);
+    free(bytes);
+    hid_t f = H5Fopen(dst, H5F_ACC_RDWR, H5P_DEFAULT);
+    assert_true(f >= 0);
+    assert_true(H5Ldelete(f, name, H5P_DEFAULT) >= 0);
+    assert_true(H5Fclose(f) >= 0);
+}
+
+static void dt_from_file(void **state)
+{
+    (void)state;
+    run_out a, b, c;
+    char pa[4096], pb[4096], buf[512];
+    /* no --dt: the file's 0.02, and the same fit as with --dt 0.02 */
+    char *nodt[] = {FIT_XPCS_EXE, synth_h5, "--gap", "2e6", "--threads", "2", "--json", NULL};
+    char *withdt[] = {FIT_BASE, "--json", NULL};
+    run(nodt, &a);
+    run(withdt, &b);
+    assert_int_equal(a.exit_code, 0);
+    assert_string_equal(a.err, "");
+    assert_true(json_get(a.out, "dt", buf, sizeof buf) && strtod(buf, NULL) == 0.02);
+    assert_true(json_get(a.out, "dt_source", buf, sizeof buf));
+    assert_non_null(strstr(buf, "frame_time"));
+    assert_true(json_get(a.out, "params", pa, sizeof pa) && json_get(b.out, "params", pb, sizeof pb));
+    assert_string_equal(pa, pb);
+    assert_true(json_get(b.out, "dt_source", buf, sizeof buf));
+    assert_string_equal(buf, "\"--dt (equal to the file's)\"");
+    /* --dt differing: used, one warning line */
+    char *other[] = {FIT_XPCS_EXE, real_h5, "--gap", "2e6", "--threads", "2", "--json", "--dt",
+                     "0.021", NULL};
+    run(other, &c);
+    assert_true(c.exit_code == 0 || c.exit_code == 1);
+    assert_int_equal(count_char(c.err, '\n'), 1);
+    assert_non_null(strstr(c.err, "warning: --dt 0.021 differs from the file's dt 0.02"));
+    assert_true(json_get(c.out, "dt", buf, sizeof buf) && strtod(buf, NULL) == 0.021);
+    run_free(&a);
+    run_free(&b);
+    run_free(&c);
+    /* neither: exit 2 naming what is missing (both layouts) */
+    const char *srcs[2] = {synth_h5, real_h5};
+    const char *gone[2] = {"entry/instrument/detector_1/frame_time", "xpcs/avg_frames"};
+    for (int k = 0; k < 2; k++) {
+        char nodt_h5[600];
+        pathf(nodt_h5, sizeof nodt_h5, "nodt.h5");
+        copy_without(srcs[k], nodt_h5, gone[k]);
+        char *none[] = {FIT_XPCS_EXE, nodt_h5, "--gap", "2e6", "--json", NULL};
+        run(none, &a);
+        assert_int_equal(a.exit_code, 2);
+        assert_string_equal(a.out, "");
+        assert_int_equal(count_char(a.err, '\n'), 1);
+        assert_non_null(strstr(a.err, gone[k]));
+        assert_non_null(strstr(a.err, "--dt"));
+        print_message("    %s", a.err);
+        run_free(&a);
+        remove(nodt_h5);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1052,6 +1123,7 @@ int main(void)
         cmocka_unit_test(output_file),
         cmocka_unit_test(plots),
         cmocka_unit_test(g2_rows_match_model),
+        cmocka_unit_test(dt_from_file),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -313,6 +313,16 @@ int nlsq_xpcs_synth_write(const char *path, const nlsq_xpcs_synth_spec *s, char 
         what = "xpcs/twotime/processed_bins";
         if (write_small(fid, lcpl, what, 1, &db, H5T_STD_I64LE, H5T_NATIVE_LLONG, bins) < 0)
             goto wfail;
+        /* no empty bin: label b is flattened index b - 1 */
+        for (size_t m = 0; m < M; m++) bins[m] = (long long)m;
+        what = "xpcs/qmap/dynamic_index_mapping";
+        if (write_small(fid, lcpl, what, 1, &db, H5T_STD_I64LE, H5T_NATIVE_LLONG, bins) < 0)
+            goto wfail;
+        long long npts[2] = {(long long)NQ, (long long)P};
+        hsize_t d2 = 2;
+        what = "xpcs/qmap/dynamic_num_pts";
+        if (write_small(fid, lcpl, what, 1, &d2, H5T_STD_I64LE, H5T_NATIVE_LLONG, npts) < 0)
+            goto wfail;
     } else {
         hsize_t dm[2] = {1, M};
         group = "exchange/C2T_all";
@@ -332,6 +342,21 @@ int nlsq_xpcs_synth_write(const char *path, const nlsq_xpcs_synth_spec *s, char 
             xpcs__err(err, es, "%s: writing dataset '%s' failed", path, dname);
             rc = NLSQ_XPCS_EFILE;
             goto wclose;
+        }
+    }
+    {   /* the frame time, as the beamline stores it: frame time * stride * average */
+        static const char *const dt_apsu[3] = {"entry/instrument/detector_1/frame_time",
+                                               "xpcs/twotime/config/stride_frame",
+                                               "xpcs/twotime/config/avg_frame"};
+        static const char *const dt_old[3] = {"measurement/instrument/detector/exposure_period",
+                                              "xpcs/stride_frames", "xpcs/avg_frames"};
+        const char *const *names = s->layout == NLSQ_XPCS_LAYOUT_APS_U ? dt_apsu : dt_old;
+        const double vals[3] = {s->dt, 1.0, 1.0};
+        hsize_t d1 = 1;
+        for (int k = 0; k < 3; k++) {
+            what = names[k];
+            if (write_small(fid, lcpl, what, 1, &d1, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &vals[k]) < 0)
+                goto wfail;
         }
     }
     {   /* the truth, for fit_xpcs and tests to compare with */
