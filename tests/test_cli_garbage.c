@@ -74,7 +74,7 @@ static const cmd cmds[] = {
     {"dt overflows", {GOOD, "--dt", "1e999", "--gap", "2e6"}, 0},
     {"NaN gap", {GOOD, "--dt", "1e-3", "--gap", "nan"}, 0},
     {"negative q", {GOOD, "--dt", "1e-3", "--gap", "2e6", "--q", "-0.01"}, 0},
-    {"no dt", {GOOD, "--gap", "2e6"}, 0},
+    {"--dt eats the next flag", {GOOD, "--gap", "2e6", "--dt", "--json"}, 0},   /* no --dt is valid: the file stores dt */
     {"no gap in laminar mode", {GOOD, "--dt", "1e-3"}, 0},
     {"no input file", {"--dt", "1e-3", "--gap", "2e6"}, 0},
     {"two input files", {GOOD, GOOD, "--dt", "1e-3", "--gap", "2e6"}, 0},
