@@ -2,7 +2,7 @@
  * fit_xpcs - fit the laminar-flow (or static) XPCS model to the two-time
  * correlation matrices of one q in an APS 8-ID-I HDF5 file.
  *
- *   fit_xpcs INPUT.h5 --gap ANGSTROM [--dt SECONDS] [--q Q] [--frames FIRST:LAST]
+ *   fit_xpcs INPUT.h5 --gap ANGSTROM [--dt SECONDS] [--q Q|all] [--frames FIRST:LAST]
  *            [--mode laminar|static] [--method lm|adam|hybrid]
  *            [--triangle upper|full] [--threads N] [--json] [--output RESULT.h5]
  *   extras:  [--save-fit] [--plot PREFIX] [--plot-angles I,J,...]
@@ -243,6 +243,345 @@ static int close_output(FILE *out, char *err, size_t es)
     return -1;
 }
 
+/* What a fit of one selection needs besides the selection. */
+typedef struct fit_job {
+    fit_xpcs_args *a;
+    nlsq_xpcs_file *f;
+    FILE *out;
+    double dt;                  /* resolve_dt */
+    const char *dt_source;
+    xpcs_result_file *rf;       /* --q all: the result file (group per q; NULL: --output alone) */
+    const char *group;          /* its group for this q */
+} fit_job;
+
+/* Fit one selection (one q, all its angles) and report it: the table or
+ * the JSON object on out, the result file, the figures.  Returns the exit
+ * code of this fit (one line on stderr for exit 2). */
+static int fit_selection(const fit_job *job, const nlsq_xpcs_selection *sel)
+{
+    fit_xpcs_args *a = job->a;
+    nlsq_xpcs_file *f = job->f;
+    FILE *out = job->out;
+    char err[512] = "", perr[512];
+    int rc;
+    for (size_t k = 0; k < a->n_plot_angles; k++)
+        if (a->plot_angles[k] >= sel->n_angles) {
+            size_t bad = a->plot_angles[k], na = sel->n_angles;
+            return bad_usage("--plot-angles: angle %zu does not exist (q = %g has %zu angles: 0..%zu)",
+                             bad, sel->q, na, na ? na - 1 : 0);
+        }
+
+    size_t plot_def[3], n_plot = a->n_plot_angles;
+    const size_t *plot_angles = a->plot_angles;
+    if (a->plot && !n_plot) {
+        n_plot = xpcs_plot_default_angles(sel->n_angles, plot_def);
+        plot_angles = plot_def;
+    }
+    if (fit_xpcs_check_plot_files(a, plot_angles, n_plot, perr, sizeof perr) != 0)
+        return bad_input("%s", perr);
+
+    if (nlsq_xpcs_check_data(f, sel, err, sizeof err) != 0) return bad_input("%s", err);
+
+    nlsq_xpcs_source src;
+    nlsq_xpcs_model *m = NULL;
+    double *x = NULL, *cov = NULL, *errs = NULL, *truth_con = NULL, *truth_off = NULL;
+    unsigned *flags = NULL;
+    int exit_code = EXIT_BAD_INPUT;
+    size_t P = sel->n_angles, N = sel->last_frame - sel->first_frame + 1;
+
+    rc = nlsq_xpcs_file_source(f, sel, &src);
+    if (rc != 0) {
+        bad_input("%s: cannot read the selected matrices (%s)", a->input, nlsq_xpcs_status_string(rc));
+        goto done;
+    }
+    nlsq_xpcs_config cfg;
+    nlsq_xpcs_config_init(&cfg);
+    cfg.mode = a->mode;
+    cfg.triangle = a->triangle;
+    cfg.include_diagonal = a->include_diagonal;
+    cfg.q = sel->q;
+    cfg.gap = a->have_gap ? a->gap : NAN;
+    cfg.dt = job->dt;
+    cfg.k0 = a->k0 + sel->first_frame;
+    cfg.sigma = a->sigma;
+    cfg.memory_budget = (size_t)(a->budget_mib * 1048576.0);
+#ifdef FIT_XPCS_MPI
+    nlsq_mpi_cli_xpcs_config(&cfg);    /* several ranks: stream, each reads its own rows */
+#endif
+    rc = nlsq_xpcs_model_create(&src, &cfg, &m, err, sizeof err);
+    if (rc != 0) {
+        bad_input("%s: %s", a->input, err[0] ? err : nlsq_xpcs_status_string(rc));
+        goto done;
+    }
+
+    size_t p = nlsq_xpcs_model_n_params(m), np = a->mode == NLSQ_XPCS_STATIC ? 3 : 7;
+    x = malloc(sizeof(double) * p);
+    cov = malloc(sizeof(double) * p * p);
+    errs = malloc(sizeof(double) * p);
+    truth_con = malloc(sizeof(double) * P);
+    truth_off = malloc(sizeof(double) * P);
+    flags = calloc(p, sizeof(unsigned));
+    if (!x || !cov || !errs || !truth_con || !truth_off || !flags) {
+        bad_input("out of memory (%zu parameters)", p);
+        goto done;
+    }
+    {
+        double *lo = malloc(sizeof(double) * p), *hi = malloc(sizeof(double) * p);
+        if (!lo || !hi) {
+            free(lo);
+            free(hi);
+            bad_input("out of memory (%zu parameters)", p);
+            goto done;
+        }
+        nlsq_xpcs_default_bounds(m, lo, hi);
+        int oob = -1;
+        for (size_t k = 0; k < np; k++)
+            if (!isnan(a->init[k]) && (a->init[k] < lo[k] || a->init[k] > hi[k])) oob = (int)k;
+        if (oob >= 0) {
+            bad_usage("--init %s=%g is outside the bounds [%g, %g]", nlsq_xpcs_param_name((size_t)oob),
+                      a->init[oob], lo[oob], hi[oob]);
+            free(lo);
+            free(hi);
+            goto done;
+        }
+        free(lo);
+        free(hi);
+    }
+#ifdef FIT_XPCS_MPI
+    rc = nlsq_mpi_cli_xpcs_initial_guess(m, &cfg, a->init, x);   /* from each rank's rows */
+#else
+    rc = nlsq_xpcs_initial_guess(m, a->init, x);
+#endif
+    if (rc != 0) {
+        const char *le = nlsq_xpcs_model_last_error(m);
+        bad_input("%s: initial guess failed: %s", a->input, le[0] ? le : nlsq_xpcs_status_string(rc));
+        goto done;
+    }
+
+    nlsq_problem pb;
+    nlsq_xpcs_model_problem(m, &pb);
+    nlsq_options opt;
+    nlsq_options_init(&opt);
+    opt.n_threads = a->n_threads;
+    opt.max_iter = a->max_iter;
+#ifdef FIT_XPCS_MPI
+    nlsq_mpi_cli_options(&opt);        /* this rank's rows, reduce over MPI_COMM_WORLD */
+#endif
+    /* progress: with --progress, a line per iteration; else, when stderr is
+     * a terminal, one line kept up to date (and ended after the fit) */
+    progress_ctx pctx = {a->progress ? 1 : (msg_stream == stderr && isatty(STDERR_FILENO) ? 2 : 0), 0, 0};
+    {
+        const char *d = getenv("FIT_XPCS_TEST_ITER_DELAY_MS");
+        if (d && *d) pctx.delay_ms = strtol(d, NULL, 10);
+        if (pctx.delay_ms < 0 || pctx.delay_ms > 10000) pctx.delay_ms = 0;
+    }
+    if (pctx.print || pctx.delay_ms > 0) {
+        opt.progress = progress_cb;
+        opt.progress_ctx = &pctx;
+    }
+    /* Checkpoints: --checkpoint FILE, or keep saving to the --resume file so
+     * that a resumed fit killed again can be resumed again. */
+    const char *ckpt = a->checkpoint ? a->checkpoint : a->resume;
+    if (ckpt) {
+        opt.checkpoint_path = ckpt;
+        opt.checkpoint_every = a->checkpoint_every;
+    }
+
+    nlsq_result res;
+    memset(&res, 0, sizeof res);
+    for (size_t k = 0; k < p * p; k++) cov[k] = NAN;
+    res.covariance = cov;
+    double t0 = now_s();
+    int status;
+    if (a->resume) status = nlsq_resume(&pb, &opt, a->resume, x, &res);
+    else if (!strcmp(a->method, "adam")) status = nlsq_adam(&pb, &opt, x, &res);
+    else if (!strcmp(a->method, "hybrid")) status = nlsq_hybrid(&pb, &opt, x, &res);
+    else status = nlsq_lm(&pb, &opt, x, &res);
+    if (pctx.shown) fputc('\n', stderr);
+    int have_cov = 0;
+    if (status >= 0) {
+        /* nlsq_lm / nlsq_hybrid fill the covariance; Adam does not */
+        int filled = 0;
+        for (size_t k = 0; k < p && !filled; k++)
+            if (!isnan(cov[k * p + k])) filled = 1;
+        if (!filled) {
+            nlsq_result cres;
+            memset(&cres, 0, sizeof cres);
+            filled = nlsq_covariance(&pb, &opt, x, cov, &cres) >= 0;
+        }
+        have_cov = filled;
+    }
+    double seconds = now_s() - t0;
+
+    const char *le = nlsq_xpcs_model_last_error(m);
+    if (status == NLSQ_ECALLBACK && le[0]) {
+        bad_input("%s", le);
+        goto done;
+    }
+    if (a->resume && (status == NLSQ_EIO || status == NLSQ_ECHECKPOINT)) {
+        bad_input("--resume %s: %s (give the same input and options as the interrupted fit)",
+                  a->resume, res.message[0] ? res.message : nlsq_status_string(status));
+        goto done;
+    }
+    if (status == NLSQ_EIO && ckpt) {
+        bad_input("--checkpoint %s: %s", ckpt,
+                  res.message[0] ? res.message : nlsq_status_string(status));
+        goto done;
+    }
+
+    size_t m_rows = nlsq_xpcs_model_n_rows(m), n_excl = nlsq_xpcs_model_n_excluded(m);
+#ifdef FIT_XPCS_MPI
+    n_excl = nlsq_mpi_cli_xpcs_n_excluded(m);   /* over all ranks */
+#endif
+    /* fixed parameters (lower == upper) are not parameters of the fit */
+    size_t p_free = p - res.n_fixed;
+    double dof = (double)m_rows - (double)n_excl - (double)p_free;
+    /* The solver scaled by 2 cost / (m - p_free); rescale to 2 cost / dof. */
+    double cscale = ((double)m_rows - (double)p_free) / dof;
+    if (have_cov && dof > 0)
+        for (size_t k = 0; k < p * p; k++) cov[k] *= cscale;
+    if (have_cov && dof > 0 && a->errors == FIT_XPCS_ERRORS_ROBUST &&
+        xpcs_robust_covariance(m, &pb, &opt, x, cov, err, sizeof err) != 0) {
+        bad_input("%s: %s", a->input, err);
+        goto done;
+    }
+    for (size_t k = 0; k < p; k++) {
+        double v = have_cov && dof > 0 ? cov[k * p + k] : NAN;
+        errs[k] = (isfinite(v) && v >= 0) ? sqrt(v) : NAN;
+    }
+
+    if (have_cov && dof > 0 && xpcs_flags_and_warning(&pb, x, cov, flags, np, p) < 0) {
+        bad_input("out of memory (%zu parameters)", p);
+        goto done;
+    }
+
+    xpcs_report r;
+    memset(&r, 0, sizeof r);
+    r.flags = have_cov && dof > 0 ? flags : NULL;
+    r.args = a;
+    r.file = f;
+    r.sel = sel;
+    r.cfg = &cfg;
+    r.dt_source = job->dt_source;
+    r.p = p;
+    r.np = np;
+    r.P = P;
+    r.N = N;
+    r.x = x;
+    r.err = errs;
+    r.cov = have_cov && dof > 0 ? cov : NULL;
+    r.status = status;
+    r.message = res.message[0] ? res.message : nlsq_status_string(status);
+    r.cost = res.cost;
+    r.reduced_chi2 = dof > 0 ? 2.0 * res.cost / dof : NAN;
+    r.dof = dof;
+    r.seconds = seconds;
+    r.n_rows = m_rows;
+    r.n_excluded = n_excl;
+    r.iterations = res.iterations;
+    r.n_eval = res.n_eval;
+    r.n_jac = res.n_jac;
+    r.n_phases = res.n_phases;
+    memcpy(r.phases, res.phases, sizeof r.phases);
+    int truth = read_truth(f, sel, r.truth_phys, truth_con, truth_off);
+    r.have_truth = truth != 0;
+    r.truth_contrast = truth == 1 ? truth_con : NULL;
+    r.truth_offset = truth == 1 ? truth_off : NULL;
+
+    if (a->json && job->rf) xpcs_print_json_object(out, &r);   /* an element of the array */
+    else if (a->json) xpcs_print_json(out, &r);
+    else xpcs_print_table(out, &r);
+    exit_code = status > 0 ? EXIT_CONVERGED : EXIT_NOT_CONVERGED;
+    if (job->rf && xpcs_result_add(job->rf, job->group, &r, a->save_fit, err, sizeof err) != 0) {
+        exit_code = bad_input("%s", err);
+        goto done;
+    }
+    if (!job->rf && a->output &&
+        xpcs_write_result(a->output, &r, a->save_fit, err, sizeof err) != 0) {
+        exit_code = bad_input("%s", err);
+        goto done;
+    }
+    if (a->plot && xpcs_plot(a->plot, &r, plot_angles, n_plot, err, sizeof err) != 0) {
+        exit_code = bad_input("%s", err);
+        goto done;
+    }
+
+done:
+    free(flags);
+    free(x);
+    free(cov);
+    free(errs);
+    free(truth_con);
+    free(truth_off);
+    nlsq_xpcs_model_free(m);
+    return exit_code;
+}
+
+static int dbl_cmp(const void *x, const void *y)
+{
+    double u = *(const double *)x, v = *(const double *)y;
+    return (u > v) - (u < v);
+}
+
+/* The distinct q of the file, ascending (same rule as nlsq_xpcs_select:
+ * equal to 1e-9 relative).  *nq of them in a malloc'ed array, or NULL. */
+static double *distinct_q(const nlsq_xpcs_file *f, size_t *nq)
+{
+    size_t M = nlsq_xpcs_n_matrices(f), n = 0;
+    double *q = malloc((M ? M : 1) * sizeof *q);
+    if (!q) return NULL;
+    for (size_t k = 0; k < M; k++) nlsq_xpcs_matrix_info(f, k, &q[k], NULL);
+    qsort(q, M, sizeof *q, dbl_cmp);
+    for (size_t k = 0; k < M; k++)
+        if (n == 0 || fabs(q[k] - q[n - 1]) > 1e-9 * fmax(fabs(q[k]), fabs(q[n - 1]))) q[n++] = q[k];
+    *nq = n;
+    return q;
+}
+
+/* --q all: every q of the file in turn, with the same options; a JSON array
+ * (or one table per q) and one group per q ("q_000", ... ascending q) in
+ * --output.  One fit's memory at a time.  Exit code: 2 at the first q that
+ * cannot be fitted (nothing is written then), else 1 when a fit did not
+ * converge, else 0. */
+static int fit_every_q(fit_job *job)
+{
+    char err[512] = "";
+    size_t nq = 0;
+    double *qs = distinct_q(job->f, &nq);
+    if (!qs) return bad_input("out of memory");
+    xpcs_result_file rf;
+    if (job->a->output && xpcs_result_open(&rf, job->a->output, err, sizeof err) != 0) {
+        free(qs);
+        return bad_input("%s", err);
+    }
+    job->rf = job->a->output ? &rf : NULL;
+    int worst = EXIT_CONVERGED;
+    if (job->a->json) fputc('[', job->out);
+    for (size_t k = 0; k < nq && worst != EXIT_BAD_INPUT; k++) {
+        char group[32];
+        snprintf(group, sizeof group, "q_%03zu", k);
+        job->group = group;
+        nlsq_xpcs_selection sel;
+        int rc = nlsq_xpcs_select(job->f, qs[k], job->a->first, job->a->last, &sel, err, sizeof err);
+        if (rc != 0) {
+            worst = bad_input("%s", err[0] ? err : nlsq_xpcs_status_string(rc));
+            break;
+        }
+        if (job->a->json && k > 0) fputs(", ", job->out);
+        int e = fit_selection(job, &sel);
+        nlsq_xpcs_selection_free(&sel);
+        if (e == EXIT_BAD_INPUT || (e == EXIT_NOT_CONVERGED && worst == EXIT_CONVERGED)) worst = e;
+        if (!job->a->json && k + 1 < nq) fputc('\n', job->out);
+    }
+    if (job->a->json && worst != EXIT_BAD_INPUT) fputs("]\n", job->out);
+    if (job->rf && xpcs_result_close(&rf, worst != EXIT_BAD_INPUT, err, sizeof err) != 0 &&
+        worst != EXIT_BAD_INPUT)
+        worst = bad_input("%s", err);
+    job->rf = NULL;
+    free(qs);
+    return worst;
+}
+
 int fit_xpcs_main(int argc, char **argv, FILE *out, FILE *msgs)
 {
     msg_stream = msgs;
@@ -299,275 +638,28 @@ int fit_xpcs_main(int argc, char **argv, FILE *out, FILE *msgs)
                          a.input, a.first, a.last, nf ? nf - 1 : 0);
     }
 
-    nlsq_xpcs_selection sel;
-    memset(&sel, 0, sizeof sel);
-    rc = nlsq_xpcs_select(f, a.q, a.first, a.last, &sel, err, sizeof err);
-    if (rc != 0) {
-        nlsq_xpcs_close(f);
-        return bad_input("%s", err[0] ? err : nlsq_xpcs_status_string(rc));
-    }
-
-    for (size_t k = 0; k < a.n_plot_angles; k++)
-        if (a.plot_angles[k] >= sel.n_angles) {
-            size_t bad = a.plot_angles[k], na = sel.n_angles;
-            nlsq_xpcs_selection_free(&sel);
-            nlsq_xpcs_close(f);
-            return bad_usage("--plot-angles: angle %zu does not exist (q = %g has %zu angles: 0..%zu)",
-                             bad, sel.q, na, na ? na - 1 : 0);
-        }
-
-    size_t plot_def[3], n_plot = a.n_plot_angles;
-    const size_t *plot_angles = a.plot_angles;
-    if (a.plot && !n_plot) {
-        n_plot = xpcs_plot_default_angles(sel.n_angles, plot_def);
-        plot_angles = plot_def;
-    }
-    if (fit_xpcs_check_plot_files(&a, plot_angles, n_plot, perr, sizeof perr) != 0) {
-        nlsq_xpcs_selection_free(&sel);
-        nlsq_xpcs_close(f);
-        return bad_input("%s", perr);
-    }
-
-    double dt = NAN;
+    fit_job job = {&a, f, out, NAN, NULL, NULL, NULL};
     char dt_source[512];
-    if (resolve_dt(&a, f, &dt, dt_source, sizeof dt_source) != 0 ||
-        nlsq_xpcs_check_data(f, &sel, err, sizeof err) != 0) {
-        if (err[0]) bad_input("%s", err);
-        nlsq_xpcs_selection_free(&sel);
+    if (resolve_dt(&a, f, &job.dt, dt_source, sizeof dt_source) != 0) {
         nlsq_xpcs_close(f);
         return EXIT_BAD_INPUT;
     }
-
-    nlsq_xpcs_source src;
-    nlsq_xpcs_model *m = NULL;
-    double *x = NULL, *cov = NULL, *errs = NULL, *truth_con = NULL, *truth_off = NULL;
-    unsigned *flags = NULL;
-    int exit_code = EXIT_BAD_INPUT;
-    size_t P = sel.n_angles, N = sel.last_frame - sel.first_frame + 1;
-
-    rc = nlsq_xpcs_file_source(f, &sel, &src);
-    if (rc != 0) {
-        bad_input("%s: cannot read the selected matrices (%s)", a.input, nlsq_xpcs_status_string(rc));
-        goto done;
+    job.dt_source = dt_source;
+    int exit_code;
+    if (a.q_all) {
+        exit_code = fit_every_q(&job);
+    } else {
+        nlsq_xpcs_selection sel;
+        memset(&sel, 0, sizeof sel);
+        rc = nlsq_xpcs_select(f, a.q, a.first, a.last, &sel, err, sizeof err);
+        exit_code = rc != 0 ? bad_input("%s", err[0] ? err : nlsq_xpcs_status_string(rc))
+                            : fit_selection(&job, &sel);
+        nlsq_xpcs_selection_free(&sel);
     }
-    nlsq_xpcs_config cfg;
-    nlsq_xpcs_config_init(&cfg);
-    cfg.mode = a.mode;
-    cfg.triangle = a.triangle;
-    cfg.include_diagonal = a.include_diagonal;
-    cfg.q = sel.q;
-    cfg.gap = a.have_gap ? a.gap : NAN;
-    cfg.dt = dt;
-    cfg.k0 = a.k0 + sel.first_frame;
-    cfg.sigma = a.sigma;
-    cfg.memory_budget = (size_t)(a.budget_mib * 1048576.0);
-#ifdef FIT_XPCS_MPI
-    nlsq_mpi_cli_xpcs_config(&cfg);    /* several ranks: stream, each reads its own rows */
-#endif
-    rc = nlsq_xpcs_model_create(&src, &cfg, &m, err, sizeof err);
-    if (rc != 0) {
-        bad_input("%s: %s", a.input, err[0] ? err : nlsq_xpcs_status_string(rc));
-        goto done;
-    }
-
-    size_t p = nlsq_xpcs_model_n_params(m), np = a.mode == NLSQ_XPCS_STATIC ? 3 : 7;
-    x = malloc(sizeof(double) * p);
-    cov = malloc(sizeof(double) * p * p);
-    errs = malloc(sizeof(double) * p);
-    truth_con = malloc(sizeof(double) * P);
-    truth_off = malloc(sizeof(double) * P);
-    flags = calloc(p, sizeof(unsigned));
-    if (!x || !cov || !errs || !truth_con || !truth_off || !flags) {
-        bad_input("out of memory (%zu parameters)", p);
-        goto done;
-    }
-    {
-        double *lo = malloc(sizeof(double) * p), *hi = malloc(sizeof(double) * p);
-        if (!lo || !hi) {
-            free(lo);
-            free(hi);
-            bad_input("out of memory (%zu parameters)", p);
-            goto done;
-        }
-        nlsq_xpcs_default_bounds(m, lo, hi);
-        int oob = -1;
-        for (size_t k = 0; k < np; k++)
-            if (!isnan(a.init[k]) && (a.init[k] < lo[k] || a.init[k] > hi[k])) oob = (int)k;
-        if (oob >= 0) {
-            bad_usage("--init %s=%g is outside the bounds [%g, %g]", nlsq_xpcs_param_name((size_t)oob),
-                      a.init[oob], lo[oob], hi[oob]);
-            free(lo);
-            free(hi);
-            goto done;
-        }
-        free(lo);
-        free(hi);
-    }
-#ifdef FIT_XPCS_MPI
-    rc = nlsq_mpi_cli_xpcs_initial_guess(m, &cfg, a.init, x);   /* from each rank's rows */
-#else
-    rc = nlsq_xpcs_initial_guess(m, a.init, x);
-#endif
-    if (rc != 0) {
-        const char *le = nlsq_xpcs_model_last_error(m);
-        bad_input("%s: initial guess failed: %s", a.input, le[0] ? le : nlsq_xpcs_status_string(rc));
-        goto done;
-    }
-
-    nlsq_problem pb;
-    nlsq_xpcs_model_problem(m, &pb);
-    nlsq_options opt;
-    nlsq_options_init(&opt);
-    opt.n_threads = a.n_threads;
-    opt.max_iter = a.max_iter;
-#ifdef FIT_XPCS_MPI
-    nlsq_mpi_cli_options(&opt);        /* this rank's rows, reduce over MPI_COMM_WORLD */
-#endif
-    /* progress: with --progress, a line per iteration; else, when stderr is
-     * a terminal, one line kept up to date (and ended after the fit) */
-    progress_ctx pctx = {a.progress ? 1 : (msgs == stderr && isatty(STDERR_FILENO) ? 2 : 0), 0, 0};
-    {
-        const char *d = getenv("FIT_XPCS_TEST_ITER_DELAY_MS");
-        if (d && *d) pctx.delay_ms = strtol(d, NULL, 10);
-        if (pctx.delay_ms < 0 || pctx.delay_ms > 10000) pctx.delay_ms = 0;
-    }
-    if (pctx.print || pctx.delay_ms > 0) {
-        opt.progress = progress_cb;
-        opt.progress_ctx = &pctx;
-    }
-    /* Checkpoints: --checkpoint FILE, or keep saving to the --resume file so
-     * that a resumed fit killed again can be resumed again. */
-    const char *ckpt = a.checkpoint ? a.checkpoint : a.resume;
-    if (ckpt) {
-        opt.checkpoint_path = ckpt;
-        opt.checkpoint_every = a.checkpoint_every;
-    }
-
-    nlsq_result res;
-    memset(&res, 0, sizeof res);
-    for (size_t k = 0; k < p * p; k++) cov[k] = NAN;
-    res.covariance = cov;
-    double t0 = now_s();
-    int status;
-    if (a.resume) status = nlsq_resume(&pb, &opt, a.resume, x, &res);
-    else if (!strcmp(a.method, "adam")) status = nlsq_adam(&pb, &opt, x, &res);
-    else if (!strcmp(a.method, "hybrid")) status = nlsq_hybrid(&pb, &opt, x, &res);
-    else status = nlsq_lm(&pb, &opt, x, &res);
-    if (pctx.shown) fputc('\n', stderr);
-    int have_cov = 0;
-    if (status >= 0) {
-        /* nlsq_lm / nlsq_hybrid fill the covariance; Adam does not */
-        int filled = 0;
-        for (size_t k = 0; k < p && !filled; k++)
-            if (!isnan(cov[k * p + k])) filled = 1;
-        if (!filled) {
-            nlsq_result cres;
-            memset(&cres, 0, sizeof cres);
-            filled = nlsq_covariance(&pb, &opt, x, cov, &cres) >= 0;
-        }
-        have_cov = filled;
-    }
-    double seconds = now_s() - t0;
-
-    const char *le = nlsq_xpcs_model_last_error(m);
-    if (status == NLSQ_ECALLBACK && le[0]) {
-        bad_input("%s", le);
-        goto done;
-    }
-    if (a.resume && (status == NLSQ_EIO || status == NLSQ_ECHECKPOINT)) {
-        bad_input("--resume %s: %s (give the same input and options as the interrupted fit)",
-                  a.resume, res.message[0] ? res.message : nlsq_status_string(status));
-        goto done;
-    }
-    if (status == NLSQ_EIO && ckpt) {
-        bad_input("--checkpoint %s: %s", ckpt,
-                  res.message[0] ? res.message : nlsq_status_string(status));
-        goto done;
-    }
-
-    size_t m_rows = nlsq_xpcs_model_n_rows(m), n_excl = nlsq_xpcs_model_n_excluded(m);
-#ifdef FIT_XPCS_MPI
-    n_excl = nlsq_mpi_cli_xpcs_n_excluded(m);   /* over all ranks */
-#endif
-    /* fixed parameters (lower == upper) are not parameters of the fit */
-    size_t p_free = p - res.n_fixed;
-    double dof = (double)m_rows - (double)n_excl - (double)p_free;
-    /* The solver scaled by 2 cost / (m - p_free); rescale to 2 cost / dof. */
-    double cscale = ((double)m_rows - (double)p_free) / dof;
-    if (have_cov && dof > 0)
-        for (size_t k = 0; k < p * p; k++) cov[k] *= cscale;
-    if (have_cov && dof > 0 && a.errors == FIT_XPCS_ERRORS_ROBUST &&
-        xpcs_robust_covariance(m, &pb, &opt, x, cov, err, sizeof err) != 0) {
-        bad_input("%s: %s", a.input, err);
-        goto done;
-    }
-    for (size_t k = 0; k < p; k++) {
-        double v = have_cov && dof > 0 ? cov[k * p + k] : NAN;
-        errs[k] = (isfinite(v) && v >= 0) ? sqrt(v) : NAN;
-    }
-
-    if (have_cov && dof > 0 && xpcs_flags_and_warning(&pb, x, cov, flags, np, p) < 0) {
-        bad_input("out of memory (%zu parameters)", p);
-        goto done;
-    }
-
-    xpcs_report r;
-    memset(&r, 0, sizeof r);
-    r.flags = have_cov && dof > 0 ? flags : NULL;
-    r.args = &a;
-    r.file = f;
-    r.sel = &sel;
-    r.cfg = &cfg;
-    r.dt_source = dt_source;
-    r.p = p;
-    r.np = np;
-    r.P = P;
-    r.N = N;
-    r.x = x;
-    r.err = errs;
-    r.cov = have_cov && dof > 0 ? cov : NULL;
-    r.status = status;
-    r.message = res.message[0] ? res.message : nlsq_status_string(status);
-    r.cost = res.cost;
-    r.reduced_chi2 = dof > 0 ? 2.0 * res.cost / dof : NAN;
-    r.dof = dof;
-    r.seconds = seconds;
-    r.n_rows = m_rows;
-    r.n_excluded = n_excl;
-    r.iterations = res.iterations;
-    r.n_eval = res.n_eval;
-    r.n_jac = res.n_jac;
-    r.n_phases = res.n_phases;
-    memcpy(r.phases, res.phases, sizeof r.phases);
-    int truth = read_truth(f, &sel, r.truth_phys, truth_con, truth_off);
-    r.have_truth = truth != 0;
-    r.truth_contrast = truth == 1 ? truth_con : NULL;
-    r.truth_offset = truth == 1 ? truth_off : NULL;
-
-    if (a.json) xpcs_print_json(out, &r);
-    else xpcs_print_table(out, &r);
-    exit_code = status > 0 ? EXIT_CONVERGED : EXIT_NOT_CONVERGED;
-    if (a.output && xpcs_write_result(a.output, &r, a.save_fit, err, sizeof err) != 0) {
-        exit_code = bad_input("%s", err);
-        goto done;
-    }
-    if (a.plot && xpcs_plot(a.plot, &r, plot_angles, n_plot, err, sizeof err) != 0) {
-        exit_code = bad_input("%s", err);
-        goto done;
-    }
-    /* the results on stdout are output too: a failed write is not success */
-    if (close_output(out, err, sizeof err) != 0) exit_code = bad_input("%s", err);
-
-done:
-    free(flags);
-    free(x);
-    free(cov);
-    free(errs);
-    free(truth_con);
-    free(truth_off);
-    nlsq_xpcs_model_free(m);
-    nlsq_xpcs_selection_free(&sel);
     nlsq_xpcs_close(f);
+    /* the results on stdout are output too: a failed write is not success */
+    if (exit_code != EXIT_BAD_INPUT && close_output(out, err, sizeof err) != 0)
+        exit_code = bad_input("%s", err);
     return exit_code;
 }
 

@@ -20,7 +20,7 @@ static const char *const phys_names[FIT_XPCS_N_PHYS] = {
 const char *fit_xpcs_usage_text(void)
 {
     return
-        "usage: fit_xpcs INPUT.h5 --gap ANGSTROM [--dt SECONDS] [--q Q] [--frames FIRST:LAST]\n"
+        "usage: fit_xpcs INPUT.h5 --gap ANGSTROM [--dt SECONDS] [--q Q|all] [--frames FIRST:LAST]\n"
         "                [--mode laminar|static] [--method lm|adam|hybrid]\n"
         "                [--triangle upper|full] [--threads N] [--json] [--output RESULT.h5]\n"
         "                [--save-fit] [--plot PREFIX] [--plot-angles I,J,...]\n"
@@ -30,6 +30,7 @@ const char *fit_xpcs_usage_text(void)
         "                [--errors default|robust] [--profile NAME[,NAME...]|physical]\n"
         "  NAME: D0 alpha D_offset gamma_dot_0 beta gamma_dot_offset phi0\n"
         "  --dt SECONDS          frame time; default: the one the file stores\n"
+        "  --q Q|all             the q nearest Q, or every q in turn (a JSON array)\n"
         "  --frames FIRST:LAST   inclusive frame window (FIRST: = to the end)\n"
         "  --output RESULT.h5    write the results to an HDF5 file (--save-fit: also\n"
         "                        the fitted c2 and the residuals per angle)\n"
@@ -256,10 +257,14 @@ int fit_xpcs_parse_args(int argc, char **argv, fit_xpcs_args *a, char *err, size
                 return usage_error(err, err_size,
                                    "--gap must be a positive number of Angstrom, not '%.200s'", val);
             a->have_gap = 1;
+        } else if (!strcmp(name, "--q") && !strcmp(val, "all")) {
+            a->q_all = 1;
+            a->q = NAN;
         } else if (!strcmp(name, "--q")) {
+            a->q_all = 0;
             if (parse_double(val, &a->q) || !(a->q > 0))
                 return usage_error(err, err_size,
-                                   "--q must be a positive number (1/Angstrom), not '%.200s'", val);
+                                   "--q must be a positive number (1/Angstrom) or all, not '%.200s'", val);
         } else if (!strcmp(name, "--frames")) {
             const char *colon = strchr(val, ':');
             char first[32];
@@ -361,6 +366,9 @@ int fit_xpcs_parse_args(int argc, char **argv, fit_xpcs_args *a, char *err, size
     if (a->mode == 1 && a->profile_physical) a->profile_mask &= 7u;
     if (a->mode == 1 && (a->profile_mask & ~7u))
         return usage_error(err, err_size, "--profile: the static model has no shear parameters");
+    if (a->q_all && (a->plot || a->checkpoint || a->resume))
+        return usage_error(err, err_size, "--q all fits several q: it takes no %s",
+                           a->plot ? "--plot" : a->checkpoint ? "--checkpoint" : "--resume");
     if (a->save_fit && !a->output)
         return usage_error(err, err_size, "--save-fit needs --output RESULT.h5");
     if (a->n_plot_angles && !a->plot)

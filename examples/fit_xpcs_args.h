@@ -38,6 +38,7 @@ typedef struct fit_xpcs_args {
     double dt;                  /* --dt SECONDS (> 0); default: the file's */
     double gap;                 /* --gap ANGSTROM (> 0; required in laminar mode) */
     double q;                   /* --q Q (1/A, > 0); NAN = the file's only q */
+    int q_all;                  /* --q all: every q of the file in turn */
     int have_dt, have_gap;
     size_t first, last;         /* --frames FIRST:LAST inclusive; last = SIZE_MAX: to the end */
     int have_frames;

@@ -187,7 +187,7 @@ static void json_uncertainty(FILE *fp, const xpcs_report *r)
     fputc('}', fp);
 }
 
-void xpcs_print_json(FILE *fp, const xpcs_report *r)
+void xpcs_print_json_object(FILE *fp, const xpcs_report *r)
 {
     const fit_xpcs_args *a = r->args;
     size_t P = r->P, np = r->np;
@@ -287,7 +287,13 @@ void xpcs_print_json(FILE *fp, const xpcs_report *r)
         fputs(", \"resumed_from\": ", fp);
         json_str(fp, a->resume);
     }
-    fputs("}\n", fp);
+    fputc('}', fp);
+}
+
+void xpcs_print_json(FILE *fp, const xpcs_report *r)
+{
+    xpcs_print_json_object(fp, r);
+    fputc('\n', fp);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -750,20 +756,23 @@ static const char *h5_reason(char *buf, size_t size)
     return buf;
 }
 
-int xpcs_write_result(const char *path, const xpcs_report *r, int save_fit, char *err, size_t es)
+int xpcs_result_open(xpcs_result_file *rf, const char *path, char *err, size_t es)
 {
-    char e2[400] = "";
+    char why[128];
     size_t n = strlen(path) + 16;
-    char *tmp = malloc(n);
-    if (!tmp) {
+    rf->path = path;
+    rf->fid = -1;
+    rf->tmp = malloc(n);
+    if (!rf->tmp) {
         snprintf(err, es, "--output %s: out of memory", path);
         return -1;
     }
-    int fd = safe_temp_create(path, tmp, n);
+    int fd = safe_temp_create(path, rf->tmp, n);
     if (fd < 0) {
         snprintf(err, es, "--output %s: cannot create a temporary next to it: %s", path,
                  strerror(errno));
-        free(tmp);
+        free(rf->tmp);
+        rf->tmp = NULL;
         return -1;
     }
     close(fd);   /* HDF5 opens it again by name (the name is ours: mkstemp) */
@@ -771,28 +780,67 @@ int xpcs_write_result(const char *path, const xpcs_report *r, int save_fit, char
     void *old_data;
     H5Eget_auto2(H5E_DEFAULT, &old_fn, &old_data);
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    rf->fid = H5Fcreate(rf->tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    if (rf->fid < 0)
+        snprintf(err, es, "--output %s: cannot create '%s': %s", path, rf->tmp,
+                 h5_reason(why, sizeof why));
+    H5Eset_auto2(H5E_DEFAULT, old_fn, old_data);
+    if (rf->fid >= 0) return 0;
+    unlink(rf->tmp);
+    free(rf->tmp);
+    rf->tmp = NULL;
+    return -1;
+}
+
+int xpcs_result_add(xpcs_result_file *rf, const char *group, const xpcs_report *r, int save_fit,
+                    char *err, size_t es)
+{
+    char e2[400] = "", why[128];
+    H5E_auto2_t old_fn;
+    void *old_data;
+    H5Eget_auto2(H5E_DEFAULT, &old_fn, &old_data);
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    hid_t loc = group ? H5Gcreate2(rf->fid, group, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT) : rf->fid;
     int rc = -1;
+    if (loc < 0) snprintf(e2, sizeof e2, "cannot create group '%s': %s", group, h5_reason(why, sizeof why));
+    else rc = write_all(loc, r, save_fit, e2, sizeof e2);
+    if (group && loc >= 0 && H5Gclose(loc) < 0 && rc == 0) rc = -1;
+    H5Eset_auto2(H5E_DEFAULT, old_fn, old_data);
+    if (rc != 0) snprintf(err, es, "--output %s: %s", rf->path, e2);
+    return rc;
+}
+
+int xpcs_result_close(xpcs_result_file *rf, int commit, char *err, size_t es)
+{
     char why[128];
-    hid_t fid = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
-    if (fid < 0) {
-        snprintf(e2, sizeof e2, "cannot create '%s': %s", tmp, h5_reason(why, sizeof why));
-    } else {
-        rc = write_all(fid, r, save_fit, e2, sizeof e2);
-        /* a failed close (disk full while flushing) leaves the file open in
-         * HDF5; fit_xpcs calls H5dont_atexit so that HDF5 does not close it
-         * again at exit */
-        if (H5Fclose(fid) < 0 && rc == 0) {
-            snprintf(e2, sizeof e2, "cannot finish '%s': %s", tmp, h5_reason(why, sizeof why));
-            rc = -1;
-        }
+    int rc = 0;
+    if (!rf->tmp) return -1;
+    H5E_auto2_t old_fn;
+    void *old_data;
+    H5Eget_auto2(H5E_DEFAULT, &old_fn, &old_data);
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    /* a failed close (disk full while flushing) leaves the file open in
+     * HDF5; fit_xpcs calls H5dont_atexit so that HDF5 does not close it
+     * again at exit */
+    if (H5Fclose(rf->fid) < 0 && commit) {
+        snprintf(err, es, "--output %s: cannot finish '%s': %s", rf->path, rf->tmp,
+                 h5_reason(why, sizeof why));
+        rc = -1;
     }
     H5Eset_auto2(H5E_DEFAULT, old_fn, old_data);
-    if (rc != 0) {
-        unlink(tmp);
-        snprintf(err, es, "--output %s: %s", path, e2);
-    } else {
-        rc = safe_commit("--output", tmp, path, err, es);
-    }
-    free(tmp);
-    return rc;
+    if (rc != 0 || !commit) unlink(rf->tmp);
+    else rc = safe_commit("--output", rf->tmp, rf->path, err, es);
+    free(rf->tmp);
+    rf->tmp = NULL;
+    rf->fid = -1;
+    return commit ? rc : 0;
+}
+
+int xpcs_write_result(const char *path, const xpcs_report *r, int save_fit, char *err, size_t es)
+{
+    xpcs_result_file rf;
+    if (xpcs_result_open(&rf, path, err, es) != 0) return -1;
+    int ok = xpcs_result_add(&rf, NULL, r, save_fit, err, es) == 0;
+    int rc = xpcs_result_close(&rf, ok, err, es);
+    return ok ? rc : -1;
 }

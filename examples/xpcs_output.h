@@ -57,6 +57,22 @@ void xpcs_print_json(FILE *fp, const xpcs_report *r);
  *  next to path, then rename it.  save_fit: also /fit/c2_fit and
  *  /fit/c2_residual, computed row block by row block.  0, or nonzero with one
  *  line in err. */
+/** The same, step by step, for several fits in one file (fit_xpcs --q all):
+ *  open a temporary next to path; add a report at the root (group NULL) or
+ *  in a new group; close: commit (rename over path) or, commit 0, discard.
+ *  0, or nonzero with one line in err. */
+typedef struct xpcs_result_file {
+    const char *path;
+    char *tmp;
+    int64_t fid;        /* hid_t */
+} xpcs_result_file;
+int xpcs_result_open(xpcs_result_file *rf, const char *path, char *err, size_t err_size);
+int xpcs_result_add(xpcs_result_file *rf, const char *group, const xpcs_report *r, int save_fit,
+                    char *err, size_t err_size);
+int xpcs_result_close(xpcs_result_file *rf, int commit, char *err, size_t err_size);
+/** One JSON object, no newline (xpcs_print_json adds one). */
+void xpcs_print_json_object(FILE *fp, const xpcs_report *r);
+
 int xpcs_write_result(const char *path, const xpcs_report *r, int save_fit,
                       char *err, size_t err_size);
 

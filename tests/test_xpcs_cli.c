@@ -1111,6 +1111,60 @@ static void dt_from_file(void **state)
     }
 }
 
+/* --q all: every q in turn, one JSON element and one result group per q,
+ * each equal to the fit of that q alone. */
+static void q_all(void **state)
+{
+    (void)state;
+    char multi[600], res[600], buf[8192], one[8192], key[32];
+    pathf(multi, sizeof multi, "multi.h5");
+    pathf(res, sizeof res, "multi_fit.h5");
+    char *synth[] = {XPCS_SYNTH_EXE, multi, "--frames", "100", "--angles", "5", "--dt", "0.02",
+                     "--extra-q", "2", NULL};
+    assert_int_equal(run_quiet(synth), 0);
+    run_out all, single;
+    char *argv[] = {FIT_XPCS_EXE, multi, "--gap", "2e6", "--threads", "2", "--q", "all",
+                    "--json", "--output", res, NULL};
+    run(argv, &all);
+    assert_int_equal(all.exit_code, 0);
+    assert_string_equal(all.err, "");
+    assert_int_equal(count_char(all.out, '\n'), 1);
+    assert_int_equal(all.out[0], '[');
+    assert_int_equal(json_array_len(all.out), 3);
+    const char *qs[3] = {"0.01", "0.015", "0.02"};
+    hid_t f = H5Fopen(res, H5F_ACC_RDONLY, H5P_DEFAULT);
+    assert_true(f >= 0);
+    for (int k = 0; k < 3; k++) {
+        /* element k: the k-th top-level object of the array */
+        const char *o = all.out + 1;
+        for (int t = 0; t < k; t++) {
+            int depth = 0;
+            for (; *o && !(depth == 0 && *o == ','); o++) depth += (*o == '{') - (*o == '}');
+            o += 2;
+        }
+        assert_true(json_get(o, "q", buf, sizeof buf));
+        assert_true(fabs(strtod(buf, NULL) - strtod(qs[k], NULL)) < 1e-12);
+        assert_true(json_get(o, "params", buf, sizeof buf));
+        char *alone[] = {FIT_XPCS_EXE, multi, "--gap", "2e6", "--threads", "2", "--q",
+                         (char *)qs[k], "--json", NULL};
+        run(alone, &single);
+        assert_true(json_get(single.out, "params", one, sizeof one));
+        assert_string_equal(buf, one);
+        run_free(&single);
+        double q = 0;
+        snprintf(key, sizeof key, "q_%03d/q", k);
+        read_doubles(f, key, &q, 1);
+        assert_true(fabs(q - strtod(qs[k], NULL)) < 1e-12);
+    }
+    H5Fclose(f);
+    run_free(&all);
+    char *bad[] = {FIT_XPCS_EXE, multi, "--gap", "2e6", "--q", "all", "--plot", res, NULL};
+    run(bad, &all);
+    assert_int_equal(all.exit_code, 2);
+    assert_non_null(strstr(all.err, "--q all"));
+    run_free(&all);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1124,6 +1178,7 @@ int main(void)
         cmocka_unit_test(plots),
         cmocka_unit_test(g2_rows_match_model),
         cmocka_unit_test(dt_from_file),
+        cmocka_unit_test(q_all),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
