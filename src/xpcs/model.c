@@ -33,14 +33,21 @@
  *
  * Data: in-memory sources are used in place; other sources are cached at
  * creation in row order (n_rows values, float32 when the source says so) if
- * that fits config.memory_budget, else streamed: each eval reads the matrix
- * rows its range needs (in blocks of at most STREAM_BLOCK_BYTES), calls
- * serialised by a mutex unless the source is thread safe.  Non-finite data
+ * that fits config.memory_budget, else streamed.  A file source whose rows
+ * are the upper triangle's (upper, or full with merged pairs) streams in
+ * blocks of 128 matrix rows (stream.c): each block's upper part is one HDF5
+ * read, blocks are read ahead by a reader thread into buffers that fit the
+ * budget, so a pass reads every stored chunk once while the workers compute.
+ * Other streamed sources read, per eval, the matrix rows the range needs (in
+ * blocks of at most STREAM_BLOCK_BYTES), calls serialised by a mutex unless
+ * the source is thread safe.  Non-finite data
  * give residual 0 and a zero Jacobian row and are counted once (at creation,
  * or, streaming, the first time each matrix row is read).
  */
 #include "nlsq_xpcs.h"
 #include "model_kernel.h"
+#include "stream.h"
+#include "xpcs_common.h"
 
 #include <math.h>
 #include <pthread.h>
@@ -61,7 +68,8 @@
 #define STREAM_BLOCK_BYTES ((size_t)4 << 20)
 #define CACHE_FILL_BYTES   ((size_t)8 << 20)
 
-enum { DATA_MEM32, DATA_MEM64, DATA_CACHE32, DATA_CACHE64, DATA_STREAM };
+enum { DATA_MEM32, DATA_MEM64, DATA_CACHE32, DATA_CACHE64, DATA_STREAM, DATA_BLOCKS };
+#define STREAM_BLOCK_ROWS 128   /* rows of a streamed block: the chunk rows of xpcs_synth files */
 
 typedef struct xtab {
     double key[NLSQ_XPCS_N_PHYS];
@@ -95,6 +103,7 @@ struct nlsq_xpcs_model {
     size_t n_excl_fixed;        /* counted at creation */
     atomic_size_t n_excl_stream;
     atomic_uchar *seen;         /* P * n matrix rows counted (streaming) */
+    xs_stream *blocks;          /* DATA_BLOCKS: row blocks read ahead (stream.c) */
     pthread_mutex_t read_mu;    /* serialises a non-thread-safe source */
     pthread_mutex_t tab_mu;     /* the table slots */
     pthread_mutex_t err_mu;
@@ -490,6 +499,60 @@ static size_t block_rows(const nlsq_xpcs_model *m)
     return b ? b : 1;
 }
 
+/* Streamed row blocks (DATA_BLOCKS, stream.c): the upper part of 128 matrix
+ * rows of one angle per block, one HDF5 read each, read ahead by the
+ * stream's reader thread. */
+
+/* xs_read_fn: rows [r0, r0 + nr) of angle a; counts the non-finite entries
+ * of rows read for the first time. */
+static int block_read(void *ctx, size_t a, size_t r0, size_t nr, double *out)
+{
+    nlsq_xpcs_model *m = ctx;
+    char err[256] = "";
+    int rc = xpcs__read_upper_rows(m->src.file, m->src.sel, a, r0, nr, out, err, sizeof err);
+    if (rc != 0) {
+        model_error(m, "%s", err[0] ? err : nlsq_xpcs_status_string(rc));
+        return rc == NLSQ_ENOMEM ? rc : NLSQ_ECALLBACK;
+    }
+    const size_t w = m->n - r0;
+    for (size_t q = 0; q < nr; q++) {
+        size_t i = r0 + q, c = 0;
+        if (atomic_exchange(&m->seen[a * m->n + i], 1)) continue;
+        for (size_t j = i; j < m->n; j++)
+            if (in_fit(m, i, j) && !isfinite(out[q * w + (j - r0)])) c += obs_of(m, i, j);
+        if (c) atomic_fetch_add(&m->n_excl_stream, c);
+    }
+    return 0;
+}
+
+/* The block a walk over rows holds (one per eval or fetch call). */
+typedef struct held_block {
+    const double *d;
+    size_t a, i0, rows;
+} held_block;
+
+/* Data of entry (i, j >= i) of angle a, from the block holding row i (taken
+ * when the walk enters it, the previous one given back).  NULL when the read
+ * failed (*rc set). */
+static const double *block_entry(nlsq_xpcs_model *m, held_block *h, size_t a, size_t i,
+                                 size_t j, int *rc)
+{
+    if (!h->d || h->a != a || i < h->i0 || i >= h->i0 + h->rows) {
+        if (h->d) xs_release(m->blocks, h->a, h->i0);
+        h->a = a;
+        h->rows = xs_block_rows(m->blocks);
+        h->d = xs_acquire(m->blocks, a, i, &h->i0, rc);
+        if (!h->d) return NULL;
+    }
+    return h->d + (i - h->i0) * (m->n - h->i0) + (j - h->i0);
+}
+
+static void block_done(nlsq_xpcs_model *m, held_block *h)
+{
+    if (h->d) xs_release(m->blocks, h->a, h->i0);
+    h->d = NULL;
+}
+
 /* Data of rows [l0, l0 + nrows) of angle a (local indices) into out. */
 static int fetch(nlsq_xpcs_model *m, size_t a, size_t l0, size_t nrows, double *out)
 {
@@ -513,6 +576,18 @@ static int fetch(nlsq_xpcs_model *m, size_t a, size_t l0, size_t nrows, double *
         local_to_ij(m, l0, &i, &j);
         for (size_t t = 0; t < nrows; t++, next_ij(m, &i, &j)) out[t] = d[i * n + j];
         return 0;
+    }
+    case DATA_BLOCKS: {
+        held_block h = {NULL, 0, 0, 0};
+        int rc = 0;
+        local_to_ij(m, l0, &i, &j);
+        for (size_t t = 0; t < nrows; t++, next_ij(m, &i, &j)) {
+            const double *y = block_entry(m, &h, a, i, j, &rc);
+            if (!y) break;
+            out[t] = *y;
+        }
+        block_done(m, &h);
+        return rc;
     }
     default:
         break;
@@ -607,7 +682,8 @@ static int model_eval(void *ctx, const double *x, size_t row0, size_t nrows,
                  {T->dCG, T->dCG ? T->dCG + n : NULL, T->dCG ? T->dCG + 2 * n : NULL}};
     int rc = 0;
     size_t done = 0;
-    while (done < nrows) {
+    held_block hb = {NULL, 0, 0, 0};
+    while (done < nrows && rc == 0) {
         size_t g = row0 + done;
         size_t a = g / m->R, l = g % m->R;
         size_t seg = m->R - l;
@@ -637,7 +713,12 @@ static int model_eval(void *ctx, const double *x, size_t row0, size_t nrows,
             case DATA_CACHE64: y64 = m->c64 + a * m->R + l + t; break;
             case DATA_MEM32: y32 = m->src.data32 + a * n * n + i * n + j; break;
             case DATA_MEM64: y64 = m->src.data64 + a * n * n + i * n + j; break;
+            case DATA_BLOCKS: y64 = block_entry(m, &hb, a, i, j, &rc); break;
             default: y64 = r + o; break;
+            }
+            if (!y32 && !y64) {
+                rc = rc == NLSQ_ENOMEM ? NLSQ_ENOMEM : 1;
+                break;
             }
             xk_segment(m->avx2, &sc, &kt, i, j, len, y32, y64, r + o, J ? J + o : NULL, nrows);
             t += len;
@@ -646,6 +727,7 @@ static int model_eval(void *ctx, const double *x, size_t row0, size_t nrows,
         }
         done += seg;
     }
+    block_done(m, &hb);
     tab_release(m, T);
     return rc;
 }
@@ -733,6 +815,19 @@ static void count_mem_excluded(nlsq_xpcs_model *m)
                 if (!isfinite(v)) excl += obs_of(m, i, j);
             }
     m->n_excl_fixed = excl;
+}
+
+/* The streamed blocks of a file source: as many 128-row blocks as the memory
+ * budget holds, at least 4 (two workers each holding one while the next
+ * ones are read), at most 64. */
+static int stream_start(nlsq_xpcs_model *m)
+{
+    size_t rows = STREAM_BLOCK_ROWS < m->n ? STREAM_BLOCK_ROWS : m->n;
+    size_t per = rows * m->n * sizeof(double);
+    size_t nbuf = m->cfg.memory_budget / per;
+    if (nbuf < 4) nbuf = 4;
+    if (nbuf > 64) nbuf = 64;
+    return xs_create(m->P, m->n, rows, nbuf, 1, block_read, m, &m->blocks);
 }
 
 int nlsq_xpcs_model_create(const nlsq_xpcs_source *src, const nlsq_xpcs_config *cfg,
@@ -860,10 +955,11 @@ int nlsq_xpcs_model_create(const nlsq_xpcs_source *src, const nlsq_xpcs_config *
                 return rc;
             }
         } else {
-            m->data_mode = DATA_STREAM;
+            m->data_mode = src->file && m->upper_rows ? DATA_BLOCKS : DATA_STREAM;
             m->seen = malloc(sizeof(atomic_uchar) * P * n);
             if (!m->seen) goto nomem;
             for (size_t q = 0; q < P * n; q++) atomic_init(&m->seen[q], 0);
+            if (m->data_mode == DATA_BLOCKS && stream_start(m) != 0) goto nomem;
         }
     }
     *out = m;
@@ -877,6 +973,7 @@ nomem:
 void nlsq_xpcs_model_free(nlsq_xpcs_model *m)
 {
     if (!m) return;
+    xs_free(m->blocks);   /* first: its reader thread reads through m */
     for (int s = 0; s < N_SLOTS; s++) free(m->slots[s].mem);
     free(m->phi);
     free(m->lower);
@@ -896,7 +993,7 @@ size_t nlsq_xpcs_model_n_rows(const nlsq_xpcs_model *m) { return m ? m->n_obs : 
 size_t nlsq_xpcs_model_n_excluded(const nlsq_xpcs_model *m)
 {
     if (!m) return 0;
-    if (m->data_mode == DATA_STREAM)
+    if (m->data_mode == DATA_STREAM || m->data_mode == DATA_BLOCKS)
         return atomic_load(&((nlsq_xpcs_model *)m)->n_excl_stream);
     return m->n_excl_fixed;
 }

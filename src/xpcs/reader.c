@@ -804,8 +804,42 @@ static int read_window_rows(hid_t d, hid_t fs, int tri, size_t F, size_t n, size
     return 0;
 }
 
+/* The upper part of rows [row0, row0 + nrows) of the window: row r's
+ * columns [row0, n) at out[r * (n - row0) + (c - row0)] (the entries left of
+ * each row's diagonal come from the other stored triangle: not data).  One
+ * read of the stored rows (upper storage) or columns (lower storage) of the
+ * block: row blocks that follow the file's chunk rows read each chunk once.
+ * tmp holds at least n * nrows values. */
+static int read_window_upper(hid_t d, hid_t fs, int tri, size_t F, size_t n, size_t row0,
+                             size_t nrows, double *out, double *tmp)
+{
+    const size_t R0 = F + row0, nright = n - row0;
+    if (tri != XPCS_TRI_LOWER) return read_block(d, fs, R0, R0, nrows, nright, out, nrows, nright, 0, 0);
+    if (read_block(d, fs, R0, R0, nright, nrows, tmp, nright, nrows, 0, 0) < 0) return -1;
+    for (size_t r = 0; r < nrows; r++)   /* full[R0+r][R0+cc] = L[R0+cc][R0+r] */
+        for (size_t cc = 0; cc < nright; cc++) out[r * nright + cc] = tmp[cc * nrows + r];
+    return 0;
+}
+
+static int read_rows_impl(nlsq_xpcs_file *f, const nlsq_xpcs_selection *sel, size_t a,
+                          size_t row0, size_t nrows, int upper_only, double *out, char *err,
+                          size_t es);
+
 int nlsq_xpcs_read_rows(nlsq_xpcs_file *f, const nlsq_xpcs_selection *sel, size_t a,
                         size_t row0, size_t nrows, double *out, char *err, size_t es)
+{
+    return read_rows_impl(f, sel, a, row0, nrows, 0, out, err, es);
+}
+
+int xpcs__read_upper_rows(nlsq_xpcs_file *f, const nlsq_xpcs_selection *sel, size_t a,
+                          size_t row0, size_t nrows, double *out, char *err, size_t es)
+{
+    return read_rows_impl(f, sel, a, row0, nrows, 1, out, err, es);
+}
+
+static int read_rows_impl(nlsq_xpcs_file *f, const nlsq_xpcs_selection *sel, size_t a,
+                          size_t row0, size_t nrows, int upper_only, double *out, char *err,
+                          size_t es)
 {
     if (err && es) err[0] = '\0';
     if (!f || !sel || (!out && nrows > 0)) {
@@ -869,8 +903,10 @@ int nlsq_xpcs_read_rows(nlsq_xpcs_file *f, const nlsq_xpcs_selection *sel, size_
         f->tri[k] = (unsigned char)t;
     }
     fs = H5Dget_space(d);
-    if (fs < 0 || read_window_rows(d, fs, f->tri[k], sel->first_frame, n, row0, nrows, out,
-                                   tmp) < 0)
+    if (fs < 0 || (upper_only ? read_window_upper(d, fs, f->tri[k], sel->first_frame, n, row0,
+                                                  nrows, out, tmp)
+                              : read_window_rows(d, fs, f->tri[k], sel->first_frame, n, row0,
+                                                 nrows, out, tmp)) < 0)
         goto read_fail;
     goto done;
 

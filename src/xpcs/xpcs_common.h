@@ -57,6 +57,18 @@ static inline void xpcs__err(char *err, size_t size, const char *fmt, ...)
 XPCS__HIDDEN void xpcs__h5_lock(void);
 XPCS__HIDDEN void xpcs__h5_unlock(void);
 
+/* The upper part of rows [row0, row0 + nrows) of angle a's full matrix in the
+ * selection's frame window (n frames): row r's columns [row0, n) at
+ * out[r * (n - row0) + (c - row0)]; only entries c >= row0 + r are data.
+ * nlsq_xpcs_read_rows' checks and errors.  For the model's streamed row
+ * blocks: a block that follows the file's chunk rows reads each chunk once. */
+struct nlsq_xpcs_file;
+struct nlsq_xpcs_selection;
+XPCS__HIDDEN int xpcs__read_upper_rows(struct nlsq_xpcs_file *f,
+                                       const struct nlsq_xpcs_selection *sel, size_t a,
+                                       size_t row0, size_t nrows, double *out, char *err,
+                                       size_t es);
+
 /* ------------------------------------------------------------------------ */
 /* Random numbers                                                            */
 /* ------------------------------------------------------------------------ */
