@@ -63,6 +63,7 @@
 #include "fit_xpcs_paths.h"
 #include "safe_io.h"
 #include "fit_xpcs.h"
+#include "xpcs_config.h"
 
 #include <hdf5.h>
 
@@ -243,6 +244,57 @@ static int close_output(FILE *out, char *err, size_t es)
     return -1;
 }
 
+/* Bounds of --config (parameter_space.bounds, held parameters) over the
+ * model's defaults lo/hi, set on the model.  0, or EXIT_BAD_INPUT (printed). */
+static int apply_bounds(const fit_xpcs_args *a, nlsq_xpcs_model *m, size_t np, double *lo,
+                        double *hi)
+{
+    for (size_t k = 0; k < np; k++) {
+        if (!isnan(a->lower[k])) lo[k] = a->lower[k];
+        if (!isnan(a->upper[k])) hi[k] = a->upper[k];
+        if (lo[k] > hi[k])
+            return bad_input("%s: bounds of %s: min %g > max %g", a->config ? a->config : "",
+                             nlsq_xpcs_param_name(k), lo[k], hi[k]);
+    }
+    return nlsq_xpcs_model_set_bounds(m, lo, hi) == 0 ? 0 : bad_input("cannot set the bounds");
+}
+
+/* Is phi (degrees) inside [lo, hi], modulo 360? */
+static int phi_in_range(double phi, double lo, double hi)
+{
+    double d = fmod(phi - lo, 360.0);
+    if (d < 0) d += 360.0;
+    return hi - lo >= 360.0 || d <= hi - lo;
+}
+
+/* Select q (nearest q_request) and, with phi ranges (--config
+ * phi_filtering), keep only the angles inside one.  0, or EXIT_BAD_INPUT
+ * (printed; sel freed). */
+static int select_q(const fit_xpcs_args *a, nlsq_xpcs_file *f, double q_request,
+                    nlsq_xpcs_selection *sel)
+{
+    char err[512] = "";
+    int rc = nlsq_xpcs_select(f, q_request, a->first, a->last, sel, err, sizeof err);
+    if (rc != 0) return bad_input("%s", err[0] ? err : nlsq_xpcs_status_string(rc));
+    if (!a->n_phi_ranges) return 0;
+    size_t w = 0;
+    for (size_t i = 0; i < sel->n_angles; i++) {
+        int keep = 0;
+        for (size_t r = 0; r < a->n_phi_ranges && !keep; r++)
+            keep = phi_in_range(sel->phi[i], a->phi_ranges[r][0], a->phi_ranges[r][1]);
+        if (keep) {
+            sel->phi[w] = sel->phi[i];
+            sel->matrix[w++] = sel->matrix[i];
+        }
+    }
+    sel->n_angles = w;
+    if (w > 0) return 0;
+    double q = sel->q;
+    nlsq_xpcs_selection_free(sel);
+    return bad_input("%s: no angle of q = %g lies in phi_filtering.target_ranges of %s", a->input,
+                     q, a->config);
+}
+
 /* What a fit of one selection needs besides the selection. */
 typedef struct fit_job {
     fit_xpcs_args *a;
@@ -334,6 +386,11 @@ static int fit_selection(const fit_job *job, const nlsq_xpcs_selection *sel)
             goto done;
         }
         nlsq_xpcs_default_bounds(m, lo, hi);
+        if (apply_bounds(a, m, np, lo, hi) != 0) {
+            free(lo);
+            free(hi);
+            goto done;
+        }
         int oob = -1;
         for (size_t k = 0; k < np; k++)
             if (!isnan(a->init[k]) && (a->init[k] < lo[k] || a->init[k] > hi[k])) oob = (int)k;
@@ -562,9 +619,8 @@ static int fit_every_q(fit_job *job)
         snprintf(group, sizeof group, "q_%03zu", k);
         job->group = group;
         nlsq_xpcs_selection sel;
-        int rc = nlsq_xpcs_select(job->f, qs[k], job->a->first, job->a->last, &sel, err, sizeof err);
-        if (rc != 0) {
-            worst = bad_input("%s", err[0] ? err : nlsq_xpcs_status_string(rc));
+        if (select_q(job->a, job->f, qs[k], &sel) != 0) {
+            worst = EXIT_BAD_INPUT;
             break;
         }
         if (job->a->json && k > 0) fputs(", ", job->out);
@@ -581,6 +637,8 @@ static int fit_every_q(fit_job *job)
     free(qs);
     return worst;
 }
+
+static int fit_with_args(fit_xpcs_args a, FILE *out);
 
 int fit_xpcs_main(int argc, char **argv, FILE *out, FILE *msgs)
 {
@@ -605,6 +663,29 @@ int fit_xpcs_main(int argc, char **argv, FILE *out, FILE *msgs)
         fprintf(msgs, "fit_xpcs: %s\n", perr);
         return EXIT_BAD_INPUT;
     }
+    if (!a.config) return fit_with_args(a, out);
+    /* --config: the file fills what the command line left out */
+    xpcs_config_store store;
+    if (xpcs_config_apply(a.config, &a, &store, perr, sizeof perr) != 0) {
+        xpcs_config_store_free(&store);
+        return bad_input("%s", perr);
+    }
+    if (fit_xpcs_args_check(&a, perr, sizeof perr) != FIT_XPCS_ARGS_OK) {
+        xpcs_config_store_free(&store);
+        fprintf(msgs, "fit_xpcs: %s\n", perr);
+        return EXIT_BAD_INPUT;
+    }
+    rc = fit_with_args(a, out);
+    xpcs_config_store_free(&store);
+    return rc;
+}
+
+/* The command once its arguments are complete (a by value: its strings
+ * belong to argv or to the --config store, both alive during the call). */
+static int fit_with_args(fit_xpcs_args a, FILE *out)
+{
+    char perr[512];
+    int rc;
     if (a.plot && !xpcs_plot_available())
         return bad_usage("--plot: this fit_xpcs was built without libpng");
     if (fit_xpcs_check_outputs(&a, perr, sizeof perr) != 0) return bad_input("%s", perr);
@@ -651,9 +732,7 @@ int fit_xpcs_main(int argc, char **argv, FILE *out, FILE *msgs)
     } else {
         nlsq_xpcs_selection sel;
         memset(&sel, 0, sizeof sel);
-        rc = nlsq_xpcs_select(f, a.q, a.first, a.last, &sel, err, sizeof err);
-        exit_code = rc != 0 ? bad_input("%s", err[0] ? err : nlsq_xpcs_status_string(rc))
-                            : fit_selection(&job, &sel);
+        exit_code = select_q(&a, f, a.q, &sel) != 0 ? EXIT_BAD_INPUT : fit_selection(&job, &sel);
         nlsq_xpcs_selection_free(&sel);
     }
     nlsq_xpcs_close(f);

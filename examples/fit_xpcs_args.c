@@ -31,6 +31,7 @@ const char *fit_xpcs_usage_text(void)
         "  NAME: D0 alpha D_offset gamma_dot_0 beta gamma_dot_offset phi0\n"
         "  --dt SECONDS          frame time; default: the one the file stores\n"
         "  --q Q|all             the q nearest Q, or every q in turn (a JSON array)\n"
+        "  --config FILE.yaml    a homodyne configuration; the command line overrides it\n"
         "  --frames FIRST:LAST   inclusive frame window (FIRST: = to the end)\n"
         "  --output RESULT.h5    write the results to an HDF5 file (--save-fit: also\n"
         "                        the fitted c2 and the residuals per angle)\n"
@@ -196,7 +197,7 @@ int fit_xpcs_parse_args(int argc, char **argv, fit_xpcs_args *a, char *err, size
     a->max_iter = 200;
     a->budget_mib = 256;
     a->checkpoint_every = 5;
-    for (int k = 0; k < FIT_XPCS_N_PHYS; k++) a->init[k] = NAN;
+    for (int k = 0; k < FIT_XPCS_N_PHYS; k++) a->init[k] = a->lower[k] = a->upper[k] = NAN;
     if (argc < 0 || (argc > 0 && !argv)) return usage_error(err, err_size, "no arguments");
 
     for (int i = 1; i < argc; i++) {
@@ -236,7 +237,7 @@ int fit_xpcs_parse_args(int argc, char **argv, fit_xpcs_args *a, char *err, size
             "--dt", "--gap", "--q", "--frames", "--mode", "--method", "--triangle",
             "--threads", "--output", "--sigma", "--max-iter", "--memory-budget", "--init",
             "--k0", "--checkpoint", "--checkpoint-every", "--resume", "--plot",
-            "--plot-angles", "--errors", "--profile"};
+            "--plot-angles", "--errors", "--profile", "--config"};
         int known = 0;
         for (size_t k = 0; k < sizeof with_value / sizeof with_value[0]; k++)
             if (!strcmp(name, with_value[k])) known = 1;
@@ -247,7 +248,10 @@ int fit_xpcs_parse_args(int argc, char **argv, fit_xpcs_args *a, char *err, size
             val = argv[++i];
         }
 
-        if (!strcmp(name, "--dt")) {
+        if (!strcmp(name, "--config")) {
+            if (!*val) return usage_error(err, err_size, "--config needs a YAML file name");
+            a->config = val;
+        } else if (!strcmp(name, "--dt")) {
             if (parse_double(val, &a->dt) || !(a->dt > 0))
                 return usage_error(err, err_size,
                                    "--dt must be a positive number of seconds, not '%.200s'", val);
@@ -281,6 +285,7 @@ int fit_xpcs_parse_args(int argc, char **argv, fit_xpcs_args *a, char *err, size
                                    "--frames: last frame before the first in '%.200s'", val);
             a->have_frames = 1;
         } else if (!strcmp(name, "--mode")) {
+            a->have_mode = 1;
             if (!strcmp(val, "laminar")) a->mode = 0;
             else if (!strcmp(val, "static")) a->mode = 1;
             else return usage_error(err, err_size,
@@ -354,6 +359,12 @@ int fit_xpcs_parse_args(int argc, char **argv, fit_xpcs_args *a, char *err, size
             if (rc) return rc;
         }
     }
+    /* with --config the file fills what the command line left out first */
+    return a->config ? FIT_XPCS_ARGS_OK : fit_xpcs_args_check(a, err, err_size);
+}
+
+int fit_xpcs_args_check(fit_xpcs_args *a, char *err, size_t err_size)
+{
     if (!a->input) return usage_error(err, err_size, "no input file");
     if (!a->have_gap && a->mode == 0)
         return usage_error(err, err_size, "--gap ANGSTROM is required (laminar mode)");

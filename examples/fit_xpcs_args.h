@@ -32,6 +32,7 @@ extern "C" {
 
 #define FIT_XPCS_N_PHYS 7             /* = NLSQ_XPCS_N_PHYS */
 #define FIT_XPCS_MAX_PLOT_ANGLES 64   /* entries in --plot-angles */
+#define FIT_XPCS_MAX_PHI_RANGES 64    /* phi_filtering.target_ranges of --config */
 
 typedef struct fit_xpcs_args {
     const char *input;          /* INPUT.h5 (required) */
@@ -68,12 +69,24 @@ typedef struct fit_xpcs_args {
     unsigned profile_mask;      /* --profile NAME[,NAME...] | physical: bit k = physical
                                    parameter k gets a profile-likelihood interval */
     int profile_physical;       /* --profile physical (static mode: the 3 it fits) */
+    /* --config FILE.yaml (xpcs_config.c): a homodyne configuration fills what
+     * the command line leaves out; these come from it only */
+    const char *config;
+    int have_mode;              /* --mode given */
+    double lower[FIT_XPCS_N_PHYS], upper[FIT_XPCS_N_PHYS]; /* bounds; NAN = default;
+                                   lower == upper: the parameter is held */
+    size_t n_phi_ranges;        /* phi_filtering.target_ranges: fit only these angles */
+    double phi_ranges[FIT_XPCS_MAX_PHI_RANGES][2];   /* [min, max] degrees */
 } fit_xpcs_args;
 
 #define FIT_XPCS_ERRORS_DEFAULT 0   /* s^2 (J^T J)^-1: independent errors */
 #define FIT_XPCS_ERRORS_ROBUST 1    /* cluster-robust sandwich over frames */
 
 int fit_xpcs_parse_args(int argc, char **argv, fit_xpcs_args *out, char *err, size_t err_size);
+/** The checks across options (input given, --gap in laminar mode, ...), run by
+ *  fit_xpcs_parse_args unless --config was given: then the caller runs them
+ *  once the configuration has filled in.  FIT_XPCS_ARGS_OK or _USAGE. */
+int fit_xpcs_args_check(fit_xpcs_args *a, char *err, size_t err_size);
 void fit_xpcs_args_free(fit_xpcs_args *a);
 
 /** The --help text (several lines, ends with a newline). */

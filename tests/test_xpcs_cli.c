@@ -1165,6 +1165,103 @@ static void q_all(void **state)
     run_free(&all);
 }
 
+/* ------------------------------------------------------------------------ */
+/* --config FILE.yaml: a homodyne configuration                              */
+/* ------------------------------------------------------------------------ */
+
+/* A homodyne-style configuration for synth_h5 (keys of the homodyne
+ * laminar-flow template, with keys this program ignores mixed in); extra is
+ * appended under initial_parameters. */
+static void write_yaml(const char *path, const char *dt, const char *extra)
+{
+    FILE *fp = fopen(path, "w");
+    assert_non_null(fp);
+    fprintf(fp,
+            "metadata:\n  config_version: \"2.1\"\n  analysis_mode: \"laminar_flow\"\n"
+            "analysis_mode: \"laminar_flow\"\n"
+            "analyzer_parameters:\n  dt: %s\n  start_frame: 11\n  end_frame: 110\n"
+            "  scattering:\n    wavevector_q: 0.0101\n"
+            "  geometry:\n    stator_rotor_gap: 2000000  # 200 microns\n"
+            "experimental_data:\n  file_path: \"%s\"\n  cache_compression: true\n"
+            "phi_filtering:\n  enabled: true\n  target_ranges:\n"
+            "    - min_angle: -20.0\n      max_angle: 200.0\n      description: \"three\"\n"
+            "    - {min_angle: 250, max_angle: 290}\n"
+            "initial_parameters:\n"
+            "  parameter_names: [\"D0\", \"alpha\", \"D_offset\", \"gamma_dot_t0\", \"beta\",\n"
+            "                    \"gamma_dot_t_offset\", \"phi_0\"]\n"
+            "  values: [15000.0, -0.1, 0.0, 0.002, 0.1, 0.0, 1.0]\n"
+            "  units: [\"A^2/s\", \"-\"]\n%s"
+            "parameter_space:\n  bounds:\n"
+            "    - name: D0\n      min: 100.0\n      max: 100000.0\n      type: TruncatedNormal\n"
+            "optimization:\n  mcmc: {enabled: true, num_samples: 4000}\n",
+            dt, synth_h5, extra);
+    assert_int_equal(fclose(fp), 0);
+}
+
+static void config_file(void **state)
+{
+    (void)state;
+    char yaml[600], buf[4096], pb[4096];
+    pathf(yaml, sizeof yaml, "homodyne.yaml");
+    run_out c, f;
+    /* the configuration and the equivalent flags: the same fit */
+    write_yaml(yaml, "0.02", "");
+    char *cfg[] = {FIT_XPCS_EXE, "--config", yaml, "--threads", "2", "--json", NULL};
+    char *flags[] = {FIT_XPCS_EXE, synth_h5, "--dt", "0.02", "--gap", "2e6", "--q", "0.0101",
+                     "--frames", "10:109", "--init", "D0=15000", "--init", "alpha=-0.1",
+                     "--init", "D_offset=0", "--init", "gamma_dot_0=0.002", "--init", "beta=0.1",
+                     "--init", "gamma_dot_offset=0", "--init", "phi0=1", "--threads", "2",
+                     "--json", NULL};
+    run(cfg, &c);
+    run(flags, &f);
+    assert_int_equal(c.exit_code, 0);
+    assert_int_equal(f.exit_code, 0);
+    assert_string_equal(c.err, "");
+    assert_true(json_get(c.out, "params", buf, sizeof buf) && json_get(f.out, "params", pb, sizeof pb));
+    assert_string_equal(buf, pb);
+    assert_true(json_get(c.out, "frames", buf, sizeof buf));
+    assert_string_equal(buf, "[10, 109]");
+    assert_true(json_get(c.out, "phi", buf, sizeof buf));
+    assert_int_equal(json_array_len(buf), 4);
+    double dof_free = 0;
+    assert_true(json_get(f.out, "dof", buf, sizeof buf));
+    dof_free = strtod(buf, NULL);
+    run_free(&c);
+    run_free(&f);
+
+    /* the command line overrides the file */
+    char *over[] = {FIT_XPCS_EXE, "--config", yaml, "--frames", "0:99", "--threads", "2", "--json", NULL};
+    run(over, &c);
+    assert_true(json_get(c.out, "frames", buf, sizeof buf));
+    assert_string_equal(buf, "[0, 99]");
+    run_free(&c);
+
+    /* a held parameter: its value, not counted as free (dof + 1); one phi range fewer */
+    write_yaml(yaml, "0.02", "  fixed_parameters: {gamma_dot_t_offset: 0.0001}\n");
+    run(cfg, &c);
+    assert_int_equal(c.exit_code, 0);
+    assert_true(json_get(c.out, "params.gamma_dot_offset", buf, sizeof buf));
+    assert_true(strtod(buf, NULL) == 1e-4);
+    assert_true(json_get(c.out, "dof", buf, sizeof buf));
+    assert_true(strtod(buf, NULL) == dof_free + 1);
+    run_free(&c);
+
+    /* a wrong type names the key path; a YAML syntax error its line */
+    write_yaml(yaml, "fast", "");
+    run(cfg, &c);
+    assert_int_equal(c.exit_code, 2);
+    assert_int_equal(count_char(c.err, '\n'), 1);
+    assert_non_null(strstr(c.err, "analyzer_parameters.dt: expected a number, not 'fast'"));
+    run_free(&c);
+    write_yaml(yaml, "[0.02", "");
+    run(cfg, &c);
+    assert_int_equal(c.exit_code, 2);
+    assert_int_equal(count_char(c.err, '\n'), 1);
+    assert_non_null(strstr(c.err, "line "));
+    print_message("    %s", c.err);
+    run_free(&c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1179,6 +1276,7 @@ int main(void)
         cmocka_unit_test(g2_rows_match_model),
         cmocka_unit_test(dt_from_file),
         cmocka_unit_test(q_all),
+        cmocka_unit_test(config_file),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
