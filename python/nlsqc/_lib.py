@@ -122,6 +122,31 @@ typedef struct nlsq_result {
     size_t n_undetermined;
 } nlsq_result;
 
+typedef int (*nlsq_model_fn)(void *ctx, const double *theta, size_t n, const double *xdata,
+                             double *f, double *dfdtheta);
+
+typedef struct nlsq_curve_problem {
+    size_t n_params;
+    size_t n_points;
+    size_t xdim;
+    const double *xdata;
+    const double *ydata;
+    const double *sigma;
+    nlsq_model_fn model;
+    void *ctx;
+    int analytic_jacobian;
+    const double *lower, *upper;
+    const double *sigma_cov;
+    const char *const *param_names;
+} nlsq_curve_problem;
+
+typedef struct nlsq_fit_stats {
+    double chi2, reduced_chi2, r_squared, aic, bic;
+    size_t dof, n_points;
+} nlsq_fit_stats;
+
+int nlsq_curve_fit(const nlsq_curve_problem *cp, const nlsq_options *opt, double *theta,
+                   double *cov, nlsq_fit_stats *stats, nlsq_result *res);
 const char *nlsq_status_string(int status);
 const char *nlsq_status_name(int status);
 void nlsq_options_init(nlsq_options *opt);

@@ -51,21 +51,28 @@ def _dvec(ptr, n):
     return np.frombuffer(ffi.buffer(ptr, n * 8), dtype=np.float64)
 
 
-class _Callbacks:
-    """The eval callback around fun / jac, and the first exception they raised."""
+class _Errors:
+    """The first exception a callback raised (re-raised after the C call)."""
 
-    def __init__(self, fun, jac, p):
-        self.fun, self.jac, self.p = fun, jac, p
+    def __init__(self):
         self.error = None
         self.lock = threading.Lock()
-        self.c_eval = ffi.callback("int(void *, const double *, size_t, size_t, double *, double *)",
-                                   self._eval)
 
     def _fail(self, exc):
         with self.lock:
             if self.error is None:
                 self.error = exc
         return 1
+
+
+class _Callbacks(_Errors):
+    """The eval callback around fun / jac."""
+
+    def __init__(self, fun, jac, p):
+        super().__init__()
+        self.fun, self.jac, self.p = fun, jac, p
+        self.c_eval = ffi.callback("int(void *, const double *, size_t, size_t, double *, double *)",
+                                   self._eval)
 
     def _eval(self, ctx, x, row0, nrows, r, J):
         try:
@@ -114,6 +121,35 @@ def _options(ftol, xtol, gtol, max_iter, loss, f_scale, chunk_rows, n_threads, e
     return opt, keep
 
 
+def set_common(st, p, bounds, param_names, keep):
+    """Bounds and names on an nlsq_problem or nlsq_curve_problem (C arrays in keep)."""
+    lo, hi = _bounds(bounds, p)
+    if lo is not None:
+        clo, chi = ffi.new("double[]", lo.tolist()), ffi.new("double[]", hi.tolist())
+        keep += [clo, chi]
+        st.lower, st.upper = clo, chi
+    if param_names is not None:
+        if len(param_names) != p:
+            raise ValueError("param_names has %d names for %d parameters" % (len(param_names), p))
+        cnames = [ffi.new("char[]", str(s).encode()) for s in param_names]
+        carr = ffi.new("const char *[]", cnames)
+        keep += [cnames, carr]
+        st.param_names = carr
+
+
+def finish(cb, status, pb, x, cov, res, p):
+    """The OptimizeResult of a finished call, or its exception (res must still live)."""
+    if cb.error is not None:
+        raise cb.error
+    if status < 0:
+        raise NlsqError(status, ffi.string(res.message).decode(errors="replace"))
+    flags = ffi.new("unsigned[]", p)
+    lib.nlsq_param_flags(pb, x, cov, flags)
+    names = [ffi.string(lib.nlsq_param_flags_name(flags[j])).decode() for j in range(p)]
+    return _result(np.array(_dvec(x, p)), np.array(_dvec(cov, p * p)).reshape(p, p), res, names,
+                   status)
+
+
 def solve(cb, p, n_rows, x0, jacobian, fd_scale, bounds, opt, method, param_names=None):
     """Run one solver on an eval callback; returns its OptimizeResult."""
     keep = []
@@ -121,36 +157,18 @@ def solve(cb, p, n_rows, x0, jacobian, fd_scale, bounds, opt, method, param_name
     keep.append(pbuf)
     pb.n_params, pb.n_rows, pb.eval = p, n_rows, cb.c_eval
     pb.jacobian = jacobian
-    lo, hi = _bounds(bounds, p)
-    if lo is not None:
-        clo, chi = ffi.new("double[]", lo.tolist()), ffi.new("double[]", hi.tolist())
-        keep += [clo, chi]
-        pb.lower, pb.upper = clo, chi
+    set_common(pb, p, bounds, param_names, keep)
     if fd_scale is not None:
         cs = ffi.new("double[]", np.broadcast_to(np.asarray(fd_scale, float), (p,)).tolist())
         keep.append(cs)
         pb.fd_scale = cs
-    if param_names is not None:
-        cnames = [ffi.new("char[]", str(s).encode()) for s in param_names]
-        carr = ffi.new("const char *[]", cnames)
-        keep += [cnames, carr]
-        pb.param_names = carr
     x = ffi.new("double[]", np.asarray(x0, dtype=np.float64).tolist())
     cov = ffi.new("double[]", p * p)
     res, rbuf = new("nlsq_result")
     keep.append(rbuf)
     res.covariance = cov
     status = getattr(lib, _METHODS[method])(pb, opt, x, res)
-    if cb.error is not None:
-        raise cb.error
-    if status < 0:
-        raise NlsqError(status, ffi.string(res.message).decode(errors="replace"))
-    xs = np.array(_dvec(x, p))
-    covm = np.array(_dvec(cov, p * p)).reshape(p, p)
-    flags = ffi.new("unsigned[]", p)
-    lib.nlsq_param_flags(pb, x, cov, flags)
-    names = [ffi.string(lib.nlsq_param_flags_name(flags[j])).decode() for j in range(p)]
-    return _result(xs, covm, res, names, status)    # while res's memory (keep) lives
+    return finish(cb, status, pb, x, cov, res, p)
 
 
 def _result(x, cov, res, flags, status):

@@ -107,3 +107,20 @@ def test_least_squares_bounds_methods_and_errors():
         nlsqc.least_squares(lambda x, r0, n: np.zeros(n + 1), [1, 1, 0], T.size)
     with pytest.raises(TypeError, match="unknown option"):
         nlsqc.least_squares(rows, [1, 1, 0], T.size, options={"no_such_field": 1})
+
+
+@pytest.mark.parametrize("jac", [None, model_jac])
+def test_curve_fit_2d_sigma_matches_scipy(jac):
+    n = T.size
+    C = np.outer(S, S) * 0.6 ** np.abs(np.subtract.outer(np.arange(n), np.arange(n)))
+    for absolute_sigma in (False, True):
+        kw = dict(p0=[1.0, 1.0, 0.0], sigma=C, absolute_sigma=absolute_sigma, jac=jac,
+                  ftol=1e-14, xtol=1e-14, gtol=1e-14)
+        ref, rcov = optimize.curve_fit(model, T, Y, **kw)
+        got, cov = nlsqc.curve_fit(model, T, Y, **kw)
+        np.testing.assert_allclose(got, ref, rtol=1e-7)
+        np.testing.assert_allclose(cov, rcov, rtol=1e-5)
+    bad = C.copy()
+    bad[3, 3] = -1.0
+    with pytest.raises(nlsqc.NlsqError, match="positive definite"):
+        nlsqc.curve_fit(model, T, Y, p0=[1, 1, 0], sigma=bad)
