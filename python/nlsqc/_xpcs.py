@@ -62,7 +62,8 @@ def _arguments(path, options):
 
 
 def fit_xpcs(path, **options):
-    """Fit an XPCS two-time HDF5 file; returns fit_xpcs --json's object as a dict.
+    """Fit an XPCS two-time HDF5 file; returns fit_xpcs --json's object as a dict
+    (with q="all": its array, a list of dicts, one per q).
 
     Options are the command's (docs/xpcs.md), with '_' for '-': dt=1e-3,
     gap=2e6, q=0.01, frames=(first, last) or "first:last", mode='laminar',
