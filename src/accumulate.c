@@ -301,6 +301,7 @@ int nlsq__engine_init(nlsq__engine *e, const nlsq_problem *pb, const nlsq_option
     }
     if (pb->jacobian != NLSQ_JAC_ANALYTIC &&
         nlsq__fd_init(&e->fd, pb, e->al, e->n_threads, chunk) != 0) goto nomem;
+    if (e->n_threads > 1 && nlsq__pool_create(e->al, e->n_threads - 1, &e->pool) != 0) goto nomem;
     e->blas_held = nlsq__blas_single_begin();   /* the workers are the parallelism */
     return 0;
 nomem:
@@ -311,6 +312,8 @@ nomem:
 void nlsq__engine_free(nlsq__engine *e)
 {
     if (!e) return;
+    nlsq__pool_free(e->pool);   /* first: its threads are idle between passes */
+    e->pool = NULL;
     if (e->slots) {
         for (size_t s = 0; s < e->n_slots; s++) {
             nlsq__free(e->al, e->slots[s].JtJ);
@@ -524,16 +527,11 @@ static int run_slot(pass_job *job, nlsq__worker *w, size_t si)
     return 0;
 }
 
-typedef struct worker_arg {
-    pass_job *job;
-    size_t index;
-} worker_arg;
-
-static void *worker_loop(void *arg)
+/* Task t of a pass (pool.c): slots in the order they are taken. */
+static void worker_loop(void *arg, size_t t)
 {
-    worker_arg *wa = arg;
-    pass_job *job = wa->job;
-    nlsq__worker *w = &job->e->workers[wa->index];
+    pass_job *job = arg;
+    nlsq__worker *w = &job->e->workers[t];
     for (;;) {
         size_t si = atomic_fetch_add(&job->next_slot, 1);
         if (si >= job->n_slots_used) break;
@@ -544,7 +542,6 @@ static void *worker_loop(void *arg)
             break;
         }
     }
-    return NULL;
 }
 
 /* Sum over rows [row_begin, row_end) of this process (all of them unless
@@ -565,25 +562,11 @@ static int local_pass(nlsq__engine *e, const double *x, int mode,
     atomic_init(&job.next_slot, 0);
     atomic_init(&job.failed, 0);
 
+    /* the calling thread works too; a pool smaller than asked (threads the
+     * system refused) just means fewer workers */
     size_t nt = e->n_threads < job.n_slots_used ? e->n_threads : job.n_slots_used;
-    if (nt <= 1) {
-        worker_arg wa = {&job, 0};
-        worker_loop(&wa);
-    } else {
-        pthread_t tid[NLSQ_MAX_SLOTS];
-        worker_arg wa[NLSQ_MAX_SLOTS];
-        size_t started = 0;
-        for (size_t t = 1; t < nt; t++) {
-            wa[t].job = &job;
-            wa[t].index = t;
-            if (pthread_create(&tid[t], NULL, worker_loop, &wa[t]) != 0) break;
-            started = t;
-        }
-        wa[0].job = &job;
-        wa[0].index = 0;
-        worker_loop(&wa[0]);  /* the calling thread works too; a failed create just means fewer workers */
-        for (size_t t = 1; t <= started; t++) pthread_join(tid[t], NULL);
-    }
+    size_t np = nlsq__pool_size(e->pool) + 1;
+    nlsq__pool_run(e->pool, nt < np ? nt : np, worker_loop, &job);
     int failed = atomic_load(&job.failed);
     if (failed) return failed;
 

@@ -112,6 +112,7 @@ typedef struct nlsq__engine {
     double *dist_buf;        /* packed sums for opt->dist.reduce, or NULL */
     nlsq__fd *fd;            /* finite differences (pb->jacobian != 0), or NULL */
     int    blas_held;        /* engine_free must end the single-threaded BLAS */
+    struct nlsq__pool *pool; /* the n_threads - 1 helper threads of every pass, or NULL */
 } nlsq__engine;
 
 /* Prepare buffers for problem pb under options opt.  Returns 0 or NLSQ_ENOMEM
@@ -124,6 +125,18 @@ NLSQ_HIDDEN int  nlsq__engine_init(nlsq__engine *e, const nlsq_problem *pb,
 NLSQ_HIDDEN int  nlsq__engine_pass(nlsq__engine *e, const double *x, int mode,
                                    size_t row_begin, size_t row_end, nlsq__acc *out);
 NLSQ_HIDDEN void nlsq__engine_free(nlsq__engine *e);
+
+/* Persistent worker threads (pool.c).  create starts up to n_threads
+ * threads (fewer when the system refuses: nlsq__pool_size), NLSQ_ENOMEM when
+ * it cannot allocate; run calls fn(arg, t) for t = 0 .. n_tasks - 1, task 0
+ * on the caller, task t on the same pool thread every run, and returns when
+ * all are done; free stops and joins the threads.  One run at a time. */
+typedef struct nlsq__pool nlsq__pool;
+NLSQ_HIDDEN int    nlsq__pool_create(const nlsq_allocator *al, size_t n_threads, nlsq__pool **out);
+NLSQ_HIDDEN size_t nlsq__pool_size(const nlsq__pool *pl);
+NLSQ_HIDDEN void   nlsq__pool_run(nlsq__pool *pl, size_t n_tasks, void (*fn)(void *, size_t),
+                                  void *arg);
+NLSQ_HIDDEN void   nlsq__pool_free(nlsq__pool *pl);
 
 /* BLAS single-threaded while any engine lives (blas_threads.c): begin
  * returns 1 when it must be matched by end(1), end(0) does nothing. */
