@@ -198,6 +198,11 @@ static int read_truth(nlsq_xpcs_file *f, const nlsq_xpcs_selection *sel, double 
             for (size_t k = 0; k < P; k++) con[k] = off[k] = NAN;
             ok = 2;
         }
+    } else if (nlsq_xpcs_read_truth(f, phys, NULL, NULL, 0, NULL, 0) == 0) {
+        /* per-angle truth of another angle count (a synthetic file with an
+         * empty bin): the physical truth alone */
+        for (size_t k = 0; k < P; k++) con[k] = off[k] = NAN;
+        ok = 2;
     }
     free(tc);
     free(to);

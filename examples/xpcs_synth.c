@@ -5,6 +5,8 @@
  *              [--q Q] [--gap L] [--dt DT] [--k0 K] [--noise S] [--seed K]
  *              [--frame-share F]   (F of the noise variance shared by frames)
  *              [--float64] [--extra-q K] [--static]
+ *              [--lzf]             (LZF, one (N, N) chunk per matrix, as the beamline)
+ *              [--empty-angle K]   (angle K of the first q has no matrix: a masked bin)
  *              [--D0 v] [--alpha v] [--D_offset v] [--gamma_dot_0 v]
  *              [--beta v] [--gamma_dot_offset v] [--phi0 v]
  *
@@ -32,7 +34,7 @@ static void usage(FILE *fp)
             "usage: xpcs_synth OUT.h5 [--layout aps-u|aps-old] [--frames N] [--angles P]\n"
             "                  [--q Q] [--gap L] [--dt DT] [--k0 K] [--noise S] [--seed K]\n"
             "                  [--frame-share F]\n"
-            "                  [--float64] [--extra-q K] [--static]\n"
+            "                  [--float64] [--extra-q K] [--static] [--lzf] [--empty-angle K]\n"
             "                  [--D0 v] [--alpha v] [--D_offset v] [--gamma_dot_0 v]\n"
             "                  [--beta v] [--gamma_dot_offset v] [--phi0 v]\n");
 }
@@ -81,7 +83,8 @@ static int parse_size(const char *s, size_t *v)
 static int takes_value(const char *opt)
 {
     static const char *const opts[] = {"layout", "frames", "angles", "extra-q", "k0",
-                                       "seed", "q", "gap", "dt", "noise", "frame-share"};
+                                       "seed", "q", "gap", "dt", "noise", "frame-share",
+                                       "empty-angle"};
     for (size_t k = 0; k < sizeof opts / sizeof opts[0]; k++)
         if (strcmp(opt, opts[k]) == 0) return 1;
     for (int k = 0; k < NLSQ_XPCS_N_PHYS; k++)
@@ -117,9 +120,10 @@ int main(int argc, char **argv)
         const char *opt = name + 2;
 
         /* flags */
-        if (strcmp(opt, "float64") == 0 || strcmp(opt, "static") == 0) {
+        if (strcmp(opt, "float64") == 0 || strcmp(opt, "static") == 0 || strcmp(opt, "lzf") == 0) {
             if (eq) return bad("option '--%s' takes no value", opt);
             if (opt[0] == 'f') s.float32 = 0;
+            else if (opt[0] == 'l') s.lzf = 1;
             else s.static_mode = 1;
             continue;
         }
@@ -141,6 +145,9 @@ int main(int argc, char **argv)
             ok = parse_size(val, &s.n_frames) == 0 && s.n_frames >= 1;
         } else if (strcmp(opt, "angles") == 0) {
             ok = parse_size(val, &s.n_angles) == 0 && s.n_angles >= 1;
+        } else if (strcmp(opt, "empty-angle") == 0) {
+            ok = parse_size(val, &s.empty_angle) == 0;
+            s.empty_bin = 1;
         } else if (strcmp(opt, "extra-q") == 0) {
             ok = parse_size(val, &s.n_extra_q) == 0;
         } else if (strcmp(opt, "k0") == 0) {

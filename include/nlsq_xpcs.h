@@ -148,6 +148,13 @@ typedef struct nlsq_xpcs_synth_spec {
                               frame, the same in every matrix (all angles and q),
                               z_ij independent; the off-diagonal variance stays
                               noise_sigma^2 */
+    int    lzf;            /* 1: matrices LZF-compressed, one (N, N) chunk each, as the
+                              beamline writes them (nlsq_xpcs_register_filters) */
+    int    empty_bin;      /* 1: the bin (first q, angle empty_angle) holds no matrix, as
+                              when a mask leaves it empty: APS-U labels are then
+                              compressed (dynamic_index_mapping), APS old lists the
+                              others in xpcs/qphi_bin_to_process */
+    size_t empty_angle;
 } nlsq_xpcs_synth_spec;
 
 /** Synthetic files also carry the truth they were generated from, in the group

@@ -1165,6 +1165,38 @@ static void q_all(void **state)
     run_free(&all);
 }
 
+/* Files as the beamline writes them (xpcs_synth --lzf --empty-angle, both
+ * layouts) fit with no --dt: exit 0, exactly the angles held, every
+ * parameter within 4 sigma of the truth. */
+static void beamline_like(void **state)
+{
+    (void)state;
+    static const char *const layouts[2] = {"aps-u", "aps-old"};
+    for (int l = 0; l < 2; l++) {
+        char h5[600], buf[4096], key[96];
+        pathf(h5, sizeof h5, "beamline.h5");
+        char *synth[] = {XPCS_SYNTH_EXE, h5, "--frames", "150", "--angles", "5", "--dt", "0.02",
+                         "--extra-q", "1", "--lzf", "--empty-angle", "2", "--layout",
+                         (char *)layouts[l], NULL};
+        assert_int_equal(run_quiet(synth), 0);
+        run_out r;
+        char *argv[] = {FIT_XPCS_EXE, h5, "--gap", "2e6", "--q", "0.01", "--json", "--threads",
+                        "2", NULL};
+        run(argv, &r);
+        assert_int_equal(r.exit_code, 0);
+        assert_true(json_get(r.out, "phi", buf, sizeof buf));
+        assert_string_equal(buf, "[0, 72, 216, 288]");   /* 144 is the empty bin */
+        for (int k = 0; k < 7; k++) {
+            snprintf(key, sizeof key, "truth.deviation_sigmas.params.%s", phys[k]);
+            assert_true(json_get(r.out, key, buf, sizeof buf));
+            double dev = strtod(buf, NULL);
+            if (!(fabs(dev) < 4)) fail_msg("%s %s: %s sigma from the truth", layouts[l], phys[k], buf);
+        }
+        run_free(&r);
+        remove(h5);
+    }
+}
+
 /* ------------------------------------------------------------------------ */
 /* --config FILE.yaml: a homodyne configuration                              */
 /* ------------------------------------------------------------------------ */
@@ -1277,6 +1309,7 @@ int main(void)
         cmocka_unit_test(dt_from_file),
         cmocka_unit_test(q_all),
         cmocka_unit_test(config_file),
+        cmocka_unit_test(beamline_like),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -38,7 +38,7 @@
 #include <lzf.h>
 #endif
 
-#define XPCS_LZF_ID         32000
+#define XPCS_LZF_ID         XPCS_LZF_FILTER_ID
 #define XPCS_LZF_REVISION   4        /* cd_values[0] as h5py writes it */
 #define XPCS_LZF_LIB_VER    0x0105   /* cd_values[1]: LZF format version */
 #define XPCS_LZF_MAX_GROW   (1u << 31)

@@ -20,6 +20,7 @@
  */
 #include "nlsq_xpcs.h"
 #include "xpcs_common.h"
+#include "xpcs_filters.h"
 
 #include <hdf5.h>
 #include <math.h>
@@ -90,6 +91,10 @@ static int check_spec(const char *path, const nlsq_xpcs_synth_spec *s, char *err
         why = "noise_sigma must be finite and >= 0";
     else if (!(s->frame_share >= 0 && s->frame_share <= 1))
         why = "frame_share must be in [0, 1]";
+    else if (s->empty_bin && s->empty_angle >= s->n_angles)
+        why = "empty_angle must be one of the angles";
+    else if (s->empty_bin && s->n_angles * (s->n_extra_q + 1) < 2)
+        why = "an empty bin needs another bin with a matrix";
     else if (!all_finite(s->params, NLSQ_XPCS_N_PHYS))
         why = "physical parameters must be finite";
     else if (s->phi && !all_finite(s->phi, s->n_angles))
@@ -190,18 +195,24 @@ static int write_matrix(const synth_ctx *c, hid_t fid, hid_t lcpl, const char *d
     const nlsq_xpcs_synth_spec *s = c->s;
     const size_t N = c->N;
     hsize_t dims[2] = {N, N};
-    hsize_t chunk[2] = {N < SYNTH_CHUNK ? N : SYNTH_CHUNK, N < SYNTH_CHUNK ? N : SYNTH_CHUNK};
-    hid_t sp = -1, dcpl = -1, d = -1, fs = -1, ms = -1;
+    /* LZF as the beamline writes it: one (N, N) chunk, kept in the chunk
+     * cache while the row blocks are written (compressed once, on close) */
+    hsize_t cn = s->lzf ? N : (N < SYNTH_CHUNK ? N : SYNTH_CHUNK), chunk[2] = {cn, cn};
+    hid_t sp = -1, dcpl = -1, dapl = -1, d = -1, fs = -1, ms = -1;
     int ok = 0;
     double zero = 0.0;
 
     sp = H5Screate_simple(2, dims, NULL);
     dcpl = H5Pcreate(H5P_DATASET_CREATE);
-    if (sp < 0 || dcpl < 0 || H5Pset_chunk(dcpl, 2, chunk) < 0 ||
+    dapl = H5Pcreate(H5P_DATASET_ACCESS);
+    if (sp < 0 || dcpl < 0 || dapl < 0 || H5Pset_chunk(dcpl, 2, chunk) < 0 ||
         H5Pset_fill_value(dcpl, H5T_NATIVE_DOUBLE, &zero) < 0)
         goto done;
+    if (s->lzf && (H5Pset_filter(dcpl, XPCS_LZF_FILTER_ID, H5Z_FLAG_OPTIONAL, 0, NULL) < 0 ||
+                   H5Pset_chunk_cache(dapl, 521, (size_t)(cn * cn * 8), 1.0) < 0))
+        goto done;
     d = H5Dcreate2(fid, dname, s->float32 ? H5T_IEEE_F32LE : H5T_IEEE_F64LE, sp, lcpl, dcpl,
-                   H5P_DEFAULT);
+                   dapl);
     if (d < 0) goto done;
     fs = H5Dget_space(d);
     if (fs < 0) goto done;
@@ -230,8 +241,74 @@ done:
     if (fs >= 0) H5Sclose(fs);
     if (d >= 0 && H5Dclose(d) < 0) ok = 0;
     if (dcpl >= 0) H5Pclose(dcpl);
+    if (dapl >= 0) H5Pclose(dapl);
     if (sp >= 0) H5Sclose(sp);
     return ok ? 0 : -1;
+}
+
+/* Is natural bin m (q index m / P, angle m % P) written?  Not the empty bin. */
+static int bin_written(const nlsq_xpcs_synth_spec *s, size_t m)
+{
+    return !(s->empty_bin && m == s->empty_angle);
+}
+
+/* The partition: the q and phi lists, and which bin each matrix is.  lab
+ * (M values) is scratch.  APS-U: labels 1..Mw over the written bins in
+ * natural order, dynamic_index_mapping = their natural indices; APS old:
+ * every bin listed, qphi_bin_to_process when a bin is empty.  *what names
+ * the dataset being written (for a failure message). */
+static int write_partition(hid_t fid, hid_t lcpl, const nlsq_xpcs_synth_spec *s, const double *qv,
+                           const double *phi, const double *qlist, const double *plist,
+                           long long *lab, const char **what)
+{
+    const size_t P = s->n_angles, NQ = s->n_extra_q + 1, M = NQ * P;
+    size_t Mw = 0;
+    for (size_t m = 0; m < M; m++)
+        if (bin_written(s, m)) lab[Mw++] = (long long)m;   /* natural indices written */
+    hsize_t dq = NQ, dp = P, dw = Mw, dm[2] = {1, M}, d2 = 2;
+    if (s->layout != NLSQ_XPCS_LAYOUT_APS_U) {
+        if ((*what = "xpcs/dqlist", write_small(fid, lcpl, *what, 2, dm, H5T_IEEE_F64LE,
+                                                H5T_NATIVE_DOUBLE, qlist)) < 0 ||
+            (*what = "xpcs/dphilist", write_small(fid, lcpl, *what, 2, dm, H5T_IEEE_F64LE,
+                                                  H5T_NATIVE_DOUBLE, plist)) < 0)
+            return -1;
+        if (!s->empty_bin) return 0;
+        for (size_t w = 0; w < Mw; w++) lab[w] += 1;   /* 1-based bins */
+        *what = "xpcs/qphi_bin_to_process";
+        return write_small(fid, lcpl, *what, 1, &dw, H5T_STD_I64LE, H5T_NATIVE_LLONG, lab);
+    }
+    long long npts[2] = {(long long)NQ, (long long)P};
+    if ((*what = "xpcs/qmap/dynamic_v_list_dim0",
+         write_small(fid, lcpl, *what, 1, &dq, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, qv)) < 0 ||
+        (*what = "xpcs/qmap/dynamic_v_list_dim1",
+         write_small(fid, lcpl, *what, 1, &dp, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, phi)) < 0 ||
+        (*what = "xpcs/qmap/dynamic_num_pts",
+         write_small(fid, lcpl, *what, 1, &d2, H5T_STD_I64LE, H5T_NATIVE_LLONG, npts)) < 0 ||
+        (*what = "xpcs/qmap/dynamic_index_mapping",
+         write_small(fid, lcpl, *what, 1, &dw, H5T_STD_I64LE, H5T_NATIVE_LLONG, lab)) < 0)
+        return -1;
+    for (size_t w = 0; w < Mw; w++) lab[w] = (long long)w + 1;   /* compressed labels */
+    *what = "xpcs/twotime/processed_bins";
+    return write_small(fid, lcpl, *what, 1, &dw, H5T_STD_I64LE, H5T_NATIVE_LLONG, lab);
+}
+
+/* The frame time, as the beamline stores it: frame time * stride * average. */
+static int write_dt(hid_t fid, hid_t lcpl, const nlsq_xpcs_synth_spec *s, const char **what)
+{
+    static const char *const dt_apsu[3] = {"entry/instrument/detector_1/frame_time",
+                                           "xpcs/twotime/config/stride_frame",
+                                           "xpcs/twotime/config/avg_frame"};
+    static const char *const dt_old[3] = {"measurement/instrument/detector/exposure_period",
+                                          "xpcs/stride_frames", "xpcs/avg_frames"};
+    const char *const *names = s->layout == NLSQ_XPCS_LAYOUT_APS_U ? dt_apsu : dt_old;
+    const double vals[3] = {s->dt, 1.0, 1.0};
+    hsize_t d1 = 1;
+    for (int k = 0; k < 3; k++) {
+        *what = names[k];
+        if (write_small(fid, lcpl, *what, 1, &d1, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &vals[k]) < 0)
+            return -1;
+    }
+    return 0;
 }
 
 int nlsq_xpcs_synth_write(const char *path, const nlsq_xpcs_synth_spec *s, char *err,
@@ -278,13 +355,13 @@ int nlsq_xpcs_synth_write(const char *path, const nlsq_xpcs_synth_spec *s, char 
     for (size_t m = 0; m < M; m++) {
         qlist[m] = qv[m / P];
         plist[m] = phi[m % P];
-        bins[m] = (long long)m + 1;
     }
     xpcs__cumulative(s->params, s->dt, s->k0, N, CD, CG);
     c.CD = CD;
     c.CG = CG;
 
     xpcs__h5_lock();
+    if (s->lzf) xpcs__filters_register();   /* on failure the dataset creation says so */
     H5E_auto2_t efunc = NULL;
     void *edata = NULL;
     int esaved = H5Eget_auto2(H5E_DEFAULT, &efunc, &edata) >= 0;
@@ -300,42 +377,13 @@ int nlsq_xpcs_synth_write(const char *path, const nlsq_xpcs_synth_spec *s, char 
     lcpl = H5Pcreate(H5P_LINK_CREATE);
     if (lcpl < 0 || H5Pset_create_intermediate_group(lcpl, 1) < 0) goto wfail;
 
-    const char *group;
-    if (s->layout == NLSQ_XPCS_LAYOUT_APS_U) {
-        hsize_t dq = NQ, dp = P, db = M;
-        group = "xpcs/twotime/correlation_map";
-        what = "xpcs/qmap/dynamic_v_list_dim0";
-        if (write_small(fid, lcpl, what, 1, &dq, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, qv) < 0)
-            goto wfail;
-        what = "xpcs/qmap/dynamic_v_list_dim1";
-        if (write_small(fid, lcpl, what, 1, &dp, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, phi) < 0)
-            goto wfail;
-        what = "xpcs/twotime/processed_bins";
-        if (write_small(fid, lcpl, what, 1, &db, H5T_STD_I64LE, H5T_NATIVE_LLONG, bins) < 0)
-            goto wfail;
-        /* no empty bin: label b is flattened index b - 1 */
-        for (size_t m = 0; m < M; m++) bins[m] = (long long)m;
-        what = "xpcs/qmap/dynamic_index_mapping";
-        if (write_small(fid, lcpl, what, 1, &db, H5T_STD_I64LE, H5T_NATIVE_LLONG, bins) < 0)
-            goto wfail;
-        long long npts[2] = {(long long)NQ, (long long)P};
-        hsize_t d2 = 2;
-        what = "xpcs/qmap/dynamic_num_pts";
-        if (write_small(fid, lcpl, what, 1, &d2, H5T_STD_I64LE, H5T_NATIVE_LLONG, npts) < 0)
-            goto wfail;
-    } else {
-        hsize_t dm[2] = {1, M};
-        group = "exchange/C2T_all";
-        what = "xpcs/dqlist";
-        if (write_small(fid, lcpl, what, 2, dm, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, qlist) < 0)
-            goto wfail;
-        what = "xpcs/dphilist";
-        if (write_small(fid, lcpl, what, 2, dm, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, plist) < 0)
-            goto wfail;
-    }
-    for (size_t m = 0; m < M; m++) {
+    const char *group = s->layout == NLSQ_XPCS_LAYOUT_APS_U ? "xpcs/twotime/correlation_map"
+                                                             : "exchange/C2T_all";
+    if (write_partition(fid, lcpl, s, qv, phi, qlist, plist, bins, &what) < 0) goto wfail;
+    for (size_t m = 0, w = 0; m < M; m++) {
         char dname[96];
-        snprintf(dname, sizeof dname, "%s/c2_%05zu", group, m + 1);
+        if (!bin_written(s, m)) continue;
+        snprintf(dname, sizeof dname, "%s/c2_%05zu", group, ++w);
         what = dname;
         size_t u = m / P, p = m % P;
         if (write_matrix(&c, fid, lcpl, dname, u, p, qv[u], phi[p], con[p], off[p]) < 0) {
@@ -344,21 +392,7 @@ int nlsq_xpcs_synth_write(const char *path, const nlsq_xpcs_synth_spec *s, char 
             goto wclose;
         }
     }
-    {   /* the frame time, as the beamline stores it: frame time * stride * average */
-        static const char *const dt_apsu[3] = {"entry/instrument/detector_1/frame_time",
-                                               "xpcs/twotime/config/stride_frame",
-                                               "xpcs/twotime/config/avg_frame"};
-        static const char *const dt_old[3] = {"measurement/instrument/detector/exposure_period",
-                                              "xpcs/stride_frames", "xpcs/avg_frames"};
-        const char *const *names = s->layout == NLSQ_XPCS_LAYOUT_APS_U ? dt_apsu : dt_old;
-        const double vals[3] = {s->dt, 1.0, 1.0};
-        hsize_t d1 = 1;
-        for (int k = 0; k < 3; k++) {
-            what = names[k];
-            if (write_small(fid, lcpl, what, 1, &d1, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &vals[k]) < 0)
-                goto wfail;
-        }
-    }
+    if (write_dt(fid, lcpl, s, &what) < 0) goto wfail;
     {   /* the truth, for fit_xpcs and tests to compare with */
         hsize_t d7 = 7, dp = P;
         what = "nlsq_synth/params";

@@ -16,6 +16,8 @@
 
 #include "xpcs_common.h"
 
+#define XPCS_LZF_FILTER_ID 32000   /* the h5py / beamline LZF filter */
+
 XPCS__HIDDEN int xpcs__filters_register(void);
 XPCS__HIDDEN int xpcs__filter_check(hid_t d, const char *fpath, const char *dpath, char *err,
                                     size_t es);
