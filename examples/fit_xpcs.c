@@ -343,6 +343,7 @@ static int fit_selection(const fit_job *job, const nlsq_xpcs_selection *sel)
     nlsq_xpcs_model *m = NULL;
     double *x = NULL, *cov = NULL, *errs = NULL, *truth_con = NULL, *truth_off = NULL;
     unsigned *flags = NULL;
+    nlsq_interval *intervals = NULL;
     int exit_code = EXIT_BAD_INPUT;
     size_t P = sel->n_angles, N = sel->last_frame - sel->first_frame + 1;
 
@@ -517,9 +518,22 @@ static int fit_selection(const fit_job *job, const nlsq_xpcs_selection *sel)
         goto done;
     }
 
+    if (a->profile_mask && status > 0) {
+        intervals = calloc(p, sizeof *intervals);
+        if (!intervals) {
+            bad_input("out of memory (%zu parameters)", p);
+            goto done;
+        }
+        if (xpcs_profiles(&pb, &opt, x, a->profile_mask, np, intervals, err, sizeof err) != 0) {
+            bad_input("%s: %s", a->input, err);
+            goto done;
+        }
+    }
+
     xpcs_report r;
     memset(&r, 0, sizeof r);
     r.flags = have_cov && dof > 0 ? flags : NULL;
+    r.intervals = intervals;
     r.args = a;
     r.file = f;
     r.sel = sel;
@@ -569,6 +583,7 @@ static int fit_selection(const fit_job *job, const nlsq_xpcs_selection *sel)
     }
 
 done:
+    free(intervals);
     free(flags);
     free(x);
     free(cov);

@@ -68,6 +68,25 @@ static const char *fmt_dev(double d, char *buf, size_t size)
     return buf;
 }
 
+/* Profile-likelihood intervals: value, [lower, upper], -/+ errors. */
+static void table_intervals(FILE *fp, const xpcs_report *r)
+{
+    if (!r->intervals) return;
+    fprintf(fp, "\n  profile-likelihood 1-sigma intervals (delta chi2 = 1 in units of s^2):\n");
+    fprintf(fp, "  %-18s %15s   %15s %15s   %-11s %-11s %s\n", "parameter", "value", "lower",
+            "upper", "-error", "+error", "solves");
+    for (size_t k = 0; k < r->p; k++) {
+        const nlsq_interval *iv = &r->intervals[k];
+        if (!iv->n_solves) continue;
+        char nm[32];
+        xpcs_fit_param_name(r->np, k, nm, sizeof nm);
+        fprintf(fp, "  %-18s %15.8g   %15.8g%s %15.8g%s %-11.4g %-11.4g %zu\n", nm, r->x[k],
+                iv->lower, iv->lower_open ? "*" : " ", iv->upper, iv->upper_open ? "*" : " ",
+                r->x[k] - iv->lower, iv->upper - r->x[k], iv->n_solves);
+    }
+    fprintf(fp, "  (* at a bound: the interval goes on beyond it)\n");
+}
+
 void xpcs_print_table(FILE *fp, const xpcs_report *r)
 {
     const fit_xpcs_args *a = r->args;
@@ -125,6 +144,7 @@ void xpcs_print_table(FILE *fp, const xpcs_report *r)
     if (r->args->errors == FIT_XPCS_ERRORS_ROBUST)
         fprintf(fp, "  errors: robust (cluster sandwich over the %zu frames; docs/uncertainties.md)\n",
                 r->N);
+    table_intervals(fp, r);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -177,6 +197,27 @@ static void json_uncertainty(FILE *fp, const xpcs_report *r)
 {
     fprintf(fp, ", \"errors_kind\": \"%s\"",
             r->args->errors == FIT_XPCS_ERRORS_ROBUST ? "robust" : "default");
+    if (r->intervals) {
+        for (int t = 0; t < 2; t++) {
+            fprintf(fp, ", \"%s\": {", t ? "intervals_open" : "intervals");
+            for (size_t k = 0, n = 0; k < r->p; k++) {
+                const nlsq_interval *iv = &r->intervals[k];
+                if (!iv->n_solves) continue;
+                char nm[32];
+                xpcs_fit_param_name(r->np, k, nm, sizeof nm);
+                fprintf(fp, "%s\"%s\": [", n++ ? ", " : "", nm);
+                if (t) fprintf(fp, "%s, %s]", iv->lower_open ? "true" : "false",
+                               iv->upper_open ? "true" : "false");
+                else {
+                    json_num(fp, iv->lower);
+                    fputs(", ", fp);
+                    json_num(fp, iv->upper);
+                    fputc(']', fp);
+                }
+            }
+            fputc('}', fp);
+        }
+    }
     if (!r->flags) return;
     fputs(", \"flags\": {", fp);
     for (size_t k = 0; k < r->p; k++) {
@@ -589,6 +630,23 @@ static int write_uncertainty(hid_t fid, const xpcs_report *r, char **names)
 {
     if (attr_str(fid, "errors", r->args->errors == FIT_XPCS_ERRORS_ROBUST ? "robust" : "default") < 0)
         return -1;
+    if (r->intervals) {
+        double *iv = malloc(sizeof(double) * 2 * r->p);
+        if (!iv) return -1;
+        for (size_t k = 0; k < r->p; k++) {
+            int have = r->intervals[k].n_solves > 0;
+            iv[2 * k] = have ? r->intervals[k].lower : NAN;
+            iv[2 * k + 1] = have ? r->intervals[k].upper : NAN;
+        }
+        hsize_t dims[2] = {r->p, 2};
+        hid_t ds = dset_doubles(fid, "intervals", 2, dims, iv);
+        free(iv);
+        if (ds < 0 || attr_strs(ds, "parameter_order", (const char *const *)names, r->p) < 0 ||
+            attr_str(ds, "definition", "profile likelihood: 2 (C_j(t) - C_min) / s^2 <= 1; NaN: "
+                                       "not profiled") < 0 ||
+            H5Dclose(ds) < 0)
+            return -1;
+    }
     if (!r->flags) return 0;
     const char **fl = malloc(sizeof(char *) * r->p);
     if (!fl) return -1;

@@ -51,3 +51,23 @@ int xpcs_robust_covariance(nlsq_xpcs_model *m, const nlsq_problem *pb, const nls
     }
     return 0;
 }
+
+int xpcs_profiles(const nlsq_problem *pb, const nlsq_options *opt, const double *x,
+                  unsigned mask, size_t np, nlsq_interval *iv, char *err, size_t err_size)
+{
+    for (size_t k = 0; k < np; k++) {
+        if (!(mask & (1u << k))) continue;
+        if (pb->lower && pb->upper && pb->lower[k] == pb->upper[k]) continue;
+        int rc = nlsq_profile(pb, opt, x, k, 1.0, &iv[k]);
+        if (rc != 0) {
+            snprintf(err, err_size, "--profile %s: %s", nlsq_xpcs_param_name(k),
+                     nlsq_status_string(rc));
+            return -1;
+        }
+        if (iv[k].better_min)
+            fprintf(stderr, "fit_xpcs: warning: the profile of %s found a lower cost than the "
+                    "fit: the fit did not end at the minimum, its interval is not valid\n",
+                    nlsq_xpcs_param_name(k));
+    }
+    return 0;
+}

@@ -30,4 +30,12 @@ int xpcs_flags_and_warning(const nlsq_problem *pb, const double *x, const double
 int xpcs_robust_covariance(nlsq_xpcs_model *m, const nlsq_problem *pb, const nlsq_options *opt,
                            const double *x, double *cov, char *err, size_t err_size);
 
+/** --profile: the 1-sigma profile-likelihood interval of every physical
+ *  parameter k < np with bit k of mask into iv[k] (iv: p entries, zeroed by
+ *  the caller; n_solves 0 = not profiled).  A profile that finds a lower
+ *  cost than the fit's prints one warning line on stderr.  0, or nonzero
+ *  with one line in err. */
+int xpcs_profiles(const nlsq_problem *pb, const nlsq_options *opt, const double *x,
+                  unsigned mask, size_t np, nlsq_interval *iv, char *err, size_t err_size);
+
 #endif /* XPCS_UNCERTAINTY_H */

@@ -455,6 +455,41 @@ NLSQ_API int nlsq_covariance_robust(const nlsq_problem *pb, const nlsq_options *
                                     nlsq_result *res);
 
 /* ------------------------------------------------------------------------ */
+/* Profile-likelihood intervals                                              */
+/* ------------------------------------------------------------------------ */
+
+/** A profile-likelihood interval of one parameter. */
+typedef struct nlsq_interval {
+    double lower, upper;   /* where the profiled chi2 has risen by delta (or a bound) */
+    int lower_open;        /* 1: the rise was not reached before the parameter's lower
+                              bound (lower is that bound), or within the search */
+    int upper_open;        /* the same above */
+    double x_min;          /* the parameter at the minimum (x_hat refined by one solve) */
+    double cost_min;       /* cost there */
+    size_t n_solves;       /* LM solves made (the minimum's included) */
+    int better_min;        /* 1: a profile solve found a cost below cost_min: x_hat was
+                              not the minimum and the interval is not valid */
+} nlsq_interval;
+
+/** Profile-likelihood interval of parameter j around the minimum x_hat (p
+ *  values, e.g. what nlsq_lm returned): the set of t where
+ *    2 (C_j(t) - C_min) / s^2 <= delta,
+ *  C_j(t) the cost minimised over the other parameters with x_j = t (an LM
+ *  solve with lower_j = upper_j = t, warm-started from the previous point),
+ *  s^2 = 2 C_min / (n_obs - p_free) (1 with absolute_sigma).  delta = 1 gives
+ *  the 1-sigma interval, 4 the 2-sigma one; for a linear model it is exactly
+ *  x_j -+ sqrt(delta) sigma_j.  Each end takes typically 2-4 solves (see
+ *  src/profile.c for the root search), at most 16; the solves use opt (with
+ *  ftol tightened so that the costs are good to 1e-3 of the rise, and no
+ *  checkpoints or progress callback), so memory is bounded as in nlsq_lm.
+ *  Bounds are respected: an end that would lie beyond a bound is that bound
+ *  with *_open set.  x_hat is not modified.  Returns 0 or NLSQ_EINVAL (NULL
+ *  arguments, j >= p, j fixed, delta not > 0, no degrees of freedom), or a
+ *  solve's error.  Thread safety and ownership as for nlsq_lm. */
+NLSQ_API int nlsq_profile(const nlsq_problem *pb, const nlsq_options *opt, const double *x_hat,
+                          size_t j, double delta, nlsq_interval *out);
+
+/* ------------------------------------------------------------------------ */
 /* Curve fitting (scipy.optimize.curve_fit)                                  */
 /* ------------------------------------------------------------------------ */
 

@@ -1,0 +1,177 @@
+/* profile.c - profile-likelihood intervals (the MINOS idea).
+ *
+ * For parameter j the profiled cost is C_j(t) = min { cost(x) : x_j = t },
+ * each value an LM solve with lower_j = upper_j = t (a fixed parameter) from
+ * a warm start.  With C_min the cost at the minimum and s^2 = 2 C_min /
+ * (n - p_free) (1 with absolute_sigma), the interval is where
+ *     D(t) = 2 (C_j(t) - C_min) / s^2  <=  delta      (delta = 1: 1 sigma)
+ * and its ends are searched on each side separately:
+ *   h(t) = sqrt(max(D(t), 0)) is close to linear in t (exactly |t - x_j| /
+ *   sigma_j for a linear model), so the first try is x_j +- sigma_j sqrt(delta)
+ *   and the next ones solve h = sqrt(delta) by the secant through the last
+ *   two points (the first from x_j, where h = 0), by regula falsi (Illinois)
+ *   once the end is bracketed; steps at most double the distance.  Stop when
+ *   |D - delta| <= tol (1e-3 delta, about 1e-4 of sigma), or at the
+ *   parameter's bound (the interval is open there), or after max_solves.
+ * Every solve starts from the point of the previous solve on its side.  A
+ * solve that ends below C_min means x_hat was not the minimum: reported.
+ */
+#include "nlsq_internal.h"
+
+#include <math.h>
+#include <string.h>
+
+#define PROFILE_MAX_SOLVES 16
+
+typedef struct prof {
+    const nlsq_problem *pb;
+    nlsq_problem fixed;        /* pb with x_j held */
+    nlsq_options opt;          /* the caller's, no checkpoints, tighter ftol */
+    double *lo, *hi, *x;       /* p each: the bounds of `fixed`, work point */
+    size_t j;
+    double cmin, s2, delta;
+    size_t n_solves;
+    int better;
+} prof;
+
+/* D(t) from a solve with x_j = t, warm-started from (and updated in) xw. */
+static int solve_at(prof *P, double t, double *xw, double *D)
+{
+    P->lo[P->j] = P->hi[P->j] = t;
+    xw[P->j] = t;
+    nlsq_result r;
+    memset(&r, 0, sizeof r);
+    int st = nlsq_lm(&P->fixed, &P->opt, xw, &r);
+    P->n_solves++;
+    if (st < 0) return st;
+    if (r.cost < P->cmin - 1e-9 * P->cmin) P->better = 1;
+    *D = 2.0 * (r.cost - P->cmin) / P->s2;
+    return 0;
+}
+
+/* One end: direction dir = +1 / -1 from x_hat[j] with step guess sig > 0.
+ * *end = the end (or the bound, *open = 1). */
+static int one_side(prof *P, const double *x_hat, double sig, int dir, double *end, int *open)
+{
+    const size_t p = P->pb->n_params, j = P->j;
+    const double x0 = x_hat[j], target = sqrt(P->delta), tol = 1e-3 * P->delta;
+    const double bound = dir > 0 ? (P->pb->upper ? P->pb->upper[j] : INFINITY)
+                                 : (P->pb->lower ? P->pb->lower[j] : -INFINITY);
+    double *xw = P->x;
+    memcpy(xw, x_hat, p * sizeof(double));
+    double d_in = 0.0, h_in = 0.0;          /* farthest distance with h < target */
+    double d_out = INFINITY, h_out = NAN;   /* nearest distance with h > target */
+    double d = sig * target, d_prev = 0.0, h_prev = 0.0;
+    int side_kept = 0;                      /* Illinois: which end stayed twice */
+    *open = 0;
+    for (int it = 0; it < PROFILE_MAX_SOLVES; it++) {
+        double room = fabs(bound - x0);
+        if (d >= room) { d = room; }
+        double D;
+        int rc = solve_at(P, x0 + dir * d, xw, &D);
+        if (rc) return rc;
+        double h = sqrt(D > 0 ? D : 0.0);
+        if (fabs(D - P->delta) <= tol) { *end = x0 + dir * d; return 0; }
+        if (h < target) {
+            if (d >= room) { *end = bound; *open = 1; return 0; }
+            if (d > d_in) { d_in = d; h_in = h; }
+            if (side_kept == -1) h_out = target + (h_out - target) / 2;   /* Illinois */
+            side_kept = 1;
+        } else {
+            if (d < d_out) { d_out = d; h_out = h; }
+            if (side_kept == 1) h_in = target - (target - h_in) / 2;
+            side_kept = -1;
+        }
+        double next;
+        if (isfinite(d_out)) {              /* bracketed: regula falsi on h */
+            next = d_in + (target - h_in) * (d_out - d_in) / (h_out - h_in);
+            if (!(next > d_in && next < d_out)) next = 0.5 * (d_in + d_out);
+        } else {                            /* secant through the last two points */
+            next = h > h_prev ? d_prev + (target - h_prev) * (d - d_prev) / (h - h_prev) : 2.0 * d;
+            if (!(next > d) || next > 2.0 * d) next = 2.0 * d;
+        }
+        d_prev = d;
+        h_prev = h;
+        d = next;
+    }
+    *end = x0 + dir * (isfinite(d_out) ? 0.5 * (d_in + d_out) : d_in);
+    *open = !isfinite(d_out);
+    return 0;
+}
+
+/* C_min (one solve from x_hat, all free) and the step guess sigma_j. */
+static int prof_start(prof *P, double *x_hat, double *sig)
+{
+    const size_t p = P->pb->n_params;
+    nlsq_result r;
+    memset(&r, 0, sizeof r);
+    double *cov = nlsq__calloc(&P->opt.allocator, p * p, sizeof(double));
+    if (!cov) return NLSQ_ENOMEM;
+    r.covariance = cov;
+    int st = nlsq_lm(P->pb, &P->opt, x_hat, &r);
+    P->n_solves++;
+    if (st >= 0) {
+        double dof = nlsq__dof(P->pb);
+        P->cmin = r.cost;
+        P->s2 = P->opt.absolute_sigma ? 1.0 : 2.0 * r.cost / dof;
+        double v = cov[P->j * p + P->j];
+        *sig = isfinite(v) && v > 0 ? sqrt(v) : 0.1 * fmax(fabs(x_hat[P->j]), 1e-3);
+        if (!(P->s2 > 0) || !isfinite(P->s2)) st = NLSQ_EINVAL;
+    }
+    nlsq__free(&P->opt.allocator, cov);
+    return st < 0 ? st : 0;
+}
+
+int nlsq_profile(const nlsq_problem *pb, const nlsq_options *opt_in, const double *x_hat,
+                 size_t j, double delta, nlsq_interval *out)
+{
+    nlsq_options defaults;
+    const nlsq_options *opt;
+    int rc0 = nlsq__begin(pb, opt_in, &defaults, &opt, x_hat && out, "x_hat or out", x_hat, NULL);
+    if (rc0) return rc0;
+    if (out) memset(out, 0, sizeof *out);
+    if (j >= pb->n_params || !(delta > 0) || !isfinite(delta)) return NLSQ_EINVAL;
+    if (pb->lower && pb->upper && pb->lower[j] == pb->upper[j]) return NLSQ_EINVAL;
+    if (nlsq__dof(pb) <= 0 && !opt->absolute_sigma) return NLSQ_EINVAL;
+    const size_t p = pb->n_params;
+    prof P;
+    memset(&P, 0, sizeof P);
+    P.pb = pb;
+    P.opt = *opt;
+    P.opt.checkpoint_path = NULL;
+    P.opt.progress = NULL;
+    P.j = j;
+    P.delta = delta;
+    const nlsq_allocator *al = &opt->allocator;
+    double *mem = nlsq__calloc(al, 4 * p, sizeof(double));
+    if (!mem) return NLSQ_ENOMEM;
+    P.lo = mem;
+    P.hi = mem + p;
+    P.x = mem + 2 * p;
+    double *xh = mem + 3 * p;
+    memcpy(xh, x_hat, p * sizeof(double));
+    for (size_t k = 0; k < p; k++) {
+        P.lo[k] = pb->lower ? pb->lower[k] : -INFINITY;
+        P.hi[k] = pb->upper ? pb->upper[k] : INFINITY;
+    }
+    P.fixed = *pb;
+    P.fixed.lower = P.lo;
+    P.fixed.upper = P.hi;
+    double sig = 0.0;
+    int rc = prof_start(&P, xh, &sig);
+    /* the profile's costs must be good to a small part of the rise s^2 delta / 2 */
+    double ftol = 1e-3 * 0.5 * P.s2 * delta / (P.cmin > 0 ? P.cmin : 1.0);
+    if (ftol < 1e-14) ftol = 1e-14;
+    if (!rc && ftol < P.opt.ftol) {        /* C_min to the same precision */
+        P.opt.ftol = ftol;
+        rc = prof_start(&P, xh, &sig);
+    }
+    if (!rc) rc = one_side(&P, xh, sig, -1, &out->lower, &out->lower_open);
+    if (!rc) rc = one_side(&P, xh, sig, +1, &out->upper, &out->upper_open);
+    out->n_solves = P.n_solves;
+    out->cost_min = P.cmin;
+    out->better_min = P.better;
+    out->x_min = xh[j];
+    nlsq__free(al, mem);
+    return rc;
+}
