@@ -321,6 +321,9 @@ static int fit_selection(const fit_job *job, const nlsq_xpcs_selection *sel)
     FILE *out = job->out;
     char err[512] = "", perr[512];
     int rc;
+    if (!(sel->q >= NLSQ_XPCS_Q_MIN && sel->q <= NLSQ_XPCS_Q_MAX))   /* a value from the file */
+        return bad_input("%s: the file's q list gives q = %g 1/A, outside [%g, %g]", a->input,
+                         sel->q, NLSQ_XPCS_Q_MIN, NLSQ_XPCS_Q_MAX);
     for (size_t k = 0; k < a->n_plot_angles; k++)
         if (a->plot_angles[k] >= sel->n_angles) {
             size_t bad = a->plot_angles[k], na = sel->n_angles;
@@ -492,6 +495,10 @@ static int fit_selection(const fit_job *job, const nlsq_xpcs_selection *sel)
         goto done;
     }
 
+    if (status == NLSQ_EINVAL) {   /* the problem the input and options make is invalid */
+        bad_input("%s: %s", a->input, res.message[0] ? res.message : nlsq_status_string(status));
+        goto done;
+    }
     size_t m_rows = nlsq_xpcs_model_n_rows(m), n_excl = nlsq_xpcs_model_n_excluded(m);
 #ifdef FIT_XPCS_MPI
     n_excl = nlsq_mpi_cli_xpcs_n_excluded(m);   /* over all ranks */
@@ -499,6 +506,11 @@ static int fit_selection(const fit_job *job, const nlsq_xpcs_selection *sel)
     /* fixed parameters (lower == upper) are not parameters of the fit */
     size_t p_free = p - res.n_fixed;
     double dof = (double)m_rows - (double)n_excl - (double)p_free;
+    if (dof < 0) {   /* fewer usable data than free parameters: bad input, not "not converged" */
+        bad_input("%s: only %zu usable data points (%zu, of which %zu not finite) for %zu free "
+                  "parameters", a->input, m_rows - n_excl, m_rows, n_excl, p_free);
+        goto done;
+    }
     /* The solver scaled by 2 cost / (m - p_free); rescale to 2 cost / dof. */
     double cscale = ((double)m_rows - (double)p_free) / dof;
     if (have_cov && dof > 0)

@@ -5,6 +5,8 @@
  * allocation, no global state: safe to call from a fuzzer.
  */
 #include "fit_xpcs_args.h"
+#include "nlsq.h"        /* NLSQ_MAX_THREADS: the library's limits */
+#include "nlsq_xpcs.h"   /* NLSQ_XPCS_Q_MIN ... */
 
 #include <errno.h>
 #include <math.h>
@@ -90,6 +92,22 @@ static int parse_double(const char *s, double *v)
     if (end == s || *end != '\0' || errno == ERANGE || !isfinite(x)) return -1;
     *v = x;
     return 0;
+}
+
+/* A number in [lo, hi]: the library's physical ranges (nlsq_xpcs.h). */
+static int parse_in_range(const char *s, double lo, double hi, double *v)
+{
+    double x;
+    if (parse_double(s, &x) || !(x >= lo && x <= hi)) return -1;
+    *v = x;
+    return 0;
+}
+
+static int range_error(char *err, size_t err_size, const char *flag, const char *unit, double lo,
+                       double hi, const char *val)
+{
+    return usage_error(err, err_size, "%s must be a number of %s in [%g, %g], not '%.200s'", flag,
+                       unit, lo, hi, val);
 }
 
 static int parse_size(const char *s, size_t *v)
@@ -252,23 +270,23 @@ int fit_xpcs_parse_args(int argc, char **argv, fit_xpcs_args *a, char *err, size
             if (!*val) return usage_error(err, err_size, "--config needs a YAML file name");
             a->config = val;
         } else if (!strcmp(name, "--dt")) {
-            if (parse_double(val, &a->dt) || !(a->dt > 0))
-                return usage_error(err, err_size,
-                                   "--dt must be a positive number of seconds, not '%.200s'", val);
+            if (parse_in_range(val, NLSQ_XPCS_DT_MIN, NLSQ_XPCS_DT_MAX, &a->dt))
+                return range_error(err, err_size, name, "seconds", NLSQ_XPCS_DT_MIN,
+                                   NLSQ_XPCS_DT_MAX, val);
             a->have_dt = 1;
         } else if (!strcmp(name, "--gap")) {
-            if (parse_double(val, &a->gap) || !(a->gap > 0))
-                return usage_error(err, err_size,
-                                   "--gap must be a positive number of Angstrom, not '%.200s'", val);
+            if (parse_in_range(val, NLSQ_XPCS_GAP_MIN, NLSQ_XPCS_GAP_MAX, &a->gap))
+                return range_error(err, err_size, name, "Angstrom", NLSQ_XPCS_GAP_MIN,
+                                   NLSQ_XPCS_GAP_MAX, val);
             a->have_gap = 1;
         } else if (!strcmp(name, "--q") && !strcmp(val, "all")) {
             a->q_all = 1;
             a->q = NAN;
         } else if (!strcmp(name, "--q")) {
             a->q_all = 0;
-            if (parse_double(val, &a->q) || !(a->q > 0))
-                return usage_error(err, err_size,
-                                   "--q must be a positive number (1/Angstrom) or all, not '%.200s'", val);
+            if (parse_in_range(val, NLSQ_XPCS_Q_MIN, NLSQ_XPCS_Q_MAX, &a->q))
+                return range_error(err, err_size, name, "1/Angstrom (or all)", NLSQ_XPCS_Q_MIN,
+                                   NLSQ_XPCS_Q_MAX, val);
         } else if (!strcmp(name, "--frames")) {
             const char *colon = strchr(val, ':');
             char first[32];
@@ -303,18 +321,18 @@ int fit_xpcs_parse_args(int argc, char **argv, fit_xpcs_args *a, char *err, size
                                     "--triangle must be upper or full, not '%.200s'", val);
         } else if (!strcmp(name, "--threads")) {
             size_t t;
-            if (parse_size(val, &t) || t > 4096)
+            if (parse_size(val, &t) || t > NLSQ_MAX_THREADS)   /* the library's limit */
                 return usage_error(err, err_size,
-                                   "--threads must be an integer 0..4096 (0 = all cores), not '%.200s'",
-                                   val);
+                                   "--threads must be an integer 0..%d (0 = all cores), not '%.200s'",
+                                   NLSQ_MAX_THREADS, val);
             a->n_threads = (int)t;
         } else if (!strcmp(name, "--output")) {
             if (!*val) return usage_error(err, err_size, "--output needs a file name");
             a->output = val;
         } else if (!strcmp(name, "--sigma")) {
-            if (parse_double(val, &a->sigma) || !(a->sigma > 0))
-                return usage_error(err, err_size, "--sigma must be a positive number, not '%.200s'",
-                                   val);
+            if (parse_in_range(val, NLSQ_XPCS_SIGMA_MIN, NLSQ_XPCS_SIGMA_MAX, &a->sigma))
+                return range_error(err, err_size, name, "(data units)", NLSQ_XPCS_SIGMA_MIN,
+                                   NLSQ_XPCS_SIGMA_MAX, val);
         } else if (!strcmp(name, "--max-iter")) {
             if (parse_size(val, &a->max_iter) || a->max_iter == 0 || a->max_iter > 100000000)
                 return usage_error(err, err_size,

@@ -6,6 +6,7 @@
 #include "xpcs_output.h"
 #include "xpcs_uncertainty.h"
 #include "safe_io.h"
+#include "utf8_text.h"
 
 #include <errno.h>
 #include <hdf5.h>
@@ -157,15 +158,21 @@ static void json_num(FILE *fp, double v)
     else fputs("null", fp);
 }
 
+/* A JSON string: valid UTF-8 whatever the bytes (utf8_text.h: a byte that
+ * is not UTF-8 becomes \u00XX). */
 static void json_str(FILE *fp, const char *s)
 {
     fputc('"', fp);
-    for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
-        if (*c == '"' || *c == '\\') fprintf(fp, "\\%c", *c);
-        else if (*c == '\n') fputs("\\n", fp);
-        else if (*c == '\t') fputs("\\t", fp);
-        else if (*c < 0x20 || *c == 0x7f) fprintf(fp, "\\u%04x", *c);
+    for (const unsigned char *c = (const unsigned char *)s; *c;) {
+        size_t k = utf8_sequence_length(c);
+        if (k > 1) fwrite(c, 1, k, fp);
+        else if (k == 0 || *c < 0x20 || *c == 0x7f) {
+            if (*c == '\n') fputs("\\n", fp);
+            else if (*c == '\t') fputs("\\t", fp);
+            else fprintf(fp, "\\u%04x", *c);
+        } else if (*c == '"' || *c == '\\') fprintf(fp, "\\%c", *c);
         else fputc(*c, fp);
+        c += k ? k : 1;
     }
     fputc('"', fp);
 }
@@ -450,13 +457,17 @@ static hid_t vlen_str_type(void)
     return t;
 }
 
+/* A UTF-8 string attribute (invalid bytes repaired as in utf8_text.h). */
 static herr_t attr_str(hid_t obj, const char *name, const char *v)
 {
+    char *fixed = utf8_repaired(v ? v : "");
+    if (!fixed) return -1;
     hid_t t = vlen_str_type(), sp = H5Screate(H5S_SCALAR);
-    const char *p = v ? v : "";
+    const char *p = fixed;
     herr_t e = attr_raw(obj, name, t, sp, &p);
     H5Sclose(sp);
     H5Tclose(t);
+    free(fixed);
     return e;
 }
 

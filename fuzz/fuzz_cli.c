@@ -6,8 +6,9 @@
  * crashing, and:
  *   - USAGE: err is one non-empty line (no control characters), NUL-
  *     terminated inside err_size, also for tiny buffers and err = NULL;
- *   - OK: every field is consistent (input set, dt > 0 finite, gap > 0 in
- *     laminar mode, q NaN or > 0, first <= last, sigma > 0, threads 0..4096,
+ *   - OK: every field is consistent (input set, dt, gap (laminar mode), q
+ *     (or NaN) and sigma inside the library's ranges of nlsq_xpcs.h, first <=
+ *     last, threads 0..NLSQ_MAX_THREADS,
  *     method one of lm/adam/hybrid, init values NaN or finite, plot angles
  *     distinct, --save-fit only with --output, ...), and every string field
  *     points into argv (the parser keeps pointers, never copies);
@@ -22,6 +23,8 @@
 #include <string.h>
 
 #include "fit_xpcs_args.h"
+#include "nlsq.h"
+#include "nlsq_xpcs.h"
 
 #define MAX_ARGS 64
 
@@ -86,17 +89,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (rc == FIT_XPCS_ARGS_OK) {
         CHECK(err[0] == '\0');
         CHECK(a.input && a.input[0] != '\0' && in_argv(a.input, argc, argv));
-        CHECK(a.have_dt && isfinite(a.dt) && a.dt > 0);
+        /* the library's ranges (nlsq_xpcs.h): what the parser accepts, the
+         * model accepts */
+        CHECK(a.have_dt && a.dt >= NLSQ_XPCS_DT_MIN && a.dt <= NLSQ_XPCS_DT_MAX);
         CHECK(a.mode == 0 || a.mode == 1);
-        if (a.mode == 0) CHECK(a.have_gap && isfinite(a.gap) && a.gap > 0);
-        CHECK(isnan(a.q) || (isfinite(a.q) && a.q > 0));
+        if (a.mode == 0) CHECK(a.have_gap && a.gap >= NLSQ_XPCS_GAP_MIN && a.gap <= NLSQ_XPCS_GAP_MAX);
+        CHECK(isnan(a.q) || (a.q >= NLSQ_XPCS_Q_MIN && a.q <= NLSQ_XPCS_Q_MAX));
         CHECK(a.first <= a.last);
         CHECK(a.triangle == 0 || a.triangle == 1);
         CHECK(a.include_diagonal == 0 || a.include_diagonal == 1);
         CHECK(a.method && (!strcmp(a.method, "lm") || !strcmp(a.method, "adam") ||
                            !strcmp(a.method, "hybrid")));
-        CHECK(a.n_threads >= 0 && a.n_threads <= 4096);
-        CHECK(isfinite(a.sigma) && a.sigma > 0);
+        CHECK(a.n_threads >= 0 && a.n_threads <= NLSQ_MAX_THREADS);
+        CHECK(a.sigma >= NLSQ_XPCS_SIGMA_MIN && a.sigma <= NLSQ_XPCS_SIGMA_MAX);
         CHECK(a.max_iter >= 1);
         CHECK(isfinite(a.budget_mib) && a.budget_mib >= 0 && a.budget_mib <= 1e9);
         for (int k = 0; k < FIT_XPCS_N_PHYS; k++) CHECK(isnan(a.init[k]) || isfinite(a.init[k]));

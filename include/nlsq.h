@@ -227,6 +227,9 @@ typedef enum nlsq_loss {
     NLSQ_LOSS_ARCTAN = 4
 } nlsq_loss;
 
+/** The largest n_threads accepted (programs take their limit from here). */
+#define NLSQ_MAX_THREADS 1024
+
 /** Options.  Always start from nlsq_options_init(); then change fields. */
 typedef struct nlsq_options {
     /* --- stopping (LM) --- */
@@ -252,7 +255,8 @@ typedef struct nlsq_options {
                                total is n_threads times this (per thread, so that
                                the chunk size, hence the result, does not depend
                                on the thread count); 0 = none */
-    int    n_threads;       /* worker threads; 0 = all online cores */
+    int    n_threads;       /* worker threads; 0 = all online cores;
+                               at most NLSQ_MAX_THREADS */
 
     /* --- covariance --- */
     int    absolute_sigma;  /* 1: covariance = (J^T J)^-1, no s^2 scaling (0) */

@@ -234,11 +234,26 @@ typedef struct nlsq_xpcs_source {
 NLSQ_API int nlsq_xpcs_file_source(nlsq_xpcs_file *f, const nlsq_xpcs_selection *sel,
                                    nlsq_xpcs_source *src);
 
+/** Ranges accepted for q, dt, gap and sigma (nlsq_xpcs_model_create refuses
+ *  values outside with NLSQ_EINVAL, naming the value; fit_xpcs takes its
+ *  flag limits from here).  Wide on purpose: they only keep out values no
+ *  measurement has (1e300, 1e-300), which otherwise "converge" at iteration
+ *  0 with every parameter undetermined. */
+#define NLSQ_XPCS_Q_MIN     1e-8    /* 1/A */
+#define NLSQ_XPCS_Q_MAX     1e2
+#define NLSQ_XPCS_DT_MIN    1e-12   /* s */
+#define NLSQ_XPCS_DT_MAX    1e6
+#define NLSQ_XPCS_GAP_MIN   1e-3    /* A */
+#define NLSQ_XPCS_GAP_MAX   1e15
+#define NLSQ_XPCS_SIGMA_MIN 1e-30
+#define NLSQ_XPCS_SIGMA_MAX 1e30
+
 typedef struct nlsq_xpcs_config {
     int    mode;           /* nlsq_xpcs_mode (laminar) */
     int    triangle;       /* nlsq_xpcs_triangle (upper) */
     int    include_diagonal; /* 0 */
-    double q, gap, dt;     /* required (> 0) */
+    double q, gap, dt;     /* required, in [NLSQ_XPCS_Q_MIN, NLSQ_XPCS_Q_MAX] etc.
+                              (gap: laminar mode only) */
     size_t k0;             /* frame index of row 0 (selection's first_frame) */
     double sigma;          /* residual scale (0.01) */
     size_t memory_budget;  /* bytes to cache c2 (float32 when stored so); larger

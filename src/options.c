@@ -227,7 +227,8 @@ int nlsq_validate(const nlsq_problem *pb, const nlsq_options *opt,
         FAIL("no stopping rule: tolerances and max_iter all 0");
     if (!(opt->lambda0 > 0) || !isfinite(opt->lambda0)) FAIL("lambda0 must be > 0");
     if (!(opt->step_bound > 0) || !isfinite(opt->step_bound)) FAIL("step_bound must be > 0");
-    if (opt->n_threads < 0 || opt->n_threads > 1024) FAIL("n_threads must be in 0..1024");
+    if (opt->n_threads < 0 || opt->n_threads > NLSQ_MAX_THREADS)
+        FAIL("n_threads must be in 0..%d", NLSQ_MAX_THREADS);
     if (!(opt->cov_rcond >= 0) || !(opt->cov_rcond < 1)) FAIL("cov_rcond must be in [0, 1)");
     if (opt->loss < NLSQ_LOSS_LINEAR || opt->loss > NLSQ_LOSS_ARCTAN) FAIL("unknown loss %d", opt->loss);
     if (!(opt->f_scale > 0) || !isfinite(opt->f_scale)) FAIL("f_scale must be > 0");

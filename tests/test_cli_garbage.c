@@ -88,6 +88,17 @@ static const cmd cmds[] = {
     {"negative threads", {GOOD, "--dt", "1e-3", "--gap", "2e6", "--threads", "-1"}, 0},
     {"fractional threads", {GOOD, "--dt", "1e-3", "--gap", "2e6", "--threads", "1.5"}, 0},
     {"too many threads", {GOOD, "--dt", "1e-3", "--gap", "2e6", "--threads", "5000"}, 0},
+    /* issue 15: the parser accepted 1025..4096, then the library refused them (exit 1) */
+    {"threads above the library's limit", {GOOD, "--dt", "1e-3", "--gap", "2e6", "--threads", "1025"}, 0},
+    {"threads 4096", {GOOD, "--dt", "1e-3", "--gap", "2e6", "--threads", "4096"}, 0},
+    /* issue 15: values no measurement has "converged" at iteration 0 */
+    {"dt 1e300", {GOOD, "--dt", "1e300", "--gap", "2e6"}, 0},
+    {"dt 1e-300", {GOOD, "--dt", "1e-300", "--gap", "2e6"}, 0},
+    {"gap 1e300", {GOOD, "--dt", "1e-3", "--gap", "1e300"}, 0},
+    {"gap 1e-300", {GOOD, "--dt", "1e-3", "--gap", "1e-300"}, 0},
+    {"q 1e300", {GOOD, "--dt", "1e-3", "--gap", "2e6", "--q", "1e300"}, 0},
+    {"q 1e-300", {GOOD, "--dt", "1e-3", "--gap", "2e6", "--q", "1e-300"}, 0},
+    {"sigma 1e-300", {GOOD, "--dt", "1e-3", "--gap", "2e6", "--sigma", "1e-300"}, 0},
     {"unknown mode", {GOOD, "--dt", "1e-3", "--gap", "2e6", "--mode", "turbulent"}, 0},
     {"unknown method", {GOOD, "--dt", "1e-3", "--gap", "2e6", "--method", "gauss-newton"}, 0},
     {"unknown triangle", {GOOD, "--dt", "1e-3", "--gap", "2e6", "--triangle", "lower"}, 0},

@@ -23,6 +23,14 @@
  *                        skipped with a message where not permitted): exit 2,
  *                        one line (no HDF5 / libpng lines), no temporary, no
  *                        crash
+ *   json_utf8            --json on a file whose name is not UTF-8: the output
+ *                        is valid UTF-8 (checked with the C library's own
+ *                        decoder, mbrtowc in C.UTF-8) and the bad bytes are
+ *                        \u00XX
+ *   too_few_rows         static mode, 4 frames, 1 angle (6 rows, 5 free
+ *                        parameters) with 2 entries NaN: exit 2 naming the
+ *                        usable count (was 1, "not converged")
+ *   absurd_file_q        a file whose q list says 1e300: exit 2 at once
  */
 #define _GNU_SOURCE
 #include <stdarg.h>
@@ -33,6 +41,9 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <locale.h>
+#include <math.h>
+#include <wchar.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,6 +58,8 @@
 #include <unistd.h>
 
 #include "nlsq_xpcs.h"
+
+#include <hdf5.h>
 
 #ifndef NLSQ_TEST_TMPDIR
 #define NLSQ_TEST_TMPDIR "/tmp"
@@ -461,6 +474,115 @@ static void full_filesystem(void **state)
     assert_true(out_absent);
 }
 
+/* Is b[0..n) valid UTF-8 by the C library's decoder? */
+static int valid_utf8(const char *b, size_t n)
+{
+    if (!setlocale(LC_CTYPE, "C.UTF-8")) return -1;
+    mbstate_t st;
+    memset(&st, 0, sizeof st);
+    for (size_t i = 0; i < n;) {
+        wchar_t wc;
+        size_t k = mbrtowc(&wc, b + i, n - i, &st);
+        if (k == (size_t)-1 || k == (size_t)-2) return 0;
+        if (wc >= 0xD800 && wc <= 0xDFFF) return 0;
+        i += k ? k : 1;
+    }
+    setlocale(LC_CTYPE, "C");
+    return 1;
+}
+
+static void json_utf8(void **state)
+{
+    (void)state;
+    char name[600], outp[600];
+    pathf(name, sizeof name, "caf\xe9_\xff\xc0\xaf.h5");   /* Latin-1 e-acute, then junk */
+    assert_int_equal(link(good, name), 0);
+    char keep[600];
+    snprintf(keep, sizeof keep, "%s", good);
+    snprintf(good, sizeof good, "%s", name);
+    outcome o;
+    run_fit(OUT_FILE, &o, "--json", NULL);
+    snprintf(good, sizeof good, "%s", keep);
+    unlink(name);
+    print_message("  exit %d %s\n", o.code, o.err);
+    assert_int_equal(o.code, 0);
+    pathf(outp, sizeof outp, "stdout.txt");
+    size_t n = 0;
+    unsigned char *b = slurp(outp, &n);
+    assert_non_null(b);
+    int v = valid_utf8((const char *)b, n);
+    if (v < 0) {
+        free(b);
+        print_message("  SKIPPED: no C.UTF-8 locale to check with\n");
+        skip();
+    }
+    assert_int_equal(v, 1);
+    b[n] = '\0';
+    assert_non_null(strstr((char *)b, "caf\\u00e9_\\u00ff\\u00c0\\u00af.h5\""));
+    free(b);
+}
+
+/* Set entries (i, j) of the first matrix of the file to NaN. */
+static void poison(const char *path, const size_t (*ij)[2], size_t n)
+{
+    hid_t f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
+    assert_true(f >= 0);
+    hid_t ds = H5Dopen2(f, "xpcs/twotime/correlation_map/c2_00001", H5P_DEFAULT);
+    assert_true(ds >= 0);
+    hid_t fs = H5Dget_space(ds);
+    hsize_t one[2] = {1, 1};
+    hid_t ms = H5Screate_simple(2, one, NULL);
+    double nan = NAN;
+    for (size_t k = 0; k < n; k++) {
+        hsize_t at[2] = {ij[k][0], ij[k][1]};
+        assert_true(H5Sselect_hyperslab(fs, H5S_SELECT_SET, at, NULL, one, NULL) >= 0);
+        assert_true(H5Dwrite(ds, H5T_NATIVE_DOUBLE, ms, fs, H5P_DEFAULT, &nan) >= 0);
+    }
+    H5Sclose(ms);
+    H5Sclose(fs);
+    H5Dclose(ds);
+    H5Fclose(f);
+}
+
+static void too_few_rows(void **state)
+{
+    (void)state;
+    nlsq_xpcs_synth_spec s;
+    nlsq_xpcs_synth_spec_default(&s);
+    s.n_frames = 4;
+    s.n_angles = 1;
+    s.dt = 0.01;
+    s.static_mode = 1;
+    char err[512];
+    unlink(good);
+    assert_int_equal(nlsq_xpcs_synth_write(good, &s, err, sizeof err), 0);
+    outcome o;
+    run_fit(OUT_FILE, &o, "--mode", "static", NULL);      /* 6 rows, 5 parameters: fits */
+    print_message("  clean file: exit %d\n", o.code);
+    assert_true(o.code == 0 || o.code == 1);
+    const size_t ij[2][2] = {{0, 1}, {1, 3}};
+    poison(good, ij, 2);
+    run_fit(OUT_FILE, &o, "--mode", "static", NULL);
+    expect_refusal(&o, "4 usable entries for 5 parameters", "usable");
+}
+
+static void absurd_file_q(void **state)
+{
+    (void)state;
+    nlsq_xpcs_synth_spec s;
+    nlsq_xpcs_synth_spec_default(&s);
+    s.n_frames = 8;
+    s.n_angles = 1;
+    s.q = 1e300;
+    char err[512];
+    unlink(good);
+    assert_int_equal(nlsq_xpcs_synth_write(good, &s, err, sizeof err), 0);
+    outcome o;
+    run_fit(OUT_FILE, &o, NULL);
+    expect_refusal(&o, "a file with q = 1e300", "q");
+    assert_true(o.seconds < 5);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -470,6 +592,9 @@ int main(void)
         cmocka_unit_test_setup(resume_fifo, fresh_input),
         cmocka_unit_test_setup(stdout_lost, fresh_input),
         cmocka_unit_test_setup(full_filesystem, fresh_input),
+        cmocka_unit_test_setup(json_utf8, fresh_input),
+        cmocka_unit_test_setup(too_few_rows, fresh_input),
+        cmocka_unit_test_setup(absurd_file_q, fresh_input),
     };
     return cmocka_run_group_tests_name("xpcs_safety", tests, setup, teardown);
 }

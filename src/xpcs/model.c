@@ -846,20 +846,19 @@ int nlsq_xpcs_model_create(const nlsq_xpcs_source *src, const nlsq_xpcs_config *
         set_err(err, err_size, "model: unknown triangle %d", cfg->triangle);
         return NLSQ_EINVAL;
     }
-    if (!(isfinite(cfg->q) && cfg->q > 0) || !(isfinite(cfg->dt) && cfg->dt > 0)) {
-        set_err(err, err_size, "model: q and dt must be finite and > 0 (q = %g, dt = %g)",
-                cfg->q, cfg->dt);
-        return NLSQ_EINVAL;
-    }
-    if (cfg->mode == NLSQ_XPCS_LAMINAR && !(isfinite(cfg->gap) && cfg->gap > 0)) {
-        set_err(err, err_size, "model: the gap must be finite and > 0 in laminar mode (gap = %g)",
-                cfg->gap);
-        return NLSQ_EINVAL;
-    }
-    if (!(isfinite(cfg->sigma) && cfg->sigma > 0)) {
-        set_err(err, err_size, "model: sigma must be finite and > 0 (sigma = %g)", cfg->sigma);
-        return NLSQ_EINVAL;
-    }
+    /* the physical ranges of nlsq_xpcs.h (NaN fails every comparison) */
+    const struct { const char *name, *unit; double v, lo, hi; int used; } range[4] = {
+        {"q", "1/A", cfg->q, NLSQ_XPCS_Q_MIN, NLSQ_XPCS_Q_MAX, 1},
+        {"dt", "s", cfg->dt, NLSQ_XPCS_DT_MIN, NLSQ_XPCS_DT_MAX, 1},
+        {"the gap", "A", cfg->gap, NLSQ_XPCS_GAP_MIN, NLSQ_XPCS_GAP_MAX,
+         cfg->mode == NLSQ_XPCS_LAMINAR},
+        {"sigma", "", cfg->sigma, NLSQ_XPCS_SIGMA_MIN, NLSQ_XPCS_SIGMA_MAX, 1}};
+    for (int k = 0; k < 4; k++)
+        if (range[k].used && !(range[k].v >= range[k].lo && range[k].v <= range[k].hi)) {
+            set_err(err, err_size, "model: %s = %g %s is outside [%g, %g]", range[k].name,
+                    range[k].v, range[k].unit, range[k].lo, range[k].hi);
+            return NLSQ_EINVAL;
+        }
     if (src->n_angles == 0 || src->n == 0 || !src->phi) {
         set_err(err, err_size, "model: the source has no angles or no frames");
         return NLSQ_EINVAL;
