@@ -287,9 +287,12 @@ void xpcs_print_json_object(FILE *fp, const xpcs_report *r)
         fprintf(fp, "%s\"%s\": ", k ? ", " : "", nlsq_xpcs_param_name(k));
         json_num(fp, xpcs_report_phys_err(r, k));
     }
+    /* not fitted: held by --config (lower == upper), and the shear
+     * parameters in static mode */
     fputs("}, \"fixed\": [", fp);
-    for (size_t k = np; k < NLSQ_XPCS_N_PHYS; k++)
-        fprintf(fp, "%s\"%s\"", k > np ? ", " : "", nlsq_xpcs_param_name(k));
+    for (size_t k = 0, n = 0; k < NLSQ_XPCS_N_PHYS; k++)
+        if (k >= np || (a->lower[k] == a->upper[k]))
+            fprintf(fp, "%s\"%s\"", n++ ? ", " : "", nlsq_xpcs_param_name(k));
     fputc(']', fp);
     static const char *const arrays[4] = {"contrast", "offset", "contrast_errors", "offset_errors"};
     for (int t = 0; t < 4; t++) {

@@ -1276,6 +1276,8 @@ static void config_file(void **state)
     assert_true(strtod(buf, NULL) == 1e-4);
     assert_true(json_get(c.out, "dof", buf, sizeof buf));
     assert_true(strtod(buf, NULL) == dof_free + 1);
+    assert_true(json_get(c.out, "fixed", buf, sizeof buf));
+    assert_string_equal(buf, "[\"gamma_dot_offset\"]");
     run_free(&c);
 
     /* a wrong type names the key path; a YAML syntax error its line */
