@@ -31,6 +31,11 @@
  *                        parameters) with 2 entries NaN: exit 2 naming the
  *                        usable count (was 1, "not converged")
  *   absurd_file_q        a file whose q list says 1e300: exit 2 at once
+ *   locked_truncated     the input held open for writing by another process
+ *                        (HDF5 file locking; skipped when
+ *                        HDF5_USE_FILE_LOCKING=FALSE) and a truncated copy:
+ *                        each its own message (both were "damaged or
+ *                        truncated")
  */
 #define _GNU_SOURCE
 #include <stdarg.h>
@@ -584,6 +589,60 @@ static void absurd_file_q(void **state)
     assert_true(o.seconds < 5);
 }
 
+static void locked_truncated(void **state)
+{
+    (void)state;
+    /* truncated: the first 3000 bytes */
+    size_t n = 0;
+    unsigned char *b = slurp(good, &n);
+    assert_non_null(b);
+    assert_true(n > 3000);
+    char cut[600];
+    pathf(cut, sizeof cut, "cut.h5");
+    FILE *fp = fopen(cut, "wb");
+    assert_non_null(fp);
+    assert_int_equal(fwrite(b, 1, 3000, fp), 3000);
+    fclose(fp);
+    free(b);
+    char keep[600];
+    snprintf(keep, sizeof keep, "%s", good);
+    snprintf(good, sizeof good, "%s", cut);
+    outcome o;
+    run_fit(OUT_FILE, &o, NULL);
+    snprintf(good, sizeof good, "%s", keep);
+    expect_refusal(&o, "a truncated input", "truncated (3000 of the");
+    unlink(cut);
+
+    const char *env = getenv("HDF5_USE_FILE_LOCKING");
+    if (env && (!strcmp(env, "FALSE") || !strcmp(env, "0"))) {
+        print_message("  SKIPPED (locked): HDF5_USE_FILE_LOCKING=%s\n", env);
+        return;
+    }
+    /* locked: a child holds the file open for writing until told to stop */
+    int ready[2], stop[2];
+    assert_int_equal(pipe(ready), 0);
+    assert_int_equal(pipe(stop), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        hid_t f = H5Fopen(good, H5F_ACC_RDWR, H5P_DEFAULT);
+        char c = f >= 0 ? 'y' : 'n';
+        if (write(ready[1], &c, 1) != 1) _exit(1);
+        if (read(stop[0], &c, 1) < 0) _exit(1);
+        if (f >= 0) H5Fclose(f);
+        _exit(0);
+    }
+    char c = 0;
+    assert_int_equal(read(ready[0], &c, 1), 1);
+    if (c == 'y') run_fit(OUT_FILE, &o, NULL);
+    assert_int_equal(write(stop[1], "x", 1), 1);
+    int st;
+    waitpid(pid, &st, 0);
+    close(ready[0]); close(ready[1]); close(stop[0]); close(stop[1]);
+    assert_int_equal(c, 'y');
+    expect_refusal(&o, "an input locked by a writer", "locked by another process");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -596,6 +655,7 @@ int main(void)
         cmocka_unit_test_setup(json_utf8, fresh_input),
         cmocka_unit_test_setup(too_few_rows, fresh_input),
         cmocka_unit_test_setup(absurd_file_q, fresh_input),
+        cmocka_unit_test_setup(locked_truncated, fresh_input),
     };
     return cmocka_run_group_tests_name("xpcs_safety", tests, setup, teardown);
 }

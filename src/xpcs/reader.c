@@ -500,15 +500,7 @@ int nlsq_xpcs_open(const char *path, nlsq_xpcs_file **out, char *err, size_t es)
     xpcs__filters_register();   /* on failure the filter check names the filter */
     f->fid = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
     if (f->fid < 0) {
-#if H5_VERSION_GE(1, 12, 0)
-        htri_t is = H5Fis_accessible(path, H5P_DEFAULT);
-#else
-        htri_t is = H5Fis_hdf5(path);
-#endif
-        if (is > 0)
-            xpcs__err(err, es, "%s: cannot open: damaged or truncated HDF5 file", path);
-        else
-            xpcs__err(err, es, "%s: cannot open: not an HDF5 file", path);
+        xpcs__open_failed(path, err, es);   /* locked, truncated, damaged, not HDF5 */
         rc = NLSQ_XPCS_EFILE;
         goto fail;
     }

@@ -62,6 +62,11 @@ XPCS__HIDDEN int  xpcs__discover_apsu(nlsq_xpcs_file *f, char *err, size_t es);
 XPCS__HIDDEN int  xpcs__discover_old(nlsq_xpcs_file *f, char *err, size_t es);
 XPCS__HIDDEN void xpcs__read_dt(nlsq_xpcs_file *f);
 
+/* open_failure.c: the one line for a failed H5Fopen (call right after it,
+ * inside the reader's HDF5 lock): locked by a writer, truncated (sizes
+ * named), damaged, not HDF5. */
+XPCS__HIDDEN void xpcs__open_failed(const char *path, char *err, size_t es);
+
 /* storage.c */
 /* 0, or NLSQ_XPCS_EFORMAT when dataset d holds no data of its own. */
 XPCS__HIDDEN int  xpcs__check_storage(nlsq_xpcs_file *f, hid_t d, const char *dpath, char *err,
