@@ -465,7 +465,7 @@ static int fit_selection(const fit_job *job, const nlsq_xpcs_selection *sel)
     else status = nlsq_lm(&pb, &opt, x, &res);
     if (pctx.shown) fputc('\n', stderr);
     int have_cov = 0;
-    if (status >= 0) {
+    if (status >= 0 || status == NLSQ_STALLED) {
         /* nlsq_lm / nlsq_hybrid fill the covariance; Adam does not */
         int filled = 0;
         for (size_t k = 0; k < p && !filled; k++)

@@ -51,8 +51,11 @@ extern "C" {
 /* Status codes                                                              */
 /* ------------------------------------------------------------------------ */
 
-/** Solver outcome.  > 0 converged, 0 stopped by a limit (result usable),
- *  < 0 error (x is still the best point found). */
+/** Solver outcome.  > 0 converged (x is stationary to the tolerances),
+ *  0 stopped by a limit (result usable), < 0 error (x is still the best point
+ *  found).  NLSQ_STALLED is the one negative code whose result is usable like
+ *  NLSQ_MAX_ITER's: the solver could not make progress, x is not claimed
+ *  stationary, the covariance is filled when asked for. */
 typedef enum nlsq_status {
     NLSQ_CONVERGED_FTOL  = 1,   /**< relative cost reduction below ftol */
     NLSQ_CONVERGED_XTOL  = 2,   /**< relative step below xtol */
@@ -69,7 +72,10 @@ typedef enum nlsq_status {
     NLSQ_EIO             = -7,  /**< checkpoint file could not be written/read */
     NLSQ_ENOTIMPL        = -8,  /**< feature not available in this build */
     NLSQ_ECHECKPOINT     = -9,  /**< checkpoint file invalid or for another problem */
-    NLSQ_EDISTRIBUTED    = -10  /**< the distributed reduce (e.g. MPI) failed */
+    NLSQ_EDISTRIBUTED    = -10, /**< the distributed reduce (e.g. MPI) failed */
+    NLSQ_STALLED         = -11  /**< no step changes x at working precision (or the
+                                     damping overflowed) and x is not stationary to
+                                     the tolerances: usable, not converged */
 } nlsq_status;
 
 /** A static, human-readable sentence for a status code (never NULL). */

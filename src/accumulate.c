@@ -23,6 +23,7 @@
 #include "nlsq_internal.h"
 
 #include <cblas.h>
+#include <float.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -31,8 +32,11 @@
 
 #define NLSQ_MAX_SLOTS 32
 /* dist_buf: [ENOMEM count, ECALLBACK count, other-error count, cost, rows,
- * non-finite r rows, non-finite J rows], then J^T r (p), then upper J^T J */
-#define DIST_HEADER 7
+ * non-finite r rows, non-finite J rows, max |r| (summed over processes: an
+ * upper bound within a factor of their number, enough for its two uses, the
+ * zero test and the choice of a power-of-two scale)], then J^T r (p), then
+ * upper J^T J */
+#define DIST_HEADER 8
 #define NLSQ_SMALL_K 16
 #define NLSQ_SLOT_BYTES_CAP ((size_t)256 << 20)  /* all slots' J^T J together */
 
@@ -40,6 +44,7 @@ struct nlsq__slot {
     double *JtJ;           /* p*p, upper triangle used */
     double *Jtr;           /* p */
     double sum, comp;      /* Neumaier sum of 0.5 rho(r^2) */
+    double rmax;           /* max |r_i| over finite residuals */
     size_t n_rows, n_bad_r, n_bad_J;
 };
 
@@ -220,6 +225,36 @@ static double sum_squares(size_t n, const double *r)
     return (s[0] + s[1]) + (s[2] + s[3]);
 }
 
+/* largest |r_i| among the finite residuals */
+static double max_abs_finite(size_t n, const double *r)
+{
+    double m = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        double a = fabs(r[i]);
+        if (a > m && a <= DBL_MAX) m = a;
+    }
+    return m;
+}
+
+/* r (n) and J (n*k, NULL allowed) times s, a power of two */
+static void scale_chunk(double s, size_t n, size_t k, double *r, double *J)
+{
+    for (size_t i = 0; i < n; i++) r[i] *= s;
+    if (J)
+        for (size_t i = 0; i < n * k; i++) J[i] *= s;
+}
+
+int nlsq__engine_autoscale(nlsq__engine *e, const nlsq__acc *out)
+{
+    double rmax = out->rmax;
+    if (!(rmax > 0) || !(rmax <= DBL_MAX)) return 0;
+    if (rmax >= 0x1p-200 && rmax <= 0x1p200) return 0;
+    int k = -ilogb(rmax);
+    e->scale_exp += k;
+    e->f_scale = ldexp(e->opt->f_scale, e->scale_exp);
+    return k;
+}
+
 /* ------------------------------------------------------------------ setup */
 
 static size_t online_cores(void)
@@ -262,7 +297,7 @@ int nlsq__engine_init(nlsq__engine *e, const nlsq_problem *pb, const nlsq_option
     e->chunk_rows = chunk;
 
     /* Slots: a fixed partition, a function of (m, chunk, p) only. */
-    size_t slots = (m + chunk - 1) / chunk;
+    size_t slots = m / chunk + (m % chunk != 0);   /* no wrap for m near SIZE_MAX */
     if (slots > NLSQ_MAX_SLOTS) slots = NLSQ_MAX_SLOTS;
     size_t pp;
     if (nlsq__mul_size(p, p, &pp) != 0) return NLSQ_EINVAL;
@@ -398,6 +433,9 @@ static int eval_chunk(nlsq__engine *e, nlsq__worker *w, nlsq__slot *s,
 
     double *r = w->r;
     s->n_rows += n;
+    if (e->scale_exp) scale_chunk(ldexp(1.0, e->scale_exp), n, k, r, J);
+    double rmax = max_abs_finite(n, r);
+    if (rmax > s->rmax) s->rmax = rmax;
 
     /* Fast path (plain least squares, at most NLSQ_SMALL_K columns): one
      * kernel call gives J^T J and J^T r; a non-finite entry anywhere shows up
@@ -504,7 +542,7 @@ typedef struct pass_job {
 
 static void slot_reset(nlsq__slot *s, size_t p, int mode)
 {
-    s->sum = s->comp = 0.0;
+    s->sum = s->comp = s->rmax = 0.0;
     s->n_rows = s->n_bad_r = s->n_bad_J = 0;
     if (mode != NLSQ__PASS_COST) memset(s->Jtr, 0, p * sizeof(double));
     if (mode == NLSQ__PASS_NORMAL) memset(s->JtJ, 0, p * p * sizeof(double));
@@ -557,7 +595,7 @@ static int local_pass(nlsq__engine *e, const double *x, int mode,
     job.mode = mode;
     job.row_begin = row_begin;
     job.n_total = row_end > row_begin ? row_end - row_begin : 0;
-    size_t want = (job.n_total + e->chunk_rows - 1) / e->chunk_rows;
+    size_t want = job.n_total / e->chunk_rows + (job.n_total % e->chunk_rows != 0);
     job.n_slots_used = want < e->n_slots ? want : e->n_slots;
     atomic_init(&job.next_slot, 0);
     atomic_init(&job.failed, 0);
@@ -573,6 +611,7 @@ static int local_pass(nlsq__engine *e, const double *x, int mode,
     /* Fixed-order reduction of the slots. */
     double sum = 0.0, comp = 0.0;
     out->n_rows = out->n_nonfinite_r = out->n_nonfinite_J = 0;
+    out->rmax = 0.0;
     if (mode != NLSQ__PASS_COST && out->Jtr) memset(out->Jtr, 0, p * sizeof(double));
     if (mode == NLSQ__PASS_NORMAL && out->JtJ) memset(out->JtJ, 0, p * p * sizeof(double));
     for (size_t si = 0; si < job.n_slots_used; si++) {
@@ -582,6 +621,7 @@ static int local_pass(nlsq__engine *e, const double *x, int mode,
         out->n_rows += s->n_rows;
         out->n_nonfinite_r += s->n_bad_r;
         out->n_nonfinite_J += s->n_bad_J;
+        if (s->rmax > out->rmax) out->rmax = s->rmax;
         if (mode != NLSQ__PASS_COST && out->Jtr)
             for (size_t j = 0; j < p; j++) out->Jtr[j] += s->Jtr[j];
         if (mode == NLSQ__PASS_NORMAL && out->JtJ)
@@ -609,6 +649,7 @@ static int dist_combine(nlsq__engine *e, int mode, int local_rc, nlsq__acc *out)
         b[4] = (double)out->n_rows;
         b[5] = (double)out->n_nonfinite_r;
         b[6] = (double)out->n_nonfinite_J;
+        b[7] = out->rmax;
         for (size_t j = 0; j < ng; j++) b[DIST_HEADER + j] = out->Jtr ? out->Jtr[j] : 0.0;
         size_t t = DIST_HEADER + ng;
         for (size_t i = 0; i < p && nJ; i++)
@@ -622,6 +663,7 @@ static int dist_combine(nlsq__engine *e, int mode, int local_rc, nlsq__acc *out)
     out->n_rows = (size_t)b[4];
     out->n_nonfinite_r = (size_t)b[5];
     out->n_nonfinite_J = (size_t)b[6];
+    out->rmax = b[7];
     for (size_t j = 0; j < ng; j++) if (out->Jtr) out->Jtr[j] = b[DIST_HEADER + j];
     size_t t = DIST_HEADER + ng;
     for (size_t i = 0; i < p && nJ; i++)

@@ -256,7 +256,7 @@ static int batch_grad(nlsq__engine *e, adam_plan *pl, nlsq__adam_state *st, size
         while (j < n && pl->tmp[j] == pl->tmp[j - 1] + 1) j++;
         size_t a = pl->tmp[i] * pl->B, b = pl->tmp[j - 1] * pl->B + pl->B;
         if (b > pl->m) b = pl->m;
-        nlsq__acc acc = {NULL, pl->gp, 0, 0, 0, 0};
+        nlsq__acc acc = {NULL, pl->gp, 0, 0, 0, 0, 0};
         int rc = nlsq__engine_pass(e, st->x, NLSQ__PASS_GRAD, a, b, &acc);
         st->grad_rows += b - a;
         if (rc) return rc;
@@ -283,7 +283,7 @@ static void fill_counters(nlsq_result *res, const nlsq__adam_state *st, size_t m
 static int full_pass(nlsq__engine *e, nlsq__adam_state *st, const double *x, int mode,
                      double *JtJ, double *Jtr, nlsq__acc *acc)
 {
-    *acc = (nlsq__acc){JtJ, Jtr, 0, 0, 0, 0};
+    *acc = (nlsq__acc){JtJ, Jtr, 0, 0, 0, 0, 0};
     int rc = nlsq__engine_pass(e, x, mode, 0, e->pb->n_rows, acc);
     if (mode == NLSQ__PASS_COST) st->cost_rows += e->pb->n_rows;
     else st->grad_rows += e->pb->n_rows;

@@ -129,7 +129,7 @@ static int chi2_at(const nlsq_problem *pb, const nlsq_options *opt, const double
     nlsq__engine e;
     int rc = nlsq__engine_init(&e, pb, &lin);
     if (rc) return nlsq__finish(R, rc, "cannot allocate chunk buffers for the statistics");
-    nlsq__acc acc = {NULL, NULL, 0, 0, 0, 0};
+    nlsq__acc acc = {NULL, NULL, 0, 0, 0, 0, 0};
     rc = nlsq__engine_pass(&e, theta, NLSQ__PASS_COST, 0, pb->n_rows, &acc);
     size_t bad_row = e.callback_row;
     nlsq__engine_free(&e);
@@ -201,7 +201,7 @@ int nlsq_curve_fit(const nlsq_curve_problem *cp, const nlsq_options *opt_in,
     }
     status = nlsq_lm(&pb, &o, theta, R);
     R->covariance = cov;
-    if (status < 0) goto out;
+    if (status < 0 && status != NLSQ_STALLED) goto out;
 
     const size_t n = cp->n_points, p = cp->n_params;
     if (cov && !o.absolute_sigma && n == p)

@@ -178,7 +178,7 @@ int nlsq__hybrid_solve(const nlsq_problem *pb, const nlsq_options *opt_in, doubl
         res->phases[1] = (nlsq_phase_stats){NLSQ_PHASE_LM, r2.iterations, r2.n_eval, r2.n_jac,
                                             r2.cost, t2_end - t2};
         res->n_phases = 2;
-        if (cov && status >= 0) {
+        if (cov && (status >= 0 || status == NLSQ_STALLED)) {
             res->phases[2] = (nlsq_phase_stats){NLSQ_PHASE_COVARIANCE, 0, 0, 0, cost, 0.0};
             res->n_phases = 3;
         }

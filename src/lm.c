@@ -1,30 +1,38 @@
-/* lm.c - Levenberg-Marquardt on chunk-accumulated normal equations.
+/* lm.c - Levenberg-Marquardt on chunk-accumulated normal equations: the skeleton.
  *
- * One iteration:
- *   1. active set: a parameter on a bound whose gradient points outwards is
- *      held fixed; the projected gradient is tested against gtol;
- *   2. "can the model still pay?": the largest reduction the quadratic model
- *      predicts (the Gauss-Newton step on the free set) is compared with ftol
- *      before any trial evaluation, so the solve ends without a tail of
- *      rejected trial steps;
- *   3. step: (A + lambda D^2) dx = -g (step.c), D^2 the running max of
- *      diag(A) (Moré scaling), projected onto the box; lambda is raised until
- *      the scaled step ||D dx|| fits the trust radius delta (MINPACK-style:
- *      halved when rho < 1/4, at least 2 ||D dx|| when rho > 3/4), which keeps
- *      a first step from being thrown onto a distant plateau;
- *   4. trial: one pass at the trial point; gain ratio rho = actual / predicted.
- *      After an accepted step the trial pass also forms J^T J and J^T r
- *      (speculatively: most steps are accepted, and then the new point needs
- *      no second pass); after a rejection it is residual-only;
- *   5. accepted (rho > 1e-4): the trial's normal equations are kept (or one
- *      pass with Jacobian is made), lambda decreased (Nielsen's rule);
- *      rejected: lambda *= nu, nu *= 2.
+ *   iteration_zero   x0 projected into the box; one pass with Jacobian (and a
+ *                    second one if the residuals need a power-of-two scale);
+ *                    damping and scaling started (damping.c)
+ *   loop:
+ *     stopping_tests the only place a CONVERGED status comes from, each a test
+ *                    of stationarity at x: every residual exactly zero; the
+ *                    gradient test (max cosine between r and a free column of
+ *                    J <= gtol); the undamped Gauss-Newton step on the free set
+ *                    (lambda <= 1e-8 in the scaled variables): its predicted
+ *                    reduction <= ftol * cost ("the model cannot pay for
+ *                    another pass"), or its length ||D dx|| <= xtol ||D x||;
+ *                    then the iteration limit
+ *     compute_step   the damped step inside the trust radius, projected onto
+ *                    the box; a step that no longer changes x ends the run
+ *                    NLSQ_STALLED (not converged: x is the best point found)
+ *     evaluate_trial one pass at the trial point; after an accepted step it
+ *                    forms J^T J and J^T r too (speculatively: most steps are
+ *                    accepted, and then the new point needs no second pass)
+ *     accept         rho > 1e-4: the trial's normal equations are kept (or one
+ *                    pass with Jacobian is made); a point whose Jacobian is not
+ *                    finite is undone; damping lowered
+ *     reject         damping raised; when it overflows: NLSQ_STALLED
+ *     report         log line, progress callback, checkpoint
+ *   finish           best-point rules, covariance, result fields
+ *
+ * A small damped step proves nothing about x (it is small because lambda is
+ * large), so no test of a damped step can end the run as converged.
  * A trial's cost is the same, bit for bit, whichever kind of pass computed
  * it, so the iterates do not depend on the speculation; only the pass counts
- * do.
- * Stops: ftol, xtol and gtol in the MINPACK sense, zero cost, max_iter.
- * x always holds the best point evaluated (accepted steps strictly decrease
- * the cost), also on errors.
+ * do.  x always holds the best point evaluated (accepted steps strictly
+ * decrease the cost), also on errors.  Costs, gradients and J^T J are kept in
+ * the engine's scaled units (nlsq__engine_autoscale) and unscaled for the
+ * caller only.
  */
 #include "nlsq_internal.h"
 
@@ -42,6 +50,46 @@ typedef struct lm_work {
     double *work;           /* p*p + p for the step solver */
     unsigned char *free_;
 } lm_work;
+
+/* What the named steps share. */
+typedef struct lm_ctx {
+    nlsq__engine *e;
+    const nlsq_options *opt;
+    nlsq_result *res;
+    nlsq__lm_state *st;
+    double *x;
+    size_t p;
+    lm_work w;
+    double f;               /* cost at x (scaled units) */
+    double rmax;            /* max |r_i| at x (scaled units) */
+    size_t bad_r, bad_J;    /* non-finite rows of the last pass with Jacobian */
+    int grad_known;         /* w.g is J^T r at x */
+    int speculate;          /* the next trial pass forms J^T J too */
+    size_t nonfinite_run;   /* consecutive trials that were non-finite */
+    double f_nf;            /* best point given up because its Jacobian was not finite */
+    double t_start;
+    int started;            /* iteration zero succeeded */
+    int status;
+    /* the current iteration */
+    double pred, snorm, ft, ratio;
+    int trial_normal;
+    size_t trial_bad_J;
+    double trial_rmax;
+} lm_ctx;
+
+/* A damped step shorter than xtol / 100 times ||D x|| (at least DBL_EPSILON
+ * times it) is a stall: it is far below the precision asked for in x, it can
+ * change the cost by little more than rounding, and the trials it makes no
+ * longer tell anything about x. */
+static double stall_step(const nlsq_options *opt)
+{
+    double t = 1e-2 * opt->xtol;
+    return t > DBL_EPSILON ? t : DBL_EPSILON;
+}
+
+/* A step's verdict: go on, stop (then covariance and the best-point rules),
+ * or fail (an error: straight to the result fields). */
+enum { LM_NEXT = 0, LM_STOP = 1, LM_FAIL = 2 };
 
 static void lm_work_free(const nlsq_allocator *al, lm_work *w)
 {
@@ -89,11 +137,11 @@ static double quad_form(size_t p, const double *A, const double *v)
     return s;
 }
 
-static double scaled_norm(size_t p, const double *d2, const double *v)
+static double dot(size_t p, const double *a, const double *b)
 {
     double s = 0.0;
-    for (size_t j = 0; j < p; j++) s += d2[j] * v[j] * v[j];
-    return sqrt(s);
+    for (size_t j = 0; j < p; j++) s += a[j] * b[j];
+    return s;
 }
 
 static double max_abs(size_t p, const double *v)
@@ -103,23 +151,6 @@ static double max_abs(size_t p, const double *v)
     return m;
 }
 
-/* A full pass with Jacobian at x into w->A, w->g; cost to *f. */
-static int normal_pass(nlsq__engine *e, const double *x, lm_work *w, double *f,
-                       nlsq__lm_state *st, size_t *bad_r, size_t *bad_J)
-{
-    nlsq__acc acc = {w->A, w->g, 0, 0, 0, 0};
-    int rc = nlsq__engine_pass(e, x, NLSQ__PASS_NORMAL, 0, e->pb->n_rows, &acc);
-    st->n_jac++;
-    if (rc) return rc;
-    *f = acc.cost;
-    *bad_r = acc.n_nonfinite_r;
-    *bad_J = acc.n_nonfinite_J;
-    return 0;
-}
-
-/* D^2 = running max of diag(J^T J).  When a column's scale grows (a robust
- * loss turning outliers into inliers, say) the trust radius, measured in the
- * scaled norm, grows with it, so it keeps meaning the same step in x. */
 static int normal_finite(size_t p, const double *A, const double *g)
 {
     for (size_t j = 0; j < p; j++)
@@ -127,314 +158,409 @@ static int normal_finite(size_t p, const double *A, const double *g)
     return 1;
 }
 
-static void update_d2(size_t p, const double *A, nlsq__lm_state *st)
+/* Unscaled value of a cost-like quantity (scaled by 4^scale_exp). */
+static double unscale2(const lm_ctx *L, double v) { return ldexp(v, -2 * L->e->scale_exp); }
+
+/* ------------------------------------------------------------ passes */
+
+/* A full pass with Jacobian at x into w.A, w.g, L->f. */
+static int normal_pass(lm_ctx *L)
 {
-    double growth = 1.0;
+    nlsq__acc acc = {L->w.A, L->w.g, 0, 0, 0, 0, 0};
+    int rc = nlsq__engine_pass(L->e, L->x, NLSQ__PASS_NORMAL, 0, L->e->pb->n_rows, &acc);
+    L->st->n_jac++;
+    if (rc) return rc;
+    L->f = acc.cost;
+    L->rmax = acc.rmax;
+    L->bad_r = acc.n_nonfinite_r;
+    L->bad_J = acc.n_nonfinite_J;
+    return 0;
+}
+
+/* Residuals too large or too small for their squares: rescale the engine by a
+ * power of two, redo the pass at x and bring the kept state to the new units
+ * (D^2 and costs by 4^k, the trust radius by 2^k). */
+static int rescale_if_needed(lm_ctx *L)
+{
+    nlsq__acc probe = {NULL, NULL, 0, 0, 0, 0, L->rmax};
+    int k = nlsq__engine_autoscale(L->e, &probe);
+    if (k == 0) return 0;
+    nlsq__lm_state *st = L->st;
+    if (st->has_d2)
+        for (size_t j = 0; j < L->p; j++) st->d2[j] = ldexp(st->d2[j], 2 * k);
+    st->delta = ldexp(st->delta, k);
+    st->initial_cost = ldexp(st->initial_cost, 2 * k);
+    L->f_nf = ldexp(L->f_nf, 2 * k);
+    nlsq__log(L->opt, 0, "lm: residuals rescaled by 2^%d (largest |r| %.3e)", L->e->scale_exp,
+              ldexp(L->rmax, k - L->e->scale_exp));
+    return normal_pass(L);
+}
+
+/* ------------------------------------------------------------ iteration zero */
+
+static int iteration_zero(lm_ctx *L)
+{
+    const nlsq_problem *pb = L->e->pb;
+    for (size_t j = 0; j < L->p; j++) {   /* feasible start */
+        double lo = lo_of(pb, j), hi = hi_of(pb, j);
+        if (L->x[j] < lo) L->x[j] = lo;
+        if (L->x[j] > hi) L->x[j] = hi;
+    }
+    int rc = normal_pass(L);
+    if (!rc && !L->bad_r && !L->bad_J) rc = rescale_if_needed(L);
+    if (rc) {
+        L->status = nlsq__finish(L->res, rc, rc == NLSQ_ECALLBACK
+                                 ? "callback failed at the start point (chunk at row %zu)"
+                                 : "pass failed at the start point (row %zu)", L->e->callback_row);
+        return LM_FAIL;
+    }
+    if (L->bad_r || L->bad_J) {
+        L->status = nlsq__finish(L->res, NLSQ_ENONFINITE, "non-finite %s at the start point (%zu rows)",
+                                 L->bad_r ? "residuals" : "Jacobian", L->bad_r ? L->bad_r : L->bad_J);
+        return LM_FAIL;
+    }
+    if (!isfinite(L->f) || !normal_finite(L->p, L->w.A, L->w.g)) {
+        L->status = nlsq__finish(L->res, NLSQ_ENONFINITE, "J^T J overflows at the start point "
+                                 "(Jacobian entries too large: rescale the parameters)");
+        L->grad_known = 0;
+        return LM_FAIL;
+    }
+    nlsq__lm_state *st = L->st;
+    if (st->iteration == 0) st->initial_cost = L->f;
+    nlsq__damp_scale(L->p, L->w.A, st);
+    nlsq__damp_start(st, L->opt, L->p, L->x);
+    L->started = 1;
+    return LM_NEXT;
+}
+
+/* ------------------------------------------------------------ stopping tests */
+
+/* The free set: a parameter on a bound whose gradient points outwards (or
+ * with lo == hi) is held fixed.  Returns the number of free parameters. */
+static size_t active_set(lm_ctx *L)
+{
+    const nlsq_problem *pb = L->e->pb;
+    size_t n_free = 0;
+    for (size_t j = 0; j < L->p; j++) {
+        double lo = lo_of(pb, j), hi = hi_of(pb, j);
+        int at_lo = L->x[j] <= lo && L->w.g[j] > 0;   /* descent (-g) would leave the box */
+        int at_hi = L->x[j] >= hi && L->w.g[j] < 0;
+        L->w.free_[j] = !(at_lo || at_hi) && !(lo == hi);
+        n_free += L->w.free_[j];
+    }
+    return n_free;
+}
+
+/* max over free j of |g_j| / (||J_j|| ||r||): the cosine of the angle between
+ * the residual vector and a free column of J. */
+static double gradient_cosine(const lm_ctx *L)
+{
+    const size_t p = L->p;
+    double rn = sqrt(2.0 * L->f), gmax = 0.0;
     for (size_t j = 0; j < p; j++) {
-        double d = A[j * p + j];
-        if (!st->has_d2) st->d2[j] = (d > 0 && isfinite(d)) ? d : 1.0;
-        else if (d > st->d2[j] && isfinite(d)) {
-            double g = sqrt(d / st->d2[j]);
-            if (g > growth) growth = g;
-            st->d2[j] = d;
+        double cn = sqrt(L->w.A[j * p + j]);
+        if (!L->w.free_[j] || !(cn > 0)) continue;
+        double c = fabs(L->w.g[j]) / (cn * rn);
+        if (!(c <= gmax)) gmax = c;   /* NaN (f == 0 with g != 0) counts as large */
+    }
+    return gmax;
+}
+
+/* The Gauss-Newton step on the free set: NLSQ_CONVERGED_FTOL when the
+ * reduction it predicts is at most ftol * cost, NLSQ_CONVERGED_XTOL when its
+ * scaled length is at most xtol ||D x||, else -1.
+ * It is solved in the variables scaled by D (damping.c) with a trace of
+ * damping, lambda = 1e-12 on the unit diagonal (raised by the solver only
+ * where J^T J is not positive definite to working precision; beyond 1e-8
+ * nothing is concluded).  Directions with curvature w >> lambda get the
+ * Gauss-Newton reduction; along a direction v that J^T J cannot resolve the
+ * predicted reduction is about (v.D^-1 g)^2 / (2 lambda), so "pred <= ftol
+ * cost" there means a D-scaled gradient cosine of at most sqrt(2 lambda ftol)
+ * (1.4e-10 at the defaults): x is stationary either way. */
+static int gauss_newton_test(lm_ctx *L)
+{
+    const size_t p = L->p;
+    const nlsq_options *opt = L->opt;
+    double lam = 1e-12;
+    if (nlsq__damped_step(p, L->w.A, L->w.g, L->st->d2, L->w.free_, &lam, L->w.dx, L->w.work) != 0 ||
+        lam > 1e-8)
+        return -1;
+    double pred = -0.5 * dot(p, L->w.g, L->w.dx);
+    if (opt->ftol > 0 && pred >= 0 && pred <= opt->ftol * L->f) return NLSQ_CONVERGED_FTOL;
+    double sn = nlsq__scaled_norm(p, L->st->d2, L->w.dx);
+    if (opt->xtol > 0 && sn <= opt->xtol * nlsq__scaled_norm(p, L->st->d2, L->x))
+        return NLSQ_CONVERGED_XTOL;
+    return -1;
+}
+
+static int stopping_tests(lm_ctx *L)
+{
+    size_t n_free = active_set(L);
+    if (L->rmax == 0.0 && L->f == 0.0) { L->status = NLSQ_CONVERGED_ZERO; return LM_STOP; }
+    if (n_free == 0 || gradient_cosine(L) <= L->opt->gtol) {
+        L->status = NLSQ_CONVERGED_GTOL;
+        return LM_STOP;
+    }
+    int gn = gauss_newton_test(L);
+    if (gn > 0) { L->status = gn; return LM_STOP; }
+    if (L->st->iteration >= L->opt->max_iter) { L->status = NLSQ_MAX_ITER; return LM_STOP; }
+    return LM_NEXT;
+}
+
+/* ------------------------------------------------------------ the step */
+
+static int compute_step(lm_ctx *L)
+{
+    const size_t p = L->p;
+    const nlsq_problem *pb = L->e->pb;
+    lm_work *w = &L->w;
+    int rc = nlsq__damp_step(p, w->A, w->g, w->free_, L->st, w->dx, w->tmp, w->work);
+    if (rc) {
+        L->status = nlsq__finish(L->res, rc, "damped normal equations could not be solved");
+        return LM_FAIL;
+    }
+    int moves = 0;
+    for (size_t j = 0; j < p; j++) {
+        double lo = lo_of(pb, j), hi = hi_of(pb, j), v = L->x[j] + w->dx[j];
+        if (v < lo) v = lo;
+        if (v > hi) v = hi;
+        w->xt[j] = v;
+        w->step[j] = v - L->x[j];
+        moves |= w->step[j] != 0.0;
+    }
+    L->pred = -(dot(p, w->g, w->step) + 0.5 * quad_form(p, w->A, w->step));
+    L->snorm = nlsq__scaled_norm(p, L->st->d2, w->step);
+    if (!moves || L->snorm <= stall_step(L->opt) * nlsq__scaled_norm(p, L->st->d2, L->x)) {
+        L->status = nlsq__finish(L->res, NLSQ_STALLED, "stalled: the damped step no longer changes "
+                                 "x at working precision, and x is not stationary to the "
+                                 "tolerances; x is the best point found");
+        return LM_STOP;
+    }
+    return LM_NEXT;
+}
+
+/* One pass at the trial point (with its Jacobian after an accepted step). */
+static int evaluate_trial(lm_ctx *L)
+{
+    L->ft = INFINITY;
+    L->trial_normal = 0;
+    L->trial_bad_J = 0;
+    if (L->pred > 0) {
+        const int spec = L->speculate;
+        nlsq__acc acc = {spec ? L->w.At : NULL, spec ? L->w.gt : NULL, 0, 0, 0, 0, 0};
+        int rc = nlsq__engine_pass(L->e, L->w.xt, spec ? NLSQ__PASS_NORMAL : NLSQ__PASS_COST, 0,
+                                   L->e->pb->n_rows, &acc);
+        if (spec) L->st->n_jac++;
+        else L->st->n_eval++;
+        if (rc) {
+            L->status = nlsq__finish(L->res, rc, "callback failed at a trial point (chunk at row "
+                                     "%zu); x is the best point so far", L->e->callback_row);
+            return LM_FAIL;
+        }
+        L->ft = acc.cost;
+        L->trial_rmax = acc.rmax;
+        L->trial_normal = spec;
+        L->trial_bad_J = acc.n_nonfinite_J;
+        if (acc.n_nonfinite_r && L->res) L->res->n_nonfinite++;
+        L->nonfinite_run = isfinite(L->ft) ? 0 : L->nonfinite_run + 1;
+    }
+    L->ratio = L->pred > 0 ? (L->f - L->ft) / L->pred : -1.0;
+    nlsq__damp_ratio(L->st, L->ratio, L->snorm);
+    return LM_NEXT;
+}
+
+static void swap_ptr(double **a, double **b) { double *t = *a; *a = *b; *b = t; }
+
+/* The new point's Jacobian is unusable: go back and raise the damping, but
+ * remember the point if it is the best seen (x must end as the best point). */
+static void undo_accept(lm_ctx *L, double f_old)
+{
+    const size_t p = L->p;
+    lm_work *w = &L->w;
+    if (L->res) L->res->n_nonfinite++;
+    double fr = (L->bad_r || !isfinite(L->f)) ? INFINITY : L->f;
+    if (fr < L->f_nf && fr < f_old) {
+        L->f_nf = fr;
+        memcpy(w->x_nf, L->x, p * sizeof(double));
+    }
+    memcpy(L->x, w->x_old, p * sizeof(double));
+    memcpy(w->A, w->A_old, p * p * sizeof(double));
+    memcpy(w->g, w->g_old, p * sizeof(double));
+    L->f = f_old;
+    nlsq__damp_rejected(L->st);
+}
+
+static int accept(lm_ctx *L)
+{
+    const size_t p = L->p;
+    lm_work *w = &L->w;
+    memcpy(w->x_old, L->x, p * sizeof(double));
+    memcpy(w->A_old, w->A, p * p * sizeof(double));
+    memcpy(w->g_old, w->g, p * sizeof(double));
+    double f_old = L->f;
+    memcpy(L->x, w->xt, p * sizeof(double));
+    int rc = 0;
+    if (L->trial_normal) {      /* the trial pass formed them already */
+        swap_ptr(&w->A, &w->At);
+        swap_ptr(&w->g, &w->gt);
+        L->f = L->ft;
+        L->rmax = L->trial_rmax;
+        L->bad_r = 0;
+        L->bad_J = L->trial_bad_J;
+    } else {
+        rc = normal_pass(L);
+    }
+    if (rc) {
+        /* The new point was evaluated (cost ft < f_old): it is the best point,
+         * even though its Jacobian could not be formed. */
+        L->status = nlsq__finish(L->res, rc, "callback failed in a Jacobian pass (chunk at row "
+                                 "%zu); x is the best point so far", L->e->callback_row);
+        L->f = L->ft;
+        L->grad_known = 0;
+        return LM_FAIL;
+    }
+    if (L->bad_r || L->bad_J || !(L->f <= f_old)) {
+        undo_accept(L, f_old);
+        return LM_NEXT;
+    }
+    nlsq__damp_scale(p, w->A, L->st);
+    nlsq__damp_accepted(L->st, L->ratio);
+    rc = rescale_if_needed(L);
+    if (rc) {
+        L->status = nlsq__finish(L->res, rc, "pass failed after rescaling (chunk at row %zu)",
+                                 L->e->callback_row);
+        L->grad_known = 0;
+        return LM_FAIL;
+    }
+    return LM_NEXT;
+}
+
+static int reject(lm_ctx *L)
+{
+    if (!nlsq__damp_rejected(L->st)) {
+        L->status = nlsq__finish(L->res, NLSQ_STALLED, "stalled: damping exhausted, no reducing "
+                                 "step at working precision, and x is not stationary to the "
+                                 "tolerances; x is the best point found");
+        return LM_STOP;
+    }
+    return LM_NEXT;
+}
+
+/* Log line, progress callback, checkpoint. */
+static int report(lm_ctx *L)
+{
+    const nlsq_options *opt = L->opt;
+    nlsq__lm_state *st = L->st;
+    int accepted = L->ratio > 1e-4;
+    double gn = unscale2(L, max_abs(L->p, L->w.g)), fu = unscale2(L, L->f);
+    nlsq__log(opt, 0, "lm %4zu  cost %.10e  |g| %.3e  lambda %.3e  rho %+.3f  %s",
+              st->iteration, fu, gn, st->lambda, L->ratio, accepted ? "accept" : "reject");
+    if (opt->progress) {
+        nlsq_progress_info info = {NLSQ_PHASE_LM, st->iteration, fu, gn, st->lambda,
+                                   nlsq__now() - L->t_start, st->n_eval, st->n_jac, L->x};
+        if (opt->progress(opt->progress_ctx, &info) != 0) {
+            L->status = nlsq__finish(L->res, NLSQ_EUSER_STOP, "stopped by the progress callback "
+                                     "at iteration %zu", st->iteration);
+            return LM_FAIL;
         }
     }
-    if (st->has_d2 && st->delta > 0) st->delta *= growth;
-    st->has_d2 = 1;
+    if (opt->checkpoint_path && opt->checkpoint_every && st->iteration % opt->checkpoint_every == 0) {
+        int rc = nlsq__checkpoint_save_lm(L->e, opt, L->x, st, L->res);
+        if (rc) {
+            L->status = rc;   /* the reason is in res->message */
+            return LM_FAIL;
+        }
+    }
+    return LM_NEXT;
+}
+
+/* One iteration after the stopping tests: step, trial, accept or reject. */
+static int iterate(lm_ctx *L)
+{
+    L->st->iteration++;
+    int v = compute_step(L);
+    if (v == LM_NEXT) v = evaluate_trial(L);
+    if (v != LM_NEXT) return v;
+    v = L->ratio > 1e-4 ? accept(L) : reject(L);
+    L->speculate = L->opt->trial_jacobian && L->ratio > 1e-4;
+    return v == LM_NEXT ? report(L) : v;
+}
+
+/* ------------------------------------------------------------ finish */
+
+/* (J^T J)^-1 from scaled sums is 4^-k times the unscaled one. */
+static void unscale_cov(size_t p, int k, double *cov)
+{
+    for (size_t i = 0; k && i < p * p; i++) cov[i] = ldexp(cov[i], 2 * k);
+}
+
+/* The best-point rules after a stop, then the covariance from J^T J. */
+static void finish_stop(lm_ctx *L)
+{
+    const size_t p = L->p;
+    /* A stall forced by non-finite trials (the step shrank to nothing around
+     * a point where every trial is NaN/Inf) is a non-finite failure. */
+    if (L->status == NLSQ_STALLED && L->nonfinite_run > 0)
+        L->status = nlsq__finish(L->res, NLSQ_ENONFINITE, "stopped by %zu consecutive trial points "
+                                 "with non-finite residuals; x is the best point found",
+                                 L->nonfinite_run);
+    if (L->f_nf < L->f) {   /* a point given up for its Jacobian beats the final one */
+        memcpy(L->x, L->w.x_nf, p * sizeof(double));
+        L->f = L->f_nf;
+        L->grad_known = 0;
+        L->status = nlsq__finish(L->res, NLSQ_ENONFINITE, "the best point found has a non-finite "
+                                 "Jacobian; x is that point");
+    }
+    nlsq__finish(L->res, L->status, NULL);
+    nlsq_result *res = L->res;
+    if (res && res->covariance && (L->status >= 0 || L->status == NLSQ_STALLED) && L->grad_known) {
+        int rc = nlsq__covariance_at(L->e->pb, L->opt, L->e->al, L->x, L->w.A, L->f,
+                                     res->covariance, res);
+        if (rc) L->status = nlsq__finish(res, rc, "covariance: eigen-decomposition failed");
+        else if (L->opt->absolute_sigma) unscale_cov(p, L->e->scale_exp, res->covariance);
+    }
+}
+
+static void fill_result(lm_ctx *L)
+{
+    nlsq_result *res = L->res;
+    if (!res) return;
+    const nlsq_problem *pb = L->e->pb;
+    res->cost = unscale2(L, L->f);
+    if (L->started) res->initial_cost = unscale2(L, L->st->initial_cost);
+    res->grad_norm = isfinite(L->f) && L->grad_known ? unscale2(L, max_abs(L->p, L->w.g)) : NAN;
+    res->iterations = L->st->iteration;
+    res->n_eval = L->st->n_eval;
+    res->n_jac = L->st->n_jac;
+    double dof = nlsq__dof(pb);
+    res->reduced_chi2 = dof > 0 ? 2.0 * res->cost / dof : NAN;
+    res->n_active = 0;
+    for (size_t j = 0; j < L->p; j++)
+        if (L->x[j] <= lo_of(pb, j) || L->x[j] >= hi_of(pb, j)) res->n_active++;
 }
 
 int nlsq__lm_run(nlsq__engine *e, const nlsq_options *opt, double *x,
                  nlsq_result *res, nlsq__lm_state *st, double t_start)
 {
-    const nlsq_problem *pb = e->pb;
-    const size_t p = e->p, m = pb->n_rows;
-    lm_work w;
-    int status;
-    size_t bad_r = 0, bad_J = 0;
-    double f = INFINITY;
-    int grad_known = 1;    /* w.g is J^T r at x */
-    int speculate = opt->trial_jacobian != 0;   /* the next trial pass forms J^T J too */
-    size_t nonfinite_run = 0;   /* consecutive trials that were non-finite */
-    double f_nf = INFINITY;     /* best point given up because its Jacobian was not finite */
-
-    if (lm_work_alloc(e->al, p, &w) != 0)
-        return nlsq__finish(res, NLSQ_ENOMEM, "cannot allocate LM workspace (p = %zu)", p);
-
-    /* Feasible start: project into the box. */
-    for (size_t j = 0; j < p; j++) {
-        double lo = lo_of(pb, j), hi = hi_of(pb, j);
-        if (x[j] < lo) x[j] = lo;
-        if (x[j] > hi) x[j] = hi;
+    lm_ctx L;
+    memset(&L, 0, sizeof L);
+    L.e = e; L.opt = opt; L.res = res; L.st = st; L.x = x; L.p = e->p;
+    L.f = INFINITY; L.f_nf = INFINITY; L.t_start = t_start;
+    L.grad_known = 1;
+    L.speculate = opt->trial_jacobian != 0;
+    if (lm_work_alloc(e->al, L.p, &L.w) != 0)
+        return nlsq__finish(res, NLSQ_ENOMEM, "cannot allocate LM workspace (p = %zu)", L.p);
+    int v = iteration_zero(&L);
+    while (v == LM_NEXT) {
+        v = stopping_tests(&L);
+        if (v == LM_NEXT) v = iterate(&L);
     }
-
-    int rc = normal_pass(e, x, &w, &f, st, &bad_r, &bad_J);
-    if (rc) {
-        status = nlsq__finish(res, rc, rc == NLSQ_ECALLBACK
-                                  ? "callback failed at the start point (chunk at row %zu)"
-                                  : "pass failed at the start point (row %zu)", e->callback_row);
-        goto done;
-    }
-    if (bad_r || bad_J) {
-        status = nlsq__finish(res, NLSQ_ENONFINITE,
-                              "non-finite %s at the start point (%zu rows)",
-                              bad_r ? "residuals" : "Jacobian", bad_r ? bad_r : bad_J);
-        goto done;
-    }
-    if (!isfinite(f) || !normal_finite(p, w.A, w.g)) {
-        /* finite rows whose sums overflow: nothing can be measured here */
-        status = nlsq__finish(res, NLSQ_ENONFINITE, "the cost or J^T J overflows at the start point "
-                              "(residuals or Jacobian entries too large: rescale the problem)");
-        grad_known = 0;
-        goto done;
-    }
-    if (st->iteration == 0) st->initial_cost = f;
-    if (res) res->initial_cost = st->initial_cost;
-    update_d2(p, w.A, st);
-    if (st->iteration == 0 && st->lambda <= 0) {
-        st->lambda = opt->lambda0;
-        st->nu = 2.0;
-    }
-    if (st->delta <= 0) {
-        double xn = scaled_norm(p, st->d2, x);
-        st->delta = opt->step_bound * (xn > 0 ? xn : 1.0);
-    }
-
-    for (;;) {
-        /* --- 1. active set and the gradient test --- */
-        size_t n_free = 0;
-        for (size_t j = 0; j < p; j++) {
-            double lo = lo_of(pb, j), hi = hi_of(pb, j);
-            int at_lo = x[j] <= lo && w.g[j] > 0;   /* descent (-g) would leave the box */
-            int at_hi = x[j] >= hi && w.g[j] < 0;
-            w.free_[j] = !(at_lo || at_hi) && !(lo == hi);
-            n_free += w.free_[j];
-        }
-        if (f == 0.0) { status = NLSQ_CONVERGED_ZERO; break; }
-        {
-            double rn = sqrt(2.0 * f), gmax = 0.0;
-            for (size_t j = 0; j < p; j++) {
-                if (!w.free_[j]) continue;
-                double cn = sqrt(w.A[j * p + j]);
-                if (cn > 0) {
-                    double c = fabs(w.g[j]) / (cn * rn);
-                    if (c > gmax) gmax = c;
-                }
-            }
-            if (gmax <= opt->gtol) { status = NLSQ_CONVERGED_GTOL; break; }
-        }
-        if (n_free == 0) { status = NLSQ_CONVERGED_GTOL; break; }
-
-        /* --- 2. can the quadratic model still pay for a trial pass? --- */
-        if (opt->ftol > 0 && st->iteration > 0) {
-            double lam_gn = 1e-12;
-            if (nlsq__damped_step(p, w.A, w.g, st->d2, w.free_, &lam_gn, w.dx, w.work) == 0) {
-                double gd = 0.0;
-                for (size_t j = 0; j < p; j++) gd += w.g[j] * w.dx[j];
-                double pred_max = -0.5 * gd;  /* exact for the GN step: -g.dx - dx.A.dx/2 */
-                if (pred_max >= 0 && pred_max <= opt->ftol * f) {
-                    status = NLSQ_CONVERGED_FTOL;
-                    break;
-                }
-            }
-        }
-        if (st->iteration >= opt->max_iter) { status = NLSQ_MAX_ITER; break; }
-        st->iteration++;
-
-        /* --- 3. the damped step inside the trust radius, projected onto the box --- */
-        double lambda_used = st->lambda;
-        for (int tries = 0;; tries++) {
-            rc = nlsq__damped_step(p, w.A, w.g, st->d2, w.free_, &lambda_used, w.dx, w.work);
-            if (rc) {
-                status = nlsq__finish(res, rc, "damped normal equations could not be solved");
-                goto done;
-            }
-            if (scaled_norm(p, st->d2, w.dx) <= st->delta || tries >= 200) break;
-            lambda_used *= 2.0;
-        }
-        /* Over-damped: a lambda carried over from a region where the model was
-         * poor (e.g. all rows outliers of a robust loss) can keep the step far
-         * inside the trust radius; lower it while the step still fits. */
-        for (int tries = 0; tries < 60 && lambda_used > 1e-12 &&
-                            scaled_norm(p, st->d2, w.dx) < 0.1 * st->delta; tries++) {
-            double lam_try = lambda_used * 0.1;
-            if (nlsq__damped_step(p, w.A, w.g, st->d2, w.free_, &lam_try, w.tmp, w.work) != 0 ||
-                scaled_norm(p, st->d2, w.tmp) > 1.0 * st->delta)
-                break;
-            lambda_used = lam_try;
-            memcpy(w.dx, w.tmp, p * sizeof(double));
-        }
-        st->lambda = lambda_used;
-        for (size_t j = 0; j < p; j++) {
-            double lo = lo_of(pb, j), hi = hi_of(pb, j), v = x[j] + w.dx[j];
-            if (v < lo) v = lo;
-            if (v > hi) v = hi;
-            w.xt[j] = v;
-            w.step[j] = v - x[j];
-        }
-        double gs = 0.0;
-        for (size_t j = 0; j < p; j++) gs += w.g[j] * w.step[j];
-        double pred = -(gs + 0.5 * quad_form(p, w.A, w.step));
-        double snorm = scaled_norm(p, st->d2, w.step), xnorm = scaled_norm(p, st->d2, x);
-        if (snorm <= opt->xtol * xnorm) { status = NLSQ_CONVERGED_XTOL; break; }
-
-        /* --- 4. trial point (with its Jacobian after an accepted step) --- */
-        double ft = INFINITY;
-        int trial_normal = 0;
-        size_t trial_bad_J = 0;
-        if (pred > 0) {
-            int mode = speculate ? NLSQ__PASS_NORMAL : NLSQ__PASS_COST;
-            nlsq__acc acc = {speculate ? w.At : NULL, speculate ? w.gt : NULL, 0, 0, 0, 0};
-            rc = nlsq__engine_pass(e, w.xt, mode, 0, m, &acc);
-            if (speculate) st->n_jac++;
-            else st->n_eval++;
-            if (rc) {
-                status = nlsq__finish(res, rc, "callback failed at a trial point (chunk at row %zu); "
-                                      "x is the best point so far", e->callback_row);
-                goto done;
-            }
-            ft = acc.cost;
-            trial_normal = speculate;
-            trial_bad_J = acc.n_nonfinite_J;
-            if (acc.n_nonfinite_r && res) res->n_nonfinite++;
-            nonfinite_run = isfinite(ft) ? 0 : nonfinite_run + 1;
-        }
-        double actual = f - ft;
-        double ratio = pred > 0 ? actual / pred : -1.0;
-        if (ratio < 0.25) st->delta *= 0.5;
-        else if (ratio > 0.75 && st->delta < 2.0 * snorm) st->delta = 2.0 * snorm;
-
-        if (ratio > 1e-4) {
-            /* --- 5a. accept: Jacobian pass at the new point --- */
-            memcpy(w.x_old, x, p * sizeof(double));
-            memcpy(w.A_old, w.A, p * p * sizeof(double));
-            memcpy(w.g_old, w.g, p * sizeof(double));
-            double f_old = f;
-            memcpy(x, w.xt, p * sizeof(double));
-            if (trial_normal) {      /* the trial pass formed them already */
-                double *t;
-                t = w.A; w.A = w.At; w.At = t;
-                t = w.g; w.g = w.gt; w.gt = t;
-                f = ft;
-                bad_r = 0;
-                bad_J = trial_bad_J;
-                rc = 0;
-            } else {
-                rc = normal_pass(e, x, &w, &f, st, &bad_r, &bad_J);
-            }
-            if (rc) {
-                /* The new point was evaluated (cost ft < f_old): it is the best
-                 * point, even though its Jacobian could not be formed. */
-                status = nlsq__finish(res, rc, "callback failed in a Jacobian pass (chunk at row %zu); "
-                                      "x is the best point so far", e->callback_row);
-                f = ft;
-                grad_known = 0;
-                goto done;
-            }
-            if (bad_r || bad_J || !(f <= f_old)) {
-                /* The Jacobian is unusable here: go back and shrink the step,
-                 * but remember the point if it is the best seen (x must end
-                 * as the best point found). */
-                if (res) res->n_nonfinite++;
-                double fr = (bad_r || !isfinite(f)) ? INFINITY : f;
-                if (fr < f_nf && fr < f_old) {
-                    f_nf = fr;
-                    memcpy(w.x_nf, x, p * sizeof(double));
-                }
-                memcpy(x, w.x_old, p * sizeof(double));
-                memcpy(w.A, w.A_old, p * p * sizeof(double));
-                memcpy(w.g, w.g_old, p * sizeof(double));
-                f = f_old;
-                st->lambda *= st->nu;
-                st->nu *= 2.0;
-            } else {
-                update_d2(p, w.A, st);
-                double t = 2.0 * ratio - 1.0;
-                double fac = 1.0 - t * t * t;
-                st->lambda *= fac > 1.0 / 3.0 ? fac : 1.0 / 3.0;
-                if (st->lambda < 1e-300) st->lambda = 1e-300;
-                st->nu = 2.0;
-                if (actual <= opt->ftol * f_old && pred <= opt->ftol * f_old) {
-                    status = NLSQ_CONVERGED_FTOL;
-                    break;
-                }
-                xnorm = scaled_norm(p, st->d2, x);
-                if (snorm <= opt->xtol * xnorm) { status = NLSQ_CONVERGED_XTOL; break; }
-            }
-        } else {
-            /* --- 5b. reject --- */
-            if (pred > 0 && fabs(actual) <= opt->ftol * f && pred <= opt->ftol * f) {
-                status = NLSQ_CONVERGED_FTOL;
-                break;
-            }
-            st->lambda *= st->nu;
-            st->nu = st->nu < 1e8 ? st->nu * 2.0 : st->nu;
-            if (!(st->lambda < 1e300)) {
-                status = nlsq__finish(res, NLSQ_CONVERGED_XTOL,
-                                      "damping exhausted: no reducing step exists at working precision");
-                break;
-            }
-        }
-
-        speculate = opt->trial_jacobian && ratio > 1e-4;
-        double gn = max_abs(p, w.g);
-        nlsq__log(opt, 0, "lm %4zu  cost %.10e  |g| %.3e  lambda %.3e  rho %+.3f  %s",
-                  st->iteration, f, gn, st->lambda, ratio, ratio > 1e-4 ? "accept" : "reject");
-        if (opt->progress) {
-            nlsq_progress_info info = {NLSQ_PHASE_LM, st->iteration, f, gn, st->lambda,
-                                       nlsq__now() - t_start, st->n_eval, st->n_jac, x};
-            if (opt->progress(opt->progress_ctx, &info) != 0) {
-                status = nlsq__finish(res, NLSQ_EUSER_STOP, "stopped by the progress callback "
-                                      "at iteration %zu", st->iteration);
-                goto done;
-            }
-        }
-        if (opt->checkpoint_path && opt->checkpoint_every &&
-            st->iteration % opt->checkpoint_every == 0) {
-            rc = nlsq__checkpoint_save_lm(e, opt, x, st, res);
-            if (rc) {
-                status = rc;   /* the reason is in res->message */
-                goto done;
-            }
-        }
-    }
-    /* A stop forced by non-finite trials (the step shrank to nothing around
-     * a point where every trial is NaN/Inf) is not convergence. */
-    if (status == NLSQ_CONVERGED_XTOL && nonfinite_run > 0) {
-        status = nlsq__finish(res, NLSQ_ENONFINITE, "stopped by %zu consecutive trial points with "
-                              "non-finite residuals; x is the best point found", nonfinite_run);
-    }
-    /* A point given up for its non-finite Jacobian that beats the final one
-     * is returned instead (x is always the best point found). */
-    if (f_nf < f) {
-        memcpy(x, w.x_nf, p * sizeof(double));
-        f = f_nf;
-        grad_known = 0;
-        status = nlsq__finish(res, NLSQ_ENONFINITE, "the best point found has a non-finite "
-                              "Jacobian; x is that point");
-    }
-    nlsq__finish(res, status, NULL);
-
-    /* Covariance at the solution from the J^T J of the final pass. */
-    if (res && res->covariance && status >= 0 && grad_known) {
-        rc = nlsq__covariance_at(pb, opt, e->al, x, w.A, f, res->covariance, res);
-        if (rc) status = nlsq__finish(res, rc, "covariance: eigen-decomposition failed");
-    }
-
-done:
-    if (res) {
-        res->cost = f;
-        res->grad_norm = isfinite(f) && grad_known ? max_abs(p, w.g) : NAN;
-        res->iterations = st->iteration;
-        res->n_eval = st->n_eval;
-        res->n_jac = st->n_jac;
-        double dof = nlsq__dof(pb);
-        res->reduced_chi2 = dof > 0 ? 2.0 * f / dof : NAN;
-        res->n_active = 0;
-        for (size_t j = 0; j < p; j++)
-            if (x[j] <= lo_of(pb, j) || x[j] >= hi_of(pb, j)) res->n_active++;
-    }
-    lm_work_free(e->al, &w);
-    return status;
+    if (v == LM_STOP) finish_stop(&L);
+    fill_result(&L);
+    lm_work_free(e->al, &L.w);
+    e->scale_exp = 0;          /* the engine is the caller's again */
+    e->f_scale = opt->f_scale;
+    return L.status;
 }
 
 int nlsq_lm(const nlsq_problem *pb, const nlsq_options *opt_in, double *x, nlsq_result *res)
@@ -472,8 +598,10 @@ int nlsq_covariance(const nlsq_problem *pb, const nlsq_options *opt_in, const do
     const size_t p = pb->n_params;
     double *A = nlsq__calloc(e.al, p * p + p, sizeof(double));
     if (!A) { nlsq__engine_free(&e); return nlsq__finish(res, NLSQ_ENOMEM, "out of memory"); }
-    nlsq__acc acc = {A, A + p * p, 0, 0, 0, 0};
+    nlsq__acc acc = {A, A + p * p, 0, 0, 0, 0, 0};
     rc = nlsq__engine_pass(&e, x, NLSQ__PASS_NORMAL, 0, pb->n_rows, &acc);
+    if (!rc && nlsq__engine_autoscale(&e, &acc) != 0)   /* r^2 out of range: scaled units */
+        rc = nlsq__engine_pass(&e, x, NLSQ__PASS_NORMAL, 0, pb->n_rows, &acc);
     int status = 0;
     if (rc) status = nlsq__finish(res, rc, "pass failed (row %zu)", e.callback_row);
     else if (acc.n_nonfinite_r || acc.n_nonfinite_J || !isfinite(acc.cost) ||
@@ -485,11 +613,12 @@ int nlsq_covariance(const nlsq_problem *pb, const nlsq_options *opt_in, const do
         status = nlsq__finish(res, 0, "covariance computed at x (status 0: success)");
         rc = nlsq__covariance_at(pb, opt, e.al, x, A, acc.cost, cov, res);
         if (rc) status = nlsq__finish(res, rc, "covariance: eigen-decomposition failed");
+        else if (opt->absolute_sigma) unscale_cov(p, e.scale_exp, cov);
         if (res) {
-            res->cost = acc.cost;
-            res->grad_norm = max_abs(p, acc.Jtr);
-            res->n_jac = 1;
-            res->reduced_chi2 = dof > 0 ? 2.0 * acc.cost / dof : NAN;
+            res->cost = ldexp(acc.cost, -2 * e.scale_exp);
+            res->grad_norm = ldexp(max_abs(p, acc.Jtr), -2 * e.scale_exp);
+            res->n_jac = e.scale_exp ? 2 : 1;
+            res->reduced_chi2 = dof > 0 ? 2.0 * res->cost / dof : NAN;
         }
     }
     nlsq__free(e.al, A);

@@ -5,7 +5,8 @@
  *   accumulate.c  the chunk loop: evaluates chunks through the user callback
  *                 (eval_chunk) and forms J^T J, J^T r and the cost (one "pass").
  *   step.c        the damped Gauss-Newton step of one LM iteration (Cholesky).
- *   lm.c          the Levenberg-Marquardt driver (acceptance, damping, stops).
+ *   damping.c     the LM damping / trust-radius / scaling policy.
+ *   lm.c          the Levenberg-Marquardt skeleton (named steps, stopping tests).
  *   covariance.c  s^2 (J^T J)^-1, scaled and rank-aware.
  *   adam.c        the mini-batch Adam solver.
  *   hybrid.c      Adam -> LM -> covariance.
@@ -78,6 +79,7 @@ typedef struct nlsq__acc {
     size_t n_rows;          /* rows summed */
     size_t n_nonfinite_r;   /* rows with non-finite residual */
     size_t n_nonfinite_J;   /* rows with non-finite Jacobian entries */
+    double rmax;            /* max |r_i| over the finite rows (scaled units) */
 } nlsq__acc;
 
 /* Finite-difference Jacobians (fdjac.c) for problems with jacobian != 0:
@@ -113,6 +115,9 @@ typedef struct nlsq__engine {
     nlsq__fd *fd;            /* finite differences (pb->jacobian != 0), or NULL */
     int    blas_held;        /* engine_free must end the single-threaded BLAS */
     struct nlsq__pool *pool; /* the n_threads - 1 helper threads of every pass, or NULL */
+    int    scale_exp;        /* residuals and Jacobian are multiplied by 2^scale_exp
+                                as they leave the callback (0: untouched); sums,
+                                cost and f_scale are then in scaled units */
 } nlsq__engine;
 
 /* Prepare buffers for problem pb under options opt.  Returns 0 or NLSQ_ENOMEM
@@ -125,6 +130,13 @@ NLSQ_HIDDEN int  nlsq__engine_init(nlsq__engine *e, const nlsq_problem *pb,
 NLSQ_HIDDEN int  nlsq__engine_pass(nlsq__engine *e, const double *x, int mode,
                                    size_t row_begin, size_t row_end, nlsq__acc *out);
 NLSQ_HIDDEN void nlsq__engine_free(nlsq__engine *e);
+/* Scale-free arithmetic: after a pass whose largest residual (out->rmax) lies
+ * outside [2^-200, 2^200], multiply the engine's scale by the power of two
+ * 2^k that brings it to [1, 2) and return k (0: nothing changed; then also
+ * when every residual is zero or the pass saw no finite one).  Sums of a
+ * later pass are 4^k times the unscaled ones, the cost included; the caller
+ * redoes the pass and rescales what it kept from earlier ones. */
+NLSQ_HIDDEN int  nlsq__engine_autoscale(nlsq__engine *e, const nlsq__acc *out);
 
 /* Persistent worker threads (pool.c).  create starts up to n_threads
  * threads (fewer when the system refuses: nlsq__pool_size), NLSQ_ENOMEM when
@@ -191,8 +203,26 @@ typedef struct nlsq__lm_state {
     size_t n_eval, n_jac;   /* passes so far */
     double *d2;             /* p: running max of diag(J^T J) (Moré scaling) */
     int    has_d2;          /* 0: initialise d2 from the first J^T J */
-    double initial_cost;
+    double initial_cost;    /* scaled units (engine scale_exp) */
 } nlsq__lm_state;
+
+/* ---------------- LM damping policy (damping.c) --------------------------- */
+NLSQ_HIDDEN double nlsq__scaled_norm(size_t p, const double *d2, const double *v);
+/* D^2 = running max of diag(A); the trust radius grows with it. */
+NLSQ_HIDDEN void nlsq__damp_scale(size_t p, const double *A, nlsq__lm_state *st);
+/* lambda0 and the first trust radius (when the state has none). */
+NLSQ_HIDDEN void nlsq__damp_start(nlsq__lm_state *st, const nlsq_options *opt, size_t p,
+                                  const double *x);
+/* The damped step inside the trust radius; st->lambda set to the lambda used.
+ * tmp: p doubles, work: p*p + p.  0 or the step solver's error. */
+NLSQ_HIDDEN int nlsq__damp_step(size_t p, const double *A, const double *g,
+                                const unsigned char *free_, nlsq__lm_state *st, double *dx,
+                                double *tmp, double *work);
+/* Trust radius after a trial with gain ratio rho and scaled step length snorm. */
+NLSQ_HIDDEN void nlsq__damp_ratio(nlsq__lm_state *st, double ratio, double snorm);
+NLSQ_HIDDEN void nlsq__damp_accepted(nlsq__lm_state *st, double ratio);
+/* Raise the damping; 0 when it overflowed (no step left to try). */
+NLSQ_HIDDEN int  nlsq__damp_rejected(nlsq__lm_state *st);
 
 /* Run LM on engine e from x until a stop.  st: in/out state (iteration
  * counters continue from it).  Fills res (cost, grad_norm, counters, status,

@@ -62,6 +62,8 @@ static const struct { int code; const char *name, *text; } status_table[] = {
     {NLSQ_ENOTIMPL, "ENOTIMPL", "error: not implemented in this build"},
     {NLSQ_ECHECKPOINT, "ECHECKPOINT", "error: checkpoint file invalid or for another problem"},
     {NLSQ_EDISTRIBUTED, "EDISTRIBUTED", "error: the distributed reduce failed"},
+    {NLSQ_STALLED, "STALLED", "stopped: no progress possible at working precision, not at a "
+                              "stationary point (result usable, not converged)"},
 };
 
 const char *nlsq_status_string(int status)

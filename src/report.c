@@ -139,7 +139,7 @@ static int write_report(FILE *out, const nlsq_problem *pb, const double *x, cons
     const size_t p = pb->n_params;
     unsigned *flags = calloc(p, sizeof *flags);
     if (!flags) return NLSQ_ENOMEM;
-    const double *cov = res->status >= 0 ? res->covariance : NULL;
+    const double *cov = res->status >= 0 || res->status == NLSQ_STALLED ? res->covariance : NULL;
     nlsq_param_flags(pb, x, cov, flags);
     size_t pf = 0;
     for (size_t j = 0; j < p; j++) pf += !(flags[j] & NLSQ_PARAM_FIXED);
@@ -154,7 +154,7 @@ static int write_report(FILE *out, const nlsq_problem *pb, const double *x, cons
     const size_t m = pb->n_obs ? pb->n_obs : pb->n_rows;
     fprintf(out, "reduced chi2:  %.6g (%zu observations, %zu free parameters)\n",
             res->reduced_chi2, m, pf);
-    if (stats && res->status >= 0)
+    if (stats && (res->status >= 0 || res->status == NLSQ_STALLED))
         fprintf(out, "chi2:          %.10g (dof %zu), R^2 %.8g, AIC %.6g, BIC %.6g\n", stats->chi2,
                 stats->dof, stats->r_squared, stats->aic, stats->bic);
     write_parameters(out, pb, x, cov, flags);

@@ -25,7 +25,8 @@
  *  scales              residuals scaled by 1e+-100, 1e+-150, parameters by
  *                      1e+-150: the same parameters (relative 1e-10), cost
  *                      scaled by s^2, same covariance; residuals so large
- *                      that the cost overflows: a clear error, no "converged"
+ *                      that the cost overflows: LM fits as unscaled (cost
+ *                      reported +inf), the others a clear error, no "converged"
  *  pinned_bounds       lower == upper for one / all parameters, optimum
  *                      outside the box, start outside the box: pinned values
  *                      bitwise kept, the rest equal to the reduced fit
@@ -717,8 +718,17 @@ static void test_scales(void **state)
                       nlsq_status_name(o.status), o.res.message, o.res.cost);
         for (int j = 0; j < 3; j++) assert_true(isfinite(o.x[j]));
         n_cases++;
-        known_bug(o.status < 0, "B3", "%s: status %s (%s) with cost %g", solvers[s].name,
-                  nlsq_status_name(o.status), nlsq_status_string(o.status), o.res.cost);
+        if (s == 0) {
+            /* LM works in power-of-two scaled units: the fit is the unscaled
+             * one; only the reported cost (above DBL_MAX) is +inf */
+            assert_true(o.status > 0);
+            for (int j = 0; j < 3; j++) assert_true(rel_diff(o.x[j], ref.x[j]) <= 1e-9);
+            assert_true(isinf(o.res.cost));
+            continue;
+        }
+        known_bug(o.status < 0 || (s == 3 && o.status == 0), "B3", "%s: status %s (%s) with cost %g",
+                  solvers[s].name, nlsq_status_name(o.status), nlsq_status_string(o.status),
+                  o.res.cost);
     }
 }
 
