@@ -337,7 +337,7 @@ BX_UNUSED static int bx_parse_args(int argc, char **argv, bx_args *a)
     a->triangle = NLSQ_XPCS_FULL;
     a->method = "lm";
     a->repeat = 1;
-    a->max_iter = 200;
+    a->max_iter = NLSQ_ITER_AUTO;
     a->seed = 42;
     a->ftol = a->xtol = a->gtol = 1e-8;
     for (int i = 1; i < argc; i++) {

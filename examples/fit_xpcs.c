@@ -429,7 +429,7 @@ static int fit_selection(const fit_job *job, const nlsq_xpcs_selection *sel)
     nlsq_options opt;
     nlsq_options_init(&opt);
     opt.n_threads = a->n_threads;
-    opt.max_iter = a->max_iter;
+    if (a->max_iter) opt.max_iter = a->max_iter;
 #ifdef FIT_XPCS_MPI
     nlsq_mpi_cli_options(&opt);        /* this rank's rows, reduce over MPI_COMM_WORLD */
 #endif

@@ -212,7 +212,7 @@ int fit_xpcs_parse_args(int argc, char **argv, fit_xpcs_args *a, char *err, size
     a->triangle = 0;    /* upper */
     a->method = "lm";
     a->sigma = 0.01;
-    a->max_iter = 200;
+    a->max_iter = 0;   /* the library's default, NLSQ_ITER_AUTO */
     a->budget_mib = 256;
     a->checkpoint_every = 5;
     for (int k = 0; k < FIT_XPCS_N_PHYS; k++) a->init[k] = a->lower[k] = a->upper[k] = NAN;

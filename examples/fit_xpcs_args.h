@@ -52,7 +52,7 @@ typedef struct fit_xpcs_args {
     const char *output;         /* --output RESULT.h5, or NULL */
     int save_fit;               /* --save-fit (needs --output) */
     double sigma;               /* --sigma S (> 0), default 0.01 */
-    size_t max_iter;            /* --max-iter N (> 0), default 200 */
+    size_t max_iter;            /* --max-iter N (> 0); 0: the library default, 100 (p + 1) */
     double budget_mib;          /* --memory-budget MIB (>= 0), default 256 */
     double init[FIT_XPCS_N_PHYS]; /* --init NAME=VALUE; NAN = default */
     size_t k0;                  /* --k0 K */

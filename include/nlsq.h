@@ -236,14 +236,20 @@ typedef enum nlsq_loss {
 /** The largest n_threads accepted (programs take their limit from here). */
 #define NLSQ_MAX_THREADS 1024
 
+/** nlsq_options.max_iter: 100 (p + 1) LM iterations for p parameters. */
+#define NLSQ_ITER_AUTO ((size_t)-1)
+
 /** Options.  Always start from nlsq_options_init(); then change fields. */
 typedef struct nlsq_options {
     /* --- stopping (LM) --- */
-    double ftol;            /* relative cost reduction, MINPACK sense (1e-8) */
-    double xtol;            /* relative scaled step size (1e-8) */
-    double gtol;            /* max cosine between r and any J column / projected
-                               gradient (1e-8) */
-    size_t max_iter;        /* LM iterations (accepted or not) (200) */
+    double ftol;            /* converged when the Gauss-Newton step predicts a
+                               cost reduction <= ftol * cost (1e-13) */
+    double xtol;            /* converged when the Gauss-Newton step is <= xtol
+                               ||D x|| in the scaled norm (1e-10) */
+    double gtol;            /* converged when the max cosine between r and any
+                               free column of J is <= gtol (1e-10) */
+    size_t max_iter;        /* LM iterations (accepted or not); NLSQ_ITER_AUTO
+                               (the default): 100 (p + 1) for p parameters */
 
     /* --- LM damping --- */
     double lambda0;         /* initial damping relative to diag scaling (1e-3) */

@@ -10,7 +10,8 @@
  *                    J <= gtol); the undamped Gauss-Newton step on the free set
  *                    (lambda <= 1e-8 in the scaled variables): its predicted
  *                    reduction <= ftol * cost ("the model cannot pay for
- *                    another pass"), or its length ||D dx|| <= xtol ||D x||;
+ *                    another pass"), or its length ||C dx|| <= xtol ||C x||
+ *                    (C: the current column norms of J);
  *                    then the iteration limit
  *     compute_step   the damped step inside the trust radius, projected onto
  *                    the box; a step that no longer changes x ends the run
@@ -268,27 +269,37 @@ static double gradient_cosine(const lm_ctx *L)
 
 /* The Gauss-Newton step on the free set: NLSQ_CONVERGED_FTOL when the
  * reduction it predicts is at most ftol * cost, NLSQ_CONVERGED_XTOL when its
- * scaled length is at most xtol ||D x||, else -1.
- * It is solved in the variables scaled by D (damping.c) with a trace of
- * damping, lambda = 1e-12 on the unit diagonal (raised by the solver only
- * where J^T J is not positive definite to working precision; beyond 1e-8
- * nothing is concluded).  Directions with curvature w >> lambda get the
- * Gauss-Newton reduction; along a direction v that J^T J cannot resolve the
- * predicted reduction is about (v.D^-1 g)^2 / (2 lambda), so "pred <= ftol
- * cost" there means a D-scaled gradient cosine of at most sqrt(2 lambda ftol)
- * (1.4e-10 at the defaults): x is stationary either way. */
+ * length is at most xtol ||C x||, else -1.  C = diag(J^T J)^1/2, the current
+ * column norms (not D, a running maximum that can keep the scale of a column
+ * from far away and so hide a step or a gradient in the others); a zero
+ * column counts for nothing in ||C x||.
+ * The step is solved in the variables scaled by C with a trace of damping,
+ * lambda = 1e-12 on the unit diagonal (raised by the solver only where J^T J
+ * is not positive definite to working precision; beyond 1e-8 nothing is
+ * concluded).  Directions with curvature w >> lambda get the Gauss-Newton
+ * reduction; along a direction v that J^T J cannot resolve the predicted
+ * reduction is about (v.C^-1 g)^2 / (2 lambda), so "pred <= ftol cost" there
+ * means a gradient cosine of at most sqrt(2 lambda ftol) (4.5e-13 at the
+ * defaults): x is stationary either way.  A free column whose square
+ * underflowed (C_j = 0 but g_j != 0) cannot be measured: no conclusion. */
 static int gauss_newton_test(lm_ctx *L)
 {
     const size_t p = L->p;
     const nlsq_options *opt = L->opt;
-    double lam = 1e-12;
-    if (nlsq__damped_step(p, L->w.A, L->w.g, L->st->d2, L->w.free_, &lam, L->w.dx, L->w.work) != 0 ||
+    double *c2 = L->w.tmp, *s2 = L->w.step, lam = 1e-12;
+    for (size_t j = 0; j < p; j++) {
+        double a = L->w.A[j * p + j];
+        if (L->w.free_[j] && a == 0.0 && L->w.g[j] != 0.0) return -1;
+        c2[j] = a;
+        s2[j] = a > 0 ? a : 1.0;   /* a zero column: g_j = 0, its step 0 */
+    }
+    if (nlsq__damped_step(p, L->w.A, L->w.g, s2, L->w.free_, &lam, L->w.dx, L->w.work) != 0 ||
         lam > 1e-8)
         return -1;
     double pred = -0.5 * dot(p, L->w.g, L->w.dx);
     if (opt->ftol > 0 && pred >= 0 && pred <= opt->ftol * L->f) return NLSQ_CONVERGED_FTOL;
-    double sn = nlsq__scaled_norm(p, L->st->d2, L->w.dx);
-    if (opt->xtol > 0 && sn <= opt->xtol * nlsq__scaled_norm(p, L->st->d2, L->x))
+    double sn = nlsq__scaled_norm(p, c2, L->w.dx);
+    if (opt->xtol > 0 && sn <= opt->xtol * nlsq__scaled_norm(p, c2, L->x))
         return NLSQ_CONVERGED_XTOL;
     return -1;
 }
@@ -303,7 +314,9 @@ static int stopping_tests(lm_ctx *L)
     }
     int gn = gauss_newton_test(L);
     if (gn > 0) { L->status = gn; return LM_STOP; }
-    if (L->st->iteration >= L->opt->max_iter) { L->status = NLSQ_MAX_ITER; return LM_STOP; }
+    size_t max_iter = L->opt->max_iter;
+    if (max_iter == NLSQ_ITER_AUTO) max_iter = 100 * (L->p + 1);
+    if (L->st->iteration >= max_iter) { L->status = NLSQ_MAX_ITER; return LM_STOP; }
     return LM_NEXT;
 }
 

@@ -12,18 +12,20 @@
  *                    parameters (checks model formulas and parsing)
  *   jacobians        analytic Jacobians vs central finite differences at both
  *                    start points and at the certified point
- *   <Problem> x 27   both start points: on every solved case (min parameter
- *                    LRE >= 4) the certified standard deviations must reach
- *                    LRE >= 3 (Lanczos1 excepted: parameters only)
- *   summary          prints the table; at least 50 of the 54 cases solved
- *
- * Options (one set for all 54 cases): nlsq_options_init() defaults, then
- * ftol = xtol = gtol = 1e-15, max_iter = 1000, n_threads = 1.
+ *   <Problem> x 27   both start points, both option sets (per-case LRE
+ *                    printed): on every solved case (min parameter LRE >= 4)
+ *                    the certified standard deviations must reach LRE >= 3
+ *                    (Lanczos1 excepted: parameters only)
+ *   summary_defaults the table at nlsq_options_init() defaults (n_threads = 1
+ *                    the only change): at least NIST_MIN_SOLVED_DEFAULT of 54
+ *                    solved (min parameter LRE >= 4) and NIST_MIN_LRE6_DEFAULT
+ *                    with min parameter LRE >= 6
+ *   summary_tight    the table at ftol = xtol = gtol = 1e-15, max_iter =
+ *                    1000: at least NIST_MIN_SOLVED_TIGHT solved
  *
  * Built twice (tests/CMakeLists.txt): test_nist with the analytic Jacobians,
  * test_nist_fd with NIST_JACOBIAN=NLSQ_JAC_CENTRAL, where the callback fills
- * only residuals and the library differences them (src/fdjac.c); the same
- * 50-of-54 bar applies to both.
+ * only residuals and the library differences them (src/fdjac.c).
  *
  * The environment variable NLSQ_NIST_DIR, when set, overrides the data folder.
  */
@@ -58,9 +60,22 @@ static const char *const nist_jac_name[] = {"analytic", "forward differences",
 #define NIST_LRE_CAP 11.0
 #define NIST_SOLVED_LRE 4.0
 #define NIST_SD_LRE 3.0
-#define NIST_MIN_SOLVED 50
+#define NIST_GOOD_LRE 6.0
+/* Bars: at the defaults the issue's (53 of 54 solved, 48 of 54 at LRE >= 6);
+ * at tight tolerances the earlier 50-of-54 bar.  Differenced Jacobians
+ * (about 1e-10 relative) cannot reach LRE 6 as often. */
+#if NIST_JACOBIAN == NLSQ_JAC_ANALYTIC
+#define NIST_MIN_SOLVED_DEFAULT 53
+#define NIST_MIN_LRE6_DEFAULT 48
+#else
+#define NIST_MIN_SOLVED_DEFAULT 50
+#define NIST_MIN_LRE6_DEFAULT 0
+#endif
+#define NIST_MIN_SOLVED_TIGHT 50
 
-/* The one option set used for every case. */
+/* The two option sets, each used for every case. */
+enum { NIST_DEFAULTS = 0, NIST_TIGHT = 1, NIST_N_MODES = 2 };
+static const char *const nist_mode_name[NIST_N_MODES] = {"defaults", "tight"};
 #define NIST_TOL 1e-15
 #define NIST_MAX_ITER 1000
 
@@ -99,7 +114,7 @@ typedef struct nist_case {
 } nist_case;
 
 static nist_data g_data[NIST_N_PROBLEMS];
-static nist_case g_case[NIST_N_PROBLEMS][2];
+static nist_case g_case[NIST_N_MODES][NIST_N_PROBLEMS][2];
 static size_t g_index[NIST_N_PROBLEMS];
 
 static const char *nist_dir(void)
@@ -415,20 +430,22 @@ static int case_solved(const nist_case *c)
     return c->done && c->min_lre_par >= NIST_SOLVED_LRE;
 }
 
-static void nist_options(nlsq_options *opt)
+static void nist_options(nlsq_options *opt, int mode)
 {
     nlsq_options_init(opt);
-    opt->ftol = NIST_TOL;
-    opt->xtol = NIST_TOL;
-    opt->gtol = NIST_TOL;
-    opt->max_iter = NIST_MAX_ITER;
+    if (mode == NIST_TIGHT) {
+        opt->ftol = NIST_TOL;
+        opt->xtol = NIST_TOL;
+        opt->gtol = NIST_TOL;
+        opt->max_iter = NIST_MAX_ITER;
+    }
     opt->n_threads = 1;
 }
 
-static void run_case(size_t k, int start)
+static void run_case(int mode, size_t k, int start)
 {
     nist_data *d = nist_get(k);
-    nist_case *c = &g_case[k][start];
+    nist_case *c = &g_case[mode][k][start];
     memset(c, 0, sizeof *c);
     if (d->loaded != 1)
         return;
@@ -447,7 +464,7 @@ static void run_case(size_t k, int start)
     pb.jacobian = NIST_JACOBIAN;
 
     nlsq_options opt;
-    nist_options(&opt);
+    nist_options(&opt, mode);
 
     nlsq_result res;
     memset(&res, 0, sizeof res);
@@ -479,10 +496,10 @@ static void run_case(size_t k, int start)
     c->lre_rss = nist_lre(2.0 * res.cost, d->cert_rss);
 }
 
-static void print_case_detail(size_t k, int start)
+static void print_case_detail(int mode, size_t k, int start)
 {
     const nist_data *d = &g_data[k];
-    const nist_case *c = &g_case[k][start];
+    const nist_case *c = &g_case[mode][k][start];
     printf("  %s start %d: status %d (%s), %zu iterations, %zu evals, %zu jacs\n",
            d->def->name, start + 1, c->status, nlsq_status_name(c->status), c->iterations,
            c->n_eval, c->n_jac);
@@ -657,103 +674,128 @@ static void test_problem(void **state)
         fail_msg("%s: %s", nist_problem_defs[k].name, d->err);
     int bad = 0;
     char msg[512] = "";
-    for (int s = 0; s < 2; s++) {
-        run_case(k, s);
-        const nist_case *c = &g_case[k][s];
-        printf("  %-9s start %d: status %-15s iter %4zu  RSS %.10e (cert %.10e)  "
-               "LRE par %4.1f sd %4.1f rss %4.1f  %s\n",
-               d->def->name, s + 1, nlsq_status_name(c->status), c->iterations,
-               2.0 * c->cost, d->cert_rss, c->min_lre_par, c->min_lre_sd, c->lre_rss,
-               case_solved(c) ? "solved" : "NOT SOLVED");
-        if (!case_solved(c))
-            print_case_detail(k, s);
-        if (case_solved(c) && !nist_params_only(d) && c->min_lre_sd < NIST_SD_LRE) {
-            print_case_detail(k, s);
-            size_t used = strlen(msg);
-            snprintf(msg + used, sizeof msg - used,
-                     "%s start %d: solved (min LRE params %.1f) but min LRE of the "
-                     "standard deviations is %.1f < %.1f; ",
-                     d->def->name, s + 1, c->min_lre_par, c->min_lre_sd, NIST_SD_LRE);
-            bad = 1;
+    for (int mode = 0; mode < NIST_N_MODES; mode++)
+        for (int s = 0; s < 2; s++) {
+            run_case(mode, k, s);
+            const nist_case *c = &g_case[mode][k][s];
+            printf("  %-9s %-8s start %d: status %-15s iter %4zu  RSS %.10e (cert %.10e)  "
+                   "LRE par %4.1f sd %4.1f rss %4.1f  %s\n",
+                   d->def->name, nist_mode_name[mode], s + 1, nlsq_status_name(c->status),
+                   c->iterations, 2.0 * c->cost, d->cert_rss, c->min_lre_par, c->min_lre_sd,
+                   c->lre_rss, case_solved(c) ? "solved" : "NOT SOLVED");
+            if (!case_solved(c))
+                print_case_detail(mode, k, s);
+            if (case_solved(c) && !nist_params_only(d) && c->min_lre_sd < NIST_SD_LRE) {
+                print_case_detail(mode, k, s);
+                size_t used = strlen(msg);
+                snprintf(msg + used, sizeof msg - used,
+                         "%s %s start %d: solved (min LRE params %.1f) but min LRE of the "
+                         "standard deviations is %.1f < %.1f; ", d->def->name,
+                         nist_mode_name[mode], s + 1, c->min_lre_par, c->min_lre_sd, NIST_SD_LRE);
+                bad = 1;
+            }
         }
-    }
     fflush(stdout);
     if (bad)
         fail_msg("%s", msg);
 }
 
-static void test_summary(void **state)
+/* The table of one option set; returns the solved count, *good the count with
+ * min parameter LRE >= NIST_GOOD_LRE, unsolved the list. */
+static size_t print_table(int mode, size_t *good, char *unsolved, size_t usz)
 {
-    (void)state;
-    size_t solved = 0, total = 0;
-    char unsolved[1024] = "";
-    for (size_t k = 0; k < NIST_N_PROBLEMS; k++) {
-        if (nist_get(k)->loaded != 1)
-            continue;
-        for (int s = 0; s < 2; s++) {
-            if (!g_case[k][s].done)
-                run_case(k, s);
-        }
-    }
-    printf("\nNIST StRD with nlsq_lm, %s Jacobian: ftol = xtol = gtol = %g, max_iter = %d, "
-           "n_threads = 1\n\n", nist_jac_name[NIST_JACOBIAN], NIST_TOL, NIST_MAX_ITER);
+    size_t solved = 0;
+    *good = 0;
+    unsolved[0] = '\0';
     printf("| Problem | Difficulty | Start | min LRE params | min LRE sd | LRE RSS | Status "
            "| Iterations | Solved |\n");
     printf("|---|---|---|---|---|---|---|---|---|\n");
     for (size_t k = 0; k < NIST_N_PROBLEMS; k++) {
         const nist_data *d = &g_data[k];
         for (int s = 0; s < 2; s++) {
-            const nist_case *c = &g_case[k][s];
-            total++;
-            if (d->loaded != 1 || !c->done) {
+            const nist_case *c = &g_case[mode][k][s];
+            if (d->loaded == 1 && !c->done)
+                run_case(mode, k, s);
+            if (d->loaded != 1) {
                 printf("| %s | %s | %d | - | - | - | not run | - | no |\n",
                        nist_problem_defs[k].name, nist_problem_defs[k].difficulty, s + 1);
-                goto unsolved_case;
+            } else {
+                printf("| %s | %s | %d | %.1f | %.1f%s | %.1f%s | %s | %zu | %s |\n",
+                       d->def->name, d->def->difficulty, s + 1, c->min_lre_par, c->min_lre_sd,
+                       nist_params_only(d) ? " (n/a)" : "", c->lre_rss,
+                       nist_params_only(d) ? " (n/a)" : "", nlsq_status_name(c->status),
+                       c->iterations, case_solved(c) ? "yes" : "**no**");
+                *good += c->min_lre_par >= NIST_GOOD_LRE;
             }
-            printf("| %s | %s | %d | %.1f | %.1f%s | %.1f%s | %s | %zu | %s |\n", d->def->name,
-                   d->def->difficulty, s + 1, c->min_lre_par, c->min_lre_sd,
-                   nist_params_only(d) ? " (n/a)" : "", c->lre_rss,
-                   nist_params_only(d) ? " (n/a)" : "", nlsq_status_name(c->status),
-                   c->iterations, case_solved(c) ? "yes" : "**no**");
-            if (case_solved(c)) {
+            if (d->loaded == 1 && case_solved(c)) {
                 solved++;
                 continue;
             }
-unsolved_case:
-            {
-                size_t used = strlen(unsolved);
-                snprintf(unsolved + used, sizeof unsolved - used, "%s%s/start%d",
-                         used ? ", " : "", nist_problem_defs[k].name, s + 1);
-            }
+            size_t used = strlen(unsolved);
+            snprintf(unsolved + used, usz - used, "%s%s/start%d", used ? ", " : "",
+                     nist_problem_defs[k].name, s + 1);
         }
     }
-    printf("\nSolved (min parameter LRE >= %.0f): %zu of %zu\n", NIST_SOLVED_LRE, solved, total);
-    {
-        /* a Jacobian pass evaluates the residuals 1 + c p times (fdjac.c) */
-        const size_t c_fd = NIST_JACOBIAN == NLSQ_JAC_CENTRAL ? 2 : NIST_JACOBIAN == NLSQ_JAC_FORWARD;
-        size_t ne = 0, nj = 0, nr = 0;
-        for (size_t k = 0; k < NIST_N_PROBLEMS; k++)
-            for (int s = 0; s < 2; s++) {
-                const nist_case *c = &g_case[k][s];
-                if (!c->done) continue;
-                ne += c->n_eval;
-                nj += c->n_jac;
-                nr += c->n_eval + c->n_jac * (1 + c_fd * g_data[k].p);
-            }
-        printf("Passes over all cases: %zu residual-only, %zu with Jacobian; residual "
-               "evaluations of the whole data set: %zu\n", ne, nj, nr);
-    }
+    return solved;
+}
+
+/* Passes over all cases of one option set. */
+static void print_passes(int mode)
+{
+    /* a Jacobian pass evaluates the residuals 1 + c p times (fdjac.c) */
+    const size_t c_fd = NIST_JACOBIAN == NLSQ_JAC_CENTRAL ? 2 : NIST_JACOBIAN == NLSQ_JAC_FORWARD;
+    size_t ne = 0, nj = 0, nr = 0;
+    for (size_t k = 0; k < NIST_N_PROBLEMS; k++)
+        for (int s = 0; s < 2; s++) {
+            const nist_case *c = &g_case[mode][k][s];
+            if (!c->done) continue;
+            ne += c->n_eval;
+            nj += c->n_jac;
+            nr += c->n_eval + c->n_jac * (1 + c_fd * g_data[k].p);
+        }
+    printf("Passes over all cases: %zu residual-only, %zu with Jacobian; residual "
+           "evaluations of the whole data set: %zu\n", ne, nj, nr);
+}
+
+static void summary(int mode, size_t min_solved, size_t min_good)
+{
+    char unsolved[1024];
+    size_t good, total = 2 * NIST_N_PROBLEMS;
+    printf("\nNIST StRD with nlsq_lm, %s Jacobian, %s: ", nist_jac_name[NIST_JACOBIAN],
+           nist_mode_name[mode]);
+    if (mode == NIST_TIGHT)
+        printf("ftol = xtol = gtol = %g, max_iter = %d, n_threads = 1\n\n", NIST_TOL,
+               NIST_MAX_ITER);
+    else
+        printf("nlsq_options_init(), n_threads = 1\n\n");
+    size_t solved = print_table(mode, &good, unsolved, sizeof unsolved);
+    printf("\nSolved (min parameter LRE >= %.0f): %zu of %zu; min parameter LRE >= %.0f: %zu "
+           "of %zu\n", NIST_SOLVED_LRE, solved, total, NIST_GOOD_LRE, good, total);
+    print_passes(mode);
     if (solved < total) {
         printf("Unsolved: %s\n", unsolved);
         for (size_t k = 0; k < NIST_N_PROBLEMS; k++)
             for (int s = 0; s < 2; s++)
-                if (g_data[k].loaded == 1 && !case_solved(&g_case[k][s]))
-                    print_case_detail(k, s);
+                if (g_data[k].loaded == 1 && !case_solved(&g_case[mode][k][s]))
+                    print_case_detail(mode, k, s);
     }
     fflush(stdout);
-    if (solved < NIST_MIN_SOLVED)
-        fail_msg("only %zu of %zu NIST cases solved (need %d); unsolved: %s", solved, total,
-                 NIST_MIN_SOLVED, unsolved);
+    if (solved < min_solved || good < min_good)
+        fail_msg("%s: %zu of %zu NIST cases solved (need %zu), %zu at LRE >= %.0f (need %zu); "
+                 "unsolved: %s", nist_mode_name[mode], solved, total, min_solved, good,
+                 NIST_GOOD_LRE, min_good, unsolved);
+}
+
+static void test_summary_defaults(void **state)
+{
+    (void)state;
+    summary(NIST_DEFAULTS, NIST_MIN_SOLVED_DEFAULT, NIST_MIN_LRE6_DEFAULT);
+}
+
+static void test_summary_tight(void **state)
+{
+    (void)state;
+    summary(NIST_TIGHT, NIST_MIN_SOLVED_TIGHT, 0);
 }
 
 static int teardown_all(void **state)
@@ -766,7 +808,7 @@ static int teardown_all(void **state)
 
 int main(void)
 {
-    enum { N_TESTS = 3 + NIST_N_PROBLEMS + 1 };
+    enum { N_TESTS = 3 + NIST_N_PROBLEMS + 2 };
     struct CMUnitTest tests[N_TESTS];
     size_t t = 0;
     memset(tests, 0, sizeof tests);
@@ -782,7 +824,9 @@ int main(void)
         tests[t].test_func = test_problem;
         tests[t++].initial_state = &g_index[k];
     }
-    tests[t].name = "summary";
-    tests[t++].test_func = test_summary;
+    tests[t].name = "summary_defaults";
+    tests[t++].test_func = test_summary_defaults;
+    tests[t].name = "summary_tight";
+    tests[t++].test_func = test_summary_tight;
     return _cmocka_run_group_tests("nist", tests, t, NULL, teardown_all);
 }

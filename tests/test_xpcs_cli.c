@@ -479,7 +479,7 @@ static void parse_args_direct(void **state)
     assert_int_equal(a.plot_angles[0], 3);
     assert_int_equal(a.checkpoint_every, 7);
     assert_true(isnan(a.q));
-    assert_int_equal(a.max_iter, 200);
+    assert_int_equal(a.max_iter, 0);   /* the library default, 100 (p + 1) */
     fit_xpcs_args_free(&a);
 
     char *help[] = {"fit_xpcs", "--help", "--bogus", NULL};

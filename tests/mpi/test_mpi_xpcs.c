@@ -175,8 +175,11 @@ int main(int argc, char **argv)
         double dx = max_rel(xd, xs, p), dc = tu_rel(rd.cost, rs.cost, 0);
         double dv = tu_cov_rel(cd, cs, p);
         if (solver == TU_LM) {
-            CHECK(s1 == sd && s1 > 0, "lm: status %s vs %s", nlsq_status_name(sd),
-                  nlsq_status_name(s1));
+            /* condition ~1e20 (below): along the undetermined directions no
+             * reduction is measurable, and the gradient there is not below
+             * gtol, so an honest LM may end NLSQ_STALLED rather than converged */
+            CHECK(s1 == sd && (s1 > 0 || s1 == NLSQ_STALLED), "lm: status %s vs %s",
+                  nlsq_status_name(sd), nlsq_status_name(s1));
             CHECK(dx <= 1e-9 && dc <= 1e-9, "lm: x %.3g cost %.3g", dx, dc);
             /* J^T J of this small problem has condition ~1e20 (undetermined
              * shear, D0 ~ D_offset): its inverse amplifies the rounding */
@@ -184,8 +187,8 @@ int main(int argc, char **argv)
         } else {
             /* mini-batch Adam, then LM along a flat valley: the trajectories
              * part at the rounding level; the minimum found is as good */
-            CHECK(s1 >= 0 && sd >= 0, "hybrid: status %s vs %s", nlsq_status_name(sd),
-                  nlsq_status_name(s1));
+            CHECK((s1 >= 0 || s1 == NLSQ_STALLED) && (sd >= 0 || sd == NLSQ_STALLED),
+                  "hybrid: status %s vs %s", nlsq_status_name(sd), nlsq_status_name(s1));
             CHECK(dc <= 1e-4, "hybrid: cost %.3g", dc);
         }
         uint64_t h = tu_fnv(tu_fnv(tu_fnv(0, xd, sizeof(double) * p), cd, sizeof(double) * p * p),
