@@ -322,6 +322,13 @@ static int stopping_tests(lm_ctx *L)
 
 /* ------------------------------------------------------------ the step */
 
+static int stall(lm_ctx *L, const char *why)
+{
+    L->status = nlsq__finish(L->res, NLSQ_STALLED, "stalled: %s, and x is not stationary to the "
+                             "tolerances; x is the best point found", why);
+    return LM_STOP;
+}
+
 static int compute_step(lm_ctx *L)
 {
     const size_t p = L->p;
@@ -343,12 +350,8 @@ static int compute_step(lm_ctx *L)
     }
     L->pred = -(dot(p, w->g, w->step) + 0.5 * quad_form(p, w->A, w->step));
     L->snorm = nlsq__scaled_norm(p, L->st->d2, w->step);
-    if (!moves || L->snorm <= stall_step(L->opt) * nlsq__scaled_norm(p, L->st->d2, L->x)) {
-        L->status = nlsq__finish(L->res, NLSQ_STALLED, "stalled: the damped step no longer changes "
-                                 "x at working precision, and x is not stationary to the "
-                                 "tolerances; x is the best point found");
-        return LM_STOP;
-    }
+    if (!moves || L->snorm <= stall_step(L->opt) * nlsq__scaled_norm(p, L->st->d2, L->x))
+        return stall(L, "the damped step no longer changes x at working precision");
     return LM_NEXT;
 }
 
@@ -450,12 +453,8 @@ static int accept(lm_ctx *L)
 
 static int reject(lm_ctx *L)
 {
-    if (!nlsq__damp_rejected(L->st)) {
-        L->status = nlsq__finish(L->res, NLSQ_STALLED, "stalled: damping exhausted, no reducing "
-                                 "step at working precision, and x is not stationary to the "
-                                 "tolerances; x is the best point found");
-        return LM_STOP;
-    }
+    if (!nlsq__damp_rejected(L->st))
+        return stall(L, "damping exhausted, no reducing step at working precision");
     return LM_NEXT;
 }
 
