@@ -25,6 +25,9 @@
 #                  "floor passes": fit time / floor pass time)
 #   --no-stream    skip fit_xpcs on a generated benchmark file, cached against streamed
 #                  (--memory-budget 16), end-to-end wall time and max RSS
+#   --no-dense     skip the oversubscription check: bench_engine on a dense problem with
+#                  103 parameters, 1 against T engine threads, OpenBLAS's own threads
+#                  left at their default (OPENBLAS_NUM_THREADS unset)
 #   --stream-scales "LIST"  sizes (1 = N 1001, 2 = N 1416, 4 = N 2002) of the streamed
 #                  fit_xpcs table (default "1"; files are generated in OUT and deleted)
 #   --build-dir    build directory (default build-bench; configured Release and built if needed)
@@ -33,14 +36,16 @@
 #   --summarize DIR  only print the tables of earlier runs (DIR/results.tsv;
 #                  repeatable: the runs of several DIRs are pooled)
 #
-# Runs alternate nlsq / GSL so that drifting machine load hits both alike.
-# OPENBLAS_NUM_THREADS=1 is set: nlsq's engine threads itself.
+# Runs alternate nlsq / GSL / floor so that drifting machine load hits all alike;
+# every run's 1-minute load average is recorded (results.tsv, tables).
+# OPENBLAS_NUM_THREADS=1 is set for the peer and the floor (nlsq's solves set
+# OpenBLAS to one thread themselves: the engine's workers are the parallelism).
 set -euo pipefail
 export OPENBLAS_NUM_THREADS=1
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 REPEAT=3 SCALE=1 SCALES="1/16 1/4 1" THREADS=2 FILE4X="" REPEAT4X=1 GSL4X=1 DO_THREADS=1 DO_SCALING=1 DO_PEER=1
-DO_FLOOR=1 DO_STREAM=1 STREAM_SCALES="1"
+DO_FLOOR=1 DO_STREAM=1 DO_DENSE=1 STREAM_SCALES="1"
 BUILD="$ROOT/build-bench" OUT="" SUMMARIZE=""
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -56,11 +61,12 @@ while [ $# -gt 0 ]; do
     --no-peer) DO_PEER=0; shift ;;
     --no-floor) DO_FLOOR=0; shift ;;
     --no-stream) DO_STREAM=0; shift ;;
+    --no-dense) DO_DENSE=0; shift ;;
     --stream-scales) STREAM_SCALES=$2; shift 2 ;;
     --build-dir) BUILD=$2; shift 2 ;;
     --out) OUT=$2; shift 2 ;;
     --summarize) SUMMARIZE="$SUMMARIZE $2/results.tsv"; shift 2 ;;
-    -h|--help) sed -n '2,41p' "$0"; exit 0 ;;
+    -h|--help) awk 'NR > 1 && /^#/ {print; next} NR > 1 {exit}' "$0"; exit 0 ;;
     *) echo "run_bench.sh: unknown option $1 (try --help)" >&2; exit 2 ;;
   esac
 done
@@ -309,6 +315,17 @@ if [ "$DO_STREAM" = 1 ]; then
     rm -f "$f"
   done
 fi
+# 5. no oversubscription: a dense 103-parameter pass, 1 vs THREADS engine threads,
+#    OpenBLAS's threads at their default (the library sets 1 inside a solve)
+if [ "$DO_DENSE" = 1 ] && cmake --build "$BUILD" -j2 --target bench_engine >&2; then
+  for r in $(seq 1 "$REPEAT"); do
+    echo "[$(date +%H:%M:%S)] bench_engine --params 103 --threads $THREADS --only dense (OPENBLAS_NUM_THREADS unset)" >&2
+    env -u OPENBLAS_NUM_THREADS "$BUILD/bench/bench_engine" --params 103 --threads "$THREADS" \
+      --only dense --repeat 3 > "$OUT/dense-$r.txt" 2>&1 || true
+    awk -v r="$r" -v l="$(cut -d' ' -f1 /proc/loadavg)" '/nlsq dense, 1 thread/ {one = $(NF - 2)}
+      /nlsq dense, threads/ {t = $(NF - 2)} END {print r "\t" one "\t" t "\t" l}' "$OUT/dense-$r.txt" >> "$OUT/dense.tsv"
+  done
+fi
 echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)" >> "$OUT/machine.txt"
 
 {
@@ -316,4 +333,8 @@ echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)" >> "$OUT/machine.txt"
   echo
   summary "$RES"
   summary_floor "$RES"
+  if [ -s "$OUT/dense.tsv" ]; then
+    printf '\n| dense pass, p = 103 (bench_engine, OpenBLAS threads at default) | run | 1 thread s | %s threads s | load |\n|---|---:|---:|---:|---|\n' "$THREADS"
+    awk -F'\t' '{printf "| | %s | %s | %s | %s |\n", $1, $2, $3, $4}' "$OUT/dense.tsv"
+  fi
 } | tee "$OUT/summary.md"
