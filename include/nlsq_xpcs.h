@@ -314,6 +314,20 @@ NLSQ_API int  nlsq_xpcs_model_set_bounds(nlsq_xpcs_model *m, const double *lower
  *  x: n_params values. */
 NLSQ_API int  nlsq_xpcs_initial_guess(nlsq_xpcs_model *m, const double *phys, double *x);
 
+/** Start point with D0 and gamma_dot_0 taken from the data (the entries of
+ *  phys that are NAN, or all when phys is NULL; the other physical values as
+ *  in nlsq_xpcs_initial_guess): over initial_guess's sample, the data
+ *  averaged at equal lag |i - j| (log-spaced bins) are matched by the
+ *  lag-only model of the other start values (alpha = beta = 0 and zero
+ *  offsets by default: g1 = exp(-A D0 tau) sinc^2(B cos(phi0 - phi_a)
+ *  gamma_dot_0 tau)) with per-angle contrast and offset, on log grids inside
+ *  the bounds; then contrast and offset as nlsq_xpcs_initial_guess gives them
+ *  at that point.  Far fewer LM iterations than the fixed start where the
+ *  decay and shear rates are far from it (23M benchmark: 5 passes instead of
+ *  15).  Deterministic, one sample read.  Returns 0, NLSQ_EINVAL,
+ *  NLSQ_ENOMEM or NLSQ_ECALLBACK (data read failed). */
+NLSQ_API int  nlsq_xpcs_rate_start(nlsq_xpcs_model *m, const double *phys, double *x);
+
 /** g2 of angle a at frames (i, j) for parameters x (slow path, for checks). */
 NLSQ_API double nlsq_xpcs_model_g2(const nlsq_xpcs_model *m, const double *x,
                                    size_t a, size_t i, size_t j);

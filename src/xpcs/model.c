@@ -46,6 +46,7 @@
  */
 #include "nlsq_xpcs.h"
 #include "model_kernel.h"
+#include "rate_start.h"
 #include "stream.h"
 #include "xpcs_common.h"
 
@@ -1140,6 +1141,63 @@ int nlsq_xpcs_initial_guess(nlsq_xpcs_model *m, const double *phys, double *x)
     free(buf);
     free(T.mem);
     return rc;
+}
+
+/* Lag-binned means of angle a's data over initial_guess's sample (blocks of
+ * 4096 entries, about 16 per angle); the diagonal is left out. */
+static int lag_bins(nlsq_xpcs_model *m, size_t a, double *buf, size_t chunk, size_t stride,
+                    rs_bins *b)
+{
+    for (size_t l0 = 0; l0 < m->R; l0 += chunk * stride) {
+        size_t nr = m->R - l0 < chunk ? m->R - l0 : chunk, i, j;
+        if (fetch(m, a, l0, nr, buf) != 0) return NLSQ_ECALLBACK;
+        local_to_ij(m, l0, &i, &j);
+        for (size_t t = 0; t < nr; t++, next_ij(m, &i, &j)) {
+            if (i == j || !isfinite(buf[t])) continue;
+            size_t tau = j > i ? j - i : i - j, q = a * RS_BINS + rs_bin_of(tau, m->n);
+            b->tau[q] += (double)tau;
+            b->y[q] += buf[t];
+            b->w[q] += 1.0;
+        }
+    }
+    for (size_t k = 0; k < RS_BINS; k++) {
+        size_t q = a * RS_BINS + k;
+        if (b->w[q] > 0) { b->tau[q] /= b->w[q]; b->y[q] /= b->w[q]; }
+    }
+    return 0;
+}
+
+int nlsq_xpcs_rate_start(nlsq_xpcs_model *m, const double *phys, double *x)
+{
+    if (!m || !x) return NLSQ_EINVAL;
+    double p[NLSQ_XPCS_N_PHYS] = {0}, lo[NLSQ_XPCS_N_PHYS] = {0}, hi[NLSQ_XPCS_N_PHYS] = {0};
+    for (size_t q = 0; q < m->np; q++) {
+        p[q] = (phys && !isnan(phys[q])) ? phys[q] : k_default_start[q];
+        if (!isfinite(p[q])) return NLSQ_EINVAL;
+        lo[q] = m->lower[q];
+        hi[q] = m->upper[q];
+        p[q] = clampd(p[q], lo[q], hi[q]);
+    }
+    size_t chunk = m->R < 4096 ? m->R : 4096;
+    size_t n_blocks = (m->R + chunk - 1) / chunk, stride = (n_blocks + 15) / 16;
+    rs_bins b = {m->P, m->phi, m->A, m->laminar ? m->B : 0.0, NULL, NULL, NULL};
+    double *mem = calloc(3 * m->P * RS_BINS + chunk, sizeof(double));
+    if (!mem) return NLSQ_ENOMEM;
+    b.tau = mem;
+    b.y = mem + m->P * RS_BINS;
+    b.w = mem + 2 * m->P * RS_BINS;
+    int rc = 0;
+    for (size_t a = 0; a < m->P && rc == 0; a++)
+        rc = lag_bins(m, a, mem + 3 * m->P * RS_BINS, chunk, stride, &b);
+    if (rc == 0) {
+        double given[NLSQ_XPCS_N_PHYS];
+        memcpy(given, p, sizeof p);
+        rs_search(&b, lo, hi, p);
+        for (size_t q = 0; q < m->np; q++)   /* what the caller gave stays */
+            if (phys && !isnan(phys[q])) p[q] = given[q];
+    }
+    free(mem);
+    return rc ? rc : nlsq_xpcs_initial_guess(m, p, x);
 }
 
 double nlsq_xpcs_model_g2(const nlsq_xpcs_model *m, const double *x,
