@@ -88,12 +88,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     if (rc == FIT_XPCS_ARGS_OK) {
         CHECK(err[0] == '\0');
-        CHECK(a.input && a.input[0] != '\0' && in_argv(a.input, argc, argv));
+        /* with --config the input and the gap may come from the file: the
+         * cross-option checks then wait for it (fit_xpcs_args_check) */
+        if (a.config) CHECK(!a.input || (a.input[0] != '\0' && in_argv(a.input, argc, argv)));
+        else CHECK(a.input && a.input[0] != '\0' && in_argv(a.input, argc, argv));
         /* the library's ranges (nlsq_xpcs.h): what the parser accepts, the
          * model accepts */
-        CHECK(a.have_dt && a.dt >= NLSQ_XPCS_DT_MIN && a.dt <= NLSQ_XPCS_DT_MAX);
+        /* --dt is optional (the file stores dt); when given, in range */
+        CHECK(!a.have_dt || (a.dt >= NLSQ_XPCS_DT_MIN && a.dt <= NLSQ_XPCS_DT_MAX));
         CHECK(a.mode == 0 || a.mode == 1);
-        if (a.mode == 0) CHECK(a.have_gap && a.gap >= NLSQ_XPCS_GAP_MIN && a.gap <= NLSQ_XPCS_GAP_MAX);
+        if (a.mode == 0 && !a.config) CHECK(a.have_gap);
+        CHECK(!a.have_gap || (a.gap >= NLSQ_XPCS_GAP_MIN && a.gap <= NLSQ_XPCS_GAP_MAX));
         CHECK(isnan(a.q) || (a.q >= NLSQ_XPCS_Q_MIN && a.q <= NLSQ_XPCS_Q_MAX));
         CHECK(a.first <= a.last);
         CHECK(a.triangle == 0 || a.triangle == 1);
@@ -102,7 +107,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                            !strcmp(a.method, "hybrid")));
         CHECK(a.n_threads >= 0 && a.n_threads <= NLSQ_MAX_THREADS);
         CHECK(a.sigma >= NLSQ_XPCS_SIGMA_MIN && a.sigma <= NLSQ_XPCS_SIGMA_MAX);
-        CHECK(a.max_iter >= 1);
+        CHECK(a.max_iter <= 100000000);   /* 0: the library's default (NLSQ_ITER_AUTO) */
         CHECK(isfinite(a.budget_mib) && a.budget_mib >= 0 && a.budget_mib <= 1e9);
         for (int k = 0; k < FIT_XPCS_N_PHYS; k++) CHECK(isnan(a.init[k]) || isfinite(a.init[k]));
         if (a.mode == 1)
@@ -111,13 +116,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         CHECK(in_argv(a.checkpoint, argc, argv) && (!a.checkpoint || a.checkpoint[0]));
         CHECK(in_argv(a.resume, argc, argv) && (!a.resume || a.resume[0]));
         CHECK(in_argv(a.plot, argc, argv) && (!a.plot || a.plot[0]));
-        if (a.save_fit) CHECK(a.output != NULL);
+        /* cross-option rules: checked by the parser, or with --config by
+         * fit_xpcs_args_check once the file has filled in (here: nothing) */
+        fit_xpcs_args c = a;
+        char cerr[256];
+        int cross = !a.config || fit_xpcs_args_check(&c, cerr, sizeof cerr) == FIT_XPCS_ARGS_OK;
+        if (cross && a.save_fit) CHECK(a.output != NULL);
         CHECK(a.n_plot_angles <= FIT_XPCS_MAX_PLOT_ANGLES);
-        if (a.n_plot_angles) CHECK(a.plot != NULL);
+        if (cross && a.n_plot_angles) CHECK(a.plot != NULL);
         for (size_t i = 0; i < a.n_plot_angles; i++)
             for (size_t j = 0; j < i; j++) CHECK(a.plot_angles[i] != a.plot_angles[j]);
         CHECK(a.checkpoint_every >= 1);
-        if (a.have_checkpoint_every) CHECK(a.checkpoint != NULL);
+        if (cross && a.have_checkpoint_every) CHECK(a.checkpoint != NULL);
     }
 
     /* the same again: the same struct, bit for bit (the parser memsets it
