@@ -404,106 +404,75 @@ static void scatter_small(nlsq__slot *s, const nlsq__worker *w, size_t p, size_t
     }
 }
 
-/* Evaluate rows [row0, row0+n) (n <= chunk) and add them to slot s. */
-static int eval_chunk(nlsq__engine *e, nlsq__worker *w, nlsq__slot *s,
-                      const double *x, int mode, size_t row0, size_t n)
+/* The sparse pattern of rows [row0, row0+n): columns into w->cols, *k of
+ * them; returns the rows it covers (<= n), or 0 for a bad pattern. */
+static size_t chunk_pattern(const nlsq_problem *pb, nlsq__worker *w, size_t p, size_t row0,
+                            size_t n, size_t *k)
 {
-    const nlsq_problem *pb = e->pb;
-    const size_t p = e->p;
-    size_t k = p;
-    const int sparse = pb->pattern != NULL;
+    size_t kk = 0;
+    size_t got = pb->pattern(pb->ctx, row0, n, w->cols, &kk);
+    if (got == 0 || got > n || kk == 0 || kk > p) return 0;
+    for (size_t a = 0; a < kk; a++)
+        if (w->cols[a] >= p || (a > 0 && w->cols[a] <= w->cols[a - 1])) return 0;
+    *k = kk;
+    return got;
+}
 
-    if (sparse) {
-        size_t kk = 0;
-        size_t got = pb->pattern(pb->ctx, row0, n, w->cols, &kk);
-        if (got == 0 || got > n || kk == 0 || kk > p) return NLSQ_ECALLBACK;
-        for (size_t a = 0; a < kk; a++)
-            if (w->cols[a] >= p || (a > 0 && w->cols[a] <= w->cols[a - 1])) return NLSQ_ECALLBACK;
-        n = got;
-        k = kk;
+/* Fast path (plain least squares, at most NLSQ_SMALL_K columns): one kernel
+ * call gives J^T J and J^T r; a non-finite entry anywhere shows up in sum r^2
+ * or in diag(J^T J) / J^T r, and only then are rows inspected (returns 0: the
+ * careful path must run). */
+static int fast_chunk(nlsq__engine *e, nlsq__worker *w, nlsq__slot *s, int mode, size_t n,
+                      size_t k, const double *J)
+{
+    const double *r = w->r;
+    double rr = sum_squares(n, r);
+    if (!isfinite(rr)) return 0;
+    if (mode == NLSQ__PASS_COST) {
+        neumaier_add(&s->sum, &s->comp, 0.5 * rr);
+        return 1;
     }
-    double *J = mode == NLSQ__PASS_COST ? NULL : w->J;
-    int cb = e->fd ? nlsq__fd_eval(e->fd, (size_t)(w - e->workers), x, row0, n,
-                                   sparse ? w->cols : NULL, k, w->r, J)
-                   : pb->eval(pb->ctx, x, row0, n, w->r, J);
-    if (cb != 0) {
-        e->callback_row = row0;
-        return cb == NLSQ_ENOMEM ? NLSQ_ENOMEM : NLSQ_ECALLBACK;
-    }
+    small_normal(e->avx2, n, k, J, e->pb->jac_col_major, r, w->T, w->local, w->localg);
+    for (size_t a = 0; a < k; a++)
+        if (!isfinite(w->local[a * k + a]) || !isfinite(w->localg[a])) return 0;
+    neumaier_add(&s->sum, &s->comp, 0.5 * rr);
+    scatter_small(s, w, e->p, k, e->pb->pattern != NULL, mode == NLSQ__PASS_NORMAL);
+    return 1;
+}
 
-    double *r = w->r;
-    s->n_rows += n;
-    if (e->scale_exp) scale_chunk(ldexp(1.0, e->scale_exp), n, k, r, J);
-    double rmax = max_abs_finite(n, r);
-    if (rmax > s->rmax) s->rmax = rmax;
-
-    /* Fast path (plain least squares, at most NLSQ_SMALL_K columns): one
-     * kernel call gives J^T J and J^T r; a non-finite entry anywhere shows up
-     * in sum r^2 or in diag(J^T J) / J^T r, and only then are rows inspected. */
-    if (e->loss == NLSQ_LOSS_LINEAR && (mode == NLSQ__PASS_COST || k <= NLSQ_SMALL_K)) {
-        double rr = sum_squares(n, r);
-        if (isfinite(rr)) {
-            if (mode == NLSQ__PASS_COST) {
-                neumaier_add(&s->sum, &s->comp, 0.5 * rr);
-                return (int)n;
-            }
-            small_normal(e->avx2, n, k, J, pb->jac_col_major, r, w->T, w->local, w->localg);
-            int ok = 1;
-            for (size_t a = 0; a < k && ok; a++)
-                ok = isfinite(w->local[a * k + a]) && isfinite(w->localg[a]);
-            if (ok) {
-                neumaier_add(&s->sum, &s->comp, 0.5 * rr);
-                scatter_small(s, w, p, k, sparse, mode == NLSQ__PASS_NORMAL);
-                return (int)n;
-            }
-        }
-        /* fall through: the careful path below counts what is non-finite */
-    }
-
-    /* The careful path works on row-major blocks. */
-    if (J && pb->jac_col_major) {
-        double *Jr = w->Jrow;
-        for (size_t i = 0; i < n; i++)
-            for (size_t a = 0; a < k; a++) Jr[i * k + a] = J[a * n + i];
-        J = Jr;
-    }
-
-    size_t bad_r = 0;
-    for (size_t i = 0; i < n; i++)
-        if (!isfinite(r[i])) bad_r++;
-    if (bad_r) {
-        s->n_bad_r += bad_r;
-        return (int)n; /* nothing else from this chunk is meaningful */
-    }
-
+/* The cost of a chunk with finite residuals; with a robust loss, scipy's
+ * reweighting J <- sqrt(rho' + 2 z rho'') J, r <- rho'/that * r (J may be
+ * NULL: cost only). */
+static void chunk_cost(nlsq__engine *e, nlsq__slot *s, size_t n, size_t k, double *r, double *J)
+{
     if (e->loss == NLSQ_LOSS_LINEAR) {
         neumaier_add(&s->sum, &s->comp, 0.5 * sum_squares(n, r));
-    } else {
-        /* scipy's reweighting: J <- sqrt(rho' + 2 z rho'') J, r <- rho'/that * r */
-        double acc = 0.0;
-        for (size_t i = 0; i < n; i++) {
-            double rho, d1, d2, z = r[i] * r[i];
-            nlsq__loss_eval(e->loss, e->f_scale, z, &rho, &d1, &d2);
-            acc += rho;
-            if (J) {
-                double js = d1 + 2.0 * z * d2;
-                if (js < 2.220446049250313e-16) js = 2.220446049250313e-16;
-                js = sqrt(js);
-                r[i] *= d1 / js;
-                double *row = J + i * k;
-                for (size_t a = 0; a < k; a++) row[a] *= js;
-            }
-        }
-        neumaier_add(&s->sum, &s->comp, 0.5 * acc);
+        return;
     }
-    if (mode == NLSQ__PASS_COST) return (int)n;
-
-    for (size_t i = 0; i < n * k; i++)
-        if (!isfinite(J[i])) {
-            s->n_bad_J += 1;
-            return (int)n;
+    double acc = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        double rho, d1, d2, z = r[i] * r[i];
+        nlsq__loss_eval(e->loss, e->f_scale, z, &rho, &d1, &d2);
+        acc += rho;
+        if (J) {
+            double js = d1 + 2.0 * z * d2;
+            if (js < 2.220446049250313e-16) js = 2.220446049250313e-16;
+            js = sqrt(js);
+            r[i] *= d1 / js;
+            double *row = J + i * k;
+            for (size_t a = 0; a < k; a++) row[a] *= js;
         }
+    }
+    neumaier_add(&s->sum, &s->comp, 0.5 * acc);
+}
 
+/* J^T r (and J^T J for NORMAL) of a finite row-major n x k block into slot s. */
+static void chunk_normal(nlsq__engine *e, nlsq__worker *w, nlsq__slot *s, int mode, size_t n,
+                         size_t k, const double *J)
+{
+    const size_t p = e->p;
+    const double *r = w->r;
+    const int sparse = e->pb->pattern != NULL;
     if (k <= NLSQ_SMALL_K) {   /* NORMAL or GRAD: the kernel gives J^T r as well */
         small_normal(e->avx2, n, k, J, 0, r, w->T, w->local, w->localg);
         scatter_small(s, w, p, k, sparse, mode == NLSQ__PASS_NORMAL);
@@ -526,6 +495,62 @@ static int eval_chunk(nlsq__engine *e, nlsq__worker *w, nlsq__slot *s,
             }
         }
     }
+}
+
+/* The careful path: counts non-finite rows, applies the loss, then the sums
+ * (row-major blocks). */
+static void careful_chunk(nlsq__engine *e, nlsq__worker *w, nlsq__slot *s, int mode, size_t n,
+                          size_t k, double *J)
+{
+    double *r = w->r;
+    if (J && e->pb->jac_col_major) {
+        double *Jr = w->Jrow;
+        for (size_t i = 0; i < n; i++)
+            for (size_t a = 0; a < k; a++) Jr[i * k + a] = J[a * n + i];
+        J = Jr;
+    }
+    size_t bad_r = 0;
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(r[i])) bad_r++;
+    if (bad_r) {
+        s->n_bad_r += bad_r;
+        return;   /* nothing else from this chunk is meaningful */
+    }
+    chunk_cost(e, s, n, k, r, J);
+    if (mode == NLSQ__PASS_COST) return;
+    for (size_t i = 0; i < n * k; i++)
+        if (!isfinite(J[i])) {
+            s->n_bad_J += 1;
+            return;
+        }
+    chunk_normal(e, w, s, mode, n, k, J);
+}
+
+/* Evaluate rows [row0, row0+n) (n <= chunk) and add them to slot s.
+ * Returns the rows done, or an error code. */
+static int eval_chunk(nlsq__engine *e, nlsq__worker *w, nlsq__slot *s,
+                      const double *x, int mode, size_t row0, size_t n)
+{
+    const nlsq_problem *pb = e->pb;
+    size_t k = e->p;
+    const int sparse = pb->pattern != NULL;
+    if (sparse && (n = chunk_pattern(pb, w, e->p, row0, n, &k)) == 0) return NLSQ_ECALLBACK;
+    double *J = mode == NLSQ__PASS_COST ? NULL : w->J;
+    int cb = e->fd ? nlsq__fd_eval(e->fd, (size_t)(w - e->workers), x, row0, n,
+                                   sparse ? w->cols : NULL, k, w->r, J)
+                   : pb->eval(pb->ctx, x, row0, n, w->r, J);
+    if (cb != 0) {
+        e->callback_row = row0;
+        return cb == NLSQ_ENOMEM ? NLSQ_ENOMEM : NLSQ_ECALLBACK;
+    }
+    s->n_rows += n;
+    if (e->scale_exp) scale_chunk(ldexp(1.0, e->scale_exp), n, k, w->r, J);
+    double rmax = max_abs_finite(n, w->r);
+    if (rmax > s->rmax) s->rmax = rmax;
+    if (e->loss == NLSQ_LOSS_LINEAR && (mode == NLSQ__PASS_COST || k <= NLSQ_SMALL_K) &&
+        fast_chunk(e, w, s, mode, n, k, J))
+        return (int)n;
+    careful_chunk(e, w, s, mode, n, k, J);
     return (int)n;
 }
 
