@@ -145,7 +145,7 @@ typedef struct nlsq_xpcs_synth_spec {
                               frames (0): entry (i, j) gets noise_sigma *
                               (sqrt(frame_share / 2) (u_i + u_j) + sqrt(1 -
                               frame_share) z_ij), u_f one standard normal per
-                              frame, the same in every matrix (all angles and q),
+                              frame of each matrix (independent between angles),
                               z_ij independent; the off-diagonal variance stays
                               noise_sigma^2 */
     int    lzf;            /* 1: matrices LZF-compressed, one (N, N) chunk each, as the

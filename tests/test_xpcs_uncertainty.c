@@ -2,10 +2,10 @@
  * test_xpcs_uncertainty.c - the XPCS pieces of the uncertainty work.
  *
  *  frame_noise   synthetic noise with frame_share = 0.5 (N = 300, 2 angles):
- *                off-diagonal variance sigma^2 (+-10 %), and entry (i, j) of
- *                the two angles shares sigma^2 * frame_share (+-0.1): the
- *                same u_f in every matrix; the file gives the same rows as
- *                the in-memory generator
+ *                off-diagonal variance sigma^2 (+-10 %); entries (i, j) and
+ *                (i, k) of one matrix share sigma^2 * frame_share / 2 (+-0.1),
+ *                and the two angles share nothing (|corr| < 0.05); the file
+ *                gives the same rows as the in-memory generator
  *  clusters      nlsq_xpcs_model_clusters over an upper triangle with the
  *                diagonal: row r's ids (i, j) are the frames of its entry,
  *                checked through the residual (c2[a][i][j] - g2(i, j)) /
@@ -51,18 +51,23 @@ static void test_frame_noise(void **state)
         assert_int_equal(nlsq_xpcs_synth_rows(&s0, a, 0, N, g, err, sizeof err), 0);
         for (size_t k = 0; k < N * N; k++) e[a * N * N + k] -= g[k];
     }
-    double v = 0, c = 0, n = 0;
+    double v = 0, c = 0, n = 0, rs = 0, nr = 0;
     for (size_t i = 0; i < N; i++)
         for (size_t j = i + 1; j < N; j++) {
             v += e[i * N + j] * e[i * N + j];
             c += e[i * N + j] * e[N * N + i * N + j];
             n += 1;
+            if (j + 1 < N) {   /* (i, j) and (i, j + 1) share frame i */
+                rs += e[i * N + j] * e[i * N + j + 1];
+                nr += 1;
+            }
         }
     double s2 = s.noise_sigma * s.noise_sigma;
-    print_message("  frame_share 0.5: variance / sigma^2 = %.3f, shared / sigma^2 = %.3f\n",
-                  v / n / s2, c / n / s2);
+    print_message("  frame_share 0.5: variance / sigma^2 = %.3f, same row %.3f, across angles %.3f\n",
+                  v / n / s2, rs / nr / s2, c / n / s2);
     assert_true(fabs(v / n / s2 - 1.0) < 0.1);
-    assert_true(fabs(c / n / s2 - 0.5) < 0.1);
+    assert_true(fabs(rs / nr / s2 - 0.25) < 0.1);
+    assert_true(fabs(c / n / s2) < 0.05);
 
     /* the file holds the same rows */
     char path[512];

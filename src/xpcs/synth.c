@@ -12,8 +12,8 @@
  * Noise: row i of matrix (u, p) draws its normals, j = i..N-1 in order, from a
  * stream seeded by (seed, u, p, i), so the file does not depend on how rows
  * are blocked.  With frame_share > 0 a part of the variance is shared by
- * frames: u_f, one normal per frame from its own stream, enters entry (i, j)
- * of every matrix as sqrt(frame_share / 2) (u_i + u_j).  Rows are generated and written in blocks of at most 128 rows
+ * frames: u_f, one normal per frame of each matrix from the matrix's own
+ * stream, enters its entry (i, j) as sqrt(frame_share / 2) (u_i + u_j).  Rows are generated and written in blocks of at most 128 rows
  * (hyperslab writes of the block's columns [r0, N)); datasets are chunked
  * (at most 128 x 128) with fill value 0, so chunks wholly below the diagonal
  * are never written and take no space.
@@ -139,19 +139,24 @@ static void synth_angle(const nlsq_xpcs_synth_spec *s, size_t p, double *phi, do
 /* Stored (upper-triangle) row i of matrix (q index u, angle p): g2 plus
  * noise for j = i .. N-1 into out[j - i].  The noise of a row comes from its
  * own stream, seeded by (seed, u, p, i), so rows can be made in any order. */
-/* The frame noise u_f (N values, one stream for the whole file, seeded by
- * (seed, all ones, 0, 0) so that it is no row's stream), or NULL when
- * frame_share is 0.  The caller frees it. */
+/* The frame noise u_f of matrix (q index u, angle p): N values from its own
+ * stream, seeded by (seed, u, p, all ones) so that it is no row's stream;
+ * NULL when frame_share is 0.  The caller frees it. */
 static double *frame_noise(const nlsq_xpcs_synth_spec *s, int *nomem)
 {
     *nomem = 0;
     if (!(s->frame_share > 0) || !(s->noise_sigma > 0)) return NULL;
     double *fu = malloc(s->n_frames * sizeof *fu);
-    if (!fu) { *nomem = 1; return NULL; }
-    xpcs__rng rng;
-    xpcs__rng_seed(&rng, xpcs__mix_seed(s->seed, UINT64_MAX, 0, 0));
-    for (size_t f = 0; f < s->n_frames; f++) fu[f] = xpcs__rng_normal(&rng);
+    if (!fu) *nomem = 1;
     return fu;
+}
+
+static void frame_noise_fill(const nlsq_xpcs_synth_spec *s, size_t u, size_t p, double *fu)
+{
+    if (!fu) return;
+    xpcs__rng rng;
+    xpcs__rng_seed(&rng, xpcs__mix_seed(s->seed, u, p, UINT64_MAX));
+    for (size_t f = 0; f < s->n_frames; f++) fu[f] = xpcs__rng_normal(&rng);
 }
 
 static void synth_upper_row(const nlsq_xpcs_synth_spec *s, const double *CD, const double *CG,
@@ -386,6 +391,7 @@ int nlsq_xpcs_synth_write(const char *path, const nlsq_xpcs_synth_spec *s, char 
         snprintf(dname, sizeof dname, "%s/c2_%05zu", group, ++w);
         what = dname;
         size_t u = m / P, p = m % P;
+        frame_noise_fill(s, u, p, fu);
         if (write_matrix(&c, fid, lcpl, dname, u, p, qv[u], phi[p], con[p], off[p]) < 0) {
             xpcs__err(err, es, "%s: writing dataset '%s' failed", path, dname);
             rc = NLSQ_XPCS_EFILE;
@@ -473,6 +479,7 @@ int nlsq_xpcs_synth_rows(const nlsq_xpcs_synth_spec *s, size_t a, size_t row0, s
         xpcs__err(err, es, "nlsq_xpcs_synth_rows: out of memory");
         return NLSQ_ENOMEM;
     }
+    frame_noise_fill(s, 0, a, fu);
     xpcs__cumulative(s->params, s->dt, s->k0, N, CD, CG);
     double phi, con, off;
     synth_angle(s, a, &phi, &con, &off);

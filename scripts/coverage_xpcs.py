@@ -1,0 +1,137 @@
+#!/usr/bin/env python3
+"""Coverage of fit_xpcs's error bars over many synthetic seeds.
+
+For each seed: xpcs_synth writes a file with known truth, fit_xpcs fits it
+(--json, started at the truth so that only the error bars are tested, not the
+search for the minimum) and the deviations (value - truth) / sigma are
+counted.  A scenario is:
+
+  indep    independent noise, default errors
+  corr     half of the noise variance shared by frames (--frame-share 0.5),
+           --errors robust (and, for comparison, default errors)
+  profile  independent noise, profile-likelihood intervals of the shear
+           parameters (--profile gamma_dot_0,beta,gamma_dot_offset)
+
+Output: one line per parameter group with the 1-sigma and 2-sigma coverage
+(%), and PASS / FAIL against the bands of issue 14 (1 sigma in [60, 76] %,
+2 sigma >= 90 %; profile: 1 sigma only).  Exit 1 when a band is missed
+(--check), 0 otherwise.
+
+  scripts/coverage_xpcs.py --build build --scenario indep --seeds 100
+"""
+import argparse
+import json
+import math
+import os
+import subprocess
+import sys
+import tempfile
+
+TRUTH = {"D0": 2e4, "alpha": -0.2, "D_offset": 100.0, "gamma_dot_0": 1e-3,
+         "beta": 0.2, "gamma_dot_offset": 1e-4, "phi0": 3.0}
+SHEAR = ["gamma_dot_0", "beta", "gamma_dot_offset"]
+
+
+def run_seed(args, tmp, seed, frame_share, errors, profile):
+    path = os.path.join(tmp, "cov_%d.h5" % seed)
+    synth = [os.path.join(args.build, "examples", "xpcs_synth"), path,
+             "--frames", str(args.frames), "--angles", str(args.angles),
+             "--dt", str(args.dt), "--seed", str(seed), "--float64"]
+    if frame_share > 0:
+        synth += ["--frame-share", str(frame_share)]
+    subprocess.run(synth, check=True, stdout=subprocess.DEVNULL)
+    fit = [os.path.join(args.build, "examples", "fit_xpcs"), path, "--dt", str(args.dt),
+           "--gap", "2e6", "--json", "--threads", str(args.threads), "--errors", errors,
+           "--max-iter", "2000"]
+    for k, v in TRUTH.items():
+        fit += ["--init", "%s=%r" % (k, v)]
+    if profile:
+        fit += ["--profile", ",".join(SHEAR)]
+    out = subprocess.run(fit, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    os.remove(path)
+    if out.returncode not in (0, 1):
+        return None
+    return json.loads(out.stdout)
+
+
+def count(cov, key, dev):
+    """cov[key] = [n, within 1 sigma, within 2 sigma]"""
+    c = cov.setdefault(key, [0, 0, 0])
+    c[0] += 1
+    if dev is not None and math.isfinite(dev):
+        c[1] += abs(dev) <= 1.0
+        c[2] += abs(dev) <= 2.0
+
+
+def collect(d, cov, profile):
+    if d is None or d["status_code"] <= 0:
+        cov.setdefault("failed fits", [0, 0, 0])[0] += 1
+        return
+    dev = d["truth"]["deviation_sigmas"]
+    if profile:
+        for name in SHEAR:
+            lo, hi = d["intervals"][name]
+            c = cov.setdefault(name + " (profile)", [0, 0, 0])
+            c[0] += 1
+            c[1] += lo <= TRUTH[name] <= hi
+            c[2] = None
+        return
+    for name, v in dev["params"].items():
+        count(cov, name, v)
+    for v in dev.get("contrast", []):
+        count(cov, "contrast (all angles)", v)
+    for v in dev.get("offset", []):
+        count(cov, "offset (all angles)", v)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--build", default="build")
+    ap.add_argument("--scenario", choices=["indep", "corr", "profile"], default="indep")
+    ap.add_argument("--errors", choices=["default", "robust"], default=None)
+    ap.add_argument("--seeds", type=int, default=100)
+    ap.add_argument("--first-seed", type=int, default=1)
+    ap.add_argument("--frames", type=int, default=200)
+    ap.add_argument("--angles", type=int, default=6)
+    ap.add_argument("--dt", type=float, default=2e-3)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--check", action="store_true", help="exit 1 when a band is missed")
+    ap.add_argument("--lo", type=float, default=60.0, help="1-sigma band low end (%%)")
+    ap.add_argument("--hi", type=float, default=76.0, help="1-sigma band high end (%%)")
+    ap.add_argument("--two", type=float, default=90.0, help="2-sigma minimum (%%)")
+    ap.add_argument("--pooled", action="store_true",
+                    help="check only the pooled count over all parameters (for few seeds)")
+    args = ap.parse_args()
+    share = 0.5 if args.scenario == "corr" else 0.0
+    errors = args.errors or ("robust" if args.scenario == "corr" else "default")
+    profile = args.scenario == "profile"
+    cov = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for s in range(args.first_seed, args.first_seed + args.seeds):
+            collect(run_seed(args, tmp, s, share, errors, profile), cov, profile)
+    print("scenario %s, errors %s, %d seeds (N = %d frames, %d angles, dt = %g)"
+          % (args.scenario, errors, args.seeds, args.frames, args.angles, args.dt))
+    print("%-28s %6s %9s %9s  %s" % ("parameter", "n", "1 sigma", "2 sigma", "band"))
+    ok = True
+    if args.pooled:
+        groups = [v for k, v in cov.items() if k != "failed fits"]
+        n = sum(v[0] for v in groups)
+        two = None if profile else sum(v[2] for v in groups)
+        cov["pooled"] = [n, sum(v[1] for v in groups), two]
+    for key, (n, c1, c2) in cov.items():
+        if key == "failed fits":
+            print("%-28s %6d" % (key, n))
+            ok = False
+            continue
+        p1 = 100.0 * c1 / n
+        p2 = None if c2 is None else 100.0 * c2 / n
+        good = args.lo <= p1 <= args.hi and (p2 is None or p2 >= args.two)
+        if not args.pooled or key == "pooled":
+            ok = ok and good
+        print("%-28s %6d %8.1f%% %9s  %s" % (key, n, p1, "-" if p2 is None else "%.1f%%" % p2,
+                                             "PASS" if good else "FAIL"))
+    return 1 if (args.check and not ok) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
