@@ -61,6 +61,7 @@
 #include "xpcs_plot.h"
 #include "xpcs_uncertainty.h"
 #include "fit_xpcs_paths.h"
+#include "fit_xpcs_fingerprint.h"
 #include "safe_io.h"
 #include "fit_xpcs.h"
 #include "xpcs_config.h"
@@ -347,6 +348,7 @@ static int fit_selection(const fit_job *job, const nlsq_xpcs_selection *sel)
     double *x = NULL, *cov = NULL, *errs = NULL, *truth_con = NULL, *truth_off = NULL;
     unsigned *flags = NULL;
     nlsq_interval *intervals = NULL;
+    char *fingerprint = NULL;
     int exit_code = EXIT_BAD_INPUT;
     size_t P = sel->n_angles, N = sel->last_frame - sel->first_frame + 1;
 
@@ -451,6 +453,18 @@ static int fit_selection(const fit_job *job, const nlsq_xpcs_selection *sel)
     if (ckpt) {
         opt.checkpoint_path = ckpt;
         opt.checkpoint_every = a->checkpoint_every;
+        /* bound to this data and these settings (fit_xpcs_fingerprint.h) */
+        fingerprint = fit_xpcs_fingerprint(a, f, sel, &cfg, &pb, err, sizeof err);
+        if (!fingerprint) {
+            bad_input("%s: %s", a->input, err);
+            goto done;
+        }
+        if (a->resume && fit_xpcs_fingerprint_check(a->resume, fingerprint, err, sizeof err)) {
+            bad_input("%s", err);
+            goto done;
+        }
+        opt.checkpoint_tag = fingerprint;
+        opt.checkpoint_tag_size = strlen(fingerprint);
     }
 
     nlsq_result res;
@@ -595,6 +609,7 @@ static int fit_selection(const fit_job *job, const nlsq_xpcs_selection *sel)
     }
 
 done:
+    free(fingerprint);
     free(intervals);
     free(flags);
     free(x);

@@ -233,6 +233,9 @@ typedef enum nlsq_loss {
     NLSQ_LOSS_ARCTAN = 4
 } nlsq_loss;
 
+/** The largest checkpoint_tag_size accepted. */
+#define NLSQ_CHECKPOINT_TAG_MAX 65536
+
 /** The largest n_threads accepted (programs take their limit from here). */
 #define NLSQ_MAX_THREADS 1024
 
@@ -311,6 +314,13 @@ typedef struct nlsq_options {
                                     path.tmp.XXXXXX, fsync, rename); a path
                                     that is not a regular file is never
                                     replaced; see src/checkpoint.c */
+    const void *checkpoint_tag;  /* NULL = none: bytes (at most
+                                    NLSQ_CHECKPOINT_TAG_MAX) stored in every
+                                    checkpoint and required, byte for byte,
+                                    by nlsq_resume: the caller's fingerprint
+                                    of its data and settings.  Read during
+                                    the call only */
+    size_t checkpoint_tag_size;  /* bytes of checkpoint_tag (0) */
 
     /* --- callbacks --- */
     nlsq_progress_fn progress; void *progress_ctx;
@@ -417,6 +427,16 @@ NLSQ_API int nlsq_hybrid(const nlsq_problem *pb, const nlsq_options *opt, double
  *  The problem must be the same (p, m and bounds are checked). */
 NLSQ_API int nlsq_resume(const nlsq_problem *pb, const nlsq_options *opt,
                          const char *checkpoint_file, double *x, nlsq_result *res);
+
+/** The tag stored in a checkpoint (opt->checkpoint_tag when it was written):
+ *  copies min(tag size, buf_size) bytes into buf and sets *tag_size (0: no
+ *  tag).  Reads and checks the file as nlsq_resume does (regular file,
+ *  without blocking; magic, sizes, checksum), so a caller can name what
+ *  differs before resuming.  Returns 0, NLSQ_EIO, NLSQ_ECHECKPOINT,
+ *  NLSQ_ENOMEM or NLSQ_EINVAL, with the reason in res->message (res may be
+ *  NULL).  Thread-safe; allocates with malloc. */
+NLSQ_API int nlsq_checkpoint_tag(const char *checkpoint_file, void *buf, size_t buf_size,
+                                 size_t *tag_size, nlsq_result *res);
 
 /** Covariance s^2 (J^T J)^-1 at x (one Jacobian pass), written to cov (p*p).
  *  Undetermined parameters get +INFINITY variance and NAN covariances (see

@@ -9,8 +9,9 @@
  * is not a regular file (FIFO, device, folder) is never replaced (NLSQ_EIO).
  * Reading opens without blocking and reads regular files only.
  *
- * Format (version 1; integers and doubles in host byte order, IEEE-754
- * doubles as stored in memory; the endian tag rejects a foreign byte order):
+ * Format (version 1, or 2 when the caller gives opt->checkpoint_tag;
+ * integers and doubles in host byte order, IEEE-754 doubles as stored in
+ * memory; the endian tag rejects a foreign byte order):
  *
  *   off  size  field
  *     0     8  magic "NLSQCKP\0"
@@ -23,8 +24,14 @@
  *    40     8  bounds hash: FNV-1a 64 over lower[0..p) then upper[0..p) as
  *              doubles (NULL bounds = -inf / +inf, -0.0 read as +0.0)
  *    48     8  payload size in bytes (N)
+ * version 1:
  *    56     N  payload (below)
  *  56+N     8  checksum: FNV-1a 64 over bytes [0, 56 + N)
+ * version 2 (a tag: the caller's fingerprint of its data and settings):
+ *    56     8  tag size T (at most NLSQ_CHECKPOINT_TAG_MAX)
+ *    64     T  tag bytes
+ *  64+T     N  payload
+ * 64+T+N    8  checksum: FNV-1a 64 over bytes [0, 64 + T + N)
  *
  * Payload, by (solver, phase):
  *   LM,     LM:   [lm]
@@ -65,6 +72,7 @@
 
 #define CK_MAGIC "NLSQCKP"          /* 8 bytes with the NUL */
 #define CK_VERSION 1u
+#define CK_VERSION_TAG 2u          /* with the caller's tag */
 #define CK_ENDIAN 0x01020304u
 #define CK_HEADER 56u
 
@@ -172,6 +180,8 @@ typedef struct ck_src {
     const nlsq__lm_state *lm;
     const nlsq__adam_state *adam;
     const nlsq__hybrid_ctx *hy;
+    const void *tag;                 /* opt->checkpoint_tag (version 2), or NULL */
+    size_t tag_size;
 } ck_src;
 
 static void serialize(wbuf *w, const nlsq_problem *pb, const ck_src *s)
@@ -179,7 +189,7 @@ static void serialize(wbuf *w, const nlsq_problem *pb, const ck_src *s)
     const size_t p = pb->n_params;
     size_t start = w->n;
     put(w, CK_MAGIC, 8);
-    put_u32(w, CK_VERSION);
+    put_u32(w, s->tag ? CK_VERSION_TAG : CK_VERSION);
     put_u32(w, CK_ENDIAN);
     put_u32(w, (uint32_t)s->solver);
     put_u32(w, (uint32_t)s->phase);
@@ -188,6 +198,10 @@ static void serialize(wbuf *w, const nlsq_problem *pb, const ck_src *s)
     put_u64(w, bounds_hash(pb));
     size_t at_len = w->n;
     put_u64(w, 0);                   /* payload size, patched below */
+    if (s->tag) {
+        put_u64(w, s->tag_size);
+        put(w, s->tag, s->tag_size);
+    }
     size_t at_payload = w->n;
     if (s->hy) put_hybrid(w, p, s->hy);
     if (s->lm) put_lm(w, p, s->chunk, s->x, s->lm);
@@ -273,6 +287,10 @@ static int save(const nlsq__engine *e, const nlsq_options *opt, const ck_src *s,
 {
     /* Several processes: one writes, all resume from the same file. */
     if (opt->dist.reduce && !opt->dist.is_root) return 0;
+    ck_src st = *s;
+    st.tag = opt->checkpoint_tag_size ? opt->checkpoint_tag : NULL;
+    st.tag_size = opt->checkpoint_tag_size;
+    s = &st;
     wbuf w = {NULL, 0};
     serialize(&w, e->pb, s);
     size_t n = w.n;
@@ -301,14 +319,14 @@ int nlsq__checkpoint_save_lm(const nlsq__engine *e, const nlsq_options *opt,
     const nlsq__hybrid_ctx *hy = opt->progress == nlsq__hybrid_progress_hook
                                  ? (const nlsq__hybrid_ctx *)opt->progress_ctx : NULL;
     ck_src s = {hy ? NLSQ__SOLVER_HYBRID : NLSQ__SOLVER_LM, NLSQ_PHASE_LM, e->chunk_rows,
-                x, st, NULL, hy};
+                x, st, NULL, hy, NULL, 0};
     return save(e, opt, &s, res);
 }
 
 int nlsq__checkpoint_save_adam(const nlsq__engine *e, const nlsq_options *opt,
                                int solver, const nlsq__adam_state *st, nlsq_result *res)
 {
-    ck_src s = {solver, NLSQ_PHASE_ADAM, e->chunk_rows, NULL, NULL, st, NULL};
+    ck_src s = {solver, NLSQ_PHASE_ADAM, e->chunk_rows, NULL, NULL, st, NULL, NULL, 0};
     return save(e, opt, &s, res);
 }
 
@@ -353,70 +371,131 @@ static int fail(nlsq_result *res, int code, const char *file, const char *why)
     return nlsq__finish(res, code, "checkpoint '%.80s': %s", file, why);
 }
 
-/* Read the whole file (NLSQ_EIO) and check its envelope (NLSQ_ECHECKPOINT). */
-static int load(const nlsq_problem *pb, const nlsq_allocator *al, const char *file,
-                nlsq__ckpt *ck, nlsq_result *res)
+/* A checkpoint file read whole, its envelope checked. */
+typedef struct ck_file {
+    unsigned char *buf;
+    size_t size;
+    size_t tag_at, tag_size;       /* version 2: the tag bytes; else 0, 0 */
+} ck_file;
+
+/* Read the whole file (NLSQ_EIO; a regular file only, opened without
+ * blocking) and check its envelope: magic, sizes, version, byte order,
+ * checksum (NLSQ_ECHECKPOINT).  On success the caller frees cf->buf. */
+static int read_checkpoint(const nlsq_allocator *al, const char *file, ck_file *cf,
+                           nlsq_result *res)
 {
-    const size_t p = pb->n_params;
-    memset(ck, 0, sizeof *ck);
+    memset(cf, 0, sizeof *cf);
     /* O_NONBLOCK: a FIFO or a device would block the open; only a regular
      * file is read (where O_NONBLOCK changes nothing) */
     int fd = open(file, O_RDONLY | O_NONBLOCK);
     if (fd < 0) return fail(res, NLSQ_EIO, file, strerror(errno));
     struct stat sb;
-    if (fstat(fd, &sb) != 0) { close(fd); return fail(res, NLSQ_EIO, file, "cannot stat"); }
-    if (!S_ISREG(sb.st_mode)) {
-        close(fd);
-        return fail(res, NLSQ_EIO, file, "not a regular file");
-    }
-    if (sb.st_size < (off_t)(CK_HEADER + 8)) {
-        close(fd);
-        return fail(res, NLSQ_ECHECKPOINT, file, "truncated (shorter than the header)");
-    }
+    const char *why = NULL;
+    int rc = NLSQ_ECHECKPOINT;
+    unsigned char head[CK_HEADER + 8];
+    if (fstat(fd, &sb) != 0) { rc = NLSQ_EIO; why = "cannot stat"; goto bad; }
+    if (!S_ISREG(sb.st_mode)) { rc = NLSQ_EIO; why = "not a regular file"; goto bad; }
+    if (sb.st_size < (off_t)(CK_HEADER + 8)) { why = "truncated (shorter than the header)"; goto bad; }
     size_t size = (size_t)sb.st_size;
-    unsigned char head[CK_HEADER];
-    ssize_t got = pread(fd, head, CK_HEADER, 0);
-    if (got != (ssize_t)CK_HEADER) { close(fd); return fail(res, NLSQ_EIO, file, "read error"); }
-    uint64_t payload;
+    if (pread(fd, head, CK_HEADER + 8, 0) != (ssize_t)(CK_HEADER + 8)) {
+        rc = NLSQ_EIO;
+        why = "read error";
+        goto bad;
+    }
+    if (memcmp(head, CK_MAGIC, 8) != 0) { why = "not an nlsq checkpoint (bad magic)"; goto bad; }
+    uint32_t version;
+    uint64_t payload, tag_size = 0;
+    memcpy(&version, head + 8, 4);
     memcpy(&payload, head + 48, 8);
-    if (memcmp(head, CK_MAGIC, 8) != 0) {
-        close(fd);
-        return fail(res, NLSQ_ECHECKPOINT, file, "not an nlsq checkpoint (bad magic)");
+    if (version == CK_VERSION_TAG) memcpy(&tag_size, head + CK_HEADER, 8);
+    size_t fixed = CK_HEADER + 8 + (version == CK_VERSION_TAG ? 8 : 0);
+    if (tag_size > NLSQ_CHECKPOINT_TAG_MAX || payload > size || payload + tag_size + fixed != size) {
+        why = "size does not match the header (truncated?)";
+        goto bad;
     }
-    if (payload > size || payload + CK_HEADER + 8 != size) {
-        close(fd);
-        return fail(res, NLSQ_ECHECKPOINT, file, "size does not match the header (truncated?)");
-    }
-    unsigned char *buf = nlsq__malloc(al, size);
-    if (!buf) { close(fd); return fail(res, NLSQ_ENOMEM, file, "out of memory"); }
+    cf->buf = nlsq__malloc(al, size);
+    if (!cf->buf) { rc = NLSQ_ENOMEM; why = "out of memory"; goto bad; }
     size_t off = 0;
     while (off < size) {
-        got = pread(fd, buf + off, size - off, (off_t)off);
+        ssize_t got = pread(fd, cf->buf + off, size - off, (off_t)off);
         if (got < 0 && errno == EINTR) continue;
         if (got <= 0) break;
         off += (size_t)got;
     }
     close(fd);
-    int rc = 0;
+    fd = -1;
+    uint32_t endian;
+    uint64_t sum;
+    memcpy(&endian, cf->buf + 12, 4);
+    memcpy(&sum, cf->buf + size - 8, 8);
+    if (off != size) { rc = NLSQ_EIO; why = "read error"; }
+    else if (version != CK_VERSION && version != CK_VERSION_TAG) why = "unsupported version";
+    else if (endian != CK_ENDIAN) why = "written on a machine of another byte order";
+    else if (fnv1a(FNV_OFFSET, cf->buf, size - 8) != sum) why = "checksum mismatch (corrupted)";
+    if (why) goto bad;
+    cf->size = size;
+    cf->tag_at = version == CK_VERSION_TAG ? CK_HEADER + 8 : 0;
+    cf->tag_size = (size_t)tag_size;
+    return 0;
+bad:
+    if (fd >= 0) close(fd);
+    nlsq__free(al, cf->buf);
+    cf->buf = NULL;
+    return fail(res, rc, file, why);
+}
+
+int nlsq_checkpoint_tag(const char *checkpoint_file, void *buf, size_t buf_size,
+                        size_t *tag_size, nlsq_result *res)
+{
+    nlsq_allocator al;
+    memset(&al, 0, sizeof al);
+    if (tag_size) *tag_size = 0;
+    if (!checkpoint_file || (!buf && buf_size))
+        return nlsq__finish(res, NLSQ_EINVAL, "nlsq_checkpoint_tag: NULL file or buffer");
+    ck_file cf;
+    int rc = read_checkpoint(&al, checkpoint_file, &cf, res);
+    if (rc) return rc;
+    size_t n = cf.tag_size < buf_size ? cf.tag_size : buf_size;
+    if (n) memcpy(buf, cf.buf + cf.tag_at, n);
+    if (tag_size) *tag_size = cf.tag_size;
+    nlsq__free(&al, cf.buf);
+    return nlsq__finish(res, 0, NULL);
+}
+
+/* Read the file and check it against pb and opt (its tag); fill ck. */
+static int load(const nlsq_problem *pb, const nlsq_options *opt, const char *file,
+                nlsq__ckpt *ck, nlsq_result *res)
+{
+    const nlsq_allocator *al = &opt->allocator;
+    const size_t p = pb->n_params;
+    memset(ck, 0, sizeof *ck);
+    ck_file cf;
+    int rc = read_checkpoint(al, file, &cf, res);
+    if (rc) return rc;
+    unsigned char *buf = cf.buf;
+    size_t size = cf.size;
     const char *why = NULL;
-    if (off != size) { rc = NLSQ_EIO; why = "read error"; goto out; }
 
     rbuf r = {buf, size - 8, 0, 0};
     char magic[8];
     get(&r, magic, 8);
-    uint32_t version = get_u32(&r), endian = get_u32(&r);
+    (void)get_u32(&r);
+    (void)get_u32(&r);
     uint32_t solver = get_u32(&r), phase = get_u32(&r);
     uint64_t fp = get_u64(&r), fm = get_u64(&r), bh = get_u64(&r);
     (void)get_u64(&r);
-    uint64_t sum;
-    memcpy(&sum, buf + size - 8, 8);
+    if (cf.tag_at) r.pos = cf.tag_at + cf.tag_size;   /* the payload follows the tag */
     rc = NLSQ_ECHECKPOINT;
-    if (version != CK_VERSION) { why = "unsupported version"; goto out; }
-    if (endian != CK_ENDIAN) { why = "written on a machine of another byte order"; goto out; }
-    if (fnv1a(FNV_OFFSET, buf, size - 8) != sum) { why = "checksum mismatch (corrupted)"; goto out; }
     if (fp != p) { why = "written for a problem with another number of parameters"; goto out; }
     if (fm != pb->n_rows) { why = "written for a problem with another number of rows"; goto out; }
     if (bh != bounds_hash(pb)) { why = "written for a problem with other bounds"; goto out; }
+    if (cf.tag_size != opt->checkpoint_tag_size ||
+        (cf.tag_size && memcmp(buf + cf.tag_at, opt->checkpoint_tag, cf.tag_size) != 0)) {
+        why = !cf.tag_size ? "written without a checkpoint tag (this solve has one)"
+              : !opt->checkpoint_tag_size ? "written with a checkpoint tag (this solve has none)"
+              : "written for other data or settings (its checkpoint tag differs)";
+        goto out;
+    }
     int ok_kind = (solver == NLSQ__SOLVER_LM && phase == NLSQ_PHASE_LM) ||
                   (solver == NLSQ__SOLVER_ADAM && phase == NLSQ_PHASE_ADAM) ||
                   (solver == NLSQ__SOLVER_HYBRID && (phase == NLSQ_PHASE_ADAM || phase == NLSQ_PHASE_LM));
@@ -550,7 +629,7 @@ int nlsq_resume(const nlsq_problem *pb, const nlsq_options *opt_in,
 
     const nlsq_allocator *al = &opt->allocator;
     nlsq__ckpt ck;
-    int rc = load(pb, al, checkpoint_file, &ck, res);
+    int rc = load(pb, opt, checkpoint_file, &ck, res);
     if (rc) return rc;
     nlsq__log(opt, 0, "resuming %s from '%s' (phase %s)",
               ck.solver == NLSQ__SOLVER_LM ? "LM" : ck.solver == NLSQ__SOLVER_ADAM ? "Adam" : "hybrid",

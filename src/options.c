@@ -43,6 +43,8 @@ void nlsq_options_init(nlsq_options *opt)
     opt->hybrid_adam_epochs = 20;
     opt->checkpoint_path = NULL;
     opt->checkpoint_every = 10;
+    opt->checkpoint_tag = NULL;
+    opt->checkpoint_tag_size = 0;
 }
 
 /* ------------------------------------------------------------------ status */
@@ -249,6 +251,9 @@ int nlsq_validate(const nlsq_problem *pb, const nlsq_options *opt,
         if (n != 0 && n != 3) FAIL("allocator: give alloc_fn, realloc_fn and free_fn, or none");
     }
     if (opt->checkpoint_path && opt->checkpoint_path[0] == '\0') FAIL("checkpoint_path is empty");
+    if (opt->checkpoint_tag_size > NLSQ_CHECKPOINT_TAG_MAX ||
+        (opt->checkpoint_tag_size && !opt->checkpoint_tag))
+        FAIL("checkpoint_tag: NULL or more than %d bytes", NLSQ_CHECKPOINT_TAG_MAX);
     if (opt->dist.reduce && (opt->dist.row_begin > opt->dist.row_end || opt->dist.row_end > pb->n_rows))
         FAIL("dist rows [%zu, %zu) not inside [0, %zu)", opt->dist.row_begin, opt->dist.row_end,
              pb->n_rows);

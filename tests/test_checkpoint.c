@@ -22,6 +22,11 @@
  *                    nlsq_resume of a FIFO returns NLSQ_EIO at once (no hang);
  *                    another solve's "<path>.tmp" is never touched and no
  *                    temporary of ours is left (temporaries are unique)
+ *   tag              opt->checkpoint_tag: stored (format version 2), read back
+ *                    by nlsq_checkpoint_tag, required byte for byte by
+ *                    nlsq_resume (another tag, no tag, a tag against an
+ *                    untagged file: NLSQ_ECHECKPOINT); a flipped tag byte
+ *                    fails the checksum
  */
 #define _POSIX_C_SOURCE 200809L
 #include <setjmp.h>
@@ -540,6 +545,72 @@ static void test_special_files(void **state)
     remove(fifo);
 }
 
+static void test_tag(void **state)
+{
+    (void)state;
+    char path[512], plain[512], bad[512];
+    tmp_path(path, sizeof path, "ck_tag.bin");
+    tmp_path(plain, sizeof plain, "ck_notag.bin");
+    tmp_path(bad, sizeof bad, "ck_tag_bad.bin");
+    nlsq_problem pb;
+    g2_problem(&pb);
+    nlsq_options o;
+    base_opts(&o, 1);
+    static const char tag[] = "file=a.h5 dt=0.01";
+    o.checkpoint_path = path;
+    o.checkpoint_tag = tag;
+    o.checkpoint_tag_size = sizeof tag - 1;
+    stopper s = {NLSQ_PHASE_LM, 3, 0, 0};
+    o.progress = stop_cb;
+    o.progress_ctx = &s;
+    double x[4];
+    memcpy(x, POOR, sizeof x);
+    nlsq_result r = {0};
+    assert_int_equal(nlsq_lm(&pb, &o, x, &r), NLSQ_EUSER_STOP);
+    o.progress = NULL;
+    o.progress_ctx = NULL;
+    size_t n = 0;
+    unsigned char *b = slurp(path, &n);
+    assert_non_null(b);
+    uint32_t version;
+    memcpy(&version, b + 8, 4);
+    assert_int_equal(version, 2);
+    /* read back */
+    char got[64] = "";
+    size_t len = 0;
+    assert_int_equal(nlsq_checkpoint_tag(path, got, sizeof got, &len, &r), 0);
+    assert_int_equal(len, sizeof tag - 1);
+    assert_memory_equal(got, tag, len);
+    /* the same tag resumes; another, none: refused */
+    assert_true(resume_status(&pb, &o, path) >= 0);
+    nlsq_options o2 = o;
+    o2.checkpoint_path = NULL;
+    static const char other[] = "file=a.h5 dt=0.02";
+    o2.checkpoint_tag = other;
+    o2.checkpoint_tag_size = sizeof other - 1;
+    double y[4] = {0, 0, 0, 0};
+    nlsq_result r2 = {0};
+    assert_int_equal(nlsq_resume(&pb, &o2, path, y, &r2), NLSQ_ECHECKPOINT);
+    assert_non_null(strstr(r2.message, "tag differs"));
+    o2.checkpoint_tag = NULL;
+    o2.checkpoint_tag_size = 0;
+    assert_int_equal(resume_status(&pb, &o2, path), NLSQ_ECHECKPOINT);
+    /* a flipped tag byte: checksum */
+    b[64 + 3] ^= 0x01;
+    spit(bad, b, n);
+    assert_int_equal(resume_status(&pb, &o, bad), NLSQ_ECHECKPOINT);
+    free(b);
+    /* an untagged (version 1) file against a tag */
+    remove(plain);
+    make_checkpoint(S_LM, NLSQ_PHASE_LM, 3, plain);
+    assert_int_equal(nlsq_checkpoint_tag(plain, got, sizeof got, &len, &r), 0);
+    assert_int_equal(len, 0);
+    assert_int_equal(resume_status(&pb, &o, plain), NLSQ_ECHECKPOINT);
+    remove(path);
+    remove(plain);
+    remove(bad);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -552,6 +623,7 @@ int main(void)
         cmocka_unit_test(test_corrupted),
         cmocka_unit_test(test_write_error),
         cmocka_unit_test(test_special_files),
+        cmocka_unit_test(test_tag),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

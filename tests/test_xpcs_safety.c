@@ -36,6 +36,10 @@
  *                        HDF5_USE_FILE_LOCKING=FALSE) and a truncated copy:
  *                        each its own message (both were "damaged or
  *                        truncated")
+ *   checkpoint_bound     a checkpoint resumed against another gap, sigma,
+ *                        frame window, or another file of the same shape:
+ *                        exit 2 naming what differs (was: resumed
+ *                        silently); the same settings resume
  */
 #define _GNU_SOURCE
 #include <stdarg.h>
@@ -644,6 +648,46 @@ static void locked_truncated(void **state)
     expect_refusal(&o, "an input locked by a writer", "locked by another process");
 }
 
+static void checkpoint_bound(void **state)
+{
+    (void)state;
+    char ck[600], other[600];
+    pathf(ck, sizeof ck, "bound.ck");
+    pathf(other, sizeof other, "other.h5");
+    nlsq_xpcs_synth_spec s;
+    nlsq_xpcs_synth_spec_default(&s);
+    s.n_frames = 40;
+    s.n_angles = 3;
+    s.dt = 0.01;
+    s.seed = 777;                 /* same shape and settings, other data */
+    char err[512];
+    unlink(other);
+    assert_int_equal(nlsq_xpcs_synth_write(other, &s, err, sizeof err), 0);
+    outcome o;
+    unlink(ck);
+    run_fit(OUT_FILE, &o, "--checkpoint", ck, "--checkpoint-every", "1", "--max-iter", "3", NULL);
+    assert_int_equal(o.code, 1);  /* stopped by --max-iter, checkpoint left */
+    struct stat sb;
+    assert_int_equal(stat(ck, &sb), 0);
+    run_fit(OUT_FILE, &o, "--resume", ck, "--gap", "3e6", NULL);
+    expect_refusal(&o, "resume with another gap", "gap = 2000000; this fit has 3000000");
+    run_fit(OUT_FILE, &o, "--resume", ck, "--sigma", "0.02", NULL);
+    expect_refusal(&o, "resume with another sigma", "sigma = 0.01");
+    run_fit(OUT_FILE, &o, "--resume", ck, "--frames", "0:38", NULL);
+    expect_refusal(&o, "resume with another frame window", "frames = 0:39; this fit has 0:38");
+    char keep[600];
+    snprintf(keep, sizeof keep, "%s", good);
+    snprintf(good, sizeof good, "%s", other);
+    run_fit(OUT_FILE, &o, "--resume", ck, NULL);
+    snprintf(good, sizeof good, "%s", keep);
+    expect_refusal(&o, "resume against other data, same shape", "data digest");
+    run_fit(OUT_FILE, &o, "--resume", ck, NULL);
+    print_message("  same input and settings: exit %d %s\n", o.code, o.err);
+    assert_int_equal(o.code, 0);
+    unlink(ck);
+    unlink(other);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -657,6 +701,7 @@ int main(void)
         cmocka_unit_test_setup(too_few_rows, fresh_input),
         cmocka_unit_test_setup(absurd_file_q, fresh_input),
         cmocka_unit_test_setup(locked_truncated, fresh_input),
+        cmocka_unit_test_setup(checkpoint_bound, fresh_input),
     };
     return cmocka_run_group_tests_name("xpcs_safety", tests, setup, teardown);
 }
