@@ -85,6 +85,8 @@ typedef struct nlsq_options {
     size_t hybrid_adam_epochs;
     const char *checkpoint_path;
     size_t checkpoint_every;
+    const void *checkpoint_tag;
+    size_t checkpoint_tag_size;
     int (*progress)(void *ctx, const nlsq_progress_info *info); void *progress_ctx;
     void (*log)(void *ctx, int level, const char *msg);         void *log_ctx;
     int verbose;
