@@ -77,6 +77,7 @@
 #error "FIT_XPCS_EXE must be defined (tests/CMakeLists.txt)"
 #endif
 
+#define GOOD_FRAMES 60       /* frames of the synthetic input */
 static char dir[512];        /* private temporary folder */
 static char good[600];       /* synthetic input: 60 frames, 3 angles */
 
@@ -220,7 +221,7 @@ static int fresh_input(void **state)
     unlink(good);
     nlsq_xpcs_synth_spec s;
     nlsq_xpcs_synth_spec_default(&s);
-    s.n_frames = 60;     /* with dt 0.01: every parameter determined (no warning line; at 40
+    s.n_frames = GOOD_FRAMES;     /* with dt 0.01: every parameter determined (no warning line; at 40
                             frames D0 runs to its bound and D_offset follows it) */
     s.n_angles = 3;
     s.dt = 0.01;
@@ -656,7 +657,7 @@ static void checkpoint_bound(void **state)
     pathf(other, sizeof other, "other.h5");
     nlsq_xpcs_synth_spec s;
     nlsq_xpcs_synth_spec_default(&s);
-    s.n_frames = 40;
+    s.n_frames = GOOD_FRAMES;
     s.n_angles = 3;
     s.dt = 0.01;
     s.seed = 777;                 /* same shape and settings, other data */
@@ -674,7 +675,9 @@ static void checkpoint_bound(void **state)
     run_fit(OUT_FILE, &o, "--resume", ck, "--sigma", "0.02", NULL);
     expect_refusal(&o, "resume with another sigma", "sigma = 0.01");
     run_fit(OUT_FILE, &o, "--resume", ck, "--frames", "0:38", NULL);
-    expect_refusal(&o, "resume with another frame window", "frames = 0:39; this fit has 0:38");
+    char want[64];
+    snprintf(want, sizeof want, "frames = 0:%d; this fit has 0:38", GOOD_FRAMES - 1);
+    expect_refusal(&o, "resume with another frame window", want);
     char keep[600];
     snprintf(keep, sizeof keep, "%s", good);
     snprintf(good, sizeof good, "%s", other);
