@@ -3,7 +3,7 @@
 # reaches outside the repository: users have neither. Checked:
 #   - the folder that holds this checkout (where it is specific: not /, /tmp, ...),
 #   - home directories (/home/NAME, /root/),
-#   - ../shared (the steering folder beside the repository; users lack it).
+#   - the shared/ folder one level up (beside the checkout; users lack it).
 # Temporaries made at run time (mkdtemp, mktemp -d) are fine; this script and
 # the binary test data are not scanned.
 set -euo pipefail
