@@ -391,10 +391,10 @@ static double ref_g2(const nlsq_xpcs_synth_spec *s, double q, double phi, double
         if (k == j) { cdj = cd; cgj = cg; }
     }
     double A = q * q * s->dt / 2;
-    double B = q * s->gap * s->dt / (2 * XPCS__PI);
+    double B = q * s->gap * s->dt / (2 * NLSQ__XPCS_PI);
     double g1 = exp(fmax(-A * sqrt((cdi - cdj) * (cdi - cdj) + 1e-12), -700));
     if (!s->static_mode) {
-        double ph = B * cos((x[6] - phi) * XPCS__PI / 180) * sqrt((cgi - cgj) * (cgi - cgj) + 1e-12);
+        double ph = B * cos((x[6] - phi) * NLSQ__XPCS_PI / 180) * sqrt((cgi - cgj) * (cgi - cgj) + 1e-12);
         double sc = fabs(ph) < 1e-4 ? 1 - ph * ph / 6 + ph * ph * ph * ph / 120 : sin(ph) / ph;
         g1 *= sc * sc;
     }
@@ -469,8 +469,8 @@ static void roundtrip(int layout, int f32, int static_mode, size_t k0, int custo
         assert_int_equal(sel.n_angles, 3);
         for (size_t p = 0; p < 3; p++) {
             double ph = custom ? phi_c[p] : 120.0 * (double)p;
-            double con = custom ? con_c[p] : 0.25 + 0.05 * sin(2 * XPCS__PI * (double)p / 3);
-            double off = custom ? off_c[p] : 1.0 + 0.01 * cos(2 * XPCS__PI * (double)p / 3);
+            double con = custom ? con_c[p] : 0.25 + 0.05 * sin(2 * NLSQ__XPCS_PI * (double)p / 3);
+            double off = custom ? off_c[p] : 1.0 + 0.01 * cos(2 * NLSQ__XPCS_PI * (double)p / 3);
             assert_true(fabs(sel.phi[p] - ph) < 1e-12);
             assert_int_equal(sel.matrix[p], (size_t)u * 3 + p);
             double *full = read_all(f, &sel, p);
@@ -536,7 +536,7 @@ static void test_writer_noise(void **state)
     assert_memory_equal(m, m2, N * N * sizeof *m);
     double sum = 0, sum2 = 0;
     size_t cnt = 0;
-    double con = 0.25 + 0.05 * sin(XPCS__PI), off = 1.0 + 0.01 * cos(XPCS__PI);
+    double con = 0.25 + 0.05 * sin(NLSQ__XPCS_PI), off = 1.0 + 0.01 * cos(NLSQ__XPCS_PI);
     for (size_t i = 0; i < N; i++) {
         xpcs__rng rng;
         xpcs__rng_seed(&rng, xpcs__mix_seed(7, 0, 1, i));

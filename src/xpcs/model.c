@@ -46,6 +46,7 @@
  */
 #include "nlsq_xpcs.h"
 #include "model_kernel.h"
+#include "physics.h"
 #include "rate_start.h"
 #include "stream.h"
 #include "xpcs_common.h"
@@ -59,12 +60,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define XM_PI        3.14159265358979323846
-#define DG_FLOOR     1e-10      /* floor of D_k and G_k */
-#define G1_FLOOR     1e-10      /* floor of g1 */
-#define I_EPS2       1e-12      /* inside the sqrt of I_D, I_G */
-#define EXP_CLAMP    (-700.0)
-#define SINC_SERIES  1e-4
 #define N_SLOTS      4
 #define STREAM_BLOCK_BYTES ((size_t)4 << 20)
 #define CACHE_FILL_BYTES   ((size_t)8 << 20)
@@ -95,7 +90,8 @@ struct nlsq_xpcs_model {
     double ws_off, ws_diag;     /* row weight / sigma: off-diagonal, diagonal */
     int avx2;                   /* the kernel's AVX2 path */
     int laminar;
-    double A, B, eps;
+    double A, B, eps;           /* geom's, for the evaluation loop */
+    nlsq__xpcs_geom geom;       /* the physics constants (physics.h) */
     double *phi;                /* P, degrees */
     double *lower, *upper;
     int data_mode;
@@ -275,41 +271,6 @@ static inline int in_fit(const nlsq_xpcs_model *m, size_t i, size_t j)
 /* Tables                                                                     */
 /* ------------------------------------------------------------------------ */
 
-/* D_k (or G_k) tables: C[k], and when dC != NULL the derivatives w.r.t.
- * (amplitude, exponent, offset) in dC[t * n + k]. */
-static void table_one(const nlsq_xpcs_model *m, double amp, double ex, double off,
-                      double *C, double *dC)
-{
-    const double dt = m->cfg.dt, eps = m->eps;
-    double fprev = 0, dprev[3] = {0, 0, 0};
-    for (size_t k = 0; k < m->n; k++) {
-        double t = (double)(k + m->cfg.k0) * dt;
-        double ts = t > eps ? t : eps;
-        double pw = pow(ts, ex);
-        double raw = amp * pw + off;
-        double f, df[3];
-        if (raw > DG_FLOOR) {
-            f = raw;
-            if (dC) { df[0] = pw; df[1] = amp * pw * log(ts); df[2] = 1.0; }
-        } else {
-            f = DG_FLOOR;
-            if (dC) { df[0] = df[1] = df[2] = 0.0; }
-        }
-        const size_t n = m->n;
-        if (k == 0) {
-            C[0] = 0.0;
-            if (dC) dC[0] = dC[n] = dC[2 * n] = 0.0;
-        } else {
-            C[k] = C[k - 1] + (fprev + f) / 2;
-            if (dC)
-                for (size_t t3 = 0; t3 < 3; t3++)
-                    dC[t3 * n + k] = dC[t3 * n + k - 1] + (dprev[t3] + df[t3]) / 2;
-        }
-        fprev = f;
-        if (dC) { dprev[0] = df[0]; dprev[1] = df[1]; dprev[2] = df[2]; }
-    }
-}
-
 static int tab_alloc(const nlsq_xpcs_model *m, xtab *T)
 {
     size_t n = m->n;
@@ -329,8 +290,7 @@ static int tab_alloc(const nlsq_xpcs_model *m, xtab *T)
 
 static void tab_compute(const nlsq_xpcs_model *m, const double *x, xtab *T, int derivs)
 {
-    table_one(m, x[0], x[1], x[2], T->CD, derivs ? T->dCD : NULL);
-    if (m->laminar) table_one(m, x[3], x[4], x[5], T->CG, derivs ? T->dCG : NULL);
+    nlsq__xpcs_tables(&m->geom, x, T->CD, derivs ? T->dCD : NULL, T->CG, derivs ? T->dCG : NULL);
     memcpy(T->key, x, sizeof(double) * m->np);
 }
 
@@ -385,78 +345,6 @@ static void tab_release(nlsq_xpcs_model *m, xtab *T)
 /* ------------------------------------------------------------------------ */
 /* Pointwise model                                                            */
 /* ------------------------------------------------------------------------ */
-
-/* sinc(x) as docs/xpcs-model.md defines it, and its derivative (of the function as
- * implemented: the series' derivative below SINC_SERIES). */
-static inline void sinc_d(double x, double *s, double *ds)
-{
-    double ax = fabs(x), x2 = x * x;
-    if (ax < SINC_SERIES) {
-        *s = 1.0 - x2 / 6.0 + x2 * x2 / 120.0;
-        *ds = x * (-1.0 / 3.0 + x2 / 30.0);
-        return;
-    }
-    double sn = sin(x);
-    *s = sn / x;
-    if (ax < 0.1)   /* closed form cancels; the Taylor series is exact to ~1e-20 here */
-        *ds = x * (-1.0 / 3.0 + x2 * (1.0 / 30.0 + x2 * (-1.0 / 840.0 +
-                   x2 * (1.0 / 45360.0 - x2 / 3991680.0))));
-    else
-        *ds = (x * cos(x) - sn) / x2;
-}
-
-typedef struct g1_parts {
-    double g1, g1raw, g1d, dg1s, ID, IG, dCd, dCg;
-    int floor, clampD;
-} g1_parts;
-
-static inline double sinc_only(double x)
-{
-    if (fabs(x) < SINC_SERIES) {
-        double x2 = x * x;
-        return 1.0 - x2 / 6.0 + x2 * x2 / 120.0;
-    }
-    return sin(x) / x;
-}
-
-/* g1 at (i, j) of an angle whose shear cosine is c (B * c precomputed in bc);
- * with deriv == 0 the pieces only the Jacobian needs (dg1s) are skipped. */
-static inline void g1_eval(const nlsq_xpcs_model *m, const xtab *T, double bc,
-                           size_t i, size_t j, int deriv, g1_parts *g)
-{
-    double dCd = T->CD[i] - T->CD[j];
-    double ID = sqrt(dCd * dCd + I_EPS2);
-    double e = -m->A * ID;
-    g->clampD = !(e >= EXP_CLAMP);
-    if (g->clampD) e = EXP_CLAMP;
-    double g1d = exp(e);
-    double g1s = 1.0;
-    g->dg1s = 0.0;
-    g->IG = 0.0;
-    g->dCg = 0.0;
-    if (m->laminar) {
-        double dCg = T->CG[i] - T->CG[j];
-        double IG = sqrt(dCg * dCg + I_EPS2);
-        double Phi = bc * IG;
-        double s, ds;
-        if (deriv) {
-            sinc_d(Phi, &s, &ds);
-            g->dg1s = 2.0 * s * ds;
-        } else {
-            s = sinc_only(Phi);
-        }
-        g1s = s * s;
-        g->IG = IG;
-        g->dCg = dCg;
-    }
-    double g1raw = g1d * g1s;
-    g->floor = !(g1raw > G1_FLOOR);
-    g->g1 = g->floor ? G1_FLOOR : g1raw;
-    g->g1raw = g1raw;
-    g->g1d = g1d;
-    g->ID = ID;
-    g->dCd = dCd;
-}
 
 /* ------------------------------------------------------------------------ */
 /* Data access                                                                */
@@ -654,11 +542,7 @@ static void seg_consts(const nlsq_xpcs_model *m, const double *x, size_t a, xk_s
     s->off = x[m->np + 2 * a + 1];
     s->bc = 0.0;
     s->Bdc = 0.0;
-    if (m->laminar) {
-        double arg = (x[6] - m->phi[a]) * XM_PI / 180.0;
-        s->bc = m->B * cos(arg);
-        s->Bdc = m->B * (-sin(arg) * XM_PI / 180.0);
-    }
+    if (m->laminar) nlsq__xpcs_angle(m->B, x[6], m->phi[a], &s->bc, &s->Bdc);
 }
 
 /* Rows [row0, row0 + nrows).  J (when not NULL) is (np + 2) x nrows
@@ -918,9 +802,10 @@ int nlsq_xpcs_model_create(const nlsq_xpcs_source *src, const nlsq_xpcs_config *
     m->ws_off = (sym ? sqrt(2.0) : 1.0) / cfg->sigma;
     m->avx2 = xk_cpu_avx2();
     m->laminar = cfg->mode == NLSQ_XPCS_LAMINAR;
-    m->A = cfg->q * cfg->q * cfg->dt / 2.0;
-    m->B = m->laminar ? cfg->q * cfg->gap * cfg->dt / (2.0 * XM_PI) : 0.0;
-    m->eps = cfg->dt / 2 > 1e-8 ? cfg->dt / 2 : 1e-8;
+    nlsq__xpcs_geom_init(&m->geom, cfg->q, cfg->gap, cfg->dt, cfg->k0, n, m->laminar);
+    m->A = m->geom.A;
+    m->B = m->geom.B;
+    m->eps = m->geom.eps;
     atomic_init(&m->n_excl_stream, 0);
     pthread_mutex_init(&m->read_mu, NULL);
     pthread_mutex_init(&m->tab_mu, NULL);
@@ -1097,9 +982,8 @@ int nlsq_xpcs_initial_guess(nlsq_xpcs_model *m, const double *phys, double *x)
     if (!buf) { free(T.mem); return NLSQ_ENOMEM; }
     int rc = 0;
     for (size_t a = 0; a < m->P && rc == 0; a++) {
-        double c = 1.0;
-        if (m->laminar) c = cos((x[6] - m->phi[a]) * XM_PI / 180.0);
-        double bc = m->B * c;
+        double bc = 0.0;
+        if (m->laminar) nlsq__xpcs_angle(m->B, x[6], m->phi[a], &bc, NULL);
         double S = 0, Sx = 0, Sy = 0, Sxx = 0, Sxy = 0;
         double sh = 0;   /* shift of y for stability: the first finite value */
         int have_shift = 0;
@@ -1113,8 +997,9 @@ int nlsq_xpcs_initial_guess(nlsq_xpcs_model *m, const double *phys, double *x)
                 if (!isfinite(y)) continue;
                 if (!have_shift) { sh = y; have_shift = 1; }
                 y -= sh;
-                g1_parts g;
-                g1_eval(m, &T, bc, i, j, 0, &g);
+                nlsq__xpcs_g1 g;
+                nlsq__xpcs_g1_entry(m->A, bc, m->laminar, T.CD[i] - T.CD[j],
+                                    m->laminar ? T.CG[i] - T.CG[j] : 0.0, 0, &g);
                 double u = g.g1 * g.g1;
                 S += 1; Sx += u; Sy += y; Sxx += u * u; Sxy += u * y;
             }
@@ -1208,10 +1093,10 @@ double nlsq_xpcs_model_g2(const nlsq_xpcs_model *m, const double *x,
     memset(&T, 0, sizeof T);
     if (tab_alloc(m, &T) != 0) return NAN;
     tab_compute(m, x, &T, 0);
-    double c = 1.0;
-    if (m->laminar) c = cos((x[6] - m->phi[a]) * XM_PI / 180.0);
-    g1_parts g;
-    g1_eval(m, &T, m->B * c, i, j, 0, &g);
+    double bc = 0.0;
+    if (m->laminar) nlsq__xpcs_angle(m->B, x[6], m->phi[a], &bc, NULL);
+    double g2 = nlsq__xpcs_g2_entry(&m->geom, T.CD, T.CG, bc, x[m->np + 2 * a],
+                                    x[m->np + 2 * a + 1], i, j);
     free(T.mem);
-    return x[m->np + 2 * a + 1] + x[m->np + 2 * a] * g.g1 * g.g1;
+    return g2;
 }

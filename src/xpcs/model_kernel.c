@@ -22,15 +22,16 @@
  * The portable version uses libm and the same formulas.
  */
 #include "model_kernel.h"
+#include "physics.h"
 
 #include <math.h>
 #include <string.h>
 
-#define XK_SINC_SERIES 1e-4
-#define XK_SINC_TAYLOR 0.1
-#define XK_FLOOR 1e-10
-#define XK_CLAMP (-700.0)
-#define XK_EPS2 1e-12
+#define XK_SINC_SERIES NLSQ__XPCS_SINC_SERIES
+#define XK_SINC_TAYLOR NLSQ__XPCS_SINC_TAYLOR
+#define XK_FLOOR NLSQ__XPCS_G1_FLOOR
+#define XK_CLAMP NLSQ__XPCS_EXP_CLAMP
+#define XK_EPS2 NLSQ__XPCS_EPS2
 
 /* ------------------------------------------------------------------ portable */
 

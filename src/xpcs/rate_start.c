@@ -18,10 +18,10 @@
  * than lag averages: the start only has to be in the right basin.)
  */
 #include "rate_start.h"
+#include "physics.h"
 
 #include <math.h>
 
-#define RS_PI 3.14159265358979323846
 #define RS_SEEN 0.5   /* shear phase B gamma_dot_0 tau_max below which shear is not seen */
 
 size_t rs_bin_of(size_t tau, size_t n)
@@ -31,24 +31,19 @@ size_t rs_bin_of(size_t tau, size_t n)
     return b < RS_BINS ? b : RS_BINS - 1;
 }
 
-static double sinc(double x)
-{
-    if (fabs(x) < 1e-4) return 1.0 - x * x / 6.0;
-    return sin(x) / x;
-}
-
 /* The binned misfit at phys (per-angle linear contrast/offset). */
 static double misfit(const rs_bins *b, const double *phys)
 {
     double total = 0.0;
     for (size_t a = 0; a < b->P; a++) {
-        double c = b->B * cos((phys[6] - b->phi[a]) * RS_PI / 180.0);
+        double c;
+        nlsq__xpcs_angle(b->B, phys[6], b->phi[a], &c, NULL);
         double S = 0, Sx = 0, Sy = 0, Sxx = 0, Sxy = 0, Syy = 0;
         for (size_t k = 0; k < RS_BINS; k++) {
             size_t q = a * RS_BINS + k;
             double w = b->w[q];
             if (!(w > 0)) continue;
-            double t = b->tau[q], s = sinc(c * phys[3] * t);
+            double t = b->tau[q], s = nlsq__xpcs_sinc(c * phys[3] * t, NULL);
             double g1 = exp(-b->A * phys[0] * t) * s * s, u = g1 * g1, y = b->y[q];
             S += w; Sx += w * u; Sy += w * y; Sxx += w * u * u; Sxy += w * u * y; Syy += w * y * y;
         }

@@ -3,7 +3,7 @@
  *
  * Matrices: for each q index u = 0..n_extra_q (q_u = q (1 + 0.5 u); u = 0 is
  * the requested q, the others are decoys) and each angle p, one N x N matrix
- * of g2 (docs/xpcs-model.md "Forward model", computed by xpcs__g2) plus Gaussian noise in
+ * of g2 (docs/xpcs-model.md "Forward model", computed by physics.h) plus Gaussian noise in
  * the upper triangle (j >= i, diagonal included), zeros below.  Key order is
  * (u, p): matrix m = u * P + p is key c2_%05zu (m + 1); for APS-U it is bin
  * m + 1 (all bins processed, dim0 = the q_u, dim1 = the phi_p); for APS old
@@ -130,7 +130,7 @@ static int write_small(hid_t fid, hid_t lcpl, const char *name, int rank, const 
 static void synth_angle(const nlsq_xpcs_synth_spec *s, size_t p, double *phi, double *con,
                         double *off)
 {
-    double x = 2 * XPCS__PI * (double)p / (double)s->n_angles;
+    double x = 2 * NLSQ__XPCS_PI * (double)p / (double)s->n_angles;
     *phi = s->phi ? s->phi[p] : (double)p * 360.0 / (double)s->n_angles;
     *con = s->contrast ? s->contrast[p] : 0.25 + 0.05 * sin(x);
     *off = s->offset ? s->offset[p] : 1.0 + 0.01 * cos(x);
@@ -159,6 +159,20 @@ static void frame_noise_fill(const nlsq_xpcs_synth_spec *s, size_t u, size_t p, 
     for (size_t f = 0; f < s->n_frames; f++) fu[f] = xpcs__rng_normal(&rng);
 }
 
+/* The model geometry of q index u's q. */
+static void synth_geom(const nlsq_xpcs_synth_spec *s, double qu, nlsq__xpcs_geom *g)
+{
+    nlsq__xpcs_geom_init(g, qu, s->gap, s->dt, s->k0, s->n_frames, !s->static_mode);
+}
+
+/* CD and (laminar) CG of the truth (the same for every q). */
+static void synth_tables(const nlsq_xpcs_synth_spec *s, double *CD, double *CG)
+{
+    nlsq__xpcs_geom geo;
+    synth_geom(s, s->q, &geo);
+    nlsq__xpcs_tables(&geo, s->params, CD, NULL, CG, NULL);
+}
+
 static void synth_upper_row(const nlsq_xpcs_synth_spec *s, const double *CD, const double *CG,
                             const double *fu, double qu, double phi, double con, double off,
                             size_t u, size_t p, size_t i, double *out)
@@ -166,14 +180,14 @@ static void synth_upper_row(const nlsq_xpcs_synth_spec *s, const double *CD, con
     const double a_sh = fu ? sqrt(s->frame_share / 2) : 0.0;
     const double b_ind = fu ? sqrt(1.0 - s->frame_share) : 1.0;
     const size_t N = s->n_frames;
-    const double A = qu * qu * s->dt / 2;
-    const double bcos = qu * s->gap * s->dt / (2 * XPCS__PI) *
-                        cos((s->params[6] - phi) * XPCS__PI / 180);
+    nlsq__xpcs_geom geo;
+    synth_geom(s, qu, &geo);
+    double bc = 0.0;
+    if (geo.laminar) nlsq__xpcs_angle(geo.B, s->params[6], phi, &bc, NULL);
     xpcs__rng rng;
     xpcs__rng_seed(&rng, xpcs__mix_seed(s->seed, u, p, i));
     for (size_t j = i; j < N; j++) {
-        double g = xpcs__g2(CD[i], CD[j], CG ? CG[i] : 0, CG ? CG[j] : 0, A, bcos,
-                            s->static_mode, con, off);
+        double g = nlsq__xpcs_g2_entry(&geo, CD, CG, bc, con, off, i, j);
         if (s->noise_sigma > 0) {
             double z = b_ind * xpcs__rng_normal(&rng);
             if (fu) z += a_sh * (fu[i] + fu[j]);
@@ -361,7 +375,7 @@ int nlsq_xpcs_synth_write(const char *path, const nlsq_xpcs_synth_spec *s, char 
         qlist[m] = qv[m / P];
         plist[m] = phi[m % P];
     }
-    xpcs__cumulative(s->params, s->dt, s->k0, N, CD, CG);
+    synth_tables(s, CD, CG);
     c.CD = CD;
     c.CG = CG;
 
@@ -480,7 +494,7 @@ int nlsq_xpcs_synth_rows(const nlsq_xpcs_synth_spec *s, size_t a, size_t row0, s
         return NLSQ_ENOMEM;
     }
     frame_noise_fill(s, 0, a, fu);
-    xpcs__cumulative(s->params, s->dt, s->k0, N, CD, CG);
+    synth_tables(s, CD, CG);
     double phi, con, off;
     synth_angle(s, a, &phi, &con, &off);
     /* Full row i: j >= i from upper row i, j < i from upper row j (column i).

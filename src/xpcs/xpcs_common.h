@@ -6,8 +6,8 @@
  *                      HDF5 library is not thread-safe; reader.c owns it)
  *   xpcs__rng_*        deterministic xoshiro256** stream seeded by splitmix64,
  *                      Box-Muller normal deviates
- *   xpcs__cumulative   the cumulative trapezoids CD_k, CG_k of docs/xpcs-model.md
- *   xpcs__g2           the plain scalar forward model g2 at one (i, j)
+ *
+ * The forward model itself is physics.h's.
  *
  * Everything is static inline (or hidden), so including this header costs
  * nothing in a file that uses only part of it.
@@ -21,16 +21,14 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "physics.h"
+
 #if defined(__GNUC__)
 #define XPCS__HIDDEN __attribute__((visibility("hidden")))
 #define XPCS__PRINTF(a, b) __attribute__((format(printf, a, b)))
 #else
 #define XPCS__HIDDEN
 #define XPCS__PRINTF(a, b)
-#endif
-
-#ifndef XPCS__PI
-#define XPCS__PI 3.14159265358979323846
 #endif
 
 /* ------------------------------------------------------------------------ */
@@ -139,59 +137,9 @@ static inline double xpcs__rng_normal(xpcs__rng *r)
     double u1 = 1.0 - xpcs__rng_uniform(r);   /* (0, 1] */
     double u2 = xpcs__rng_uniform(r);
     double rad = sqrt(-2.0 * log(u1));
-    r->spare = rad * sin(2.0 * XPCS__PI * u2);
+    r->spare = rad * sin(2.0 * NLSQ__XPCS_PI * u2);
     r->has_spare = 1;
-    return rad * cos(2.0 * XPCS__PI * u2);
-}
-
-/* ------------------------------------------------------------------------ */
-/* Forward model (docs/xpcs-model.md "Forward model"), plain scalar version                */
-/* ------------------------------------------------------------------------ */
-
-/** Cumulative trapezoids (index units) of D_k and G_k, k = 0..n-1, at
- *  t_k = (k + k0) dt.  params: the 7 physical parameters.  CG may be NULL
- *  (static mode). */
-static inline void xpcs__cumulative(const double *params, double dt, size_t k0, size_t n,
-                                    double *CD, double *CG)
-{
-    double eps = dt / 2 > 1e-8 ? dt / 2 : 1e-8;
-    double d_prev = 0, g_prev = 0;
-    for (size_t k = 0; k < n; k++) {
-        double t = ((double)k + (double)k0) * dt;
-        double ts = t > eps ? t : eps;
-        double d = params[0] * pow(ts, params[1]) + params[2];
-        if (!(d > 1e-10)) d = 1e-10;
-        CD[k] = k == 0 ? 0.0 : CD[k - 1] + 0.5 * (d_prev + d);
-        d_prev = d;
-        if (CG) {
-            double g = params[3] * pow(ts, params[4]) + params[5];
-            if (!(g > 1e-10)) g = 1e-10;
-            CG[k] = k == 0 ? 0.0 : CG[k - 1] + 0.5 * (g_prev + g);
-            g_prev = g;
-        }
-    }
-}
-
-/** g2 at (i, j) from the cumulative values.  A = q^2 dt / 2;
- *  bcos = q L dt / (2 pi) * cos((phi0 - phi_p) pi / 180); static_mode: shear
- *  factor 1 (cgi, cgj, bcos unused). */
-static inline double xpcs__g2(double cdi, double cdj, double cgi, double cgj,
-                              double A, double bcos, int static_mode,
-                              double contrast, double offset)
-{
-    double dd = cdi - cdj;
-    double id = sqrt(dd * dd + 1e-12);
-    double e = -A * id;
-    double g1 = exp(e > -700.0 ? e : -700.0);
-    if (!static_mode) {
-        double dg = cgi - cgj;
-        double ig = sqrt(dg * dg + 1e-12);
-        double x = bcos * ig;
-        double s = fabs(x) < 1e-4 ? 1.0 - x * x / 6.0 + x * x * x * x / 120.0 : sin(x) / x;
-        g1 *= s * s;
-    }
-    if (!(g1 > 1e-10)) g1 = 1e-10;
-    return offset + contrast * g1 * g1;
+    return rad * cos(2.0 * NLSQ__XPCS_PI * u2);
 }
 
 #endif /* NLSQ_XPCS_COMMON_H */
