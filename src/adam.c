@@ -26,26 +26,7 @@
  * Bounds: x is projected onto the box after every step (every evaluated point
  * is feasible).
  *
- * Learning-rate schedule: linear warm-up, then reduce-on-plateau:
- *     lr(t) = adam_lr * f * min(1, t / W),   W = min(1000, batches per epoch),
- * t the step count from 1; f starts at 1 and halves each time the plateau
- * counter (below) reaches a multiple of max(1, adam_patience / 2).
- *
- * Plateau rule, on epoch estimates.  The epoch estimate is the sum of the
- * batch costs of the epoch (each taken at the point the batch's gradient was
- * computed): every row counts exactly once, so it estimates the full cost
- * along the epoch's path at no extra pass.  (A fixed monitor subset of row
- * blocks was tried and dropped: when rows are ordered by the design, as in
- * XPCS files, a few contiguous blocks are not representative and their
- * optimum is biased.)  An epoch makes progress when its estimate is below
- * ref * (1 - adam_plateau_rtol), ref being the estimate of the last epoch
- * that made progress (the full cost at the start at first), so a slow steady
- * decrease adds up and counts.  After adam_patience consecutive epochs
- * without progress the run stops with NLSQ_CONVERGED_ADAM (adam_patience = 0:
- * no plateau stop) - unless no epoch ever improved on the start, which is a
- * failure to make progress (too large a learning rate, typically), reported
- * as NLSQ_MAX_ITER with a message, never as convergence; the epoch cap gives
- * NLSQ_MAX_ITER.
+ * Learning-rate schedule and plateau (stopping) rule: src/adam_policy.c.
  *
  * Returned point: the end-of-epoch iterate of the epoch with the lowest
  * estimate (the start point, with its full cost, at first).  One full pass at
@@ -112,7 +93,7 @@ static uint64_t rng_below(uint64_t s[4], uint64_t n)
 
 typedef struct adam_plan {
     size_t m, p;
-    size_t B, nb, k, n_batches, warmup, decay_every;
+    size_t B, nb, k, n_batches;
     size_t *perm;            /* nb: this epoch's block order */
     size_t *tmp;             /* k: one batch's blocks, sorted */
     double *s;               /* p: parameter scales */
@@ -156,8 +137,6 @@ static int plan_init(const nlsq__engine *e, const nlsq_options *opt, const doubl
     if (pl->k < 1) pl->k = 1;
     if (pl->k > pl->nb) pl->k = pl->nb;
     pl->n_batches = pl->nb / pl->k + (pl->nb % pl->k != 0);
-    pl->warmup = pl->n_batches < 1000 ? pl->n_batches : 1000;
-    pl->decay_every = opt->adam_patience >= 2 ? opt->adam_patience / 2 : 1;
 
     /* size_t arrays: perm (nb), tmp (k) */
     size_t bytes;
@@ -233,13 +212,6 @@ static double max_abs(size_t p, const double *v)
 
 static size_t ceil_div_u64(uint64_t a, uint64_t b) { return (size_t)(a / b + (a % b != 0)); }
 
-static double lr_at(const nlsq_options *opt, const adam_plan *pl, const nlsq__adam_state *st,
-                    uint64_t t)
-{
-    double w = t < (uint64_t)pl->warmup ? (double)t / (double)pl->warmup : 1.0;
-    return opt->adam_lr * st->lr_factor * w;
-}
-
 /* One mini-batch: gradient and cost over the blocks perm[first .. first+n). */
 static int batch_grad(nlsq__engine *e, adam_plan *pl, nlsq__adam_state *st, size_t first,
                       size_t n, double *cost, size_t *rows, int *bad)
@@ -304,261 +276,353 @@ static void cap_scales(adam_plan *pl, const double *JtJ, double f0)
 
 /* ------------------------------------------------------------------ the run */
 
-int nlsq__adam_run(nlsq__engine *e, const nlsq_options *opt, double *x, nlsq_result *res,
-                   nlsq__adam_state *st, const nlsq__adam_args *args)
-{
-    const nlsq_problem *pb = e->pb;
-    const nlsq_allocator *al = e->al;
-    const size_t p = e->p, m = pb->n_rows;
-    const double b1 = opt->adam_beta1, b2 = opt->adam_beta2, eps = opt->adam_eps;
-    int status = NLSQ_MAX_ITER, rc;
-    adam_plan pl;
-    double *JtJ = NULL;     /* p*p + p: final pass buffers */
-    double *Jtr;
+/* How a step of the run goes on: to the next step, to the final pass at the
+ * returned point (status in R->status), or to the exit without one. */
+enum { RUN_ON = 0, RUN_FINAL, RUN_ABORT };
 
+/* One run's working set. */
+typedef struct adam_run {
+    nlsq__engine *e;
+    const nlsq_options *opt;
+    const nlsq__adam_args *args;
+    nlsq__adam_state *st;
+    nlsq_result *res;
+    double *x;               /* the caller's x: the best point so far, always */
+    adam_plan pl;
+    double *JtJ, *Jtr;       /* p*p + p, one allocation: full-pass sums */
+    int status;
+} adam_run;
+
+static void run_close(adam_run *R)
+{
+    nlsq__free(R->e->al, R->JtJ);
+    plan_free(R->e->al, &R->pl);
+}
+
+/* Initialisation: the projected start point (a fresh run), the batch plan and
+ * the full-pass buffers.  0 or the status (nothing evaluated yet). */
+static int run_open(adam_run *R)
+{
+    const nlsq_problem *pb = R->e->pb;
+    const size_t p = R->e->p;
+    nlsq__adam_state *st = R->st;
     if (!st->started) {
         for (size_t j = 0; j < p; j++) {
             double lo = pb->lower ? pb->lower[j] : -INFINITY;
             double hi = pb->upper ? pb->upper[j] : INFINITY;
-            double v = x[j] < lo ? lo : x[j] > hi ? hi : x[j];
+            double v = R->x[j] < lo ? lo : R->x[j] > hi ? hi : R->x[j];
             st->x0[j] = st->x[j] = st->best_x[j] = v;
         }
     }
     /* x holds the best point from here on, whatever happens. */
-    memcpy(x, st->best_x, p * sizeof(double));
+    memcpy(R->x, st->best_x, p * sizeof(double));
+    int rc = plan_init(R->e, R->opt, st->x0, &R->pl);
+    if (rc) return nlsq__finish(R->res, rc, "cannot allocate the Adam batch plan");
+    R->JtJ = nlsq__calloc(R->e->al, p * p + p, sizeof(double));
+    if (!R->JtJ)
+        return nlsq__finish(R->res, NLSQ_ENOMEM, "cannot allocate Adam buffers (p = %zu)", p);
+    R->Jtr = R->JtJ + p * p;
+    return 0;
+}
 
-    rc = plan_init(e, opt, st->x0, &pl);
-    if (rc) return nlsq__finish(res, rc, "cannot allocate the Adam batch plan");
-    JtJ = nlsq__calloc(al, p * p + p, sizeof(double));
-    if (!JtJ) {
-        plan_free(al, &pl);
-        return nlsq__finish(res, NLSQ_ENOMEM, "cannot allocate Adam buffers (p = %zu)", p);
+/* The start pass at x0: diag(J^T J) caps the scales.  A fresh run also
+ * takes its initial cost and gradient there and seeds the shuffle; a resumed
+ * one checks that the checkpoint's batch plan is this one.  RUN_ON or
+ * RUN_ABORT. */
+static int run_start(adam_run *R)
+{
+    nlsq__adam_state *st = R->st;
+    const size_t p = R->e->p;
+    nlsq__acc acc;
+    int rc = full_pass(R->e, st, st->x0, NLSQ__PASS_NORMAL, R->JtJ, R->Jtr, &acc);
+    if (rc) {
+        R->status = nlsq__finish(R->res, rc, "callback failed at the start point (chunk at row "
+                                 "%zu)", R->e->callback_row);
+        return RUN_ABORT;
     }
-    Jtr = JtJ + p * p;
-
     if (st->started) {
-        /* the curvature caps of the scales, as at the start */
-        nlsq__acc acc;
-        rc = full_pass(e, st, st->x0, NLSQ__PASS_NORMAL, JtJ, Jtr, &acc);
-        if (rc) {
-            status = nlsq__finish(res, rc, "callback failed at the start point (chunk at row %zu)",
-                                  e->callback_row);
-            goto out_nopass;
-        }
-        cap_scales(&pl, JtJ, st->initial_cost);
-        if (st->seed != opt->seed || st->block_rows != pl.B || st->batch_blocks != pl.k) {
-            status = nlsq__finish(res, NLSQ_ECHECKPOINT,
-                                  "checkpoint was written with another Adam batch plan "
-                                  "(seed, block rows %zu, blocks per batch %zu; now %zu, %zu)",
-                                  st->block_rows, st->batch_blocks, pl.B, pl.k);
-            goto out_nopass;
-        }
-    } else {
-        /* --- start: full pass at x0 (gradient, and diag(J^T J) for the scales) --- */
-        nlsq__acc acc;
-        rc = full_pass(e, st, st->x0, NLSQ__PASS_NORMAL, JtJ, Jtr, &acc);
-        if (rc) {
-            status = nlsq__finish(res, rc, "callback failed at the start point (chunk at row %zu)",
-                                  e->callback_row);
-            goto out_nopass;
-        }
-        if (acc.n_nonfinite_r || acc.n_nonfinite_J) {
-            status = nlsq__finish(res, NLSQ_ENONFINITE, "non-finite %s at the start point",
-                                  acc.n_nonfinite_r ? "residuals" : "Jacobian");
-            goto out_nopass;
-        }
-        int sums_ok = isfinite(acc.cost);
-        for (size_t j = 0; j < p && sums_ok; j++)
-            sums_ok = isfinite(Jtr[j]) && isfinite(JtJ[j * p + j]);
-        if (!sums_ok) {
-            status = nlsq__finish(res, NLSQ_ENONFINITE, "the cost or J^T J overflows at the start "
-                                  "point (residuals or Jacobian entries too large: rescale)");
-            goto out_nopass;
-        }
-        st->initial_cost = acc.cost;
-        st->initial_gnorm = max_abs(p, Jtr);
-        cap_scales(&pl, JtJ, st->initial_cost);
-        st->best_est = st->ref_est = st->initial_cost;
-        rng_seed(st->rng, opt->seed);
-        st->seed = opt->seed;
-        st->block_rows = pl.B;
-        st->batch_blocks = pl.k;
-        st->lr_factor = 1.0;
-        st->started = 1;
+        cap_scales(&R->pl, R->JtJ, st->initial_cost);
+        if (st->seed == R->opt->seed && st->block_rows == R->pl.B &&
+            st->batch_blocks == R->pl.k)
+            return RUN_ON;
+        R->status = nlsq__finish(R->res, NLSQ_ECHECKPOINT, "checkpoint was written with another "
+                                 "Adam batch plan (seed, block rows %zu, blocks per batch %zu; "
+                                 "now %zu, %zu)", st->block_rows, st->batch_blocks, R->pl.B,
+                                 R->pl.k);
+        return RUN_ABORT;
     }
-    if (res) res->initial_cost = st->initial_cost;
+    if (acc.n_nonfinite_r || acc.n_nonfinite_J) {
+        R->status = nlsq__finish(R->res, NLSQ_ENONFINITE, "non-finite %s at the start point",
+                                 acc.n_nonfinite_r ? "residuals" : "Jacobian");
+        return RUN_ABORT;
+    }
+    int sums_ok = isfinite(acc.cost);
+    for (size_t j = 0; j < p && sums_ok; j++)
+        sums_ok = isfinite(R->Jtr[j]) && isfinite(R->JtJ[j * p + j]);
+    if (!sums_ok) {
+        R->status = nlsq__finish(R->res, NLSQ_ENONFINITE, "the cost or J^T J overflows at the "
+                                 "start point (residuals or Jacobian entries too large: rescale)");
+        return RUN_ABORT;
+    }
+    st->initial_cost = acc.cost;
+    st->initial_gnorm = max_abs(p, R->Jtr);
+    cap_scales(&R->pl, R->JtJ, st->initial_cost);
+    st->best_est = st->ref_est = st->initial_cost;
+    rng_seed(st->rng, R->opt->seed);
+    st->seed = R->opt->seed;
+    st->block_rows = R->pl.B;
+    st->batch_blocks = R->pl.k;
+    st->lr_factor = 1.0;
+    st->started = 1;
+    return RUN_ON;
+}
 
-    for (;;) {
-        if (opt->adam_patience > 0 && st->bad_epochs >= opt->adam_patience) {
-            if (st->best_est < st->initial_cost) {
-                status = NLSQ_CONVERGED_ADAM;
-            } else {
-                status = nlsq__finish(res, NLSQ_MAX_ITER, "Adam made no progress in %zu epochs: no "
-                                      "epoch improved on the start (try a smaller adam_lr)",
-                                      st->epoch);
-            }
-            break;
-        }
-        if (st->epoch >= args->epoch_cap) { status = NLSQ_MAX_ITER; break; }
+/* The stopping rule before an epoch (adam_policy.c).  RUN_ON or RUN_FINAL. */
+static int run_stop_rule(adam_run *R)
+{
+    switch (nlsq__adam_stop(R->opt, R->st, R->args->epoch_cap)) {
+    case NLSQ__ADAM_PLATEAU:
+        R->status = NLSQ_CONVERGED_ADAM;
+        return RUN_FINAL;
+    case NLSQ__ADAM_NO_PROGRESS:
+        R->status = nlsq__finish(R->res, NLSQ_MAX_ITER, "Adam made no progress in %zu epochs: "
+                                 "no epoch improved on the start (try a smaller adam_lr)",
+                                 R->st->epoch);
+        return RUN_FINAL;
+    case NLSQ__ADAM_EPOCH_CAP:
+        R->status = NLSQ_MAX_ITER;
+        return RUN_FINAL;
+    default:
+        return RUN_ON;
+    }
+}
 
-        /* --- one epoch: shuffle the blocks, walk the batches --- */
-        for (size_t i = 0; i < pl.nb; i++) pl.perm[i] = i;
-        for (size_t i = pl.nb; i > 1; i--) {
-            size_t j = (size_t)rng_below(st->rng, (uint64_t)i);
-            size_t t = pl.perm[i - 1]; pl.perm[i - 1] = pl.perm[j]; pl.perm[j] = t;
-        }
-        double est = 0.0, gmax = 0.0;
-        size_t n_good = 0;
-        for (size_t bi = 0; bi < pl.n_batches; bi++) {
-            size_t first = bi * pl.k, n = pl.nb - first < pl.k ? pl.nb - first : pl.k;
-            double bc;
-            size_t rows;
-            int bad;
-            rc = batch_grad(e, &pl, st, first, n, &bc, &rows, &bad);
-            if (rc) {
-                status = nlsq__finish(res, rc, "callback failed in epoch %zu (chunk at row %zu); "
-                                      "x is the best point so far", st->epoch + 1, e->callback_row);
-                goto out_nopass;
-            }
-            est += bc;
-            if (bad) { st->n_nonfinite++; continue; }
-            n_good++;
-            st->step++;
-            const double t = (double)st->step;
-            const double lr = lr_at(opt, &pl, st, st->step);
-            const double c1 = 1.0 - pow(b1, t), c2 = 1.0 - pow(b2, t);
-            const double gs = (double)m / (double)rows;
-            gmax = 0.0;
-            for (size_t j = 0; j < p; j++) {
-                double gx = gs * pl.g[j];
-                if (fabs(gx) > gmax) gmax = fabs(gx);
-                if (pl.s[j] == 0.0) continue;
-                double gu = gx * pl.s[j];
-                st->m1[j] = b1 * st->m1[j] + (1.0 - b1) * gu;
-                st->v[j] = b2 * st->v[j] + (1.0 - b2) * gu * gu;
-                double mh = st->m1[j] / c1, vh = st->v[j] / c2;
-                double xn = st->x[j] - lr * pl.s[j] * mh / (sqrt(vh) + eps);
-                if (xn < pl.lo[j]) xn = pl.lo[j];
-                if (xn > pl.hi[j]) xn = pl.hi[j];
-                if (isfinite(xn)) st->x[j] = xn;
-            }
-        }
-        st->epoch++;
-        if (n_good == 0) {
-            status = nlsq__finish(res, NLSQ_ENONFINITE, "every batch of epoch %zu had non-finite "
-                                  "residuals or Jacobian; x is the best point so far", st->epoch);
-            break;
-        }
+/* The epoch's block order: a Fisher-Yates shuffle of 0 .. nb-1. */
+static void epoch_shuffle(adam_plan *pl, uint64_t rng[4])
+{
+    for (size_t i = 0; i < pl->nb; i++) pl->perm[i] = i;
+    for (size_t i = pl->nb; i > 1; i--) {
+        size_t j = (size_t)rng_below(rng, (uint64_t)i);
+        size_t t = pl->perm[i - 1];
+        pl->perm[i - 1] = pl->perm[j];
+        pl->perm[j] = t;
+    }
+}
 
-        /* --- plateau counter, learning-rate decay, best point --- */
-        if (isnan(est)) est = INFINITY;
-        if (est < st->ref_est * (1.0 - opt->adam_plateau_rtol)) {
-            st->ref_est = est;
-            st->bad_epochs = 0;
+/* One Adam step from the batch gradient pl->g over `rows` of the m rows:
+ * moments in normalised units, bias correction, the step, projection onto
+ * the box.  Returns max |estimated full gradient|. */
+static double moment_step(adam_run *R, size_t rows)
+{
+    const nlsq_options *opt = R->opt;
+    nlsq__adam_state *st = R->st;
+    adam_plan *pl = &R->pl;
+    const double b1 = opt->adam_beta1, b2 = opt->adam_beta2, eps = opt->adam_eps;
+    st->step++;
+    const double t = (double)st->step;
+    const double lr = nlsq__adam_lr(opt, pl->n_batches, st->lr_factor, st->step);
+    const double c1 = 1.0 - pow(b1, t), c2 = 1.0 - pow(b2, t);
+    const double gs = (double)pl->m / (double)rows;
+    double gmax = 0.0;
+    for (size_t j = 0; j < pl->p; j++) {
+        double gx = gs * pl->g[j];
+        if (fabs(gx) > gmax) gmax = fabs(gx);
+        if (pl->s[j] == 0.0) continue;
+        double gu = gx * pl->s[j];
+        st->m1[j] = b1 * st->m1[j] + (1.0 - b1) * gu;
+        st->v[j] = b2 * st->v[j] + (1.0 - b2) * gu * gu;
+        double mh = st->m1[j] / c1, vh = st->v[j] / c2;
+        double xn = st->x[j] - lr * pl->s[j] * mh / (sqrt(vh) + eps);
+        if (xn < pl->lo[j]) xn = pl->lo[j];
+        if (xn > pl->hi[j]) xn = pl->hi[j];
+        if (isfinite(xn)) st->x[j] = xn;
+    }
+    return gmax;
+}
+
+/* One epoch: shuffle, then per batch its gradient and an Adam step (a batch
+ * with non-finite values is skipped).  *est: the epoch estimate, *gmax: the
+ * last step's.  RUN_ON, RUN_FINAL (no finite batch) or RUN_ABORT. */
+static int run_epoch(adam_run *R, double *est, double *gmax)
+{
+    adam_plan *pl = &R->pl;
+    nlsq__adam_state *st = R->st;
+    epoch_shuffle(pl, st->rng);
+    *est = 0.0;
+    *gmax = 0.0;
+    size_t n_good = 0;
+    for (size_t bi = 0; bi < pl->n_batches; bi++) {
+        size_t first = bi * pl->k, n = pl->nb - first < pl->k ? pl->nb - first : pl->k;
+        double bc;
+        size_t rows;
+        int bad;
+        int rc = batch_grad(R->e, pl, st, first, n, &bc, &rows, &bad);
+        if (rc) {
+            R->status = nlsq__finish(R->res, rc, "callback failed in epoch %zu (chunk at row %zu); "
+                                     "x is the best point so far", st->epoch + 1,
+                                     R->e->callback_row);
+            return RUN_ABORT;
+        }
+        *est += bc;
+        if (bad) { st->n_nonfinite++; continue; }
+        n_good++;
+        *gmax = moment_step(R, rows);
+    }
+    st->epoch++;
+    if (n_good) return RUN_ON;
+    R->status = nlsq__finish(R->res, NLSQ_ENONFINITE, "every batch of epoch %zu had non-finite "
+                             "residuals or Jacobian; x is the best point so far", st->epoch);
+    return RUN_FINAL;
+}
+
+/* After an epoch: the plateau rule's counter and decay, the best point, the
+ * log line, the progress callback and the checkpoint.  RUN_ON, RUN_FINAL (the
+ * user stopped) or RUN_ABORT (the checkpoint could not be written). */
+static int run_epoch_end(adam_run *R, double est, double gmax)
+{
+    const nlsq_options *opt = R->opt;
+    nlsq__adam_state *st = R->st;
+    const size_t p = R->e->p, m = R->pl.m;
+    if (isnan(est)) est = INFINITY;
+    nlsq__adam_plateau(opt, st, est);
+    if (est < st->best_est) {
+        st->best_est = est;
+        memcpy(st->best_x, st->x, p * sizeof(double));
+        memcpy(R->x, st->x, p * sizeof(double));
+    }
+    double lr_next = nlsq__adam_lr(opt, R->pl.n_batches, st->lr_factor, st->step + 1);
+    nlsq__log(opt, 0, "adam %4zu  estimate %.10e  |g| %.3e  lr %.3e  plateau %zu",
+              st->epoch, est, gmax, lr_next, st->bad_epochs);
+    if (opt->progress) {
+        nlsq_progress_info info = {NLSQ_PHASE_ADAM, st->epoch, est, gmax, lr_next,
+                                   nlsq__now() - R->args->t_start,
+                                   ceil_div_u64(st->cost_rows, m),
+                                   ceil_div_u64(st->grad_rows, m), st->best_x};
+        if (opt->progress(opt->progress_ctx, &info) != 0) {
+            R->status = nlsq__finish(R->res, NLSQ_EUSER_STOP, "stopped by the progress callback "
+                                     "at epoch %zu", st->epoch);
+            return RUN_FINAL;
+        }
+    }
+    if (opt->checkpoint_path && opt->checkpoint_every && st->epoch % opt->checkpoint_every == 0) {
+        int rc = nlsq__checkpoint_save_adam(R->e, opt, R->args->solver, st, R->res);
+        if (rc) {
+            R->status = rc;   /* the reason is in res->message */
+            return RUN_ABORT;
+        }
+    }
+    return RUN_ON;
+}
+
+/* The returned point: the best by epoch estimate, but the start point when a
+ * full pass does not find it better.  Writes x, *cost, *gnorm and
+ * *have_normal (J^T J at x in R->JtJ).  RUN_ON or RUN_ABORT. */
+static int final_point(adam_run *R, double *cost, double *gnorm, int *have_normal)
+{
+    nlsq__adam_state *st = R->st;
+    const size_t p = R->e->p;
+    const int mode = R->args->final_mode;
+    int at_start = memcmp(st->best_x, st->x0, p * sizeof(double)) == 0;
+    nlsq__acc acc;
+    *cost = st->initial_cost;
+    *gnorm = st->initial_gnorm;
+    *have_normal = 0;
+    if (!at_start || mode == NLSQ__PASS_NORMAL) {
+        int rc = full_pass(R->e, st, st->best_x, mode, R->JtJ, R->Jtr, &acc);
+        if (rc) {
+            R->status = nlsq__finish(R->res, rc, "callback failed in the final pass (chunk at "
+                                     "row %zu)", R->e->callback_row);
+            return RUN_ABORT;
+        }
+        int finite = !(acc.n_nonfinite_r || acc.n_nonfinite_J);
+        if (finite && (at_start || acc.cost <= st->initial_cost)) {
+            *cost = acc.cost;
+            *gnorm = mode == NLSQ__PASS_COST ? NAN : max_abs(p, R->Jtr);
+            *have_normal = mode == NLSQ__PASS_NORMAL;
         } else {
-            st->bad_epochs++;
-            if (st->bad_epochs % pl.decay_every == 0) st->lr_factor *= 0.5;
-        }
-        if (est < st->best_est) {
-            st->best_est = est;
-            memcpy(st->best_x, st->x, p * sizeof(double));
-            memcpy(x, st->x, p * sizeof(double));
-        }
-
-        double lr_next = lr_at(opt, &pl, st, st->step + 1);
-        nlsq__log(opt, 0, "adam %4zu  estimate %.10e  |g| %.3e  lr %.3e  plateau %zu",
-                  st->epoch, est, gmax, lr_next, st->bad_epochs);
-        if (opt->progress) {
-            nlsq_progress_info info = {NLSQ_PHASE_ADAM, st->epoch, est, gmax, lr_next,
-                                       nlsq__now() - args->t_start,
-                                       ceil_div_u64(st->cost_rows, m),
-                                       ceil_div_u64(st->grad_rows, m), st->best_x};
-            if (opt->progress(opt->progress_ctx, &info) != 0) {
-                status = nlsq__finish(res, NLSQ_EUSER_STOP, "stopped by the progress callback "
-                                      "at epoch %zu", st->epoch);
-                break;
-            }
-        }
-        if (opt->checkpoint_path && opt->checkpoint_every &&
-            st->epoch % opt->checkpoint_every == 0) {
-            rc = nlsq__checkpoint_save_adam(e, opt, args->solver, st, res);
-            if (rc) {
-                status = rc;   /* the reason is in res->message */
-                goto out_nopass;
-            }
+            nlsq__log(R->opt, 0, "adam: best point (full cost %.10e) not better than the start "
+                      "(%.10e): returning the start point", acc.cost, st->initial_cost);
+            at_start = 1;
         }
     }
-
-    /* --- the returned point: best by epoch estimate, never worse than the start --- */
-    {
-        int mode = args->final_mode;
-        int at_start = memcmp(st->best_x, st->x0, p * sizeof(double)) == 0;
-        double cost = st->initial_cost, gnorm = st->initial_gnorm;
-        int have_normal = 0;
-        if (!at_start || mode == NLSQ__PASS_NORMAL) {
-            nlsq__acc acc;
-            rc = full_pass(e, st, st->best_x, mode, JtJ, Jtr, &acc);
-            if (rc) {
-                status = nlsq__finish(res, rc, "callback failed in the final pass (chunk at row %zu)",
-                                      e->callback_row);
-                goto out_nopass;
-            }
-            int finite = !(acc.n_nonfinite_r || acc.n_nonfinite_J);
-            if (finite && (at_start || acc.cost <= st->initial_cost)) {
-                cost = acc.cost;
-                gnorm = mode == NLSQ__PASS_COST ? NAN : max_abs(p, Jtr);
-                have_normal = mode == NLSQ__PASS_NORMAL;
-            } else {
-                nlsq__log(opt, 0, "adam: best point (full cost %.10e) not better than the start "
-                          "(%.10e): returning the start point", acc.cost, st->initial_cost);
-                at_start = 1;
-            }
+    memcpy(R->x, at_start ? st->x0 : st->best_x, p * sizeof(double));
+    if (mode == NLSQ__PASS_NORMAL && !*have_normal) {
+        int rc = full_pass(R->e, st, R->x, mode, R->JtJ, R->Jtr, &acc);
+        if (rc || acc.n_nonfinite_r || acc.n_nonfinite_J) {
+            R->status = nlsq__finish(R->res, rc ? rc : NLSQ_ENONFINITE, "final Jacobian pass "
+                                     "failed (row %zu)", R->e->callback_row);
+            return RUN_ABORT;
         }
-        memcpy(x, at_start ? st->x0 : st->best_x, p * sizeof(double));
-        if (mode == NLSQ__PASS_NORMAL && !have_normal) {
-            nlsq__acc acc;
-            rc = full_pass(e, st, x, mode, JtJ, Jtr, &acc);
-            if (rc || acc.n_nonfinite_r || acc.n_nonfinite_J) {
-                status = nlsq__finish(res, rc ? rc : NLSQ_ENONFINITE,
-                                      "final Jacobian pass failed (row %zu)", e->callback_row);
-                goto out_nopass;
-            }
-            have_normal = 1;
-        }
-        if (mode == NLSQ__PASS_COST && at_start) gnorm = st->initial_gnorm;
-        nlsq__finish(res, status, NULL);
-        if (res) {
-            res->cost = cost;
-            res->grad_norm = gnorm;
-            double dof = nlsq__dof(pb);
-            res->reduced_chi2 = dof > 0 ? 2.0 * cost / dof : NAN;
-            res->n_active = 0;
-            for (size_t j = 0; j < p; j++)
-                if (x[j] <= pl.lo[j] || x[j] >= pl.hi[j]) res->n_active++;
-            if (res->covariance && have_normal && status >= 0) {
-                rc = nlsq__covariance_at(pb, opt, al, x, JtJ, cost, res->covariance, res);
-                if (rc) status = nlsq__finish(res, rc, "covariance: eigen-decomposition failed");
-            }
-        }
-        fill_counters(res, st, m);
-        nlsq__free(al, JtJ);
-        plan_free(al, &pl);
-        return status;
+        *have_normal = 1;
     }
+    if (mode == NLSQ__PASS_COST && at_start) *gnorm = st->initial_gnorm;
+    return RUN_ON;
+}
 
-out_nopass:
-    /* Error without a usable final pass: x = best point; its cost is known
-     * only when it is the start point. */
-    memcpy(x, st->best_x, p * sizeof(double));
+/* The result at the returned point (and the covariance from its J^T J). */
+static int run_result(adam_run *R, double cost, double gnorm, int have_normal)
+{
+    const nlsq_problem *pb = R->e->pb;
+    nlsq_result *res = R->res;
+    int status = R->status;
+    nlsq__finish(res, status, NULL);
     if (res) {
-        int at_start = memcmp(st->best_x, st->x0, p * sizeof(double)) == 0;
-        res->cost = at_start && st->started ? st->initial_cost : NAN;
-        res->grad_norm = at_start && st->started ? st->initial_gnorm : NAN;
+        res->cost = cost;
+        res->grad_norm = gnorm;
+        double dof = nlsq__dof(pb);
+        res->reduced_chi2 = dof > 0 ? 2.0 * cost / dof : NAN;
+        res->n_active = 0;
+        for (size_t j = 0; j < R->e->p; j++)
+            if (R->x[j] <= R->pl.lo[j] || R->x[j] >= R->pl.hi[j]) res->n_active++;
+        if (res->covariance && have_normal && status >= 0) {
+            int rc = nlsq__covariance_at(pb, R->opt, R->e->al, R->x, R->JtJ, cost,
+                                         res->covariance, res);
+            if (rc) status = nlsq__finish(res, rc, "covariance: eigen-decomposition failed");
+        }
     }
-    fill_counters(res, st, m);
-    nlsq__free(al, JtJ);
-    plan_free(al, &pl);
+    fill_counters(res, R->st, R->pl.m);
+    run_close(R);
     return status;
+}
+
+/* An error without a usable final pass: x = best point; its cost is known
+ * only when it is the start point. */
+static int run_abort(adam_run *R)
+{
+    nlsq__adam_state *st = R->st;
+    const size_t p = R->e->p;
+    memcpy(R->x, st->best_x, p * sizeof(double));
+    if (R->res) {
+        int at_start = memcmp(st->best_x, st->x0, p * sizeof(double)) == 0;
+        R->res->cost = at_start && st->started ? st->initial_cost : NAN;
+        R->res->grad_norm = at_start && st->started ? st->initial_gnorm : NAN;
+    }
+    fill_counters(R->res, st, R->pl.m);
+    run_close(R);
+    return R->status;
+}
+
+int nlsq__adam_run(nlsq__engine *e, const nlsq_options *opt, double *x, nlsq_result *res,
+                   nlsq__adam_state *st, const nlsq__adam_args *args)
+{
+    adam_run R = {e, opt, args, st, res, x, {0}, NULL, NULL, NLSQ_MAX_ITER};
+    int rc = run_open(&R);
+    if (rc) {
+        run_close(&R);
+        return rc;
+    }
+    int flow = run_start(&R);
+    if (flow == RUN_ON && res) res->initial_cost = st->initial_cost;
+    while (flow == RUN_ON) {
+        double est, gmax;
+        flow = run_stop_rule(&R);
+        if (flow == RUN_ON) flow = run_epoch(&R, &est, &gmax);
+        if (flow == RUN_ON) flow = run_epoch_end(&R, est, gmax);
+    }
+    double cost, gnorm;
+    int have_normal;
+    if (flow == RUN_FINAL) flow = final_point(&R, &cost, &gnorm, &have_normal);
+    return flow == RUN_ABORT ? run_abort(&R) : run_result(&R, cost, gnorm, have_normal);
 }
 
 /* ------------------------------------------------------------------ public */

@@ -462,136 +462,159 @@ int nlsq_checkpoint_tag(const char *checkpoint_file, void *buf, size_t buf_size,
     return nlsq__finish(res, 0, NULL);
 }
 
+/* The header against pb and opt (its tag): NULL, or why the file does not
+ * belong to this solve.  *solver and *phase from the header; r then stands
+ * at the payload. */
+static const char *get_header(rbuf *r, const ck_file *cf, const nlsq_problem *pb,
+                              const nlsq_options *opt, uint32_t *solver, uint32_t *phase)
+{
+    char magic[8];
+    get(r, magic, 8);
+    (void)get_u32(r);
+    (void)get_u32(r);
+    *solver = get_u32(r);
+    *phase = get_u32(r);
+    uint64_t fp = get_u64(r), fm = get_u64(r), bh = get_u64(r);
+    (void)get_u64(r);
+    if (cf->tag_at) r->pos = cf->tag_at + cf->tag_size;   /* the payload follows the tag */
+    if (fp != pb->n_params) return "written for a problem with another number of parameters";
+    if (fm != pb->n_rows) return "written for a problem with another number of rows";
+    if (bh != bounds_hash(pb)) return "written for a problem with other bounds";
+    if (cf->tag_size != opt->checkpoint_tag_size ||
+        (cf->tag_size && memcmp(cf->buf + cf->tag_at, opt->checkpoint_tag, cf->tag_size) != 0))
+        return !cf->tag_size ? "written without a checkpoint tag (this solve has one)"
+               : !opt->checkpoint_tag_size ? "written with a checkpoint tag (this solve has none)"
+               : "written for other data or settings (its checkpoint tag differs)";
+    int ok_kind = (*solver == NLSQ__SOLVER_LM && *phase == NLSQ_PHASE_LM) ||
+                  (*solver == NLSQ__SOLVER_ADAM && *phase == NLSQ_PHASE_ADAM) ||
+                  (*solver == NLSQ__SOLVER_HYBRID &&
+                   (*phase == NLSQ_PHASE_ADAM || *phase == NLSQ_PHASE_LM));
+    return ok_kind ? NULL : "unknown solver or phase";
+}
+
+/* [hybrid] into h, its vectors into hx0 and hxl (p each).  NULL or why not. */
+static const char *get_hybrid(rbuf *r, size_t p, nlsq__hybrid_ctx *h, double *hx0, double *hxl)
+{
+    h->initial_cost = get_f64(r);
+    h->lm0_cost = get_f64(r);
+    h->phase1.phase = NLSQ_PHASE_ADAM;
+    h->phase1.iterations = get_u64(r);
+    h->phase1.n_eval = get_u64(r);
+    h->phase1.n_jac = get_u64(r);
+    h->phase1.cost = get_f64(r);
+    h->phase1.seconds = get_f64(r);
+    h->phase1_nonfinite = get_u64(r);
+    get_vec(r, hx0, p);
+    get_vec(r, hxl, p);
+    h->x0 = hx0;
+    h->x_lm0 = hxl;
+    if (!r->bad && (!all_finite(hx0, p) || !all_finite(hxl, p) ||
+                    !isfinite(h->initial_cost) || !isfinite(h->lm0_cost)))
+        return "invalid values in the hybrid section";
+    return NULL;
+}
+
+/* [lm] into ck (x, lm; the vectors already allocated).  NULL or why not. */
+static const char *get_lm(rbuf *r, size_t p, nlsq__ckpt *ck)
+{
+    nlsq__lm_state *lm = &ck->lm;
+    ck->chunk_rows = get_u64(r);
+    lm->iteration = get_u64(r);
+    lm->lambda = get_f64(r);
+    lm->nu = get_f64(r);
+    lm->delta = get_f64(r);
+    lm->n_eval = get_u64(r);
+    lm->n_jac = get_u64(r);
+    uint64_t has_d2 = get_u64(r);
+    lm->has_d2 = (int)has_d2;
+    lm->initial_cost = get_f64(r);
+    get_vec(r, ck->x, p);
+    get_vec(r, lm->d2, p);
+    if (!r->bad && (has_d2 > 1 || !(lm->lambda > 0) || !isfinite(lm->lambda) ||
+                    !(lm->nu > 0) || !isfinite(lm->nu) || isnan(lm->delta) ||
+                    !all_finite(ck->x, p) || !all_finite(lm->d2, p)))
+        return "invalid values in the LM state";
+    return NULL;
+}
+
+/* [adam] into ck (the state already allocated).  NULL or why not. */
+static const char *get_adam(rbuf *r, size_t p, nlsq__ckpt *ck)
+{
+    nlsq__adam_state *a = &ck->adam;
+    ck->chunk_rows = get_u64(r);
+    a->seed = get_u64(r);
+    a->block_rows = get_u64(r);
+    a->batch_blocks = get_u64(r);
+    a->epoch = get_u64(r);
+    a->step = get_u64(r);
+    for (int i = 0; i < 4; i++) a->rng[i] = get_u64(r);
+    a->lr_factor = get_f64(r);
+    a->bad_epochs = get_u64(r);
+    a->best_est = get_f64(r);
+    a->ref_est = get_f64(r);
+    a->initial_cost = get_f64(r);
+    a->initial_gnorm = get_f64(r);
+    a->grad_rows = get_u64(r);
+    a->cost_rows = get_u64(r);
+    a->n_nonfinite = get_u64(r);
+    get_vec(r, a->x, p);
+    get_vec(r, a->x0, p);
+    get_vec(r, a->m1, p);
+    get_vec(r, a->v, p);
+    get_vec(r, a->best_x, p);
+    a->started = 1;
+    if (!r->bad && (!(a->lr_factor > 0) || !isfinite(a->initial_cost) || isnan(a->best_est) ||
+                    isnan(a->ref_est) || !all_finite(a->x, p) || !all_finite(a->x0, p) ||
+                    !all_finite(a->best_x, p) || (a->rng[0] | a->rng[1] | a->rng[2] | a->rng[3]) == 0 ||
+                    a->block_rows == 0 || a->batch_blocks == 0))
+        return "invalid values in the Adam state";
+    return NULL;
+}
+
+/* The payload of a (solver, phase) checkpoint into ck, allocating its
+ * vectors.  NULL, or why not with *rc set (NLSQ_ENOMEM, else unchanged). */
+static const char *get_payload(rbuf *r, const nlsq_allocator *al, size_t p, nlsq__ckpt *ck,
+                               int *rc)
+{
+    const char *why;
+    if (ck->phase == NLSQ_PHASE_LM) {
+        /* one allocation for x, d2, x0, x_lm0 */
+        ck->block = nlsq__calloc(al, 4 * p, sizeof(double));
+        if (!ck->block) { *rc = NLSQ_ENOMEM; return "out of memory"; }
+        ck->x = ck->block;
+        ck->lm.d2 = ck->x + p;
+        why = ck->solver == NLSQ__SOLVER_HYBRID
+              ? get_hybrid(r, p, &ck->hy, ck->lm.d2 + p, ck->lm.d2 + 2 * p) : NULL;
+        if (!why) why = get_lm(r, p, ck);
+    } else {
+        if (nlsq__adam_state_init(al, p, &ck->adam) != 0) { *rc = NLSQ_ENOMEM; return "out of memory"; }
+        why = get_adam(r, p, ck);
+    }
+    if (!why && (r->bad || r->pos != r->n)) why = "payload layout does not match its header";
+    return why;
+}
+
 /* Read the file and check it against pb and opt (its tag); fill ck. */
 static int load(const nlsq_problem *pb, const nlsq_options *opt, const char *file,
                 nlsq__ckpt *ck, nlsq_result *res)
 {
     const nlsq_allocator *al = &opt->allocator;
-    const size_t p = pb->n_params;
     memset(ck, 0, sizeof *ck);
     ck_file cf;
     int rc = read_checkpoint(al, file, &cf, res);
     if (rc) return rc;
-    unsigned char *buf = cf.buf;
-    size_t size = cf.size;
-    const char *why = NULL;
-
-    rbuf r = {buf, size - 8, 0, 0};
-    char magic[8];
-    get(&r, magic, 8);
-    (void)get_u32(&r);
-    (void)get_u32(&r);
-    uint32_t solver = get_u32(&r), phase = get_u32(&r);
-    uint64_t fp = get_u64(&r), fm = get_u64(&r), bh = get_u64(&r);
-    (void)get_u64(&r);
-    if (cf.tag_at) r.pos = cf.tag_at + cf.tag_size;   /* the payload follows the tag */
+    rbuf r = {cf.buf, cf.size - 8, 0, 0};
+    uint32_t solver, phase;
     rc = NLSQ_ECHECKPOINT;
-    if (fp != p) { why = "written for a problem with another number of parameters"; goto out; }
-    if (fm != pb->n_rows) { why = "written for a problem with another number of rows"; goto out; }
-    if (bh != bounds_hash(pb)) { why = "written for a problem with other bounds"; goto out; }
-    if (cf.tag_size != opt->checkpoint_tag_size ||
-        (cf.tag_size && memcmp(buf + cf.tag_at, opt->checkpoint_tag, cf.tag_size) != 0)) {
-        why = !cf.tag_size ? "written without a checkpoint tag (this solve has one)"
-              : !opt->checkpoint_tag_size ? "written with a checkpoint tag (this solve has none)"
-              : "written for other data or settings (its checkpoint tag differs)";
-        goto out;
+    const char *why = get_header(&r, &cf, pb, opt, &solver, &phase);
+    if (!why) {
+        ck->solver = (int)solver;
+        ck->phase = (int)phase;
+        ck->p = pb->n_params;
+        why = get_payload(&r, al, pb->n_params, ck, &rc);
     }
-    int ok_kind = (solver == NLSQ__SOLVER_LM && phase == NLSQ_PHASE_LM) ||
-                  (solver == NLSQ__SOLVER_ADAM && phase == NLSQ_PHASE_ADAM) ||
-                  (solver == NLSQ__SOLVER_HYBRID && (phase == NLSQ_PHASE_ADAM || phase == NLSQ_PHASE_LM));
-    if (!ok_kind) { why = "unknown solver or phase"; goto out; }
-    ck->solver = (int)solver;
-    ck->phase = (int)phase;
-    ck->p = p;
-
-    /* Allocations for the LM / hybrid vectors: x, d2, x0, x_lm0. */
-    if (phase == NLSQ_PHASE_LM) {
-        ck->block = nlsq__calloc(al, 4 * p, sizeof(double));
-        if (!ck->block) { rc = NLSQ_ENOMEM; why = "out of memory"; goto out; }
-        ck->x = ck->block;
-        ck->lm.d2 = ck->x + p;
-        double *hx0 = ck->lm.d2 + p, *hxl = hx0 + p;
-        if (solver == NLSQ__SOLVER_HYBRID) {
-            nlsq__hybrid_ctx *h = &ck->hy;
-            h->initial_cost = get_f64(&r);
-            h->lm0_cost = get_f64(&r);
-            h->phase1.phase = NLSQ_PHASE_ADAM;
-            h->phase1.iterations = get_u64(&r);
-            h->phase1.n_eval = get_u64(&r);
-            h->phase1.n_jac = get_u64(&r);
-            h->phase1.cost = get_f64(&r);
-            h->phase1.seconds = get_f64(&r);
-            h->phase1_nonfinite = get_u64(&r);
-            get_vec(&r, hx0, p);
-            get_vec(&r, hxl, p);
-            h->x0 = hx0;
-            h->x_lm0 = hxl;
-            if (!r.bad && (!all_finite(hx0, p) || !all_finite(hxl, p) ||
-                           !isfinite(h->initial_cost) || !isfinite(h->lm0_cost))) {
-                why = "invalid values in the hybrid section";
-                goto out;
-            }
-        }
-        ck->chunk_rows = get_u64(&r);
-        ck->lm.iteration = get_u64(&r);
-        ck->lm.lambda = get_f64(&r);
-        ck->lm.nu = get_f64(&r);
-        ck->lm.delta = get_f64(&r);
-        ck->lm.n_eval = get_u64(&r);
-        ck->lm.n_jac = get_u64(&r);
-        uint64_t has_d2 = get_u64(&r);
-        ck->lm.has_d2 = (int)has_d2;
-        ck->lm.initial_cost = get_f64(&r);
-        get_vec(&r, ck->x, p);
-        get_vec(&r, ck->lm.d2, p);
-        if (!r.bad && (has_d2 > 1 || !(ck->lm.lambda > 0) || !isfinite(ck->lm.lambda) ||
-                       !(ck->lm.nu > 0) || !isfinite(ck->lm.nu) || isnan(ck->lm.delta) || !all_finite(ck->x, p) ||
-                       !all_finite(ck->lm.d2, p))) {
-            why = "invalid values in the LM state";
-            goto out;
-        }
-    } else {
-        if (nlsq__adam_state_init(al, p, &ck->adam) != 0) {
-            rc = NLSQ_ENOMEM;
-            why = "out of memory";
-            goto out;
-        }
-        nlsq__adam_state *a = &ck->adam;
-        ck->chunk_rows = get_u64(&r);
-        a->seed = get_u64(&r);
-        a->block_rows = get_u64(&r);
-        a->batch_blocks = get_u64(&r);
-        a->epoch = get_u64(&r);
-        a->step = get_u64(&r);
-        for (int i = 0; i < 4; i++) a->rng[i] = get_u64(&r);
-        a->lr_factor = get_f64(&r);
-        a->bad_epochs = get_u64(&r);
-        a->best_est = get_f64(&r);
-        a->ref_est = get_f64(&r);
-        a->initial_cost = get_f64(&r);
-        a->initial_gnorm = get_f64(&r);
-        a->grad_rows = get_u64(&r);
-        a->cost_rows = get_u64(&r);
-        a->n_nonfinite = get_u64(&r);
-        get_vec(&r, a->x, p);
-        get_vec(&r, a->x0, p);
-        get_vec(&r, a->m1, p);
-        get_vec(&r, a->v, p);
-        get_vec(&r, a->best_x, p);
-        a->started = 1;
-        if (!r.bad && (!(a->lr_factor > 0) || !isfinite(a->initial_cost) || isnan(a->best_est) || isnan(a->ref_est) ||
-                       !all_finite(a->x, p) || !all_finite(a->x0, p) || !all_finite(a->best_x, p) ||
-                       (a->rng[0] | a->rng[1] | a->rng[2] | a->rng[3]) == 0 ||
-                       a->block_rows == 0 || a->batch_blocks == 0)) {
-            why = "invalid values in the Adam state";
-            goto out;
-        }
-    }
-    if (r.bad || r.pos != r.n) { why = "payload layout does not match its header"; goto out; }
-    rc = 0;
-out:
-    nlsq__free(al, buf);
-    if (rc) {
+    nlsq__free(al, cf.buf);
+    if (why) {
         ckpt_free(al, ck);
         return fail(res, rc, file, why);
     }

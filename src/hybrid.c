@@ -42,153 +42,181 @@ int nlsq__hybrid_progress_hook(void *ctx, const nlsq_progress_info *info)
     return h->user_progress ? h->user_progress(h->user_ctx, info) : 0;
 }
 
+/* One hybrid solve's working set (the engine points to eopt: keep in place). */
+typedef struct hybrid_run {
+    const nlsq_problem *pb;
+    const nlsq_options *opt;
+    nlsq_result *res;
+    double *x;               /* the caller's x: the best point so far */
+    double t0;
+    nlsq_options eopt;
+    nlsq__engine e;
+    double *vec;             /* 3p, one allocation: d2 (LM scaling), x0, x_lm0 */
+    nlsq__hybrid_ctx hc;
+    nlsq__lm_state lst;
+} hybrid_run;
+
+/* Phase 1: Adam from x, or from the checkpoint's Adam state.  Fills the
+ * phase-1 statistics, x0, the initial cost and the LM start point (x, x_lm0,
+ * lm0_cost).  Returns 0 to go on to phase 2, else 1 with *status: the solve
+ * ends with phase 1's result. */
+static int phase1(hybrid_run *H, nlsq__adam_state *resumed, int *status)
+{
+    const nlsq_allocator *al = H->e.al;
+    const size_t p = H->pb->n_params;
+    nlsq__hybrid_ctx *hc = &H->hc;
+    nlsq__adam_state own, *as = resumed ? resumed : &own;
+    if (!resumed && nlsq__adam_state_init(al, p, &own) != 0) {
+        *status = nlsq__finish(H->res, NLSQ_ENOMEM, "cannot allocate the Adam state");
+        return 1;
+    }
+    nlsq_result r1;
+    nlsq__result_reset(&r1, H->pb->n_rows);
+    r1.covariance = NULL;
+    nlsq__adam_args args = {H->opt->hybrid_adam_epochs, NLSQ__SOLVER_HYBRID, NLSQ__PASS_COST,
+                            H->t0};
+    int s1 = nlsq__adam_run(&H->e, H->opt, H->x, &r1, as, &args);
+    hc->phase1 = (nlsq_phase_stats){NLSQ_PHASE_ADAM, r1.iterations, r1.n_eval, r1.n_jac,
+                                    r1.cost, nlsq__now() - H->t0};
+    hc->phase1_nonfinite = r1.n_nonfinite;
+    int stop = s1 == NLSQ_EUSER_STOP || (s1 < 0 && s1 != NLSQ_ENONFINITE) || !as->started;
+    if (stop) {
+        /* x is phase 1's best point (or the start point). */
+        if (H->res) {
+            double *cov = H->res->covariance;
+            *H->res = r1;
+            H->res->covariance = cov;
+            H->res->n_phases = 1;
+            H->res->phases[0] = hc->phase1;
+            H->res->seconds = nlsq__now() - H->t0;
+        }
+        *status = s1;
+    } else {
+        double *x0 = H->vec + p, *x_lm0 = H->vec + 2 * p;
+        memcpy(x0, as->x0, p * sizeof(double));
+        hc->initial_cost = as->initial_cost;
+        if (r1.cost <= hc->initial_cost) {
+            hc->lm0_cost = r1.cost;
+        } else {
+            /* Guard: phase 1 did not improve on the start (by full cost). */
+            nlsq__log(H->opt, 0, "hybrid: phase 1 ended at cost %.10e > start %.10e; LM starts "
+                      "from the start point", r1.cost, hc->initial_cost);
+            memcpy(H->x, x0, p * sizeof(double));
+            hc->lm0_cost = hc->initial_cost;
+        }
+        memcpy(x_lm0, H->x, p * sizeof(double));
+        nlsq__log(H->opt, 0, "hybrid: phase 1 (Adam) %s after %zu epochs, cost %.10e -> %.10e",
+                  nlsq_status_name(s1), r1.iterations, hc->initial_cost, hc->lm0_cost);
+    }
+    if (!resumed) nlsq__adam_state_free(al, &own);
+    return stop;
+}
+
+/* Resume in phase 2: the phase-1 record and the LM state of the checkpoint. */
+static void phase2_resume(hybrid_run *H, const nlsq__ckpt *ck)
+{
+    const size_t p = H->pb->n_params;
+    if (H->e.chunk_rows != ck->chunk_rows)
+        nlsq__log(H->opt, 0, "resume: chunk size %zu differs from the checkpoint's %zu",
+                  H->e.chunk_rows, ck->chunk_rows);
+    memcpy(H->vec + p, ck->hy.x0, p * sizeof(double));
+    memcpy(H->vec + 2 * p, ck->hy.x_lm0, p * sizeof(double));
+    memcpy(H->x, ck->x, p * sizeof(double));
+    memcpy(H->vec, ck->lm.d2, p * sizeof(double));
+    H->hc = ck->hy;
+    H->lst = ck->lm;
+    H->lst.d2 = H->vec;
+}
+
+/* The result of a solve that reached phase 2: LM's, with the phase-1
+ * statistics added, never worse than the LM start point. */
+static void hybrid_result(hybrid_run *H, const nlsq_result *r2, int status, double cost,
+                          double gnorm, double lm_seconds)
+{
+    nlsq_result *res = H->res;
+    const nlsq__hybrid_ctx *hc = &H->hc;
+    double *cov = res->covariance;
+    *res = *r2;
+    res->covariance = cov;
+    res->status = status;
+    res->cost = cost;
+    res->grad_norm = gnorm;
+    res->initial_cost = hc->initial_cost;
+    res->iterations = hc->phase1.iterations + r2->iterations;
+    res->n_eval = hc->phase1.n_eval + r2->n_eval;
+    res->n_jac = hc->phase1.n_jac + r2->n_jac;
+    res->n_nonfinite = hc->phase1_nonfinite + r2->n_nonfinite;
+    double dof = nlsq__dof(H->pb);
+    res->reduced_chi2 = dof > 0 ? 2.0 * cost / dof : NAN;
+    res->phases[0] = hc->phase1;
+    res->phases[1] = (nlsq_phase_stats){NLSQ_PHASE_LM, r2->iterations, r2->n_eval, r2->n_jac,
+                                        r2->cost, lm_seconds};
+    res->n_phases = 2;
+    if (cov && (status >= 0 || status == NLSQ_STALLED)) {
+        res->phases[2] = (nlsq_phase_stats){NLSQ_PHASE_COVARIANCE, 0, 0, 0, cost, 0.0};
+        res->n_phases = 3;
+    }
+    res->seconds = nlsq__now() - H->t0;
+}
+
+/* Phase 2 (and 3): LM from x with the hybrid's checkpoint hook. */
+static int phase2(hybrid_run *H)
+{
+    const size_t p = H->pb->n_params;
+    nlsq__hybrid_ctx *hc = &H->hc;
+    const double *x_lm0 = H->vec + 2 * p;
+    hc->x0 = H->vec + p;
+    hc->x_lm0 = x_lm0;
+    hc->user_progress = H->opt->progress;
+    hc->user_ctx = H->opt->progress_ctx;
+    nlsq_options lopt = *H->opt;
+    lopt.progress = nlsq__hybrid_progress_hook;
+    lopt.progress_ctx = hc;
+    nlsq_result r2;
+    nlsq__result_reset(&r2, H->pb->n_rows);
+    r2.covariance = H->res ? H->res->covariance : NULL;
+    double t2 = nlsq__now();
+    int status = nlsq__lm_run(&H->e, &lopt, H->x, &r2, &H->lst, H->t0);
+    double t2_end = nlsq__now();
+    double cost = r2.cost, gnorm = r2.grad_norm;
+    if (!(cost <= hc->lm0_cost)) {
+        /* LM failed before or without improving on its start: never return a
+         * point worse than the best one evaluated. */
+        memcpy(H->x, x_lm0, p * sizeof(double));
+        cost = hc->lm0_cost;
+        gnorm = NAN;
+    }
+    if (H->res) hybrid_result(H, &r2, status, cost, gnorm, t2_end - t2);
+    return status;
+}
+
 int nlsq__hybrid_solve(const nlsq_problem *pb, const nlsq_options *opt_in, double *x,
                        nlsq_result *res, nlsq__ckpt *ck)
 {
-    double t0 = nlsq__now();
+    hybrid_run H;
+    memset(&H, 0, sizeof H);
+    H.t0 = nlsq__now();
     nlsq_options defaults;
-    const nlsq_options *opt;
-    int rc0 = nlsq__begin(pb, opt_in, &defaults, &opt, x != NULL, "x", ck ? NULL : x, res);
-    if (rc0) return rc0;
-
-    const size_t p = pb->n_params, m = pb->n_rows;
-    nlsq_options eopt;
-    nlsq__engine e;
-    int rc = nlsq__adam_engine_init(&e, &eopt, pb, opt);
+    int rc = nlsq__begin(pb, opt_in, &defaults, &H.opt, x != NULL, "x", ck ? NULL : x, res);
+    if (rc) return rc;
+    H.pb = pb;
+    H.res = res;
+    H.x = x;
+    rc = nlsq__adam_engine_init(&H.e, &H.eopt, pb, H.opt);
     if (rc) return nlsq__finish(res, rc, "cannot allocate chunk buffers");
-    const nlsq_allocator *al = e.al;
-
-    /* d2 (LM scaling), x0, x_lm0 */
-    double *vec = nlsq__calloc(al, 3 * p, sizeof(double));
-    nlsq__adam_state ast;
-    memset(&ast, 0, sizeof ast);
-    int own_ast = 0;
     int status;
-    if (!vec) {
+    H.vec = nlsq__calloc(H.e.al, 3 * pb->n_params, sizeof(double));
+    H.lst.d2 = H.vec;
+    if (!H.vec) {
         status = nlsq__finish(res, NLSQ_ENOMEM, "cannot allocate the hybrid workspace");
-        goto out;
+    } else if (ck && ck->phase != NLSQ_PHASE_ADAM) {
+        phase2_resume(&H, ck);
+        status = phase2(&H);
+    } else if (phase1(&H, ck ? &ck->adam : NULL, &status) == 0) {
+        status = phase2(&H);
     }
-    double *d2 = vec, *x0 = vec + p, *x_lm0 = vec + 2 * p;
-
-    nlsq__hybrid_ctx hc;
-    memset(&hc, 0, sizeof hc);
-    nlsq__lm_state lst;
-    memset(&lst, 0, sizeof lst);
-    lst.d2 = d2;
-
-    if (!ck || ck->phase == NLSQ_PHASE_ADAM) {
-        /* ---------------- phase 1: Adam warm-up ---------------- */
-        nlsq__adam_state *as = ck ? &ck->adam : &ast;
-        if (!ck) {
-            if (nlsq__adam_state_init(al, p, &ast) != 0) {
-                status = nlsq__finish(res, NLSQ_ENOMEM, "cannot allocate the Adam state");
-                goto out;
-            }
-            own_ast = 1;
-        }
-        nlsq_result r1;
-        nlsq__result_reset(&r1, m);
-        r1.covariance = NULL;
-        nlsq__adam_args args = {opt->hybrid_adam_epochs, NLSQ__SOLVER_HYBRID, NLSQ__PASS_COST, t0};
-        int s1 = nlsq__adam_run(&e, opt, x, &r1, as, &args);
-        hc.phase1 = (nlsq_phase_stats){NLSQ_PHASE_ADAM, r1.iterations, r1.n_eval, r1.n_jac,
-                                       r1.cost, nlsq__now() - t0};
-        hc.phase1_nonfinite = r1.n_nonfinite;
-        if (s1 == NLSQ_EUSER_STOP || (s1 < 0 && s1 != NLSQ_ENONFINITE) || !as->started) {
-            /* Stop here: x is phase 1's best point (or the start point). */
-            if (res) {
-                double *cov = res->covariance;
-                *res = r1;
-                res->covariance = cov;
-                res->n_phases = 1;
-                res->phases[0] = hc.phase1;
-                res->seconds = nlsq__now() - t0;
-            }
-            status = s1;
-            goto out;
-        }
-        memcpy(x0, as->x0, p * sizeof(double));
-        hc.initial_cost = as->initial_cost;
-        if (r1.cost <= hc.initial_cost) {
-            hc.lm0_cost = r1.cost;
-        } else {
-            /* Guard: phase 1 did not improve on the start (by full cost). */
-            nlsq__log(opt, 0, "hybrid: phase 1 ended at cost %.10e > start %.10e; LM starts "
-                      "from the start point", r1.cost, hc.initial_cost);
-            memcpy(x, x0, p * sizeof(double));
-            hc.lm0_cost = hc.initial_cost;
-        }
-        memcpy(x_lm0, x, p * sizeof(double));
-        nlsq__log(opt, 0, "hybrid: phase 1 (Adam) %s after %zu epochs, cost %.10e -> %.10e",
-                  nlsq_status_name(s1), r1.iterations, hc.initial_cost, hc.lm0_cost);
-        if (own_ast) { nlsq__adam_state_free(al, &ast); own_ast = 0; }
-    } else {
-        /* ---------------- resume in phase 2 ---------------- */
-        if (e.chunk_rows != ck->chunk_rows)
-            nlsq__log(opt, 0, "resume: chunk size %zu differs from the checkpoint's %zu",
-                      e.chunk_rows, ck->chunk_rows);
-        memcpy(x0, ck->hy.x0, p * sizeof(double));
-        memcpy(x_lm0, ck->hy.x_lm0, p * sizeof(double));
-        memcpy(x, ck->x, p * sizeof(double));
-        memcpy(d2, ck->lm.d2, p * sizeof(double));
-        hc = ck->hy;
-        lst = ck->lm;
-        lst.d2 = d2;
-    }
-    hc.x0 = x0;
-    hc.x_lm0 = x_lm0;
-    hc.user_progress = opt->progress;
-    hc.user_ctx = opt->progress_ctx;
-
-    /* ---------------- phase 2: LM to convergence (+ phase 3) ---------------- */
-    nlsq_options lopt = *opt;
-    lopt.progress = nlsq__hybrid_progress_hook;
-    lopt.progress_ctx = &hc;
-    nlsq_result r2;
-    nlsq__result_reset(&r2, m);
-    r2.covariance = res ? res->covariance : NULL;
-    double t2 = nlsq__now();
-    int s2 = nlsq__lm_run(&e, &lopt, x, &r2, &lst, t0);
-    double t2_end = nlsq__now();
-
-    double cost = r2.cost, gnorm = r2.grad_norm;
-    if (!(cost <= hc.lm0_cost)) {
-        /* LM failed before or without improving on its start: never return a
-         * point worse than the best one evaluated. */
-        memcpy(x, x_lm0, p * sizeof(double));
-        cost = hc.lm0_cost;
-        gnorm = NAN;
-    }
-    status = s2;
-    if (res) {
-        double *cov = res->covariance;
-        *res = r2;
-        res->covariance = cov;
-        res->status = status;
-        res->cost = cost;
-        res->grad_norm = gnorm;
-        res->initial_cost = hc.initial_cost;
-        res->iterations = hc.phase1.iterations + r2.iterations;
-        res->n_eval = hc.phase1.n_eval + r2.n_eval;
-        res->n_jac = hc.phase1.n_jac + r2.n_jac;
-        res->n_nonfinite = hc.phase1_nonfinite + r2.n_nonfinite;
-        double dof = nlsq__dof(pb);
-        res->reduced_chi2 = dof > 0 ? 2.0 * cost / dof : NAN;
-        res->phases[0] = hc.phase1;
-        res->phases[1] = (nlsq_phase_stats){NLSQ_PHASE_LM, r2.iterations, r2.n_eval, r2.n_jac,
-                                            r2.cost, t2_end - t2};
-        res->n_phases = 2;
-        if (cov && (status >= 0 || status == NLSQ_STALLED)) {
-            res->phases[2] = (nlsq_phase_stats){NLSQ_PHASE_COVARIANCE, 0, 0, 0, cost, 0.0};
-            res->n_phases = 3;
-        }
-        res->seconds = nlsq__now() - t0;
-    }
-
-out:
-    if (own_ast) nlsq__adam_state_free(al, &ast);
-    nlsq__free(al, vec);
-    nlsq__engine_free(&e);
+    nlsq__free(H.e.al, H.vec);
+    nlsq__engine_free(&H.e);
     return status;
 }
 

@@ -9,6 +9,7 @@
  *   lm.c          the Levenberg-Marquardt skeleton (named steps, stopping tests).
  *   covariance.c  s^2 (J^T J)^-1, scaled and rank-aware.
  *   adam.c        the mini-batch Adam solver.
+ *   adam_policy.c Adam's learning-rate schedule and plateau rule.
  *   hybrid.c      Adam -> LM -> covariance.
  *   checkpoint.c  atomic save/load of solver state.
  *   fdjac.c       finite-difference Jacobian blocks for residual-only callbacks.
@@ -313,6 +314,17 @@ typedef struct nlsq__adam_args {
 NLSQ_HIDDEN int nlsq__adam_run(nlsq__engine *e, const nlsq_options *opt, double *x,
                                nlsq_result *res, nlsq__adam_state *st,
                                const nlsq__adam_args *args);
+
+/* Adam's policy (adam_policy.c): the learning rate of step t (from 1) for
+ * an epoch of n_batches batches and plateau factor lr_factor; the plateau
+ * counter and decay after an epoch with estimate est; the stop rule checked
+ * before each epoch. */
+enum { NLSQ__ADAM_GO_ON = 0, NLSQ__ADAM_PLATEAU, NLSQ__ADAM_NO_PROGRESS, NLSQ__ADAM_EPOCH_CAP };
+NLSQ_HIDDEN double nlsq__adam_lr(const nlsq_options *opt, size_t n_batches, double lr_factor,
+                                 uint64_t t);
+NLSQ_HIDDEN void   nlsq__adam_plateau(const nlsq_options *opt, nlsq__adam_state *st, double est);
+NLSQ_HIDDEN int    nlsq__adam_stop(const nlsq_options *opt, const nlsq__adam_state *st,
+                                   size_t epoch_cap);
 
 /* nlsq_adam, optionally continuing from a loaded state (NULL: fresh). */
 NLSQ_HIDDEN int nlsq__adam_solve(const nlsq_problem *pb, const nlsq_options *opt, double *x,
