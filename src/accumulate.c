@@ -21,8 +21,8 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #include "nlsq_internal.h"
+#include "linalg.h"
 
-#include <cblas.h>
 #include <float.h>
 #include <math.h>
 #include <pthread.h>
@@ -477,17 +477,14 @@ static void chunk_normal(nlsq__engine *e, nlsq__worker *w, nlsq__slot *s, int mo
         small_normal(e->avx2, n, k, J, 0, r, w->T, w->local, w->localg);
         scatter_small(s, w, p, k, sparse, mode == NLSQ__PASS_NORMAL);
     } else if (!sparse) {
-        cblas_dgemv(CblasRowMajor, CblasTrans, (int)n, (int)p, 1.0, J, (int)p, r, 1, 1.0, s->Jtr, 1);
-        if (mode == NLSQ__PASS_NORMAL)
-            cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, (int)p, (int)n, 1.0, J, (int)p,
-                        1.0, s->JtJ, (int)p);
+        nlsq__la_gemv_t(n, p, J, r, 1.0, s->Jtr);
+        if (mode == NLSQ__PASS_NORMAL) nlsq__la_syrk_t(n, p, J, 1.0, s->JtJ);
     } else {
         const size_t *c = w->cols;
-        cblas_dgemv(CblasRowMajor, CblasTrans, (int)n, (int)k, 1.0, J, (int)k, r, 1, 0.0, w->localg, 1);
+        nlsq__la_gemv_t(n, k, J, r, 0.0, w->localg);
         for (size_t a = 0; a < k; a++) s->Jtr[c[a]] += w->localg[a];
         if (mode == NLSQ__PASS_NORMAL) {
-            cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, (int)k, (int)n, 1.0, J, (int)k,
-                        0.0, w->local, (int)k);
+            nlsq__la_syrk_t(n, k, J, 0.0, w->local);
             for (size_t a = 0; a < k; a++) {
                 const double *lr = w->local + a * k;
                 double *cr = s->JtJ + c[a] * p;

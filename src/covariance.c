@@ -3,7 +3,7 @@
  * Rule (documented in docs/api.md):
  *  1. A = J^T J is scaled to unit diagonal, C = S A S with S = diag(A_jj^-1/2).
  *     A parameter whose column is zero (A_jj = 0) is undetermined.
- *  2. C = V diag(w) V^T (LAPACKE dsyevd).  Eigenvalues w_k <= rcond * w_max
+ *  2. C = V diag(w) V^T (dsyevd, through linalg.c).  Eigenvalues w_k <= rcond * w_max
  *     (rcond = cov_rcond, default p * DBL_EPSILON) span the numerically
  *     undetermined directions.
  *  3. A parameter with a loading |V_jk| > 1e-4 on any undetermined direction
@@ -12,9 +12,9 @@
  *  4. Everything else is S V diag(1/w) V^T S * s^2 over the kept directions.
  */
 #include "nlsq_internal.h"
+#include "linalg.h"
 
 #include <float.h>
-#include <lapacke.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -43,8 +43,8 @@ int nlsq__covariance_from_normal(size_t p, const double *A, double scale,
             C[i * p + j] = undet[i] || undet[j] ? (i == j ? 1.0 : 0.0) : A[i * p + j] * S[i] * S[j];
 
     int rc = 0;
-    lapack_int info = LAPACKE_dsyevd(LAPACK_ROW_MAJOR, 'V', 'U', (lapack_int)p, C, (lapack_int)p, w);
-    if (info == LAPACK_WORK_MEMORY_ERROR || info == LAPACK_TRANSPOSE_MEMORY_ERROR) {
+    int info = nlsq__la_sym_eigen(p, C, w);
+    if (info == NLSQ__LA_NOMEM) {
         rc = NLSQ_ENOMEM;
         goto out;
     }

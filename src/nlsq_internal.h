@@ -14,6 +14,7 @@
  *   checkpoint.c  atomic save/load of solver state.
  *   fdjac.c       finite-difference Jacobian blocks for residual-only callbacks.
  *   options.c     defaults, validation, status strings, allocator, logging.
+ *   linalg.c      the only calls into BLAS/LAPACK (linalg.h).
  *
  * Nothing here is exported from the shared library.
  */

@@ -28,9 +28,9 @@
  * single-threaded: memory O(chunk * p + n_clusters * p + p^2).
  */
 #include "nlsq_internal.h"
+#include "linalg.h"
 
 #include <float.h>
-#include <lapacke.h>
 #include <math.h>
 #include <string.h>
 
@@ -170,10 +170,10 @@ static int meat(rob *w, double factor, double *B)
     if (!V) return NLSQ_ENOMEM;
     double *ev = V + p * p;
     for (size_t t = 0; t < p * p; t++) V[t] = B[t] * factor;
-    lapack_int info = LAPACKE_dsyevd(LAPACK_ROW_MAJOR, 'V', 'U', (lapack_int)p, V, (lapack_int)p, ev);
+    int info = nlsq__la_sym_eigen(p, V, ev);
     if (info != 0) {
         nlsq__free(w->al, V);
-        return info == LAPACK_WORK_MEMORY_ERROR ? NLSQ_ENOMEM : NLSQ_ESINGULAR;
+        return info == NLSQ__LA_NOMEM ? NLSQ_ENOMEM : NLSQ_ESINGULAR;
     }
     for (size_t a = 0; a < p; a++)
         for (size_t b = 0; b < p; b++) {

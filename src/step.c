@@ -4,14 +4,14 @@
  * A = J^T J and g = J^T r.  The system is solved in the scaled variables
  * y = sqrt(d2) * dx, where it reads (S A S + lambda I) y = -S g with
  * S = diag(1/sqrt(d2)): its diagonal is close to 1 + lambda, which keeps the
- * Cholesky factorisation (LAPACKE dpotrf/dpotrs) well conditioned.  When the
+ * Cholesky factorisation (dpotrf/dpotrs through linalg.c) well conditioned.  When the
  * factorisation fails (A not positive definite to working precision, e.g.
  * duplicated columns and lambda tiny), lambda is raised tenfold and the solve
  * retried; the caller sees the lambda actually used.
  */
 #include "nlsq_internal.h"
+#include "linalg.h"
 
-#include <lapacke.h>
 #include <math.h>
 #include <string.h>
 
@@ -43,10 +43,9 @@ int nlsq__damped_step(size_t p, const double *A, const double *g,
             y[a] = -g[i] * si;
             a++;
         }
-        lapack_int info = LAPACKE_dpotrf(LAPACK_ROW_MAJOR, 'U', (lapack_int)nf, M, (lapack_int)nf);
+        int info = nlsq__la_cholesky('U', nf, M);
         if (info == 0) {
-            info = LAPACKE_dpotrs(LAPACK_ROW_MAJOR, 'U', (lapack_int)nf, 1, M, (lapack_int)nf,
-                                  y, 1);
+            info = nlsq__la_cholesky_solve(nf, M, y);
             int ok = info == 0;
             for (size_t t = 0; ok && t < nf; t++) ok = isfinite(y[t]);
             if (ok) {
@@ -56,8 +55,7 @@ int nlsq__damped_step(size_t p, const double *A, const double *g,
                 return 0;
             }
         }
-        if (info == LAPACK_WORK_MEMORY_ERROR || info == LAPACK_TRANSPOSE_MEMORY_ERROR)
-            return NLSQ_ENOMEM;
+        if (info == NLSQ__LA_NOMEM) return NLSQ_ENOMEM;
         if (info < 0) return NLSQ_ESINGULAR;   /* bad argument: a bug, not data */
         *lambda = *lambda > 0 ? *lambda * 10.0 : 1e-12;
         if (!isfinite(*lambda)) break;

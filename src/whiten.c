@@ -7,9 +7,8 @@
  * holds n^2 doubles, so that costs no more memory than the caller spent.
  */
 #include "nlsq_internal.h"
+#include "linalg.h"
 
-#include <cblas.h>
-#include <lapacke.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -36,7 +35,7 @@ int nlsq__whiten_init(const nlsq_allocator *al, size_t n, const double *C, doubl
     }
     for (size_t i = 0; i < n; i++)
         for (size_t j = 0; j < n; j++) L[i * n + j] = j <= i ? C[i * n + j] : 0.0;
-    lapack_int info = LAPACKE_dpotrf(LAPACK_ROW_MAJOR, 'L', (lapack_int)n, L, (lapack_int)n);
+    int info = nlsq__la_cholesky('L', n, L);
     if (info != 0) {
         nlsq__free(al, L);
         if (info > 0) {
@@ -44,7 +43,7 @@ int nlsq__whiten_init(const nlsq_allocator *al, size_t n, const double *C, doubl
             return NLSQ_EINVAL;
         }
         snprintf(msg, msg_size, "Cholesky factorisation of sigma_cov failed (%d)", (int)info);
-        return info == LAPACK_WORK_MEMORY_ERROR ? NLSQ_ENOMEM : NLSQ_EINVAL;
+        return info == NLSQ__LA_NOMEM ? NLSQ_ENOMEM : NLSQ_EINVAL;
     }
     *L_out = L;
     return 0;
@@ -52,10 +51,8 @@ int nlsq__whiten_init(const nlsq_allocator *al, size_t n, const double *C, doubl
 
 void nlsq__whiten_apply(const double *L, size_t n, size_t p, double *r, double *J)
 {
-    cblas_dtrsv(CblasRowMajor, CblasLower, CblasNoTrans, CblasNonUnit, (int)n, L, (int)n, r, 1);
-    if (J)
-        cblas_dtrsm(CblasRowMajor, CblasLeft, CblasLower, CblasNoTrans, CblasNonUnit, (int)n, (int)p,
-                    1.0, L, (int)n, J, (int)p);
+    nlsq__la_trsv_lower(n, L, r);
+    if (J) nlsq__la_trsm_lower(n, p, L, J);
 }
 
 double nlsq__whiten_ss_tot(const nlsq_allocator *al, const double *L, size_t n, const double *y)
