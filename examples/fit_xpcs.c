@@ -703,7 +703,12 @@ int fit_xpcs_main(int argc, char **argv, FILE *out, FILE *msgs)
     char perr[512];
     int rc = fit_xpcs_parse_args(argc, argv, &a, perr, sizeof perr);
     if (rc == FIT_XPCS_ARGS_HELP) {
-        fputs(fit_xpcs_usage_text(), out);
+        size_t n = fit_xpcs_usage(NULL, 0);
+        char *text = malloc(n + 1);
+        if (!text) return bad_input("out of memory");
+        fit_xpcs_usage(text, n + 1);
+        fputs(text, out);
+        free(text);
         return close_output(out, perr, sizeof perr) ? bad_input("%s", perr) : EXIT_CONVERGED;
     }
     if (rc != FIT_XPCS_ARGS_OK) {

@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,37 +19,6 @@
 
 static const char *const phys_names[FIT_XPCS_N_PHYS] = {
     "D0", "alpha", "D_offset", "gamma_dot_0", "beta", "gamma_dot_offset", "phi0"};
-
-const char *fit_xpcs_usage_text(void)
-{
-    return
-        "usage: fit_xpcs INPUT.h5 --gap ANGSTROM [--dt SECONDS] [--q Q|all] [--frames FIRST:LAST]\n"
-        "                [--mode laminar|static] [--method lm|adam|hybrid]\n"
-        "                [--triangle upper|full] [--threads N] [--json] [--output RESULT.h5]\n"
-        "                [--save-fit] [--plot PREFIX] [--plot-angles I,J,...]\n"
-        "                [--checkpoint FILE] [--checkpoint-every N] [--resume FILE]\n"
-        "                [--sigma S] [--max-iter N] [--memory-budget MIB] [--include-diagonal]\n"
-        "                [--init NAME=VALUE]... [--k0 K] [--progress] [--help]\n"
-        "                [--errors default|robust] [--profile NAME[,NAME...]|physical]\n"
-        "  NAME: D0 alpha D_offset gamma_dot_0 beta gamma_dot_offset phi0\n"
-        "  --dt SECONDS          frame time; default: the one the file stores\n"
-        "  --q Q|all             the q nearest Q, or every q in turn (a JSON array)\n"
-        "  --config FILE.yaml    a homodyne configuration; the command line overrides it\n"
-        "  --frames FIRST:LAST   inclusive frame window (FIRST: = to the end)\n"
-        "  --output RESULT.h5    write the results to an HDF5 file (--save-fit: also\n"
-        "                        the fitted c2 and the residuals per angle)\n"
-        "  --plot PREFIX         PNG images PREFIX_angleK.png and PREFIX_g2.png\n"
-        "  --plot-angles LIST    0-based angle indices (default: first, middle, last)\n"
-        "  --checkpoint FILE     save the solver state every --checkpoint-every\n"
-        "                        iterations (default 5)\n"
-        "  --resume FILE         continue a killed fit (give the same input and options)\n"
-        "  --errors default|robust  error bars: s^2 (J^T J)^-1 (default, independent\n"
-        "                        errors) or the cluster-robust sandwich over frames\n"
-        "  --profile NAMES       profile-likelihood intervals (comma-separated names,\n"
-        "                        or 'physical' for all physical parameters)\n"
-        "  exit: 0 converged, 1 not converged, 2 bad usage or bad input\n"
-        "  see docs/xpcs.md\n";
-}
 
 int fit_xpcs_param_index(const char *name)
 {
@@ -133,6 +103,15 @@ static int copy_prefix(char *buf, size_t bsz, const char *s, size_t n)
     return 0;
 }
 
+/* val = HEAD SEP TAIL: HEAD into buf (size bsz); returns TAIL, or NULL when
+ * there is no SEP or HEAD does not fit. */
+static const char *split_at(const char *val, char sep, char *buf, size_t bsz)
+{
+    const char *at = strchr(val, sep);
+    if (!at || copy_prefix(buf, bsz, val, (size_t)(at - val))) return NULL;
+    return at + 1;
+}
+
 static int parse_plot_angles(const char *val, fit_xpcs_args *a, char *err, size_t err_size)
 {
     size_t n = 0;
@@ -185,25 +164,289 @@ static int parse_profile(const char *val, fit_xpcs_args *a, char *err, size_t er
     }
 }
 
-/* --errors and --profile. */
-static int parse_uncertainty_option(const char *name, const char *val, fit_xpcs_args *a,
-                                    char *err, size_t err_size)
+/* ------------------------------------------------------------------------ */
+/* The option table: every option once, with its value, its help line and   */
+/* what it sets.  The parser and the --help text both read it.             */
+/* ------------------------------------------------------------------------ */
+
+typedef enum opt_kind {
+    OPT_FLAG,     /* no value: int field = 1 */
+    OPT_HELP,     /* no value: FIT_XPCS_ARGS_HELP */
+    OPT_NAME,     /* a non-empty string (a file name): const char * field */
+    OPT_RANGE,    /* a number in the library's range [lo, hi] of unit `what`: double field */
+    OPT_REAL,     /* a number in [lo, hi], described by `what`: double field */
+    OPT_COUNT,    /* an integer in [lo, hi], described by `what`: size_t field */
+    OPT_CHOICE,   /* one of the words of `what` ("a|b|c"): int field = its index */
+    OPT_CUSTOM    /* the handler fn */
+} opt_kind;
+
+#define NO_FIELD ((size_t)-1)
+
+typedef struct opt_def opt_def;
+typedef int (*opt_fn)(const opt_def *o, const char *val, fit_xpcs_args *a, char *err,
+                      size_t err_size);
+
+struct opt_def {
+    const char *name;      /* "--dt" */
+    const char *metavar;   /* "SECONDS"; NULL: takes no value */
+    const char *help;      /* the --help line ('\n': a continuation line) */
+    opt_kind kind;
+    size_t field;          /* offsetof the target in fit_xpcs_args */
+    size_t have;           /* offsetof an int set to 1 when given, or NO_FIELD */
+    double lo, hi;         /* OPT_RANGE, OPT_REAL, OPT_COUNT */
+    const char *what;      /* unit, description, choices or "needs" text (per kind) */
+    opt_fn fn;             /* OPT_CUSTOM */
+};
+
+static void *field_of(fit_xpcs_args *a, size_t off)
 {
-    if (!strcmp(name, "--errors")) {
-        if (!strcmp(val, "default")) a->errors = FIT_XPCS_ERRORS_DEFAULT;
-        else if (!strcmp(val, "robust")) a->errors = FIT_XPCS_ERRORS_ROBUST;
-        else return usage_error(err, err_size, "--errors must be default or robust, not '%.200s'",
-                                val);
-        return 0;
+    return (char *)a + off;
+}
+
+/* "a|b|c": the index of val among the words, or -1. */
+static int choice_index(const char *choices, const char *val)
+{
+    int k = 0;
+    for (const char *s = choices;; k++) {
+        const char *bar = strchr(s, '|');
+        size_t len = bar ? (size_t)(bar - s) : strlen(s);
+        if (strlen(val) == len && !strncmp(s, val, len)) return k;
+        if (!bar) return -1;
+        s = bar + 1;
     }
-    if (!strcmp(name, "--profile")) return parse_profile(val, a, err, err_size);
+}
+
+/* "--mode must be laminar or static, not 'x'" from "laminar|static". */
+static int choice_error(const opt_def *o, const char *val, char *err, size_t err_size)
+{
+    char list[128] = "";
+    size_t n = 0;
+    for (const char *s = o->what; *s && n + 8 < sizeof list; s++) {
+        if (*s != '|') { list[n++] = *s; continue; }
+        const char *sep = strchr(s + 1, '|') ? ", " : " or ";
+        n += (size_t)snprintf(list + n, sizeof list - n, "%s", sep);
+    }
+    list[n] = '\0';
+    return usage_error(err, err_size, "%s must be %s, not '%.200s'", o->name, list, val);
+}
+
+static int opt_q(const opt_def *o, const char *val, fit_xpcs_args *a, char *err, size_t es)
+{
+    a->q_all = !strcmp(val, "all");
+    a->q = NAN;
+    if (a->q_all) return 0;
+    if (parse_in_range(val, o->lo, o->hi, &a->q))
+        return range_error(err, es, o->name, o->what, o->lo, o->hi, val);
     return 0;
 }
 
-int fit_xpcs_parse_args(int argc, char **argv, fit_xpcs_args *a, char *err, size_t err_size)
+static int opt_frames(const opt_def *o, const char *val, fit_xpcs_args *a, char *err, size_t es)
 {
-    if (err && err_size > 0) err[0] = '\0';
-    if (!a) return usage_error(err, err_size, "internal error: no argument struct");
+    (void)o;
+    char first[32];
+    const char *last = split_at(val, ':', first, sizeof first);
+    if (!last)
+        return usage_error(err, es, "--frames must be FIRST:LAST (inclusive), not '%.200s'", val);
+    if (parse_size(first, &a->first))
+        return usage_error(err, es, "--frames: bad first frame in '%.200s'", val);
+    if (*last == '\0') a->last = SIZE_MAX;
+    else if (parse_size(last, &a->last) || a->last == SIZE_MAX)
+        return usage_error(err, es, "--frames: bad last frame in '%.200s'", val);
+    if (a->last < a->first)
+        return usage_error(err, es, "--frames: last frame before the first in '%.200s'", val);
+    a->have_frames = 1;
+    return 0;
+}
+
+static int opt_method(const opt_def *o, const char *val, fit_xpcs_args *a, char *err, size_t es)
+{
+    static const char *const names[] = {"lm", "adam", "hybrid"};
+    int k = choice_index(o->what, val);
+    if (k < 0) return choice_error(o, val, err, es);
+    a->method = names[k];
+    return 0;
+}
+
+static int opt_threads(const opt_def *o, const char *val, fit_xpcs_args *a, char *err, size_t es)
+{
+    size_t t;
+    if (parse_size(val, &t) || t > NLSQ_MAX_THREADS)   /* the library's limit */
+        return usage_error(err, es, "%s must be an integer 0..%d (0 = all cores), not '%.200s'",
+                           o->name, NLSQ_MAX_THREADS, val);
+    a->n_threads = (int)t;
+    return 0;
+}
+
+static int opt_init(const opt_def *o, const char *val, fit_xpcs_args *a, char *err, size_t es)
+{
+    (void)o;
+    char pname[64];
+    const char *value = split_at(val, '=', pname, sizeof pname);
+    if (!value) return usage_error(err, es, "--init must be NAME=VALUE, not '%.200s'", val);
+    int k = fit_xpcs_param_index(pname);
+    if (k < 0) return usage_error(err, es, "--init: unknown parameter '%s'", pname);
+    if (parse_double(value, &a->init[k]))
+        return usage_error(err, es, "--init %s: bad value '%.200s'", pname, value);
+    return 0;
+}
+
+static int opt_plot_angles(const opt_def *o, const char *val, fit_xpcs_args *a, char *err,
+                           size_t es)
+{
+    (void)o;
+    return parse_plot_angles(val, a, err, es);
+}
+
+static int opt_profile(const opt_def *o, const char *val, fit_xpcs_args *a, char *err, size_t es)
+{
+    (void)o;
+    return parse_profile(val, a, err, es);
+}
+
+#define F(member) offsetof(fit_xpcs_args, member)
+#define PHYS(lo, hi, unit) lo, hi, unit, NULL
+
+static const opt_def options[] = {
+    {"--config", "FILE.yaml", "a homodyne configuration; the command line overrides it",
+     OPT_NAME, F(config), NO_FIELD, 0, 0, "a YAML file name", NULL},
+    {"--gap", "ANGSTROM", "the gap L (required in laminar mode)", OPT_RANGE, F(gap), F(have_gap),
+     PHYS(NLSQ_XPCS_GAP_MIN, NLSQ_XPCS_GAP_MAX, "Angstrom")},
+    {"--dt", "SECONDS", "frame time; default: the one the file stores", OPT_RANGE, F(dt),
+     F(have_dt), PHYS(NLSQ_XPCS_DT_MIN, NLSQ_XPCS_DT_MAX, "seconds")},
+    {"--q", "Q|all", "the q nearest Q, or every q in turn (a JSON array)", OPT_CUSTOM, 0,
+     NO_FIELD, NLSQ_XPCS_Q_MIN, NLSQ_XPCS_Q_MAX, "1/Angstrom (or all)", opt_q},
+    {"--frames", "FIRST:LAST", "inclusive frame window (FIRST: = to the end)", OPT_CUSTOM, 0,
+     NO_FIELD, 0, 0, NULL, opt_frames},
+    {"--mode", "laminar|static", "the model (default laminar)", OPT_CHOICE, F(mode), F(have_mode),
+     0, 0, "laminar|static", NULL},
+    {"--method", "lm|adam|hybrid", "the solver (default lm)", OPT_CUSTOM, 0, NO_FIELD, 0, 0,
+     "lm|adam|hybrid", opt_method},
+    {"--triangle", "upper|full", "which entries are rows of the fit (default upper)", OPT_CHOICE,
+     F(triangle), NO_FIELD, 0, 0, "upper|full", NULL},
+    {"--include-diagonal", NULL, "also fit the diagonal", OPT_FLAG, F(include_diagonal),
+     NO_FIELD, 0, 0, NULL, NULL},
+    {"--threads", "N", "worker threads (0 = all cores)", OPT_CUSTOM, 0, NO_FIELD, 0, 0, NULL,
+     opt_threads},
+    {"--json", NULL, "one JSON object on stdout instead of the table", OPT_FLAG, F(json),
+     NO_FIELD, 0, 0, NULL, NULL},
+    {"--output", "RESULT.h5", "write the results to an HDF5 file", OPT_NAME, F(output), NO_FIELD,
+     0, 0, "a file name", NULL},
+    {"--save-fit", NULL, "with --output: also the fitted c2 and the residuals per angle",
+     OPT_FLAG, F(save_fit), NO_FIELD, 0, 0, NULL, NULL},
+    {"--plot", "PREFIX", "PNG images PREFIX_angleK.png and PREFIX_g2.png", OPT_NAME, F(plot),
+     NO_FIELD, 0, 0, "a file name prefix", NULL},
+    {"--plot-angles", "I,J,...", "0-based angle indices (default: first, middle, last)",
+     OPT_CUSTOM, 0, NO_FIELD, 0, 0, NULL, opt_plot_angles},
+    {"--checkpoint", "FILE", "save the solver state every --checkpoint-every iterations",
+     OPT_NAME, F(checkpoint), NO_FIELD, 0, 0, "a file name", NULL},
+    {"--checkpoint-every", "N", "with --checkpoint (default 5)", OPT_COUNT, F(checkpoint_every),
+     F(have_checkpoint_every), 1, 100000000, "a positive integer", NULL},
+    {"--resume", "FILE", "continue a killed fit (give the same input and options)", OPT_NAME,
+     F(resume), NO_FIELD, 0, 0, "a file name", NULL},
+    {"--sigma", "S", "residual scale (default 0.01)", OPT_RANGE, F(sigma), NO_FIELD,
+     PHYS(NLSQ_XPCS_SIGMA_MIN, NLSQ_XPCS_SIGMA_MAX, "(data units)")},
+    {"--max-iter", "N", "iteration limit (default: the library's)", OPT_COUNT, F(max_iter),
+     NO_FIELD, 1, 100000000, "a positive integer", NULL},
+    {"--memory-budget", "MIB", "memory to cache the data (default 256)", OPT_REAL,
+     F(budget_mib), NO_FIELD, 0, 1e9, "a number of MiB >= 0", NULL},
+    {"--init", "NAME=VALUE", "start value of a physical parameter (repeatable)", OPT_CUSTOM, 0,
+     NO_FIELD, 0, 0, NULL, opt_init},
+    {"--k0", "K", "frame index of the file's frame 0 (default 0)", OPT_COUNT, F(k0), NO_FIELD, 0,
+     (double)((size_t)1 << 40), "a non-negative integer", NULL},
+    {"--errors", "default|robust", "error bars: s^2 (J^T J)^-1 (default, independent\n"
+     "errors) or the cluster-robust sandwich over frames", OPT_CHOICE, F(errors), NO_FIELD, 0, 0,
+     "default|robust", NULL},
+    {"--profile", "NAMES", "profile-likelihood intervals (comma-separated names,\n"
+     "or 'physical' for all physical parameters)", OPT_CUSTOM, 0, NO_FIELD, 0, 0, NULL,
+     opt_profile},
+    {"--progress", NULL, "one line per iteration on stderr", OPT_FLAG, F(progress), NO_FIELD, 0, 0,
+     NULL, NULL},
+    {"--help", NULL, "this text", OPT_HELP, 0, NO_FIELD, 0, 0, NULL, NULL},
+};
+#define N_OPTIONS (sizeof options / sizeof options[0])
+
+#undef F
+#undef PHYS
+
+static const opt_def *find_option(const char *name)
+{
+    for (size_t k = 0; k < N_OPTIONS; k++)
+        if (!strcmp(name, options[k].name)) return &options[k];
+    return NULL;
+}
+
+/* Apply option o with value val (o takes a value). */
+static int apply_option(const opt_def *o, const char *val, fit_xpcs_args *a, char *err, size_t es)
+{
+    size_t z;
+    int k;
+    switch (o->kind) {
+    case OPT_NAME:
+        if (!*val) return usage_error(err, es, "%s needs %s", o->name, o->what);
+        *(const char **)field_of(a, o->field) = val;
+        break;
+    case OPT_RANGE:
+        if (parse_in_range(val, o->lo, o->hi, field_of(a, o->field)))
+            return range_error(err, es, o->name, o->what, o->lo, o->hi, val);
+        break;
+    case OPT_REAL:
+        if (parse_in_range(val, o->lo, o->hi, field_of(a, o->field)))
+            return usage_error(err, es, "%s must be %s, not '%.200s'", o->name, o->what, val);
+        break;
+    case OPT_COUNT:
+        if (parse_size(val, &z) || (double)z < o->lo || (double)z > o->hi)
+            return usage_error(err, es, "%s must be %s, not '%.200s'", o->name, o->what, val);
+        *(size_t *)field_of(a, o->field) = z;
+        break;
+    case OPT_CHOICE:
+        if ((k = choice_index(o->what, val)) < 0) return choice_error(o, val, err, es);
+        *(int *)field_of(a, o->field) = k;
+        break;
+    case OPT_CUSTOM:
+        return o->fn(o, val, a, err, es);
+    default:
+        return usage_error(err, es, "internal error: option %s", o->name);
+    }
+    if (o->have != NO_FIELD) *(int *)field_of(a, o->have) = 1;
+    return 0;
+}
+
+size_t fit_xpcs_usage(char *buf, size_t size)
+{
+    size_t n = 0;
+#define PUT(...)                                                                   \
+    do {                                                                           \
+        int w_ = snprintf(buf ? buf + (n < size ? n : size) : NULL,                \
+                          buf && n < size ? size - n : 0, __VA_ARGS__);            \
+        if (w_ > 0) n += (size_t)w_;                                               \
+    } while (0)
+    PUT("usage: fit_xpcs INPUT.h5 --gap ANGSTROM [OPTION]...   (static mode: no --gap)\n");
+    PUT("  options take --name VALUE or --name=VALUE\n");
+    for (size_t k = 0; k < N_OPTIONS; k++) {
+        const opt_def *o = &options[k];
+        char head[48];
+        snprintf(head, sizeof head, "%s%s%s", o->name, o->metavar ? " " : "",
+                 o->metavar ? o->metavar : "");
+        PUT("  %-22s", head);
+        if (strlen(head) > 22) PUT("\n  %-22s", "");
+        for (const char *h = o->help; *h;) {
+            const char *nl = strchr(h, '\n');
+            int len = nl ? (int)(nl - h) : (int)strlen(h);
+            PUT(" %.*s\n", len, h);
+            if (!nl) break;
+            PUT("  %-22s", "");
+            h = nl + 1;
+        }
+    }
+    PUT("  NAME: D0 alpha D_offset gamma_dot_0 beta gamma_dot_offset phi0\n");
+    PUT("  exit: 0 converged, 1 not converged, 2 bad usage or bad input\n");
+    PUT("  see docs/xpcs.md\n");
+#undef PUT
+    return n;
+}
+
+static void set_defaults(fit_xpcs_args *a)
+{
     memset(a, 0, sizeof *a);
     a->q = NAN;
     a->gap = NAN;
@@ -216,166 +459,54 @@ int fit_xpcs_parse_args(int argc, char **argv, fit_xpcs_args *a, char *err, size
     a->budget_mib = 256;
     a->checkpoint_every = 5;
     for (int k = 0; k < FIT_XPCS_N_PHYS; k++) a->init[k] = a->lower[k] = a->upper[k] = NAN;
-    if (argc < 0 || (argc > 0 && !argv)) return usage_error(err, err_size, "no arguments");
+}
 
+/* An argument that is not an option: the input file. */
+static int take_input(const char *arg, fit_xpcs_args *a, char *err, size_t es)
+{
+    if (arg[0] == '-' && arg[1] != '\0')
+        return usage_error(err, es, "unknown option '%.200s'", arg);
+    if (!*arg) return usage_error(err, es, "empty argument");
+    if (a->input)
+        return usage_error(err, es, "more than one input file ('%.200s', '%.200s')", a->input,
+                           arg);
+    a->input = arg;
+    return 0;
+}
+
+int fit_xpcs_parse_args(int argc, char **argv, fit_xpcs_args *a, char *err, size_t err_size)
+{
+    if (err && err_size > 0) err[0] = '\0';
+    if (!a) return usage_error(err, err_size, "internal error: no argument struct");
+    set_defaults(a);
+    if (argc < 0 || (argc > 0 && !argv)) return usage_error(err, err_size, "no arguments");
     for (int i = 1; i < argc; i++) {
         const char *arg = argv[i];
+        int rc;
         if (!arg) return usage_error(err, err_size, "missing argument %d", i);
         if (strncmp(arg, "--", 2) != 0 || strcmp(arg, "--") == 0) {
-            if (arg[0] == '-' && arg[1] != '\0')
-                return usage_error(err, err_size, "unknown option '%.200s'", arg);
-            if (!*arg) return usage_error(err, err_size, "empty argument");
-            if (a->input)
-                return usage_error(err, err_size, "more than one input file ('%.200s', '%.200s')",
-                                   a->input, arg);
-            a->input = arg;
+            if ((rc = take_input(arg, a, err, err_size))) return rc;
             continue;
         }
         char name[64];
-        const char *val = NULL;
         const char *eq = strchr(arg, '=');
-        size_t nl = eq ? (size_t)(eq - arg) : strlen(arg);
-        if (copy_prefix(name, sizeof name, arg, nl))
+        const char *val = eq ? eq + 1 : NULL;
+        if (copy_prefix(name, sizeof name, arg, eq ? (size_t)(eq - arg) : strlen(arg)))
             return usage_error(err, err_size, "unknown option '%.60s...'", arg);
-        if (eq) val = eq + 1;
-
-        /* flags without a value */
-        if (!strcmp(name, "--json") || !strcmp(name, "--include-diagonal") ||
-            !strcmp(name, "--progress") || !strcmp(name, "--help") ||
-            !strcmp(name, "--save-fit")) {
+        const opt_def *o = find_option(name);
+        if (!o) return usage_error(err, err_size, "unknown option '%s'", name);
+        if (!o->metavar) {   /* a flag */
             if (val) return usage_error(err, err_size, "option %s takes no value", name);
-            if (!strcmp(name, "--json")) a->json = 1;
-            else if (!strcmp(name, "--include-diagonal")) a->include_diagonal = 1;
-            else if (!strcmp(name, "--progress")) a->progress = 1;
-            else if (!strcmp(name, "--save-fit")) a->save_fit = 1;
-            else return FIT_XPCS_ARGS_HELP;
+            if (o->kind == OPT_HELP) return FIT_XPCS_ARGS_HELP;
+            *(int *)field_of(a, o->field) = 1;
             continue;
         }
-        static const char *const with_value[] = {
-            "--dt", "--gap", "--q", "--frames", "--mode", "--method", "--triangle",
-            "--threads", "--output", "--sigma", "--max-iter", "--memory-budget", "--init",
-            "--k0", "--checkpoint", "--checkpoint-every", "--resume", "--plot",
-            "--plot-angles", "--errors", "--profile", "--config"};
-        int known = 0;
-        for (size_t k = 0; k < sizeof with_value / sizeof with_value[0]; k++)
-            if (!strcmp(name, with_value[k])) known = 1;
-        if (!known) return usage_error(err, err_size, "unknown option '%s'", name);
         if (!val) {
             if (i + 1 >= argc || !argv[i + 1])
                 return usage_error(err, err_size, "option %s needs a value", name);
             val = argv[++i];
         }
-
-        if (!strcmp(name, "--config")) {
-            if (!*val) return usage_error(err, err_size, "--config needs a YAML file name");
-            a->config = val;
-        } else if (!strcmp(name, "--dt")) {
-            if (parse_in_range(val, NLSQ_XPCS_DT_MIN, NLSQ_XPCS_DT_MAX, &a->dt))
-                return range_error(err, err_size, name, "seconds", NLSQ_XPCS_DT_MIN,
-                                   NLSQ_XPCS_DT_MAX, val);
-            a->have_dt = 1;
-        } else if (!strcmp(name, "--gap")) {
-            if (parse_in_range(val, NLSQ_XPCS_GAP_MIN, NLSQ_XPCS_GAP_MAX, &a->gap))
-                return range_error(err, err_size, name, "Angstrom", NLSQ_XPCS_GAP_MIN,
-                                   NLSQ_XPCS_GAP_MAX, val);
-            a->have_gap = 1;
-        } else if (!strcmp(name, "--q") && !strcmp(val, "all")) {
-            a->q_all = 1;
-            a->q = NAN;
-        } else if (!strcmp(name, "--q")) {
-            a->q_all = 0;
-            if (parse_in_range(val, NLSQ_XPCS_Q_MIN, NLSQ_XPCS_Q_MAX, &a->q))
-                return range_error(err, err_size, name, "1/Angstrom (or all)", NLSQ_XPCS_Q_MIN,
-                                   NLSQ_XPCS_Q_MAX, val);
-        } else if (!strcmp(name, "--frames")) {
-            const char *colon = strchr(val, ':');
-            char first[32];
-            if (!colon || copy_prefix(first, sizeof first, val, (size_t)(colon - val)))
-                return usage_error(err, err_size,
-                                   "--frames must be FIRST:LAST (inclusive), not '%.200s'", val);
-            if (parse_size(first, &a->first))
-                return usage_error(err, err_size, "--frames: bad first frame in '%.200s'", val);
-            if (colon[1] == '\0') a->last = SIZE_MAX;
-            else if (parse_size(colon + 1, &a->last) || a->last == SIZE_MAX)
-                return usage_error(err, err_size, "--frames: bad last frame in '%.200s'", val);
-            if (a->last < a->first)
-                return usage_error(err, err_size,
-                                   "--frames: last frame before the first in '%.200s'", val);
-            a->have_frames = 1;
-        } else if (!strcmp(name, "--mode")) {
-            a->have_mode = 1;
-            if (!strcmp(val, "laminar")) a->mode = 0;
-            else if (!strcmp(val, "static")) a->mode = 1;
-            else return usage_error(err, err_size,
-                                    "--mode must be laminar or static, not '%.200s'", val);
-        } else if (!strcmp(name, "--method")) {
-            if (!strcmp(val, "lm")) a->method = "lm";
-            else if (!strcmp(val, "adam")) a->method = "adam";
-            else if (!strcmp(val, "hybrid")) a->method = "hybrid";
-            else return usage_error(err, err_size,
-                                    "--method must be lm, adam or hybrid, not '%.200s'", val);
-        } else if (!strcmp(name, "--triangle")) {
-            if (!strcmp(val, "upper")) a->triangle = 0;
-            else if (!strcmp(val, "full")) a->triangle = 1;
-            else return usage_error(err, err_size,
-                                    "--triangle must be upper or full, not '%.200s'", val);
-        } else if (!strcmp(name, "--threads")) {
-            size_t t;
-            if (parse_size(val, &t) || t > NLSQ_MAX_THREADS)   /* the library's limit */
-                return usage_error(err, err_size,
-                                   "--threads must be an integer 0..%d (0 = all cores), not '%.200s'",
-                                   NLSQ_MAX_THREADS, val);
-            a->n_threads = (int)t;
-        } else if (!strcmp(name, "--output")) {
-            if (!*val) return usage_error(err, err_size, "--output needs a file name");
-            a->output = val;
-        } else if (!strcmp(name, "--sigma")) {
-            if (parse_in_range(val, NLSQ_XPCS_SIGMA_MIN, NLSQ_XPCS_SIGMA_MAX, &a->sigma))
-                return range_error(err, err_size, name, "(data units)", NLSQ_XPCS_SIGMA_MIN,
-                                   NLSQ_XPCS_SIGMA_MAX, val);
-        } else if (!strcmp(name, "--max-iter")) {
-            if (parse_size(val, &a->max_iter) || a->max_iter == 0 || a->max_iter > 100000000)
-                return usage_error(err, err_size,
-                                   "--max-iter must be a positive integer, not '%.200s'", val);
-        } else if (!strcmp(name, "--memory-budget")) {
-            if (parse_double(val, &a->budget_mib) || a->budget_mib < 0 || a->budget_mib > 1e9)
-                return usage_error(err, err_size,
-                                   "--memory-budget must be a number of MiB >= 0, not '%.200s'", val);
-        } else if (!strcmp(name, "--k0")) {
-            if (parse_size(val, &a->k0) || a->k0 > ((size_t)1 << 40))
-                return usage_error(err, err_size,
-                                   "--k0 must be a non-negative integer, not '%.200s'", val);
-        } else if (!strcmp(name, "--init")) {
-            const char *e2 = strchr(val, '=');
-            char pname[64];
-            if (!e2 || copy_prefix(pname, sizeof pname, val, (size_t)(e2 - val)))
-                return usage_error(err, err_size, "--init must be NAME=VALUE, not '%.200s'", val);
-            int k = fit_xpcs_param_index(pname);
-            if (k < 0) return usage_error(err, err_size, "--init: unknown parameter '%s'", pname);
-            if (parse_double(e2 + 1, &a->init[k]))
-                return usage_error(err, err_size, "--init %s: bad value '%.200s'", pname, e2 + 1);
-        } else if (!strcmp(name, "--checkpoint")) {
-            if (!*val) return usage_error(err, err_size, "--checkpoint needs a file name");
-            a->checkpoint = val;
-        } else if (!strcmp(name, "--checkpoint-every")) {
-            if (parse_size(val, &a->checkpoint_every) || a->checkpoint_every == 0 ||
-                a->checkpoint_every > 100000000)
-                return usage_error(err, err_size,
-                                   "--checkpoint-every must be a positive integer, not '%.200s'", val);
-            a->have_checkpoint_every = 1;
-        } else if (!strcmp(name, "--resume")) {
-            if (!*val) return usage_error(err, err_size, "--resume needs a file name");
-            a->resume = val;
-        } else if (!strcmp(name, "--plot")) {
-            if (!*val) return usage_error(err, err_size, "--plot needs a file name prefix");
-            a->plot = val;
-        } else if (!strcmp(name, "--plot-angles")) {
-            int rc = parse_plot_angles(val, a, err, err_size);
-            if (rc) return rc;
-        } else {
-            int rc = parse_uncertainty_option(name, val, a, err, err_size);
-            if (rc) return rc;
-        }
+        if ((rc = apply_option(o, val, a, err, err_size))) return rc;
     }
     /* with --config the file fills what the command line left out first */
     return a->config ? FIT_XPCS_ARGS_OK : fit_xpcs_args_check(a, err, err_size);

@@ -2,6 +2,9 @@
  * fit_xpcs_args.h - command-line parsing of fit_xpcs, split out of the
  * command so that it can be tested and fuzzed on its own.
  *
+ * Every option is listed once, in the table of fit_xpcs_args.c: its value,
+ * its help line and what it sets; the parser and the --help text read it.
+ *
  * fit_xpcs_parse_args() is pure: it does not print, exit, allocate or keep
  * any state; `out` holds pointers into argv (which must outlive it) and
  * fixed-size arrays.  fit_xpcs_args_free() exists for symmetry and future
@@ -11,7 +14,7 @@
  * Return value:
  *   FIT_XPCS_ARGS_OK    (0) parsed; *out is complete and consistent
  *   FIT_XPCS_ARGS_HELP  (1) --help was given (before any error): the caller
- *                           prints fit_xpcs_usage_text() and exits 0
+ *                           prints fit_xpcs_usage() and exits 0
  *   FIT_XPCS_ARGS_USAGE (2) bad command line: err holds one line (no newline,
  *                           control characters replaced by '?', ends with
  *                           " (try --help)"), truncated to err_size - 1.
@@ -89,8 +92,11 @@ int fit_xpcs_parse_args(int argc, char **argv, fit_xpcs_args *out, char *err, si
 int fit_xpcs_args_check(fit_xpcs_args *a, char *err, size_t err_size);
 void fit_xpcs_args_free(fit_xpcs_args *a);
 
-/** The --help text (several lines, ends with a newline). */
-const char *fit_xpcs_usage_text(void);
+/** The --help text (several lines, ends with a newline), generated from the
+ *  option table of fit_xpcs_args.c, written into buf like snprintf: at most
+ *  size bytes with the NUL; returns the full length (buf may be NULL with
+ *  size 0 to learn it). */
+size_t fit_xpcs_usage(char *buf, size_t size);
 
 /** Index of a physical parameter name (D0 alpha D_offset gamma_dot_0 beta
  *  gamma_dot_offset phi0), or -1. */
