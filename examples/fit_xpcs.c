@@ -10,9 +10,13 @@
  *            [--sigma S] [--max-iter N] [--memory-budget MIB] [--include-diagonal]
  *            [--init NAME=VALUE]... [--k0 K] [--progress] [--help]
  *
- * The command line is parsed by fit_xpcs_args.c (pure; fuzzed on its own);
- * the table, JSON and HDF5 result file are written by xpcs_output.c, the PNG
- * figures by xpcs_plot.c.  docs/xpcs.md documents every option, the JSON
+ * The command runs in stages: parse (fit_xpcs_args.c, pure; fuzzed on its
+ * own), open (the input, the frame time), then per selected q: check, build
+ * (model, bounds, start point), solve, statistics, report (the table, JSON
+ * and HDF5 result file by xpcs_output.c, the PNG figures by xpcs_plot.c).
+ * What differs over MPI ranks is one struct of hooks, fit_xpcs_backend.h
+ * (fit_xpcs_backend_serial.c or _mpi.c, linked in); main() is
+ * fit_xpcs_main.c.  No global state: every stage gets the call's streams.  docs/xpcs.md documents every option, the JSON
  * keys, the result file layout and the figures.
  *
  * Options take "--name value" or "--name=value".  --frames FIRST:LAST is
@@ -28,8 +32,7 @@
  * --checkpoint-every iterations (5); --resume FILE continues a killed fit
  * (same input and options) and ends bitwise where the uninterrupted fit
  * would have; it keeps checkpointing to FILE unless --checkpoint names
- * another.  The environment variable FIT_XPCS_TEST_ITER_DELAY_MS (a test
- * hook) sleeps that long after every iteration.
+ * another.
  *
  * Statistics.  Non-finite data entries are excluded by the model (zero
  * residual and Jacobian row) but are still rows of the problem, so the
@@ -54,9 +57,7 @@
 #include "nlsq.h"
 #include "nlsq_xpcs.h"
 #include "fit_xpcs_args.h"
-#ifdef FIT_XPCS_MPI   /* fit_xpcs_mpi: the same command over MPI ranks, docs/mpi.md */
-#include "nlsq_mpi.h"
-#endif
+#include "fit_xpcs_backend.h"
 #include "xpcs_output.h"
 #include "xpcs_plot.h"
 #include "xpcs_uncertainty.h"
@@ -82,42 +83,32 @@
 #define EXIT_NOT_CONVERGED 1
 #define EXIT_BAD_INPUT 2
 
-/* Where the one-line messages go: stderr for the command, the caller's
- * stream for fit_xpcs_main's other callers (fit_xpcs_embed.c, which runs one
- * call at a time). */
-static FILE *msg_stream;
+/* One call of the command: where its output goes and its backend. */
+typedef struct fit_run {
+    FILE *out;                      /* results (table or JSON) */
+    FILE *msgs;                     /* the one-line messages */
+    const fit_xpcs_backend *be;
+} fit_run;
 
-/* One line on stderr, "fit_xpcs: " + the message + tail: control characters
+/* One line on msgs, "fit_xpcs: " + the message + tail: control characters
  * (from file names, argv or library messages) are replaced by '?' so that
- * the message stays one line. */
-static void one_line(const char *tail, const char *fmt, va_list ap)
+ * the message stays one line.  Returns EXIT_BAD_INPUT. */
+static int fail(const fit_run *run, const char *tail, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int fail(const fit_run *run, const char *tail, const char *fmt, ...)
 {
     char buf[2048];
+    va_list ap;
+    va_start(ap, fmt);
     vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
     for (char *c = buf; *c; c++)
         if ((unsigned char)*c < 0x20 || *c == 0x7f) *c = '?';
-    fprintf(msg_stream ? msg_stream : stderr, "fit_xpcs: %s%s\n", buf, tail);
-}
-
-static int bad_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int bad_usage(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    one_line(" (try --help)", fmt, ap);
-    va_end(ap);
+    fprintf(run->msgs, "fit_xpcs: %s%s\n", buf, tail);
     return EXIT_BAD_INPUT;
 }
-
-static int bad_input(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int bad_input(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    one_line("", fmt, ap);
-    va_end(ap);
-    return EXIT_BAD_INPUT;
-}
+#define bad_input(run, ...) fail(run, "", __VA_ARGS__)
+#define bad_usage(run, ...) fail(run, " (try --help)", __VA_ARGS__)
 
 static double now_s(void)
 {
@@ -129,26 +120,20 @@ static double now_s(void)
 typedef struct progress_ctx {
     int print;          /* 1: a line per iteration (--progress); 2: one line kept
                            up to date (stderr is a terminal) */
-    long delay_ms;      /* test hook: FIT_XPCS_TEST_ITER_DELAY_MS */
     int shown;          /* a terminal line is on screen */
 } progress_ctx;
 
 static int progress_cb(void *ctx, const nlsq_progress_info *info)
 {
     progress_ctx *pc = ctx;
-    if (pc->print)
-        fprintf(stderr, "%sfit_xpcs: %s %4zu  cost %.10e  |g| %.3e  %s %.3e  %.2f s%s",
-                pc->print == 2 ? "\r" : "",
-                info->phase == NLSQ_PHASE_ADAM ? "epoch" : "iter ", info->iteration,
-                info->cost, info->grad_norm, info->phase == NLSQ_PHASE_ADAM ? "lr" : "lambda",
-                info->lambda, info->elapsed, pc->print == 2 ? "" : "\n");
+    fprintf(stderr, "%sfit_xpcs: %s %4zu  cost %.10e  |g| %.3e  %s %.3e  %.2f s%s",
+            pc->print == 2 ? "\r" : "", info->phase == NLSQ_PHASE_ADAM ? "epoch" : "iter ",
+            info->iteration, info->cost, info->grad_norm,
+            info->phase == NLSQ_PHASE_ADAM ? "lr" : "lambda", info->lambda, info->elapsed,
+            pc->print == 2 ? "" : "\n");
     if (pc->print == 2) {
         fflush(stderr);
         pc->shown = 1;
-    }
-    if (pc->delay_ms > 0) {
-        struct timespec ts = {pc->delay_ms / 1000, (pc->delay_ms % 1000) * 1000000L};
-        nanosleep(&ts, NULL);
     }
     return 0;
 }
@@ -210,415 +195,12 @@ static int read_truth(nlsq_xpcs_file *f, const nlsq_xpcs_selection *sel, double 
     return ok;
 }
 
-/* The frame time: the file's (docs/xpcs.md, "Input files"), or --dt.  When
- * both exist and differ by more than 1e-6 relative, --dt is used and one
- * warning line is printed.  source gets where dt came from.  0, or
- * EXIT_BAD_INPUT (message printed) when neither exists. */
-static int resolve_dt(const fit_xpcs_args *a, nlsq_xpcs_file *f, double *dt, char *source,
-                      size_t size)
-{
-    double fdt = NAN;
-    char fsrc[384];
-    int have_file = nlsq_xpcs_file_dt(f, &fdt, fsrc, sizeof fsrc) == 0;
-    if (!a->have_dt && !have_file)
-        return bad_input("%s: no frame time: %s; give --dt SECONDS", a->input, fsrc);
-    if (!a->have_dt) {
-        *dt = fdt;
-        snprintf(source, size, "%s", fsrc);
-        return 0;
-    }
-    *dt = a->dt;
-    if (have_file && fabs(a->dt - fdt) > 1e-6 * fabs(fdt)) {
-        fprintf(stderr, "fit_xpcs: warning: --dt %.10g differs from the file's dt %.10g; "
-                "using --dt\n", a->dt, fdt);
-        snprintf(source, size, "--dt (the file's %.17g differs)", fdt);
-    } else {
-        snprintf(source, size, have_file ? "--dt (equal to the file's)" : "--dt");
-    }
-    return 0;
-}
-
-/* ------------------------------------------------------------------------ */
-
-/* The results are output too: a failed write is not success.  stdout is
- * closed (safe_io.c); another stream is flushed and left to its owner. */
-static int close_output(FILE *out, char *err, size_t es)
-{
-    if (out == stdout) return safe_close_stdout(err, es);
-    if (fflush(out) == 0 && !ferror(out)) return 0;
-    snprintf(err, es, "cannot write the results");
-    return -1;
-}
-
-/* Bounds of --config (parameter_space.bounds, held parameters) over the
- * model's defaults lo/hi, set on the model.  0, or EXIT_BAD_INPUT (printed). */
-static int apply_bounds(const fit_xpcs_args *a, nlsq_xpcs_model *m, size_t np, double *lo,
-                        double *hi)
-{
-    for (size_t k = 0; k < np; k++) {
-        if (!isnan(a->lower[k])) lo[k] = a->lower[k];
-        if (!isnan(a->upper[k])) hi[k] = a->upper[k];
-        if (lo[k] > hi[k])
-            return bad_input("%s: bounds of %s: min %g > max %g", a->config ? a->config : "",
-                             nlsq_xpcs_param_name(k), lo[k], hi[k]);
-    }
-    return nlsq_xpcs_model_set_bounds(m, lo, hi) == 0 ? 0 : bad_input("cannot set the bounds");
-}
-
 /* Is phi (degrees) inside [lo, hi], modulo 360? */
 static int phi_in_range(double phi, double lo, double hi)
 {
     double d = fmod(phi - lo, 360.0);
     if (d < 0) d += 360.0;
     return hi - lo >= 360.0 || d <= hi - lo;
-}
-
-/* Select q (nearest q_request) and, with phi ranges (--config
- * phi_filtering), keep only the angles inside one.  0, or EXIT_BAD_INPUT
- * (printed; sel freed). */
-static int select_q(const fit_xpcs_args *a, nlsq_xpcs_file *f, double q_request,
-                    nlsq_xpcs_selection *sel)
-{
-    char err[512] = "";
-    int rc = nlsq_xpcs_select(f, q_request, a->first, a->last, sel, err, sizeof err);
-    if (rc != 0) return bad_input("%s", err[0] ? err : nlsq_xpcs_status_string(rc));
-    if (!a->n_phi_ranges) return 0;
-    size_t w = 0;
-    for (size_t i = 0; i < sel->n_angles; i++) {
-        int keep = 0;
-        for (size_t r = 0; r < a->n_phi_ranges && !keep; r++)
-            keep = phi_in_range(sel->phi[i], a->phi_ranges[r][0], a->phi_ranges[r][1]);
-        if (keep) {
-            sel->phi[w] = sel->phi[i];
-            sel->matrix[w++] = sel->matrix[i];
-        }
-    }
-    sel->n_angles = w;
-    if (w > 0) return 0;
-    double q = sel->q;
-    nlsq_xpcs_selection_free(sel);
-    return bad_input("%s: no angle of q = %g lies in phi_filtering.target_ranges of %s", a->input,
-                     q, a->config);
-}
-
-/* What a fit of one selection needs besides the selection. */
-typedef struct fit_job {
-    fit_xpcs_args *a;
-    nlsq_xpcs_file *f;
-    FILE *out;
-    double dt;                  /* resolve_dt */
-    const char *dt_source;
-    xpcs_result_file *rf;       /* --q all: the result file (group per q; NULL: --output alone) */
-    const char *group;          /* its group for this q */
-} fit_job;
-
-/* Fit one selection (one q, all its angles) and report it: the table or
- * the JSON object on out, the result file, the figures.  Returns the exit
- * code of this fit (one line on stderr for exit 2). */
-static int fit_selection(const fit_job *job, const nlsq_xpcs_selection *sel)
-{
-    fit_xpcs_args *a = job->a;
-    nlsq_xpcs_file *f = job->f;
-    FILE *out = job->out;
-    char err[512] = "", perr[512];
-    int rc;
-    if (!(sel->q >= NLSQ_XPCS_Q_MIN && sel->q <= NLSQ_XPCS_Q_MAX))   /* a value from the file */
-        return bad_input("%s: the file's q list gives q = %g 1/A, outside [%g, %g]", a->input,
-                         sel->q, NLSQ_XPCS_Q_MIN, NLSQ_XPCS_Q_MAX);
-    for (size_t k = 0; k < a->n_plot_angles; k++)
-        if (a->plot_angles[k] >= sel->n_angles) {
-            size_t bad = a->plot_angles[k], na = sel->n_angles;
-            return bad_usage("--plot-angles: angle %zu does not exist (q = %g has %zu angles: 0..%zu)",
-                             bad, sel->q, na, na ? na - 1 : 0);
-        }
-
-    size_t plot_def[3], n_plot = a->n_plot_angles;
-    const size_t *plot_angles = a->plot_angles;
-    if (a->plot && !n_plot) {
-        n_plot = xpcs_plot_default_angles(sel->n_angles, plot_def);
-        plot_angles = plot_def;
-    }
-    if (fit_xpcs_check_plot_files(a, plot_angles, n_plot, perr, sizeof perr) != 0)
-        return bad_input("%s", perr);
-
-    if (nlsq_xpcs_check_data(f, sel, err, sizeof err) != 0) return bad_input("%s", err);
-
-    nlsq_xpcs_source src;
-    nlsq_xpcs_model *m = NULL;
-    double *x = NULL, *cov = NULL, *errs = NULL, *truth_con = NULL, *truth_off = NULL;
-    unsigned *flags = NULL;
-    nlsq_interval *intervals = NULL;
-    char *fingerprint = NULL;
-    int exit_code = EXIT_BAD_INPUT;
-    size_t P = sel->n_angles, N = sel->last_frame - sel->first_frame + 1;
-
-    rc = nlsq_xpcs_file_source(f, sel, &src);
-    if (rc != 0) {
-        bad_input("%s: cannot read the selected matrices (%s)", a->input, nlsq_xpcs_status_string(rc));
-        goto done;
-    }
-    nlsq_xpcs_config cfg;
-    nlsq_xpcs_config_init(&cfg);
-    cfg.mode = a->mode;
-    cfg.triangle = a->triangle;
-    cfg.include_diagonal = a->include_diagonal;
-    cfg.q = sel->q;
-    cfg.gap = a->have_gap ? a->gap : NAN;
-    cfg.dt = job->dt;
-    cfg.k0 = a->k0 + sel->first_frame;
-    cfg.sigma = a->sigma;
-    cfg.memory_budget = (size_t)(a->budget_mib * 1048576.0);
-#ifdef FIT_XPCS_MPI
-    nlsq_mpi_cli_xpcs_config(&cfg);    /* several ranks: stream, each reads its own rows */
-#endif
-    rc = nlsq_xpcs_model_create(&src, &cfg, &m, err, sizeof err);
-    if (rc != 0) {
-        bad_input("%s: %s", a->input, err[0] ? err : nlsq_xpcs_status_string(rc));
-        goto done;
-    }
-
-    size_t p = nlsq_xpcs_model_n_params(m), np = a->mode == NLSQ_XPCS_STATIC ? 3 : 7;
-    x = malloc(sizeof(double) * p);
-    cov = malloc(sizeof(double) * p * p);
-    errs = malloc(sizeof(double) * p);
-    truth_con = malloc(sizeof(double) * P);
-    truth_off = malloc(sizeof(double) * P);
-    flags = calloc(p, sizeof(unsigned));
-    if (!x || !cov || !errs || !truth_con || !truth_off || !flags) {
-        bad_input("out of memory (%zu parameters)", p);
-        goto done;
-    }
-    {
-        double *lo = malloc(sizeof(double) * p), *hi = malloc(sizeof(double) * p);
-        if (!lo || !hi) {
-            free(lo);
-            free(hi);
-            bad_input("out of memory (%zu parameters)", p);
-            goto done;
-        }
-        nlsq_xpcs_default_bounds(m, lo, hi);
-        if (apply_bounds(a, m, np, lo, hi) != 0) {
-            free(lo);
-            free(hi);
-            goto done;
-        }
-        int oob = -1;
-        for (size_t k = 0; k < np; k++)
-            if (!isnan(a->init[k]) && (a->init[k] < lo[k] || a->init[k] > hi[k])) oob = (int)k;
-        if (oob >= 0) {
-            bad_usage("--init %s=%g is outside the bounds [%g, %g]", nlsq_xpcs_param_name((size_t)oob),
-                      a->init[oob], lo[oob], hi[oob]);
-            free(lo);
-            free(hi);
-            goto done;
-        }
-        free(lo);
-        free(hi);
-    }
-#ifdef FIT_XPCS_MPI
-    rc = nlsq_mpi_cli_xpcs_initial_guess(m, &cfg, a->init, x);   /* from each rank's rows */
-#else
-    rc = nlsq_xpcs_initial_guess(m, a->init, x);
-#endif
-    if (rc != 0) {
-        const char *le = nlsq_xpcs_model_last_error(m);
-        bad_input("%s: initial guess failed: %s", a->input, le[0] ? le : nlsq_xpcs_status_string(rc));
-        goto done;
-    }
-
-    nlsq_problem pb;
-    nlsq_xpcs_model_problem(m, &pb);
-    nlsq_options opt;
-    nlsq_options_init(&opt);
-    opt.n_threads = a->n_threads;
-    if (a->max_iter) opt.max_iter = a->max_iter;
-#ifdef FIT_XPCS_MPI
-    nlsq_mpi_cli_options(&opt);        /* this rank's rows, reduce over MPI_COMM_WORLD */
-#endif
-    /* progress: with --progress, a line per iteration; else, when stderr is
-     * a terminal, one line kept up to date (and ended after the fit) */
-    progress_ctx pctx = {a->progress ? 1 : (msg_stream == stderr && isatty(STDERR_FILENO) ? 2 : 0), 0, 0};
-    {
-        const char *d = getenv("FIT_XPCS_TEST_ITER_DELAY_MS");
-        if (d && *d) pctx.delay_ms = strtol(d, NULL, 10);
-        if (pctx.delay_ms < 0 || pctx.delay_ms > 10000) pctx.delay_ms = 0;
-    }
-    if (pctx.print || pctx.delay_ms > 0) {
-        opt.progress = progress_cb;
-        opt.progress_ctx = &pctx;
-    }
-    /* Checkpoints: --checkpoint FILE, or keep saving to the --resume file so
-     * that a resumed fit killed again can be resumed again. */
-    const char *ckpt = a->checkpoint ? a->checkpoint : a->resume;
-    if (ckpt) {
-        opt.checkpoint_path = ckpt;
-        opt.checkpoint_every = a->checkpoint_every;
-        /* bound to this data and these settings (fit_xpcs_fingerprint.h) */
-        fingerprint = fit_xpcs_fingerprint(a, f, sel, &cfg, &pb, err, sizeof err);
-        if (!fingerprint) {
-            bad_input("%s: %s", a->input, err);
-            goto done;
-        }
-        if (a->resume && fit_xpcs_fingerprint_check(a->resume, fingerprint, err, sizeof err)) {
-            bad_input("%s", err);
-            goto done;
-        }
-        opt.checkpoint_tag = fingerprint;
-        opt.checkpoint_tag_size = strlen(fingerprint);
-    }
-
-    nlsq_result res;
-    memset(&res, 0, sizeof res);
-    for (size_t k = 0; k < p * p; k++) cov[k] = NAN;
-    res.covariance = cov;
-    double t0 = now_s();
-    int status;
-    if (a->resume) status = nlsq_resume(&pb, &opt, a->resume, x, &res);
-    else if (!strcmp(a->method, "adam")) status = nlsq_adam(&pb, &opt, x, &res);
-    else if (!strcmp(a->method, "hybrid")) status = nlsq_hybrid(&pb, &opt, x, &res);
-    else status = nlsq_lm(&pb, &opt, x, &res);
-    if (pctx.shown) fputc('\n', stderr);
-    int have_cov = 0;
-    if (status >= 0 || status == NLSQ_STALLED) {
-        /* nlsq_lm / nlsq_hybrid fill the covariance; Adam does not */
-        int filled = 0;
-        for (size_t k = 0; k < p && !filled; k++)
-            if (!isnan(cov[k * p + k])) filled = 1;
-        if (!filled) {
-            nlsq_result cres;
-            memset(&cres, 0, sizeof cres);
-            filled = nlsq_covariance(&pb, &opt, x, cov, &cres) >= 0;
-        }
-        have_cov = filled;
-    }
-    double seconds = now_s() - t0;
-
-    const char *le = nlsq_xpcs_model_last_error(m);
-    if (status == NLSQ_ECALLBACK && le[0]) {
-        bad_input("%s", le);
-        goto done;
-    }
-    if (a->resume && (status == NLSQ_EIO || status == NLSQ_ECHECKPOINT)) {
-        bad_input("--resume %s: %s (give the same input and options as the interrupted fit)",
-                  a->resume, res.message[0] ? res.message : nlsq_status_string(status));
-        goto done;
-    }
-    if (status == NLSQ_EIO && ckpt) {
-        bad_input("--checkpoint %s: %s", ckpt,
-                  res.message[0] ? res.message : nlsq_status_string(status));
-        goto done;
-    }
-
-    if (status == NLSQ_EINVAL) {   /* the problem the input and options make is invalid */
-        bad_input("%s: %s", a->input, res.message[0] ? res.message : nlsq_status_string(status));
-        goto done;
-    }
-    size_t m_rows = nlsq_xpcs_model_n_rows(m), n_excl = nlsq_xpcs_model_n_excluded(m);
-#ifdef FIT_XPCS_MPI
-    n_excl = nlsq_mpi_cli_xpcs_n_excluded(m);   /* over all ranks */
-#endif
-    /* fixed parameters (lower == upper) are not parameters of the fit */
-    size_t p_free = p - res.n_fixed;
-    double dof = (double)m_rows - (double)n_excl - (double)p_free;
-    if (dof < 0) {   /* fewer usable data than free parameters: bad input, not "not converged" */
-        bad_input("%s: only %zu usable data points (%zu, of which %zu not finite) for %zu free "
-                  "parameters", a->input, m_rows - n_excl, m_rows, n_excl, p_free);
-        goto done;
-    }
-    /* The solver scaled by 2 cost / (m - p_free); rescale to 2 cost / dof. */
-    double cscale = ((double)m_rows - (double)p_free) / dof;
-    if (have_cov && dof > 0)
-        for (size_t k = 0; k < p * p; k++) cov[k] *= cscale;
-    if (have_cov && dof > 0 && a->errors == FIT_XPCS_ERRORS_ROBUST &&
-        xpcs_robust_covariance(m, &pb, &opt, x, cov, err, sizeof err) != 0) {
-        bad_input("%s: %s", a->input, err);
-        goto done;
-    }
-    for (size_t k = 0; k < p; k++) {
-        double v = have_cov && dof > 0 ? cov[k * p + k] : NAN;
-        errs[k] = (isfinite(v) && v >= 0) ? sqrt(v) : NAN;
-    }
-
-    if (have_cov && dof > 0 && xpcs_flags_and_warning(&pb, x, cov, flags, np, p) < 0) {
-        bad_input("out of memory (%zu parameters)", p);
-        goto done;
-    }
-
-    if (a->profile_mask && status > 0) {
-        intervals = calloc(p, sizeof *intervals);
-        if (!intervals) {
-            bad_input("out of memory (%zu parameters)", p);
-            goto done;
-        }
-        if (xpcs_profiles(&pb, &opt, x, a->profile_mask, np, intervals, err, sizeof err) != 0) {
-            bad_input("%s: %s", a->input, err);
-            goto done;
-        }
-    }
-
-    xpcs_report r;
-    memset(&r, 0, sizeof r);
-    r.flags = have_cov && dof > 0 ? flags : NULL;
-    r.intervals = intervals;
-    r.args = a;
-    r.file = f;
-    r.sel = sel;
-    r.cfg = &cfg;
-    r.dt_source = job->dt_source;
-    r.p = p;
-    r.np = np;
-    r.P = P;
-    r.N = N;
-    r.x = x;
-    r.err = errs;
-    r.cov = have_cov && dof > 0 ? cov : NULL;
-    r.status = status;
-    r.message = res.message[0] ? res.message : nlsq_status_string(status);
-    r.cost = res.cost;
-    r.reduced_chi2 = dof > 0 ? 2.0 * res.cost / dof : NAN;
-    r.dof = dof;
-    r.seconds = seconds;
-    r.n_rows = m_rows;
-    r.n_excluded = n_excl;
-    r.iterations = res.iterations;
-    r.n_eval = res.n_eval;
-    r.n_jac = res.n_jac;
-    r.n_phases = res.n_phases;
-    memcpy(r.phases, res.phases, sizeof r.phases);
-    int truth = read_truth(f, sel, r.truth_phys, truth_con, truth_off);
-    r.have_truth = truth != 0;
-    r.truth_contrast = truth == 1 ? truth_con : NULL;
-    r.truth_offset = truth == 1 ? truth_off : NULL;
-
-    if (a->json && job->rf) xpcs_print_json_object(out, &r);   /* an element of the array */
-    else if (a->json) xpcs_print_json(out, &r);
-    else xpcs_print_table(out, &r);
-    exit_code = status > 0 ? EXIT_CONVERGED : EXIT_NOT_CONVERGED;
-    if (job->rf && xpcs_result_add(job->rf, job->group, &r, a->save_fit, err, sizeof err) != 0) {
-        exit_code = bad_input("%s", err);
-        goto done;
-    }
-    if (!job->rf && a->output &&
-        xpcs_write_result(a->output, &r, a->save_fit, err, sizeof err) != 0) {
-        exit_code = bad_input("%s", err);
-        goto done;
-    }
-    if (a->plot && xpcs_plot(a->plot, &r, plot_angles, n_plot, err, sizeof err) != 0) {
-        exit_code = bad_input("%s", err);
-        goto done;
-    }
-
-done:
-    free(fingerprint);
-    free(intervals);
-    free(flags);
-    free(x);
-    free(cov);
-    free(errs);
-    free(truth_con);
-    free(truth_off);
-    nlsq_xpcs_model_free(m);
-    return exit_code;
 }
 
 static int dbl_cmp(const void *x, const void *y)
@@ -642,6 +224,470 @@ static double *distinct_q(const nlsq_xpcs_file *f, size_t *nq)
     return q;
 }
 
+/* ------------------------------------------------------------------------ */
+/* Stage "open": the input file, its frames and frame time                   */
+/* ------------------------------------------------------------------------ */
+
+/* What a fit of one selection needs besides the selection. */
+typedef struct fit_job {
+    const fit_run *run;
+    fit_xpcs_args *a;
+    nlsq_xpcs_file *f;
+    double dt;                  /* resolve_dt */
+    char dt_source[512];
+    xpcs_result_file *rf;       /* --q all: the result file (group per q; NULL: --output alone) */
+    const char *group;          /* its group for this q */
+} fit_job;
+
+/* The frame time: the file's (docs/xpcs.md, "Input files"), or --dt.  When
+ * both exist and differ by more than 1e-6 relative, --dt is used and one
+ * warning line is printed.  job->dt_source gets where dt came from.  0, or
+ * EXIT_BAD_INPUT (message printed) when neither exists. */
+static int resolve_dt(fit_job *job)
+{
+    const fit_xpcs_args *a = job->a;
+    double fdt = NAN;
+    char fsrc[384];
+    int have_file = nlsq_xpcs_file_dt(job->f, &fdt, fsrc, sizeof fsrc) == 0;
+    if (!a->have_dt && !have_file)
+        return bad_input(job->run, "%s: no frame time: %s; give --dt SECONDS", a->input, fsrc);
+    if (!a->have_dt) {
+        job->dt = fdt;
+        snprintf(job->dt_source, sizeof job->dt_source, "%s", fsrc);
+        return 0;
+    }
+    job->dt = a->dt;
+    if (have_file && fabs(a->dt - fdt) > 1e-6 * fabs(fdt)) {
+        fprintf(stderr, "fit_xpcs: warning: --dt %.10g differs from the file's dt %.10g; "
+                "using --dt\n", a->dt, fdt);
+        snprintf(job->dt_source, sizeof job->dt_source, "--dt (the file's %.17g differs)", fdt);
+    } else {
+        snprintf(job->dt_source, sizeof job->dt_source,
+                 have_file ? "--dt (equal to the file's)" : "--dt");
+    }
+    return 0;
+}
+
+/* --resume: the checkpoint exists and is of --method.  0 or EXIT_BAD_INPUT. */
+static int check_resume(const fit_run *run, const fit_xpcs_args *a)
+{
+    static const char *const solver_names[4] = {"", "lm", "adam", "hybrid"};
+    char perr[512];
+    FILE *probe = safe_open_input("--resume", a->resume, perr, sizeof perr);
+    if (!probe) return bad_input(run, "%s", perr);
+    fclose(probe);
+    int sv = checkpoint_solver(a->resume);
+    if (sv && strcmp(solver_names[sv], a->method) != 0)
+        return bad_usage(run, "--resume %s: the checkpoint is of --method %s, not %s", a->resume,
+                         solver_names[sv], a->method);
+    return 0;
+}
+
+/* Open the input, check --frames against it, find dt.  0, or EXIT_BAD_INPUT
+ * (printed; nothing left open). */
+static int open_input(fit_job *job)
+{
+    const fit_xpcs_args *a = job->a;
+    char err[512] = "";
+    int rc = nlsq_xpcs_open(a->input, &job->f, err, sizeof err);
+    if (rc != 0) return bad_input(job->run, "%s", err[0] ? err : nlsq_xpcs_status_string(rc));
+    size_t nf = nlsq_xpcs_n_frames(job->f);
+    if (a->have_frames && (a->first >= nf || (a->last != SIZE_MAX && a->last >= nf))) {
+        if (a->last == SIZE_MAX)
+            rc = bad_input(job->run, "%s: --frames %zu: is outside the file's frames 0..%zu",
+                           a->input, a->first, nf ? nf - 1 : 0);
+        else
+            rc = bad_input(job->run, "%s: --frames %zu:%zu is outside the file's frames 0..%zu",
+                           a->input, a->first, a->last, nf ? nf - 1 : 0);
+    } else {
+        rc = resolve_dt(job);
+    }
+    if (rc != 0) {
+        nlsq_xpcs_close(job->f);
+        job->f = NULL;
+    }
+    return rc;
+}
+
+/* Select q (nearest q_request) and, with phi ranges (--config
+ * phi_filtering), keep only the angles inside one.  0, or EXIT_BAD_INPUT
+ * (printed; sel freed). */
+static int select_q(const fit_job *job, double q_request, nlsq_xpcs_selection *sel)
+{
+    const fit_xpcs_args *a = job->a;
+    char err[512] = "";
+    int rc = nlsq_xpcs_select(job->f, q_request, a->first, a->last, sel, err, sizeof err);
+    if (rc != 0) return bad_input(job->run, "%s", err[0] ? err : nlsq_xpcs_status_string(rc));
+    if (!a->n_phi_ranges) return 0;
+    size_t w = 0;
+    for (size_t i = 0; i < sel->n_angles; i++) {
+        int keep = 0;
+        for (size_t r = 0; r < a->n_phi_ranges && !keep; r++)
+            keep = phi_in_range(sel->phi[i], a->phi_ranges[r][0], a->phi_ranges[r][1]);
+        if (keep) {
+            sel->phi[w] = sel->phi[i];
+            sel->matrix[w++] = sel->matrix[i];
+        }
+    }
+    sel->n_angles = w;
+    if (w > 0) return 0;
+    double q = sel->q;
+    nlsq_xpcs_selection_free(sel);
+    return bad_input(job->run, "%s: no angle of q = %g lies in phi_filtering.target_ranges of %s",
+                     a->input, q, a->config);
+}
+
+/* ------------------------------------------------------------------------ */
+/* One selection: check, build, solve, statistics, report                     */
+/* ------------------------------------------------------------------------ */
+
+/* Everything one fit holds; freed by fit_state_free. */
+typedef struct fit_state {
+    const fit_job *job;
+    const fit_run *run;
+    const fit_xpcs_args *a;
+    const nlsq_xpcs_selection *sel;
+    size_t plot_def[3], n_plot;
+    const size_t *plot_angles;
+    nlsq_xpcs_config cfg;
+    nlsq_xpcs_model *m;
+    size_t p, np, P, N;
+    double *x, *cov, *errs, *truth_con, *truth_off;
+    unsigned *flags;
+    nlsq_interval *intervals;
+    char *fingerprint;
+    nlsq_problem pb;
+    nlsq_options opt;
+    progress_ctx pctx;
+    const char *ckpt;           /* the checkpoint file written, or NULL */
+    nlsq_result res;
+    int status, have_cov;
+    double seconds;
+    size_t m_rows, n_excl;
+    double dof;                 /* m - n_excluded - free parameters */
+} fit_state;
+
+static void fit_state_free(fit_state *s)
+{
+    void *owned[] = {s->fingerprint, s->intervals, s->flags, s->x, s->cov, s->errs,
+                     s->truth_con, s->truth_off};
+    for (size_t k = 0; k < sizeof owned / sizeof owned[0]; k++) free(owned[k]);
+    nlsq_xpcs_model_free(s->m);
+}
+
+/* Stage "check": q in range, the plot angles exist, the plot files can be
+ * written, the data are readable.  0 or EXIT_BAD_INPUT (printed). */
+static int check_selection(fit_state *s)
+{
+    const fit_xpcs_args *a = s->a;
+    const nlsq_xpcs_selection *sel = s->sel;
+    char err[512] = "";
+    if (!(sel->q >= NLSQ_XPCS_Q_MIN && sel->q <= NLSQ_XPCS_Q_MAX))   /* a value from the file */
+        return bad_input(s->run, "%s: the file's q list gives q = %g 1/A, outside [%g, %g]",
+                         a->input, sel->q, NLSQ_XPCS_Q_MIN, NLSQ_XPCS_Q_MAX);
+    for (size_t k = 0; k < a->n_plot_angles; k++)
+        if (a->plot_angles[k] >= sel->n_angles) {
+            size_t bad = a->plot_angles[k], na = sel->n_angles;
+            return bad_usage(s->run,
+                             "--plot-angles: angle %zu does not exist (q = %g has %zu angles: 0..%zu)",
+                             bad, sel->q, na, na ? na - 1 : 0);
+        }
+    s->n_plot = a->n_plot_angles;
+    s->plot_angles = a->plot_angles;
+    if (a->plot && !s->n_plot) {
+        s->n_plot = xpcs_plot_default_angles(sel->n_angles, s->plot_def);
+        s->plot_angles = s->plot_def;
+    }
+    if (fit_xpcs_check_plot_files(a, s->plot_angles, s->n_plot, err, sizeof err) != 0)
+        return bad_input(s->run, "%s", err);
+    if (nlsq_xpcs_check_data(s->job->f, sel, err, sizeof err) != 0)
+        return bad_input(s->run, "%s", err);
+    return 0;
+}
+
+/* Stage "build" (1): the model of the selection and the result buffers. */
+static int build_model(fit_state *s)
+{
+    const fit_xpcs_args *a = s->a;
+    const nlsq_xpcs_selection *sel = s->sel;
+    char err[512] = "";
+    nlsq_xpcs_source src;
+    int rc = nlsq_xpcs_file_source(s->job->f, sel, &src);
+    if (rc != 0)
+        return bad_input(s->run, "%s: cannot read the selected matrices (%s)", a->input,
+                         nlsq_xpcs_status_string(rc));
+    nlsq_xpcs_config *cfg = &s->cfg;
+    nlsq_xpcs_config_init(cfg);
+    cfg->mode = a->mode;
+    cfg->triangle = a->triangle;
+    cfg->include_diagonal = a->include_diagonal;
+    cfg->q = sel->q;
+    cfg->gap = a->have_gap ? a->gap : NAN;
+    cfg->dt = s->job->dt;
+    cfg->k0 = a->k0 + sel->first_frame;
+    cfg->sigma = a->sigma;
+    cfg->memory_budget = (size_t)(a->budget_mib * 1048576.0);
+    s->run->be->model_config(s->run->be->self, cfg);
+    rc = nlsq_xpcs_model_create(&src, cfg, &s->m, err, sizeof err);
+    if (rc != 0)
+        return bad_input(s->run, "%s: %s", a->input, err[0] ? err : nlsq_xpcs_status_string(rc));
+    size_t p = s->p = nlsq_xpcs_model_n_params(s->m);
+    s->np = a->mode == NLSQ_XPCS_STATIC ? 3 : 7;
+    s->P = sel->n_angles;
+    s->N = sel->last_frame - sel->first_frame + 1;
+    s->x = malloc(sizeof(double) * p);
+    s->cov = malloc(sizeof(double) * p * p);
+    s->errs = malloc(sizeof(double) * p);
+    s->truth_con = malloc(sizeof(double) * s->P);
+    s->truth_off = malloc(sizeof(double) * s->P);
+    s->flags = calloc(p, sizeof(unsigned));
+    if (!s->x || !s->cov || !s->errs || !s->truth_con || !s->truth_off || !s->flags)
+        return bad_input(s->run, "out of memory (%zu parameters)", p);
+    return 0;
+}
+
+/* Bounds of --config (parameter_space.bounds, held parameters) over the
+ * model's defaults lo/hi, set on the model; then --init inside them.  0, or
+ * EXIT_BAD_INPUT (printed). */
+static int apply_bounds(fit_state *s, double *lo, double *hi)
+{
+    const fit_xpcs_args *a = s->a;
+    nlsq_xpcs_default_bounds(s->m, lo, hi);
+    for (size_t k = 0; k < s->np; k++) {
+        if (!isnan(a->lower[k])) lo[k] = a->lower[k];
+        if (!isnan(a->upper[k])) hi[k] = a->upper[k];
+        if (lo[k] > hi[k])
+            return bad_input(s->run, "%s: bounds of %s: min %g > max %g",
+                             a->config ? a->config : "", nlsq_xpcs_param_name(k), lo[k], hi[k]);
+    }
+    if (nlsq_xpcs_model_set_bounds(s->m, lo, hi) != 0)
+        return bad_input(s->run, "cannot set the bounds");
+    int oob = -1;
+    for (size_t k = 0; k < s->np; k++)
+        if (!isnan(a->init[k]) && (a->init[k] < lo[k] || a->init[k] > hi[k])) oob = (int)k;
+    if (oob >= 0)
+        return bad_usage(s->run, "--init %s=%g is outside the bounds [%g, %g]",
+                         nlsq_xpcs_param_name((size_t)oob), a->init[oob], lo[oob], hi[oob]);
+    return 0;
+}
+
+/* Stage "build" (2): the bounds and the start point. */
+static int start_point(fit_state *s)
+{
+    double *lo = malloc(sizeof(double) * s->p), *hi = malloc(sizeof(double) * s->p);
+    int rc = !lo || !hi ? bad_input(s->run, "out of memory (%zu parameters)", s->p)
+                        : apply_bounds(s, lo, hi);
+    free(lo);
+    free(hi);
+    if (rc != 0) return rc;
+    const fit_xpcs_backend *be = s->run->be;
+    rc = be->initial_guess(be->self, s->m, &s->cfg, s->a->init, s->x);
+    if (rc != 0) {
+        const char *le = nlsq_xpcs_model_last_error(s->m);
+        return bad_input(s->run, "%s: initial guess failed: %s", s->a->input,
+                         le[0] ? le : nlsq_xpcs_status_string(rc));
+    }
+    return 0;
+}
+
+/* Checkpoints: --checkpoint FILE, or keep saving to the --resume file so
+ * that a resumed fit killed again can be resumed again; bound to this data
+ * and these settings (fit_xpcs_fingerprint.h). */
+static int checkpoint_options(fit_state *s)
+{
+    const fit_xpcs_args *a = s->a;
+    char err[512] = "";
+    s->ckpt = a->checkpoint ? a->checkpoint : a->resume;
+    if (!s->ckpt) return 0;
+    s->opt.checkpoint_path = s->ckpt;
+    s->opt.checkpoint_every = a->checkpoint_every;
+    s->fingerprint = fit_xpcs_fingerprint(a, s->job->f, s->sel, &s->cfg, &s->pb, err, sizeof err);
+    if (!s->fingerprint) return bad_input(s->run, "%s: %s", a->input, err);
+    if (a->resume && fit_xpcs_fingerprint_check(a->resume, s->fingerprint, err, sizeof err))
+        return bad_input(s->run, "%s", err);
+    s->opt.checkpoint_tag = s->fingerprint;
+    s->opt.checkpoint_tag_size = strlen(s->fingerprint);
+    return 0;
+}
+
+/* Stage "build" (3): the problem and the solver options: threads,
+ * iterations, progress, checkpoints, and the backend's last word. */
+static int solver_options(fit_state *s)
+{
+    const fit_xpcs_args *a = s->a;
+    nlsq_options *opt = &s->opt;
+    nlsq_xpcs_model_problem(s->m, &s->pb);
+    nlsq_options_init(opt);
+    opt->n_threads = a->n_threads;
+    if (a->max_iter) opt->max_iter = a->max_iter;
+    /* progress: with --progress, a line per iteration; else, when stderr is
+     * a terminal, one line kept up to date (and ended after the fit) */
+    s->pctx.print = a->progress ? 1 : (s->run->msgs == stderr && isatty(STDERR_FILENO) ? 2 : 0);
+    if (s->pctx.print) {
+        opt->progress = progress_cb;
+        opt->progress_ctx = &s->pctx;
+    }
+    int rc = checkpoint_options(s);
+    if (rc == 0) s->run->be->solver_options(s->run->be->self, opt);
+    return rc;
+}
+
+/* The solve's failures that are bad input, not "not converged".  0 or
+ * EXIT_BAD_INPUT (printed). */
+static int solve_errors(const fit_state *s)
+{
+    const fit_xpcs_args *a = s->a;
+    const char *msg = s->res.message[0] ? s->res.message : nlsq_status_string(s->status);
+    const char *le = nlsq_xpcs_model_last_error(s->m);
+    if (s->status == NLSQ_ECALLBACK && le[0]) return bad_input(s->run, "%s", le);
+    if (a->resume && (s->status == NLSQ_EIO || s->status == NLSQ_ECHECKPOINT))
+        return bad_input(s->run,
+                         "--resume %s: %s (give the same input and options as the interrupted fit)",
+                         a->resume, msg);
+    if (s->status == NLSQ_EIO && s->ckpt)
+        return bad_input(s->run, "--checkpoint %s: %s", s->ckpt, msg);
+    if (s->status == NLSQ_EINVAL)   /* the problem the input and options make is invalid */
+        return bad_input(s->run, "%s: %s", a->input, msg);
+    return 0;
+}
+
+/* Stage "solve": the method (or the resume), and the covariance (Adam does
+ * not fill it: computed at the end point). */
+static int solve(fit_state *s)
+{
+    const fit_xpcs_args *a = s->a;
+    size_t p = s->p;
+    memset(&s->res, 0, sizeof s->res);
+    for (size_t k = 0; k < p * p; k++) s->cov[k] = NAN;
+    s->res.covariance = s->cov;
+    double t0 = now_s();
+    if (a->resume) s->status = nlsq_resume(&s->pb, &s->opt, a->resume, s->x, &s->res);
+    else if (!strcmp(a->method, "adam")) s->status = nlsq_adam(&s->pb, &s->opt, s->x, &s->res);
+    else if (!strcmp(a->method, "hybrid")) s->status = nlsq_hybrid(&s->pb, &s->opt, s->x, &s->res);
+    else s->status = nlsq_lm(&s->pb, &s->opt, s->x, &s->res);
+    if (s->pctx.shown) fputc('\n', stderr);
+    if (s->status >= 0 || s->status == NLSQ_STALLED) {
+        int filled = 0;
+        for (size_t k = 0; k < p && !filled; k++)
+            if (!isnan(s->cov[k * p + k])) filled = 1;
+        if (!filled) {
+            nlsq_result cres;
+            memset(&cres, 0, sizeof cres);
+            filled = nlsq_covariance(&s->pb, &s->opt, s->x, s->cov, &cres) >= 0;
+        }
+        s->have_cov = filled;
+    }
+    s->seconds = now_s() - t0;
+    return solve_errors(s);
+}
+
+/* Stage "statistics": the degrees of freedom, the covariance scaled to them
+ * (or the robust one), the errors, the flags, the profile intervals. */
+static int statistics(fit_state *s)
+{
+    const fit_xpcs_args *a = s->a;
+    size_t p = s->p;
+    char err[512] = "";
+    const fit_xpcs_backend *be = s->run->be;
+    s->m_rows = nlsq_xpcs_model_n_rows(s->m);
+    s->n_excl = be->n_excluded(be->self, s->m);
+    /* fixed parameters (lower == upper) are not parameters of the fit */
+    size_t p_free = p - s->res.n_fixed;
+    s->dof = (double)s->m_rows - (double)s->n_excl - (double)p_free;
+    if (s->dof < 0)   /* fewer usable data than free parameters: bad input, not "not converged" */
+        return bad_input(s->run, "%s: only %zu usable data points (%zu, of which %zu not finite) "
+                         "for %zu free parameters", a->input, s->m_rows - s->n_excl, s->m_rows,
+                         s->n_excl, p_free);
+    int cov_ok = s->have_cov && s->dof > 0;
+    /* The solver scaled by 2 cost / (m - p_free); rescale to 2 cost / dof. */
+    double cscale = ((double)s->m_rows - (double)p_free) / s->dof;
+    if (cov_ok)
+        for (size_t k = 0; k < p * p; k++) s->cov[k] *= cscale;
+    if (cov_ok && a->errors == FIT_XPCS_ERRORS_ROBUST &&
+        xpcs_robust_covariance(s->m, &s->pb, &s->opt, s->x, s->cov, err, sizeof err) != 0)
+        return bad_input(s->run, "%s: %s", a->input, err);
+    for (size_t k = 0; k < p; k++) {
+        double v = cov_ok ? s->cov[k * p + k] : NAN;
+        s->errs[k] = (isfinite(v) && v >= 0) ? sqrt(v) : NAN;
+    }
+    if (cov_ok && xpcs_flags_and_warning(&s->pb, s->x, s->cov, s->flags, s->np, p) < 0)
+        return bad_input(s->run, "out of memory (%zu parameters)", p);
+    if (a->profile_mask && s->status > 0) {
+        s->intervals = calloc(p, sizeof *s->intervals);
+        if (!s->intervals) return bad_input(s->run, "out of memory (%zu parameters)", p);
+        if (xpcs_profiles(&s->pb, &s->opt, s->x, a->profile_mask, s->np, s->intervals, err,
+                          sizeof err) != 0)
+            return bad_input(s->run, "%s: %s", a->input, err);
+    }
+    return 0;
+}
+
+/* The report of the fit (xpcs_output.h), truth included when the file has
+ * one. */
+static void fill_report(fit_state *s, xpcs_report *r)
+{
+    int cov_ok = s->have_cov && s->dof > 0;
+    const nlsq_result *res = &s->res;
+    *r = (xpcs_report){
+        .args = s->a, .file = s->job->f, .sel = s->sel, .cfg = &s->cfg,
+        .dt_source = s->job->dt_source, .p = s->p, .np = s->np, .P = s->P, .N = s->N,
+        .x = s->x, .err = s->errs, .cov = cov_ok ? s->cov : NULL, .status = s->status,
+        .message = res->message[0] ? res->message : nlsq_status_string(s->status),
+        .cost = res->cost, .reduced_chi2 = s->dof > 0 ? 2.0 * res->cost / s->dof : NAN,
+        .dof = s->dof, .seconds = s->seconds, .n_rows = s->m_rows, .n_excluded = s->n_excl,
+        .iterations = res->iterations, .n_eval = res->n_eval, .n_jac = res->n_jac,
+        .n_phases = res->n_phases, .flags = cov_ok ? s->flags : NULL,
+        .intervals = s->intervals};
+    memcpy(r->phases, res->phases, sizeof r->phases);
+    int truth = read_truth(s->job->f, s->sel, r->truth_phys, s->truth_con, s->truth_off);
+    r->have_truth = truth != 0;
+    r->truth_contrast = truth == 1 ? s->truth_con : NULL;
+    r->truth_offset = truth == 1 ? s->truth_off : NULL;
+}
+
+/* Stage "report": the table or JSON on out, the result file, the figures.
+ * Returns the fit's exit code. */
+static int report(fit_state *s)
+{
+    const fit_job *job = s->job;
+    const fit_xpcs_args *a = s->a;
+    FILE *out = s->run->out;
+    char err[512] = "";
+    xpcs_report r;
+    fill_report(s, &r);
+    if (a->json && job->rf) xpcs_print_json_object(out, &r);   /* an element of the array */
+    else if (a->json) xpcs_print_json(out, &r);
+    else xpcs_print_table(out, &r);
+    if (job->rf && xpcs_result_add(job->rf, job->group, &r, a->save_fit, err, sizeof err) != 0)
+        return bad_input(s->run, "%s", err);
+    if (!job->rf && a->output && xpcs_write_result(a->output, &r, a->save_fit, err, sizeof err) != 0)
+        return bad_input(s->run, "%s", err);
+    if (a->plot && xpcs_plot(a->plot, &r, s->plot_angles, s->n_plot, err, sizeof err) != 0)
+        return bad_input(s->run, "%s", err);
+    return s->status > 0 ? EXIT_CONVERGED : EXIT_NOT_CONVERGED;
+}
+
+/* Fit one selection (one q, all its angles) and report it.  Returns the
+ * exit code of this fit (one line on msgs for exit 2). */
+static int fit_selection(const fit_job *job, const nlsq_xpcs_selection *sel)
+{
+    fit_state s;
+    memset(&s, 0, sizeof s);
+    s.job = job;
+    s.run = job->run;
+    s.a = job->a;
+    s.sel = sel;
+    int rc = check_selection(&s);
+    if (!rc) rc = build_model(&s);
+    if (!rc) rc = start_point(&s);
+    if (!rc) rc = solver_options(&s);
+    if (!rc) rc = solve(&s);
+    if (!rc) rc = statistics(&s);
+    if (!rc) rc = report(&s);
+    fit_state_free(&s);
+    return rc;
+}
+
 /* --q all: every q of the file in turn, with the same options; a JSON array
  * (or one table per q) and one group per q ("q_000", ... ascending q) in
  * --output.  One fit's memory at a time.  Exit code: 2 at the first q that
@@ -649,50 +695,109 @@ static double *distinct_q(const nlsq_xpcs_file *f, size_t *nq)
  * converge, else 0. */
 static int fit_every_q(fit_job *job)
 {
+    const fit_run *run = job->run;
     char err[512] = "";
     size_t nq = 0;
     double *qs = distinct_q(job->f, &nq);
-    if (!qs) return bad_input("out of memory");
+    if (!qs) return bad_input(run, "out of memory");
     xpcs_result_file rf;
     if (job->a->output && xpcs_result_open(&rf, job->a->output, err, sizeof err) != 0) {
         free(qs);
-        return bad_input("%s", err);
+        return bad_input(run, "%s", err);
     }
     job->rf = job->a->output ? &rf : NULL;
     int worst = EXIT_CONVERGED;
-    if (job->a->json) fputc('[', job->out);
+    if (job->a->json) fputc('[', run->out);
     for (size_t k = 0; k < nq && worst != EXIT_BAD_INPUT; k++) {
         char group[32];
         snprintf(group, sizeof group, "q_%03zu", k);
         job->group = group;
         nlsq_xpcs_selection sel;
-        if (select_q(job->a, job->f, qs[k], &sel) != 0) {
+        if (select_q(job, qs[k], &sel) != 0) {
             worst = EXIT_BAD_INPUT;
             break;
         }
-        if (job->a->json && k > 0) fputs(", ", job->out);
+        if (job->a->json && k > 0) fputs(", ", run->out);
         int e = fit_selection(job, &sel);
         nlsq_xpcs_selection_free(&sel);
         if (e == EXIT_BAD_INPUT || (e == EXIT_NOT_CONVERGED && worst == EXIT_CONVERGED)) worst = e;
-        if (!job->a->json && k + 1 < nq) fputc('\n', job->out);
+        if (!job->a->json && k + 1 < nq) fputc('\n', run->out);
     }
-    if (job->a->json && worst != EXIT_BAD_INPUT) fputs("]\n", job->out);
+    if (job->a->json && worst != EXIT_BAD_INPUT) fputs("]\n", run->out);
     if (job->rf && xpcs_result_close(&rf, worst != EXIT_BAD_INPUT, err, sizeof err) != 0 &&
         worst != EXIT_BAD_INPUT)
-        worst = bad_input("%s", err);
+        worst = bad_input(run, "%s", err);
     job->rf = NULL;
     free(qs);
     return worst;
 }
 
-static int fit_with_args(fit_xpcs_args a, FILE *out);
+/* ------------------------------------------------------------------------ */
+/* The command                                                                */
+/* ------------------------------------------------------------------------ */
 
-int fit_xpcs_main(int argc, char **argv, FILE *out, FILE *msgs)
+/* The results are output too: a failed write is not success.  stdout is
+ * closed (safe_io.c); another stream is flushed and left to its owner. */
+static int close_output(FILE *out, char *err, size_t es)
 {
-    msg_stream = msgs;
-#ifdef FIT_XPCS_MPI
-    nlsq_mpi_cli_init(&argc, &argv);   /* MPI_Init; only rank 0 prints; finalize at exit */
-#endif
+    if (out == stdout) return safe_close_stdout(err, es);
+    if (fflush(out) == 0 && !ferror(out)) return 0;
+    snprintf(err, es, "cannot write the results");
+    return -1;
+}
+
+/* The command once its arguments are complete (a by value: its strings
+ * belong to argv or to the --config store, both alive during the call). */
+static int fit_with_args(const fit_run *run, fit_xpcs_args a)
+{
+    char err[512] = "";
+    if (a.plot && !xpcs_plot_available())
+        return bad_usage(run, "--plot: this fit_xpcs was built without libpng");
+    if (fit_xpcs_check_outputs(&a, err, sizeof err) != 0) return bad_input(run, "%s", err);
+    if (run->be->rank != 0) a.output = a.plot = NULL;   /* only rank 0 writes files */
+    if (a.resume && check_resume(run, &a) != 0) return EXIT_BAD_INPUT;
+    fit_job job;
+    memset(&job, 0, sizeof job);
+    job.run = run;
+    job.a = &a;
+    if (open_input(&job) != 0) return EXIT_BAD_INPUT;
+    int exit_code;
+    if (a.q_all) {
+        exit_code = fit_every_q(&job);
+    } else {
+        nlsq_xpcs_selection sel;
+        memset(&sel, 0, sizeof sel);
+        exit_code = select_q(&job, a.q, &sel) != 0 ? EXIT_BAD_INPUT : fit_selection(&job, &sel);
+        nlsq_xpcs_selection_free(&sel);
+    }
+    nlsq_xpcs_close(job.f);
+    /* the results on stdout are output too: a failed write is not success */
+    if (exit_code != EXIT_BAD_INPUT && close_output(run->out, err, sizeof err) != 0)
+        exit_code = bad_input(run, "%s", err);
+    return exit_code;
+}
+
+/* --help: the usage text on out. */
+static int print_usage(const fit_run *run)
+{
+    char err[512];
+    size_t n = fit_xpcs_usage(NULL, 0);
+    char *text = malloc(n + 1);
+    if (!text) return bad_input(run, "out of memory");
+    fit_xpcs_usage(text, n + 1);
+    fputs(text, run->out);
+    free(text);
+    return close_output(run->out, err, sizeof err) ? bad_input(run, "%s", err) : EXIT_CONVERGED;
+}
+
+int fit_xpcs_main(int argc, char **argv, FILE *out, FILE *msgs, const fit_xpcs_backend *be)
+{
+    fit_xpcs_backend serial;
+    if (!be) {
+        fit_xpcs_backend_serial(&serial);
+        be = &serial;
+    }
+    const fit_run run = {out, msgs, be};
     /* files: safe_io.h; HDF5 never prints (every failure is our one line)
      * and does not close files again at exit (a close that failed on a full
      * disk would crash there) */
@@ -702,101 +807,20 @@ int fit_xpcs_main(int argc, char **argv, FILE *out, FILE *msgs)
     fit_xpcs_args a;
     char perr[512];
     int rc = fit_xpcs_parse_args(argc, argv, &a, perr, sizeof perr);
-    if (rc == FIT_XPCS_ARGS_HELP) {
-        size_t n = fit_xpcs_usage(NULL, 0);
-        char *text = malloc(n + 1);
-        if (!text) return bad_input("out of memory");
-        fit_xpcs_usage(text, n + 1);
-        fputs(text, out);
-        free(text);
-        return close_output(out, perr, sizeof perr) ? bad_input("%s", perr) : EXIT_CONVERGED;
-    }
+    if (rc == FIT_XPCS_ARGS_HELP) return print_usage(&run);
     if (rc != FIT_XPCS_ARGS_OK) {
         fprintf(msgs, "fit_xpcs: %s\n", perr);
         return EXIT_BAD_INPUT;
     }
-    if (!a.config) return fit_with_args(a, out);
+    if (!a.config) return fit_with_args(&run, a);
     /* --config: the file fills what the command line left out */
     xpcs_config_store store;
-    if (xpcs_config_apply(a.config, &a, &store, perr, sizeof perr) != 0) {
-        xpcs_config_store_free(&store);
-        return bad_input("%s", perr);
-    }
-    if (fit_xpcs_args_check(&a, perr, sizeof perr) != FIT_XPCS_ARGS_OK) {
-        xpcs_config_store_free(&store);
-        fprintf(msgs, "fit_xpcs: %s\n", perr);
-        return EXIT_BAD_INPUT;
-    }
-    rc = fit_with_args(a, out);
+    if (xpcs_config_apply(a.config, &a, &store, perr, sizeof perr) != 0)
+        rc = bad_input(&run, "%s", perr);
+    else if (fit_xpcs_args_check(&a, perr, sizeof perr) != FIT_XPCS_ARGS_OK)
+        rc = (fprintf(msgs, "fit_xpcs: %s\n", perr), EXIT_BAD_INPUT);
+    else
+        rc = fit_with_args(&run, a);
     xpcs_config_store_free(&store);
     return rc;
 }
-
-/* The command once its arguments are complete (a by value: its strings
- * belong to argv or to the --config store, both alive during the call). */
-static int fit_with_args(fit_xpcs_args a, FILE *out)
-{
-    char perr[512];
-    int rc;
-    if (a.plot && !xpcs_plot_available())
-        return bad_usage("--plot: this fit_xpcs was built without libpng");
-    if (fit_xpcs_check_outputs(&a, perr, sizeof perr) != 0) return bad_input("%s", perr);
-#ifdef FIT_XPCS_MPI
-    if (nlsq_mpi_cli_rank() != 0) a.output = a.plot = NULL;   /* only rank 0 writes files */
-#endif
-    if (a.resume) {
-        static const char *const solver_names[4] = {"", "lm", "adam", "hybrid"};
-        FILE *probe = safe_open_input("--resume", a.resume, perr, sizeof perr);
-        if (!probe) return bad_input("%s", perr);
-        fclose(probe);
-        int sv = checkpoint_solver(a.resume);
-        if (sv && strcmp(solver_names[sv], a.method) != 0)
-            return bad_usage("--resume %s: the checkpoint is of --method %s, not %s", a.resume,
-                             solver_names[sv], a.method);
-    }
-
-    char err[512] = "";
-    nlsq_xpcs_file *f = NULL;
-    rc = nlsq_xpcs_open(a.input, &f, err, sizeof err);
-    if (rc != 0)
-        return bad_input("%s", err[0] ? err : nlsq_xpcs_status_string(rc));
-
-    size_t nf = nlsq_xpcs_n_frames(f);
-    if (a.have_frames && (a.first >= nf || (a.last != SIZE_MAX && a.last >= nf))) {
-        nlsq_xpcs_close(f);
-        if (a.last == SIZE_MAX)
-            return bad_input("%s: --frames %zu: is outside the file's frames 0..%zu",
-                             a.input, a.first, nf ? nf - 1 : 0);
-        return bad_input("%s: --frames %zu:%zu is outside the file's frames 0..%zu",
-                         a.input, a.first, a.last, nf ? nf - 1 : 0);
-    }
-
-    fit_job job = {&a, f, out, NAN, NULL, NULL, NULL};
-    char dt_source[512];
-    if (resolve_dt(&a, f, &job.dt, dt_source, sizeof dt_source) != 0) {
-        nlsq_xpcs_close(f);
-        return EXIT_BAD_INPUT;
-    }
-    job.dt_source = dt_source;
-    int exit_code;
-    if (a.q_all) {
-        exit_code = fit_every_q(&job);
-    } else {
-        nlsq_xpcs_selection sel;
-        memset(&sel, 0, sizeof sel);
-        exit_code = select_q(&a, f, a.q, &sel) != 0 ? EXIT_BAD_INPUT : fit_selection(&job, &sel);
-        nlsq_xpcs_selection_free(&sel);
-    }
-    nlsq_xpcs_close(f);
-    /* the results on stdout are output too: a failed write is not success */
-    if (exit_code != EXIT_BAD_INPUT && close_output(out, err, sizeof err) != 0)
-        exit_code = bad_input("%s", err);
-    return exit_code;
-}
-
-#ifndef FIT_XPCS_EMBED
-int main(int argc, char **argv)
-{
-    return fit_xpcs_main(argc, argv, stdout, stderr);
-}
-#endif

@@ -45,7 +45,7 @@ int nlsq_fit_xpcs_json(int argc, const char *const *argv, char **json, char **me
     args[0] = prog;
     for (int i = 0; i < argc; i++) args[i + 1] = (char *)argv[i];
     args[argc + 1] = flag;
-    int rc = fit_xpcs_main(argc + 2, args, out, msgs);
+    int rc = fit_xpcs_main(argc + 2, args, out, msgs, NULL);   /* the serial backend */
     int bad = fclose(out) != 0;
     bad |= fclose(msgs) != 0;
     free(args);

@@ -600,9 +600,11 @@ static void checkpoint_resume(void **state)
     assert_true(json_get(full.out, "iterations", it, sizeof it));
     assert_true(atoi(it) > 4);   /* long enough to be interrupted after checkpoint 1 */
 
-    /* slowed down (test hook: a sleep per iteration) so that the kill lands
-     * between the first checkpoint (iteration 2) and the end */
+    /* slowed down (fit_xpcs_test, the command with its test hooks: a sleep
+     * per iteration) so that the kill lands between the first checkpoint
+     * (iteration 2) and the end */
     char *ckargs[] = {FIT_BASE, "--json", "--checkpoint", ck, "--checkpoint-every", "2", NULL};
+    ckargs[0] = FIT_XPCS_TEST_EXE;
     pid_t pid = spawn(ckargs, o, e, "FIT_XPCS_TEST_ITER_DELAY_MS", "150");
     assert_true(pid > 0);
     struct stat st;

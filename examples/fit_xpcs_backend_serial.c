@@ -1,0 +1,43 @@
+/* fit_xpcs_backend_serial.c - fit_xpcs in one process (fit_xpcs_backend.h):
+ * the library's own start point and excluded count, nothing to reduce. */
+#include "fit_xpcs_backend.h"
+
+static void serial_model_config(void *self, nlsq_xpcs_config *cfg)
+{
+    (void)self;
+    (void)cfg;
+}
+
+static int serial_initial_guess(void *self, nlsq_xpcs_model *m, const nlsq_xpcs_config *cfg,
+                                const double *phys, double *x)
+{
+    (void)self;
+    (void)cfg;
+    return nlsq_xpcs_initial_guess(m, phys, x);
+}
+
+static void serial_solver_options(void *self, nlsq_options *opt)
+{
+    (void)self;
+    (void)opt;
+}
+
+static size_t serial_n_excluded(void *self, const nlsq_xpcs_model *m)
+{
+    (void)self;
+    return nlsq_xpcs_model_n_excluded(m);
+}
+
+static int serial_finish(void *self, int exit_code)
+{
+    (void)self;
+    return exit_code;
+}
+
+void fit_xpcs_backend_serial(fit_xpcs_backend *b)
+{
+    *b = (fit_xpcs_backend){.model_config = serial_model_config,
+                            .initial_guess = serial_initial_guess,
+                            .solver_options = serial_solver_options,
+                            .n_excluded = serial_n_excluded, .finish = serial_finish};
+}
