@@ -102,10 +102,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     opt.f_scale = take_double(&r);
     opt.absolute_sigma = (int)(take_u64(&r) % 2);
     opt.cov_rcond = take_double(&r);
-    opt.adam_lr = take_double(&r);
-    opt.adam_epochs = take_u64(&r) % 4;
-    opt.adam_batch_rows = take_u64(&r) % 100;
-    opt.hybrid_adam_epochs = take_u64(&r) % 3;
+    opt.adam.lr = take_double(&r);
+    opt.adam.epochs = take_u64(&r) % 4;
+    opt.adam.batch_rows = take_u64(&r) % 100;
+    opt.hybrid.adam_epochs = take_u64(&r) % 3;
 
     char msg[160];
     int valid = nlsq_validate(&pb, &opt, x, msg, sizeof msg);

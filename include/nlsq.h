@@ -163,15 +163,14 @@ typedef struct nlsq_problem {
 /* Options                                                                   */
 /* ------------------------------------------------------------------------ */
 
-/** Custom allocator (all three functions, or none).  The library routes its
+/** Custom allocator (both functions, or neither).  The library routes its
  *  own allocations through it (workspaces, chunk buffers, checkpoints);
  *  LAPACKE's and OpenBLAS's internal workspaces and thread stacks still use
  *  the C library (a LAPACKE out-of-memory is reported as NLSQ_ENOMEM).
  *  alloc_fn(ctx, size) must return memory aligned for double; free_fn(ctx,
- *  NULL) must be a no-op. */
+ *  NULL) must be a no-op.  The library never reallocates. */
 typedef struct nlsq_allocator {
     void *(*alloc_fn)(void *ctx, size_t size);
-    void *(*realloc_fn)(void *ctx, void *ptr, size_t size);
     void  (*free_fn)(void *ctx, void *ptr);
     void *ctx;
 } nlsq_allocator;
@@ -242,6 +241,37 @@ typedef enum nlsq_loss {
 /** nlsq_options.max_iter: 100 (p + 1) LM iterations for p parameters. */
 #define NLSQ_ITER_AUTO ((size_t)-1)
 
+/** Adam's options (nlsq_adam, and phase 1 of nlsq_hybrid): nlsq_options.adam.
+ *  Parameters are normalised by the bounds' width where both are finite,
+ *  else by |x0_j| (1 when x0_j = 0).  Learning-rate schedule: linear warm-up
+ *  over the first min(1000, batches per epoch) steps, then reduce-on-plateau:
+ *  the rate halves each time the count of consecutive epochs without progress
+ *  reaches a multiple of max(1, patience / 2).  Progress: the epoch estimate
+ *  (sum of the epoch's batch costs, every row once) drops below
+ *  (1 - plateau_rtol) times that of the last epoch with progress; patience
+ *  epochs without progress stop the run with NLSQ_CONVERGED_ADAM (0: never).
+ *  A batch is batch_rows / block_rows whole blocks of contiguous rows, the
+ *  block order reshuffled each epoch from `seed`.  See docs/api.md. */
+typedef struct nlsq_adam_options {
+    double lr;              /* learning rate in normalised parameter units (1e-2) */
+    double beta1;           /* 0.9 */
+    double beta2;           /* 0.999 */
+    double eps;             /* 1e-8 */
+    size_t epochs;          /* maximum epochs (100) */
+    size_t batch_rows;      /* rows per mini-batch (1 << 14) */
+    size_t block_rows;      /* rows per shuffled row block; 0 = chunk size
+                               (at most batch_rows) */
+    uint64_t seed;          /* RNG seed for batch order (12345) */
+    double plateau_rtol;    /* relative improvement that counts as progress (1e-4) */
+    size_t patience;        /* epochs without progress before stopping (5) */
+} nlsq_adam_options;
+
+/** nlsq_hybrid's own options: nlsq_options.hybrid.  Phase 1 is Adam with
+ *  nlsq_options.adam, phase 2 LM with the common and LM options. */
+typedef struct nlsq_hybrid_options {
+    size_t adam_epochs;     /* epoch cap of phase 1 (20) */
+} nlsq_hybrid_options;
+
 /** Options.  Always start from nlsq_options_init(); then change fields. */
 typedef struct nlsq_options {
     /* --- stopping (LM) --- */
@@ -282,30 +312,9 @@ typedef struct nlsq_options {
     int    loss;            /* an nlsq_loss (NLSQ_LOSS_LINEAR) */
     double f_scale;         /* soft margin between inlier and outlier residuals (1) */
 
-    /* --- Adam (nlsq_adam, and phase 1 of nlsq_hybrid) ---
-     * Parameters are normalised by the bounds' width where both are finite,
-     * else by |x0_j| (1 when x0_j = 0).  Learning-rate schedule: linear
-     * warm-up over the first min(1000, batches per epoch) steps, then
-     * reduce-on-plateau: the rate halves each time the count of consecutive
-     * epochs without progress reaches a multiple of max(1, adam_patience / 2).
-     * Progress: the epoch estimate (sum of the epoch's batch costs, every row
-     * once) drops below (1 - adam_plateau_rtol) times that of the last epoch
-     * with progress; adam_patience epochs without progress stop the run with
-     * NLSQ_CONVERGED_ADAM (0: never).  A batch is adam_batch_rows /
-     * adam_block_rows whole blocks of contiguous rows, the block order
-     * reshuffled each epoch from `seed`.  See src/adam.c. */
-    double adam_lr;         /* learning rate in normalised parameter units (1e-2) */
-    double adam_beta1;      /* 0.9 */
-    double adam_beta2;      /* 0.999 */
-    double adam_eps;        /* 1e-8 */
-    size_t adam_epochs;     /* maximum epochs (100) */
-    size_t adam_batch_rows; /* rows per mini-batch (1 << 14) */
-    size_t adam_block_rows; /* rows per shuffled row block; 0 = chunk size
-                               (at most adam_batch_rows) */
-    uint64_t seed;          /* RNG seed for batch order (12345) */
-    double adam_plateau_rtol; /* relative improvement that counts as progress (1e-4) */
-    size_t adam_patience;   /* epochs without progress before stopping (5) */
-    size_t hybrid_adam_epochs; /* epoch cap of phase 1 in nlsq_hybrid (20) */
+    /* --- Adam and hybrid (nlsq_adam, nlsq_hybrid) --- */
+    nlsq_adam_options adam;
+    nlsq_hybrid_options hybrid;
 
     /* --- checkpoints --- */
     const char *checkpoint_path; /* NULL = none; the string is read, not kept */
@@ -326,7 +335,7 @@ typedef struct nlsq_options {
     nlsq_progress_fn progress; void *progress_ctx;
     nlsq_log_fn      log;      void *log_ctx;
     int              verbose;  /* 0: no log lines, 1: one per iteration, 2: debug */
-    nlsq_allocator   allocator; /* all NULL = malloc/realloc/free */
+    nlsq_allocator   allocator; /* all NULL = malloc/free */
 
     /* --- several processes (see nlsq_distributed; zeroed = one process) --- */
     nlsq_distributed dist;

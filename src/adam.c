@@ -2,11 +2,11 @@
  * adam.c - mini-batch Adam over shuffled row blocks (memory O(batch_rows * p)).
  *
  * Batches.  The m rows are cut into nb = ceil(m / B) blocks of B rows
- * (B = adam_block_rows, 0: the engine chunk, which for Adam is at most
- * adam_batch_rows; B is clamped to adam_batch_rows).  A mini-batch is
- * k = adam_batch_rows / B (>= 1) consecutive blocks of the epoch's order; the
+ * (B = adam.block_rows, 0: the engine chunk, which for Adam is at most
+ * adam.batch_rows; B is clamped to adam.batch_rows).  A mini-batch is
+ * k = adam.batch_rows / B (>= 1) consecutive blocks of the epoch's order; the
  * order is a Fisher-Yates shuffle of 0..nb-1 drawn each epoch from a
- * xoshiro256** generator seeded (through splitmix64) with opt->seed, so every
+ * xoshiro256** generator seeded (through splitmix64) with opt->adam.seed, so every
  * row is used exactly once per epoch.  The blocks of a batch are sorted and
  * adjacent ones merged, so a file-backed callback reads contiguous rows.  The
  * gradient of a batch is J^T r over its rows (one NLSQ__PASS_GRAD engine pass
@@ -18,7 +18,7 @@
  * lower_j where both bounds are finite, else |x0_j|, else 1 (0 for a fixed
  * parameter), capped by the curvature scale sqrt(2 f0 / (J^T J)_jj) at the
  * start (the change of x_j that alone would move the residuals by about
- * their norm), so adam_lr is a fraction of each parameter's scale per step
+ * their norm), so adam.lr is a fraction of each parameter's scale per step
  * and one learning rate fits D0 ~ 1e4 and phi0 ~ 1 alike, also when a
  * parameter's bounds are far wider than its effect (XPCS's gamma_dot_offset
  * in [-0.1, 0.1] acts on the scale of 1e-4).  The start pass forms
@@ -127,13 +127,13 @@ static int plan_init(const nlsq__engine *e, const nlsq_options *opt, const doubl
     memset(pl, 0, sizeof *pl);
     pl->m = pb->n_rows;
     pl->p = e->p;
-    size_t B = opt->adam_block_rows ? opt->adam_block_rows : e->chunk_rows;
-    if (B > opt->adam_batch_rows) B = opt->adam_batch_rows;
+    size_t B = opt->adam.block_rows ? opt->adam.block_rows : e->chunk_rows;
+    if (B > opt->adam.batch_rows) B = opt->adam.batch_rows;
     if (B > pl->m) B = pl->m;
     if (B < 1) B = 1;
     pl->B = B;
     pl->nb = pl->m / B + (pl->m % B != 0);
-    pl->k = opt->adam_batch_rows / B;
+    pl->k = opt->adam.batch_rows / B;
     if (pl->k < 1) pl->k = 1;
     if (pl->k > pl->nb) pl->k = pl->nb;
     pl->n_batches = pl->nb / pl->k + (pl->nb % pl->k != 0);
@@ -192,10 +192,10 @@ int nlsq__adam_engine_init(nlsq__engine *e, nlsq_options *eopt, const nlsq_probl
 {
     *eopt = *opt;
     int rc = nlsq__engine_init(e, pb, eopt);
-    if (rc == 0 && e->chunk_rows > opt->adam_batch_rows) {
+    if (rc == 0 && e->chunk_rows > opt->adam.batch_rows) {
         /* Chunks never larger than a batch: memory O(batch_rows * p). */
         nlsq__engine_free(e);
-        eopt->chunk_rows = opt->adam_batch_rows;
+        eopt->chunk_rows = opt->adam.batch_rows;
         rc = nlsq__engine_init(e, pb, eopt);
     }
     return rc;
@@ -342,7 +342,7 @@ static int run_start(adam_run *R)
     }
     if (st->started) {
         cap_scales(&R->pl, R->JtJ, st->initial_cost);
-        if (st->seed == R->opt->seed && st->block_rows == R->pl.B &&
+        if (st->seed == R->opt->adam.seed && st->block_rows == R->pl.B &&
             st->batch_blocks == R->pl.k)
             return RUN_ON;
         R->status = nlsq__finish(R->res, NLSQ_ECHECKPOINT, "checkpoint was written with another "
@@ -368,8 +368,8 @@ static int run_start(adam_run *R)
     st->initial_gnorm = max_abs(p, R->Jtr);
     cap_scales(&R->pl, R->JtJ, st->initial_cost);
     st->best_est = st->ref_est = st->initial_cost;
-    rng_seed(st->rng, R->opt->seed);
-    st->seed = R->opt->seed;
+    rng_seed(st->rng, R->opt->adam.seed);
+    st->seed = R->opt->adam.seed;
     st->block_rows = R->pl.B;
     st->batch_blocks = R->pl.k;
     st->lr_factor = 1.0;
@@ -386,7 +386,7 @@ static int run_stop_rule(adam_run *R)
         return RUN_FINAL;
     case NLSQ__ADAM_NO_PROGRESS:
         R->status = nlsq__finish(R->res, NLSQ_MAX_ITER, "Adam made no progress in %zu epochs: "
-                                 "no epoch improved on the start (try a smaller adam_lr)",
+                                 "no epoch improved on the start (try a smaller adam.lr)",
                                  R->st->epoch);
         return RUN_FINAL;
     case NLSQ__ADAM_EPOCH_CAP:
@@ -417,7 +417,7 @@ static double moment_step(adam_run *R, size_t rows)
     const nlsq_options *opt = R->opt;
     nlsq__adam_state *st = R->st;
     adam_plan *pl = &R->pl;
-    const double b1 = opt->adam_beta1, b2 = opt->adam_beta2, eps = opt->adam_eps;
+    const double b1 = opt->adam.beta1, b2 = opt->adam.beta2, eps = opt->adam.eps;
     st->step++;
     const double t = (double)st->step;
     const double lr = nlsq__adam_lr(opt, pl->n_batches, st->lr_factor, st->step);
@@ -648,7 +648,7 @@ int nlsq__adam_solve(const nlsq_problem *pb, const nlsq_options *opt_in, double 
         }
         st = &local;
     }
-    nlsq__adam_args args = {opt->adam_epochs, NLSQ__SOLVER_ADAM,
+    nlsq__adam_args args = {opt->adam.epochs, NLSQ__SOLVER_ADAM,
                             res && res->covariance ? NLSQ__PASS_NORMAL : NLSQ__PASS_GRAD, t0};
     int status = nlsq__adam_run(&e, opt, x, res, st, &args);
     if (!resume) nlsq__adam_state_free(e.al, &local);

@@ -2,7 +2,7 @@
  * hybrid.c - Adam warm-up, then chunked LM to convergence, then the covariance.
  *
  * Phase 1 (NLSQ_PHASE_ADAM): nlsq__adam_run from x, epoch cap
- *   hybrid_adam_epochs, stopping earlier on its plateau rule (adam.c).  Its
+ *   hybrid.adam_epochs, stopping earlier on its plateau rule (adam.c).  Its
  *   returned point is never worse than the start by full cost (it ends with
  *   one residual-only full pass at its best point).
  * Guard: if phase 1 ends with a full cost that is not <= the cost at the
@@ -19,7 +19,7 @@
  *   phase-1 point, LM iterates); x always holds that point, also on errors.
  *   res->iterations, n_eval, n_jac are the sums over the phases.
  *
- * One engine serves both phases, with chunks of at most adam_batch_rows rows
+ * One engine serves both phases, with chunks of at most adam.batch_rows rows
  * (nlsq__adam_engine_init), so full costs from both phases are comparable
  * bitwise.
  *
@@ -73,7 +73,7 @@ static int phase1(hybrid_run *H, nlsq__adam_state *resumed, int *status)
     nlsq_result r1;
     nlsq__result_reset(&r1, H->pb->n_rows);
     r1.covariance = NULL;
-    nlsq__adam_args args = {H->opt->hybrid_adam_epochs, NLSQ__SOLVER_HYBRID, NLSQ__PASS_COST,
+    nlsq__adam_args args = {H->opt->hybrid.adam_epochs, NLSQ__SOLVER_HYBRID, NLSQ__PASS_COST,
                             H->t0};
     int s1 = nlsq__adam_run(&H->e, H->opt, H->x, &r1, as, &args);
     hc->phase1 = (nlsq_phase_stats){NLSQ_PHASE_ADAM, r1.iterations, r1.n_eval, r1.n_jac,

@@ -296,7 +296,7 @@ NLSQ_HIDDEN int  nlsq__adam_state_init(const nlsq_allocator *al, size_t p, nlsq_
 NLSQ_HIDDEN void nlsq__adam_state_free(const nlsq_allocator *al, nlsq__adam_state *st);
 
 /* Engine for Adam: like nlsq__engine_init, but with chunks of at most
- * adam_batch_rows rows (memory O(batch_rows * p)).  eopt receives a copy of
+ * adam.batch_rows rows (memory O(batch_rows * p)).  eopt receives a copy of
  * opt that the engine points to: it must outlive the engine. */
 NLSQ_HIDDEN int nlsq__adam_engine_init(nlsq__engine *e, nlsq_options *eopt,
                                        const nlsq_problem *pb, const nlsq_options *opt);

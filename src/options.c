@@ -30,17 +30,17 @@ void nlsq_options_init(nlsq_options *opt)
     opt->cov_rcond = 0.0;
     opt->loss = NLSQ_LOSS_LINEAR;
     opt->f_scale = 1.0;
-    opt->adam_lr = 1e-2;
-    opt->adam_beta1 = 0.9;
-    opt->adam_beta2 = 0.999;
-    opt->adam_eps = 1e-8;
-    opt->adam_epochs = 100;
-    opt->adam_batch_rows = (size_t)1 << 14;
-    opt->adam_block_rows = 0;
-    opt->seed = 12345;
-    opt->adam_plateau_rtol = 1e-4;
-    opt->adam_patience = 5;
-    opt->hybrid_adam_epochs = 20;
+    opt->adam.lr = 1e-2;
+    opt->adam.beta1 = 0.9;
+    opt->adam.beta2 = 0.999;
+    opt->adam.eps = 1e-8;
+    opt->adam.epochs = 100;
+    opt->adam.batch_rows = (size_t)1 << 14;
+    opt->adam.block_rows = 0;
+    opt->adam.seed = 12345;
+    opt->adam.plateau_rtol = 1e-4;
+    opt->adam.patience = 5;
+    opt->hybrid.adam_epochs = 20;
     opt->checkpoint_path = NULL;
     opt->checkpoint_every = 10;
     opt->checkpoint_tag = NULL;
@@ -238,17 +238,16 @@ int nlsq_validate(const nlsq_problem *pb, const nlsq_options *opt,
     if (!(opt->cov_rcond >= 0) || !(opt->cov_rcond < 1)) FAIL("cov_rcond must be in [0, 1)");
     if (opt->loss < NLSQ_LOSS_LINEAR || opt->loss > NLSQ_LOSS_ARCTAN) FAIL("unknown loss %d", opt->loss);
     if (!(opt->f_scale > 0) || !isfinite(opt->f_scale)) FAIL("f_scale must be > 0");
-    if (!(opt->adam_lr > 0) || !isfinite(opt->adam_lr)) FAIL("adam_lr must be > 0");
-    if (!(opt->adam_beta1 >= 0 && opt->adam_beta1 < 1)) FAIL("adam_beta1 must be in [0, 1)");
-    if (!(opt->adam_beta2 >= 0 && opt->adam_beta2 < 1)) FAIL("adam_beta2 must be in [0, 1)");
-    if (!(opt->adam_eps > 0) || !isfinite(opt->adam_eps)) FAIL("adam_eps must be > 0");
-    if (opt->adam_batch_rows == 0) FAIL("adam_batch_rows must be > 0");
-    if (!(opt->adam_plateau_rtol >= 0) || !isfinite(opt->adam_plateau_rtol))
-        FAIL("adam_plateau_rtol must be >= 0");
+    if (!(opt->adam.lr > 0) || !isfinite(opt->adam.lr)) FAIL("adam.lr must be > 0");
+    if (!(opt->adam.beta1 >= 0 && opt->adam.beta1 < 1)) FAIL("adam.beta1 must be in [0, 1)");
+    if (!(opt->adam.beta2 >= 0 && opt->adam.beta2 < 1)) FAIL("adam.beta2 must be in [0, 1)");
+    if (!(opt->adam.eps > 0) || !isfinite(opt->adam.eps)) FAIL("adam.eps must be > 0");
+    if (opt->adam.batch_rows == 0) FAIL("adam.batch_rows must be > 0");
+    if (!(opt->adam.plateau_rtol >= 0) || !isfinite(opt->adam.plateau_rtol))
+        FAIL("adam.plateau_rtol must be >= 0");
     {
-        int n = (opt->allocator.alloc_fn != NULL) + (opt->allocator.realloc_fn != NULL) +
-                (opt->allocator.free_fn != NULL);
-        if (n != 0 && n != 3) FAIL("allocator: give alloc_fn, realloc_fn and free_fn, or none");
+        int n = (opt->allocator.alloc_fn != NULL) + (opt->allocator.free_fn != NULL);
+        if (n == 1) FAIL("allocator: give alloc_fn and free_fn, or neither");
     }
     if (opt->checkpoint_path && opt->checkpoint_path[0] == '\0') FAIL("checkpoint_path is empty");
     if (opt->checkpoint_tag_size > NLSQ_CHECKPOINT_TAG_MAX ||

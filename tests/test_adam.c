@@ -103,9 +103,9 @@ static void adam_opts(nlsq_options *o)
 {
     nlsq_options_init(o);
     o->n_threads = 1;
-    o->adam_batch_rows = 2048;
-    o->adam_block_rows = 512;
-    o->adam_epochs = 400;
+    o->adam.batch_rows = 2048;
+    o->adam.block_rows = 512;
+    o->adam.epochs = 400;
 }
 
 /* Full cost at x with the chunking of Adam's engine (chunks of batch_rows). */
@@ -155,7 +155,7 @@ static void compare_with_lm(const char *name, nlsq_problem *pb, const double *x_
     assert_true(rel >= -1e-12);                    /* LM is the optimum */
     assert_true(ra.cost < ra.initial_cost);
     /* res->cost is the full cost at the returned x */
-    assert_true(ra.cost == full_cost(pb, xa, o->adam_batch_rows));
+    assert_true(ra.cost == full_cost(pb, xa, o->adam.batch_rows));
     assert_int_equal(ra.n_phases, 1);
     assert_int_equal(ra.phases[0].phase, NLSQ_PHASE_ADAM);
     assert_true(ra.n_jac >= ra.iterations);
@@ -219,7 +219,7 @@ static void test_same_seed(void **state)
     nlsq_problem pb = {.n_params = 3, .n_rows = c.m, .eval = eval_exp, .ctx = &c};
     nlsq_options o;
     adam_opts(&o);
-    o.adam_epochs = 30;
+    o.adam.epochs = 30;
     double xa[3] = {1.0, 5e3, 0.0}, xb[3] = {1.0, 5e3, 0.0}, xc[3] = {1.0, 5e3, 0.0};
     nlsq_result ra = {0}, rb = {0}, rc = {0};
     nlsq_adam(&pb, &o, xa, &ra);
@@ -227,7 +227,7 @@ static void test_same_seed(void **state)
     assert_memory_equal(xa, xb, sizeof xa);
     assert_memory_equal(&ra.cost, &rb.cost, sizeof(double));
     assert_int_equal(ra.iterations, rb.iterations);
-    o.seed = 987654321;
+    o.adam.seed = 987654321;
     nlsq_adam(&pb, &o, xc, &rc);
     assert_true(memcmp(xa, xc, sizeof xa) != 0);
     printf("same seed: cost %.15e twice; other seed: %.15e\n", ra.cost, rc.cost);
@@ -240,7 +240,7 @@ static void test_threads(void **state)
     nlsq_problem pb = {.n_params = 3, .n_rows = c.m, .eval = eval_exp, .ctx = &c};
     nlsq_options o;
     adam_opts(&o);
-    o.adam_epochs = 25;
+    o.adam.epochs = 25;
     o.chunk_rows = 128;                            /* 4 chunks per block: several slots */
     double x1[3] = {1.0, 5e3, 0.0}, x2[3] = {1.0, 5e3, 0.0};
     nlsq_result r1 = {0}, r2 = {0};
@@ -293,9 +293,9 @@ static void test_progress_stop(void **state)
     assert_true(s.phase_ok);
     assert_int_equal(r.iterations, 3);
     assert_memory_equal(x, s.best, sizeof x);      /* x = the best point */
-    assert_true(r.cost == full_cost(&pb, x, o.adam_batch_rows));
+    assert_true(r.cost == full_cost(&pb, x, o.adam.batch_rows));
     assert_true(r.cost < r.initial_cost);
-    for (size_t k = 1; k <= 3; k++) assert_true(s.lr[k] > 0 && s.lr[k] <= o.adam_lr);
+    for (size_t k = 1; k <= 3; k++) assert_true(s.lr[k] > 0 && s.lr[k] <= o.adam.lr);
     printf("progress stop at epoch 3: cost %.10e (start %.10e), lr %.3e %.3e %.3e\n", r.cost,
            r.initial_cost, s.lr[1], s.lr[2], s.lr[3]);
 }
@@ -316,7 +316,7 @@ static void test_covariance(void **state)
     nlsq_options o2;
     nlsq_options_init(&o2);
     o2.n_threads = 1;
-    o2.chunk_rows = o.adam_batch_rows;
+    o2.chunk_rows = o.adam.batch_rows;
     nlsq_covariance(&pb, &o2, x, cov2, NULL);
     for (int i = 0; i < 4; i++) assert_true(fabs(cov[i] - cov2[i]) <= 1e-9 * fabs(cov2[i]));
 }

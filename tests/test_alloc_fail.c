@@ -35,22 +35,6 @@ static void *ca_alloc(void *ctx, size_t size)
     return p + 16;
 }
 
-static void *ca_realloc(void *ctx, void *ptr, size_t size)
-{
-    counting_alloc *c = ctx;
-    if (!ptr) return ca_alloc(ctx, size);
-    c->n_calls++;
-    if (c->fail_at && c->n_calls == c->fail_at) { c->n_failed++; return NULL; }
-    unsigned char *base = (unsigned char *)ptr - 16;
-    size_t old;
-    memcpy(&old, base, sizeof old);
-    unsigned char *p = realloc(base, size + 16);
-    if (!p) return NULL;
-    memcpy(p, &size, sizeof size);
-    c->live = c->live - old + size;
-    return p + 16;
-}
-
 static void ca_free(void *ctx, void *ptr)
 {
     counting_alloc *c = ctx;
@@ -100,9 +84,9 @@ static size_t sweep(solver_fn solve, int n_threads, int want_cov, int expect_ok_
         nlsq_options_init(&opt);
         opt.n_threads = n_threads;
         opt.chunk_rows = 1000;
-        opt.adam_epochs = 3;
-        opt.hybrid_adam_epochs = 2;
-        opt.allocator = (nlsq_allocator){ca_alloc, ca_realloc, ca_free, &c};
+        opt.adam.epochs = 3;
+        opt.hybrid.adam_epochs = 2;
+        opt.allocator = (nlsq_allocator){ca_alloc, ca_free, &c};
         double x[4] = {1, 1, 0, 0}, cov[16];
         nlsq_result res = {0};
         res.covariance = want_cov ? cov : NULL;
@@ -146,7 +130,7 @@ static void test_covariance_alloc_failures(void **state)
         c.fail_at = k;
         nlsq_options opt;
         nlsq_options_init(&opt);
-        opt.allocator = (nlsq_allocator){ca_alloc, ca_realloc, ca_free, &c};
+        opt.allocator = (nlsq_allocator){ca_alloc, ca_free, &c};
         double x[4] = {2, 0.7, 0.3, 1}, cov[16];
         int st = nlsq_covariance(&pb, &opt, x, cov, NULL);
         assert_int_equal(c.live, 0);

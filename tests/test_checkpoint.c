@@ -119,10 +119,10 @@ static void base_opts(nlsq_options *o, int threads)
     nlsq_options_init(o);
     o->n_threads = threads;
     o->chunk_rows = 256;             /* several slots per pass: threads matter */
-    o->adam_batch_rows = 1024;
-    o->adam_block_rows = 256;
-    o->adam_epochs = 30;
-    o->hybrid_adam_epochs = 3;       /* a short warm-up: phase 2 has iterations */
+    o->adam.batch_rows = 1024;
+    o->adam.block_rows = 256;
+    o->adam.epochs = 30;
+    o->hybrid.adam_epochs = 3;       /* a short warm-up: phase 2 has iterations */
     o->ftol = o->xtol = 1e-12;
     o->checkpoint_every = 1;
 }
@@ -455,10 +455,10 @@ static void test_corrupted(void **state)
         assert_int_equal(resume_status(&other, &o, path), NLSQ_ECHECKPOINT);
         if (solver == S_ADAM) {
             nlsq_options o2 = o;
-            o2.adam_batch_rows = 2048;                    /* another batch plan */
+            o2.adam.batch_rows = 2048;                    /* another batch plan */
             assert_int_equal(resume_status(&pb, &o2, path), NLSQ_ECHECKPOINT);
             o2 = o;
-            o2.seed = 1;
+            o2.adam.seed = 1;
             assert_int_equal(resume_status(&pb, &o2, path), NLSQ_ECHECKPOINT);
         }
         free(b);

@@ -788,7 +788,6 @@ static void *ca_alloc(void *ctx, size_t n)
     atomic_fetch_add(&c->total, 1);
     return malloc(n);
 }
-static void *ca_realloc(void *ctx, void *p, size_t n) { (void)ctx; return realloc(p, n); }
 static void ca_free(void *ctx, void *p)
 {
     count_alloc *c = ctx;
@@ -803,7 +802,7 @@ static void test_allocator(void **state)
     atomic_init(&ca.live, 0);
     atomic_init(&ca.total, 0);
     nlsq_options o = tight_options();
-    o.allocator = (nlsq_allocator){ca_alloc, ca_realloc, ca_free, &ca};
+    o.allocator = (nlsq_allocator){ca_alloc, ca_free, &ca};
     o.n_threads = 2;
     o.chunk_rows = 8;
     nlsq_curve_problem cp = cf4_problem();

@@ -99,9 +99,9 @@ static void lib_fit(int method, int threads, int stream, run_out *o)
     nlsq_options_init(&opt);
     opt.n_threads = threads;
     opt.max_iter = 200;
-    opt.adam_epochs = 4;
-    opt.hybrid_adam_epochs = 2;
-    opt.adam_batch_rows = 1500;
+    opt.adam.epochs = 4;
+    opt.hybrid.adam_epochs = 2;
+    opt.adam.batch_rows = 1500;
     nlsq_result res;
     memset(&res, 0, sizeof res);
     for (size_t k = 0; k < NP * NP; k++) o->cov[k] = NAN;

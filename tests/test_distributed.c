@@ -91,8 +91,8 @@ static void *run_rank(void *arg)
     nlsq_options_init(&o);
     o.n_threads = 1;
     o.chunk_rows = 1000;
-    o.adam_epochs = 4;
-    o.hybrid_adam_epochs = 2;
+    o.adam.epochs = 4;
+    o.hybrid.adam_epochs = 2;
     o.dist = (nlsq_distributed){reduce_fn, &j->ctx, r0, r1, j->ctx.rank == 0};
     double x0[P] = {1, 1, 0, 0};
     memcpy(j->x, x0, sizeof x0);
@@ -125,8 +125,8 @@ static void single(int which, double *x, double *cov, nlsq_result *res)
     nlsq_options_init(&o);
     o.n_threads = 1;
     o.chunk_rows = 1000;
-    o.adam_epochs = 4;
-    o.hybrid_adam_epochs = 2;
+    o.adam.epochs = 4;
+    o.hybrid.adam_epochs = 2;
     double x0[P] = {1, 1, 0, 0};
     memcpy(x, x0, sizeof x0);
     memset(res, 0, sizeof *res);

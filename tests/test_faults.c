@@ -353,8 +353,8 @@ static void test_nonfinite_start(void **state)
                 base_options(&opt);
                 opt.n_threads = th;
                 opt.chunk_rows = 64;
-                opt.adam_epochs = 3;
-                opt.hybrid_adam_epochs = 2;
+                opt.adam.epochs = 3;
+                opt.hybrid.adam_epochs = 2;
                 fit o = run_fit(solvers[s].fn, &c, &opt, x0_exp3, NULL, NULL);
                 if (o.status != NLSQ_ENONFINITE)
                     fail_msg("%s, %s: status %d (%s), expected NLSQ_ENONFINITE", faults[f].name,
@@ -474,9 +474,9 @@ static void test_nonfinite_persistent(void **state)
             c.fault = F_NAN_R_AFTER;
             c.after = k;
             opt.chunk_rows = 100;
-            opt.adam_batch_rows = 200;
-            opt.adam_epochs = 5;
-            opt.hybrid_adam_epochs = 3;
+            opt.adam.batch_rows = 200;
+            opt.adam.epochs = 5;
+            opt.hybrid.adam_epochs = 3;
             fit o = run_fit(solvers[s].fn, &c, &opt, x0_exp3, NULL, NULL);
             print_message("  %s, NaN from call %ld: %s (%s), %zu non-finite\n", solvers[s].name, k,
                           nlsq_status_name(o.status), o.res.message, o.res.n_nonfinite);
@@ -672,7 +672,7 @@ static void test_scales(void **state)
             double x0[3];
             for (int j = 0; j < 3; j++) x0[j] = x0_exp3[j] * c.ps;
             nlsq_options o2 = opt;
-            o2.hybrid_adam_epochs = 2;
+            o2.hybrid.adam_epochs = 2;
             fit o = run_fit(solvers[s].fn, &c, &o2, x0, NULL, NULL);
             double worst = 0;
             for (int j = 0; j < 3; j++) {
@@ -711,8 +711,8 @@ static void test_scales(void **state)
         fp c = fp_make(K_EXP3, 1000);
         c.s = 1e160;
         nlsq_options o2 = opt;
-        o2.adam_epochs = 2;
-        o2.hybrid_adam_epochs = 2;
+        o2.adam.epochs = 2;
+        o2.hybrid.adam_epochs = 2;
         fit o = run_fit(solvers[s].fn, &c, &o2, x0_exp3, NULL, NULL);
         print_message("  cost overflow (|r| ~ 1e160), %s: %s (%s), cost %g\n", solvers[s].name,
                       nlsq_status_name(o.status), o.res.message, o.res.cost);
@@ -757,8 +757,8 @@ static void test_pinned_bounds(void **state)
     (void)state;
     nlsq_options opt;
     base_options(&opt);
-    opt.adam_epochs = 5;
-    opt.hybrid_adam_epochs = 3;
+    opt.adam.epochs = 5;
+    opt.hybrid.adam_epochs = 3;
     const size_t m = 600;
     double a_ref, c_ref;
     fit_fixed_b(m, 1.0, &a_ref, &c_ref);
@@ -1108,9 +1108,9 @@ static int xpcs_fit_path(const path_cfg *pc, const char **stage, char *err, size
     nlsq_options_init(&opt);
     opt.n_threads = 1;
     opt.max_iter = 3;
-    opt.adam_epochs = 2;
-    opt.hybrid_adam_epochs = 1;
-    opt.adam_batch_rows = 2000;
+    opt.adam.epochs = 2;
+    opt.hybrid.adam_epochs = 1;
+    opt.adam.batch_rows = 2000;
     nlsq_result res;
     memset(&res, 0, sizeof res);
     double cov[15 * 15];

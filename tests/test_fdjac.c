@@ -276,8 +276,8 @@ static void test_adam_hybrid(void **state)
     memset(&c, 0, sizeof c);
     nlsq_options opt;
     test_options(&opt, 2);
-    opt.adam_epochs = 6;
-    opt.hybrid_adam_epochs = 3;
+    opt.adam.epochs = 6;
+    opt.hybrid.adam_epochs = 3;
     for (int solver = 0; solver < 2; solver++) {
         double xa[P], xf[P];
         memcpy(xa, start, sizeof xa);

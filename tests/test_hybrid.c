@@ -94,8 +94,8 @@ static void base_opts(nlsq_options *o)
 {
     nlsq_options_init(o);
     o->n_threads = 1;
-    o->adam_batch_rows = 2048;
-    o->adam_block_rows = 512;
+    o->adam.batch_rows = 2048;
+    o->adam.block_rows = 512;
     o->ftol = o->xtol = 1e-10;
 }
 
@@ -216,9 +216,9 @@ static void test_rejected_first_step(void **state)
     nlsq_problem pb = {.n_params = 2, .n_rows = RM, .eval = eval_tanh, .ctx = &g_tanh};
     nlsq_options o;
     base_opts(&o);
-    o.adam_batch_rows = 500;
-    o.adam_block_rows = 100;
-    o.hybrid_adam_epochs = 2;        /* a short warm-up that leaves x on the plateau */
+    o.adam.batch_rows = 500;
+    o.adam.block_rows = 100;
+    o.hybrid.adam_epochs = 2;        /* a short warm-up that leaves x on the plateau */
     lm_watch w = {0};
     o.progress = watch_progress;
     o.progress_ctx = &w;
@@ -265,7 +265,7 @@ static void test_rejected_first_step(void **state)
     pb2.ctx = NULL;
     nlsq_options o2;
     base_opts(&o2);
-    o2.adam_batch_rows = 500;                     /* same chunking as the hybrid engine */
+    o2.adam.batch_rows = 500;                     /* same chunking as the hybrid engine */
     o2.chunk_rows = 500;
     double xg[2] = {5.0, 0.5};
     nlsq_result rg = {0};
@@ -296,7 +296,7 @@ static void test_phases(void **state)
     assert_int_equal(r.iterations, r.phases[0].iterations + r.phases[1].iterations);
     assert_int_equal(r.n_eval, r.phases[0].n_eval + r.phases[1].n_eval);
     assert_int_equal(r.n_jac, r.phases[0].n_jac + r.phases[1].n_jac);
-    assert_true(r.phases[0].iterations >= 1 && r.phases[0].iterations <= o.hybrid_adam_epochs);
+    assert_true(r.phases[0].iterations >= 1 && r.phases[0].iterations <= o.hybrid.adam_epochs);
     assert_true(r.phases[0].cost <= r.initial_cost);
     assert_true(r.phases[1].cost <= r.phases[0].cost);
     assert_true(r.phases[1].cost == r.cost);
@@ -307,7 +307,7 @@ static void test_phases(void **state)
     nlsq_options oc;
     nlsq_options_init(&oc);
     oc.n_threads = 1;
-    oc.chunk_rows = o.adam_batch_rows;
+    oc.chunk_rows = o.adam.batch_rows;
     assert_int_equal(nlsq_covariance(&pb, &oc, x, cov2, NULL), 0);
     for (int i = 0; i < 16; i++) assert_true(fabs(cov[i] - cov2[i]) <= 1e-8 * fabs(cov2[i]) + 1e-300);
     printf("phases: Adam %zu epochs %.3f s cost %.6e | LM %zu it %.3f s cost %.10e | cov rank %zu\n",
@@ -329,9 +329,9 @@ static void test_adam_guard(void **state)
     assert_true(nlsq_lm(&pb, &o, xopt, &r0) > 0);
 
     /* Adam alone: with lr = 0.3 of the bounds' width per step it only gets worse. */
-    o.adam_lr = 0.3;
-    o.hybrid_adam_epochs = 3;
-    o.adam_epochs = 3;
+    o.adam.lr = 0.3;
+    o.hybrid.adam_epochs = 3;
+    o.adam.epochs = 3;
     double xa[4];
     memcpy(xa, xopt, sizeof xa);
     nlsq_result ra = {0};

@@ -168,7 +168,6 @@ static int counting_eval(void *ctx, const double *x, size_t row0, size_t n, doub
 }
 
 static void *a_alloc(void *ctx, size_t n) { (void)ctx; return malloc(n); }
-static void *a_realloc(void *ctx, void *p, size_t n) { (void)ctx; return realloc(p, n); }
 static void a_free(void *ctx, void *p) { (void)ctx; free(p); }
 
 /* Runs nlsq_lm and nlsq_validate on an invalid setup; pb/opt/x may be NULL. */
@@ -250,10 +249,8 @@ static void test_validation(void **state)
         o = opt; o.n_threads = -1;          expect_einval("n_threads < 0", &good, &o, x);
         o = opt; o.allocator.alloc_fn = a_alloc;
         expect_einval("allocator: alloc only", &good, &o, x);
-        o = opt; o.allocator.alloc_fn = a_alloc; o.allocator.free_fn = a_free;
-        expect_einval("allocator: no realloc", &good, &o, x);
-        o = opt; o.allocator.realloc_fn = a_realloc; o.allocator.free_fn = a_free;
-        expect_einval("allocator: no alloc", &good, &o, x);
+        o = opt; o.allocator.free_fn = a_free;
+        expect_einval("allocator: free only", &good, &o, x);
     }
 
     for (int s = -30; s <= 30; s++) {
@@ -770,7 +767,7 @@ static void test_rank_deficient(void **state)
 
 typedef struct alloc_stats {
     pthread_mutex_t mu;
-    size_t live, peak, n_alloc, n_free, n_realloc;
+    size_t live, peak, n_alloc, n_free;
 } alloc_stats;
 
 #define HDR 16   /* keeps malloc's alignment */
@@ -803,24 +800,6 @@ static void c_free(void *ctx, void *ptr)
     free(p);
 }
 
-static void *c_realloc(void *ctx, void *ptr, size_t n)
-{
-    alloc_stats *s = ctx;
-    if (!ptr) return c_alloc(ctx, n);
-    unsigned char *p = (unsigned char *)ptr - HDR;
-    size_t old;
-    memcpy(&old, p, sizeof old);
-    unsigned char *q = realloc(p, n + HDR);
-    if (!q) return NULL;
-    memcpy(q, &n, sizeof n);
-    pthread_mutex_lock(&s->mu);
-    s->live = s->live - old + n;
-    if (s->live > s->peak) s->peak = s->live;
-    s->n_realloc++;
-    pthread_mutex_unlock(&s->mu);
-    return q + HDR;
-}
-
 static alloc_stats counted_fit(size_t m, int threads, size_t chunk, size_t max_iter, double *x)
 {
     alloc_stats s;
@@ -833,7 +812,7 @@ static alloc_stats counted_fit(size_t m, int threads, size_t chunk, size_t max_i
     opt.n_threads = threads;
     opt.chunk_rows = chunk;
     opt.max_iter = max_iter;
-    opt.allocator = (nlsq_allocator){c_alloc, c_realloc, c_free, &s};
+    opt.allocator = (nlsq_allocator){c_alloc, c_free, &s};
     double cov[16];
     memcpy(x, efit_x0, 4 * sizeof(double));
     nlsq_result res;

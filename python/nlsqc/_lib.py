@@ -41,7 +41,6 @@ typedef struct nlsq_problem {
 
 typedef struct nlsq_allocator {
     void *(*alloc_fn)(void *ctx, size_t size);
-    void *(*realloc_fn)(void *ctx, void *ptr, size_t size);
     void  (*free_fn)(void *ctx, void *ptr);
     void *ctx;
 } nlsq_allocator;
@@ -64,6 +63,18 @@ typedef struct nlsq_progress_info {
     const double *x;
 } nlsq_progress_info;
 
+typedef struct nlsq_adam_options {
+    double lr, beta1, beta2, eps;
+    size_t epochs, batch_rows, block_rows;
+    uint64_t seed;
+    double plateau_rtol;
+    size_t patience;
+} nlsq_adam_options;
+
+typedef struct nlsq_hybrid_options {
+    size_t adam_epochs;
+} nlsq_hybrid_options;
+
 typedef struct nlsq_options {
     double ftol, xtol, gtol;
     size_t max_iter;
@@ -77,12 +88,8 @@ typedef struct nlsq_options {
     double cov_rcond;
     int    loss;
     double f_scale;
-    double adam_lr, adam_beta1, adam_beta2, adam_eps;
-    size_t adam_epochs, adam_batch_rows, adam_block_rows;
-    uint64_t seed;
-    double adam_plateau_rtol;
-    size_t adam_patience;
-    size_t hybrid_adam_epochs;
+    nlsq_adam_options adam;
+    nlsq_hybrid_options hybrid;
     const char *checkpoint_path;
     size_t checkpoint_every;
     const void *checkpoint_tag;

@@ -115,9 +115,15 @@ def _options(ftol, xtol, gtol, max_iter, loss, f_scale, chunk_rows, n_threads, e
     opt.chunk_rows = int(chunk_rows)
     opt.n_threads = int(n_threads)
     for k, v in (extra or {}).items():
-        if not hasattr(opt, k):
+        *path, name = k.split(".")   # "adam.batch_rows": a field of a sub-struct
+        target = opt
+        for part in path:
+            if not hasattr(target, part):
+                raise TypeError("unknown option %r" % k)
+            target = getattr(target, part)
+        if not path and not hasattr(opt, name) or path and not hasattr(target, name):
             raise TypeError("unknown option %r" % k)
-        setattr(opt, k, v)
+        setattr(target, name, v)
     return opt, keep
 
 
@@ -198,7 +204,8 @@ def least_squares(fun, x0, n_rows, jac=None, bounds=(-np.inf, np.inf), loss="lin
     max_nfev: LM iteration cap (nlsq_options.max_iter).
     chunk_rows: rows per callback (0 = automatic); n_threads: solver threads
       (callbacks then run concurrently, each holding the GIL in turn).
-    options: a dict of further nlsq_options fields (e.g. adam_epochs).
+    options: a dict of further nlsq_options fields, sub-struct fields dotted
+             (e.g. {"adam.epochs": 50}).
 
     Returns an OptimizeResult: x, cost, covariance (s^2 (J^T J)^-1), status,
     status_name, message, success (converged), nfev, njev, iterations,

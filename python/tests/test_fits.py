@@ -97,7 +97,7 @@ def test_least_squares_bounds_methods_and_errors():
     np.testing.assert_allclose(r.x, ref.x, rtol=1e-6)
     assert list(r.active_mask) == list(ref.active_mask) == [0, -1, 0]
     h = nlsqc.least_squares(rows, [1, 1, 0], T.size, method="hybrid",
-                            options={"hybrid_adam_epochs": 3, "adam_batch_rows": 64})
+                            options={"hybrid.adam_epochs": 3, "adam.batch_rows": 64})
     assert h.success
     np.testing.assert_allclose(h.x, [3.0, 1.3, 0.5], rtol=0.02)
     with pytest.raises(nlsqc.NlsqError, match="lower") as e:

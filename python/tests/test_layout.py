@@ -11,7 +11,8 @@ import pytest
 from nlsqc._lib import ffi
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-STRUCTS = ["nlsq_problem", "nlsq_options", "nlsq_result", "nlsq_allocator", "nlsq_distributed",
+STRUCTS = ["nlsq_problem", "nlsq_options", "nlsq_adam_options", "nlsq_hybrid_options",
+           "nlsq_result", "nlsq_allocator", "nlsq_distributed",
            "nlsq_curve_problem", "nlsq_fit_stats",
            "nlsq_progress_info", "nlsq_phase_stats"]
 

@@ -144,8 +144,8 @@ static inline void tu_options(nlsq_options *o)
     nlsq_options_init(o);
     o->n_threads = 1;
     o->chunk_rows = 1000;
-    o->adam_epochs = 4;
-    o->hybrid_adam_epochs = 2;
+    o->adam.epochs = 4;
+    o->hybrid.adam_epochs = 2;
 }
 
 typedef struct tu_run {

@@ -19,7 +19,6 @@
 #define BOUND_S 30.0   /* each case must end within this (it takes < 1 s) */
 
 static void *fail_alloc(void *ctx, size_t size) { (void)ctx; (void)size; return NULL; }
-static void *fail_realloc(void *ctx, void *p, size_t size) { (void)ctx; (void)p; (void)size; return NULL; }
 static void plain_free(void *ctx, void *p) { (void)ctx; free(p); }
 
 static nlsq_mpi_ctx *attach(nlsq_options *o)
@@ -135,7 +134,6 @@ int main(int argc, char **argv)
         nlsq_mpi_ctx *mc = attach(&o);
         if (g_rank == k) {
             o.allocator.alloc_fn = fail_alloc;
-            o.allocator.realloc_fn = fail_realloc;
             o.allocator.free_fn = plain_free;
         }
         tu_run a;

@@ -164,8 +164,8 @@ int main(int argc, char **argv)
         nlsq_options o1;
         nlsq_options_init(&o1);
         o1.n_threads = 1;
-        o1.hybrid_adam_epochs = 2;
-        o1.adam_batch_rows = 512;
+        o1.hybrid.adam_epochs = 2;
+        o1.adam.batch_rows = 512;
         /* this problem is undetermined (below): the hybrid's LM walks its flat
          * valley to the iteration limit, which at NLSQ_ITER_AUTO is 1600
          * passes (minutes under ASan); what is compared here is the same
