@@ -46,8 +46,10 @@ static void fill_rows(const ctx *c, size_t row0, size_t n, size_t ncol, double *
 }
 
 /* dense: every row has p columns (zeros outside the group's k when k < p) */
-static int eval_dense(void *vc, const double *x, size_t row0, size_t n, double *r, double *J)
+static int eval_dense(void *vc, const double *x, size_t row0, size_t n, double *r, double *J,
+                      const nlsq_eval_env *env)
 {
+    (void)env;
     (void)x;
     fill_rows(vc, row0, n, ((ctx *)vc)->p, r, J);
     return 0;
@@ -67,8 +69,10 @@ static size_t pattern(void *vc, size_t row0, size_t nrows, size_t *cols, size_t 
     return n;
 }
 
-static int eval_sparse(void *vc, const double *x, size_t row0, size_t n, double *r, double *J)
+static int eval_sparse(void *vc, const double *x, size_t row0, size_t n, double *r, double *J,
+                       const nlsq_eval_env *env)
 {
+    (void)env;
     (void)x;
     const ctx *c = vc;
     fill_rows(c, row0, n, c->k, r, J);

@@ -37,8 +37,10 @@ static double hash_noise(uint64_t z)
     return (double)(z >> 11) * 0x1.0p-53 - 0.5;
 }
 
-static int bench_eval(void *vctx, const double *x, size_t row0, size_t n, double *r, double *J)
+static int bench_eval(void *vctx, const double *x, size_t row0, size_t n, double *r, double *J,
+                      const nlsq_eval_env *env)
 {
+    (void)env;
     const bench_ctx *c = vctx;
     const double scale = 10.0 / (double)c->m;
     for (size_t k = 0; k < n; k++) {

@@ -118,8 +118,8 @@ int main(int argc, char **argv)
         times[r] = R->fit_s;
         if (R->res.status < 0) {
             worst = 1;
-            fprintf(stderr, "bench_xpcs: fit %d: %s (%s) %s\n", r + 1,
-                    nlsq_status_name(R->res.status), R->res.message, nlsq_xpcs_model_last_error(m));
+            fprintf(stderr, "bench_xpcs: fit %d: %s (%s)\n", r + 1,
+                    nlsq_status_name(R->res.status), R->res.message);
         }
         if (!a.json && !a.quiet && a.repeat > 1)
             printf("  fit %d/%d: %.3f s, %zu iterations, %zu + %zu passes, cost %.10e, %s\n", r + 1,

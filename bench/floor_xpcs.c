@@ -355,7 +355,7 @@ static int check_against_model(nlsq_xpcs_model *m, const double *x, const double
     for (size_t row = 0; row < pb.n_rows && rc == 0;) {
         size_t k = 0, want = pb.n_rows - row < chunk ? pb.n_rows - row : chunk;
         size_t got = pb.pattern(pb.ctx, row, want, cols, &k);
-        if (got == 0 || k != KB || pb.eval(pb.ctx, x, row, got, r, J) != 0) { rc = 1; break; }
+        if (got == 0 || k != KB || pb.eval(pb.ctx, x, row, got, r, J, NULL) != 0) { rc = 1; break; }
         for (size_t t = 0; t < got; t++) {
             c += 0.5 * r[t] * r[t];
             for (size_t u = 0; u < KB; u++) {

@@ -538,8 +538,8 @@ static int solve_errors(const fit_state *s)
 {
     const fit_xpcs_args *a = s->a;
     const char *msg = s->res.message[0] ? s->res.message : nlsq_status_string(s->status);
-    const char *le = nlsq_xpcs_model_last_error(s->m);
-    if (s->status == NLSQ_ECALLBACK && le[0]) return bad_input(s->run, "%s", le);
+    if (s->status == NLSQ_ECALLBACK && s->res.callback_status != 0)   /* the model's words first */
+        return bad_input(s->run, "%s", msg);
     if (a->resume && (s->status == NLSQ_EIO || s->status == NLSQ_ECHECKPOINT))
         return bad_input(s->run,
                          "--resume %s: %s (give the same input and options as the interrupted fit)",

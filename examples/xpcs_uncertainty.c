@@ -44,9 +44,8 @@ int xpcs_robust_covariance(nlsq_xpcs_model *m, const nlsq_problem *pb, const nls
     int rc = nlsq_xpcs_model_clusters(m, &cl);
     if (rc == 0) rc = nlsq_covariance_robust(pb, opt, &cl, x, cov, &res);
     if (rc != 0) {
-        const char *le = nlsq_xpcs_model_last_error(m);
-        snprintf(err, err_size, "--errors robust: %s", le[0] ? le : res.message[0] ? res.message
-                                                                 : nlsq_status_string(rc));
+        snprintf(err, err_size, "--errors robust: %s",
+                 res.message[0] ? res.message : nlsq_status_string(rc));
         return -1;
     }
     return 0;

@@ -37,8 +37,10 @@ static double take_double(reader *r)
 typedef struct fctx { size_t p; int fail_at; int calls; int nan_mode; int col_major; } fctx;
 
 /* r_i = sum_j x_j^2 t^j - y(t) with t in [0, 1]: smooth, p-dimensional */
-static int eval(void *ctx, const double *x, size_t row0, size_t n, double *r, double *J)
+static int eval(void *ctx, const double *x, size_t row0, size_t n, double *r, double *J,
+                const nlsq_eval_env *env)
 {
+    (void)env;
     fctx *c = ctx;
     if (c->fail_at && ++c->calls == c->fail_at) return 1;
     for (size_t i = 0; i < n; i++) {

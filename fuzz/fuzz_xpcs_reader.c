@@ -649,8 +649,10 @@ static void exercise(reader *r, const built *b)
                         size_t k = 0, want = rows - r0 < 64 ? rows - r0 : 64;
                         size_t got = pb.pattern(pb.ctx, r0, want, cols, &k);
                         CHECK(got >= 1 && got <= want && k >= 1 && k <= p);
-                        if (pb.eval(pb.ctx, x, r0, got, rv, J) != 0) {
-                            CHECK(nlsq_xpcs_model_last_error(m)[0] != '\0');
+                        char why[NLSQ_CALLBACK_MSG_SIZE] = "";
+                        const nlsq_eval_env env = {.msg = why, .msg_size = sizeof why};
+                        if (pb.eval(pb.ctx, x, r0, got, rv, J, &env) != 0) {
+                            CHECK(why[0] != '\0');   /* a failing eval says why */
                             break;
                         }
                         /* data are 0..250 or non-finite (excluded): with a

@@ -16,7 +16,8 @@
  *  - Thread safety: there is no global mutable state.  Distinct calls on
  *    distinct problems/options/results may run concurrently.  One solve uses
  *    up to `n_threads` threads internally and calls `eval` concurrently on
- *    disjoint row ranges when n_threads > 1.
+ *    disjoint row ranges when n_threads > 1 (`prepare` on the calling thread
+ *    before them: see "Callbacks" above nlsq_problem).
  *  - Errors: every function returns a status code; none calls exit() or
  *    abort(), none prints unless the caller installs a log callback.  On error
  *    x still holds the best point found (the start point if nothing better).
@@ -87,6 +88,32 @@ NLSQ_API const char *nlsq_status_name(int status);
 /* Problem                                                                   */
 /* ------------------------------------------------------------------------ */
 
+/** The largest message a callback may leave in nlsq_eval_env.msg (and the
+ *  prepare callback in its msg), terminating NUL included. */
+#define NLSQ_CALLBACK_MSG_SIZE 128
+
+/** What the library hands every eval call besides the rows.  Valid during the
+ *  call only; never NULL when the library makes the call. */
+typedef struct nlsq_eval_env {
+    int         at_prepared; /* 1: x is the point `prepare` last succeeded on (its
+                                state is `state`); 0: no prepare, or another
+                                point (finite differences' x + h e_j) */
+    const void *state;       /* with at_prepared: the prepare_bytes bytes prepare
+                                wrote for x (NULL when prepare_bytes is 0);
+                                otherwise NULL */
+    void       *scratch;     /* this worker's scratch_bytes bytes, aligned for
+                                double, NULL when scratch_bytes is 0.  No other
+                                call running at the same time sees them; they
+                                keep what the worker's previous call left, for
+                                the whole solve */
+    size_t      scratch_bytes;
+    size_t      worker;      /* the calling worker, 0 .. n_threads - 1 */
+    char       *msg;         /* msg_size (NLSQ_CALLBACK_MSG_SIZE) bytes, "" on
+                                entry: a failing call may write a NUL-terminated
+                                line here; the library puts it in res->message */
+    size_t      msg_size;
+} nlsq_eval_env;
+
 /** Rows [row0, row0 + nrows) of the residual vector at parameters x.
  *  r: nrows residuals, always filled.
  *  J: NULL, or nrows x n_params row-major, filled with d r_i / d x_j.
@@ -94,14 +121,26 @@ NLSQ_API const char *nlsq_status_name(int status);
  *     row-major over the k columns that `pattern` returned for this chunk, in
  *     that order.  With jac_col_major set, the same block is stored
  *     column-major: d r_i / d x_(column a) at J[a * nrows + i].
+ *  env: the prepared state, this worker's scratch and a message buffer (see
+ *     nlsq_eval_env and "Callbacks" in the problem below).
  *  Returns 0, or nonzero to stop the solve: NLSQ_ENOMEM when the callback
  *  could not allocate what it needs (reported as NLSQ_ENOMEM), any other
- *  nonzero value reported as NLSQ_ECALLBACK.
+ *  nonzero value reported as NLSQ_ECALLBACK; the value itself is kept in
+ *  res->callback_status and what the call wrote to env->msg in res->message.
  *  nrows never exceeds the chunk size in the options.  With more than one
  *  thread the library calls it concurrently on disjoint row ranges. */
 typedef int (*nlsq_eval_fn)(void *ctx, const double *x,
                             size_t row0, size_t nrows,
-                            double *r, double *J);
+                            double *r, double *J, const nlsq_eval_env *env);
+
+/** Optional per-point preparation.  Called with a point x before any eval
+ *  at x (see "Callbacks" below): writes what every row needs at x (tables,
+ *  factorisations) to state (prepare_bytes bytes owned by the library,
+ *  aligned for double, NULL when prepare_bytes is 0).  Returns 0, or nonzero
+ *  to stop the solve as eval's codes do (msg: msg_size bytes, "" on entry,
+ *  for a line on why). */
+typedef int (*nlsq_prepare_fn)(void *ctx, const double *x, void *state,
+                               char *msg, size_t msg_size);
 
 /** Optional sparse column pattern.  Called with a row range [row0, row0 +
  *  nrows); writes to cols[] the k (1 <= k <= n_params) distinct, ascending
@@ -122,6 +161,31 @@ typedef enum nlsq_jacobian {
     NLSQ_JAC_CENTRAL  = 2   /**< eval fills only r; central differences */
 } nlsq_jacobian;
 
+/* Callbacks (eval, prepare, pattern): the contract.
+ *  - Order: each pass over rows at a point x first calls prepare(ctx, x, ...)
+ *    on the solver's calling thread, unless the previous prepare of this solve
+ *    succeeded on the same x (bit for bit): prepare runs exactly once per
+ *    distinct point in a row of passes, never while an eval of the solve
+ *    runs, and adds no pass.  Then eval runs on the rows, concurrently on
+ *    disjoint ranges with several threads, each call with env->at_prepared
+ *    and env->state when its x is that point.  With finite differences, eval
+ *    also sees points x + h e_j that were never prepared (at_prepared 0): it
+ *    must then work from x alone (its scratch is the place for that).
+ *    nlsq_covariance_robust makes the same calls on one thread.
+ *  - Ownership: the library allocates the prepared state (prepare_bytes) once
+ *    per solve and each worker's scratch (scratch_bytes) once per solve per
+ *    worker, through opt->allocator, zeroed, and frees them when the solve
+ *    returns; the callbacks never free them or keep pointers to them.  The
+ *    state is read-only to eval.  ctx is the caller's: the library never
+ *    touches it, and prepare may keep per-point data there only if the
+ *    caller never runs two solves on one ctx at the same time.
+ *  - Errors: a nonzero return of prepare or eval stops the solve (NLSQ_ENOMEM
+ *    when it was NLSQ_ENOMEM, else NLSQ_ECALLBACK); res->callback_status gets
+ *    the value returned (the failing call of lowest row when several threads
+ *    failed; 0 when no callback returned nonzero, e.g. an invalid pattern),
+ *    and what the call wrote to its msg buffer begins res->message.  Under
+ *    opt->dist, only the process whose callback failed has them; every
+ *    process returns the same status. */
 typedef struct nlsq_problem {
     size_t n_params;                /* p */
     size_t n_rows;                  /* m, may exceed what fits in memory */
@@ -157,6 +221,10 @@ typedef struct nlsq_problem {
     /* --- reporting --- */
     const char *const *param_names; /* NULL, or p NUL-terminated names (nlsq_report);
                                        read during calls only, never kept */
+    /* --- callbacks: preparation, scratch (see "Callbacks" above the struct) --- */
+    nlsq_prepare_fn prepare;        /* NULL, or called once per point before eval */
+    size_t prepare_bytes;           /* bytes of the state prepare writes (0: none) */
+    size_t scratch_bytes;           /* bytes of each worker's scratch (0: none) */
 } nlsq_problem;
 
 /* ------------------------------------------------------------------------ */
@@ -409,11 +477,15 @@ typedef struct nlsq_result {
     size_t n_active;      /* parameters on a bound at the solution */
     size_t n_phases;
     nlsq_phase_stats phases[3];
-    char   message[160];  /* one line on what happened, e.g. the failing row; it ends
-                             with "(undetermined: x[j], ...)" when some are */
+    char   message[256];  /* one line on what happened, e.g. the failing row; it ends
+                             with "(undetermined: x[j], ...)" when some are; when a
+                             callback failed it begins with the callback's message */
     /* --- filled with the covariance (status >= 0, covariance not NULL) --- */
     size_t n_fixed;        /* parameters with lower == upper */
     size_t n_undetermined; /* parameters with +INFINITY variance (NLSQ_PARAM_UNDETERMINED) */
+    /* --- callbacks --- */
+    int    callback_status; /* the nonzero value a prepare or eval call returned when
+                               it stopped the solve (0: none did); see "Callbacks" */
 } nlsq_result;
 
 /* ------------------------------------------------------------------------ */

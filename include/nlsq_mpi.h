@@ -168,8 +168,7 @@ struct nlsq_xpcs_config;
  *  config the model was created with.  *n_excluded (when not NULL): the
  *  non-finite data entries over all ranks (the model's own count only covers
  *  what this rank has read).  Collective; returns 0 or the same error on
- *  every rank (NLSQ_ECALLBACK when a read failed on any rank: that rank's
- *  nlsq_xpcs_model_last_error says why). */
+ *  every rank (NLSQ_ECALLBACK when a read failed on any rank). */
 NLSQ_API int nlsq_mpi_xpcs_initial_guess(nlsq_mpi_ctx *ctx, struct nlsq_xpcs_model *m,
                                          const struct nlsq_xpcs_config *cfg,
                                          const double *phys, double *x, size_t *n_excluded);

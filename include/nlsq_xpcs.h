@@ -288,7 +288,10 @@ NLSQ_API size_t nlsq_xpcs_model_n_excluded(const nlsq_xpcs_model *m);
 
 /** Fill pb (eval, pattern, ctx, n_params, n_rows, bounds from the model's
  *  bound arrays, jac_col_major = 1, and n_obs when symmetric pairs are
- *  merged).  pb is valid while m lives. */
+ *  merged; prepare, prepare_bytes and scratch_bytes: the point's tables are
+ *  built once per point in the solve's state, nlsq.h "Callbacks").  The
+ *  model keeps no per-point state, so several solves may use one model at
+ *  once.  pb is valid while m lives. */
 NLSQ_API int  nlsq_xpcs_model_problem(nlsq_xpcs_model *m, nlsq_problem *pb);
 
 /** Clusters for nlsq_covariance_robust: the entry (a, i, j) belongs to the
@@ -332,9 +335,11 @@ NLSQ_API int  nlsq_xpcs_rate_start(nlsq_xpcs_model *m, const double *phys, doubl
 NLSQ_API double nlsq_xpcs_model_g2(const nlsq_xpcs_model *m, const double *x,
                                    size_t a, size_t i, size_t j);
 
-/** The last data-read failure met by the model's eval (e.g. an HDF5 read
- *  error while streaming; the eval then fails and the solver reports
- *  NLSQ_ECALLBACK), as one line naming the file/dataset; "" if none. */
+/** The last data-read failure of nlsq_xpcs_initial_guess or
+ *  nlsq_xpcs_rate_start (they then return NLSQ_ECALLBACK), as one line naming
+ *  the file/dataset; "" if none.  A failing eval of the model's problem (e.g.
+ *  an HDF5 read error while streaming) says why in the solver's res.message
+ *  instead (nlsq.h "Callbacks"). */
 NLSQ_API const char *nlsq_xpcs_model_last_error(const nlsq_xpcs_model *m);
 
 #ifdef __cplusplus

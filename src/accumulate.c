@@ -334,8 +334,9 @@ int nlsq__engine_init(nlsq__engine *e, const nlsq_problem *pb, const nlsq_option
         }
         if (!w->r || !w->J || !w->cols || !w->local || !w->localg || !w->T) goto nomem;
     }
+    if (nlsq__calls_init(&e->calls, pb, e->al, e->n_threads) != 0) goto nomem;
     if (pb->jacobian != NLSQ_JAC_ANALYTIC &&
-        nlsq__fd_init(&e->fd, pb, e->al, e->n_threads, chunk) != 0) goto nomem;
+        nlsq__fd_init(&e->fd, &e->calls, e->al, e->n_threads, chunk) != 0) goto nomem;
     if (e->n_threads > 1 && nlsq__pool_create(e->al, e->n_threads - 1, &e->pool) != 0) goto nomem;
     e->blas_held = nlsq__blas_single_begin();   /* the workers are the parallelism */
     return 0;
@@ -371,6 +372,7 @@ void nlsq__engine_free(nlsq__engine *e)
     }
     nlsq__free(e->al, e->dist_buf);
     nlsq__fd_free(e->fd, e->al);
+    nlsq__calls_free(&e->calls);
     e->fd = NULL;
     e->dist_buf = NULL;
     e->slots = NULL;
@@ -533,13 +535,10 @@ static int eval_chunk(nlsq__engine *e, nlsq__worker *w, nlsq__slot *s,
     const int sparse = pb->pattern != NULL;
     if (sparse && (n = chunk_pattern(pb, w, e->p, row0, n, &k)) == 0) return NLSQ_ECALLBACK;
     double *J = mode == NLSQ__PASS_COST ? NULL : w->J;
-    int cb = e->fd ? nlsq__fd_eval(e->fd, (size_t)(w - e->workers), x, row0, n,
-                                   sparse ? w->cols : NULL, k, w->r, J)
-                   : pb->eval(pb->ctx, x, row0, n, w->r, J);
-    if (cb != 0) {
-        e->callback_row = row0;
-        return cb == NLSQ_ENOMEM ? NLSQ_ENOMEM : NLSQ_ECALLBACK;
-    }
+    const size_t wi = (size_t)(w - e->workers);
+    int cb = e->fd ? nlsq__fd_eval(e->fd, wi, x, row0, n, sparse ? w->cols : NULL, k, w->r, J)
+                   : nlsq__calls_eval(&e->calls, wi, 1, x, row0, n, w->r, J);
+    if (cb != 0) return cb;   /* the record is the worker's (callback.c) */
     s->n_rows += n;
     if (e->scale_exp) scale_chunk(ldexp(1.0, e->scale_exp), n, k, w->r, J);
     double rmax = max_abs_finite(n, w->r);
@@ -622,13 +621,22 @@ static int local_pass(nlsq__engine *e, const double *x, int mode,
     atomic_init(&job.next_slot, 0);
     atomic_init(&job.failed, 0);
 
-    /* the calling thread works too; a pool smaller than asked (threads the
-     * system refused) just means fewer workers */
-    size_t nt = e->n_threads < job.n_slots_used ? e->n_threads : job.n_slots_used;
-    size_t np = nlsq__pool_size(e->pool) + 1;
-    nlsq__pool_run(e->pool, nt < np ? nt : np, worker_loop, &job);
-    int failed = atomic_load(&job.failed);
-    if (failed) return failed;
+    /* the point is prepared once, here, before any worker starts; the calling
+     * thread works too; a pool smaller than asked (threads the system
+     * refused) just means fewer workers */
+    nlsq__calls_begin(&e->calls);
+    int failed = job.n_slots_used ? nlsq__calls_prepare(&e->calls, x) : 0;
+    if (!failed) {
+        size_t nt = e->n_threads < job.n_slots_used ? e->n_threads : job.n_slots_used;
+        size_t np = nlsq__pool_size(e->pool) + 1;
+        nlsq__pool_run(e->pool, nt < np ? nt : np, worker_loop, &job);
+        failed = atomic_load(&job.failed);
+    }
+    if (failed) {
+        nlsq__calls_settle(&e->calls);
+        if (e->calls.status) e->callback_row = e->calls.row;
+        return failed;
+    }
 
     /* Fixed-order reduction of the slots. */
     double sum = 0.0, comp = 0.0;

@@ -652,6 +652,7 @@ int nlsq__adam_solve(const nlsq_problem *pb, const nlsq_options *opt_in, double 
                             res && res->covariance ? NLSQ__PASS_NORMAL : NLSQ__PASS_GRAD, t0};
     int status = nlsq__adam_run(&e, opt, x, res, st, &args);
     if (!resume) nlsq__adam_state_free(e.al, &local);
+    nlsq__engine_report(&e, res);
     nlsq__engine_free(&e);
     nlsq__single_phase(res, NLSQ_PHASE_ADAM, t0);
     return status;

@@ -635,6 +635,7 @@ static int resume_lm(const nlsq_problem *pb, const nlsq_options *opt, double *x,
                   ck->chunk_rows);
     memcpy(x, ck->x, pb->n_params * sizeof(double));
     int status = nlsq__lm_run(&e, opt, x, res, &ck->lm, t0);
+    nlsq__engine_report(&e, res);
     nlsq__engine_free(&e);
     nlsq__single_phase(res, NLSQ_PHASE_LM, t0);
     return status;

@@ -25,8 +25,10 @@ typedef struct cf_ctx {
     double *L;               /* Cholesky factor of sigma_cov (n x n), or NULL */
 } cf_ctx;
 
-static int cf_eval(void *vctx, const double *theta, size_t row0, size_t n, double *r, double *J)
+static int cf_eval(void *vctx, const double *theta, size_t row0, size_t n, double *r, double *J,
+                   const nlsq_eval_env *env)
 {
+    (void)env;   /* the model has its own contract (nlsq_model_fn) */
     cf_ctx *c = vctx;
     const nlsq_curve_problem *cp = c->cp;
     const size_t p = cp->n_params;
@@ -132,8 +134,12 @@ static int chi2_at(const nlsq_problem *pb, const nlsq_options *opt, const double
     nlsq__acc acc = {NULL, NULL, 0, 0, 0, 0, 0};
     rc = nlsq__engine_pass(&e, theta, NLSQ__PASS_COST, 0, pb->n_rows, &acc);
     size_t bad_row = e.callback_row;
+    if (rc) {
+        nlsq__finish(R, rc, "model failed in the statistics pass (chunk at row %zu)", bad_row);
+        nlsq__engine_report(&e, R);
+    }
     nlsq__engine_free(&e);
-    if (rc) return nlsq__finish(R, rc, "model failed in the statistics pass (chunk at row %zu)", bad_row);
+    if (rc) return rc;
     *chi2 = acc.cost * 2.0;
     return 0;
 }

@@ -26,7 +26,8 @@
  * costs 1 + k (forward) or 1 + 2 k (central) residual evaluations of the
  * chunk.  Each engine worker has its own scratch (p + 2 * chunk doubles), so a
  * chunk's block depends only on x and the rows: the sums stay bitwise the same
- * for any thread count.
+ * for any thread count.  The perturbed points were never prepared: eval sees
+ * them with env->at_prepared 0 (nlsq.h "Callbacks").
  */
 #include "nlsq_internal.h"
 
@@ -36,15 +37,17 @@
 
 struct nlsq__fd {
     const nlsq_problem *pb;
+    nlsq__calls *calls;       /* the engine's: eval goes through it */
     size_t chunk;             /* rows per chunk at most */
     size_t n_workers;
     double *scratch;          /* n_workers blocks of p + 2 * chunk doubles */
 };
 
-int nlsq__fd_init(nlsq__fd **out, const nlsq_problem *pb, const nlsq_allocator *al,
+int nlsq__fd_init(nlsq__fd **out, nlsq__calls *calls, const nlsq_allocator *al,
                   size_t n_workers, size_t chunk)
 {
     *out = NULL;
+    const nlsq_problem *pb = calls->pb;
     size_t per, total;
     if (nlsq__mul_size(chunk, 2, &per) != 0 || per > SIZE_MAX - pb->n_params) return NLSQ_ENOMEM;
     per += pb->n_params;
@@ -57,6 +60,7 @@ int nlsq__fd_init(nlsq__fd **out, const nlsq_problem *pb, const nlsq_allocator *
         return NLSQ_ENOMEM;
     }
     fd->pb = pb;
+    fd->calls = calls;
     fd->chunk = chunk;
     fd->n_workers = n_workers;
     *out = fd;
@@ -127,7 +131,7 @@ int nlsq__fd_eval(nlsq__fd *fd, size_t worker, const double *x, size_t row0, siz
                   const size_t *cols, size_t k, double *r, double *J)
 {
     const nlsq_problem *pb = fd->pb;
-    int rc = pb->eval(pb->ctx, x, row0, n, r, NULL);
+    int rc = nlsq__calls_eval(fd->calls, worker, 1, x, row0, n, r, NULL);
     if (rc != 0 || !J) return rc;
     if (worker >= fd->n_workers || n > fd->chunk) return NLSQ_EINVAL;
 
@@ -142,11 +146,11 @@ int nlsq__fd_eval(nlsq__fd *fd, size_t worker, const double *x, size_t row0, siz
         const fd_rule q = column_rule(pb->jacobian, x[j], lo, hi, pb->fd_scale ? pb->fd_scale[j] : 0.0);
         if (q.n_evals >= 1) {
             th[j] = x[j] + q.d1;
-            rc = pb->eval(pb->ctx, th, row0, n, f1, NULL);
+            rc = nlsq__calls_eval(fd->calls, worker, 0, th, row0, n, f1, NULL);
         }
         if (rc == 0 && q.n_evals == 2) {
             th[j] = x[j] + q.d2;
-            rc = pb->eval(pb->ctx, th, row0, n, f2, NULL);
+            rc = nlsq__calls_eval(fd->calls, worker, 0, th, row0, n, f2, NULL);
         }
         th[j] = x[j];
         if (rc != 0) return rc;

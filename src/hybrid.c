@@ -216,6 +216,7 @@ int nlsq__hybrid_solve(const nlsq_problem *pb, const nlsq_options *opt_in, doubl
         status = phase2(&H);
     }
     nlsq__free(H.e.al, H.vec);
+    nlsq__engine_report(&H.e, res);
     nlsq__engine_free(&H.e);
     return status;
 }

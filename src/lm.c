@@ -592,6 +592,7 @@ int nlsq_lm(const nlsq_problem *pb, const nlsq_options *opt_in, double *x, nlsq_
     st.d2 = d2;
     int status = nlsq__lm_run(&e, opt, x, res, &st, t0);
     nlsq__free(e.al, d2);
+    nlsq__engine_report(&e, res);
     nlsq__engine_free(&e);
     nlsq__single_phase(res, NLSQ_PHASE_LM, t0);
     return status;
@@ -634,6 +635,7 @@ int nlsq_covariance(const nlsq_problem *pb, const nlsq_options *opt_in, const do
         }
     }
     nlsq__free(e.al, A);
+    nlsq__engine_report(&e, res);
     nlsq__engine_free(&e);
     return status;
 }

@@ -12,6 +12,8 @@
  *   adam_policy.c Adam's learning-rate schedule and plateau rule.
  *   hybrid.c      Adam -> LM -> covariance.
  *   checkpoint.c  atomic save/load of solver state.
+ *   callback.c    the calls into the problem: prepare once per point, eval with
+ *                 each worker's scratch and message buffer, the first failure.
  *   fdjac.c       finite-difference Jacobian blocks for residual-only callbacks.
  *   options.c     defaults, validation, status strings, allocator, logging.
  *   linalg.c      the only calls into BLAS/LAPACK (linalg.h).
@@ -84,15 +86,50 @@ typedef struct nlsq__acc {
     double rmax;            /* max |r_i| over the finite rows (scaled units) */
 } nlsq__acc;
 
+/* The calls into the problem (callback.c; nlsq.h "Callbacks"). */
+typedef struct nlsq__call_rec nlsq__call_rec;   /* one worker's failure record */
+typedef struct nlsq__calls {
+    const nlsq_problem *pb;
+    const nlsq_allocator *al;
+    size_t n_workers;
+    size_t stride;            /* doubles of one worker's scratch */
+    double *scratch;          /* n_workers * stride, or NULL */
+    nlsq__call_rec *recs;     /* n_workers */
+    double *x_prepared;       /* p: the point of the last successful prepare */
+    int have_prepared;
+    void *state;              /* prepare_bytes, or NULL */
+    int status;               /* the kept failure: the callback's value (0: none), */
+    size_t row;               /* its first row, */
+    char msg[NLSQ_CALLBACK_MSG_SIZE];   /* and its message */
+} nlsq__calls;
+/* Allocate for n_workers workers (0 or NLSQ_ENOMEM; free in any case). */
+NLSQ_HIDDEN int  nlsq__calls_init(nlsq__calls *c, const nlsq_problem *pb,
+                                  const nlsq_allocator *al, size_t n_workers);
+NLSQ_HIDDEN void nlsq__calls_free(nlsq__calls *c);
+/* Start of a pass: forget the workers' failures of the last one. */
+NLSQ_HIDDEN void nlsq__calls_begin(nlsq__calls *c);
+/* prepare at x unless x is the prepared point: 0, NLSQ_ECALLBACK or NLSQ_ENOMEM. */
+NLSQ_HIDDEN int  nlsq__calls_prepare(nlsq__calls *c, const double *x);
+/* eval of rows [row0, row0 + n) by worker `worker`; at_prepared: x is the
+ * pass's (prepared) point.  0, NLSQ_ECALLBACK or NLSQ_ENOMEM. */
+NLSQ_HIDDEN int  nlsq__calls_eval(nlsq__calls *c, size_t worker, int at_prepared,
+                                  const double *x, size_t row0, size_t n, double *r,
+                                  double *J);
+/* After a failed pass: keep the failure of the lowest row (status, row, msg). */
+NLSQ_HIDDEN void nlsq__calls_settle(nlsq__calls *c);
+/* res->callback_status and the message of the kept failure, if any. */
+NLSQ_HIDDEN void nlsq__calls_report(const nlsq__calls *c, nlsq_result *res);
+
 /* Finite-difference Jacobians (fdjac.c) for problems with jacobian != 0:
  * scratch for n_workers workers and chunks of at most chunk rows. */
 typedef struct nlsq__fd nlsq__fd;
-NLSQ_HIDDEN int  nlsq__fd_init(nlsq__fd **out, const nlsq_problem *pb, const nlsq_allocator *al,
+NLSQ_HIDDEN int  nlsq__fd_init(nlsq__fd **out, nlsq__calls *calls, const nlsq_allocator *al,
                                size_t n_workers, size_t chunk);
 NLSQ_HIDDEN void nlsq__fd_free(nlsq__fd *fd, const nlsq_allocator *al);
 /* The user's eval of rows [row0, row0 + n) into r and, when J is not NULL,
  * the differenced block over the k columns cols[] (NULL: 0 .. k-1) in the
- * problem's layout, using worker `worker`'s scratch.  Returns eval's code. */
+ * problem's layout, using worker `worker`'s scratch; x is the pass's point.
+ * Returns 0 or nlsq__calls_eval's code. */
 NLSQ_HIDDEN int  nlsq__fd_eval(nlsq__fd *fd, size_t worker, const double *x, size_t row0,
                                size_t n, const size_t *cols, size_t k, double *r, double *J);
 
@@ -112,6 +149,7 @@ typedef struct nlsq__engine {
     int    loss;
     double f_scale;
     size_t callback_row;     /* first row of a failing callback (diagnostics) */
+    nlsq__calls calls;       /* prepare, scratch, the callbacks' failures */
     int    avx2;             /* the CPU runs the AVX2+FMA small-k kernel */
     double *dist_buf;        /* packed sums for opt->dist.reduce, or NULL */
     nlsq__fd *fd;            /* finite differences (pb->jacobian != 0), or NULL */
@@ -132,6 +170,11 @@ NLSQ_HIDDEN int  nlsq__engine_init(nlsq__engine *e, const nlsq_problem *pb,
 NLSQ_HIDDEN int  nlsq__engine_pass(nlsq__engine *e, const double *x, int mode,
                                    size_t row_begin, size_t row_end, nlsq__acc *out);
 NLSQ_HIDDEN void nlsq__engine_free(nlsq__engine *e);
+/* The callbacks' failure (status, message) into res: call before freeing. */
+static inline void nlsq__engine_report(const nlsq__engine *e, nlsq_result *res)
+{
+    nlsq__calls_report(&e->calls, res);
+}
 /* Scale-free arithmetic: after a pass whose largest residual (out->rmax) lies
  * outside [2^-200, 2^200], multiply the engine's scale by the power of two
  * 2^k that brings it to [1, 2) and return k (0: nothing changed; then also

@@ -200,6 +200,7 @@ int nlsq_validate(const nlsq_problem *pb, const nlsq_options *opt,
     if (!opt) FAIL("options are NULL");
     if (pb->n_params == 0) FAIL("n_params is 0");
     if (!pb->eval) FAIL("eval callback is NULL");
+    if (pb->prepare_bytes && !pb->prepare) FAIL("prepare_bytes is set but prepare is NULL");
     if (pb->n_rows == 0) FAIL("n_rows is 0");
     if (pb->n_rows < pb->n_params)
         FAIL("fewer rows (%zu) than parameters (%zu)", pb->n_rows, pb->n_params);

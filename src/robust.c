@@ -24,8 +24,9 @@
  * A^-1 is the rank-aware inverse of covariance.c (s^2 = 1): undetermined
  * parameters keep +INFINITY / NAN, fixed ones (lower == upper) 0.
  *
- * One pass over the rows at x, chunk by chunk through the user callback,
- * single-threaded: memory O(chunk * p + n_clusters * p + p^2).
+ * One pass over the rows at x, chunk by chunk through the user callback
+ * (prepared once at x, one worker's scratch: callback.c), single-threaded:
+ * memory O(chunk * p + n_clusters * p + p^2).
  */
 #include "nlsq_internal.h"
 #include "linalg.h"
@@ -46,6 +47,7 @@ typedef struct rob {
     unsigned char *used;        /* n_clusters */
     double cost;
     size_t bad_row;
+    nlsq__calls calls;          /* prepare, one worker's scratch, the failure */
 } rob;
 
 static void rob_free(rob *w)
@@ -61,6 +63,7 @@ static void rob_free(rob *w)
     nlsq__free(al, w->ida);
     nlsq__free(al, w->idb);
     nlsq__free(al, w->used);
+    nlsq__calls_free(&w->calls);
 }
 
 static int rob_alloc(rob *w)
@@ -81,7 +84,7 @@ static int rob_alloc(rob *w)
     if (!w->A || !w->Bcell || !w->S || !w->r || !w->J || !w->g || !w->cols || !w->ida ||
         !w->idb || !w->used)
         return NLSQ_ENOMEM;
-    return 0;
+    return nlsq__calls_init(&w->calls, w->pb, w->al, 1);
 }
 
 /* Row i of a chunk (n rows, k columns) into sums: A, S of its clusters, the
@@ -122,8 +125,8 @@ static long rob_chunk(rob *w, const double *x, size_t row0, size_t n)
     } else {
         for (size_t a = 0; a < k; a++) w->cols[a] = a;
     }
-    int cb = pb->eval(pb->ctx, x, row0, n, w->r, w->J);
-    if (cb != 0) { w->bad_row = row0; return cb == NLSQ_ENOMEM ? NLSQ_ENOMEM : NLSQ_ECALLBACK; }
+    int cb = nlsq__calls_eval(&w->calls, 0, 1, x, row0, n, w->r, w->J);
+    if (cb != 0) { w->bad_row = row0; return cb; }
     if (w->cl->ids(w->cl->ctx, row0, n, w->ida, w->idb) != 0) { w->bad_row = row0; return NLSQ_ECALLBACK; }
     const int cm = pb->jac_col_major != 0;
     for (size_t i = 0; i < n; i++) {
@@ -213,6 +216,9 @@ static void sandwich(size_t p, double *cov, const double *B, double *T)
 static int rob_pass(rob *w, const double *x)
 {
     const size_t m = w->pb->n_rows;
+    nlsq__calls_begin(&w->calls);
+    int rc = nlsq__calls_prepare(&w->calls, x);
+    if (rc) return rc;
     for (size_t row = 0; row < m;) {
         size_t n = m - row < w->chunk ? m - row : w->chunk;
         long got = rob_chunk(w, x, row, n);
@@ -256,6 +262,8 @@ int nlsq_covariance_robust(const nlsq_problem *pb, const nlsq_options *opt_in,
     int status;
     if (rc) {
         status = nlsq__finish(res, rc, "robust covariance pass failed (row %zu)", w.bad_row);
+        nlsq__calls_settle(&w.calls);
+        nlsq__calls_report(&w.calls, res);
         goto out;
     }
     for (size_t a = 0; a < p; a++)       /* A was summed over the k x k blocks: full already */

@@ -65,8 +65,10 @@ static void check_box(prob_ctx *c, const double *x, size_t p)
 }
 
 /* y = 1.5 - 0.7 t + 0.1 noise, t in [0, 10). */
-static int eval_linear(void *ctx, const double *x, size_t row0, size_t n, double *r, double *J)
+static int eval_linear(void *ctx, const double *x, size_t row0, size_t n, double *r, double *J,
+                       const nlsq_eval_env *env)
 {
+    (void)env;
     prob_ctx *c = ctx;
     check_box(c, x, 2);
     for (size_t i = 0; i < n; i++) {
@@ -80,8 +82,10 @@ static int eval_linear(void *ctx, const double *x, size_t row0, size_t n, double
 }
 
 /* y = 2 exp(-2e4 t) + 0.5 + 0.05 noise, t in [0, 3e-4). */
-static int eval_exp(void *ctx, const double *x, size_t row0, size_t n, double *r, double *J)
+static int eval_exp(void *ctx, const double *x, size_t row0, size_t n, double *r, double *J,
+                    const nlsq_eval_env *env)
 {
+    (void)env;
     prob_ctx *c = ctx;
     check_box(c, x, 3);
     for (size_t i = 0; i < n; i++) {

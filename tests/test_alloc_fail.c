@@ -47,8 +47,10 @@ static void ca_free(void *ctx, void *ptr)
 }
 
 /* y = a exp(-b t) + c sin(t) + d, m rows generated on the fly. */
-static int eval4(void *ctx, const double *x, size_t row0, size_t n, double *r, double *J)
+static int eval4(void *ctx, const double *x, size_t row0, size_t n, double *r, double *J,
+                 const nlsq_eval_env *env)
 {
+    (void)env;
     (void)ctx;
     for (size_t i = 0; i < n; i++) {
         double t = 0.01 * (double)(row0 + i);

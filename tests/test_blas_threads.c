@@ -39,8 +39,10 @@ static double y_of(size_t i) { return 1.5 - 0.25 * t_of(i) + 0.01 * sin(7.0 * (d
 
 /* r = x0 + x1 t + sum_k x_k e_k(i) - y, with e_k small independent columns
  * whose true coefficients are 0 (y has no such term beyond noise). */
-static int eval(void *vc, const double *x, size_t row0, size_t n, double *r, double *J)
+static int eval(void *vc, const double *x, size_t row0, size_t n, double *r, double *J,
+                const nlsq_eval_env *env)
 {
+    (void)env;
     ctx *c = vc;
     pthread_mutex_lock(&c->mu);
     int seen = openblas_get_num_threads();
@@ -112,7 +114,7 @@ static void solution_is_stationary(void **state)
     nlsq_result res;
     run(&c, 2, x, &res);
     assert_true(res.status > 0);
-    assert_int_equal(eval(&c, x, 0, M, r, J), 0);
+    assert_int_equal(eval(&c, x, 0, M, r, J, NULL), 0);
     double rn = 0;
     for (size_t i = 0; i < M; i++) rn += r[i] * r[i];
     rn = sqrt(rn);

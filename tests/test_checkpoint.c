@@ -80,8 +80,10 @@ static double noise(uint64_t i)
 static const double G2_LO[4] = {10.0, 0.3, 0.0, 0.5};
 static const double G2_HI[4] = {1e6, 2.0, 1.0, 1.5};
 
-static int eval_g2(void *ctx, const double *x, size_t row0, size_t n, double *r, double *J)
+static int eval_g2(void *ctx, const double *x, size_t row0, size_t n, double *r, double *J,
+                   const nlsq_eval_env *env)
 {
+    (void)env;
     (void)ctx;
     for (size_t i = 0; i < n; i++) {
         size_t row = row0 + i, k = row / NT, it = row % NT;

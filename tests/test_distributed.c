@@ -54,8 +54,10 @@ static int reduce_fn(void *vctx, double *buf, size_t n)
     return 0;
 }
 
-static int eval(void *vctx, const double *x, size_t row0, size_t n, double *r, double *J)
+static int eval(void *vctx, const double *x, size_t row0, size_t n, double *r, double *J,
+                const nlsq_eval_env *env)
 {
+    (void)env;
     rank_ctx *c = vctx;
     if (c && c->fail_rank == c->rank && ++c->calls == 3) return 1;
     for (size_t i = 0; i < n; i++) {

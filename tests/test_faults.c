@@ -166,8 +166,10 @@ static fp fp_make(int kind, size_t m)
     return c;
 }
 
-static int fp_eval(void *vctx, const double *xs, size_t row0, size_t n, double *r, double *J)
+static int fp_eval(void *vctx, const double *xs, size_t row0, size_t n, double *r, double *J,
+                   const nlsq_eval_env *env)
 {
+    (void)env;
     fp *c = vctx;
     const size_t p = fp_p(c);
     long call = ++c->n_calls;
@@ -252,7 +254,7 @@ static double fp_cost(const fp *c0, const double *x)
     long double s = 0;
     for (size_t r0 = 0; r0 < c.m; r0 += 256) {
         size_t n = c.m - r0 < 256 ? c.m - r0 : 256;
-        fp_eval(&c, x, r0, n, r, NULL);
+        fp_eval(&c, x, r0, n, r, NULL, NULL);
         for (size_t i = 0; i < n; i++) s += (long double)r[i] * r[i];
     }
     return (double)(0.5L * s);
@@ -1118,10 +1120,7 @@ static int xpcs_fit_path(const path_cfg *pc, const char **stage, char *err, size
     *stage = pc->method ? "nlsq_hybrid" : "nlsq_lm";
     rc = pc->method ? nlsq_hybrid(&pb, &opt, x_out, &res) : nlsq_lm(&pb, &opt, x_out, &res);
     if (rc > 0) rc = 0;
-    if (rc < 0) {
-        const char *le = nlsq_xpcs_model_last_error(m);
-        snprintf(err, es, "%s%s%s", res.message, le[0] ? "; model: " : "", le);
-    }
+    if (rc < 0) snprintf(err, es, "%s", res.message);   /* the model's words first */
 out:
     nlsq_xpcs_model_free(m);
     nlsq_xpcs_selection_free(&sel);

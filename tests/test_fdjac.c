@@ -51,8 +51,10 @@ typedef struct prob_ctx {
 
 static const double truth[P] = {2.0, 0.7, 0.5, 3.0, 0.1};
 
-static int eval_exp_cos(void *vctx, const double *x, size_t row0, size_t n, double *r, double *J)
+static int eval_exp_cos(void *vctx, const double *x, size_t row0, size_t n, double *r, double *J,
+                        const nlsq_eval_env *env)
 {
+    (void)env;
     prob_ctx *c = vctx;
     atomic_fetch_add(&c->n_calls, 1);
     if (c->lo)
@@ -181,8 +183,10 @@ static size_t sparse_pattern(void *ctx, size_t row0, size_t nrows, size_t *cols,
     return end - row0 < nrows ? end - row0 : nrows;
 }
 
-static int sparse_eval(void *vctx, const double *x, size_t row0, size_t n, double *r, double *J)
+static int sparse_eval(void *vctx, const double *x, size_t row0, size_t n, double *r, double *J,
+                       const nlsq_eval_env *env)
 {
+    (void)env;
     sparse_ctx *c = vctx;
     atomic_fetch_add(&c->n_calls, 1);
     const size_t b = row0 / BLOCK_ROWS;

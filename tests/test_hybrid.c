@@ -57,8 +57,10 @@ static const double G2_TRUE[4] = {1.2e4, 0.85, 0.3, 1.0};   /* D0, alpha, beta, 
 static const double G2_LO[4] = {10.0, 0.3, 0.0, 0.5};
 static const double G2_HI[4] = {1e6, 2.0, 1.0, 1.5};
 
-static int eval_g2(void *ctx, const double *x, size_t row0, size_t n, double *r, double *J)
+static int eval_g2(void *ctx, const double *x, size_t row0, size_t n, double *r, double *J,
+                   const nlsq_eval_env *env)
 {
+    (void)env;
     (void)ctx;
     for (size_t i = 0; i < n; i++) {
         size_t row = row0 + i, k = row / NT, it = row % NT;
@@ -176,8 +178,10 @@ static void record(tanh_ctx *c, const double *x, size_t n, const double *r)
 }
 
 /* y = tanh(5 (t - 0.5)) + small ripple, t in [-1, 1]; x = (k, t0). */
-static int eval_tanh(void *ctx, const double *x, size_t row0, size_t n, double *r, double *J)
+static int eval_tanh(void *ctx, const double *x, size_t row0, size_t n, double *r, double *J,
+                     const nlsq_eval_env *env)
 {
+    (void)env;
     for (size_t i = 0; i < n; i++) {
         double t = -1.0 + 2.0 * (double)(row0 + i) / RM;
         double y = tanh(5.0 * (t - 0.5)) + 0.02 * cos(97.0 * t);

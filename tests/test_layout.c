@@ -40,8 +40,10 @@ static size_t active_cols(const pctx *c, size_t row, size_t *cols)
     return 5;
 }
 
-static int eval(void *vc, const double *x, size_t row0, size_t n, double *r, double *J)
+static int eval(void *vc, const double *x, size_t row0, size_t n, double *r, double *J,
+                const nlsq_eval_env *env)
 {
+    (void)env;
     const pctx *c = vc;
     size_t cols[64];
     size_t k = active_cols(c, row0, cols);

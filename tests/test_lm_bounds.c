@@ -155,8 +155,10 @@ typedef struct bctx {
     int n_calls;
 } bctx;
 
-static int b_eval(void *vctx, const double *x, size_t row0, size_t nrows, double *r, double *J)
+static int b_eval(void *vctx, const double *x, size_t row0, size_t nrows, double *r, double *J,
+                  const nlsq_eval_env *env)
 {
+    (void)env;
     bctx *c = vctx;
     const size_t p = c->bp->p;
     __atomic_fetch_add(&c->n_calls, 1, __ATOMIC_RELAXED);

@@ -113,8 +113,10 @@ static void efit_row(const efit *c, const double *x, size_t i, double *r, double
     }
 }
 
-static int efit_eval(void *vctx, const double *x, size_t row0, size_t n, double *r, double *J)
+static int efit_eval(void *vctx, const double *x, size_t row0, size_t n, double *r, double *J,
+                     const nlsq_eval_env *env)
 {
+    (void)env;
     efit *c = vctx;
     if (c->track) {
         long k = ++c->n_calls;
@@ -159,8 +161,10 @@ static const double efit_x0[4] = {1.0, 0.2, 0.0, 0.0};
 /* ------------------------------------------------------------------------ */
 
 static int never_called;
-static int counting_eval(void *ctx, const double *x, size_t row0, size_t n, double *r, double *J)
+static int counting_eval(void *ctx, const double *x, size_t row0, size_t n, double *r, double *J,
+                         const nlsq_eval_env *env)
 {
+    (void)env;
     (void)ctx; (void)x; (void)row0; (void)J;
     never_called++;
     for (size_t i = 0; i < n; i++) r[i] = 1.0;
@@ -278,8 +282,10 @@ static void lin_row(size_t i, double *xrow, double *y)
          + 0.05 * hash_noise(i + 1000003);
 }
 
-static int lin_eval(void *ctx, const double *x, size_t row0, size_t n, double *r, double *J)
+static int lin_eval(void *ctx, const double *x, size_t row0, size_t n, double *r, double *J,
+                    const nlsq_eval_env *env)
 {
+    (void)env;
     (void)ctx;
     for (size_t i = 0; i < n; i++) {
         double xr[LIN_P], y, s = 0.0;
@@ -554,8 +560,10 @@ static size_t sp_pattern(void *vctx, size_t row0, size_t nrows, size_t *cols, si
     return n;
 }
 
-static int sp_eval(void *vctx, const double *x, size_t row0, size_t n, double *r, double *J)
+static int sp_eval(void *vctx, const double *x, size_t row0, size_t n, double *r, double *J,
+                   const nlsq_eval_env *env)
 {
+    (void)env;
     sctx *c = vctx;
     if (!c->dense && n > 0 && row0 / SP_R != (row0 + n - 1) / SP_R) {
         c->misuse = 1;
@@ -680,8 +688,10 @@ static void test_sparse_pattern(void **state)
  * kind 2: a u + 0 d + c     (column 1 zero)                 u in [0.5, 2.5] */
 typedef struct rdctx { int kind; } rdctx;
 
-static int rd_eval(void *vctx, const double *x, size_t row0, size_t n, double *r, double *J)
+static int rd_eval(void *vctx, const double *x, size_t row0, size_t n, double *r, double *J,
+                   const nlsq_eval_env *env)
 {
+    (void)env;
     const rdctx *c = vctx;
     for (size_t i = 0; i < n; i++) {
         size_t k = row0 + i;

@@ -209,8 +209,10 @@ static void test_loss_derivatives(void **state)
 
 /* ------------------------------------------------------------ the problem */
 
-static int eval_exp(void *ctx, const double *x, size_t row0, size_t n, double *r, double *J)
+static int eval_exp(void *ctx, const double *x, size_t row0, size_t n, double *r, double *J,
+                    const nlsq_eval_env *env)
 {
+    (void)env;
     (void)ctx;
     for (size_t i = 0; i < n; i++) {
         double t = loss_t[row0 + i], e = exp(-x[1] * t);
@@ -252,7 +254,7 @@ static void solve_and_check(const loss_ref *ref, const double *start, const char
 
     /* independent cost and true gradient at x */
     double r[LOSS_M], J[LOSS_M * 3], cost = 0.0, g[3] = {0, 0, 0}, gs[3] = {0, 0, 0};
-    eval_exp(NULL, x, 0, LOSS_M, r, J);
+    eval_exp(NULL, x, 0, LOSS_M, r, J, NULL);
     for (size_t i = 0; i < LOSS_M; i++) {
         double q[3];
         rho_ref(ref->loss, ref->f_scale, r[i] * r[i], q);

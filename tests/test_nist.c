@@ -110,7 +110,7 @@ typedef struct nist_case {
     double lre_sd[NIST_MAXP];
     double min_lre_par, min_lre_sd, lre_rss;
     double seconds;
-    char message[160];
+    char message[sizeof ((nlsq_result *)0)->message];
 } nist_case;
 
 static nist_data g_data[NIST_N_PROBLEMS];
@@ -376,8 +376,9 @@ static nist_data *nist_get(size_t k)
 /* ------------------------------------------------------------------------ */
 
 static int nist_eval(void *ctx, const double *b, size_t row0, size_t nrows, double *r,
-                     double *J)
+                     double *J, const nlsq_eval_env *env)
 {
+    (void)env;
     const nist_data *d = ctx;
     if (row0 > d->n || nrows > d->n - row0)
         return 1;
@@ -395,7 +396,7 @@ static double nist_rss(const nist_data *d, const double *b)
     double s = 0.0;
     for (size_t i = 0; i < d->n; i++) {
         double r;
-        nist_eval((void *)d, b, i, 1, &r, NULL);
+        nist_eval((void *)d, b, i, 1, &r, NULL, NULL);
         s += r * r;
     }
     return s;
@@ -586,7 +587,7 @@ static double check_jacobian_at(const nist_data *d, const double *b, char *where
     if (!J || !r0 || !r1p || !r1m || !r2p || !r2m)
         goto out;
     worst = 0.0;
-    nist_eval((void *)d, b, 0, n, r0, J);
+    nist_eval((void *)d, b, 0, n, r0, J, NULL);
     const double h_rel = cbrt(DBL_EPSILON); /* ~6e-6 */
     for (size_t j = 0; j < p; j++) {
         double bb[NIST_MAXP];
@@ -595,13 +596,13 @@ static double check_jacobian_at(const nist_data *d, const double *b, char *where
         volatile double t = b[j] + h;
         h = t - b[j]; /* exactly representable step */
         bb[j] = b[j] + h;
-        nist_eval((void *)d, bb, 0, n, r1p, NULL);
+        nist_eval((void *)d, bb, 0, n, r1p, NULL, NULL);
         bb[j] = b[j] - h;
-        nist_eval((void *)d, bb, 0, n, r1m, NULL);
+        nist_eval((void *)d, bb, 0, n, r1m, NULL, NULL);
         bb[j] = b[j] + 0.5 * h;
-        nist_eval((void *)d, bb, 0, n, r2p, NULL);
+        nist_eval((void *)d, bb, 0, n, r2p, NULL, NULL);
         bb[j] = b[j] - 0.5 * h;
-        nist_eval((void *)d, bb, 0, n, r2m, NULL);
+        nist_eval((void *)d, bb, 0, n, r2m, NULL, NULL);
         for (size_t i = 0; i < n; i++) {
             const double d1 = (r1p[i] - r1m[i]) / (2.0 * h);
             const double d2 = (r2p[i] - r2m[i]) / h;

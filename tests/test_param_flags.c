@@ -38,8 +38,10 @@ static double u_of(size_t i) { return (double)i / M; }
 static double v_of(size_t i) { return sin(0.37 * (double)i); }
 static double y_of(size_t i) { return 1.0 + 2.0 * u_of(i) + 0.5 * v_of(i) + 0.01 * cos(1.3 * (double)i * (double)i); }
 
-static int lin_eval(void *ctx, const double *x, size_t row0, size_t n, double *r, double *J)
+static int lin_eval(void *ctx, const double *x, size_t row0, size_t n, double *r, double *J,
+                    const nlsq_eval_env *env)
 {
+    (void)env;
     const lin *L = ctx;
     for (size_t k = 0; k < n; k++) {
         size_t i = row0 + k;

@@ -31,8 +31,10 @@ static double lin_u(size_t i) { return (double)i / ML; }
 static double lin_v(size_t i) { return cos(0.7 * (double)i); }
 static double lin_y(size_t i) { return 1.0 + 2.0 * lin_u(i) - 0.3 * lin_v(i) + 0.05 * sin(2.1 * (double)i * (double)i); }
 
-static int lin_eval(void *ctx, const double *x, size_t row0, size_t n, double *r, double *J)
+static int lin_eval(void *ctx, const double *x, size_t row0, size_t n, double *r, double *J,
+                    const nlsq_eval_env *env)
 {
+    (void)env;
     (void)ctx;
     for (size_t k = 0; k < n; k++) {
         size_t i = row0 + k;
@@ -45,8 +47,10 @@ static int lin_eval(void *ctx, const double *x, size_t row0, size_t n, double *r
 static const double nl_t[MN] = {0.1, 0.3, 0.5, 0.8, 1.0, 1.3, 1.6, 2.0, 2.5, 3.0, 3.5, 4.0};
 static double nl_y(size_t i) { return 1.5 * exp(-0.9 * nl_t[i]) + 0.12 * sin(3.7 * (double)i + 1.0); }
 
-static int nl_eval(void *ctx, const double *x, size_t row0, size_t n, double *r, double *J)
+static int nl_eval(void *ctx, const double *x, size_t row0, size_t n, double *r, double *J,
+                   const nlsq_eval_env *env)
 {
+    (void)env;
     (void)ctx;
     for (size_t k = 0; k < n; k++) {
         size_t i = row0 + k;

@@ -235,8 +235,10 @@ static void test_report_curve(void **state)
     assert_true(fabs(r1 - want) < 6e-5);
 }
 
-static int eval_line(void *ctx, const double *x, size_t row0, size_t n, double *r, double *J)
+static int eval_line(void *ctx, const double *x, size_t row0, size_t n, double *r, double *J,
+                     const nlsq_eval_env *env)
 {
+    (void)env;
     (void)ctx;
     for (size_t i = 0; i < n; i++) {
         const double t = 0.01 * (double)(row0 + i);

@@ -65,8 +65,10 @@ static void make_grid(prob *P, size_t nu, size_t nv, int triangle)
         }
 }
 
-static int eval(void *ctx, const double *x, size_t row0, size_t n, double *r, double *J)
+static int eval(void *ctx, const double *x, size_t row0, size_t n, double *r, double *J,
+                const nlsq_eval_env *env)
 {
+    (void)env;
     const prob *P = ctx;
     for (size_t k = 0; k < n; k++) {
         size_t i = row0 + k;
@@ -112,7 +114,7 @@ static void reference(const prob *P, const double *x, int q, const int *cols, do
     memset(S, 0, sizeof S);
     for (size_t i = 0; i < P->m; i++) {
         double r, J[3];
-        eval((void *)P, x, i, 1, &r, J);
+        eval((void *)P, x, i, 1, &r, J, NULL);
         for (int a = 0; a < q; a++) { Jf[i][a] = J[cols[a]]; g[i][a] = J[cols[a]] * r; }
         for (int a = 0; a < q; a++)
             for (int b = 0; b < q; b++) A[a * 3 + b] += Jf[i][a] * Jf[i][b];

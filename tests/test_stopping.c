@@ -199,8 +199,10 @@ typedef struct pctx {
     long calls;
 } pctx;
 
-static int eval(void *vc, const double *x, size_t row0, size_t n, double *r, double *J)
+static int eval(void *vc, const double *x, size_t row0, size_t n, double *r, double *J,
+                const nlsq_eval_env *env)
 {
+    (void)env;
     pctx *c = vc;
     const mgh *pr = c->pr;
     double rr[MAXM], JJ[MAXM * MAXP];
@@ -475,8 +477,10 @@ static void test_zero_only_exact(void **state)
 
 /* ------------------------------------------------------------ SIZE_MAX rows */
 
-static int fail_eval(void *vc, const double *x, size_t row0, size_t n, double *r, double *J)
+static int fail_eval(void *vc, const double *x, size_t row0, size_t n, double *r, double *J,
+                     const nlsq_eval_env *env)
 {
+    (void)env;
     (void)x; (void)row0; (void)r; (void)J; (void)n;
     ((pctx *)vc)->calls++;
     return 1;

@@ -185,8 +185,8 @@ static void test_read_source_symmetric_flag(void **st)
     double x[13];
     assert_int_equal(nlsq_xpcs_initial_guess(mm, NULL, x), 0);
     double *r1 = malloc(sizeof(double) * p1.n_rows), *rm = malloc(sizeof(double) * pm.n_rows);
-    assert_int_equal(p1.eval(p1.ctx, x, 0, p1.n_rows, r1, NULL), 0);
-    assert_int_equal(pm.eval(pm.ctx, x, 0, pm.n_rows, rm, NULL), 0);
+    assert_int_equal(p1.eval(p1.ctx, x, 0, p1.n_rows, r1, NULL, NULL), 0);
+    assert_int_equal(pm.eval(pm.ctx, x, 0, pm.n_rows, rm, NULL, NULL), 0);
     assert_int_equal(p1.n_rows, pm.n_rows);
     assert_memory_equal(r1, rm, sizeof(double) * p1.n_rows);
     free(r1);

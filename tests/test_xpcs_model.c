@@ -131,12 +131,12 @@ static void config_of(const tcase *c, nlsq_xpcs_config *cfg)
 static int eval_rm(const nlsq_problem *pb, const double *x, size_t row0, size_t nrows,
                    double *r, double *J)
 {
-    if (!J || !pb->jac_col_major) return pb->eval(pb->ctx, x, row0, nrows, r, J);
+    if (!J || !pb->jac_col_major) return pb->eval(pb->ctx, x, row0, nrows, r, J, NULL);
     size_t cols[64], k = 0;
     pb->pattern(pb->ctx, row0, nrows, cols, &k);
     double *cm = malloc(sizeof(double) * nrows * k);
     if (!cm) return 1;
-    int rc = pb->eval(pb->ctx, x, row0, nrows, r, cm);
+    int rc = pb->eval(pb->ctx, x, row0, nrows, r, cm, NULL);
     for (size_t i = 0; i < nrows; i++)
         for (size_t a = 0; a < k; a++) J[i * k + a] = cm[a * nrows + i];
     free(cm);
@@ -217,7 +217,7 @@ static void test_g2_values(void **state)
         assert_int_equal(nlsq_xpcs_model_problem(m, &pb), 0);
         double *r = malloc(sizeof(double) * pb.n_rows);
         assert_non_null(r);
-        assert_int_equal(pb.eval(pb.ctx, x, 0, pb.n_rows, r, NULL), 0);
+        assert_int_equal(pb.eval(pb.ctx, x, 0, pb.n_rows, r, NULL, NULL), 0);
         size_t R = pb.n_rows / c->P;
         size_t *ii = malloc(sizeof(size_t) * R), *jj = malloc(sizeof(size_t) * R);
         assert_int_equal(enum_rows(c->triangle, c->diag, n, ii, jj), R);
@@ -277,9 +277,9 @@ static double fd_check_model(const tcase *c, nlsq_xpcs_model *m, const double *x
             if (an_max == 0 || h > hmax) h = hmax;
             memcpy(x, x0, sizeof(double) * pb.n_params);
             x[col] = x0[col] + h;
-            assert_int_equal(pb.eval(pb.ctx, x, a * R, R, rp, NULL), 0);
+            assert_int_equal(pb.eval(pb.ctx, x, a * R, R, rp, NULL, NULL), 0);
             x[col] = x0[col] - h;
-            assert_int_equal(pb.eval(pb.ctx, x, a * R, R, rm_, NULL), 0);
+            assert_int_equal(pb.eval(pb.ctx, x, a * R, R, rm_, NULL, NULL), 0);
             /* roundoff floor of the central difference: residuals carry
              * absolute rounding errors of about eps * (|offset| + |contrast|)
              * / sigma, amplified by 1 / h */
@@ -386,8 +386,8 @@ static void test_pattern(void **state)
         /* a Jacobian request across an angle boundary is refused */
         if (c->P > 1) {
             double *r = malloc(sizeof(double) * 2), *J = malloc(sizeof(double) * 2 * (np + 2));
-            assert_int_not_equal(pb.eval(pb.ctx, x, R - 1, 2, r, J), 0);
-            assert_int_equal(pb.eval(pb.ctx, x, R - 1, 2, r, NULL), 0);
+            assert_int_not_equal(pb.eval(pb.ctx, x, R - 1, 2, r, J, NULL), 0);
+            assert_int_equal(pb.eval(pb.ctx, x, R - 1, 2, r, NULL, NULL), 0);
             free(r);
             free(J);
         }
@@ -470,7 +470,7 @@ static void test_row_mapping(void **state)
                 /* residuals in odd-sized pieces (spanning angles) */
                 for (size_t row = 0; row < pb.n_rows; row += 5) {
                     size_t nr = pb.n_rows - row < 5 ? pb.n_rows - row : 5;
-                    assert_int_equal(pb.eval(pb.ctx, x, row, nr, r + row, NULL), 0);
+                    assert_int_equal(pb.eval(pb.ctx, x, row, nr, r + row, NULL, NULL), 0);
                 }
                 size_t *ii = malloc(sizeof(size_t) * expect), *jj = malloc(sizeof(size_t) * expect);
                 assert_int_equal(enum_rows(tri, diag, n, ii, jj), expect);
@@ -536,7 +536,7 @@ static void test_row_mapping(void **state)
                 }
                 size_t a = (size_t)(t % 2);
                 double v;
-                assert_int_equal(pb.eval(pb.ctx, x, a * R + l, 1, &v, NULL), 0);
+                assert_int_equal(pb.eval(pb.ctx, x, a * R + l, 1, &v, NULL, NULL), 0);
                 size_t i = 0;
                 while (start[i + 1] <= l) i++;
                 size_t off = l - start[i], j;
@@ -550,7 +550,7 @@ static void test_row_mapping(void **state)
             size_t span = 60000;
             double *r = malloc(sizeof(double) * span);
             long calls0 = cs.calls;
-            assert_int_equal(pb.eval(pb.ctx, x, 2 * R - span, span, r, NULL), 0);
+            assert_int_equal(pb.eval(pb.ctx, x, 2 * R - span, span, r, NULL, NULL), 0);
             if (tri == NLSQ_XPCS_UPPER) assert_true(cs.calls - calls0 >= 2);   /* > 1 block */
             for (size_t t = 0; t < span; t++) {
                 size_t l = R - span + t, i;

@@ -238,7 +238,7 @@ static void check_variant(const variant *v, const double *data, const double *ph
         tabs t;
         tabs_make(&t, &g, x);
         for (size_t a = 0; a < NA; a++) {
-            assert_int_equal(pb.eval(pb.ctx, x, a * R, R, r, J), 0);
+            assert_int_equal(pb.eval(pb.ctx, x, a * R, R, r, J, NULL), 0);
             size_t row = 0;
             for (size_t i = 0; i < NF; i++)
                 for (size_t j = 0; j < NF; j++) {

@@ -21,8 +21,20 @@ from cffi import FFI
 NLSQC_PAD = 1024
 
 CDEF = r"""
+typedef struct nlsq_eval_env {
+    int         at_prepared;
+    const void *state;
+    void       *scratch;
+    size_t      scratch_bytes;
+    size_t      worker;
+    char       *msg;
+    size_t      msg_size;
+} nlsq_eval_env;
+
 typedef int (*nlsq_eval_fn)(void *ctx, const double *x, size_t row0, size_t nrows,
-                            double *r, double *J);
+                            double *r, double *J, const nlsq_eval_env *env);
+typedef int (*nlsq_prepare_fn)(void *ctx, const double *x, void *state,
+                               char *msg, size_t msg_size);
 typedef size_t (*nlsq_pattern_fn)(void *ctx, size_t row0, size_t nrows, size_t *cols, size_t *k);
 
 typedef struct nlsq_problem {
@@ -37,6 +49,9 @@ typedef struct nlsq_problem {
     int jacobian;
     const double *fd_scale;
     const char *const *param_names;
+    nlsq_prepare_fn prepare;
+    size_t prepare_bytes;
+    size_t scratch_bytes;
 } nlsq_problem;
 
 typedef struct nlsq_allocator {
@@ -126,9 +141,10 @@ typedef struct nlsq_result {
     size_t n_active;
     size_t n_phases;
     nlsq_phase_stats phases[3];
-    char   message[160];
+    char   message[256];
     size_t n_fixed;
     size_t n_undetermined;
+    int    callback_status;
 } nlsq_result;
 
 typedef int (*nlsq_model_fn)(void *ctx, const double *theta, size_t n, const double *xdata,

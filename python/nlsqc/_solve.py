@@ -71,10 +71,10 @@ class _Callbacks(_Errors):
     def __init__(self, fun, jac, p):
         super().__init__()
         self.fun, self.jac, self.p = fun, jac, p
-        self.c_eval = ffi.callback("int(void *, const double *, size_t, size_t, double *, double *)",
-                                   self._eval)
+        self.c_eval = ffi.callback("int(void *, const double *, size_t, size_t, double *, double *,"
+                                   " const nlsq_eval_env *)", self._eval)
 
-    def _eval(self, ctx, x, row0, nrows, r, J):
+    def _eval(self, ctx, x, row0, nrows, r, J, env):
         try:
             xv = _dvec(x, self.p).copy()
             rv = np.asarray(self.fun(xv, row0, nrows), dtype=np.float64)
@@ -90,7 +90,18 @@ class _Callbacks(_Errors):
                 _dvec(J, nrows * self.p).reshape(nrows, self.p)[:] = jv
             return 0
         except BaseException as exc:  # noqa: B902 - re-raised after the solve
+            _say(env, exc)
             return self._fail(exc)
+
+
+def _say(env, exc):
+    """The exception's one line into the callback's message buffer (it then
+    begins the result's message)."""
+    if env == ffi.NULL or env.msg == ffi.NULL or env.msg_size == 0:
+        return
+    text = ("%s: %s" % (type(exc).__name__, exc)).encode("utf-8", "replace")
+    text = text.replace(b"\n", b" ")[:env.msg_size - 1]
+    ffi.memmove(env.msg, text + b"\0", len(text) + 1)
 
 
 def _bounds(bounds, p):

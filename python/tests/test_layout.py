@@ -14,7 +14,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 STRUCTS = ["nlsq_problem", "nlsq_options", "nlsq_adam_options", "nlsq_hybrid_options",
            "nlsq_result", "nlsq_allocator", "nlsq_distributed",
            "nlsq_curve_problem", "nlsq_fit_stats",
-           "nlsq_progress_info", "nlsq_phase_stats"]
+           "nlsq_progress_info", "nlsq_phase_stats", "nlsq_eval_env"]
 
 
 def test_struct_layout_matches_header(tmp_path):

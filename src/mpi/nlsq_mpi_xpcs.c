@@ -134,9 +134,9 @@ int nlsq_mpi_xpcs_initial_guess(nlsq_mpi_ctx *ctx, struct nlsq_xpcs_model *m,
             size_t n = pb.pattern(pb.ctx, row, want, cols, &k);
             if (n == 0 || n > want || k != np + 2) { local = NLSQ_ECALLBACK; break; }
             const size_t a = (cols[np] - np) / 2, ic = np + 2 * a, io = ic + 1;
-            if (pb.eval(pb.ctx, xe, row, n, r0, NULL) != 0) { local = NLSQ_ECALLBACK; break; }
+            if (pb.eval(pb.ctx, xe, row, n, r0, NULL, NULL) != 0) { local = NLSQ_ECALLBACK; break; }
             xe[io] = 1.0;
-            int e2 = pb.eval(pb.ctx, xe, row, n, r2, NULL);
+            int e2 = pb.eval(pb.ctx, xe, row, n, r2, NULL, NULL);
             xe[io] = 0.0;
             if (e2 != 0) { local = NLSQ_ECALLBACK; break; }
             for (size_t t = 0; t < n; t++)
@@ -152,7 +152,7 @@ int nlsq_mpi_xpcs_initial_guess(nlsq_mpi_ctx *ctx, struct nlsq_xpcs_model *m,
                 if (in_blk >= B) { t += period - in_blk < n - t ? period - in_blk : n - t; continue; }
                 size_t run = B - in_blk < n - t ? B - in_blk : n - t;
                 xe[ic] = 1.0;
-                int e1 = pb.eval(pb.ctx, xe, row + t, run, r1 + t, NULL);
+                int e1 = pb.eval(pb.ctx, xe, row + t, run, r1 + t, NULL, NULL);
                 xe[ic] = 0.0;
                 if (e1 != 0) { local = NLSQ_ECALLBACK; break; }
                 for (size_t q = t; q < t + run; q++) {

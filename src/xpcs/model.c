@@ -23,9 +23,11 @@
  * model_kernel.c segment by segment (contiguous j of one matrix row), the
  * Jacobian block written column-major (jac_col_major).  Per parameter point
  * the O(n * 7) tables CD_k, CG_k and their derivatives (structure of arrays)
- * are computed once and kept in a small cache of slots keyed by the physical
- * parameters (mutex + reference counts: a slot in use is never overwritten;
- * when every slot is busy with another x the caller computes private tables).
+ * are computed once, by the problem's prepare callback, into the state the
+ * library owns for the solve (nlsq.h "Callbacks"); every eval at that point
+ * reads them.  An eval at a point that was not prepared (finite differences
+ * asked of this analytic model) computes its own tables in its worker's
+ * scratch; a direct call without an env, in a private allocation.
  *
  * Start point: contrast and offset per angle by linear least squares of c2
  * against g1^2 at the physical start, over a spread-out sample of at most
@@ -60,7 +62,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define N_SLOTS      4
 #define STREAM_BLOCK_BYTES ((size_t)4 << 20)
 #define CACHE_FILL_BYTES   ((size_t)8 << 20)
 
@@ -68,14 +69,9 @@ enum { DATA_MEM32, DATA_MEM64, DATA_CACHE32, DATA_CACHE64, DATA_STREAM, DATA_BLO
 #define STREAM_BLOCK_ROWS 128   /* rows of a streamed block: the chunk rows of xpcs_synth files */
 
 typedef struct xtab {
-    double key[NLSQ_XPCS_N_PHYS];
-    int valid;
-    int refs;
-    int priv;                   /* private (not a cache slot): free on release */
-    unsigned long stamp;
     double *CD, *CG;            /* n each (CG NULL in static mode) */
     double *dCD, *dCG;          /* 3n each, [t * n + k] (structure of arrays) */
-    double *mem;
+    double *mem;                /* tab_doubles(m) doubles the pointers lie in */
 } xtab;
 
 struct nlsq_xpcs_model {
@@ -102,11 +98,10 @@ struct nlsq_xpcs_model {
     atomic_uchar *seen;         /* P * n matrix rows counted (streaming) */
     xs_stream *blocks;          /* DATA_BLOCKS: row blocks read ahead (stream.c) */
     pthread_mutex_t read_mu;    /* serialises a non-thread-safe source */
-    pthread_mutex_t tab_mu;     /* the table slots */
     pthread_mutex_t err_mu;
-    xtab slots[N_SLOTS];
-    unsigned long stamp;
-    char last_error[256];
+    char last_error[256];       /* the start point's read errors (nlsq_xpcs.h) */
+    char stream_error[NLSQ_CALLBACK_MSG_SIZE];   /* the reader thread's last failure,
+                                                    handed to the eval that meets it */
 };
 
 /* ------------------------------------------------------------------------ */
@@ -271,75 +266,77 @@ static inline int in_fit(const nlsq_xpcs_model *m, size_t i, size_t j)
 /* Tables                                                                     */
 /* ------------------------------------------------------------------------ */
 
+/* Doubles of one point's tables: C and 3 dC per function. */
+static size_t tab_doubles(const nlsq_xpcs_model *m) { return (m->laminar ? 8 : 4) * m->n; }
+
+/* T's tables laid out in mem (tab_doubles(m) doubles). */
+static void tab_view(const nlsq_xpcs_model *m, double *mem, xtab *T)
+{
+    const size_t n = m->n;
+    T->mem = mem;
+    T->CD = mem;
+    T->dCD = mem + n;
+    T->CG = m->laminar ? mem + 4 * n : NULL;
+    T->dCG = m->laminar ? mem + 5 * n : NULL;
+}
+
 static int tab_alloc(const nlsq_xpcs_model *m, xtab *T)
 {
-    size_t n = m->n;
-    size_t per = m->laminar ? 8 : 4;   /* C + 3 dC per function */
-    T->mem = malloc(sizeof(double) * per * n);
-    if (!T->mem) return NLSQ_ENOMEM;
-    T->CD = T->mem;
-    T->dCD = T->mem + n;
-    if (m->laminar) {
-        T->CG = T->mem + 4 * n;
-        T->dCG = T->mem + 5 * n;
-    } else {
-        T->CG = T->dCG = NULL;
-    }
+    double *mem = malloc(sizeof(double) * tab_doubles(m));
+    if (!mem) return NLSQ_ENOMEM;
+    tab_view(m, mem, T);
     return 0;
 }
 
 static void tab_compute(const nlsq_xpcs_model *m, const double *x, xtab *T, int derivs)
 {
     nlsq__xpcs_tables(&m->geom, x, T->CD, derivs ? T->dCD : NULL, T->CG, derivs ? T->dCG : NULL);
-    memcpy(T->key, x, sizeof(double) * m->np);
 }
 
-/* Tables for x (always with derivatives), from the slot cache or private. */
-static xtab *tab_acquire(nlsq_xpcs_model *m, const double *x)
+/* nlsq_prepare_fn: the tables of x, with derivatives, into the solve's state
+ * (prepare_bytes = tab_doubles(m) doubles). */
+static int model_prepare(void *ctx, const double *x, void *state, char *msg, size_t msg_size)
 {
-    size_t kb = sizeof(double) * m->np;
-    pthread_mutex_lock(&m->tab_mu);
-    xtab *free_slot = NULL;
-    for (int s = 0; s < N_SLOTS; s++) {
-        xtab *T = &m->slots[s];
-        if (T->valid && memcmp(T->key, x, kb) == 0) {
-            T->refs++;
-            T->stamp = ++m->stamp;
-            pthread_mutex_unlock(&m->tab_mu);
-            return T;
-        }
-        if (T->refs == 0 && (!free_slot || !T->valid ||
-                             (free_slot->valid && T->stamp < free_slot->stamp)))
-            free_slot = T;
+    (void)msg;
+    (void)msg_size;
+    const nlsq_xpcs_model *m = ctx;
+    xtab T;
+    tab_view(m, state, &T);
+    tab_compute(m, x, &T, 1);
+    return 0;
+}
+
+/* The tables an eval at x reads: the prepared ones, else computed in the
+ * worker's scratch, else (a direct call without env) in *own, which the
+ * caller frees.  0 or NLSQ_ENOMEM. */
+static int eval_tables(const nlsq_xpcs_model *m, const double *x, const nlsq_eval_env *env,
+                       xtab *T, double **own)
+{
+    *own = NULL;
+    if (env && env->at_prepared && env->state) {
+        tab_view(m, (double *)env->state, T);   /* read only from here on */
+        return 0;
     }
-    if (free_slot) {
-        if (!free_slot->mem && tab_alloc(m, free_slot) != 0) {
-            pthread_mutex_unlock(&m->tab_mu);
-            return NULL;
-        }
-        tab_compute(m, x, free_slot, 1);
-        free_slot->valid = 1;
-        free_slot->refs = 1;
-        free_slot->stamp = ++m->stamp;
-        pthread_mutex_unlock(&m->tab_mu);
-        return free_slot;
+    if (env && env->scratch && env->scratch_bytes >= sizeof(double) * tab_doubles(m)) {
+        tab_view(m, env->scratch, T);
+    } else {
+        if (tab_alloc(m, T) != 0) return NLSQ_ENOMEM;
+        *own = T->mem;
     }
-    pthread_mutex_unlock(&m->tab_mu);
-    xtab *T = calloc(1, sizeof *T);
-    if (!T) return NULL;
-    if (tab_alloc(m, T) != 0) { free(T); return NULL; }
     tab_compute(m, x, T, 1);
-    T->priv = 1;
-    return T;
+    return 0;
 }
 
-static void tab_release(nlsq_xpcs_model *m, xtab *T)
+/* A failing eval's line for the result (nlsq_eval_env.msg). */
+static void eval_msg(const nlsq_eval_env *env, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void eval_msg(const nlsq_eval_env *env, const char *fmt, ...)
 {
-    if (!T) return;
-    if (T->priv) { free(T->mem); free(T); return; }
-    pthread_mutex_lock(&m->tab_mu);
-    T->refs--;
-    pthread_mutex_unlock(&m->tab_mu);
+    if (!env || !env->msg || env->msg_size == 0) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(env->msg, env->msg_size, fmt, ap);
+    va_end(ap);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -350,7 +347,10 @@ static void tab_release(nlsq_xpcs_model *m, xtab *T)
 /* Data access                                                                */
 /* ------------------------------------------------------------------------ */
 
-static int source_read(nlsq_xpcs_model *m, size_t a, size_t row0, size_t nrows, double *out)
+/* Matrix rows [row0, row0 + nrows) of angle a; on failure the reason in msg
+ * (msg_size bytes). */
+static int source_read(nlsq_xpcs_model *m, size_t a, size_t row0, size_t nrows, double *out,
+                       char *msg, size_t msg_size)
 {
     int rc;
     if (m->src.file) {
@@ -359,15 +359,15 @@ static int source_read(nlsq_xpcs_model *m, size_t a, size_t row0, size_t nrows, 
         rc = nlsq_xpcs_read_rows(m->src.file, m->src.sel, a, row0, nrows, out, err, sizeof err);
         pthread_mutex_unlock(&m->read_mu);
         if (rc != 0)
-            model_error(m, "%s", err[0] ? err : nlsq_xpcs_status_string(rc));
+            set_err(msg, msg_size, "%s", err[0] ? err : nlsq_xpcs_status_string(rc));
         return rc != 0 ? (rc < 0 ? rc : NLSQ_ECALLBACK) : 0;
     }
     if (!m->src.thread_safe) pthread_mutex_lock(&m->read_mu);
     rc = m->src.read(m->src.ctx, a, row0, nrows, out);
     if (!m->src.thread_safe) pthread_mutex_unlock(&m->read_mu);
     if (rc != 0) {
-        model_error(m, "reading rows %zu..%zu of angle %zu failed (source status %d)",
-                    row0, row0 + nrows - 1, a, rc);
+        set_err(msg, msg_size, "reading rows %zu..%zu of angle %zu failed (source status %d)",
+                row0, row0 + nrows - 1, a, rc);
         return NLSQ_ECALLBACK;
     }
     return 0;
@@ -400,7 +400,12 @@ static int block_read(void *ctx, size_t a, size_t r0, size_t nr, double *out)
     char err[256] = "";
     int rc = xpcs__read_upper_rows(m->src.file, m->src.sel, a, r0, nr, out, err, sizeof err);
     if (rc != 0) {
-        model_error(m, "%s", err[0] ? err : nlsq_xpcs_status_string(rc));
+        /* this may be the reader thread: the eval that meets the failed
+         * block takes the message from here (stream_failed) */
+        pthread_mutex_lock(&m->err_mu);
+        snprintf(m->stream_error, sizeof m->stream_error, "%s",
+                 err[0] ? err : nlsq_xpcs_status_string(rc));
+        pthread_mutex_unlock(&m->err_mu);
         return rc == NLSQ_ENOMEM ? rc : NLSQ_ECALLBACK;
     }
     const size_t w = m->n - r0;
@@ -442,8 +447,19 @@ static void block_done(nlsq_xpcs_model *m, held_block *h)
     h->d = NULL;
 }
 
-/* Data of rows [l0, l0 + nrows) of angle a (local indices) into out. */
-static int fetch(nlsq_xpcs_model *m, size_t a, size_t l0, size_t nrows, double *out)
+/* The reason a streamed block could not be had (status rc) into msg. */
+static void stream_failed(nlsq_xpcs_model *m, int rc, char *msg, size_t msg_size)
+{
+    pthread_mutex_lock(&m->err_mu);
+    if (m->stream_error[0]) set_err(msg, msg_size, "%s", m->stream_error);
+    else set_err(msg, msg_size, "streamed c2 block unavailable (%s)", nlsq_status_name(rc));
+    pthread_mutex_unlock(&m->err_mu);
+}
+
+/* Data of rows [l0, l0 + nrows) of angle a (local indices) into out; on
+ * failure the reason in msg (msg_size bytes). */
+static int fetch(nlsq_xpcs_model *m, size_t a, size_t l0, size_t nrows, double *out, char *msg,
+                 size_t msg_size)
 {
     size_t i, j, n = m->n;
     size_t g0 = a * m->R + l0;
@@ -476,6 +492,7 @@ static int fetch(nlsq_xpcs_model *m, size_t a, size_t l0, size_t nrows, double *
             out[t] = *y;
         }
         block_done(m, &h);
+        if (rc) stream_failed(m, rc, msg, msg_size);
         return rc;
     }
     default:
@@ -490,7 +507,7 @@ static int fetch(nlsq_xpcs_model *m, size_t a, size_t l0, size_t nrows, double *
     size_t cap = span < maxb ? span : maxb;
     double *buf = malloc(sizeof(double) * cap * n);
     if (!buf) {
-        model_error(m, "out of memory reading %zu rows of %zu frames", cap, n);
+        set_err(msg, msg_size, "out of memory reading %zu rows of %zu frames", cap, n);
         return NLSQ_ENOMEM;
     }
     size_t ib = 0, nb = 0;
@@ -499,7 +516,7 @@ static int fetch(nlsq_xpcs_model *m, size_t a, size_t l0, size_t nrows, double *
             ib = i;
             nb = il - i + 1;
             if (nb > cap) nb = cap;
-            int rc = source_read(m, a, ib, nb, buf);
+            int rc = source_read(m, a, ib, nb, buf, msg, msg_size);
             if (rc != 0) { free(buf); return rc; }
             for (size_t q = 0; q < nb; q++) {
                 size_t mr = a * n + ib + q;
@@ -551,18 +568,27 @@ static void seg_consts(const nlsq_xpcs_model *m, const double *x, size_t a, xk_s
  * may span angles.  The range is cut into segments of one matrix row with
  * contiguous j (and the diagonal entry, whose weight differs, on its own). */
 static int model_eval(void *ctx, const double *x, size_t row0, size_t nrows,
-                      double *r, double *J)
+                      double *r, double *J, const nlsq_eval_env *env)
 {
     nlsq_xpcs_model *m = ctx;
     if (nrows == 0) return 0;
-    if (row0 >= m->n_rows || nrows > m->n_rows - row0) return 1;
-    if (J && row0 / m->R != (row0 + nrows - 1) / m->R) return 1;
-    xtab *T = tab_acquire(m, x);
-    if (!T) {
-        model_error(m, "out of memory for the model tables");
+    if (row0 >= m->n_rows || nrows > m->n_rows - row0) {
+        eval_msg(env, "model: rows %zu + %zu outside the %zu rows", row0, nrows, m->n_rows);
+        return 1;
+    }
+    if (J && row0 / m->R != (row0 + nrows - 1) / m->R) {
+        eval_msg(env, "model: a Jacobian range spans two angles (row %zu)", row0);
+        return 1;
+    }
+    xtab tab, *T = &tab;
+    double *own;
+    if (eval_tables(m, x, env, T, &own) != 0) {
+        eval_msg(env, "out of memory for the model tables");
         return NLSQ_ENOMEM;
     }
     const size_t n = m->n;
+    char *msg = env ? env->msg : NULL;
+    const size_t msg_size = env ? env->msg_size : 0;
     xk_tab kt = {T->CD, T->CG, {T->dCD, T->dCD + n, T->dCD + 2 * n},
                  {T->dCG, T->dCG ? T->dCG + n : NULL, T->dCG ? T->dCG + 2 * n : NULL}};
     int rc = 0;
@@ -575,7 +601,7 @@ static int model_eval(void *ctx, const double *x, size_t row0, size_t nrows,
         if (seg > nrows - done) seg = nrows - done;
         /* streamed data land in r first; the kernel reads them from there */
         if (m->data_mode == DATA_STREAM) {
-            int fr = fetch(m, a, l, seg, r + done);
+            int fr = fetch(m, a, l, seg, r + done, msg, msg_size);
             if (fr != 0) { rc = fr == NLSQ_ENOMEM ? NLSQ_ENOMEM : 1; break; }
         }
         xk_seg sc;
@@ -602,6 +628,7 @@ static int model_eval(void *ctx, const double *x, size_t row0, size_t nrows,
             default: y64 = r + o; break;
             }
             if (!y32 && !y64) {
+                stream_failed(m, rc, msg, msg_size);
                 rc = rc == NLSQ_ENOMEM ? NLSQ_ENOMEM : 1;
                 break;
             }
@@ -613,7 +640,7 @@ static int model_eval(void *ctx, const double *x, size_t row0, size_t nrows,
         done += seg;
     }
     block_done(m, &hb);
-    tab_release(m, T);
+    free(own);
     return rc;
 }
 
@@ -644,9 +671,8 @@ static int fill_cache(nlsq_xpcs_model *m, char *err, size_t err_size)
     for (size_t a = 0; a < m->P; a++) {
         for (size_t ib = 0; ib < n; ib += maxb) {
             size_t nb = n - ib < maxb ? n - ib : maxb;
-            int rc = source_read(m, a, ib, nb, buf);
+            int rc = source_read(m, a, ib, nb, buf, err, err_size);
             if (rc != 0) {
-                set_err(err, err_size, "%s", m->last_error);
                 free(buf);
                 return rc;
             }
@@ -808,7 +834,6 @@ int nlsq_xpcs_model_create(const nlsq_xpcs_source *src, const nlsq_xpcs_config *
     m->eps = m->geom.eps;
     atomic_init(&m->n_excl_stream, 0);
     pthread_mutex_init(&m->read_mu, NULL);
-    pthread_mutex_init(&m->tab_mu, NULL);
     pthread_mutex_init(&m->err_mu, NULL);
     m->phi = malloc(sizeof(double) * P);
     m->lower = malloc(sizeof(double) * m->n_params);
@@ -859,7 +884,6 @@ void nlsq_xpcs_model_free(nlsq_xpcs_model *m)
 {
     if (!m) return;
     xs_free(m->blocks);   /* first: its reader thread reads through m */
-    for (int s = 0; s < N_SLOTS; s++) free(m->slots[s].mem);
     free(m->phi);
     free(m->lower);
     free(m->upper);
@@ -867,7 +891,6 @@ void nlsq_xpcs_model_free(nlsq_xpcs_model *m)
     free(m->c64);
     free(m->seen);
     pthread_mutex_destroy(&m->read_mu);
-    pthread_mutex_destroy(&m->tab_mu);
     pthread_mutex_destroy(&m->err_mu);
     free(m);
 }
@@ -890,6 +913,9 @@ int nlsq_xpcs_model_problem(nlsq_xpcs_model *m, nlsq_problem *pb)
     pb->n_params = m->n_params;
     pb->n_rows = m->n_rows;
     pb->eval = model_eval;
+    pb->prepare = model_prepare;
+    pb->prepare_bytes = sizeof(double) * tab_doubles(m);
+    pb->scratch_bytes = pb->prepare_bytes;   /* tables of unprepared points */
     pb->pattern = model_pattern;
     pb->ctx = m;
     pb->lower = m->lower;
@@ -953,6 +979,16 @@ int nlsq_xpcs_model_set_bounds(nlsq_xpcs_model *m, const double *lower, const do
 /* Start point, slow path                                                     */
 /* ------------------------------------------------------------------------ */
 
+/* fetch for the start point: its failure is what nlsq_xpcs_model_last_error
+ * reports. */
+static int start_fetch(nlsq_xpcs_model *m, size_t a, size_t l0, size_t nrows, double *out)
+{
+    char msg[sizeof m->last_error] = "";
+    int rc = fetch(m, a, l0, nrows, out, msg, sizeof msg);
+    if (rc) model_error(m, "%s", msg);
+    return rc;
+}
+
 static double clampd(double v, double lo, double hi)
 {
     if (v < lo) v = lo;
@@ -989,7 +1025,7 @@ int nlsq_xpcs_initial_guess(nlsq_xpcs_model *m, const double *phys, double *x)
         int have_shift = 0;
         for (size_t l0 = 0; l0 < m->R; l0 += chunk * stride) {
             size_t nr = m->R - l0 < chunk ? m->R - l0 : chunk;
-            if (fetch(m, a, l0, nr, buf) != 0) { rc = NLSQ_ECALLBACK; break; }
+            if (start_fetch(m, a, l0, nr, buf) != 0) { rc = NLSQ_ECALLBACK; break; }
             size_t i, j;
             local_to_ij(m, l0, &i, &j);
             for (size_t t = 0; t < nr; t++, next_ij(m, &i, &j)) {
@@ -1035,7 +1071,7 @@ static int lag_bins(nlsq_xpcs_model *m, size_t a, double *buf, size_t chunk, siz
 {
     for (size_t l0 = 0; l0 < m->R; l0 += chunk * stride) {
         size_t nr = m->R - l0 < chunk ? m->R - l0 : chunk, i, j;
-        if (fetch(m, a, l0, nr, buf) != 0) return NLSQ_ECALLBACK;
+        if (start_fetch(m, a, l0, nr, buf) != 0) return NLSQ_ECALLBACK;
         local_to_ij(m, l0, &i, &j);
         for (size_t t = 0; t < nr; t++, next_ij(m, &i, &j)) {
             if (i == j || !isfinite(buf[t])) continue;

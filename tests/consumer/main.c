@@ -3,8 +3,10 @@
 #include <stdio.h>
 #include <nlsq.h>
 
-static int eval(void *ctx, const double *x, size_t row0, size_t n, double *r, double *J)
+static int eval(void *ctx, const double *x, size_t row0, size_t n, double *r, double *J,
+                const nlsq_eval_env *env)
 {
+    (void)env;
     (void)ctx;
     for (size_t i = 0; i < n; i++) {
         double t = 1e-3 * (double)(row0 + i), e = exp(-x[1] * t);

@@ -13,8 +13,10 @@ struct Model {
     std::function<void(const double *x, double t, double &f, double *grad)> f;
 };
 
-int eval(void *ctx, const double *x, size_t row0, size_t n, double *r, double *J)
+int eval(void *ctx, const double *x, size_t row0, size_t n, double *r, double *J,
+         const nlsq_eval_env *env)
 {
+    (void)env;
     const auto &m = *static_cast<const Model *>(ctx);
     for (size_t i = 0; i < n; i++) {
         const double t = 1e-3 * static_cast<double>(row0 + i);

@@ -115,8 +115,9 @@ typedef struct tu_eval_ctx {
 } tu_eval_ctx;
 
 static inline int tu_eval(void *vctx, const double *x, size_t row0, size_t n, double *r,
-                          double *J)
+                          double *J, const nlsq_eval_env *env)
 {
+    (void)env;
     tu_eval_ctx *c = vctx;
     if (c && c->fail_at > 0 && ++c->calls == c->fail_at) return 1;
     for (size_t i = 0; i < n; i++) {
