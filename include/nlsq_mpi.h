@@ -59,7 +59,12 @@
  * MPI_THREAD_FUNNELED (MPI_THREAD_SERIALIZED if that is not the main thread).
  *
  * Conventions: as in nlsq.h (status codes, no printing).  A context must not
- * be used by two solves at once.  See docs/mpi.md.
+ * be used by two solves at once.  The library keeps no process policy: it
+ * never initialises or finalises MPI, never touches stdio, exit handlers or
+ * the environment; a program decides those (fit_xpcs_mpi:
+ * examples/fit_xpcs_backend_mpi.c).  Its only process-wide object is the MPI
+ * attribute key under which each parent communicator's leave channel is
+ * cached (created at the first attach).  See docs/mpi.md.
  */
 #ifndef NLSQ_MPI_H
 #define NLSQ_MPI_H
@@ -146,12 +151,6 @@ typedef struct nlsq_mpi_stats {
 } nlsq_mpi_stats;
 NLSQ_API void nlsq_mpi_get_stats(const nlsq_mpi_ctx *ctx, nlsq_mpi_stats *st);
 
-/** Testing: make this rank's reduce number `at_reduce` (0-based count of
- *  reduces on ctx) fail as if MPI returned an error (kind 1), or sleep
- *  `arg` seconds first (kind 2: a stalled rank, for timeout tests).
- *  kind 0 clears. */
-NLSQ_API void nlsq_mpi_inject_fault(nlsq_mpi_ctx *ctx, int kind, uint64_t at_reduce, double arg);
-
 /* ------------------------------------------------------------------------ */
 /* XPCS (only when nlsq_mpi was built with NLSQ_BUILD_XPCS; include           */
 /* nlsq_xpcs.h for the types)                                                */
@@ -172,36 +171,6 @@ struct nlsq_xpcs_config;
 NLSQ_API int nlsq_mpi_xpcs_initial_guess(nlsq_mpi_ctx *ctx, struct nlsq_xpcs_model *m,
                                          const struct nlsq_xpcs_config *cfg,
                                          const double *phys, double *x, size_t *n_excluded);
-
-/* ------------------------------------------------------------------------ */
-/* Command-line programs (fit_xpcs_mpi): one process-wide state              */
-/* ------------------------------------------------------------------------ */
-
-/** MPI_Init_thread (FUNNELED) unless MPI is initialised already; on ranks
- *  other than 0, stdout and stderr go to /dev/null (unless the environment
- *  sets NLSQ_MPI_ALL_OUTPUT=1); registers an exit handler that detaches the
- *  command's context and then calls MPI_Finalize when the program exits with
- *  status 0 or after a solve that every rank went through, and MPI_Abort
- *  (with the exit status) otherwise, so that a rank failing alone before the
- *  solve ends the job instead of leaving the others waiting.  Returns this
- *  rank in MPI_COMM_WORLD (0 when MPI could not be initialised). */
-NLSQ_API int  nlsq_mpi_cli_init(int *argc, char ***argv);
-NLSQ_API int  nlsq_mpi_cli_rank(void);
-NLSQ_API int  nlsq_mpi_cli_size(void);
-/** Fill opt->dist from the command's context (no-op before one exists). */
-NLSQ_API void nlsq_mpi_cli_options(nlsq_options *opt);
-/** Adjust an XPCS model config for this rank: with several ranks, stream the
- *  data (memory_budget = 0) so that no rank caches, i.e. reads, all rows. */
-NLSQ_API void nlsq_mpi_cli_xpcs_config(struct nlsq_xpcs_config *cfg);
-/** Attach the command's context over MPI_COMM_WORLD to the model's rows (if
- *  not done yet; NLSQ_MPI_TIMEOUT=seconds in the environment sets the
- *  timeout) and compute the start point with nlsq_mpi_xpcs_initial_guess. */
-NLSQ_API int  nlsq_mpi_cli_xpcs_initial_guess(struct nlsq_xpcs_model *m,
-                                              const struct nlsq_xpcs_config *cfg,
-                                              const double *phys, double *x);
-/** Non-finite entries over all ranks (from the initial guess), or the model's
- *  own count when there is no context. */
-NLSQ_API size_t nlsq_mpi_cli_xpcs_n_excluded(const struct nlsq_xpcs_model *m);
 
 #ifdef __cplusplus
 }

@@ -37,8 +37,11 @@
  * communicator is not freed when the context is broken (abandoned collectives
  * may still deliver fragments): it is left to MPI_Finalize.
  */
-#define _GNU_SOURCE   /* on_exit, nanosleep, sched_yield */
-#include "mpi_internal.h"
+#define _GNU_SOURCE   /* nanosleep, sched_yield */
+#include "nlsq_mpi.h"
+#ifdef NLSQ_MPI_TESTING
+#include "nlsq_mpi_testing.h"
+#endif
 
 #include <math.h>
 #include <sched.h>
@@ -79,9 +82,11 @@ struct nlsq_mpi_ctx {
     int broken;                  /* 0 or NLSQ_EDISTRIBUTED */
     double timeout;
     int abort_on_error;
-    int fault_kind;
+#ifdef NLSQ_MPI_TESTING
+    int fault_kind;              /* nlsq_mpi_inject_fault (test builds) */
     uint64_t fault_at;
     double fault_arg;
+#endif
     nlsq_mpi_stats stats;
     char msg[256];
 };
@@ -213,6 +218,7 @@ int nlsq_mpi_reduce(void *vctx, double *buf, size_t n)
     if (!c || (!buf && n)) return NLSQ_EINVAL;
     if (c->broken) return c->broken;
     double t0 = now_s();
+#ifdef NLSQ_MPI_TESTING
     if (c->fault_kind && c->n_done == c->fault_at) {
         int kind = c->fault_kind;
         c->fault_kind = 0;
@@ -220,6 +226,7 @@ int nlsq_mpi_reduce(void *vctx, double *buf, size_t n)
                                          (unsigned long long)c->n_done);
         if (kind == 2) sleep_s(c->fault_arg);
     }
+#endif
     if (c->size > 1) {
         if (poll_leave(c)) return c->broken;
         for (size_t off = 0; off < n; off += SEG) {
@@ -520,6 +527,9 @@ void nlsq_mpi_get_stats(const nlsq_mpi_ctx *c, nlsq_mpi_stats *st)
     else memset(st, 0, sizeof *st);
 }
 
+#ifdef NLSQ_MPI_TESTING
+/* Test builds only (nlsq_mpi_testing.h): the library proper has no fault
+ * hook. */
 void nlsq_mpi_inject_fault(nlsq_mpi_ctx *c, int kind, uint64_t at_reduce, double arg)
 {
     if (!c) return;
@@ -527,67 +537,4 @@ void nlsq_mpi_inject_fault(nlsq_mpi_ctx *c, int kind, uint64_t at_reduce, double
     c->fault_at = at_reduce;
     c->fault_arg = arg;
 }
-
-/* ------------------------------------------------------ command-line state */
-
-nlsq__mpi_cli nlsq__mpi_cli_state;
-
-static void cli_exit(int status, void *arg)
-{
-    (void)arg;
-    nlsq__mpi_cli *s = &nlsq__mpi_cli_state;
-    fflush(stdout);
-    fflush(stderr);
-    int finalized = 0;
-    MPI_Finalized(&finalized);
-    if (finalized || !s->we_init) return;
-    /* Clean: every rank went through the solve (a context that is not broken
-     * completed every reduce this rank took part in; a rank that left early
-     * made the others' contexts broken), or nothing failed at all. */
-    int clean = status == 0 || (s->ctx && !nlsq_mpi_broken(s->ctx));
-    nlsq_mpi_detach(s->ctx, NULL);
-    s->ctx = NULL;
-    if (clean || s->size <= 1) MPI_Finalize();
-    else MPI_Abort(MPI_COMM_WORLD, status != 0 ? status : 1);
-}
-
-#ifndef __GLIBC__
-static void cli_exit_unknown(void) { cli_exit(0, NULL); }
 #endif
-
-int nlsq_mpi_cli_init(int *argc, char ***argv)
-{
-    nlsq__mpi_cli *s = &nlsq__mpi_cli_state;
-    if (s->inited) return s->rank;
-    s->inited = 1;
-    s->rank = 0;
-    s->size = 1;
-    int inited = 0;
-    MPI_Initialized(&inited);
-    if (!inited) {
-        int provided = 0;
-        if (MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS) return 0;
-        s->we_init = 1;
-#ifdef __GLIBC__
-        on_exit(cli_exit, NULL);   /* sees the exit status */
-#else
-        atexit(cli_exit_unknown);  /* status unknown: treated as clean */
-#endif
-    }
-    MPI_Comm_rank(MPI_COMM_WORLD, &s->rank);
-    MPI_Comm_size(MPI_COMM_WORLD, &s->size);
-    const char *all = getenv("NLSQ_MPI_ALL_OUTPUT");
-    if (s->rank != 0 && !(all && !strcmp(all, "1"))) {
-        if (!freopen("/dev/null", "w", stdout)) {}
-        if (!freopen("/dev/null", "w", stderr)) {}
-    }
-    return s->rank;
-}
-
-int nlsq_mpi_cli_rank(void) { return nlsq__mpi_cli_state.rank; }
-int nlsq_mpi_cli_size(void) { return nlsq__mpi_cli_state.inited ? nlsq__mpi_cli_state.size : 1; }
-
-void nlsq_mpi_cli_options(nlsq_options *opt)
-{
-    if (nlsq__mpi_cli_state.ctx) nlsq_mpi_options(nlsq__mpi_cli_state.ctx, opt);
-}

@@ -1,6 +1,6 @@
 /*
- * nlsq_mpi_xpcs.c - the XPCS start point over MPI ranks, and the helpers of
- * the fit_xpcs_mpi command (nlsq_mpi.h, parts "XPCS" and "Command-line").
+ * nlsq_mpi_xpcs.c - the XPCS start point over MPI ranks (nlsq_mpi.h, part
+ * "XPCS").
  *
  * nlsq_xpcs_initial_guess reads a sample of every angle's rows (blocks of
  * 4096 rows, every stride-th, at most ~64k rows per angle); under MPI each
@@ -30,7 +30,7 @@
  *     summed over all ranks (r0 and r2 on every row of this rank).
  */
 #define _POSIX_C_SOURCE 200809L
-#include "mpi_internal.h"
+#include "nlsq_mpi.h"
 #include "nlsq_xpcs.h"
 
 #include <math.h>
@@ -229,45 +229,4 @@ int nlsq_mpi_xpcs_initial_guess(nlsq_mpi_ctx *ctx, struct nlsq_xpcs_model *m,
     free(xe);
     free(cols);
     return rc;
-}
-
-/* ------------------------------------------------------ command-line helpers */
-
-void nlsq_mpi_cli_xpcs_config(struct nlsq_xpcs_config *cfg)
-{
-    /* Until the model can cache a row range only, a rank that cached would
-     * read every row at creation: stream instead (each eval reads the rows
-     * it is asked for, i.e. this rank's). */
-    if (cfg && nlsq_mpi_cli_size() > 1) cfg->memory_budget = 0;
-}
-
-int nlsq_mpi_cli_xpcs_initial_guess(struct nlsq_xpcs_model *m, const struct nlsq_xpcs_config *cfg,
-                                    const double *phys, double *x)
-{
-    nlsq__mpi_cli *s = &nlsq__mpi_cli_state;
-    if (!s->inited || !s->we_init) return nlsq_xpcs_initial_guess(m, phys, x);
-    if (!s->ctx) {
-        nlsq_options tmp;
-        nlsq_options_init(&tmp);
-        nlsq_problem pb;
-        nlsq_xpcs_model_problem(m, &pb);
-        int rc = nlsq_mpi_attach(&tmp, MPI_COMM_WORLD, pb.n_rows, NLSQ__MPI_CLI_BLOCK_ROWS,
-                                 &s->ctx);
-        if (rc != 0) return rc;
-        const char *t = getenv("NLSQ_MPI_TIMEOUT");
-        if (t && *t) nlsq_mpi_set_timeout(s->ctx, strtod(t, NULL));
-    }
-    size_t excl = 0;
-    int rc = nlsq_mpi_xpcs_initial_guess(s->ctx, m, cfg, phys, x, &excl);
-    if (rc == 0) {
-        s->n_excluded = excl;
-        s->have_excluded = 1;
-    }
-    return rc;
-}
-
-size_t nlsq_mpi_cli_xpcs_n_excluded(const struct nlsq_xpcs_model *m)
-{
-    const nlsq__mpi_cli *s = &nlsq__mpi_cli_state;
-    return s->have_excluded ? s->n_excluded : nlsq_xpcs_model_n_excluded(m);
 }

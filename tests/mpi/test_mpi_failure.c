@@ -15,6 +15,7 @@
  *   6. afterwards a new context on the same communicator works normally.
  */
 #include "mpi_test_util.h"
+#include "nlsq_mpi_testing.h"   /* nlsq_mpi_inject_fault: test builds only */
 
 #define BOUND_S 30.0   /* each case must end within this (it takes < 1 s) */
 
