@@ -790,6 +790,15 @@ static int print_usage(const fit_run *run)
     return close_output(run->out, err, sizeof err) ? bad_input(run, "%s", err) : EXIT_CONVERGED;
 }
 
+void fit_xpcs_process_init(void)
+{
+    /* files: safe_io.h (standard descriptors, the umask); HDF5 does not
+     * close files again at exit (a close that failed on a full disk would
+     * crash there) */
+    safe_io_init();
+    H5dont_atexit();
+}
+
 int fit_xpcs_main(int argc, char **argv, FILE *out, FILE *msgs, const fit_xpcs_backend *be)
 {
     fit_xpcs_backend serial;
@@ -798,11 +807,8 @@ int fit_xpcs_main(int argc, char **argv, FILE *out, FILE *msgs, const fit_xpcs_b
         be = &serial;
     }
     const fit_run run = {out, msgs, be};
-    /* files: safe_io.h; HDF5 never prints (every failure is our one line)
-     * and does not close files again at exit (a close that failed on a full
-     * disk would crash there) */
-    safe_io_init();
-    H5dont_atexit();
+    /* HDF5 never prints (every failure is our one line): this thread's
+     * default error stack */
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
     fit_xpcs_args a;
     char perr[512];

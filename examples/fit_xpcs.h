@@ -8,7 +8,13 @@
  * main() (fit_xpcs_main.c) calls it with stdout and stderr (stdout is then
  * closed and checked, safe_io.c); an in-process caller (fit_xpcs_embed.c)
  * passes its own streams, which are flushed, not closed.  The call keeps no
- * global state of its own: its streams and backend travel with it. */
+ * global state: its streams and backend travel with it, so calls in several
+ * threads may run at once (HDF5 built thread-safe).
+ *
+ * fit_xpcs_process_init: once per process, before the first call (main()
+ * does; fit_xpcs_embed.c once under pthread_once): the process-wide setup,
+ * i.e. the standard descriptors and the umask (safe_io.h), and HDF5 not
+ * closing files at exit. */
 #ifndef FIT_XPCS_H
 #define FIT_XPCS_H
 
@@ -16,6 +22,7 @@
 
 struct fit_xpcs_backend;
 
+void fit_xpcs_process_init(void);
 int fit_xpcs_main(int argc, char **argv, FILE *out, FILE *msgs,
                   const struct fit_xpcs_backend *be);
 

@@ -1,15 +1,17 @@
 /* fit_xpcs_embed.c - libnlsq_fit_xpcs: the fit_xpcs command in-process.
  *
- * nlsq_fit_xpcs_json runs fit_xpcs_main (fit_xpcs.c, built with
- * FIT_XPCS_EMBED so that it has no main) with the caller's arguments plus
+ * nlsq_fit_xpcs_json runs fit_xpcs_main (fit_xpcs.c) with the caller's arguments plus
  * --json, into memory streams, and hands back the JSON object the command
  * would print and its one-line messages.  The Python package calls it
- * (nlsqc.fit_xpcs), so both give the same keys from the same code.  One
- * call at a time per process (fit_xpcs.h); the caller serialises.
+ * (nlsqc.fit_xpcs), so both give the same keys from the same code.  Each
+ * call has its own streams and the serial backend (fit_xpcs.h): calls from
+ * several threads may run at once.  The process-wide setup
+ * (fit_xpcs_process_init) runs once, at the first call.
  */
 #define _POSIX_C_SOURCE 200809L
 #include "fit_xpcs.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,8 +28,9 @@ EMBED_API void nlsq_fit_xpcs_free(char *p);
  * argument list could not be had (*json, *messages NULL). */
 int nlsq_fit_xpcs_json(int argc, const char *const *argv, char **json, char **messages)
 {
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
     *json = *messages = NULL;
-    if (argc < 0) return -1;
+    if (argc < 0 || pthread_once(&once, fit_xpcs_process_init) != 0) return -1;
     char **args = calloc((size_t)argc + 3, sizeof *args);
     char *ob = NULL, *mb = NULL;
     size_t on = 0, mn = 0;

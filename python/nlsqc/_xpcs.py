@@ -3,10 +3,10 @@
 libnlsq_fit_xpcs runs the command's own function (examples/fit_xpcs.c) on
 memory streams, so the dict returned here has exactly the keys of
 `fit_xpcs --json`.  The GIL is released during the fit (no Python callback
-runs); calls are serialised by a lock (the command's code is not reentrant).
+runs); calls from several threads run at once (each C call has its own
+streams and state).
 """
 import json
-import threading
 
 from ._lib import _open, ffi
 
@@ -15,7 +15,6 @@ int nlsq_fit_xpcs_json(int argc, const char *const *argv, char **json, char **me
 void nlsq_fit_xpcs_free(char *p);
 """)
 
-_lock = threading.Lock()
 _embed = None
 
 
@@ -80,8 +79,7 @@ def fit_xpcs(path, **options):
     cargs = [ffi.new("char[]", a.encode()) for a in args]
     argv = ffi.new("const char *[]", cargs)
     pj, pm = ffi.new("char **"), ffi.new("char **")
-    with _lock:
-        rc = lib.nlsq_fit_xpcs_json(len(args), argv, pj, pm)
+    rc = lib.nlsq_fit_xpcs_json(len(args), argv, pj, pm)
     if rc < 0:
         raise MemoryError("fit_xpcs: out of memory for its output streams")
     try:

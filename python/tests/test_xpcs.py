@@ -65,3 +65,26 @@ def test_gil_is_released_during_the_fit(h5):
     # a held GIL would stop this loop for the whole fit
     print("fit %.3f s, %d loop turns meanwhile" % (elapsed, spins))
     assert spins > 1000
+
+
+def test_calls_in_several_threads_at_once_give_the_sequential_results(h5):
+    # no lock around the C call: each call has its own streams and state
+    cases = [dict(dt=1e-3, gap=2e6, threads=1, max_iter=20),
+             dict(dt=1e-3, mode="static", threads=1, max_iter=20),
+             dict(dt=1e-3, gap=2e6, threads=1, max_iter=20, frames="0:120")]
+
+    def key(r):
+        return json.dumps({k: v for k, v in r.items() if k not in ("seconds", "phases")},
+                          sort_keys=True)
+    want = [key(nlsqc.fit_xpcs(h5, **c)) for c in cases]
+    got = {}
+
+    def work(i):
+        got[i] = [key(nlsqc.fit_xpcs(h5, **cases[(i + k) % 3])) for k in range(3)]
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for i in range(4):
+        assert got[i] == [want[(i + k) % 3] for k in range(3)]
