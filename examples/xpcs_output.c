@@ -17,8 +17,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#define XO_PI 3.14159265358979323846
-
 /* ------------------------------------------------------------------------ */
 /* Report helpers                                                             */
 /* ------------------------------------------------------------------------ */
@@ -348,79 +346,6 @@ void xpcs_print_json(FILE *fp, const xpcs_report *r)
 }
 
 /* ------------------------------------------------------------------------ */
-/* Fitted c2 rows                                                             */
-/* ------------------------------------------------------------------------ */
-
-#define G_FLOOR 1e-10      /* floor of D_k, G_k and g1 (docs/xpcs-model.md) */
-#define G_EPS2 1e-12       /* inside the sqrt of I_D, I_G */
-#define G_EXP_CLAMP (-700.0)
-
-static void cum_table(const nlsq_xpcs_config *cfg, size_t n, double amp, double ex, double off,
-                      double *C)
-{
-    const double dt = cfg->dt, eps = dt / 2 > 1e-8 ? dt / 2 : 1e-8;
-    double fprev = 0;
-    for (size_t k = 0; k < n; k++) {
-        double t = (double)(k + cfg->k0) * dt;
-        double ts = t > eps ? t : eps;
-        double raw = amp * pow(ts, ex) + off;
-        double f = raw > G_FLOOR ? raw : G_FLOOR;
-        C[k] = k == 0 ? 0.0 : C[k - 1] + (fprev + f) / 2;
-        fprev = f;
-    }
-}
-
-int xpcs_g2_init(xpcs_g2 *g, const nlsq_xpcs_config *cfg, size_t n, const double *x)
-{
-    memset(g, 0, sizeof *g);
-    g->n = n;
-    g->laminar = cfg->mode == NLSQ_XPCS_LAMINAR;
-    g->A = cfg->q * cfg->q * cfg->dt / 2.0;
-    g->B = g->laminar ? cfg->q * cfg->gap * cfg->dt / (2.0 * XO_PI) : 0.0;
-    g->CD = malloc(sizeof(double) * (n ? n : 1) * (g->laminar ? 2 : 1));
-    if (!g->CD) return -1;
-    cum_table(cfg, n, x[0], x[1], x[2], g->CD);
-    if (g->laminar) {
-        g->CG = g->CD + n;
-        cum_table(cfg, n, x[3], x[4], x[5], g->CG);
-    }
-    return 0;
-}
-
-void xpcs_g2_row(const xpcs_g2 *g, double phi_deg, double phi0, double contrast, double offset,
-                 size_t i, size_t j0, size_t ncols, double *out)
-{
-    double bc = g->laminar ? g->B * cos((phi0 - phi_deg) * XO_PI / 180.0) : 0.0;
-    for (size_t c = 0; c < ncols; c++) {
-        size_t j = j0 + c;
-        double dCd = g->CD[i] - g->CD[j];
-        double e = -g->A * sqrt(dCd * dCd + G_EPS2);
-        if (!(e >= G_EXP_CLAMP)) e = G_EXP_CLAMP;
-        double g1 = exp(e);
-        if (g->laminar) {
-            double dCg = g->CG[i] - g->CG[j];
-            double ph = bc * sqrt(dCg * dCg + G_EPS2);
-            double s;
-            if (fabs(ph) < 1e-4) {
-                double x2 = ph * ph;
-                s = 1.0 - x2 / 6.0 + x2 * x2 / 120.0;
-            } else {
-                s = sin(ph) / ph;
-            }
-            g1 *= s * s;
-        }
-        if (!(g1 > G_FLOOR)) g1 = G_FLOOR;
-        out[c] = offset + contrast * g1 * g1;
-    }
-}
-
-void xpcs_g2_free(xpcs_g2 *g)
-{
-    free(g->CD);
-    g->CD = g->CG = NULL;
-}
-
-/* ------------------------------------------------------------------------ */
 /* HDF5 result file                                                           */
 /* ------------------------------------------------------------------------ */
 
@@ -549,18 +474,22 @@ static char **param_names(const xpcs_report *r)
  * block: N x N float32, chunks of whole row blocks, gzip. */
 static int write_fit(hid_t fid, const xpcs_report *r, char *err, size_t es)
 {
-    const size_t N = r->N, np = r->np;
+    const size_t N = r->N;
     size_t B = (size_t)(1u << 20) / (N ? N : 1);   /* ~8 MiB of float64 per buffer */
     if (B < 1) B = 1;
     if (B > 64) B = 64;
     if (B > N) B = N;
     double *data = malloc(sizeof(double) * B * N), *fit = malloc(sizeof(double) * B * N);
     float *f32 = malloc(sizeof(float) * B * N), *r32 = malloc(sizeof(float) * B * N);
-    xpcs_g2 g;
-    int g_ok = xpcs_g2_init(&g, r->cfg, N, r->x) == 0;
+    nlsq_xpcs_g2_rows *g = NULL;
+    int grc = nlsq_xpcs_g2_rows_create(r->cfg, N, r->P, r->sel->phi, r->x, &g);
     hid_t gfit = -1, gcf = -1, gcr = -1, dcpl = -1, fsp = -1;
     int rc = -1;
-    if (!data || !fit || !f32 || !r32 || !g_ok) {
+    if (grc != 0) {
+        snprintf(err, es, "writing /fit: the model rows: %s", nlsq_xpcs_status_string(grc));
+        goto out;
+    }
+    if (!data || !fit || !f32 || !r32) {
         snprintf(err, es, "out of memory writing /fit (N = %zu)", N);
         goto out;
     }
@@ -582,7 +511,7 @@ static int write_fit(hid_t fid, const xpcs_report *r, char *err, size_t es)
     if (fsp < 0 || dcpl < 0 || H5Pset_chunk(dcpl, 2, chunk) < 0 || H5Pset_shuffle(dcpl) < 0 ||
         H5Pset_deflate(dcpl, 4) < 0)
         goto h5fail;
-    const double sigma = r->cfg->sigma, phi0 = np > 6 ? r->x[6] : 0.0;
+    const double sigma = r->cfg->sigma;
     for (size_t a = 0; a < r->P; a++) {
         char name[32];
         snprintf(name, sizeof name, "angle_%03zu", a);
@@ -593,7 +522,6 @@ static int write_fit(hid_t fid, const xpcs_report *r, char *err, size_t es)
         for (int k = 0; ok && k < 2; k++)
             ok = attr_double(both[k], "phi", r->sel->phi[a]) >= 0 &&
                  attr_int(both[k], "angle_index", (long long)a) >= 0;
-        double con = r->x[np + 2 * a], off = r->x[np + 2 * a + 1];
         for (size_t i0 = 0; ok && i0 < N; i0 += B) {
             size_t nr = N - i0 < B ? N - i0 : B;
             char rerr[256] = "";
@@ -603,8 +531,7 @@ static int write_fit(hid_t fid, const xpcs_report *r, char *err, size_t es)
                 H5Dclose(dr);
                 goto out;
             }
-            for (size_t i = 0; i < nr; i++)
-                xpcs_g2_row(&g, r->sel->phi[a], phi0, con, off, i0 + i, 0, N, fit + i * N);
+            nlsq_xpcs_g2_rows_eval(g, a, i0, nr, 0, N, fit);   /* in range by construction */
             for (size_t k = 0; k < nr * N; k++) {
                 f32[k] = (float)fit[k];
                 r32[k] = (float)((data[k] - fit[k]) / sigma);
@@ -631,7 +558,7 @@ out:
     if (gcr >= 0) H5Gclose(gcr);
     if (gcf >= 0) H5Gclose(gcf);
     if (gfit >= 0) H5Gclose(gfit);
-    if (g_ok) xpcs_g2_free(&g);
+    nlsq_xpcs_g2_rows_free(g);
     free(data);
     free(fit);
     free(f32);

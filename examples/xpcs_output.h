@@ -1,6 +1,7 @@
 /*
  * xpcs_output.h - what fit_xpcs reports: the readable table, the JSON object,
- * the HDF5 result file (--output), and the fitted c2 rows they need.
+ * the HDF5 result file (--output; its fitted c2 rows come from the
+ * library's nlsq_xpcs_g2_rows).
  *
  * These belong to the command, not to the XPCS library: the library reads
  * data and builds the problem; how a fit is reported is the command's
@@ -76,24 +77,5 @@ void xpcs_print_json_object(FILE *fp, const xpcs_report *r);
 
 int xpcs_write_result(const char *path, const xpcs_report *r, int save_fit,
                       char *err, size_t err_size);
-
-/* ------------------------------------------------------------------------ */
-/* Fitted c2, row by row (the forward model of docs/xpcs-model.md, O(N) set-up then O(1) per
- * entry; the library's nlsq_xpcs_model_g2 recomputes O(N) tables per entry). */
-
-typedef struct xpcs_g2 {
-    size_t n;
-    int laminar;
-    double A, B;
-    double *CD, *CG;       /* cumulative trapezoids of D_k and G_k (n each) */
-} xpcs_g2;
-
-/** Tables for the physical parameters x[0..np) under cfg (mode, q, gap, dt, k0). */
-int  xpcs_g2_init(xpcs_g2 *g, const nlsq_xpcs_config *cfg, size_t n, const double *x);
-/** g2 at row i, columns [j0, j0 + ncols) for an angle phi (degrees) with the
- *  given contrast / offset; phi0 = x[6] (ignored in static mode). */
-void xpcs_g2_row(const xpcs_g2 *g, double phi_deg, double phi0, double contrast,
-                 double offset, size_t i, size_t j0, size_t ncols, double *out);
-void xpcs_g2_free(xpcs_g2 *g);
 
 #endif /* XPCS_OUTPUT_H */

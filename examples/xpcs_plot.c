@@ -424,10 +424,10 @@ static int binned_init(binned *b, size_t N)
 }
 
 /* Stream angle a: data rows from the file, fit rows from g. */
-static int stream_angle(const xpcs_report *r, const xpcs_g2 *g, size_t a, binned *b, char *err,
-                        size_t es)
+static int stream_angle(const xpcs_report *r, const nlsq_xpcs_g2_rows *g, size_t a, binned *b,
+                        char *err, size_t es)
 {
-    const size_t N = r->N, np = r->np;
+    const size_t N = r->N;
     size_t B = (size_t)(1u << 19) / (N ? N : 1);
     if (B < 1) B = 1;
     if (B > 64) B = 64;
@@ -439,8 +439,7 @@ static int stream_angle(const xpcs_report *r, const xpcs_g2 *g, size_t a, binned
         snprintf(err, es, "--plot: out of memory (N = %zu)", N);
         return -1;
     }
-    const double sigma = r->cfg->sigma, phi0 = np > 6 ? r->x[6] : 0.0;
-    const double con = r->x[np + 2 * a], off = r->x[np + 2 * a + 1];
+    const double sigma = r->cfg->sigma;
     for (size_t i0 = 0; i0 < N; i0 += B) {
         size_t nr = N - i0 < B ? N - i0 : B;
         char rerr[256] = "";
@@ -453,7 +452,7 @@ static int stream_angle(const xpcs_report *r, const xpcs_g2 *g, size_t a, binned
         for (size_t ii = 0; ii < nr; ii++) {
             size_t i = i0 + ii, bi = i / b->f;
             const double *d = data + ii * N;
-            xpcs_g2_row(g, r->sel->phi[a], phi0, con, off, i, 0, N, fit);
+            nlsq_xpcs_g2_rows_eval(g, a, i, 1, 0, N, fit);   /* in range by construction */
             for (size_t j = 0; j < N; j++) {
                 size_t k = bi * b->n + j / b->f;
                 b->sf[k] += fit[j];
@@ -746,8 +745,8 @@ int xpcs_plot(const char *prefix, const xpcs_report *r, const size_t *angles, si
     char *path = malloc(plen);
     double *mdata = malloc(sizeof(double) * N * (n_angles ? n_angles : 1));
     double *mfit = malloc(sizeof(double) * N * (n_angles ? n_angles : 1));
-    xpcs_g2 g;
-    int g_ok = xpcs_g2_init(&g, r->cfg, N, r->x) == 0;
+    nlsq_xpcs_g2_rows *g = NULL;
+    int g_ok = nlsq_xpcs_g2_rows_create(r->cfg, N, r->P, r->sel->phi, r->x, &g) == 0;
     int rc = -1;
     if (!path || !mdata || !mfit || !g_ok) {
         snprintf(err, es, "--plot: out of memory");
@@ -764,7 +763,7 @@ int xpcs_plot(const char *prefix, const xpcs_report *r, const size_t *angles, si
             snprintf(err, es, "--plot: out of memory");
             goto out;
         }
-        if (stream_angle(r, &g, a, &b, err, es) != 0) {
+        if (stream_angle(r, g, a, &b, err, es) != 0) {
             binned_free(&b);
             goto out;
         }
@@ -781,7 +780,7 @@ int xpcs_plot(const char *prefix, const xpcs_report *r, const size_t *angles, si
     if (g2_figure(path, r, angles, n_angles, mdata, mfit, err, es) != 0) goto out;
     rc = 0;
 out:
-    if (g_ok) xpcs_g2_free(&g);
+    nlsq_xpcs_g2_rows_free(g);
     free(path);
     free(mdata);
     free(mfit);

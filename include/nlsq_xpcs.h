@@ -331,9 +331,32 @@ NLSQ_API int  nlsq_xpcs_initial_guess(nlsq_xpcs_model *m, const double *phys, do
  *  NLSQ_ENOMEM or NLSQ_ECALLBACK (data read failed). */
 NLSQ_API int  nlsq_xpcs_rate_start(nlsq_xpcs_model *m, const double *phys, double *x);
 
-/** g2 of angle a at frames (i, j) for parameters x (slow path, for checks). */
+/** g2 of angle a at frames (i, j) for parameters x (slow path, for checks:
+ *  O(n) per call; for whole rows use nlsq_xpcs_g2_rows). */
 NLSQ_API double nlsq_xpcs_model_g2(const nlsq_xpcs_model *m, const double *x,
                                    size_t a, size_t i, size_t j);
+
+/** Model g2 of blocks of rows (the fitted c2 of a report or a plot), O(n)
+ *  set-up then O(1) per entry.  Needs no model and no data: cfg (mode, q,
+ *  gap, dt, k0; other fields unused), n frames, n_angles angles phi
+ *  (degrees) and the fit vector x (np physical values, 7 or 3 in static
+ *  mode, then contrast and offset of each angle: np + 2 n_angles values).
+ *  create copies what it needs (phi and x may be freed after it) and returns
+ *  0, NLSQ_EINVAL (NULL, n or n_angles 0, unknown mode, q, dt or, laminar,
+ *  gap outside the NLSQ_XPCS_*_MIN..MAX ranges, a non-finite x or phi) or
+ *  NLSQ_ENOMEM; *out is then NULL.  eval writes g2 of angle a, rows
+ *  [row0, row0 + nrows), columns [col0, col0 + ncols) of the window, to
+ *  out[r * ncols + c] (row-major), the values nlsq_xpcs_model_g2 gives;
+ *  NLSQ_EINVAL for NULL or a block outside the n x n matrix or a >= n_angles.
+ *  The object is read-only after creation: eval may run concurrently from
+ *  several threads on one object.  free(NULL) is a no-op. */
+typedef struct nlsq_xpcs_g2_rows nlsq_xpcs_g2_rows;   /* opaque */
+NLSQ_API int  nlsq_xpcs_g2_rows_create(const nlsq_xpcs_config *cfg, size_t n, size_t n_angles,
+                                       const double *phi, const double *x,
+                                       nlsq_xpcs_g2_rows **out);
+NLSQ_API int  nlsq_xpcs_g2_rows_eval(const nlsq_xpcs_g2_rows *g, size_t a, size_t row0,
+                                     size_t nrows, size_t col0, size_t ncols, double *out);
+NLSQ_API void nlsq_xpcs_g2_rows_free(nlsq_xpcs_g2_rows *g);
 
 /** The last data-read failure of nlsq_xpcs_initial_guess or
  *  nlsq_xpcs_rate_start (they then return NLSQ_ECALLBACK), as one line naming

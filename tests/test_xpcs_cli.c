@@ -26,8 +26,8 @@
  *                        JSON), h5dump reads it, h5py reads it (skipped when
  *                        /usr/bin/python3 has no h5py), no temp file left
  *   plots                --plot: PNG files exist, PNG signature, IHDR size
- *   g2_rows_match_model  xpcs_g2_row (the O(1)-per-entry fitted c2 used by
- *                        --save-fit and --plot) equals nlsq_xpcs_model_g2
+ *   g2_rows_match_model  nlsq_xpcs_g2_rows (the O(1)-per-entry fitted c2 used
+ *                        by --save-fit and --plot) equals nlsq_xpcs_model_g2
  *                        (laminar and static, k0 != 0)
  */
 #define _GNU_SOURCE
@@ -1023,13 +1023,12 @@ static void g2_rows_match_model(void **state)
             x[np + 2 * a + 1] = 1.0 + 0.01 * (double)a;
         }
         assert_int_equal(p, np + 2 * P);
-        xpcs_g2 g;
-        assert_int_equal(xpcs_g2_init(&g, &cfg, N, x), 0);
+        nlsq_xpcs_g2_rows *g = NULL;
+        assert_int_equal(nlsq_xpcs_g2_rows_create(&cfg, N, P, phis, x, &g), 0);
         double row[N];
         for (size_t a = 0; a < P; a++)
             for (size_t i = 0; i < N; i += 3) {
-                xpcs_g2_row(&g, phis[a], mode ? 0.0 : x[6], x[np + 2 * a], x[np + 2 * a + 1], i,
-                            0, N, row);
+                assert_int_equal(nlsq_xpcs_g2_rows_eval(g, a, i, 1, 0, N, row), 0);
                 for (size_t j = 0; j < N; j++) {
                     double ref = nlsq_xpcs_model_g2(m, x, a, i, j);
                     if (!(fabs(row[j] - ref) <= 1e-13 * fabs(ref)))
@@ -1037,7 +1036,9 @@ static void g2_rows_match_model(void **state)
                                  j, row[j], ref);
                 }
             }
-        xpcs_g2_free(&g);
+        assert_int_equal(nlsq_xpcs_g2_rows_eval(g, P, 0, 1, 0, N, row), NLSQ_EINVAL);
+        assert_int_equal(nlsq_xpcs_g2_rows_eval(g, 0, N - 1, 2, 0, N, row), NLSQ_EINVAL);
+        nlsq_xpcs_g2_rows_free(g);
         nlsq_xpcs_model_free(m);
     }
 }

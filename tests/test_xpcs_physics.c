@@ -14,6 +14,9 @@
  *    parameter points, for the upper triangle, the literal full triangle
  *    with the diagonal, the merged full triangle (sqrt(2) weights) and the
  *    static mode; also nlsq_xpcs_model_g2.
+ * 4. g2_rows_match_reference: nlsq_xpcs_g2_rows (the public O(1)-per-entry
+ *    rows) equals the reference on a block of rows and columns, laminar and
+ *    static; its argument errors.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -293,12 +296,66 @@ static void test_model_matches_reference(void **state)
     for (size_t k = 0; k < sizeof vs / sizeof vs[0]; k++) check_variant(&vs[k], data, phis);
 }
 
+static void test_g2_rows_match_reference(void **state)
+{
+    (void)state;
+    const double phis[NA] = {3.0, 170.0, 301.0};
+    for (int mode = 0; mode < 2; mode++) {
+        nlsq_xpcs_config cfg;
+        nlsq_xpcs_config_init(&cfg);
+        cfg.mode = mode;
+        cfg.q = 0.008;
+        cfg.gap = 3e6;
+        cfg.dt = 1e-3;
+        cfg.k0 = 4;
+        const int lam = mode == NLSQ_XPCS_LAMINAR;
+        const size_t np = lam ? 7 : 3;
+        double x[7 + 2 * NA];
+        random_phys(x);
+        for (size_t a = 0; a < NA; a++) {
+            x[np + 2 * a] = between(0.1, 0.5);
+            x[np + 2 * a + 1] = between(0.9, 1.1);
+        }
+        nlsq_xpcs_g2_rows *g = NULL;
+        assert_int_equal(nlsq_xpcs_g2_rows_create(&cfg, NF, NA, phis, x, &g), 0);
+        nlsq__xpcs_geom geo;
+        nlsq__xpcs_geom_init(&geo, cfg.q, cfg.gap, cfg.dt, cfg.k0, NF, lam);
+        tabs t;
+        tabs_make(&t, &geo, x);
+        double out[8 * 30];
+        for (size_t a = 0; a < NA; a++) {
+            assert_int_equal(nlsq_xpcs_g2_rows_eval(g, a, 3, 8, 10, 30, out), 0);
+            for (size_t r = 0; r < 8; r++)
+                for (size_t c = 0; c < 30; c++) {
+                    double ref = nlsq__xpcs_g2_ref(&geo, &t.set, x, phis[a], x[np + 2 * a],
+                                                   x[np + 2 * a + 1], 3 + r, 10 + c, NULL);
+                    assert_true(out[r * 30 + c] == ref);
+                }
+        }
+        assert_int_equal(nlsq_xpcs_g2_rows_eval(g, NA, 0, 1, 0, 1, out), NLSQ_EINVAL);
+        assert_int_equal(nlsq_xpcs_g2_rows_eval(g, 0, NF - 1, 2, 0, 1, out), NLSQ_EINVAL);
+        assert_int_equal(nlsq_xpcs_g2_rows_eval(g, 0, 0, 1, 1, NF, out), NLSQ_EINVAL);
+        tabs_free(&t);
+        nlsq_xpcs_g2_rows_free(g);
+        nlsq_xpcs_g2_rows *bad = (nlsq_xpcs_g2_rows *)&g;
+        x[np] = NAN;
+        assert_int_equal(nlsq_xpcs_g2_rows_create(&cfg, NF, NA, phis, x, &bad), NLSQ_EINVAL);
+        assert_null(bad);
+        x[np] = 0.3;
+        cfg.q = NAN;
+        assert_int_equal(nlsq_xpcs_g2_rows_create(&cfg, NF, NA, phis, x, &bad), NLSQ_EINVAL);
+        assert_int_equal(nlsq_xpcs_g2_rows_create(NULL, NF, NA, phis, x, &bad), NLSQ_EINVAL);
+    }
+    nlsq_xpcs_g2_rows_free(NULL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_reference_gradient_fd),
         cmocka_unit_test(test_tables_closed_form),
         cmocka_unit_test(test_model_matches_reference),
+        cmocka_unit_test(test_g2_rows_match_reference),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
