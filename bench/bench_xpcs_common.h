@@ -296,7 +296,7 @@ typedef struct bx_args {
     unsigned long long seed;
     int spec_start;         /* 1: contrast 0.3 / offset 1.0 instead of the data-driven init */
     int fixed_start;        /* 1: the spec's fixed physical start (D0 1e4, gamma_dot_0 5e-4), else
-                               D0 and gamma_dot_0 from the data (nlsq_xpcs_rate_start) */
+                               D0 and gamma_dot_0 from the data (nlsq_xpcs_start) */
     double ftol, xtol, gtol;/* stopping tolerances (1e-8 each) */
     int literal_full;       /* full triangle: evaluate (i,j) and (j,i) separately
                                instead of each symmetric pair once with weight sqrt(2) */
@@ -316,7 +316,7 @@ BX_UNUSED static void bx_usage(FILE *fp, const char *prog)
         "  through the reader with a model cache of --memory-budget MiB, default 64).\n"
         "  --literal-full: evaluate both triangles row by row (default: each symmetric\n"
         "  pair once, weight sqrt(2): same cost and normal equations, half the rows).\n"
-        "  Start: D0 and gamma_dot_0 from the data (nlsq_xpcs_rate_start); --fixed-start:\n"
+        "  Start: D0 and gamma_dot_0 from the data (nlsq_xpcs_start); --fixed-start:\n"
         "  the benchmark's physical start (D0 1e4, gamma_dot_0 5e-4).\n"
         "  --threads 0 = all online cores (default).  Exit: 0 ok, 1 fit failed, 2 usage.\n",
         prog);
@@ -585,13 +585,13 @@ BX_UNUSED static int bx_model_create(const bx_args *a, bx_data *d, nlsq_xpcs_mod
     return 0;
 }
 
-/* x0: D0 and gamma_dot_0 from the data (nlsq_xpcs_rate_start; with
+/* x0: D0 and gamma_dot_0 from the data (nlsq_xpcs_start; with
  * --fixed-start the benchmark's physical start), the rest of the benchmark's
  * physical start, contrast/offset from the data-driven linear fit, or
  * 0.3 / 1.0 with --spec-start.  Both programs start from this x0. */
 BX_UNUSED static int bx_start(const bx_args *a, nlsq_xpcs_model *m, size_t P, double *x0)
 {
-    int rc = a->fixed_start ? nlsq_xpcs_initial_guess(m, NULL, x0) : nlsq_xpcs_rate_start(m, NULL, x0);
+    int rc = a->fixed_start ? nlsq_xpcs_initial_guess(m, NULL, x0) : nlsq_xpcs_start(m, NULL, NULL, x0);
     if (rc != 0) {
         fprintf(stderr, "initial guess: %s\n", nlsq_xpcs_status_string(rc));
         return 1;

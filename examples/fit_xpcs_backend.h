@@ -22,7 +22,7 @@ typedef struct fit_xpcs_backend {
     /** Adjust the model's configuration before it is created (MPI: several
      *  ranks stream the data, so that each reads only its own rows). */
     void (*model_config)(void *self, nlsq_xpcs_config *cfg);
-    /** The start point (nlsq_xpcs_initial_guess's contract; MPI: from each
+    /** The start point (nlsq_xpcs_start's contract; MPI: from each
      *  rank's rows, the same on every rank). */
     int (*initial_guess)(void *self, nlsq_xpcs_model *m, const nlsq_xpcs_config *cfg,
                          const double *phys, double *x);

@@ -13,7 +13,7 @@ static int serial_initial_guess(void *self, nlsq_xpcs_model *m, const nlsq_xpcs_
 {
     (void)self;
     (void)cfg;
-    return nlsq_xpcs_initial_guess(m, phys, x);
+    return nlsq_xpcs_start(m, phys, NULL, x);
 }
 
 static void serial_solver_options(void *self, nlsq_options *opt)

@@ -159,15 +159,15 @@ NLSQ_API void nlsq_mpi_get_stats(const nlsq_mpi_ctx *ctx, nlsq_mpi_stats *st);
 struct nlsq_xpcs_model;
 struct nlsq_xpcs_config;
 
-/** nlsq_xpcs_initial_guess over the ranks of ctx, reading only this rank's
- *  rows: the physical start (phys or the defaults, clamped into the bounds),
- *  then per angle the linear least squares for contrast and offset, with the
- *  sums taken over each rank's rows and combined in rank order (so the same
- *  on every rank, and equal to the one-process guess to rounding).  cfg: the
- *  config the model was created with.  *n_excluded (when not NULL): the
- *  non-finite data entries over all ranks (the model's own count only covers
- *  what this rank has read).  Collective; returns 0 or the same error on
- *  every rank (NLSQ_ECALLBACK when a read failed on any rank). */
+/** nlsq_xpcs_start over the ranks of ctx (its reduce and row ranges), each
+ *  rank reading only the sample rows of its own range: the same start on
+ *  every rank, equal to the one-process start to rounding.  cfg: unused
+ *  (the model carries its config; may be NULL).  *n_excluded (when not NULL
+ *  on every rank): the non-finite data entries over all ranks (the model's
+ *  own count only covers what this rank has read), counted by reading this
+ *  rank's rows.  Collective; returns 0 or the same error on every rank
+ *  (NLSQ_ECALLBACK when a read failed on any rank: that rank's
+ *  nlsq_xpcs_model_last_error says why). */
 NLSQ_API int nlsq_mpi_xpcs_initial_guess(nlsq_mpi_ctx *ctx, struct nlsq_xpcs_model *m,
                                          const struct nlsq_xpcs_config *cfg,
                                          const double *phys, double *x, size_t *n_excluded);

@@ -309,27 +309,48 @@ NLSQ_API int  nlsq_xpcs_model_clusters(nlsq_xpcs_model *m, nlsq_clusters *cl);
 NLSQ_API void nlsq_xpcs_default_bounds(const nlsq_xpcs_model *m, double *lower, double *upper);
 NLSQ_API int  nlsq_xpcs_model_set_bounds(nlsq_xpcs_model *m, const double *lower, const double *upper);
 
-/** Start point: the physical defaults of docs/xpcs-model.md (or phys[] when not NULL, NAN
- *  entries meaning "default"; clamped into the model's bounds), then per
- *  angle the 2-parameter linear least squares for contrast and offset given
- *  the physical start (clamped to the bounds), over a spread-out sample of
- *  at most 16 blocks of 4096 entries per angle.
- *  x: n_params values. */
+/** The start point, from a spread-out sample of the data: at most 16 blocks
+ *  of 4096 rows per angle, the same rows for every caller.  Physical values:
+ *  phys's (phys may be NULL; NAN entries mean "from the data or the
+ *  default"), clamped into the model's bounds.  D0 and gamma_dot_0, unless
+ *  given, from the data: the sample averaged at equal lag |i - j|
+ *  (log-spaced bins) is matched by the lag-only model of the other start
+ *  values (with the defaults alpha = beta = 0 and zero offsets: g1 =
+ *  exp(-A D0 tau) sinc^2(B cos(phi0 - phi_a) gamma_dot_0 tau)) with
+ *  per-angle contrast and offset, on log grids inside the bounds (a rate too
+ *  small to show over the longest lag keeps its default); the other
+ *  physical values are the defaults of docs/xpcs-model.md.  Then per angle
+ *  contrast and offset by linear least squares of c2 against g1^2 at that
+ *  physical start (contrast 0.3 where g1 is constant over the sample;
+ *  contrast 0.3 and offset 1 for an angle without finite data), clamped.
+ *  x: n_params values.
+ *
+ *  dist (may be NULL: this process has all rows): several processes each
+ *  holding the problem rows [dist->row_begin, dist->row_end) compute the
+ *  start together, each reading only the sample rows of its range, with the
+ *  sums added by dist->reduce (the hook the solvers use, e.g. filled by
+ *  nlsq_mpi_options); every process gets the same x and the same status.
+ *  Collective then: every process must call it.  Deterministic.  Returns 0,
+ *  NLSQ_EINVAL (NULL, an infinite phys value), NLSQ_ENOMEM, NLSQ_ECALLBACK
+ *  (a data read failed: nlsq_xpcs_model_last_error says why on the process
+ *  where it failed) or NLSQ_EDISTRIBUTED (the reduce failed).  On the 23M
+ *  benchmark the LM needs 5 passes from it instead of 13 + 3 from the fixed
+ *  start. */
+NLSQ_API int  nlsq_xpcs_start(nlsq_xpcs_model *m, const double *phys,
+                              const nlsq_distributed *dist, double *x);
+
+/** nlsq_xpcs_start on one process without the rate search: D0 and
+ *  gamma_dot_0 from phys or the fixed defaults of docs/xpcs-model.md (the
+ *  benchmark's singular start).  For checks and comparisons. */
 NLSQ_API int  nlsq_xpcs_initial_guess(nlsq_xpcs_model *m, const double *phys, double *x);
 
-/** Start point with D0 and gamma_dot_0 taken from the data (the entries of
- *  phys that are NAN, or all when phys is NULL; the other physical values as
- *  in nlsq_xpcs_initial_guess): over initial_guess's sample, the data
- *  averaged at equal lag |i - j| (log-spaced bins) are matched by the
- *  lag-only model of the other start values (alpha = beta = 0 and zero
- *  offsets by default: g1 = exp(-A D0 tau) sinc^2(B cos(phi0 - phi_a)
- *  gamma_dot_0 tau)) with per-angle contrast and offset, on log grids inside
- *  the bounds; then contrast and offset as nlsq_xpcs_initial_guess gives them
- *  at that point.  Far fewer LM iterations than the fixed start where the
- *  decay and shear rates are far from it (23M benchmark: 5 passes instead of
- *  15).  Deterministic, one sample read.  Returns 0, NLSQ_EINVAL,
- *  NLSQ_ENOMEM or NLSQ_ECALLBACK (data read failed). */
-NLSQ_API int  nlsq_xpcs_rate_start(nlsq_xpcs_model *m, const double *phys, double *x);
+/** Observations with non-finite data (a merged pair counts 2) among the
+ *  problem rows [row_begin, row_end), read now (a process's share of a
+ *  distributed fit; the model's own count, nlsq_xpcs_model_n_excluded,
+ *  covers what it has read).  Returns 0, NLSQ_EINVAL, NLSQ_ENOMEM or
+ *  NLSQ_ECALLBACK (a read failed). */
+NLSQ_API int  nlsq_xpcs_model_count_excluded(nlsq_xpcs_model *m, size_t row_begin,
+                                             size_t row_end, size_t *n_excluded);
 
 /** g2 of angle a at frames (i, j) for parameters x (slow path, for checks:
  *  O(n) per call; for whole rows use nlsq_xpcs_g2_rows). */
@@ -358,8 +379,8 @@ NLSQ_API int  nlsq_xpcs_g2_rows_eval(const nlsq_xpcs_g2_rows *g, size_t a, size_
                                      size_t nrows, size_t col0, size_t ncols, double *out);
 NLSQ_API void nlsq_xpcs_g2_rows_free(nlsq_xpcs_g2_rows *g);
 
-/** The last data-read failure of nlsq_xpcs_initial_guess or
- *  nlsq_xpcs_rate_start (they then return NLSQ_ECALLBACK), as one line naming
+/** The last data-read failure of nlsq_xpcs_start, nlsq_xpcs_initial_guess or
+ *  nlsq_xpcs_model_count_excluded (they then return NLSQ_ECALLBACK), as one line naming
  *  the file/dataset; "" if none.  A failing eval of the model's problem (e.g.
  *  an HDF5 read error while streaming) says why in the solver's res.message
  *  instead (nlsq.h "Callbacks"). */

@@ -1,4 +1,4 @@
-/* nlsq_xpcs_rate_start: D0 and gamma_dot_0 from lag-averaged data.
+/* nlsq_xpcs_start: D0 and gamma_dot_0 from lag-averaged data.
  *
  * 1. recovers_rates: noise-free data of the lag-only model (alpha = beta = 0,
  *    zero offsets: then c2 depends on |i - j| only and the start's model is
@@ -80,7 +80,7 @@ static void recovers_rates(void **st)
     fixture f;
     make(&f, 300, truth, 0.0);
     double x[7 + 2 * P];
-    assert_int_equal(nlsq_xpcs_rate_start(f.m, NULL, x), 0);
+    assert_int_equal(nlsq_xpcs_start(f.m, NULL, NULL, x), 0);
     assert_true(fabs(x[0] / truth[0] - 1) < 0.02);
     assert_true(fabs(x[3] / truth[3] - 1) < 0.02);
     for (size_t a = 0; a < P; a++) {
@@ -98,14 +98,14 @@ static void given_values_stay(void **st)
     fixture f;
     make(&f, 120, truth, 0.0);
     double x[7 + 2 * P], phys[7] = {1234.5, NAN, NAN, NAN, NAN, NAN, NAN};
-    assert_int_equal(nlsq_xpcs_rate_start(f.m, phys, x), 0);
+    assert_int_equal(nlsq_xpcs_start(f.m, phys, NULL, x), 0);
     assert_true(x[0] == 1234.5);
     phys[0] = NAN;
     phys[3] = 7e-4;
-    assert_int_equal(nlsq_xpcs_rate_start(f.m, phys, x), 0);
+    assert_int_equal(nlsq_xpcs_start(f.m, phys, NULL, x), 0);
     assert_true(x[3] == 7e-4);
-    assert_int_equal(nlsq_xpcs_rate_start(NULL, NULL, x), NLSQ_EINVAL);
-    assert_int_equal(nlsq_xpcs_rate_start(f.m, NULL, NULL), NLSQ_EINVAL);
+    assert_int_equal(nlsq_xpcs_start(NULL, NULL, NULL, x), NLSQ_EINVAL);
+    assert_int_equal(nlsq_xpcs_start(f.m, NULL, NULL, NULL), NLSQ_EINVAL);
     unmake(&f);
 }
 
@@ -116,7 +116,7 @@ static void unseen_shear_kept(void **st)
     fixture f;
     make(&f, 150, truth, 0.0);
     double x[7 + 2 * P];
-    assert_int_equal(nlsq_xpcs_rate_start(f.m, NULL, x), 0);
+    assert_int_equal(nlsq_xpcs_start(f.m, NULL, NULL, x), 0);
     assert_true(x[3] == 5e-4);   /* the fixed start's value, not the search's */
     unmake(&f);
 }
@@ -141,7 +141,7 @@ static void fewer_passes(void **st)
     make(&f, 250, s.params, 0.01);
     double xr[7 + 2 * P], xf[7 + 2 * P];
     nlsq_result rr, rf;
-    assert_int_equal(nlsq_xpcs_rate_start(f.m, NULL, xr), 0);
+    assert_int_equal(nlsq_xpcs_start(f.m, NULL, NULL, xr), 0);
     assert_int_equal(nlsq_xpcs_initial_guess(f.m, NULL, xf), 0);
     fit_from(f.m, xr, &rr);
     fit_from(f.m, xf, &rf);

@@ -29,9 +29,8 @@
  * asked of this analytic model) computes its own tables in its worker's
  * scratch; a direct call without an env, in a private allocation.
  *
- * Start point: contrast and offset per angle by linear least squares of c2
- * against g1^2 at the physical start, over a spread-out sample of at most
- * about 64k entries per angle.
+ * Start point: start.c, through model_view.h (sizes, bounds, and the data
+ * of local rows with their (i, j)).
  *
  * Data: in-memory sources are used in place; other sources are cached at
  * creation in row order (n_rows values, float32 when the source says so) if
@@ -48,8 +47,8 @@
  */
 #include "nlsq_xpcs.h"
 #include "model_kernel.h"
+#include "model_view.h"
 #include "physics.h"
-#include "rate_start.h"
 #include "stream.h"
 #include "xpcs_common.h"
 
@@ -976,7 +975,7 @@ int nlsq_xpcs_model_set_bounds(nlsq_xpcs_model *m, const double *lower, const do
 }
 
 /* ------------------------------------------------------------------------ */
-/* Start point, slow path                                                     */
+/* The start point's view (model_view.h; the start itself is start.c's)      */
 /* ------------------------------------------------------------------------ */
 
 /* fetch for the start point: its failure is what nlsq_xpcs_model_last_error
@@ -989,136 +988,33 @@ static int start_fetch(nlsq_xpcs_model *m, size_t a, size_t l0, size_t nrows, do
     return rc;
 }
 
-static double clampd(double v, double lo, double hi)
+void nlsq__xpcs_model_view(const nlsq_xpcs_model *m, nlsq__xpcs_view *v)
 {
-    if (v < lo) v = lo;
-    if (v > hi) v = hi;
-    return v;
+    v->P = m->P;
+    v->n = m->n;
+    v->np = m->np;
+    v->R = m->R;
+    v->sym = m->sym;
+    v->phi = m->phi;
+    v->lower = m->lower;
+    v->upper = m->upper;
+    v->defaults = k_default_start;
+    v->geom = &m->geom;
 }
 
-int nlsq_xpcs_initial_guess(nlsq_xpcs_model *m, const double *phys, double *x)
+int nlsq__xpcs_model_fetch(nlsq_xpcs_model *m, size_t a, size_t l0, size_t nrows, double *y,
+                           size_t *ii, size_t *jj)
 {
-    if (!m || !x) return NLSQ_EINVAL;
-    size_t np = m->np;
-    for (size_t q = 0; q < np; q++) {
-        double v = (phys && !isnan(phys[q])) ? phys[q] : k_default_start[q];
-        if (!isfinite(v)) return NLSQ_EINVAL;
-        x[q] = clampd(v, m->lower[q], m->upper[q]);   /* a feasible start */
-    }
-    xtab T;
-    memset(&T, 0, sizeof T);
-    if (tab_alloc(m, &T) != 0) return NLSQ_ENOMEM;
-    tab_compute(m, x, &T, 0);
-    /* A start point needs no more than a spread-out sample: blocks of 4096
-     * entries, every stride-th block, at most ~64k entries per angle. */
-    size_t chunk = 4096;
-    if (chunk > m->R) chunk = m->R;
-    size_t n_blocks = (m->R + chunk - 1) / chunk, stride = (n_blocks + 15) / 16;
-    double *buf = malloc(sizeof(double) * chunk);
-    if (!buf) { free(T.mem); return NLSQ_ENOMEM; }
-    int rc = 0;
-    for (size_t a = 0; a < m->P && rc == 0; a++) {
-        double bc = 0.0;
-        if (m->laminar) nlsq__xpcs_angle(m->B, x[6], m->phi[a], &bc, NULL);
-        double S = 0, Sx = 0, Sy = 0, Sxx = 0, Sxy = 0;
-        double sh = 0;   /* shift of y for stability: the first finite value */
-        int have_shift = 0;
-        for (size_t l0 = 0; l0 < m->R; l0 += chunk * stride) {
-            size_t nr = m->R - l0 < chunk ? m->R - l0 : chunk;
-            if (start_fetch(m, a, l0, nr, buf) != 0) { rc = NLSQ_ECALLBACK; break; }
-            size_t i, j;
-            local_to_ij(m, l0, &i, &j);
-            for (size_t t = 0; t < nr; t++, next_ij(m, &i, &j)) {
-                double y = buf[t];
-                if (!isfinite(y)) continue;
-                if (!have_shift) { sh = y; have_shift = 1; }
-                y -= sh;
-                nlsq__xpcs_g1 g;
-                nlsq__xpcs_g1_entry(m->A, bc, m->laminar, T.CD[i] - T.CD[j],
-                                    m->laminar ? T.CG[i] - T.CG[j] : 0.0, 0, &g);
-                double u = g.g1 * g.g1;
-                S += 1; Sx += u; Sy += y; Sxx += u * u; Sxy += u * y;
-            }
-        }
-        if (rc != 0) break;
-        size_t ic = np + 2 * a, io = ic + 1;
-        double con, off;
-        if (S < 1) {
-            con = 0.3;
-            off = 1.0;
-        } else {
-            double mx = Sx / S, my = Sy / S;
-            double vxx = Sxx / S - mx * mx, vxy = Sxy / S - mx * my;
-            if (vxx > 1e-14 * (Sxx / S) && vxx > 0)
-                con = vxy / vxx;
-            else
-                con = 0.3;   /* g1 constant over the angle: contrast not identifiable */
-            con = clampd(con, m->lower[ic], m->upper[ic]);
-            off = my - con * mx + sh;
-        }
-        x[ic] = clampd(con, m->lower[ic], m->upper[ic]);
-        x[io] = clampd(off, m->lower[io], m->upper[io]);
-    }
-    free(buf);
-    free(T.mem);
-    return rc;
-}
-
-/* Lag-binned means of angle a's data over initial_guess's sample (blocks of
- * 4096 entries, about 16 per angle); the diagonal is left out. */
-static int lag_bins(nlsq_xpcs_model *m, size_t a, double *buf, size_t chunk, size_t stride,
-                    rs_bins *b)
-{
-    for (size_t l0 = 0; l0 < m->R; l0 += chunk * stride) {
-        size_t nr = m->R - l0 < chunk ? m->R - l0 : chunk, i, j;
-        if (start_fetch(m, a, l0, nr, buf) != 0) return NLSQ_ECALLBACK;
-        local_to_ij(m, l0, &i, &j);
-        for (size_t t = 0; t < nr; t++, next_ij(m, &i, &j)) {
-            if (i == j || !isfinite(buf[t])) continue;
-            size_t tau = j > i ? j - i : i - j, q = a * RS_BINS + rs_bin_of(tau, m->n);
-            b->tau[q] += (double)tau;
-            b->y[q] += buf[t];
-            b->w[q] += 1.0;
-        }
-    }
-    for (size_t k = 0; k < RS_BINS; k++) {
-        size_t q = a * RS_BINS + k;
-        if (b->w[q] > 0) { b->tau[q] /= b->w[q]; b->y[q] /= b->w[q]; }
+    if (a >= m->P || l0 > m->R || nrows > m->R - l0) return NLSQ_EINVAL;
+    int rc = start_fetch(m, a, l0, nrows, y);
+    if (rc != 0) return rc;
+    size_t i, j;
+    local_to_ij(m, l0, &i, &j);
+    for (size_t t = 0; t < nrows; t++, next_ij(m, &i, &j)) {
+        ii[t] = i;
+        jj[t] = j;
     }
     return 0;
-}
-
-int nlsq_xpcs_rate_start(nlsq_xpcs_model *m, const double *phys, double *x)
-{
-    if (!m || !x) return NLSQ_EINVAL;
-    double p[NLSQ_XPCS_N_PHYS] = {0}, lo[NLSQ_XPCS_N_PHYS] = {0}, hi[NLSQ_XPCS_N_PHYS] = {0};
-    for (size_t q = 0; q < m->np; q++) {
-        p[q] = (phys && !isnan(phys[q])) ? phys[q] : k_default_start[q];
-        if (!isfinite(p[q])) return NLSQ_EINVAL;
-        lo[q] = m->lower[q];
-        hi[q] = m->upper[q];
-        p[q] = clampd(p[q], lo[q], hi[q]);
-    }
-    size_t chunk = m->R < 4096 ? m->R : 4096;
-    size_t n_blocks = (m->R + chunk - 1) / chunk, stride = (n_blocks + 15) / 16;
-    rs_bins b = {m->P, m->phi, m->A, m->laminar ? m->B : 0.0, NULL, NULL, NULL};
-    double *mem = calloc(3 * m->P * RS_BINS + chunk, sizeof(double));
-    if (!mem) return NLSQ_ENOMEM;
-    b.tau = mem;
-    b.y = mem + m->P * RS_BINS;
-    b.w = mem + 2 * m->P * RS_BINS;
-    int rc = 0;
-    for (size_t a = 0; a < m->P && rc == 0; a++)
-        rc = lag_bins(m, a, mem + 3 * m->P * RS_BINS, chunk, stride, &b);
-    if (rc == 0) {
-        double given[NLSQ_XPCS_N_PHYS];
-        memcpy(given, p, sizeof p);
-        rs_search(&b, lo, hi, p);
-        for (size_t q = 0; q < m->np; q++)   /* what the caller gave stays */
-            if (phys && !isnan(phys[q])) p[q] = given[q];
-    }
-    free(mem);
-    return rc ? rc : nlsq_xpcs_initial_guess(m, p, x);
 }
 
 double nlsq_xpcs_model_g2(const nlsq_xpcs_model *m, const double *x,

@@ -1,6 +1,6 @@
 /*
  * rate_start.h - decay and shear rates from lag-averaged data (private;
- * rate_start.c).  See nlsq_xpcs_rate_start in nlsq_xpcs.h.
+ * rate_start.c).  See nlsq_xpcs_start in nlsq_xpcs.h.
  */
 #ifndef NLSQ_XPCS_RATE_START_H
 #define NLSQ_XPCS_RATE_START_H
