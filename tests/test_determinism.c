@@ -92,7 +92,7 @@ static void lib_fit(int method, int threads, int stream, run_out *o)
     nlsq_xpcs_model *m = NULL;
     assert_int_equal(nlsq_xpcs_model_create(&src, &cfg, &m, err, sizeof err), 0);
     assert_int_equal(nlsq_xpcs_model_n_params(m), NP);
-    assert_int_equal(nlsq_xpcs_initial_guess(m, NULL, o->x), 0);
+    assert_int_equal(nlsq_xpcs_start(m, NULL, NULL, o->x), 0);
     nlsq_problem pb;
     nlsq_xpcs_model_problem(m, &pb);
     nlsq_options opt;
