@@ -21,7 +21,7 @@
  * writers).  On reading, the chunk size from cd_values[2] sizes the output;
  * without it (or when it is 0) the buffer grows until the chunk fits.
  *
- * xpcs__filter_check tells a dataset whose filters cannot be applied, so the
+ * nlsq__xpcs_filter_check tells a dataset whose filters cannot be applied, so the
  * error names the filter and the dataset instead of failing at the first read.
  */
 #include "nlsq_xpcs.h"
@@ -123,7 +123,7 @@ static const H5Z_class2_t xpcs_lzf_class = {
 #endif /* NLSQ_HAVE_LZF */
 
 /* Called with the HDF5 lock held. */
-int xpcs__filters_register(void)
+int nlsq__xpcs_filters_register(void)
 {
 #ifdef NLSQ_HAVE_LZF
     if (H5Zfilter_avail(XPCS_LZF_ID) > 0) return 0;
@@ -135,14 +135,14 @@ int xpcs__filters_register(void)
 
 int nlsq_xpcs_register_filters(void)
 {
-    xpcs__h5_lock();
+    nlsq__xpcs_h5_lock();
     H5E_auto2_t func = NULL;
     void *data = NULL;
     int saved = H5Eget_auto2(H5E_DEFAULT, &func, &data) >= 0;
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
-    int rc = xpcs__filters_register();
+    int rc = nlsq__xpcs_filters_register();
     if (saved) H5Eset_auto2(H5E_DEFAULT, func, data);
-    xpcs__h5_unlock();
+    nlsq__xpcs_h5_unlock();
     return rc;
 }
 
@@ -175,7 +175,7 @@ static const known_filter known_filters[] = {
 /* One line into err when a filter of dataset d (path dpath of file fpath) is
  * not available; returns 0 when all are, else NLSQ_XPCS_EFORMAT.  Called with
  * the HDF5 lock held. */
-int xpcs__filter_check(hid_t d, const char *fpath, const char *dpath, char *err, size_t es)
+int nlsq__xpcs_filter_check(hid_t d, const char *fpath, const char *dpath, char *err, size_t es)
 {
     hid_t dcpl = H5Dget_create_plist(d);
     if (dcpl < 0) return 0;   /* nothing to tell; a read would fail and say so */

@@ -98,9 +98,9 @@ static int read_fixed_names(hid_t d, hid_t ft, size_t n, char out[][NAME_MAX_LEN
 /* The two axis names; 1 when found, 0 when the dataset is absent, < 0 on error. */
 static int read_map_names(nlsq_xpcs_file *f, char names[2][NAME_MAX_LEN], char *err, size_t es)
 {
-    if (!xpcs__path_exists(f->fid, APSU_NAMES)) return 0;
+    if (!nlsq__xpcs_path_exists(f->fid, APSU_NAMES)) return 0;
     hid_t d = -1, t = -1, sp = -1;
-    int rc = xpcs__open_dataset(f, APSU_NAMES, &d, err, es);
+    int rc = nlsq__xpcs_open_dataset(f, APSU_NAMES, &d, err, es);
     if (rc < 0) return rc;
     t = H5Dget_type(d);
     sp = H5Dget_space(d);
@@ -182,7 +182,7 @@ static int labels_distinct(nlsq_xpcs_file *f, const char *dpath, const size_t *l
 static int keys_for_bins(nlsq_xpcs_file *f, const char *gpath, const char *bins_path, size_t nb,
                          const char *noun, char ***keys, size_t *nk, char *err, size_t es)
 {
-    int rc = xpcs__list_keys(f, gpath, keys, nk, err, es);
+    int rc = nlsq__xpcs_list_keys(f, gpath, keys, nk, err, es);
     if (rc < 0) return rc;
     if (*nk != nb) {
         xpcs__err(err, es, "%s: '%s' lists %zu %s but '%s' holds %zu matrices", f->path,
@@ -221,10 +221,10 @@ static void apsu_lists_free(apsu_lists *L)
 /* dynamic_num_pts, when stored, must match the two value lists. */
 static int apsu_check_num_pts(nlsq_xpcs_file *f, const apsu_lists *L, char *err, size_t es)
 {
-    if (!xpcs__path_exists(f->fid, APSU_NUMPTS)) return 0;
+    if (!nlsq__xpcs_path_exists(f->fid, APSU_NUMPTS)) return 0;
     double *np = NULL;
     size_t c = 0;
-    int rc = xpcs__read_list(f, APSU_NUMPTS, &np, &c, 1, err, es);
+    int rc = nlsq__xpcs_read_list(f, APSU_NUMPTS, &np, &c, 1, err, es);
     if (rc == 0 && (c != 2 || np[0] != (double)L->n0 || np[1] != (double)L->n1)) {
         xpcs__err(err, es, "%s: '%s' is (%g, %g) but the axes hold %zu and %zu values", f->path,
                   APSU_NUMPTS, c > 0 ? np[0] : NAN, c > 1 ? np[1] : NAN, L->n0, L->n1);
@@ -237,13 +237,13 @@ static int apsu_check_num_pts(nlsq_xpcs_file *f, const apsu_lists *L, char *err,
 static int apsu_read_lists(nlsq_xpcs_file *f, apsu_lists *L, char *err, size_t es)
 {
     int rc;
-    if ((rc = xpcs__read_list(f, APSU_QLIST, &L->v0, &L->n0, 1, err, es)) < 0) return rc;
-    if ((rc = xpcs__read_list(f, APSU_PHLIST, &L->v1, &L->n1, 1, err, es)) < 0) return rc;
+    if ((rc = nlsq__xpcs_read_list(f, APSU_QLIST, &L->v0, &L->n0, 1, err, es)) < 0) return rc;
+    if ((rc = nlsq__xpcs_read_list(f, APSU_PHLIST, &L->v1, &L->n1, 1, err, es)) < 0) return rc;
     if ((rc = apsu_check_num_pts(f, L, err, es)) < 0) return rc;
-    if (xpcs__path_exists(f->fid, APSU_MAPPING) &&
-        (rc = xpcs__read_list(f, APSU_MAPPING, &L->map, &L->nmap, 1, err, es)) < 0)
+    if (nlsq__xpcs_path_exists(f->fid, APSU_MAPPING) &&
+        (rc = nlsq__xpcs_read_list(f, APSU_MAPPING, &L->map, &L->nmap, 1, err, es)) < 0)
         return rc;
-    return xpcs__read_list(f, APSU_BINS, &L->bins, &L->nb, 1, err, es);
+    return nlsq__xpcs_read_list(f, APSU_BINS, &L->bins, &L->nb, 1, err, es);
 }
 
 /* The flattened (natural) index of each matrix's label. */
@@ -273,7 +273,7 @@ static int apsu_natural(nlsq_xpcs_file *f, const apsu_lists *L, size_t *nat, cha
     return rc;
 }
 
-int xpcs__discover_apsu(nlsq_xpcs_file *f, char *err, size_t es)
+int nlsq__xpcs_discover_apsu(nlsq_xpcs_file *f, char *err, size_t es)
 {
     apsu_lists L;
     memset(&L, 0, sizeof L);
@@ -292,7 +292,7 @@ int xpcs__discover_apsu(nlsq_xpcs_file *f, char *err, size_t es)
         goto done;
     }
     if ((rc = apsu_natural(f, &L, nat, err, es)) < 0) goto done;
-    if ((rc = xpcs__make_paths(f, XPCS_APSU_GROUP, keys, nk, err, es)) < 0) goto done;
+    if ((rc = nlsq__xpcs_make_paths(f, XPCS_APSU_GROUP, keys, nk, err, es)) < 0) goto done;
     if ((rc = alloc_qphi(f, nk, err, es)) < 0) goto done;
     for (size_t k = 0; k < nk; k++) {
         size_t i0 = nat[k] / L.n1, i1 = nat[k] % L.n1;
@@ -303,7 +303,7 @@ int xpcs__discover_apsu(nlsq_xpcs_file *f, char *err, size_t es)
 done:
     apsu_lists_free(&L);
     free(nat);
-    xpcs__free_names(keys, nk);
+    nlsq__xpcs_free_names(keys, nk);
     return rc;
 }
 
@@ -311,23 +311,23 @@ done:
 /* APS old                                                                   */
 /* ------------------------------------------------------------------------ */
 
-int xpcs__discover_old(nlsq_xpcs_file *f, char *err, size_t es)
+int nlsq__xpcs_discover_old(nlsq_xpcs_file *f, char *err, size_t es)
 {
     double *ql = NULL, *pl = NULL, *bins = NULL;
     size_t nq = 0, np = 0, nb = 0, nk = 0, *idx = NULL;
     char **keys = NULL;
     int rc;
 
-    if ((rc = xpcs__read_list(f, OLD_QLIST, &ql, &nq, 1, err, es)) < 0) goto done;
-    if ((rc = xpcs__read_list(f, OLD_PHLIST, &pl, &np, 1, err, es)) < 0) goto done;
+    if ((rc = nlsq__xpcs_read_list(f, OLD_QLIST, &ql, &nq, 1, err, es)) < 0) goto done;
+    if ((rc = nlsq__xpcs_read_list(f, OLD_PHLIST, &pl, &np, 1, err, es)) < 0) goto done;
     if (nq != np) {
         xpcs__err(err, es, "%s: '%s' has %zu values but '%s' has %zu", f->path, OLD_QLIST, nq,
                   OLD_PHLIST, np);
         rc = NLSQ_XPCS_EFORMAT;
         goto done;
     }
-    int have_bins = xpcs__path_exists(f->fid, OLD_BINS);
-    if (have_bins && (rc = xpcs__read_list(f, OLD_BINS, &bins, &nb, 1, err, es)) < 0) goto done;
+    int have_bins = nlsq__xpcs_path_exists(f->fid, OLD_BINS);
+    if (have_bins && (rc = nlsq__xpcs_read_list(f, OLD_BINS, &bins, &nb, 1, err, es)) < 0) goto done;
     if (!have_bins) nb = nq;
     if ((rc = keys_for_bins(f, XPCS_OLD_GROUP, have_bins ? OLD_BINS : OLD_QLIST, nb,
                             have_bins ? "bins" : "(q, phi) pairs", &keys, &nk, err, es)) < 0)
@@ -345,7 +345,7 @@ int xpcs__discover_old(nlsq_xpcs_file *f, char *err, size_t es)
     }
     if (rc == 0 && have_bins) rc = labels_distinct(f, OLD_BINS, idx, nk, nq, err, es);
     if (rc < 0) goto done;
-    if ((rc = xpcs__make_paths(f, XPCS_OLD_GROUP, keys, nk, err, es)) < 0) goto done;
+    if ((rc = nlsq__xpcs_make_paths(f, XPCS_OLD_GROUP, keys, nk, err, es)) < 0) goto done;
     if ((rc = alloc_qphi(f, nk, err, es)) < 0) goto done;
     for (size_t k = 0; k < nk; k++) {
         f->q[k] = ql[idx[k]];
@@ -357,7 +357,7 @@ done:
     free(pl);
     free(bins);
     free(idx);
-    xpcs__free_names(keys, nk);
+    nlsq__xpcs_free_names(keys, nk);
     return rc;
 }
 
@@ -371,7 +371,7 @@ static const char *const apsu_dt_paths[3] = {
 static const char *const old_dt_paths[3] = {
     "measurement/instrument/detector/exposure_period", "xpcs/stride_frames", "xpcs/avg_frames"};
 
-void xpcs__read_dt(nlsq_xpcs_file *f)
+void nlsq__xpcs_read_dt(nlsq_xpcs_file *f)
 {
     const char *const *paths =
         f->layout == NLSQ_XPCS_LAYOUT_APS_U ? apsu_dt_paths : old_dt_paths;
@@ -381,11 +381,11 @@ void xpcs__read_dt(nlsq_xpcs_file *f)
         double *buf = NULL;
         size_t c = 0;
         char e[8];
-        if (!xpcs__path_exists(f->fid, paths[k])) {
+        if (!nlsq__xpcs_path_exists(f->fid, paths[k])) {
             snprintf(f->dt_source, sizeof f->dt_source, "the file has no '/%s'", paths[k]);
             return;
         }
-        int rc = xpcs__read_list(f, paths[k], &buf, &c, 1, e, sizeof e);
+        int rc = nlsq__xpcs_read_list(f, paths[k], &buf, &c, 1, e, sizeof e);
         int ok = rc == 0 && c == 1 && buf[0] > 0 && isfinite(buf[0]);
         if (ok) v[k] = buf[0];
         free(buf);

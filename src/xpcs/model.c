@@ -397,7 +397,7 @@ static int block_read(void *ctx, size_t a, size_t r0, size_t nr, double *out)
 {
     nlsq_xpcs_model *m = ctx;
     char err[256] = "";
-    int rc = xpcs__read_upper_rows(m->src.file, m->src.sel, a, r0, nr, out, err, sizeof err);
+    int rc = nlsq__xpcs_read_upper_rows(m->src.file, m->src.sel, a, r0, nr, out, err, sizeof err);
     if (rc != 0) {
         /* this may be the reader thread: the eval that meets the failed
          * block takes the message from here (stream_failed) */
@@ -431,10 +431,10 @@ static const double *block_entry(nlsq_xpcs_model *m, held_block *h, size_t a, si
                                  size_t j, int *rc)
 {
     if (!h->d || h->a != a || i < h->i0 || i >= h->i0 + h->rows) {
-        if (h->d) xs_release(m->blocks, h->a, h->i0);
+        if (h->d) nlsq__xs_release(m->blocks, h->a, h->i0);
         h->a = a;
-        h->rows = xs_block_rows(m->blocks);
-        h->d = xs_acquire(m->blocks, a, i, &h->i0, rc);
+        h->rows = nlsq__xs_block_rows(m->blocks);
+        h->d = nlsq__xs_acquire(m->blocks, a, i, &h->i0, rc);
         if (!h->d) return NULL;
     }
     return h->d + (i - h->i0) * (m->n - h->i0) + (j - h->i0);
@@ -442,7 +442,7 @@ static const double *block_entry(nlsq_xpcs_model *m, held_block *h, size_t a, si
 
 static void block_done(nlsq_xpcs_model *m, held_block *h)
 {
-    if (h->d) xs_release(m->blocks, h->a, h->i0);
+    if (h->d) nlsq__xs_release(m->blocks, h->a, h->i0);
     h->d = NULL;
 }
 
@@ -737,7 +737,7 @@ static int stream_start(nlsq_xpcs_model *m)
     size_t nbuf = m->cfg.memory_budget / per;
     if (nbuf < 4) nbuf = 4;
     if (nbuf > 64) nbuf = 64;
-    return xs_create(m->P, m->n, rows, nbuf, 1, block_read, m, &m->blocks);
+    return nlsq__xs_create(m->P, m->n, rows, nbuf, 1, block_read, m, &m->blocks);
 }
 
 int nlsq_xpcs_model_create(const nlsq_xpcs_source *src, const nlsq_xpcs_config *cfg,
@@ -882,7 +882,7 @@ nomem:
 void nlsq_xpcs_model_free(nlsq_xpcs_model *m)
 {
     if (!m) return;
-    xs_free(m->blocks);   /* first: its reader thread reads through m */
+    nlsq__xs_free(m->blocks);   /* first: its reader thread reads through m */
     free(m->phi);
     free(m->lower);
     free(m->upper);

@@ -13,6 +13,9 @@
 #include <stddef.h>
 
 #define XK_HIDDEN __attribute__((visibility("hidden")))
+/* The external names carry the library prefix (nlsq-prefixed symbols only). */
+#define xk_segment  nlsq__xpcs_xk_segment
+#define xk_cpu_avx2 nlsq__xpcs_xk_cpu_avx2
 
 /* Per-x tables, structure of arrays (n values each). */
 typedef struct xk_tab {

@@ -31,7 +31,7 @@ static herr_t visit(unsigned n, const H5E_error2_t *e, void *ctx)
     return 0;
 }
 
-void xpcs__open_failed(const char *path, char *err, size_t es)
+void nlsq__xpcs_open_failed(const char *path, char *err, size_t es)
 {
     why w = {0, 0, ""};
     H5Ewalk2(H5E_DEFAULT, H5E_WALK_DOWNWARD, visit, &w);

@@ -24,7 +24,7 @@
 
 #define RS_SEEN 0.5   /* shear phase B gamma_dot_0 tau_max below which shear is not seen */
 
-size_t rs_bin_of(size_t tau, size_t n)
+size_t nlsq__xpcs_rs_bin_of(size_t tau, size_t n)
 {
     if (n < 3) return 0;
     size_t b = (size_t)(log((double)tau) / log((double)(n - 1)) * (RS_BINS - 1) + 0.5);
@@ -77,7 +77,7 @@ static void grid(const rs_bins *b, const double *lo, const double *hi, int lamin
     }
 }
 
-void rs_search(const rs_bins *b, const double *lo, const double *hi, double *phys)
+void nlsq__xpcs_rs_search(const rs_bins *b, const double *lo, const double *hi, double *phys)
 {
     const int laminar = b->B != 0.0;
     const double given_d = phys[0], given_g = phys[3];

@@ -19,14 +19,14 @@ typedef struct rs_bins {
 } rs_bins;
 
 /* The bin of lag tau >= 1 among n frames. */
-__attribute__((visibility("hidden"))) size_t rs_bin_of(size_t tau, size_t n);
+__attribute__((visibility("hidden"))) size_t nlsq__xpcs_rs_bin_of(size_t tau, size_t n);
 
 /* D0 (phys[0]) and gamma_dot_0 (phys[3], laminar only) minimising the binned
  * squared misfit of c2 = offset_a + contrast_a g1^2 with the other physical
  * parameters as given in phys (contrast, offset: per-angle linear least
  * squares), over log grids inside [lo, hi] refined three times; phys is
  * changed only where the misfit is lower than at the given values. */
-__attribute__((visibility("hidden"))) void rs_search(const rs_bins *b, const double *lo,
+__attribute__((visibility("hidden"))) void nlsq__xpcs_rs_search(const rs_bins *b, const double *lo,
                                                      const double *hi, double *phys);
 
 #endif

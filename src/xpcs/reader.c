@@ -52,8 +52,8 @@
 
 static pthread_mutex_t xpcs_h5_mutex = PTHREAD_MUTEX_INITIALIZER;
 
-void xpcs__h5_lock(void) { pthread_mutex_lock(&xpcs_h5_mutex); }
-void xpcs__h5_unlock(void) { pthread_mutex_unlock(&xpcs_h5_mutex); }
+void nlsq__xpcs_h5_lock(void) { pthread_mutex_lock(&xpcs_h5_mutex); }
+void nlsq__xpcs_h5_unlock(void) { pthread_mutex_unlock(&xpcs_h5_mutex); }
 
 typedef struct quiet {
     H5E_auto2_t func;
@@ -63,7 +63,7 @@ typedef struct quiet {
 
 static void quiet_begin(quiet *s)
 {
-    xpcs__h5_lock();
+    nlsq__xpcs_h5_lock();
     s->func = NULL;
     s->data = NULL;
     s->saved = H5Eget_auto2(H5E_DEFAULT, &s->func, &s->data) >= 0;
@@ -73,7 +73,7 @@ static void quiet_begin(quiet *s)
 static void quiet_end(quiet *s)
 {
     if (s->saved) H5Eset_auto2(H5E_DEFAULT, s->func, s->data);
-    xpcs__h5_unlock();
+    nlsq__xpcs_h5_unlock();
 }
 
 static void close_id(hid_t *id, herr_t (*fn)(hid_t))
@@ -95,7 +95,7 @@ static char *dup_str(const char *s)
 }
 
 /* 1 if every component of the '/'-separated path exists as a link. */
-int xpcs__path_exists(hid_t loc, const char *path)
+int nlsq__xpcs_path_exists(hid_t loc, const char *path)
 {
     char buf[512];
     size_t len = strlen(path);
@@ -144,7 +144,7 @@ static int natural_cmp_qsort(const void *x, const void *y)
     return natural_cmp(*(char *const *)x, *(char *const *)y);
 }
 
-void xpcs__free_names(char **names, size_t n)
+void nlsq__xpcs_free_names(char **names, size_t n)
 {
     if (!names) return;
     for (size_t i = 0; i < n; i++) free(names[i]);
@@ -178,7 +178,7 @@ static int space_count(hid_t space, int *rank_out, hsize_t *dims, size_t *count)
 }
 
 /* Open a dataset by path, telling a dangling link or a group from a dataset. */
-int xpcs__open_dataset(nlsq_xpcs_file *f, const char *dpath, hid_t *out, char *err, size_t es)
+int nlsq__xpcs_open_dataset(nlsq_xpcs_file *f, const char *dpath, hid_t *out, char *err, size_t es)
 {
     *out = -1;
     hid_t o = H5Oopen(f->fid, dpath, H5P_DEFAULT);
@@ -203,7 +203,7 @@ int xpcs__open_dataset(nlsq_xpcs_file *f, const char *dpath, hid_t *out, char *e
 }
 
 /* Read a small numeric list (any rank, flattened) as doubles. */
-int xpcs__read_list(nlsq_xpcs_file *f, const char *dpath, double **out, size_t *count,
+int nlsq__xpcs_read_list(nlsq_xpcs_file *f, const char *dpath, double **out, size_t *count,
                      int require_finite, char *err, size_t es)
 {
     hid_t d = -1, t = -1, s = -1;
@@ -214,11 +214,11 @@ int xpcs__read_list(nlsq_xpcs_file *f, const char *dpath, double **out, size_t *
 
     *out = NULL;
     *count = 0;
-    if (!xpcs__path_exists(f->fid, dpath)) {
+    if (!nlsq__xpcs_path_exists(f->fid, dpath)) {
         xpcs__err(err, es, "%s: missing dataset '%s'", f->path, dpath);
         return NLSQ_XPCS_EFORMAT;
     }
-    if ((rc = xpcs__open_dataset(f, dpath, &d, err, es)) < 0) return rc;
+    if ((rc = nlsq__xpcs_open_dataset(f, dpath, &d, err, es)) < 0) return rc;
     t = H5Dget_type(d);
     H5T_class_t cls = t >= 0 ? H5Tget_class(t) : H5T_NO_CLASS;
     if (cls != H5T_INTEGER && cls != H5T_FLOAT) {
@@ -238,7 +238,7 @@ int xpcs__read_list(nlsq_xpcs_file *f, const char *dpath, double **out, size_t *
         rc = NLSQ_XPCS_EFORMAT;
         goto done;
     }
-    if ((rc = xpcs__filter_check(d, f->path, dpath, err, es)) < 0) goto done;
+    if ((rc = nlsq__xpcs_filter_check(d, f->path, dpath, err, es)) < 0) goto done;
     buf = malloc(c * sizeof *buf);
     if (!buf) {
         xpcs__err(err, es, "%s: out of memory reading '%s'", f->path, dpath);
@@ -273,7 +273,7 @@ done:
 
 /* Link names of a group, natural order; only "c2_*" names when there are
  * any, else every link. */
-int xpcs__list_keys(nlsq_xpcs_file *f, const char *gpath, char ***names_out, size_t *n_out,
+int nlsq__xpcs_list_keys(nlsq_xpcs_file *f, const char *gpath, char ***names_out, size_t *n_out,
                      char *err, size_t es)
 {
     hid_t g = -1;
@@ -347,7 +347,7 @@ int xpcs__list_keys(nlsq_xpcs_file *f, const char *gpath, char ***names_out, siz
     *n_out = n;
     names = NULL;
 done:
-    if (names) xpcs__free_names(names, n);
+    if (names) nlsq__xpcs_free_names(names, n);
     close_id(&g, H5Gclose);
     return rc;
 }
@@ -361,7 +361,7 @@ static int check_matrix(nlsq_xpcs_file *f, const char *dpath, size_t *n_out, int
     int rc = 0, rank = 0;
     hsize_t dims[H5S_MAX_RANK];
 
-    if ((rc = xpcs__open_dataset(f, dpath, &d, err, es)) < 0) return rc;
+    if ((rc = nlsq__xpcs_open_dataset(f, dpath, &d, err, es)) < 0) return rc;
     t = H5Dget_type(d);
     H5T_class_t cls = t >= 0 ? H5Tget_class(t) : H5T_NO_CLASS;
     if (cls != H5T_INTEGER && cls != H5T_FLOAT) {
@@ -370,7 +370,7 @@ static int check_matrix(nlsq_xpcs_file *f, const char *dpath, size_t *n_out, int
         goto done;
     }
     *f32 = cls == H5T_FLOAT && H5Tget_size(t) <= 4;
-    if ((rc = xpcs__filter_check(d, f->path, dpath, err, es)) < 0) goto done;
+    if ((rc = nlsq__xpcs_filter_check(d, f->path, dpath, err, es)) < 0) goto done;
     s = H5Dget_space(d);
     if (s < 0 || H5Sget_simple_extent_type(s) != H5S_SIMPLE) {
         xpcs__err(err, es, "%s: dataset '%s' has no 2-D shape", f->path, dpath);
@@ -407,7 +407,7 @@ static int check_matrix(nlsq_xpcs_file *f, const char *dpath, size_t *n_out, int
         goto done;
     }
     *n_out = (size_t)dims[0];
-    rc = xpcs__check_storage(f, d, dpath, err, es);
+    rc = nlsq__xpcs_check_storage(f, d, dpath, err, es);
 done:
     close_id(&s, H5Sclose);
     close_id(&t, H5Tclose);
@@ -416,7 +416,7 @@ done:
 }
 
 /* Dataset paths "group/key" from key names (consumes keys on success). */
-int xpcs__make_paths(nlsq_xpcs_file *f, const char *gpath, char **keys, size_t n,
+int nlsq__xpcs_make_paths(nlsq_xpcs_file *f, const char *gpath, char **keys, size_t n,
                       char *err, size_t es)
 {
     f->name = calloc(n, sizeof *f->name);
@@ -439,7 +439,7 @@ static void file_free(nlsq_xpcs_file *f)
     if (!f) return;
     close_id(&f->dset, H5Dclose);
     close_id(&f->fid, H5Fclose);
-    xpcs__free_names(f->name, f->n_mat);
+    nlsq__xpcs_free_names(f->name, f->n_mat);
     free(f->q);
     free(f->phi);
     free(f->tri);
@@ -497,19 +497,19 @@ int nlsq_xpcs_open(const char *path, nlsq_xpcs_file **out, char *err, size_t es)
     f->dset = -1;
 
     quiet_begin(&qs);
-    xpcs__filters_register();   /* on failure the filter check names the filter */
+    nlsq__xpcs_filters_register();   /* on failure the filter check names the filter */
     f->fid = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
     if (f->fid < 0) {
-        xpcs__open_failed(path, err, es);   /* locked, truncated, damaged, not HDF5 */
+        nlsq__xpcs_open_failed(path, err, es);   /* locked, truncated, damaged, not HDF5 */
         rc = NLSQ_XPCS_EFILE;
         goto fail;
     }
-    if (xpcs__path_exists(f->fid, XPCS_APSU_GROUP)) {
+    if (nlsq__xpcs_path_exists(f->fid, XPCS_APSU_GROUP)) {
         f->layout = NLSQ_XPCS_LAYOUT_APS_U;
-        rc = xpcs__discover_apsu(f, err, es);
-    } else if (xpcs__path_exists(f->fid, XPCS_OLD_GROUP)) {
+        rc = nlsq__xpcs_discover_apsu(f, err, es);
+    } else if (nlsq__xpcs_path_exists(f->fid, XPCS_OLD_GROUP)) {
         f->layout = NLSQ_XPCS_LAYOUT_APS_OLD;
-        rc = xpcs__discover_old(f, err, es);
+        rc = nlsq__xpcs_discover_old(f, err, es);
     } else {
         xpcs__err(err, es,
                   "%s: layout not recognised: no '%s' (APS-U) and no '%s' (APS old)", path,
@@ -517,7 +517,7 @@ int nlsq_xpcs_open(const char *path, nlsq_xpcs_file **out, char *err, size_t es)
         rc = NLSQ_XPCS_EFORMAT;
     }
     if (rc < 0) goto fail;
-    xpcs__read_dt(f);
+    nlsq__xpcs_read_dt(f);
     f->tri = calloc(f->n_mat, 1);   /* XPCS_TRI_UNKNOWN until first read */
     if (!f->tri) {
         xpcs__err(err, es, "%s: out of memory", path);
@@ -823,7 +823,7 @@ int nlsq_xpcs_read_rows(nlsq_xpcs_file *f, const nlsq_xpcs_selection *sel, size_
     return read_rows_impl(f, sel, a, row0, nrows, 0, out, err, es);
 }
 
-int xpcs__read_upper_rows(nlsq_xpcs_file *f, const nlsq_xpcs_selection *sel, size_t a,
+int nlsq__xpcs_read_upper_rows(nlsq_xpcs_file *f, const nlsq_xpcs_selection *sel, size_t a,
                           size_t row0, size_t nrows, double *out, char *err, size_t es)
 {
     return read_rows_impl(f, sel, a, row0, nrows, 1, out, err, es);
@@ -885,7 +885,7 @@ static int read_rows_impl(nlsq_xpcs_file *f, const nlsq_xpcs_selection *sel, siz
         goto done;
     }
     if (f->tri[k] == XPCS_TRI_UNKNOWN) {
-        int t = xpcs__probe_triangle(d, f->n);
+        int t = nlsq__xpcs_probe_triangle(d, f->n);
         if (t == NLSQ_ENOMEM) {
             xpcs__err(err, es, "%s: out of memory reading '%s'", f->path, f->name[k]);
             rc = NLSQ_ENOMEM;
@@ -998,7 +998,7 @@ int nlsq_xpcs_read_truth(nlsq_xpcs_file *f, double *phys, double *contrast, doub
     int rc = 0;
     quiet q;
     quiet_begin(&q);   /* takes the HDF5 lock */
-    if (!xpcs__path_exists(f->fid, "nlsq_synth")) {
+    if (!nlsq__xpcs_path_exists(f->fid, "nlsq_synth")) {
         xpcs__err(err, es, "%s: no synthetic truth in the file", f->path);
         rc = NLSQ_XPCS_EFORMAT;
     }
@@ -1006,7 +1006,7 @@ int nlsq_xpcs_read_truth(nlsq_xpcs_file *f, double *phys, double *contrast, doub
         if (!dst[k]) continue;
         double *buf = NULL;
         size_t c = 0;
-        rc = xpcs__read_list(f, names[k], &buf, &c, 1, err, es);
+        rc = nlsq__xpcs_read_list(f, names[k], &buf, &c, 1, err, es);
         if (rc == 0 && c != want[k]) {
             xpcs__err(err, es, "%s: '%s' holds %zu values, expected %zu", f->path, names[k], c,
                       want[k]);

@@ -102,7 +102,7 @@ static void bins_visit(void *ctx, size_t a, size_t i, size_t j, double y)
 {
     bins_ctx *b = ctx;
     if (i == j) return;
-    size_t tau = j > i ? j - i : i - j, q = a * RS_BINS + rs_bin_of(tau, b->n);
+    size_t tau = j > i ? j - i : i - j, q = a * RS_BINS + nlsq__xpcs_rs_bin_of(tau, b->n);
     b->tau[q] += (double)tau;
     b->y[q] += y;
     b->w[q] += 1.0;
@@ -138,7 +138,7 @@ static int stage_rates(start_ctx *sc, double *buf, const double *phys, int searc
         hi[q] = sc->v.upper[q];
     }
     memcpy(given, p, sizeof given);
-    rs_search(&rb, lo, hi, p);
+    nlsq__xpcs_rs_search(&rb, lo, hi, p);
     for (size_t q = 0; q < sc->v.np; q++)   /* what the caller gave stays */
         if (phys && !isnan(phys[q])) p[q] = given[q];
     return 0;

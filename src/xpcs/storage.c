@@ -6,11 +6,11 @@
  * (zeros) and no error: a dataset never written, a virtual dataset whose
  * source file or dataset is missing, an external raw file that is missing or
  * shorter than the dataset.  Such a matrix would be fitted as zeros, so
- * xpcs__check_storage refuses it when the file is opened, naming the dataset.
+ * nlsq__xpcs_check_storage refuses it when the file is opened, naming the dataset.
  *
  * The beamline stores the upper triangle of each c2 matrix (numpy.triu), the
  * lower triangle zero.  A writer that stores the lower triangle instead is
- * told apart by xpcs__probe_triangle from two stored rows: with upper
+ * told apart by nlsq__xpcs_probe_triangle from two stored rows: with upper
  * storage row 0 holds data off the diagonal and row N-1 does not; with lower
  * storage the opposite.  A fully stored (symmetric) matrix reads as upper.
  * "Data" is a finite non-zero value; a matrix with neither row holding data
@@ -80,13 +80,13 @@ static int check_external(nlsq_xpcs_file *f, hid_t dcpl, const char *dpath, char
  * is the file itself)? */
 static int source_exists(nlsq_xpcs_file *f, const char *fname, const char *dname)
 {
-    if (strcmp(fname, ".") == 0) return xpcs__path_exists(f->fid, dname[0] == '/' ? dname + 1 : dname);
+    if (strcmp(fname, ".") == 0) return nlsq__xpcs_path_exists(f->fid, dname[0] == '/' ? dname + 1 : dname);
     char where[2048];
     struct stat st;
     if (!stat_near(f->path, fname, &st, where, sizeof where)) return 0;
     hid_t sf = H5Fopen(where, H5F_ACC_RDONLY, H5P_DEFAULT);
     if (sf < 0) return 0;
-    int ok = xpcs__path_exists(sf, dname[0] == '/' ? dname + 1 : dname);
+    int ok = nlsq__xpcs_path_exists(sf, dname[0] == '/' ? dname + 1 : dname);
     H5Fclose(sf);
     return ok;
 }
@@ -109,7 +109,7 @@ static int check_virtual(nlsq_xpcs_file *f, hid_t dcpl, const char *dpath, char 
     return 0;
 }
 
-int xpcs__check_storage(nlsq_xpcs_file *f, hid_t d, const char *dpath, char *err, size_t es)
+int nlsq__xpcs_check_storage(nlsq_xpcs_file *f, hid_t d, const char *dpath, char *err, size_t es)
 {
     hid_t dcpl = H5Dget_create_plist(d);
     if (dcpl < 0) return 0;
@@ -150,7 +150,7 @@ static int row_has_data(hid_t d, size_t n, size_t r, double *buf)
     return rc;
 }
 
-int xpcs__probe_triangle(hid_t d, size_t n)
+int nlsq__xpcs_probe_triangle(hid_t d, size_t n)
 {
     if (n < 2) return XPCS_TRI_UPPER;
     double *buf = malloc(n * sizeof *buf);

@@ -49,7 +49,7 @@ struct xs_stream {
     pthread_t thread;
 };
 
-size_t xs_block_rows(const xs_stream *s) { return s->rows; }
+size_t nlsq__xs_block_rows(const xs_stream *s) { return s->rows; }
 
 static int find(const xs_stream *s, size_t key)
 {
@@ -135,7 +135,7 @@ static void *reader_main(void *arg)
     return NULL;
 }
 
-const double *xs_acquire(xs_stream *s, size_t a, size_t i, size_t *i0, int *rc)
+const double *nlsq__xs_acquire(xs_stream *s, size_t a, size_t i, size_t *i0, int *rc)
 {
     size_t key = a * s->nblk + i / s->rows;
     *i0 = (i / s->rows) * s->rows;
@@ -169,7 +169,7 @@ const double *xs_acquire(xs_stream *s, size_t a, size_t i, size_t *i0, int *rc)
     }
 }
 
-void xs_release(xs_stream *s, size_t a, size_t i)
+void nlsq__xs_release(xs_stream *s, size_t a, size_t i)
 {
     size_t key = a * s->nblk + i / s->rows;
     pthread_mutex_lock(&s->mu);
@@ -178,7 +178,7 @@ void xs_release(xs_stream *s, size_t a, size_t i)
     pthread_mutex_unlock(&s->mu);
 }
 
-int xs_create(size_t n_angles, size_t n, size_t block_rows, size_t n_buffers, int threaded,
+int nlsq__xs_create(size_t n_angles, size_t n, size_t block_rows, size_t n_buffers, int threaded,
               xs_read_fn read, void *ctx, xs_stream **out)
 {
     *out = NULL;
@@ -211,7 +211,7 @@ int xs_create(size_t n_angles, size_t n, size_t block_rows, size_t n_buffers, in
     return 0;
 }
 
-void xs_free(xs_stream *s)
+void nlsq__xs_free(xs_stream *s)
 {
     if (!s) return;
     if (s->have_thread) {

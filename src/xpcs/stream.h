@@ -6,7 +6,7 @@
  * [b * rows, (b + 1) * rows), the upper part of each row (columns from the
  * block's first row on).  Blocks are numbered in the model's row order,
  * k = a * n_blocks + b.  A fixed set of buffers (the memory budget) holds
- * blocks; xs_acquire returns one, reading it if no one has, and asks the
+ * blocks; nlsq__xs_acquire returns one, reading it if no one has, and asks the
  * reader thread to read the next ones ahead, so that the HDF5 reads of a
  * pass overlap the evaluation of the rows before them and every block is
  * read once per pass when the workers walk the rows in order.
@@ -28,16 +28,16 @@ typedef struct xs_stream xs_stream;
 /* n_buffers >= 2 buffers of block_rows * n doubles.  threaded: start the
  * reader thread (without it, or when it cannot start, blocks are read by the
  * workers that need them).  0 or NLSQ_ENOMEM. */
-XS_HIDDEN int xs_create(size_t n_angles, size_t n, size_t block_rows, size_t n_buffers,
+XS_HIDDEN int nlsq__xs_create(size_t n_angles, size_t n, size_t block_rows, size_t n_buffers,
                         int threaded, xs_read_fn read, void *ctx, xs_stream **out);
-XS_HIDDEN void xs_free(xs_stream *s);
+XS_HIDDEN void nlsq__xs_free(xs_stream *s);
 
 /* Block of angle a holding matrix row i: its data (row i0 = first row of the
- * block, stride n - i0), held until xs_release.  NULL with *rc set when the
+ * block, stride n - i0), held until nlsq__xs_release.  NULL with *rc set when the
  * read failed (*rc from the read function) or no buffer is free. */
-XS_HIDDEN const double *xs_acquire(xs_stream *s, size_t a, size_t i, size_t *i0, int *rc);
-XS_HIDDEN void xs_release(xs_stream *s, size_t a, size_t i);
+XS_HIDDEN const double *nlsq__xs_acquire(xs_stream *s, size_t a, size_t i, size_t *i0, int *rc);
+XS_HIDDEN void nlsq__xs_release(xs_stream *s, size_t a, size_t i);
 
-XS_HIDDEN size_t xs_block_rows(const xs_stream *s);
+XS_HIDDEN size_t nlsq__xs_block_rows(const xs_stream *s);
 
 #endif

@@ -379,8 +379,8 @@ int nlsq_xpcs_synth_write(const char *path, const nlsq_xpcs_synth_spec *s, char 
     c.CD = CD;
     c.CG = CG;
 
-    xpcs__h5_lock();
-    if (s->lzf) xpcs__filters_register();   /* on failure the dataset creation says so */
+    nlsq__xpcs_h5_lock();
+    if (s->lzf) nlsq__xpcs_filters_register();   /* on failure the dataset creation says so */
     H5E_auto2_t efunc = NULL;
     void *edata = NULL;
     int esaved = H5Eget_auto2(H5E_DEFAULT, &efunc, &edata) >= 0;
@@ -448,7 +448,7 @@ wclose:
     remove(path);   /* no partial file */
 unlock:
     if (esaved) H5Eset_auto2(H5E_DEFAULT, efunc, edata);
-    xpcs__h5_unlock();
+    nlsq__xpcs_h5_unlock();
 out:
     free(phi);
     free(con);

@@ -2,7 +2,7 @@
  * xpcs_common.h - private helpers of the XPCS module (not installed).
  *
  *   xpcs__err          one-line error message into a caller buffer
- *   xpcs__h5_lock      one process-wide lock around HDF5 calls (the serial
+ *   nlsq__xpcs_h5_lock      one process-wide lock around HDF5 calls (the serial
  *                      HDF5 library is not thread-safe; reader.c owns it)
  *   xpcs__rng_*        deterministic xoshiro256** stream seeded by splitmix64,
  *                      Box-Muller normal deviates
@@ -52,8 +52,8 @@ static inline void xpcs__err(char *err, size_t size, const char *fmt, ...)
 
 /* Not recursive: every public reader/writer function takes it, so never call
  * one of them while holding it. */
-XPCS__HIDDEN void xpcs__h5_lock(void);
-XPCS__HIDDEN void xpcs__h5_unlock(void);
+XPCS__HIDDEN void nlsq__xpcs_h5_lock(void);
+XPCS__HIDDEN void nlsq__xpcs_h5_unlock(void);
 
 /* The upper part of rows [row0, row0 + nrows) of angle a's full matrix in the
  * selection's frame window (n frames): row r's columns [row0, n) at
@@ -62,7 +62,7 @@ XPCS__HIDDEN void xpcs__h5_unlock(void);
  * blocks: a block that follows the file's chunk rows reads each chunk once. */
 struct nlsq_xpcs_file;
 struct nlsq_xpcs_selection;
-XPCS__HIDDEN int xpcs__read_upper_rows(struct nlsq_xpcs_file *f,
+XPCS__HIDDEN int nlsq__xpcs_read_upper_rows(struct nlsq_xpcs_file *f,
                                        const struct nlsq_xpcs_selection *sel, size_t a,
                                        size_t row0, size_t nrows, double *out, char *err,
                                        size_t es);

@@ -43,36 +43,36 @@ struct nlsq_xpcs_file {
 };
 
 /* reader.c */
-XPCS__HIDDEN int  xpcs__path_exists(hid_t loc, const char *path);
-XPCS__HIDDEN int  xpcs__open_dataset(nlsq_xpcs_file *f, const char *dpath, hid_t *out, char *err,
+XPCS__HIDDEN int  nlsq__xpcs_path_exists(hid_t loc, const char *path);
+XPCS__HIDDEN int  nlsq__xpcs_open_dataset(nlsq_xpcs_file *f, const char *dpath, hid_t *out, char *err,
                                      size_t es);
 /* A small numeric list (any rank, flattened) as doubles; require_finite. */
-XPCS__HIDDEN int  xpcs__read_list(nlsq_xpcs_file *f, const char *dpath, double **out,
+XPCS__HIDDEN int  nlsq__xpcs_read_list(nlsq_xpcs_file *f, const char *dpath, double **out,
                                   size_t *count, int require_finite, char *err, size_t es);
 /* Link names of a group in natural order ("c2_*" only when there are any). */
-XPCS__HIDDEN int  xpcs__list_keys(nlsq_xpcs_file *f, const char *gpath, char ***names_out,
+XPCS__HIDDEN int  nlsq__xpcs_list_keys(nlsq_xpcs_file *f, const char *gpath, char ***names_out,
                                   size_t *n_out, char *err, size_t es);
 /* f->name[k] = "gpath/keys[k]"; sets f->n_mat. */
-XPCS__HIDDEN int  xpcs__make_paths(nlsq_xpcs_file *f, const char *gpath, char **keys, size_t n,
+XPCS__HIDDEN int  nlsq__xpcs_make_paths(nlsq_xpcs_file *f, const char *gpath, char **keys, size_t n,
                                    char *err, size_t es);
-XPCS__HIDDEN void xpcs__free_names(char **names, size_t n);
+XPCS__HIDDEN void nlsq__xpcs_free_names(char **names, size_t n);
 
 /* layout.c: fill f->name, f->q, f->phi, f->n_mat; and f->dt, f->dt_source */
-XPCS__HIDDEN int  xpcs__discover_apsu(nlsq_xpcs_file *f, char *err, size_t es);
-XPCS__HIDDEN int  xpcs__discover_old(nlsq_xpcs_file *f, char *err, size_t es);
-XPCS__HIDDEN void xpcs__read_dt(nlsq_xpcs_file *f);
+XPCS__HIDDEN int  nlsq__xpcs_discover_apsu(nlsq_xpcs_file *f, char *err, size_t es);
+XPCS__HIDDEN int  nlsq__xpcs_discover_old(nlsq_xpcs_file *f, char *err, size_t es);
+XPCS__HIDDEN void nlsq__xpcs_read_dt(nlsq_xpcs_file *f);
 
 /* open_failure.c: the one line for a failed H5Fopen (call right after it,
  * inside the reader's HDF5 lock): locked by a writer, truncated (sizes
  * named), damaged, not HDF5. */
-XPCS__HIDDEN void xpcs__open_failed(const char *path, char *err, size_t es);
+XPCS__HIDDEN void nlsq__xpcs_open_failed(const char *path, char *err, size_t es);
 
 /* storage.c */
 /* 0, or NLSQ_XPCS_EFORMAT when dataset d holds no data of its own. */
-XPCS__HIDDEN int  xpcs__check_storage(nlsq_xpcs_file *f, hid_t d, const char *dpath, char *err,
+XPCS__HIDDEN int  nlsq__xpcs_check_storage(nlsq_xpcs_file *f, hid_t d, const char *dpath, char *err,
                                       size_t es);
 /* XPCS_TRI_UPPER or XPCS_TRI_LOWER for the N x N matrix d (reads rows 0 and
  * N-1); negative on a read error. */
-XPCS__HIDDEN int  xpcs__probe_triangle(hid_t d, size_t n);
+XPCS__HIDDEN int  nlsq__xpcs_probe_triangle(hid_t d, size_t n);
 
 #endif /* NLSQ_XPCS_FILE_H */

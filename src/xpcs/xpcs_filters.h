@@ -1,11 +1,11 @@
 /*
  * xpcs_filters.h - HDF5 compression filters of the XPCS reader (filters.c;
  * private, not installed).  Both are called with the HDF5 lock held
- * (xpcs__h5_lock) and HDF5's error printing silenced.
+ * (nlsq__xpcs_h5_lock) and HDF5's error printing silenced.
  *
- *   xpcs__filters_register  make the filters the library carries (LZF)
+ *   nlsq__xpcs_filters_register  make the filters the library carries (LZF)
  *                           known to HDF5 unless the process already has them
- *   xpcs__filter_check      one line naming the filter and the dataset when a
+ *   nlsq__xpcs_filter_check      one line naming the filter and the dataset when a
  *                           filter of dataset d cannot be decoded here
  */
 #ifndef NLSQ_XPCS_FILTERS_H
@@ -18,8 +18,8 @@
 
 #define XPCS_LZF_FILTER_ID 32000   /* the h5py / beamline LZF filter */
 
-XPCS__HIDDEN int xpcs__filters_register(void);
-XPCS__HIDDEN int xpcs__filter_check(hid_t d, const char *fpath, const char *dpath, char *err,
+XPCS__HIDDEN int nlsq__xpcs_filters_register(void);
+XPCS__HIDDEN int nlsq__xpcs_filter_check(hid_t d, const char *fpath, const char *dpath, char *err,
                                     size_t es);
 
 #endif /* NLSQ_XPCS_FILTERS_H */
