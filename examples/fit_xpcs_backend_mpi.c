@@ -49,7 +49,7 @@ static int mpi_initial_guess(void *self, nlsq_xpcs_model *m, const nlsq_xpcs_con
                              const double *phys, double *x)
 {
     mpi_backend *s = self;
-    if (!s->we_init) return nlsq_xpcs_initial_guess(m, phys, x);
+    if (!s->we_init) return nlsq_xpcs_start(m, phys, NULL, x);
     if (!s->ctx) {
         nlsq_options tmp;
         nlsq_options_init(&tmp);
