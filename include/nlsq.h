@@ -340,6 +340,17 @@ typedef struct nlsq_hybrid_options {
     size_t adam_epochs;     /* epoch cap of phase 1 (20) */
 } nlsq_hybrid_options;
 
+/** nlsq_options.accumulator: how a pass with Jacobian (LM, covariance) sums
+ *  the rows.  See docs/accuracy.md for the choice. */
+typedef enum nlsq_accumulator {
+    NLSQ_ACCUM_NORMAL = 0, /**< J^T J and J^T r: fast; squares cond(J) */
+    NLSQ_ACCUM_QR = 1,     /**< chunked Householder QR (TSQR): R and Q^T r, never
+                                J^T J; about 2-4x the arithmetic of NORMAL per row */
+    NLSQ_ACCUM_AUTO = 2    /**< NORMAL until a pass finds the column-scaled J^T J
+                                ill-conditioned (reciprocal condition < 1e-10,
+                                cond(J) > ~1e5), then QR for the rest of the solve */
+} nlsq_accumulator;
+
 /** Options.  Always start from nlsq_options_init(); then change fields. */
 typedef struct nlsq_options {
     /* --- stopping (LM) --- */
@@ -361,6 +372,12 @@ typedef struct nlsq_options {
     double step_bound;      /* initial trust radius for the scaled step ||D dx||,
                                as a multiple of ||D x0|| (or absolute when x0 = 0);
                                MINPACK's "factor" (1) */
+
+    /* --- linear algebra (LM and covariance) --- */
+    int    accumulator;     /* an nlsq_accumulator (NLSQ_ACCUM_NORMAL).  QR and
+                               AUTO need no more memory than O(chunk p + p^2);
+                               QR with opt->dist.reduce is refused (EINVAL), AUTO
+                               stays NORMAL there */
 
     /* --- chunking, memory, threads --- */
     size_t chunk_rows;      /* rows per chunk; 0 = automatic (about 1 MiB of J) */

@@ -46,6 +46,7 @@ struct nlsq__slot {
     double sum, comp;      /* Neumaier sum of 0.5 rho(r^2) */
     double rmax;           /* max |r_i| over finite residuals */
     size_t n_rows, n_bad_r, n_bad_J;
+    double *R;             /* QR engines: (p+1)^2, the slot's factor (NLSQ__R_SIZE) */
 };
 
 struct nlsq__worker {
@@ -56,6 +57,8 @@ struct nlsq__worker {
     double *localg;        /* p */
     double *T;             /* KMAXP x SUB: a transposed sub-block of J and r */
     double *Jrow;          /* chunk_rows * p: row-major copy of a column-major block */
+    double *B;             /* QR engines: chunk_rows x (p+1) column-major [J r] */
+    double *qrT, *qrW;     /* QR engines: nb (p+1) each, the fold's scratch */
 };
 
 /* ------------------------------------------------------- small-k kernel */
@@ -263,24 +266,13 @@ static size_t online_cores(void)
     return n > 0 ? (size_t)n : 1;
 }
 
-int nlsq__engine_init(nlsq__engine *e, const nlsq_problem *pb, const nlsq_options *opt)
+/* Chunk rows and slots of the engine: chunk about 1 MiB of Jacobian rows by
+ * default (memory_budget caps it per worker); slots a fixed partition, a
+ * function of (m, chunk, p) only.  Returns 0 or NLSQ_EINVAL (p*p overflows). */
+static int plan_chunks(nlsq__engine *e, size_t threads)
 {
-    memset(e, 0, sizeof *e);
-    e->pb = pb;
-    e->opt = opt;
-    e->al = &opt->allocator;
-    e->p = pb->n_params;
-    e->loss = opt->loss;
-    e->f_scale = opt->f_scale;
-#ifdef NLSQ_HAVE_AVX2_KERNEL
-    __builtin_cpu_init();
-    e->avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-#endif
-    const size_t p = e->p, m = pb->n_rows;
-
-    size_t threads = opt->n_threads > 0 ? (size_t)opt->n_threads : online_cores();
-
-    /* Chunk: about 1 MiB of Jacobian rows by default. */
+    const nlsq_options *opt = e->opt;
+    const size_t p = e->p, m = e->pb->n_rows;
     size_t chunk = opt->chunk_rows;
     if (chunk == 0) {
         chunk = ((size_t)1 << 17) / p;
@@ -295,8 +287,6 @@ int nlsq__engine_init(nlsq__engine *e, const nlsq_problem *pb, const nlsq_option
     }
     if (chunk > m) chunk = m;
     e->chunk_rows = chunk;
-
-    /* Slots: a fixed partition, a function of (m, chunk, p) only. */
     size_t slots = m / chunk + (m % chunk != 0);   /* no wrap for m near SIZE_MAX */
     if (slots > NLSQ_MAX_SLOTS) slots = NLSQ_MAX_SLOTS;
     size_t pp;
@@ -305,38 +295,80 @@ int nlsq__engine_init(nlsq__engine *e, const nlsq_problem *pb, const nlsq_option
     if (slots < 1) slots = 1;
     e->n_slots = slots;
     e->n_threads = threads < slots ? threads : slots;
+    return 0;
+}
 
-    if (opt->dist.reduce) {
-        e->dist_buf = nlsq__calloc(e->al, DIST_HEADER + p + p * (p + 1) / 2, sizeof(double));
-        if (!e->dist_buf) return NLSQ_ENOMEM;
-    }
-    e->slots = nlsq__calloc(e->al, slots, sizeof *e->slots);
+/* A worker's chunk buffers (and the QR block when the engine may fold). */
+static int worker_alloc(nlsq__engine *e, nlsq__worker *w, int qr)
+{
+    const size_t p = e->p, chunk = e->chunk_rows;
+    size_t nJ, nB;
+    if (nlsq__mul_size(chunk, p, &nJ) != 0 || nlsq__mul_size(chunk, p + 1, &nB) != 0) return -1;
+    w->r = nlsq__calloc(e->al, chunk, sizeof(double));
+    w->J = nlsq__calloc(e->al, nJ, sizeof(double));
+    w->cols = nlsq__calloc(e->al, p, sizeof(size_t));
+    w->local = nlsq__calloc(e->al, p * p, sizeof(double));
+    w->localg = nlsq__calloc(e->al, p, sizeof(double));
+    w->T = nlsq__calloc(e->al, (size_t)KMAXP * SUB, sizeof(double));
+    if (!w->r || !w->J || !w->cols || !w->local || !w->localg || !w->T) return -1;
+    if (e->pb->jac_col_major && !(w->Jrow = nlsq__calloc(e->al, nJ, sizeof(double)))) return -1;
+    if (!qr) return 0;
+    w->B = nlsq__calloc(e->al, nB, sizeof(double));
+    w->qrT = nlsq__calloc(e->al, nlsq__la_qr_nb(p + 1) * (p + 1), sizeof(double));
+    w->qrW = nlsq__calloc(e->al, nlsq__la_qr_nb(p + 1) * (p + 1), sizeof(double));
+    return w->B && w->qrT && w->qrW ? 0 : -1;
+}
+
+/* Slots, workers and the QR / AUTO buffers. */
+static int engine_buffers(nlsq__engine *e, int qr)
+{
+    const size_t p = e->p, pp = p * p;
+    e->slots = nlsq__calloc(e->al, e->n_slots, sizeof *e->slots);
     e->workers = nlsq__calloc(e->al, e->n_threads, sizeof *e->workers);
-    if (!e->slots || !e->workers) goto nomem;
-    for (size_t s = 0; s < slots; s++) {
+    if (!e->slots || !e->workers) return -1;
+    for (size_t s = 0; s < e->n_slots; s++) {
         e->slots[s].JtJ = nlsq__calloc(e->al, pp, sizeof(double));
         e->slots[s].Jtr = nlsq__calloc(e->al, p, sizeof(double));
-        if (!e->slots[s].JtJ || !e->slots[s].Jtr) goto nomem;
+        if (!e->slots[s].JtJ || !e->slots[s].Jtr) return -1;
+        if (qr && !(e->slots[s].R = nlsq__calloc(e->al, NLSQ__R_SIZE(p), sizeof(double))))
+            return -1;
     }
-    for (size_t t = 0; t < e->n_threads; t++) {
-        nlsq__worker *w = &e->workers[t];
-        size_t nJ;
-        if (nlsq__mul_size(chunk, p, &nJ) != 0) goto nomem;
-        w->r = nlsq__calloc(e->al, chunk, sizeof(double));
-        w->J = nlsq__calloc(e->al, nJ, sizeof(double));
-        w->cols = nlsq__calloc(e->al, p, sizeof(size_t));
-        w->local = nlsq__calloc(e->al, pp, sizeof(double));
-        w->localg = nlsq__calloc(e->al, p, sizeof(double));
-        w->T = nlsq__calloc(e->al, (size_t)KMAXP * SUB, sizeof(double));
-        if (pb->jac_col_major) {
-            w->Jrow = nlsq__calloc(e->al, nJ, sizeof(double));
-            if (!w->Jrow) goto nomem;
-        }
-        if (!w->r || !w->J || !w->cols || !w->local || !w->localg || !w->T) goto nomem;
+    for (size_t t = 0; t < e->n_threads; t++)
+        if (worker_alloc(e, &e->workers[t], qr) != 0) return -1;
+    if (qr && !(e->Rsum = nlsq__calloc(e->al, NLSQ__R_SIZE(p), sizeof(double)))) return -1;
+    if (e->accum_auto &&
+        !(e->auto_work = nlsq__calloc(e->al, pp + 3 * p + (p * sizeof(int) + 7) / 8 + 1,
+                                      sizeof(double))))
+        return -1;
+    return 0;
+}
+
+int nlsq__engine_init(nlsq__engine *e, const nlsq_problem *pb, const nlsq_options *opt)
+{
+    memset(e, 0, sizeof *e);
+    e->pb = pb;
+    e->opt = opt;
+    e->al = &opt->allocator;
+    e->p = pb->n_params;
+    e->loss = opt->loss;
+    e->f_scale = opt->f_scale;
+#ifdef NLSQ_HAVE_AVX2_KERNEL
+    __builtin_cpu_init();
+    e->avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#endif
+    size_t threads = opt->n_threads > 0 ? (size_t)opt->n_threads : online_cores();
+    if (plan_chunks(e, threads) != 0) return NLSQ_EINVAL;
+    e->qr = opt->accumulator == NLSQ_ACCUM_QR;
+    e->accum_auto = opt->accumulator == NLSQ_ACCUM_AUTO && !opt->dist.reduce;
+    if (opt->dist.reduce) {
+        e->dist_buf = nlsq__calloc(e->al, DIST_HEADER + e->p + e->p * (e->p + 1) / 2,
+                                   sizeof(double));
+        if (!e->dist_buf) return NLSQ_ENOMEM;
     }
+    if (engine_buffers(e, e->qr || e->accum_auto) != 0) goto nomem;
     if (nlsq__calls_init(&e->calls, pb, e->al, e->n_threads) != 0) goto nomem;
     if (pb->jacobian != NLSQ_JAC_ANALYTIC &&
-        nlsq__fd_init(&e->fd, &e->calls, e->al, e->n_threads, chunk) != 0) goto nomem;
+        nlsq__fd_init(&e->fd, &e->calls, e->al, e->n_threads, e->chunk_rows) != 0) goto nomem;
     if (e->n_threads > 1 && nlsq__pool_create(e->al, e->n_threads - 1, &e->pool) != 0) goto nomem;
     e->blas_held = nlsq__blas_single_begin();   /* the workers are the parallelism */
     return 0;
@@ -354,27 +386,27 @@ void nlsq__engine_free(nlsq__engine *e)
         for (size_t s = 0; s < e->n_slots; s++) {
             nlsq__free(e->al, e->slots[s].JtJ);
             nlsq__free(e->al, e->slots[s].Jtr);
+            nlsq__free(e->al, e->slots[s].R);
         }
         nlsq__free(e->al, e->slots);
     }
     if (e->workers) {
         for (size_t t = 0; t < e->n_threads; t++) {
             nlsq__worker *w = &e->workers[t];
-            nlsq__free(e->al, w->r);
-            nlsq__free(e->al, w->J);
+            double *bufs[] = {w->r, w->J, w->local, w->localg, w->T, w->Jrow, w->B, w->qrT,
+                              w->qrW};
+            for (size_t b = 0; b < sizeof bufs / sizeof bufs[0]; b++) nlsq__free(e->al, bufs[b]);
             nlsq__free(e->al, w->cols);
-            nlsq__free(e->al, w->local);
-            nlsq__free(e->al, w->localg);
-            nlsq__free(e->al, w->T);
-            nlsq__free(e->al, w->Jrow);
         }
         nlsq__free(e->al, e->workers);
     }
     nlsq__free(e->al, e->dist_buf);
+    nlsq__free(e->al, e->Rsum);
+    nlsq__free(e->al, e->auto_work);
     nlsq__fd_free(e->fd, e->al);
     nlsq__calls_free(&e->calls);
     e->fd = NULL;
-    e->dist_buf = NULL;
+    e->dist_buf = e->Rsum = e->auto_work = NULL;
     e->slots = NULL;
     e->workers = NULL;
     nlsq__blas_single_end(e->blas_held);
@@ -496,10 +528,31 @@ static void chunk_normal(nlsq__engine *e, nlsq__worker *w, nlsq__slot *s, int mo
     }
 }
 
+/* The QR accumulator: [J r] of a finite row-major n x k block becomes a
+ * column-major n x (p+1) block (a sparse pattern's k columns placed among
+ * zero ones: QR works on dense columns) and is folded into the slot's factor
+ * by Householder reflections (nlsq__la_qr_fold), chunk after chunk in row
+ * order.  J^T J is never formed.  0 or NLSQ_ESINGULAR (LAPACK refused). */
+static int chunk_qr(nlsq__engine *e, nlsq__worker *w, nlsq__slot *s, size_t n, size_t k,
+                    const double *J)
+{
+    const size_t p = e->p;
+    const size_t *c = e->pb->pattern ? w->cols : NULL;
+    double *B = w->B;
+    if (c) memset(B, 0, n * p * sizeof(double));
+    for (size_t a = 0; a < k; a++) {
+        double *col = B + (c ? c[a] : a) * n;
+        for (size_t i = 0; i < n; i++) col[i] = J[i * k + a];
+    }
+    memcpy(B + p * n, w->r, n * sizeof(double));
+    return nlsq__la_qr_fold(n, p + 1, s->R, B, n, w->qrT, w->qrW) ? NLSQ_ESINGULAR : 0;
+}
+
 /* The careful path: counts non-finite rows, applies the loss, then the sums
- * (row-major blocks). */
-static void careful_chunk(nlsq__engine *e, nlsq__worker *w, nlsq__slot *s, int mode, size_t n,
-                          size_t k, double *J)
+ * (row-major blocks) or, for a NORMAL pass of a QR engine, the fold.
+ * Returns 0 or an error code. */
+static int careful_chunk(nlsq__engine *e, nlsq__worker *w, nlsq__slot *s, int mode, size_t n,
+                         size_t k, double *J)
 {
     double *r = w->r;
     if (J && e->pb->jac_col_major) {
@@ -513,16 +566,18 @@ static void careful_chunk(nlsq__engine *e, nlsq__worker *w, nlsq__slot *s, int m
         if (!isfinite(r[i])) bad_r++;
     if (bad_r) {
         s->n_bad_r += bad_r;
-        return;   /* nothing else from this chunk is meaningful */
+        return 0;   /* nothing else from this chunk is meaningful */
     }
     chunk_cost(e, s, n, k, r, J);
-    if (mode == NLSQ__PASS_COST) return;
+    if (mode == NLSQ__PASS_COST) return 0;
     for (size_t i = 0; i < n * k; i++)
         if (!isfinite(J[i])) {
             s->n_bad_J += 1;
-            return;
+            return 0;
         }
+    if (e->qr && mode == NLSQ__PASS_NORMAL) return chunk_qr(e, w, s, n, k, J);
     chunk_normal(e, w, s, mode, n, k, J);
+    return 0;
 }
 
 /* Evaluate rows [row0, row0+n) (n <= chunk) and add them to slot s.
@@ -543,11 +598,12 @@ static int eval_chunk(nlsq__engine *e, nlsq__worker *w, nlsq__slot *s,
     if (e->scale_exp) scale_chunk(ldexp(1.0, e->scale_exp), n, k, w->r, J);
     double rmax = max_abs_finite(n, w->r);
     if (rmax > s->rmax) s->rmax = rmax;
-    if (e->loss == NLSQ_LOSS_LINEAR && (mode == NLSQ__PASS_COST || k <= NLSQ_SMALL_K) &&
+    const int fold = e->qr && mode == NLSQ__PASS_NORMAL;
+    if (e->loss == NLSQ_LOSS_LINEAR && !fold && (mode == NLSQ__PASS_COST || k <= NLSQ_SMALL_K) &&
         fast_chunk(e, w, s, mode, n, k, J))
         return (int)n;
-    careful_chunk(e, w, s, mode, n, k, J);
-    return (int)n;
+    int rc = careful_chunk(e, w, s, mode, n, k, J);
+    return rc ? rc : (int)n;
 }
 
 /* ------------------------------------------------------------ slots, threads */
@@ -567,6 +623,7 @@ static void slot_reset(nlsq__slot *s, size_t p, int mode)
     s->n_rows = s->n_bad_r = s->n_bad_J = 0;
     if (mode != NLSQ__PASS_COST) memset(s->Jtr, 0, p * sizeof(double));
     if (mode == NLSQ__PASS_NORMAL) memset(s->JtJ, 0, p * p * sizeof(double));
+    if (mode == NLSQ__PASS_NORMAL && s->R) memset(s->R, 0, NLSQ__R_SIZE(p) * sizeof(double));
 }
 
 static int run_slot(pass_job *job, nlsq__worker *w, size_t si)
@@ -601,6 +658,37 @@ static void worker_loop(void *arg, size_t t)
             break;
         }
     }
+}
+
+/* The QR engine's total of a NORMAL pass: the slots' factors folded into
+ * e->Rsum in slot order (a fixed order: bitwise the same for any thread
+ * count), copied to out->R when asked; the upper triangles of J^T J = R^T R
+ * and J^T r = R^T (Q^T r) for the callers that use the normal equations.
+ * 0 or NLSQ_ESINGULAR. */
+static int merge_factors(nlsq__engine *e, size_t n_used, nlsq__acc *out)
+{
+    const size_t p = e->p, q = p + 1;
+    const double *R = e->Rsum;
+    memset(e->Rsum, 0, q * q * sizeof(double));
+    for (size_t si = 0; si < n_used; si++)
+        if (nlsq__la_qr_fold(q, q, e->Rsum, e->slots[si].R, q, e->workers[0].qrT,
+                             e->workers[0].qrW) != 0)
+            return NLSQ_ESINGULAR;
+    for (size_t j = 0; j < p; j++) {
+        const double *cj = R + j * q, *cr = R + p * q;
+        for (size_t i = 0; out->JtJ && i <= j; i++) {
+            const double *ci = R + i * q;
+            double t = 0.0;
+            for (size_t l = 0; l <= i; l++) t += ci[l] * cj[l];
+            out->JtJ[i * p + j] = t;
+        }
+        double g = 0.0;
+        for (size_t l = 0; l <= j; l++) g += cj[l] * cr[l];
+        if (out->Jtr) out->Jtr[j] = g;
+    }
+    if (out->R) memcpy(out->R, e->Rsum, q * q * sizeof(double));
+    out->has_R = 1;
+    return 0;
 }
 
 /* Sum over rows [row_begin, row_end) of this process (all of them unless
@@ -659,7 +747,8 @@ static int local_pass(nlsq__engine *e, const double *x, int mode,
                 for (size_t j = i; j < p; j++) out->JtJ[i * p + j] += s->JtJ[i * p + j];
     }
     out->cost = sum + comp;
-    return 0;
+    out->has_R = 0;
+    return e->qr && mode == NLSQ__PASS_NORMAL ? merge_factors(e, job.n_slots_used, out) : 0;
 }
 
 /* Several processes: pack this process's sums (or its error), let the
@@ -701,6 +790,42 @@ static int dist_combine(nlsq__engine *e, int mode, int local_rc, nlsq__acc *out)
     return 0;
 }
 
+/* NLSQ_ACCUM_AUTO's test on the upper triangle of A = J^T J: the
+ * reciprocal condition number (1-norm, LAPACK dpocon) of the column-scaled
+ * C = S A S (unit diagonal; S = diag(A)^-1/2 over the nonzero columns, a
+ * zero column is undetermined whatever the accumulator), from its Cholesky
+ * factor.  Ill-conditioned: below NLSQ_AUTO_RCOND, or no Cholesky factor at
+ * all.  rcond(C) ~ 1 / cond(J S)^2, so 1e-10 means cond(J S) above ~1e5: the
+ * normal equations then keep at most ~6 of the ~16 digits the QR keeps ~11 of. */
+#define NLSQ_AUTO_RCOND 1e-10
+static int ill_conditioned(nlsq__engine *e, const double *A)
+{
+    const size_t p = e->p;
+    double *C = e->auto_work, *work = C + p * p;
+    int *iwork = (int *)(work + 3 * p);
+    size_t q = 0;
+    for (size_t j = 0; j < p; j++) q += A[j * p + j] > 0;
+    double anorm = 0.0;
+    for (size_t i = 0, a = 0; i < p; i++) {
+        if (!(A[i * p + i] > 0)) continue;
+        for (size_t j = 0, b = 0; j < p; j++) {
+            if (!(A[j * p + j] > 0)) continue;
+            double v = i <= j ? A[i * p + j] : A[j * p + i];
+            C[a * q + b++] = v / (sqrt(A[i * p + i]) * sqrt(A[j * p + j]));
+        }
+        a++;
+    }
+    for (size_t j = 0; j < q; j++) {   /* 1-norm: largest column sum */
+        double t = 0.0;
+        for (size_t i = 0; i < q; i++) t += fabs(C[i * q + j]);
+        if (t > anorm) anorm = t;
+    }
+    if (q == 0 || nlsq__la_cholesky('U', q, C) != 0) return 1;
+    double rcond = 0.0;
+    if (nlsq__la_cholesky_rcond(q, C, anorm, &rcond, work, iwork) != 0) return 1;
+    return !(rcond >= NLSQ_AUTO_RCOND);
+}
+
 int nlsq__engine_pass(nlsq__engine *e, const double *x, int mode,
                       size_t row_begin, size_t row_end, nlsq__acc *out)
 {
@@ -714,6 +839,13 @@ int nlsq__engine_pass(nlsq__engine *e, const double *x, int mode,
         rc = dist_combine(e, mode, rc, out);
     } else {
         rc = local_pass(e, x, mode, row_begin, row_end, out);
+        if (!rc && e->accum_auto && !e->qr && mode == NLSQ__PASS_NORMAL && out->JtJ &&
+            !out->n_nonfinite_r && !out->n_nonfinite_J && ill_conditioned(e, out->JtJ)) {
+            e->qr = 1;   /* for the rest of the engine's life; this pass again */
+            nlsq__log(e->opt, 0, "accumulator: J^T J ill-conditioned (rcond < %g): QR from now on",
+                      NLSQ_AUTO_RCOND);
+            rc = local_pass(e, x, mode, row_begin, row_end, out);
+        }
     }
     if (rc) return rc;
     if (mode == NLSQ__PASS_NORMAL && out->JtJ)

@@ -228,7 +228,7 @@ static int batch_grad(nlsq__engine *e, adam_plan *pl, nlsq__adam_state *st, size
         while (j < n && pl->tmp[j] == pl->tmp[j - 1] + 1) j++;
         size_t a = pl->tmp[i] * pl->B, b = pl->tmp[j - 1] * pl->B + pl->B;
         if (b > pl->m) b = pl->m;
-        nlsq__acc acc = {NULL, pl->gp, 0, 0, 0, 0, 0};
+        nlsq__acc acc = {.Jtr = pl->gp};
         int rc = nlsq__engine_pass(e, st->x, NLSQ__PASS_GRAD, a, b, &acc);
         st->grad_rows += b - a;
         if (rc) return rc;
@@ -255,7 +255,7 @@ static void fill_counters(nlsq_result *res, const nlsq__adam_state *st, size_t m
 static int full_pass(nlsq__engine *e, nlsq__adam_state *st, const double *x, int mode,
                      double *JtJ, double *Jtr, nlsq__acc *acc)
 {
-    *acc = (nlsq__acc){JtJ, Jtr, 0, 0, 0, 0, 0};
+    *acc = (nlsq__acc){.JtJ = JtJ, .Jtr = Jtr};
     int rc = nlsq__engine_pass(e, x, mode, 0, e->pb->n_rows, acc);
     if (mode == NLSQ__PASS_COST) st->cost_rows += e->pb->n_rows;
     else st->grad_rows += e->pb->n_rows;
@@ -575,7 +575,7 @@ static int run_result(adam_run *R, double cost, double gnorm, int have_normal)
         for (size_t j = 0; j < R->e->p; j++)
             if (R->x[j] <= R->pl.lo[j] || R->x[j] >= R->pl.hi[j]) res->n_active++;
         if (res->covariance && have_normal && status >= 0) {
-            int rc = nlsq__covariance_at(pb, R->opt, R->e->al, R->x, R->JtJ, cost,
+            int rc = nlsq__covariance_at(pb, R->opt, R->e->al, R->x, R->JtJ, NULL, cost,
                                          res->covariance, res);
             if (rc) status = nlsq__finish(res, rc, "covariance: eigen-decomposition failed");
         }

@@ -10,6 +10,10 @@
  *     is undetermined: its variance is +INFINITY and its covariances NAN,
  *     never a falsely small number.
  *  4. Everything else is S V diag(1/w) V^T S * s^2 over the kept directions.
+ * With the QR accumulator's factor (J = Q R) step 2 is the SVD of R S
+ * (w = squared singular values), never forming J^T J; the default cut is
+ * then the factor's precision, singular values <= q eps s_max
+ * (nlsq__covariance_from_factor).
  */
 #include "nlsq_internal.h"
 #include "linalg.h"
@@ -18,6 +22,46 @@
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
+
+/* Steps 3-4 on a decomposition of C: eigenvalues w (p), eigenvectors V
+ * (row-major, V[j * p + k] = V_jk), S (0 for a zero column: such a column's
+ * row and column of C were the identity's) and undet (zero columns marked). */
+static void assemble(size_t p, const double *V, const double *w, const double *S,
+                     unsigned char *undet, double rcond, double scale, double *tmp, double *cov,
+                     size_t *rank)
+{
+    double wmax = 0.0;
+    for (size_t k = 0; k < p; k++) if (w[k] > wmax) wmax = w[k];
+    size_t r = 0;
+    for (size_t k = 0; k < p; k++) {
+        int keep = w[k] > rcond * wmax && wmax > 0;
+        if (keep) { r++; continue; }
+        for (size_t j = 0; j < p; j++)
+            if (fabs(V[j * p + k]) > 1e-4) undet[j] = 1;
+    }
+    /* Columns forced to identity do not count toward the rank. */
+    for (size_t j = 0; j < p; j++) if (S[j] == 0.0 && r > 0) r--;
+    *rank = r;
+
+    for (size_t i = 0; i < p; i++) {
+        for (size_t k = 0; k < p; k++)
+            tmp[k] = (w[k] > rcond * wmax && wmax > 0) ? V[i * p + k] / w[k] : 0.0;
+        for (size_t j = i; j < p; j++) {
+            double sum = 0.0;
+            for (size_t k = 0; k < p; k++) sum += tmp[k] * V[j * p + k];
+            double v = sum * S[i] * S[j] * scale;
+            if (undet[i] || undet[j]) v = (i == j) ? INFINITY : NAN;
+            cov[i * p + j] = v;
+            cov[j * p + i] = v;
+        }
+    }
+}
+
+static int lapack_rc(int info)
+{
+    if (info == NLSQ__LA_NOMEM) return NLSQ_ENOMEM;
+    return info < 0 ? NLSQ_EINVAL : NLSQ_ESINGULAR;
+}
 
 int nlsq__covariance_from_normal(size_t p, const double *A, double scale,
                                  double rcond, const nlsq_allocator *al,
@@ -42,41 +86,50 @@ int nlsq__covariance_from_normal(size_t p, const double *A, double scale,
         for (size_t j = 0; j < p; j++)
             C[i * p + j] = undet[i] || undet[j] ? (i == j ? 1.0 : 0.0) : A[i * p + j] * S[i] * S[j];
 
-    int rc = 0;
-    int info = nlsq__la_sym_eigen(p, C, w);
-    if (info == NLSQ__LA_NOMEM) {
-        rc = NLSQ_ENOMEM;
-        goto out;
-    }
-    if (info != 0) { rc = info < 0 ? NLSQ_EINVAL : NLSQ_ESINGULAR; goto out; }
-
-    double wmax = 0.0;
-    for (size_t k = 0; k < p; k++) if (w[k] > wmax) wmax = w[k];
-    size_t r = 0;
-    for (size_t k = 0; k < p; k++) {
-        int keep = w[k] > rcond * wmax && wmax > 0;
-        if (keep) { r++; continue; }
-        for (size_t j = 0; j < p; j++)
-            if (fabs(C[j * p + k]) > 1e-4) undet[j] = 1;
-    }
-    /* Columns forced to identity above do not count toward the rank. */
-    for (size_t j = 0; j < p; j++) if (S[j] == 0.0 && r > 0) r--;
-    *rank = r;
-
-    for (size_t i = 0; i < p; i++) {
-        for (size_t k = 0; k < p; k++)
-            tmp[k] = (w[k] > rcond * wmax && wmax > 0) ? C[i * p + k] / w[k] : 0.0;
-        for (size_t j = i; j < p; j++) {
-            double s = 0.0;
-            for (size_t k = 0; k < p; k++) s += tmp[k] * C[j * p + k];
-            double v = s * S[i] * S[j] * scale;
-            if (undet[i] || undet[j]) v = (i == j) ? INFINITY : NAN;
-            cov[i * p + j] = v;
-            cov[j * p + i] = v;
-        }
-    }
-out:
+    int info = nlsq__la_sym_eigen(p, C, w), rc = info ? lapack_rc(info) : 0;
+    if (!rc) assemble(p, C, w, S, undet, rcond, scale, tmp, cov, rank);
     nlsq__free(al, C);
+    nlsq__free(al, undet);
+    return rc;
+}
+
+/* The same from the QR factor: F (m x q, row-major) with J^T J = F^T F over
+ * the q parameters.  C = (F S)^T (F S): its eigenvectors are the right
+ * singular vectors of F S and its eigenvalues the squared singular values
+ * (SVD, no J^T J formed).  A zero column gets a unit row of its own, which
+ * makes its row and column of C the identity's, as in the normal path.  The
+ * default cut is the factor's precision: singular values <= q eps s_max,
+ * i.e. eigenvalues <= (q eps)^2 w_max; an explicit rcond applies to the
+ * eigenvalues, as in the normal path. */
+int nlsq__covariance_from_factor(size_t m, size_t q, const double *F, double scale,
+                                 double rcond, const nlsq_allocator *al, double *cov,
+                                 size_t *rank)
+{
+    const size_t mr = m + q;
+    double *G = nlsq__calloc(al, mr * q + q * q + 5 * q, sizeof(double));
+    unsigned char *undet = nlsq__calloc(al, q, 1);
+    if (!G || !undet) {
+        nlsq__free(al, G);
+        nlsq__free(al, undet);
+        return NLSQ_ENOMEM;
+    }
+    double *Vt = G + mr * q, *w = Vt + q * q, *S = w + q, *tmp = S + q, *sup = tmp + q;
+    if (rcond <= 0) rcond = ((double)q * DBL_EPSILON) * ((double)q * DBL_EPSILON);
+    for (size_t j = 0; j < q; j++) {
+        double d = 0.0;
+        for (size_t i = 0; i < m; i++) d += F[i * q + j] * F[i * q + j];
+        if (d > 0 && isfinite(d)) S[j] = 1.0 / sqrt(d);
+        else { S[j] = 0.0; undet[j] = 1; G[(m + j) * q + j] = 1.0; }
+        for (size_t i = 0; i < m && S[j] > 0; i++) G[i * q + j] = F[i * q + j] * S[j];
+    }
+    int info = nlsq__la_svd(mr, q, G, w, Vt, sup), rc = info ? lapack_rc(info) : 0;
+    if (!rc) {
+        for (size_t k = 0; k < q; k++) w[k] *= w[k];
+        for (size_t j = 0; j < q; j++)   /* V[j * q + k] = Vt[k * q + j], into G */
+            for (size_t k = 0; k < q; k++) G[j * q + k] = Vt[k * q + j];
+        assemble(q, G, w, S, undet, rcond, scale, tmp, cov, rank);
+    }
+    nlsq__free(al, G);
     nlsq__free(al, undet);
     return rc;
 }
@@ -173,9 +226,24 @@ static size_t width_rule(const nlsq_problem *pb, double *cov, unsigned *flags)
     return n_undet;
 }
 
+/* The non-fixed columns idx[0 .. q) of the QR factor R ((p+1)^2,
+ * column-major) as a row-major p x q block, and its covariance. */
+static int inverse_from_factor(size_t p, const double *R, const size_t *idx, size_t q,
+                               double scale, double rcond, const nlsq_allocator *al, double *cr,
+                               size_t *rank)
+{
+    double *F = nlsq__calloc(al, p * q + 1, sizeof(double));
+    if (!F) return NLSQ_ENOMEM;
+    for (size_t a = 0; a < q; a++)
+        for (size_t i = 0; i <= idx[a]; i++) F[i * q + a] = R[i + idx[a] * (p + 1)];
+    int rc = nlsq__covariance_from_factor(p, q, F, scale, rcond, al, cr, rank);
+    nlsq__free(al, F);
+    return rc;
+}
+
 int nlsq__inverse_free(const nlsq_problem *pb, const nlsq_options *opt,
-                       const nlsq_allocator *al, const double *A, double scale, double *cov,
-                       size_t *rank)
+                       const nlsq_allocator *al, const double *A, const double *R,
+                       double scale, double *cov, size_t *rank)
 {
     const size_t p = pb->n_params;
     size_t *idx = nlsq__calloc(al, p, sizeof(size_t)), q = 0;
@@ -185,10 +253,12 @@ int nlsq__inverse_free(const nlsq_problem *pb, const nlsq_options *opt,
     double *Ar = nlsq__calloc(al, 2 * q * q + 1, sizeof(double));
     if (!Ar) { nlsq__free(al, idx); return NLSQ_ENOMEM; }
     double *cr = Ar + q * q;
-    for (size_t a = 0; a < q; a++)
+    for (size_t a = 0; a < q && !R; a++)
         for (size_t b = 0; b < q; b++) Ar[a * q + b] = A[idx[a] * p + idx[b]];
     *rank = 0;
-    int rc = q ? nlsq__covariance_from_normal(q, Ar, scale, opt->cov_rcond, al, cr, rank) : 0;
+    int rc = 0;
+    if (q && R) rc = inverse_from_factor(p, R, idx, q, scale, opt->cov_rcond, al, cr, rank);
+    else if (q) rc = nlsq__covariance_from_normal(q, Ar, scale, opt->cov_rcond, al, cr, rank);
     if (!rc) {
         memset(cov, 0, p * p * sizeof(double));
         for (size_t a = 0; a < q; a++)
@@ -233,11 +303,11 @@ size_t nlsq_param_flags(const nlsq_problem *pb, const double *x, const double *c
 
 int nlsq__covariance_at(const nlsq_problem *pb, const nlsq_options *opt,
                         const nlsq_allocator *al, const double *x, const double *A,
-                        double cost, double *cov, nlsq_result *res)
+                        const double *R, double cost, double *cov, nlsq_result *res)
 {
     double dof = nlsq__dof(pb);
     double s2 = opt->absolute_sigma ? 1.0 : (dof > 0 ? 2.0 * cost / dof : NAN);
     size_t rank = 0;
-    int rc = nlsq__inverse_free(pb, opt, al, A, s2, cov, &rank);
+    int rc = nlsq__inverse_free(pb, opt, al, A, R, s2, cov, &rank);
     return rc ? rc : nlsq__flag_covariance(pb, al, x, cov, rank, res);
 }

@@ -131,7 +131,7 @@ static int chi2_at(const nlsq_problem *pb, const nlsq_options *opt, const double
     nlsq__engine e;
     int rc = nlsq__engine_init(&e, pb, &lin);
     if (rc) return nlsq__finish(R, rc, "cannot allocate chunk buffers for the statistics");
-    nlsq__acc acc = {NULL, NULL, 0, 0, 0, 0, 0};
+    nlsq__acc acc = {0};
     rc = nlsq__engine_pass(&e, theta, NLSQ__PASS_COST, 0, pb->n_rows, &acc);
     size_t bad_row = e.callback_row;
     if (rc) {

@@ -56,12 +56,13 @@ void nlsq__damp_start(nlsq__lm_state *st, const nlsq_options *opt, size_t p, con
     }
 }
 
-int nlsq__damp_step(size_t p, const double *A, const double *g, const unsigned char *free_,
-                    nlsq__lm_state *st, double *dx, double *tmp, double *work)
+int nlsq__damp_step(size_t p, const double *A, const double *g, const double *R,
+                    const unsigned char *free_, nlsq__lm_state *st, double *dx, double *tmp,
+                    double *work)
 {
     double lam = st->lambda;
     for (int tries = 0;; tries++) {
-        int rc = nlsq__damped_step(p, A, g, st->d2, free_, &lam, dx, work);
+        int rc = nlsq__damped_step(p, A, g, R, st->d2, free_, &lam, dx, work);
         if (rc) return rc;
         if (nlsq__scaled_norm(p, st->d2, dx) <= st->delta || tries >= 200) break;
         lam *= 2.0;
@@ -69,7 +70,7 @@ int nlsq__damp_step(size_t p, const double *A, const double *g, const unsigned c
     for (int tries = 0; tries < 60 && lam > 1e-12 &&
                         nlsq__scaled_norm(p, st->d2, dx) < 0.1 * st->delta; tries++) {
         double lam_try = lam * 0.1;
-        if (nlsq__damped_step(p, A, g, st->d2, free_, &lam_try, tmp, work) != 0 ||
+        if (nlsq__damped_step(p, A, g, R, st->d2, free_, &lam_try, tmp, work) != 0 ||
             nlsq__scaled_norm(p, st->d2, tmp) > st->delta)
             break;
         lam = lam_try;

@@ -46,4 +46,30 @@ int nlsq__la_cholesky_solve(size_t n, const double *U, double *b);
  * (C[i * n + k] = V_ik) overwrite C. */
 int nlsq__la_sym_eigen(size_t n, double *C, double *w);
 
+/* ----- QR (the TSQR accumulator, step.c, covariance.c) -------------------
+ * Column-major, since the QR accumulator builds its own blocks. */
+/* Block size of nlsq__la_qr_fold for n columns; T and work hold
+ * nlsq__la_qr_nb(n) * n doubles each. */
+size_t nlsq__la_qr_nb(size_t n);
+/* Fold the m rows of B (m x n, leading dimension ldb) into the upper
+ * triangular R (n x n, leading dimension n): [R; B] = Q [R'; 0], R <- R'
+ * (LAPACK dtpqrt).  B is overwritten (Householder vectors). */
+int nlsq__la_qr_fold(size_t m, size_t n, double *R, double *B, size_t ldb, double *T,
+                     double *work);
+/* Least squares min ||M y - b|| for M (m x n, m >= n, full column rank,
+ * leading dimension m), by Householder QR (dgels): y in b[0 .. n).  M and b
+ * are overwritten; work: nlsq__la_lstsq_work(n) doubles.  > 0: M is rank
+ * deficient (a zero diagonal in its R). */
+size_t nlsq__la_lstsq_work(size_t n);
+int nlsq__la_lstsq(size_t m, size_t n, double *M, double *b, double *work);
+/* Singular values s (n, descending) and right singular vectors of a
+ * row-major m x n matrix M (m >= n): Vt (n x n, row-major, row k = v_k).
+ * M is overwritten; superb: n doubles of scratch. */
+int nlsq__la_svd(size_t m, size_t n, double *M, double *s, double *Vt, double *superb);
+/* Reciprocal condition number (1-norm) of a symmetric positive definite
+ * matrix from its Cholesky factor U (nlsq__la_cholesky('U'), row-major) and
+ * its 1-norm anorm (dpocon).  work: 3n doubles, iwork: n ints. */
+int nlsq__la_cholesky_rcond(size_t n, const double *U, double anorm, double *rcond,
+                            double *work, int *iwork);
+
 #endif

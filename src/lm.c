@@ -48,7 +48,10 @@ typedef struct lm_work {
     double *At, *gt;        /* J^T J, J^T r at the trial point (speculative pass) */
     double *A_old, *g_old;  /* kept to undo an accepted point whose Jacobian is bad */
     double *dx, *xt, *step, *x_old, *tmp, *x_nf;
-    double *work;           /* p*p + p for the step solver */
+    double *work;           /* nlsq__step_work(p) for the step solver */
+    double *rblock;         /* QR engines: the allocation behind R, Rt, R_old, the */
+    double *R, *Rt, *R_old; /* factors (nlsq__acc.R) beside A, At, A_old */
+    int r_ok, rt_ok, r_old_ok; /* which of them the last passes filled */
     unsigned char *free_;
 } lm_work;
 
@@ -95,23 +98,29 @@ enum { LM_NEXT = 0, LM_STOP = 1, LM_FAIL = 2 };
 static void lm_work_free(const nlsq_allocator *al, lm_work *w)
 {
     nlsq__free(al, w->block);
+    nlsq__free(al, w->rblock);
     nlsq__free(al, w->free_);
     memset(w, 0, sizeof *w);
 }
 
-static int lm_work_alloc(const nlsq_allocator *al, size_t p, lm_work *w)
+static int lm_work_alloc(const nlsq_allocator *al, size_t p, int qr, lm_work *w)
 {
     memset(w, 0, sizeof *w);
-    /* one block: A, A_old, At, work (p*p each, work + p) and 9 vectors */
-    size_t n = 4 * p * p + p + 10 * p;
+    /* one block: A, A_old, At (p*p each), 9 vectors, work; the factors apart */
+    size_t n = 3 * p * p + 10 * p + nlsq__step_work(p), nr = NLSQ__R_SIZE(p);
     w->block = nlsq__calloc(al, n, sizeof(double));
     w->free_ = nlsq__calloc(al, p, 1);
-    if (!w->block || !w->free_) { lm_work_free(al, w); return NLSQ_ENOMEM; }
+    if (qr) w->rblock = nlsq__calloc(al, 3 * nr, sizeof(double));
+    if (!w->block || !w->free_ || (qr && !w->rblock)) { lm_work_free(al, w); return NLSQ_ENOMEM; }
+    if (qr) {
+        w->R = w->rblock;
+        w->Rt = w->R + nr;
+        w->R_old = w->Rt + nr;
+    }
     w->A = w->block;
     w->A_old = w->A + p * p;
     w->At = w->A_old + p * p;
-    w->work = w->At + p * p;
-    double *v = w->work + p * p + p;
+    double *v = w->At + p * p;
     w->g = v; v += p;
     w->g_old = v; v += p;
     w->gt = v; v += p;
@@ -120,7 +129,8 @@ static int lm_work_alloc(const nlsq_allocator *al, size_t p, lm_work *w)
     w->step = v; v += p;
     w->x_old = v; v += p;
     w->tmp = v; v += p;
-    w->x_nf = v;
+    w->x_nf = v; v += p;
+    w->work = v;
     return 0;
 }
 
@@ -159,6 +169,10 @@ static int normal_finite(size_t p, const double *A, const double *g)
     return 1;
 }
 
+/* The QR factor at x when the last pass there made one, else NULL (the
+ * step and the covariance then use J^T J). */
+static const double *lm_factor(const lm_ctx *L) { return L->w.r_ok ? L->w.R : NULL; }
+
 /* Unscaled value of a cost-like quantity (scaled by 4^scale_exp). */
 static double unscale2(const lm_ctx *L, double v) { return ldexp(v, -2 * L->e->scale_exp); }
 
@@ -167,10 +181,11 @@ static double unscale2(const lm_ctx *L, double v) { return ldexp(v, -2 * L->e->s
 /* A full pass with Jacobian at x into w.A, w.g, L->f. */
 static int normal_pass(lm_ctx *L)
 {
-    nlsq__acc acc = {L->w.A, L->w.g, 0, 0, 0, 0, 0};
+    nlsq__acc acc = {.JtJ = L->w.A, .Jtr = L->w.g, .R = L->w.R};
     int rc = nlsq__engine_pass(L->e, L->x, NLSQ__PASS_NORMAL, 0, L->e->pb->n_rows, &acc);
     L->st->n_jac++;
     if (rc) return rc;
+    L->w.r_ok = acc.has_R && L->w.R;
     L->f = acc.cost;
     L->rmax = acc.rmax;
     L->bad_r = acc.n_nonfinite_r;
@@ -183,7 +198,7 @@ static int normal_pass(lm_ctx *L)
  * (D^2 and costs by 4^k, the trust radius by 2^k). */
 static int rescale_if_needed(lm_ctx *L)
 {
-    nlsq__acc probe = {NULL, NULL, 0, 0, 0, 0, L->rmax};
+    nlsq__acc probe = {.rmax = L->rmax};
     int k = nlsq__engine_autoscale(L->e, &probe);
     if (k == 0) return 0;
     nlsq__lm_state *st = L->st;
@@ -293,7 +308,8 @@ static int gauss_newton_test(lm_ctx *L)
         c2[j] = a;
         s2[j] = a > 0 ? a : 1.0;   /* a zero column: g_j = 0, its step 0 */
     }
-    if (nlsq__damped_step(p, L->w.A, L->w.g, s2, L->w.free_, &lam, L->w.dx, L->w.work) != 0 ||
+    if (nlsq__damped_step(p, L->w.A, L->w.g, lm_factor(L), s2, L->w.free_, &lam, L->w.dx,
+                          L->w.work) != 0 ||
         lam > 1e-8)
         return -1;
     double pred = -0.5 * dot(p, L->w.g, L->w.dx);
@@ -334,7 +350,8 @@ static int compute_step(lm_ctx *L)
     const size_t p = L->p;
     const nlsq_problem *pb = L->e->pb;
     lm_work *w = &L->w;
-    int rc = nlsq__damp_step(p, w->A, w->g, w->free_, L->st, w->dx, w->tmp, w->work);
+    int rc = nlsq__damp_step(p, w->A, w->g, lm_factor(L), w->free_, L->st, w->dx, w->tmp,
+                             w->work);
     if (rc) {
         L->status = nlsq__finish(L->res, rc, "damped normal equations could not be solved");
         return LM_FAIL;
@@ -363,7 +380,8 @@ static int evaluate_trial(lm_ctx *L)
     L->trial_bad_J = 0;
     if (L->pred > 0) {
         const int spec = L->speculate;
-        nlsq__acc acc = {spec ? L->w.At : NULL, spec ? L->w.gt : NULL, 0, 0, 0, 0, 0};
+        nlsq__acc acc = {.JtJ = spec ? L->w.At : NULL, .Jtr = spec ? L->w.gt : NULL,
+                         .R = spec ? L->w.Rt : NULL};
         int rc = nlsq__engine_pass(L->e, L->w.xt, spec ? NLSQ__PASS_NORMAL : NLSQ__PASS_COST, 0,
                                    L->e->pb->n_rows, &acc);
         if (spec) L->st->n_jac++;
@@ -376,6 +394,7 @@ static int evaluate_trial(lm_ctx *L)
         L->ft = acc.cost;
         L->trial_rmax = acc.rmax;
         L->trial_normal = spec;
+        L->w.rt_ok = acc.has_R && L->w.Rt;
         L->trial_bad_J = acc.n_nonfinite_J;
         if (acc.n_nonfinite_r && L->res) L->res->n_nonfinite++;
         L->nonfinite_run = isfinite(L->ft) ? 0 : L->nonfinite_run + 1;
@@ -402,6 +421,8 @@ static void undo_accept(lm_ctx *L, double f_old)
     memcpy(L->x, w->x_old, p * sizeof(double));
     memcpy(w->A, w->A_old, p * p * sizeof(double));
     memcpy(w->g, w->g_old, p * sizeof(double));
+    if (w->R) memcpy(w->R, w->R_old, NLSQ__R_SIZE(p) * sizeof(double));
+    w->r_ok = w->r_old_ok;
     L->f = f_old;
     nlsq__damp_rejected(L->st);
 }
@@ -413,12 +434,16 @@ static int accept(lm_ctx *L)
     memcpy(w->x_old, L->x, p * sizeof(double));
     memcpy(w->A_old, w->A, p * p * sizeof(double));
     memcpy(w->g_old, w->g, p * sizeof(double));
+    if (w->R) memcpy(w->R_old, w->R, NLSQ__R_SIZE(p) * sizeof(double));
+    w->r_old_ok = w->r_ok;
     double f_old = L->f;
     memcpy(L->x, w->xt, p * sizeof(double));
     int rc = 0;
     if (L->trial_normal) {      /* the trial pass formed them already */
         swap_ptr(&w->A, &w->At);
         swap_ptr(&w->g, &w->gt);
+        swap_ptr(&w->R, &w->Rt);
+        w->r_ok = w->rt_ok;
         L->f = L->ft;
         L->rmax = L->trial_rmax;
         L->bad_r = 0;
@@ -526,8 +551,8 @@ static void finish_stop(lm_ctx *L)
     nlsq__finish(L->res, L->status, NULL);
     nlsq_result *res = L->res;
     if (res && res->covariance && (L->status >= 0 || L->status == NLSQ_STALLED) && L->grad_known) {
-        int rc = nlsq__covariance_at(L->e->pb, L->opt, L->e->al, L->x, L->w.A, L->f,
-                                     res->covariance, res);
+        int rc = nlsq__covariance_at(L->e->pb, L->opt, L->e->al, L->x, L->w.A, lm_factor(L),
+                                     L->f, res->covariance, res);
         if (rc) L->status = nlsq__finish(res, rc, "covariance: eigen-decomposition failed");
         else if (L->opt->absolute_sigma) unscale_cov(p, L->e->scale_exp, res->covariance);
     }
@@ -560,7 +585,7 @@ int nlsq__lm_run(nlsq__engine *e, const nlsq_options *opt, double *x,
     L.f = INFINITY; L.f_nf = INFINITY; L.t_start = t_start;
     L.grad_known = 1;
     L.speculate = opt->trial_jacobian != 0;
-    if (lm_work_alloc(e->al, L.p, &L.w) != 0)
+    if (lm_work_alloc(e->al, L.p, e->qr || e->accum_auto, &L.w) != 0)
         return nlsq__finish(res, NLSQ_ENOMEM, "cannot allocate LM workspace (p = %zu)", L.p);
     int v = iteration_zero(&L);
     while (v == LM_NEXT) {
@@ -609,9 +634,9 @@ int nlsq_covariance(const nlsq_problem *pb, const nlsq_options *opt_in, const do
     int rc = nlsq__engine_init(&e, pb, opt);
     if (rc) return nlsq__finish(res, rc, "cannot allocate chunk buffers");
     const size_t p = pb->n_params;
-    double *A = nlsq__calloc(e.al, p * p + p, sizeof(double));
+    double *A = nlsq__calloc(e.al, p * p + p + NLSQ__R_SIZE(p), sizeof(double));
     if (!A) { nlsq__engine_free(&e); return nlsq__finish(res, NLSQ_ENOMEM, "out of memory"); }
-    nlsq__acc acc = {A, A + p * p, 0, 0, 0, 0, 0};
+    nlsq__acc acc = {.JtJ = A, .Jtr = A + p * p, .R = A + p * p + p};
     rc = nlsq__engine_pass(&e, x, NLSQ__PASS_NORMAL, 0, pb->n_rows, &acc);
     if (!rc && nlsq__engine_autoscale(&e, &acc) != 0)   /* r^2 out of range: scaled units */
         rc = nlsq__engine_pass(&e, x, NLSQ__PASS_NORMAL, 0, pb->n_rows, &acc);
@@ -624,7 +649,8 @@ int nlsq_covariance(const nlsq_problem *pb, const nlsq_options *opt_in, const do
     else {
         double dof = nlsq__dof(pb);
         status = nlsq__finish(res, 0, "covariance computed at x (status 0: success)");
-        rc = nlsq__covariance_at(pb, opt, e.al, x, A, acc.cost, cov, res);
+        rc = nlsq__covariance_at(pb, opt, e.al, x, A, acc.has_R ? acc.R : NULL, acc.cost, cov,
+                                 res);
         if (rc) status = nlsq__finish(res, rc, "covariance: eigen-decomposition failed");
         else if (opt->absolute_sigma) unscale_cov(p, e.scale_exp, cov);
         if (res) {

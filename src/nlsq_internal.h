@@ -84,7 +84,16 @@ typedef struct nlsq__acc {
     size_t n_nonfinite_r;   /* rows with non-finite residual */
     size_t n_nonfinite_J;   /* rows with non-finite Jacobian entries */
     double rmax;            /* max |r_i| over the finite rows (scaled units) */
+    /* The QR accumulator (engine qr): R (NLSQ__R_SIZE(p) doubles, NULL: not
+     * wanted) gets the column-major (p+1) x (p+1) upper triangular factor of
+     * [J r]: R[i + j (p+1)] for i <= j; its last column is Q^T r (rows 0..p-1)
+     * and +-||r - J (J^+ r)|| (row p).  has_R: 1 when the pass filled it
+     * (a NORMAL pass of a QR engine); JtJ and Jtr are then R^T R and R^T Q^T r. */
+    double *R;
+    int    has_R;
 } nlsq__acc;
+
+#define NLSQ__R_SIZE(p) (((p) + 1) * ((p) + 1))
 
 /* The calls into the problem (callback.c; nlsq.h "Callbacks"). */
 typedef struct nlsq__call_rec nlsq__call_rec;   /* one worker's failure record */
@@ -155,6 +164,12 @@ typedef struct nlsq__engine {
     nlsq__fd *fd;            /* finite differences (pb->jacobian != 0), or NULL */
     int    blas_held;        /* engine_free must end the single-threaded BLAS */
     struct nlsq__pool *pool; /* the n_threads - 1 helper threads of every pass, or NULL */
+    int    qr;               /* NORMAL passes fold a QR factor (NLSQ_ACCUM_QR, or
+                                AUTO after it switched); never reset by a pass */
+    int    accum_auto;       /* NLSQ_ACCUM_AUTO: switch qr on when a NORMAL pass
+                                finds J^T J ill-conditioned (nlsq__engine_pass) */
+    double *Rsum;            /* NLSQ__R_SIZE(p): the slots' factors merged, or NULL */
+    double *auto_work;       /* AUTO: p*p + 3p doubles and p ints for the test */
     int    scale_exp;        /* residuals and Jacobian are multiplied by 2^scale_exp
                                 as they leave the callback (0: untouched); sums,
                                 cost and f_scale are then in scaled units */
@@ -203,11 +218,16 @@ NLSQ_HIDDEN void nlsq__blas_single_end(int held);
 /* ---------------- linear algebra helpers --------------------------------- */
 
 /* Solve (A + lambda * diag(d2)) dx = -g restricted to free[j] != 0 (others get
- * dx = 0).  A is p*p symmetric (full).  work: p*p + p doubles.  Raises lambda
- * (reported back) until the Cholesky succeeds; returns 0 or NLSQ_ESINGULAR. */
-NLSQ_HIDDEN int nlsq__damped_step(size_t p, const double *A, const double *g,
+ * dx = 0).  A is p*p symmetric (full).  With R (a QR engine's factor, see
+ * nlsq__acc; NULL: none) the same step is the least-squares solution of
+ * [R; sqrt(lambda) D] dx = [-Q^T r; 0] (Householder QR, cond(J), not its
+ * square) and A and g are not read.  work: nlsq__step_work(p) doubles.  Raises
+ * lambda (reported back) until the factorisation succeeds; returns 0,
+ * NLSQ_ENOMEM or NLSQ_ESINGULAR. */
+NLSQ_HIDDEN int nlsq__damped_step(size_t p, const double *A, const double *g, const double *R,
                                   const double *d2, const unsigned char *free_,
                                   double *lambda, double *dx, double *work);
+NLSQ_HIDDEN size_t nlsq__step_work(size_t p);
 
 /* Rank-aware covariance from A = J^T J (p*p full).  scale is s^2 (1 for
  * absolute sigma).  Writes cov (p*p); returns 0 or an error; *rank set. */
@@ -215,7 +235,15 @@ NLSQ_HIDDEN int nlsq__covariance_from_normal(size_t p, const double *A, double s
                                              double rcond, const nlsq_allocator *al,
                                              double *cov, size_t *rank);
 
-/* The covariance step at a solution x with A = J^T J (p*p full) and cost:
+/* The same from a factor F (m x q, row-major) with J^T J = F^T F: the SVD of
+ * the column-scaled F; the default rcond (0) cuts singular values below
+ * q * DBL_EPSILON of the largest (the factor's precision). */
+NLSQ_HIDDEN int nlsq__covariance_from_factor(size_t m, size_t q, const double *F, double scale,
+                                             double rcond, const nlsq_allocator *al,
+                                             double *cov, size_t *rank);
+
+/* The covariance step at a solution x with A = J^T J (p*p full), or the QR
+ * factor R when not NULL (nlsq__acc.R; A is then not read), and cost:
  * flags (fixed, at a bound, undetermined), s^2 over the non-fixed
  * parameters, the covariance with fixed rows/columns 0 into cov (p*p).  res
  * (may be NULL) gets rank, n_fixed, n_undetermined and the undetermined
@@ -223,15 +251,16 @@ NLSQ_HIDDEN int nlsq__covariance_from_normal(size_t p, const double *A, double s
  * Returns 0 or an error. */
 NLSQ_HIDDEN int nlsq__covariance_at(const nlsq_problem *pb, const nlsq_options *opt,
                                     const nlsq_allocator *al, const double *x, const double *A,
-                                    double cost, double *cov, nlsq_result *res);
+                                    const double *R, double cost, double *cov,
+                                    nlsq_result *res);
 
 /* The pieces of nlsq__covariance_at.  Inverse: scale * A^-1 over the
  * non-fixed parameters by the rank rule (fixed rows/columns 0) into cov,
  * *rank set.  Flags: the width rule on a finished covariance (undetermined:
  * +INFINITY / NAN), and res's rank, n_fixed, n_undetermined, message. */
 NLSQ_HIDDEN int nlsq__inverse_free(const nlsq_problem *pb, const nlsq_options *opt,
-                                   const nlsq_allocator *al, const double *A, double scale,
-                                   double *cov, size_t *rank);
+                                   const nlsq_allocator *al, const double *A, const double *R,
+                                   double scale, double *cov, size_t *rank);
 NLSQ_HIDDEN int nlsq__flag_covariance(const nlsq_problem *pb, const nlsq_allocator *al,
                                       const double *x, double *cov, size_t rank,
                                       nlsq_result *res);
@@ -259,8 +288,9 @@ NLSQ_HIDDEN void nlsq__damp_scale(size_t p, const double *A, nlsq__lm_state *st)
 NLSQ_HIDDEN void nlsq__damp_start(nlsq__lm_state *st, const nlsq_options *opt, size_t p,
                                   const double *x);
 /* The damped step inside the trust radius; st->lambda set to the lambda used.
- * tmp: p doubles, work: p*p + p.  0 or the step solver's error. */
-NLSQ_HIDDEN int nlsq__damp_step(size_t p, const double *A, const double *g,
+ * R: the QR factor or NULL (nlsq__damped_step).  tmp: p doubles, work:
+ * nlsq__step_work(p).  0 or the step solver's error. */
+NLSQ_HIDDEN int nlsq__damp_step(size_t p, const double *A, const double *g, const double *R,
                                 const unsigned char *free_, nlsq__lm_state *st, double *dx,
                                 double *tmp, double *work);
 /* Trust radius after a trial with gain ratio rho and scaled step length snorm. */

@@ -28,6 +28,7 @@ void nlsq_options_init(nlsq_options *opt)
     opt->n_threads = 0;
     opt->absolute_sigma = 0;
     opt->cov_rcond = 0.0;
+    opt->accumulator = NLSQ_ACCUM_NORMAL;
     opt->loss = NLSQ_LOSS_LINEAR;
     opt->f_scale = 1.0;
     opt->adam.lr = 1e-2;
@@ -237,6 +238,10 @@ int nlsq_validate(const nlsq_problem *pb, const nlsq_options *opt,
     if (opt->n_threads < 0 || opt->n_threads > NLSQ_MAX_THREADS)
         FAIL("n_threads must be in 0..%d", NLSQ_MAX_THREADS);
     if (!(opt->cov_rcond >= 0) || !(opt->cov_rcond < 1)) FAIL("cov_rcond must be in [0, 1)");
+    if (opt->accumulator < NLSQ_ACCUM_NORMAL || opt->accumulator > NLSQ_ACCUM_AUTO)
+        FAIL("unknown accumulator %d", opt->accumulator);
+    if (opt->accumulator == NLSQ_ACCUM_QR && opt->dist.reduce)
+        FAIL("accumulator QR cannot be summed across processes (dist.reduce): use NORMAL");
     if (opt->loss < NLSQ_LOSS_LINEAR || opt->loss > NLSQ_LOSS_ARCTAN) FAIL("unknown loss %d", opt->loss);
     if (!(opt->f_scale > 0) || !isfinite(opt->f_scale)) FAIL("f_scale must be > 0");
     if (!(opt->adam.lr > 0) || !isfinite(opt->adam.lr)) FAIL("adam.lr must be > 0");

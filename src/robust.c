@@ -274,7 +274,7 @@ int nlsq_covariance_robust(const nlsq_problem *pb, const nlsq_options *opt_in,
     double factor = G > 1 && dof > 0 ? (double)G / (double)(G - 1) * (n - 1.0) / dof : NAN;
     status = nlsq__finish(res, 0, "robust covariance computed at x (%zu clusters)", G);
     size_t rank = 0;
-    rc = nlsq__inverse_free(pb, opt, w.al, w.A, 1.0, cov, &rank);
+    rc = nlsq__inverse_free(pb, opt, w.al, w.A, NULL, 1.0, cov, &rank);
     if (!rc) rc = meat(&w, factor, B);
     if (!rc) {
         sandwich(p, cov, B, B + p * p);

@@ -73,9 +73,15 @@ static const char *const nist_jac_name[] = {"analytic", "forward differences",
 #endif
 #define NIST_MIN_SOLVED_TIGHT 50
 
-/* The two option sets, each used for every case. */
-enum { NIST_DEFAULTS = 0, NIST_TIGHT = 1, NIST_N_MODES = 2 };
-static const char *const nist_mode_name[NIST_N_MODES] = {"defaults", "tight"};
+/* The option sets, each used for every case: defaults and tight tolerances,
+ * for each accumulator (mode = 2 * accumulator + tolerances). */
+enum { NIST_DEFAULTS = 0, NIST_TIGHT = 1, NIST_N_MODES = 6 };
+static const char *const nist_mode_name[NIST_N_MODES] = {"defaults", "tight", "QR defaults",
+                                                         "QR tight", "auto defaults",
+                                                         "auto tight"};
+static const int nist_mode_accum[NIST_N_MODES] = {NLSQ_ACCUM_NORMAL, NLSQ_ACCUM_NORMAL,
+                                                  NLSQ_ACCUM_QR, NLSQ_ACCUM_QR,
+                                                  NLSQ_ACCUM_AUTO, NLSQ_ACCUM_AUTO};
 #define NIST_TOL 1e-15
 #define NIST_MAX_ITER 1000
 
@@ -434,7 +440,8 @@ static int case_solved(const nist_case *c)
 static void nist_options(nlsq_options *opt, int mode)
 {
     nlsq_options_init(opt);
-    if (mode == NIST_TIGHT) {
+    opt->accumulator = nist_mode_accum[mode];
+    if (mode % 2 == NIST_TIGHT) {
         opt->ftol = NIST_TOL;
         opt->xtol = NIST_TOL;
         opt->gtol = NIST_TOL;
@@ -764,7 +771,7 @@ static void summary(int mode, size_t min_solved, size_t min_good)
     size_t good, total = 2 * NIST_N_PROBLEMS;
     printf("\nNIST StRD with nlsq_lm, %s Jacobian, %s: ", nist_jac_name[NIST_JACOBIAN],
            nist_mode_name[mode]);
-    if (mode == NIST_TIGHT)
+    if (mode % 2 == NIST_TIGHT)
         printf("ftol = xtol = gtol = %g, max_iter = %d, n_threads = 1\n\n", NIST_TOL,
                NIST_MAX_ITER);
     else
@@ -799,6 +806,30 @@ static void test_summary_tight(void **state)
     summary(NIST_TIGHT, NIST_MIN_SOLVED_TIGHT, 0);
 }
 
+static void test_summary_qr_defaults(void **state)
+{
+    (void)state;
+    summary(2 + NIST_DEFAULTS, NIST_MIN_SOLVED_DEFAULT, NIST_MIN_LRE6_DEFAULT);
+}
+
+static void test_summary_qr_tight(void **state)
+{
+    (void)state;
+    summary(2 + NIST_TIGHT, NIST_MIN_SOLVED_TIGHT, 0);
+}
+
+static void test_summary_auto_defaults(void **state)
+{
+    (void)state;
+    summary(4 + NIST_DEFAULTS, NIST_MIN_SOLVED_DEFAULT, NIST_MIN_LRE6_DEFAULT);
+}
+
+static void test_summary_auto_tight(void **state)
+{
+    (void)state;
+    summary(4 + NIST_TIGHT, NIST_MIN_SOLVED_TIGHT, 0);
+}
+
 static int teardown_all(void **state)
 {
     (void)state;
@@ -809,7 +840,7 @@ static int teardown_all(void **state)
 
 int main(void)
 {
-    enum { N_TESTS = 3 + NIST_N_PROBLEMS + 2 };
+    enum { N_TESTS = 3 + NIST_N_PROBLEMS + 6 };
     struct CMUnitTest tests[N_TESTS];
     size_t t = 0;
     memset(tests, 0, sizeof tests);
@@ -829,5 +860,13 @@ int main(void)
     tests[t++].test_func = test_summary_defaults;
     tests[t].name = "summary_tight";
     tests[t++].test_func = test_summary_tight;
+    tests[t].name = "summary_qr_defaults";
+    tests[t++].test_func = test_summary_qr_defaults;
+    tests[t].name = "summary_qr_tight";
+    tests[t++].test_func = test_summary_qr_tight;
+    tests[t].name = "summary_auto_defaults";
+    tests[t++].test_func = test_summary_auto_defaults;
+    tests[t].name = "summary_auto_tight";
+    tests[t++].test_func = test_summary_auto_tight;
     return _cmocka_run_group_tests("nist", tests, t, NULL, teardown_all);
 }

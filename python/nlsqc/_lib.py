@@ -96,6 +96,7 @@ typedef struct nlsq_options {
     double lambda0;
     int    trial_jacobian;
     double step_bound;
+    int    accumulator;
     size_t chunk_rows;
     size_t memory_budget;
     int    n_threads;
