@@ -22,6 +22,9 @@
  *                    with min parameter LRE >= 6
  *   summary_tight    the table at ftol = xtol = gtol = 1e-15, max_iter =
  *                    1000: at least NIST_MIN_SOLVED_TIGHT solved
+ *   summary_qr_*, summary_auto_*   the same two tables and bars with
+ *                    accumulator = NLSQ_ACCUM_QR and NLSQ_ACCUM_AUTO (the
+ *                    <Problem> tests above run and check all six sets)
  *
  * Built twice (tests/CMakeLists.txt): test_nist with the analytic Jacobians,
  * test_nist_fd with NIST_JACOBIAN=NLSQ_JAC_CENTRAL, where the callback fills
@@ -794,40 +797,14 @@ static void summary(int mode, size_t min_solved, size_t min_good)
                  NIST_GOOD_LRE, min_good, unsolved);
 }
 
-static void test_summary_defaults(void **state)
+/* summary_<mode>: the bars of its tolerance set (state: the mode) */
+static void test_summary(void **state)
 {
-    (void)state;
-    summary(NIST_DEFAULTS, NIST_MIN_SOLVED_DEFAULT, NIST_MIN_LRE6_DEFAULT);
-}
-
-static void test_summary_tight(void **state)
-{
-    (void)state;
-    summary(NIST_TIGHT, NIST_MIN_SOLVED_TIGHT, 0);
-}
-
-static void test_summary_qr_defaults(void **state)
-{
-    (void)state;
-    summary(2 + NIST_DEFAULTS, NIST_MIN_SOLVED_DEFAULT, NIST_MIN_LRE6_DEFAULT);
-}
-
-static void test_summary_qr_tight(void **state)
-{
-    (void)state;
-    summary(2 + NIST_TIGHT, NIST_MIN_SOLVED_TIGHT, 0);
-}
-
-static void test_summary_auto_defaults(void **state)
-{
-    (void)state;
-    summary(4 + NIST_DEFAULTS, NIST_MIN_SOLVED_DEFAULT, NIST_MIN_LRE6_DEFAULT);
-}
-
-static void test_summary_auto_tight(void **state)
-{
-    (void)state;
-    summary(4 + NIST_TIGHT, NIST_MIN_SOLVED_TIGHT, 0);
+    const int mode = *(const int *)*state;
+    if (mode % 2 == NIST_TIGHT)
+        summary(mode, NIST_MIN_SOLVED_TIGHT, 0);
+    else
+        summary(mode, NIST_MIN_SOLVED_DEFAULT, NIST_MIN_LRE6_DEFAULT);
 }
 
 static int teardown_all(void **state)
@@ -840,7 +817,7 @@ static int teardown_all(void **state)
 
 int main(void)
 {
-    enum { N_TESTS = 3 + NIST_N_PROBLEMS + 6 };
+    enum { N_TESTS = 3 + NIST_N_PROBLEMS + NIST_N_MODES };
     struct CMUnitTest tests[N_TESTS];
     size_t t = 0;
     memset(tests, 0, sizeof tests);
@@ -856,17 +833,15 @@ int main(void)
         tests[t].test_func = test_problem;
         tests[t++].initial_state = &g_index[k];
     }
-    tests[t].name = "summary_defaults";
-    tests[t++].test_func = test_summary_defaults;
-    tests[t].name = "summary_tight";
-    tests[t++].test_func = test_summary_tight;
-    tests[t].name = "summary_qr_defaults";
-    tests[t++].test_func = test_summary_qr_defaults;
-    tests[t].name = "summary_qr_tight";
-    tests[t++].test_func = test_summary_qr_tight;
-    tests[t].name = "summary_auto_defaults";
-    tests[t++].test_func = test_summary_auto_defaults;
-    tests[t].name = "summary_auto_tight";
-    tests[t++].test_func = test_summary_auto_tight;
+    static const char *const summary_name[NIST_N_MODES] = {
+        "summary_defaults", "summary_tight", "summary_qr_defaults", "summary_qr_tight",
+        "summary_auto_defaults", "summary_auto_tight"};
+    static int mode_index[NIST_N_MODES];
+    for (int m = 0; m < NIST_N_MODES; m++) {
+        mode_index[m] = m;
+        tests[t].name = summary_name[m];
+        tests[t].test_func = test_summary;
+        tests[t++].initial_state = &mode_index[m];
+    }
     return _cmocka_run_group_tests("nist", tests, t, NULL, teardown_all);
 }

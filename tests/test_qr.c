@@ -125,21 +125,26 @@ static void poly_reference(const poly *d, long double *b, long double *vdiag, do
     }
 }
 
+static void poly_setup(poly *d, int accum, nlsq_problem *pb, nlsq_options *opt)
+{
+    memset(pb, 0, sizeof *pb);
+    pb->n_params = VP;
+    pb->n_rows = VM;
+    pb->eval = poly_eval;
+    pb->ctx = d;
+    nlsq_options_init(opt);
+    opt->accumulator = accum;
+    opt->n_threads = 1;
+}
+
 /* digits of sqrt(diag) of the covariance nlsq_covariance gives at x
  * (absolute_sigma: (J^T J)^-1; rcond: the eigenvalue cut) */
 static double poly_cov_digits(poly *d, int accum, double rcond, const double *x,
                               const long double *vdiag)
 {
     nlsq_problem pb;
-    memset(&pb, 0, sizeof pb);
-    pb.n_params = VP;
-    pb.n_rows = VM;
-    pb.eval = poly_eval;
-    pb.ctx = d;
     nlsq_options opt;
-    nlsq_options_init(&opt);
-    opt.accumulator = accum;
-    opt.n_threads = 1;
+    poly_setup(d, accum, &pb, &opt);
     opt.absolute_sigma = 1;
     opt.cov_rcond = rcond;
     static double cov[VP * VP];
@@ -148,9 +153,8 @@ static double poly_cov_digits(poly *d, int accum, double rcond, const double *x,
     for (size_t j = 0; j < VP; j++) {
         long double ref = sqrtl(vdiag[j]);
         long double e = fabsl((long double)sqrt(cov[j * VP + j]) - ref) / ref;
-        double dg = e > 0 ? (double)-log10l(e) : 17.0;
-        if (!(dg < worst)) continue;
-        worst = dg > 0 ? dg : 0.0;   /* NaN / inf: 0 digits */
+        double dg = e > 0 ? (double)-log10l(e) : e == 0 ? 17.0 : 0.0;   /* NaN: 0 */
+        if (dg < worst) worst = dg > 0 ? dg : 0.0;                        /* inf: 0 */
     }
     return worst;
 }
@@ -158,15 +162,8 @@ static double poly_cov_digits(poly *d, int accum, double rcond, const double *x,
 static double poly_fit(poly *d, int accum, double *x, nlsq_result *res)
 {
     nlsq_problem pb;
-    memset(&pb, 0, sizeof pb);
-    pb.n_params = VP;
-    pb.n_rows = VM;
-    pb.eval = poly_eval;
-    pb.ctx = d;
     nlsq_options opt;
-    nlsq_options_init(&opt);
-    opt.accumulator = accum;
-    opt.n_threads = 1;
+    poly_setup(d, accum, &pb, &opt);
     /* the cosine test (gtol) stops where cond(J) * cosine is still large: off */
     opt.gtol = 0.0;
     opt.ftol = 0.0;
@@ -183,8 +180,8 @@ static double digits(const double *x, const long double *b)
     double worst = 17.0;
     for (size_t j = 0; j < VP; j++) {
         long double e = fabsl((long double)x[j] - b[j]) / fabsl(b[j]);
-        double dg = e > 0 ? (double)-log10l(e) : 17.0;
-        if (dg < worst) worst = dg;
+        double dg = e > 0 ? (double)-log10l(e) : e == 0 ? 17.0 : 0.0;
+        if (dg < worst) worst = dg > 0 ? dg : 0.0;
     }
     return worst;
 }
