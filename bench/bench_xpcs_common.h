@@ -41,6 +41,15 @@ BX_UNUSED static double bx_now(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+/* CPU seconds of the whole process (all threads): on a shared machine a
+ * steadier measure of work than wall time. */
+BX_UNUSED static double bx_cpu(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
 /* A field of /proc/self/status in KiB ("VmHWM", "VmRSS"), or -1. */
 BX_UNUSED static long bx_status_kib(const char *field)
 {
