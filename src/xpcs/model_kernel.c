@@ -19,7 +19,13 @@
  * three-part reduction loses accuracy, are redone with libm.  A segment tail
  * shorter than four entries goes through the same vector code on padded
  * copies, so an entry's result never depends on its position in a segment.
- * The portable version uses libm and the same formulas.
+ * It works in tiles of XK_TILE entries and two stages: first, over the whole
+ * tile, what does not depend on the angle (I_D, I_G, exp, -A dCd), then the
+ * angle's part (sin/cos of Phi, g1, r, J).  One entry's chain of sqrt, exp
+ * and sin/cos is long; loops of independent short iterations let the CPU
+ * overlap them.  Every operation is the one of the one-stage kernel it
+ * replaced, in the same order: r and J are bitwise unchanged.
+ * The portable version uses libm and the formulas as written above.
  */
 #include "model_kernel.h"
 #include "physics.h"
@@ -32,6 +38,7 @@
 #define XK_FLOOR NLSQ__XPCS_G1_FLOOR
 #define XK_CLAMP NLSQ__XPCS_EXP_CLAMP
 #define XK_EPS2 NLSQ__XPCS_EPS2
+#define XK_TILE 64         /* entries per stage of the AVX2 kernel */
 
 /* ------------------------------------------------------------------ portable */
 
@@ -179,122 +186,196 @@ XK_AVX void sincos_pd(__m256d x, __m256d *so, __m256d *co)
     *co = _mm256_xor_pd(c, _mm256_and_pd(negc, sign));
 }
 
-/* Four entries: j-indexed inputs at CDj[0..3] etc.; outputs r[0..3] and
- * J[c * ld + 0..3]. */
-XK_AVX void body4(const xk_seg *s, const xk_tab *T, size_t i, const double *CDj,
-                  const double *CGj, const double *const dCDj[3], const double *const dCGj[3],
-                  __m256d y, double *r, double *J, size_t ld)
+/* sinc(x) and, when deriv, its derivative (the three branches of
+ * sinc_and_derivative; lanes with |x| > 1e5 redone with libm). */
+XK_AVX void sinc4(__m256d x, int deriv, __m256d *sinc, __m256d *dsinc)
 {
-    const __m256d sign = v(-0.0);
-    __m256d ay = _mm256_andnot_pd(sign, y);
-    __m256d valid = _mm256_cmp_pd(ay, v(INFINITY), _CMP_LT_OQ);    /* finite (NaN: false) */
-
-    __m256d dCd = _mm256_sub_pd(v(T->CD[i]), _mm256_loadu_pd(CDj));
-    __m256d ID = _mm256_sqrt_pd(_mm256_fmadd_pd(dCd, dCd, v(XK_EPS2)));
-    __m256d e = _mm256_mul_pd(v(-s->A), ID);
-    __m256d clampD = _mm256_cmp_pd(e, v(XK_CLAMP), _CMP_NGE_UQ);  /* !(e >= -700) */
-    e = blend(clampD, v(XK_CLAMP), e);
-    __m256d g1d = exp_pd(e);
-
-    __m256d sinc = v(1.0), dsinc = v(0.0), IG = v(0.0), dCg = v(0.0);
-    if (s->laminar) {
-        dCg = _mm256_sub_pd(v(T->CG[i]), _mm256_loadu_pd(CGj));
-        IG = _mm256_sqrt_pd(_mm256_fmadd_pd(dCg, dCg, v(XK_EPS2)));
-        __m256d x = _mm256_mul_pd(v(s->bc), IG);
-        __m256d ax = _mm256_andnot_pd(sign, x);
-        __m256d sn, cs;
-        sincos_pd(x, &sn, &cs);
-        if (_mm256_movemask_pd(_mm256_cmp_pd(ax, v(1e5), _CMP_GT_OQ))) {
-            double xs[4], ss[4], cc[4];
-            _mm256_storeu_pd(xs, x);
-            _mm256_storeu_pd(ss, sn);
-            _mm256_storeu_pd(cc, cs);
-            for (int l = 0; l < 4; l++)
-                if (fabs(xs[l]) > 1e5) { ss[l] = sin(xs[l]); cc[l] = cos(xs[l]); }
-            sn = _mm256_loadu_pd(ss);
-            cs = _mm256_loadu_pd(cc);
-        }
-        __m256d x2 = _mm256_mul_pd(x, x);
-        __m256d small = _mm256_cmp_pd(ax, v(XK_SINC_SERIES), _CMP_LT_OQ);
-        __m256d series = _mm256_fmadd_pd(x2, _mm256_fmadd_pd(x2, v(1.0 / 120.0), v(-1.0 / 6.0)),
-                                         v(1.0));
-        sinc = blend(small, series, _mm256_div_pd(sn, x));
-        if (J) {
-            __m256d mid = _mm256_cmp_pd(ax, v(XK_SINC_TAYLOR), _CMP_LT_OQ);
-            __m256d d_series = _mm256_mul_pd(x, _mm256_fmadd_pd(x2, v(1.0 / 30.0), v(-1.0 / 3.0)));
-            __m256d t = _mm256_fmadd_pd(x2, v(-1.0 / 3991680.0), v(1.0 / 45360.0));
-            t = _mm256_fmadd_pd(x2, t, v(-1.0 / 840.0));
-            t = _mm256_fmadd_pd(x2, t, v(1.0 / 30.0));
-            t = _mm256_fmadd_pd(x2, t, v(-1.0 / 3.0));
-            __m256d d_taylor = _mm256_mul_pd(x, t);
-            __m256d d_closed = _mm256_div_pd(_mm256_fmsub_pd(x, cs, sn), x2);
-            dsinc = blend(small, d_series, blend(mid, d_taylor, d_closed));
-        }
+    const __m256d ax = _mm256_andnot_pd(v(-0.0), x);
+    __m256d sn, cs;
+    sincos_pd(x, &sn, &cs);
+    if (_mm256_movemask_pd(_mm256_cmp_pd(ax, v(1e5), _CMP_GT_OQ))) {
+        double xs[4], ss[4], cc[4];
+        _mm256_storeu_pd(xs, x);
+        _mm256_storeu_pd(ss, sn);
+        _mm256_storeu_pd(cc, cs);
+        for (int l = 0; l < 4; l++)
+            if (fabs(xs[l]) > 1e5) { ss[l] = sin(xs[l]); cc[l] = cos(xs[l]); }
+        sn = _mm256_loadu_pd(ss);
+        cs = _mm256_loadu_pd(cc);
     }
-    __m256d g1raw = _mm256_mul_pd(g1d, _mm256_mul_pd(sinc, sinc));
+    __m256d x2 = _mm256_mul_pd(x, x);
+    __m256d small = _mm256_cmp_pd(ax, v(XK_SINC_SERIES), _CMP_LT_OQ);
+    __m256d series = _mm256_fmadd_pd(x2, _mm256_fmadd_pd(x2, v(1.0 / 120.0), v(-1.0 / 6.0)), v(1.0));
+    *sinc = blend(small, series, _mm256_div_pd(sn, x));
+    if (!deriv) return;
+    __m256d mid = _mm256_cmp_pd(ax, v(XK_SINC_TAYLOR), _CMP_LT_OQ);
+    __m256d d_series = _mm256_mul_pd(x, _mm256_fmadd_pd(x2, v(1.0 / 30.0), v(-1.0 / 3.0)));
+    __m256d t = _mm256_fmadd_pd(x2, v(-1.0 / 3991680.0), v(1.0 / 45360.0));
+    t = _mm256_fmadd_pd(x2, t, v(-1.0 / 840.0));
+    t = _mm256_fmadd_pd(x2, t, v(1.0 / 30.0));
+    t = _mm256_fmadd_pd(x2, t, v(-1.0 / 3.0));
+    __m256d d_taylor = _mm256_mul_pd(x, t);
+    __m256d d_closed = _mm256_div_pd(_mm256_fmsub_pd(x, cs, sn), x2);
+    *dsinc = blend(small, d_series, blend(mid, d_taylor, d_closed));
+}
+
+/* The j-indexed table entries of four consecutive entries (pointers at j,
+ * or at padded copies for a segment's last partial vector) and the scalar
+ * i-indexed ones of the segment's matrix row. */
+typedef struct jview {
+    const double *CD, *CG, *dD[3], *dG[3];
+} jview;
+
+typedef struct iconst {
+    double CD, CG, dD[3], dG[3];
+} iconst;
+
+/* Angle-independent factors of a tile (XK_TILE entries, four at a time). */
+typedef struct pair_tile {
+    double gd[XK_TILE];    /* exp(max(-A I_D, -700)) */
+    double ID[XK_TILE];    /* I_D */
+    double mAd[XK_TILE];   /* -A dCd */
+    double IG[XK_TILE];    /* I_G */
+} pair_tile;
+
+/* Stage 1, four entries: the factors that do not depend on the angle. */
+XK_AVX void pairs4(const xk_seg *s, const iconst *ci, const jview *V, double *gd, double *ID,
+                   double *mAd, double *IG)
+{
+    __m256d dCd = _mm256_sub_pd(v(ci->CD), _mm256_loadu_pd(V->CD));
+    __m256d D = _mm256_sqrt_pd(_mm256_fmadd_pd(dCd, dCd, v(XK_EPS2)));
+    __m256d e = _mm256_mul_pd(v(-s->A), D);
+    __m256d clampD = _mm256_cmp_pd(e, v(XK_CLAMP), _CMP_NGE_UQ);  /* !(e >= -700) */
+    _mm256_storeu_pd(gd, exp_pd(blend(clampD, v(XK_CLAMP), e)));
+    _mm256_storeu_pd(ID, D);
+    _mm256_storeu_pd(mAd, _mm256_mul_pd(v(-s->A), dCd));
+    if (s->laminar) {
+        __m256d dCg = _mm256_sub_pd(v(ci->CG), _mm256_loadu_pd(V->CG));
+        _mm256_storeu_pd(IG, _mm256_sqrt_pd(_mm256_fmadd_pd(dCg, dCg, v(XK_EPS2))));
+    }
+}
+
+/* Stage 2, four entries of one angle from their pair factors (at P + t):
+ * r[0..3] and J[c * ld + 0..3]. */
+XK_AVX void angle4(const xk_seg *s, const iconst *ci, const jview *V, const pair_tile *P,
+                   size_t t, __m256d y, double *r, double *J, size_t ld)
+{
+    __m256d valid = _mm256_cmp_pd(_mm256_andnot_pd(v(-0.0), y), v(INFINITY), _CMP_LT_OQ);
+    __m256d gd = _mm256_loadu_pd(P->gd + t);
+    __m256d sinc = v(1.0), dsinc = v(0.0), IG = v(0.0);
+    if (s->laminar) {
+        IG = _mm256_loadu_pd(P->IG + t);
+        sinc4(_mm256_mul_pd(v(s->bc), IG), J != NULL, &sinc, &dsinc);
+    }
+    __m256d g1raw = _mm256_mul_pd(gd, _mm256_mul_pd(sinc, sinc));
     __m256d above = _mm256_cmp_pd(g1raw, v(XK_FLOOR), _CMP_GT_OQ);
     __m256d g1 = blend(above, g1raw, v(XK_FLOOR));
     __m256d g1sq = _mm256_mul_pd(g1, g1);
     __m256d g2 = _mm256_fmadd_pd(v(s->con), g1sq, v(s->off));
-    __m256d res = _mm256_mul_pd(v(s->ws), _mm256_sub_pd(y, g2));
-    _mm256_storeu_pd(r, _mm256_and_pd(valid, res));
+    _mm256_storeu_pd(r, _mm256_and_pd(valid, _mm256_mul_pd(v(s->ws), _mm256_sub_pd(y, g2))));
     if (!J) return;
 
     const size_t np = s->laminar ? 7 : 3;
-    __m256d live = _mm256_and_pd(valid, above);
-    __m256d f = _mm256_and_pd(live, _mm256_mul_pd(v(-2.0 * s->ws * s->con), g1));
-    __m256d wD = _mm256_div_pd(_mm256_mul_pd(_mm256_mul_pd(f, g1raw), _mm256_mul_pd(v(-s->A), dCd)),
-                               ID);
+    __m256d ID = _mm256_loadu_pd(P->ID + t);
+    __m256d clampD = _mm256_cmp_pd(_mm256_mul_pd(v(-s->A), ID), v(XK_CLAMP), _CMP_NGE_UQ);
+    __m256d f = _mm256_and_pd(_mm256_and_pd(valid, above), _mm256_mul_pd(v(-2.0 * s->ws * s->con), g1));
+    __m256d wD = _mm256_div_pd(_mm256_mul_pd(_mm256_mul_pd(f, g1raw), _mm256_loadu_pd(P->mAd + t)), ID);
     wD = _mm256_andnot_pd(clampD, wD);
     for (int q = 0; q < 3; q++)
-        _mm256_storeu_pd(J + q * ld,
-                         _mm256_mul_pd(wD, _mm256_sub_pd(v(T->dCD[q][i]), _mm256_loadu_pd(dCDj[q]))));
+        _mm256_storeu_pd(J + q * ld, _mm256_mul_pd(wD, _mm256_sub_pd(v(ci->dD[q]), _mm256_loadu_pd(V->dD[q]))));
     if (s->laminar) {
-        __m256d fp = _mm256_mul_pd(_mm256_mul_pd(f, g1d), _mm256_mul_pd(v(2.0), _mm256_mul_pd(sinc, dsinc)));
+        __m256d dCg = _mm256_sub_pd(v(ci->CG), _mm256_loadu_pd(V->CG));
+        __m256d fp = _mm256_mul_pd(_mm256_mul_pd(f, gd), _mm256_mul_pd(v(2.0), _mm256_mul_pd(sinc, dsinc)));
         __m256d w2 = _mm256_div_pd(_mm256_mul_pd(_mm256_mul_pd(fp, v(s->bc)), dCg), IG);
         for (int q = 0; q < 3; q++)
             _mm256_storeu_pd(J + (3 + q) * ld,
-                             _mm256_mul_pd(w2, _mm256_sub_pd(v(T->dCG[q][i]), _mm256_loadu_pd(dCGj[q]))));
+                             _mm256_mul_pd(w2, _mm256_sub_pd(v(ci->dG[q]), _mm256_loadu_pd(V->dG[q]))));
         _mm256_storeu_pd(J + 6 * ld, _mm256_mul_pd(_mm256_mul_pd(fp, v(s->Bdc)), IG));
     }
     _mm256_storeu_pd(J + np * ld, _mm256_and_pd(valid, _mm256_mul_pd(v(-s->ws), g1sq)));
     _mm256_storeu_pd(J + (np + 1) * ld, _mm256_and_pd(valid, v(-s->ws)));
 }
 
+/* Padded copies of a segment's last partial vector (entries t .. len - 1,
+ * the last one repeated) and their view. */
+typedef struct tail4 {
+    double CD[4], CG[4], dD[3][4], dG[3][4], y[4], r[4], J[9 * 4];
+    jview V;
+} tail4;
+
+static void tail_fill(const xk_tab *T, size_t j0, size_t t, size_t len, const float *y32,
+                      const double *y64, tail4 *tl)
+{
+    for (int l = 0; l < 4; l++) {
+        size_t tt = t + (size_t)l < len ? t + (size_t)l : len - 1, j = j0 + tt;
+        tl->CD[l] = T->CD[j];
+        tl->CG[l] = T->CG ? T->CG[j] : 0.0;
+        for (int q = 0; q < 3; q++) {
+            tl->dD[q][l] = T->dCD[q][j];
+            tl->dG[q][l] = T->CG ? T->dCG[q][j] : 0.0;
+        }
+        tl->y[l] = y32 ? (double)y32[tt] : y64[tt];
+    }
+    tl->V = (jview){tl->CD, tl->CG, {tl->dD[0], tl->dD[1], tl->dD[2]},
+                    {tl->dG[0], tl->dG[1], tl->dG[2]}};
+}
+
+static inline void view_at(const xk_tab *T, size_t j, jview *V)
+{
+    V->CD = T->CD + j;
+    V->CG = T->CG ? T->CG + j : NULL;
+    for (int q = 0; q < 3; q++) {
+        V->dD[q] = T->dCD[q] + j;
+        V->dG[q] = T->CG ? T->dCG[q] + j : NULL;
+    }
+}
+
+/* Entries t0 .. t0 + n - 1 of the segment (n <= XK_TILE): stage 1 over the
+ * whole tile, then stage 2, so that each loop's iterations are independent
+ * and overlap (one entry's chain of sqrt, exp and sin/cos is long). */
+__attribute__((target("avx2,fma")))
+static void tile_avx2(const xk_seg *s, const xk_tab *T, const iconst *ci, size_t j0,
+                      size_t t0, size_t n, size_t len, const float *y32, const double *y64,
+                      double *r, double *J, size_t ld, tail4 *tl)
+{
+    pair_tile P;
+    const size_t full = n & ~(size_t)3, k = (s->laminar ? 7 : 3) + 2;
+    jview V;
+    for (size_t t = 0; t < full; t += 4) {
+        view_at(T, j0 + t0 + t, &V);
+        pairs4(s, ci, &V, P.gd + t, P.ID + t, P.mAd + t, P.IG + t);
+    }
+    if (full < n) {
+        tail_fill(T, j0, t0 + full, len, y32, y64, tl);
+        pairs4(s, ci, &tl->V, P.gd + full, P.ID + full, P.mAd + full, P.IG + full);
+    }
+    for (size_t t = 0; t < full; t += 4) {
+        size_t o = t0 + t;
+        view_at(T, j0 + o, &V);
+        __m256d y = y32 ? _mm256_cvtps_pd(_mm_loadu_ps(y32 + o)) : _mm256_loadu_pd(y64 + o);
+        angle4(s, ci, &V, &P, t, y, r + o, J ? J + o : NULL, ld);
+    }
+    if (full == n) return;
+    angle4(s, ci, &tl->V, &P, full, _mm256_loadu_pd(tl->y), tl->r, J ? tl->J : NULL, 4);
+    for (size_t l = 0; full + l < n; l++) {
+        r[t0 + full + l] = tl->r[l];
+        if (J)
+            for (size_t c = 0; c < k; c++) J[c * ld + t0 + full + l] = tl->J[c * 4 + l];
+    }
+}
+
 __attribute__((target("avx2,fma")))
 static void segment_avx2(const xk_seg *s, const xk_tab *T, size_t i, size_t j0, size_t len,
                          const float *y32, const double *y64, double *r, double *J, size_t ld)
 {
-    const int lam = s->laminar;
-    const size_t np = lam ? 7 : 3, k = np + 2;
-    size_t t = 0;
-    for (; t + 4 <= len; t += 4) {
-        size_t j = j0 + t;
-        const double *dD[3] = {T->dCD[0] + j, T->dCD[1] + j, T->dCD[2] + j};
-        const double *dG[3] = {lam ? T->dCG[0] + j : NULL, lam ? T->dCG[1] + j : NULL,
-                               lam ? T->dCG[2] + j : NULL};
-        __m256d y = y32 ? _mm256_cvtps_pd(_mm_loadu_ps(y32 + t)) : _mm256_loadu_pd(y64 + t);
-        body4(s, T, i, T->CD + j, lam ? T->CG + j : NULL, dD, dG, y, r + t, J ? J + t : NULL, ld);
-    }
-    if (t == len) return;
-    /* tail: the same code on padded copies (entries repeat the last one) */
-    double CDj[4], CGj[4], dD[3][4], dG[3][4], yv[4], rr[4], JJ[9 * 4];
-    for (int l = 0; l < 4; l++) {
-        size_t tt = t + (size_t)l < len ? t + (size_t)l : len - 1, j = j0 + tt;
-        CDj[l] = T->CD[j];
-        CGj[l] = lam ? T->CG[j] : 0.0;
-        for (int q = 0; q < 3; q++) {
-            dD[q][l] = T->dCD[q][j];
-            dG[q][l] = lam ? T->dCG[q][j] : 0.0;
-        }
-        yv[l] = y32 ? (double)y32[tt] : y64[tt];
-    }
-    const double *pD[3] = {dD[0], dD[1], dD[2]}, *pG[3] = {dG[0], dG[1], dG[2]};
-    body4(s, T, i, CDj, CGj, pD, pG, _mm256_loadu_pd(yv), rr, J ? JJ : NULL, 4);
-    for (size_t l = 0; t + l < len; l++) {
-        r[t + l] = rr[l];
-        if (J)
-            for (size_t c = 0; c < k; c++) J[c * ld + t + l] = JJ[c * 4 + l];
+    iconst ci = {T->CD[i], T->CG ? T->CG[i] : 0.0, {T->dCD[0][i], T->dCD[1][i], T->dCD[2][i]},
+                 {0.0, 0.0, 0.0}};
+    if (T->CG)
+        for (int q = 0; q < 3; q++) ci.dG[q] = T->dCG[q][i];
+    tail4 tl;
+    for (size_t t0 = 0; t0 < len; t0 += XK_TILE) {
+        size_t n = len - t0 < XK_TILE ? len - t0 : XK_TILE;
+        tile_avx2(s, T, &ci, j0, t0, n, len, y32, y64, r, J, ld, &tl);
     }
 }
 #endif
