@@ -138,21 +138,12 @@ static int progress_cb(void *ctx, const nlsq_progress_info *info)
     return 0;
 }
 
-/* The solver recorded in a checkpoint file (header field at byte 16, see
- * src/checkpoint.c): 1 LM, 2 Adam, 3 hybrid; 0 when unreadable (nlsq_resume
- * then reports why). */
+/* The solver recorded in a checkpoint file (nlsq_checkpoint_info): 1 LM,
+ * 2 Adam, 3 hybrid; 0 when unreadable (nlsq_resume then reports why). */
 static int checkpoint_solver(const char *path)
 {
-    char err[8];
-    FILE *fp = safe_open_input("--resume", path, err, sizeof err);
-    if (!fp) return 0;
-    unsigned char h[20];
-    size_t n = fread(h, 1, sizeof h, fp);
-    fclose(fp);
-    if (n != sizeof h || memcmp(h, "NLSQCKP", 8) != 0) return 0;
-    uint32_t v;
-    memcpy(&v, h + 16, sizeof v);
-    return v >= 1 && v <= 3 ? (int)v : 0;
+    nlsq_checkpoint_summary info;
+    return nlsq_checkpoint_info(path, &info, NULL) == 0 ? info.solver : 0;
 }
 
 /* The synthetic truth, mapped to the selection's angles.  The writer stores

@@ -526,6 +526,37 @@ NLSQ_API int nlsq_hybrid(const nlsq_problem *pb, const nlsq_options *opt, double
 NLSQ_API int nlsq_resume(const nlsq_problem *pb, const nlsq_options *opt,
                          const char *checkpoint_file, double *x, nlsq_result *res);
 
+/** The public solver that wrote a checkpoint (nlsq_checkpoint_summary.solver). */
+typedef enum nlsq_solver_kind {
+    NLSQ_SOLVER_LM = 1,
+    NLSQ_SOLVER_ADAM = 2,
+    NLSQ_SOLVER_HYBRID = 3
+} nlsq_solver_kind;
+
+/** What a checkpoint file holds (nlsq_checkpoint_info). */
+typedef struct nlsq_checkpoint_summary {
+    int      solver;       /* an nlsq_solver_kind: what nlsq_resume continues */
+    int      phase;        /* an nlsq_phase where it continues: NLSQ_PHASE_LM or
+                              NLSQ_PHASE_ADAM (a hybrid checkpoint has either) */
+    unsigned version;      /* the file's format version (1 to 3) */
+    size_t   n_params;     /* p of the problem it was written for */
+    size_t   n_rows;       /* m of that problem */
+    size_t   iteration;    /* LM iterations (phase LM) or Adam epochs (phase Adam) done */
+    size_t   tag_size;     /* bytes of its tag (0: none; nlsq_checkpoint_tag reads it) */
+    int      scale_exp;    /* residuals were multiplied by 2^scale_exp (0: unscaled;
+                              format version 3 records it, older files read 0) */
+} nlsq_checkpoint_summary;
+
+/** Describe a checkpoint file without a problem: fills *info.  Reads and
+ *  checks the file as nlsq_resume does (regular file, without blocking;
+ *  magic, version, byte order, sizes, checksum, payload layout and values),
+ *  but not against a problem: nlsq_resume still checks p, m, the bounds and
+ *  the tag.  Returns 0, NLSQ_EIO, NLSQ_ECHECKPOINT, NLSQ_ENOMEM or
+ *  NLSQ_EINVAL (NULL file or info), with the reason in res->message (res may
+ *  be NULL); on error *info is zeroed.  Thread-safe; allocates with malloc. */
+NLSQ_API int nlsq_checkpoint_info(const char *checkpoint_file, nlsq_checkpoint_summary *info,
+                                  nlsq_result *res);
+
 /** The tag stored in a checkpoint (opt->checkpoint_tag when it was written):
  *  copies min(tag size, buf_size) bytes into buf and sets *tag_size (0: no
  *  tag).  Reads and checks the file as nlsq_resume does (regular file,

@@ -253,9 +253,14 @@ int nlsq__engine_autoscale(nlsq__engine *e, const nlsq__acc *out)
     if (!(rmax > 0) || !(rmax <= DBL_MAX)) return 0;
     if (rmax >= 0x1p-200 && rmax <= 0x1p200) return 0;
     int k = -ilogb(rmax);
-    e->scale_exp += k;
-    e->f_scale = ldexp(e->opt->f_scale, e->scale_exp);
+    nlsq__engine_set_scale(e, e->scale_exp + k);
     return k;
+}
+
+void nlsq__engine_set_scale(nlsq__engine *e, int k)
+{
+    e->scale_exp = k;
+    e->f_scale = ldexp(e->opt->f_scale, k);
 }
 
 /* ------------------------------------------------------------------ setup */

@@ -28,6 +28,18 @@
  *
  * Learning-rate schedule and plateau (stopping) rule: src/adam_policy.c.
  *
+ * Scale-free arithmetic.  The start pass measures the largest residual; when
+ * it lies outside [2^-200, 2^200] the engine multiplies residuals and
+ * Jacobian by the power of two that brings it to [1, 2)
+ * (nlsq__engine_autoscale) and the pass is redone (n_jac counts both).  The
+ * whole run then works in those units: every cost, gradient and moment is
+ * 4^k times the caller's, J^T r enters the moments through m1 / sqrt(v),
+ * which a power of two does not change, so only adam.eps sees the scale (it
+ * guards sqrt(v) of a gradient of order one instead of the caller's order).
+ * The scale is fixed for the run (a run that moves its residuals by 2^200
+ * from the start is not rescaled).  Costs, gradients and the covariance are
+ * unscaled for the caller; the scale is part of the checkpointed state.
+ *
  * Returned point: the end-of-epoch iterate of the epoch with the lowest
  * estimate (the start point, with its full cost, at first).  One full pass at
  * that point gives res->cost (and grad_norm); if that full cost is not <= the
@@ -241,6 +253,9 @@ static int batch_grad(nlsq__engine *e, adam_plan *pl, nlsq__adam_state *st, size
     return 0;
 }
 
+/* Unscaled value of a cost-like quantity of the state (scaled by 4^k). */
+static double unscale2(const nlsq__adam_state *st, double v) { return ldexp(v, -2 * st->scale_exp); }
+
 static void fill_counters(nlsq_result *res, const nlsq__adam_state *st, size_t m)
 {
     if (!res) return;
@@ -248,7 +263,7 @@ static void fill_counters(nlsq_result *res, const nlsq__adam_state *st, size_t m
     res->n_jac = ceil_div_u64(st->grad_rows, m);
     res->n_eval = ceil_div_u64(st->cost_rows, m);
     res->n_nonfinite = st->n_nonfinite;
-    res->initial_cost = st->initial_cost;
+    res->initial_cost = unscale2(st, st->initial_cost);
 }
 
 /* Full pass at x in mode (GRAD or NORMAL or COST); JtJ/Jtr into buffers. */
@@ -295,6 +310,7 @@ typedef struct adam_run {
 
 static void run_close(adam_run *R)
 {
+    nlsq__engine_set_scale(R->e, 0);   /* the engine is the caller's again */
     nlsq__free(R->e->al, R->JtJ);
     plan_free(R->e->al, &R->pl);
 }
@@ -334,7 +350,11 @@ static int run_start(adam_run *R)
     nlsq__adam_state *st = R->st;
     const size_t p = R->e->p;
     nlsq__acc acc;
+    nlsq__engine_set_scale(R->e, st->started ? st->scale_exp : 0);
     int rc = full_pass(R->e, st, st->x0, NLSQ__PASS_NORMAL, R->JtJ, R->Jtr, &acc);
+    if (!rc && !st->started && !acc.n_nonfinite_r && !acc.n_nonfinite_J &&
+        nlsq__engine_autoscale(R->e, &acc) != 0)   /* r^2 out of range: redo it scaled */
+        rc = full_pass(R->e, st, st->x0, NLSQ__PASS_NORMAL, R->JtJ, R->Jtr, &acc);
     if (rc) {
         R->status = nlsq__finish(R->res, rc, "callback failed at the start point (chunk at row "
                                  "%zu)", R->e->callback_row);
@@ -364,6 +384,7 @@ static int run_start(adam_run *R)
                                  "start point (residuals or Jacobian entries too large: rescale)");
         return RUN_ABORT;
     }
+    st->scale_exp = R->e->scale_exp;
     st->initial_cost = acc.cost;
     st->initial_gnorm = max_abs(p, R->Jtr);
     cap_scales(&R->pl, R->JtJ, st->initial_cost);
@@ -491,10 +512,11 @@ static int run_epoch_end(adam_run *R, double est, double gmax)
         memcpy(R->x, st->x, p * sizeof(double));
     }
     double lr_next = nlsq__adam_lr(opt, R->pl.n_batches, st->lr_factor, st->step + 1);
+    double est_u = unscale2(st, est), gmax_u = unscale2(st, gmax);
     nlsq__log(opt, 0, "adam %4zu  estimate %.10e  |g| %.3e  lr %.3e  plateau %zu",
-              st->epoch, est, gmax, lr_next, st->bad_epochs);
+              st->epoch, est_u, gmax_u, lr_next, st->bad_epochs);
     if (opt->progress) {
-        nlsq_progress_info info = {NLSQ_PHASE_ADAM, st->epoch, est, gmax, lr_next,
+        nlsq_progress_info info = {NLSQ_PHASE_ADAM, st->epoch, est_u, gmax_u, lr_next,
                                    nlsq__now() - R->args->t_start,
                                    ceil_div_u64(st->cost_rows, m),
                                    ceil_div_u64(st->grad_rows, m), st->best_x};
@@ -541,7 +563,8 @@ static int final_point(adam_run *R, double *cost, double *gnorm, int *have_norma
             *have_normal = mode == NLSQ__PASS_NORMAL;
         } else {
             nlsq__log(R->opt, 0, "adam: best point (full cost %.10e) not better than the start "
-                      "(%.10e): returning the start point", acc.cost, st->initial_cost);
+                      "(%.10e): returning the start point", unscale2(st, acc.cost),
+                      unscale2(st, st->initial_cost));
             at_start = 1;
         }
     }
@@ -565,12 +588,14 @@ static int run_result(adam_run *R, double cost, double gnorm, int have_normal)
     const nlsq_problem *pb = R->e->pb;
     nlsq_result *res = R->res;
     int status = R->status;
+    const nlsq__adam_state *st = R->st;
+    R->st->cost = cost;
     nlsq__finish(res, status, NULL);
     if (res) {
-        res->cost = cost;
-        res->grad_norm = gnorm;
+        res->cost = unscale2(st, cost);
+        res->grad_norm = unscale2(st, gnorm);
         double dof = nlsq__dof(pb);
-        res->reduced_chi2 = dof > 0 ? 2.0 * cost / dof : NAN;
+        res->reduced_chi2 = dof > 0 ? 2.0 * res->cost / dof : NAN;
         res->n_active = 0;
         for (size_t j = 0; j < R->e->p; j++)
             if (R->x[j] <= R->pl.lo[j] || R->x[j] >= R->pl.hi[j]) res->n_active++;
@@ -578,6 +603,7 @@ static int run_result(adam_run *R, double cost, double gnorm, int have_normal)
             int rc = nlsq__covariance_at(pb, R->opt, R->e->al, R->x, R->JtJ, NULL, cost,
                                          res->covariance, res);
             if (rc) status = nlsq__finish(res, rc, "covariance: eigen-decomposition failed");
+            else if (R->opt->absolute_sigma) nlsq__unscale_cov(R->e->p, st->scale_exp, res->covariance);
         }
     }
     fill_counters(res, R->st, R->pl.m);
@@ -592,10 +618,11 @@ static int run_abort(adam_run *R)
     nlsq__adam_state *st = R->st;
     const size_t p = R->e->p;
     memcpy(R->x, st->best_x, p * sizeof(double));
+    int at_start = memcmp(st->best_x, st->x0, p * sizeof(double)) == 0;
+    st->cost = at_start && st->started ? st->initial_cost : NAN;
     if (R->res) {
-        int at_start = memcmp(st->best_x, st->x0, p * sizeof(double)) == 0;
-        R->res->cost = at_start && st->started ? st->initial_cost : NAN;
-        R->res->grad_norm = at_start && st->started ? st->initial_gnorm : NAN;
+        R->res->cost = unscale2(st, st->cost);
+        R->res->grad_norm = at_start && st->started ? unscale2(st, st->initial_gnorm) : NAN;
     }
     fill_counters(R->res, st, R->pl.m);
     run_close(R);
@@ -612,7 +639,7 @@ int nlsq__adam_run(nlsq__engine *e, const nlsq_options *opt, double *x, nlsq_res
         return rc;
     }
     int flow = run_start(&R);
-    if (flow == RUN_ON && res) res->initial_cost = st->initial_cost;
+    if (flow == RUN_ON && res) res->initial_cost = unscale2(st, st->initial_cost);
     while (flow == RUN_ON) {
         double est, gmax;
         flow = run_stop_rule(&R);

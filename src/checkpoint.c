@@ -9,29 +9,33 @@
  * is not a regular file (FIFO, device, folder) is never replaced (NLSQ_EIO).
  * Reading opens without blocking and reads regular files only.
  *
- * Format (version 1, or 2 when the caller gives opt->checkpoint_tag;
- * integers and doubles in host byte order, IEEE-754 doubles as stored in
- * memory; the endian tag rejects a foreign byte order):
+ * Format, version 3 (integers and doubles in host byte order, IEEE-754
+ * doubles as stored in memory; the endian tag rejects a foreign byte order):
  *
  *   off  size  field
  *     0     8  magic "NLSQCKP\0"
- *     8     4  version (1)
+ *     8     4  version (3)
  *    12     4  endian tag 0x01020304
- *    16     4  solver: 1 LM, 2 Adam, 3 hybrid
+ *    16     4  solver, the public solver that wrote it (nlsq_solver_kind):
+ *              1 LM, 2 Adam, 3 hybrid (both phases of nlsq_hybrid write 3)
  *    20     4  phase: NLSQ_PHASE_ADAM (2) or NLSQ_PHASE_LM (1)
  *    24     8  p
  *    32     8  m
  *    40     8  bounds hash: FNV-1a 64 over lower[0..p) then upper[0..p) as
  *              doubles (NULL bounds = -inf / +inf, -0.0 read as +0.0)
  *    48     8  payload size in bytes (N)
- * version 1:
- *    56     N  payload (below)
- *  56+N     8  checksum: FNV-1a 64 over bytes [0, 56 + N)
- * version 2 (a tag: the caller's fingerprint of its data and settings):
- *    56     8  tag size T (at most NLSQ_CHECKPOINT_TAG_MAX)
- *    64     T  tag bytes
- *  64+T     N  payload
+ *    56     8  tag size T (at most NLSQ_CHECKPOINT_TAG_MAX; 0: no tag)
+ *    64     T  tag bytes (opt->checkpoint_tag: the caller's fingerprint of its
+ *              data and settings)
+ *  64+T     N  payload (below)
  * 64+T+N    8  checksum: FNV-1a 64 over bytes [0, 64 + T + N)
+ *
+ * Older versions, still read: version 1 (no tag) has no tag-size field, its
+ * payload at 56; version 2 is version 3's layout with T > 0.  Neither has
+ * the scale_exp fields below (read as 0: a resumed run of a problem whose
+ * residuals needed a power-of-two scale restarts its damping state in the
+ * wrong units: a correct result, possibly by another path).  Any other
+ * version is refused with NLSQ_ECHECKPOINT.
  *
  * Payload, by (solver, phase):
  *   LM,     LM:   [lm]
@@ -39,18 +43,24 @@
  *   hybrid, Adam: [adam]
  *   hybrid, LM:   [hybrid][lm]
  * [lm]     chunk_rows u64, iteration u64, lambda f64, nu f64, delta f64, n_eval u64,
- *          n_jac u64, has_d2 u64, initial_cost f64, x[p], d2[p]
+ *          n_jac u64, has_d2 u64, initial_cost f64, x[p], d2[p], scale_exp i64
  * [adam]   chunk_rows u64, seed u64, block_rows u64, batch_blocks u64,
  *          epoch u64, step u64, rng[4] u64, lr_factor f64, bad_epochs u64,
  *          best_est f64, ref_est f64, initial_cost f64, initial_gnorm f64, grad_rows u64,
- *          cost_rows u64, n_nonfinite u64, x[p], x0[p], m1[p], v[p], best_x[p]
+ *          cost_rows u64, n_nonfinite u64, x[p], x0[p], m1[p], v[p], best_x[p],
+ *          scale_exp i64
+ * scale_exp: the power of two 2^k the engine multiplied residuals and
+ * Jacobian by (nlsq__engine_autoscale); the state's costs, gradients, D^2
+ * and moments are in those units, and the resumed run starts at that scale.
  * [hybrid] initial_cost f64, lm0_cost f64, phase-1 stats (iterations u64,
  *          n_eval u64, n_jac u64, cost f64, seconds f64), phase-1 non-finite
- *          batches u64, x0[p], x_lm0[p]
+ *          batches u64, x0[p], x_lm0[p], scale_exp i64 (the units of its costs)
  *
  * Loading checks, in order: the file opens and reads (else NLSQ_EIO); magic,
- * version, endian tag, size = 64 + N, checksum, p, m and the bounds hash of
- * the problem, payload layout and value sanity (else NLSQ_ECHECKPOINT).
+ * version, endian tag, size = 64 + T + N + 8, checksum, p, m and the bounds
+ * hash of the problem, the tag, payload layout and value sanity (else
+ * NLSQ_ECHECKPOINT).  nlsq_checkpoint_info reads the same way without a
+ * problem.
  *
  * The LM state saved is exactly what nlsq__lm_run needs to continue (its
  * J^T J at x is recomputed by the first pass of the resumed run, which is
@@ -71,8 +81,8 @@
 #include <unistd.h>
 
 #define CK_MAGIC "NLSQCKP"          /* 8 bytes with the NUL */
-#define CK_VERSION 1u
-#define CK_VERSION_TAG 2u          /* with the caller's tag */
+#define CK_VERSION 3u               /* written */
+#define CK_VERSION_OLDEST 1u        /* read: 1 (no tag field), 2 (tag), 3 (+ scale_exp) */
 #define CK_ENDIAN 0x01020304u
 #define CK_HEADER 56u
 
@@ -132,6 +142,7 @@ static void put_lm(wbuf *w, size_t p, size_t chunk, const double *x, const nlsq_
     put_f64(w, st->initial_cost);
     put_vec(w, x, p);
     put_vec(w, st->d2, p);
+    put_u64(w, (uint64_t)(int64_t)st->scale_exp);
 }
 
 static void put_adam(wbuf *w, size_t p, size_t chunk, const nlsq__adam_state *st)
@@ -157,6 +168,7 @@ static void put_adam(wbuf *w, size_t p, size_t chunk, const nlsq__adam_state *st
     put_vec(w, st->m1, p);
     put_vec(w, st->v, p);
     put_vec(w, st->best_x, p);
+    put_u64(w, (uint64_t)(int64_t)st->scale_exp);
 }
 
 static void put_hybrid(wbuf *w, size_t p, const nlsq__hybrid_ctx *h)
@@ -171,6 +183,7 @@ static void put_hybrid(wbuf *w, size_t p, const nlsq__hybrid_ctx *h)
     put_u64(w, h->phase1_nonfinite);
     put_vec(w, h->x0, p);
     put_vec(w, h->x_lm0, p);
+    put_u64(w, (uint64_t)(int64_t)h->scale_exp);
 }
 
 typedef struct ck_src {
@@ -180,7 +193,7 @@ typedef struct ck_src {
     const nlsq__lm_state *lm;
     const nlsq__adam_state *adam;
     const nlsq__hybrid_ctx *hy;
-    const void *tag;                 /* opt->checkpoint_tag (version 2), or NULL */
+    const void *tag;                 /* opt->checkpoint_tag, or NULL */
     size_t tag_size;
 } ck_src;
 
@@ -189,7 +202,7 @@ static void serialize(wbuf *w, const nlsq_problem *pb, const ck_src *s)
     const size_t p = pb->n_params;
     size_t start = w->n;
     put(w, CK_MAGIC, 8);
-    put_u32(w, s->tag ? CK_VERSION_TAG : CK_VERSION);
+    put_u32(w, CK_VERSION);
     put_u32(w, CK_ENDIAN);
     put_u32(w, (uint32_t)s->solver);
     put_u32(w, (uint32_t)s->phase);
@@ -198,10 +211,8 @@ static void serialize(wbuf *w, const nlsq_problem *pb, const ck_src *s)
     put_u64(w, bounds_hash(pb));
     size_t at_len = w->n;
     put_u64(w, 0);                   /* payload size, patched below */
-    if (s->tag) {
-        put_u64(w, s->tag_size);
-        put(w, s->tag, s->tag_size);
-    }
+    put_u64(w, s->tag ? s->tag_size : 0);
+    if (s->tag) put(w, s->tag, s->tag_size);
     size_t at_payload = w->n;
     if (s->hy) put_hybrid(w, p, s->hy);
     if (s->lm) put_lm(w, p, s->chunk, s->x, s->lm);
@@ -315,9 +326,7 @@ static int save(const nlsq__engine *e, const nlsq_options *opt, const ck_src *s,
 int nlsq__checkpoint_save_lm(const nlsq__engine *e, const nlsq_options *opt,
                              const double *x, const nlsq__lm_state *st, nlsq_result *res)
 {
-    /* Phase 2 of nlsq_hybrid runs nlsq__lm_run with this hook installed. */
-    const nlsq__hybrid_ctx *hy = opt->progress == nlsq__hybrid_progress_hook
-                                 ? (const nlsq__hybrid_ctx *)opt->progress_ctx : NULL;
+    const nlsq__hybrid_ctx *hy = st->hybrid;   /* phase 2 of nlsq_hybrid, or NULL */
     ck_src s = {hy ? NLSQ__SOLVER_HYBRID : NLSQ__SOLVER_LM, NLSQ_PHASE_LM, e->chunk_rows,
                 x, st, NULL, hy, NULL, 0};
     return save(e, opt, &s, res);
@@ -351,6 +360,13 @@ static void get(rbuf *r, void *dst, size_t n)
 static uint64_t get_u64(rbuf *r) { uint64_t v; get(r, &v, sizeof v); return v; }
 static uint32_t get_u32(rbuf *r) { uint32_t v; get(r, &v, sizeof v); return v; }
 static double get_f64(rbuf *r) { double v; get(r, &v, sizeof v); return v; }
+/* The engine scale of a state: 0 before version 3; NULL or why not. */
+static const char *get_scale(rbuf *r, uint32_t version, int *k)
+{
+    int64_t v = version >= 3 ? (int64_t)get_u64(r) : 0;
+    *k = (int)v;
+    return v < -NLSQ__SCALE_EXP_MAX || v > NLSQ__SCALE_EXP_MAX ? "engine scale out of range" : NULL;
+}
 static void get_vec(rbuf *r, double *v, size_t p) { get(r, v, p * sizeof(double)); }
 
 static int all_finite(const double *v, size_t p)
@@ -375,7 +391,8 @@ static int fail(nlsq_result *res, int code, const char *file, const char *why)
 typedef struct ck_file {
     unsigned char *buf;
     size_t size;
-    size_t tag_at, tag_size;       /* version 2: the tag bytes; else 0, 0 */
+    uint32_t version;
+    size_t tag_at, tag_size;       /* the tag bytes (version >= 2); else 0, 0 */
 } ck_file;
 
 /* Read the whole file (NLSQ_EIO; a regular file only, opened without
@@ -403,12 +420,18 @@ static int read_checkpoint(const nlsq_allocator *al, const char *file, ck_file *
         goto bad;
     }
     if (memcmp(head, CK_MAGIC, 8) != 0) { why = "not an nlsq checkpoint (bad magic)"; goto bad; }
-    uint32_t version;
+    uint32_t version, endian;
     uint64_t payload, tag_size = 0;
     memcpy(&version, head + 8, 4);
+    memcpy(&endian, head + 12, 4);
     memcpy(&payload, head + 48, 8);
-    if (version == CK_VERSION_TAG) memcpy(&tag_size, head + CK_HEADER, 8);
-    size_t fixed = CK_HEADER + 8 + (version == CK_VERSION_TAG ? 8 : 0);
+    if (endian != CK_ENDIAN) { why = "written on a machine of another byte order"; goto bad; }
+    if (version < CK_VERSION_OLDEST || version > CK_VERSION) {
+        why = "unsupported format version (this library reads versions 1 to 3)";
+        goto bad;
+    }
+    if (version >= 2) memcpy(&tag_size, head + CK_HEADER, 8);
+    size_t fixed = CK_HEADER + 8 + (version >= 2 ? 8 : 0);
     if (tag_size > NLSQ_CHECKPOINT_TAG_MAX || payload > size || payload + tag_size + fixed != size) {
         why = "size does not match the header (truncated?)";
         goto bad;
@@ -424,17 +447,14 @@ static int read_checkpoint(const nlsq_allocator *al, const char *file, ck_file *
     }
     close(fd);
     fd = -1;
-    uint32_t endian;
     uint64_t sum;
-    memcpy(&endian, cf->buf + 12, 4);
     memcpy(&sum, cf->buf + size - 8, 8);
     if (off != size) { rc = NLSQ_EIO; why = "read error"; }
-    else if (version != CK_VERSION && version != CK_VERSION_TAG) why = "unsupported version";
-    else if (endian != CK_ENDIAN) why = "written on a machine of another byte order";
     else if (fnv1a(FNV_OFFSET, cf->buf, size - 8) != sum) why = "checksum mismatch (corrupted)";
     if (why) goto bad;
     cf->size = size;
-    cf->tag_at = version == CK_VERSION_TAG ? CK_HEADER + 8 : 0;
+    cf->version = version;
+    cf->tag_at = version >= 2 ? CK_HEADER + 8 : 0;
     cf->tag_size = (size_t)tag_size;
     return 0;
 bad:
@@ -462,38 +482,53 @@ int nlsq_checkpoint_tag(const char *checkpoint_file, void *buf, size_t buf_size,
     return nlsq__finish(res, 0, NULL);
 }
 
-/* The header against pb and opt (its tag): NULL, or why the file does not
- * belong to this solve.  *solver and *phase from the header; r then stands
- * at the payload. */
-static const char *get_header(rbuf *r, const ck_file *cf, const nlsq_problem *pb,
-                              const nlsq_options *opt, uint32_t *solver, uint32_t *phase)
+/* The header fields after the envelope. */
+typedef struct ck_header {
+    uint32_t solver, phase;
+    uint64_t p, m, bounds_hash;
+} ck_header;
+
+/* Read the header into h; r then stands at the payload.  NULL, or why the
+ * header cannot be (an unknown solver or phase). */
+static const char *get_header(rbuf *r, const ck_file *cf, ck_header *h)
 {
     char magic[8];
     get(r, magic, 8);
     (void)get_u32(r);
     (void)get_u32(r);
-    *solver = get_u32(r);
-    *phase = get_u32(r);
-    uint64_t fp = get_u64(r), fm = get_u64(r), bh = get_u64(r);
+    h->solver = get_u32(r);
+    h->phase = get_u32(r);
+    h->p = get_u64(r);
+    h->m = get_u64(r);
+    h->bounds_hash = get_u64(r);
     (void)get_u64(r);
     if (cf->tag_at) r->pos = cf->tag_at + cf->tag_size;   /* the payload follows the tag */
-    if (fp != pb->n_params) return "written for a problem with another number of parameters";
-    if (fm != pb->n_rows) return "written for a problem with another number of rows";
-    if (bh != bounds_hash(pb)) return "written for a problem with other bounds";
+    int ok_kind = (h->solver == NLSQ__SOLVER_LM && h->phase == NLSQ_PHASE_LM) ||
+                  (h->solver == NLSQ__SOLVER_ADAM && h->phase == NLSQ_PHASE_ADAM) ||
+                  (h->solver == NLSQ__SOLVER_HYBRID &&
+                   (h->phase == NLSQ_PHASE_ADAM || h->phase == NLSQ_PHASE_LM));
+    return ok_kind ? NULL : "unknown solver or phase";
+}
+
+/* The header against pb and opt (its tag): NULL, or why the file does not
+ * belong to this solve. */
+static const char *check_header(const ck_header *h, const ck_file *cf, const nlsq_problem *pb,
+                                const nlsq_options *opt)
+{
+    if (h->p != pb->n_params) return "written for a problem with another number of parameters";
+    if (h->m != pb->n_rows) return "written for a problem with another number of rows";
+    if (h->bounds_hash != bounds_hash(pb)) return "written for a problem with other bounds";
     if (cf->tag_size != opt->checkpoint_tag_size ||
         (cf->tag_size && memcmp(cf->buf + cf->tag_at, opt->checkpoint_tag, cf->tag_size) != 0))
         return !cf->tag_size ? "written without a checkpoint tag (this solve has one)"
                : !opt->checkpoint_tag_size ? "written with a checkpoint tag (this solve has none)"
                : "written for other data or settings (its checkpoint tag differs)";
-    int ok_kind = (*solver == NLSQ__SOLVER_LM && *phase == NLSQ_PHASE_LM) ||
-                  (*solver == NLSQ__SOLVER_ADAM && *phase == NLSQ_PHASE_ADAM) ||
-                  (*solver == NLSQ__SOLVER_HYBRID &&
-                   (*phase == NLSQ_PHASE_ADAM || *phase == NLSQ_PHASE_LM));
-    return ok_kind ? NULL : "unknown solver or phase";
+    return NULL;
 }
 
 /* [hybrid] into h, its vectors into hx0 and hxl (p each).  NULL or why not. */
-static const char *get_hybrid(rbuf *r, size_t p, nlsq__hybrid_ctx *h, double *hx0, double *hxl)
+static const char *get_hybrid(rbuf *r, uint32_t version, size_t p, nlsq__hybrid_ctx *h,
+                              double *hx0, double *hxl)
 {
     h->initial_cost = get_f64(r);
     h->lm0_cost = get_f64(r);
@@ -508,6 +543,7 @@ static const char *get_hybrid(rbuf *r, size_t p, nlsq__hybrid_ctx *h, double *hx
     get_vec(r, hxl, p);
     h->x0 = hx0;
     h->x_lm0 = hxl;
+    if (get_scale(r, version, &h->scale_exp)) return "invalid engine scale in the hybrid section";
     if (!r->bad && (!all_finite(hx0, p) || !all_finite(hxl, p) ||
                     !isfinite(h->initial_cost) || !isfinite(h->lm0_cost)))
         return "invalid values in the hybrid section";
@@ -515,7 +551,7 @@ static const char *get_hybrid(rbuf *r, size_t p, nlsq__hybrid_ctx *h, double *hx
 }
 
 /* [lm] into ck (x, lm; the vectors already allocated).  NULL or why not. */
-static const char *get_lm(rbuf *r, size_t p, nlsq__ckpt *ck)
+static const char *get_lm(rbuf *r, uint32_t version, size_t p, nlsq__ckpt *ck)
 {
     nlsq__lm_state *lm = &ck->lm;
     ck->chunk_rows = get_u64(r);
@@ -530,6 +566,7 @@ static const char *get_lm(rbuf *r, size_t p, nlsq__ckpt *ck)
     lm->initial_cost = get_f64(r);
     get_vec(r, ck->x, p);
     get_vec(r, lm->d2, p);
+    if (get_scale(r, version, &lm->scale_exp)) return "invalid engine scale in the LM state";
     if (!r->bad && (has_d2 > 1 || !(lm->lambda > 0) || !isfinite(lm->lambda) ||
                     !(lm->nu > 0) || !isfinite(lm->nu) || isnan(lm->delta) ||
                     !all_finite(ck->x, p) || !all_finite(lm->d2, p)))
@@ -538,7 +575,7 @@ static const char *get_lm(rbuf *r, size_t p, nlsq__ckpt *ck)
 }
 
 /* [adam] into ck (the state already allocated).  NULL or why not. */
-static const char *get_adam(rbuf *r, size_t p, nlsq__ckpt *ck)
+static const char *get_adam(rbuf *r, uint32_t version, size_t p, nlsq__ckpt *ck)
 {
     nlsq__adam_state *a = &ck->adam;
     ck->chunk_rows = get_u64(r);
@@ -562,6 +599,7 @@ static const char *get_adam(rbuf *r, size_t p, nlsq__ckpt *ck)
     get_vec(r, a->m1, p);
     get_vec(r, a->v, p);
     get_vec(r, a->best_x, p);
+    if (get_scale(r, version, &a->scale_exp)) return "invalid engine scale in the Adam state";
     a->started = 1;
     if (!r->bad && (!(a->lr_factor > 0) || !isfinite(a->initial_cost) || isnan(a->best_est) ||
                     isnan(a->ref_est) || !all_finite(a->x, p) || !all_finite(a->x0, p) ||
@@ -573,8 +611,8 @@ static const char *get_adam(rbuf *r, size_t p, nlsq__ckpt *ck)
 
 /* The payload of a (solver, phase) checkpoint into ck, allocating its
  * vectors.  NULL, or why not with *rc set (NLSQ_ENOMEM, else unchanged). */
-static const char *get_payload(rbuf *r, const nlsq_allocator *al, size_t p, nlsq__ckpt *ck,
-                               int *rc)
+static const char *get_payload(rbuf *r, uint32_t version, const nlsq_allocator *al, size_t p,
+                               nlsq__ckpt *ck, int *rc)
 {
     const char *why;
     if (ck->phase == NLSQ_PHASE_LM) {
@@ -584,11 +622,11 @@ static const char *get_payload(rbuf *r, const nlsq_allocator *al, size_t p, nlsq
         ck->x = ck->block;
         ck->lm.d2 = ck->x + p;
         why = ck->solver == NLSQ__SOLVER_HYBRID
-              ? get_hybrid(r, p, &ck->hy, ck->lm.d2 + p, ck->lm.d2 + 2 * p) : NULL;
-        if (!why) why = get_lm(r, p, ck);
+              ? get_hybrid(r, version, p, &ck->hy, ck->lm.d2 + p, ck->lm.d2 + 2 * p) : NULL;
+        if (!why) why = get_lm(r, version, p, ck);
     } else {
         if (nlsq__adam_state_init(al, p, &ck->adam) != 0) { *rc = NLSQ_ENOMEM; return "out of memory"; }
-        why = get_adam(r, p, ck);
+        why = get_adam(r, version, p, ck);
     }
     if (!why && (r->bad || r->pos != r->n)) why = "payload layout does not match its header";
     return why;
@@ -604,14 +642,15 @@ static int load(const nlsq_problem *pb, const nlsq_options *opt, const char *fil
     int rc = read_checkpoint(al, file, &cf, res);
     if (rc) return rc;
     rbuf r = {cf.buf, cf.size - 8, 0, 0};
-    uint32_t solver, phase;
+    ck_header h;
     rc = NLSQ_ECHECKPOINT;
-    const char *why = get_header(&r, &cf, pb, opt, &solver, &phase);
+    const char *why = get_header(&r, &cf, &h);
+    if (!why) why = check_header(&h, &cf, pb, opt);
     if (!why) {
-        ck->solver = (int)solver;
-        ck->phase = (int)phase;
+        ck->solver = (int)h.solver;
+        ck->phase = (int)h.phase;
         ck->p = pb->n_params;
-        why = get_payload(&r, al, pb->n_params, ck, &rc);
+        why = get_payload(&r, cf.version, al, pb->n_params, ck, &rc);
     }
     nlsq__free(al, cf.buf);
     if (why) {
@@ -619,6 +658,46 @@ static int load(const nlsq_problem *pb, const nlsq_options *opt, const char *fil
         return fail(res, rc, file, why);
     }
     return 0;
+}
+
+int nlsq_checkpoint_info(const char *checkpoint_file, nlsq_checkpoint_summary *info,
+                         nlsq_result *res)
+{
+    nlsq_allocator al;
+    memset(&al, 0, sizeof al);
+    if (info) memset(info, 0, sizeof *info);
+    if (!checkpoint_file || !info)
+        return nlsq__finish(res, NLSQ_EINVAL, "nlsq_checkpoint_info: NULL file or info");
+    ck_file cf;
+    int rc = read_checkpoint(&al, checkpoint_file, &cf, res);
+    if (rc) return rc;
+    rbuf r = {cf.buf, cf.size - 8, 0, 0};
+    ck_header h;
+    nlsq__ckpt ck;
+    memset(&ck, 0, sizeof ck);
+    rc = NLSQ_ECHECKPOINT;
+    const char *why = get_header(&r, &cf, &h);
+    /* p vectors of doubles must fit in the file before they are allocated */
+    if (!why && (h.p == 0 || h.p > cf.size / sizeof(double)))
+        why = "payload layout does not match its header";
+    if (!why) {
+        ck.solver = (int)h.solver;
+        ck.phase = (int)h.phase;
+        ck.p = (size_t)h.p;
+        why = get_payload(&r, cf.version, &al, ck.p, &ck, &rc);
+    }
+    if (!why) {
+        *info = (nlsq_checkpoint_summary){ck.solver, ck.phase, cf.version, ck.p, (size_t)h.m,
+                                          ck.phase == NLSQ_PHASE_LM ? ck.lm.iteration
+                                                                    : ck.adam.epoch,
+                                          cf.tag_size,
+                                          ck.phase == NLSQ_PHASE_LM ? ck.lm.scale_exp
+                                                                    : ck.adam.scale_exp};
+    }
+    ckpt_free(&al, &ck);
+    nlsq__free(&al, cf.buf);
+    if (why) return fail(res, rc, checkpoint_file, why);
+    return nlsq__finish(res, 0, NULL);
 }
 
 /* ------------------------------------------------------------------ resume */

@@ -23,24 +23,17 @@
  * (nlsq__adam_engine_init), so full costs from both phases are comparable
  * bitwise.
  *
- * Checkpoints: phase 1 writes Adam checkpoints tagged hybrid; phase 2 runs
- * nlsq__lm_run with a copy of the options whose progress hook is
- * nlsq__hybrid_progress_hook (forwarding to the user's callback) and whose
- * progress_ctx is the phase-2 context, which nlsq__checkpoint_save_lm
- * recognises to write a hybrid checkpoint (phase-1 statistics, the start
- * point and the phase-2 start point, then the LM state).  nlsq_resume then
- * continues in the right phase.
+ * Checkpoints: phase 1 writes Adam checkpoints of solver hybrid; phase 2
+ * runs nlsq__lm_run with its state's `hybrid` pointing to the phase-2 record,
+ * so nlsq__checkpoint_save_lm writes hybrid checkpoints (phase-1 statistics,
+ * the start point and the phase-2 start point, then the LM state).  The
+ * solver is a header field of the file; nlsq_resume continues in the right
+ * phase.
  */
 #include "nlsq_internal.h"
 
 #include <math.h>
 #include <string.h>
-
-int nlsq__hybrid_progress_hook(void *ctx, const nlsq_progress_info *info)
-{
-    const nlsq__hybrid_ctx *h = ctx;
-    return h->user_progress ? h->user_progress(h->user_ctx, info) : 0;
-}
 
 /* One hybrid solve's working set (the engine points to eopt: keep in place). */
 typedef struct hybrid_run {
@@ -94,19 +87,21 @@ static int phase1(hybrid_run *H, nlsq__adam_state *resumed, int *status)
     } else {
         double *x0 = H->vec + p, *x_lm0 = H->vec + 2 * p;
         memcpy(x0, as->x0, p * sizeof(double));
-        hc->initial_cost = as->initial_cost;
-        if (r1.cost <= hc->initial_cost) {
-            hc->lm0_cost = r1.cost;
+        hc->initial_cost = as->initial_cost;   /* phase 1's units, as is as->cost */
+        hc->scale_exp = as->scale_exp;
+        if (as->cost <= hc->initial_cost) {
+            hc->lm0_cost = as->cost;
         } else {
             /* Guard: phase 1 did not improve on the start (by full cost). */
             nlsq__log(H->opt, 0, "hybrid: phase 1 ended at cost %.10e > start %.10e; LM starts "
-                      "from the start point", r1.cost, hc->initial_cost);
+                      "from the start point", r1.cost, r1.initial_cost);
             memcpy(H->x, x0, p * sizeof(double));
             hc->lm0_cost = hc->initial_cost;
         }
         memcpy(x_lm0, H->x, p * sizeof(double));
         nlsq__log(H->opt, 0, "hybrid: phase 1 (Adam) %s after %zu epochs, cost %.10e -> %.10e",
-                  nlsq_status_name(s1), r1.iterations, hc->initial_cost, hc->lm0_cost);
+                  nlsq_status_name(s1), r1.iterations, r1.initial_cost,
+                  ldexp(hc->lm0_cost, -2 * hc->scale_exp));
     }
     if (!resumed) nlsq__adam_state_free(al, &own);
     return stop;
@@ -141,7 +136,7 @@ static void hybrid_result(hybrid_run *H, const nlsq_result *r2, int status, doub
     res->status = status;
     res->cost = cost;
     res->grad_norm = gnorm;
-    res->initial_cost = hc->initial_cost;
+    res->initial_cost = ldexp(hc->initial_cost, -2 * hc->scale_exp);
     res->iterations = hc->phase1.iterations + r2->iterations;
     res->n_eval = hc->phase1.n_eval + r2->n_eval;
     res->n_jac = hc->phase1.n_jac + r2->n_jac;
@@ -159,31 +154,30 @@ static void hybrid_result(hybrid_run *H, const nlsq_result *r2, int status, doub
     res->seconds = nlsq__now() - H->t0;
 }
 
-/* Phase 2 (and 3): LM from x with the hybrid's checkpoint hook. */
-static int phase2(hybrid_run *H)
+/* Phase 2 (and 3): LM from x in phase 1's units (a fresh phase 2), its
+ * checkpoints hybrid ones.  The guard compares costs in phase 1's units, where
+ * they are finite whatever the caller's scale. */
+static int phase2(hybrid_run *H, int fresh)
 {
     const size_t p = H->pb->n_params;
     nlsq__hybrid_ctx *hc = &H->hc;
     const double *x_lm0 = H->vec + 2 * p;
     hc->x0 = H->vec + p;
     hc->x_lm0 = x_lm0;
-    hc->user_progress = H->opt->progress;
-    hc->user_ctx = H->opt->progress_ctx;
-    nlsq_options lopt = *H->opt;
-    lopt.progress = nlsq__hybrid_progress_hook;
-    lopt.progress_ctx = hc;
+    H->lst.hybrid = hc;
+    if (fresh) H->lst.scale_exp = hc->scale_exp;
     nlsq_result r2;
     nlsq__result_reset(&r2, H->pb->n_rows);
     r2.covariance = H->res ? H->res->covariance : NULL;
     double t2 = nlsq__now();
-    int status = nlsq__lm_run(&H->e, &lopt, H->x, &r2, &H->lst, H->t0);
+    int status = nlsq__lm_run(&H->e, H->opt, H->x, &r2, &H->lst, H->t0);
     double t2_end = nlsq__now();
     double cost = r2.cost, gnorm = r2.grad_norm;
-    if (!(cost <= hc->lm0_cost)) {
+    if (!(ldexp(H->lst.cost, 2 * (hc->scale_exp - H->lst.scale_exp)) <= hc->lm0_cost)) {
         /* LM failed before or without improving on its start: never return a
          * point worse than the best one evaluated. */
         memcpy(H->x, x_lm0, p * sizeof(double));
-        cost = hc->lm0_cost;
+        cost = ldexp(hc->lm0_cost, -2 * hc->scale_exp);
         gnorm = NAN;
     }
     if (H->res) hybrid_result(H, &r2, status, cost, gnorm, t2_end - t2);
@@ -211,9 +205,9 @@ int nlsq__hybrid_solve(const nlsq_problem *pb, const nlsq_options *opt_in, doubl
         status = nlsq__finish(res, NLSQ_ENOMEM, "cannot allocate the hybrid workspace");
     } else if (ck && ck->phase != NLSQ_PHASE_ADAM) {
         phase2_resume(&H, ck);
-        status = phase2(&H);
+        status = phase2(&H, 0);
     } else if (phase1(&H, ck ? &ck->adam : NULL, &status) == 0) {
-        status = phase2(&H);
+        status = phase2(&H, 1);
     }
     nlsq__free(H.e.al, H.vec);
     nlsq__engine_report(&H.e, res);

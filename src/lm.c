@@ -206,6 +206,7 @@ static int rescale_if_needed(lm_ctx *L)
         for (size_t j = 0; j < L->p; j++) st->d2[j] = ldexp(st->d2[j], 2 * k);
     st->delta = ldexp(st->delta, k);
     st->initial_cost = ldexp(st->initial_cost, 2 * k);
+    st->scale_exp = L->e->scale_exp;
     L->f_nf = ldexp(L->f_nf, 2 * k);
     nlsq__log(L->opt, 0, "lm: residuals rescaled by 2^%d (largest |r| %.3e)", L->e->scale_exp,
               ldexp(L->rmax, k - L->e->scale_exp));
@@ -526,7 +527,7 @@ static int iterate(lm_ctx *L)
 /* ------------------------------------------------------------ finish */
 
 /* (J^T J)^-1 from scaled sums is 4^-k times the unscaled one. */
-static void unscale_cov(size_t p, int k, double *cov)
+void nlsq__unscale_cov(size_t p, int k, double *cov)
 {
     for (size_t i = 0; k && i < p * p; i++) cov[i] = ldexp(cov[i], 2 * k);
 }
@@ -554,7 +555,7 @@ static void finish_stop(lm_ctx *L)
         int rc = nlsq__covariance_at(L->e->pb, L->opt, L->e->al, L->x, L->w.A, lm_factor(L),
                                      L->f, res->covariance, res);
         if (rc) L->status = nlsq__finish(res, rc, "covariance: eigen-decomposition failed");
-        else if (L->opt->absolute_sigma) unscale_cov(p, L->e->scale_exp, res->covariance);
+        else if (L->opt->absolute_sigma) nlsq__unscale_cov(p, L->e->scale_exp, res->covariance);
     }
 }
 
@@ -585,8 +586,10 @@ int nlsq__lm_run(nlsq__engine *e, const nlsq_options *opt, double *x,
     L.f = INFINITY; L.f_nf = INFINITY; L.t_start = t_start;
     L.grad_known = 1;
     L.speculate = opt->trial_jacobian != 0;
+    st->cost = NAN;
     if (lm_work_alloc(e->al, L.p, e->qr || e->accum_auto, &L.w) != 0)
         return nlsq__finish(res, NLSQ_ENOMEM, "cannot allocate LM workspace (p = %zu)", L.p);
+    nlsq__engine_set_scale(e, st->scale_exp);   /* the units of the state */
     int v = iteration_zero(&L);
     while (v == LM_NEXT) {
         v = stopping_tests(&L);
@@ -594,9 +597,9 @@ int nlsq__lm_run(nlsq__engine *e, const nlsq_options *opt, double *x,
     }
     if (v == LM_STOP) finish_stop(&L);
     fill_result(&L);
+    st->cost = L.f;
     lm_work_free(e->al, &L.w);
-    e->scale_exp = 0;          /* the engine is the caller's again */
-    e->f_scale = opt->f_scale;
+    nlsq__engine_set_scale(e, 0);   /* the engine is the caller's again */
     return L.status;
 }
 
@@ -652,7 +655,7 @@ int nlsq_covariance(const nlsq_problem *pb, const nlsq_options *opt_in, const do
         rc = nlsq__covariance_at(pb, opt, e.al, x, A, acc.has_R ? acc.R : NULL, acc.cost, cov,
                                  res);
         if (rc) status = nlsq__finish(res, rc, "covariance: eigen-decomposition failed");
-        else if (opt->absolute_sigma) unscale_cov(p, e.scale_exp, cov);
+        else if (opt->absolute_sigma) nlsq__unscale_cov(p, e.scale_exp, cov);
         if (res) {
             res->cost = ldexp(acc.cost, -2 * e.scale_exp);
             res->grad_norm = ldexp(max_abs(p, acc.Jtr), -2 * e.scale_exp);

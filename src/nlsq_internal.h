@@ -197,6 +197,12 @@ static inline void nlsq__engine_report(const nlsq__engine *e, nlsq_result *res)
  * later pass are 4^k times the unscaled ones, the cost included; the caller
  * redoes the pass and rescales what it kept from earlier ones. */
 NLSQ_HIDDEN int  nlsq__engine_autoscale(nlsq__engine *e, const nlsq__acc *out);
+/* Set the engine's scale to 2^k (f_scale follows); 0 gives the caller's
+ * units back.  A run resumed from a checkpoint sets the scale it saved. */
+NLSQ_HIDDEN void nlsq__engine_set_scale(nlsq__engine *e, int k);
+/* The largest |scale_exp| a checkpoint may carry (residuals from the smallest
+ * subnormal to DBL_MAX need less than 1100). */
+#define NLSQ__SCALE_EXP_MAX 4096
 
 /* Persistent worker threads (pool.c).  create starts up to n_threads
  * threads (fewer when the system refuses: nlsq__pool_size), NLSQ_ENOMEM when
@@ -278,6 +284,15 @@ typedef struct nlsq__lm_state {
     double *d2;             /* p: running max of diag(J^T J) (Moré scaling) */
     int    has_d2;          /* 0: initialise d2 from the first J^T J */
     double initial_cost;    /* scaled units (engine scale_exp) */
+    int    scale_exp;       /* the engine scale the state is in (d2, delta and
+                               costs scaled by 4^k, 2^k, 4^k); a run starts the
+                               engine at it */
+    /* not state: who runs it, and what it returned */
+    double cost;            /* out: the cost at x when the run ended, in units of
+                               scale_exp (INFINITY or NAN: no valid pass) */
+    const struct nlsq__hybrid_ctx *hybrid;  /* phase 2 of this hybrid solve (its
+                                               checkpoints are hybrid ones), or
+                                               NULL: a plain LM run */
 } nlsq__lm_state;
 
 /* ---------------- LM damping policy (damping.c) --------------------------- */
@@ -298,6 +313,10 @@ NLSQ_HIDDEN void nlsq__damp_ratio(nlsq__lm_state *st, double ratio, double snorm
 NLSQ_HIDDEN void nlsq__damp_accepted(nlsq__lm_state *st, double ratio);
 /* Raise the damping; 0 when it overflowed (no step left to try). */
 NLSQ_HIDDEN int  nlsq__damp_rejected(nlsq__lm_state *st);
+
+/* A covariance computed from J^T J in engine units 2^k (absolute sigma: no
+ * s^2 factor to cancel the scale) brought to the caller's: times 4^k. */
+NLSQ_HIDDEN void nlsq__unscale_cov(size_t p, int k, double *cov);
 
 /* Run LM on engine e from x until a stop.  st: in/out state (iteration
  * counters continue from it).  Fills res (cost, grad_norm, counters, status,
@@ -335,7 +354,8 @@ NLSQ_HIDDEN void nlsq__loss_eval(int loss, double f_scale, double z,
 /* ======================================================================== */
 
 /* Which public solver a checkpoint belongs to. */
-enum { NLSQ__SOLVER_LM = 1, NLSQ__SOLVER_ADAM = 2, NLSQ__SOLVER_HYBRID = 3 };
+enum { NLSQ__SOLVER_LM = NLSQ_SOLVER_LM, NLSQ__SOLVER_ADAM = NLSQ_SOLVER_ADAM,
+       NLSQ__SOLVER_HYBRID = NLSQ_SOLVER_HYBRID };
 
 /* Everything needed to continue an Adam run exactly where it stopped (at an
  * epoch boundary): with this state and the same problem and options, the next
@@ -355,6 +375,10 @@ typedef struct nlsq__adam_state {
     uint64_t grad_rows;      /* rows through GRAD/NORMAL passes (n_jac = ceil(/m)) */
     uint64_t cost_rows;      /* rows through COST passes (n_eval = ceil(/m)) */
     size_t   n_nonfinite;    /* batches skipped for non-finite values */
+    int      scale_exp;      /* the engine scale of the state's costs and moments
+                                (set by the start pass; a resumed run starts at it) */
+    double   cost;           /* out, not state: full cost at the returned point in
+                                the state's units (NAN: unknown) */
     /* the batch plan the state belongs to (checked on resume) */
     uint64_t seed;
     size_t   block_rows, batch_blocks;
@@ -404,22 +428,18 @@ NLSQ_HIDDEN int    nlsq__adam_stop(const nlsq_options *opt, const nlsq__adam_sta
 NLSQ_HIDDEN int nlsq__adam_solve(const nlsq_problem *pb, const nlsq_options *opt, double *x,
                                  nlsq_result *res, nlsq__adam_state *resume);
 
-/* Hybrid phase-2 context.  nlsq_hybrid runs nlsq__lm_run with a copy of the
- * options whose progress hook is nlsq__hybrid_progress_hook and whose
- * progress_ctx is this struct; nlsq__checkpoint_save_lm recognises the hook
- * and writes a hybrid checkpoint (phase LM) instead of a plain LM one. */
+/* What a hybrid checkpoint of phase 2 records besides the LM state.
+ * nlsq_hybrid runs nlsq__lm_run with lm_state.hybrid pointing here, and
+ * nlsq__checkpoint_save_lm then writes a hybrid checkpoint (phase LM). */
 typedef struct nlsq__hybrid_ctx {
-    nlsq_progress_fn user_progress;
-    void *user_ctx;
     const double *x0;        /* p: the hybrid start point (projected) */
     const double *x_lm0;     /* p: where phase 2 started */
-    double initial_cost;     /* full cost at x0 */
-    double lm0_cost;         /* full cost at x_lm0 */
+    double initial_cost;     /* full cost at x0 (units of scale_exp) */
+    double lm0_cost;         /* full cost at x_lm0 (units of scale_exp) */
+    int    scale_exp;        /* phase 1's engine scale; phase 2 starts at it */
     nlsq_phase_stats phase1;
     size_t phase1_nonfinite;
 } nlsq__hybrid_ctx;
-
-NLSQ_HIDDEN int nlsq__hybrid_progress_hook(void *ctx, const nlsq_progress_info *info);
 
 /* A loaded checkpoint (checkpoint.c); vectors in one allocation. */
 typedef struct nlsq__ckpt {

@@ -13,6 +13,11 @@
  *   progress_stop   the progress callback stops at epoch 3: NLSQ_EUSER_STOP,
  *                   x = the best point the callback saw, res->cost = its cost
  *   covariance      res->covariance filled at the returned point (vs nlsq_covariance)
+ *   scales          exp_decay with residuals x 1e-200 ... 1e200: Adam gives the
+ *                   unscaled run's status and epochs, parameters to 1e-9
+ *                   relative (only adam.eps sees the power-of-two scale the
+ *                   engine works at), cost / s^2 and covariance to 1e-9;
+ *                   nlsq_hybrid likewise, parameters to 1e-9
  *
  * Tolerance: Adam is a first-order stochastic method; with its plateau rule
  * and learning-rate decay it gets the cost within ADAM_RTOL = 1e-3 (relative)
@@ -54,6 +59,7 @@ typedef struct prob_ctx {
     const double *lo, *hi;       /* when set: flag any evaluated x outside */
     atomic_int outside;
     atomic_long n_calls;
+    double scale;                /* residuals and Jacobian times this (0: 1) */
 } prob_ctx;
 
 static void check_box(prob_ctx *c, const double *x, size_t p)
@@ -92,12 +98,12 @@ static int eval_exp(void *ctx, const double *x, size_t row0, size_t n, double *r
         size_t row = row0 + i;
         double t = 3e-4 * (double)row / (double)c->m;
         double y = 2.0 * exp(-2e4 * t) + 0.5 + 0.05 * noise(row + 77);
-        double e = exp(-x[1] * t);
-        r[i] = x[0] * e + x[2] - y;
+        double e = exp(-x[1] * t), s = c->scale ? c->scale : 1.0;
+        r[i] = s * (x[0] * e + x[2] - y);
         if (J) {
-            J[3 * i] = e;
-            J[3 * i + 1] = -x[0] * t * e;
-            J[3 * i + 2] = 1.0;
+            J[3 * i] = s * e;
+            J[3 * i + 1] = s * (-x[0] * t * e);
+            J[3 * i + 2] = s;
         }
     }
     return 0;
@@ -325,6 +331,51 @@ static void test_covariance(void **state)
     for (int i = 0; i < 4; i++) assert_true(fabs(cov[i] - cov2[i]) <= 1e-9 * fabs(cov2[i]));
 }
 
+static double max_rel(size_t p, const double *a, const double *b)
+{
+    double w = 0;
+    for (size_t j = 0; j < p; j++) w = fmax(w, fabs(a[j] - b[j]) / fabs(b[j]));
+    return w;
+}
+
+static void test_scales(void **state)
+{
+    (void)state;
+    static const double scales[] = {1e-200, 1e-150, 1e-100, 1e100, 1e150, 1e200};
+    nlsq_options o;
+    adam_opts(&o);
+    o.adam.epochs = 60;
+    for (int hybrid = 0; hybrid < 2; hybrid++) {
+        int (*solve)(const nlsq_problem *, const nlsq_options *, double *, nlsq_result *) =
+            hybrid ? nlsq_hybrid : nlsq_adam;
+        prob_ctx c = {.m = 50000};
+        nlsq_problem pb = {.n_params = 3, .n_rows = c.m, .eval = eval_exp, .ctx = &c};
+        double xr[3] = {1.0, 5e3, 0.0}, covr[9];
+        nlsq_result rr = {0};
+        rr.covariance = covr;
+        int sr = solve(&pb, &o, xr, &rr);
+        assert_true(sr >= 0);
+        for (size_t k = 0; k < sizeof scales / sizeof scales[0]; k++) {
+            c.scale = scales[k];
+            double x[3] = {1.0, 5e3, 0.0}, cov[9];
+            nlsq_result r = {0};
+            r.covariance = cov;
+            int st = solve(&pb, &o, x, &r);
+            double s2 = scales[k] * scales[k];
+            double dcost = isfinite(s2) && s2 > 1e-290 ? fabs(r.cost / s2 - rr.cost) / rr.cost : 0;
+            printf("%s x %g: %s %zu it (unscaled %s %zu it), max rel. dx %.2g, cost / s^2 rel. "
+                   "%.2g, cov rel. %.2g\n", hybrid ? "hybrid" : "adam", scales[k],
+                   nlsq_status_name(st), r.iterations, nlsq_status_name(sr), rr.iterations,
+                   max_rel(3, x, xr), dcost, max_rel(9, cov, covr));
+            assert_int_equal(st, sr);
+            assert_int_equal(r.iterations, rr.iterations);
+            assert_true(max_rel(3, x, xr) <= 1e-9);
+            assert_true(dcost <= 1e-9);
+            assert_true(max_rel(9, cov, covr) <= 1e-9);
+        }
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -335,6 +386,7 @@ int main(void)
         cmocka_unit_test(test_threads),
         cmocka_unit_test(test_progress_stop),
         cmocka_unit_test(test_covariance),
+        cmocka_unit_test(test_scales),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

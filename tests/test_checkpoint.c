@@ -4,13 +4,24 @@
  *   stop_resume_*    the progress callback stops the solve at iteration/epoch
  *                    k (LM; Adam; hybrid in phase 1 and in phase 2); nlsq_resume
  *                    from the last checkpoint ends bitwise where an
- *                    uninterrupted run ends (x, cost, status, iterations)
+ *                    uninterrupted run ends (x, cost, status, iterations);
+ *                    nlsq_checkpoint_info names the solver, phase, p, m and
+ *                    iteration of the file
+ *   scaled_resume    the same with residuals x 1e-200 and x 1e200 (the engine
+ *                    works at a power-of-two scale, 2^scale_exp, which the
+ *                    checkpoint records): still bitwise, for LM, Adam and
+ *                    both hybrid phases
  *   kill_resume      fork(): the child fits with a checkpoint every iteration
  *                    and raises SIGKILL on itself from the progress callback at
  *                    iteration k; the parent resumes from the file the child
  *                    left and compares with an uninterrupted run (bitwise);
  *                    LM, Adam and hybrid (killed in phase 2), 1 and 2 threads
- *   file_format      header fields (solver, phase, p, m), no "<path>.tmp" left
+ *   file_format      header fields (version 3, solver, phase, p, m) and
+ *                    nlsq_checkpoint_info, no "<path>.tmp" left
+ *   old_versions     an LM and an Adam checkpoint rewritten in format
+ *                    version 1 (no tag field) and 2 (tag) resume bitwise as
+ *                    version 3 does; version 4 and 0: NLSQ_ECHECKPOINT
+ *                    naming the version
  *   corrupted        a flipped byte (header, payload, checksum) and a truncated
  *                    or empty file -> NLSQ_ECHECKPOINT; another problem
  *                    (different p, m or bounds) -> NLSQ_ECHECKPOINT; a missing
@@ -22,7 +33,7 @@
  *                    nlsq_resume of a FIFO returns NLSQ_EIO at once (no hang);
  *                    another solve's "<path>.tmp" is never touched and no
  *                    temporary of ours is left (temporaries are unique)
- *   tag              opt->checkpoint_tag: stored (format version 2), read back
+ *   tag              opt->checkpoint_tag: stored (format version 3), read back
  *                    by nlsq_checkpoint_tag, required byte for byte by
  *                    nlsq_resume (another tag, no tag, a tag against an
  *                    untagged file: NLSQ_ECHECKPOINT); a flipped tag byte
@@ -80,11 +91,14 @@ static double noise(uint64_t i)
 static const double G2_LO[4] = {10.0, 0.3, 0.0, 0.5};
 static const double G2_HI[4] = {1e6, 2.0, 1.0, 1.5};
 
+static double g_scale = 1.0;   /* residuals and Jacobian times this (scaled_resume) */
+
 static int eval_g2(void *ctx, const double *x, size_t row0, size_t n, double *r, double *J,
                    const nlsq_eval_env *env)
 {
     (void)env;
     (void)ctx;
+    const double s = g_scale;
     for (size_t i = 0; i < n; i++) {
         size_t row = row0 + i, k = row / NT, it = row % NT;
         double q = 0.002 * (double)(k + 1), q2 = q * q;
@@ -92,13 +106,13 @@ static int eval_g2(void *ctx, const double *x, size_t row0, size_t n, double *r,
         double ta = pow(t, x[1]);
         double e = exp(-2.0 * x[0] * q2 * ta);
         double y = 1.0 + 0.3 * exp(-2.0 * 1.2e4 * q2 * pow(t, 0.85)) + 0.01 * noise(row);
-        r[i] = x[3] + x[2] * e - y;
+        r[i] = s * (x[3] + x[2] * e - y);
         if (J) {
             double *Ji = J + 4 * i;
-            Ji[0] = x[2] * e * (-2.0 * q2 * ta);
-            Ji[1] = x[2] * e * (-2.0 * x[0] * q2 * ta * log(t));
-            Ji[2] = e;
-            Ji[3] = 1.0;
+            Ji[0] = s * (x[2] * e * (-2.0 * q2 * ta));
+            Ji[1] = s * (x[2] * e * (-2.0 * x[0] * q2 * ta * log(t)));
+            Ji[2] = s * e;
+            Ji[3] = s;
         }
     }
     return 0;
@@ -206,6 +220,21 @@ static void stop_and_resume(int solver, int phase, size_t at, const char *file)
     int st = solver_of(solver)(&pb, &o, x, &r);
     assert_int_equal(st, NLSQ_EUSER_STOP);
 
+    /* what the file holds, without a problem */
+    nlsq_checkpoint_summary info;
+    assert_int_equal(nlsq_checkpoint_info(path, &info, NULL), 0);
+    assert_int_equal(info.solver, solver == S_LM ? NLSQ_SOLVER_LM
+                                  : solver == S_ADAM ? NLSQ_SOLVER_ADAM : NLSQ_SOLVER_HYBRID);
+    assert_int_equal(info.phase, phase);
+    assert_int_equal(info.version, 3);
+    assert_int_equal(info.n_params, 4);
+    assert_int_equal(info.n_rows, NQ * NT);
+    assert_int_equal(info.tag_size, 0);
+    /* the last checkpoint before the stop at `at` */
+    assert_int_equal(info.iteration, (at - 1) / o.checkpoint_every * o.checkpoint_every);
+    if (g_scale == 1.0) assert_int_equal(info.scale_exp, 0);
+    else assert_true(info.scale_exp * (g_scale < 1 ? 1 : -1) > 600);   /* 1e+-200 ~ 2^+-664 */
+
     /* resume with the same options, without the stopping callback */
     o.progress = NULL;
     double y[4] = {0, 0, 0, 0};
@@ -245,6 +274,20 @@ static void test_stop_resume_hybrid_phase2(void **state)
 {
     (void)state;
     stop_and_resume(S_HYBRID, NLSQ_PHASE_LM, 4, "ck_hyb2.bin");
+}
+
+static void test_scaled_resume(void **state)
+{
+    (void)state;
+    static const double scales[] = {1e-200, 1e200};
+    for (size_t k = 0; k < 2; k++) {
+        g_scale = scales[k];
+        stop_and_resume(S_LM, NLSQ_PHASE_LM, 5, "ck_lm_scaled.bin");
+        stop_and_resume(S_ADAM, NLSQ_PHASE_ADAM, 5, "ck_adam_scaled.bin");
+        stop_and_resume(S_HYBRID, NLSQ_PHASE_ADAM, 3, "ck_hyb1_scaled.bin");
+        stop_and_resume(S_HYBRID, NLSQ_PHASE_LM, 4, "ck_hyb2_scaled.bin");
+    }
+    g_scale = 1.0;
 }
 
 /* ------------------------------------------------------------ SIGKILL */
@@ -385,12 +428,21 @@ static void test_file_format(void **state)
         memcpy(&p, b + 24, 8);
         memcpy(&m, b + 32, 8);
         memcpy(&payload, b + 48, 8);
-        assert_int_equal(version, 1);
+        assert_int_equal(version, 3);
         assert_int_equal(solver, cases[c].want_solver);
         assert_int_equal(phase, (uint32_t)cases[c].phase);
         assert_int_equal(p, 4);
         assert_int_equal(m, NQ * NT);
-        assert_int_equal(payload + 64, n);
+        uint64_t tag_size;
+        memcpy(&tag_size, b + 56, 8);
+        assert_int_equal(tag_size, 0);
+        assert_int_equal(payload + 72, n);
+        nlsq_checkpoint_summary info;
+        assert_int_equal(nlsq_checkpoint_info(path, &info, NULL), 0);
+        assert_int_equal(info.solver, (int)solver);
+        assert_int_equal(info.phase, (int)phase);
+        assert_int_equal(info.n_params, p);
+        assert_int_equal(info.n_rows, m);
         struct stat sb;
         assert_int_not_equal(stat(tmp, &sb), 0);     /* no temporary left behind */
         assert_int_equal(temporaries_of("ck_format.bin"), 0);
@@ -407,6 +459,105 @@ static int resume_status(const nlsq_problem *pb, const nlsq_options *o, const ch
     assert_int_equal(st, r.status);
     if (st < 0) assert_true(r.message[0] != '\0');
     return st;
+}
+
+/* FNV-1a 64, the checksum of the format (src/checkpoint.c). */
+static uint64_t fnv1a64(const unsigned char *b, size_t n)
+{
+    uint64_t h = 0xcbf29ce484222325ULL;
+    for (size_t i = 0; i < n; i++) {
+        h ^= b[i];
+        h *= 0x100000001b3ULL;
+    }
+    return h;
+}
+
+/* A version 3 file (no tag, scale_exp the last 8 payload bytes: LM and Adam
+ * checkpoints) rewritten as `version` (1: no tag-size field; 2: that field
+ * and the tag); n_out set.  The caller frees. */
+static unsigned char *downgrade(const unsigned char *b, size_t n, uint32_t version,
+                                const char *tag, size_t *n_out)
+{
+    uint64_t payload;
+    memcpy(&payload, b + 48, 8);
+    assert_int_equal(payload + 72, n);
+    size_t T = version == 2 ? strlen(tag) : 0, head = version == 2 ? 64 + T : 56;
+    uint64_t np = payload - 8;                    /* without scale_exp */
+    unsigned char *o = malloc(head + np + 8);
+    assert_non_null(o);
+    memcpy(o, b, 56);
+    memcpy(o + 8, &version, 4);
+    memcpy(o + 48, &np, 8);
+    if (version == 2) {
+        uint64_t t = T;
+        memcpy(o + 56, &t, 8);
+        memcpy(o + 64, tag, T);
+    }
+    memcpy(o + head, b + 64, np);
+    uint64_t h = fnv1a64(o, head + np);
+    memcpy(o + head + np, &h, 8);
+    *n_out = head + np + 8;
+    return o;
+}
+
+static void test_old_versions(void **state)
+{
+    (void)state;
+    char path[512], old[512];
+    tmp_path(path, sizeof path, "ck_v3.bin");
+    tmp_path(old, sizeof old, "ck_old.bin");
+    nlsq_problem pb;
+    g2_problem(&pb);
+    static const char tag[] = "data=x";
+    for (int solver = S_LM; solver <= S_ADAM; solver++) {
+        int phase = solver == S_LM ? NLSQ_PHASE_LM : NLSQ_PHASE_ADAM;
+        remove(path);
+        make_checkpoint(solver, phase, 4, path);
+        nlsq_options o;
+        base_opts(&o, 1);
+        double x3[4] = {0, 0, 0, 0};
+        nlsq_result r3 = {0};
+        assert_true(nlsq_resume(&pb, &o, path, x3, &r3) >= 0);
+        size_t n = 0;
+        unsigned char *b = slurp(path, &n);
+        assert_non_null(b);
+        for (uint32_t v = 1; v <= 2; v++) {
+            size_t n_old;
+            unsigned char *ob = downgrade(b, n, v, tag, &n_old);
+            spit(old, ob, n_old);
+            free(ob);
+            nlsq_checkpoint_summary info;
+            assert_int_equal(nlsq_checkpoint_info(old, &info, NULL), 0);
+            assert_int_equal(info.version, v);
+            assert_int_equal(info.scale_exp, 0);
+            assert_int_equal(info.tag_size, v == 2 ? strlen(tag) : 0);
+            nlsq_options ov = o;
+            ov.checkpoint_tag = v == 2 ? tag : NULL;
+            ov.checkpoint_tag_size = v == 2 ? strlen(tag) : 0;
+            double x[4] = {0, 0, 0, 0};
+            nlsq_result r = {0};
+            assert_true(nlsq_resume(&pb, &ov, old, x, &r) >= 0);
+            char what[64];
+            snprintf(what, sizeof what, "%s from format version %u:", solver_name[solver], v);
+            expect_same(what, x3, &r3, x, &r);
+        }
+        /* versions this library does not know */
+        for (uint32_t v = 0; v <= 4; v += 4) {
+            memcpy(b + 8, &v, 4);
+            uint64_t h = fnv1a64(b, n - 8);
+            memcpy(b + n - 8, &h, 8);
+            spit(old, b, n);
+            nlsq_result r = {0};
+            double x[4] = {0, 0, 0, 0};
+            assert_int_equal(nlsq_resume(&pb, &o, old, x, &r), NLSQ_ECHECKPOINT);
+            assert_non_null(strstr(r.message, "unsupported format version"));
+            nlsq_checkpoint_summary info;
+            assert_int_equal(nlsq_checkpoint_info(old, &info, &r), NLSQ_ECHECKPOINT);
+        }
+        free(b);
+    }
+    remove(path);
+    remove(old);
 }
 
 static void test_corrupted(void **state)
@@ -576,7 +727,7 @@ static void test_tag(void **state)
     assert_non_null(b);
     uint32_t version;
     memcpy(&version, b + 8, 4);
-    assert_int_equal(version, 2);
+    assert_int_equal(version, 3);
     /* read back */
     char got[64] = "";
     size_t len = 0;
@@ -602,7 +753,7 @@ static void test_tag(void **state)
     spit(bad, b, n);
     assert_int_equal(resume_status(&pb, &o, bad), NLSQ_ECHECKPOINT);
     free(b);
-    /* an untagged (version 1) file against a tag */
+    /* an untagged file against a tag */
     remove(plain);
     make_checkpoint(S_LM, NLSQ_PHASE_LM, 3, plain);
     assert_int_equal(nlsq_checkpoint_tag(plain, got, sizeof got, &len, &r), 0);
@@ -620,6 +771,8 @@ int main(void)
         cmocka_unit_test(test_stop_resume_adam),
         cmocka_unit_test(test_stop_resume_hybrid_phase1),
         cmocka_unit_test(test_stop_resume_hybrid_phase2),
+        cmocka_unit_test(test_scaled_resume),
+        cmocka_unit_test(test_old_versions),
         cmocka_unit_test(test_kill_resume),
         cmocka_unit_test(test_file_format),
         cmocka_unit_test(test_corrupted),

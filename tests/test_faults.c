@@ -25,8 +25,9 @@
  *  scales              residuals scaled by 1e+-100, 1e+-150, parameters by
  *                      1e+-150: the same parameters (relative 1e-10), cost
  *                      scaled by s^2, same covariance; residuals so large
- *                      that the cost overflows: LM fits as unscaled (cost
- *                      reported +inf), the others a clear error, no "converged"
+ *                      that the cost overflows: LM, hybrid and Adam fit as
+ *                      unscaled (cost reported +inf), the covariance a clear
+ *                      error, no "converged"
  *  pinned_bounds       lower == upper for one / all parameters, optimum
  *                      outside the box, start outside the box: pinned values
  *                      bitwise kept, the rest equal to the reduced fit
@@ -720,11 +721,26 @@ static void test_scales(void **state)
                       nlsq_status_name(o.status), o.res.message, o.res.cost);
         for (int j = 0; j < 3; j++) assert_true(isfinite(o.x[j]));
         n_cases++;
-        if (s == 0) {
-            /* LM works in power-of-two scaled units: the fit is the unscaled
-             * one; only the reported cost (above DBL_MAX) is +inf */
+        if (s == 0 || s == 2) {
+            /* LM (and the hybrid's phases) work in power-of-two scaled units:
+             * the fit is the unscaled one; only the reported cost (above
+             * DBL_MAX) is +inf */
             assert_true(o.status > 0);
             for (int j = 0; j < 3; j++) assert_true(rel_diff(o.x[j], ref.x[j]) <= 1e-9);
+            assert_true(isinf(o.res.cost));
+            continue;
+        }
+        if (s == 1) {
+            /* Adam too: the same epochs as on the unscaled problem (only
+             * adam.eps sees the scale) */
+            fp u = fp_make(K_EXP3, 1000);
+            fit a = run_fit(adam_solver, &u, &o2, x0_exp3, NULL, NULL);
+            double worst = 0;
+            for (int j = 0; j < 3; j++) worst = fmax(worst, rel_diff(o.x[j], a.x[j]));
+            print_message("  adam unscaled: %s, max rel. dx %.2g\n", nlsq_status_name(a.status),
+                          worst);
+            assert_int_equal(o.status, a.status);
+            assert_true(worst <= 1e-6);
             assert_true(isinf(o.res.cost));
             continue;
         }
