@@ -374,10 +374,12 @@ typedef struct nlsq_options {
                                MINPACK's "factor" (1) */
 
     /* --- linear algebra (LM and covariance) --- */
-    int    accumulator;     /* an nlsq_accumulator (NLSQ_ACCUM_NORMAL).  QR and
-                               AUTO need no more memory than O(chunk p + p^2);
-                               QR with opt->dist.reduce is refused (EINVAL), AUTO
-                               stays NORMAL there */
+    int    accumulator;     /* an nlsq_accumulator (NLSQ_ACCUM_NORMAL).  Memory
+                               stays O(chunk p + p^2): QR and AUTO give each
+                               worker a second chunk-sized block ([J r],
+                               not counted in memory_budget) and each slot a
+                               (p+1)^2 factor.  QR with opt->dist.reduce is
+                               refused (EINVAL), AUTO stays NORMAL there */
 
     /* --- chunking, memory, threads --- */
     size_t chunk_rows;      /* rows per chunk; 0 = automatic (about 1 MiB of J) */

@@ -70,6 +70,8 @@ static int eval4(void *ctx, const double *x, size_t row0, size_t n, double *r, d
 
 typedef int (*solver_fn)(const nlsq_problem *, const nlsq_options *, double *, nlsq_result *);
 
+static int g_accumulator = NLSQ_ACCUM_NORMAL;   /* opt.accumulator of the sweeps */
+
 /* Run solver with allocation k failing, for k = 1, 2, ... until a run makes
  * no failing call; returns how many failure points were exercised. */
 static size_t sweep(solver_fn solve, int n_threads, int want_cov, int expect_ok_status)
@@ -88,6 +90,7 @@ static size_t sweep(solver_fn solve, int n_threads, int want_cov, int expect_ok_
         opt.chunk_rows = 1000;
         opt.adam.epochs = 3;
         opt.hybrid.adam_epochs = 2;
+        opt.accumulator = g_accumulator;
         opt.allocator = (nlsq_allocator){ca_alloc, ca_free, &c};
         double x[4] = {1, 1, 0, 0}, cov[16];
         nlsq_result res = {0};
@@ -120,6 +123,14 @@ static void test_lm_alloc_failures(void **state)
            n1, n2);
     assert_true(n1 >= 3);
     assert_true(n2 >= n1);
+    g_accumulator = NLSQ_ACCUM_QR;
+    size_t q1 = sweep(nlsq_lm, 1, 1, 1), q2 = sweep(nlsq_lm, 2, 1, 1);
+    g_accumulator = NLSQ_ACCUM_AUTO;
+    size_t a1 = sweep(nlsq_lm, 2, 1, 1);
+    g_accumulator = NLSQ_ACCUM_NORMAL;
+    printf("LM with QR: %zu (1 thread), %zu (2 threads); AUTO: %zu (2 threads)\n", q1, q2, a1);
+    assert_true(q1 > n1);   /* the QR buffers are allocations of their own */
+    assert_true(q2 >= q1 && a1 > n2);
 }
 
 static void test_covariance_alloc_failures(void **state)
