@@ -23,36 +23,11 @@
  * and learning-rate decay it gets the cost within ADAM_RTOL = 1e-3 (relative)
  * of the LM optimum here; the numbers are printed.
  */
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
-#include <cmocka.h>
+#include "common.h"
 
-#include <math.h>
 #include <stdatomic.h>
-#include <stdio.h>
-#include <string.h>
-
-#include "nlsq.h"
 
 #define ADAM_RTOL 1e-3
-
-/* Deterministic N(0, 1) noise per row (splitmix64 + Box-Muller). */
-static uint64_t mix64(uint64_t z)
-{
-    z += 0x9e3779b97f4a7c15ULL;
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
-
-static double noise(uint64_t i)
-{
-    double u1 = ((double)(mix64(2 * i) >> 11) + 0.5) / 9007199254740992.0;
-    double u2 = ((double)(mix64(2 * i + 1) >> 11) + 0.5) / 9007199254740992.0;
-    return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
-}
 
 typedef struct prob_ctx {
     size_t m;
@@ -70,7 +45,7 @@ static void check_box(prob_ctx *c, const double *x, size_t p)
         if (!(x[j] >= c->lo[j] && x[j] <= c->hi[j])) atomic_store(&c->outside, 1);
 }
 
-/* y = 1.5 - 0.7 t + 0.1 noise, t in [0, 10). */
+/* y = 1.5 - 0.7 t + 0.1 tc_gauss_noise, t in [0, 10). */
 static int eval_linear(void *ctx, const double *x, size_t row0, size_t n, double *r, double *J,
                        const nlsq_eval_env *env)
 {
@@ -80,14 +55,14 @@ static int eval_linear(void *ctx, const double *x, size_t row0, size_t n, double
     for (size_t i = 0; i < n; i++) {
         size_t row = row0 + i;
         double t = 10.0 * (double)row / (double)c->m;
-        double y = 1.5 - 0.7 * t + 0.1 * noise(row);
+        double y = 1.5 - 0.7 * t + 0.1 * tc_gauss_noise(row);
         r[i] = x[0] + x[1] * t - y;
         if (J) { J[2 * i] = 1.0; J[2 * i + 1] = t; }
     }
     return 0;
 }
 
-/* y = 2 exp(-2e4 t) + 0.5 + 0.05 noise, t in [0, 3e-4). */
+/* y = 2 exp(-2e4 t) + 0.5 + 0.05 tc_gauss_noise, t in [0, 3e-4). */
 static int eval_exp(void *ctx, const double *x, size_t row0, size_t n, double *r, double *J,
                     const nlsq_eval_env *env)
 {
@@ -97,7 +72,7 @@ static int eval_exp(void *ctx, const double *x, size_t row0, size_t n, double *r
     for (size_t i = 0; i < n; i++) {
         size_t row = row0 + i;
         double t = 3e-4 * (double)row / (double)c->m;
-        double y = 2.0 * exp(-2e4 * t) + 0.5 + 0.05 * noise(row + 77);
+        double y = 2.0 * exp(-2e4 * t) + 0.5 + 0.05 * tc_gauss_noise(row + 77);
         double e = exp(-x[1] * t), s = c->scale ? c->scale : 1.0;
         r[i] = s * (x[0] * e + x[2] - y);
         if (J) {

@@ -2,18 +2,7 @@
  * complete solve in turn; every run must return NLSQ_ENOMEM (or succeed once
  * N is past the last allocation), keep x finite, and free everything it
  * allocated (live bytes back to 0; ASan/LSan also watch this file). */
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <cmocka.h>
-
-#include <math.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-
-#include "nlsq.h"
+#include "common.h"
 
 typedef struct counting_alloc {
     size_t n_calls;      /* allocations attempted */

@@ -11,17 +11,9 @@
  *                    restored
  * Skipped where the OpenBLAS build cannot run 2 threads.
  */
-#include <stdarg.h>
-#include <stddef.h>
-#include <setjmp.h>
-#include <stdint.h>
-#include <cmocka.h>
+#include "common.h"
 
-#include <math.h>
 #include <pthread.h>
-#include <string.h>
-
-#include "nlsq.h"
 
 int openblas_get_num_threads(void);
 void openblas_set_num_threads(int n);
@@ -71,12 +63,7 @@ static int have_two(void)
 
 static void run(ctx *c, int threads, double *x, nlsq_result *res)
 {
-    nlsq_problem pb;
-    memset(&pb, 0, sizeof pb);
-    pb.n_params = P;
-    pb.n_rows = M;
-    pb.eval = eval;
-    pb.ctx = c;
+    nlsq_problem pb = {.n_params = P, .n_rows = M, .eval = eval, .ctx = c};
     nlsq_options o;
     nlsq_options_init(&o);
     o.n_threads = threads;

@@ -27,19 +27,10 @@
  *                       callback_status
  *   validate            prepare_bytes without prepare: NLSQ_EINVAL
  */
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
-#include <cmocka.h>
+#include "common.h"
 
-#include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
-#include <stdio.h>
-#include <string.h>
-
-#include "nlsq.h"
 
 #define M_ROWS 20000
 #define P 3

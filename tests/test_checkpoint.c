@@ -40,56 +40,20 @@
  *                    fails the checksum
  */
 #define _POSIX_C_SOURCE 200809L
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
-#include <cmocka.h>
+#include "common.h"
 
 #include <dirent.h>
-#include <math.h>
 #include <signal.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "nlsq.h"
-
-#ifndef NLSQ_TEST_TMPDIR
-#define NLSQ_TEST_TMPDIR "."
-#endif
-
-static void tmp_path(char *buf, size_t n, const char *name)
-{
-    snprintf(buf, n, "%s/%s", NLSQ_TEST_TMPDIR, name);
-}
-
 /* ------------------------------------------------------------ the problem */
-
-static uint64_t mix64(uint64_t z)
-{
-    z += 0x9e3779b97f4a7c15ULL;
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
-
-static double noise(uint64_t i)
-{
-    double u1 = ((double)(mix64(2 * i) >> 11) + 0.5) / 9007199254740992.0;
-    double u2 = ((double)(mix64(2 * i + 1) >> 11) + 0.5) / 9007199254740992.0;
-    return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
-}
 
 /* XPCS-like g2 = c0 + beta exp(-2 D0 q^2 t^alpha), 4 q x 2000 lags. */
 #define NQ 4
 #define NT 2000
-static const double G2_LO[4] = {10.0, 0.3, 0.0, 0.5};
-static const double G2_HI[4] = {1e6, 2.0, 1.0, 1.5};
 
 static double g_scale = 1.0;   /* residuals and Jacobian times this (scaled_resume) */
 
@@ -98,23 +62,10 @@ static int eval_g2(void *ctx, const double *x, size_t row0, size_t n, double *r,
 {
     (void)env;
     (void)ctx;
-    const double s = g_scale;
-    for (size_t i = 0; i < n; i++) {
-        size_t row = row0 + i, k = row / NT, it = row % NT;
-        double q = 0.002 * (double)(k + 1), q2 = q * q;
-        double t = 1e-3 * pow(1e6, (double)it / (NT - 1));
-        double ta = pow(t, x[1]);
-        double e = exp(-2.0 * x[0] * q2 * ta);
-        double y = 1.0 + 0.3 * exp(-2.0 * 1.2e4 * q2 * pow(t, 0.85)) + 0.01 * noise(row);
-        r[i] = s * (x[3] + x[2] * e - y);
-        if (J) {
-            double *Ji = J + 4 * i;
-            Ji[0] = s * (x[2] * e * (-2.0 * q2 * ta));
-            Ji[1] = s * (x[2] * e * (-2.0 * x[0] * q2 * ta * log(t)));
-            Ji[2] = s * e;
-            Ji[3] = s;
-        }
-    }
+    const double s = g_scale;   /* exact: the scaled rows are s times the plain ones */
+    tc_g2_rows(NT, x, row0, n, r, J);
+    for (size_t i = 0; i < n; i++) r[i] *= s;
+    for (size_t i = 0; J && i < 4 * n; i++) J[i] *= s;
     return 0;
 }
 
@@ -126,8 +77,8 @@ static void g2_problem(nlsq_problem *pb)
     pb->n_params = 4;
     pb->n_rows = NQ * NT;
     pb->eval = eval_g2;
-    pb->lower = G2_LO;
-    pb->upper = G2_HI;
+    pb->lower = TC_G2_LO;
+    pb->upper = TC_G2_HI;
 }
 
 static void base_opts(nlsq_options *o, int threads)
@@ -143,11 +94,9 @@ static void base_opts(nlsq_options *o, int threads)
     o->checkpoint_every = 1;
 }
 
-typedef int (*solver_fn)(const nlsq_problem *, const nlsq_options *, double *, nlsq_result *);
-
 enum { S_LM, S_ADAM, S_HYBRID };
 static const char *solver_name[] = {"LM", "Adam", "hybrid"};
-static solver_fn solver_of(int s) { return s == S_LM ? nlsq_lm : s == S_ADAM ? nlsq_adam : nlsq_hybrid; }
+static tc_solver_fn solver_of(int s) { return s == S_LM ? nlsq_lm : s == S_ADAM ? nlsq_adam : nlsq_hybrid; }
 
 /* ------------------------------------------------------------ callbacks */
 
@@ -205,7 +154,7 @@ static void stop_and_resume(int solver, int phase, size_t at, const char *file)
     assert_true(rr.status >= 0);
 
     char path[512];
-    tmp_path(path, sizeof path, file);
+    tc_tmp_path(path, sizeof path, file);
     remove(path);
     nlsq_options o;
     base_opts(&o, 1);
@@ -301,7 +250,7 @@ static void kill_and_resume(int solver, int phase, size_t at, int threads, const
     reference(solver, threads, xr, &rr);
 
     char path[512];
-    tmp_path(path, sizeof path, file);
+    tc_tmp_path(path, sizeof path, file);
     remove(path);
     fflush(stdout);
     pid_t pid = fork();
@@ -406,7 +355,7 @@ static void test_file_format(void **state)
 {
     (void)state;
     char path[512], tmp[520];
-    tmp_path(path, sizeof path, "ck_format.bin");
+    tc_tmp_path(path, sizeof path, "ck_format.bin");
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
     const struct { int solver, phase; uint32_t want_solver; } cases[] = {
         {S_LM, NLSQ_PHASE_LM, 1}, {S_ADAM, NLSQ_PHASE_ADAM, 2},
@@ -504,8 +453,8 @@ static void test_old_versions(void **state)
 {
     (void)state;
     char path[512], old[512];
-    tmp_path(path, sizeof path, "ck_v3.bin");
-    tmp_path(old, sizeof old, "ck_old.bin");
+    tc_tmp_path(path, sizeof path, "ck_v3.bin");
+    tc_tmp_path(old, sizeof old, "ck_old.bin");
     nlsq_problem pb;
     g2_problem(&pb);
     static const char tag[] = "data=x";
@@ -564,8 +513,8 @@ static void test_corrupted(void **state)
 {
     (void)state;
     char path[512], bad[512];
-    tmp_path(path, sizeof path, "ck_good.bin");
-    tmp_path(bad, sizeof bad, "ck_bad.bin");
+    tc_tmp_path(path, sizeof path, "ck_good.bin");
+    tc_tmp_path(bad, sizeof bad, "ck_bad.bin");
     nlsq_problem pb;
     g2_problem(&pb);
     nlsq_options o;
@@ -618,7 +567,7 @@ static void test_corrupted(void **state)
     }
     /* missing file */
     char missing[512];
-    tmp_path(missing, sizeof missing, "no_such_checkpoint.bin");
+    tc_tmp_path(missing, sizeof missing, "no_such_checkpoint.bin");
     remove(missing);
     assert_int_equal(resume_status(&pb, &o, missing), NLSQ_EIO);
     /* a folder is not a checkpoint file either */
@@ -631,7 +580,7 @@ static void test_write_error(void **state)
 {
     (void)state;
     char path[512];
-    tmp_path(path, sizeof path, "no_such_dir/ck.bin");
+    tc_tmp_path(path, sizeof path, "no_such_dir/ck.bin");
     nlsq_problem pb;
     g2_problem(&pb);
     for (int solver = S_LM; solver <= S_HYBRID; solver++) {
@@ -644,7 +593,7 @@ static void test_write_error(void **state)
         int st = solver_of(solver)(&pb, &o, x, &r);
         assert_int_equal(st, NLSQ_EIO);
         for (int j = 0; j < 4; j++) assert_true(isfinite(x[j]));
-        for (int j = 0; j < 4; j++) assert_true(x[j] >= G2_LO[j] && x[j] <= G2_HI[j]);
+        for (int j = 0; j < 4; j++) assert_true(x[j] >= TC_G2_LO[j] && x[j] <= TC_G2_HI[j]);
     }
 }
 
@@ -652,8 +601,8 @@ static void test_special_files(void **state)
 {
     (void)state;
     char fifo[512], path[512], other_tmp[600];
-    tmp_path(fifo, sizeof fifo, "ck_fifo");
-    tmp_path(path, sizeof path, "ck_shared.bin");
+    tc_tmp_path(fifo, sizeof fifo, "ck_fifo");
+    tc_tmp_path(path, sizeof path, "ck_shared.bin");
     snprintf(other_tmp, sizeof other_tmp, "%s.tmp", path);
     remove(fifo);
     assert_int_equal(mkfifo(fifo, 0600), 0);
@@ -702,9 +651,9 @@ static void test_tag(void **state)
 {
     (void)state;
     char path[512], plain[512], bad[512];
-    tmp_path(path, sizeof path, "ck_tag.bin");
-    tmp_path(plain, sizeof plain, "ck_notag.bin");
-    tmp_path(bad, sizeof bad, "ck_tag_bad.bin");
+    tc_tmp_path(path, sizeof path, "ck_tag.bin");
+    tc_tmp_path(plain, sizeof plain, "ck_notag.bin");
+    tc_tmp_path(bad, sizeof bad, "ck_tag_bad.bin");
     nlsq_problem pb;
     g2_problem(&pb);
     nlsq_options o;

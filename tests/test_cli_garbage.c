@@ -14,19 +14,11 @@
  * The normal command line is tested by tests/test_xpcs_cli.c.
  */
 #define _GNU_SOURCE
-#include <stdarg.h>
-#include <stddef.h>
-#include <setjmp.h>
-#include <stdint.h>
-#include <cmocka.h>
+#include "common.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <math.h>
 #include <signal.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -34,10 +26,6 @@
 
 #ifdef NLSQ_HAVE_XPCS
 #include "nlsq_xpcs.h"
-#endif
-
-#ifndef NLSQ_TEST_TMPDIR
-#define NLSQ_TEST_TMPDIR "/tmp"
 #endif
 
 #ifdef NLSQ_HAVE_XPCS

@@ -17,26 +17,13 @@
  * problem with other chunk sizes.
  */
 #define _GNU_SOURCE
-#include <stdarg.h>
-#include <stddef.h>
-#include <setjmp.h>
-#include <stdint.h>
-#include <cmocka.h>
+#include "common.h"
 
-#include <math.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "nlsq.h"
 #ifdef NLSQ_HAVE_XPCS
-#include "nlsq_xpcs.h"
-#endif
-
-#ifndef NLSQ_TEST_TMPDIR
-#define NLSQ_TEST_TMPDIR "/tmp"
+#include "common_xpcs.h"
 #endif
 
 #ifdef NLSQ_HAVE_XPCS
@@ -82,11 +69,7 @@ static void lib_fit(int method, int threads, int stream, run_out *o)
     assert_int_equal(nlsq_xpcs_select(f, NAN, 0, SIZE_MAX, &sel, err, sizeof err), 0);
     nlsq_xpcs_source src;
     assert_int_equal(nlsq_xpcs_file_source(f, &sel, &src), 0);
-    nlsq_xpcs_config cfg;
-    nlsq_xpcs_config_init(&cfg);
-    cfg.q = sel.q;
-    cfg.gap = 2e6;
-    cfg.dt = 2e-2;
+    nlsq_xpcs_config cfg = tc_config(sel.q, 2e6, 2e-2);
     cfg.k0 = sel.first_frame;
     if (stream) cfg.memory_budget = 1;
     nlsq_xpcs_model *m = NULL;

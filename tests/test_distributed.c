@@ -6,18 +6,9 @@
  * and covariance, repeated runs are bitwise equal, and a callback failure on
  * one rank ends the solve with NLSQ_ECALLBACK on every rank. */
 #define _POSIX_C_SOURCE 200809L
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <cmocka.h>
+#include "common.h"
 
-#include <math.h>
 #include <pthread.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-
-#include "nlsq.h"
 
 #define MAXR 4
 #define P 4

@@ -58,57 +58,18 @@
  *                      and matrices are ignored (the reader reads none)
  */
 #define _GNU_SOURCE          /* mkfifo, symlink, truncate */
+#include "common.h"
+
 #include <sys/types.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <setjmp.h>
-#include <stdint.h>
-#include <cmocka.h>
 
 #include <errno.h>
 #include <limits.h>
-#include <math.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-#include "nlsq.h"
-
-#ifndef NLSQ_TEST_TMPDIR
-#define NLSQ_TEST_TMPDIR "/tmp"
-#endif
 
 /* ------------------------------------------------------------------------ */
 /* Helpers                                                                   */
 /* ------------------------------------------------------------------------ */
-
-static uint64_t splitmix64(uint64_t z)
-{
-    z += 0x9e3779b97f4a7c15ULL;
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
-
-static double hash_noise(uint64_t i) { return (double)(splitmix64(i) >> 11) * 0x1.0p-53 - 0.5; }
-
-static double rel_diff(double a, double b)
-{
-    double s = fabs(a) > fabs(b) ? fabs(a) : fabs(b);
-    return s > 0 ? fabs(a - b) / s : 0.0;
-}
-
-static void base_options(nlsq_options *opt)
-{
-    nlsq_options_init(opt);
-    opt->ftol = opt->xtol = opt->gtol = 1e-15;
-    opt->max_iter = 500;
-    opt->n_threads = 1;
-}
-
-typedef int (*solver_fn)(const nlsq_problem *, const nlsq_options *, double *, nlsq_result *);
 
 /* ------------------------------------------------------------------------ */
 /* A configurable test problem                                               */
@@ -195,7 +156,7 @@ static int fp_eval(void *vctx, const double *xs, size_t row0, size_t n, double *
         }
         size_t k = c->pad ? row / 2 : row;
         double t = 5.0 * (double)k / (double)n_data;
-        double y = 2.5 * exp(-1.3 * t) + 0.4 + 0.02 * hash_noise(k);
+        double y = 2.5 * exp(-1.3 * t) + 0.4 + 0.02 * tc_uniform_noise(k);
         double v;
         const double g = c->s / c->ps;   /* d r / d x_scaled = s / ps * d model / d x */
         switch (c->kind) {
@@ -270,7 +231,7 @@ typedef struct fit {
     nlsq_result res;
 } fit;
 
-static fit run_fit(solver_fn solve, fp *c, const nlsq_options *opt_in, const double *x0,
+static fit run_fit(tc_solver_fn solve, fp *c, const nlsq_options *opt_in, const double *x0,
                    const double *lo, const double *hi)
 {
     fit o;
@@ -305,7 +266,7 @@ static int cov_solver(const nlsq_problem *pb, const nlsq_options *o, double *x, 
     return nlsq_covariance(pb, o, x, cov, r);
 }
 
-static const struct { solver_fn fn; const char *name; } solvers[4] = {
+static const struct { tc_solver_fn fn; const char *name; } solvers[4] = {
     {lm_solver, "lm"}, {adam_solver, "adam"}, {hybrid_solver, "hybrid"}, {cov_solver, "covariance"},
 };
 
@@ -353,7 +314,7 @@ static void test_nonfinite_start(void **state)
                 fp c = fp_make(K_EXP3, 400);
                 c.fault = faults[f].fault;
                 nlsq_options opt;
-                base_options(&opt);
+                tc_strict_options(&opt);
                 opt.n_threads = th;
                 opt.chunk_rows = 64;
                 opt.adam.epochs = 3;
@@ -382,7 +343,7 @@ static void test_nonfinite_transient(void **state)
 {
     (void)state;
     nlsq_options opt;
-    base_options(&opt);
+    tc_strict_options(&opt);
     opt.chunk_rows = 1000;     /* one chunk per pass: pass number = call number */
     fp clean = fp_make(K_EXP3, 1000);
     fit ref = run_fit(lm_solver, &clean, &opt, x0_exp3, NULL, NULL);
@@ -399,9 +360,9 @@ static void test_nonfinite_transient(void **state)
         assert_true(o.status > 0);
         assert_true(o.res.n_nonfinite >= 1);
         for (int j = 0; j < 3; j++)
-            if (!(rel_diff(o.x[j], ref.x[j]) <= 1e-8))
+            if (!(tc_rel_diff(o.x[j], ref.x[j]) <= 1e-8))
                 fail_msg("pass %ld: x[%d] = %.17g, clean %.17g", k, j, o.x[j], ref.x[j]);
-        assert_true(rel_diff(o.res.cost, ref.res.cost) <= 1e-12);
+        assert_true(tc_rel_diff(o.res.cost, ref.res.cost) <= 1e-12);
         n_cases++;
     }
 }
@@ -414,7 +375,7 @@ static void test_nonfinite_persistent(void **state)
 {
     (void)state;
     nlsq_options opt;
-    base_options(&opt);
+    tc_strict_options(&opt);
     opt.chunk_rows = 1000;
     fp c0 = fp_make(K_EXP3, 1000);
     fit clean = run_fit(lm_solver, &c0, &opt, x0_exp3, NULL, NULL);
@@ -431,11 +392,11 @@ static void test_nonfinite_persistent(void **state)
                           o.res.message, o.res.iterations, o.res.n_nonfinite, o.res.cost);
             for (int j = 0; j < 3; j++) assert_true(isfinite(o.x[j]));
             /* x is the best point evaluated, its cost is res.cost */
-            assert_true(rel_diff(o.res.cost, fp_cost(&c, o.x)) <= 1e-12);
+            assert_true(tc_rel_diff(o.res.cost, fp_cost(&c, o.x)) <= 1e-12);
             assert_true(o.res.cost <= fp_cost(&c, x0_exp3) * (1 + 1e-12));
             if (mode == 0) {
                 assert_memory_equal(o.x, c.best_x, 3 * sizeof(double));
-                assert_true(rel_diff(o.res.cost, c.best_cost) <= 1e-13);
+                assert_true(tc_rel_diff(o.res.cost, c.best_cost) <= 1e-13);
             } else {
                 /* B4 (fixed): an accepted trial point (finite, lower cost)
                  * whose Jacobian is non-finite was given up for the previous
@@ -443,7 +404,7 @@ static void test_nonfinite_persistent(void **state)
                  * rounding may be ranked differently by this test's plain
                  * sum and the library's, hence the cost comparison. */
                 known_bug(memcmp(o.x, c.best_x, 3 * sizeof(double)) == 0 ||
-                              rel_diff(o.res.cost, c.best_cost) <= 1e-13, "B4",
+                              tc_rel_diff(o.res.cost, c.best_cost) <= 1e-13, "B4",
                           "NaN Jacobian from pass %ld: returned cost %.17g, best point "
                           "evaluated %.17g", k, o.res.cost, c.best_cost);
             }
@@ -453,7 +414,7 @@ static void test_nonfinite_persistent(void **state)
             if (o.status >= 0 && o.res.n_nonfinite == 0) {
                 /* the wall came up after the solve had converged: the clean answer */
                 assert_true(o.status > 0);
-                for (int j = 0; j < 3; j++) assert_true(rel_diff(o.x[j], clean.x[j]) <= 1e-8);
+                for (int j = 0; j < 3; j++) assert_true(tc_rel_diff(o.x[j], clean.x[j]) <= 1e-8);
             } else if (o.status >= 0) {
                 n_converged_status++;
                 /* B2: a positive ("converged") status although the run was
@@ -504,7 +465,7 @@ static void test_rank_deficient(void **state)
 {
     (void)state;
     nlsq_options opt;
-    base_options(&opt);
+    tc_strict_options(&opt);
     fp red = fp_make(K_EXP3, 500);
     fit r3 = run_fit(lm_solver, &red, &opt, x0_exp3, NULL, NULL);
     assert_true(r3.status > 0);
@@ -519,15 +480,15 @@ static void test_rank_deficient(void **state)
                       d.res.iterations, d.res.rank, d.x[2] + d.x[3], r3.x[2], d.cov[0], d.cov[5],
                       d.cov[10], d.cov[15]);
         assert_true(d.status > 0);
-        assert_true(rel_diff(d.res.cost, r3.res.cost) <= 1e-12);
-        assert_true(rel_diff(d.x[0], r3.x[0]) <= 1e-8);
-        assert_true(rel_diff(d.x[1], r3.x[1]) <= 1e-8);
+        assert_true(tc_rel_diff(d.res.cost, r3.res.cost) <= 1e-12);
+        assert_true(tc_rel_diff(d.x[0], r3.x[0]) <= 1e-8);
+        assert_true(tc_rel_diff(d.x[1], r3.x[1]) <= 1e-8);
         assert_true(fabs(d.x[2] + d.x[3] - r3.x[2]) <= 1e-8);
         assert_int_equal(d.res.rank, 3);
         assert_true(isinf(d.cov[10]) && d.cov[10] > 0);
         assert_true(isinf(d.cov[15]) && d.cov[15] > 0);
         assert_true(isfinite(d.cov[0]) && d.cov[0] > 0);
-        assert_true(rel_diff(d.cov[0], r3.cov[0] * (500.0 - 3) / (500.0 - 4)) <= 1e-6);
+        assert_true(tc_rel_diff(d.cov[0], r3.cov[0] * (500.0 - 3) / (500.0 - 4)) <= 1e-6);
         n_cases++;
     }
     opt.n_threads = 1;
@@ -549,11 +510,11 @@ static void test_rank_deficient(void **state)
         long double sty = 0, stt = 0;
         for (size_t k = 0; k < 300; k++) {
             double t = 5.0 * (double)k / 300.0;
-            double y = 2.5 * exp(-1.3 * t) + 0.4 + 0.02 * hash_noise(k);
+            double y = 2.5 * exp(-1.3 * t) + 0.4 + 0.02 * tc_uniform_noise(k);
             sty += (long double)t * y;
             stt += (long double)t * t;
         }
-        assert_true(rel_diff(o.x[0] + o.x[1] + o.x[2] + o.x[3], (double)(sty / stt)) <= 1e-10);
+        assert_true(tc_rel_diff(o.x[0] + o.x[1] + o.x[2] + o.x[3], (double)(sty / stt)) <= 1e-10);
         n_cases++;
     }
 
@@ -579,7 +540,7 @@ static void test_p_vs_m(void **state)
 {
     (void)state;
     nlsq_options opt;
-    base_options(&opt);
+    tc_strict_options(&opt);
     /* p > m: rejected by every entry point, callback never called */
     for (size_t m = 0; m < 3; m++)
         for (int s = 0; s < 4; s++) {
@@ -619,7 +580,7 @@ static void test_zero_rows(void **state)
 {
     (void)state;
     nlsq_options opt;
-    base_options(&opt);
+    tc_strict_options(&opt);
     opt.absolute_sigma = 1;      /* (J^T J)^-1: zero rows change nothing */
     fp compact = fp_make(K_EXP3, 800);
     fit a = run_fit(lm_solver, &compact, &opt, x0_exp3, NULL, NULL);
@@ -631,11 +592,11 @@ static void test_zero_rows(void **state)
         print_message("  every other row zero (%d thr): %s, x = %.17g %.17g %.17g\n", th,
                       nlsq_status_name(b.status), b.x[0], b.x[1], b.x[2]);
         assert_true(a.status > 0 && b.status > 0);
-        for (int j = 0; j < 3; j++) assert_true(rel_diff(a.x[j], b.x[j]) <= 1e-10);
-        assert_true(rel_diff(a.res.cost, b.res.cost) <= 1e-12);
-        for (int k = 0; k < 9; k++) assert_true(rel_diff(a.cov[k], b.cov[k]) <= 1e-8);
+        for (int j = 0; j < 3; j++) assert_true(tc_rel_diff(a.x[j], b.x[j]) <= 1e-10);
+        assert_true(tc_rel_diff(a.res.cost, b.res.cost) <= 1e-12);
+        for (int k = 0; k < 9; k++) assert_true(tc_rel_diff(a.cov[k], b.cov[k]) <= 1e-8);
         assert_int_equal(b.res.n_rows, 1600);
-        assert_true(rel_diff(b.res.reduced_chi2, 2 * b.res.cost / (1600.0 - 3)) <= 1e-14);
+        assert_true(tc_rel_diff(b.res.reduced_chi2, 2 * b.res.cost / (1600.0 - 3)) <= 1e-14);
         n_cases++;
     }
     opt.n_threads = 1;
@@ -660,7 +621,7 @@ static void test_scales(void **state)
 {
     (void)state;
     nlsq_options opt;
-    base_options(&opt);
+    tc_strict_options(&opt);
     fp base = fp_make(K_EXP3, 1000);
     fit ref = run_fit(lm_solver, &base, &opt, x0_exp3, NULL, NULL);
     assert_true(ref.status > 0);
@@ -697,7 +658,7 @@ static void test_scales(void **state)
                            "iterations, parameters off by %.2g (relative)", c.s, c.ps,
                            solvers[s].name, nlsq_status_name(o.status), o.res.iterations, worst))
                 continue;
-            assert_true(rel_diff(cr, ref.res.cost) <= 1e-10);
+            assert_true(tc_rel_diff(cr, ref.res.cost) <= 1e-10);
             /* covariance of x / ps: cov / ps^2 */
             for (int a = 0; a < 3; a++)
                 for (int b = 0; b < 3; b++) {
@@ -726,7 +687,7 @@ static void test_scales(void **state)
              * the fit is the unscaled one; only the reported cost (above
              * DBL_MAX) is +inf */
             assert_true(o.status > 0);
-            for (int j = 0; j < 3; j++) assert_true(rel_diff(o.x[j], ref.x[j]) <= 1e-9);
+            for (int j = 0; j < 3; j++) assert_true(tc_rel_diff(o.x[j], ref.x[j]) <= 1e-9);
             assert_true(isinf(o.res.cost));
             continue;
         }
@@ -736,7 +697,7 @@ static void test_scales(void **state)
             fp u = fp_make(K_EXP3, 1000);
             fit a = run_fit(adam_solver, &u, &o2, x0_exp3, NULL, NULL);
             double worst = 0;
-            for (int j = 0; j < 3; j++) worst = fmax(worst, rel_diff(o.x[j], a.x[j]));
+            for (int j = 0; j < 3; j++) worst = fmax(worst, tc_rel_diff(o.x[j], a.x[j]));
             print_message("  adam unscaled: %s, max rel. dx %.2g\n", nlsq_status_name(a.status),
                           worst);
             assert_int_equal(o.status, a.status);
@@ -761,7 +722,7 @@ static void fit_fixed_b(size_t m, double b0, double *a, double *c)
     long double s11 = 0, s12 = 0, s22 = 0, r1 = 0, r2 = 0;
     for (size_t k = 0; k < m; k++) {
         double t = 5.0 * (double)k / (double)m;
-        double y = 2.5 * exp(-1.3 * t) + 0.4 + 0.02 * hash_noise(k);
+        double y = 2.5 * exp(-1.3 * t) + 0.4 + 0.02 * tc_uniform_noise(k);
         long double e = expl(-(long double)b0 * t);
         s11 += e * e; s12 += e; s22 += 1; r1 += e * y; r2 += y;
     }
@@ -774,7 +735,7 @@ static void test_pinned_bounds(void **state)
 {
     (void)state;
     nlsq_options opt;
-    base_options(&opt);
+    tc_strict_options(&opt);
     opt.adam.epochs = 5;
     opt.hybrid.adam_epochs = 3;
     const size_t m = 600;
@@ -798,8 +759,8 @@ static void test_pinned_bounds(void **state)
             assert_int_equal(o.res.n_active, 1);
             if (s != 1) {
                 assert_true(o.status > 0);
-                assert_true(rel_diff(o.x[0], a_ref) <= 1e-9);
-                assert_true(rel_diff(o.x[2], c_ref) <= 1e-9);
+                assert_true(tc_rel_diff(o.x[0], a_ref) <= 1e-9);
+                assert_true(tc_rel_diff(o.x[2], c_ref) <= 1e-9);
             }
             n_cases++;
         }
@@ -812,7 +773,7 @@ static void test_pinned_bounds(void **state)
         fit o = run_fit(lm_solver, &c, &opt, x0, lo, hi);
         assert_true(o.status > 0);
         assert_true(o.x[1] == 1.0);
-        assert_true(rel_diff(o.x[0], a_ref) <= 1e-9);
+        assert_true(tc_rel_diff(o.x[0], a_ref) <= 1e-9);
         n_cases++;
     }
 
@@ -846,8 +807,8 @@ static void test_pinned_bounds(void **state)
         assert_true(o.status > 0);
         assert_true(o.x[1] == 1.0);
         assert_int_equal(o.res.n_active, 1);
-        assert_true(rel_diff(o.x[0], a_ref) <= 1e-8);
-        assert_true(rel_diff(o.x[2], c_ref) <= 1e-8);
+        assert_true(tc_rel_diff(o.x[0], a_ref) <= 1e-8);
+        assert_true(tc_rel_diff(o.x[2], c_ref) <= 1e-8);
         n_cases++;
     }
 }
@@ -861,7 +822,7 @@ static void test_pinned_bounds(void **state)
 #include <hdf5.h>
 #include <pthread.h>
 
-#include "nlsq_xpcs.h"
+#include "common_xpcs.h"
 
 static const double k_phi4[4] = {10.0, 55.0, 100.0, 160.0};
 
@@ -911,17 +872,8 @@ static void test_xpcs_singular_start(void **state)
     char err[512];
     for (size_t a = 0; a < P; a++)
         assert_int_equal(nlsq_xpcs_synth_rows(&s, a, 0, N, c2 + a * N * N, err, sizeof err), 0);
-    nlsq_xpcs_source src;
-    memset(&src, 0, sizeof src);
-    src.n_angles = P;
-    src.n = N;
-    src.phi = k_phi4;
-    src.data64 = c2;
-    nlsq_xpcs_config cfg;
-    nlsq_xpcs_config_init(&cfg);
-    cfg.q = s.q;
-    cfg.gap = s.gap;
-    cfg.dt = s.dt;
+    nlsq_xpcs_source src = tc_mem_source(P, N, k_phi4, c2);
+    nlsq_xpcs_config cfg = tc_config(s.q, s.gap, s.dt);
     nlsq_xpcs_model *m = NULL;
     assert_int_equal(nlsq_xpcs_model_create(&src, &cfg, &m, err, sizeof err), 0);
     size_t p = nlsq_xpcs_model_n_params(m);
@@ -1104,11 +1056,7 @@ static int xpcs_fit_path(const path_cfg *pc, const char **stage, char *err, size
     nlsq_xpcs_source src;
     *stage = "file_source";
     if ((rc = nlsq_xpcs_file_source(f, &sel, &src)) != 0) goto out;
-    nlsq_xpcs_config cfg;
-    nlsq_xpcs_config_init(&cfg);
-    cfg.q = sel.q;
-    cfg.gap = 2e6;
-    cfg.dt = 2e-2;
+    nlsq_xpcs_config cfg = tc_config(sel.q, 2e6, 2e-2);
     cfg.k0 = sel.first_frame;
     if (pc->stream) cfg.memory_budget = 1;
     *stage = "model_create";
@@ -1372,7 +1320,7 @@ static void test_xpcs_bytes(void **state)
     for (size_t si = 0; si < sizeof sizes / sizeof sizes[0]; si++)
         for (int variant = 0; variant < 5; variant++) {
             size_t n = sizes[si];
-            for (size_t i = 0; i < n; i++) buf[i] = (unsigned char)(splitmix64(i * 31 + si * 7 + (uint64_t)variant) >> 56);
+            for (size_t i = 0; i < n; i++) buf[i] = (unsigned char)(tc_splitmix64(i * 31 + si * 7 + (uint64_t)variant) >> 56);
             /* variant 1..4: the HDF5 signature at 0, 512, 1024, 2048 (where
              * libhdf5 looks for a superblock) followed by junk */
             size_t off = variant == 0 ? SIZE_MAX : variant == 1 ? 0 : (size_t)256 << variant;

@@ -20,18 +20,9 @@
  *                        match their analytic runs to 1e-6
  *   validate             jacobian out of range, fd_scale <= 0: NLSQ_EINVAL
  */
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
-#include <cmocka.h>
+#include "common.h"
 
-#include <math.h>
 #include <stdatomic.h>
-#include <stdio.h>
-#include <string.h>
-
-#include "nlsq.h"
 
 #define M_ROWS 120000
 #define P 5
@@ -81,13 +72,8 @@ static int eval_exp_cos(void *vctx, const double *x, size_t row0, size_t n, doub
 
 static nlsq_problem exp_cos_problem(prob_ctx *c, int jacobian)
 {
-    nlsq_problem pb;
-    memset(&pb, 0, sizeof pb);
-    pb.n_params = P;
-    pb.n_rows = M_ROWS;
-    pb.eval = eval_exp_cos;
-    pb.ctx = c;
-    pb.jacobian = jacobian;
+    nlsq_problem pb = {.n_params = P, .n_rows = M_ROWS, .eval = eval_exp_cos, .ctx = c,
+                       .jacobian = jacobian};
     return pb;
 }
 
@@ -212,13 +198,8 @@ static void test_pattern_columns(void **state)
     double x[1 + B] = {1.2, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6};
     sparse_ctx c;
     memset(&c, 0, sizeof c);
-    nlsq_problem pb;
-    memset(&pb, 0, sizeof pb);
-    pb.n_params = 1 + B;
-    pb.n_rows = (size_t)B * BLOCK_ROWS;
-    pb.eval = sparse_eval;
-    pb.ctx = &c;
-    pb.pattern = sparse_pattern;
+    nlsq_problem pb = {.n_params = 1 + B, .n_rows = (size_t)B * BLOCK_ROWS, .eval = sparse_eval,
+                       .ctx = &c, .pattern = sparse_pattern};
     nlsq_options opt;
     test_options(&opt, 2);
     opt.chunk_rows = 400;          /* 3 chunks per block: 400, 400, 200 */

@@ -22,63 +22,19 @@
  *   user_stop           the progress callback stops in phase 1 and in phase 2:
  *                       NLSQ_EUSER_STOP, x = the best point
  */
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
-#include <cmocka.h>
-
-#include <math.h>
-#include <stdio.h>
-#include <string.h>
-
-#include "nlsq.h"
-
-static uint64_t mix64(uint64_t z)
-{
-    z += 0x9e3779b97f4a7c15ULL;
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
-
-static double noise(uint64_t i)
-{
-    double u1 = ((double)(mix64(2 * i) >> 11) + 0.5) / 9007199254740992.0;
-    double u2 = ((double)(mix64(2 * i + 1) >> 11) + 0.5) / 9007199254740992.0;
-    return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
-}
+#include "common.h"
 
 /* ------------------------------------------------------------ XPCS-like g2 */
 
 #define NQ 8
 #define NT 2500
-static const double G2_TRUE[4] = {1.2e4, 0.85, 0.3, 1.0};   /* D0, alpha, beta, c0 */
-static const double G2_LO[4] = {10.0, 0.3, 0.0, 0.5};
-static const double G2_HI[4] = {1e6, 2.0, 1.0, 1.5};
 
 static int eval_g2(void *ctx, const double *x, size_t row0, size_t n, double *r, double *J,
                    const nlsq_eval_env *env)
 {
     (void)env;
     (void)ctx;
-    for (size_t i = 0; i < n; i++) {
-        size_t row = row0 + i, k = row / NT, it = row % NT;
-        double q = 0.002 * (double)(k + 1), q2 = q * q;
-        double t = 1e-3 * pow(1e6, (double)it / (NT - 1));
-        double ta = pow(t, x[1]);
-        double e = exp(-2.0 * x[0] * q2 * ta);
-        double y = G2_TRUE[3] + G2_TRUE[2] * exp(-2.0 * G2_TRUE[0] * q2 * pow(t, G2_TRUE[1])) +
-                   0.01 * noise(row);
-        r[i] = x[3] + x[2] * e - y;
-        if (J) {
-            double *Ji = J + 4 * i;
-            Ji[0] = x[2] * e * (-2.0 * q2 * ta);
-            Ji[1] = x[2] * e * (-2.0 * x[0] * q2 * ta * log(t));
-            Ji[2] = e;
-            Ji[3] = 1.0;
-        }
-    }
+    tc_g2_rows(NT, x, row0, n, r, J);
     return 0;
 }
 
@@ -88,8 +44,8 @@ static void g2_problem(nlsq_problem *pb)
     pb->n_params = 4;
     pb->n_rows = NQ * NT;
     pb->eval = eval_g2;
-    pb->lower = G2_LO;
-    pb->upper = G2_HI;
+    pb->lower = TC_G2_LO;
+    pb->upper = TC_G2_HI;
 }
 
 static void base_opts(nlsq_options *o)

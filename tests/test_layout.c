@@ -6,16 +6,7 @@
  * (robust loss, non-finite rows).  n_obs changes only the degrees of freedom:
  * a problem whose rows each stand for two equal observations (residual scaled
  * by sqrt 2) must give the covariance of the duplicated problem. */
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <cmocka.h>
-
-#include <math.h>
-#include <stdio.h>
-#include <string.h>
-
-#include "nlsq.h"
+#include "common.h"
 
 typedef struct pctx {
     size_t p;

@@ -21,17 +21,7 @@
  * regenerate.  It prints the polished optimum (TRF, then the active set
  * fixed and the free parameters polished by MINPACK + Gauss-Newton).
  */
-#include <stdarg.h>
-#include <stddef.h>
-#include <setjmp.h>
-#include <stdint.h>
-#include <cmocka.h>
-
-#include <math.h>
-#include <stdio.h>
-#include <string.h>
-
-#include "nlsq.h"
+#include "common.h"
 
 /* ------------------------------------------------------------------------ */
 /* Reference block: output of tests/scipy_refs/bounds.py, unedited.          */

@@ -22,52 +22,14 @@
  *                   (res.n_nonfinite > 0, same answer); NaN at the start ->
  *                   NLSQ_ENONFINITE
  */
-#include <stdarg.h>
-#include <stddef.h>
-#include <setjmp.h>
-#include <stdint.h>
-#include <cmocka.h>
+#include "common.h"
 
 #include <lapacke.h>
-#include <math.h>
 #include <pthread.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-
-#include "nlsq.h"
 
 /* ------------------------------------------------------------------------ */
 /* Helpers                                                                   */
 /* ------------------------------------------------------------------------ */
-
-static uint64_t splitmix64(uint64_t z)
-{
-    z += 0x9e3779b97f4a7c15ULL;
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
-
-/* Deterministic pseudo-noise in [-0.5, 0.5) from a row index. */
-static double hash_noise(uint64_t i)
-{
-    return (double)(splitmix64(i) >> 11) * 0x1.0p-53 - 0.5;
-}
-
-static double rel_diff(double a, double b)
-{
-    double s = fabs(a) > fabs(b) ? fabs(a) : fabs(b);
-    return s > 0 ? fabs(a - b) / s : 0.0;
-}
-
-static void base_options(nlsq_options *opt)
-{
-    nlsq_options_init(opt);
-    opt->ftol = opt->xtol = opt->gtol = 1e-15;
-    opt->max_iter = 500;
-    opt->n_threads = 1;
-}
 
 /* ------------------------------------------------------------------------ */
 /* A nonlinear test problem made on the fly:                                 */
@@ -102,7 +64,7 @@ static efit efit_make(size_t m)
 static void efit_row(const efit *c, const double *x, size_t i, double *r, double *J)
 {
     double t = 5.0 * (double)i / (double)c->m;
-    double y = 2.5 * exp(-1.3 * t) + 0.4 - 0.05 * t + 0.02 * hash_noise(i);
+    double y = 2.5 * exp(-1.3 * t) + 0.4 - 0.05 * t + 0.02 * tc_uniform_noise(i);
     double e = exp(-x[1] * t);
     *r = x[0] * e + x[2] + x[3] * t - y;
     if (J) {
@@ -279,7 +241,7 @@ static void lin_row(size_t i, double *xrow, double *y)
     double v = 1.0;
     for (int j = 0; j < LIN_P; j++) { xrow[j] = v; v *= t; }
     *y = 1.0 - 0.5 * t + 0.25 * t * t + 0.8 * t * t * t - 0.3 * t * t * t * t
-         + 0.05 * hash_noise(i + 1000003);
+         + 0.05 * tc_uniform_noise(i + 1000003);
 }
 
 static int lin_eval(void *ctx, const double *x, size_t row0, size_t n, double *r, double *J,
@@ -334,7 +296,7 @@ static void test_linear_vs_qr(void **state)
     for (int chunk = 0; chunk <= 1; chunk++) {
         nlsq_problem pb = {.n_params = LIN_P, .n_rows = LIN_M, .eval = lin_eval};
         nlsq_options opt;
-        base_options(&opt);
+        tc_strict_options(&opt);
         opt.chunk_rows = chunk ? 64 : 0;
         opt.n_threads = chunk ? 2 : 1;
         double x[LIN_P] = {0, 0, 0, 0, 0};
@@ -349,7 +311,7 @@ static void test_linear_vs_qr(void **state)
         for (int j = 0; j < p; j++)
             if (!(fabs(x[j] - xq[j]) <= 1e-10 * fmax(1.0, fabs(xq[j]))))
                 fail_msg("x[%d] = %.17g, QR %.17g", j, x[j], xq[j]);
-        assert_true(rel_diff(res.cost, 0.5 * rss) <= 1e-10);
+        assert_true(tc_rel_diff(res.cost, 0.5 * rss) <= 1e-10);
         assert_int_equal(res.rank, LIN_P);
         for (int a = 0; a < p; a++)
             for (int c = 0; c < p; c++) {
@@ -373,7 +335,7 @@ static void test_linear_vs_qr(void **state)
 static void callback_error_sweep(int trial_jac)
 {
     nlsq_options opt;
-    base_options(&opt);
+    tc_strict_options(&opt);
     opt.chunk_rows = 0;    /* m = 60 < the automatic chunk: one call per pass */
     opt.trial_jacobian = trial_jac;
 
@@ -422,7 +384,7 @@ static void callback_error_sweep(int trial_jac)
                           "res.cost %.17g; %s\n", k, c.failed_with_J ? "Jacobian" : "residual",
                           fx, c.min_cost, res.cost, res.message);
             failures++;
-        } else if (!(rel_diff(res.cost, fx) <= 1e-13)) {
+        } else if (!(tc_rel_diff(res.cost, fx) <= 1e-13)) {
             print_message("  FAIL k = %ld: res.cost %.17g != cost(x) %.17g\n", k, res.cost, fx);
             failures++;
         }
@@ -452,7 +414,7 @@ static fit_out efit_solve(size_t m, int threads, size_t chunk)
     efit c = efit_make(m);
     nlsq_problem pb = {.n_params = 4, .n_rows = m, .eval = efit_eval, .ctx = &c};
     nlsq_options opt;
-    base_options(&opt);
+    tc_strict_options(&opt);
     opt.n_threads = threads;
     opt.chunk_rows = chunk;
     fit_out o;
@@ -489,11 +451,11 @@ static void test_determinism(void **state)
         fit_out o = efit_solve(m, 2, chunks[k]);
         assert_true(o.status > 0);
         for (int j = 0; j < 4; j++)
-            if (!(rel_diff(o.x[j], ref.x[j]) <= 1e-10))
+            if (!(tc_rel_diff(o.x[j], ref.x[j]) <= 1e-10))
                 fail_msg("chunk %zu: x[%d] = %.17g vs %.17g", chunks[k], j, o.x[j], ref.x[j]);
-        assert_true(rel_diff(o.cost, ref.cost) <= 1e-10);
+        assert_true(tc_rel_diff(o.cost, ref.cost) <= 1e-10);
         for (int j = 0; j < 16; j++)
-            if (!(rel_diff(o.cov[j], ref.cov[j]) <= 1e-10))
+            if (!(tc_rel_diff(o.cov[j], ref.cov[j]) <= 1e-10))
                 fail_msg("chunk %zu: cov[%d] = %.17g vs %.17g", chunks[k], j, o.cov[j], ref.cov[j]);
     }
 }
@@ -527,7 +489,7 @@ static void sp_row(const double *x, size_t i, double *r, double *jl)
     double t = -1.0 + 2.0 * (double)l / (SP_R - 1);
     double u = x[3 + 2 * g], v = x[4 + 2 * g];
     double ug = 1.0 + 0.05 * (double)g, vg = 0.5 - 0.03 * (double)g;
-    double y = ug * cos(3.0 * t) + vg + 0.2 * t - 0.1 * sin(3.0 * t) + 0.01 * hash_noise(i + 77);
+    double y = ug * cos(3.0 * t) + vg + 0.2 * t - 0.1 * sin(3.0 * t) + 0.01 * tc_uniform_noise(i + 77);
     double cs = cos(x[0] * t), sn = sin(x[0] * t);
     *r = u * cs + v + x[1] * t + x[2] * sin(3.0 * t) - y;
     if (jl) {   /* the 5 non-zero entries, in column order 0, 1, 2, 3+2g, 4+2g */
@@ -600,7 +562,7 @@ static void test_sparse_pattern(void **state)
     nlsq_problem ps = {.n_params = SP_P, .n_rows = SP_M, .eval = sp_eval, .ctx = &cs, .pattern = sp_pattern};
     nlsq_problem pd = {.n_params = SP_P, .n_rows = SP_M, .eval = sp_eval, .ctx = &cd};
     nlsq_options opt;
-    base_options(&opt);
+    tc_strict_options(&opt);
     opt.chunk_rows = 64;          /* chunks cross group boundaries in the dense run */
     opt.absolute_sigma = 1;       /* covariance = (J^T J)^-1 */
 
@@ -614,7 +576,7 @@ static void test_sparse_pattern(void **state)
     assert_int_equal(nlsq_covariance(&pd, &opt, x, cov_d, &rd), 0);
     assert_int_equal(rs.rank, SP_P);
     assert_int_equal(rd.rank, SP_P);
-    assert_true(rel_diff(rs.cost, rd.cost) <= 1e-14);
+    assert_true(tc_rel_diff(rs.cost, rd.cost) <= 1e-14);
     double worst = 0.0;
     for (size_t a = 0; a < SP_P; a++)
         for (size_t b = 0; b < SP_P; b++) {
@@ -644,7 +606,7 @@ static void test_sparse_pattern(void **state)
     for (size_t j = 0; j < SP_P; j++)
         if (!(fabs(xs[j] - xd[j]) <= 1e-10 * fmax(1.0, fabs(xd[j]))))
             fail_msg("x[%zu]: sparse %.17g, dense %.17g", j, xs[j], xd[j]);
-    assert_true(rel_diff(rs.cost, rd.cost) <= 1e-10);
+    assert_true(tc_rel_diff(rs.cost, rd.cost) <= 1e-10);
 
     /* Invalid patterns, at the start point and for a group in the middle. */
     static const struct { int mode; const char *name; } bad[] = {
@@ -696,7 +658,7 @@ static int rd_eval(void *vctx, const double *x, size_t row0, size_t n, double *r
     for (size_t i = 0; i < n; i++) {
         size_t k = row0 + i;
         double u = 0.5 + 2.0 * (double)k / (RD_M - 1);
-        double y = 1.5 * u + 0.3 + 0.05 * hash_noise(k + 4242);
+        double y = 1.5 * u + 0.3 + 0.05 * tc_uniform_noise(k + 4242);
         if (c->kind == 1) {
             r[i] = x[0] * u + x[1] - y;
             if (J) { J[2 * i] = u; J[2 * i + 1] = 1.0; }
@@ -717,7 +679,7 @@ static int rd_fit(int kind, int absolute_sigma, double *x, double *cov, nlsq_res
     size_t p = kind == 1 ? 2 : 3;
     nlsq_problem pb = {.n_params = p, .n_rows = RD_M, .eval = rd_eval, .ctx = &c};
     nlsq_options opt;
-    base_options(&opt);
+    tc_strict_options(&opt);
     opt.absolute_sigma = absolute_sigma;
     for (size_t j = 0; j < p; j++) x[j] = 0.1 * (double)(j + 1);
     memset(res, 0, sizeof *res);
@@ -740,7 +702,7 @@ static void test_rank_deficient(void **state)
         assert_true(st > 0);
         /* Same fit.  (ftol = 1e-15 bounds the cost, not x: here x is good to
          * about sqrt(1e-15 cost / m) ~ 1e-10 absolute, hence 1e-8.) */
-        assert_true(rel_diff(rf.cost, rr.cost) <= 1e-12);
+        assert_true(tc_rel_diff(rf.cost, rr.cost) <= 1e-12);
         assert_true(fabs(xf[0] + xf[1] - xr[0]) <= 1e-8 * fabs(xr[0]));
         assert_true(fabs(xf[2] - xr[1]) <= 1e-8 * fmax(1.0, fabs(xr[1])));
         assert_int_equal(rf.rank, 2);
@@ -751,7 +713,7 @@ static void test_rank_deficient(void **state)
         assert_true(isfinite(cf[8]) && cf[8] > 0);
         /* s^2 = 2 cost / (m - p): with s^2 the dof differ (m - 3 vs m - 2). */
         double dof_ratio = abs_sigma ? 1.0 : (double)(RD_M - 2) / (RD_M - 3);
-        if (!(rel_diff(cf[8], cr[3] * dof_ratio) <= 1e-9))
+        if (!(tc_rel_diff(cf[8], cr[3] * dof_ratio) <= 1e-9))
             fail_msg("var(c) %.17g, reduced model %.17g", cf[8], cr[3] * dof_ratio);
 
         st = rd_fit(2, abs_sigma, xz, cz, &rz);
@@ -761,11 +723,11 @@ static void test_rank_deficient(void **state)
         assert_int_equal(rz.rank, 2);
         assert_true(isinf(cz[4]) && cz[4] > 0);
         assert_true(isnan(cz[1]) && isnan(cz[3]) && isnan(cz[5]) && isnan(cz[7]));
-        assert_true(rel_diff(rz.cost, rr.cost) <= 1e-12);
+        assert_true(tc_rel_diff(rz.cost, rr.cost) <= 1e-12);
         assert_true(fabs(xz[0] - xr[0]) <= 1e-8 * fabs(xr[0]));
         assert_true(fabs(xz[2] - xr[1]) <= 1e-8 * fmax(1.0, fabs(xr[1])));
-        if (!(rel_diff(cz[0], cr[0] * dof_ratio) <= 1e-9 && rel_diff(cz[8], cr[3] * dof_ratio) <= 1e-9 &&
-              rel_diff(cz[2], cr[1] * dof_ratio) <= 1e-9))
+        if (!(tc_rel_diff(cz[0], cr[0] * dof_ratio) <= 1e-9 && tc_rel_diff(cz[8], cr[3] * dof_ratio) <= 1e-9 &&
+              tc_rel_diff(cz[2], cr[1] * dof_ratio) <= 1e-9))
             fail_msg("zero column: cov %.17g %.17g %.17g, reduced %.17g %.17g %.17g", cz[0], cz[2],
                      cz[8], cr[0] * dof_ratio, cr[1] * dof_ratio, cr[3] * dof_ratio);
     }
@@ -818,7 +780,7 @@ static alloc_stats counted_fit(size_t m, int threads, size_t chunk, size_t max_i
     efit c = efit_make(m);
     nlsq_problem pb = {.n_params = 4, .n_rows = m, .eval = efit_eval, .ctx = &c};
     nlsq_options opt;
-    base_options(&opt);
+    tc_strict_options(&opt);
     opt.n_threads = threads;
     opt.chunk_rows = chunk;
     opt.max_iter = max_iter;
@@ -871,7 +833,7 @@ static void test_nonfinite(void **state)
     (void)state;
     const size_t m = 200;
     nlsq_options opt;
-    base_options(&opt);
+    tc_strict_options(&opt);
     /* From b = 3 the first trial step lands at b = 0.395 (the optimum is
      * b = 1.3): residuals are made NaN below b = 0.8. */
     static const double start[4] = {1.0, 3.0, 0.0, 0.0};
@@ -897,9 +859,9 @@ static void test_nonfinite(void **state)
     assert_true(st > 0);
     assert_true(res.n_nonfinite > 0);
     for (int j = 0; j < 4; j++)
-        if (!(rel_diff(x[j], xc[j]) <= 1e-8))
+        if (!(tc_rel_diff(x[j], xc[j]) <= 1e-8))
             fail_msg("x[%d] = %.17g, clean fit %.17g", j, x[j], xc[j]);
-    assert_true(rel_diff(res.cost, rc.cost) <= 1e-10);
+    assert_true(tc_rel_diff(res.cost, rc.cost) <= 1e-10);
 
     /* NaN residuals at the start point. */
     efit bad0 = efit_make(m);

@@ -15,17 +15,7 @@
  *  bound          b pushed against an upper bound: AT_UPPER (not undetermined)
  *  duplicate      two identical columns: both UNDETERMINED by the rank rule
  */
-#include <stdarg.h>
-#include <stddef.h>
-#include <setjmp.h>
-#include <stdint.h>
-#include <cmocka.h>
-
-#include <math.h>
-#include <stdio.h>
-#include <string.h>
-
-#include "nlsq.h"
+#include "common.h"
 
 #define M 400
 

@@ -12,17 +12,7 @@
  *               asymmetric, unlike the linearised x -+ sigma
  *  errors       fixed parameter, j out of range, delta <= 0
  */
-#include <stdarg.h>
-#include <stddef.h>
-#include <setjmp.h>
-#include <stdint.h>
-#include <cmocka.h>
-
-#include <math.h>
-#include <stdio.h>
-#include <string.h>
-
-#include "nlsq.h"
+#include "common.h"
 
 #define ML 300
 #define MN 12

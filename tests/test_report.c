@@ -16,18 +16,7 @@
  *   report_fixed       nlsq_report of an nlsq_lm fit with a fixed parameter
  *                      and one at a bound: their flags; a write error: EIO
  */
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
-#include <cmocka.h>
-
-#include <math.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-
-#include "nlsq.h"
+#include "common.h"
 
 /* scipy 1.10.1, numpy 1.24.2: tests/scipy_refs/sigma2d.py */
 static const double s2d_popt_rel[] = {2.5100144412062884, 1.3036936354689892, 0.39859723936118435};
@@ -253,13 +242,7 @@ static void test_report_fixed(void **state)
     (void)state;
     /* x0 fixed at 1.1, x1 capped at 1.5 (would be ~2), x2 free */
     const double lo[3] = {1.1, -10, -10}, hi[3] = {1.1, 1.5, 10};
-    nlsq_problem pb;
-    memset(&pb, 0, sizeof pb);
-    pb.n_params = 3;
-    pb.n_rows = 200;
-    pb.eval = eval_line;
-    pb.lower = lo;
-    pb.upper = hi;
+    nlsq_problem pb = {.n_params = 3, .n_rows = 200, .eval = eval_line, .lower = lo, .upper = hi};
     nlsq_options o;
     nlsq_options_init(&o);
     double x[3] = {1.1, 0, 0}, cov[9];

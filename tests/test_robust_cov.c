@@ -18,17 +18,7 @@
  *                p = 4, the 4th column never used: undetermined, +INF)
  *  errors        n_clusters < 2, id out of range, NULL arguments
  */
-#include <stdarg.h>
-#include <stddef.h>
-#include <setjmp.h>
-#include <stdint.h>
-#include <cmocka.h>
-
-#include <math.h>
-#include <stdio.h>
-#include <string.h>
-
-#include "nlsq.h"
+#include "common.h"
 
 #define MAXM 600
 

@@ -23,17 +23,7 @@
  *                   (the callback is called and its failure reported), no
  *                   CONVERGED_ZERO from a pass that saw no row
  */
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
-#include <cmocka.h>
-
-#include <math.h>
-#include <stdio.h>
-#include <string.h>
-
-#include "nlsq.h"
+#include "common.h"
 
 #define MAXP 4
 #define MAXM 16
@@ -219,12 +209,7 @@ static int fit(const mgh *pr, double scale, const double *x0, double *x, nlsq_re
                double *cov)
 {
     pctx c = {pr, scale, 0};
-    nlsq_problem pb;
-    memset(&pb, 0, sizeof pb);
-    pb.n_params = pr->p;
-    pb.n_rows = pr->m;
-    pb.eval = eval;
-    pb.ctx = &c;
+    nlsq_problem pb = {.n_params = pr->p, .n_rows = pr->m, .eval = eval, .ctx = &c};
     nlsq_options o;
     nlsq_options_init(&o);
     o.n_threads = 1;
@@ -493,12 +478,7 @@ static void test_size_max_rows(void **state)
     for (int k = 0; k < 3; k++)
         for (int threads = 1; threads <= 2; threads++) {
             pctx c = {NULL, 1.0, 0};
-            nlsq_problem pb;
-            memset(&pb, 0, sizeof pb);
-            pb.n_params = 2;
-            pb.n_rows = ms[k];
-            pb.eval = fail_eval;
-            pb.ctx = &c;
+            nlsq_problem pb = {.n_params = 2, .n_rows = ms[k], .eval = fail_eval, .ctx = &c};
             nlsq_options o;
             nlsq_options_init(&o);
             o.n_threads = threads;

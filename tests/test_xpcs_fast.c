@@ -11,17 +11,8 @@
  *    sinc, the -700 clamp, the 1e-10 floor, |Phi| > 1e5 (libm fallback), NaN
  *    data and ragged tails: residuals to 1e-13 relative, Jacobian to 1e-11 of
  *    each column's scale.  (Skipped where the CPU has no AVX2.) */
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <cmocka.h>
 
-#include <math.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-
-#include "nlsq_xpcs.h"
+#include "common_xpcs.h"
 #include "xpcs/model_kernel.h"
 
 #define P 3
@@ -47,17 +38,8 @@ static double *make_data(int symmetric)
 
 static nlsq_xpcs_model *model_of(const double *d, const double *phi, int literal)
 {
-    nlsq_xpcs_source src;
-    memset(&src, 0, sizeof src);
-    src.n_angles = P;
-    src.n = N;
-    src.phi = phi;
-    src.data64 = d;
-    nlsq_xpcs_config cfg;
-    nlsq_xpcs_config_init(&cfg);
-    cfg.q = 0.01;
-    cfg.gap = 2e6;
-    cfg.dt = 2e-2;
+    nlsq_xpcs_source src = tc_mem_source(P, N, phi, d);
+    nlsq_xpcs_config cfg = tc_config(0.01, 2e6, 2e-2);
     cfg.triangle = NLSQ_XPCS_FULL;
     cfg.literal_full = literal;
     nlsq_xpcs_model *m = NULL;
@@ -155,19 +137,9 @@ static void test_read_source_symmetric_flag(void **st)
     (void)st;
     const double phi[P] = {10, 55, 100};
     double *d = make_data(1);
-    nlsq_xpcs_source src;
-    memset(&src, 0, sizeof src);
-    src.n_angles = P;
-    src.n = N;
-    src.phi = phi;
-    src.read = read_rows_cb;
-    src.ctx = d;
-    src.thread_safe = 1;
-    nlsq_xpcs_config cfg;
-    nlsq_xpcs_config_init(&cfg);
-    cfg.q = 0.01;
-    cfg.gap = 2e6;
-    cfg.dt = 2e-2;
+    nlsq_xpcs_source src = {.n_angles = P, .n = N, .phi = phi, .read = read_rows_cb, .ctx = d,
+                            .thread_safe = 1};
+    nlsq_xpcs_config cfg = tc_config(0.01, 2e6, 2e-2);
     cfg.triangle = NLSQ_XPCS_FULL;
     char err[256];
     nlsq_xpcs_model *m0 = NULL, *m1 = NULL, *mm = model_of(d, phi, 0);

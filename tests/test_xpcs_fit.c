@@ -30,23 +30,8 @@
  *   file_roundtrip    synthetic HDF5 file (nlsq_xpcs_synth_write) -> reader
  *                     -> file source, cached and streamed: same fit
  */
-#include <stdarg.h>
-#include <stddef.h>
-#include <setjmp.h>
-#include <stdint.h>
-#include <cmocka.h>
 
-#include <math.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-
-#include "nlsq.h"
-#include "nlsq_xpcs.h"
-
-#ifndef NLSQ_TEST_TMPDIR
-#define NLSQ_TEST_TMPDIR "."
-#endif
+#include "common_xpcs.h"
 
 #include "xpcs_reference.h"
 
@@ -109,19 +94,10 @@ typedef struct fit_out {
 
 static void run_fit(const fit_data *fd, int triangle, int n_threads, fit_out *o)
 {
-    nlsq_xpcs_source src;
-    memset(&src, 0, sizeof src);
-    src.n_angles = fd->P;
-    src.n = fd->n;
-    src.phi = fd->phi;
-    src.data64 = fd->c2;
-    nlsq_xpcs_config cfg;
-    nlsq_xpcs_config_init(&cfg);
+    nlsq_xpcs_source src = tc_mem_source(fd->P, fd->n, fd->phi, fd->c2);
+    nlsq_xpcs_config cfg = tc_config(fd->rm.q, fd->rm.gap, fd->rm.dt);
     cfg.mode = fd->rm.static_mode ? NLSQ_XPCS_STATIC : NLSQ_XPCS_LAMINAR;
     cfg.triangle = triangle;
-    cfg.q = fd->rm.q;
-    cfg.gap = fd->rm.gap;
-    cfg.dt = fd->rm.dt;
     cfg.k0 = fd->rm.k0;
     nlsq_xpcs_model *m = NULL;
     char err[256] = "";
@@ -296,11 +272,7 @@ static void test_file_roundtrip(void **state)
     double xs[2][7 + 2 * P_ANG];
     int st[2];
     for (int v = 0; v < 2; v++) {
-        nlsq_xpcs_config cfg;
-        nlsq_xpcs_config_init(&cfg);
-        cfg.q = sel.q;
-        cfg.gap = s.gap;
-        cfg.dt = s.dt;
+        nlsq_xpcs_config cfg = tc_config(sel.q, s.gap, s.dt);
         cfg.k0 = sel.first_frame;
         cfg.memory_budget = v ? 1 : cfg.memory_budget;   /* v = 1: streamed */
         nlsq_xpcs_model *m = NULL;

@@ -25,24 +25,10 @@
  * missing or short external file, all NaN, a filter HDF5 lacks) is refused
  * with one line naming the dataset.
  */
-#include <stdarg.h>
-#include <stddef.h>
-#include <setjmp.h>
-#include <stdint.h>
-#include <cmocka.h>
 
 #include <hdf5.h>
-#include <math.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 
-#include "nlsq.h"
-#include "nlsq_xpcs.h"
-
-#ifndef NLSQ_TEST_TMPDIR
-#define NLSQ_TEST_TMPDIR "/tmp"
-#endif
+#include "common_xpcs.h"
 
 #define NQ 3
 #define NPHI 5
@@ -331,11 +317,7 @@ static void fit_and_check(const char *path, const double *held_phi, size_t na, i
 
     nlsq_xpcs_source source;
     assert_int_equal(nlsq_xpcs_file_source(f, &sel, &source), 0);
-    nlsq_xpcs_config cfg;
-    nlsq_xpcs_config_init(&cfg);
-    cfg.q = sel.q;
-    cfg.gap = k_gap;
-    cfg.dt = dt;
+    nlsq_xpcs_config cfg = tc_config(sel.q, k_gap, dt);
     nlsq_xpcs_model *m = NULL;
     rc = nlsq_xpcs_model_create(&source, &cfg, &m, err, sizeof err);
     if (rc != 0) fail_msg("model: %s", err);

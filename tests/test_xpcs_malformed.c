@@ -6,23 +6,11 @@
  * crash and no leaked HDF5 handle (H5Fget_obj_count back to 0; the test also
  * runs under ASan + LSan).
  */
-#include <stdarg.h>
-#include <stddef.h>
-#include <setjmp.h>
-#include <stdint.h>
-#include <cmocka.h>
+#include "common.h"
 
 #include <hdf5.h>
-#include <math.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 
 #include "nlsq_xpcs.h"
-
-#ifndef NLSQ_TEST_TMPDIR
-#define NLSQ_TEST_TMPDIR "/tmp"
-#endif
 
 static char *tmp_path(const char *name)
 {

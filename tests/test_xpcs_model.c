@@ -22,19 +22,10 @@
  *   initial_guess    contrast/offset recovered exactly on noise-free data
  *   bad_config       invalid configurations are refused with a message
  */
-#include <stdarg.h>
-#include <stddef.h>
-#include <setjmp.h>
-#include <stdint.h>
-#include <cmocka.h>
 
-#include <math.h>
 #include <pthread.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 
-#include "nlsq_xpcs.h"
+#include "common_xpcs.h"
 
 #include "xpcs_reference.h"
 
@@ -161,12 +152,7 @@ static nlsq_xpcs_model *make_model(const tcase *c, const nlsq_xpcs_source *src,
 
 static nlsq_xpcs_source mem_source(const tcase *c, const double *d64, const float *d32)
 {
-    nlsq_xpcs_source s;
-    memset(&s, 0, sizeof s);
-    s.n_angles = c->P;
-    s.n = c->n;
-    s.phi = c->phi;
-    s.data64 = d64;
+    nlsq_xpcs_source s = tc_mem_source(c->P, c->n, c->phi, d64);
     s.data32 = d32;
     return s;
 }
@@ -491,13 +477,8 @@ static void test_row_mapping(void **state)
         for (int diag = 0; diag < 2; diag++) {
             double phi[2] = {0, 90};
             code_src cs = {n, 0};
-            nlsq_xpcs_source src;
-            memset(&src, 0, sizeof src);
-            src.n_angles = 2;
-            src.n = n;
-            src.phi = phi;
-            src.read = code_read;
-            src.ctx = &cs;
+            nlsq_xpcs_source src = {.n_angles = 2, .n = n, .phi = phi, .read = code_read,
+                                    .ctx = &cs};
             nlsq_xpcs_config cfg;
             nlsq_xpcs_config_init(&cfg);
             cfg.mode = NLSQ_XPCS_STATIC;
@@ -660,15 +641,8 @@ static int arr_read(void *ctx, size_t a, size_t row0, size_t nrows, double *out)
 
 static nlsq_xpcs_source arr_source(const tcase *c, arr_src *as, int f32)
 {
-    nlsq_xpcs_source s;
-    memset(&s, 0, sizeof s);
-    s.n_angles = c->P;
-    s.n = c->n;
-    s.phi = c->phi;
-    s.read = arr_read;
-    s.ctx = as;
-    s.float32 = f32;
-    s.thread_safe = 0;
+    nlsq_xpcs_source s = {.n_angles = c->P, .n = c->n, .phi = c->phi, .read = arr_read, .ctx = as,
+                          .float32 = f32, .thread_safe = 0};
     return s;
 }
 

@@ -18,18 +18,8 @@
  *    rows) equals the reference on a block of rows and columns, laminar and
  *    static; its argument errors.
  */
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <cmocka.h>
 
-#include <math.h>
-#include <stdint.h>
-#include <stdlib.h>
-#include <string.h>
-
-#include "nlsq.h"
-#include "nlsq_xpcs.h"
+#include "common_xpcs.h"
 #include "xpcs/physics.h"
 
 static uint64_t rng_state = 0x1234567887654321ULL;
@@ -201,21 +191,12 @@ static int visits(const variant *v, size_t i, size_t j, double *w)
 
 static void check_variant(const variant *v, const double *data, const double *phis)
 {
-    nlsq_xpcs_source src;
-    memset(&src, 0, sizeof src);
-    src.n_angles = NA;
-    src.n = NF;
-    src.phi = phis;
-    src.data64 = data;
-    nlsq_xpcs_config cfg;
-    nlsq_xpcs_config_init(&cfg);
+    nlsq_xpcs_source src = tc_mem_source(NA, NF, phis, data);
+    nlsq_xpcs_config cfg = tc_config(0.012, 1.5e6, 2e-3);
     cfg.mode = v->mode;
     cfg.triangle = v->triangle;
     cfg.include_diagonal = v->diag;
     cfg.literal_full = v->literal;
-    cfg.q = 0.012;
-    cfg.gap = 1.5e6;
-    cfg.dt = 2e-3;
     cfg.k0 = 5;
     cfg.sigma = 0.02;
     nlsq_xpcs_model *m = NULL;

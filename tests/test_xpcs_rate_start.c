@@ -13,17 +13,8 @@
  * 4. fewer_passes: the spec's truth (alpha, beta, offsets non-zero), noise
  *    0.01, N = 250: the LM from the rate start reaches the cost of the LM
  *    from the fixed start (to 1e-6 relative or lower) with fewer passes. */
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <cmocka.h>
 
-#include <math.h>
-#include <stdlib.h>
-#include <string.h>
-
-#include "nlsq.h"
-#include "nlsq_xpcs.h"
+#include "common_xpcs.h"
 
 #define P 8
 
@@ -50,17 +41,8 @@ static void make(fixture *f, size_t n, const double phys[7], double noise)
         f->phi[a] = (double)a * 360.0 / P;
         assert_int_equal(nlsq_xpcs_synth_rows(&s, a, 0, n, f->d + a * n * n, err, sizeof err), 0);
     }
-    nlsq_xpcs_source src;
-    memset(&src, 0, sizeof src);
-    src.n_angles = P;
-    src.n = n;
-    src.phi = f->phi;
-    src.data64 = f->d;
-    nlsq_xpcs_config cfg;
-    nlsq_xpcs_config_init(&cfg);
-    cfg.q = s.q;
-    cfg.gap = s.gap;
-    cfg.dt = s.dt;
+    nlsq_xpcs_source src = tc_mem_source(P, n, f->phi, f->d);
+    nlsq_xpcs_config cfg = tc_config(s.q, s.gap, s.dt);
     cfg.triangle = NLSQ_XPCS_FULL;
     cfg.include_diagonal = 1;
     f->m = NULL;

@@ -7,24 +7,12 @@
  * windows, the full-matrix rebuild and row blocks of every size.  The writer
  * is checked against an independent scalar g2 (noise 0) and its noise stream.
  */
-#include <stdarg.h>
-#include <stddef.h>
-#include <setjmp.h>
-#include <stdint.h>
-#include <cmocka.h>
+#include "common.h"
 
 #include <hdf5.h>
-#include <math.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 
 #include "nlsq_xpcs.h"
 #include "xpcs/xpcs_common.h"
-
-#ifndef NLSQ_TEST_TMPDIR
-#define NLSQ_TEST_TMPDIR "/tmp"
-#endif
 
 static char *tmp_path(const char *name)
 {

@@ -42,21 +42,13 @@
  *                        silently); the same settings resume
  */
 #define _GNU_SOURCE
-#include <stdarg.h>
-#include <stddef.h>
-#include <setjmp.h>
-#include <stdint.h>
-#include <cmocka.h>
+#include "common.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <locale.h>
-#include <math.h>
 #include <wchar.h>
 #include <signal.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 #include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -70,9 +62,6 @@
 
 #include <hdf5.h>
 
-#ifndef NLSQ_TEST_TMPDIR
-#define NLSQ_TEST_TMPDIR "/tmp"
-#endif
 #ifndef FIT_XPCS_EXE
 #error "FIT_XPCS_EXE must be defined (tests/CMakeLists.txt)"
 #endif

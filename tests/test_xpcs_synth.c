@@ -1,15 +1,7 @@
 /* The in-memory generator (nlsq_xpcs_synth_rows) must give exactly the rows
  * that a file written by nlsq_xpcs_synth_write gives back through the reader,
  * and the file must carry the truth it was generated from. */
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <cmocka.h>
-
-#include <math.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
+#include "common.h"
 
 #include "nlsq_xpcs.h"
 

@@ -11,18 +11,8 @@
  *                checked through the residual (c2[a][i][j] - g2(i, j)) /
  *                sigma that the model's eval gives for row r
  */
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
-#include <cmocka.h>
 
-#include <math.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-
-#include "nlsq_xpcs.h"
+#include "common_xpcs.h"
 
 static void spec_small(nlsq_xpcs_synth_spec *s, size_t N, size_t P)
 {
@@ -103,17 +93,8 @@ static void test_clusters(void **state)
         assert_int_equal(nlsq_xpcs_synth_rows(&s, a, 0, N, data + a * N * N, err, sizeof err), 0);
         phi[a] = 180.0 * (double)a;
     }
-    nlsq_xpcs_source src;
-    memset(&src, 0, sizeof src);
-    src.n_angles = P;
-    src.n = N;
-    src.phi = phi;
-    src.data64 = data;
-    nlsq_xpcs_config cfg;
-    nlsq_xpcs_config_init(&cfg);
-    cfg.q = s.q;
-    cfg.gap = s.gap;
-    cfg.dt = s.dt;
+    nlsq_xpcs_source src = tc_mem_source(P, N, phi, data);
+    nlsq_xpcs_config cfg = tc_config(s.q, s.gap, s.dt);
     cfg.include_diagonal = 1;
     nlsq_xpcs_model *m = NULL;
     assert_int_equal(nlsq_xpcs_model_create(&src, &cfg, &m, err, sizeof err), 0);

@@ -1,0 +1,121 @@
+/*
+ * common.h - what the tests share: the cmocka includes, a temporary folder,
+ * deterministic noise, comparison helpers, strict solver options and the
+ * XPCS-like g2 test problem.
+ *
+ * Header-only (static inline: a test that uses a part pays for that part
+ * only, and one that does not gets no unused-function warning).  Include it
+ * first in a test, after any feature macro such as _GNU_SOURCE.  The XPCS
+ * fixtures are in common_xpcs.h, the HDF5 ones in common_h5.h.
+ *
+ * Nothing here weakens a test: the helpers are the very code the tests
+ * carried each on their own, in one place.
+ */
+#ifndef NLSQ_TESTS_COMMON_H
+#define NLSQ_TESTS_COMMON_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "nlsq.h"
+
+/* Generated files go here (tests/CMakeLists.txt sets the build folder). */
+#ifndef NLSQ_TEST_TMPDIR
+#define NLSQ_TEST_TMPDIR "/tmp"
+#endif
+
+/* NLSQ_TEST_TMPDIR/name into buf (n bytes). */
+static inline void tc_tmp_path(char *buf, size_t n, const char *name)
+{
+    snprintf(buf, n, "%s/%s", NLSQ_TEST_TMPDIR, name);
+}
+
+/* ------------------------------------------------------------ noise */
+
+/* splitmix64: a well-mixed 64-bit hash of z. */
+static inline uint64_t tc_splitmix64(uint64_t z)
+{
+    z += 0x9e3779b97f4a7c15ULL;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+/* Deterministic pseudo-noise in [-0.5, 0.5) from a row index. */
+static inline double tc_uniform_noise(uint64_t i)
+{
+    return (double)(tc_splitmix64(i) >> 11) * 0x1.0p-53 - 0.5;
+}
+
+/* Deterministic N(0, 1) noise per row (splitmix64 + Box-Muller). */
+static inline double tc_gauss_noise(uint64_t i)
+{
+    double u1 = ((double)(tc_splitmix64(2 * i) >> 11) + 0.5) / 9007199254740992.0;
+    double u2 = ((double)(tc_splitmix64(2 * i + 1) >> 11) + 0.5) / 9007199254740992.0;
+    return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
+}
+
+/* ------------------------------------------------------------ comparisons */
+
+/* |a - b| relative to the larger magnitude (0 when both are 0). */
+static inline double tc_rel_diff(double a, double b)
+{
+    double s = fabs(a) > fabs(b) ? fabs(a) : fabs(b);
+    return s > 0 ? fabs(a - b) / s : 0.0;
+}
+
+/* Defaults with tight tolerances, 500 iterations, one thread. */
+static inline void tc_strict_options(nlsq_options *opt)
+{
+    nlsq_options_init(opt);
+    opt->ftol = opt->xtol = opt->gtol = 1e-15;
+    opt->max_iter = 500;
+    opt->n_threads = 1;
+}
+
+typedef int (*tc_solver_fn)(const nlsq_problem *, const nlsq_options *, double *, nlsq_result *);
+
+/* ------------------------------------------------------------ the g2 problem */
+
+/* XPCS-like g2 = c0 + beta exp(-2 D0 q^2 t^alpha), x = (D0, alpha, beta, c0),
+ * rows k * nt + it: q = 0.002 (k + 1), lags t = 1e-3 * 1e6^(it / (nt - 1));
+ * data from the truth TC_G2_TRUE with 0.01 N(0, 1) noise, and the box the
+ * tests fit in. */
+static const double TC_G2_TRUE[4] = {1.2e4, 0.85, 0.3, 1.0};
+static const double TC_G2_LO[4] = {10.0, 0.3, 0.0, 0.5};
+static const double TC_G2_HI[4] = {1e6, 2.0, 1.0, 1.5};
+
+/* Residuals (and, when J is not NULL, the n x 4 row-major Jacobian) of rows
+ * [row0, row0 + n) with nt lags per q. */
+static inline void tc_g2_rows(size_t nt, const double *x, size_t row0, size_t n, double *r,
+                              double *J)
+{
+    for (size_t i = 0; i < n; i++) {
+        size_t row = row0 + i, k = row / nt, it = row % nt;
+        double q = 0.002 * (double)(k + 1), q2 = q * q;
+        double t = 1e-3 * pow(1e6, (double)it / (double)(nt - 1));
+        double ta = pow(t, x[1]);
+        double e = exp(-2.0 * x[0] * q2 * ta);
+        double y = TC_G2_TRUE[3] +
+                   TC_G2_TRUE[2] * exp(-2.0 * TC_G2_TRUE[0] * q2 * pow(t, TC_G2_TRUE[1])) +
+                   0.01 * tc_gauss_noise(row);
+        r[i] = x[3] + x[2] * e - y;
+        if (J) {
+            double *Ji = J + 4 * i;
+            Ji[0] = x[2] * e * (-2.0 * q2 * ta);
+            Ji[1] = x[2] * e * (-2.0 * x[0] * q2 * ta * log(t));
+            Ji[2] = e;
+            Ji[3] = 1.0;
+        }
+    }
+}
+
+#endif
