@@ -39,6 +39,7 @@ int main(void)
 #include "nlsq.h"
 #include "nlsq_mpi.h"
 #include "nlsq_xpcs.h"
+#include "nlsq_xpcs_synth.h"
 
 #include <math.h>
 #include <stdint.h>

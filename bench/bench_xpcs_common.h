@@ -29,6 +29,7 @@
 
 #include "nlsq.h"
 #include "nlsq_xpcs.h"
+#include "nlsq_xpcs_synth.h"
 
 #define BX_UNUSED __attribute__((unused))
 #define BX_PI 3.14159265358979323846

@@ -56,6 +56,7 @@
 #define _POSIX_C_SOURCE 200809L   /* clock_gettime */
 #include "nlsq.h"
 #include "nlsq_xpcs.h"
+#include "nlsq_xpcs_synth.h"
 #include "fit_xpcs_args.h"
 #include "fit_xpcs_backend.h"
 #include "xpcs_output.h"

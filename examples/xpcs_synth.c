@@ -16,6 +16,7 @@
  * exit 0 on success, 1 if writing failed, 2 on bad usage.
  */
 #include "nlsq_xpcs.h"
+#include "nlsq_xpcs_synth.h"
 
 #include <errno.h>
 #include <inttypes.h>

@@ -7,6 +7,7 @@
 
 #include "common.h"
 #include "nlsq_xpcs.h"
+#include "nlsq_xpcs_synth.h"
 
 /* A source over n_angles matrices of n x n doubles at data64 (angle-major),
  * angles phi (degrees); everything else zero.  Nothing is copied. */

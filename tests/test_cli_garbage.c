@@ -26,6 +26,7 @@
 
 #ifdef NLSQ_HAVE_XPCS
 #include "nlsq_xpcs.h"
+#include "nlsq_xpcs_synth.h"
 #endif
 
 #ifdef NLSQ_HAVE_XPCS

@@ -11,6 +11,7 @@
 #include <hdf5.h>
 
 #include "nlsq_xpcs.h"
+#include "nlsq_xpcs_synth.h"
 
 static char *tmp_path(const char *name)
 {

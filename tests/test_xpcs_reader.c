@@ -12,6 +12,7 @@
 #include <hdf5.h>
 
 #include "nlsq_xpcs.h"
+#include "nlsq_xpcs_synth.h"
 #include "xpcs/xpcs_common.h"
 
 static char *tmp_path(const char *name)

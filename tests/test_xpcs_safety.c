@@ -59,6 +59,7 @@
 #include <unistd.h>
 
 #include "nlsq_xpcs.h"
+#include "nlsq_xpcs_synth.h"
 
 #include <hdf5.h>
 

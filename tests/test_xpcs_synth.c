@@ -4,6 +4,7 @@
 #include "common.h"
 
 #include "nlsq_xpcs.h"
+#include "nlsq_xpcs_synth.h"
 
 static void path_in_tmp(char *buf, size_t n, const char *name)
 {

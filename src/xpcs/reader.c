@@ -21,6 +21,7 @@
  * HDF5 (the serial HDF5 library is not thread-safe).
  */
 #include "nlsq_xpcs.h"
+#include "nlsq_xpcs_synth.h"
 #include "xpcs_common.h"
 #include "xpcs_filters.h"
 #include "xpcs_file.h"

@@ -19,6 +19,7 @@
  * are never written and take no space.
  */
 #include "nlsq_xpcs.h"
+#include "nlsq_xpcs_synth.h"
 #include "xpcs_common.h"
 #include "xpcs_filters.h"
 

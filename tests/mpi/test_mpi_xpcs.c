@@ -24,6 +24,7 @@
  */
 #include "mpi_test_util.h"
 #include "nlsq_xpcs.h"
+#include "nlsq_xpcs_synth.h"
 
 #include <unistd.h>
 
