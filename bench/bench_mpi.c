@@ -219,10 +219,11 @@ int main(int argc, char **argv)
         src.n_angles = P;
         src.n = n;
         src.phi = phi;
-        src.read = rows_read;
-        src.ctx = &rr;
-        src.thread_safe = 1;
-        src.float32 = 1;
+        src.kind = NLSQ_XPCS_SOURCE_READ;
+        src.u.read.fn = rows_read;
+        src.u.read.ctx = &rr;
+        src.u.read.thread_safe = 1;
+        src.u.read.float32 = 1;
         t_data = now_s() - t0;
         if (nlsq_xpcs_model_create(&src, &cfg, &model, err, sizeof err) != 0) {
             fprintf(stderr, "bench_mpi: %s\n", err);

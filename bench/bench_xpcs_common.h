@@ -569,9 +569,8 @@ BX_UNUSED static int bx_model_create(const bx_args *a, bx_data *d, nlsq_xpcs_mod
         src.n_angles = d->P;
         src.n = d->N;
         src.phi = d->phi;
-        src.data32 = d->data32;
-        src.float32 = 1;
-        src.thread_safe = 1;
+        src.kind = NLSQ_XPCS_SOURCE_MEMORY;
+        src.u.memory.data32 = d->data32;
     } else {
         rc = nlsq_xpcs_file_source(d->file, &d->sel, &src);
         if (rc != 0) {
@@ -590,7 +589,7 @@ BX_UNUSED static int bx_model_create(const bx_args *a, bx_data *d, nlsq_xpcs_mod
          * they fit the budget, and streams them otherwise */
         nlsq_problem pb;
         nlsq_xpcs_model_problem(*m, &pb);
-        *streamed = pb.n_rows * (src.float32 ? 4 : 8) > cfg.memory_budget;
+        *streamed = pb.n_rows * (nlsq_xpcs_is_float32(d->file) ? 4 : 8) > cfg.memory_budget;
     }
     return 0;
 }

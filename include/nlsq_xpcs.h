@@ -134,36 +134,52 @@ NLSQ_API const char *nlsq_xpcs_param_unit(size_t k);
 typedef enum { NLSQ_XPCS_LAMINAR = 0, NLSQ_XPCS_STATIC = 1 } nlsq_xpcs_mode;
 typedef enum { NLSQ_XPCS_UPPER = 0, NLSQ_XPCS_FULL = 1 } nlsq_xpcs_triangle;
 
-/** Where the model's c2 rows come from.  read(ctx, a, row0, nrows, out):
- *  rows [row0, row0+nrows) of the full n x n matrix of angle a (float64,
- *  row-major, nrows * n).  Must be safe to call concurrently for different
- *  rows when the model is used from several threads (the model serialises
- *  calls to a source with thread_safe == 0). */
+/** Where the model's c2 rows come from: kind names which member of the
+ *  union u is used (the others are ignored). */
+typedef enum nlsq_xpcs_source_kind {
+    NLSQ_XPCS_SOURCE_MEMORY = 1,   /* arrays in memory, used in place */
+    NLSQ_XPCS_SOURCE_READ   = 2,   /* a read function */
+    NLSQ_XPCS_SOURCE_FILE   = 3    /* an open file's selection (nlsq_xpcs_file_source) */
+} nlsq_xpcs_source_kind;
+
 typedef struct nlsq_xpcs_source {
+    int kind;              /* nlsq_xpcs_source_kind */
     size_t n_angles, n;    /* angles, frames in the window */
     const double *phi;     /* n_angles angles in degrees */
-    int (*read)(void *ctx, size_t a, size_t row0, size_t nrows, double *out);
-    void *ctx;
-    int thread_safe;
-    /* In-memory alternative: when data32 or data64 is not NULL, read is not
-     * used and c2 of angle a is data[a * n * n + i * n + j]. */
-    const float  *data32;
-    const double *data64;
-    /* 1 when the values read are float32 numbers (exactly representable as
-     * float): the model then caches them as float32 (half the memory). */
-    int float32;
-    /* File-backed alternative, set by nlsq_xpcs_file_source: when file is not
-     * NULL (and data32/data64 are NULL), rows come from nlsq_xpcs_read_rows(
-     * file, sel, ...), calls serialised; read/ctx are then unused.  file and
-     * *sel must outlive every model built on the source. */
-    nlsq_xpcs_file *file;
-    const nlsq_xpcs_selection *sel;
-    /* 1: a read source promises c2[a][i][j] == c2[a][j][i] (NaN where NaN),
-     * so that triangle "full" may merge symmetric pairs (see
-     * nlsq_xpcs_config.literal_full).  Files are symmetric by construction
-     * and in-memory arrays are checked; for read sources nothing is assumed
-     * unless this is set. */
-    int symmetric;
+    union {
+        /* MEMORY: c2 of angle a at data[a * n * n + i * n + j], exactly one of
+         * data32 / data64 not NULL; must outlive every model built on it.
+         * Symmetry is checked at creation. */
+        struct {
+            const float  *data32;
+            const double *data64;
+        } memory;
+        /* READ: fn(ctx, a, row0, nrows, out) writes rows [row0, row0+nrows)
+         * of the full n x n matrix of angle a (float64, row-major, nrows * n)
+         * and returns 0 (nonzero: a failed read).  Must be safe to call
+         * concurrently for different rows when the model is used from several
+         * threads, unless thread_safe == 0 (the model then serialises the
+         * calls).  float32: 1 when the values are float32 numbers (exactly
+         * representable as float): the model then caches them as float32
+         * (half the memory).  symmetric: 1 promises c2[a][i][j] ==
+         * c2[a][j][i] (NaN where NaN), so that triangle "full" may merge
+         * symmetric pairs (nlsq_xpcs_config.literal_full); nothing is assumed
+         * without it. */
+        struct {
+            int (*fn)(void *ctx, size_t a, size_t row0, size_t nrows, double *out);
+            void *ctx;
+            int thread_safe;
+            int float32;
+            int symmetric;
+        } read;
+        /* FILE: rows from nlsq_xpcs_read_rows(f, sel, ...), calls serialised;
+         * f and *sel must outlive every model built on the source.  A file's
+         * matrices are symmetric by construction. */
+        struct {
+            nlsq_xpcs_file *f;
+            const nlsq_xpcs_selection *sel;
+        } file;
+    } u;
 } nlsq_xpcs_source;
 
 /** A source reading from an open file's selection (serialised HDF5 access). */

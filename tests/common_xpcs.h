@@ -14,7 +14,8 @@
 static inline nlsq_xpcs_source tc_mem_source(size_t n_angles, size_t n, const double *phi,
                                              const double *data64)
 {
-    return (nlsq_xpcs_source){.n_angles = n_angles, .n = n, .phi = phi, .data64 = data64};
+    return (nlsq_xpcs_source){.kind = NLSQ_XPCS_SOURCE_MEMORY, .n_angles = n_angles, .n = n,
+                              .phi = phi, .u.memory.data64 = data64};
 }
 
 /* The defaults of nlsq_xpcs_config_init with q (1/A), gap (A) and dt (s). */

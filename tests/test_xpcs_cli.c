@@ -1004,7 +1004,8 @@ static void g2_rows_match_model(void **state)
         src.n_angles = P;
         src.n = N;
         src.phi = phis;
-        src.data64 = data;
+        src.kind = NLSQ_XPCS_SOURCE_MEMORY;
+        src.u.memory.data64 = data;
         nlsq_xpcs_config cfg;
         nlsq_xpcs_config_init(&cfg);
         cfg.mode = mode;

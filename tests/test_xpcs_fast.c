@@ -137,14 +137,14 @@ static void test_read_source_symmetric_flag(void **st)
     (void)st;
     const double phi[P] = {10, 55, 100};
     double *d = make_data(1);
-    nlsq_xpcs_source src = {.n_angles = P, .n = N, .phi = phi, .read = read_rows_cb, .ctx = d,
-                            .thread_safe = 1};
+    nlsq_xpcs_source src = {.kind = NLSQ_XPCS_SOURCE_READ, .n_angles = P, .n = N, .phi = phi,
+                            .u.read = {.fn = read_rows_cb, .ctx = d, .thread_safe = 1}};
     nlsq_xpcs_config cfg = tc_config(0.01, 2e6, 2e-2);
     cfg.triangle = NLSQ_XPCS_FULL;
     char err[256];
     nlsq_xpcs_model *m0 = NULL, *m1 = NULL, *mm = model_of(d, phi, 0);
     assert_int_equal(nlsq_xpcs_model_create(&src, &cfg, &m0, err, sizeof err), 0);
-    src.symmetric = 1;
+    src.u.read.symmetric = 1;
     assert_int_equal(nlsq_xpcs_model_create(&src, &cfg, &m1, err, sizeof err), 0);
     nlsq_problem p0, p1, pm;
     nlsq_xpcs_model_problem(m0, &p0);

@@ -153,7 +153,7 @@ static nlsq_xpcs_model *make_model(const tcase *c, const nlsq_xpcs_source *src,
 static nlsq_xpcs_source mem_source(const tcase *c, const double *d64, const float *d32)
 {
     nlsq_xpcs_source s = tc_mem_source(c->P, c->n, c->phi, d64);
-    s.data32 = d32;
+    s.u.memory.data32 = d32;
     return s;
 }
 
@@ -477,8 +477,8 @@ static void test_row_mapping(void **state)
         for (int diag = 0; diag < 2; diag++) {
             double phi[2] = {0, 90};
             code_src cs = {n, 0};
-            nlsq_xpcs_source src = {.n_angles = 2, .n = n, .phi = phi, .read = code_read,
-                                    .ctx = &cs};
+            nlsq_xpcs_source src = {.kind = NLSQ_XPCS_SOURCE_READ, .n_angles = 2, .n = n,
+                                    .phi = phi, .u.read = {.fn = code_read, .ctx = &cs}};
             nlsq_xpcs_config cfg;
             nlsq_xpcs_config_init(&cfg);
             cfg.mode = NLSQ_XPCS_STATIC;
@@ -641,8 +641,9 @@ static int arr_read(void *ctx, size_t a, size_t row0, size_t nrows, double *out)
 
 static nlsq_xpcs_source arr_source(const tcase *c, arr_src *as, int f32)
 {
-    nlsq_xpcs_source s = {.n_angles = c->P, .n = c->n, .phi = c->phi, .read = arr_read, .ctx = as,
-                          .float32 = f32, .thread_safe = 0};
+    nlsq_xpcs_source s = {.kind = NLSQ_XPCS_SOURCE_READ, .n_angles = c->P, .n = c->n,
+                          .phi = c->phi,
+                          .u.read = {.fn = arr_read, .ctx = as, .float32 = f32, .thread_safe = 0}};
     return s;
 }
 
@@ -871,7 +872,7 @@ static void test_bad_config(void **state)
     nlsq_xpcs_config cfg;
     nlsq_xpcs_model *m = NULL;
     char err[256];
-    for (int t = 0; t < 9; t++) {
+    for (int t = 0; t < 11; t++) {
         nlsq_xpcs_source s = src;
         config_of(&c, &cfg);
         switch (t) {
@@ -882,8 +883,10 @@ static void test_bad_config(void **state)
         case 4: cfg.mode = 7; break;
         case 5: cfg.triangle = 3; break;
         case 6: s.n_angles = 0; break;
-        case 7: s.data64 = NULL; break;
+        case 7: s.u.memory.data64 = NULL; break;
         case 8: cfg.dt = INFINITY; break;
+        case 9: s.kind = NLSQ_XPCS_SOURCE_READ; break;   /* a read source without fn */
+        case 10: s.kind = 0; break;                      /* no kind */
         }
         err[0] = 0;
         m = (nlsq_xpcs_model *)&err;   /* must be reset to NULL */

@@ -73,8 +73,22 @@ typedef struct xtab {
     double *mem;                /* tab_doubles(m) doubles the pointers lie in */
 } xtab;
 
+/* The source as the model reads it: the public tagged union flattened once
+ * at creation (the members of the other kinds NULL / 0). */
+typedef struct xsrc {
+    size_t n_angles, n;
+    const double *phi;
+    int (*read)(void *ctx, size_t a, size_t row0, size_t nrows, double *out);
+    void *ctx;
+    int thread_safe, float32, symmetric;
+    const float *data32;
+    const double *data64;
+    nlsq_xpcs_file *file;
+    const nlsq_xpcs_selection *sel;
+} xsrc;
+
 struct nlsq_xpcs_model {
-    nlsq_xpcs_source src;
+    xsrc src;
     nlsq_xpcs_config cfg;
     size_t P, n, np, n_params;
     size_t R;                   /* rows per angle (internal: merged pairs count once) */
@@ -183,13 +197,60 @@ int nlsq_xpcs_file_source(nlsq_xpcs_file *f, const nlsq_xpcs_selection *sel,
         sel->last_frame < sel->first_frame)
         return NLSQ_EINVAL;
     memset(src, 0, sizeof *src);
+    src->kind = NLSQ_XPCS_SOURCE_FILE;
     src->n_angles = sel->n_angles;
     src->n = sel->last_frame - sel->first_frame + 1;
     src->phi = sel->phi;
-    src->thread_safe = 0;
-    src->float32 = nlsq_xpcs_is_float32(f) ? 1 : 0;
-    src->file = f;
-    src->sel = sel;
+    src->u.file.f = f;
+    src->u.file.sel = sel;
+    return 0;
+}
+
+/* The public source checked and flattened into *s.  0 or NLSQ_EINVAL (err
+ * says why). */
+static int source_flatten(const nlsq_xpcs_source *in, xsrc *s, char *err, size_t es)
+{
+    memset(s, 0, sizeof *s);
+    s->n_angles = in->n_angles;
+    s->n = in->n;
+    s->phi = in->phi;
+    const char *why = NULL;
+    switch (in->kind) {
+    case NLSQ_XPCS_SOURCE_MEMORY:
+        s->data32 = in->u.memory.data32;
+        s->data64 = in->u.memory.data64;
+        if (!s->data32 == !s->data64) why = "a memory source needs exactly one of data32, data64";
+        break;
+    case NLSQ_XPCS_SOURCE_READ:
+        s->read = in->u.read.fn;
+        s->ctx = in->u.read.ctx;
+        s->thread_safe = in->u.read.thread_safe != 0;
+        s->float32 = in->u.read.float32 != 0;
+        s->symmetric = in->u.read.symmetric != 0;
+        if (!s->read) why = "a read source without a read function";
+        break;
+    case NLSQ_XPCS_SOURCE_FILE:
+        s->file = in->u.file.f;
+        s->sel = in->u.file.sel;
+        s->symmetric = 1;   /* rebuilt from one triangle */
+        if (!s->file || !s->sel) why = "a file source without a file or a selection";
+        else s->float32 = nlsq_xpcs_is_float32(s->file) ? 1 : 0;
+        break;
+    default:
+        set_err(err, es, "model: unknown source kind %d", in->kind);
+        return NLSQ_EINVAL;
+    }
+    if (!why && (s->n_angles == 0 || s->n == 0 || !s->phi))
+        why = "the source has no angles or no frames";
+    if (why) {
+        set_err(err, es, "model: %s", why);
+        return NLSQ_EINVAL;
+    }
+    for (size_t a = 0; a < s->n_angles; a++)
+        if (!isfinite(s->phi[a])) {
+            set_err(err, es, "model: angle %zu is not finite", a);
+            return NLSQ_EINVAL;
+        }
     return 0;
 }
 
@@ -697,10 +758,9 @@ static int fill_cache(nlsq_xpcs_model *m, char *err, size_t err_size)
 /* Is every angle's matrix symmetric, entry for entry (NaN where NaN)?  A
  * file's full matrix is rebuilt from its upper triangle, so it always is;
  * in-memory data are checked; other read functions are not assumed to be. */
-static int source_symmetric(const nlsq_xpcs_source *src)
+static int source_symmetric(const xsrc *src)
 {
-    if (src->file) return 1;
-    if (!src->data32 && !src->data64) return src->symmetric != 0;   /* the caller's word */
+    if (!src->data32 && !src->data64) return src->symmetric;   /* a file, or the caller's word */
     const size_t n = src->n;
     for (size_t a = 0; a < src->n_angles; a++)
         for (size_t i = 0; i < n; i++)
@@ -740,14 +800,9 @@ static int stream_start(nlsq_xpcs_model *m)
     return nlsq__xs_create(m->P, m->n, rows, nbuf, 1, block_read, m, &m->blocks);
 }
 
-int nlsq_xpcs_model_create(const nlsq_xpcs_source *src, const nlsq_xpcs_config *cfg,
-                           nlsq_xpcs_model **out, char *err, size_t err_size)
+/* cfg's mode, triangle and physical ranges (nlsq_xpcs.h).  0 or NLSQ_EINVAL. */
+static int config_check(const nlsq_xpcs_config *cfg, char *err, size_t err_size)
 {
-    if (out) *out = NULL;
-    if (!src || !cfg || !out) {
-        set_err(err, err_size, "nlsq_xpcs_model_create: NULL argument");
-        return NLSQ_EINVAL;
-    }
     if (cfg->mode != NLSQ_XPCS_LAMINAR && cfg->mode != NLSQ_XPCS_STATIC) {
         set_err(err, err_size, "model: unknown mode %d", cfg->mode);
         return NLSQ_EINVAL;
@@ -769,26 +824,20 @@ int nlsq_xpcs_model_create(const nlsq_xpcs_source *src, const nlsq_xpcs_config *
                     range[k].v, range[k].unit, range[k].lo, range[k].hi);
             return NLSQ_EINVAL;
         }
-    if (src->n_angles == 0 || src->n == 0 || !src->phi) {
-        set_err(err, err_size, "model: the source has no angles or no frames");
-        return NLSQ_EINVAL;
-    }
-    if (!src->data32 && !src->data64 && !src->file && !src->read) {
-        set_err(err, err_size, "model: the source has neither data nor a read function");
-        return NLSQ_EINVAL;
-    }
-    if (src->file && !src->sel) {
-        set_err(err, err_size, "model: file source without a selection");
-        return NLSQ_EINVAL;
-    }
-    for (size_t a = 0; a < src->n_angles; a++)
-        if (!isfinite(src->phi[a])) {
-            set_err(err, err_size, "model: angle %zu is not finite", a);
-            return NLSQ_EINVAL;
-        }
-    size_t n = src->n, P = src->n_angles;
+    return 0;
+}
+
+/* The model's row counts: rows per angle R, problem rows, observations. */
+typedef struct row_counts {
+    size_t R, n_rows, n_obs;
+    int sym;
+} row_counts;
+
+static int count_rows(const xsrc *src, const nlsq_xpcs_config *cfg, row_counts *c, char *err,
+                      size_t err_size)
+{
+    size_t n = src->n, P = src->n_angles, nn;
     int d = cfg->include_diagonal != 0;
-    size_t nn;
     if (!mul_ok(n, n, &nn)) {
         set_err(err, err_size, "model: %zu frames is too many", n);
         return NLSQ_EINVAL;
@@ -797,14 +846,65 @@ int nlsq_xpcs_model_create(const nlsq_xpcs_source *src, const nlsq_xpcs_config *
     size_t R_up = d ? (n % 2 == 0 ? (n / 2) * (n + 1) : n * ((n + 1) / 2))
                     : (n % 2 == 0 ? (n / 2) * (n - 1) : n * ((n - 1) / 2));
     size_t R_full = d ? nn : nn - n;
-    int sym = cfg->triangle == NLSQ_XPCS_FULL && !cfg->literal_full && source_symmetric(src);
-    size_t R = (cfg->triangle == NLSQ_XPCS_UPPER || sym) ? R_up : R_full;
+    c->sym = cfg->triangle == NLSQ_XPCS_FULL && !cfg->literal_full && source_symmetric(src);
+    c->R = (cfg->triangle == NLSQ_XPCS_UPPER || c->sym) ? R_up : R_full;
     size_t R_obs = cfg->triangle == NLSQ_XPCS_UPPER ? R_up : R_full;
-    size_t n_rows, n_obs;
-    if (R == 0 || !mul_ok(R, P, &n_rows) || !mul_ok(R_obs, P, &n_obs) || !mul_ok(nn, P, &nn)) {
+    if (c->R == 0 || !mul_ok(c->R, P, &c->n_rows) || !mul_ok(R_obs, P, &c->n_obs) ||
+        !mul_ok(nn, P, &nn)) {
         set_err(err, err_size, "model: no rows to fit (%zu angles, %zu frames)", P, n);
         return NLSQ_EINVAL;
     }
+    return 0;
+}
+
+static int create_nomem(const nlsq_xpcs_model *m, char *err, size_t err_size)
+{
+    set_err(err, err_size, "model: out of memory (%zu rows)", m->n_rows);
+    return NLSQ_ENOMEM;
+}
+
+/* Where the data come from: in place, a cache filled now, or streamed.
+ * 0 or an error (err set). */
+static int data_setup(nlsq_xpcs_model *m, char *err, size_t err_size)
+{
+    if (m->src.data32 || m->src.data64) {
+        m->data_mode = m->src.data32 ? DATA_MEM32 : DATA_MEM64;
+        count_mem_excluded(m);
+        return 0;
+    }
+    int f32 = m->src.float32;
+    size_t bytes;
+    if (mul_ok(m->n_rows, f32 ? sizeof(float) : sizeof(double), &bytes) &&
+        bytes <= m->cfg.memory_budget) {
+        m->data_mode = f32 ? DATA_CACHE32 : DATA_CACHE64;
+        if (f32) m->c32 = malloc(bytes);
+        else m->c64 = malloc(bytes);
+        if (!m->c32 && !m->c64) return create_nomem(m, err, err_size);
+        return fill_cache(m, err, err_size);
+    }
+    m->data_mode = m->src.file && m->upper_rows ? DATA_BLOCKS : DATA_STREAM;
+    m->seen = malloc(sizeof(atomic_uchar) * m->P * m->n);
+    if (!m->seen) return create_nomem(m, err, err_size);
+    for (size_t q = 0; q < m->P * m->n; q++) atomic_init(&m->seen[q], 0);
+    if (m->data_mode == DATA_BLOCKS && stream_start(m) != 0) return create_nomem(m, err, err_size);
+    return 0;
+}
+
+int nlsq_xpcs_model_create(const nlsq_xpcs_source *source, const nlsq_xpcs_config *cfg,
+                           nlsq_xpcs_model **out, char *err, size_t err_size)
+{
+    if (out) *out = NULL;
+    if (!source || !cfg || !out) {
+        set_err(err, err_size, "nlsq_xpcs_model_create: NULL argument");
+        return NLSQ_EINVAL;
+    }
+    xsrc src;
+    row_counts rc_;
+    int rc = config_check(cfg, err, err_size);
+    if (rc == 0) rc = source_flatten(source, &src, err, err_size);
+    if (rc == 0) rc = count_rows(&src, cfg, &rc_, err, err_size);
+    if (rc != 0) return rc;
+    size_t n = src.n, P = src.n_angles;
     size_t np = cfg->mode == NLSQ_XPCS_STATIC ? 3 : NLSQ_XPCS_N_PHYS;
 
     nlsq_xpcs_model *m = calloc(1, sizeof *m);
@@ -812,19 +912,19 @@ int nlsq_xpcs_model_create(const nlsq_xpcs_source *src, const nlsq_xpcs_config *
         set_err(err, err_size, "model: out of memory");
         return NLSQ_ENOMEM;
     }
-    m->src = *src;
+    m->src = src;
     m->cfg = *cfg;
     m->P = P;
     m->n = n;
     m->np = np;
     m->n_params = np + 2 * P;
-    m->R = R;
-    m->n_rows = n_rows;
-    m->n_obs = n_obs;
-    m->sym = sym;
-    m->upper_rows = cfg->triangle == NLSQ_XPCS_UPPER || sym;
+    m->R = rc_.R;
+    m->n_rows = rc_.n_rows;
+    m->n_obs = rc_.n_obs;
+    m->sym = rc_.sym;
+    m->upper_rows = cfg->triangle == NLSQ_XPCS_UPPER || m->sym;
     m->ws_diag = 1.0 / cfg->sigma;
-    m->ws_off = (sym ? sqrt(2.0) : 1.0) / cfg->sigma;
+    m->ws_off = (m->sym ? sqrt(2.0) : 1.0) / cfg->sigma;
     m->avx2 = xk_cpu_avx2();
     m->laminar = cfg->mode == NLSQ_XPCS_LAMINAR;
     nlsq__xpcs_geom_init(&m->geom, cfg->q, cfg->gap, cfg->dt, cfg->k0, n, m->laminar);
@@ -837,46 +937,19 @@ int nlsq_xpcs_model_create(const nlsq_xpcs_source *src, const nlsq_xpcs_config *
     m->phi = malloc(sizeof(double) * P);
     m->lower = malloc(sizeof(double) * m->n_params);
     m->upper = malloc(sizeof(double) * m->n_params);
-    if (!m->phi || !m->lower || !m->upper) goto nomem;
-    memcpy(m->phi, src->phi, sizeof(double) * P);
-    m->src.phi = m->phi;
-    nlsq_xpcs_default_bounds(m, m->lower, m->upper);
-
-    if (src->data32 || src->data64) {
-        m->data_mode = src->data32 ? DATA_MEM32 : DATA_MEM64;
-        count_mem_excluded(m);
-    } else {
-        int f32 = src->float32 != 0;
-        size_t bytes;
-        if (mul_ok(n_rows, f32 ? sizeof(float) : sizeof(double), &bytes) &&
-            bytes <= cfg->memory_budget) {
-            if (f32) {
-                m->c32 = malloc(bytes);
-                m->data_mode = DATA_CACHE32;
-            } else {
-                m->c64 = malloc(bytes);
-                m->data_mode = DATA_CACHE64;
-            }
-            if (!m->c32 && !m->c64) goto nomem;
-            int rc = fill_cache(m, err, err_size);
-            if (rc != 0) {
-                nlsq_xpcs_model_free(m);
-                return rc;
-            }
-        } else {
-            m->data_mode = src->file && m->upper_rows ? DATA_BLOCKS : DATA_STREAM;
-            m->seen = malloc(sizeof(atomic_uchar) * P * n);
-            if (!m->seen) goto nomem;
-            for (size_t q = 0; q < P * n; q++) atomic_init(&m->seen[q], 0);
-            if (m->data_mode == DATA_BLOCKS && stream_start(m) != 0) goto nomem;
-        }
+    rc = m->phi && m->lower && m->upper ? 0 : create_nomem(m, err, err_size);
+    if (rc == 0) {
+        memcpy(m->phi, src.phi, sizeof(double) * P);
+        m->src.phi = m->phi;
+        nlsq_xpcs_default_bounds(m, m->lower, m->upper);
+        rc = data_setup(m, err, err_size);
+    }
+    if (rc != 0) {
+        nlsq_xpcs_model_free(m);
+        return rc;
     }
     *out = m;
     return 0;
-nomem:
-    set_err(err, err_size, "model: out of memory (%zu rows)", n_rows);
-    nlsq_xpcs_model_free(m);
-    return NLSQ_ENOMEM;
 }
 
 void nlsq_xpcs_model_free(nlsq_xpcs_model *m)

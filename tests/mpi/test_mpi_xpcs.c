@@ -117,9 +117,10 @@ int main(int argc, char **argv)
     src.n_angles = P;
     src.n = n;
     src.phi = sel.phi;
-    src.read = cnt_read;
-    src.thread_safe = 0;
-    src.float32 = nlsq_xpcs_is_float32(f);
+    src.kind = NLSQ_XPCS_SOURCE_READ;
+    src.u.read.fn = cnt_read;
+    src.u.read.thread_safe = 0;
+    src.u.read.float32 = nlsq_xpcs_is_float32(f);
 
     nlsq_xpcs_config cfg;
     nlsq_xpcs_config_init(&cfg);
@@ -130,13 +131,13 @@ int main(int argc, char **argv)
 
     /* one process: cached model */
     nlsq_xpcs_model *m1 = NULL, *md = NULL;
-    src.ctx = &cs_one;
+    src.u.read.ctx = &cs_one;
     rc = nlsq_xpcs_model_create(&src, &cfg, &m1, err, sizeof err);
     CHECK(rc == 0, "model (cached): %s", err);
     /* over the ranks: streaming */
     nlsq_xpcs_config cfg_s = cfg;
     cfg_s.memory_budget = 0;
-    src.ctx = &cs_mpi;
+    src.u.read.ctx = &cs_mpi;
     rc = nlsq_xpcs_model_create(&src, &cfg_s, &md, err, sizeof err);
     CHECK(rc == 0, "model (streaming): %s", err);
     if (!m1 || !md) return tu_finish("test_mpi_xpcs");
@@ -286,8 +287,8 @@ int main(int argc, char **argv)
         s2src.n_angles = P2;
         s2src.n = n2;
         s2src.phi = phi2;
-        s2src.data32 = d;
-        s2src.float32 = 1;
+        s2src.kind = NLSQ_XPCS_SOURCE_MEMORY;
+        s2src.u.memory.data32 = d;
         nlsq_xpcs_config c2 = cfg;
         c2.triangle = NLSQ_XPCS_FULL;
         c2.include_diagonal = 1;
