@@ -10,7 +10,12 @@
  * region where the model was poor is lowered (x0.1) while the step still
  * fits.  delta starts at step_bound * ||D x0|| (step_bound when x0 = 0), is
  * halved when the gain ratio rho < 1/4 and set to at least 2 ||D dx|| when
- * rho > 3/4 (MINPACK).  lambda after an accepted step: Nielsen's rule,
+ * rho > 3/4 (MINPACK).  A step whose predicted reduction is not positive
+ * (the quadratic model cannot be evaluated that far: along a nearly
+ * undetermined direction the Gauss-Newton step is huge and g.dx + dx.A.dx/2
+ * cancels) sets delta = min(delta, ||D dx||) / 2, so the next step is inside
+ * the region the model was last asked about; halving alone took ~50 free
+ * iterations from a radius grown to 1e17 before a trial could be evaluated.  lambda after an accepted step: Nielsen's rule,
  * lambda *= max(1/3, 1 - (2 rho - 1)^3), nu = 2; after a rejection
  * lambda *= nu, nu *= 2 (capped at 1e8).
  *
@@ -84,6 +89,12 @@ void nlsq__damp_ratio(nlsq__lm_state *st, double ratio, double snorm)
 {
     if (ratio < 0.25) st->delta *= 0.5;
     else if (ratio > 0.75 && st->delta < 2.0 * snorm) st->delta = 2.0 * snorm;
+}
+
+void nlsq__damp_unmodelled(nlsq__lm_state *st, double snorm)
+{
+    double r = st->delta < snorm ? st->delta : snorm;
+    st->delta = 0.5 * r;
 }
 
 void nlsq__damp_accepted(nlsq__lm_state *st, double ratio)

@@ -401,7 +401,8 @@ static int evaluate_trial(lm_ctx *L)
         L->nonfinite_run = isfinite(L->ft) ? 0 : L->nonfinite_run + 1;
     }
     L->ratio = L->pred > 0 ? (L->f - L->ft) / L->pred : -1.0;
-    nlsq__damp_ratio(L->st, L->ratio, L->snorm);
+    if (L->pred > 0) nlsq__damp_ratio(L->st, L->ratio, L->snorm);
+    else nlsq__damp_unmodelled(L->st, L->snorm);
     return LM_NEXT;
 }
 

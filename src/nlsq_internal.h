@@ -311,6 +311,9 @@ NLSQ_HIDDEN int nlsq__damp_step(size_t p, const double *A, const double *g, cons
 /* Trust radius after a trial with gain ratio rho and scaled step length snorm. */
 NLSQ_HIDDEN void nlsq__damp_ratio(nlsq__lm_state *st, double ratio, double snorm);
 NLSQ_HIDDEN void nlsq__damp_accepted(nlsq__lm_state *st, double ratio);
+/* The quadratic model predicts no reduction for the step (pred <= 0: it is
+ * too long for the model to be evaluated): the radius shrinks below it. */
+NLSQ_HIDDEN void nlsq__damp_unmodelled(nlsq__lm_state *st, double snorm);
 /* Raise the damping; 0 when it overflowed (no step left to try). */
 NLSQ_HIDDEN int  nlsq__damp_rejected(nlsq__lm_state *st);
 

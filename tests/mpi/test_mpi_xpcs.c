@@ -188,11 +188,6 @@ int main(int argc, char **argv)
         o1.n_threads = 1;
         o1.hybrid.adam_epochs = 2;
         o1.adam.batch_rows = 512;
-        /* this problem is undetermined (below): the hybrid's LM walks its flat
-         * valley to the iteration limit, which at NLSQ_ITER_AUTO is 1600
-         * passes (minutes under ASan); what is compared here is the same
-         * at 200, the limit this test was written for */
-        o1.max_iter = 200;
         nlsq_options od = o1;
         nlsq_mpi_options(mc, &od);
         memcpy(xs, x0one, sizeof(double) * p);
