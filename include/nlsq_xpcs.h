@@ -304,6 +304,56 @@ NLSQ_API int  nlsq_xpcs_initial_guess(nlsq_xpcs_model *m, const double *phys, do
 NLSQ_API int  nlsq_xpcs_model_count_excluded(nlsq_xpcs_model *m, size_t row_begin,
                                              size_t row_end, size_t *n_excluded);
 
+/** Global start stage (src/xpcs/global_start.c, docs/api.md): a start point
+ *  in the global minimum's basin, for a local fit (nlsq_lm) on all rows.
+ *  On a fixed-size, deterministic sample of rows (blocks of about one matrix
+ *  row, spread through every angle): a coarse grid of the physical
+ *  parameters (D0 and gamma_dot_0 at half-decade steps between their bounds,
+ *  alpha in {-1, -0.5, 0, 0.5, 1}, beta in {-0.5, 0, 0.5}, phi0 at four points
+ *  across its bounds, both signs; D_offset = gamma_dot_offset = 0, all clamped
+ *  into the model's bounds), each point scored with the per-angle contrast
+ *  and offset solved linearly; then nlsq_lm on the sample from the best
+ *  n_refine grid points (one per grid neighbourhood), from
+ *  nlsq_xpcs_initial_guess(phys), nlsq_xpcs_start(phys) and (when phys
+ *  gives values) nlsq_xpcs_start(NULL), and from the best end point
+ *  with phi0 mirrored; x = the end point of lowest sample cost (n_params
+ *  values, feasible).
+ *  Ambiguity: when another end point's cost is statistically the same on all
+ *  rows (sample chi2 difference times rows / sample rows below 1) while a
+ *  physical parameter differs by more than 2 all-rows sigmas, res->ambiguous
+ *  is 1, res->alt holds that point's physical parameters and res->message
+ *  says which parameter (four angles 90 degrees apart: phi0 and -phi0 fit
+ *  equally, the model is symmetric).
+ *  Memory: O(sample_rows + grid points + n_params^2) besides nlsq_lm's
+ *  workspace on the sample; independent of the data size.  Deterministic:
+ *  no random numbers or timing in the choice; the result does not depend
+ *  on n_threads.  Threads: the model may not be used by another call at the
+ *  same time (as for any solve on it).  opt: NULL or zero fields for the
+ *  defaults.  Returns 0, NLSQ_EINVAL (bad arguments, a model without
+ *  angles), NLSQ_ENOMEM, or NLSQ_ECALLBACK (a data read failed, see
+ *  nlsq_xpcs_model_last_error, or no end point could be evaluated). */
+typedef struct nlsq_xpcs_global_options {
+    size_t sample_rows;   /* rows of the sample (0: 16384) */
+    size_t n_refine;      /* grid points refined by LM (0: 6; at most 6) */
+    int    n_threads;     /* threads of the LM solves on the sample (0: all cores) */
+} nlsq_xpcs_global_options;
+
+typedef struct nlsq_xpcs_global_result {
+    size_t n_grid;        /* grid points scored */
+    size_t n_refined;     /* LM solves on the sample */
+    size_t sample_rows;   /* rows of the sample */
+    double sample_cost;   /* cost of x on the sample */
+    double seconds;       /* wall time of the stage (reported only, never used) */
+    int    ambiguous;     /* 1: another minimum fits as well (see above) */
+    double alt[NLSQ_XPCS_N_PHYS]; /* its physical parameters (when ambiguous) */
+    double delta_chi2;    /* its estimated chi2 above x's on all rows (when ambiguous) */
+    char   message[256];  /* one line: what was done, or the ambiguity */
+} nlsq_xpcs_global_result;
+
+NLSQ_API int nlsq_xpcs_global_start(nlsq_xpcs_model *m, const double *phys,
+                                    const nlsq_xpcs_global_options *opt, double *x,
+                                    nlsq_xpcs_global_result *res);
+
 /** g2 of angle a at frames (i, j) for parameters x (slow path, for checks:
  *  O(n) per call; for whole rows use nlsq_xpcs_g2_rows). */
 NLSQ_API double nlsq_xpcs_model_g2(const nlsq_xpcs_model *m, const double *x,
