@@ -61,6 +61,7 @@
 #include "fit_xpcs_backend.h"
 #include "xpcs_output.h"
 #include "xpcs_plot.h"
+#include "xpcs_start.h"
 #include "xpcs_uncertainty.h"
 #include "fit_xpcs_paths.h"
 #include "fit_xpcs_fingerprint.h"
@@ -347,6 +348,8 @@ typedef struct fit_state {
     double *x, *cov, *errs, *truth_con, *truth_off;
     unsigned *flags;
     nlsq_interval *intervals;
+    nlsq_xpcs_global_result gstart;
+    int gstart_ran;             /* the global start stage ran (--start global) */
     char *fingerprint;
     nlsq_problem pb;
     nlsq_options opt;
@@ -474,6 +477,8 @@ static int start_point(fit_state *s)
     if (rc != 0) return rc;
     const fit_xpcs_backend *be = s->run->be;
     rc = be->initial_guess(be->self, s->m, &s->cfg, s->a->init, s->x);
+    if (rc == 0)   /* --start global|local (xpcs_start.h) */
+        rc = xpcs_start_stage(s->m, s->a, s->x, s->run->msgs, &s->gstart, &s->gstart_ran);
     if (rc != 0) {
         const char *le = nlsq_xpcs_model_last_error(s->m);
         return bad_input(s->run, "%s: initial guess failed: %s", s->a->input,
@@ -629,7 +634,7 @@ static void fill_report(fit_state *s, xpcs_report *r)
         .dof = s->dof, .seconds = s->seconds, .n_rows = s->m_rows, .n_excluded = s->n_excl,
         .iterations = res->iterations, .n_eval = res->n_eval, .n_jac = res->n_jac,
         .n_phases = res->n_phases, .flags = cov_ok ? s->flags : NULL,
-        .intervals = s->intervals};
+        .intervals = s->intervals, .global = s->gstart_ran ? &s->gstart : NULL};
     memcpy(r->phases, res->phases, sizeof r->phases);
     int truth = read_truth(s->job->f, s->sel, r->truth_phys, s->truth_con, s->truth_off);
     r->have_truth = truth != 0;

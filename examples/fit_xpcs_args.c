@@ -359,6 +359,9 @@ static const opt_def options[] = {
     {"--profile", "NAMES", "profile-likelihood intervals (comma-separated names,\n"
      "or 'physical' for all physical parameters)", OPT_CUSTOM, 0, NO_FIELD, 0, 0, NULL,
      opt_profile},
+    {"--start", "global|local", "global (default): a coarse search on a row sample before\n"
+     "the fit; local: the fit from the --init values and the data's start", OPT_CHOICE,
+     F(start), NO_FIELD, 0, 0, "global|local", NULL},
     {"--progress", NULL, "one line per iteration on stderr", OPT_FLAG, F(progress), NO_FIELD, 0, 0,
      NULL, NULL},
     {"--help", NULL, "this text", OPT_HELP, 0, NO_FIELD, 0, 0, NULL, NULL},

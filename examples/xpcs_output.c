@@ -143,6 +143,11 @@ void xpcs_print_table(FILE *fp, const xpcs_report *r)
     if (r->args->errors == FIT_XPCS_ERRORS_ROBUST)
         fprintf(fp, "  errors: robust (cluster sandwich over the %zu frames; docs/uncertainties.md)\n",
                 r->N);
+    if (r->global)
+        fprintf(fp, "  start: global (%zu grid points, %zu LM solves on %zu sample rows, %.2f s)%s%s\n",
+                r->global->n_grid, r->global->n_refined, r->global->sample_rows,
+                r->global->seconds, r->global->ambiguous ? "; AMBIGUOUS: " : "",
+                r->global->ambiguous ? r->global->message : "");
     table_intervals(fp, r);
 }
 
@@ -229,6 +234,35 @@ static void json_uncertainty(FILE *fp, const xpcs_report *r)
         char nm[32];
         xpcs_fit_param_name(r->np, k, nm, sizeof nm);
         fprintf(fp, "%s\"%s\": \"%s\"", k ? ", " : "", nm, nlsq_param_flags_name(r->flags[k]));
+    }
+    fputc('}', fp);
+}
+
+/* "start": the global start stage ({"kind": "local"} without it); with an
+ * ambiguity, the other minimum's physical parameters and the message. */
+static void json_start(FILE *fp, const xpcs_report *r)
+{
+    const nlsq_xpcs_global_result *g = r->global;
+    if (!g) {
+        fputs(", \"start\": {\"kind\": \"local\"}", fp);
+        return;
+    }
+    fprintf(fp, ", \"start\": {\"kind\": \"global\", \"grid_points\": %zu, \"solves\": %zu, "
+            "\"sample_rows\": %zu, \"sample_cost\": ", g->n_grid, g->n_refined, g->sample_rows);
+    json_num(fp, g->sample_cost);
+    fputs(", \"seconds\": ", fp);
+    json_num(fp, g->seconds);
+    fprintf(fp, ", \"ambiguous\": %s", g->ambiguous ? "true" : "false");
+    if (g->ambiguous) {
+        fputs(", \"delta_chi2\": ", fp);
+        json_num(fp, g->delta_chi2);
+        fputs(", \"alternative\": {", fp);
+        for (size_t k = 0; k < r->np; k++) {
+            fprintf(fp, "%s\"%s\": ", k ? ", " : "", nlsq_xpcs_param_name(k));
+            json_num(fp, g->alt[k]);
+        }
+        fputs("}, \"ambiguity\": ", fp);
+        json_str(fp, g->message);
     }
     fputc('}', fp);
 }
@@ -332,6 +366,7 @@ void xpcs_print_json_object(FILE *fp, const xpcs_report *r)
         fputs("}}", fp);
     }
     json_uncertainty(fp, r);
+    json_start(fp, r);
     if (a->resume) {
         fputs(", \"resumed_from\": ", fp);
         json_str(fp, a->resume);

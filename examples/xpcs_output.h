@@ -44,6 +44,7 @@ typedef struct xpcs_report {
     /* uncertainties (docs/uncertainties.md) */
     const unsigned *flags;              /* p nlsq_param_flag bits, or NULL (no covariance) */
     const nlsq_interval *intervals;     /* p profile intervals (n_solves 0: not computed), or NULL */
+    const nlsq_xpcs_global_result *global; /* the global start stage, or NULL (--start local) */
 } xpcs_report;
 
 /** Value of physical parameter k (k < 7) in the report: fitted, or 0 when fixed

@@ -11,6 +11,17 @@ counted.  A scenario is:
            --errors robust (and, for comparison, default errors)
   profile  independent noise, profile-likelihood intervals of the shear
            parameters (--profile gamma_dot_0,beta,gamma_dot_offset)
+  badstart not error bars but the global start (fit_xpcs --start global, the
+           default): from the two bad starts of issue 14 (BAD_STARTS), a
+           seed lands when every physical parameter is within 4 sigma of the
+           truth and the reduced chi2 is below 1.1; and with --angles 4
+           (90 degrees apart: phi0 -> -phi0 is a symmetry) the phi0 sign
+           ambiguity must be reported (or phi0 flagged undetermined, when
+           the fit ends near phi0 = 0 or in a flat valley of the shear
+           parameters).  --check: >= 95 % land, every 4-angle seed reports.
+
+The error-bar scenarios fit with --start local (from the truth), so that
+they test the error bars alone.
 
 Output: one line per parameter group with the 1-sigma and 2-sigma coverage
 (%), and PASS / FAIL against the bands of issue 14 (1 sigma in [60, 76] %,
@@ -33,28 +44,89 @@ import tempfile
 TRUTH = {"D0": 2e4, "alpha": -0.2, "D_offset": 100.0, "gamma_dot_0": 1e-3,
          "beta": 0.2, "gamma_dot_offset": 1e-4, "phi0": 3.0}
 SHEAR = ["gamma_dot_0", "beta", "gamma_dot_offset"]
+BAD_STARTS = {"a": {"D0": 1000, "alpha": 0.5, "gamma_dot_0": 0.02, "beta": -0.5, "phi0": -6},
+              "b": {"D0": 5e4, "gamma_dot_0": 5e-3}}
 
 
-def run_seed(args, tmp, seed, frame_share, errors, profile):
+def synth(args, tmp, seed, frame_share=0.0, angles=None):
     path = os.path.join(tmp, "cov_%d.h5" % seed)
-    synth = [os.path.join(args.build, "examples", "xpcs_synth"), path,
-             "--frames", str(args.frames), "--angles", str(args.angles),
-             "--dt", str(args.dt), "--seed", str(seed), "--float64"]
+    cmd = [os.path.join(args.build, "examples", "xpcs_synth"), path,
+           "--frames", str(args.frames), "--angles", str(angles or args.angles),
+           "--dt", str(args.dt), "--seed", str(seed), "--float64"]
     if frame_share > 0:
-        synth += ["--frame-share", str(frame_share)]
-    subprocess.run(synth, check=True, stdout=subprocess.DEVNULL)
-    fit = [os.path.join(args.build, "examples", "fit_xpcs"), path, "--dt", str(args.dt),
-           "--gap", "2e6", "--json", "--threads", str(args.threads), "--errors", errors,
-           "--max-iter", "2000"]
-    for k, v in TRUTH.items():
-        fit += ["--init", "%s=%r" % (k, v)]
-    if profile:
-        fit += ["--profile", ",".join(SHEAR)]
-    out = subprocess.run(fit, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-    os.remove(path)
+        cmd += ["--frame-share", str(frame_share)]
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+    return path
+
+
+def fit(args, path, extra):
+    cmd = [os.path.join(args.build, "examples", "fit_xpcs"), path, "--dt", str(args.dt),
+           "--gap", "2e6", "--json", "--threads", str(args.threads), "--max-iter", "2000"] + extra
+    out = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     if out.returncode not in (0, 1):
         return None
     return json.loads(out.stdout)
+
+
+def run_seed(args, tmp, seed, frame_share, errors, profile):
+    path = synth(args, tmp, seed, frame_share)
+    extra = ["--errors", errors, "--start", "local"]
+    for k, v in TRUTH.items():
+        extra += ["--init", "%s=%r" % (k, v)]
+    if profile:
+        extra += ["--profile", ",".join(SHEAR)]
+        if args.profile_level != 1.0:
+            extra += ["--profile-level", str(args.profile_level)]
+    d = fit(args, path, extra)
+    os.remove(path)
+    return d
+
+
+def landed(d):
+    """Every physical parameter within 4 sigma of the truth, reduced chi2 < 1.1."""
+    if d is None or d["status_code"] < 0 and d["status"] != "STALLED":
+        return False
+    dev = d["truth"]["deviation_sigmas"]["params"]
+    ok = all(v is not None and abs(v) <= 4.0 for v in dev.values())
+    return ok and d["reduced_chi2"] < 1.1
+
+
+def badstart(args, tmp):
+    """The bad-start counts; returns (lines, ok)."""
+    land = {k: 0 for k in BAD_STARTS}
+    miss = {k: [] for k in BAD_STARTS}
+    amb, undet, amb_miss = 0, 0, []
+    for s in range(args.first_seed, args.first_seed + args.seeds):
+        path = synth(args, tmp, s)
+        for k, init in BAD_STARTS.items():
+            extra = []
+            for name, v in init.items():
+                extra += ["--init", "%s=%r" % (name, v)]
+            d = fit(args, path, extra)
+            if landed(d):
+                land[k] += 1
+            else:
+                miss[k].append((s, None if d is None else d["status"],
+                                None if d is None else round(d["reduced_chi2"], 4)))
+        os.remove(path)
+        path = synth(args, tmp, s, angles=4)
+        d = fit(args, path, ["--max-iter", "200"])
+        os.remove(path)
+        if d is not None and d.get("start", {}).get("ambiguous"):
+            amb += 1
+        elif d is not None and d.get("flags", {}).get("phi0") == "undetermined":
+            undet += 1      # phi0 near 0 or in a flat valley: the flags say so
+        else:
+            amb_miss.append(s)
+    n = args.seeds
+    lines = ["start %s: %d / %d seeds landed (%.1f %%)%s" % (
+        k, land[k], n, 100.0 * land[k] / n, "; missed (seed, status, chi2/dof): %s" % miss[k]
+        if miss[k] else "") for k in BAD_STARTS]
+    lines.append("4 angles 90 degrees apart: phi0 ambiguity reported for %d / %d seeds, phi0 "
+                 "flagged undetermined instead for %d%s"
+                 % (amb, n, undet, "; neither for seeds %s" % amb_miss if amb_miss else ""))
+    ok = all(land[k] >= 0.95 * n for k in BAD_STARTS) and not amb_miss
+    return lines, ok
 
 
 def count(cov, key, dev):
@@ -92,7 +164,10 @@ def collect(d, cov, profile):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--build", default="build")
-    ap.add_argument("--scenario", choices=["indep", "corr", "profile"], default="indep")
+    ap.add_argument("--scenario", choices=["indep", "corr", "profile", "badstart"],
+                    default="indep")
+    ap.add_argument("--profile-level", type=float, default=1.0,
+                    help="profile scenario: the interval's level in sigmas (1 or 2)")
     ap.add_argument("--errors", choices=["default", "robust"], default=None)
     ap.add_argument("--seeds", type=int, default=100)
     ap.add_argument("--first-seed", type=int, default=1)
@@ -107,6 +182,13 @@ def main():
     ap.add_argument("--pooled", action="store_true",
                     help="check only the pooled count over all parameters (for few seeds)")
     args = ap.parse_args()
+    if args.scenario == "badstart":
+        with tempfile.TemporaryDirectory() as tmp:
+            lines, ok = badstart(args, tmp)
+        print("scenario badstart, %d seeds (N = %d frames, %d angles, dt = %g)"
+              % (args.seeds, args.frames, args.angles, args.dt))
+        print("\n".join(lines))
+        return 1 if (args.check and not ok) else 0
     share = 0.5 if args.scenario == "corr" else 0.0
     errors = args.errors or ("robust" if args.scenario == "corr" else "default")
     profile = args.scenario == "profile"

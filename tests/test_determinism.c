@@ -8,10 +8,12 @@
  *                 with nlsq_lm, nlsq_adam and nlsq_hybrid: x, cost,
  *                 covariance, iterations and pass counts identical bit for
  *                 bit over 2 runs x 3 thread counts (and cached == streamed)
- *  cli_json       fit_xpcs --json on the same file, 2 runs x threads 1, 2, 3:
- *                 stdout identical byte for byte once the wall-time field
- *                 "seconds" is blanked; the printed parameters equal (%.17g
- *                 round trip) those of the library run with the same options
+ *  cli_json       fit_xpcs --json on the same file, 2 runs x threads 1, 2, 3
+ *                 (the default global start stage included): stdout
+ *                 identical byte for byte once the wall-time fields
+ *                 "seconds" are blanked; with --start local the printed
+ *                 parameters equal (%.17g round trip) those of the library
+ *                 run with the same options
  *
  * tests/test_lm_core.c (determinism) covers the core solver on a plain
  * problem with other chunk sizes.
@@ -142,7 +144,7 @@ static void test_library_xpcs(void **state)
 
 /* ------------------------------------------------------------------------ */
 
-static int run_cli(int threads, char *out, size_t size)
+static int run_cli(int threads, const char *start, char *out, size_t size)
 {
     char tbuf[16];
     snprintf(tbuf, sizeof tbuf, "%d", threads);
@@ -155,7 +157,7 @@ static int run_cli(int threads, char *out, size_t size)
         close(p[0]);
         close(p[1]);
         execl(NLSQ_FIT_XPCS_EXE, NLSQ_FIT_XPCS_EXE, path, "--dt", "2e-2", "--gap", "2e6",
-              "--threads", tbuf, "--json", (char *)NULL);
+              "--threads", tbuf, "--json", "--start", start, (char *)NULL);
         _exit(127);
     }
     close(p[1]);
@@ -204,8 +206,9 @@ static void test_cli_json(void **state)
     (void)state;
     make_file();
     static char ref[1 << 16], out[1 << 16];
-    int rc0 = run_cli(1, ref, sizeof ref);
-    print_message("  fit_xpcs --json --threads 1: exit %d, %zu bytes\n", rc0, strlen(ref));
+    int rc0 = run_cli(1, "local", ref, sizeof ref);
+    print_message("  fit_xpcs --json --threads 1 --start local: exit %d, %zu bytes\n", rc0,
+                  strlen(ref));
     assert_true(rc0 == 0 || rc0 == 1);
     assert_true(strlen(ref) > 100);
     /* the parameters equal the library's (same options) */
@@ -220,12 +223,14 @@ static void test_cli_json(void **state)
     }
     double cost = json_number(ref, NULL, "cost");
     assert_memory_equal(&cost, &lib.cost, sizeof cost);
+    rc0 = run_cli(1, "global", ref, sizeof ref);
+    assert_true(rc0 == 0 || rc0 == 1);
     blank_seconds(ref);
     int runs = 0;
     for (int threads = 1; threads <= 3; threads++)
         for (int rep = 0; rep < 2; rep++) {
             if (threads == 1 && rep == 0) continue;
-            int rc = run_cli(threads, out, sizeof out);
+            int rc = run_cli(threads, "global", out, sizeof out);
             assert_int_equal(rc, rc0);
             blank_seconds(out);
             if (strcmp(out, ref) != 0) {

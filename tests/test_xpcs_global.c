@@ -142,7 +142,7 @@ static double full_cost(fixture *f, const double *x)
     size_t n = f->pb.n_rows;
     double *r = malloc(sizeof(double) * n), c = 0.0;
     assert_non_null(r);
-    assert_int_equal(f->pb.eval(f->pb.ctx, x, 0, n, r, NULL), 0);
+    assert_int_equal(f->pb.eval(f->pb.ctx, x, 0, n, r, NULL, NULL), 0);   /* env NULL: private tables */
     for (size_t t = 0; t < n; t++) c += 0.5 * r[t] * r[t];
     free(r);
     return c;

@@ -64,6 +64,8 @@ typedef struct gs_sample {
     size_t *start;
     double *r00, *dof_, *dc;   /* residual at c = o = 0; d r / d offset; d r / d contrast */
     nlsq_problem sub;      /* the sample as a problem */
+    void *state, *scratch; /* the model's prepared state and scratch, for direct passes */
+    char msg[NLSQ_CALLBACK_MSG_SIZE];
 } gs_sample;
 
 static size_t sub_pattern(void *ctx, size_t row0, size_t nrows, size_t *cols, size_t *k)
@@ -135,6 +137,22 @@ static int sample_layout(gs_sample *s, nlsq_xpcs_model *m, size_t want)
     return 0;
 }
 
+/* A residual pass over the sample at x, outside a solve: the model's
+ * prepare once, then its eval on every block with that state (as a solve
+ * calls them; an eval without one would recompute its tables per block). */
+static int sample_pass(gs_sample *s, const double *x, double *r)
+{
+    nlsq_eval_env env = {0, NULL, s->scratch, s->full.scratch_bytes, 0, s->msg, sizeof s->msg};
+    s->msg[0] = '\0';
+    if (s->full.prepare) {
+        if (s->full.prepare(s->full.ctx, x, s->state, s->msg, sizeof s->msg) != 0)
+            return NLSQ_ECALLBACK;
+        env.at_prepared = 1;
+        env.state = s->state;
+    }
+    return sub_eval(s, x, 0, s->n_rows, r, NULL, &env) != 0 ? NLSQ_ECALLBACK : 0;
+}
+
 static double clampd(double v, double lo, double hi) { return v < lo ? lo : (v > hi ? hi : v); }
 
 /* r00 and d r / d offset over the sample (they do not depend on the
@@ -143,9 +161,9 @@ static int sample_data(gs_sample *s, double *x)
 {
     for (size_t q = 0; q < s->p; q++)   /* any physical point: contrast 0 hides it */
         x[q] = q < s->np ? clampd(0.0, s->full.lower[q], s->full.upper[q]) : 0.0;
-    int rc = sub_eval(s, x, 0, s->n_rows, s->r00, NULL, NULL);
+    int rc = sample_pass(s, x, s->r00);
     for (size_t a = 0; a < s->P && rc == 0; a++) x[s->np + 2 * a + 1] = 1.0;
-    if (rc == 0) rc = sub_eval(s, x, 0, s->n_rows, s->dof_, NULL, NULL);
+    if (rc == 0) rc = sample_pass(s, x, s->dof_);
     for (size_t t = 0; t < s->n_rows && rc == 0; t++) s->dof_[t] -= s->r00[t];
     return rc ? NLSQ_ECALLBACK : 0;
 }
@@ -156,6 +174,8 @@ static void sample_free(gs_sample *s)
     free(s->r00);
     free(s->dof_);
     free(s->dc);
+    free(s->state);
+    free(s->scratch);
 }
 
 static int sample_init(gs_sample *s, nlsq_xpcs_model *m, size_t want, double *x)
@@ -167,6 +187,11 @@ static int sample_init(gs_sample *s, nlsq_xpcs_model *m, size_t want, double *x)
     s->dof_ = malloc(sizeof(double) * s->n_rows);
     s->dc = malloc(sizeof(double) * s->n_rows);
     if (!s->r00 || !s->dof_ || !s->dc) return NLSQ_ENOMEM;
+    /* zeroed, aligned for double (malloc), as the solvers hand them */
+    if (s->full.prepare_bytes && !(s->state = calloc(1, s->full.prepare_bytes)))
+        return NLSQ_ENOMEM;
+    if (s->full.scratch_bytes && !(s->scratch = calloc(1, s->full.scratch_bytes)))
+        return NLSQ_ENOMEM;
     s->sub = s->full;
     s->sub.n_rows = s->n_rows;
     s->sub.n_obs = 0;
@@ -210,7 +235,7 @@ static double candidate_cost(gs_sample *s, double *x)
         x[s->np + 2 * a] = 1.0;
         x[s->np + 2 * a + 1] = 0.0;
     }
-    if (sub_eval(s, x, 0, s->n_rows, s->dc, NULL, NULL) != 0) return NAN;
+    if (sample_pass(s, x, s->dc) != 0) return NAN;
     for (size_t t = 0; t < s->n_rows; t++) s->dc[t] -= s->r00[t];
     size_t per = s->n_rows / s->P;
     double f = 0.0;

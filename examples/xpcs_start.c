@@ -1,0 +1,20 @@
+/*
+ * xpcs_start.c - see xpcs_start.h.
+ */
+#include "xpcs_start.h"
+
+int xpcs_start_stage(nlsq_xpcs_model *m, const fit_xpcs_args *a, double *x, FILE *msgs,
+               nlsq_xpcs_global_result *g, int *ran)
+{
+    *ran = 0;
+    if (a->start == FIT_XPCS_START_LOCAL || a->resume) return 0;   /* x: the backend's start */
+    nlsq_xpcs_global_options go = {0, 0, a->n_threads};
+    int rc = nlsq_xpcs_global_start(m, a->init, &go, x, g);
+    if (rc != 0) return rc;
+    *ran = 1;
+    if (a->progress)   /* the table and the JSON always say it */
+        fprintf(msgs, "fit_xpcs: global start: %zu grid points, %zu LM solves on %zu sample rows, "
+            "%.2f s\n", g->n_grid, g->n_refined, g->sample_rows, g->seconds);
+    if (g->ambiguous) fprintf(msgs, "fit_xpcs: warning: %s\n", g->message);
+    return 0;
+}
