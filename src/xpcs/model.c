@@ -29,6 +29,15 @@
  * asked of this analytic model) computes its own tables in its worker's
  * scratch; a direct call without an env, in a private allocation.
  *
+ * Pair factors.  Every angle's entry (i, j) shares exp(-A I_D), I_D and I_G
+ * (the angle enters through Phi = B cos(phi0 - phi_a) I_G only), so prepare
+ * also computes them once per point for the whole upper triangle
+ * (model_kernel.h, 24 n(n+1)/2 bytes) and the kernel reads them instead of
+ * doing the square roots and the exponential for each angle: the same
+ * numbers, bitwise, as without.  Kept with the AVX2 kernel when they fit in
+ * config.memory_budget; unprepared points and segments left of the diagonal
+ * (literal full triangle) compute them per segment.
+ *
  * Start point: start.c, through model_view.h (sizes, bounds, and the data
  * of local rows with their (i, j)).
  *
@@ -98,6 +107,7 @@ struct nlsq_xpcs_model {
     int upper_rows;             /* internal rows are the upper triangle's */
     double ws_off, ws_diag;     /* row weight / sigma: off-diagonal, diagonal */
     int avx2;                   /* the kernel's AVX2 path */
+    int pairs;                  /* prepare keeps the pair factors (pair_doubles) */
     int laminar;
     double A, B, eps;           /* geom's, for the evaluation loop */
     nlsq__xpcs_geom geom;       /* the physics constants (physics.h) */
@@ -348,13 +358,33 @@ static int tab_alloc(const nlsq_xpcs_model *m, xtab *T)
     return 0;
 }
 
+/* Doubles of one point's pair factors (model_kernel.h), after the tables in
+ * the prepared state: 0 unless m->pairs. */
+static size_t pair_doubles(const nlsq_xpcs_model *m)
+{
+    return m->pairs ? (m->laminar ? 3 : 2) * xk_pairs_len(m->n) : 0;
+}
+
+/* The kernel's view of T, and of the pair factors at pmem (NULL: none). */
+static const xk_pairs *kernel_view(const nlsq_xpcs_model *m, const xtab *T, double *pmem,
+                                   xk_tab *kt, xk_pairs *pf)
+{
+    const size_t n = m->n, len = xk_pairs_len(n);
+    *kt = (xk_tab){T->CD, T->CG, {T->dCD, T->dCD + n, T->dCD + 2 * n},
+                   {T->dCG, T->dCG ? T->dCG + n : NULL, T->dCG ? T->dCG + 2 * n : NULL}};
+    if (!m->pairs || !pmem) return NULL;
+    *pf = (xk_pairs){pmem, pmem + len, m->laminar ? pmem + 2 * len : NULL, n};
+    return pf;
+}
+
 static void tab_compute(const nlsq_xpcs_model *m, const double *x, xtab *T, int derivs)
 {
     nlsq__xpcs_tables(&m->geom, x, T->CD, derivs ? T->dCD : NULL, T->CG, derivs ? T->dCG : NULL);
 }
 
-/* nlsq_prepare_fn: the tables of x, with derivatives, into the solve's state
- * (prepare_bytes = tab_doubles(m) doubles). */
+/* nlsq_prepare_fn: the tables of x, with derivatives, into the solve's state,
+ * then (m->pairs) the pair factors of every entry, shared by all angles
+ * (prepare_bytes = tab_doubles(m) + pair_doubles(m) doubles). */
 static int model_prepare(void *ctx, const double *x, void *state, char *msg, size_t msg_size)
 {
     (void)msg;
@@ -363,6 +393,11 @@ static int model_prepare(void *ctx, const double *x, void *state, char *msg, siz
     xtab T;
     tab_view(m, state, &T);
     tab_compute(m, x, &T, 1);
+    xk_tab kt;
+    xk_pairs pf;
+    const xk_seg s = {.A = m->A, .laminar = m->laminar};
+    if (kernel_view(m, &T, (double *)state + tab_doubles(m), &kt, &pf))
+        xk_pairs_fill(&s, &kt, &pf);
     return 0;
 }
 
@@ -649,8 +684,11 @@ static int model_eval(void *ctx, const double *x, size_t row0, size_t nrows,
     const size_t n = m->n;
     char *msg = env ? env->msg : NULL;
     const size_t msg_size = env ? env->msg_size : 0;
-    xk_tab kt = {T->CD, T->CG, {T->dCD, T->dCD + n, T->dCD + 2 * n},
-                 {T->dCG, T->dCG ? T->dCG + n : NULL, T->dCG ? T->dCG + 2 * n : NULL}};
+    xk_tab kt;
+    xk_pairs pmem;
+    const int prepared = env && env->at_prepared && env->state;
+    const xk_pairs *pf = kernel_view(m, T, prepared ? (double *)env->state + tab_doubles(m) : NULL,
+                                     &kt, &pmem);
     int rc = 0;
     size_t done = 0;
     held_block hb = {NULL, 0, 0, 0};
@@ -692,7 +730,8 @@ static int model_eval(void *ctx, const double *x, size_t row0, size_t nrows,
                 rc = rc == NLSQ_ENOMEM ? NLSQ_ENOMEM : 1;
                 break;
             }
-            xk_segment(m->avx2, &sc, &kt, i, j, len, y32, y64, r + o, J ? J + o : NULL, nrows);
+            xk_segment_pairs(m->avx2, &sc, &kt, pf, i, j, len, y32, y64, r + o, J ? J + o : NULL,
+                             nrows);
             t += len;
             j += len - 1;          /* the segment's last entry, then the next one */
             next_ij(m, &i, &j);
@@ -926,6 +965,8 @@ int nlsq_xpcs_model_create(const nlsq_xpcs_source *source, const nlsq_xpcs_confi
     m->ws_diag = 1.0 / cfg->sigma;
     m->ws_off = (m->sym ? sqrt(2.0) : 1.0) / cfg->sigma;
     m->avx2 = xk_cpu_avx2();
+    /* the pair factors: with the AVX2 kernel, when they fit in the budget */
+    m->pairs = m->avx2 && xk_pairs_len(n) <= cfg->memory_budget / (3 * sizeof(double));
     m->laminar = cfg->mode == NLSQ_XPCS_LAMINAR;
     nlsq__xpcs_geom_init(&m->geom, cfg->q, cfg->gap, cfg->dt, cfg->k0, n, m->laminar);
     m->A = m->geom.A;
@@ -986,8 +1027,8 @@ int nlsq_xpcs_model_problem(nlsq_xpcs_model *m, nlsq_problem *pb)
     pb->n_rows = m->n_rows;
     pb->eval = model_eval;
     pb->prepare = model_prepare;
-    pb->prepare_bytes = sizeof(double) * tab_doubles(m);
-    pb->scratch_bytes = pb->prepare_bytes;   /* tables of unprepared points */
+    pb->prepare_bytes = sizeof(double) * (tab_doubles(m) + pair_doubles(m));
+    pb->scratch_bytes = sizeof(double) * tab_doubles(m);   /* tables of unprepared points */
     pb->pattern = model_pattern;
     pb->ctx = m;
     pb->lower = m->lower;

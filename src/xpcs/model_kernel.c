@@ -234,13 +234,17 @@ typedef struct iconst {
 typedef struct pair_tile {
     double gd[XK_TILE];    /* exp(max(-A I_D, -700)) */
     double ID[XK_TILE];    /* I_D */
-    double mAd[XK_TILE];   /* -A dCd */
     double IG[XK_TILE];    /* I_G */
 } pair_tile;
 
+/* Where stage 2 reads a tile's pair factors: a pair_tile or the cache. */
+typedef struct pair_view {
+    const double *gd, *ID, *IG;
+} pair_view;
+
 /* Stage 1, four entries: the factors that do not depend on the angle. */
 XK_AVX void pairs4(const xk_seg *s, const iconst *ci, const jview *V, double *gd, double *ID,
-                   double *mAd, double *IG)
+                   double *IG)
 {
     __m256d dCd = _mm256_sub_pd(v(ci->CD), _mm256_loadu_pd(V->CD));
     __m256d D = _mm256_sqrt_pd(_mm256_fmadd_pd(dCd, dCd, v(XK_EPS2)));
@@ -248,7 +252,6 @@ XK_AVX void pairs4(const xk_seg *s, const iconst *ci, const jview *V, double *gd
     __m256d clampD = _mm256_cmp_pd(e, v(XK_CLAMP), _CMP_NGE_UQ);  /* !(e >= -700) */
     _mm256_storeu_pd(gd, exp_pd(blend(clampD, v(XK_CLAMP), e)));
     _mm256_storeu_pd(ID, D);
-    _mm256_storeu_pd(mAd, _mm256_mul_pd(v(-s->A), dCd));
     if (s->laminar) {
         __m256d dCg = _mm256_sub_pd(v(ci->CG), _mm256_loadu_pd(V->CG));
         _mm256_storeu_pd(IG, _mm256_sqrt_pd(_mm256_fmadd_pd(dCg, dCg, v(XK_EPS2))));
@@ -257,7 +260,7 @@ XK_AVX void pairs4(const xk_seg *s, const iconst *ci, const jview *V, double *gd
 
 /* Stage 2, four entries of one angle from their pair factors (at P + t):
  * r[0..3] and J[c * ld + 0..3]. */
-XK_AVX void angle4(const xk_seg *s, const iconst *ci, const jview *V, const pair_tile *P,
+XK_AVX void angle4(const xk_seg *s, const iconst *ci, const jview *V, const pair_view *P,
                    size_t t, __m256d y, double *r, double *J, size_t ld)
 {
     __m256d valid = _mm256_cmp_pd(_mm256_andnot_pd(v(-0.0), y), v(INFINITY), _CMP_LT_OQ);
@@ -277,9 +280,10 @@ XK_AVX void angle4(const xk_seg *s, const iconst *ci, const jview *V, const pair
 
     const size_t np = s->laminar ? 7 : 3;
     __m256d ID = _mm256_loadu_pd(P->ID + t);
+    __m256d mAd = _mm256_mul_pd(v(-s->A), _mm256_sub_pd(v(ci->CD), _mm256_loadu_pd(V->CD)));
     __m256d clampD = _mm256_cmp_pd(_mm256_mul_pd(v(-s->A), ID), v(XK_CLAMP), _CMP_NGE_UQ);
     __m256d f = _mm256_and_pd(_mm256_and_pd(valid, above), _mm256_mul_pd(v(-2.0 * s->ws * s->con), g1));
-    __m256d wD = _mm256_div_pd(_mm256_mul_pd(_mm256_mul_pd(f, g1raw), _mm256_loadu_pd(P->mAd + t)), ID);
+    __m256d wD = _mm256_div_pd(_mm256_mul_pd(_mm256_mul_pd(f, g1raw), mAd), ID);
     wD = _mm256_andnot_pd(clampD, wD);
     for (int q = 0; q < 3; q++)
         _mm256_storeu_pd(J + q * ld, _mm256_mul_pd(wD, _mm256_sub_pd(v(ci->dD[q]), _mm256_loadu_pd(V->dD[q]))));
@@ -314,7 +318,7 @@ static void tail_fill(const xk_tab *T, size_t j0, size_t t, size_t len, const fl
             tl->dD[q][l] = T->dCD[q][j];
             tl->dG[q][l] = T->CG ? T->dCG[q][j] : 0.0;
         }
-        tl->y[l] = y32 ? (double)y32[tt] : y64[tt];
+        tl->y[l] = (y32 || y64) ? (y32 ? (double)y32[tt] : y64[tt]) : 0.0;
     }
     tl->V = (jview){tl->CD, tl->CG, {tl->dD[0], tl->dD[1], tl->dD[2]},
                     {tl->dG[0], tl->dG[1], tl->dG[2]}};
@@ -330,33 +334,62 @@ static inline void view_at(const xk_tab *T, size_t j, jview *V)
     }
 }
 
-/* Entries t0 .. t0 + n - 1 of the segment (n <= XK_TILE): stage 1 over the
- * whole tile, then stage 2, so that each loop's iterations are independent
- * and overlap (one entry's chain of sqrt, exp and sin/cos is long). */
-__attribute__((target("avx2,fma")))
-static void tile_avx2(const xk_seg *s, const xk_tab *T, const iconst *ci, size_t j0,
-                      size_t t0, size_t n, size_t len, const float *y32, const double *y64,
-                      double *r, double *J, size_t ld, tail4 *tl)
+static inline void iconst_of(const xk_tab *T, size_t i, iconst *ci)
 {
-    pair_tile P;
-    const size_t full = n & ~(size_t)3, k = (s->laminar ? 7 : 3) + 2;
+    *ci = (iconst){T->CD[i], T->CG ? T->CG[i] : 0.0,
+                   {T->dCD[0][i], T->dCD[1][i], T->dCD[2][i]}, {0.0, 0.0, 0.0}};
+    if (T->CG)
+        for (int q = 0; q < 3; q++) ci->dG[q] = T->dCG[q][i];
+}
+
+/* Stage 1 over entries t0 .. t0 + n - 1 of a segment (n <= XK_TILE) into
+ * gd, ID, IG (n values each, written through a copy for the last partial
+ * vector). */
+__attribute__((target("avx2,fma")))
+static void pairs_run(const xk_seg *s, const xk_tab *T, const iconst *ci, size_t j0, size_t t0,
+                      size_t n, size_t len, double *gd, double *ID, double *IG, tail4 *tl)
+{
+    const size_t full = n & ~(size_t)3;
     jview V;
     for (size_t t = 0; t < full; t += 4) {
         view_at(T, j0 + t0 + t, &V);
-        pairs4(s, ci, &V, P.gd + t, P.ID + t, P.mAd + t, P.IG + t);
+        pairs4(s, ci, &V, gd + t, ID + t, IG ? IG + t : NULL);
     }
-    if (full < n) {
-        tail_fill(T, j0, t0 + full, len, y32, y64, tl);
-        pairs4(s, ci, &tl->V, P.gd + full, P.ID + full, P.mAd + full, P.IG + full);
+    if (full == n) return;
+    double g4[4], d4[4], i4[4];
+    tail_fill(T, j0, t0 + full, len, NULL, NULL, tl);
+    pairs4(s, ci, &tl->V, g4, d4, i4);
+    for (size_t l = 0; full + l < n; l++) {
+        gd[full + l] = g4[l];
+        ID[full + l] = d4[l];
+        if (s->laminar) IG[full + l] = i4[l];
     }
+}
+
+/* Entries t0 .. t0 + n - 1 of the segment (n <= XK_TILE): stage 1 over the
+ * whole tile (or its factors from the cache, pc not NULL), then stage 2, so
+ * that each loop's iterations are independent and overlap (one entry's chain
+ * of sqrt, exp and sin/cos is long). */
+__attribute__((target("avx2,fma")))
+static void tile_avx2(const xk_seg *s, const xk_tab *T, const iconst *ci, const pair_view *pc,
+                      size_t j0, size_t t0, size_t n, size_t len, const float *y32,
+                      const double *y64, double *r, double *J, size_t ld, tail4 *tl)
+{
+    pair_tile P;
+    pair_view pv = {P.gd, P.ID, P.IG};
+    if (pc) pv = (pair_view){pc->gd + t0, pc->ID + t0, pc->IG ? pc->IG + t0 : NULL};
+    else pairs_run(s, T, ci, j0, t0, n, len, P.gd, P.ID, P.IG, tl);
+    const size_t full = n & ~(size_t)3, k = (s->laminar ? 7 : 3) + 2;
+    jview V;
     for (size_t t = 0; t < full; t += 4) {
         size_t o = t0 + t;
         view_at(T, j0 + o, &V);
         __m256d y = y32 ? _mm256_cvtps_pd(_mm_loadu_ps(y32 + o)) : _mm256_loadu_pd(y64 + o);
-        angle4(s, ci, &V, &P, t, y, r + o, J ? J + o : NULL, ld);
+        angle4(s, ci, &V, &pv, t, y, r + o, J ? J + o : NULL, ld);
     }
     if (full == n) return;
-    angle4(s, ci, &tl->V, &P, full, _mm256_loadu_pd(tl->y), tl->r, J ? tl->J : NULL, 4);
+    tail_fill(T, j0, t0 + full, len, y32, y64, tl);
+    angle4(s, ci, &tl->V, &pv, full, _mm256_loadu_pd(tl->y), tl->r, J ? tl->J : NULL, 4);
     for (size_t l = 0; full + l < n; l++) {
         r[t0 + full + l] = tl->r[l];
         if (J)
@@ -364,21 +397,69 @@ static void tile_avx2(const xk_seg *s, const xk_tab *T, const iconst *ci, size_t
     }
 }
 
-__attribute__((target("avx2,fma")))
-static void segment_avx2(const xk_seg *s, const xk_tab *T, size_t i, size_t j0, size_t len,
-                         const float *y32, const double *y64, double *r, double *J, size_t ld)
+/* Index of entry (i, j >= i) in the pair factors' layout. */
+static inline size_t pair_index(size_t n, size_t i, size_t j)
 {
-    iconst ci = {T->CD[i], T->CG ? T->CG[i] : 0.0, {T->dCD[0][i], T->dCD[1][i], T->dCD[2][i]},
-                 {0.0, 0.0, 0.0}};
-    if (T->CG)
-        for (int q = 0; q < 3; q++) ci.dG[q] = T->dCG[q][i];
+    return i * (2 * n - i + 1) / 2 + (j - i);
+}
+
+__attribute__((target("avx2,fma")))
+static void segment_avx2(const xk_seg *s, const xk_tab *T, const xk_pairs *pf, size_t i,
+                         size_t j0, size_t len, const float *y32, const double *y64, double *r,
+                         double *J, size_t ld)
+{
+    iconst ci;
+    iconst_of(T, i, &ci);
+    pair_view cache, *pc = NULL;
+    if (pf && j0 >= i) {
+        size_t u = pair_index(pf->n, i, j0);
+        cache = (pair_view){pf->gd + u, pf->ID + u, pf->IG ? pf->IG + u : NULL};
+        pc = &cache;
+    }
     tail4 tl;
     for (size_t t0 = 0; t0 < len; t0 += XK_TILE) {
         size_t n = len - t0 < XK_TILE ? len - t0 : XK_TILE;
-        tile_avx2(s, T, &ci, j0, t0, n, len, y32, y64, r, J, ld, &tl);
+        tile_avx2(s, T, &ci, pc, j0, t0, n, len, y32, y64, r, J, ld, &tl);
+    }
+}
+
+__attribute__((target("avx2,fma")))
+static void pairs_fill_avx2(const xk_seg *s, const xk_tab *T, size_t n, double *gd, double *ID,
+                            double *IG)
+{
+    tail4 tl;
+    for (size_t i = 0; i < n; i++) {
+        iconst ci;
+        iconst_of(T, i, &ci);
+        const size_t u = pair_index(n, i, i), len = n - i;
+        for (size_t t0 = 0; t0 < len; t0 += XK_TILE) {
+            size_t m = len - t0 < XK_TILE ? len - t0 : XK_TILE;
+            pairs_run(s, T, &ci, i, t0, m, len, gd + u + t0, ID + u + t0,
+                      IG ? IG + u + t0 : NULL, &tl);
+        }
     }
 }
 #endif
+
+size_t xk_pairs_len(size_t n)
+{
+    return n % 2 == 0 ? (n / 2) * (n + 1) + 3 : n * ((n + 1) / 2) + 3;
+}
+
+void xk_pairs_fill(const xk_seg *s, const xk_tab *T, const xk_pairs *pf)
+{
+    const size_t len = xk_pairs_len(pf->n);
+    for (size_t k = len - 3; k < len; k++) {   /* the padding: read, never used */
+        pf->gd[k] = pf->ID[k] = 1.0;
+        if (pf->IG) pf->IG[k] = 1.0;
+    }
+#ifdef XK_HAVE_AVX2
+    pairs_fill_avx2(s, T, pf->n, pf->gd, pf->ID, pf->IG);
+#else
+    (void)s;
+    (void)T;
+#endif
+}
 
 int xk_cpu_avx2(void)
 {
@@ -390,15 +471,23 @@ int xk_cpu_avx2(void)
 #endif
 }
 
-void xk_segment(int avx2, const xk_seg *s, const xk_tab *T, size_t i, size_t j0, size_t len,
-                const float *y32, const double *y64, double *r, double *J, size_t ld)
+void xk_segment_pairs(int avx2, const xk_seg *s, const xk_tab *T, const xk_pairs *pf, size_t i,
+                      size_t j0, size_t len, const float *y32, const double *y64, double *r,
+                      double *J, size_t ld)
 {
 #ifdef XK_HAVE_AVX2
     if (avx2) {
-        segment_avx2(s, T, i, j0, len, y32, y64, r, J, ld);
+        segment_avx2(s, T, pf, i, j0, len, y32, y64, r, J, ld);
         return;
     }
 #endif
     (void)avx2;
+    (void)pf;
     segment_portable(s, T, i, j0, len, y32, y64, r, J, ld);
+}
+
+void xk_segment(int avx2, const xk_seg *s, const xk_tab *T, size_t i, size_t j0, size_t len,
+                const float *y32, const double *y64, double *r, double *J, size_t ld)
+{
+    xk_segment_pairs(avx2, s, T, NULL, i, j0, len, y32, y64, r, J, ld);
 }

@@ -16,6 +16,9 @@
 /* The external names carry the library prefix (nlsq-prefixed symbols only). */
 #define xk_segment  nlsq__xpcs_xk_segment
 #define xk_cpu_avx2 nlsq__xpcs_xk_cpu_avx2
+#define xk_pairs_len  nlsq__xpcs_xk_pairs_len
+#define xk_pairs_fill nlsq__xpcs_xk_pairs_fill
+#define xk_segment_pairs nlsq__xpcs_xk_segment_pairs
 
 /* Per-x tables, structure of arrays (n values each). */
 typedef struct xk_tab {
@@ -37,6 +40,29 @@ typedef struct xk_seg {
 XK_HIDDEN void xk_segment(int avx2, const xk_seg *s, const xk_tab *T, size_t i, size_t j0,
                           size_t len, const float *y32, const double *y64, double *r,
                           double *J, size_t ld);
+
+/* Pair factors: the angle-independent part of entry (i, j >= i) - exp(-A I_D)
+ * clamped, I_D and (laminar) I_G - computed once per point for every angle.
+ * Layout: the upper triangle with the diagonal in row order, entry (i, j) at
+ * i (2n - i + 1) / 2 + (j - i); xk_pairs_len(n) doubles per array (3 of
+ * padding: the kernel's last vector of four may read past the last entry). */
+typedef struct xk_pairs {
+    double *gd, *ID, *IG;            /* IG NULL: static */
+    size_t n;                        /* frames */
+} xk_pairs;
+
+XK_HIDDEN size_t xk_pairs_len(size_t n);
+
+/* Fill the pair factors of the point T's tables are of (s->A, s->laminar;
+ * AVX2 path only: call it only where xk_cpu_avx2() is 1). */
+XK_HIDDEN void xk_pairs_fill(const xk_seg *s, const xk_tab *T, const xk_pairs *pf);
+
+/* xk_segment reading the pair factors of entries j >= i from pf (computed at
+ * the same point as T): bitwise the same result, without the per-angle
+ * sqrt and exp.  pf NULL, or the portable path: xk_segment. */
+XK_HIDDEN void xk_segment_pairs(int avx2, const xk_seg *s, const xk_tab *T, const xk_pairs *pf,
+                                size_t i, size_t j0, size_t len, const float *y32,
+                                const double *y64, double *r, double *J, size_t ld);
 
 /* 1 when the CPU runs the AVX2+FMA kernel. */
 XK_HIDDEN int xk_cpu_avx2(void);
