@@ -186,9 +186,9 @@ XK_AVX void sincos_pd(__m256d x, __m256d *so, __m256d *co)
     *co = _mm256_xor_pd(c, _mm256_and_pd(negc, sign));
 }
 
-/* sinc(x) and, when deriv, its derivative (the three branches of
- * sinc_and_derivative; lanes with |x| > 1e5 redone with libm). */
-XK_AVX void sinc4(__m256d x, int deriv, __m256d *sinc, __m256d *dsinc)
+/* sinc(x) and, when deriv, its derivative, given invx = 1/x (the three
+ * branches of sinc_and_derivative; lanes with |x| > 1e5 redone with libm). */
+XK_AVX void sinc4(__m256d x, __m256d invx, int deriv, __m256d *sinc, __m256d *dsinc)
 {
     const __m256d ax = _mm256_andnot_pd(v(-0.0), x);
     __m256d sn, cs;
@@ -206,7 +206,8 @@ XK_AVX void sinc4(__m256d x, int deriv, __m256d *sinc, __m256d *dsinc)
     __m256d x2 = _mm256_mul_pd(x, x);
     __m256d small = _mm256_cmp_pd(ax, v(XK_SINC_SERIES), _CMP_LT_OQ);
     __m256d series = _mm256_fmadd_pd(x2, _mm256_fmadd_pd(x2, v(1.0 / 120.0), v(-1.0 / 6.0)), v(1.0));
-    *sinc = blend(small, series, _mm256_div_pd(sn, x));
+    __m256d sc = _mm256_mul_pd(sn, invx);
+    *sinc = blend(small, series, sc);
     if (!deriv) return;
     __m256d mid = _mm256_cmp_pd(ax, v(XK_SINC_TAYLOR), _CMP_LT_OQ);
     __m256d d_series = _mm256_mul_pd(x, _mm256_fmadd_pd(x2, v(1.0 / 30.0), v(-1.0 / 3.0)));
@@ -215,7 +216,7 @@ XK_AVX void sinc4(__m256d x, int deriv, __m256d *sinc, __m256d *dsinc)
     t = _mm256_fmadd_pd(x2, t, v(1.0 / 30.0));
     t = _mm256_fmadd_pd(x2, t, v(-1.0 / 3.0));
     __m256d d_taylor = _mm256_mul_pd(x, t);
-    __m256d d_closed = _mm256_div_pd(_mm256_fmsub_pd(x, cs, sn), x2);
+    __m256d d_closed = _mm256_mul_pd(_mm256_sub_pd(cs, sc), invx);   /* (x cos x - sin x) / x^2 */
     *dsinc = blend(small, d_series, blend(mid, d_taylor, d_closed));
 }
 
@@ -230,45 +231,47 @@ typedef struct iconst {
     double CD, CG, dD[3], dG[3];
 } iconst;
 
-/* Angle-independent factors of a tile (XK_TILE entries, four at a time). */
+/* Angle-independent factors of a tile (XK_TILE entries, four at a time),
+ * in the order of xk_pairs.f. */
 typedef struct pair_tile {
-    double gd[XK_TILE];    /* exp(max(-A I_D, -700)) */
-    double ID[XK_TILE];    /* I_D */
-    double IG[XK_TILE];    /* I_G */
+    double f[XK_NPF][XK_TILE];
 } pair_tile;
 
 /* Where stage 2 reads a tile's pair factors: a pair_tile or the cache. */
 typedef struct pair_view {
-    const double *gd, *ID, *IG;
+    const double *f[XK_NPF];
 } pair_view;
 
-/* Stage 1, four entries: the factors that do not depend on the angle. */
-XK_AVX void pairs4(const xk_seg *s, const iconst *ci, const jview *V, double *gd, double *ID,
-                   double *IG)
+/* Stage 1, four entries: the factors that do not depend on the angle, into
+ * f[q] (f[2], f[3] unused in static mode). */
+XK_AVX void pairs4(const xk_seg *s, const iconst *ci, const jview *V, double *const f[XK_NPF])
 {
     __m256d dCd = _mm256_sub_pd(v(ci->CD), _mm256_loadu_pd(V->CD));
     __m256d D = _mm256_sqrt_pd(_mm256_fmadd_pd(dCd, dCd, v(XK_EPS2)));
     __m256d e = _mm256_mul_pd(v(-s->A), D);
     __m256d clampD = _mm256_cmp_pd(e, v(XK_CLAMP), _CMP_NGE_UQ);  /* !(e >= -700) */
-    _mm256_storeu_pd(gd, exp_pd(blend(clampD, v(XK_CLAMP), e)));
-    _mm256_storeu_pd(ID, D);
+    _mm256_storeu_pd(f[0], exp_pd(blend(clampD, v(XK_CLAMP), e)));
+    _mm256_storeu_pd(f[1], _mm256_andnot_pd(clampD, _mm256_div_pd(v(1.0), D)));
     if (s->laminar) {
         __m256d dCg = _mm256_sub_pd(v(ci->CG), _mm256_loadu_pd(V->CG));
-        _mm256_storeu_pd(IG, _mm256_sqrt_pd(_mm256_fmadd_pd(dCg, dCg, v(XK_EPS2))));
+        __m256d G = _mm256_sqrt_pd(_mm256_fmadd_pd(dCg, dCg, v(XK_EPS2)));
+        _mm256_storeu_pd(f[2], G);
+        _mm256_storeu_pd(f[3], _mm256_div_pd(v(1.0), G));
     }
 }
 
 /* Stage 2, four entries of one angle from their pair factors (at P + t):
- * r[0..3] and J[c * ld + 0..3]. */
-XK_AVX void angle4(const xk_seg *s, const iconst *ci, const jview *V, const pair_view *P,
-                   size_t t, __m256d y, double *r, double *J, size_t ld)
+ * r[0..3] and J[c * ld + 0..3].  No division: 1/Phi = (1/bc) (1/I_G). */
+XK_AVX void angle4(const xk_seg *s, double ibc, const iconst *ci, const jview *V,
+                   const pair_view *P, size_t t, __m256d y, double *r, double *J, size_t ld)
 {
     __m256d valid = _mm256_cmp_pd(_mm256_andnot_pd(v(-0.0), y), v(INFINITY), _CMP_LT_OQ);
-    __m256d gd = _mm256_loadu_pd(P->gd + t);
-    __m256d sinc = v(1.0), dsinc = v(0.0), IG = v(0.0);
+    __m256d gd = _mm256_loadu_pd(P->f[0] + t);
+    __m256d sinc = v(1.0), dsinc = v(0.0), IG = v(0.0), iIG = v(0.0);
     if (s->laminar) {
-        IG = _mm256_loadu_pd(P->IG + t);
-        sinc4(_mm256_mul_pd(v(s->bc), IG), J != NULL, &sinc, &dsinc);
+        IG = _mm256_loadu_pd(P->f[2] + t);
+        iIG = _mm256_loadu_pd(P->f[3] + t);
+        sinc4(_mm256_mul_pd(v(s->bc), IG), _mm256_mul_pd(v(ibc), iIG), J != NULL, &sinc, &dsinc);
     }
     __m256d g1raw = _mm256_mul_pd(gd, _mm256_mul_pd(sinc, sinc));
     __m256d above = _mm256_cmp_pd(g1raw, v(XK_FLOOR), _CMP_GT_OQ);
@@ -279,18 +282,15 @@ XK_AVX void angle4(const xk_seg *s, const iconst *ci, const jview *V, const pair
     if (!J) return;
 
     const size_t np = s->laminar ? 7 : 3;
-    __m256d ID = _mm256_loadu_pd(P->ID + t);
     __m256d mAd = _mm256_mul_pd(v(-s->A), _mm256_sub_pd(v(ci->CD), _mm256_loadu_pd(V->CD)));
-    __m256d clampD = _mm256_cmp_pd(_mm256_mul_pd(v(-s->A), ID), v(XK_CLAMP), _CMP_NGE_UQ);
     __m256d f = _mm256_and_pd(_mm256_and_pd(valid, above), _mm256_mul_pd(v(-2.0 * s->ws * s->con), g1));
-    __m256d wD = _mm256_div_pd(_mm256_mul_pd(_mm256_mul_pd(f, g1raw), mAd), ID);
-    wD = _mm256_andnot_pd(clampD, wD);
+    __m256d wD = _mm256_mul_pd(_mm256_mul_pd(f, g1raw), _mm256_mul_pd(mAd, _mm256_loadu_pd(P->f[1] + t)));
     for (int q = 0; q < 3; q++)
         _mm256_storeu_pd(J + q * ld, _mm256_mul_pd(wD, _mm256_sub_pd(v(ci->dD[q]), _mm256_loadu_pd(V->dD[q]))));
     if (s->laminar) {
         __m256d dCg = _mm256_sub_pd(v(ci->CG), _mm256_loadu_pd(V->CG));
         __m256d fp = _mm256_mul_pd(_mm256_mul_pd(f, gd), _mm256_mul_pd(v(2.0), _mm256_mul_pd(sinc, dsinc)));
-        __m256d w2 = _mm256_div_pd(_mm256_mul_pd(_mm256_mul_pd(fp, v(s->bc)), dCg), IG);
+        __m256d w2 = _mm256_mul_pd(_mm256_mul_pd(fp, v(s->bc)), _mm256_mul_pd(dCg, iIG));
         for (int q = 0; q < 3; q++)
             _mm256_storeu_pd(J + (3 + q) * ld,
                              _mm256_mul_pd(w2, _mm256_sub_pd(v(ci->dG[q]), _mm256_loadu_pd(V->dG[q]))));
@@ -343,27 +343,26 @@ static inline void iconst_of(const xk_tab *T, size_t i, iconst *ci)
 }
 
 /* Stage 1 over entries t0 .. t0 + n - 1 of a segment (n <= XK_TILE) into
- * gd, ID, IG (n values each, written through a copy for the last partial
- * vector). */
+ * f[q][0 .. n - 1] (written through a copy for the last partial vector). */
 __attribute__((target("avx2,fma")))
 static void pairs_run(const xk_seg *s, const xk_tab *T, const iconst *ci, size_t j0, size_t t0,
-                      size_t n, size_t len, double *gd, double *ID, double *IG, tail4 *tl)
+                      size_t n, size_t len, double *const f[XK_NPF], tail4 *tl)
 {
-    const size_t full = n & ~(size_t)3;
+    const size_t full = n & ~(size_t)3, nf = s->laminar ? XK_NPF : 2;
     jview V;
     for (size_t t = 0; t < full; t += 4) {
         view_at(T, j0 + t0 + t, &V);
-        pairs4(s, ci, &V, gd + t, ID + t, IG ? IG + t : NULL);
+        double *const ft[XK_NPF] = {f[0] + t, f[1] + t, nf > 2 ? f[2] + t : NULL,
+                                    nf > 2 ? f[3] + t : NULL};
+        pairs4(s, ci, &V, ft);
     }
     if (full == n) return;
-    double g4[4], d4[4], i4[4];
+    double w[XK_NPF][4];
+    double *const fw[XK_NPF] = {w[0], w[1], w[2], w[3]};
     tail_fill(T, j0, t0 + full, len, NULL, NULL, tl);
-    pairs4(s, ci, &tl->V, g4, d4, i4);
-    for (size_t l = 0; full + l < n; l++) {
-        gd[full + l] = g4[l];
-        ID[full + l] = d4[l];
-        if (s->laminar) IG[full + l] = i4[l];
-    }
+    pairs4(s, ci, &tl->V, fw);
+    for (size_t q = 0; q < nf; q++)
+        for (size_t l = 0; full + l < n; l++) f[q][full + l] = w[q][l];
 }
 
 /* Entries t0 .. t0 + n - 1 of the segment (n <= XK_TILE): stage 1 over the
@@ -376,20 +375,24 @@ static void tile_avx2(const xk_seg *s, const xk_tab *T, const iconst *ci, const 
                       const double *y64, double *r, double *J, size_t ld, tail4 *tl)
 {
     pair_tile P;
-    pair_view pv = {P.gd, P.ID, P.IG};
-    if (pc) pv = (pair_view){pc->gd + t0, pc->ID + t0, pc->IG ? pc->IG + t0 : NULL};
-    else pairs_run(s, T, ci, j0, t0, n, len, P.gd, P.ID, P.IG, tl);
+    pair_view pv;
+    for (int q = 0; q < XK_NPF; q++) pv.f[q] = pc ? (pc->f[q] ? pc->f[q] + t0 : NULL) : P.f[q];
+    if (!pc) {
+        double *const f[XK_NPF] = {P.f[0], P.f[1], P.f[2], P.f[3]};
+        pairs_run(s, T, ci, j0, t0, n, len, f, tl);
+    }
+    const double ibc = 1.0 / s->bc;   /* inf for bc = 0: Phi = 0 takes the series */
     const size_t full = n & ~(size_t)3, k = (s->laminar ? 7 : 3) + 2;
     jview V;
     for (size_t t = 0; t < full; t += 4) {
         size_t o = t0 + t;
         view_at(T, j0 + o, &V);
         __m256d y = y32 ? _mm256_cvtps_pd(_mm_loadu_ps(y32 + o)) : _mm256_loadu_pd(y64 + o);
-        angle4(s, ci, &V, &pv, t, y, r + o, J ? J + o : NULL, ld);
+        angle4(s, ibc, ci, &V, &pv, t, y, r + o, J ? J + o : NULL, ld);
     }
     if (full == n) return;
     tail_fill(T, j0, t0 + full, len, y32, y64, tl);
-    angle4(s, ci, &tl->V, &pv, full, _mm256_loadu_pd(tl->y), tl->r, J ? tl->J : NULL, 4);
+    angle4(s, ibc, ci, &tl->V, &pv, full, _mm256_loadu_pd(tl->y), tl->r, J ? tl->J : NULL, 4);
     for (size_t l = 0; full + l < n; l++) {
         r[t0 + full + l] = tl->r[l];
         if (J)
@@ -413,7 +416,7 @@ static void segment_avx2(const xk_seg *s, const xk_tab *T, const xk_pairs *pf, s
     pair_view cache, *pc = NULL;
     if (pf && j0 >= i) {
         size_t u = pair_index(pf->n, i, j0);
-        cache = (pair_view){pf->gd + u, pf->ID + u, pf->IG ? pf->IG + u : NULL};
+        for (int q = 0; q < XK_NPF; q++) cache.f[q] = pf->f[q] ? pf->f[q] + u : NULL;
         pc = &cache;
     }
     tail4 tl;
@@ -424,9 +427,9 @@ static void segment_avx2(const xk_seg *s, const xk_tab *T, const xk_pairs *pf, s
 }
 
 __attribute__((target("avx2,fma")))
-static void pairs_fill_avx2(const xk_seg *s, const xk_tab *T, size_t n, double *gd, double *ID,
-                            double *IG)
+static void pairs_fill_avx2(const xk_seg *s, const xk_tab *T, const xk_pairs *pf)
 {
+    const size_t n = pf->n;
     tail4 tl;
     for (size_t i = 0; i < n; i++) {
         iconst ci;
@@ -434,8 +437,10 @@ static void pairs_fill_avx2(const xk_seg *s, const xk_tab *T, size_t n, double *
         const size_t u = pair_index(n, i, i), len = n - i;
         for (size_t t0 = 0; t0 < len; t0 += XK_TILE) {
             size_t m = len - t0 < XK_TILE ? len - t0 : XK_TILE;
-            pairs_run(s, T, &ci, i, t0, m, len, gd + u + t0, ID + u + t0,
-                      IG ? IG + u + t0 : NULL, &tl);
+            double *const f[XK_NPF] = {pf->f[0] + u + t0, pf->f[1] + u + t0,
+                                       pf->f[2] ? pf->f[2] + u + t0 : NULL,
+                                       pf->f[3] ? pf->f[3] + u + t0 : NULL};
+            pairs_run(s, T, &ci, i, t0, m, len, f, &tl);
         }
     }
 }
@@ -449,12 +454,10 @@ size_t xk_pairs_len(size_t n)
 void xk_pairs_fill(const xk_seg *s, const xk_tab *T, const xk_pairs *pf)
 {
     const size_t len = xk_pairs_len(pf->n);
-    for (size_t k = len - 3; k < len; k++) {   /* the padding: read, never used */
-        pf->gd[k] = pf->ID[k] = 1.0;
-        if (pf->IG) pf->IG[k] = 1.0;
-    }
+    for (int q = 0; q < XK_NPF; q++)   /* the padding: read, never used */
+        for (size_t k = len - 3; pf->f[q] && k < len; k++) pf->f[q][k] = 1.0;
 #ifdef XK_HAVE_AVX2
-    pairs_fill_avx2(s, T, pf->n, pf->gd, pf->ID, pf->IG);
+    pairs_fill_avx2(s, T, pf);
 #else
     (void)s;
     (void)T;
