@@ -23,7 +23,9 @@
  *                    version 3 does; version 4 and 0: NLSQ_ECHECKPOINT
  *                    naming the version
  *   corrupted        a flipped byte (header, payload, checksum) and a truncated
- *                    or empty file -> NLSQ_ECHECKPOINT; another problem
+ *                    or empty file -> NLSQ_ECHECKPOINT, from nlsq_resume and
+ *                    nlsq_checkpoint_info (also a header claiming p = 2^40
+ *                    under a valid checksum); another problem
  *                    (different p, m or bounds) -> NLSQ_ECHECKPOINT; a missing
  *                    file -> NLSQ_EIO; Adam batch settings changed ->
  *                    NLSQ_ECHECKPOINT
@@ -509,6 +511,18 @@ static void test_old_versions(void **state)
     remove(old);
 }
 
+/* nlsq_checkpoint_info refuses a damaged file: NLSQ_ECHECKPOINT, *info zeroed. */
+static void expect_info_refused(const char *file)
+{
+    nlsq_checkpoint_summary info;
+    memset(&info, 0xff, sizeof info);
+    nlsq_result r = {0};
+    assert_int_equal(nlsq_checkpoint_info(file, &info, &r), NLSQ_ECHECKPOINT);
+    assert_int_equal(info.solver, 0);
+    assert_int_equal(info.n_params, 0);
+    assert_true(strstr(r.message, "checkpoint") != NULL);
+}
+
 static void test_corrupted(void **state)
 {
     (void)state;
@@ -534,6 +548,7 @@ static void test_corrupted(void **state)
             b[where[k]] ^= 0x10;
             spit(bad, b, n);
             assert_int_equal(resume_status(&pb, &o, bad), NLSQ_ECHECKPOINT);
+            expect_info_refused(bad);
             b[where[k]] ^= 0x10;
         }
         /* truncated, empty */
@@ -541,7 +556,21 @@ static void test_corrupted(void **state)
         for (size_t k = 0; k < sizeof cut / sizeof cut[0]; k++) {
             spit(bad, b, cut[k]);
             assert_int_equal(resume_status(&pb, &o, bad), NLSQ_ECHECKPOINT);
+            expect_info_refused(bad);
         }
+        /* a consistent checksum over a header that claims p = 2^40: refused
+         * before anything of that size is allocated */
+        unsigned char *big = malloc(n);
+        assert_non_null(big);
+        memcpy(big, b, n);
+        uint64_t huge = (uint64_t)1 << 40;
+        memcpy(big + 24, &huge, 8);
+        uint64_t h = fnv1a64(big, n - 8);
+        memcpy(big + n - 8, &h, 8);
+        spit(bad, big, n);
+        free(big);
+        expect_info_refused(bad);
+        assert_int_equal(resume_status(&pb, &o, bad), NLSQ_ECHECKPOINT);
         /* another problem: p, m, bounds */
         nlsq_problem other = pb;
         other.n_params = 3;
