@@ -20,17 +20,11 @@
  *    1e-3 relative).
  * 3. threads_do_not_matter: the start is bitwise the same with 1 and 3 threads.
  * 4. bad_arguments: NULL model / x / result, negative threads -> NLSQ_EINVAL. */
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <cmocka.h>
+#include "common_xpcs.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-
-#include "nlsq.h"
-#include "nlsq_xpcs.h"
 
 #define N 200
 #define MAXP 6
@@ -60,19 +54,9 @@ static void make(fixture *f, size_t P, uint64_t seed, double phi0)
         f->phi[a] = (double)a * 360.0 / (double)P;
         assert_int_equal(nlsq_xpcs_synth_rows(&s, a, 0, N, f->d + a * N * N, err, sizeof err), 0);
     }
-    nlsq_xpcs_source src;
-    memset(&src, 0, sizeof src);
-    src.n_angles = P;
-    src.n = N;
-    src.phi = f->phi;
-    src.data64 = f->d;
-    nlsq_xpcs_config cfg;
-    nlsq_xpcs_config_init(&cfg);
-    cfg.q = s.q;
-    cfg.gap = s.gap;
-    cfg.dt = s.dt;
-    f->m = NULL;
-    assert_int_equal(nlsq_xpcs_model_create(&src, &cfg, &f->m, err, sizeof err), 0);
+    nlsq_xpcs_source src = tc_mem_source(P, N, f->phi, f->d);
+    nlsq_xpcs_config cfg = tc_config(s.q, s.gap, s.dt);
+    f->m = tc_model(&src, &cfg);
     assert_int_equal(nlsq_xpcs_model_problem(f->m, &f->pb), 0);
 }
 
