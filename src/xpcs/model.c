@@ -123,8 +123,8 @@ struct nlsq_xpcs_model {
     pthread_mutex_t read_mu;    /* serialises a non-thread-safe source */
     pthread_mutex_t err_mu;
     char last_error[256];       /* the start point's read errors (nlsq_xpcs.h) */
-    char stream_error[NLSQ_CALLBACK_MSG_SIZE];   /* the reader thread's last failure,
-                                                    handed to the eval that meets it */
+    char stream_error[256];     /* the reader thread's last failure, handed to the
+                                   eval that meets it (cut to its message buffer) */
 };
 
 /* ------------------------------------------------------------------------ */
