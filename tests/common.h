@@ -38,6 +38,17 @@ static inline void tc_tmp_path(char *buf, size_t n, const char *name)
     snprintf(buf, n, "%s/%s", NLSQ_TEST_TMPDIR, name);
 }
 
+/* NLSQ_TEST_TMPDIR/<prefix><name> in one of 8 static buffers used in turn
+ * (so a few paths can be held at once). */
+static inline char *tc_tmp_name(const char *prefix, const char *name)
+{
+    static char buf[8][1024];
+    static int slot;
+    char *p = buf[slot++ % 8];
+    snprintf(p, sizeof buf[0], "%s/%s%s", NLSQ_TEST_TMPDIR, prefix, name);
+    return p;
+}
+
 /* ------------------------------------------------------------ noise */
 
 /* splitmix64: a well-mixed 64-bit hash of z. */
@@ -80,6 +91,15 @@ static inline void tc_strict_options(nlsq_options *opt)
     opt->max_iter = 500;
     opt->n_threads = 1;
 }
+
+/* main() of a test program: the listed cmocka tests as one group, e.g.
+ * TC_MAIN(cmocka_unit_test(test_a), cmocka_unit_test(test_b)). */
+#define TC_MAIN(...)                                              \
+    int main(void)                                                \
+    {                                                             \
+        const struct CMUnitTest tc_tests_[] = {__VA_ARGS__};      \
+        return cmocka_run_group_tests(tc_tests_, NULL, NULL);     \
+    }
 
 typedef int (*tc_solver_fn)(const nlsq_problem *, const nlsq_options *, double *, nlsq_result *);
 

@@ -351,17 +351,11 @@ static void test_scales(void **state)
     }
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_linear),
+TC_MAIN(cmocka_unit_test(test_linear),
         cmocka_unit_test(test_exp_decay),
         cmocka_unit_test(test_bounds),
         cmocka_unit_test(test_same_seed),
         cmocka_unit_test(test_threads),
         cmocka_unit_test(test_progress_stop),
         cmocka_unit_test(test_covariance),
-        cmocka_unit_test(test_scales),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+        cmocka_unit_test(test_scales))

@@ -163,12 +163,5 @@ static void test_adam_hybrid_alloc_failures(void **state)
     assert_true(nh >= 1);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_lm_alloc_failures),
-        cmocka_unit_test(test_covariance_alloc_failures),
-        cmocka_unit_test(test_adam_hybrid_alloc_failures),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TC_MAIN(cmocka_unit_test(test_lm_alloc_failures), cmocka_unit_test(test_covariance_alloc_failures),
+        cmocka_unit_test(test_adam_hybrid_alloc_failures))

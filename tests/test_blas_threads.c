@@ -128,12 +128,5 @@ static void after_failure(void **state)
     assert_int_equal(openblas_get_num_threads(), 2);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(inside_and_after),
-        cmocka_unit_test(solution_is_stationary),
-        cmocka_unit_test(after_failure),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TC_MAIN(cmocka_unit_test(inside_and_after), cmocka_unit_test(solution_is_stationary),
+        cmocka_unit_test(after_failure))

@@ -427,17 +427,7 @@ static void test_validate(void **state)
     assert_non_null(strstr(msg, "prepare"));
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_prepare_once),
-        cmocka_unit_test(test_prepare_fd),
-        cmocka_unit_test(test_scratch_workers),
-        cmocka_unit_test(test_scratch_bitwise),
-        cmocka_unit_test(test_eval_error),
-        cmocka_unit_test(test_prepare_error),
-        cmocka_unit_test(test_curve_fit_status),
-        cmocka_unit_test(test_validate),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TC_MAIN(cmocka_unit_test(test_prepare_once), cmocka_unit_test(test_prepare_fd),
+        cmocka_unit_test(test_scratch_workers), cmocka_unit_test(test_scratch_bitwise),
+        cmocka_unit_test(test_eval_error), cmocka_unit_test(test_prepare_error),
+        cmocka_unit_test(test_curve_fit_status), cmocka_unit_test(test_validate))

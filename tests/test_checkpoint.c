@@ -75,12 +75,8 @@ static const double POOR[4] = {2e5, 0.3, 0.1, 1.2};
 
 static void g2_problem(nlsq_problem *pb)
 {
-    memset(pb, 0, sizeof *pb);
-    pb->n_params = 4;
-    pb->n_rows = NQ * NT;
-    pb->eval = eval_g2;
-    pb->lower = TC_G2_LO;
-    pb->upper = TC_G2_HI;
+    *pb = (nlsq_problem){.n_params = 4, .n_rows = NQ * NT, .eval = eval_g2, .lower = TC_G2_LO,
+                         .upper = TC_G2_HI};
 }
 
 static void base_opts(nlsq_options *o, int threads)
@@ -742,10 +738,7 @@ static void test_tag(void **state)
     remove(bad);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_stop_resume_lm),
+TC_MAIN(cmocka_unit_test(test_stop_resume_lm),
         cmocka_unit_test(test_stop_resume_adam),
         cmocka_unit_test(test_stop_resume_hybrid_phase1),
         cmocka_unit_test(test_stop_resume_hybrid_phase2),
@@ -756,7 +749,4 @@ int main(void)
         cmocka_unit_test(test_corrupted),
         cmocka_unit_test(test_write_error),
         cmocka_unit_test(test_special_files),
-        cmocka_unit_test(test_tag),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+        cmocka_unit_test(test_tag))

@@ -73,6 +73,17 @@ typedef struct job {
     nlsq_result res;
 } job;
 
+/* The options of every solve here: one thread, chunks of 1000 rows, short
+ * Adam phases. */
+static void short_options(nlsq_options *o)
+{
+    nlsq_options_init(o);
+    o->n_threads = 1;
+    o->chunk_rows = 1000;
+    o->adam.epochs = 4;
+    o->hybrid.adam_epochs = 2;
+}
+
 static void *run_rank(void *arg)
 {
     job *j = arg;
@@ -81,11 +92,7 @@ static void *run_rank(void *arg)
     size_t r1 = (size_t)M * (size_t)(j->ctx.rank + 1) / (size_t)g->R;
     nlsq_problem pb = {.n_params = P, .n_rows = M, .eval = eval, .ctx = &j->ctx};
     nlsq_options o;
-    nlsq_options_init(&o);
-    o.n_threads = 1;
-    o.chunk_rows = 1000;
-    o.adam.epochs = 4;
-    o.hybrid.adam_epochs = 2;
+    short_options(&o);
     o.dist = (nlsq_distributed){reduce_fn, &j->ctx, r0, r1, j->ctx.rank == 0};
     double x0[P] = {1, 1, 0, 0};
     memcpy(j->x, x0, sizeof x0);
@@ -115,11 +122,7 @@ static void single(int which, double *x, double *cov, nlsq_result *res)
 {
     nlsq_problem pb = {.n_params = P, .n_rows = M, .eval = eval, .ctx = NULL};
     nlsq_options o;
-    nlsq_options_init(&o);
-    o.n_threads = 1;
-    o.chunk_rows = 1000;
-    o.adam.epochs = 4;
-    o.hybrid.adam_epochs = 2;
+    short_options(&o);
     double x0[P] = {1, 1, 0, 0};
     memcpy(x, x0, sizeof x0);
     memset(res, 0, sizeof *res);
@@ -189,14 +192,6 @@ static void test_bad_rows_rejected(void **st)
     assert_int_equal(nlsq_lm(&pb, &o, x, &res), NLSQ_EINVAL);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_lm_matches_single),
-        cmocka_unit_test(test_adam_matches_single),
-        cmocka_unit_test(test_hybrid_matches_single),
-        cmocka_unit_test(test_failure_on_one_rank),
-        cmocka_unit_test(test_bad_rows_rejected),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TC_MAIN(cmocka_unit_test(test_lm_matches_single), cmocka_unit_test(test_adam_matches_single),
+        cmocka_unit_test(test_hybrid_matches_single), cmocka_unit_test(test_failure_on_one_rank),
+        cmocka_unit_test(test_bad_rows_rejected))

@@ -300,15 +300,6 @@ static void test_validate(void **state)
     assert_int_equal(nlsq_lm(&pb, &opt, x, NULL), NLSQ_EINVAL);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_lm_matches_analytic),
-        cmocka_unit_test(test_threads_bitwise),
-        cmocka_unit_test(test_pattern_columns),
-        cmocka_unit_test(test_bounds),
-        cmocka_unit_test(test_adam_hybrid),
-        cmocka_unit_test(test_validate),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TC_MAIN(cmocka_unit_test(test_lm_matches_analytic), cmocka_unit_test(test_threads_bitwise),
+        cmocka_unit_test(test_pattern_columns), cmocka_unit_test(test_bounds),
+        cmocka_unit_test(test_adam_hybrid), cmocka_unit_test(test_validate))

@@ -40,12 +40,8 @@ static int eval_g2(void *ctx, const double *x, size_t row0, size_t n, double *r,
 
 static void g2_problem(nlsq_problem *pb)
 {
-    memset(pb, 0, sizeof *pb);
-    pb->n_params = 4;
-    pb->n_rows = NQ * NT;
-    pb->eval = eval_g2;
-    pb->lower = TC_G2_LO;
-    pb->upper = TC_G2_HI;
+    *pb = (nlsq_problem){.n_params = 4, .n_rows = NQ * NT, .eval = eval_g2, .lower = TC_G2_LO,
+                         .upper = TC_G2_HI};
 }
 
 static void base_opts(nlsq_options *o)
@@ -359,14 +355,6 @@ static void test_user_stop(void **state)
     }
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_poor_start),
-        cmocka_unit_test(test_rejected_first_step),
-        cmocka_unit_test(test_phases),
-        cmocka_unit_test(test_adam_guard),
-        cmocka_unit_test(test_user_stop),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TC_MAIN(cmocka_unit_test(test_poor_start), cmocka_unit_test(test_rejected_first_step),
+        cmocka_unit_test(test_phases), cmocka_unit_test(test_adam_guard),
+        cmocka_unit_test(test_user_stop))

@@ -161,15 +161,6 @@ static void test_budget_threads_bitwise(void **s)
     }
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_dense_small),
-        cmocka_unit_test(test_dense_blas),
-        cmocka_unit_test(test_sparse),
-        cmocka_unit_test(test_robust_careful_path),
-        cmocka_unit_test(test_n_obs),
-        cmocka_unit_test(test_budget_threads_bitwise),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TC_MAIN(cmocka_unit_test(test_dense_small), cmocka_unit_test(test_dense_blas),
+        cmocka_unit_test(test_sparse), cmocka_unit_test(test_robust_careful_path),
+        cmocka_unit_test(test_n_obs), cmocka_unit_test(test_budget_threads_bitwise))

@@ -191,13 +191,5 @@ static void test_duplicate(void **state)
     assert_non_null(strstr(res.message, "(undetermined: x[0], x[1])"));
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_fixed),
-        cmocka_unit_test(test_width_rule),
-        cmocka_unit_test(test_bound),
-        cmocka_unit_test(test_duplicate),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TC_MAIN(cmocka_unit_test(test_fixed), cmocka_unit_test(test_width_rule),
+        cmocka_unit_test(test_bound), cmocka_unit_test(test_duplicate))

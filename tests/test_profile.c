@@ -166,13 +166,5 @@ static void test_errors(void **state)
     assert_int_equal(nlsq_profile(&pb, NULL, x, 0, 1.0, &iv), NLSQ_EINVAL);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_linear),
-        cmocka_unit_test(test_bound),
-        cmocka_unit_test(test_nonlinear),
-        cmocka_unit_test(test_errors),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TC_MAIN(cmocka_unit_test(test_linear), cmocka_unit_test(test_bound),
+        cmocka_unit_test(test_nonlinear), cmocka_unit_test(test_errors))

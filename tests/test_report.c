@@ -276,15 +276,6 @@ static void test_report_fixed(void **state)
     assert_int_equal(nlsq_report(NULL, &pb, x, &res), NLSQ_EINVAL);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_sigma2d_scipy),
-        cmocka_unit_test(test_sigma2d_diagonal),
-        cmocka_unit_test(test_sigma2d_invalid),
-        cmocka_unit_test(test_correlation),
-        cmocka_unit_test(test_report_curve),
-        cmocka_unit_test(test_report_fixed),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TC_MAIN(cmocka_unit_test(test_sigma2d_scipy), cmocka_unit_test(test_sigma2d_diagonal),
+        cmocka_unit_test(test_sigma2d_invalid), cmocka_unit_test(test_correlation),
+        cmocka_unit_test(test_report_curve), cmocka_unit_test(test_report_fixed))

@@ -283,15 +283,6 @@ static void test_errors(void **state)
     print_message("  bad id: %s\n", res.message);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_one_way),
-        cmocka_unit_test(test_two_way_cgm),
-        cmocka_unit_test(test_two_way_frames),
-        cmocka_unit_test(test_fixed),
-        cmocka_unit_test(test_pattern),
-        cmocka_unit_test(test_errors),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TC_MAIN(cmocka_unit_test(test_one_way), cmocka_unit_test(test_two_way_cgm),
+        cmocka_unit_test(test_two_way_frames), cmocka_unit_test(test_fixed),
+        cmocka_unit_test(test_pattern), cmocka_unit_test(test_errors))

@@ -498,15 +498,6 @@ static void test_size_max_rows(void **state)
         }
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_jacobians),
-        cmocka_unit_test(test_far_starts),
-        cmocka_unit_test(test_scale_invariance),
-        cmocka_unit_test(test_curve_fit_sigma),
-        cmocka_unit_test(test_zero_only_exact),
-        cmocka_unit_test(test_size_max_rows),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TC_MAIN(cmocka_unit_test(test_jacobians), cmocka_unit_test(test_far_starts),
+        cmocka_unit_test(test_scale_invariance), cmocka_unit_test(test_curve_fit_sigma),
+        cmocka_unit_test(test_zero_only_exact), cmocka_unit_test(test_size_max_rows))

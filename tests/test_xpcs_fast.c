@@ -254,12 +254,6 @@ static void test_kernel_avx2_vs_portable(void **st)
     }
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_merged_equals_literal),
+TC_MAIN(cmocka_unit_test(test_merged_equals_literal),
         cmocka_unit_test(test_read_source_symmetric_flag),
-        cmocka_unit_test(test_kernel_avx2_vs_portable),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+        cmocka_unit_test(test_kernel_avx2_vs_portable))

@@ -301,15 +301,6 @@ static void test_file_roundtrip(void **state)
     remove(path);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_recover_laminar),
-        cmocka_unit_test(test_threads_bitwise),
-        cmocka_unit_test(test_full_triangle),
-        cmocka_unit_test(test_recover_static),
-        cmocka_unit_test(test_nan_dof),
-        cmocka_unit_test(test_file_roundtrip),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TC_MAIN(cmocka_unit_test(test_recover_laminar), cmocka_unit_test(test_threads_bitwise),
+        cmocka_unit_test(test_full_triangle), cmocka_unit_test(test_recover_static),
+        cmocka_unit_test(test_nan_dof), cmocka_unit_test(test_file_roundtrip))

@@ -26,9 +26,17 @@
  * with one line naming the dataset.
  */
 
-#include <hdf5.h>
+#include "common_h5.h"
 
 #include "common_xpcs.h"
+
+static char *tmp_path(const char *name) { return tc_tmp_name("test_xpcs_layouts_", name); }
+
+static void put(hid_t fid, const char *name, int rank, const hsize_t *dims, hid_t ftype,
+                const double *data)
+{
+    tc_h5_put(fid, name, rank, dims, ftype, H5T_NATIVE_DOUBLE, data);
+}
 
 #define NQ 3
 #define NPHI 5
@@ -49,32 +57,9 @@ typedef struct variant {
     int filter;       /* besides lzf: an HDF5 filter id (0 none), chunks (N, N) */
 } variant;
 
-static char *tmp_path(const char *name)
-{
-    static char buf[8][1024];
-    static int slot;
-    char *p = buf[slot++ % 8];
-    snprintf(p, sizeof buf[0], "%s/test_xpcs_layouts_%s", NLSQ_TEST_TMPDIR, name);
-    return p;
-}
-
 /* ------------------------------------------------------------------------ */
 /* Writing                                                                   */
 /* ------------------------------------------------------------------------ */
-
-static void put(hid_t fid, const char *name, int rank, const hsize_t *dims, hid_t ftype,
-                const double *data)
-{
-    hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
-    H5Pset_create_intermediate_group(lcpl, 1);
-    hid_t sp = H5Screate_simple(rank, dims, NULL);
-    hid_t d = H5Dcreate2(fid, name, ftype, sp, lcpl, H5P_DEFAULT, H5P_DEFAULT);
-    assert_true(d >= 0);
-    assert_true(H5Dwrite(d, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) >= 0);
-    H5Dclose(d);
-    H5Sclose(sp);
-    H5Pclose(lcpl);
-}
 
 static void put1(hid_t fid, const char *name, size_t n, hid_t ftype, const double *data)
 {
@@ -624,17 +609,7 @@ static void bad_partitions(void **state)
     remove(path);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(apsu_lzf_dt),
-        cmocka_unit_test(other_filters),
-        cmocka_unit_test(apsu_empty_bin),
-        cmocka_unit_test(apsu_transposed_lower),
-        cmocka_unit_test(old_subset),
-        cmocka_unit_test(lower_equals_upper),
-        cmocka_unit_test(not_data_refused),
-        cmocka_unit_test(bad_partitions),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TC_MAIN(cmocka_unit_test(apsu_lzf_dt), cmocka_unit_test(other_filters),
+        cmocka_unit_test(apsu_empty_bin), cmocka_unit_test(apsu_transposed_lower),
+        cmocka_unit_test(old_subset), cmocka_unit_test(lower_equals_upper),
+        cmocka_unit_test(not_data_refused), cmocka_unit_test(bad_partitions))

@@ -8,27 +8,15 @@
  */
 #include "common.h"
 
-#include <hdf5.h>
+#include "common_h5.h"
 
 #include "nlsq_xpcs.h"
 #include "nlsq_xpcs_synth.h"
 
-static char *tmp_path(const char *name)
-{
-    static char buf[8][1024];
-    static int slot;
-    char *p = buf[slot++ % 8];
-    snprintf(p, sizeof buf[0], "%s/test_xpcs_malformed_%s", NLSQ_TEST_TMPDIR, name);
-    return p;
-}
-
-static void assert_no_open_objects(void)
-{
-    assert_int_equal(H5Fget_obj_count(H5F_OBJ_ALL, H5F_OBJ_ALL), 0);
-}
-
 /* Open must fail with code; the message must name the file and hold the
  * given fragments (NULL: none). */
+static char *tmp_path(const char *name) { return tc_tmp_name("test_xpcs_malformed_", name); }
+
 static void expect_open_fail(const char *path, int code, const char *frag1, const char *frag2)
 {
     nlsq_xpcs_file *f = (nlsq_xpcs_file *)(uintptr_t)1;
@@ -48,7 +36,7 @@ static void expect_open_fail(const char *path, int code, const char *frag1, cons
     char tiny[8];
     assert_int_equal(nlsq_xpcs_open(path, &f, tiny, sizeof tiny), code);
     assert_true(strlen(tiny) < sizeof tiny);
-    assert_no_open_objects();
+    tc_assert_no_h5_objects();
 }
 
 /* ------------------------------------------------------------------------ */
@@ -60,20 +48,6 @@ static hid_t new_file(const char *path)
     hid_t fid = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
     assert_true(fid >= 0);
     return fid;
-}
-
-static void put(hid_t fid, const char *name, int rank, const hsize_t *dims, hid_t ftype,
-                hid_t mtype, const void *data)
-{
-    hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
-    H5Pset_create_intermediate_group(lcpl, 1);
-    hid_t sp = rank == 0 ? H5Screate(H5S_SCALAR) : H5Screate_simple(rank, dims, NULL);
-    hid_t d = H5Dcreate2(fid, name, ftype, sp, lcpl, H5P_DEFAULT, H5P_DEFAULT);
-    assert_true(d >= 0);
-    if (data) assert_true(H5Dwrite(d, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) >= 0);
-    H5Dclose(d);
-    H5Sclose(sp);
-    H5Pclose(lcpl);
 }
 
 /* A chunked dataset of any (huge) shape with no data written. */
@@ -102,7 +76,7 @@ static void put_matrix(hid_t fid, const char *name, size_t rows, size_t cols)
     for (size_t i = 0; i < rows; i++)
         for (size_t j = i; j < cols; j++) m[i * cols + j] = 1.0 + (double)(i + j) * 1e-3;
     hsize_t dims[2] = {rows, cols};
-    put(fid, name, 2, dims, H5T_IEEE_F32LE, H5T_NATIVE_DOUBLE, m);
+    tc_h5_put(fid, name, 2, dims, H5T_IEEE_F32LE, H5T_NATIVE_DOUBLE, m);
     free(m);
 }
 
@@ -126,9 +100,9 @@ static void put_apsu_lists(hid_t fid, size_t nq, size_t np, const double *bins, 
         phi[i] = 30.0 * (double)i;
     }
     hsize_t dq = nq, dp = np, db = nb;
-    if (nq) put(fid, "xpcs/qmap/dynamic_v_list_dim0", 1, &dq, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, q);
-    if (np) put(fid, "xpcs/qmap/dynamic_v_list_dim1", 1, &dp, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, phi);
-    if (nb) put(fid, "xpcs/twotime/processed_bins", 1, &db, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, bins);
+    if (nq) tc_h5_put(fid, "xpcs/qmap/dynamic_v_list_dim0", 1, &dq, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, q);
+    if (np) tc_h5_put(fid, "xpcs/qmap/dynamic_v_list_dim1", 1, &dp, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, phi);
+    if (nb) tc_h5_put(fid, "xpcs/twotime/processed_bins", 1, &db, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, bins);
 }
 
 /* A valid APS-U file: 1 q, 2 phi, 2 bins, N x N. */
@@ -240,7 +214,7 @@ static void test_truncated(void **state)
         assert_true(rc == NLSQ_XPCS_EFILE || rc == NLSQ_XPCS_EFORMAT);
         assert_true(err[0] != '\0');
         assert_non_null(strstr(err, bad));
-        assert_no_open_objects();
+        tc_assert_no_h5_objects();
     }
     remove(good);
     remove(bad);
@@ -262,7 +236,7 @@ static void test_unrecognised_layout(void **state)
     put_group(fid, "xpcs/twotime");   /* no correlation_map */
     hsize_t d = 3;
     double v[3] = {1, 2, 3};
-    put(fid, "xpcs/dqlist", 1, &d, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, v);
+    tc_h5_put(fid, "xpcs/dqlist", 1, &d, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, v);
     assert_true(H5Fclose(fid) >= 0);
     expect_open_fail(path, NLSQ_XPCS_EFORMAT, "not recognised", NULL);
 
@@ -270,7 +244,7 @@ static void test_unrecognised_layout(void **state)
     fid = new_file(path);
     const double bins[1] = {1};
     put_apsu_lists(fid, 1, 1, bins, 1);
-    put(fid, "xpcs/twotime/correlation_map", 1, &d, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, v);
+    tc_h5_put(fid, "xpcs/twotime/correlation_map", 1, &d, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, v);
     assert_true(H5Fclose(fid) >= 0);
     expect_open_fail(path, NLSQ_XPCS_EFORMAT, "xpcs/twotime/correlation_map", "not a group");
     remove(path);
@@ -297,7 +271,7 @@ static void test_missing_datasets(void **state)
     hid_t fid = new_file(path);
     hsize_t dm[2] = {1, 1};
     double q = 0.01;
-    put(fid, "xpcs/dqlist", 2, dm, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &q);
+    tc_h5_put(fid, "xpcs/dqlist", 2, dm, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &q);
     put_matrix(fid, "exchange/C2T_all/c2_00001", 5, 5);
     assert_true(H5Fclose(fid) >= 0);
     expect_open_fail(path, NLSQ_XPCS_EFORMAT, "xpcs/dphilist", "missing");
@@ -318,8 +292,8 @@ static void test_empty_groups(void **state)
     fid = new_file(path);
     hsize_t dm[2] = {1, 1};
     double q = 0.01, phi = 0;
-    put(fid, "xpcs/dqlist", 2, dm, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &q);
-    put(fid, "xpcs/dphilist", 2, dm, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &phi);
+    tc_h5_put(fid, "xpcs/dqlist", 2, dm, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &q);
+    tc_h5_put(fid, "xpcs/dphilist", 2, dm, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &phi);
     put_group(fid, "exchange/C2T_all");
     assert_true(H5Fclose(fid) >= 0);
     expect_open_fail(path, NLSQ_XPCS_EFORMAT, "exchange/C2T_all", "empty");
@@ -327,9 +301,9 @@ static void test_empty_groups(void **state)
     /* empty lists */
     fid = new_file(path);
     hsize_t zero = 0, one = 1;
-    put(fid, "xpcs/qmap/dynamic_v_list_dim0", 1, &zero, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, NULL);
-    put(fid, "xpcs/qmap/dynamic_v_list_dim1", 1, &one, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &phi);
-    put(fid, "xpcs/twotime/processed_bins", 1, &one, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, bins);
+    tc_h5_put(fid, "xpcs/qmap/dynamic_v_list_dim0", 1, &zero, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, NULL);
+    tc_h5_put(fid, "xpcs/qmap/dynamic_v_list_dim1", 1, &one, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &phi);
+    tc_h5_put(fid, "xpcs/twotime/processed_bins", 1, &one, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, bins);
     put_matrix(fid, "xpcs/twotime/correlation_map/c2_00001", 5, 5);
     assert_true(H5Fclose(fid) >= 0);
     expect_open_fail(path, NLSQ_XPCS_EFORMAT, "dynamic_v_list_dim0", "empty");
@@ -362,24 +336,24 @@ static void third_rank1(hid_t fid, const char *name)
 {
     double v[4] = {1, 2, 3, 4};
     hsize_t d = 4;
-    put(fid, name, 1, &d, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, v);
+    tc_h5_put(fid, name, 1, &d, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, v);
 }
 static void third_scalar(hid_t fid, const char *name)
 {
     double v = 1;
-    put(fid, name, 0, NULL, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &v);
+    tc_h5_put(fid, name, 0, NULL, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &v);
 }
 static void third_zero(hid_t fid, const char *name)
 {
     hsize_t d[2] = {0, 0};
-    put(fid, name, 2, d, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, NULL);
+    tc_h5_put(fid, name, 2, d, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, NULL);
 }
 static void third_string(hid_t fid, const char *name)
 {
     hid_t t = H5Tcopy(H5T_C_S1);
     H5Tset_size(t, 4);
     hsize_t d[2] = {2, 2};
-    put(fid, name, 2, d, t, t, "abcdefghijklmnop");
+    tc_h5_put(fid, name, 2, d, t, t, "abcdefghijklmnop");
     H5Tclose(t);
 }
 static void third_compound(hid_t fid, const char *name)
@@ -390,7 +364,7 @@ static void third_compound(hid_t fid, const char *name)
     H5Tinsert(t, "im", offsetof(cplx, im), H5T_NATIVE_DOUBLE);
     cplx v[4] = {{1, 0}, {2, 0}, {3, 0}, {4, 0}};
     hsize_t d[2] = {2, 2};
-    put(fid, name, 2, d, t, t, v);
+    tc_h5_put(fid, name, 2, d, t, t, v);
     H5Tclose(t);
 }
 static void third_group(hid_t fid, const char *name) { put_group(fid, name); }
@@ -482,8 +456,8 @@ static void test_bad_lists(void **state)
     hid_t fid = new_file(path);
     hsize_t d2[2] = {1, 2}, d3[2] = {1, 3};
     double q[3] = {0.01, 0.01, 0.01}, phi[3] = {0, 10, 20};
-    put(fid, "xpcs/dqlist", 2, d2, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, q);
-    put(fid, "xpcs/dphilist", 2, d3, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, phi);
+    tc_h5_put(fid, "xpcs/dqlist", 2, d2, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, q);
+    tc_h5_put(fid, "xpcs/dphilist", 2, d3, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, phi);
     put_matrix(fid, "exchange/C2T_all/c2_00001", 5, 5);
     put_matrix(fid, "exchange/C2T_all/c2_00002", 5, 5);
     assert_true(H5Fclose(fid) >= 0);
@@ -491,8 +465,8 @@ static void test_bad_lists(void **state)
 
     /* pairs listed differ from the matrices stored */
     fid = new_file(path);
-    put(fid, "xpcs/dqlist", 2, d3, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, q);
-    put(fid, "xpcs/dphilist", 2, d3, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, phi);
+    tc_h5_put(fid, "xpcs/dqlist", 2, d3, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, q);
+    tc_h5_put(fid, "xpcs/dphilist", 2, d3, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, phi);
     put_matrix(fid, "exchange/C2T_all/c2_00001", 5, 5);
     put_matrix(fid, "exchange/C2T_all/c2_00002", 5, 5);
     assert_true(H5Fclose(fid) >= 0);
@@ -501,8 +475,8 @@ static void test_bad_lists(void **state)
     /* a NaN q */
     fid = new_file(path);
     q[1] = NAN;
-    put(fid, "xpcs/dqlist", 2, d3, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, q);
-    put(fid, "xpcs/dphilist", 2, d3, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, phi);
+    tc_h5_put(fid, "xpcs/dqlist", 2, d3, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, q);
+    tc_h5_put(fid, "xpcs/dphilist", 2, d3, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, phi);
     for (int k = 1; k <= 3; k++) {
         char name[64];
         snprintf(name, sizeof name, "exchange/C2T_all/c2_%05d", k);
@@ -516,12 +490,12 @@ static void test_bad_lists(void **state)
     hid_t t = H5Tcopy(H5T_C_S1);
     H5Tset_size(t, 4);
     hsize_t d1 = 1;
-    put(fid, "xpcs/qmap/dynamic_v_list_dim0", 1, &d1, t, t, "0.01");
+    tc_h5_put(fid, "xpcs/qmap/dynamic_v_list_dim0", 1, &d1, t, t, "0.01");
     H5Tclose(t);
     phi[0] = 0;
-    put(fid, "xpcs/qmap/dynamic_v_list_dim1", 1, &d1, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, phi);
+    tc_h5_put(fid, "xpcs/qmap/dynamic_v_list_dim1", 1, &d1, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, phi);
     double b = 1;
-    put(fid, "xpcs/twotime/processed_bins", 1, &d1, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &b);
+    tc_h5_put(fid, "xpcs/twotime/processed_bins", 1, &d1, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &b);
     put_matrix(fid, "xpcs/twotime/correlation_map/c2_00001", 5, 5);
     assert_true(H5Fclose(fid) >= 0);
     expect_open_fail(path, NLSQ_XPCS_EFORMAT, "dynamic_v_list_dim0", "not numeric");
@@ -534,8 +508,8 @@ static void test_bad_lists(void **state)
         put_empty_chunked(fid, "xpcs/twotime/processed_bins", c ? 1 : 2, c ? huge1 : huge2,
                           H5T_STD_I64LE);
         double one = 0.01;
-        put(fid, "xpcs/qmap/dynamic_v_list_dim0", 1, &d1, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &one);
-        put(fid, "xpcs/qmap/dynamic_v_list_dim1", 1, &d1, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &one);
+        tc_h5_put(fid, "xpcs/qmap/dynamic_v_list_dim0", 1, &d1, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &one);
+        tc_h5_put(fid, "xpcs/qmap/dynamic_v_list_dim1", 1, &d1, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &one);
         put_matrix(fid, "xpcs/twotime/correlation_map/c2_00001", 5, 5);
         assert_true(H5Fclose(fid) >= 0);
         expect_open_fail(path, NLSQ_XPCS_EFORMAT, "processed_bins", "large");
@@ -603,7 +577,7 @@ static void test_read_failure(void **state)
     }
     nlsq_xpcs_selection_free(&sel);
     nlsq_xpcs_close(f);
-    assert_no_open_objects();
+    tc_assert_no_h5_objects();
     H5Zunregister(BROKEN_FILTER_ID);
     remove(path);
 }
@@ -654,7 +628,7 @@ static void test_api_misuse(void **state)
     assert_int_equal(nlsq_xpcs_read_rows(f, &sel, 0, 0, 8, out, err, sizeof err), 0);
     nlsq_xpcs_selection_free(&sel);
     nlsq_xpcs_close(f);
-    assert_no_open_objects();
+    tc_assert_no_h5_objects();
     remove(path);
 }
 
@@ -699,24 +673,13 @@ static void test_writer_errors(void **state)
         NLSQ_XPCS_EFILE);
     assert_true(err[0] != '\0');
     assert_int_equal(nlsq_xpcs_synth_write(path, &s, NULL, 0), 0);
-    assert_no_open_objects();
+    tc_assert_no_h5_objects();
     remove(path);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_missing_directory_empty_text),
-        cmocka_unit_test(test_truncated),
-        cmocka_unit_test(test_unrecognised_layout),
-        cmocka_unit_test(test_missing_datasets),
-        cmocka_unit_test(test_empty_groups),
-        cmocka_unit_test(test_bad_matrices),
-        cmocka_unit_test(test_bins_out_of_range),
-        cmocka_unit_test(test_bad_lists),
-        cmocka_unit_test(test_read_failure),
-        cmocka_unit_test(test_api_misuse),
-        cmocka_unit_test(test_writer_errors),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TC_MAIN(cmocka_unit_test(test_missing_directory_empty_text), cmocka_unit_test(test_truncated),
+        cmocka_unit_test(test_unrecognised_layout), cmocka_unit_test(test_missing_datasets),
+        cmocka_unit_test(test_empty_groups), cmocka_unit_test(test_bad_matrices),
+        cmocka_unit_test(test_bins_out_of_range), cmocka_unit_test(test_bad_lists),
+        cmocka_unit_test(test_read_failure), cmocka_unit_test(test_api_misuse),
+        cmocka_unit_test(test_writer_errors))

@@ -913,18 +913,8 @@ static void test_bad_config(void **state)
     nlsq_xpcs_model_free(NULL);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_g2_values),
-        cmocka_unit_test(test_jacobian_fd),
-        cmocka_unit_test(test_pattern),
-        cmocka_unit_test(test_row_mapping),
-        cmocka_unit_test(test_nan_excluded),
-        cmocka_unit_test(test_streaming),
-        cmocka_unit_test(test_threads),
-        cmocka_unit_test(test_initial_guess),
-        cmocka_unit_test(test_bad_config),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TC_MAIN(cmocka_unit_test(test_g2_values), cmocka_unit_test(test_jacobian_fd),
+        cmocka_unit_test(test_pattern), cmocka_unit_test(test_row_mapping),
+        cmocka_unit_test(test_nan_excluded), cmocka_unit_test(test_streaming),
+        cmocka_unit_test(test_threads), cmocka_unit_test(test_initial_guess),
+        cmocka_unit_test(test_bad_config))

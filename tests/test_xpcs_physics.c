@@ -330,13 +330,7 @@ static void test_g2_rows_match_reference(void **state)
     nlsq_xpcs_g2_rows_free(NULL);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_reference_gradient_fd),
+TC_MAIN(cmocka_unit_test(test_reference_gradient_fd),
         cmocka_unit_test(test_tables_closed_form),
         cmocka_unit_test(test_model_matches_reference),
-        cmocka_unit_test(test_g2_rows_match_reference),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+        cmocka_unit_test(test_g2_rows_match_reference))

@@ -133,13 +133,5 @@ static void fewer_passes(void **st)
     unmake(&f);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(recovers_rates),
-        cmocka_unit_test(given_values_stay),
-        cmocka_unit_test(unseen_shear_kept),
-        cmocka_unit_test(fewer_passes),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TC_MAIN(cmocka_unit_test(recovers_rates), cmocka_unit_test(given_values_stay),
+        cmocka_unit_test(unseen_shear_kept), cmocka_unit_test(fewer_passes))

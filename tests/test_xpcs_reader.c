@@ -9,49 +9,23 @@
  */
 #include "common.h"
 
-#include <hdf5.h>
+#include "common_h5.h"
 
 #include "nlsq_xpcs.h"
 #include "nlsq_xpcs_synth.h"
 #include "xpcs/xpcs_common.h"
 
-static char *tmp_path(const char *name)
-{
-    static char buf[8][1024];
-    static int slot;
-    char *p = buf[slot++ % 8];
-    snprintf(p, sizeof buf[0], "%s/test_xpcs_reader_%s", NLSQ_TEST_TMPDIR, name);
-    return p;
-}
-
-static void assert_no_open_objects(void)
-{
-    assert_int_equal(H5Fget_obj_count(H5F_OBJ_ALL, H5F_OBJ_ALL), 0);
-}
-
 /* ------------------------------------------------------------------------ */
 /* Writing test files directly                                               */
 /* ------------------------------------------------------------------------ */
+
+static char *tmp_path(const char *name) { return tc_tmp_name("test_xpcs_reader_", name); }
 
 static hid_t new_file(const char *path)
 {
     hid_t fid = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
     assert_true(fid >= 0);
     return fid;
-}
-
-static void put(hid_t fid, const char *name, int rank, const hsize_t *dims, hid_t ftype,
-                hid_t mtype, const void *data)
-{
-    hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
-    H5Pset_create_intermediate_group(lcpl, 1);
-    hid_t sp = H5Screate_simple(rank, dims, NULL);
-    hid_t d = H5Dcreate2(fid, name, ftype, sp, lcpl, H5P_DEFAULT, H5P_DEFAULT);
-    assert_true(d >= 0);
-    assert_true(H5Dwrite(d, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) >= 0);
-    H5Dclose(d);
-    H5Sclose(sp);
-    H5Pclose(lcpl);
 }
 
 static double hval(double base, size_t i, size_t j) { return base + (double)i + (double)j / 1000; }
@@ -64,7 +38,7 @@ static void put_matrix(hid_t fid, const char *name, size_t N, hid_t ftype, doubl
     for (size_t i = 0; i < N; i++)
         for (size_t j = i; j < N; j++) m[i * N + j] = hval(base, i, j);
     hsize_t dims[2] = {N, N};
-    put(fid, name, 2, dims, ftype, H5T_NATIVE_DOUBLE, m);
+    tc_h5_put(fid, name, 2, dims, ftype, H5T_NATIVE_DOUBLE, m);
     free(m);
 }
 
@@ -86,9 +60,9 @@ static void write_apsu(const char *path, size_t N, hid_t ftype)
 {
     hid_t fid = new_file(path);
     hsize_t d3 = 3, d4 = 4, d5 = 5;
-    put(fid, "xpcs/qmap/dynamic_v_list_dim0", 1, &d3, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, U_Q);
-    put(fid, "xpcs/qmap/dynamic_v_list_dim1", 1, &d4, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, U_PHI);
-    put(fid, "xpcs/twotime/processed_bins", 1, &d5, H5T_STD_I64LE, H5T_NATIVE_LLONG, U_BINS);
+    tc_h5_put(fid, "xpcs/qmap/dynamic_v_list_dim0", 1, &d3, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, U_Q);
+    tc_h5_put(fid, "xpcs/qmap/dynamic_v_list_dim1", 1, &d4, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, U_PHI);
+    tc_h5_put(fid, "xpcs/twotime/processed_bins", 1, &d5, H5T_STD_I64LE, H5T_NATIVE_LLONG, U_BINS);
     /* created out of order on purpose: the reader sorts keys */
     const int order[5] = {3, 0, 4, 1, 2};
     for (int t = 0; t < 5; t++) {
@@ -191,7 +165,7 @@ static void test_apsu_layout_bins_values(void **state)
     nlsq_xpcs_selection_free(&sel);
 
     nlsq_xpcs_close(f);
-    assert_no_open_objects();
+    tc_assert_no_h5_objects();
     remove(path);
 }
 
@@ -209,8 +183,8 @@ static void test_aps_old_float64_and_natural_keys(void **state)
     }
     hid_t fid = new_file(path);
     hsize_t dm[2] = {1, M};
-    put(fid, "xpcs/dqlist", 2, dm, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, q);
-    put(fid, "xpcs/dphilist", 2, dm, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, phi);
+    tc_h5_put(fid, "xpcs/dqlist", 2, dm, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, q);
+    tc_h5_put(fid, "xpcs/dphilist", 2, dm, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, phi);
     for (size_t k = 0; k < M; k++) {
         char name[64];
         snprintf(name, sizeof name, "exchange/C2T_all/c2_%zu", k + 1);
@@ -255,7 +229,7 @@ static void test_aps_old_float64_and_natural_keys(void **state)
     nlsq_xpcs_selection_free(&sel);
 
     nlsq_xpcs_close(f);
-    assert_no_open_objects();
+    tc_assert_no_h5_objects();
     remove(path);
 }
 
@@ -269,17 +243,17 @@ static void check_windows(hid_t ftype, int kind, int layout_old)
     if (layout_old) {
         double q[2] = {0.003, 0.003}, phi[2] = {10, -10};
         hsize_t dm[2] = {1, 2};
-        put(fid, "xpcs/dqlist", 2, dm, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, q);
-        put(fid, "xpcs/dphilist", 2, dm, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, phi);
+        tc_h5_put(fid, "xpcs/dqlist", 2, dm, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, q);
+        tc_h5_put(fid, "xpcs/dphilist", 2, dm, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, phi);
         put_matrix(fid, "exchange/C2T_all/c2_00001", N, ftype, 1000);
         put_matrix(fid, "exchange/C2T_all/c2_00002", N, ftype, 2000);
     } else {
         double q[1] = {0.003}, phi[2] = {10, -10};
         int bins[2] = {1, 2};
         hsize_t d1 = 1, d2 = 2;
-        put(fid, "xpcs/qmap/dynamic_v_list_dim0", 1, &d1, H5T_IEEE_F32LE, H5T_NATIVE_DOUBLE, q);
-        put(fid, "xpcs/qmap/dynamic_v_list_dim1", 1, &d2, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, phi);
-        put(fid, "xpcs/twotime/processed_bins", 1, &d2, H5T_STD_I32LE, H5T_NATIVE_INT, bins);
+        tc_h5_put(fid, "xpcs/qmap/dynamic_v_list_dim0", 1, &d1, H5T_IEEE_F32LE, H5T_NATIVE_DOUBLE, q);
+        tc_h5_put(fid, "xpcs/qmap/dynamic_v_list_dim1", 1, &d2, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, phi);
+        tc_h5_put(fid, "xpcs/twotime/processed_bins", 1, &d2, H5T_STD_I32LE, H5T_NATIVE_INT, bins);
         put_matrix(fid, "xpcs/twotime/correlation_map/c2_00001", N, ftype, 1000);
         put_matrix(fid, "xpcs/twotime/correlation_map/c2_00002", N, ftype, 2000);
     }
@@ -344,7 +318,7 @@ static void check_windows(hid_t ftype, int kind, int layout_old)
     nlsq_xpcs_selection_free(&sel);
 
     nlsq_xpcs_close(f);
-    assert_no_open_objects();
+    tc_assert_no_h5_objects();
     remove(path);
 }
 
@@ -437,7 +411,7 @@ static void roundtrip(int layout, int f32, int static_mode, size_t k0, int custo
     char err[512];
     int rc = nlsq_xpcs_synth_write(path, &s, err, sizeof err);
     if (rc != 0) fail_msg("synth_write: %s", err);
-    assert_no_open_objects();
+    tc_assert_no_h5_objects();
 
     nlsq_xpcs_file *f = NULL;
     rc = nlsq_xpcs_open(path, &f, err, sizeof err);
@@ -478,7 +452,7 @@ static void roundtrip(int layout, int f32, int static_mode, size_t k0, int custo
     }
     assert_true(gmax - gmin > 0.05);   /* the data are not flat */
     nlsq_xpcs_close(f);
-    assert_no_open_objects();
+    tc_assert_no_h5_objects();
     remove(path);
 }
 
@@ -554,26 +528,17 @@ static void test_writer_noise(void **state)
     assert_true(memcmp(m, m2, N * N * sizeof *m) != 0);
     free(m);
     free(m2);
-    assert_no_open_objects();
+    tc_assert_no_h5_objects();
     remove(path);
     remove(path2);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_apsu_layout_bins_values),
+TC_MAIN(cmocka_unit_test(test_apsu_layout_bins_values),
         cmocka_unit_test(test_aps_old_float64_and_natural_keys),
         cmocka_unit_test(test_windows_blocks_f32_apsu),
         cmocka_unit_test(test_windows_blocks_f64_apsu),
         cmocka_unit_test(test_windows_blocks_f32_old),
-        cmocka_unit_test(test_windows_blocks_int_old),
-        cmocka_unit_test(test_spec_default),
-        cmocka_unit_test(test_roundtrip_apsu_f32),
-        cmocka_unit_test(test_roundtrip_apsu_f64),
-        cmocka_unit_test(test_roundtrip_old_f32),
-        cmocka_unit_test(test_roundtrip_old_f64_static),
-        cmocka_unit_test(test_writer_noise),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+        cmocka_unit_test(test_windows_blocks_int_old), cmocka_unit_test(test_spec_default),
+        cmocka_unit_test(test_roundtrip_apsu_f32), cmocka_unit_test(test_roundtrip_apsu_f64),
+        cmocka_unit_test(test_roundtrip_old_f32), cmocka_unit_test(test_roundtrip_old_f64_static),
+        cmocka_unit_test(test_writer_noise))

@@ -83,12 +83,5 @@ static void test_bad_args(void **st)
     assert_true(err[0] != '\0');
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_rows_match_file_apsu32),
-        cmocka_unit_test(test_rows_match_file_old64),
-        cmocka_unit_test(test_bad_args),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TC_MAIN(cmocka_unit_test(test_rows_match_file_apsu32),
+        cmocka_unit_test(test_rows_match_file_old64), cmocka_unit_test(test_bad_args))

@@ -133,11 +133,4 @@ static void test_clusters(void **state)
     free(data);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_frame_noise),
-        cmocka_unit_test(test_clusters),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TC_MAIN(cmocka_unit_test(test_frame_noise), cmocka_unit_test(test_clusters))
