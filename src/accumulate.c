@@ -69,12 +69,13 @@ struct nlsq__worker {
  * The block is walked in sub-blocks of SUB rows: each is transposed into T
  * (columns of J, then r, then zero columns up to a multiple of 4; SUB rows
  * each), which stays in L1, and every (a, b >= a) column product is
- * accumulated four at a time (one load of column a serves four products),
- * each product in two 4-wide accumulators (even and odd groups of 4 rows) so
- * that eight independent FMA chains hide the FMA latency.  The order of the sums depends on n and
- * k only, so the result is the same whatever thread runs it.  The AVX2+FMA
- * version is chosen at run time when the CPU has it; the portable version
- * sums in the same order without FMA. */
+ * accumulated in two 4-wide accumulators (even and odd groups of 4 rows).
+ * The AVX2+FMA version works in register blocks of 3 x 4 products
+ * (block34_rows: 7 loads serve 12 FMAs, twelve independent chains hide the
+ * FMA latency).  The order of the sums depends on n and k only, so the
+ * result is the same whatever thread runs it.  The AVX2+FMA version is
+ * chosen at run time when the CPU has it; the portable version sums in the
+ * same order without FMA. */
 #define SUB 64
 #define KMAXP (((NLSQ_SMALL_K + 1 + 3) / 4) * 4 + 4)   /* padded column count */
 static const double zeros[SUB];                        /* a padding column */
@@ -114,19 +115,52 @@ static size_t transpose_sub(size_t nb, size_t k, const double *J, const double *
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
 #define NLSQ_HAVE_AVX2_KERNEL 1
+/* The AVX2 kernel's register blocks: 3 columns a x 4 columns b (12
+ * accumulators, 3 + 1 registers of loads: 7 loads per 12 FMAs), a-blocks
+ * a0 = 0, 3, 6 ... and b-groups from a0 in steps of 4 up to column k (r), so
+ * every (a, b >= a) product lies in exactly one block.  Each product keeps
+ * two accumulators, rows 8t .. 8t+3 and 8t+4 .. 8t+7, each walked in its own
+ * loop (12 live registers, not 24): the sums and their order are exactly
+ * those of the kernel with one (a, 4 b) group at a time it replaced. */
+#define NLSQ_SMALL_BLOCKS 24
+
+__attribute__((target("avx2,fma")))
+static void block34_rows(const double *const *base, size_t a0, size_t b0, size_t i0, size_t nbp,
+                         __m256d *acc)
+{
+    const double *A0 = base[a0], *A1 = base[a0 + 1], *A2 = base[a0 + 2];
+    const double *B0 = base[b0], *B1 = base[b0 + 1], *B2 = base[b0 + 2], *B3 = base[b0 + 3];
+    __m256d s[12];
+    for (int q = 0; q < 12; q++) s[q] = acc[q];
+    for (size_t i = i0; i < nbp; i += 8) {
+        __m256d x0 = _mm256_loadu_pd(A0 + i), x1 = _mm256_loadu_pd(A1 + i), x2 = _mm256_loadu_pd(A2 + i);
+        __m256d y = _mm256_loadu_pd(B0 + i);
+        s[0] = _mm256_fmadd_pd(x0, y, s[0]); s[4] = _mm256_fmadd_pd(x1, y, s[4]); s[8] = _mm256_fmadd_pd(x2, y, s[8]);
+        y = _mm256_loadu_pd(B1 + i);
+        s[1] = _mm256_fmadd_pd(x0, y, s[1]); s[5] = _mm256_fmadd_pd(x1, y, s[5]); s[9] = _mm256_fmadd_pd(x2, y, s[9]);
+        y = _mm256_loadu_pd(B2 + i);
+        s[2] = _mm256_fmadd_pd(x0, y, s[2]); s[6] = _mm256_fmadd_pd(x1, y, s[6]); s[10] = _mm256_fmadd_pd(x2, y, s[10]);
+        y = _mm256_loadu_pd(B3 + i);
+        s[3] = _mm256_fmadd_pd(x0, y, s[3]); s[7] = _mm256_fmadd_pd(x1, y, s[7]); s[11] = _mm256_fmadd_pd(x2, y, s[11]);
+    }
+    for (int q = 0; q < 12; q++) acc[q] = s[q];
+}
+
 __attribute__((target("avx2,fma")))
 static void small_normal_avx2(size_t n, size_t k, const double *J, int cm, const double *r,
                               double *T, double *C, double *g)
 {
-    const size_t kc = k + 1, kp = ((kc + 3) / 4) * 4;
-    __m256d acc[NLSQ_SMALL_K + 1][KMAXP][2];
-    for (size_t a = 0; a < kc; a++)
-        for (size_t b = 0; b < kp; b++) acc[a][b][0] = acc[a][b][1] = _mm256_setzero_pd();
+    const size_t kc = k + 1;
+    __m256d acc[NLSQ_SMALL_BLOCKS][2][12];
+    size_t nblk = 0;
+    for (size_t a0 = 0; a0 < k; a0 += 3)
+        for (size_t b0 = a0; b0 < kc; b0 += 4, nblk++)
+            for (int q = 0; q < 12; q++) acc[nblk][0][q] = acc[nblk][1][q] = _mm256_setzero_pd();
     for (size_t i0 = 0; i0 < n; i0 += SUB) {
         size_t nb = n - i0 < SUB ? n - i0 : SUB;
         /* column-major input and a full sub-block: read the columns in place
          * (column a at J + a * n + i0, r as column k); otherwise a copy in T */
-        const double *base[KMAXP];
+        const double *base[KMAXP + 4];
         size_t nbp;
         if (cm && nb == SUB) {
             nbp = SUB;
@@ -137,40 +171,26 @@ static void small_normal_avx2(size_t n, size_t k, const double *J, int cm, const
                      : transpose_sub(nb, k, J + i0 * k, r + i0, T);
             for (size_t a = 0; a <= k; a++) base[a] = T + a * SUB;
         }
-        for (size_t a = kc; a < kp; a++) base[a] = zeros;   /* padding columns */
-        for (size_t a = 0; a < k; a++) {
-            const double *ta = base[a];
-            for (size_t b0 = a & ~(size_t)3; b0 < kc; b0 += 4) {
-                const double *t0 = base[b0], *t1 = base[b0 + 1];
-                const double *t2 = base[b0 + 2], *t3 = base[b0 + 3];
-                __m256d s0 = acc[a][b0][0], s1 = acc[a][b0 + 1][0];
-                __m256d s2 = acc[a][b0 + 2][0], s3 = acc[a][b0 + 3][0];
-                __m256d u0 = acc[a][b0][1], u1 = acc[a][b0 + 1][1];
-                __m256d u2 = acc[a][b0 + 2][1], u3 = acc[a][b0 + 3][1];
-                for (size_t i = 0; i < nbp; i += 8) {
-                    __m256d x = _mm256_loadu_pd(ta + i), y = _mm256_loadu_pd(ta + i + 4);
-                    s0 = _mm256_fmadd_pd(x, _mm256_loadu_pd(t0 + i), s0);
-                    s1 = _mm256_fmadd_pd(x, _mm256_loadu_pd(t1 + i), s1);
-                    s2 = _mm256_fmadd_pd(x, _mm256_loadu_pd(t2 + i), s2);
-                    s3 = _mm256_fmadd_pd(x, _mm256_loadu_pd(t3 + i), s3);
-                    u0 = _mm256_fmadd_pd(y, _mm256_loadu_pd(t0 + i + 4), u0);
-                    u1 = _mm256_fmadd_pd(y, _mm256_loadu_pd(t1 + i + 4), u1);
-                    u2 = _mm256_fmadd_pd(y, _mm256_loadu_pd(t2 + i + 4), u2);
-                    u3 = _mm256_fmadd_pd(y, _mm256_loadu_pd(t3 + i + 4), u3);
-                }
-                acc[a][b0][0] = s0; acc[a][b0 + 1][0] = s1; acc[a][b0 + 2][0] = s2; acc[a][b0 + 3][0] = s3;
-                acc[a][b0][1] = u0; acc[a][b0 + 1][1] = u1; acc[a][b0 + 2][1] = u2; acc[a][b0 + 3][1] = u3;
+        for (size_t a = kc; a < KMAXP + 4; a++) base[a] = zeros;   /* padding columns */
+        size_t bl = 0;
+        for (size_t a0 = 0; a0 < k; a0 += 3)
+            for (size_t b0 = a0; b0 < kc; b0 += 4, bl++) {
+                block34_rows(base, a0, b0, 0, nbp, acc[bl][0]);   /* rows 8t .. 8t + 3 */
+                block34_rows(base, a0, b0, 4, nbp, acc[bl][1]);   /* rows 8t + 4 .. 8t + 7 */
             }
-        }
     }
-    for (size_t a = 0; a < k; a++)
-        for (size_t b = a; b < kc; b++) {
-            double v[4];
-            _mm256_storeu_pd(v, _mm256_add_pd(acc[a][b][0], acc[a][b][1]));
-            double s = (v[0] + v[1]) + (v[2] + v[3]);
-            if (b < k) C[a * k + b] = s;
-            else g[a] = s;
-        }
+    size_t bl = 0;
+    for (size_t a0 = 0; a0 < k; a0 += 3)
+        for (size_t b0 = a0; b0 < kc; b0 += 4, bl++)
+            for (size_t q = 0; q < 12; q++) {
+                size_t a = a0 + q / 4, b = b0 + q % 4;
+                if (a >= k || b < a || b >= kc) continue;
+                double v[4];
+                _mm256_storeu_pd(v, _mm256_add_pd(acc[bl][0][q], acc[bl][1][q]));
+                double sum = (v[0] + v[1]) + (v[2] + v[3]);
+                if (b < k) C[a * k + b] = sum;
+                else g[a] = sum;
+            }
 }
 #endif
 
