@@ -452,43 +452,77 @@ static void file_free(nlsq_xpcs_file *f)
 /* Public: open / close / queries                                            */
 /* ------------------------------------------------------------------------ */
 
-int nlsq_xpcs_open(const char *path, nlsq_xpcs_file **out, char *err, size_t es)
+/* A readable, non-empty regular file at path?  0 or NLSQ_XPCS_EFILE (err
+ * says why), before HDF5 sees it. */
+static int probe_path(const char *path, char *err, size_t es)
 {
     struct stat st;
-    nlsq_xpcs_file *f = NULL;
-    quiet qs;
-    int rc = 0;
+    const char *why = NULL;
+    if (stat(path, &st) != 0) why = strerror(errno);
+    else if (S_ISDIR(st.st_mode)) why = "is a directory";
+    else if (!S_ISREG(st.st_mode)) why = "not a regular file";
+    else if (st.st_size == 0) why = "empty file (not HDF5)";
+    if (!why) {
+        FILE *probe = fopen(path, "rb");
+        if (!probe) why = strerror(errno);
+        else fclose(probe);
+    }
+    if (!why) return 0;
+    xpcs__err(err, es, "%s: cannot open: %s", path, why);
+    return NLSQ_XPCS_EFILE;
+}
 
+/* The layout of the open file and its matrix list. */
+static int discover(nlsq_xpcs_file *f, char *err, size_t es)
+{
+    if (nlsq__xpcs_path_exists(f->fid, XPCS_APSU_GROUP)) {
+        f->layout = NLSQ_XPCS_LAYOUT_APS_U;
+        return nlsq__xpcs_discover_apsu(f, err, es);
+    }
+    if (nlsq__xpcs_path_exists(f->fid, XPCS_OLD_GROUP)) {
+        f->layout = NLSQ_XPCS_LAYOUT_APS_OLD;
+        return nlsq__xpcs_discover_old(f, err, es);
+    }
+    xpcs__err(err, es, "%s: layout not recognised: no '%s' (APS-U) and no '%s' (APS old)",
+              f->path, XPCS_APSU_GROUP, XPCS_OLD_GROUP);
+    return NLSQ_XPCS_EFORMAT;
+}
+
+/* Every matrix checked (check_matrix), one size N for all; f->n, f->f32. */
+static int check_matrices(nlsq_xpcs_file *f, char *err, size_t es)
+{
+    for (size_t k = 0; k < f->n_mat; k++) {
+        size_t n = 0;
+        int f32 = 0;
+        int rc = check_matrix(f, f->name[k], &n, &f32, err, es);
+        if (rc < 0) return rc;
+        if (k == 0) {
+            f->n = n;
+            f->f32 = f32;
+        } else if (n != f->n) {
+            xpcs__err(err, es,
+                      "%s: dataset '%s' is %zu x %zu but '%s' is %zu x %zu (all matrices must "
+                      "have the same size)",
+                      f->path, f->name[k], n, n, f->name[0], f->n, f->n);
+            return NLSQ_XPCS_EFORMAT;
+        } else {
+            f->f32 = f->f32 && f32;
+        }
+    }
+    return 0;
+}
+
+int nlsq_xpcs_open(const char *path, nlsq_xpcs_file **out, char *err, size_t es)
+{
     if (err && es) err[0] = '\0';
     if (out) *out = NULL;
     if (!path || !out) {
         xpcs__err(err, es, "nlsq_xpcs_open: NULL %s", path ? "output pointer" : "path");
         return NLSQ_EINVAL;
     }
-    if (stat(path, &st) != 0) {
-        xpcs__err(err, es, "%s: cannot open: %s", path, strerror(errno));
-        return NLSQ_XPCS_EFILE;
-    }
-    if (S_ISDIR(st.st_mode)) {
-        xpcs__err(err, es, "%s: cannot open: is a directory", path);
-        return NLSQ_XPCS_EFILE;
-    }
-    if (!S_ISREG(st.st_mode)) {
-        xpcs__err(err, es, "%s: cannot open: not a regular file", path);
-        return NLSQ_XPCS_EFILE;
-    }
-    if (st.st_size == 0) {
-        xpcs__err(err, es, "%s: cannot open: empty file (not HDF5)", path);
-        return NLSQ_XPCS_EFILE;
-    }
-    FILE *probe = fopen(path, "rb");
-    if (!probe) {
-        xpcs__err(err, es, "%s: cannot open: %s", path, strerror(errno));
-        return NLSQ_XPCS_EFILE;
-    }
-    fclose(probe);
-
-    f = calloc(1, sizeof *f);
+    int rc = probe_path(path, err, es);
+    if (rc != 0) return rc;
+    nlsq_xpcs_file *f = calloc(1, sizeof *f);
     if (!f || !(f->path = dup_str(path))) {
         free(f);
         xpcs__err(err, es, "%s: out of memory", path);
@@ -497,62 +531,32 @@ int nlsq_xpcs_open(const char *path, nlsq_xpcs_file **out, char *err, size_t es)
     f->fid = -1;
     f->dset = -1;
 
+    quiet qs;
     quiet_begin(&qs);
     nlsq__xpcs_filters_register();   /* on failure the filter check names the filter */
     f->fid = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
     if (f->fid < 0) {
         nlsq__xpcs_open_failed(path, err, es);   /* locked, truncated, damaged, not HDF5 */
         rc = NLSQ_XPCS_EFILE;
-        goto fail;
     }
-    if (nlsq__xpcs_path_exists(f->fid, XPCS_APSU_GROUP)) {
-        f->layout = NLSQ_XPCS_LAYOUT_APS_U;
-        rc = nlsq__xpcs_discover_apsu(f, err, es);
-    } else if (nlsq__xpcs_path_exists(f->fid, XPCS_OLD_GROUP)) {
-        f->layout = NLSQ_XPCS_LAYOUT_APS_OLD;
-        rc = nlsq__xpcs_discover_old(f, err, es);
-    } else {
-        xpcs__err(err, es,
-                  "%s: layout not recognised: no '%s' (APS-U) and no '%s' (APS old)", path,
-                  XPCS_APSU_GROUP, XPCS_OLD_GROUP);
-        rc = NLSQ_XPCS_EFORMAT;
-    }
-    if (rc < 0) goto fail;
-    nlsq__xpcs_read_dt(f);
-    f->tri = calloc(f->n_mat, 1);   /* XPCS_TRI_UNKNOWN until first read */
-    if (!f->tri) {
-        xpcs__err(err, es, "%s: out of memory", path);
-        rc = NLSQ_ENOMEM;
-        goto fail;
-    }
-
-    for (size_t k = 0; k < f->n_mat; k++) {
-        size_t n = 0;
-        int f32 = 0;
-        rc = check_matrix(f, f->name[k], &n, &f32, err, es);
-        if (rc < 0) goto fail;
-        if (k == 0) {
-            f->n = n;
-            f->f32 = f32;
-        } else if (n != f->n) {
-            xpcs__err(err, es,
-                      "%s: dataset '%s' is %zu x %zu but '%s' is %zu x %zu (all matrices must "
-                      "have the same size)",
-                      path, f->name[k], n, n, f->name[0], f->n, f->n);
-            rc = NLSQ_XPCS_EFORMAT;
-            goto fail;
-        } else {
-            f->f32 = f->f32 && f32;
+    if (rc == 0) rc = discover(f, err, es);
+    if (rc == 0) {
+        nlsq__xpcs_read_dt(f);
+        f->tri = calloc(f->n_mat, 1);   /* XPCS_TRI_UNKNOWN until first read */
+        if (!f->tri) {
+            xpcs__err(err, es, "%s: out of memory", path);
+            rc = NLSQ_ENOMEM;
         }
+    }
+    if (rc == 0) rc = check_matrices(f, err, es);
+    if (rc < 0) {
+        file_free(f);
+        quiet_end(&qs);
+        return rc;
     }
     quiet_end(&qs);
     *out = f;
     return 0;
-
-fail:
-    file_free(f);
-    quiet_end(&qs);
-    return rc;
 }
 
 void nlsq_xpcs_close(nlsq_xpcs_file *f)

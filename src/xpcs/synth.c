@@ -331,6 +331,129 @@ static int write_dt(hid_t fid, hid_t lcpl, const nlsq_xpcs_synth_spec *s, const 
     return 0;
 }
 
+/* The per-file arrays of nlsq_xpcs_synth_write. */
+typedef struct synth_arrays {
+    double *phi, *con, *off;   /* P: the angles' phi, contrast, offset */
+    double *CD, *CG;           /* N: the truth's tables (CG NULL: static) */
+    double *qv;                /* NQ: the q values, requested then decoys */
+    double *qlist, *plist;     /* M: (q, phi) of every bin in natural order */
+    long long *bins;           /* M: scratch for the partition */
+} synth_arrays;
+
+static void arrays_free(synth_arrays *a)
+{
+    free(a->phi);
+    free(a->con);
+    free(a->off);
+    free(a->CD);
+    free(a->CG);
+    free(a->qv);
+    free(a->qlist);
+    free(a->plist);
+    free(a->bins);
+}
+
+/* Allocate and fill the arrays: 0 or NLSQ_ENOMEM. */
+static int arrays_make(const nlsq_xpcs_synth_spec *s, synth_arrays *a)
+{
+    const size_t N = s->n_frames, P = s->n_angles, NQ = s->n_extra_q + 1, M = NQ * P;
+    memset(a, 0, sizeof *a);
+    a->phi = malloc(P * sizeof *a->phi);
+    a->con = malloc(P * sizeof *a->con);
+    a->off = malloc(P * sizeof *a->off);
+    a->CD = malloc(N * sizeof *a->CD);
+    a->CG = s->static_mode ? NULL : malloc(N * sizeof *a->CG);
+    a->qv = malloc(NQ * sizeof *a->qv);
+    a->qlist = malloc(M * sizeof *a->qlist);
+    a->plist = malloc(M * sizeof *a->plist);
+    a->bins = malloc(M * sizeof *a->bins);
+    if (!a->phi || !a->con || !a->off || !a->CD || (!s->static_mode && !a->CG) || !a->qv ||
+        !a->qlist || !a->plist || !a->bins)
+        return NLSQ_ENOMEM;
+    for (size_t p = 0; p < P; p++) synth_angle(s, p, &a->phi[p], &a->con[p], &a->off[p]);
+    for (size_t u = 0; u < NQ; u++) a->qv[u] = s->q * (1.0 + 0.5 * (double)u);
+    for (size_t m = 0; m < M; m++) {
+        a->qlist[m] = a->qv[m / P];
+        a->plist[m] = a->phi[m % P];
+    }
+    synth_tables(s, a->CD, a->CG);
+    return 0;
+}
+
+/* The truth, for fit_xpcs and tests to compare with. */
+static int write_truth(hid_t fid, hid_t lcpl, const nlsq_xpcs_synth_spec *s,
+                       const synth_arrays *a, const char **what)
+{
+    static const char *const names[4] = {"nlsq_synth/params", "nlsq_synth/phi",
+                                         "nlsq_synth/contrast", "nlsq_synth/offset"};
+    const double *vals[4] = {s->params, a->phi, a->con, a->off};
+    for (int k = 0; k < 4; k++) {
+        hsize_t d = k == 0 ? NLSQ_XPCS_N_PHYS : s->n_angles;
+        *what = names[k];
+        if (write_small(fid, lcpl, *what, 1, &d, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, vals[k]) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* Every written bin's matrix (names into dname).  0; 1 when the dataset
+ * *what failed. */
+static int write_matrices(const synth_ctx *c, hid_t fid, hid_t lcpl, const synth_arrays *a,
+                          double *fu, char *dname, size_t dsize, const char **what)
+{
+    const nlsq_xpcs_synth_spec *s = c->s;
+    const size_t P = s->n_angles, M = (s->n_extra_q + 1) * P;
+    const char *group = s->layout == NLSQ_XPCS_LAYOUT_APS_U ? "xpcs/twotime/correlation_map"
+                                                             : "exchange/C2T_all";
+    for (size_t m = 0, w = 0; m < M; m++) {
+        if (!bin_written(s, m)) continue;
+        snprintf(dname, dsize, "%s/c2_%05zu", group, ++w);
+        *what = dname;
+        size_t u = m / P, p = m % P;
+        frame_noise_fill(s, u, p, fu);
+        if (write_matrix(c, fid, lcpl, dname, u, p, a->qv[u], a->phi[p], a->con[p], a->off[p]) < 0)
+            return 1;
+    }
+    return 0;
+}
+
+/* The whole file (the caller holds the HDF5 lock).  0 or NLSQ_XPCS_EFILE
+ * (err set; no file left behind). */
+static int write_file(const char *path, const synth_ctx *c, const synth_arrays *a, double *fu,
+                      char *err, size_t es)
+{
+    const nlsq_xpcs_synth_spec *s = c->s;
+    const char *what = "the file";
+    char dname[96];
+    hid_t fid = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    if (fid < 0) {
+        xpcs__err(err, es, "%s: cannot create the file", path);
+        return NLSQ_XPCS_EFILE;
+    }
+    int bad = 0;   /* -1: writing `what` failed; 1: the matrix dataset `what` failed */
+    hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
+    if (lcpl < 0 || H5Pset_create_intermediate_group(lcpl, 1) < 0) bad = -1;
+    if (!bad && write_partition(fid, lcpl, s, a->qv, a->phi, a->qlist, a->plist, a->bins,
+                                &what) < 0)
+        bad = -1;
+    if (!bad) bad = write_matrices(c, fid, lcpl, a, fu, dname, sizeof dname, &what);
+    if (!bad && write_dt(fid, lcpl, s, &what) < 0) bad = -1;
+    if (!bad && write_truth(fid, lcpl, s, a, &what) < 0) bad = -1;
+    if (lcpl >= 0) H5Pclose(lcpl);
+    if (!bad) {
+        what = "the file";
+        int closed = H5Fclose(fid) >= 0;
+        fid = -1;
+        if (closed) return 0;
+        bad = -1;
+    }
+    if (bad == 1) xpcs__err(err, es, "%s: writing dataset '%s' failed", path, what);
+    else xpcs__err(err, es, "%s: writing '%s' failed", path, what);
+    if (fid >= 0) H5Fclose(fid);
+    remove(path);   /* no partial file */
+    return NLSQ_XPCS_EFILE;
+}
+
 int nlsq_xpcs_synth_write(const char *path, const nlsq_xpcs_synth_spec *s, char *err,
                           size_t es)
 {
@@ -341,125 +464,36 @@ int nlsq_xpcs_synth_write(const char *path, const nlsq_xpcs_synth_spec *s, char 
     }
     int rc = check_spec(path, s, err, es);
     if (rc < 0) return rc;
-
-    const size_t N = s->n_frames, P = s->n_angles, NQ = s->n_extra_q + 1, M = NQ * P;
     synth_ctx c;
     memset(&c, 0, sizeof c);
     c.s = s;
-    c.N = N;
-    c.P = P;
-    c.block_rows = SYNTH_BLOCK_BYTES / sizeof(double) / N;
+    c.N = s->n_frames;
+    c.P = s->n_angles;
+    c.block_rows = SYNTH_BLOCK_BYTES / sizeof(double) / c.N;
     if (c.block_rows > SYNTH_CHUNK) c.block_rows = SYNTH_CHUNK;
     if (c.block_rows < 1) c.block_rows = 1;
-
-    double *phi = malloc(P * sizeof *phi);
-    double *con = malloc(P * sizeof *con);
-    double *off = malloc(P * sizeof *off);
-    double *CD = malloc(N * sizeof *CD);
-    double *CG = s->static_mode ? NULL : malloc(N * sizeof *CG);
-    double *qv = malloc(NQ * sizeof *qv);
-    double *qlist = malloc(M * sizeof *qlist), *plist = malloc(M * sizeof *plist);
-    long long *bins = malloc(M * sizeof *bins);
-    c.buf = malloc(c.block_rows * N * sizeof *c.buf);
+    synth_arrays a;
     int fu_nomem;
     double *fu = frame_noise(s, &fu_nomem);
-    c.fu = fu;
-    if (fu_nomem || !phi || !con || !off || !CD || (!s->static_mode && !CG) || !qv || !qlist || !plist ||
-        !bins || !c.buf) {
+    c.buf = malloc(c.block_rows * c.N * sizeof *c.buf);
+    if (arrays_make(s, &a) != 0 || fu_nomem || !c.buf) {
         xpcs__err(err, es, "%s: out of memory", path);
         rc = NLSQ_ENOMEM;
-        goto out;
+    } else {
+        c.CD = a.CD;
+        c.CG = a.CG;
+        c.fu = fu;
+        nlsq__xpcs_h5_lock();
+        if (s->lzf) nlsq__xpcs_filters_register();   /* on failure the dataset creation says so */
+        H5E_auto2_t efunc = NULL;
+        void *edata = NULL;
+        int esaved = H5Eget_auto2(H5E_DEFAULT, &efunc, &edata) >= 0;
+        H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+        rc = write_file(path, &c, &a, fu, err, es);
+        if (esaved) H5Eset_auto2(H5E_DEFAULT, efunc, edata);
+        nlsq__xpcs_h5_unlock();
     }
-    for (size_t p = 0; p < P; p++) synth_angle(s, p, &phi[p], &con[p], &off[p]);
-    for (size_t u = 0; u < NQ; u++) qv[u] = s->q * (1.0 + 0.5 * (double)u);
-    for (size_t m = 0; m < M; m++) {
-        qlist[m] = qv[m / P];
-        plist[m] = phi[m % P];
-    }
-    synth_tables(s, CD, CG);
-    c.CD = CD;
-    c.CG = CG;
-
-    nlsq__xpcs_h5_lock();
-    if (s->lzf) nlsq__xpcs_filters_register();   /* on failure the dataset creation says so */
-    H5E_auto2_t efunc = NULL;
-    void *edata = NULL;
-    int esaved = H5Eget_auto2(H5E_DEFAULT, &efunc, &edata) >= 0;
-    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
-
-    const char *what = "the file";
-    hid_t lcpl = -1, fid = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
-    if (fid < 0) {
-        xpcs__err(err, es, "%s: cannot create the file", path);
-        rc = NLSQ_XPCS_EFILE;
-        goto unlock;
-    }
-    lcpl = H5Pcreate(H5P_LINK_CREATE);
-    if (lcpl < 0 || H5Pset_create_intermediate_group(lcpl, 1) < 0) goto wfail;
-
-    const char *group = s->layout == NLSQ_XPCS_LAYOUT_APS_U ? "xpcs/twotime/correlation_map"
-                                                             : "exchange/C2T_all";
-    if (write_partition(fid, lcpl, s, qv, phi, qlist, plist, bins, &what) < 0) goto wfail;
-    for (size_t m = 0, w = 0; m < M; m++) {
-        char dname[96];
-        if (!bin_written(s, m)) continue;
-        snprintf(dname, sizeof dname, "%s/c2_%05zu", group, ++w);
-        what = dname;
-        size_t u = m / P, p = m % P;
-        frame_noise_fill(s, u, p, fu);
-        if (write_matrix(&c, fid, lcpl, dname, u, p, qv[u], phi[p], con[p], off[p]) < 0) {
-            xpcs__err(err, es, "%s: writing dataset '%s' failed", path, dname);
-            rc = NLSQ_XPCS_EFILE;
-            goto wclose;
-        }
-    }
-    if (write_dt(fid, lcpl, s, &what) < 0) goto wfail;
-    {   /* the truth, for fit_xpcs and tests to compare with */
-        hsize_t d7 = 7, dp = P;
-        what = "nlsq_synth/params";
-        if (write_small(fid, lcpl, what, 1, &d7, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, s->params) < 0)
-            goto wfail;
-        what = "nlsq_synth/phi";
-        if (write_small(fid, lcpl, what, 1, &dp, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, phi) < 0)
-            goto wfail;
-        what = "nlsq_synth/contrast";
-        if (write_small(fid, lcpl, what, 1, &dp, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, con) < 0)
-            goto wfail;
-        what = "nlsq_synth/offset";
-        if (write_small(fid, lcpl, what, 1, &dp, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, off) < 0)
-            goto wfail;
-    }
-    what = "the file";
-    H5Pclose(lcpl);
-    lcpl = -1;
-    if (H5Fclose(fid) < 0) {
-        fid = -1;
-        goto wfail;
-    }
-    fid = -1;
-    rc = 0;
-    goto unlock;
-
-wfail:
-    xpcs__err(err, es, "%s: writing '%s' failed", path, what);
-    rc = NLSQ_XPCS_EFILE;
-wclose:
-    if (lcpl >= 0) H5Pclose(lcpl);
-    if (fid >= 0) H5Fclose(fid);
-    remove(path);   /* no partial file */
-unlock:
-    if (esaved) H5Eset_auto2(H5E_DEFAULT, efunc, edata);
-    nlsq__xpcs_h5_unlock();
-out:
-    free(phi);
-    free(con);
-    free(off);
-    free(CD);
-    free(CG);
-    free(qv);
-    free(qlist);
-    free(plist);
-    free(bins);
+    arrays_free(&a);
     free(c.buf);
     free(fu);
     return rc;
