@@ -200,7 +200,7 @@ typedef struct nlsq_problem {
     int jac_col_major;              /* 0: J is nrows x k row-major (the default);
                                        1: J is k x nrows column-major, column a at
                                        J + a * nrows (what a vectorised model writes) */
-    /* --- finite differences (see src/fdjac.c) --- */
+    /* --- finite differences (docs/api.md "Finite differences") --- */
     int jacobian;                   /* an nlsq_jacobian.  FORWARD / CENTRAL: eval is
                                        always called with J == NULL; the library
                                        differences residuals chunk by chunk, only the
@@ -409,7 +409,7 @@ typedef struct nlsq_options {
                                     0 = none.  Written atomically (a unique
                                     path.tmp.XXXXXX, fsync, rename); a path
                                     that is not a regular file is never
-                                    replaced; see src/checkpoint.c */
+                                    replaced (docs/api.md "Checkpoints") */
     const void *checkpoint_tag;  /* NULL = none: bytes (at most
                                     NLSQ_CHECKPOINT_TAG_MAX) stored in every
                                     checkpoint and required, byte for byte,
@@ -645,8 +645,8 @@ typedef struct nlsq_interval {
  *  solve with lower_j = upper_j = t, warm-started from the previous point),
  *  s^2 = 2 C_min / (n_obs - p_free) (1 with absolute_sigma).  delta = 1 gives
  *  the 1-sigma interval, 4 the 2-sigma one; for a linear model it is exactly
- *  x_j -+ sqrt(delta) sigma_j.  Each end takes typically 2-4 solves (see
- *  src/profile.c for the root search), at most 16; the solves use opt (with
+ *  x_j -+ sqrt(delta) sigma_j.  Each end takes typically 2-4 solves (a
+ *  bracketed root search), at most 16; the solves use opt (with
  *  ftol tightened so that the costs are good to 1e-3 of the rise, and no
  *  checkpoints or progress callback), so memory is bounded as in nlsq_lm.
  *  Bounds are respected: an end that would lie beyond a bound is that bound
@@ -753,7 +753,7 @@ typedef struct nlsq_fit_stats {
  *  d = min(h_j, R / 2); a parameter with lower == upper gets a zero column.
  *  The model is thus never evaluated outside the bounds.  It costs 2 p extra
  *  model evaluations per Jacobian pass; this is the problem-level
- *  NLSQ_JAC_CENTRAL (src/fdjac.c) with fd_scale 1, its scratch (p + 2 * chunk
+ *  NLSQ_JAC_CENTRAL with fd_scale 1, its scratch (p + 2 * chunk
  *  doubles per worker thread) allocated with the solver's buffers from
  *  opt->allocator.
  *
