@@ -612,8 +612,8 @@ static int statistics(fit_state *s)
     if (a->profile_mask && s->status > 0) {
         s->intervals = calloc(p, sizeof *s->intervals);
         if (!s->intervals) return bad_input(s->run, "out of memory (%zu parameters)", p);
-        if (xpcs_profiles(&s->pb, &s->opt, s->x, a->profile_mask, s->np, s->intervals, err,
-                          sizeof err) != 0)
+        if (xpcs_profiles(&s->pb, &s->opt, s->x, a->profile_mask, s->np, a->profile_level,
+                          s->intervals, err, sizeof err) != 0)
             return bad_input(s->run, "%s: %s", a->input, err);
     }
     return 0;

@@ -359,6 +359,8 @@ static const opt_def options[] = {
     {"--profile", "NAMES", "profile-likelihood intervals (comma-separated names,\n"
      "or 'physical' for all physical parameters)", OPT_CUSTOM, 0, NO_FIELD, 0, 0, NULL,
      opt_profile},
+    {"--profile-level", "K", "--profile intervals of K sigma: delta chi2 = K^2 (default 1)",
+     OPT_REAL, F(profile_level), NO_FIELD, 0.1, 10, "a number of sigmas in [0.1, 10]", NULL},
     {"--start", "global|local", "global (default): a coarse search on a row sample before\n"
      "the fit; local: the fit from the --init values and the data's start", OPT_CHOICE,
      F(start), NO_FIELD, 0, 0, "global|local", NULL},
@@ -460,6 +462,7 @@ static void set_defaults(fit_xpcs_args *a)
     a->sigma = 0.01;
     a->max_iter = 0;   /* the library's default, NLSQ_ITER_AUTO */
     a->budget_mib = 256;
+    a->profile_level = 1.0;
     a->checkpoint_every = 5;
     for (int k = 0; k < FIT_XPCS_N_PHYS; k++) a->init[k] = a->lower[k] = a->upper[k] = NAN;
 }

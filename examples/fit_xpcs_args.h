@@ -72,6 +72,7 @@ typedef struct fit_xpcs_args {
     unsigned profile_mask;      /* --profile NAME[,NAME...] | physical: bit k = physical
                                    parameter k gets a profile-likelihood interval */
     int profile_physical;       /* --profile physical (static mode: the 3 it fits) */
+    double profile_level;       /* --profile-level K: K-sigma intervals, delta chi2 = K^2 (1) */
     int start;                  /* --start: FIT_XPCS_START_GLOBAL (default) or _LOCAL */
     /* --config FILE.yaml (xpcs_config.c): a homodyne configuration fills what
      * the command line leaves out; these come from it only */

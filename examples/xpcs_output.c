@@ -71,7 +71,9 @@ static const char *fmt_dev(double d, char *buf, size_t size)
 static void table_intervals(FILE *fp, const xpcs_report *r)
 {
     if (!r->intervals) return;
-    fprintf(fp, "\n  profile-likelihood 1-sigma intervals (delta chi2 = 1 in units of s^2):\n");
+    double lvl = r->args->profile_level;
+    fprintf(fp, "\n  profile-likelihood %g-sigma intervals (delta chi2 = %g in units of s^2):\n",
+            lvl, lvl * lvl);
     fprintf(fp, "  %-18s %15s   %15s %15s   %-11s %-11s %s\n", "parameter", "value", "lower",
             "upper", "-error", "+error", "solves");
     for (size_t k = 0; k < r->p; k++) {
@@ -208,6 +210,8 @@ static void json_uncertainty(FILE *fp, const xpcs_report *r)
     fprintf(fp, ", \"errors_kind\": \"%s\"",
             r->args->errors == FIT_XPCS_ERRORS_ROBUST ? "robust" : "default");
     if (r->intervals) {
+        fputs(", \"intervals_level\": ", fp);
+        json_num(fp, r->args->profile_level);
         for (int t = 0; t < 2; t++) {
             fprintf(fp, ", \"%s\": {", t ? "intervals_open" : "intervals");
             for (size_t k = 0, n = 0; k < r->p; k++) {

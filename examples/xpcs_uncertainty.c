@@ -52,12 +52,13 @@ int xpcs_robust_covariance(nlsq_xpcs_model *m, const nlsq_problem *pb, const nls
 }
 
 int xpcs_profiles(const nlsq_problem *pb, const nlsq_options *opt, const double *x,
-                  unsigned mask, size_t np, nlsq_interval *iv, char *err, size_t err_size)
+                  unsigned mask, size_t np, double level, nlsq_interval *iv, char *err,
+                  size_t err_size)
 {
     for (size_t k = 0; k < np; k++) {
         if (!(mask & (1u << k))) continue;
         if (pb->lower && pb->upper && pb->lower[k] == pb->upper[k]) continue;
-        int rc = nlsq_profile(pb, opt, x, k, 1.0, &iv[k]);
+        int rc = nlsq_profile(pb, opt, x, k, level * level, &iv[k]);
         if (rc != 0) {
             snprintf(err, err_size, "--profile %s: %s", nlsq_xpcs_param_name(k),
                      nlsq_status_string(rc));

@@ -31,11 +31,13 @@ int xpcs_robust_covariance(nlsq_xpcs_model *m, const nlsq_problem *pb, const nls
                            const double *x, double *cov, char *err, size_t err_size);
 
 /** --profile: the 1-sigma profile-likelihood interval of every physical
- *  parameter k < np with bit k of mask into iv[k] (iv: p entries, zeroed by
+ *  parameter k < np with bit k of mask, at level sigmas (delta chi2 =
+ *  level^2), into iv[k] (iv: p entries, zeroed by
  *  the caller; n_solves 0 = not profiled).  A profile that finds a lower
  *  cost than the fit's prints one warning line on stderr.  0, or nonzero
  *  with one line in err. */
 int xpcs_profiles(const nlsq_problem *pb, const nlsq_options *opt, const double *x,
-                  unsigned mask, size_t np, nlsq_interval *iv, char *err, size_t err_size);
+                  unsigned mask, size_t np, double level, nlsq_interval *iv, char *err,
+                  size_t err_size);
 
 #endif /* XPCS_UNCERTAINTY_H */

@@ -25,11 +25,13 @@ they test the error bars alone.
 
 Output: one line per parameter group with the 1-sigma and 2-sigma coverage
 (%), and PASS / FAIL against the bands of issue 14 (1 sigma in [60, 76] %,
-2 sigma >= 90 %; profile: 1 sigma only).  Fits that stop with status 0 (a
-limit, or stalled) are counted on their own line and kept; errors (< 0) are
-left out and fail --check (not with --pooled, which checks the pooled
-line only).  Exit 1 when a band is missed
-(--check), 0 otherwise.
+2 sigma >= 90 %; profile: the --profile-level sigma interval only, checked
+against the 1-sigma band when the level is 1 and against the 2-sigma
+minimum when it is 2).  Fits that stop at a limit or STALLED (usable, not
+stationary) are counted on their own lines and kept; other errors (< 0) are
+left out and fail --check (not with --pooled, which checks the pooled line
+only); a command error (exit 2, no result) always fails --check.  Exit 1
+when a band is missed (--check), 0 otherwise.
 
   scripts/coverage_xpcs.py --build build --scenario indep --seeds 100
 """
@@ -138,14 +140,29 @@ def count(cov, key, dev):
         c[2] += abs(dev) <= 2.0
 
 
+SPECIAL = ("command errors", "failed fits", "stalled (kept)", "not converged (kept)",
+           "no profile (fit not converged)")
+
+
 def collect(d, cov, profile):
-    if d is None or d["status_code"] < 0:
+    """Counts one fit.  Exit 2 (no JSON): a command error, always a --check
+    failure.  STALLED (usable, x not stationary) and limit stops are kept in
+    the percentages and counted on their own lines; other errors are left out."""
+    if d is None:
+        cov.setdefault("command errors", [0, 0, 0])[0] += 1
+        return
+    if d["status_code"] < 0 and d["status"] != "STALLED":
         cov.setdefault("failed fits", [0, 0, 0])[0] += 1
         return
-    if d["status_code"] == 0:   # stopped by a limit or stalled: counted, and kept
+    if d["status"] == "STALLED":
+        cov.setdefault("stalled (kept)", [0, 0, 0])[0] += 1
+    elif d["status_code"] == 0:
         cov.setdefault("not converged (kept)", [0, 0, 0])[0] += 1
     dev = d["truth"]["deviation_sigmas"]
     if profile:
+        if "intervals" not in d:    # fit_xpcs profiles converged fits only
+            cov.setdefault("no profile (fit not converged)", [0, 0, 0])[0] += 1
+            return
         for name in SHEAR:
             lo, hi = d["intervals"][name]
             c = cov.setdefault(name + " (profile)", [0, 0, 0])
@@ -198,21 +215,27 @@ def main():
             collect(run_seed(args, tmp, s, share, errors, profile), cov, profile)
     print("scenario %s, errors %s, %d seeds (N = %d frames, %d angles, dt = %g)"
           % (args.scenario, errors, args.seeds, args.frames, args.angles, args.dt))
+    if profile:
+        print("profile intervals of %g sigma (delta chi2 = %g): column '1 sigma' = truth inside"
+              % (args.profile_level, args.profile_level ** 2))
     print("%-28s %6s %9s %9s  %s" % ("parameter", "n", "1 sigma", "2 sigma", "band"))
     ok = True
     if args.pooled:
-        groups = [v for k, v in cov.items() if k not in ("failed fits", "not converged (kept)")]
+        groups = [v for k, v in cov.items() if k not in SPECIAL]
         n = sum(v[0] for v in groups)
         two = None if profile else sum(v[2] for v in groups)
         cov["pooled"] = [n, sum(v[1] for v in groups), two]
     for key, (n, c1, c2) in cov.items():
-        if key in ("failed fits", "not converged (kept)"):
-            print("%-28s %6d" % (key, n))
-            ok = ok and (key != "failed fits" or args.pooled)
+        if key in SPECIAL:
+            print("%-30s %6d" % (key, n))
+            ok = ok and key != "command errors" and (key != "failed fits" or args.pooled)
             continue
         p1 = 100.0 * c1 / n
         p2 = None if c2 is None else 100.0 * c2 / n
-        good = args.lo <= p1 <= args.hi and (p2 is None or p2 >= args.two)
+        if profile and args.profile_level == 2.0:    # the 2-sigma interval's coverage
+            good = p1 >= args.two
+        else:
+            good = args.lo <= p1 <= args.hi and (p2 is None or p2 >= args.two)
         if not args.pooled or key == "pooled":
             ok = ok and good
         print("%-28s %6d %8.1f%% %9s  %s" % (key, n, p1, "-" if p2 is None else "%.1f%%" % p2,

@@ -13,8 +13,12 @@
  *   once the end is bracketed; steps at most double the distance.  Stop when
  *   |D - delta| <= tol (1e-3 delta, about 1e-4 of sigma), or at the
  *   parameter's bound (the interval is open there), or after max_solves.
- * Every solve starts from the point of the previous solve on its side.  A
- * solve that ends below C_min means x_hat was not the minimum: reported.
+ * Every solve starts from the point of the farthest solve inside the
+ * interval on its side (x_hat first): a solve beyond the end may end in
+ * another valley, or at a limit, from which the next one could not return.
+ * A solve that ends STALLED counts (its cost is an upper bound, as a
+ * limit's).  A solve that ends below C_min means x_hat was not the
+ * minimum: reported.
  */
 #include "nlsq_internal.h"
 
@@ -28,6 +32,7 @@ typedef struct prof {
     nlsq_problem fixed;        /* pb with x_j held */
     nlsq_options opt;          /* the caller's, no checkpoints, tighter ftol */
     double *lo, *hi, *x;       /* p each: the bounds of `fixed`, work point */
+    double *x_in;              /* p: the point of the farthest solve inside the interval */
     size_t j;
     double cmin, s2, delta;
     size_t n_solves;
@@ -43,7 +48,7 @@ static int solve_at(prof *P, double t, double *xw, double *D)
     memset(&r, 0, sizeof r);
     int st = nlsq_lm(&P->fixed, &P->opt, xw, &r);
     P->n_solves++;
-    if (st < 0) return st;
+    if (st < 0 && st != NLSQ_STALLED) return st;   /* stalled: a usable cost (an upper bound) */
     if (r.cost < P->cmin - 1e-9 * P->cmin) P->better = 1;
     *D = 2.0 * (r.cost - P->cmin) / P->s2;
     return 0;
@@ -58,7 +63,7 @@ static int one_side(prof *P, const double *x_hat, double sig, int dir, double *e
     const double bound = dir > 0 ? (P->pb->upper ? P->pb->upper[j] : INFINITY)
                                  : (P->pb->lower ? P->pb->lower[j] : -INFINITY);
     double *xw = P->x;
-    memcpy(xw, x_hat, p * sizeof(double));
+    memcpy(P->x_in, x_hat, p * sizeof(double));
     double d_in = 0.0, h_in = 0.0;          /* farthest distance with h < target */
     double d_out = INFINITY, h_out = NAN;   /* nearest distance with h > target */
     double d = sig * target, d_prev = 0.0, h_prev = 0.0;
@@ -68,13 +73,17 @@ static int one_side(prof *P, const double *x_hat, double sig, int dir, double *e
         double room = fabs(bound - x0);
         if (d >= room) { d = room; }
         double D;
+        /* warm start from the farthest point inside: a solve beyond the end may
+         * have run into another valley (or stopped at a limit) that the next,
+         * nearer solve could not leave */
+        memcpy(xw, P->x_in, p * sizeof(double));
         int rc = solve_at(P, x0 + dir * d, xw, &D);
         if (rc) return rc;
         double h = sqrt(D > 0 ? D : 0.0);
         if (fabs(D - P->delta) <= tol) { *end = x0 + dir * d; return 0; }
         if (h < target) {
             if (d >= room) { *end = bound; *open = 1; return 0; }
-            if (d > d_in) { d_in = d; h_in = h; }
+            if (d > d_in) { d_in = d; h_in = h; memcpy(P->x_in, xw, p * sizeof(double)); }
             if (side_kept == -1) h_out = target + (h_out - target) / 2;   /* Illinois */
             side_kept = 1;
         } else {
@@ -110,6 +119,7 @@ static int prof_start(prof *P, double *x_hat, double *sig)
     r.covariance = cov;
     int st = nlsq_lm(P->pb, &P->opt, x_hat, &r);
     P->n_solves++;
+    if (st == NLSQ_STALLED) st = 0;   /* usable, like a limit (flat valleys stall) */
     if (st >= 0) {
         double dof = nlsq__dof(P->pb);
         P->cmin = r.cost;
@@ -143,11 +153,12 @@ int nlsq_profile(const nlsq_problem *pb, const nlsq_options *opt_in, const doubl
     P.j = j;
     P.delta = delta;
     const nlsq_allocator *al = &opt->allocator;
-    double *mem = nlsq__calloc(al, 4 * p, sizeof(double));
+    double *mem = nlsq__calloc(al, 5 * p, sizeof(double));
     if (!mem) return NLSQ_ENOMEM;
     P.lo = mem;
     P.hi = mem + p;
     P.x = mem + 2 * p;
+    P.x_in = mem + 4 * p;
     double *xh = mem + 3 * p;
     memcpy(xh, x_hat, p * sizeof(double));
     for (size_t k = 0; k < p; k++) {
