@@ -304,7 +304,7 @@ NLSQ_API int  nlsq_xpcs_initial_guess(nlsq_xpcs_model *m, const double *phys, do
 NLSQ_API int  nlsq_xpcs_model_count_excluded(nlsq_xpcs_model *m, size_t row_begin,
                                              size_t row_end, size_t *n_excluded);
 
-/** Global start stage (src/xpcs/global_start.c, docs/api.md): a start point
+/** Global start stage (docs/api.md "nlsq_xpcs_global_start"): a start point
  *  in the global minimum's basin, for a local fit (nlsq_lm) on all rows.
  *  On a fixed-size, deterministic sample of rows (blocks of about one matrix
  *  row, spread through every angle): a coarse grid of the physical

@@ -114,6 +114,10 @@ def badstart(args, tmp):
         path = synth(args, tmp, s, angles=4)
         d = fit(args, path, ["--max-iter", "200"])
         os.remove(path)
+        print("seed %d: landed a %s, b %s, 4-angle start %s, phi0 flag %s" % (
+            s, s not in [m[0] for m in miss["a"]], s not in [m[0] for m in miss["b"]],
+            None if d is None else d.get("start", {}).get("ambiguous"),
+            None if d is None else d.get("flags", {}).get("phi0")), file=sys.stderr, flush=True)
         if d is not None and d.get("start", {}).get("ambiguous"):
             amb += 1
         elif d is not None and d.get("flags", {}).get("phi0") == "undetermined":
