@@ -29,12 +29,12 @@
  * asked of this analytic model) computes its own tables in its worker's
  * scratch; a direct call without an env, in a private allocation.
  *
- * Pair factors.  Every angle's entry (i, j) shares exp(-A I_D), 1/I_D, I_G
- * and 1/I_G (the angle enters through Phi = B cos(phi0 - phi_a) I_G only),
- * so prepare also computes them once per point for the whole upper triangle
- * (model_kernel.h, 32 n(n+1)/2 bytes) and the kernel reads them instead of
- * doing the square roots, the exponential and the divisions for each angle:
- * the same numbers, bitwise, as without.  Kept with the AVX2 kernel when they fit in
+ * Pair factors.  Every angle's entry (i, j) shares exp(-A I_D), I_D and I_G
+ * (the angle enters through Phi = B cos(phi0 - phi_a) I_G only), so prepare
+ * also computes them once per point for the whole upper triangle
+ * (model_kernel.h, 24 n(n+1)/2 bytes) and the kernel reads them instead of
+ * doing the square roots and the exponential for each angle: the same
+ * numbers, bitwise, as without.  Kept with the AVX2 kernel when they fit in
  * config.memory_budget; unprepared points and segments left of the diagonal
  * (literal full triangle) compute them per segment.
  *
@@ -362,7 +362,7 @@ static int tab_alloc(const nlsq_xpcs_model *m, xtab *T)
  * the prepared state: 0 unless m->pairs. */
 static size_t pair_doubles(const nlsq_xpcs_model *m)
 {
-    return m->pairs ? (m->laminar ? 4 : 2) * xk_pairs_len(m->n) : 0;
+    return m->pairs ? (m->laminar ? 3 : 2) * xk_pairs_len(m->n) : 0;
 }
 
 /* The kernel's view of T, and of the pair factors at pmem (NULL: none). */
@@ -373,8 +373,7 @@ static const xk_pairs *kernel_view(const nlsq_xpcs_model *m, const xtab *T, doub
     *kt = (xk_tab){T->CD, T->CG, {T->dCD, T->dCD + n, T->dCD + 2 * n},
                    {T->dCG, T->dCG ? T->dCG + n : NULL, T->dCG ? T->dCG + 2 * n : NULL}};
     if (!m->pairs || !pmem) return NULL;
-    *pf = (xk_pairs){{pmem, pmem + len, m->laminar ? pmem + 2 * len : NULL,
-                      m->laminar ? pmem + 3 * len : NULL}, n};
+    *pf = (xk_pairs){{pmem, pmem + len, m->laminar ? pmem + 2 * len : NULL}, n};
     return pf;
 }
 
@@ -967,7 +966,7 @@ int nlsq_xpcs_model_create(const nlsq_xpcs_source *source, const nlsq_xpcs_confi
     m->ws_off = (m->sym ? sqrt(2.0) : 1.0) / cfg->sigma;
     m->avx2 = xk_cpu_avx2();
     /* the pair factors: with the AVX2 kernel, when they fit in the budget */
-    m->pairs = m->avx2 && xk_pairs_len(n) <= cfg->memory_budget / (4 * sizeof(double));
+    m->pairs = m->avx2 && xk_pairs_len(n) <= cfg->memory_budget / (3 * sizeof(double));
     m->laminar = cfg->mode == NLSQ_XPCS_LAMINAR;
     nlsq__xpcs_geom_init(&m->geom, cfg->q, cfg->gap, cfg->dt, cfg->k0, n, m->laminar);
     m->A = m->geom.A;

@@ -243,7 +243,7 @@ typedef struct pair_view {
 } pair_view;
 
 /* Stage 1, four entries: the factors that do not depend on the angle, into
- * f[q] (f[2], f[3] unused in static mode). */
+ * f[q] (f[2] unused in static mode). */
 XK_AVX void pairs4(const xk_seg *s, const iconst *ci, const jview *V, double *const f[XK_NPF])
 {
     __m256d dCd = _mm256_sub_pd(v(ci->CD), _mm256_loadu_pd(V->CD));
@@ -251,27 +251,30 @@ XK_AVX void pairs4(const xk_seg *s, const iconst *ci, const jview *V, double *co
     __m256d e = _mm256_mul_pd(v(-s->A), D);
     __m256d clampD = _mm256_cmp_pd(e, v(XK_CLAMP), _CMP_NGE_UQ);  /* !(e >= -700) */
     _mm256_storeu_pd(f[0], exp_pd(blend(clampD, v(XK_CLAMP), e)));
-    _mm256_storeu_pd(f[1], _mm256_andnot_pd(clampD, _mm256_div_pd(v(1.0), D)));
+    _mm256_storeu_pd(f[1], D);
     if (s->laminar) {
         __m256d dCg = _mm256_sub_pd(v(ci->CG), _mm256_loadu_pd(V->CG));
-        __m256d G = _mm256_sqrt_pd(_mm256_fmadd_pd(dCg, dCg, v(XK_EPS2)));
-        _mm256_storeu_pd(f[2], G);
-        _mm256_storeu_pd(f[3], _mm256_div_pd(v(1.0), G));
+        _mm256_storeu_pd(f[2], _mm256_sqrt_pd(_mm256_fmadd_pd(dCg, dCg, v(XK_EPS2))));
     }
 }
 
 /* Stage 2, four entries of one angle from their pair factors (at P + t):
- * r[0..3] and J[c * ld + 0..3].  No division: 1/Phi = (1/bc) (1/I_G). */
+ * r[0..3] and J[c * ld + 0..3].  One division serves 1/I_D, 1/I_G and
+ * 1/Phi = (1/bc) (1/I_G). */
 XK_AVX void angle4(const xk_seg *s, double ibc, const iconst *ci, const jview *V,
                    const pair_view *P, size_t t, __m256d y, double *r, double *J, size_t ld)
 {
     __m256d valid = _mm256_cmp_pd(_mm256_andnot_pd(v(-0.0), y), v(INFINITY), _CMP_LT_OQ);
-    __m256d gd = _mm256_loadu_pd(P->f[0] + t);
-    __m256d sinc = v(1.0), dsinc = v(0.0), IG = v(0.0), iIG = v(0.0);
+    __m256d gd = _mm256_loadu_pd(P->f[0] + t), ID = _mm256_loadu_pd(P->f[1] + t);
+    __m256d sinc = v(1.0), dsinc = v(0.0), IG = v(0.0), iIG = v(0.0), iID;
     if (s->laminar) {
         IG = _mm256_loadu_pd(P->f[2] + t);
-        iIG = _mm256_loadu_pd(P->f[3] + t);
+        __m256d q = _mm256_div_pd(v(1.0), _mm256_mul_pd(ID, IG));
+        iID = _mm256_mul_pd(IG, q);
+        iIG = _mm256_mul_pd(ID, q);
         sinc4(_mm256_mul_pd(v(s->bc), IG), _mm256_mul_pd(v(ibc), iIG), J != NULL, &sinc, &dsinc);
+    } else {
+        iID = _mm256_div_pd(v(1.0), ID);
     }
     __m256d g1raw = _mm256_mul_pd(gd, _mm256_mul_pd(sinc, sinc));
     __m256d above = _mm256_cmp_pd(g1raw, v(XK_FLOOR), _CMP_GT_OQ);
@@ -284,7 +287,9 @@ XK_AVX void angle4(const xk_seg *s, double ibc, const iconst *ci, const jview *V
     const size_t np = s->laminar ? 7 : 3;
     __m256d mAd = _mm256_mul_pd(v(-s->A), _mm256_sub_pd(v(ci->CD), _mm256_loadu_pd(V->CD)));
     __m256d f = _mm256_and_pd(_mm256_and_pd(valid, above), _mm256_mul_pd(v(-2.0 * s->ws * s->con), g1));
-    __m256d wD = _mm256_mul_pd(_mm256_mul_pd(f, g1raw), _mm256_mul_pd(mAd, _mm256_loadu_pd(P->f[1] + t)));
+    __m256d clampD = _mm256_cmp_pd(_mm256_mul_pd(v(-s->A), ID), v(XK_CLAMP), _CMP_NGE_UQ);
+    __m256d wD = _mm256_mul_pd(_mm256_mul_pd(f, g1raw), _mm256_mul_pd(mAd, iID));
+    wD = _mm256_andnot_pd(clampD, wD);
     for (int q = 0; q < 3; q++)
         _mm256_storeu_pd(J + q * ld, _mm256_mul_pd(wD, _mm256_sub_pd(v(ci->dD[q]), _mm256_loadu_pd(V->dD[q]))));
     if (s->laminar) {
@@ -352,13 +357,12 @@ static void pairs_run(const xk_seg *s, const xk_tab *T, const iconst *ci, size_t
     jview V;
     for (size_t t = 0; t < full; t += 4) {
         view_at(T, j0 + t0 + t, &V);
-        double *const ft[XK_NPF] = {f[0] + t, f[1] + t, nf > 2 ? f[2] + t : NULL,
-                                    nf > 2 ? f[3] + t : NULL};
+        double *const ft[XK_NPF] = {f[0] + t, f[1] + t, nf > 2 ? f[2] + t : NULL};
         pairs4(s, ci, &V, ft);
     }
     if (full == n) return;
     double w[XK_NPF][4];
-    double *const fw[XK_NPF] = {w[0], w[1], w[2], w[3]};
+    double *const fw[XK_NPF] = {w[0], w[1], w[2]};
     tail_fill(T, j0, t0 + full, len, NULL, NULL, tl);
     pairs4(s, ci, &tl->V, fw);
     for (size_t q = 0; q < nf; q++)
@@ -378,7 +382,7 @@ static void tile_avx2(const xk_seg *s, const xk_tab *T, const iconst *ci, const 
     pair_view pv;
     for (int q = 0; q < XK_NPF; q++) pv.f[q] = pc ? (pc->f[q] ? pc->f[q] + t0 : NULL) : P.f[q];
     if (!pc) {
-        double *const f[XK_NPF] = {P.f[0], P.f[1], P.f[2], P.f[3]};
+        double *const f[XK_NPF] = {P.f[0], P.f[1], P.f[2]};
         pairs_run(s, T, ci, j0, t0, n, len, f, tl);
     }
     const double ibc = 1.0 / s->bc;   /* inf for bc = 0: Phi = 0 takes the series */
@@ -438,8 +442,7 @@ static void pairs_fill_avx2(const xk_seg *s, const xk_tab *T, const xk_pairs *pf
         for (size_t t0 = 0; t0 < len; t0 += XK_TILE) {
             size_t m = len - t0 < XK_TILE ? len - t0 : XK_TILE;
             double *const f[XK_NPF] = {pf->f[0] + u + t0, pf->f[1] + u + t0,
-                                       pf->f[2] ? pf->f[2] + u + t0 : NULL,
-                                       pf->f[3] ? pf->f[3] + u + t0 : NULL};
+                                       pf->f[2] ? pf->f[2] + u + t0 : NULL};
             pairs_run(s, T, &ci, i, t0, m, len, f, &tl);
         }
     }

@@ -42,13 +42,12 @@ XK_HIDDEN void xk_segment(int avx2, const xk_seg *s, const xk_tab *T, size_t i, 
                           double *J, size_t ld);
 
 /* Pair factors: the angle-independent part of entry (i, j >= i), computed
- * once per point for every angle: f[0] = exp(max(-A I_D, -700)), f[1] = 1/I_D
- * (0 where the -700 clamp is active), and in laminar mode f[2] = I_G,
- * f[3] = 1/I_G (NULL in static mode).  Layout: the upper triangle with the
+ * once per point for every angle: f[0] = exp(max(-A I_D, -700)), f[1] = I_D
+ * and in laminar mode f[2] = I_G (NULL in static mode).  Layout: the upper triangle with the
  * diagonal in row order, entry (i, j) at i (2n - i + 1) / 2 + (j - i);
  * xk_pairs_len(n) doubles per array (3 of padding: the kernel's last vector
  * of four may read past the last entry). */
-#define XK_NPF 4
+#define XK_NPF 3
 typedef struct xk_pairs {
     double *f[XK_NPF];
     size_t n;                        /* frames */
@@ -62,7 +61,7 @@ XK_HIDDEN void xk_pairs_fill(const xk_seg *s, const xk_tab *T, const xk_pairs *p
 
 /* xk_segment reading the pair factors of entries j >= i from pf (computed at
  * the same point as T): bitwise the same result, without the per-angle
- * sqrt, exp and divisions.  pf NULL, or the portable path: xk_segment. */
+ * square roots and exp.  pf NULL, or the portable path: xk_segment. */
 XK_HIDDEN void xk_segment_pairs(int avx2, const xk_seg *s, const xk_tab *T, const xk_pairs *pf,
                                 size_t i, size_t j0, size_t len, const float *y32,
                                 const double *y64, double *r, double *J, size_t ld);
