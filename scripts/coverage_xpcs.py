@@ -101,7 +101,7 @@ def badstart(args, tmp):
     for s in range(args.first_seed, args.first_seed + args.seeds):
         path = synth(args, tmp, s)
         for k, init in BAD_STARTS.items():
-            extra = []
+            extra = ["--start", "global"]
             for name, v in init.items():
                 extra += ["--init", "%s=%r" % (name, v)]
             d = fit(args, path, extra)
@@ -112,7 +112,7 @@ def badstart(args, tmp):
                                 None if d is None else round(d["reduced_chi2"], 4)))
         os.remove(path)
         path = synth(args, tmp, s, angles=4)
-        d = fit(args, path, ["--max-iter", "200"])
+        d = fit(args, path, ["--max-iter", "200", "--start", "global"])
         os.remove(path)
         print("seed %d: landed a %s, b %s, 4-angle start %s, phi0 flag %s" % (
             s, s not in [m[0] for m in miss["a"]], s not in [m[0] for m in miss["b"]],

@@ -9,7 +9,7 @@
  *                 covariance, iterations and pass counts identical bit for
  *                 bit over 2 runs x 3 thread counts (and cached == streamed)
  *  cli_json       fit_xpcs --json on the same file, 2 runs x threads 1, 2, 3
- *                 (the default global start stage included): stdout
+ *                 (with --start global: the global stage included): stdout
  *                 identical byte for byte once the wall-time fields
  *                 "seconds" are blanked; with --start local the printed
  *                 parameters equal (%.17g round trip) those of the library
