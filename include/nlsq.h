@@ -345,7 +345,9 @@ typedef struct nlsq_hybrid_options {
 typedef enum nlsq_accumulator {
     NLSQ_ACCUM_NORMAL = 0, /**< J^T J and J^T r: fast; squares cond(J) */
     NLSQ_ACCUM_QR = 1,     /**< chunked Householder QR (TSQR): R and Q^T r, never
-                                J^T J; about 2-4x the arithmetic of NORMAL per row */
+                                J^T J; slower per row (docs/accuracy.md: ~1.5-3x
+                                NORMAL's accumulation for 30-53 dense columns,
+                                ~10x or more against its small-k kernel) */
     NLSQ_ACCUM_AUTO = 2    /**< NORMAL until a pass finds the column-scaled J^T J
                                 ill-conditioned (reciprocal condition < 1e-10,
                                 cond(J) > ~1e5), then QR for the rest of the solve */

@@ -857,6 +857,7 @@ int nlsq__engine_pass(nlsq__engine *e, const double *x, int mode,
     const size_t p = e->p;
     if (row_end > e->pb->n_rows || row_begin >= row_end) return NLSQ_EINVAL;
     int rc;
+    out->switched = 0;
     if (e->opt->dist.reduce) {
         size_t lb = row_begin > e->opt->dist.row_begin ? row_begin : e->opt->dist.row_begin;
         size_t le = row_end < e->opt->dist.row_end ? row_end : e->opt->dist.row_end;
@@ -867,6 +868,7 @@ int nlsq__engine_pass(nlsq__engine *e, const double *x, int mode,
         if (!rc && e->accum_auto && !e->qr && mode == NLSQ__PASS_NORMAL && out->JtJ &&
             !out->n_nonfinite_r && !out->n_nonfinite_J && ill_conditioned(e, out->JtJ)) {
             e->qr = 1;   /* for the rest of the engine's life; this pass again */
+            out->switched = 1;
             nlsq__log(e->opt, 0, "accumulator: J^T J ill-conditioned (rcond < %g): QR from now on",
                       NLSQ_AUTO_RCOND);
             rc = local_pass(e, x, mode, row_begin, row_end, out);

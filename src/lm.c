@@ -183,7 +183,7 @@ static int normal_pass(lm_ctx *L)
 {
     nlsq__acc acc = {.JtJ = L->w.A, .Jtr = L->w.g, .R = L->w.R};
     int rc = nlsq__engine_pass(L->e, L->x, NLSQ__PASS_NORMAL, 0, L->e->pb->n_rows, &acc);
-    L->st->n_jac++;
+    L->st->n_jac += 1 + (size_t)acc.switched;
     if (rc) return rc;
     L->w.r_ok = acc.has_R && L->w.R;
     L->f = acc.cost;
@@ -385,7 +385,7 @@ static int evaluate_trial(lm_ctx *L)
                          .R = spec ? L->w.Rt : NULL};
         int rc = nlsq__engine_pass(L->e, L->w.xt, spec ? NLSQ__PASS_NORMAL : NLSQ__PASS_COST, 0,
                                    L->e->pb->n_rows, &acc);
-        if (spec) L->st->n_jac++;
+        if (spec) L->st->n_jac += 1 + (size_t)acc.switched;
         else L->st->n_eval++;
         if (rc) {
             L->status = nlsq__finish(L->res, rc, "callback failed at a trial point (chunk at row "
@@ -660,7 +660,7 @@ int nlsq_covariance(const nlsq_problem *pb, const nlsq_options *opt_in, const do
         if (res) {
             res->cost = ldexp(acc.cost, -2 * e.scale_exp);
             res->grad_norm = ldexp(max_abs(p, acc.Jtr), -2 * e.scale_exp);
-            res->n_jac = e.scale_exp ? 2 : 1;
+            res->n_jac = (e.scale_exp ? 2 : 1) + (size_t)acc.switched;
             res->reduced_chi2 = dof > 0 ? 2.0 * res->cost / dof : NAN;
         }
     }

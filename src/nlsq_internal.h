@@ -91,6 +91,8 @@ typedef struct nlsq__acc {
      * (a NORMAL pass of a QR engine); JtJ and Jtr are then R^T R and R^T Q^T r. */
     double *R;
     int    has_R;
+    int    switched;        /* AUTO switched to QR in this pass, which was then
+                               evaluated twice (count it twice) */
 } nlsq__acc;
 
 #define NLSQ__R_SIZE(p) (((p) + 1) * ((p) + 1))
