@@ -307,17 +307,10 @@ static int cmp_range(const void *a, const void *b)
 /* Fields each rank contributes at attach. */
 enum { A_NROWS, A_BEGIN, A_END, A_STATUS, A_ID, A_N };
 
-int nlsq_mpi_attach_range(nlsq_options *opt, MPI_Comm comm, size_t n_rows, size_t row_begin,
-                          size_t row_end, nlsq_mpi_ctx **out)
+/* The parent's leave channel: made at its first attach (on every rank,
+ * since attach is collective), then reused. */
+static int leave_channel_of(MPI_Comm comm, leave_channel **out)
 {
-    if (out) *out = NULL;
-    int inited = 0, finalized = 0;
-    MPI_Initialized(&inited);
-    MPI_Finalized(&finalized);
-    if (!opt || !out || !inited || finalized || comm == MPI_COMM_NULL) return NLSQ_EINVAL;
-
-    /* The parent's leave channel: made at its first attach (on every rank,
-     * since attach is collective), then reused. */
     if (leave_keyval == MPI_KEYVAL_INVALID &&
         MPI_Comm_create_keyval(MPI_COMM_NULL_COPY_FN, MPI_COMM_NULL_DELETE_FN, &leave_keyval,
                                NULL) != MPI_SUCCESS)
@@ -335,42 +328,44 @@ int nlsq_mpi_attach_range(nlsq_options *opt, MPI_Comm comm, size_t n_rows, size_
         ch->attaches = 0;
         if (MPI_Comm_set_attr(comm, leave_keyval, ch) != MPI_SUCCESS) return NLSQ_EDISTRIBUTED;
     }
-    int ltag = 1 + (int)(ch->attaches++ % TAG_SPAN);
+    *out = ch;
+    return 0;
+}
 
-    MPI_Comm dup;
-    if (MPI_Comm_dup(comm, &dup) != MPI_SUCCESS) return NLSQ_EDISTRIBUTED;
-    MPI_Comm_set_errhandler(dup, MPI_ERRORS_RETURN);
-    int rank = 0, size = 1;
-    MPI_Comm_rank(dup, &rank);
-    MPI_Comm_size(dup, &size);
-
-    /* 1. local checks and allocations; 2. agree on them (MPI_MAX of an int:
-     * exact, order-independent); 3. exchange the rows; 4. every rank checks
-     * the same table, so the verdict is the same everywhere. */
-    int local = 0;
+/* A context on dup with its buffers (rank 0 gathers size * SEG doubles), or
+ * NULL when an allocation failed. */
+static nlsq_mpi_ctx *ctx_new(MPI_Comm dup, int rank, int size, size_t n_rows, size_t row_begin,
+                             size_t row_end, MPI_Comm lcomm, int ltag)
+{
     nlsq_mpi_ctx *c = calloc(1, sizeof *c);
+    if (!c) return NULL;
+    *c = (nlsq_mpi_ctx){.comm = dup, .rank = rank, .size = size, .n_rows = n_rows,
+                        .row_begin = row_begin, .row_end = row_end,
+                        .leave_req = MPI_REQUEST_NULL, .lcomm = lcomm, .ltag = ltag};
+    c->left = malloc(sizeof(uint64_t) * (size_t)size);
+    c->send_req = malloc(sizeof(MPI_Request) * (size_t)size);
+    if (rank == 0 && size > 1) c->gbuf = malloc(sizeof(double) * SEG * (size_t)size);
+    if (size > 1) c->stage = malloc(sizeof(double) * SEG);
+    if (!c->left || !c->send_req || (rank == 0 && size > 1 && !c->gbuf) ||
+        (size > 1 && !c->stage)) {
+        ctx_free(c);
+        return NULL;
+    }
+    return c;
+}
+
+/* The verdict of an attach, the same on every rank: 1. local checks (local:
+ * NLSQ_ENOMEM when the context could not be made; this rank's range); 2.
+ * agree on them (MPI_MAX of an int: exact, order-independent); 3. exchange
+ * the rows; 4. every rank checks the same table (same n_rows; ranges
+ * disjoint, covering [0, n_rows)).  *id: rank 0's context id. */
+static int agree_on_rows(MPI_Comm dup, int size, int local, size_t n_rows, size_t row_begin,
+                         size_t row_end, uint64_t *id)
+{
     uint64_t *all = malloc(sizeof(uint64_t) * A_N * (size_t)size);
     uint64_t *rg = malloc(sizeof(uint64_t) * 2 * (size_t)size);
-    if (c) {
-        c->comm = dup;
-        c->rank = rank;
-        c->size = size;
-        c->n_rows = n_rows;
-        c->row_begin = row_begin;
-        c->row_end = row_end;
-        c->leave_req = MPI_REQUEST_NULL;
-        c->lcomm = ch->comm;
-        c->ltag = ltag;
-        c->left = malloc(sizeof(uint64_t) * (size_t)size);
-        c->send_req = malloc(sizeof(MPI_Request) * (size_t)size);
-        if (rank == 0 && size > 1) c->gbuf = malloc(sizeof(double) * SEG * (size_t)size);
-        if (size > 1) c->stage = malloc(sizeof(double) * SEG);
-    }
-    if (!c || !all || !rg || !c->left || !c->send_req || (rank == 0 && size > 1 && !c->gbuf) ||
-        (size > 1 && !c->stage))
-        local = NLSQ_ENOMEM;
-    else if (!(row_begin <= row_end && row_end <= n_rows))
-        local = NLSQ_EINVAL;
+    if (!all || !rg) local = NLSQ_ENOMEM;
+    else if (!local && !(row_begin <= row_end && row_end <= n_rows)) local = NLSQ_EINVAL;
     int agreed = -local;
     int rc = MPI_Allreduce(MPI_IN_PLACE, &agreed, 1, MPI_INT, MPI_MAX, dup);
     int verdict = rc != MPI_SUCCESS ? NLSQ_EDISTRIBUTED : -agreed;
@@ -390,7 +385,6 @@ int nlsq_mpi_attach_range(nlsq_options *opt, MPI_Comm comm, size_t n_rows, size_
             rg[2 * r] = all[A_N * r + A_BEGIN];
             rg[2 * r + 1] = all[A_N * r + A_END];
         }
-        /* disjoint, covering [0, n_rows) */
         qsort(rg, (size_t)size, 2 * sizeof(uint64_t), cmp_range);
         uint64_t at = 0;
         for (int r = 0; r < size && !verdict; r++) {
@@ -400,9 +394,34 @@ int nlsq_mpi_attach_range(nlsq_options *opt, MPI_Comm comm, size_t n_rows, size_
         }
         if (at != n_rows) verdict = NLSQ_EINVAL;
     }
-    uint64_t id = verdict ? 0 : all[A_ID];   /* rank 0's */
+    *id = verdict ? 0 : all[A_ID];   /* rank 0's */
     free(all);
     free(rg);
+    return verdict;
+}
+
+int nlsq_mpi_attach_range(nlsq_options *opt, MPI_Comm comm, size_t n_rows, size_t row_begin,
+                          size_t row_end, nlsq_mpi_ctx **out)
+{
+    if (out) *out = NULL;
+    int inited = 0, finalized = 0;
+    MPI_Initialized(&inited);
+    MPI_Finalized(&finalized);
+    if (!opt || !out || !inited || finalized || comm == MPI_COMM_NULL) return NLSQ_EINVAL;
+    leave_channel *ch = NULL;
+    int rc = leave_channel_of(comm, &ch);
+    if (rc != 0) return rc;
+    int ltag = 1 + (int)(ch->attaches++ % TAG_SPAN);
+
+    MPI_Comm dup;
+    if (MPI_Comm_dup(comm, &dup) != MPI_SUCCESS) return NLSQ_EDISTRIBUTED;
+    MPI_Comm_set_errhandler(dup, MPI_ERRORS_RETURN);
+    int rank = 0, size = 1;
+    MPI_Comm_rank(dup, &rank);
+    MPI_Comm_size(dup, &size);
+    nlsq_mpi_ctx *c = ctx_new(dup, rank, size, n_rows, row_begin, row_end, ch->comm, ltag);
+    uint64_t id = 0;
+    int verdict = agree_on_rows(dup, size, c ? 0 : NLSQ_ENOMEM, n_rows, row_begin, row_end, &id);
     if (verdict) {
         ctx_free(c);
         MPI_Comm_free(&dup);
