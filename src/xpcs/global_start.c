@@ -63,8 +63,8 @@ typedef struct gs_sample {
     size_t len, n_blocks, n_rows;
     size_t *start;
     double *r00, *dof_, *dc;   /* residual at c = o = 0; d r / d offset; d r / d contrast */
-    nlsq_problem sub;      /* the sample as a problem */
-    void *state, *scratch; /* the model's prepared state and scratch, for direct passes */
+    nlsq_problem sub;      /* the sample as a problem (never prepared: see sample_pass) */
+    void *scratch;         /* the model's scratch, for direct passes */
     char msg[NLSQ_CALLBACK_MSG_SIZE];
 } gs_sample;
 
@@ -94,13 +94,6 @@ static int sub_eval(void *ctx, const double *x, size_t row0, size_t nrows, doubl
         done += n;
     }
     return 0;
-}
-
-/* The model's per-point preparation (the sample's rows need the same). */
-static int sub_prepare(void *ctx, const double *x, void *state, char *msg, size_t msg_size)
-{
-    const gs_sample *s = ctx;
-    return s->full.prepare(s->full.ctx, x, state, msg, msg_size);
 }
 
 /* Angles, physical parameters and the block layout of the sample. */
@@ -137,19 +130,17 @@ static int sample_layout(gs_sample *s, nlsq_xpcs_model *m, size_t want)
     return 0;
 }
 
-/* A residual pass over the sample at x, outside a solve: the model's
- * prepare once, then its eval on every block with that state (as a solve
- * calls them; an eval without one would recompute its tables per block). */
+/* A residual pass over the sample at x, outside a solve.  Neither this pass
+ * nor the sample's LM solves call the model's prepare: it builds what EVERY
+ * row needs at x (the pair factors of all n(n-1)/2 entries, O(n^2) per
+ * point), while the sample evaluates a few blocks of rows.  Unprepared, each
+ * eval builds the O(n) tables of its block in the scratch; the kernel
+ * computes the pair factors it needs per tile with the same code, so the
+ * values are the same bits either way (model.c, model_kernel.c). */
 static int sample_pass(gs_sample *s, const double *x, double *r)
 {
     nlsq_eval_env env = {0, NULL, s->scratch, s->full.scratch_bytes, 0, s->msg, sizeof s->msg};
     s->msg[0] = '\0';
-    if (s->full.prepare) {
-        if (s->full.prepare(s->full.ctx, x, s->state, s->msg, sizeof s->msg) != 0)
-            return NLSQ_ECALLBACK;
-        env.at_prepared = 1;
-        env.state = s->state;
-    }
     return sub_eval(s, x, 0, s->n_rows, r, NULL, &env) != 0 ? NLSQ_ECALLBACK : 0;
 }
 
@@ -174,7 +165,6 @@ static void sample_free(gs_sample *s)
     free(s->r00);
     free(s->dof_);
     free(s->dc);
-    free(s->state);
     free(s->scratch);
 }
 
@@ -187,9 +177,7 @@ static int sample_init(gs_sample *s, nlsq_xpcs_model *m, size_t want, double *x)
     s->dof_ = malloc(sizeof(double) * s->n_rows);
     s->dc = malloc(sizeof(double) * s->n_rows);
     if (!s->r00 || !s->dof_ || !s->dc) return NLSQ_ENOMEM;
-    /* zeroed, aligned for double (malloc), as the solvers hand them */
-    if (s->full.prepare_bytes && !(s->state = calloc(1, s->full.prepare_bytes)))
-        return NLSQ_ENOMEM;
+    /* zeroed, aligned for double (malloc), as the solvers hand it */
     if (s->full.scratch_bytes && !(s->scratch = calloc(1, s->full.scratch_bytes)))
         return NLSQ_ENOMEM;
     s->sub = s->full;
@@ -198,7 +186,8 @@ static int sample_init(gs_sample *s, nlsq_xpcs_model *m, size_t want, double *x)
     s->sub.ctx = s;
     s->sub.eval = sub_eval;
     s->sub.pattern = sub_pattern;
-    if (s->full.prepare) s->sub.prepare = sub_prepare;
+    s->sub.prepare = NULL;   /* see sample_pass */
+    s->sub.prepare_bytes = 0;
     return sample_data(s, x);
 }
 
