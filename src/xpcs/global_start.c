@@ -40,6 +40,7 @@
  */
 #define _POSIX_C_SOURCE 200809L   /* clock_gettime */
 #include "nlsq_xpcs.h"
+#include "xpcs_common.h"
 
 #include <float.h>
 #include <math.h>
@@ -144,14 +145,12 @@ static int sample_pass(gs_sample *s, const double *x, double *r)
     return sub_eval(s, x, 0, s->n_rows, r, NULL, &env) != 0 ? NLSQ_ECALLBACK : 0;
 }
 
-static double clampd(double v, double lo, double hi) { return v < lo ? lo : (v > hi ? hi : v); }
-
 /* r00 and d r / d offset over the sample (they do not depend on the
  * physical parameters: at contrast 0 the model is the offset). */
 static int sample_data(gs_sample *s, double *x)
 {
     for (size_t q = 0; q < s->p; q++)   /* any physical point: contrast 0 hides it */
-        x[q] = q < s->np ? clampd(0.0, s->full.lower[q], s->full.upper[q]) : 0.0;
+        x[q] = q < s->np ? xpcs__clamp(0.0, s->full.lower[q], s->full.upper[q]) : 0.0;
     int rc = sample_pass(s, x, s->r00);
     for (size_t a = 0; a < s->P && rc == 0; a++) x[s->np + 2 * a + 1] = 1.0;
     if (rc == 0) rc = sample_pass(s, x, s->dof_);
@@ -207,9 +206,9 @@ static double linear_fit(const gs_sample *s, size_t t0, size_t t1, const double 
     }
     double det = cc * oo - co * co, cv = 0.0, ov;
     if (det > 1e-12 * cc * oo && det > 0) cv = (-cr * oo + or_ * co) / det;
-    cv = clampd(cv, lo[0], hi[0]);
+    cv = xpcs__clamp(cv, lo[0], hi[0]);
     ov = oo > 0 ? -(or_ + cv * co) / oo : 0.0;
-    ov = clampd(ov, lo[1], hi[1]);
+    ov = xpcs__clamp(ov, lo[1], hi[1]);
     *c = cv;
     *o = ov;
     double f = rr + 2 * cv * cr + 2 * ov * or_ + cv * cv * cc + 2 * cv * ov * co + ov * ov * oo;
@@ -266,7 +265,7 @@ static size_t list_axis(const double *vals, size_t n, double lo, double hi, doub
 {
     size_t m = 0;
     for (size_t k = 0; k < n; k++) {
-        double v = clampd(vals[k], lo, hi);
+        double v = xpcs__clamp(vals[k], lo, hi);
         if (m == 0 || v != out[m - 1]) out[m++] = v;
     }
     return m;
@@ -297,7 +296,7 @@ static void grid_init(gs_grid *g, const gs_sample *s)
 static void grid_point(const gs_grid *g, const gs_sample *s, size_t idx, size_t *ix, double *x)
 {
     const double *lo = s->full.lower, *hi = s->full.upper;
-    for (size_t q = 0; q < s->np; q++) x[q] = clampd(0.0, lo[q], hi[q]);   /* offsets 0 */
+    for (size_t q = 0; q < s->np; q++) x[q] = xpcs__clamp(0.0, lo[q], hi[q]);   /* offsets 0 */
     for (int d = GS_DIMS - 1; d >= 0; d--) {
         ix[d] = idx % g->n[d];
         idx /= g->n[d];

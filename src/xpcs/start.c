@@ -28,6 +28,7 @@
 #include "model_view.h"
 #include "physics.h"
 #include "rate_start.h"
+#include "xpcs_common.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -52,13 +53,6 @@ typedef struct start_ctx {
 } start_ctx;
 
 typedef void (*visit_fn)(void *ctx, size_t a, size_t i, size_t j, double y);
-
-static double clampd(double v, double lo, double hi)
-{
-    if (v < lo) v = lo;
-    if (v > hi) v = hi;
-    return v;
-}
 
 /* The finite sample entries of angle a among this process's rows. */
 static int sample_walk(start_ctx *sc, size_t a, visit_fn visit, void *ctx)
@@ -176,11 +170,11 @@ static void ls_solve(const start_ctx *sc, size_t a, const double *s, double sh, 
         double vxx = s[LS_UU] / S - mx * mx, vxy = s[LS_UY] / S - mx * my;
         if (vxx > 1e-14 * (s[LS_UU] / S) && vxx > 0)
             con = vxy / vxx;   /* else g1 is constant over the angle: not identifiable */
-        con = clampd(con, sc->v.lower[ic], sc->v.upper[ic]);
+        con = xpcs__clamp(con, sc->v.lower[ic], sc->v.upper[ic]);
         off = my - con * mx + sh;
     }
-    x[ic] = clampd(con, sc->v.lower[ic], sc->v.upper[ic]);
-    x[io] = clampd(off, sc->v.lower[io], sc->v.upper[io]);
+    x[ic] = xpcs__clamp(con, sc->v.lower[ic], sc->v.upper[ic]);
+    x[io] = xpcs__clamp(off, sc->v.lower[io], sc->v.upper[io]);
 }
 
 /* The sums at the physical start p (buf: ST_HDR + LS_N P; tab: 2 n + P),
@@ -214,7 +208,7 @@ static int physical_start(const nlsq__xpcs_view *v, const double *phys, double *
     for (size_t q = 0; q < v->np; q++) {
         double val = (phys && !isnan(phys[q])) ? phys[q] : v->defaults[q];
         if (!isfinite(val)) return NLSQ_EINVAL;
-        p[q] = clampd(val, v->lower[q], v->upper[q]);
+        p[q] = xpcs__clamp(val, v->lower[q], v->upper[q]);
     }
     return 0;
 }

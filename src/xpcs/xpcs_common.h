@@ -67,6 +67,12 @@ XPCS__HIDDEN int nlsq__xpcs_read_upper_rows(struct nlsq_xpcs_file *f,
                                        size_t row0, size_t nrows, double *out, char *err,
                                        size_t es);
 
+/* v clamped into [lo, hi] (NaN stays NaN). */
+static inline double xpcs__clamp(double v, double lo, double hi)
+{
+    return v < lo ? lo : (v > hi ? hi : v);
+}
+
 /* ------------------------------------------------------------------------ */
 /* Random numbers                                                            */
 /* ------------------------------------------------------------------------ */
