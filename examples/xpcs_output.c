@@ -192,6 +192,17 @@ static void json_array(FILE *fp, const double *v, size_t n)
     fputc(']', fp);
 }
 
+/* {"D0": v[0], ...} over the first n physical parameters. */
+static void json_phys(FILE *fp, const double *v, size_t n)
+{
+    fputc('{', fp);
+    for (size_t k = 0; k < n; k++) {
+        fprintf(fp, "%s\"%s\": ", k ? ", " : "", nlsq_xpcs_param_name(k));
+        json_num(fp, v[k]);
+    }
+    fputc('}', fp);
+}
+
 /* Per-angle array t: 0 contrast, 1 offset, 2 contrast errors, 3 offset errors. */
 static void json_angles(FILE *fp, const xpcs_report *r, int t)
 {
@@ -260,22 +271,18 @@ static void json_start(FILE *fp, const xpcs_report *r)
     if (g->ambiguous) {
         fputs(", \"delta_chi2\": ", fp);
         json_num(fp, g->delta_chi2);
-        fputs(", \"alternative\": {", fp);
-        for (size_t k = 0; k < r->np; k++) {
-            fprintf(fp, "%s\"%s\": ", k ? ", " : "", nlsq_xpcs_param_name(k));
-            json_num(fp, g->alt[k]);
-        }
-        fputs("}, \"ambiguity\": ", fp);
+        fputs(", \"alternative\": ", fp);
+        json_phys(fp, g->alt, r->np);
+        fputs(", \"ambiguity\": ", fp);
         json_str(fp, g->message);
     }
     fputc('}', fp);
 }
 
-void xpcs_print_json_object(FILE *fp, const xpcs_report *r)
+/* How the run ended: status, cost, counts, time and the solver phases. */
+static void json_run(FILE *fp, const xpcs_report *r)
 {
-    const fit_xpcs_args *a = r->args;
-    size_t P = r->P, np = r->np;
-    fputs("{\"status\": ", fp);
+    fputs("\"status\": ", fp);
     json_str(fp, nlsq_status_name(r->status));
     fprintf(fp, ", \"status_code\": %d, \"message\": ", r->status);
     json_str(fp, r->message);
@@ -302,6 +309,12 @@ void xpcs_print_json_object(FILE *fp, const xpcs_report *r)
         fputc('}', fp);
     }
     fputc(']', fp);
+}
+
+/* What was fitted: the file, the model and the selection. */
+static void json_selection(FILE *fp, const xpcs_report *r)
+{
+    const fit_xpcs_args *a = r->args;
     fputs(", \"file\": ", fp);
     json_str(fp, a->input);
     fprintf(fp, ", \"mode\": \"%s\", \"method\": \"%s\", \"triangle\": \"%s\", \"q\": ",
@@ -312,22 +325,27 @@ void xpcs_print_json_object(FILE *fp, const xpcs_report *r)
     fputs(", \"dt_source\": ", fp);
     json_str(fp, r->dt_source ? r->dt_source : "");
     fprintf(fp, ", \"frames\": [%zu, %zu], \"phi\": ", r->sel->first_frame, r->sel->last_frame);
-    json_array(fp, r->sel->phi, P);
-    fputs(", \"params\": {", fp);
+    json_array(fp, r->sel->phi, r->P);
+}
+
+/* The fitted values: physical parameters (0 when fixed), their errors, the
+ * names not fitted, and the per-angle contrast and offset. */
+static void json_values(FILE *fp, const xpcs_report *r)
+{
+    double v[NLSQ_XPCS_N_PHYS], e[NLSQ_XPCS_N_PHYS];
     for (size_t k = 0; k < NLSQ_XPCS_N_PHYS; k++) {
-        fprintf(fp, "%s\"%s\": ", k ? ", " : "", nlsq_xpcs_param_name(k));
-        json_num(fp, xpcs_report_phys(r, k));
+        v[k] = xpcs_report_phys(r, k);
+        e[k] = xpcs_report_phys_err(r, k);
     }
-    fputs("}, \"errors\": {", fp);
-    for (size_t k = 0; k < NLSQ_XPCS_N_PHYS; k++) {
-        fprintf(fp, "%s\"%s\": ", k ? ", " : "", nlsq_xpcs_param_name(k));
-        json_num(fp, xpcs_report_phys_err(r, k));
-    }
+    fputs(", \"params\": ", fp);
+    json_phys(fp, v, NLSQ_XPCS_N_PHYS);
+    fputs(", \"errors\": ", fp);
+    json_phys(fp, e, NLSQ_XPCS_N_PHYS);
     /* not fitted: held by --config (lower == upper), and the shear
      * parameters in static mode */
-    fputs("}, \"fixed\": [", fp);
+    fputs(", \"fixed\": [", fp);
     for (size_t k = 0, n = 0; k < NLSQ_XPCS_N_PHYS; k++)
-        if (k >= np || (a->lower[k] == a->upper[k]))
+        if (k >= r->np || (r->args->lower[k] == r->args->upper[k]))
             fprintf(fp, "%s\"%s\"", n++ ? ", " : "", nlsq_xpcs_param_name(k));
     fputc(']', fp);
     static const char *const arrays[4] = {"contrast", "offset", "contrast_errors", "offset_errors"};
@@ -335,45 +353,51 @@ void xpcs_print_json_object(FILE *fp, const xpcs_report *r)
         fprintf(fp, ", \"%s\": ", arrays[t]);
         json_angles(fp, r, t);
     }
-    if (r->have_truth) {
-        fputs(", \"truth\": {\"params\": {", fp);
-        for (size_t k = 0; k < NLSQ_XPCS_N_PHYS; k++) {
-            fprintf(fp, "%s\"%s\": ", k ? ", " : "", nlsq_xpcs_param_name(k));
-            json_num(fp, r->truth_phys[k]);
-        }
-        fputc('}', fp);
-        if (r->truth_contrast && r->truth_offset) {
-            fputs(", \"contrast\": ", fp);
-            json_array(fp, r->truth_contrast, P);
-            fputs(", \"offset\": ", fp);
-            json_array(fp, r->truth_offset, P);
-        }
-        /* deviations (value - truth) / sigma, null where sigma is undetermined */
-        fputs(", \"deviation_sigmas\": {\"params\": {", fp);
-        for (size_t k = 0; k < np; k++) {
-            fprintf(fp, "%s\"%s\": ", k ? ", " : "", nlsq_xpcs_param_name(k));
-            json_num(fp, deviation(r->x[k], r->truth_phys[k], r->err[k]));
-        }
-        fputc('}', fp);
-        if (r->truth_contrast && r->truth_offset) {
-            for (int t = 0; t < 2; t++) {
-                fprintf(fp, ", \"%s\": [", t ? "offset" : "contrast");
-                const double *tv = t ? r->truth_offset : r->truth_contrast;
-                for (size_t k = 0; k < P; k++) {
-                    size_t idx = np + 2 * k + (size_t)t;
-                    if (k) fputs(", ", fp);
-                    json_num(fp, deviation(r->x[idx], tv[k], r->err[idx]));
-                }
-                fputc(']', fp);
-            }
-        }
-        fputs("}}", fp);
+}
+
+/* "truth" of a synthetic file, and the deviations (value - truth) / sigma,
+ * null where sigma is undetermined. */
+static void json_truth(FILE *fp, const xpcs_report *r)
+{
+    const size_t P = r->P, np = r->np;
+    int per_angle = r->truth_contrast && r->truth_offset;
+    fputs(", \"truth\": {\"params\": ", fp);
+    json_phys(fp, r->truth_phys, NLSQ_XPCS_N_PHYS);
+    if (per_angle) {
+        fputs(", \"contrast\": ", fp);
+        json_array(fp, r->truth_contrast, P);
+        fputs(", \"offset\": ", fp);
+        json_array(fp, r->truth_offset, P);
     }
+    double dev[NLSQ_XPCS_N_PHYS] = {0};
+    for (size_t k = 0; k < np; k++) dev[k] = deviation(r->x[k], r->truth_phys[k], r->err[k]);
+    fputs(", \"deviation_sigmas\": {\"params\": ", fp);
+    json_phys(fp, dev, np);
+    for (int t = 0; per_angle && t < 2; t++) {
+        fprintf(fp, ", \"%s\": [", t ? "offset" : "contrast");
+        const double *tv = t ? r->truth_offset : r->truth_contrast;
+        for (size_t k = 0; k < P; k++) {
+            size_t idx = np + 2 * k + (size_t)t;
+            if (k) fputs(", ", fp);
+            json_num(fp, deviation(r->x[idx], tv[k], r->err[idx]));
+        }
+        fputc(']', fp);
+    }
+    fputs("}}", fp);
+}
+
+void xpcs_print_json_object(FILE *fp, const xpcs_report *r)
+{
+    fputc('{', fp);
+    json_run(fp, r);
+    json_selection(fp, r);
+    json_values(fp, r);
+    if (r->have_truth) json_truth(fp, r);
     json_uncertainty(fp, r);
     json_start(fp, r);
-    if (a->resume) {
+    if (r->args->resume) {
         fputs(", \"resumed_from\": ", fp);
-        json_str(fp, a->resume);
+        json_str(fp, r->args->resume);
     }
     fputc('}', fp);
 }
@@ -509,100 +533,144 @@ static char **param_names(const xpcs_report *r)
     return names;
 }
 
-/* /fit/c2_fit/angle_KKK and /fit/c2_residual/angle_KKK, row block by row
- * block: N x N float32, chunks of whole row blocks, gzip. */
-static int write_fit(hid_t fid, const xpcs_report *r, char *err, size_t es)
+size_t xpcs_row_block(size_t N, size_t doubles)
 {
-    const size_t N = r->N;
-    size_t B = (size_t)(1u << 20) / (N ? N : 1);   /* ~8 MiB of float64 per buffer */
+    size_t B = doubles / (N ? N : 1);
     if (B < 1) B = 1;
     if (B > 64) B = 64;
     if (B > N) B = N;
-    double *data = malloc(sizeof(double) * B * N), *fit = malloc(sizeof(double) * B * N);
-    float *f32 = malloc(sizeof(float) * B * N), *r32 = malloc(sizeof(float) * B * N);
-    nlsq_xpcs_g2_rows *g = NULL;
-    int grc = nlsq_xpcs_g2_rows_create(r->cfg, N, r->P, r->sel->phi, r->x, &g);
-    hid_t gfit = -1, gcf = -1, gcr = -1, dcpl = -1, fsp = -1;
+    return B;
+}
+
+int xpcs_report_read_rows(const xpcs_report *r, size_t a, size_t i0, size_t nr, double *data,
+                          const char *what, char *err, size_t es)
+{
+    char rerr[256] = "";
+    if (nlsq_xpcs_read_rows(r->file, r->sel, a, i0, nr, data, rerr, sizeof rerr) == 0) return 0;
+    snprintf(err, es, "%s: %s", what, rerr);
+    return -1;
+}
+
+/* What write_fit streams through: the open groups, the dataset space and
+ * creation properties shared by every angle, and B rows of buffers. */
+typedef struct fit_writer {
+    const xpcs_report *r;
+    nlsq_xpcs_g2_rows *g;
+    hid_t gcf, gcr, fsp, dcpl;
+    size_t B;
+    double *data, *fit;
+    float *f32, *r32;
+} fit_writer;
+
+/* Rows i0..i0+nr-1 of both datasets: the model, and (data - model) / sigma. */
+static int write_fit_block(fit_writer *w, hid_t df, hid_t dr, size_t i0, size_t nr)
+{
+    const size_t N = w->r->N;
+    const double sigma = w->r->cfg->sigma;
+    for (size_t k = 0; k < nr * N; k++) {
+        w->f32[k] = (float)w->fit[k];
+        w->r32[k] = (float)((w->data[k] - w->fit[k]) / sigma);
+    }
+    hsize_t start[2] = {i0, 0}, cnt[2] = {nr, N};
+    hid_t msp = H5Screate_simple(2, cnt, NULL);
+    int ok = msp >= 0 &&
+             H5Sselect_hyperslab(w->fsp, H5S_SELECT_SET, start, NULL, cnt, NULL) >= 0 &&
+             H5Dwrite(df, H5T_NATIVE_FLOAT, msp, w->fsp, H5P_DEFAULT, w->f32) >= 0 &&
+             H5Dwrite(dr, H5T_NATIVE_FLOAT, msp, w->fsp, H5P_DEFAULT, w->r32) >= 0;
+    if (msp >= 0) H5Sclose(msp);
+    return ok ? 0 : -1;
+}
+
+/* /fit/c2_fit/angle_a and /fit/c2_residual/angle_a: 0; 1 when the input
+ * could not be read (err says why); -1 on an HDF5 error. */
+static int write_fit_angle(fit_writer *w, size_t a, char *err, size_t es)
+{
+    const xpcs_report *r = w->r;
+    const size_t N = r->N;
+    char name[32];
+    snprintf(name, sizeof name, "angle_%03zu", a);
+    hid_t df = H5Dcreate2(w->gcf, name, H5T_IEEE_F32LE, w->fsp, H5P_DEFAULT, w->dcpl, H5P_DEFAULT);
+    hid_t dr = H5Dcreate2(w->gcr, name, H5T_IEEE_F32LE, w->fsp, H5P_DEFAULT, w->dcpl, H5P_DEFAULT);
+    int ok = df >= 0 && dr >= 0, rc = 0;
+    hid_t both[2] = {df, dr};
+    for (int k = 0; ok && k < 2; k++)
+        ok = attr_double(both[k], "phi", r->sel->phi[a]) >= 0 &&
+             attr_int(both[k], "angle_index", (long long)a) >= 0;
+    for (size_t i0 = 0; ok && i0 < N; i0 += w->B) {
+        size_t nr = N - i0 < w->B ? N - i0 : w->B;
+        if (xpcs_report_read_rows(r, a, i0, nr, w->data, "reading rows for /fit", err, es) != 0) {
+            rc = 1;
+            break;
+        }
+        nlsq_xpcs_g2_rows_eval(w->g, a, i0, nr, 0, N, w->fit);   /* in range by construction */
+        ok = write_fit_block(w, df, dr, i0, nr) == 0;
+    }
+    if (df >= 0) H5Dclose(df);
+    if (dr >= 0) H5Dclose(dr);
+    return rc ? rc : ok ? 0 : -1;
+}
+
+/* /fit's groups, attributes and the dataset layout shared by every angle:
+ * N x N float32, chunks of whole row blocks, gzip. */
+static int open_fit_groups(hid_t fid, fit_writer *w)
+{
+    const xpcs_report *r = w->r;
+    hid_t gfit = H5Gcreate2(fid, "fit", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    if (gfit < 0) return -1;
+    int ok = attr_double(gfit, "sigma", r->cfg->sigma) >= 0 &&
+             attr_str(gfit, "c2_fit", "model g2 at the fitted parameters, full N x N matrix") >= 0 &&
+             attr_str(gfit, "c2_residual", "(c2_data - c2_fit) / sigma, full N x N matrix "
+                                           "(NaN where the data are not finite)") >= 0 &&
+             attr_int(gfit, "first_frame", (long long)r->sel->first_frame) >= 0;
+    if (ok) {
+        w->gcf = H5Gcreate2(gfit, "c2_fit", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+        w->gcr = H5Gcreate2(gfit, "c2_residual", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+        ok = w->gcf >= 0 && w->gcr >= 0;
+    }
+    H5Gclose(gfit);
+    if (!ok) return -1;
+    hsize_t dims[2] = {r->N, r->N}, chunk[2] = {w->B, r->N};
+    if (chunk[1] > 16384) chunk[1] = 16384;
+    w->fsp = H5Screate_simple(2, dims, NULL);
+    w->dcpl = H5Pcreate(H5P_DATASET_CREATE);
+    if (w->fsp < 0 || w->dcpl < 0 || H5Pset_chunk(w->dcpl, 2, chunk) < 0 ||
+        H5Pset_shuffle(w->dcpl) < 0 || H5Pset_deflate(w->dcpl, 4) < 0)
+        return -1;
+    return 0;
+}
+
+/* /fit/c2_fit/angle_KKK and /fit/c2_residual/angle_KKK, row block by row
+ * block (~8 MiB of float64 per buffer). */
+static int write_fit(hid_t fid, const xpcs_report *r, char *err, size_t es)
+{
+    const size_t N = r->N;
+    fit_writer w = {.r = r, .gcf = -1, .gcr = -1, .fsp = -1, .dcpl = -1};
+    w.B = xpcs_row_block(N, (size_t)1 << 20);
+    w.data = malloc(sizeof(double) * w.B * N);
+    w.fit = malloc(sizeof(double) * w.B * N);
+    w.f32 = malloc(sizeof(float) * w.B * N);
+    w.r32 = malloc(sizeof(float) * w.B * N);
+    int grc = nlsq_xpcs_g2_rows_create(r->cfg, N, r->P, r->sel->phi, r->x, &w.g);
     int rc = -1;
     if (grc != 0) {
         snprintf(err, es, "writing /fit: the model rows: %s", nlsq_xpcs_status_string(grc));
-        goto out;
-    }
-    if (!data || !fit || !f32 || !r32) {
+    } else if (!w.data || !w.fit || !w.f32 || !w.r32) {
         snprintf(err, es, "out of memory writing /fit (N = %zu)", N);
-        goto out;
+    } else {
+        rc = open_fit_groups(fid, &w);
+        for (size_t a = 0; rc == 0 && a < r->P; a++) rc = write_fit_angle(&w, a, err, es);
+        if (rc < 0) snprintf(err, es, "HDF5 error writing /fit");
     }
-    gfit = H5Gcreate2(fid, "fit", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-    if (gfit < 0) goto h5fail;
-    if (attr_double(gfit, "sigma", r->cfg->sigma) < 0 ||
-        attr_str(gfit, "c2_fit", "model g2 at the fitted parameters, full N x N matrix") < 0 ||
-        attr_str(gfit, "c2_residual", "(c2_data - c2_fit) / sigma, full N x N matrix "
-                                      "(NaN where the data are not finite)") < 0 ||
-        attr_int(gfit, "first_frame", (long long)r->sel->first_frame) < 0)
-        goto h5fail;
-    gcf = H5Gcreate2(gfit, "c2_fit", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-    gcr = H5Gcreate2(gfit, "c2_residual", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-    if (gcf < 0 || gcr < 0) goto h5fail;
-    hsize_t dims[2] = {N, N}, chunk[2] = {B, N};
-    if (chunk[1] > 16384) chunk[1] = 16384;
-    fsp = H5Screate_simple(2, dims, NULL);
-    dcpl = H5Pcreate(H5P_DATASET_CREATE);
-    if (fsp < 0 || dcpl < 0 || H5Pset_chunk(dcpl, 2, chunk) < 0 || H5Pset_shuffle(dcpl) < 0 ||
-        H5Pset_deflate(dcpl, 4) < 0)
-        goto h5fail;
-    const double sigma = r->cfg->sigma;
-    for (size_t a = 0; a < r->P; a++) {
-        char name[32];
-        snprintf(name, sizeof name, "angle_%03zu", a);
-        hid_t df = H5Dcreate2(gcf, name, H5T_IEEE_F32LE, fsp, H5P_DEFAULT, dcpl, H5P_DEFAULT);
-        hid_t dr = H5Dcreate2(gcr, name, H5T_IEEE_F32LE, fsp, H5P_DEFAULT, dcpl, H5P_DEFAULT);
-        int ok = df >= 0 && dr >= 0;
-        hid_t both[2] = {df, dr};
-        for (int k = 0; ok && k < 2; k++)
-            ok = attr_double(both[k], "phi", r->sel->phi[a]) >= 0 &&
-                 attr_int(both[k], "angle_index", (long long)a) >= 0;
-        for (size_t i0 = 0; ok && i0 < N; i0 += B) {
-            size_t nr = N - i0 < B ? N - i0 : B;
-            char rerr[256] = "";
-            if (nlsq_xpcs_read_rows(r->file, r->sel, a, i0, nr, data, rerr, sizeof rerr) != 0) {
-                snprintf(err, es, "reading rows for /fit: %s", rerr);
-                H5Dclose(df);
-                H5Dclose(dr);
-                goto out;
-            }
-            nlsq_xpcs_g2_rows_eval(g, a, i0, nr, 0, N, fit);   /* in range by construction */
-            for (size_t k = 0; k < nr * N; k++) {
-                f32[k] = (float)fit[k];
-                r32[k] = (float)((data[k] - fit[k]) / sigma);
-            }
-            hsize_t start[2] = {i0, 0}, cnt[2] = {nr, N};
-            hid_t msp = H5Screate_simple(2, cnt, NULL);
-            ok = msp >= 0 &&
-                 H5Sselect_hyperslab(fsp, H5S_SELECT_SET, start, NULL, cnt, NULL) >= 0 &&
-                 H5Dwrite(df, H5T_NATIVE_FLOAT, msp, fsp, H5P_DEFAULT, f32) >= 0 &&
-                 H5Dwrite(dr, H5T_NATIVE_FLOAT, msp, fsp, H5P_DEFAULT, r32) >= 0;
-            if (msp >= 0) H5Sclose(msp);
-        }
-        if (df >= 0) H5Dclose(df);
-        if (dr >= 0) H5Dclose(dr);
-        if (!ok) goto h5fail;
-    }
-    rc = 0;
-    goto out;
-h5fail:
-    snprintf(err, es, "HDF5 error writing /fit");
-out:
-    if (dcpl >= 0) H5Pclose(dcpl);
-    if (fsp >= 0) H5Sclose(fsp);
-    if (gcr >= 0) H5Gclose(gcr);
-    if (gcf >= 0) H5Gclose(gcf);
-    if (gfit >= 0) H5Gclose(gfit);
-    nlsq_xpcs_g2_rows_free(g);
-    free(data);
-    free(fit);
-    free(f32);
-    free(r32);
-    return rc;
+    if (w.dcpl >= 0) H5Pclose(w.dcpl);
+    if (w.fsp >= 0) H5Sclose(w.fsp);
+    if (w.gcr >= 0) H5Gclose(w.gcr);
+    if (w.gcf >= 0) H5Gclose(w.gcf);
+    nlsq_xpcs_g2_rows_free(w.g);
+    free(w.data);
+    free(w.fit);
+    free(w.f32);
+    free(w.r32);
+    return rc ? -1 : 0;
 }
 
 /* /flags: p strings, the nlsq_param_flags_name of each fit-vector entry. */
@@ -640,19 +708,10 @@ static int write_uncertainty(hid_t fid, const xpcs_report *r, char **names)
     return rc;
 }
 
-static int write_all(hid_t fid, const xpcs_report *r, int save_fit, char *err, size_t es)
+/* Root attributes: what was fitted, and how the run ended. */
+static int write_root_attrs(hid_t fid, const xpcs_report *r)
 {
     const fit_xpcs_args *a = r->args;
-    const size_t p = r->p, P = r->P, np = r->np;
-    char **names = param_names(r);
-    double *tmp = malloc(sizeof(double) * (p * p + 4 * P + 2 * p + 16));
-    hid_t g = -1;
-    int rc = -1;
-    if (!names || !tmp) {
-        snprintf(err, es, "out of memory");
-        goto out;
-    }
-    /* root attributes: the fit */
     if (attr_str(fid, "program", "fit_xpcs") < 0 || attr_int(fid, "format_version", 1) < 0 ||
         attr_str(fid, "input", a->input) < 0 ||
         attr_str(fid, "layout", nlsq_xpcs_layout_of(r->file) == NLSQ_XPCS_LAYOUT_APS_OLD
@@ -666,7 +725,7 @@ static int write_all(hid_t fid, const xpcs_report *r, int save_fit, char *err, s
         attr_double(fid, "reduced_chi2", r->reduced_chi2) < 0 ||
         attr_int(fid, "n_rows", (long long)r->n_rows) < 0 ||
         attr_int(fid, "n_excluded", (long long)r->n_excluded) < 0 ||
-        attr_int(fid, "n_params", (long long)p) < 0 || attr_double(fid, "dof", r->dof) < 0 ||
+        attr_int(fid, "n_params", (long long)r->p) < 0 || attr_double(fid, "dof", r->dof) < 0 ||
         attr_int(fid, "iterations", (long long)r->iterations) < 0 ||
         attr_str(fid, "status", nlsq_status_name(r->status)) < 0 ||
         attr_int(fid, "status_code", r->status) < 0 || attr_str(fid, "message", r->message) < 0 ||
@@ -675,20 +734,24 @@ static int write_all(hid_t fid, const xpcs_report *r, int save_fit, char *err, s
         attr_str(fid, "triangle", triangle_name(r)) < 0 ||
         attr_int(fid, "include_diagonal", a->include_diagonal) < 0 ||
         attr_str(fid, "resumed_from", a->resume ? a->resume : "") < 0)
-        goto h5fail;
+        return -1;
+    return 0;
+}
 
-    /* the fit vector */
+/* The fit vector: q, phi, names, values, sigmas, the covariance and the
+ * per-angle contrast and offset; tmp holds p * p + 4 P doubles. */
+static int write_fit_vector(hid_t fid, const xpcs_report *r, char **names, double *tmp)
+{
+    const size_t p = r->p, P = r->P, np = r->np;
     hid_t ds;
     if ((ds = dset_doubles(fid, "q", 0, NULL, &r->sel->q)) < 0 || attr_str(ds, "unit", "1/A") < 0 ||
         H5Dclose(ds) < 0)
-        goto h5fail;
+        return -1;
     if (put_doubles(fid, "phi", P, r->sel->phi) < 0 || put_strs(fid, "names", (const char *const *)names, p) < 0 ||
         put_doubles(fid, "values", p, r->x) < 0 || put_doubles(fid, "sigmas", p, r->err) < 0)
-        goto h5fail;
-    {
-        hid_t dsp = H5Dopen2(fid, "phi", H5P_DEFAULT);
-        if (dsp < 0 || attr_str(dsp, "unit", "degrees") < 0 || H5Dclose(dsp) < 0) goto h5fail;
-    }
+        return -1;
+    hid_t dsp = H5Dopen2(fid, "phi", H5P_DEFAULT);
+    if (dsp < 0 || attr_str(dsp, "unit", "degrees") < 0 || H5Dclose(dsp) < 0) return -1;
     for (size_t k = 0; k < p * p; k++) tmp[k] = r->cov ? r->cov[k] : NAN;
     hsize_t dc[2] = {p, p};
     if ((ds = dset_doubles(fid, "covariance", 2, dc, tmp)) < 0 ||
@@ -696,7 +759,7 @@ static int write_all(hid_t fid, const xpcs_report *r, int save_fit, char *err, s
         attr_int(ds, "available", r->cov != NULL) < 0 ||
         attr_str(ds, "definition", "2 cost / dof (J^T J)^-1, dof = n_rows - n_excluded - n_params") < 0 ||
         H5Dclose(ds) < 0)
-        goto h5fail;
+        return -1;
     double *con = tmp, *off = tmp + P, *ces = tmp + 2 * P, *oes = tmp + 3 * P;
     for (size_t k = 0; k < P; k++) {
         con[k] = r->x[np + 2 * k];
@@ -706,24 +769,30 @@ static int write_all(hid_t fid, const xpcs_report *r, int save_fit, char *err, s
     }
     if (put_doubles(fid, "contrast", P, con) < 0 || put_doubles(fid, "offset", P, off) < 0 ||
         put_doubles(fid, "contrast_sigma", P, ces) < 0 || put_doubles(fid, "offset_sigma", P, oes) < 0)
-        goto h5fail;
+        return -1;
+    return 0;
+}
 
-    /* /params: one scalar per physical parameter */
-    g = H5Gcreate2(fid, "params", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-    if (g < 0) goto h5fail;
+/* /params: one scalar per physical parameter (unit, sigma, fixed). */
+static int write_params(hid_t g, const xpcs_report *r, int unused)
+{
+    (void)unused;
     for (size_t k = 0; k < NLSQ_XPCS_N_PHYS; k++) {
         double v = xpcs_report_phys(r, k);
+        hid_t ds;
         if ((ds = dset_doubles(g, nlsq_xpcs_param_name(k), 0, NULL, &v)) < 0 ||
             attr_str(ds, "unit", nlsq_xpcs_param_unit(k)) < 0 ||
             attr_double(ds, "sigma", xpcs_report_phys_err(r, k)) < 0 ||
-            attr_int(ds, "fixed", k >= np) < 0 || H5Dclose(ds) < 0)
-            goto h5fail;
+            attr_int(ds, "fixed", k >= r->np) < 0 || H5Dclose(ds) < 0)
+            return -1;
     }
-    H5Gclose(g);
+    return 0;
+}
 
-    /* /options: the command line that produced this */
-    g = H5Gcreate2(fid, "options", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-    if (g < 0) goto h5fail;
+/* /options: the command line that produced this file. */
+static int write_options(hid_t g, const xpcs_report *r, int save_fit)
+{
+    const fit_xpcs_args *a = r->args;
     char frames[64];
     if (a->have_frames && a->last != SIZE_MAX) snprintf(frames, sizeof frames, "%zu:%zu", a->first, a->last);
     else if (a->have_frames) snprintf(frames, sizeof frames, "%zu:", a->first);
@@ -742,29 +811,55 @@ static int write_all(hid_t fid, const xpcs_report *r, int save_fit, char *err, s
         attr_int(g, "checkpoint_every", (long long)a->checkpoint_every) < 0 ||
         attr_str(g, "resume", a->resume ? a->resume : "") < 0 ||
         attr_int(g, "save_fit", save_fit) < 0)
-        goto h5fail;
-    H5Gclose(g);
-    g = -1;
+        return -1;
+    return 0;
+}
 
-    /* /truth (synthetic files) */
-    if (r->have_truth) {
-        g = H5Gcreate2(fid, "truth", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-        if (g < 0 || put_doubles(g, "params", NLSQ_XPCS_N_PHYS, r->truth_phys) < 0) goto h5fail;
-        if (r->truth_contrast && r->truth_offset &&
-            (put_doubles(g, "contrast", P, r->truth_contrast) < 0 ||
-             put_doubles(g, "offset", P, r->truth_offset) < 0))
-            goto h5fail;
-        H5Gclose(g);
-        g = -1;
+/* /truth (synthetic files): the physical parameters, and per angle when known. */
+static int write_truth(hid_t g, const xpcs_report *r, int unused)
+{
+    (void)unused;
+    if (put_doubles(g, "params", NLSQ_XPCS_N_PHYS, r->truth_phys) < 0) return -1;
+    if (r->truth_contrast && r->truth_offset &&
+        (put_doubles(g, "contrast", r->P, r->truth_contrast) < 0 ||
+         put_doubles(g, "offset", r->P, r->truth_offset) < 0))
+        return -1;
+    return 0;
+}
+
+/* A new group `name` under fid filled by fill(g, r, arg); the group is
+ * closed whatever happens. */
+static int write_group(hid_t fid, const char *name, int (*fill)(hid_t, const xpcs_report *, int),
+                       const xpcs_report *r, int arg)
+{
+    hid_t g = H5Gcreate2(fid, name, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    if (g < 0) return -1;
+    int rc = fill(g, r, arg);
+    H5Gclose(g);
+    return rc;
+}
+
+static int write_all(hid_t fid, const xpcs_report *r, int save_fit, char *err, size_t es)
+{
+    const size_t p = r->p, P = r->P;
+    char **names = param_names(r);
+    double *tmp = malloc(sizeof(double) * (p * p + 4 * P + 2 * p + 16));
+    int rc = -1;
+    if (!names || !tmp) {
+        snprintf(err, es, "out of memory");
+        goto out;
     }
-    if (write_uncertainty(fid, r, names) < 0) goto h5fail;
+    if (write_root_attrs(fid, r) < 0 || write_fit_vector(fid, r, names, tmp) < 0 ||
+        write_group(fid, "params", write_params, r, 0) < 0 ||
+        write_group(fid, "options", write_options, r, save_fit) < 0 ||
+        (r->have_truth && write_group(fid, "truth", write_truth, r, 0) < 0) ||
+        write_uncertainty(fid, r, names) < 0) {
+        snprintf(err, es, "HDF5 error while writing the result");
+        goto out;
+    }
     if (save_fit && write_fit(fid, r, err, es) != 0) goto out;
     rc = 0;
-    goto out;
-h5fail:
-    snprintf(err, es, "HDF5 error while writing the result");
 out:
-    if (g >= 0) H5Gclose(g);
     free(names);
     free(tmp);
     return rc;

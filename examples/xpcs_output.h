@@ -53,6 +53,14 @@ double xpcs_report_phys(const xpcs_report *r, size_t k);
 /** Its error: fitted error (NAN = undetermined) or 0 when fixed. */
 double xpcs_report_phys_err(const xpcs_report *r, size_t k);
 
+/** Rows per block when streaming the N x N matrix of one angle: about
+ *  `doubles` float64 values per block, 1 to 64 rows, at most N. */
+size_t xpcs_row_block(size_t N, size_t doubles);
+/** Rows i0 .. i0+nr-1 of angle a of the report's input into data (nr x N);
+ *  0, or -1 with "WHAT: the reader's reason" in err. */
+int xpcs_report_read_rows(const xpcs_report *r, size_t a, size_t i0, size_t nr, double *data,
+                          const char *what, char *err, size_t err_size);
+
 void xpcs_print_table(FILE *fp, const xpcs_report *r);
 void xpcs_print_json(FILE *fp, const xpcs_report *r);
 

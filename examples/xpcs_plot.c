@@ -428,10 +428,7 @@ static int stream_angle(const xpcs_report *r, const nlsq_xpcs_g2_rows *g, size_t
                         char *err, size_t es)
 {
     const size_t N = r->N;
-    size_t B = (size_t)(1u << 19) / (N ? N : 1);
-    if (B < 1) B = 1;
-    if (B > 64) B = 64;
-    if (B > N) B = N;
+    size_t B = xpcs_row_block(N, (size_t)1 << 19);
     double *data = malloc(sizeof(double) * B * N), *fit = malloc(sizeof(double) * N);
     if (!data || !fit) {
         free(data);
@@ -442,9 +439,7 @@ static int stream_angle(const xpcs_report *r, const nlsq_xpcs_g2_rows *g, size_t
     const double sigma = r->cfg->sigma;
     for (size_t i0 = 0; i0 < N; i0 += B) {
         size_t nr = N - i0 < B ? N - i0 : B;
-        char rerr[256] = "";
-        if (nlsq_xpcs_read_rows(r->file, r->sel, a, i0, nr, data, rerr, sizeof rerr) != 0) {
-            snprintf(err, es, "--plot: %s", rerr);
+        if (xpcs_report_read_rows(r, a, i0, nr, data, "--plot", err, es) != 0) {
             free(data);
             free(fit);
             return -1;
@@ -630,24 +625,31 @@ static double nice_step(double range, int target)
     return nf * mag;
 }
 
-/* curves: n_angles x N means (data then fit), NAN where empty. */
-static int g2_figure(const char *path, const xpcs_report *r, const size_t *angles,
-                     size_t n_angles, const double *mdata, const double *mfit, char *err,
-                     size_t es)
+/* The g2 plot's frame: a log10 lag axis xmin..xmax and a g2 axis lo..hi
+ * mapped onto the PW x PH panel at (L, T). */
+typedef struct g2_axes {
+    int L, T, PW, PH;
+    double xmin, xmax, lo, hi;
+} g2_axes;
+
+static int g2_xp(const g2_axes *ax, double lx)
 {
-    const size_t N = r->N;
-    const double dt = r->cfg->dt;
-    const int W = 1000, H = 640, L = MARGIN + 120, T = MARGIN + 50, PW = 600, PH = H - T - 90;
-    canvas c;
-    if (canvas_init(&c, W, H) != 0) {
-        snprintf(err, es, "--plot: out of memory");
-        return -1;
-    }
-    double xmin = log10(dt), xmax = log10(dt * (double)(N > 2 ? N - 1 : 10));
-    if (!(xmax > xmin)) xmax = xmin + 1;
+    return ax->L + (int)lround((lx - ax->xmin) / (ax->xmax - ax->xmin) * (ax->PW - 1));
+}
+
+static int g2_yp(const g2_axes *ax, double v)
+{
+    return ax->T + ax->PH - 1 - (int)lround((v - ax->lo) / (ax->hi - ax->lo) * (ax->PH - 1));
+}
+
+/* The g2 range of the curves (lag 0 aside: it is not on a log axis), padded
+ * by 5%; 0.9..1.1 when nothing is finite. */
+static void g2_range(g2_axes *ax, size_t N, size_t n_curves, const double *mdata,
+                     const double *mfit)
+{
     double lo = INFINITY, hi = -INFINITY;
-    for (size_t k = 0; k < n_angles * N; k++) {
-        if (k % N == 0) continue;   /* lag 0 is not on a log axis */
+    for (size_t k = 0; k < n_curves * N; k++) {
+        if (k % N == 0) continue;
         double v[2] = {mdata[k], mfit[k]};
         for (int t = 0; t < 2; t++)
             if (isfinite(v[t])) {
@@ -658,78 +660,110 @@ static int g2_figure(const char *path, const xpcs_report *r, const size_t *angle
     if (!isfinite(lo)) { lo = 0.9; hi = 1.1; }
     if (!(hi > lo)) { lo -= 0.05; hi += 0.05; }
     double pad = 0.05 * (hi - lo);
-    lo -= pad;
-    hi += pad;
-#define XP(lx) (L + (int)lround(((lx) - xmin) / (xmax - xmin) * (PW - 1)))
-#define YP(v) (T + PH - 1 - (int)lround(((v) - lo) / (hi - lo) * (PH - 1)))
+    ax->lo = lo - pad;
+    ax->hi = hi + pad;
+}
+
+/* Grid, ticks and labels: x decades with minor ticks and the axis ends
+ * (unless a decade label is close), y in nice steps. */
+static void g2_draw_axes(canvas *c, const g2_axes *ax)
+{
+    const int L = ax->L, T = ax->T, PW = ax->PW, PH = ax->PH;
+    const double xmin = ax->xmin, xmax = ax->xmax, lo = ax->lo, hi = ax->hi;
     char b1[64];
-    snprintf(b1, sizeof b1, "G2 VERSUS LAG (MEAN ALONG DIAGONALS)   Q = %.4g 1/A", r->sel->q);
-    text(&c, MARGIN, MARGIN, b1, TS, BLACK);
-    /* grid and ticks: x decades, y nice steps */
     for (int e = (int)floor(xmin); e <= (int)ceil(xmax); e++) {
         if (e < xmin - 1e-9 || e > xmax + 1e-9) continue;
-        int px = XP((double)e);
-        line(&c, px, T, px, T + PH - 1, LIGHT, 1);
-        line(&c, px, T + PH, px, T + PH + 6, BLACK, 1);
+        int px = g2_xp(ax, (double)e);
+        line(c, px, T, px, T + PH - 1, LIGHT, 1);
+        line(c, px, T + PH, px, T + PH + 6, BLACK, 1);
         snprintf(b1, sizeof b1, "1E%d", e);
-        text_c(&c, px, T + PH + 12, b1, TS, BLACK);
+        text_c(c, px, T + PH + 12, b1, TS, BLACK);
         for (int m = 2; m < 10; m++) {   /* minor ticks */
             double lx = e + log10((double)m);
             if (lx > xmax) break;
-            if (lx >= xmin) line(&c, XP(lx), T + PH, XP(lx), T + PH + 3, BLACK, 1);
+            if (lx >= xmin) line(c, g2_xp(ax, lx), T + PH, g2_xp(ax, lx), T + PH + 3, BLACK, 1);
         }
     }
-    /* the ends of the lag axis, unless a decade label is close */
     for (int end = 0; end < 2; end++) {
         double lx = end ? xmax : xmin;
         double near = end ? floor(xmax + 1e-9) : ceil(xmin - 1e-9);
-        if (abs(XP(near) - XP(lx)) < 70 && near >= xmin - 1e-9 && near <= xmax + 1e-9) continue;
-        line(&c, XP(lx), T + PH, XP(lx), T + PH + 6, BLACK, 1);
+        if (abs(g2_xp(ax, near) - g2_xp(ax, lx)) < 70 && near >= xmin - 1e-9 && near <= xmax + 1e-9)
+            continue;
+        line(c, g2_xp(ax, lx), T + PH, g2_xp(ax, lx), T + PH + 6, BLACK, 1);
         fmt_num(b1, sizeof b1, pow(10, lx));
-        text_c(&c, XP(lx), T + PH + 12, b1, TS, GREY);
+        text_c(c, g2_xp(ax, lx), T + PH + 12, b1, TS, GREY);
     }
     double st = nice_step(hi - lo, 5);
     for (double v = ceil(lo / st) * st; v <= hi + 1e-12 * fabs(hi); v += st) {
-        int py = YP(v);
-        line(&c, L, py, L + PW - 1, py, LIGHT, 1);
-        line(&c, L - 6, py, L - 1, py, BLACK, 1);
+        int py = g2_yp(ax, v);
+        line(c, L, py, L + PW - 1, py, LIGHT, 1);
+        line(c, L - 6, py, L - 1, py, BLACK, 1);
         fmt_num(b1, sizeof b1, fabs(v) < 1e-12 * st ? 0.0 : v);
-        text_r(&c, L - 10, py - text_height(TS) / 2, b1, TS, BLACK);
+        text_r(c, L - 10, py - text_height(TS) / 2, b1, TS, BLACK);
     }
-    rect_outline(&c, L, T, PW, PH, BLACK);
-    text_c(&c, L + PW / 2, T + PH + 44, "LAG [S]", TS, BLACK);
-    text_r(&c, L - 10, T - text_height(TS) - 12, "G2", TS, BLACK);
-    /* curves */
-    for (size_t s = 0; s < n_angles; s++) {
-        rgb col = palette[s % 10];
-        const double *md = mdata + s * N, *mf = mfit + s * N;
-        int have = 0, px0 = 0, py0 = 0;
-        for (size_t d = 1; d < N; d++) {
-            if (!isfinite(mf[d])) continue;
-            int px = XP(log10(dt * (double)d)), py = YP(mf[d]);
-            if (have) line(&c, px0, py0, px, py, col, 2);
-            px0 = px;
-            py0 = py;
-            have = 1;
-        }
-        for (size_t d = 1; d < N; d++) {
-            if (!isfinite(md[d])) continue;
-            int px = XP(log10(dt * (double)d)), py = YP(md[d]);
-            rect_outline(&c, px - 1, py - 1, 3, 3, col);
-        }
-        /* legend */
-        int ly = T + 10 + (int)s * (text_height(TS) + 10);
-        if (ly > T + PH - 40) continue;
-        fill_rect(&c, L + PW + 20, ly + 2, 24, 4, col);
-        rect_outline(&c, L + PW + 20 + 9, ly + 9, 5, 5, col);
-        snprintf(b1, sizeof b1, "%zu: PHI %.4g", angles[s], r->sel->phi[angles[s]]);
-        text(&c, L + PW + 52, ly, b1, TS, BLACK);
+    rect_outline(c, L, T, PW, PH, BLACK);
+    text_c(c, L + PW / 2, T + PH + 44, "LAG [S]", TS, BLACK);
+    text_r(c, L - 10, T - text_height(TS) - 12, "G2", TS, BLACK);
+}
+
+/* Curve s: the fit as a line, the data as boxes, and its legend entry. */
+static void g2_draw_curve(canvas *c, const g2_axes *ax, const xpcs_report *r, size_t s,
+                          size_t angle, const double *md, const double *mf)
+{
+    const size_t N = r->N;
+    const double dt = r->cfg->dt;
+    rgb col = palette[s % 10];
+    int have = 0, px0 = 0, py0 = 0;
+    for (size_t d = 1; d < N; d++) {
+        if (!isfinite(mf[d])) continue;
+        int px = g2_xp(ax, log10(dt * (double)d)), py = g2_yp(ax, mf[d]);
+        if (have) line(c, px0, py0, px, py, col, 2);
+        px0 = px;
+        py0 = py;
+        have = 1;
     }
-    int ly = T + PH - 2 * text_height(TS) - 14;
-    text(&c, L + PW + 20, ly, "BOXES: DATA", TS, GREY);
-    text(&c, L + PW + 20, ly + text_height(TS) + 8, "LINES: FIT", TS, GREY);
-#undef XP
-#undef YP
+    for (size_t d = 1; d < N; d++) {
+        if (!isfinite(md[d])) continue;
+        int px = g2_xp(ax, log10(dt * (double)d)), py = g2_yp(ax, md[d]);
+        rect_outline(c, px - 1, py - 1, 3, 3, col);
+    }
+    int ly = ax->T + 10 + (int)s * (text_height(TS) + 10);
+    if (ly > ax->T + ax->PH - 40) return;
+    char b1[64];
+    fill_rect(c, ax->L + ax->PW + 20, ly + 2, 24, 4, col);
+    rect_outline(c, ax->L + ax->PW + 20 + 9, ly + 9, 5, 5, col);
+    snprintf(b1, sizeof b1, "%zu: PHI %.4g", angle, r->sel->phi[angle]);
+    text(c, ax->L + ax->PW + 52, ly, b1, TS, BLACK);
+}
+
+/* curves: n_angles x N means (data then fit), NAN where empty. */
+static int g2_figure(const char *path, const xpcs_report *r, const size_t *angles,
+                     size_t n_angles, const double *mdata, const double *mfit, char *err,
+                     size_t es)
+{
+    const size_t N = r->N;
+    const double dt = r->cfg->dt;
+    const int W = 1000, H = 640;
+    g2_axes ax = {.L = MARGIN + 120, .T = MARGIN + 50, .PW = 600};
+    ax.PH = H - ax.T - 90;
+    canvas c;
+    if (canvas_init(&c, W, H) != 0) {
+        snprintf(err, es, "--plot: out of memory");
+        return -1;
+    }
+    ax.xmin = log10(dt);
+    ax.xmax = log10(dt * (double)(N > 2 ? N - 1 : 10));
+    if (!(ax.xmax > ax.xmin)) ax.xmax = ax.xmin + 1;
+    g2_range(&ax, N, n_angles, mdata, mfit);
+    char b1[64];
+    snprintf(b1, sizeof b1, "G2 VERSUS LAG (MEAN ALONG DIAGONALS)   Q = %.4g 1/A", r->sel->q);
+    text(&c, MARGIN, MARGIN, b1, TS, BLACK);
+    g2_draw_axes(&c, &ax);
+    for (size_t s = 0; s < n_angles; s++)
+        g2_draw_curve(&c, &ax, r, s, angles[s], mdata + s * N, mfit + s * N);
+    int ly = ax.T + ax.PH - 2 * text_height(TS) - 14;
+    text(&c, ax.L + ax.PW + 20, ly, "BOXES: DATA", TS, GREY);
+    text(&c, ax.L + ax.PW + 20, ly + text_height(TS) + 8, "LINES: FIT", TS, GREY);
     int rc = write_png(path, &c, err, es);
     canvas_free(&c);
     return rc;
