@@ -93,6 +93,47 @@ static int takes_value(const char *opt)
     return 0;
 }
 
+/* Option `name` (--NAME, one that takes_value) set to val: 0, or the exit
+ * code 2 after one line on stderr. */
+static int set_option(nlsq_xpcs_synth_spec *sp, const char *name, const char *val)
+{
+    const char *opt = name + 2;
+    int ok = 0;
+    if (strcmp(opt, "layout") == 0) {
+        ok = 1;
+        if (strcmp(val, "aps-u") == 0) sp->layout = NLSQ_XPCS_LAYOUT_APS_U;
+        else if (strcmp(val, "aps-old") == 0) sp->layout = NLSQ_XPCS_LAYOUT_APS_OLD;
+        else return bad("--layout must be aps-u or aps-old, not '%s'", val);
+    } else if (strcmp(opt, "frames") == 0) {
+        ok = parse_size(val, &sp->n_frames) == 0 && sp->n_frames >= 1;
+    } else if (strcmp(opt, "angles") == 0) {
+        ok = parse_size(val, &sp->n_angles) == 0 && sp->n_angles >= 1;
+    } else if (strcmp(opt, "empty-angle") == 0) {
+        ok = parse_size(val, &sp->empty_angle) == 0;
+        sp->empty_bin = 1;
+    } else if (strcmp(opt, "extra-q") == 0) {
+        ok = parse_size(val, &sp->n_extra_q) == 0;
+    } else if (strcmp(opt, "k0") == 0) {
+        ok = parse_size(val, &sp->k0) == 0;
+    } else if (strcmp(opt, "seed") == 0) {
+        ok = parse_u64(val, &sp->seed) == 0;
+    } else if (strcmp(opt, "q") == 0) {
+        ok = parse_double(val, &sp->q) == 0 && sp->q > 0;
+    } else if (strcmp(opt, "gap") == 0) {
+        ok = parse_double(val, &sp->gap) == 0;
+    } else if (strcmp(opt, "dt") == 0) {
+        ok = parse_double(val, &sp->dt) == 0 && sp->dt > 0;
+    } else if (strcmp(opt, "frame-share") == 0) {
+        ok = parse_double(val, &sp->frame_share) == 0 && sp->frame_share >= 0 && sp->frame_share <= 1;
+    } else if (strcmp(opt, "noise") == 0) {
+        ok = parse_double(val, &sp->noise_sigma) == 0 && sp->noise_sigma >= 0;
+    } else {
+        for (int k = 0; k < NLSQ_XPCS_N_PHYS; k++)
+            if (strcmp(opt, phys_names[k]) == 0) ok = parse_double(val, &sp->params[k]) == 0;
+    }
+    return ok ? 0 : bad("bad value '%s' for %s", val, name);
+}
+
 int main(int argc, char **argv)
 {
     nlsq_xpcs_synth_spec s;
@@ -136,40 +177,8 @@ int main(int argc, char **argv)
             val = argv[++i];
         }
 
-        int ok = 0;
-        if (strcmp(opt, "layout") == 0) {
-            ok = 1;
-            if (strcmp(val, "aps-u") == 0) s.layout = NLSQ_XPCS_LAYOUT_APS_U;
-            else if (strcmp(val, "aps-old") == 0) s.layout = NLSQ_XPCS_LAYOUT_APS_OLD;
-            else return bad("--layout must be aps-u or aps-old, not '%s'", val);
-        } else if (strcmp(opt, "frames") == 0) {
-            ok = parse_size(val, &s.n_frames) == 0 && s.n_frames >= 1;
-        } else if (strcmp(opt, "angles") == 0) {
-            ok = parse_size(val, &s.n_angles) == 0 && s.n_angles >= 1;
-        } else if (strcmp(opt, "empty-angle") == 0) {
-            ok = parse_size(val, &s.empty_angle) == 0;
-            s.empty_bin = 1;
-        } else if (strcmp(opt, "extra-q") == 0) {
-            ok = parse_size(val, &s.n_extra_q) == 0;
-        } else if (strcmp(opt, "k0") == 0) {
-            ok = parse_size(val, &s.k0) == 0;
-        } else if (strcmp(opt, "seed") == 0) {
-            ok = parse_u64(val, &s.seed) == 0;
-        } else if (strcmp(opt, "q") == 0) {
-            ok = parse_double(val, &s.q) == 0 && s.q > 0;
-        } else if (strcmp(opt, "gap") == 0) {
-            ok = parse_double(val, &s.gap) == 0;
-        } else if (strcmp(opt, "dt") == 0) {
-            ok = parse_double(val, &s.dt) == 0 && s.dt > 0;
-        } else if (strcmp(opt, "frame-share") == 0) {
-            ok = parse_double(val, &s.frame_share) == 0 && s.frame_share >= 0 && s.frame_share <= 1;
-        } else if (strcmp(opt, "noise") == 0) {
-            ok = parse_double(val, &s.noise_sigma) == 0 && s.noise_sigma >= 0;
-        } else {
-            for (int k = 0; k < NLSQ_XPCS_N_PHYS; k++)
-                if (strcmp(opt, phys_names[k]) == 0) ok = parse_double(val, &s.params[k]) == 0;
-        }
-        if (!ok) return bad("bad value '%s' for %s", val, name);
+        int e = set_option(&s, name, val);
+        if (e) return e;
     }
     if (!out) return bad("missing output file OUT.h5");
 
