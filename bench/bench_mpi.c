@@ -164,7 +164,7 @@ int main(int argc, char **argv)
     size_t m, rb, re;
     if (file) {
         /* A file's matrices are symmetric: the model presents each pair
-         * once, weighted (m = its rows, n_obs = both triangles).  Streaming
+         * once, weighted (m = its rows, observations = both triangles).  Streaming
          * reads nothing at creation. */
         if (nlsq_xpcs_model_create(&src, &cfg, &model, err, sizeof err) != 0) {
             fprintf(stderr, "bench_mpi: %s\n", err);
@@ -283,7 +283,7 @@ int main(int argc, char **argv)
                    "\"method\":\"%s\",\"data_s\":%.3f,\"init_s\":%.3f,\"fit_s\":%.3f,"
                    "\"iterations\":%zu,\"n_jac\":%zu,\"n_eval\":%zu,\"rows_per_s\":%.4g,"
                    "\"reduces\":%llu,\"reduce_s\":%.3f,\"vmhwm_mib\":[",
-                   size, threads, file ? "file" : "memory", m, pb.n_obs ? pb.n_obs : m, p, method,
+                   size, threads, file ? "file" : "memory", m, nlsq_xpcs_model_n_rows(model), p, method,
                    t_data_max, t_init,
                    t_fit, res.iterations, res.n_jac, res.n_eval, rows_s,
                    (unsigned long long)(st.n_reduce - st0.n_reduce), st.wait_s - st0.wait_s);
@@ -296,7 +296,7 @@ int main(int argc, char **argv)
             printf("bench_mpi: %d rank%s x %d thread%s, %s data, m = %zu rows (%zu observations),"
                    " p = %zu, %s\n", size, size == 1 ? "" : "s", threads, threads == 1 ? "" : "s",
                    file ? "file (streamed)" : "in-memory (streamed, own rows only)", m,
-                   pb.n_obs ? pb.n_obs : m, p, method);
+                   nlsq_xpcs_model_n_rows(model), p, method);
             printf("  data %.2f s (slowest rank), start point %.2f s, fit %.2f s: %s, %zu iterations,"
                    " %zu + %zu passes, %.3g rows/s per pass\n", t_data_max, t_init, t_fit,
                    nlsq_status_name(status), res.iterations, res.n_jac, res.n_eval, rows_s);

@@ -34,13 +34,12 @@
  * would have; it keeps checkpointing to FILE unless --checkpoint names
  * another.
  *
- * Statistics.  Non-finite data entries are excluded by the model (zero
- * residual and Jacobian row) but are still rows of the problem, so the
- * solver's s^2 = 2 cost / (m - p) counts them.  This program uses the true
- * degrees of freedom dof = m - n_excluded - p:
- *     reduced_chi2 = 2 cost / dof,
- *     covariance  = solver covariance * (m - p) / dof   (= 2 cost/dof (J^T J)^-1),
- * and errors are the square roots of the diagonal (null where undetermined).
+ * Statistics are the library's: non-finite data entries are excluded by the
+ * model (zero residual and Jacobian row, no observation), so the solver
+ * counts dof = observations used - free parameters (res.n_obs, res.dof),
+ * reduced_chi2 = 2 cost / dof and the covariance 2 cost/dof (J^T J)^-1; the
+ * errors are the square roots of its diagonal (null where undetermined) and
+ * n_excluded is the model's observations minus those used.
  *
  * Static mode fits D0, alpha, D_offset only; the JSON still has all 7 keys in
  * "params" and "errors": the shear parameters are reported as fixed at 0
@@ -359,7 +358,7 @@ typedef struct fit_state {
     int status, have_cov;
     double seconds;
     size_t m_rows, n_excl;
-    double dof;                 /* m - n_excluded - free parameters */
+    double dof;                 /* the library's: observations used - free parameters */
 } fit_state;
 
 static void fit_state_free(fit_state *s)
@@ -567,10 +566,16 @@ static int solve(fit_state *s)
         int filled = 0;
         for (size_t k = 0; k < p && !filled; k++)
             if (!isnan(s->cov[k * p + k])) filled = 1;
-        if (!filled) {
+        if (!filled) {   /* its degrees of freedom are those of the same rows */
             nlsq_result cres;
             memset(&cres, 0, sizeof cres);
             filled = nlsq_covariance(&s->pb, &s->opt, s->x, s->cov, &cres) >= 0;
+            if (filled && !s->res.n_obs) {
+                s->res.n_obs = cres.n_obs;
+                s->res.n_free = cres.n_free;
+                s->res.dof = cres.dof;
+                s->res.reduced_chi2 = cres.dof > 0 ? 2.0 * s->res.cost / cres.dof : NAN;
+            }
         }
         s->have_cov = filled;
     }
@@ -578,28 +583,24 @@ static int solve(fit_state *s)
     return solve_errors(s);
 }
 
-/* Stage "statistics": the degrees of freedom, the covariance scaled to them
- * (or the robust one), the errors, the flags, the profile intervals. */
+/* Stage "statistics": the library's degrees of freedom and scaled
+ * covariance (or the robust one), the errors, the flags, the profile
+ * intervals. */
 static int statistics(fit_state *s)
 {
     const fit_xpcs_args *a = s->a;
     size_t p = s->p;
     char err[512] = "";
-    const fit_xpcs_backend *be = s->run->be;
     s->m_rows = nlsq_xpcs_model_n_rows(s->m);
-    s->n_excl = be->n_excluded(be->self, s->m);
-    /* fixed parameters (lower == upper) are not parameters of the fit */
-    size_t p_free = p - s->res.n_fixed;
-    s->dof = (double)s->m_rows - (double)s->n_excl - (double)p_free;
+    /* the observations the model's rows declared in the solver's passes
+     * (none when no pass over all rows ended: the model's own count) */
+    s->n_excl = s->res.n_obs ? s->m_rows - s->res.n_obs : nlsq_xpcs_model_n_excluded(s->m);
+    s->dof = s->res.dof;
     if (s->dof < 0)   /* fewer usable data than free parameters: bad input, not "not converged" */
         return bad_input(s->run, "%s: only %zu usable data points (%zu, of which %zu not finite) "
-                         "for %zu free parameters", a->input, s->m_rows - s->n_excl, s->m_rows,
-                         s->n_excl, p_free);
+                         "for %zu free parameters", a->input, s->res.n_obs, s->m_rows,
+                         s->n_excl, s->res.n_free);
     int cov_ok = s->have_cov && s->dof > 0;
-    /* The solver scaled by 2 cost / (m - p_free); rescale to 2 cost / dof. */
-    double cscale = ((double)s->m_rows - (double)p_free) / s->dof;
-    if (cov_ok)
-        for (size_t k = 0; k < p * p; k++) s->cov[k] *= cscale;
     if (cov_ok && a->errors == FIT_XPCS_ERRORS_ROBUST &&
         xpcs_robust_covariance(s->m, &s->pb, &s->opt, s->x, s->cov, err, sizeof err) != 0)
         return bad_input(s->run, "%s: %s", a->input, err);
@@ -630,7 +631,7 @@ static void fill_report(fit_state *s, xpcs_report *r)
         .dt_source = s->job->dt_source, .p = s->p, .np = s->np, .P = s->P, .N = s->N,
         .x = s->x, .err = s->errs, .cov = cov_ok ? s->cov : NULL, .status = s->status,
         .message = res->message[0] ? res->message : nlsq_status_string(s->status),
-        .cost = res->cost, .reduced_chi2 = s->dof > 0 ? 2.0 * res->cost / s->dof : NAN,
+        .cost = res->cost, .reduced_chi2 = res->reduced_chi2,
         .dof = s->dof, .seconds = s->seconds, .n_rows = s->m_rows, .n_excluded = s->n_excl,
         .iterations = res->iterations, .n_eval = res->n_eval, .n_jac = res->n_jac,
         .n_phases = res->n_phases, .flags = cov_ok ? s->flags : NULL,

@@ -28,8 +28,6 @@ typedef struct fit_xpcs_backend {
                          const double *phys, double *x);
     /** Last word on the solver options (MPI: the reduce over the ranks). */
     void (*solver_options)(void *self, nlsq_options *opt);
-    /** The model's non-finite data entries (MPI: over all ranks). */
-    size_t (*n_excluded)(void *self, const nlsq_xpcs_model *m);
     /** End of the command: returns the exit status to use (MPI: finalises,
      *  or aborts the job when this rank failed alone). */
     int (*finish)(void *self, int exit_code);

@@ -35,8 +35,6 @@ typedef struct mpi_backend {
     int rank, size;
     double timeout;       /* NLSQ_MPI_TIMEOUT, 0: none */
     nlsq_mpi_ctx *ctx;    /* the command's context, or NULL */
-    size_t n_excluded;    /* over all ranks, from the start point */
-    int have_excluded;
 } mpi_backend;
 
 static void mpi_model_config(void *self, nlsq_xpcs_config *cfg)
@@ -59,25 +57,13 @@ static int mpi_initial_guess(void *self, nlsq_xpcs_model *m, const nlsq_xpcs_con
         if (rc != 0) return rc;
         nlsq_mpi_set_timeout(s->ctx, s->timeout);
     }
-    size_t excl = 0;
-    int rc = nlsq_mpi_xpcs_initial_guess(s->ctx, m, cfg, phys, x, &excl);
-    if (rc == 0) {
-        s->n_excluded = excl;
-        s->have_excluded = 1;
-    }
-    return rc;
+    return nlsq_mpi_xpcs_initial_guess(s->ctx, m, cfg, phys, x, NULL);
 }
 
 static void mpi_solver_options(void *self, nlsq_options *opt)
 {
     const mpi_backend *s = self;
     if (s->ctx) nlsq_mpi_options(s->ctx, opt);   /* this rank's rows, the reduce */
-}
-
-static size_t mpi_n_excluded(void *self, const nlsq_xpcs_model *m)
-{
-    const mpi_backend *s = self;
-    return s->have_excluded ? s->n_excluded : nlsq_xpcs_model_n_excluded(m);
 }
 
 static int mpi_finish(void *self, int exit_code)
@@ -124,6 +110,6 @@ int fit_xpcs_backend_start(fit_xpcs_backend *b, int *argc, char ***argv)
     const char *t = getenv("NLSQ_MPI_TIMEOUT");
     if (t && *t) s->timeout = strtod(t, NULL);
     *b = (fit_xpcs_backend){s, s->rank, mpi_model_config, mpi_initial_guess,
-                            mpi_solver_options, mpi_n_excluded, mpi_finish};
+                            mpi_solver_options, mpi_finish};
     return 0;
 }

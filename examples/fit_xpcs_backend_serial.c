@@ -22,12 +22,6 @@ static void serial_solver_options(void *self, nlsq_options *opt)
     (void)opt;
 }
 
-static size_t serial_n_excluded(void *self, const nlsq_xpcs_model *m)
-{
-    (void)self;
-    return nlsq_xpcs_model_n_excluded(m);
-}
-
 static int serial_finish(void *self, int exit_code)
 {
     (void)self;
@@ -39,5 +33,5 @@ void fit_xpcs_backend_serial(fit_xpcs_backend *b)
     *b = (fit_xpcs_backend){.model_config = serial_model_config,
                             .initial_guess = serial_initial_guess,
                             .solver_options = serial_solver_options,
-                            .n_excluded = serial_n_excluded, .finish = serial_finish};
+                            .finish = serial_finish};
 }

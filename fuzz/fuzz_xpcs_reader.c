@@ -641,20 +641,24 @@ static void exercise(reader *r, const built *b)
                     nlsq_problem pb;
                     CHECK(nlsq_xpcs_model_problem(m, &pb) == 0);
                     /* problem rows: n_obs entries, or fewer when symmetric
-                     * pairs of the full triangle are merged (pb.n_obs) */
-                    size_t rows = pb.n_rows;
+                     * pairs of the full triangle are merged (2 observations
+                     * a row then, counted in env->n_obs) */
+                    size_t rows = pb.n_rows, counted = 0;
                     CHECK(rows >= 1 && rows <= n_obs);
-                    CHECK(pb.n_obs == 0 || pb.n_obs == n_obs);
                     for (size_t r0 = 0; r0 < rows;) {
                         size_t k = 0, want = rows - r0 < 64 ? rows - r0 : 64;
                         size_t got = pb.pattern(pb.ctx, r0, want, cols, &k);
                         CHECK(got >= 1 && got <= want && k >= 1 && k <= p);
                         char why[NLSQ_CALLBACK_MSG_SIZE] = "";
-                        const nlsq_eval_env env = {.msg = why, .msg_size = sizeof why};
+                        size_t obs = got;
+                        const nlsq_eval_env env = {.msg = why, .msg_size = sizeof why,
+                                                   .n_obs = &obs};
                         if (pb.eval(pb.ctx, x, r0, got, rv, J, &env) != 0) {
                             CHECK(why[0] != '\0');   /* a failing eval says why */
                             break;
                         }
+                        CHECK(obs <= 2 * got);
+                        counted += obs;
                         /* data are 0..250 or non-finite (excluded): with a
                          * plausible q the residuals and Jacobian are finite */
                         if (sel.q > 1e-6 && sel.q < 10)
@@ -665,6 +669,7 @@ static void exercise(reader *r, const built *b)
                         r0 += got;
                     }
                     CHECK(nlsq_xpcs_model_n_excluded(m) <= n_obs);
+                    CHECK(counted <= n_obs);
                 }
                 free(x);
                 free(rv);

@@ -112,6 +112,16 @@ typedef struct nlsq_eval_env {
                                 entry: a failing call may write a NUL-terminated
                                 line here; the library puts it in res->message */
     size_t      msg_size;
+    size_t     *n_obs;       /* the observations the rows carry, for the degrees of
+                                freedom (res->n_obs): nrows on entry (one each); a
+                                problem whose rows are not one observation each
+                                stores their number here: 0 for an excluded row
+                                (residual and Jacobian row 0), w for a row that
+                                stands for w equal observations (its residual
+                                scaled by sqrt(w)).  It must depend on the rows
+                                only, not on x.  NULL on the calls whose count
+                                is not used (finite differences' points
+                                x + h e_j): then write nothing */
 } nlsq_eval_env;
 
 /** Rows [row0, row0 + nrows) of the residual vector at parameters x.
@@ -193,10 +203,6 @@ typedef struct nlsq_problem {
     void *ctx;
     const double *lower, *upper;    /* NULL, or p bounds each (+-INFINITY allowed) */
     nlsq_pattern_fn pattern;        /* NULL (dense rows), or the sparse pattern */
-    size_t n_obs;                   /* observations behind the rows, for the degrees of
-                                       freedom (s^2 = 2 cost / (n_obs - p), reduced chi2);
-                                       0 = n_rows.  Lets one row stand for several equal
-                                       observations, its residual scaled by sqrt(count). */
     int jac_col_major;              /* 0: J is nrows x k row-major (the default);
                                        1: J is k x nrows column-major, column a at
                                        J + a * nrows (what a vectorised model writes) */
@@ -484,13 +490,14 @@ typedef struct nlsq_result {
     size_t n_eval;        /* full passes over the rows without Jacobian */
     size_t n_jac;         /* full passes over the rows with Jacobian */
     double *covariance;   /* NULL, or a caller-owned p*p buffer the solver fills
-                             with s^2 (J^T J)^-1, s^2 = 2 cost / (m - p), m the
-                             observations (n_obs, else n_rows), p the parameters
-                             that are not fixed (lower == upper; their rows and
-                             columns are 0); NAN when m <= p */
+                             with the scaled covariance s^2 (J^T J)^-1, s^2 =
+                             reduced_chi2 (below), or with absolute_sigma the
+                             unscaled (J^T J)^-1; the rows and columns of fixed
+                             parameters are 0; NAN when dof <= 0 (scaled) */
     /* --- extensions --- */
     double initial_cost;  /* cost at the start point */
-    double reduced_chi2;  /* 2 cost / (m - p), m and p as for the covariance; NAN when m <= p */
+    double reduced_chi2;  /* s^2 = 2 cost / dof (the covariance's scale); NAN when
+                             dof <= 0 or unknown */
     double seconds;       /* wall time of the solve */
     size_t n_rows;        /* m */
     size_t n_nonfinite;   /* trial passes rejected for NaN/Inf residuals */
@@ -507,6 +514,13 @@ typedef struct nlsq_result {
     /* --- callbacks --- */
     int    callback_status; /* the nonzero value a prepare or eval call returned when
                                it stopped the solve (0: none did); see "Callbacks" */
+    /* --- degrees of freedom (set when a pass over all rows was completed) --- */
+    size_t n_obs;         /* observations used: the sum over all rows (and all
+                             processes) of what eval stored in env->n_obs (n_rows
+                             when it stores nothing); 0: no pass over all rows */
+    size_t n_free;        /* parameters of the fit: not fixed (lower != upper) */
+    double dof;           /* n_obs - n_free (an integer; may be <= 0); NAN when
+                             n_obs is 0 */
 } nlsq_result;
 
 /* ------------------------------------------------------------------------ */
@@ -571,7 +585,9 @@ NLSQ_API int nlsq_checkpoint_info(const char *checkpoint_file, nlsq_checkpoint_s
 NLSQ_API int nlsq_checkpoint_tag(const char *checkpoint_file, void *buf, size_t buf_size,
                                  size_t *tag_size, nlsq_result *res);
 
-/** Covariance s^2 (J^T J)^-1 at x (one Jacobian pass), written to cov (p*p).
+/** Covariance s^2 (J^T J)^-1 at x (one Jacobian pass), written to cov (p*p):
+ *  s^2 = 2 cost / dof over the observations that pass counted (res->n_obs,
+ *  res->dof, res->reduced_chi2), or (J^T J)^-1 with absolute_sigma.
  *  Undetermined parameters get +INFINITY variance and NAN covariances (see
  *  docs/api.md for the rank rule).  Returns 0 on success (res->status is
  *  then 0 too, with the message "covariance computed"), or an error.  res may
@@ -608,14 +624,14 @@ typedef struct nlsq_clusters {
  *  A^-1 B A^-1 with A = J^T J and B = sum_c S_c S_c^T - sum_(two-cluster rows)
  *  g_i g_i^T, g_i = J_i^T r_i, S_c the sum of g_i over the rows of cluster c,
  *  times G / (G - 1) * (n - 1) / (n - p_free) (G clusters with rows, n
- *  observations), negative eigenvalues of B set to 0.  No s^2 factor:
+ *  the observations the rows declared, res->n_obs), negative eigenvalues of B set to 0.  No s^2 factor:
  *  absolute_sigma is ignored.  Valid when rows of different clusters have
  *  independent errors, whatever the correlation inside a cluster; it needs
  *  many clusters (tens at least).  Fixed parameters get 0, undetermined ones
  *  +INFINITY / NAN (the flags' rules).  One pass with Jacobian, single
  *  threaded, memory O(chunk * p + n_clusters * p + p^2); not with
  *  opt->dist (NLSQ_ENOTIMPL).  res (may be NULL) gets status, message, cost,
- *  rank, n_fixed, n_undetermined.  Returns 0 or an error: NLSQ_EINVAL (NULL
+ *  rank, n_fixed, n_undetermined, n_obs, n_free, dof.  Returns 0 or an error: NLSQ_EINVAL (NULL
  *  arguments, n_clusters < 2, no ids callback), NLSQ_ECALLBACK (eval or ids
  *  failed, an id out of range), NLSQ_ENONFINITE, NLSQ_ENOMEM.  Thread
  *  safety and ownership as for every function here. */
@@ -645,7 +661,7 @@ typedef struct nlsq_interval {
  *    2 (C_j(t) - C_min) / s^2 <= delta,
  *  C_j(t) the cost minimised over the other parameters with x_j = t (an LM
  *  solve with lower_j = upper_j = t, warm-started from the previous point),
- *  s^2 = 2 C_min / (n_obs - p_free) (1 with absolute_sigma).  delta = 1 gives
+ *  s^2 = 2 C_min / dof (res.dof of the solve at x_hat; 1 with absolute_sigma).  delta = 1 gives
  *  the 1-sigma interval, 4 the 2-sigma one; for a linear model it is exactly
  *  x_j -+ sqrt(delta) sigma_j.  Each end takes typically 2-4 solves (a
  *  bracketed root search), at most 16; the solves use opt (with

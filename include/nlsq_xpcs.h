@@ -213,8 +213,9 @@ typedef struct nlsq_xpcs_config {
     int    literal_full;   /* triangle full: 0 (default) presents each symmetric pair
                               (i, j), (j, i) once with weight sqrt(2) when the data
                               are symmetric (always for files), which gives the same
-                              cost and normal equations at half the work, the
-                              problem's n_obs counting both; 1 evaluates both
+                              cost and normal equations at half the work, eval
+                              declaring 2 observations a pair (nlsq_eval_env.n_obs);
+                              1 evaluates both
                               triangles row by row */
 } nlsq_xpcs_config;
 
@@ -232,15 +233,18 @@ NLSQ_API void nlsq_xpcs_model_free(nlsq_xpcs_model *m);
 NLSQ_API size_t nlsq_xpcs_model_n_params(const nlsq_xpcs_model *m);
 /** Observations in the fit: matrix entries, before exclusion of non-finite
  *  ones.  The nlsq_problem may have fewer rows: with merged symmetric pairs
- *  (triangle full) each row stands for two entries and pb.n_obs equals this. */
+ *  (triangle full) each row stands for two entries.  After a solve,
+ *  res.n_obs is this less the excluded entries (over all processes). */
 NLSQ_API size_t nlsq_xpcs_model_n_rows(const nlsq_xpcs_model *m);
 /** Entries excluded because the data were NaN/Inf (counted on the first pass
- *  over the data, or at creation when cached). */
+ *  over the data, or at creation when cached; this process's reads only).
+ *  The problem's eval declares no observation for them (nlsq_eval_env.n_obs),
+ *  so the solver's res.n_obs, dof and scaled covariance leave them out. */
 NLSQ_API size_t nlsq_xpcs_model_n_excluded(const nlsq_xpcs_model *m);
 
 /** Fill pb (eval, pattern, ctx, n_params, n_rows, bounds from the model's
- *  bound arrays, jac_col_major = 1, and n_obs when symmetric pairs are
- *  merged; prepare, prepare_bytes and scratch_bytes: the point's tables are
+ *  bound arrays, jac_col_major = 1; eval declares each row's observations in
+ *  env->n_obs: 2 a merged pair, 0 an excluded entry; prepare, prepare_bytes and scratch_bytes: the point's tables are
  *  built once per point in the solve's state, nlsq.h "Callbacks").  The
  *  model keeps no per-point state, so several solves may use one model at
  *  once.  pb is valid while m lives. */

@@ -34,9 +34,9 @@
 /* dist_buf: [ENOMEM count, ECALLBACK count, other-error count, cost, rows,
  * non-finite r rows, non-finite J rows, max |r| (summed over processes: an
  * upper bound within a factor of their number, enough for its two uses, the
- * zero test and the choice of a power-of-two scale)], then J^T r (p), then
+ * zero test and the choice of a power-of-two scale), observations], then J^T r (p), then
  * upper J^T J */
-#define DIST_HEADER 8
+#define DIST_HEADER 9
 #define NLSQ_SMALL_K 16
 #define NLSQ_SLOT_BYTES_CAP ((size_t)256 << 20)  /* all slots' J^T J together */
 
@@ -45,7 +45,7 @@ struct nlsq__slot {
     double *Jtr;           /* p */
     double sum, comp;      /* Neumaier sum of 0.5 rho(r^2) */
     double rmax;           /* max |r_i| over finite residuals */
-    size_t n_rows, n_bad_r, n_bad_J;
+    size_t n_rows, n_obs, n_bad_r, n_bad_J;
     double *R;             /* QR engines: (p+1)^2, the slot's factor (NLSQ__R_SIZE) */
 };
 
@@ -616,10 +616,12 @@ static int eval_chunk(nlsq__engine *e, nlsq__worker *w, nlsq__slot *s,
     if (sparse && (n = chunk_pattern(pb, w, e->p, row0, n, &k)) == 0) return NLSQ_ECALLBACK;
     double *J = mode == NLSQ__PASS_COST ? NULL : w->J;
     const size_t wi = (size_t)(w - e->workers);
-    int cb = e->fd ? nlsq__fd_eval(e->fd, wi, x, row0, n, sparse ? w->cols : NULL, k, w->r, J)
-                   : nlsq__calls_eval(&e->calls, wi, 1, x, row0, n, w->r, J);
+    size_t obs = n;
+    int cb = e->fd ? nlsq__fd_eval(e->fd, wi, x, row0, n, sparse ? w->cols : NULL, k, w->r, J, &obs)
+                   : nlsq__calls_eval(&e->calls, wi, 1, x, row0, n, w->r, J, &obs);
     if (cb != 0) return cb;   /* the record is the worker's (callback.c) */
     s->n_rows += n;
+    s->n_obs += obs;   /* integers: the same total in any order */
     if (e->scale_exp) scale_chunk(ldexp(1.0, e->scale_exp), n, k, w->r, J);
     double rmax = max_abs_finite(n, w->r);
     if (rmax > s->rmax) s->rmax = rmax;
@@ -645,7 +647,7 @@ typedef struct pass_job {
 static void slot_reset(nlsq__slot *s, size_t p, int mode)
 {
     s->sum = s->comp = s->rmax = 0.0;
-    s->n_rows = s->n_bad_r = s->n_bad_J = 0;
+    s->n_rows = s->n_obs = s->n_bad_r = s->n_bad_J = 0;
     if (mode != NLSQ__PASS_COST) memset(s->Jtr, 0, p * sizeof(double));
     if (mode == NLSQ__PASS_NORMAL) memset(s->JtJ, 0, p * p * sizeof(double));
     if (mode == NLSQ__PASS_NORMAL && s->R) memset(s->R, 0, NLSQ__R_SIZE(p) * sizeof(double));
@@ -753,7 +755,7 @@ static int local_pass(nlsq__engine *e, const double *x, int mode,
 
     /* Fixed-order reduction of the slots. */
     double sum = 0.0, comp = 0.0;
-    out->n_rows = out->n_nonfinite_r = out->n_nonfinite_J = 0;
+    out->n_rows = out->n_obs = out->n_nonfinite_r = out->n_nonfinite_J = 0;
     out->rmax = 0.0;
     if (mode != NLSQ__PASS_COST && out->Jtr) memset(out->Jtr, 0, p * sizeof(double));
     if (mode == NLSQ__PASS_NORMAL && out->JtJ) memset(out->JtJ, 0, p * p * sizeof(double));
@@ -762,6 +764,7 @@ static int local_pass(nlsq__engine *e, const double *x, int mode,
         neumaier_add(&sum, &comp, s->sum);
         neumaier_add(&sum, &comp, s->comp);
         out->n_rows += s->n_rows;
+        out->n_obs += s->n_obs;
         out->n_nonfinite_r += s->n_bad_r;
         out->n_nonfinite_J += s->n_bad_J;
         if (s->rmax > out->rmax) out->rmax = s->rmax;
@@ -794,6 +797,7 @@ static int dist_combine(nlsq__engine *e, int mode, int local_rc, nlsq__acc *out)
         b[5] = (double)out->n_nonfinite_r;
         b[6] = (double)out->n_nonfinite_J;
         b[7] = out->rmax;
+        b[8] = (double)out->n_obs;   /* exact up to 2^53 */
         for (size_t j = 0; j < ng; j++) b[DIST_HEADER + j] = out->Jtr ? out->Jtr[j] : 0.0;
         size_t t = DIST_HEADER + ng;
         for (size_t i = 0; i < p && nJ; i++)
@@ -808,6 +812,7 @@ static int dist_combine(nlsq__engine *e, int mode, int local_rc, nlsq__acc *out)
     out->n_nonfinite_r = (size_t)b[5];
     out->n_nonfinite_J = (size_t)b[6];
     out->rmax = b[7];
+    out->n_obs = (size_t)b[8];
     for (size_t j = 0; j < ng; j++) if (out->Jtr) out->Jtr[j] = b[DIST_HEADER + j];
     size_t t = DIST_HEADER + ng;
     for (size_t i = 0; i < p && nJ; i++)
@@ -875,6 +880,7 @@ int nlsq__engine_pass(nlsq__engine *e, const double *x, int mode,
         }
     }
     if (rc) return rc;
+    if (row_begin == 0 && row_end == e->pb->n_rows) e->n_obs = out->n_obs;
     if (mode == NLSQ__PASS_NORMAL && out->JtJ)
         for (size_t i = 0; i < p; i++)
             for (size_t j = 0; j < i; j++) out->JtJ[i * p + j] = out->JtJ[j * p + i];

@@ -594,13 +594,12 @@ static int run_result(adam_run *R, double cost, double gnorm, int have_normal)
     if (res) {
         res->cost = unscale2(st, cost);
         res->grad_norm = unscale2(st, gnorm);
-        double dof = nlsq__dof(pb);
-        res->reduced_chi2 = dof > 0 ? 2.0 * res->cost / dof : NAN;
+        nlsq__result_dof(res, pb, R->e->n_obs, res->cost);
         res->n_active = 0;
         for (size_t j = 0; j < R->e->p; j++)
             if (R->x[j] <= R->pl.lo[j] || R->x[j] >= R->pl.hi[j]) res->n_active++;
         if (res->covariance && have_normal && status >= 0) {
-            int rc = nlsq__covariance_at(pb, R->opt, R->e->al, R->x, R->JtJ, NULL, cost,
+            int rc = nlsq__covariance_at(pb, R->opt, R->e->al, R->x, R->JtJ, NULL, cost, R->e->n_obs,
                                          res->covariance, res);
             if (rc) status = nlsq__finish(res, rc, "covariance: eigen-decomposition failed");
             else if (R->opt->absolute_sigma) nlsq__unscale_cov(R->e->p, st->scale_exp, res->covariance);

@@ -9,7 +9,8 @@
  *   eval      nlsq__calls_eval fills an nlsq_eval_env for worker w: the
  *             prepared state when x is the prepared point, the worker's
  *             scratch (scratch_bytes, rounded up to whole doubles), its
- *             message buffer emptied.
+ *             message buffer emptied, the rows' observation count (nrows
+ *             unless the callback stores another) where the caller wants it.
  *   failures  a failing call records (status, row, message) in its worker's
  *             record; after the pass nlsq__calls_settle keeps the one of the
  *             lowest row (prepare's, row 0, when it failed), so what is
@@ -99,7 +100,7 @@ int nlsq__calls_prepare(nlsq__calls *c, const double *x)
 }
 
 int nlsq__calls_eval(nlsq__calls *c, size_t worker, int at_prepared, const double *x,
-                     size_t row0, size_t n, double *r, double *J)
+                     size_t row0, size_t n, double *r, double *J, size_t *n_obs)
 {
     const nlsq_problem *pb = c->pb;
     nlsq__call_rec *rec = &c->recs[worker];
@@ -111,7 +112,9 @@ int nlsq__calls_eval(nlsq__calls *c, size_t worker, int at_prepared, const doubl
         .scratch_bytes = pb->scratch_bytes,
         .worker = worker,
         .msg = rec->msg,
-        .msg_size = sizeof rec->msg};
+        .msg_size = sizeof rec->msg,
+        .n_obs = n_obs};
+    if (n_obs) *n_obs = n;   /* one observation a row unless the callback says otherwise */
     rec->msg[0] = '\0';
     int cb = pb->eval(pb->ctx, x, row0, n, r, J, &env);
     if (cb == 0) return 0;

@@ -303,9 +303,10 @@ size_t nlsq_param_flags(const nlsq_problem *pb, const double *x, const double *c
 
 int nlsq__covariance_at(const nlsq_problem *pb, const nlsq_options *opt,
                         const nlsq_allocator *al, const double *x, const double *A,
-                        const double *R, double cost, double *cov, nlsq_result *res)
+                        const double *R, double cost, size_t n_obs, double *cov,
+                        nlsq_result *res)
 {
-    double dof = nlsq__dof(pb);
+    double dof = nlsq__dof(pb, n_obs);
     double s2 = opt->absolute_sigma ? 1.0 : (dof > 0 ? 2.0 * cost / dof : NAN);
     size_t rank = 0;
     int rc = nlsq__inverse_free(pb, opt, al, A, R, s2, cov, &rank);

@@ -128,10 +128,10 @@ static fd_rule column_rule(int mode, double t, double lo, double hi, double scal
 }
 
 int nlsq__fd_eval(nlsq__fd *fd, size_t worker, const double *x, size_t row0, size_t n,
-                  const size_t *cols, size_t k, double *r, double *J)
+                  const size_t *cols, size_t k, double *r, double *J, size_t *n_obs)
 {
     const nlsq_problem *pb = fd->pb;
-    int rc = nlsq__calls_eval(fd->calls, worker, 1, x, row0, n, r, NULL);
+    int rc = nlsq__calls_eval(fd->calls, worker, 1, x, row0, n, r, NULL, n_obs);
     if (rc != 0 || !J) return rc;
     if (worker >= fd->n_workers || n > fd->chunk) return NLSQ_EINVAL;
 
@@ -146,11 +146,11 @@ int nlsq__fd_eval(nlsq__fd *fd, size_t worker, const double *x, size_t row0, siz
         const fd_rule q = column_rule(pb->jacobian, x[j], lo, hi, pb->fd_scale ? pb->fd_scale[j] : 0.0);
         if (q.n_evals >= 1) {
             th[j] = x[j] + q.d1;
-            rc = nlsq__calls_eval(fd->calls, worker, 0, th, row0, n, f1, NULL);
+            rc = nlsq__calls_eval(fd->calls, worker, 0, th, row0, n, f1, NULL, NULL);
         }
         if (rc == 0 && q.n_evals == 2) {
             th[j] = x[j] + q.d2;
-            rc = nlsq__calls_eval(fd->calls, worker, 0, th, row0, n, f2, NULL);
+            rc = nlsq__calls_eval(fd->calls, worker, 0, th, row0, n, f2, NULL, NULL);
         }
         th[j] = x[j];
         if (rc != 0) return rc;

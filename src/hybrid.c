@@ -141,8 +141,7 @@ static void hybrid_result(hybrid_run *H, const nlsq_result *r2, int status, doub
     res->n_eval = hc->phase1.n_eval + r2->n_eval;
     res->n_jac = hc->phase1.n_jac + r2->n_jac;
     res->n_nonfinite = hc->phase1_nonfinite + r2->n_nonfinite;
-    double dof = nlsq__dof(H->pb);
-    res->reduced_chi2 = dof > 0 ? 2.0 * cost / dof : NAN;
+    nlsq__result_dof(res, H->pb, r2->n_obs, cost);
     res->phases[0] = hc->phase1;
     res->phases[1] = (nlsq_phase_stats){NLSQ_PHASE_LM, r2->iterations, r2->n_eval, r2->n_jac,
                                         r2->cost, lm_seconds};

@@ -554,7 +554,7 @@ static void finish_stop(lm_ctx *L)
     nlsq_result *res = L->res;
     if (res && res->covariance && (L->status >= 0 || L->status == NLSQ_STALLED) && L->grad_known) {
         int rc = nlsq__covariance_at(L->e->pb, L->opt, L->e->al, L->x, L->w.A, lm_factor(L),
-                                     L->f, res->covariance, res);
+                                     L->f, L->e->n_obs, res->covariance, res);
         if (rc) L->status = nlsq__finish(res, rc, "covariance: eigen-decomposition failed");
         else if (L->opt->absolute_sigma) nlsq__unscale_cov(p, L->e->scale_exp, res->covariance);
     }
@@ -571,8 +571,7 @@ static void fill_result(lm_ctx *L)
     res->iterations = L->st->iteration;
     res->n_eval = L->st->n_eval;
     res->n_jac = L->st->n_jac;
-    double dof = nlsq__dof(pb);
-    res->reduced_chi2 = dof > 0 ? 2.0 * res->cost / dof : NAN;
+    nlsq__result_dof(res, pb, L->e->n_obs, res->cost);
     res->n_active = 0;
     for (size_t j = 0; j < L->p; j++)
         if (L->x[j] <= lo_of(pb, j) || L->x[j] >= hi_of(pb, j)) res->n_active++;
@@ -651,17 +650,16 @@ int nlsq_covariance(const nlsq_problem *pb, const nlsq_options *opt_in, const do
         status = nlsq__finish(res, NLSQ_ENONFINITE, "non-finite residuals or Jacobian at x "
                               "(or sums that overflow)");
     else {
-        double dof = nlsq__dof(pb);
         status = nlsq__finish(res, 0, "covariance computed at x (status 0: success)");
-        rc = nlsq__covariance_at(pb, opt, e.al, x, A, acc.has_R ? acc.R : NULL, acc.cost, cov,
-                                 res);
+        rc = nlsq__covariance_at(pb, opt, e.al, x, A, acc.has_R ? acc.R : NULL, acc.cost,
+                                 e.n_obs, cov, res);
         if (rc) status = nlsq__finish(res, rc, "covariance: eigen-decomposition failed");
         else if (opt->absolute_sigma) nlsq__unscale_cov(p, e.scale_exp, cov);
         if (res) {
             res->cost = ldexp(acc.cost, -2 * e.scale_exp);
             res->grad_norm = ldexp(max_abs(p, acc.Jtr), -2 * e.scale_exp);
             res->n_jac = (e.scale_exp ? 2 : 1) + (size_t)acc.switched;
-            res->reduced_chi2 = dof > 0 ? 2.0 * res->cost / dof : NAN;
+            nlsq__result_dof(res, pb, e.n_obs, res->cost);
         }
     }
     nlsq__free(e.al, A);

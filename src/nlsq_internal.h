@@ -43,16 +43,25 @@ NLSQ_HIDDEN void   nlsq__log(const nlsq_options *opt, int level, const char *fmt
 NLSQ_HIDDEN double nlsq__now(void);   /* monotonic seconds */
 
 /* ---------------- results ------------------------------------------------- */
-/* Degrees of freedom: observations (n_obs, else n_rows) minus the parameters
- * that are not fixed (lower == upper holds a parameter: it is no parameter of
- * the fit). */
-static inline double nlsq__dof(const nlsq_problem *pb)
+/* Degrees of freedom: the observations n_obs (summed by a pass over all
+ * rows: nlsq__engine.n_obs) minus the parameters that are not fixed (lower
+ * == upper holds a parameter: it is no parameter of the fit).  NAN when
+ * n_obs is 0 (no pass over all rows yet). */
+static inline size_t nlsq__n_free(const nlsq_problem *pb)
 {
     size_t n_fixed = 0;
     for (size_t j = 0; pb->lower && pb->upper && j < pb->n_params; j++)
         n_fixed += pb->lower[j] == pb->upper[j];
-    return (double)(pb->n_obs ? pb->n_obs : pb->n_rows) - (double)(pb->n_params - n_fixed);
+    return pb->n_params - n_fixed;
 }
+static inline double nlsq__dof(const nlsq_problem *pb, size_t n_obs)
+{
+    return n_obs ? (double)n_obs - (double)nlsq__n_free(pb) : (0.0 / 0.0);
+}
+/* res->n_obs, n_free, dof and reduced_chi2 = 2 cost / dof (NAN when dof <= 0
+ * or unknown).  res may be NULL. */
+NLSQ_HIDDEN void nlsq__result_dof(nlsq_result *res, const nlsq_problem *pb, size_t n_obs,
+                                  double cost);
 /* Zero a result but keep the caller's covariance pointer. */
 NLSQ_HIDDEN void nlsq__result_reset(nlsq_result *res, size_t m);
 /* The start of every public entry point: *opt = opt_in, or the defaults (in
@@ -81,6 +90,7 @@ typedef struct nlsq__acc {
     double *Jtr;            /* p,   NULL allowed for COST passes */
     double cost;            /* 0.5 sum rho(r^2); +INFINITY if any r non-finite */
     size_t n_rows;          /* rows summed */
+    size_t n_obs;           /* observations of those rows (nlsq_eval_env.n_obs) */
     size_t n_nonfinite_r;   /* rows with non-finite residual */
     size_t n_nonfinite_J;   /* rows with non-finite Jacobian entries */
     double rmax;            /* max |r_i| over the finite rows (scaled units) */
@@ -122,10 +132,12 @@ NLSQ_HIDDEN void nlsq__calls_begin(nlsq__calls *c);
 /* prepare at x unless x is the prepared point: 0, NLSQ_ECALLBACK or NLSQ_ENOMEM. */
 NLSQ_HIDDEN int  nlsq__calls_prepare(nlsq__calls *c, const double *x);
 /* eval of rows [row0, row0 + n) by worker `worker`; at_prepared: x is the
- * pass's (prepared) point.  0, NLSQ_ECALLBACK or NLSQ_ENOMEM. */
+ * pass's (prepared) point; n_obs: NULL, or where the rows' observation count
+ * goes (n unless the callback says otherwise).  0, NLSQ_ECALLBACK or
+ * NLSQ_ENOMEM. */
 NLSQ_HIDDEN int  nlsq__calls_eval(nlsq__calls *c, size_t worker, int at_prepared,
                                   const double *x, size_t row0, size_t n, double *r,
-                                  double *J);
+                                  double *J, size_t *n_obs);
 /* After a failed pass: keep the failure of the lowest row (status, row, msg). */
 NLSQ_HIDDEN void nlsq__calls_settle(nlsq__calls *c);
 /* res->callback_status and the message of the kept failure, if any. */
@@ -142,7 +154,8 @@ NLSQ_HIDDEN void nlsq__fd_free(nlsq__fd *fd, const nlsq_allocator *al);
  * problem's layout, using worker `worker`'s scratch; x is the pass's point.
  * Returns 0 or nlsq__calls_eval's code. */
 NLSQ_HIDDEN int  nlsq__fd_eval(nlsq__fd *fd, size_t worker, const double *x, size_t row0,
-                               size_t n, const size_t *cols, size_t k, double *r, double *J);
+                               size_t n, const size_t *cols, size_t k, double *r, double *J,
+                               size_t *n_obs);
 
 typedef struct nlsq__slot nlsq__slot;     /* per-slot partial sums */
 typedef struct nlsq__worker nlsq__worker; /* per-thread chunk buffers */
@@ -172,6 +185,8 @@ typedef struct nlsq__engine {
                                 finds J^T J ill-conditioned (nlsq__engine_pass) */
     double *Rsum;            /* NLSQ__R_SIZE(p): the slots' factors merged, or NULL */
     double *auto_work;       /* AUTO: p*p + 3p doubles and p ints for the test */
+    size_t n_obs;            /* observations counted by the last pass over all rows
+                                (0: none yet); the rows' count, whatever x */
     int    scale_exp;        /* residuals and Jacobian are multiplied by 2^scale_exp
                                 as they leave the callback (0: untouched); sums,
                                 cost and f_scale are then in scaled units */
@@ -252,14 +267,14 @@ NLSQ_HIDDEN int nlsq__covariance_from_factor(size_t m, size_t q, const double *F
 
 /* The covariance step at a solution x with A = J^T J (p*p full), or the QR
  * factor R when not NULL (nlsq__acc.R; A is then not read), and cost:
- * flags (fixed, at a bound, undetermined), s^2 over the non-fixed
- * parameters, the covariance with fixed rows/columns 0 into cov (p*p).  res
+ * flags (fixed, at a bound, undetermined), s^2 = 2 cost / dof (nlsq__dof of
+ * n_obs observations), the covariance with fixed rows/columns 0 into cov (p*p).  res
  * (may be NULL) gets rank, n_fixed, n_undetermined and the undetermined
  * parameters in its message.
  * Returns 0 or an error. */
 NLSQ_HIDDEN int nlsq__covariance_at(const nlsq_problem *pb, const nlsq_options *opt,
                                     const nlsq_allocator *al, const double *x, const double *A,
-                                    const double *R, double cost, double *cov,
+                                    const double *R, double cost, size_t n_obs, double *cov,
                                     nlsq_result *res);
 
 /* The pieces of nlsq__covariance_at.  Inverse: scale * A^-1 over the

@@ -147,7 +147,18 @@ void nlsq__result_reset(nlsq_result *res, size_t m)
     res->grad_norm = NAN;
     res->initial_cost = NAN;
     res->reduced_chi2 = NAN;
+    res->dof = NAN;
     res->n_rows = m;
+}
+
+void nlsq__result_dof(nlsq_result *res, const nlsq_problem *pb, size_t n_obs, double cost)
+{
+    if (!res) return;
+    double dof = nlsq__dof(pb, n_obs);
+    res->n_obs = n_obs;
+    res->n_free = nlsq__n_free(pb);
+    res->dof = dof;
+    res->reduced_chi2 = dof > 0 ? 2.0 * cost / dof : NAN;
 }
 
 int nlsq__begin(const nlsq_problem *pb, const nlsq_options *opt_in, nlsq_options *defaults,
@@ -205,8 +216,6 @@ int nlsq_validate(const nlsq_problem *pb, const nlsq_options *opt,
     if (pb->n_rows == 0) FAIL("n_rows is 0");
     if (pb->n_rows < pb->n_params)
         FAIL("fewer rows (%zu) than parameters (%zu)", pb->n_rows, pb->n_params);
-    if (pb->n_obs != 0 && pb->n_obs < pb->n_rows)
-        FAIL("n_obs (%zu) is less than n_rows (%zu)", pb->n_obs, pb->n_rows);
     if (pb->jac_col_major != 0 && pb->jac_col_major != 1) FAIL("jac_col_major must be 0 or 1");
     if (pb->jacobian != NLSQ_JAC_ANALYTIC && pb->jacobian != NLSQ_JAC_FORWARD &&
         pb->jacobian != NLSQ_JAC_CENTRAL)

@@ -121,7 +121,7 @@ static int prof_start(prof *P, double *x_hat, double *sig)
     P->n_solves++;
     if (st == NLSQ_STALLED) st = 0;   /* usable, like a limit (flat valleys stall) */
     if (st >= 0) {
-        double dof = nlsq__dof(P->pb);
+        double dof = r.dof;   /* the observations its passes counted */
         P->cmin = r.cost;
         P->s2 = P->opt.absolute_sigma ? 1.0 : 2.0 * r.cost / dof;
         double v = cov[P->j * p + P->j];
@@ -142,7 +142,7 @@ int nlsq_profile(const nlsq_problem *pb, const nlsq_options *opt_in, const doubl
     if (out) memset(out, 0, sizeof *out);
     if (j >= pb->n_params || !(delta > 0) || !isfinite(delta)) return NLSQ_EINVAL;
     if (pb->lower && pb->upper && pb->lower[j] == pb->upper[j]) return NLSQ_EINVAL;
-    if (nlsq__dof(pb) <= 0 && !opt->absolute_sigma) return NLSQ_EINVAL;
+    /* no degrees of freedom: EINVAL once the minimum's solve has counted them */
     const size_t p = pb->n_params;
     prof P;
     memset(&P, 0, sizeof P);

@@ -141,8 +141,6 @@ static int write_report(FILE *out, const nlsq_problem *pb, const double *x, cons
     if (!flags) return NLSQ_ENOMEM;
     const double *cov = res->status >= 0 || res->status == NLSQ_STALLED ? res->covariance : NULL;
     nlsq_param_flags(pb, x, cov, flags);
-    size_t pf = 0;
-    for (size_t j = 0; j < p; j++) pf += !(flags[j] & NLSQ_PARAM_FIXED);
 
     fprintf(out, "status:        %s (%s)\n", nlsq_status_string(res->status),
             nlsq_status_name(res->status));
@@ -151,9 +149,8 @@ static int write_report(FILE *out, const nlsq_problem *pb, const double *x, cons
     fprintf(out, "iterations:    %zu (passes: %zu residual-only, %zu with Jacobian; %.3g s)\n",
             res->iterations, res->n_eval, res->n_jac, res->seconds);
     fprintf(out, "cost:          %.10g (start %.10g)\n", res->cost, res->initial_cost);
-    const size_t m = pb->n_obs ? pb->n_obs : pb->n_rows;
-    fprintf(out, "reduced chi2:  %.6g (%zu observations, %zu free parameters)\n",
-            res->reduced_chi2, m, pf);
+    fprintf(out, "reduced chi2:  %.6g (dof %.0f: %zu observations, %zu free parameters)\n",
+            res->reduced_chi2, res->dof, res->n_obs, res->n_free);
     if (stats && (res->status >= 0 || res->status == NLSQ_STALLED))
         fprintf(out, "chi2:          %.10g (dof %zu), R^2 %.8g, AIC %.6g, BIC %.6g\n", stats->chi2,
                 stats->dof, stats->r_squared, stats->aic, stats->bic);

@@ -47,6 +47,7 @@ typedef struct rob {
     unsigned char *used;        /* n_clusters */
     double cost;
     size_t bad_row;
+    size_t n_obs;          /* observations of the rows evaluated (nlsq_eval_env.n_obs) */
     nlsq__calls calls;          /* prepare, one worker's scratch, the failure */
 } rob;
 
@@ -125,8 +126,10 @@ static long rob_chunk(rob *w, const double *x, size_t row0, size_t n)
     } else {
         for (size_t a = 0; a < k; a++) w->cols[a] = a;
     }
-    int cb = nlsq__calls_eval(&w->calls, 0, 1, x, row0, n, w->r, w->J);
+    size_t obs = n;
+    int cb = nlsq__calls_eval(&w->calls, 0, 1, x, row0, n, w->r, w->J, &obs);
     if (cb != 0) { w->bad_row = row0; return cb; }
+    w->n_obs += obs;
     if (w->cl->ids(w->cl->ctx, row0, n, w->ida, w->idb) != 0) { w->bad_row = row0; return NLSQ_ECALLBACK; }
     const int cm = pb->jac_col_major != 0;
     for (size_t i = 0; i < n; i++) {
@@ -270,7 +273,7 @@ int nlsq_covariance_robust(const nlsq_problem *pb, const nlsq_options *opt_in,
         for (size_t b = 0; b < a; b++) w.A[a * p + b] = w.A[b * p + a];
     size_t G = 0;
     for (size_t c = 0; c < cl->n_clusters; c++) G += w.used[c];
-    double n = (double)(pb->n_obs ? pb->n_obs : pb->n_rows), dof = nlsq__dof(pb);
+    double n = (double)w.n_obs, dof = nlsq__dof(pb, w.n_obs);
     double factor = G > 1 && dof > 0 ? (double)G / (double)(G - 1) * (n - 1.0) / dof : NAN;
     status = nlsq__finish(res, 0, "robust covariance computed at x (%zu clusters)", G);
     size_t rank = 0;
@@ -287,7 +290,7 @@ int nlsq_covariance_robust(const nlsq_problem *pb, const nlsq_options *opt_in,
     if (res) {
         res->cost = w.cost;
         res->n_jac = 1;
-        res->reduced_chi2 = dof > 0 ? 2.0 * w.cost / dof : NAN;
+        nlsq__result_dof(res, pb, w.n_obs, w.cost);
     }
 out:
     nlsq__free(w.al, B);

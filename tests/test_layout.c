@@ -1,9 +1,10 @@
-/* nlsq_problem.jac_col_major and nlsq_problem.n_obs.
+/* nlsq_problem.jac_col_major and nlsq_eval_env.n_obs.
  *
  * The same Jacobian handed over row-major and column-major must give the same
  * normal equations through every engine path: the small-k kernel (dense p <=
  * 16 and sparse patterns), the BLAS path (dense p > 16), and the careful path
- * (robust loss, non-finite rows).  n_obs changes only the degrees of freedom:
+ * (robust loss, non-finite rows).  The observation count eval stores in
+ * env->n_obs changes only the degrees of freedom:
  * a problem whose rows each stand for two equal observations (residual scaled
  * by sqrt 2) must give the covariance of the duplicated problem. */
 #include "common.h"
@@ -14,6 +15,7 @@ typedef struct pctx {
     int sparse;       /* pattern: 3 shared columns + 2 per group of 100 rows */
     double weight;    /* residual and Jacobian scale */
     int dup;          /* rows 2i and 2i+1 are the same observation */
+    size_t obs;       /* observations per row stored in env->n_obs (0: none stored) */
 } pctx;
 
 static double basis(size_t a, double t) { return cos((double)(a + 1) * t) + 0.1 * (double)a; }
@@ -34,8 +36,8 @@ static size_t active_cols(const pctx *c, size_t row, size_t *cols)
 static int eval(void *vc, const double *x, size_t row0, size_t n, double *r, double *J,
                 const nlsq_eval_env *env)
 {
-    (void)env;
     const pctx *c = vc;
+    if (c->obs && env->n_obs) *env->n_obs = c->obs * n;
     size_t cols[64];
     size_t k = active_cols(c, row0, cols);
     for (size_t i = 0; i < n; i++) {
@@ -86,7 +88,7 @@ static void normal_eq(pctx *c, size_t m, int loss, double *cov, double *x_fit)
 static void compare_layouts(size_t p, int sparse, int loss)
 {
     double cr[64 * 64], cc[64 * 64], xr[64], xc[64];
-    pctx a = {p, 0, sparse, 1.0, 0}, b = {p, 1, sparse, 1.0, 0};
+    pctx a = {p, 0, sparse, 1.0, 0, 0}, b = {p, 1, sparse, 1.0, 0, 0};
     normal_eq(&a, 3000, loss, cr, xr);
     normal_eq(&b, 3000, loss, cc, xc);
     double worst = 0.0;
@@ -110,9 +112,9 @@ static void test_n_obs(void **s)
     (void)s;
     const size_t p = 5, m = 4000;
     /* duplicated rows: 2m rows, each observation twice */
-    pctx dup = {p, 0, 0, 1.0, 1};
-    /* weighted: m rows with sqrt(2) weight, n_obs = 2m */
-    pctx wt = {p, 1, 0, sqrt(2.0), 0};
+    pctx dup = {p, 0, 0, 1.0, 1, 0};
+    /* weighted: m rows with sqrt(2) weight, 2 observations each */
+    pctx wt = {p, 1, 0, sqrt(2.0), 0, 2};
     double cov_d[25], cov_w[25];
     double xd[5], xw[5];
     for (size_t a = 0; a < p; a++) xd[a] = xw[a] = 0.7 + 0.01 * (double)a;
@@ -120,8 +122,7 @@ static void test_n_obs(void **s)
     nlsq_options_init(&o);
     nlsq_result rd = {0}, rw = {0};
     nlsq_problem pd = {.n_params = p, .n_rows = 2 * m, .eval = eval, .ctx = &dup};
-    nlsq_problem pw = {.n_params = p, .n_rows = m, .eval = eval, .ctx = &wt, .n_obs = 2 * m,
-                       .jac_col_major = 1};
+    nlsq_problem pw = {.n_params = p, .n_rows = m, .eval = eval, .ctx = &wt, .jac_col_major = 1};
     rd.covariance = cov_d;
     rw.covariance = cov_w;
     assert_true(nlsq_lm(&pd, &o, xd, &rd) > 0);
@@ -130,11 +131,13 @@ static void test_n_obs(void **s)
     assert_true(fabs(rd.reduced_chi2 - rw.reduced_chi2) <= 1e-12 * rd.reduced_chi2);
     for (size_t i = 0; i < p * p; i++)
         assert_true(fabs(cov_d[i] - cov_w[i]) <= 1e-8 * fabs(cov_d[i]) + 1e-30);
-    printf("  n_obs: duplicated rows vs sqrt(2)-weighted rows with n_obs: cost %.15g / %.15g, "
-           "sd0 %.6e / %.6e\n", rd.cost, rw.cost, sqrt(cov_d[0]), sqrt(cov_w[0]));
-    /* n_obs < n_rows is invalid */
-    pw.n_obs = m - 1;
-    assert_int_equal(nlsq_lm(&pw, &o, xw, &rw), NLSQ_EINVAL);
+    assert_int_equal(rd.n_obs, 2 * m);
+    assert_int_equal(rw.n_obs, 2 * m);
+    assert_int_equal(rw.n_free, p);
+    assert_true(rw.dof == (double)(2 * m - p) && rd.dof == rw.dof);
+    printf("  n_obs: duplicated rows vs sqrt(2)-weighted rows of 2 observations: cost %.15g / "
+           "%.15g, sd0 %.6e / %.6e, dof %.0f\n", rd.cost, rw.cost, sqrt(cov_d[0]), sqrt(cov_w[0]),
+           rw.dof);
 }
 
 /* With a binding memory_budget the chunk size must not depend on the thread
@@ -142,7 +145,7 @@ static void test_n_obs(void **s)
 static void test_budget_threads_bitwise(void **s)
 {
     (void)s;
-    pctx c = {13, 1, 1, 1.0, 0};
+    pctx c = {13, 1, 1, 1.0, 0, 0};
     nlsq_problem pb = {.n_params = 13, .n_rows = 20000, .eval = eval, .ctx = &c,
                        .pattern = pattern, .jac_col_major = 1};
     double x1[13], cost1 = 0;

@@ -29,6 +29,7 @@ typedef struct nlsq_eval_env {
     size_t      worker;
     char       *msg;
     size_t      msg_size;
+    size_t     *n_obs;
 } nlsq_eval_env;
 
 typedef int (*nlsq_eval_fn)(void *ctx, const double *x, size_t row0, size_t nrows,
@@ -44,7 +45,6 @@ typedef struct nlsq_problem {
     void *ctx;
     const double *lower, *upper;
     nlsq_pattern_fn pattern;
-    size_t n_obs;
     int jac_col_major;
     int jacobian;
     const double *fd_scale;
@@ -146,6 +146,9 @@ typedef struct nlsq_result {
     size_t n_fixed;
     size_t n_undetermined;
     int    callback_status;
+    size_t n_obs;
+    size_t n_free;
+    double dof;
 } nlsq_result;
 
 typedef int (*nlsq_model_fn)(void *ctx, const double *theta, size_t n, const double *xdata,

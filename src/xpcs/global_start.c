@@ -79,21 +79,28 @@ static size_t sub_pattern(void *ctx, size_t row0, size_t nrows, size_t *cols, si
 }
 
 /* Rows of the sample; a range with a Jacobian lies inside one block (the
- * pattern cuts there), a residual-only range may span blocks. */
+ * pattern cuts there), a residual-only range may span blocks (their
+ * observation counts added up). */
 static int sub_eval(void *ctx, const double *x, size_t row0, size_t nrows, double *r, double *J,
-                    const nlsq_eval_env *env)
+                    const nlsq_eval_env *env_in)
 {
     const gs_sample *s = ctx;
-    size_t done = 0;
+    size_t done = 0, obs = 0, piece = 0;
+    nlsq_eval_env own = env_in ? *env_in : (nlsq_eval_env){0};
+    const nlsq_eval_env *env = env_in ? &own : NULL;
+    own.n_obs = env_in && env_in->n_obs ? &piece : NULL;
     while (done < nrows) {
         size_t g = row0 + done, b = g / s->len, off = g % s->len, n = s->len - off;
         if (b >= s->n_blocks) return 1;
         if (n > nrows - done) n = nrows - done;
         if (J && n != nrows) return 1;
+        piece = n;
         int rc = s->full.eval(s->full.ctx, x, s->start[b] + off, n, r + done, J, env);
         if (rc) return rc;
+        obs += piece;
         done += n;
     }
+    if (own.n_obs) *env_in->n_obs = obs;
     return 0;
 }
 
@@ -140,7 +147,7 @@ static int sample_layout(gs_sample *s, nlsq_xpcs_model *m, size_t want)
  * values are the same bits either way (model.c, model_kernel.c). */
 static int sample_pass(gs_sample *s, const double *x, double *r)
 {
-    nlsq_eval_env env = {0, NULL, s->scratch, s->full.scratch_bytes, 0, s->msg, sizeof s->msg};
+    nlsq_eval_env env = {0, NULL, s->scratch, s->full.scratch_bytes, 0, s->msg, sizeof s->msg, NULL};
     s->msg[0] = '\0';
     return sub_eval(s, x, 0, s->n_rows, r, NULL, &env) != 0 ? NLSQ_ECALLBACK : 0;
 }
@@ -181,7 +188,6 @@ static int sample_init(gs_sample *s, nlsq_xpcs_model *m, size_t want, double *x)
         return NLSQ_ENOMEM;
     s->sub = s->full;
     s->sub.n_rows = s->n_rows;
-    s->sub.n_obs = 0;
     s->sub.ctx = s;
     s->sub.eval = sub_eval;
     s->sub.pattern = sub_pattern;

@@ -15,9 +15,11 @@
  * upper triangle; in-memory data are checked at creation), so with triangle
  * "full" the entries (i, j) and (j, i) are the same observation twice.  The
  * model then presents each pair once, weighted by sqrt(2): cost, J^T J and
- * J^T r are those of the full triangle, at half the work, and the problem's
- * n_obs still counts both triangles for the degrees of freedom.  Internally
- * the rows are then the upper triangle's (upper_rows).
+ * J^T r are those of the full triangle, at half the work, and eval's
+ * observation count (nlsq_eval_env.n_obs) still counts both triangles for
+ * the degrees of freedom: 2 a merged pair, 1 the diagonal, 0 an entry whose
+ * data are not finite (excluded).  Internally the rows are then the upper
+ * triangle's (upper_rows).
  *
  * Forward model: exactly xpcs-model.md "Forward model", evaluated by
  * model_kernel.c segment by segment (contiguous j of one matrix row), the
@@ -657,11 +659,26 @@ static void seg_consts(const nlsq_xpcs_model *m, const double *x, size_t a, xk_s
     if (m->laminar) nlsq__xpcs_angle(m->B, x[6], m->phi[a], &s->bc, &s->Bdc);
 }
 
+/* Observations of a segment of len entries (i, j..) of one matrix row, its
+ * data y32 or y64: the entries whose data are finite (the others are
+ * excluded), 2 each for merged pairs.  The scan is skipped when the model
+ * knows it has no excluded entry (data counted at creation). */
+static size_t segment_obs(const nlsq_xpcs_model *m, size_t i, size_t j, size_t len,
+                          const float *y32, const double *y64)
+{
+    size_t bad = 0;
+    int known = m->data_mode != DATA_STREAM && m->data_mode != DATA_BLOCKS;
+    if (!known || m->n_excl_fixed)
+        for (size_t t = 0; t < len; t++) bad += !isfinite(y32 ? (double)y32[t] : y64[t]);
+    return obs_of(m, i, j) * (len - bad);
+}
+
 /* Rows [row0, row0 + nrows).  J (when not NULL) is (np + 2) x nrows
  * column-major in the pattern's column order, so a Jacobian range must lie
  * inside one angle (the pattern callback guarantees it); residual-only ranges
  * may span angles.  The range is cut into segments of one matrix row with
- * contiguous j (and the diagonal entry, whose weight differs, on its own). */
+ * contiguous j (and the diagonal entry, whose weight differs, on its own).
+ * env->n_obs gets the observations of the rows (segment_obs). */
 static int model_eval(void *ctx, const double *x, size_t row0, size_t nrows,
                       double *r, double *J, const nlsq_eval_env *env)
 {
@@ -690,7 +707,8 @@ static int model_eval(void *ctx, const double *x, size_t row0, size_t nrows,
     const xk_pairs *pf = kernel_view(m, T, prepared ? (double *)env->state + tab_doubles(m) : NULL,
                                      &kt, &pmem);
     int rc = 0;
-    size_t done = 0;
+    size_t done = 0, obs = 0;
+    size_t *want_obs = env ? env->n_obs : NULL;
     held_block hb = {NULL, 0, 0, 0};
     while (done < nrows && rc == 0) {
         size_t g = row0 + done;
@@ -730,6 +748,7 @@ static int model_eval(void *ctx, const double *x, size_t row0, size_t nrows,
                 rc = rc == NLSQ_ENOMEM ? NLSQ_ENOMEM : 1;
                 break;
             }
+            if (want_obs) obs += segment_obs(m, i, j, len, y32, y64);
             xk_segment_pairs(m->avx2, &sc, &kt, pf, i, j, len, y32, y64, r + o, J ? J + o : NULL,
                              nrows);
             t += len;
@@ -740,6 +759,7 @@ static int model_eval(void *ctx, const double *x, size_t row0, size_t nrows,
     }
     block_done(m, &hb);
     free(own);
+    if (want_obs && rc == 0) *want_obs = obs;
     return rc;
 }
 
@@ -1033,7 +1053,6 @@ int nlsq_xpcs_model_problem(nlsq_xpcs_model *m, nlsq_problem *pb)
     pb->ctx = m;
     pb->lower = m->lower;
     pb->upper = m->upper;
-    pb->n_obs = m->sym ? m->n_obs : 0;
     pb->jac_col_major = 1;
     return 0;
 }

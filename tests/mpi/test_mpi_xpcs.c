@@ -293,8 +293,9 @@ int main(int argc, char **argv)
         if (m2) {
             nlsq_problem pb2;
             nlsq_xpcs_model_problem(m2, &pb2);
-            CHECK(pb2.n_obs == P2 * n2 * n2 && pb2.n_rows == P2 * n2 * (n2 + 1) / 2,
-                  "merged pairs expected: %zu rows, %zu observations", pb2.n_rows, pb2.n_obs);
+            const size_t obs2 = nlsq_xpcs_model_n_rows(m2);
+            CHECK(obs2 == P2 * n2 * n2 && pb2.n_rows == P2 * n2 * (n2 + 1) / 2,
+                  "merged pairs expected: %zu rows, %zu observations", pb2.n_rows, obs2);
             double *xl = malloc(sizeof(double) * pb2.n_params), *xm = malloc(sizeof(double) * pb2.n_params);
             CHECK(nlsq_xpcs_start(m2, NULL, NULL, xl) == 0, "library guess 2");
             nlsq_options o2;
@@ -303,6 +304,24 @@ int main(int argc, char **argv)
             size_t ex2 = 0;
             CHECK(nlsq_mpi_attach(&o2, MPI_COMM_WORLD, pb2.n_rows, 1000, &mc2) == 0, "attach 2");
             CHECK(nlsq_mpi_xpcs_initial_guess(mc2, m2, &c2, NULL, xm, &ex2) == 0, "guess 2");
+            /* the observations the rows declare (merged pairs 2, excluded
+             * entries 0), summed over the ranks' rows by dist.reduce: the
+             * one-process count, and every rank has it */
+            size_t p2 = pb2.n_params;
+            double *cv = malloc(sizeof(double) * p2 * p2);
+            nlsq_result rdist = {0}, rone = {0};
+            nlsq_options o1;
+            nlsq_options_init(&o1);
+            CHECK(cv && nlsq_covariance(&pb2, &o2, xm, cv, &rdist) == 0, "distributed covariance");
+            CHECK(cv && nlsq_covariance(&pb2, &o1, xm, cv, &rone) == 0, "one-process covariance");
+            CHECK(rdist.n_obs == obs2 - ex2 && rone.n_obs == rdist.n_obs,
+                  "observations: %zu over the ranks, %zu in one process, expected %zu - %zu",
+                  rdist.n_obs, rone.n_obs, obs2, ex2);
+            CHECK(rdist.dof == (double)(obs2 - ex2) - (double)rdist.n_free &&
+                  rdist.reduced_chi2 == 2.0 * rdist.cost / rdist.dof,
+                  "dof %.0f, reduced chi2 %.17g", rdist.dof, rdist.reduced_chi2);
+            CHECK(tu_all_same((uint64_t)rdist.n_obs), "observation counts differ over ranks");
+            free(cv);
             nlsq_mpi_detach(mc2, &o2);
             double g3 = max_rel(xm, xl, pb2.n_params);
             CHECK(g3 <= 1e-9, "sampled start point vs nlsq_xpcs_start: %.3g", g3);
@@ -312,7 +331,8 @@ int main(int argc, char **argv)
             if (g_rank == 0)
                 printf("  %zu angles x %zu frames, full + diagonal as %zu merged rows (%zu "
                        "observations), sampled start point rel.diff vs nlsq_xpcs_start "
-                       "%.2e; %zu observations excluded\n", P2, n2, pb2.n_rows, pb2.n_obs, g3, ex2);
+                       "%.2e; %zu observations excluded, %zu counted over the ranks\n", P2, n2,
+                       pb2.n_rows, obs2, g3, ex2, rdist.n_obs);
             free(xl);
             free(xm);
         }
