@@ -146,10 +146,7 @@ int main(int argc, char **argv)
         printf(",\"threads\":%d,\"N\":%zu,\"P\":%zu,\"m\":%zu,\"rows\":%zu,\"merged\":%d,\"p\":%zu"
                ",\"triangle\":\"%s\"", threads, d.N, d.P, mrows, prows, merged, p,
                a.triangle == NLSQ_XPCS_FULL ? "full" : "upper");
-        bx_json_kv(stdout, "ftol", a.ftol);
-        bx_json_kv(stdout, "xtol", a.xtol);
-        bx_json_kv(stdout, "gtol", a.gtol);
-        bx_json_kv(stdout, "gen_s", d.gen_s);
+        bx_json_settings(stdout, &a, d.gen_s);
         bx_json_kv(stdout, "model_s", t_model);
         bx_json_kv(stdout, "init_s", t_init);
         bx_json_kv(stdout, "fit_s", runs[a.repeat - 1].fit_s);
@@ -161,9 +158,7 @@ int main(int argc, char **argv)
                res->n_eval);
         bx_json_kv(stdout, "rows_per_s", rows_s);
         bx_json_kv(stdout, "eval_rows_per_s", eval_rows_s);
-        bx_json_kv(stdout, "peak_rss_mib", bx_mib(hwm));
-        bx_json_kv(stdout, "rss_data_mib", bx_mib(rss_data));
-        bx_json_kv(stdout, "rss_before_fit_mib", bx_mib(rss_before));
+        bx_json_memory(stdout, hwm, rss_data, rss_before);
         printf(",\"status\":\"%s\"", nlsq_status_name(res->status));
         bx_json_kv(stdout, "initial_cost", res->initial_cost);
         bx_json_kv(stdout, "cost", res->cost);
@@ -179,15 +174,7 @@ int main(int argc, char **argv)
                        res->phases[k].cost, res->phases[k].seconds);
             printf("]");
         }
-        printf(",");
-        bx_json_array(stdout, "x0", x0, p);
-        printf(",");
-        bx_json_array(stdout, "params", x, p);
-        printf(",");
-        bx_json_array(stdout, "sigma", sigma, p);
-        printf(",");
-        bx_json_array(stdout, "truth", d.truth, p);
-        printf("}\n");
+        bx_json_vectors_end(stdout, x0, x, sigma, d.truth, p);
     } else {
         printf("%-34s %s\n", "solver", hybrid ? "nlsq_hybrid (Adam -> LM)" : "nlsq_lm");
         printf("%-34s %zu angles x %zu x %zu = %zu observations, %zu parameters\n", "problem",

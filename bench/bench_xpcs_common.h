@@ -338,6 +338,43 @@ BX_UNUSED static int bx_bad(const char *prog, const char *what, const char *val)
     return 2;
 }
 
+/* Option o's value v as a double > 0 into *out: 0, or bx_bad's exit code. */
+BX_UNUSED static int bx_positive(const char *prog, const char *o, const char *v, double *out)
+{
+    char *end;
+    *out = strtod(v, &end);
+    return *end || !(*out > 0) ? bx_bad(prog, o, v) : 0;
+}
+
+/* The JSON line's pieces both programs print: the stopping tolerances and
+ * the data time; the memory; the vectors, which end the line. */
+BX_UNUSED static void bx_json_settings(FILE *fp, const bx_args *a, double gen_s)
+{
+    bx_json_kv(fp, "ftol", a->ftol);
+    bx_json_kv(fp, "xtol", a->xtol);
+    bx_json_kv(fp, "gtol", a->gtol);
+    bx_json_kv(fp, "gen_s", gen_s);
+}
+
+BX_UNUSED static void bx_json_memory(FILE *fp, long hwm_kib, long rss_data_kib, long rss_before_kib)
+{
+    bx_json_kv(fp, "peak_rss_mib", bx_mib(hwm_kib));
+    bx_json_kv(fp, "rss_data_mib", bx_mib(rss_data_kib));
+    bx_json_kv(fp, "rss_before_fit_mib", bx_mib(rss_before_kib));
+}
+
+BX_UNUSED static void bx_json_vectors_end(FILE *fp, const double *x0, const double *x,
+                                          const double *sigma, const double *truth, size_t p)
+{
+    const char *const keys[4] = {"x0", "params", "sigma", "truth"};
+    const double *const v[4] = {x0, x, sigma, truth};
+    for (int k = 0; k < 4; k++) {
+        fputc(',', fp);
+        bx_json_array(fp, keys[k], v[k], p);
+    }
+    fputs("}\n", fp);
+}
+
 /* 0, or the exit code (2 bad usage; -1 for --help, already printed). */
 BX_UNUSED static int bx_parse_args(int argc, char **argv, bx_args *a)
 {
@@ -395,14 +432,11 @@ BX_UNUSED static int bx_parse_args(int argc, char **argv, bx_args *a)
             a->budget_mib = strtod(v, &end);
             if (*end || !(a->budget_mib >= 0)) return bx_bad(prog, "--memory-budget", v);
         } else if (!strcmp(o, "--q")) {
-            a->q = strtod(v, &end);
-            if (*end || !(a->q > 0)) return bx_bad(prog, "--q", v);
+            if (bx_positive(prog, o, v, &a->q)) return 2;
         } else if (!strcmp(o, "--dt")) {
-            a->dt = strtod(v, &end);
-            if (*end || !(a->dt > 0)) return bx_bad(prog, "--dt", v);
+            if (bx_positive(prog, o, v, &a->dt)) return 2;
         } else if (!strcmp(o, "--gap")) {
-            a->gap = strtod(v, &end);
-            if (*end || !(a->gap > 0)) return bx_bad(prog, "--gap", v);
+            if (bx_positive(prog, o, v, &a->gap)) return 2;
         } else if (!strcmp(o, "--triangle")) {
             if (!strcmp(v, "full")) a->triangle = NLSQ_XPCS_FULL;
             else if (!strcmp(v, "upper")) a->triangle = NLSQ_XPCS_UPPER;

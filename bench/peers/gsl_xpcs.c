@@ -788,14 +788,8 @@ int main(int argc, char **argv)
     pc.simd = !no_simd && have_avx2();
     long rss_before = bx_status_kib("VmRSS");
 
-    gsl_multilarge_nlinear_fdf fdf;
-    memset(&fdf, 0, sizeof fdf);
-    fdf.f = cb_f;
-    fdf.df = cb_df;
-    fdf.fvv = NULL;
-    fdf.n = rows;
-    fdf.p = p;
-    fdf.params = &pc;
+    gsl_multilarge_nlinear_fdf fdf = {.f = cb_f, .df = cb_df, .fvv = NULL, .n = rows, .p = p,
+                                      .params = &pc};
     gsl_multilarge_nlinear_parameters par = gsl_multilarge_nlinear_default_parameters();
     par.trs = gsl_multilarge_nlinear_trs_lm;
     par.scale = gsl_multilarge_nlinear_scale_more;
@@ -891,10 +885,7 @@ int main(int argc, char **argv)
         printf(",\"threads\":%d,\"N\":%zu,\"P\":%zu,\"m\":%zu,\"rows\":%zu,\"merged\":%d,\"p\":%zu"
                ",\"triangle\":\"%s\"", threads, d.N, d.P, m, rows, pc.merged, p,
                a.triangle == NLSQ_XPCS_UPPER ? "upper" : "full");
-        bx_json_kv(stdout, "ftol", a.ftol);
-        bx_json_kv(stdout, "xtol", a.xtol);
-        bx_json_kv(stdout, "gtol", a.gtol);
-        bx_json_kv(stdout, "gen_s", d.gen_s);
+        bx_json_settings(stdout, &a, d.gen_s);
         bx_json_kv(stdout, "init_s", t_init);
         bx_json_kv(stdout, "fit_s", F->fit_s);
         bx_json_kv(stdout, "fit_s_median", fit_med);
@@ -906,9 +897,7 @@ int main(int argc, char **argv)
         bx_json_kv(stdout, "eval_rows_per_s", eval_rows_s);
         bx_json_kv(stdout, "f_callback_s", F->f_s);
         bx_json_kv(stdout, "df_callback_s", F->df_s);
-        bx_json_kv(stdout, "peak_rss_mib", bx_mib(hwm));
-        bx_json_kv(stdout, "rss_data_mib", bx_mib(rss_data));
-        bx_json_kv(stdout, "rss_before_fit_mib", bx_mib(rss_before));
+        bx_json_memory(stdout, hwm, rss_data, rss_before);
         printf(",\"status\":\"%s\",\"stop\":\"%s\",\"ftol_test\":%d", info_name(F->info), F->why,
                !gsl_tests_only);
         bx_json_kv(stdout, "initial_cost", F->cost0);
@@ -916,15 +905,7 @@ int main(int argc, char **argv)
         bx_json_kv(stdout, "reduced_chi2", red);
         bx_json_kv(stdout, "max_abs_z_phys", zphys);
         bx_json_kv(stdout, "max_abs_z_contrast_offset", zco);
-        printf(",");
-        bx_json_array(stdout, "x0", x0, p);
-        printf(",");
-        bx_json_array(stdout, "params", x, p);
-        printf(",");
-        bx_json_array(stdout, "sigma", sigma, p);
-        printf(",");
-        bx_json_array(stdout, "truth", d.truth, p);
-        printf("}\n");
+        bx_json_vectors_end(stdout, x0, x, sigma, d.truth, p);
     } else {
         printf("%-34s GSL %s gsl_multilarge_nlinear (trust region, LM, More scaling, Cholesky)\n",
                "solver", GSL_VERSION);
