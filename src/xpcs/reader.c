@@ -203,6 +203,20 @@ int nlsq__xpcs_open_dataset(nlsq_xpcs_file *f, const char *dpath, hid_t *out, ch
     return 0;
 }
 
+/* Open dataset dpath (*d) and its type (*t), and require a numeric one: 0,
+ * or < 0 with the reason in err; the caller closes *d and *t either way. */
+static int open_numeric(nlsq_xpcs_file *f, const char *dpath, hid_t *d, hid_t *t, char *err,
+                        size_t es)
+{
+    int rc = nlsq__xpcs_open_dataset(f, dpath, d, err, es);
+    if (rc < 0) return rc;
+    *t = H5Dget_type(*d);
+    H5T_class_t cls = *t >= 0 ? H5Tget_class(*t) : H5T_NO_CLASS;
+    if (cls == H5T_INTEGER || cls == H5T_FLOAT) return 0;
+    xpcs__err(err, es, "%s: dataset '%s' is not numeric", f->path, dpath);
+    return NLSQ_XPCS_EFORMAT;
+}
+
 /* Read a small numeric list (any rank, flattened) as doubles. */
 int nlsq__xpcs_read_list(nlsq_xpcs_file *f, const char *dpath, double **out, size_t *count,
                      int require_finite, char *err, size_t es)
@@ -219,14 +233,7 @@ int nlsq__xpcs_read_list(nlsq_xpcs_file *f, const char *dpath, double **out, siz
         xpcs__err(err, es, "%s: missing dataset '%s'", f->path, dpath);
         return NLSQ_XPCS_EFORMAT;
     }
-    if ((rc = nlsq__xpcs_open_dataset(f, dpath, &d, err, es)) < 0) return rc;
-    t = H5Dget_type(d);
-    H5T_class_t cls = t >= 0 ? H5Tget_class(t) : H5T_NO_CLASS;
-    if (cls != H5T_INTEGER && cls != H5T_FLOAT) {
-        xpcs__err(err, es, "%s: dataset '%s' is not numeric", f->path, dpath);
-        rc = NLSQ_XPCS_EFORMAT;
-        goto done;
-    }
+    if ((rc = open_numeric(f, dpath, &d, &t, err, es)) < 0) goto done;
     s = H5Dget_space(d);
     if (s < 0 || space_count(s, &rank, dims, &c) < 0 || c > XPCS_LIST_MAX) {
         xpcs__err(err, es, "%s: dataset '%s' has an invalid or implausibly large shape",
@@ -362,15 +369,8 @@ static int check_matrix(nlsq_xpcs_file *f, const char *dpath, size_t *n_out, int
     int rc = 0, rank = 0;
     hsize_t dims[H5S_MAX_RANK];
 
-    if ((rc = nlsq__xpcs_open_dataset(f, dpath, &d, err, es)) < 0) return rc;
-    t = H5Dget_type(d);
-    H5T_class_t cls = t >= 0 ? H5Tget_class(t) : H5T_NO_CLASS;
-    if (cls != H5T_INTEGER && cls != H5T_FLOAT) {
-        xpcs__err(err, es, "%s: dataset '%s' is not numeric", f->path, dpath);
-        rc = NLSQ_XPCS_EFORMAT;
-        goto done;
-    }
-    *f32 = cls == H5T_FLOAT && H5Tget_size(t) <= 4;
+    if ((rc = open_numeric(f, dpath, &d, &t, err, es)) < 0) goto done;
+    *f32 = H5Tget_class(t) == H5T_FLOAT && H5Tget_size(t) <= 4;
     if ((rc = nlsq__xpcs_filter_check(d, f->path, dpath, err, es)) < 0) goto done;
     s = H5Dget_space(d);
     if (s < 0 || H5Sget_simple_extent_type(s) != H5S_SIMPLE) {
