@@ -11,48 +11,12 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#define ROW_BLOCK 64
-
-static uint64_t fnv1a(uint64_t h, const void *data, size_t n)
-{
-    const unsigned char *c = data;
-    for (size_t i = 0; i < n; i++) {
-        h ^= c[i];
-        h *= 0x100000001b3ULL;
-    }
-    return h;
-}
-
-/* FNV-1a 64 of every selected row as read (angle by angle, row blocks). */
-static int data_digest(nlsq_xpcs_file *f, const nlsq_xpcs_selection *sel, uint64_t *h, char *err,
-                       size_t es)
-{
-    size_t n = sel->last_frame - sel->first_frame + 1;
-    double *buf = malloc(sizeof(double) * ROW_BLOCK * n);
-    if (!buf) {
-        snprintf(err, es, "out of memory for the checkpoint fingerprint");
-        return -1;
-    }
-    *h = 0xcbf29ce484222325ULL;
-    for (size_t a = 0; a < sel->n_angles; a++)
-        for (size_t r0 = 0; r0 < n; r0 += ROW_BLOCK) {
-            size_t nr = n - r0 < ROW_BLOCK ? n - r0 : ROW_BLOCK;
-            if (nlsq_xpcs_read_rows(f, sel, a, r0, nr, buf, err, es) != 0) {
-                free(buf);
-                return -1;
-            }
-            *h = fnv1a(*h, buf, sizeof(double) * nr * n);
-        }
-    free(buf);
-    return 0;
-}
-
 char *fit_xpcs_fingerprint(const fit_xpcs_args *a, nlsq_xpcs_file *f,
                            const nlsq_xpcs_selection *sel, const nlsq_xpcs_config *cfg,
                            const nlsq_problem *pb, char *err, size_t es)
 {
     uint64_t h;
-    if (data_digest(f, sel, &h, err, es) != 0) return NULL;
+    if (nlsq_xpcs_data_digest(f, sel, &h, err, es) != 0) return NULL;
     struct stat st;
     long long fsize = stat(a->input, &st) == 0 ? (long long)st.st_size : -1;
     size_t cap = 1024 + 26 * sel->n_angles;

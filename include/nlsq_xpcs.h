@@ -121,6 +121,15 @@ NLSQ_API int  nlsq_xpcs_read_rows(nlsq_xpcs_file *f, const nlsq_xpcs_selection *
  *  missing external storage are refused earlier, by nlsq_xpcs_open.) */
 NLSQ_API int  nlsq_xpcs_check_data(nlsq_xpcs_file *f, const nlsq_xpcs_selection *sel,
                                    char *err, size_t err_size);
+/** A 64-bit digest of the selected data: FNV-1a 64 over every selected row
+ *  as nlsq_xpcs_read_rows returns it (float64, angle by angle, rows in
+ *  order); the same data in the window give the same digest whatever the
+ *  file's name, layout or storage.  For binding a checkpoint to its data
+ *  (nlsq_options.checkpoint_tag).  One pass over the data; memory: 64 rows.
+ *  0 with *digest set, or NLSQ_EINVAL / NLSQ_ENOMEM / nlsq_xpcs_read_rows's
+ *  errors with one line in err. */
+NLSQ_API int  nlsq_xpcs_data_digest(nlsq_xpcs_file *f, const nlsq_xpcs_selection *sel,
+                                    uint64_t *digest, char *err, size_t err_size);
 
 /* ------------------------------------------------------------------------ */
 /* 2. Model                                                                  */

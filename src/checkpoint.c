@@ -70,6 +70,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #include "nlsq_internal.h"
+#include "nlsq_fnv1a.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -88,25 +89,15 @@
 
 /* ------------------------------------------------------------------ hashing */
 
-static uint64_t fnv1a(uint64_t h, const void *data, size_t n)
-{
-    const unsigned char *c = data;
-    for (size_t i = 0; i < n; i++) {
-        h ^= c[i];
-        h *= 0x100000001b3ULL;
-    }
-    return h;
-}
-#define FNV_OFFSET 0xcbf29ce484222325ULL
 
 static uint64_t bounds_hash(const nlsq_problem *pb)
 {
-    uint64_t h = FNV_OFFSET;
+    uint64_t h = NLSQ__FNV_OFFSET;
     for (int side = 0; side < 2; side++) {
         const double *b = side == 0 ? pb->lower : pb->upper;
         for (size_t j = 0; j < pb->n_params; j++) {
             double v = b ? b[j] + 0.0 : (side == 0 ? -INFINITY : INFINITY);
-            h = fnv1a(h, &v, sizeof v);
+            h = nlsq__fnv1a(h, &v, sizeof v);
         }
     }
     return h;
@@ -220,7 +211,7 @@ static void serialize(wbuf *w, const nlsq_problem *pb, const ck_src *s)
     if (w->p) {
         uint64_t n = w->n - at_payload;
         memcpy(w->p + at_len, &n, sizeof n);
-        uint64_t h = fnv1a(FNV_OFFSET, w->p + start, w->n - start);
+        uint64_t h = nlsq__fnv1a(NLSQ__FNV_OFFSET, w->p + start, w->n - start);
         put_u64(w, h);
     } else {
         put_u64(w, 0);
@@ -450,7 +441,7 @@ static int read_checkpoint(const nlsq_allocator *al, const char *file, ck_file *
     uint64_t sum;
     memcpy(&sum, cf->buf + size - 8, 8);
     if (off != size) { rc = NLSQ_EIO; why = "read error"; }
-    else if (fnv1a(FNV_OFFSET, cf->buf, size - 8) != sum) why = "checksum mismatch (corrupted)";
+    else if (nlsq__fnv1a(NLSQ__FNV_OFFSET, cf->buf, size - 8) != sum) why = "checksum mismatch (corrupted)";
     if (why) goto bad;
     cf->size = size;
     cf->version = version;
