@@ -57,47 +57,21 @@
  * step, x = best point.  Checkpoints every checkpoint_every epochs.
  */
 #include "nlsq_internal.h"
+#include "nlsq_rng.h"
 
 #include <math.h>
 #include <string.h>
 
 /* ------------------------------------------------------------------ RNG */
 
-static uint64_t splitmix64(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
-
-static void rng_seed(uint64_t s[4], uint64_t seed)
-{
-    uint64_t sm = seed;
-    for (int i = 0; i < 4; i++) s[i] = splitmix64(&sm);
-}
-
-static uint64_t rotl64(uint64_t v, int k) { return (v << k) | (v >> (64 - k)); }
-
-static uint64_t xoshiro_next(uint64_t s[4])   /* xoshiro256** */
-{
-    const uint64_t result = rotl64(s[1] * 5, 7) * 9;
-    const uint64_t t = s[1] << 17;
-    s[2] ^= s[0];
-    s[3] ^= s[1];
-    s[1] ^= s[2];
-    s[0] ^= s[3];
-    s[2] ^= t;
-    s[3] = rotl64(s[3], 45);
-    return result;
-}
+/* xoshiro256** seeded through splitmix64: nlsq_rng.h */
 
 /* Uniform in [0, n), n >= 1, without modulo bias. */
 static uint64_t rng_below(uint64_t s[4], uint64_t n)
 {
     const uint64_t lim = UINT64_MAX - UINT64_MAX % n;
     uint64_t v;
-    do v = xoshiro_next(s); while (v >= lim);
+    do v = nlsq__xoshiro_next(s); while (v >= lim);
     return v % n;
 }
 
@@ -389,7 +363,7 @@ static int run_start(adam_run *R)
     st->initial_gnorm = max_abs(p, R->Jtr);
     cap_scales(&R->pl, R->JtJ, st->initial_cost);
     st->best_est = st->ref_est = st->initial_cost;
-    rng_seed(st->rng, R->opt->adam.seed);
+    nlsq__xoshiro_seed(st->rng, R->opt->adam.seed);
     st->seed = R->opt->adam.seed;
     st->block_rows = R->pl.B;
     st->batch_blocks = R->pl.k;

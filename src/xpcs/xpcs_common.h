@@ -21,6 +21,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "nlsq_rng.h"
 #include "physics.h"
 
 #if defined(__GNUC__)
@@ -77,22 +78,14 @@ static inline double xpcs__clamp(double v, double lo, double hi)
 /* Random numbers                                                            */
 /* ------------------------------------------------------------------------ */
 
-static inline uint64_t xpcs__splitmix64(uint64_t *state)
-{
-    uint64_t z = (*state += UINT64_C(0x9E3779B97F4A7C15));
-    z = (z ^ (z >> 30)) * UINT64_C(0xBF58476D1CE4E5B9);
-    z = (z ^ (z >> 27)) * UINT64_C(0x94D049BB133111EB);
-    return z ^ (z >> 31);
-}
-
 /** A seed for the stream of (seed, a, b, c), e.g. (seed, q index, angle, row). */
 static inline uint64_t xpcs__mix_seed(uint64_t seed, uint64_t a, uint64_t b, uint64_t c)
 {
     uint64_t s = seed;
-    uint64_t h = xpcs__splitmix64(&s);
-    s = h ^ a; h = xpcs__splitmix64(&s);
-    s = h ^ b; h = xpcs__splitmix64(&s);
-    s = h ^ c; h = xpcs__splitmix64(&s);
+    uint64_t h = nlsq__splitmix64(&s);
+    s = h ^ a; h = nlsq__splitmix64(&s);
+    s = h ^ b; h = nlsq__splitmix64(&s);
+    s = h ^ c; h = nlsq__splitmix64(&s);
     return h;
 }
 
@@ -104,27 +97,16 @@ typedef struct xpcs__rng {
 
 static inline void xpcs__rng_seed(xpcs__rng *r, uint64_t seed)
 {
-    uint64_t sm = seed;
-    for (int i = 0; i < 4; i++) r->s[i] = xpcs__splitmix64(&sm);
+    nlsq__xoshiro_seed(r->s, seed);
     r->has_spare = 0;
     r->spare = 0.0;
 }
 
-static inline uint64_t xpcs__rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
 
 /** xoshiro256** */
 static inline uint64_t xpcs__rng_next(xpcs__rng *r)
 {
-    uint64_t *s = r->s;
-    uint64_t result = xpcs__rotl(s[1] * 5, 7) * 9;
-    uint64_t t = s[1] << 17;
-    s[2] ^= s[0];
-    s[3] ^= s[1];
-    s[1] ^= s[2];
-    s[0] ^= s[3];
-    s[2] ^= t;
-    s[3] = xpcs__rotl(s[3], 45);
-    return result;
+    return nlsq__xoshiro_next(r->s);
 }
 
 /** Uniform in [0, 1). */
