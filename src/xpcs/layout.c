@@ -157,15 +157,21 @@ static int list_int(nlsq_xpcs_file *f, const char *dpath, const double *v, size_
     return 0;
 }
 
+/* A zeroed table of n elements of size bytes (at least one element), or
+ * NULL with the out-of-memory line in err (the caller returns NLSQ_ENOMEM). */
+static void *layout_alloc(nlsq_xpcs_file *f, size_t n, size_t size, char *err, size_t es)
+{
+    void *p = calloc(n ? n : 1, size);
+    if (!p) xpcs__err(err, es, "%s: out of memory", f->path);
+    return p;
+}
+
 /* No value of the m labels (each in [0, range)) twice. */
 static int labels_distinct(nlsq_xpcs_file *f, const char *dpath, const size_t *lab, size_t m,
                            size_t range, char *err, size_t es)
 {
-    unsigned char *seen = calloc(range ? range : 1, 1);
-    if (!seen) {
-        xpcs__err(err, es, "%s: out of memory", f->path);
-        return NLSQ_ENOMEM;
-    }
+    unsigned char *seen = layout_alloc(f, range, 1, err, es);
+    if (!seen) return NLSQ_ENOMEM;
     int rc = 0;
     for (size_t k = 0; k < m && rc == 0; k++) {
         if (seen[lab[k]]) {
@@ -253,11 +259,8 @@ static int apsu_natural(nlsq_xpcs_file *f, const apsu_lists *L, size_t *nat, cha
     const size_t total = L->n0 * L->n1, nlab = L->map ? L->nmap : total;
     int rc = 0;
     if (L->map) {   /* the mapping's entries must be distinct flattened indices */
-        size_t *m = malloc(L->nmap * sizeof *m);
-        if (!m) {
-            xpcs__err(err, es, "%s: out of memory", f->path);
-            return NLSQ_ENOMEM;
-        }
+        size_t *m = layout_alloc(f, L->nmap, sizeof *m, err, es);
+        if (!m) return NLSQ_ENOMEM;
         for (size_t k = 0; k < L->nmap && rc == 0; k++)
             rc = list_int(f, APSU_MAPPING, L->map, k, 0, (double)total - 1, &m[k], err, es);
         if (rc == 0) rc = labels_distinct(f, APSU_MAPPING, m, L->nmap, total, err, es);
@@ -285,9 +288,7 @@ int nlsq__xpcs_discover_apsu(nlsq_xpcs_file *f, char *err, size_t es)
     if ((rc = apsu_read_lists(f, &L, err, es)) < 0) goto done;
     if ((rc = keys_for_bins(f, XPCS_APSU_GROUP, APSU_BINS, L.nb, "bins", &keys, &nk, err, es)) < 0)
         goto done;
-    nat = malloc(nk * sizeof *nat);
-    if (!nat) {
-        xpcs__err(err, es, "%s: out of memory", f->path);
+    if (!(nat = layout_alloc(f, nk, sizeof *nat, err, es))) {
         rc = NLSQ_ENOMEM;
         goto done;
     }
@@ -332,9 +333,7 @@ int nlsq__xpcs_discover_old(nlsq_xpcs_file *f, char *err, size_t es)
     if ((rc = keys_for_bins(f, XPCS_OLD_GROUP, have_bins ? OLD_BINS : OLD_QLIST, nb,
                             have_bins ? "bins" : "(q, phi) pairs", &keys, &nk, err, es)) < 0)
         goto done;
-    idx = malloc(nk * sizeof *idx);
-    if (!idx) {
-        xpcs__err(err, es, "%s: out of memory", f->path);
+    if (!(idx = layout_alloc(f, nk, sizeof *idx, err, es))) {
         rc = NLSQ_ENOMEM;
         goto done;
     }
