@@ -98,6 +98,18 @@ static hid_t lcpl_inter(void)
     return l;
 }
 
+/* An empty 1-D dataset of n elements of type at path (groups made on the
+ * way): a dataset where the reader expects something else. */
+static void make_dataset(hid_t fid, const char *path, hid_t type, hsize_t n)
+{
+    hid_t sp = H5Screate_simple(1, &n, NULL);
+    hid_t lc = lcpl_inter();
+    hid_t d = H5Dcreate2(fid, path, type, sp, lc, H5P_DEFAULT, H5P_DEFAULT);
+    if (d >= 0) H5Dclose(d);
+    H5Pclose(lc);
+    H5Sclose(sp);
+}
+
 /* dtype codes shared by lists and matrices */
 enum { T_F64, T_F32, T_I32, T_U8, T_I16, T_STR, T_CMPD, T_N };
 
@@ -366,14 +378,7 @@ static void build_file(reader *r, built *b)
         unsigned g = take(r);
         if (g >= 240) {
             b->clean = 0;
-            hsize_t one = 1;
-            hid_t sp = H5Screate_simple(1, &one, NULL);
-            hid_t lc = lcpl_inter();
-            hid_t d = H5Dcreate2(fid, "xpcs/twotime/correlation_map", H5T_NATIVE_DOUBLE, sp, lc,
-                                 H5P_DEFAULT, H5P_DEFAULT);
-            if (d >= 0) H5Dclose(d);
-            H5Pclose(lc);
-            H5Sclose(sp);
+            make_dataset(fid, "xpcs/twotime/correlation_map", H5T_NATIVE_DOUBLE, 1);
         } else {
             hid_t lc = lcpl_inter();
             hid_t gg = H5Gcreate2(fid, "xpcs/twotime/correlation_map", lc, H5P_DEFAULT, H5P_DEFAULT);
@@ -438,16 +443,7 @@ static void build_file(reader *r, built *b)
         if (a >= 0) { H5Awrite(a, H5T_NATIVE_DOUBLE, v); H5Aclose(a); }
         H5Sclose(sp);
     }
-    if (ex & 4) {
-        hsize_t n1 = 5;
-        hid_t sp = H5Screate_simple(1, &n1, NULL);
-        hid_t lc = lcpl_inter();
-        hid_t d = H5Dcreate2(fid, "xpcs/twotime/extra_dataset", H5T_NATIVE_INT, sp, lc,
-                             H5P_DEFAULT, H5P_DEFAULT);
-        if (d >= 0) H5Dclose(d);
-        H5Pclose(lc);
-        H5Sclose(sp);
-    }
+    if (ex & 4) make_dataset(fid, "xpcs/twotime/extra_dataset", H5T_NATIVE_INT, 5);
     if (H5Fclose(fid) < 0) abort();
     CHECK(H5Fget_obj_count(H5F_OBJ_ALL, H5F_OBJ_ALL) == 0);
 }
