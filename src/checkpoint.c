@@ -117,64 +117,75 @@ static void put(wbuf *w, const void *src, size_t n)
 }
 static void put_u32(wbuf *w, uint32_t v) { put(w, &v, sizeof v); }
 static void put_u64(wbuf *w, uint64_t v) { put(w, &v, sizeof v); }
-static void put_f64(wbuf *w, double v) { put(w, &v, sizeof v); }
 static void put_vec(wbuf *w, const double *v, size_t p) { put(w, v, p * sizeof(double)); }
 
-static void put_lm(wbuf *w, size_t p, size_t chunk, const double *x, const nlsq__lm_state *st)
-{
-    put_u64(w, chunk);
-    put_u64(w, st->iteration);
-    put_f64(w, st->lambda);
-    put_f64(w, st->nu);
-    put_f64(w, st->delta);
-    put_u64(w, st->n_eval);
-    put_u64(w, st->n_jac);
-    put_u64(w, (uint64_t)st->has_d2);
-    put_f64(w, st->initial_cost);
-    put_vec(w, x, p);
-    put_vec(w, st->d2, p);
-    put_u64(w, (uint64_t)(int64_t)st->scale_exp);
-}
+/* ------------------------------------------------------------------ sections */
 
-static void put_adam(wbuf *w, size_t p, size_t chunk, const nlsq__adam_state *st)
-{
-    put_u64(w, chunk);
-    put_u64(w, st->seed);
-    put_u64(w, st->block_rows);
-    put_u64(w, st->batch_blocks);
-    put_u64(w, st->epoch);
-    put_u64(w, st->step);
-    for (int i = 0; i < 4; i++) put_u64(w, st->rng[i]);
-    put_f64(w, st->lr_factor);
-    put_u64(w, st->bad_epochs);
-    put_f64(w, st->best_est);
-    put_f64(w, st->ref_est);
-    put_f64(w, st->initial_cost);
-    put_f64(w, st->initial_gnorm);
-    put_u64(w, st->grad_rows);
-    put_u64(w, st->cost_rows);
-    put_u64(w, st->n_nonfinite);
-    put_vec(w, st->x, p);
-    put_vec(w, st->x0, p);
-    put_vec(w, st->m1, p);
-    put_vec(w, st->v, p);
-    put_vec(w, st->best_x, p);
-    put_u64(w, (uint64_t)(int64_t)st->scale_exp);
-}
+/* The payload sections ([lm], [adam], [hybrid] in the format above) as data:
+ * each field's kind and its place in the section's struct, in file order.
+ * One table drives both the writer and the reader, so that the two cannot
+ * disagree.  Every scalar takes 8 bytes; a vector p doubles. */
+typedef enum {
+    CK_SIZE,    /* size_t member, as u64 */
+    CK_U64,     /* uint64_t member */
+    CK_F64,     /* double member */
+    CK_FLAG,    /* int member, 0 or 1, as u64 (another value read is refused) */
+    CK_SCALE,   /* int member, the engine scale exponent, as i64 (absent before version 3) */
+    CK_VEC,     /* double * member: p doubles */
+    CK_X        /* the vector beside the struct (the LM point): p doubles */
+} ck_kind;
 
-static void put_hybrid(wbuf *w, size_t p, const nlsq__hybrid_ctx *h)
+typedef struct ck_field {
+    ck_kind kind;
+    size_t off;
+} ck_field;
+
+#define CKF(T, kind, member) {kind, offsetof(T, member)}
+#define LMF(kind, member) CKF(nlsq__lm_state, kind, member)
+#define ADF(kind, member) CKF(nlsq__adam_state, kind, member)
+#define HYF(kind, member) CKF(nlsq__hybrid_ctx, kind, member)
+#define N_FIELDS(t) (sizeof(t) / sizeof(t)[0])
+
+/* [lm] and [adam] start with the engine's chunk_rows (u64), written apart. */
+static const ck_field lm_fields[] = {
+    LMF(CK_SIZE, iteration), LMF(CK_F64, lambda), LMF(CK_F64, nu), LMF(CK_F64, delta),
+    LMF(CK_SIZE, n_eval), LMF(CK_SIZE, n_jac), LMF(CK_FLAG, has_d2),
+    LMF(CK_F64, initial_cost), {CK_X, 0}, LMF(CK_VEC, d2), LMF(CK_SCALE, scale_exp)};
+
+static const ck_field adam_fields[] = {
+    ADF(CK_U64, seed), ADF(CK_SIZE, block_rows), ADF(CK_SIZE, batch_blocks),
+    ADF(CK_SIZE, epoch), ADF(CK_U64, step), ADF(CK_U64, rng[0]), ADF(CK_U64, rng[1]),
+    ADF(CK_U64, rng[2]), ADF(CK_U64, rng[3]), ADF(CK_F64, lr_factor),
+    ADF(CK_SIZE, bad_epochs), ADF(CK_F64, best_est), ADF(CK_F64, ref_est),
+    ADF(CK_F64, initial_cost), ADF(CK_F64, initial_gnorm), ADF(CK_U64, grad_rows),
+    ADF(CK_U64, cost_rows), ADF(CK_SIZE, n_nonfinite), ADF(CK_VEC, x), ADF(CK_VEC, x0),
+    ADF(CK_VEC, m1), ADF(CK_VEC, v), ADF(CK_VEC, best_x), ADF(CK_SCALE, scale_exp)};
+
+static const ck_field hybrid_fields[] = {
+    HYF(CK_F64, initial_cost), HYF(CK_F64, lm0_cost), HYF(CK_SIZE, phase1.iterations),
+    HYF(CK_SIZE, phase1.n_eval), HYF(CK_SIZE, phase1.n_jac), HYF(CK_F64, phase1.cost),
+    HYF(CK_F64, phase1.seconds), HYF(CK_SIZE, phase1_nonfinite), HYF(CK_VEC, x0),
+    HYF(CK_VEC, x_lm0), HYF(CK_SCALE, scale_exp)};
+
+/* Section fields f[0..n) of the struct at base (x: the CK_X vector). */
+static void put_fields(wbuf *w, const ck_field *f, size_t n, const void *base, size_t p,
+                       const double *x)
 {
-    put_f64(w, h->initial_cost);
-    put_f64(w, h->lm0_cost);
-    put_u64(w, h->phase1.iterations);
-    put_u64(w, h->phase1.n_eval);
-    put_u64(w, h->phase1.n_jac);
-    put_f64(w, h->phase1.cost);
-    put_f64(w, h->phase1.seconds);
-    put_u64(w, h->phase1_nonfinite);
-    put_vec(w, h->x0, p);
-    put_vec(w, h->x_lm0, p);
-    put_u64(w, (uint64_t)(int64_t)h->scale_exp);
+    for (size_t k = 0; k < n; k++) {
+        const unsigned char *at = (const unsigned char *)base + f[k].off;
+        size_t z;
+        int i;
+        const double *v;
+        switch (f[k].kind) {
+        case CK_SIZE: memcpy(&z, at, sizeof z); put_u64(w, z); break;
+        case CK_U64:
+        case CK_F64: put(w, at, 8); break;
+        case CK_FLAG:
+        case CK_SCALE: memcpy(&i, at, sizeof i); put_u64(w, (uint64_t)(int64_t)i); break;
+        case CK_VEC: memcpy(&v, at, sizeof v); put_vec(w, v, p); break;
+        case CK_X: if (x) put_vec(w, x, p); break;
+        }
+    }
 }
 
 typedef struct ck_src {
@@ -205,9 +216,10 @@ static void serialize(wbuf *w, const nlsq_problem *pb, const ck_src *s)
     put_u64(w, s->tag ? s->tag_size : 0);
     if (s->tag) put(w, s->tag, s->tag_size);
     size_t at_payload = w->n;
-    if (s->hy) put_hybrid(w, p, s->hy);
-    if (s->lm) put_lm(w, p, s->chunk, s->x, s->lm);
-    if (s->adam) put_adam(w, p, s->chunk, s->adam);
+    if (s->hy) put_fields(w, hybrid_fields, N_FIELDS(hybrid_fields), s->hy, p, NULL);
+    if (s->lm || s->adam) put_u64(w, s->chunk);
+    if (s->lm) put_fields(w, lm_fields, N_FIELDS(lm_fields), s->lm, p, s->x);
+    if (s->adam) put_fields(w, adam_fields, N_FIELDS(adam_fields), s->adam, p, NULL);
     if (w->p) {
         uint64_t n = w->n - at_payload;
         memcpy(w->p + at_len, &n, sizeof n);
@@ -350,7 +362,6 @@ static void get(rbuf *r, void *dst, size_t n)
 }
 static uint64_t get_u64(rbuf *r) { uint64_t v; get(r, &v, sizeof v); return v; }
 static uint32_t get_u32(rbuf *r) { uint32_t v; get(r, &v, sizeof v); return v; }
-static double get_f64(rbuf *r) { double v; get(r, &v, sizeof v); return v; }
 /* The engine scale of a state: 0 before version 3; NULL or why not. */
 static const char *get_scale(rbuf *r, uint32_t version, int *k)
 {
@@ -517,24 +528,51 @@ static const char *check_header(const ck_header *h, const ck_file *cf, const nls
     return NULL;
 }
 
+/* What get_fields found wrong (bits). */
+enum { CK_BAD_SCALE = 1, CK_BAD_FLAG = 2 };
+
+/* Section fields f[0..n) into the struct at base (its vectors allocated; x:
+ * the CK_X vector): 0, or CK_BAD_* bits. */
+static int get_fields(rbuf *r, uint32_t version, const ck_field *f, size_t n, void *base,
+                      size_t p, double *x)
+{
+    int bad = 0;
+    for (size_t k = 0; k < n; k++) {
+        unsigned char *at = (unsigned char *)base + f[k].off;
+        size_t z;
+        uint64_t u;
+        int i;
+        double *v;
+        switch (f[k].kind) {
+        case CK_SIZE: z = (size_t)get_u64(r); memcpy(at, &z, sizeof z); break;
+        case CK_U64:
+        case CK_F64: get(r, at, 8); break;
+        case CK_FLAG:
+            u = get_u64(r);
+            i = (int)u;
+            memcpy(at, &i, sizeof i);
+            if (u > 1) bad |= CK_BAD_FLAG;
+            break;
+        case CK_SCALE:
+            if (get_scale(r, version, &i)) bad |= CK_BAD_SCALE;
+            memcpy(at, &i, sizeof i);
+            break;
+        case CK_VEC: memcpy(&v, at, sizeof v); get_vec(r, v, p); break;
+        case CK_X: if (x) get_vec(r, x, p); break;
+        }
+    }
+    return bad;
+}
+
 /* [hybrid] into h, its vectors into hx0 and hxl (p each).  NULL or why not. */
 static const char *get_hybrid(rbuf *r, uint32_t version, size_t p, nlsq__hybrid_ctx *h,
                               double *hx0, double *hxl)
 {
-    h->initial_cost = get_f64(r);
-    h->lm0_cost = get_f64(r);
     h->phase1.phase = NLSQ_PHASE_ADAM;
-    h->phase1.iterations = get_u64(r);
-    h->phase1.n_eval = get_u64(r);
-    h->phase1.n_jac = get_u64(r);
-    h->phase1.cost = get_f64(r);
-    h->phase1.seconds = get_f64(r);
-    h->phase1_nonfinite = get_u64(r);
-    get_vec(r, hx0, p);
-    get_vec(r, hxl, p);
     h->x0 = hx0;
     h->x_lm0 = hxl;
-    if (get_scale(r, version, &h->scale_exp)) return "invalid engine scale in the hybrid section";
+    if (get_fields(r, version, hybrid_fields, N_FIELDS(hybrid_fields), h, p, NULL))
+        return "invalid engine scale in the hybrid section";
     if (!r->bad && (!all_finite(hx0, p) || !all_finite(hxl, p) ||
                     !isfinite(h->initial_cost) || !isfinite(h->lm0_cost)))
         return "invalid values in the hybrid section";
@@ -546,19 +584,9 @@ static const char *get_lm(rbuf *r, uint32_t version, size_t p, nlsq__ckpt *ck)
 {
     nlsq__lm_state *lm = &ck->lm;
     ck->chunk_rows = get_u64(r);
-    lm->iteration = get_u64(r);
-    lm->lambda = get_f64(r);
-    lm->nu = get_f64(r);
-    lm->delta = get_f64(r);
-    lm->n_eval = get_u64(r);
-    lm->n_jac = get_u64(r);
-    uint64_t has_d2 = get_u64(r);
-    lm->has_d2 = (int)has_d2;
-    lm->initial_cost = get_f64(r);
-    get_vec(r, ck->x, p);
-    get_vec(r, lm->d2, p);
-    if (get_scale(r, version, &lm->scale_exp)) return "invalid engine scale in the LM state";
-    if (!r->bad && (has_d2 > 1 || !(lm->lambda > 0) || !isfinite(lm->lambda) ||
+    int bad = get_fields(r, version, lm_fields, N_FIELDS(lm_fields), lm, p, ck->x);
+    if (bad & CK_BAD_SCALE) return "invalid engine scale in the LM state";
+    if (!r->bad && ((bad & CK_BAD_FLAG) || !(lm->lambda > 0) || !isfinite(lm->lambda) ||
                     !(lm->nu > 0) || !isfinite(lm->nu) || isnan(lm->delta) ||
                     !all_finite(ck->x, p) || !all_finite(lm->d2, p)))
         return "invalid values in the LM state";
@@ -570,27 +598,8 @@ static const char *get_adam(rbuf *r, uint32_t version, size_t p, nlsq__ckpt *ck)
 {
     nlsq__adam_state *a = &ck->adam;
     ck->chunk_rows = get_u64(r);
-    a->seed = get_u64(r);
-    a->block_rows = get_u64(r);
-    a->batch_blocks = get_u64(r);
-    a->epoch = get_u64(r);
-    a->step = get_u64(r);
-    for (int i = 0; i < 4; i++) a->rng[i] = get_u64(r);
-    a->lr_factor = get_f64(r);
-    a->bad_epochs = get_u64(r);
-    a->best_est = get_f64(r);
-    a->ref_est = get_f64(r);
-    a->initial_cost = get_f64(r);
-    a->initial_gnorm = get_f64(r);
-    a->grad_rows = get_u64(r);
-    a->cost_rows = get_u64(r);
-    a->n_nonfinite = get_u64(r);
-    get_vec(r, a->x, p);
-    get_vec(r, a->x0, p);
-    get_vec(r, a->m1, p);
-    get_vec(r, a->v, p);
-    get_vec(r, a->best_x, p);
-    if (get_scale(r, version, &a->scale_exp)) return "invalid engine scale in the Adam state";
+    if (get_fields(r, version, adam_fields, N_FIELDS(adam_fields), a, p, NULL))
+        return "invalid engine scale in the Adam state";
     a->started = 1;
     if (!r->bad && (!(a->lr_factor > 0) || !isfinite(a->initial_cost) || isnan(a->best_est) ||
                     isnan(a->ref_est) || !all_finite(a->x, p) || !all_finite(a->x0, p) ||
