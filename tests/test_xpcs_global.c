@@ -19,8 +19,16 @@
  *    alternative is the mirror (phi0 of opposite sign, same |phi0| and D0 to
  *    1e-3 relative).
  * 3. threads_do_not_matter: the start is bitwise the same with 1 and 3 threads.
- * 4. bad_arguments: NULL model / x / result, negative threads -> NLSQ_EINVAL. */
+ * 4. bad_arguments: NULL model / x / result, negative threads -> NLSQ_EINVAL.
+ * 5. grid_scores_are_the_model: the grid's cost of a point (global_grid.c:
+ *    g1 from physics.h per entry, contrast and offset per angle by linfit.h)
+ *    equals half the sum of squares of data minus nlsq_xpcs_model_g2 (the
+ *    public slow path) at the contrasts and offsets it returns, to 1e-10; those
+ *    are the least-squares ones (moving any one by 1e-4 raises the cost); and
+ *    the factorised sweep's cost of grid points equals the direct score of the
+ *    same points to 1e-12. */
 #include "common_xpcs.h"
+#include "xpcs/global_grid.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -187,6 +195,59 @@ static void bad_arguments(void **st)
     unmake(&f);
 }
 
+/* Half the sum of squares of the grid entries' data minus the model's g2 at x. */
+static double entries_cost(const fixture *f, const gs_grid *g, const double *x)
+{
+    double c = 0.0;
+    for (size_t a = 0; a < g->v.P; a++)
+        for (size_t t = g->first[a]; t < g->first[a + 1]; t++) {
+            double d = g->y[t] + g->mean[a] - nlsq_xpcs_model_g2(f->m, x, a, g->ei[t], g->ej[t]);
+            c += 0.5 * d * d;
+        }
+    return c;
+}
+
+static void grid_scores_are_the_model(void **st)
+{
+    (void)st;
+    fixture f;
+    const size_t P = 6, p = 7 + 2 * P;
+    make(&f, P, 6, 3.0);
+    size_t R = f.pb.n_rows / P, start[6], len = 300;
+    for (size_t a = 0; a < P; a++) start[a] = a * R + (a * 997) % (R - len);
+    gs_grid g;
+    assert_int_equal(nlsq__xpcs_gg_init(&g, f.m, start, P, len, 1000), 0);
+    assert_true(g.S > 800 && g.S <= 1001);
+    double x[7 + 12], y[7 + 12];
+    memcpy(x, f.truth, sizeof f.truth);
+    x[4] = 0.35;   /* somewhere else than the truth */
+    x[6] = -20.0;
+    double c = nlsq__xpcs_gg_score(&g, x), ref = entries_cost(&f, &g, x);
+    print_message("  grid score %.12g, model %.12g\n", c, ref);
+    assert_true(fabs(c - ref) <= 1e-10 * ref);
+    for (size_t q = 7; q < p; q++) {   /* least squares: any move costs */
+        memcpy(y, x, sizeof x);
+        y[q] += 1e-4;
+        assert_true(entries_cost(&f, &g, y) > ref);
+        y[q] -= 2e-4;
+        assert_true(entries_cost(&f, &g, y) > ref);
+    }
+    double *cost = malloc(sizeof(double) * g.total);
+    assert_non_null(cost);
+    size_t picks[4], n_picks = 0;
+    assert_int_equal(nlsq__xpcs_gg_search(&g, cost, 4, picks, &n_picks), 0);
+    assert_int_equal(n_picks, 4);
+    for (size_t k = 0; k < g.total; k += 97) {
+        nlsq__xpcs_gg_point(&g, k, x);
+        double d = nlsq__xpcs_gg_score(&g, x);
+        assert_true(fabs(d - cost[k]) <= 1e-12 * d);
+    }
+    for (size_t k = 1; k < n_picks; k++) assert_true(cost[picks[k]] >= cost[picks[k - 1]]);
+    free(cost);
+    nlsq__xpcs_gg_free(&g);
+    unmake(&f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -194,6 +255,7 @@ int main(void)
         cmocka_unit_test(mirror_is_ambiguous),
         cmocka_unit_test(threads_do_not_matter),
         cmocka_unit_test(bad_arguments),
+        cmocka_unit_test(grid_scores_are_the_model),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -11,20 +11,24 @@
  *     shifted by a fraction a/P of the spacing so that the angles together
  *     see many more frames (t1) than one angle does.  About sample_rows rows
  *     in all, whatever the size of the data.
- *  2. Grid.  The physical parameters on a coarse grid: D0 and gamma_dot_0 at
- *     half-decade steps between their bounds, alpha and beta on a few values,
- *     phi0 at four points across its bounds (both signs), D_offset and
- *     gamma_dot_offset 0 (clamped into the bounds).  The model is linear in
- *     each angle's contrast and offset: r = r00 + c dc + o do, where r00 (the
- *     residual at c = o = 0) and do depend on the data only and dc on the
- *     physical point; so each candidate costs one residual pass over the
- *     sample and a 2 x 2 least-squares solve per angle (clamped to the
- *     bounds).
+ *  2. Grid (global_grid.c).  The physical parameters on a coarse grid (D0
+ *     and gamma_dot_0 at half-decade steps, alpha and beta on a few values,
+ *     phi0 at four points across its bounds, the offsets 0), each point
+ *     scored on every k-th entry of the sample (a few thousand) with each
+ *     angle's contrast and offset solved linearly.
  *  3. Refine.  nlsq_lm on the sample from the best few grid points (at most
  *     one per neighbourhood of the grid), from the caller's start
  *     (nlsq_xpcs_initial_guess), from the data-driven start
  *     (nlsq_xpcs_start, with and without the caller's values) and from
- *     the best result's phi0 mirrored (-phi0).
+ *     the best result's phi0 mirrored (-phi0).  D_offset and
+ *     gamma_dot_offset are held at 0 in these solves: with them free, the
+ *     sample's noise moves its minimum far along the model's near-
+ *     degenerate valleys (D0 t^alpha + D_offset; gamma_dot_0 t^beta +
+ *     gamma_dot_offset, which for beta -> 0 is a + c ln t), which all the
+ *     rows then take the full fit a hundred iterations to climb out of
+ *     (the 23M benchmark: a start at D_offset -6760, gamma_dot_0 0.04, beta
+ *     0.003 where the fit ends at 260, 0.001, 0.19).  Power laws through 0
+ *     are a start in the right basin; the full fit frees the offsets.
  *  4. Pick the lowest sample cost.  Ambiguity: another refined end point
  *     whose cost is statistically indistinguishable on ALL rows (the sample's
  *     chi2 difference scaled by rows / sample rows below 1) while some
@@ -34,12 +38,14 @@
  *     apart make phi0 -> -phi0 an exact symmetry of the model.
  *
  * The caller then runs the full fit from the returned start.  Memory: four
- * sample-length vectors, the grid's costs and the LM's sample workspaces.
+ * the grid's entries and factors (global_grid.h), its costs and the LM's
+ * sample workspaces.
  * Everything is a pure function of the data and the arguments (no random
  * numbers, no timing); nlsq_lm is bitwise independent of the thread count.
  */
 #define _POSIX_C_SOURCE 200809L   /* clock_gettime */
 #include "nlsq_xpcs.h"
+#include "global_grid.h"
 #include "xpcs_common.h"
 
 #include <float.h>
@@ -50,9 +56,13 @@
 #include <time.h>
 
 #define GS_SAMPLE_ROWS 16384   /* default rows of the sample */
+#define GS_GRID_ENTRIES 4096 /* entries the grid scores */
 #define GS_REFINE 6            /* grid points refined by LM */
-#define GS_REFINE_ITER 200     /* LM iterations per refinement */
-#define GS_MAX_STARTS (GS_REFINE + 4)
+#define GS_REFINE_ITER 50      /* LM iterations per refinement (a start in the right basin
+                                  converges in under 40 on the sample; beyond, a start
+                                  is crawling somewhere worse) */
+#define GS_POLISH_ITER 200     /* LM iterations of the best end and of its mirror */
+#define GS_MAX_STARTS (GS_REFINE + 3)
 #define GS_SEP_SIGMAS 2.0      /* "different parameters": this many all-rows sigmas */
 #define GS_SAME_CHI2 1.0       /* "same cost": all-rows delta chi2 below this */
 
@@ -63,10 +73,8 @@ typedef struct gs_sample {
     size_t np, P, p;       /* physical parameters, angles, all parameters */
     size_t len, n_blocks, n_rows;
     size_t *start;
-    double *r00, *dof_, *dc;   /* residual at c = o = 0; d r / d offset; d r / d contrast */
-    nlsq_problem sub;      /* the sample as a problem (never prepared: see sample_pass) */
-    void *scratch;         /* the model's scratch, for direct passes */
-    char msg[NLSQ_CALLBACK_MSG_SIZE];
+    double *lo, *hi;       /* the sample problem's bounds: the offsets held at 0 */
+    nlsq_problem sub;      /* the sample as a problem (never prepared: see sample_init) */
 } gs_sample;
 
 static size_t sub_pattern(void *ctx, size_t row0, size_t nrows, size_t *cols, size_t *k)
@@ -138,218 +146,49 @@ static int sample_layout(gs_sample *s, nlsq_xpcs_model *m, size_t want)
     return 0;
 }
 
-/* A residual pass over the sample at x, outside a solve.  Neither this pass
- * nor the sample's LM solves call the model's prepare: it builds what EVERY
- * row needs at x (the pair factors of all n(n-1)/2 entries, O(n^2) per
- * point), while the sample evaluates a few blocks of rows.  Unprepared, each
- * eval builds the O(n) tables of its block in the scratch; the kernel
- * computes the pair factors it needs per tile with the same code, so the
- * values are the same bits either way (model.c, model_kernel.c). */
-static int sample_pass(gs_sample *s, const double *x, double *r)
-{
-    nlsq_eval_env env = {0, NULL, s->scratch, s->full.scratch_bytes, 0, s->msg, sizeof s->msg, NULL};
-    s->msg[0] = '\0';
-    return sub_eval(s, x, 0, s->n_rows, r, NULL, &env) != 0 ? NLSQ_ECALLBACK : 0;
-}
-
-/* r00 and d r / d offset over the sample (they do not depend on the
- * physical parameters: at contrast 0 the model is the offset). */
-static int sample_data(gs_sample *s, double *x)
-{
-    for (size_t q = 0; q < s->p; q++)   /* any physical point: contrast 0 hides it */
-        x[q] = q < s->np ? xpcs__clamp(0.0, s->full.lower[q], s->full.upper[q]) : 0.0;
-    int rc = sample_pass(s, x, s->r00);
-    for (size_t a = 0; a < s->P && rc == 0; a++) x[s->np + 2 * a + 1] = 1.0;
-    if (rc == 0) rc = sample_pass(s, x, s->dof_);
-    for (size_t t = 0; t < s->n_rows && rc == 0; t++) s->dof_[t] -= s->r00[t];
-    return rc ? NLSQ_ECALLBACK : 0;
-}
-
 static void sample_free(gs_sample *s)
 {
     free(s->start);
-    free(s->r00);
-    free(s->dof_);
-    free(s->dc);
-    free(s->scratch);
+    free(s->lo);
+    free(s->hi);
 }
 
-static int sample_init(gs_sample *s, nlsq_xpcs_model *m, size_t want, double *x)
+static int sample_init(gs_sample *s, nlsq_xpcs_model *m, size_t want)
 {
     memset(s, 0, sizeof *s);
     int rc = sample_layout(s, m, want);
     if (rc) return rc;
-    s->r00 = malloc(sizeof(double) * s->n_rows);
-    s->dof_ = malloc(sizeof(double) * s->n_rows);
-    s->dc = malloc(sizeof(double) * s->n_rows);
-    if (!s->r00 || !s->dof_ || !s->dc) return NLSQ_ENOMEM;
-    /* zeroed, aligned for double (malloc), as the solvers hand it */
-    if (s->full.scratch_bytes && !(s->scratch = calloc(1, s->full.scratch_bytes)))
-        return NLSQ_ENOMEM;
+    s->lo = malloc(sizeof(double) * s->p);
+    s->hi = malloc(sizeof(double) * s->p);
+    if (!s->lo || !s->hi) return NLSQ_ENOMEM;
+    memcpy(s->lo, s->full.lower, sizeof(double) * s->p);
+    memcpy(s->hi, s->full.upper, sizeof(double) * s->p);
+    for (size_t q = 2; q < s->np; q += 3)   /* D_offset, gamma_dot_offset: step 3 above */
+        s->lo[q] = s->hi[q] = xpcs__clamp(0.0, s->lo[q], s->hi[q]);
     s->sub = s->full;
     s->sub.n_rows = s->n_rows;
     s->sub.ctx = s;
     s->sub.eval = sub_eval;
     s->sub.pattern = sub_pattern;
-    s->sub.prepare = NULL;   /* see sample_pass */
+    /* The sample's solves do not call the model's prepare: it builds what
+     * EVERY row needs at x (the pair factors of all n(n-1)/2 entries, O(n^2)
+     * per point), while the sample evaluates a few blocks of rows.
+     * Unprepared, each eval builds the O(n) tables of its block in the
+     * worker's scratch; the kernel computes the pair factors it needs per
+     * tile with the same code, so the values are the same bits either way
+     * (model.c, model_kernel.c). */
+    s->sub.prepare = NULL;
     s->sub.prepare_bytes = 0;
-    return sample_data(s, x);
-}
-
-/* ------------------------------------------------------------------------ */
-/* One candidate: its cost with the best contrast and offset per angle       */
-/* ------------------------------------------------------------------------ */
-
-/* Minimise sum (r00 + c dc + o do)^2 over one angle's sample rows [t0, t1),
- * c and o in their bounds; the cost (half the sum) is returned. */
-static double linear_fit(const gs_sample *s, size_t t0, size_t t1, const double *lo,
-                         const double *hi, double *c, double *o)
-{
-    double cc = 0, co = 0, oo = 0, cr = 0, or_ = 0, rr = 0;
-    for (size_t t = t0; t < t1; t++) {
-        double u = s->dc[t], w = s->dof_[t], r = s->r00[t];
-        cc += u * u; co += u * w; oo += w * w; cr += u * r; or_ += w * r; rr += r * r;
-    }
-    double det = cc * oo - co * co, cv = 0.0, ov;
-    if (det > 1e-12 * cc * oo && det > 0) cv = (-cr * oo + or_ * co) / det;
-    cv = xpcs__clamp(cv, lo[0], hi[0]);
-    ov = oo > 0 ? -(or_ + cv * co) / oo : 0.0;
-    ov = xpcs__clamp(ov, lo[1], hi[1]);
-    *c = cv;
-    *o = ov;
-    double f = rr + 2 * cv * cr + 2 * ov * or_ + cv * cv * cc + 2 * cv * ov * co + ov * ov * oo;
-    return 0.5 * (f > 0 ? f : 0);
-}
-
-/* Cost over the sample at the physical point x[0..np) (contrasts and offsets
- * best for it, written into x).  NAN when the model cannot be evaluated. */
-static double candidate_cost(gs_sample *s, double *x)
-{
-    for (size_t a = 0; a < s->P; a++) {
-        x[s->np + 2 * a] = 1.0;
-        x[s->np + 2 * a + 1] = 0.0;
-    }
-    if (sample_pass(s, x, s->dc) != 0) return NAN;
-    for (size_t t = 0; t < s->n_rows; t++) s->dc[t] -= s->r00[t];
-    size_t per = s->n_rows / s->P;
-    double f = 0.0;
-    for (size_t a = 0; a < s->P; a++) {
-        size_t ic = s->np + 2 * a;
-        double lo[2] = {s->full.lower[ic], s->full.lower[ic + 1]};
-        double hi[2] = {s->full.upper[ic], s->full.upper[ic + 1]};
-        f += linear_fit(s, a * per, (a + 1) * per, lo, hi, &x[ic], &x[ic + 1]);
-    }
-    return f;
-}
-
-/* ------------------------------------------------------------------------ */
-/* The grid                                                                   */
-/* ------------------------------------------------------------------------ */
-
-#define GS_DIMS 5   /* D0, alpha, gamma_dot_0, beta, phi0 */
-static const size_t k_dim_param[GS_DIMS] = {0, 1, 3, 4, 6};
-
-typedef struct gs_grid {
-    size_t n[GS_DIMS], total;
-    double v[GS_DIMS][16];
-} gs_grid;
-
-/* Half-decade steps from lo to hi (lo <= 0: from hi / 1e4), at most 13. */
-static size_t log_axis(double lo, double hi, double *out)
-{
-    if (!(hi > 0) || !isfinite(hi)) return 0;
-    double l = lo > 0 ? lo : hi * 1e-4;
-    if (!(hi > l)) { out[0] = hi; return 1; }
-    size_t n = (size_t)(2.0 * log10(hi / l) + 0.5) + 1;
-    n = n < 2 ? 2 : (n > 13 ? 13 : n);
-    for (size_t k = 0; k < n; k++) out[k] = l * pow(hi / l, (double)k / (double)(n - 1));
-    return n;
-}
-
-/* The listed values clamped into [lo, hi], repeats dropped. */
-static size_t list_axis(const double *vals, size_t n, double lo, double hi, double *out)
-{
-    size_t m = 0;
-    for (size_t k = 0; k < n; k++) {
-        double v = xpcs__clamp(vals[k], lo, hi);
-        if (m == 0 || v != out[m - 1]) out[m++] = v;
-    }
-    return m;
-}
-
-static void grid_init(gs_grid *g, const gs_sample *s)
-{
-    static const double alphas[] = {-1.0, -0.5, 0.0, 0.5, 1.0}, betas[] = {-0.5, 0.0, 0.5};
-    const double *lo = s->full.lower, *hi = s->full.upper;
-    memset(g, 0, sizeof *g);
-    g->n[0] = log_axis(lo[0], hi[0], g->v[0]);
-    g->n[1] = list_axis(alphas, 5, lo[1], hi[1], g->v[1]);
-    g->n[2] = g->n[3] = g->n[4] = 1;              /* static: no shear */
-    if (s->np == NLSQ_XPCS_N_PHYS) {
-        g->n[2] = log_axis(lo[3], hi[3], g->v[2]);
-        g->n[3] = list_axis(betas, 3, lo[4], hi[4], g->v[3]);
-        double quarter[4];
-        int finite = isfinite(lo[6]) && isfinite(hi[6]);
-        for (int k = 0; k < 4; k++)
-            quarter[k] = finite ? lo[6] + (k + 0.5) * (hi[6] - lo[6]) / 4.0 : -7.5 + 5.0 * k;
-        g->n[4] = list_axis(quarter, 4, lo[6], hi[6], g->v[4]);
-    }
-    g->total = 1;
-    for (int d = 0; d < GS_DIMS; d++) g->total *= g->n[d] ? g->n[d] : 0;
-}
-
-/* Grid point `idx` -> its per-dimension indices and the physical values. */
-static void grid_point(const gs_grid *g, const gs_sample *s, size_t idx, size_t *ix, double *x)
-{
-    const double *lo = s->full.lower, *hi = s->full.upper;
-    for (size_t q = 0; q < s->np; q++) x[q] = xpcs__clamp(0.0, lo[q], hi[q]);   /* offsets 0 */
-    for (int d = GS_DIMS - 1; d >= 0; d--) {
-        ix[d] = idx % g->n[d];
-        idx /= g->n[d];
-        if (k_dim_param[d] < s->np) x[k_dim_param[d]] = g->v[d][ix[d]];
-    }
-}
-
-typedef struct gs_rank { double f; size_t idx; } gs_rank;
-
-static int rank_cmp(const void *pa, const void *pb)
-{
-    const gs_rank *a = pa, *b = pb;
-    if (a->f < b->f) return -1;
-    if (a->f > b->f) return 1;
-    return a->idx < b->idx ? -1 : (a->idx > b->idx);
-}
-
-/* Every grid point's cost; the best `want` points, at most one per grid
- * neighbourhood (indices within 1 in every dimension), into picks. */
-static int grid_search(gs_sample *s, const gs_grid *g, double *x, size_t want, size_t *picks,
-                       size_t *n_picks)
-{
-    gs_rank *rk = malloc(sizeof(gs_rank) * g->total);
-    if (!rk) return NLSQ_ENOMEM;
-    size_t ix[GS_DIMS], jx[GS_DIMS];
-    for (size_t c = 0; c < g->total; c++) {
-        grid_point(g, s, c, ix, x);
-        double f = candidate_cost(s, x);
-        rk[c].f = isfinite(f) ? f : HUGE_VAL;
-        rk[c].idx = c;
-    }
-    qsort(rk, g->total, sizeof *rk, rank_cmp);
-    *n_picks = 0;
-    for (size_t c = 0; c < g->total && *n_picks < want; c++) {
-        if (!(rk[c].f < HUGE_VAL)) break;
-        grid_point(g, s, rk[c].idx, ix, x);
-        int near = 0;
-        for (size_t q = 0; q < *n_picks && !near; q++) {
-            grid_point(g, s, picks[q], jx, x);
-            near = 1;
-            for (int d = 0; d < GS_DIMS; d++)
-                if (ix[d] + 1 < jx[d] || jx[d] + 1 < ix[d]) near = 0;
-        }
-        if (!near) picks[(*n_picks)++] = rk[c].idx;
-    }
-    free(rk);
+    s->sub.lower = s->lo;
+    s->sub.upper = s->hi;
     return 0;
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -373,22 +212,23 @@ typedef struct gs_run {
 
 /* LM on the sample from x0 (p values, feasible): one more end point; the
  * best end's covariance kept.  A hard error (memory, data) is returned. */
-static int refine(gs_run *g, const double *x0)
+static int refine(gs_run *g, const double *x0, size_t max_iter)
 {
     size_t p = g->s->p;
     if (g->n_end >= GS_MAX_STARTS) return 0;
     gs_end *e = &g->end[g->n_end];
-    memcpy(e->x, x0, sizeof(double) * p);
+    for (size_t q = 0; q < p; q++) e->x[q] = xpcs__clamp(x0[q], g->s->lo[q], g->s->hi[q]);
     nlsq_result res;
     memset(&res, 0, sizeof res);
     res.covariance = g->work;
     for (size_t k = 0; k < p * p; k++) g->work[k] = NAN;
+    g->opt.max_iter = max_iter;
     int st = nlsq_lm(&g->s->sub, &g->opt, e->x, &res);
     if (st == NLSQ_ENOMEM || st == NLSQ_ECALLBACK) return st;
     e->status = st;
     e->cost = (st >= 0 || st == NLSQ_STALLED) && isfinite(res.cost) ? res.cost : HUGE_VAL;
 #ifdef GS_DEBUG
-    fprintf(stderr, "refine %zu: st %d it %zu cost %.6f ->", g->n_end, st, res.iterations, e->cost);
+    fprintf(stderr, "refine %zu: st %d it %zu cost %.6f t %.3f ->", g->n_end, st, res.iterations, e->cost, now_s());
     for (size_t q = 0; q < g->s->np; q++) fprintf(stderr, " %.5g", e->x[q]);
     fprintf(stderr, "  from");
     for (size_t q = 0; q < g->s->np; q++) fprintf(stderr, " %.4g", x0[q]);
@@ -445,36 +285,37 @@ static void ambiguity(const gs_run *g, nlsq_xpcs_global_result *res)
     }
 }
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
-/* The given values (fixed defaults for the rest), the data-driven start
- * with and without them, the grid's picks, the best's mirror. */
-static int refine_all(gs_run *g, nlsq_xpcs_model *m, const double *phys, const gs_grid *grid,
-                      const size_t *picks, size_t n_picks, double *x)
+/* The caller's values (the model's defaults for the rest) and the grid's
+ * picks, each with the contrasts and offsets best for it on the grid's
+ * entries, for a few iterations; the best end carried on when it was still
+ * moving (so that the mirror starts from a minimum); the best's mirror. */
+static int refine_all(gs_run *g, const double *phys, const gs_grid *grid, const size_t *picks,
+                      size_t n_picks, double *x)
 {
     gs_sample *s = g->s;
-    int given = 0, rc;
-    for (size_t q = 0; phys && q < s->np; q++) given |= !isnan(phys[q]);
-    if ((rc = nlsq_xpcs_initial_guess(m, phys, x)) != 0 || (rc = refine(g, x)) != 0) return rc;
-    if ((rc = nlsq_xpcs_start(m, phys, NULL, x)) != 0 || (rc = refine(g, x)) != 0) return rc;
-    if (given && ((rc = nlsq_xpcs_start(m, NULL, NULL, x)) != 0 || (rc = refine(g, x)) != 0))
-        return rc;
-    size_t ix[GS_DIMS];
-    for (size_t k = 0; k < n_picks; k++) {
-        grid_point(grid, s, picks[k], ix, x);
-        candidate_cost(s, x);
-        if ((rc = refine(g, x)) != 0) return rc;
+    int rc;
+    for (size_t q = 0; q < s->np; q++) {
+        double v = phys && !isnan(phys[q]) ? phys[q] : grid->v.defaults[q];
+        if (!isfinite(v)) return NLSQ_EINVAL;
+        x[q] = xpcs__clamp(v, s->full.lower[q], s->full.upper[q]);
     }
+    nlsq__xpcs_gg_score(grid, x);
+    if ((rc = refine(g, x, GS_REFINE_ITER)) != 0) return rc;
+    for (size_t k = 0; k < n_picks; k++) {
+        nlsq__xpcs_gg_point(grid, picks[k], x);
+        nlsq__xpcs_gg_score(grid, x);
+        if ((rc = refine(g, x, GS_REFINE_ITER)) != 0) return rc;
+    }
+    if (g->end[g->best].status == NLSQ_MAX_ITER &&
+        (rc = refine(g, g->end[g->best].x, GS_POLISH_ITER)) != 0)
+        return rc;
     const double *lo = s->full.lower, *hi = s->full.upper;
     memcpy(x, g->end[g->best].x, sizeof(double) * s->p);
     if (s->np == NLSQ_XPCS_N_PHYS && x[6] != 0.0 && -x[6] >= lo[6] && -x[6] <= hi[6]) {
         x[6] = -x[6];
-        if ((rc = refine(g, x)) != 0) return rc;
+        nlsq__xpcs_gg_score(grid, x);
+        if ((rc = refine(g, x, GS_POLISH_ITER)) != 0) return rc;
     }
     return 0;
 }
@@ -485,7 +326,6 @@ static int run_init(gs_run *g, gs_sample *s, const nlsq_xpcs_global_options *go)
     g->s = s;
     size_t p = s->p;
     nlsq_options_init(&g->opt);
-    g->opt.max_iter = GS_REFINE_ITER;
     g->opt.n_threads = go ? go->n_threads : 0;
     g->cov = malloc(sizeof(double) * p * p);
     g->work = malloc(sizeof(double) * p * p);
@@ -516,8 +356,10 @@ int nlsq_xpcs_global_start(nlsq_xpcs_model *m, const double *phys,
     gs_sample s;
     gs_run g;
     gs_grid grid;
+    memset(&grid, 0, sizeof grid);
+    double *gcost = NULL;
     size_t picks[GS_REFINE], n_picks = 0;
-    int rc = sample_init(&s, m, want, x);
+    int rc = sample_init(&s, m, want);
     if (rc == 0 && s.n_rows <= s.p) {   /* no degrees of freedom: nothing to compare */
         sample_free(&s);
         snprintf(res->message, sizeof res->message, "global start: too few rows, local start");
@@ -525,11 +367,13 @@ int nlsq_xpcs_global_start(nlsq_xpcs_model *m, const double *phys,
     }
     if (rc == 0) rc = run_init(&g, &s, go);
     else memset(&g, 0, sizeof g);
-    if (rc == 0) {
-        grid_init(&grid, &s);
-        rc = grid_search(&s, &grid, x, n_ref, picks, &n_picks);
-    }
-    if (rc == 0) rc = refine_all(&g, m, phys, &grid, picks, n_picks, x);
+    if (rc == 0) rc = nlsq__xpcs_gg_init(&grid, m, s.start, s.n_blocks, s.len, GS_GRID_ENTRIES);
+    if (rc == 0 && !(gcost = malloc(sizeof(double) * grid.total))) rc = NLSQ_ENOMEM;
+    if (rc == 0) rc = nlsq__xpcs_gg_search(&grid, gcost, n_ref, picks, &n_picks);
+#ifdef GS_DEBUG
+    fprintf(stderr, "grid done %.3f s (%zu entries)\n", now_s() - t0, grid.S);
+#endif
+    if (rc == 0) rc = refine_all(&g, phys, &grid, picks, n_picks, x);
     if (rc == 0 && !(g.end[g.best].cost < HUGE_VAL)) rc = NLSQ_ECALLBACK;
     if (rc == 0) {
         memcpy(x, g.end[g.best].x, sizeof(double) * s.p);
@@ -544,6 +388,8 @@ int nlsq_xpcs_global_start(nlsq_xpcs_model *m, const double *phys,
     }
     run_free(&g);
     sample_free(&s);
+    nlsq__xpcs_gg_free(&grid);
+    free(gcost);
     res->seconds = now_s() - t0;
     return rc;
 }

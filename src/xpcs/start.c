@@ -25,6 +25,7 @@
  * process has all rows.
  */
 #include "nlsq_xpcs.h"
+#include "linfit.h"
 #include "model_view.h"
 #include "physics.h"
 #include "rate_start.h"
@@ -160,18 +161,15 @@ static void ls_visit(void *ctx, size_t a, size_t i, size_t j, double y)
     s[LS_UY] += u * d;
 }
 
-/* Contrast and offset of angle a from its sums (y shifted by sh), clamped. */
+/* Contrast and offset of angle a from its sums (y shifted by sh), clamped
+ * (linfit.h). */
 static void ls_solve(const start_ctx *sc, size_t a, const double *s, double sh, double *x)
 {
     size_t ic = sc->v.np + 2 * a, io = ic + 1;
     double con = START_CONTRAST, off = START_OFFSET;
     if (s[LS_S] >= 1) {
-        double S = s[LS_S], mx = s[LS_U] / S, my = s[LS_Y] / S;
-        double vxx = s[LS_UU] / S - mx * mx, vxy = s[LS_UY] / S - mx * my;
-        if (vxx > 1e-14 * (s[LS_UU] / S) && vxx > 0)
-            con = vxy / vxx;   /* else g1 is constant over the angle: not identifiable */
-        con = xpcs__clamp(con, sc->v.lower[ic], sc->v.upper[ic]);
-        off = my - con * mx + sh;
+        xpcs__lsum ls = {s[LS_S], s[LS_U], s[LS_Y], s[LS_UU], s[LS_UY], 0.0};
+        xpcs__linfit(&ls, sh, sc->v.lower + ic, sc->v.upper + ic, START_CONTRAST, &con, &off);
     }
     x[ic] = xpcs__clamp(con, sc->v.lower[ic], sc->v.upper[ic]);
     x[io] = xpcs__clamp(off, sc->v.lower[io], sc->v.upper[io]);
