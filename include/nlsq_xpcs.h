@@ -325,19 +325,19 @@ NLSQ_API int  nlsq_xpcs_model_count_excluded(nlsq_xpcs_model *m, size_t row_begi
  *  alpha in {-1, -0.5, 0, 0.5, 1}, beta in {-0.5, 0, 0.5}, phi0 at four points
  *  across its bounds, both signs; D_offset = gamma_dot_offset = 0, all clamped
  *  into the model's bounds), each point scored with the per-angle contrast
- *  and offset solved linearly; then nlsq_lm on the sample from the best
- *  n_refine grid points (one per grid neighbourhood), from
- *  nlsq_xpcs_initial_guess(phys), nlsq_xpcs_start(phys) and (when phys
- *  gives values) nlsq_xpcs_start(NULL), and from the best end point
- *  with phi0 mirrored; x = the end point of lowest sample cost (n_params
- *  values, feasible).
+ *  and offset solved linearly (on about 4096 entries of the sample); then
+ *  nlsq_lm on the sample, D_offset and gamma_dot_offset held at 0, from the
+ *  phys values (defaults for the rest) and the best n_refine grid points
+ *  (one per grid neighbourhood), the best end carried on when still moving,
+ *  and from the best end point with phi0 mirrored; x = the end point of
+ *  lowest sample cost (n_params values, feasible; its offsets 0).
  *  Ambiguity: when another end point's cost is statistically the same on all
  *  rows (sample chi2 difference times rows / sample rows below 1) while a
  *  physical parameter differs by more than 2 all-rows sigmas, res->ambiguous
  *  is 1, res->alt holds that point's physical parameters and res->message
  *  says which parameter (four angles 90 degrees apart: phi0 and -phi0 fit
  *  equally, the model is symmetric).
- *  Memory: O(sample_rows + grid points + n_params^2) besides nlsq_lm's
+ *  Memory: O(grid entries + grid points + n_params^2) besides nlsq_lm's
  *  workspace on the sample; independent of the data size.  Deterministic:
  *  no random numbers or timing in the choice; the result does not depend
  *  on n_threads.  Threads: the model may not be used by another call at the
