@@ -60,8 +60,8 @@ int main(int argc, char **argv)
     int threads = bx_threads(&a);
 
     bx_data d;
-    if (bx_data_setup(&a, 0, &d) != 0) { bx_data_free(&d); return 1; }
-    long rss_data = bx_status_kib("VmRSS");
+    long rss_data;
+    if (bx_data_ready(&a, 0, &d, &rss_data) != 0) return 1;
 
     nlsq_xpcs_model *m = NULL;
     int streamed = 0;

@@ -18,6 +18,7 @@
 #ifndef BENCH_XPCS_COMMON_H
 #define BENCH_XPCS_COMMON_H
 
+#include <limits.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -338,6 +339,16 @@ BX_UNUSED static int bx_bad(const char *prog, const char *what, const char *val)
     return 2;
 }
 
+/* Option o's value v as a whole number in [lo, hi] into *out: 0, or bx_bad's
+ * exit code. */
+BX_UNUSED static int bx_whole(const char *prog, const char *o, const char *v, long lo, long hi,
+                              long *out)
+{
+    char *end;
+    *out = strtol(v, &end, 10);
+    return *end || *out < lo || *out > hi ? bx_bad(prog, o, v) : 0;
+}
+
 /* Option o's value v as a double > 0 into *out: 0, or bx_bad's exit code. */
 BX_UNUSED static int bx_positive(const char *prog, const char *o, const char *v, double *out)
 {
@@ -423,8 +434,8 @@ BX_UNUSED static int bx_parse_args(int argc, char **argv, bx_args *a)
             if (!(f > 0 && f <= 64)) return bx_bad(prog, "--scale", v);
             a->scale = f;
         } else if (!strcmp(o, "--frames")) {
-            long n = strtol(v, &end, 10);
-            if (*end || n < 2 || n > 100000) return bx_bad(prog, "--frames", v);
+            long n;
+            if (bx_whole(prog, o, v, 2, 100000, &n)) return 2;
             a->frames = (size_t)n;
         } else if (!strcmp(o, "--file")) {
             a->file = v;
@@ -445,12 +456,12 @@ BX_UNUSED static int bx_parse_args(int argc, char **argv, bx_args *a)
             if (strcmp(v, "lm") && strcmp(v, "hybrid")) return bx_bad(prog, "--method", v);
             a->method = v;
         } else if (!strcmp(o, "--repeat")) {
-            long r = strtol(v, &end, 10);
-            if (*end || r < 1 || r > 1000) return bx_bad(prog, "--repeat", v);
+            long r;
+            if (bx_whole(prog, o, v, 1, 1000, &r)) return 2;
             a->repeat = (int)r;
         } else if (!strcmp(o, "--max-iter")) {
-            long r = strtol(v, &end, 10);
-            if (*end || r < 1) return bx_bad(prog, "--max-iter", v);
+            long r;
+            if (bx_whole(prog, o, v, 1, LONG_MAX, &r)) return 2;
             a->max_iter = (size_t)r;
         } else if (!strcmp(o, "--ftol") || !strcmp(o, "--xtol") || !strcmp(o, "--gtol")) {
             double t = strtod(v, &end);
@@ -565,6 +576,18 @@ BX_UNUSED static int bx_data_setup(const bx_args *a, int load_all, bx_data *d)
         }
     }
     d->gen_s = bx_now() - t0;
+    return 0;
+}
+
+/* bx_data_setup, then the resident memory with the data (VmRSS, KiB): 0, or
+ * nonzero with d freed. */
+BX_UNUSED static int bx_data_ready(const bx_args *a, int load_all, bx_data *d, long *rss_kib)
+{
+    if (bx_data_setup(a, load_all, d) != 0) {
+        bx_data_free(d);
+        return 1;
+    }
+    *rss_kib = bx_status_kib("VmRSS");
     return 0;
 }
 
