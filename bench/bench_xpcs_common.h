@@ -342,11 +342,13 @@ BX_UNUSED static int bx_bad(const char *prog, const char *what, const char *val)
 /* Option o's value v as a whole number in [lo, hi] into *out: 0, or bx_bad's
  * exit code. */
 BX_UNUSED static int bx_whole(const char *prog, const char *o, const char *v, long lo, long hi,
-                              long *out)
+                              size_t *out)
 {
     char *end;
-    *out = strtol(v, &end, 10);
-    return *end || *out < lo || *out > hi ? bx_bad(prog, o, v) : 0;
+    long n = strtol(v, &end, 10);
+    if (*end || n < lo || n > hi) return bx_bad(prog, o, v);
+    *out = (size_t)n;
+    return 0;
 }
 
 /* Option o's value v as a double > 0 into *out: 0, or bx_bad's exit code. */
@@ -434,9 +436,7 @@ BX_UNUSED static int bx_parse_args(int argc, char **argv, bx_args *a)
             if (!(f > 0 && f <= 64)) return bx_bad(prog, "--scale", v);
             a->scale = f;
         } else if (!strcmp(o, "--frames")) {
-            long n;
-            if (bx_whole(prog, o, v, 2, 100000, &n)) return 2;
-            a->frames = (size_t)n;
+            if (bx_whole(prog, o, v, 2, 100000, &a->frames)) return 2;
         } else if (!strcmp(o, "--file")) {
             a->file = v;
         } else if (!strcmp(o, "--memory-budget")) {
@@ -456,13 +456,11 @@ BX_UNUSED static int bx_parse_args(int argc, char **argv, bx_args *a)
             if (strcmp(v, "lm") && strcmp(v, "hybrid")) return bx_bad(prog, "--method", v);
             a->method = v;
         } else if (!strcmp(o, "--repeat")) {
-            long r;
+            size_t r;
             if (bx_whole(prog, o, v, 1, 1000, &r)) return 2;
             a->repeat = (int)r;
         } else if (!strcmp(o, "--max-iter")) {
-            long r;
-            if (bx_whole(prog, o, v, 1, LONG_MAX, &r)) return 2;
-            a->max_iter = (size_t)r;
+            if (bx_whole(prog, o, v, 1, LONG_MAX, &a->max_iter)) return 2;
         } else if (!strcmp(o, "--ftol") || !strcmp(o, "--xtol") || !strcmp(o, "--gtol")) {
             double t = strtod(v, &end);
             if (*end || !(t >= 0 && t < 1)) return bx_bad(prog, o, v);
