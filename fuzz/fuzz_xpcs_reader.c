@@ -98,6 +98,15 @@ static hid_t lcpl_inter(void)
     return l;
 }
 
+/* A group at path (groups made on the way). */
+static void make_group(hid_t fid, const char *path)
+{
+    hid_t lc = lcpl_inter();
+    hid_t g = H5Gcreate2(fid, path, lc, H5P_DEFAULT, H5P_DEFAULT);
+    if (g >= 0) H5Gclose(g);
+    H5Pclose(lc);
+}
+
 /* An empty 1-D dataset of n elements of type at path (groups made on the
  * way): a dataset where the reader expects something else. */
 static void make_dataset(hid_t fid, const char *path, hid_t type, hsize_t n)
@@ -380,10 +389,7 @@ static void build_file(reader *r, built *b)
             b->clean = 0;
             make_dataset(fid, "xpcs/twotime/correlation_map", H5T_NATIVE_DOUBLE, 1);
         } else {
-            hid_t lc = lcpl_inter();
-            hid_t gg = H5Gcreate2(fid, "xpcs/twotime/correlation_map", lc, H5P_DEFAULT, H5P_DEFAULT);
-            if (gg >= 0) H5Gclose(gg);
-            H5Pclose(lc);
+            make_group(fid, "xpcs/twotime/correlation_map");
             char names[MAXM + 1][96];
             for (size_t k = 0; k < nm; k++)
                 write_link(r, fid, "xpcs/twotime/correlation_map", k, b->N, names, &b->mi[k],
@@ -405,10 +411,7 @@ static void build_file(reader *r, built *b)
         write_list(r, fid, "xpcs/dphilist", pl, lp, &b->clean);
         size_t nk = take_count(r, nm, MAXM);
         if (nk != nm) b->clean = 0;
-        hid_t lc = lcpl_inter();
-        hid_t gg = H5Gcreate2(fid, "exchange/C2T_all", lc, H5P_DEFAULT, H5P_DEFAULT);
-        if (gg >= 0) H5Gclose(gg);
-        H5Pclose(lc);
+        make_group(fid, "exchange/C2T_all");
         char names[MAXM + 1][96];
         for (size_t k = 0; k < nk; k++)
             write_link(r, fid, "exchange/C2T_all", k, b->N, names, &b->mi[k], &b->clean);
@@ -422,12 +425,7 @@ static void build_file(reader *r, built *b)
     }
     /* extras the reader must ignore: groups, datasets, attributes */
     unsigned ex = take(r);
-    if (ex & 1) {
-        hid_t lc = lcpl_inter();
-        hid_t g = H5Gcreate2(fid, "measurement/instrument/detector", lc, H5P_DEFAULT, H5P_DEFAULT);
-        if (g >= 0) H5Gclose(g);
-        H5Pclose(lc);
-    }
+    if (ex & 1) make_group(fid, "measurement/instrument/detector");
     if (ex & 2) {
         hsize_t big = (hsize_t)1 << 40;
         hid_t sp = H5Screate_simple(1, &big, NULL);
