@@ -834,11 +834,12 @@ int nlsq__xpcs_read_upper_rows(nlsq_xpcs_file *f, const nlsq_xpcs_selection *sel
     return read_rows_impl(f, sel, a, row0, nrows, 1, out, err, es);
 }
 
-static int read_rows_impl(nlsq_xpcs_file *f, const nlsq_xpcs_selection *sel, size_t a,
-                          size_t row0, size_t nrows, int upper_only, double *out, char *err,
-                          size_t es)
+/* The request of read_rows_impl against the file and the selection: 0 with
+ * the window's frame count in *n, or the error with one line in err. */
+static int check_rows_request(const nlsq_xpcs_file *f, const nlsq_xpcs_selection *sel, size_t a,
+                              size_t row0, size_t nrows, const double *out, size_t *n,
+                              char *err, size_t es)
 {
-    if (err && es) err[0] = '\0';
     if (!f || !sel || (!out && nrows > 0)) {
         xpcs__err(err, es, "nlsq_xpcs_read_rows: NULL argument");
         return NLSQ_EINVAL;
@@ -853,19 +854,28 @@ static int read_rows_impl(nlsq_xpcs_file *f, const nlsq_xpcs_selection *sel, siz
                   f->path, sel->first_frame, sel->last_frame, f->n - 1);
         return NLSQ_XPCS_ERANGE;
     }
-    const size_t n = sel->last_frame - sel->first_frame + 1;
-    if (row0 > n || nrows > n - row0) {
+    *n = sel->last_frame - sel->first_frame + 1;
+    if (row0 > *n || nrows > *n - row0) {
         xpcs__err(err, es, "%s: rows [%zu, %zu + %zu) are not inside the %zu-frame window",
-                  f->path, row0, row0, nrows, n);
+                  f->path, row0, row0, nrows, *n);
         return NLSQ_XPCS_ERANGE;
     }
-    if (nrows == 0) return 0;
+    return 0;
+}
+
+static int read_rows_impl(nlsq_xpcs_file *f, const nlsq_xpcs_selection *sel, size_t a,
+                          size_t row0, size_t nrows, int upper_only, double *out, char *err,
+                          size_t es)
+{
+    if (err && es) err[0] = '\0';
+    size_t n;
+    int rc = check_rows_request(f, sel, a, row0, nrows, out, &n, err, es);
+    if (rc != 0 || nrows == 0) return rc;
 
     const size_t k = sel->matrix[a];
     const size_t R0 = sel->first_frame + row0;
     hid_t fs = -1;
     quiet qs;
-    int rc = 0;
 
     /* scratch: at most n x nrows (n is N^2-safe) */
     double *tmp = malloc(n * nrows * sizeof *tmp);
