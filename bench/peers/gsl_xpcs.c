@@ -295,10 +295,24 @@ static int have_avx2(void)
     return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
 }
 
-/* The shared first half: g1 pieces for columns j .. j+3. */
-typedef struct vparts {
-    __m256d y, fin, dd, dg, ID, IG, gd, clamp, s, ds, x;
-} vparts;
+/* What both kernels start from for columns j .. j+3: the data y (float32
+ * as double), its finiteness mask, dd = CD_i - CD_j and dg = CG_i - CG_j,
+ * and ID = sqrt(dd^2 + eps), IG = sqrt(dg^2 + eps). */
+typedef struct vpair {
+    __m256d y, fin, dd, dg, ID, IG;
+} vpair;
+
+AVX static inline __attribute__((always_inline)) void pair4(const peer *pc, const rowctx *rc,
+                                                            size_t j, __m256d vCDi, __m256d vCGi,
+                                                            __m256d veps, vpair *v)
+{
+    v->y = _mm256_cvtps_pd(_mm_loadu_ps(rc->y + j));
+    v->fin = _mm256_cmp_pd(_mm256_sub_pd(v->y, v->y), _mm256_setzero_pd(), _CMP_EQ_OQ);
+    v->dd = _mm256_sub_pd(vCDi, _mm256_loadu_pd(pc->CD + j));
+    v->dg = _mm256_sub_pd(vCGi, _mm256_loadu_pd(pc->CG + j));
+    v->ID = _mm256_sqrt_pd(_mm256_fmadd_pd(v->dd, v->dd, veps));
+    v->IG = _mm256_sqrt_pd(_mm256_fmadd_pd(v->dg, v->dg, veps));
+}
 
 AVX static inline __m256d vabs(__m256d v) { return _mm256_andnot_pd(_mm256_set1_pd(-0.0), v); }
 
@@ -323,12 +337,9 @@ AVX static void residual_span_avx2(const peer *pc, const rowctx *rc, size_t jb, 
     const __m256d c6 = _mm256_set1_pd(-1.0 / 6.0), c120 = _mm256_set1_pd(1.0 / 120.0);
     size_t j = jb;
     for (; j + 4 <= je; j += 4) {
-        __m256d y = _mm256_cvtps_pd(_mm_loadu_ps(rc->y + j));
-        __m256d fin = _mm256_cmp_pd(_mm256_sub_pd(y, y), _mm256_setzero_pd(), _CMP_EQ_OQ);
-        __m256d dd = _mm256_sub_pd(vCDi, _mm256_loadu_pd(pc->CD + j));
-        __m256d dg = _mm256_sub_pd(vCGi, _mm256_loadu_pd(pc->CG + j));
-        __m256d ID = _mm256_sqrt_pd(_mm256_fmadd_pd(dd, dd, veps));
-        __m256d IG = _mm256_sqrt_pd(_mm256_fmadd_pd(dg, dg, veps));
+        vpair v;
+        pair4(pc, rc, j, vCDi, vCGi, veps, &v);
+        __m256d y = v.y, fin = v.fin, ID = v.ID, IG = v.IG;
         __m256d gd = _ZGVdN4v_exp(_mm256_max_pd(_mm256_mul_pd(vnegA, ID), vmin));
         __m256d x = _mm256_mul_pd(vbc, IG), x2 = _mm256_mul_pd(x, x);
         __m256d s = _mm256_div_pd(_ZGVdN4v_sin(x), x);
@@ -368,12 +379,9 @@ AVX static void jacobian_span_avx2(const peer *pc, const rowctx *rc, size_t jb, 
     for (int k = 0; k < KB; k++) ga[k] = _mm256_setzero_pd();
     size_t j = jb;
     for (; j + 4 <= je; j += 4) {
-        __m256d y = _mm256_cvtps_pd(_mm_loadu_ps(rc->y + j));
-        __m256d fin = _mm256_cmp_pd(_mm256_sub_pd(y, y), _mm256_setzero_pd(), _CMP_EQ_OQ);
-        __m256d dd = _mm256_sub_pd(vCDi, _mm256_loadu_pd(pc->CD + j));
-        __m256d dg = _mm256_sub_pd(vCGi, _mm256_loadu_pd(pc->CG + j));
-        __m256d ID = _mm256_sqrt_pd(_mm256_fmadd_pd(dd, dd, veps));
-        __m256d IG = _mm256_sqrt_pd(_mm256_fmadd_pd(dg, dg, veps));
+        vpair v;
+        pair4(pc, rc, j, vCDi, vCGi, veps, &v);
+        __m256d fin = v.fin, dd = v.dd, dg = v.dg, ID = v.ID, IG = v.IG;
         __m256d inv_IDIG = _mm256_div_pd(one, _mm256_mul_pd(ID, IG));
         __m256d e = _mm256_mul_pd(vnegA, ID);
         __m256d clamp = _mm256_cmp_pd(e, vmin, _CMP_LT_OQ);
