@@ -566,18 +566,26 @@ static void get_x(const gsl_vector *xv, double *x)
     for (size_t k = 0; k < xv->size; k++) x[k] = gsl_vector_get(xv, k);
 }
 
+/* The start of a callback's pass at xv: x read, the peer's tables built
+ * (timed: the returned start time), jb zeroed and aimed at them. */
+static double pass_begin(peer *pc, const gsl_vector *xv, double *x, job *jb)
+{
+    get_x(xv, x);
+    double t0 = bx_now();
+    peer_tables(pc, x);
+    memset(jb, 0, sizeof *jb);
+    jb->pc = pc;
+    jb->x = x;
+    return t0;
+}
+
 static int cb_f(const gsl_vector *xv, void *params, gsl_vector *f)
 {
     peer *pc = params;
     double x[NPH + 2 * 4096];
     if (f->stride != 1 || xv->size > sizeof x / sizeof x[0]) return GSL_EINVAL;
-    get_x(xv, x);
-    double t0 = bx_now();
-    peer_tables(pc, x);
     job jb;
-    memset(&jb, 0, sizeof jb);
-    jb.pc = pc;
-    jb.x = x;
+    double t0 = pass_begin(pc, xv, x, &jb);
     jb.kind = JOB_F;
     jb.out = f->data;
     run_pass(&jb);
@@ -593,13 +601,8 @@ static int cb_df(CBLAS_TRANSPOSE_t TransJ, const gsl_vector *xv, const gsl_vecto
     const size_t p = pc->p;
     double x[NPH + 2 * 4096];
     if (xv->size > sizeof x / sizeof x[0]) return GSL_EINVAL;
-    get_x(xv, x);
-    double t0 = bx_now();
-    peer_tables(pc, x);
     job jb;
-    memset(&jb, 0, sizeof jb);
-    jb.pc = pc;
-    jb.x = x;
+    double t0 = pass_begin(pc, xv, x, &jb);
     if (TransJ == CblasNoTrans) {           /* v = J u, u: p-vector */
         if (v->stride != 1) return GSL_EINVAL;
         double *uu = malloc(sizeof(double) * p);
