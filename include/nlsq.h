@@ -660,11 +660,13 @@ typedef struct nlsq_interval {
  *  values, e.g. what nlsq_lm returned): the set of t where
  *    2 (C_j(t) - C_min) / s^2 <= delta,
  *  C_j(t) the cost minimised over the other parameters with x_j = t (an LM
- *  solve with lower_j = upper_j = t, warm-started from the previous point),
+ *  solve with lower_j = upper_j = t, warm-started on the profile path),
  *  s^2 = 2 C_min / dof (res.dof of the solve at x_hat; 1 with absolute_sigma).  delta = 1 gives
  *  the 1-sigma interval, 4 the 2-sigma one; for a linear model it is exactly
  *  x_j -+ sqrt(delta) sigma_j.  Each end takes typically 2-4 solves (a
- *  bracketed root search), at most 16; the solves use opt (with
+ *  bracketed root search along the predicted profile path), at most 16
+ *  steps of one solve (two when a start on the path ends outside, one more
+ *  probe where the covariance gives no path tangent); the solves use opt (with
  *  ftol tightened so that the costs are good to 1e-3 of the rise, and no
  *  checkpoints or progress callback), so memory is bounded as in nlsq_lm.
  *  Bounds are respected: an end that would lie beyond a bound is that bound

@@ -10,12 +10,26 @@
  *   sigma_j for a linear model), so the first try is x_j +- sigma_j sqrt(delta)
  *   and the next ones solve h = sqrt(delta) by the secant through the last
  *   two points (the first from x_j, where h = 0), by regula falsi (Illinois)
- *   once the end is bracketed; steps at most double the distance.  Stop when
+ *   once the end is bracketed, bisection when one end moved three times in a
+ *   row (a flat profile that ends at a cliff); steps at most double the
+ *   distance.  Stop when
  *   |D - delta| <= tol (1e-3 delta, about 1e-4 of sigma), or at the
  *   parameter's bound (the interval is open there), or after max_solves.
  * Every solve starts from the point of the farthest solve inside the
  * interval on its side (x_hat first): a solve beyond the end may end in
  * another valley, or at a limit, from which the next one could not return.
+ * Moving x_j alone can leave a narrow curved valley entirely (a parameter
+ * tied to others, as gamma_dot_0 to gamma_dot_offset and beta in XPCS,
+ * where x_j +- sigma_j alone drives the shear history below its floor and
+ * the gradient of the others vanishes): so the others are moved along the
+ * predicted profile path too, x_k = x_in_k + T_k (t - x_in_j), with T the
+ * path's tangent: Cov_kj / Cov_jj at x_hat (exact for a quadratic cost),
+ * then the secant through the last two points inside.  Where the covariance
+ * gives no tangent (x_j undetermined) the first solve is a probe at 1 % of
+ * the first step, which gives the secant.  A solve that ends outside the
+ * interval is repeated from the plain warm start (x_in with x_j = t) and the
+ * lower cost kept: an outside verdict ends the search, so it must not come
+ * from a bad start.
  * A solve that ends STALLED counts (its cost is an upper bound, as a
  * limit's).  A solve that ends below C_min means x_hat was not the
  * minimum: reported.
@@ -33,14 +47,17 @@ typedef struct prof {
     nlsq_options opt;          /* the caller's, no checkpoints, tighter ftol */
     double *lo, *hi, *x;       /* p each: the bounds of `fixed`, work point */
     double *x_in;              /* p: the point of the farthest solve inside the interval */
+    double *x_prev;            /* p: the one before it (the secant of the path) */
+    double *tg, *x_alt;        /* p each: the path's tangent (NAN: none), a second start */
+    double *cov;               /* p*p: the covariance at x_hat (prof_start) */
     size_t j;
     double cmin, s2, delta;
     size_t n_solves;
     int better;
 } prof;
 
-/* D(t) from a solve with x_j = t, warm-started from (and updated in) xw. */
-static int solve_at(prof *P, double t, double *xw, double *D)
+/* One solve with x_j = t from (and into) xw: its cost. */
+static int solve_from(prof *P, double t, double *xw, double *cost)
 {
     P->lo[P->j] = P->hi[P->j] = t;
     xw[P->j] = t;
@@ -49,9 +66,75 @@ static int solve_at(prof *P, double t, double *xw, double *D)
     int st = nlsq_lm(&P->fixed, &P->opt, xw, &r);
     P->n_solves++;
     if (st < 0 && st != NLSQ_STALLED) return st;   /* stalled: a usable cost (an upper bound) */
-    if (r.cost < P->cmin - 1e-9 * P->cmin) P->better = 1;
-    *D = 2.0 * (r.cost - P->cmin) / P->s2;
+    *cost = r.cost;
     return 0;
+}
+
+/* The start on the predicted path: x_in moved by tg (t - x_in_j) inside the
+ * bounds.  0 when there is no tangent. */
+static int path_start(const prof *P, double t, double *xw)
+{
+    const size_t p = P->pb->n_params;
+    memcpy(xw, P->x_in, p * sizeof(double));
+    if (!isfinite(P->tg[P->j])) return 0;
+    const double dt = t - P->x_in[P->j];
+    for (size_t k = 0; k < p; k++) {
+        if (k == P->j || P->lo[k] == P->hi[k]) continue;
+        double v = P->x_in[k] + P->tg[k] * dt;
+        if (v < P->lo[k]) v = P->lo[k];
+        if (v > P->hi[k]) v = P->hi[k];
+        xw[k] = v;
+    }
+    return 1;
+}
+
+/* D(t): a solve from the predicted path; when that ends outside (D > delta),
+ * a second one from the plain warm start x_in, the lower cost kept.  xw: the
+ * solution. */
+static int solve_at(prof *P, double t, double *xw, double *D)
+{
+    const size_t p = P->pb->n_params;
+    double c1, c2;
+    int moved = path_start(P, t, xw);
+    int rc = solve_from(P, t, xw, &c1);
+    if (rc) return rc;
+    if (moved && 2.0 * (c1 - P->cmin) / P->s2 > P->delta) {
+        memcpy(P->x_alt, P->x_in, p * sizeof(double));
+        rc = solve_from(P, t, P->x_alt, &c2);
+        if (rc) return rc;
+        if (c2 < c1) { c1 = c2; memcpy(xw, P->x_alt, p * sizeof(double)); }
+    }
+    if (c1 < P->cmin - 1e-9 * P->cmin) P->better = 1;
+    *D = 2.0 * (c1 - P->cmin) / P->s2;
+    return 0;
+}
+
+/* A new farthest point inside, xw at distance d: the tangent becomes the
+ * secant from the previous one. */
+static void move_inside(prof *P, const double *xw)
+{
+    const size_t p = P->pb->n_params, j = P->j;
+    memcpy(P->x_prev, P->x_in, p * sizeof(double));
+    memcpy(P->x_in, xw, p * sizeof(double));
+    double dt = P->x_in[j] - P->x_prev[j];
+    if (dt == 0.0) return;
+    for (size_t k = 0; k < p; k++) P->tg[k] = (P->x_in[k] - P->x_prev[k]) / dt;
+}
+
+/* The tangent at x_hat, Cov_kj / Cov_jj, or NAN in tg[j] when the covariance
+ * has none (x_j or a parameter tied to it undetermined). */
+static void start_tangent(prof *P)
+{
+    const size_t p = P->pb->n_params, j = P->j;
+    double cjj = P->cov[j * p + j];
+    P->tg[j] = NAN;
+    if (!(isfinite(cjj) && cjj > 0)) return;
+    for (size_t k = 0; k < p; k++) {
+        double v = P->cov[k * p + j] / cjj;
+        if (!isfinite(v)) v = 0.0;   /* an undetermined k: left where it is */
+        P->tg[k] = v;
+    }
+    P->tg[j] = 1.0;
 }
 
 /* One end: direction dir = +1 / -1 from x_hat[j] with step guess sig > 0.
@@ -64,37 +147,48 @@ static int one_side(prof *P, const double *x_hat, double sig, int dir, double *e
                                  : (P->pb->lower ? P->pb->lower[j] : -INFINITY);
     double *xw = P->x;
     memcpy(P->x_in, x_hat, p * sizeof(double));
+    start_tangent(P);
     double d_in = 0.0, h_in = 0.0;          /* farthest distance with h < target */
     double d_out = INFINITY, h_out = NAN;   /* nearest distance with h > target */
     double d = sig * target, d_prev = 0.0, h_prev = 0.0;
-    int side_kept = 0;                      /* Illinois: which end stayed twice */
+    int side_new = 0, run = 0;              /* which end the last solve replaced, how often in a row */
+    const double room = fabs(bound - x0);
     *open = 0;
+    if (!isfinite(P->tg[j]) && room > 0) {  /* no tangent: a probe at 1 % of the step */
+        double dp = fmin(0.01 * d, 0.5 * room), D;
+        int rc = solve_at(P, x0 + dir * dp, xw, &D);
+        if (rc) return rc;
+        if (D < P->delta) { d_in = d_prev = dp; h_in = h_prev = sqrt(D > 0 ? D : 0.0); move_inside(P, xw); }
+    }
     for (int it = 0; it < PROFILE_MAX_SOLVES; it++) {
-        double room = fabs(bound - x0);
         if (d >= room) { d = room; }
         double D;
-        /* warm start from the farthest point inside: a solve beyond the end may
-         * have run into another valley (or stopped at a limit) that the next,
-         * nearer solve could not leave */
-        memcpy(xw, P->x_in, p * sizeof(double));
+        /* from the farthest point inside (moved along the path): a solve beyond
+         * the end may have run into another valley (or stopped at a limit)
+         * that the next, nearer solve could not leave */
         int rc = solve_at(P, x0 + dir * d, xw, &D);
         if (rc) return rc;
         double h = sqrt(D > 0 ? D : 0.0);
         if (fabs(D - P->delta) <= tol) { *end = x0 + dir * d; return 0; }
         if (h < target) {
             if (d >= room) { *end = bound; *open = 1; return 0; }
-            if (d > d_in) { d_in = d; h_in = h; memcpy(P->x_in, xw, p * sizeof(double)); }
-            if (side_kept == -1) h_out = target + (h_out - target) / 2;   /* Illinois */
-            side_kept = 1;
+            if (d > d_in) { d_in = d; h_in = h; move_inside(P, xw); }
+            /* Illinois: the outer end kept twice in a row: halve its excess */
+            if (side_new == 1) h_out = target + (h_out - target) / 2;
+            run = side_new == 1 ? run + 1 : 1;
+            side_new = 1;
         } else {
             if (d < d_out) { d_out = d; h_out = h; }
-            if (side_kept == 1) h_in = target - (target - h_in) / 2;
-            side_kept = -1;
+            if (side_new == -1) h_in = target - (target - h_in) / 2;
+            run = side_new == -1 ? run + 1 : 1;
+            side_new = -1;
         }
         double next;
         if (isfinite(d_out)) {              /* bracketed: regula falsi on h */
             next = d_in + (target - h_in) * (d_out - d_in) / (h_out - h_in);
-            if (!(next > d_in && next < d_out)) next = 0.5 * (d_in + d_out);
+            /* bisection when outside, or when one end moved 3 times in a row
+             * (a flat profile ending at a cliff: Illinois alone creeps) */
+            if (!(next > d_in && next < d_out) || run >= 3) next = 0.5 * (d_in + d_out);
         } else {                            /* secant through the last two points */
             next = h > h_prev ? d_prev + (target - h_prev) * (d - d_prev) / (h - h_prev) : 2.0 * d;
             if (!(next > d) || next > 2.0 * d) next = 2.0 * d;
@@ -114,8 +208,7 @@ static int prof_start(prof *P, double *x_hat, double *sig)
     const size_t p = P->pb->n_params;
     nlsq_result r;
     memset(&r, 0, sizeof r);
-    double *cov = nlsq__calloc(&P->opt.allocator, p * p, sizeof(double));
-    if (!cov) return NLSQ_ENOMEM;
+    double *cov = P->cov;
     r.covariance = cov;
     int st = nlsq_lm(P->pb, &P->opt, x_hat, &r);
     P->n_solves++;
@@ -128,7 +221,6 @@ static int prof_start(prof *P, double *x_hat, double *sig)
         *sig = isfinite(v) && v > 0 ? sqrt(v) : 0.1 * fmax(fabs(x_hat[P->j]), 1e-3);
         if (!(P->s2 > 0) || !isfinite(P->s2)) st = NLSQ_EINVAL;
     }
-    nlsq__free(&P->opt.allocator, cov);
     return st < 0 ? st : 0;
 }
 
@@ -153,12 +245,16 @@ int nlsq_profile(const nlsq_problem *pb, const nlsq_options *opt_in, const doubl
     P.j = j;
     P.delta = delta;
     const nlsq_allocator *al = &opt->allocator;
-    double *mem = nlsq__calloc(al, 5 * p, sizeof(double));
+    double *mem = nlsq__calloc(al, 8 * p + p * p, sizeof(double));
     if (!mem) return NLSQ_ENOMEM;
     P.lo = mem;
     P.hi = mem + p;
     P.x = mem + 2 * p;
     P.x_in = mem + 4 * p;
+    P.x_prev = mem + 5 * p;
+    P.tg = mem + 6 * p;
+    P.x_alt = mem + 7 * p;
+    P.cov = mem + 8 * p;
     double *xh = mem + 3 * p;
     memcpy(xh, x_hat, p * sizeof(double));
     for (size_t k = 0; k < p; k++) {

@@ -10,6 +10,12 @@
  *               a brute-force scan (a profiled in closed form, a = sum y e /
  *               sum e^2, on a grid of 200001 b values); the interval is
  *               asymmetric, unlike the linearised x -+ sigma
+ *  tied         r = max(a w + c + e u, 0) - y with w = 1 + 0.015 v: a and c
+ *               tied (r = -0.9998) and the model floored at 0.  Moving a by
+ *               its sigma alone puts every row on the floor (zero gradient:
+ *               a solve from there stalls far up); along the profile path
+ *               the floor is never reached, so the model is linear there and
+ *               the interval must be x -+ sigma exactly, as for test_linear
  *  errors       fixed parameter, j out of range, delta <= 0
  */
 #include "common.h"
@@ -151,6 +157,50 @@ static void test_nonlinear(void **state)
     assert_true(fabs((ends[1] - x[1]) - (x[1] - ends[0])) > 0.02 * sb);
 }
 
+static double tied_u(size_t i) { return (double)i / ML; }
+static double tied_w(size_t i) { return 1.0 + 0.015 * cos(1.3 * (double)i); }
+static double tied_y(size_t i)
+{
+    return 1.0 * tied_w(i) - 0.97 + 0.04 * tied_u(i) + 0.03 * sin(2.1 * (double)i * (double)i);
+}
+
+static int tied_eval(void *ctx, const double *x, size_t row0, size_t n, double *r, double *J,
+                     const nlsq_eval_env *env)
+{
+    (void)env;
+    (void)ctx;
+    for (size_t k = 0; k < n; k++) {
+        size_t i = row0 + k;
+        double f = x[0] * tied_w(i) + x[1] + x[2] * tied_u(i), on = f > 0;
+        r[k] = (on ? f : 0.0) - tied_y(i);
+        if (J) { J[3 * k] = on * tied_w(i); J[3 * k + 1] = on; J[3 * k + 2] = on * tied_u(i); }
+    }
+    return 0;
+}
+
+static void test_tied(void **state)
+{
+    (void)state;
+    nlsq_problem pb = {.n_params = 3, .n_rows = ML, .eval = tied_eval};
+    double x[3] = {1.0, -0.97, 0.04}, cov[9];
+    fit(&pb, x, cov);
+    const double s = sqrt(cov[0]);
+    double fmax = 0.0;   /* the largest fitted value: a - s alone floors every row */
+    for (size_t i = 0; i < ML; i++)
+        fmax = fmax > x[0] * tied_w(i) + x[1] + x[2] * tied_u(i)
+                   ? fmax : x[0] * tied_w(i) + x[1] + x[2] * tied_u(i);
+    print_message("  tied: sigma_a %g, largest fitted value %g\n", s, fmax);
+    assert_true(s * 0.98 > fmax);
+    nlsq_interval iv;
+    assert_int_equal(nlsq_profile(&pb, NULL, x, 0, 1.0, &iv), 0);
+    double el = (x[0] - s - iv.lower) / s, eu = (iv.upper - x[0] - s) / s;
+    print_message("  tied a: [%.10g, %.10g], x -+ sigma = [%.10g, %.10g]; errors %.1e %.1e "
+                  "sigma, %zu solves\n", iv.lower, iv.upper, x[0] - s, x[0] + s, el, eu,
+                  iv.n_solves);
+    assert_true(fabs(el) < 1e-3 && fabs(eu) < 1e-3);
+    assert_false(iv.lower_open || iv.upper_open || iv.better_min);
+}
+
 static void test_errors(void **state)
 {
     (void)state;
@@ -167,4 +217,5 @@ static void test_errors(void **state)
 }
 
 TC_MAIN(cmocka_unit_test(test_linear), cmocka_unit_test(test_bound),
-        cmocka_unit_test(test_nonlinear), cmocka_unit_test(test_errors))
+        cmocka_unit_test(test_nonlinear), cmocka_unit_test(test_tied),
+        cmocka_unit_test(test_errors))
