@@ -601,8 +601,10 @@ static int statistics(fit_state *s)
                          "for %zu free parameters", a->input, s->res.n_obs, s->m_rows,
                          s->n_excl, s->res.n_free);
     int cov_ok = s->have_cov && s->dof > 0;
-    if (cov_ok && a->errors == FIT_XPCS_ERRORS_ROBUST &&
-        xpcs_robust_covariance(s->m, &s->pb, &s->opt, s->x, s->cov, err, sizeof err) != 0)
+    double ratio[FIT_XPCS_RATIO_MAX];   /* robust / model variances: the profile threshold */
+    int robust = cov_ok && a->errors == FIT_XPCS_ERRORS_ROBUST;
+    if (robust && xpcs_robust_covariance(s->m, &s->pb, &s->opt, s->x, s->cov, ratio, s->np, err,
+                                         sizeof err) != 0)
         return bad_input(s->run, "%s: %s", a->input, err);
     for (size_t k = 0; k < p; k++) {
         double v = cov_ok ? s->cov[k * p + k] : NAN;
@@ -610,11 +612,12 @@ static int statistics(fit_state *s)
     }
     if (cov_ok && xpcs_flags_and_warning(&s->pb, s->x, s->cov, s->flags, s->np, p) < 0)
         return bad_input(s->run, "out of memory (%zu parameters)", p);
-    if (a->profile_mask && s->status > 0) {
+    /* a STALLED fit is usable (a flat valley); its profile shows how flat */
+    if (a->profile_mask && (s->status > 0 || s->status == NLSQ_STALLED)) {
         s->intervals = calloc(p, sizeof *s->intervals);
         if (!s->intervals) return bad_input(s->run, "out of memory (%zu parameters)", p);
         if (xpcs_profiles(&s->pb, &s->opt, s->x, a->profile_mask, s->np, a->profile_level,
-                          s->intervals, err, sizeof err) != 0)
+                          robust ? ratio : NULL, s->intervals, err, sizeof err) != 0)
             return bad_input(s->run, "%s: %s", a->input, err);
     }
     return 0;

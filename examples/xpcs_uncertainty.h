@@ -24,20 +24,28 @@ void xpcs_fit_param_name(size_t np, size_t k, char *buf, size_t size);
 int xpcs_flags_and_warning(const nlsq_problem *pb, const double *x, const double *cov,
                            unsigned *flags, size_t np, size_t p);
 
-/** --errors robust: replace cov (p*p) with the cluster-robust covariance
- *  over the model's frame clusters at x.  0, or nonzero with one line in
- *  err. */
-int xpcs_robust_covariance(nlsq_xpcs_model *m, const nlsq_problem *pb, const nlsq_options *opt,
-                           const double *x, double *cov, char *err, size_t err_size);
+/** Most physical parameters a ratio array holds (the laminar model's 7). */
+#define FIT_XPCS_RATIO_MAX 7
 
-/** --profile: the 1-sigma profile-likelihood interval of every physical
+/** --errors robust: replace cov (p*p, the model covariance on entry) with
+ *  the cluster-robust covariance over the model's frame clusters at x; with
+ *  ratio non-NULL, ratio[k] = robust / model variance of physical parameter
+ *  k < np (1 where not finite; np <= FIT_XPCS_RATIO_MAX are written).  0, or
+ *  nonzero with one line in err. */
+int xpcs_robust_covariance(nlsq_xpcs_model *m, const nlsq_problem *pb, const nlsq_options *opt,
+                           const double *x, double *cov, double *ratio, size_t np, char *err,
+                           size_t err_size);
+
+/** --profile: the profile-likelihood interval of every physical
  *  parameter k < np with bit k of mask, at level sigmas (delta chi2 =
- *  level^2), into iv[k] (iv: p entries, zeroed by
+ *  level^2, times ratio[k] when ratio is non-NULL: the robust / model
+ *  variance of xpcs_robust_covariance, docs/uncertainties.md), into iv[k]
+ *  (iv: p entries, zeroed by
  *  the caller; n_solves 0 = not profiled).  A profile that finds a lower
  *  cost than the fit's prints one warning line on stderr.  0, or nonzero
  *  with one line in err. */
 int xpcs_profiles(const nlsq_problem *pb, const nlsq_options *opt, const double *x,
-                  unsigned mask, size_t np, double level, nlsq_interval *iv, char *err,
-                  size_t err_size);
+                  unsigned mask, size_t np, double level, const double *ratio, nlsq_interval *iv,
+                  char *err, size_t err_size);
 
 #endif /* XPCS_UNCERTAINTY_H */
