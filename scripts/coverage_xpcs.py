@@ -10,7 +10,11 @@ counted.  A scenario is:
   corr     half of the noise variance shared by frames (--frame-share 0.5),
            --errors robust (and, for comparison, default errors)
   profile  independent noise, profile-likelihood intervals of the shear
-           parameters (--profile gamma_dot_0,beta,gamma_dot_offset)
+           parameters (--profile gamma_dot_0,beta,gamma_dot_offset), the
+           other parameters with their default errors
+  corrprofile  frame-correlated noise as corr, --errors robust and the shear
+           parameters' profile intervals with the threshold widened by the
+           robust / model variance (docs/uncertainties.md)
   badstart not error bars but the global start (fit_xpcs --start global, the
            default): from the two bad starts of issue 14 (BAD_STARTS), a
            seed lands when every physical parameter is within 4 sigma of the
@@ -182,9 +186,18 @@ def collect(d, cov, profile):
     elif d["status_code"] == 0:
         cov.setdefault("not converged (kept)", [0, 0, 0])[0] += 1
     dev = d["truth"]["deviation_sigmas"]
+    for name, v in dev["params"].items():
+        if not (profile and name in SHEAR):
+            count(cov, name, v)
+    for v in dev.get("contrast", []):
+        count(cov, "contrast (all angles)", v)
+    for v in dev.get("offset", []):
+        count(cov, "offset (all angles)", v)
     if profile:
-        if "intervals" not in d:    # fit_xpcs profiles converged fits only
+        if "intervals" not in d:    # fit_xpcs profiles usable fits only
             cov.setdefault("no profile (fit not converged)", [0, 0, 0])[0] += 1
+            for name in SHEAR:      # counted as misses
+                cov.setdefault(name + " (profile)", [0, 0, None])[0] += 1
             return
         for name in SHEAR:
             lo, hi = d["intervals"][name]
@@ -192,19 +205,12 @@ def collect(d, cov, profile):
             c[0] += 1
             c[1] += lo <= TRUTH[name] <= hi
             c[2] = None
-        return
-    for name, v in dev["params"].items():
-        count(cov, name, v)
-    for v in dev.get("contrast", []):
-        count(cov, "contrast (all angles)", v)
-    for v in dev.get("offset", []):
-        count(cov, "offset (all angles)", v)
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--build", default="build")
-    ap.add_argument("--scenario", choices=["indep", "corr", "profile", "badstart"],
+    ap.add_argument("--scenario", choices=["indep", "corr", "profile", "corrprofile", "badstart"],
                     default="indep")
     ap.add_argument("--profile-level", type=float, default=1.0,
                     help="profile scenario: the interval's level in sigmas (1 or 2)")
@@ -215,6 +221,8 @@ def main():
     ap.add_argument("--angles", type=int, default=6)
     ap.add_argument("--dt", type=float, default=2e-3)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--dump", default=None,
+                    help="append each seed's fit_xpcs JSON (one line, with the seed) to this file")
     ap.add_argument("--check", action="store_true", help="exit 1 when a band is missed")
     ap.add_argument("--lo", type=float, default=60.0, help="1-sigma band low end (%%)")
     ap.add_argument("--hi", type=float, default=76.0, help="1-sigma band high end (%%)")
@@ -229,13 +237,17 @@ def main():
               % (args.seeds, args.frames, args.angles, args.dt))
         print("\n".join(lines))
         return 1 if (args.check and not ok) else 0
-    share = 0.5 if args.scenario == "corr" else 0.0
-    errors = args.errors or ("robust" if args.scenario == "corr" else "default")
-    profile = args.scenario == "profile"
+    share = 0.5 if args.scenario.startswith("corr") else 0.0
+    errors = args.errors or ("robust" if args.scenario.startswith("corr") else "default")
+    profile = args.scenario.endswith("profile")
     cov = {}
     with tempfile.TemporaryDirectory() as tmp:
         for s in range(args.first_seed, args.first_seed + args.seeds):
-            collect(run_seed(args, tmp, s, share, errors, profile), cov, profile)
+            d = run_seed(args, tmp, s, share, errors, profile)
+            if args.dump:
+                with open(args.dump, "a") as f:
+                    f.write(json.dumps({"seed": s, "fit": d}) + "\n")
+            collect(d, cov, profile)
     print("scenario %s, errors %s, %d seeds (N = %d frames, %d angles, dt = %g)"
           % (args.scenario, errors, args.seeds, args.frames, args.angles, args.dt))
     if profile:
@@ -244,7 +256,8 @@ def main():
     print("%-28s %6s %9s %9s  %s" % ("parameter", "n", "1 sigma", "2 sigma", "band"))
     ok = True
     if args.pooled:
-        groups = [v for k, v in cov.items() if k not in SPECIAL]
+        groups = [v for k, v in cov.items() if k not in SPECIAL
+                  and (not profile or k.endswith("(profile)"))]
         n = sum(v[0] for v in groups)
         two = None if profile else sum(v[2] for v in groups)
         cov["pooled"] = [n, sum(v[1] for v in groups), two]
@@ -255,7 +268,7 @@ def main():
             continue
         p1 = 100.0 * c1 / n
         p2 = None if c2 is None else 100.0 * c2 / n
-        if profile and args.profile_level == 2.0:    # the 2-sigma interval's coverage
+        if key.endswith("(profile)") and args.profile_level == 2.0:   # the 2-sigma interval
             good = p1 >= args.two
         else:
             good = args.lo <= p1 <= args.hi and (p2 is None or p2 >= args.two)
