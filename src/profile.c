@@ -158,7 +158,9 @@ static int one_side(prof *P, const double *x_hat, double sig, int dir, double *e
         double dp = fmin(0.01 * d, 0.5 * room), D;
         int rc = solve_at(P, x0 + dir * dp, xw, &D);
         if (rc) return rc;
-        if (D < P->delta) { d_in = d_prev = dp; h_in = h_prev = sqrt(D > 0 ? D : 0.0); move_inside(P, xw); }
+        double h = sqrt(D > 0 ? D : 0.0);
+        if (D < P->delta) { d_in = d_prev = dp; h_in = h_prev = h; move_inside(P, xw); }
+        else { d_out = dp; h_out = h; d = dp * target / h; }   /* bracketed already */
     }
     for (int it = 0; it < PROFILE_MAX_SOLVES; it++) {
         if (d >= room) { d = room; }
