@@ -684,6 +684,7 @@ static int fit_selection(const fit_job *job, const nlsq_xpcs_selection *sel)
     if (!rc) rc = solver_options(&s);
     if (!rc) rc = solve(&s);
     if (!rc) rc = statistics(&s);
+    if (!rc) xpcs_start_check(s.m, s.a, s.x, s.errs, s.run->msgs, &s.gstart, s.gstart_ran);
     if (!rc) rc = report(&s);
     fit_state_free(&s);
     return rc;

@@ -3,6 +3,8 @@
  */
 #include "xpcs_start.h"
 
+#include <string.h>
+
 int xpcs_start_stage(nlsq_xpcs_model *m, const fit_xpcs_args *a, double *x, FILE *msgs,
                nlsq_xpcs_global_result *g, int *ran)
 {
@@ -17,4 +19,17 @@ int xpcs_start_stage(nlsq_xpcs_model *m, const fit_xpcs_args *a, double *x, FILE
             "%.2f s\n", g->n_grid, g->n_refined, g->sample_rows, g->seconds);
     if (g->ambiguous) fprintf(msgs, "fit_xpcs: warning: %s\n", g->message);
     return 0;
+}
+
+void xpcs_start_check(nlsq_xpcs_model *m, const fit_xpcs_args *a, const double *x,
+                      const double *err, FILE *msgs, nlsq_xpcs_global_result *g, int ran)
+{
+    if (!ran) return;
+    nlsq_xpcs_global_options go = {0, 0, a->n_threads};
+    nlsq_xpcs_global_result c = *g;
+    c.ambiguous = 0;
+    /* advisory: a failed check (a read error) leaves the stage's report */
+    if (nlsq_xpcs_mirror_check(m, x, err, &go, &c) != 0 || !c.ambiguous) return;
+    if (!g->ambiguous || strcmp(g->message, c.message)) fprintf(msgs, "fit_xpcs: warning: %s\n", c.message);
+    *g = c;
 }

@@ -25,4 +25,12 @@
 int xpcs_start_stage(nlsq_xpcs_model *m, const fit_xpcs_args *a, double *x, FILE *msgs,
                nlsq_xpcs_global_result *g, int *ran);
 
+/** After the fit (when the global stage ran): the fitted point's phi0 mirror
+ *  checked on the stage's sample (nlsq_xpcs_mirror_check); when it fits as
+ *  well, g carries that ambiguity (JSON, table) and a warning line goes to
+ *  msgs (unless the stage's own warning said it).  err: the fit's standard
+ *  errors. */
+void xpcs_start_check(nlsq_xpcs_model *m, const fit_xpcs_args *a, const double *x,
+                      const double *err, FILE *msgs, nlsq_xpcs_global_result *g, int ran);
+
 #endif

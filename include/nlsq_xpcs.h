@@ -367,6 +367,21 @@ NLSQ_API int nlsq_xpcs_global_start(nlsq_xpcs_model *m, const double *phys,
                                     const nlsq_xpcs_global_options *opt, double *x,
                                     nlsq_xpcs_global_result *res);
 
+/** After the full fit from the global start: is the fitted point x's phi0
+ *  mirror (phi0 -> -phi0, every other value kept) as good?  The stage itself
+ *  compares sample minima; a fit can end at a phi0 its sample did not
+ *  resolve (four angles 90 degrees apart, phi0 a few sigmas from 0).  When
+ *  phi0 differs from -phi0 by more than 2 sigmas (err: the fit's standard
+ *  errors, n_params values) and the mirror's chi2 on the stage's sample,
+ *  scaled to all rows, is less than 1 above x's (or below), res gets the
+ *  ambiguity (ambiguous 1, alt, delta_chi2, message; its other fields are
+ *  kept); otherwise res is untouched.  Two residual passes over the sample
+ *  (opt->sample_rows as for the stage).  Returns 0, NLSQ_EINVAL (NULL
+ *  argument), NLSQ_ENOMEM or NLSQ_ECALLBACK (a data read failed). */
+NLSQ_API int nlsq_xpcs_mirror_check(nlsq_xpcs_model *m, const double *x, const double *err,
+                                    const nlsq_xpcs_global_options *opt,
+                                    nlsq_xpcs_global_result *res);
+
 /** g2 of angle a at frames (i, j) for parameters x (slow path, for checks:
  *  O(n) per call; for whole rows use nlsq_xpcs_g2_rows). */
 NLSQ_API double nlsq_xpcs_model_g2(const nlsq_xpcs_model *m, const double *x,

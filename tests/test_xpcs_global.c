@@ -26,7 +26,14 @@
  *    public slow path) at the contrasts and offsets it returns, to 1e-10; those
  *    are the least-squares ones (moving any one by 1e-4 raises the cost); and
  *    the factorised sweep's cost of grid points equals the direct score of the
- *    same points to 1e-12. */
+ *    same points to 1e-12.
+ * 6. mirror_check_after_fit: after the full fit from the global start,
+ *    nlsq_xpcs_mirror_check reports the phi0 mirror with 4 angles 90 degrees
+ *    apart (phi0 = 30 inside bounds widened to +-45, determined to a few
+ *    degrees; the full cost at the
+ *    mirror equals the fit's, checked in 2.) and not with 6 angles 60 degrees apart (phi0 = 20), where the
+ *    full cost at the mirror is above the fit's by more than s^2 / 2 (delta
+ *    chi2 > 1 on all rows, computed here from all rows). */
 #include "common_xpcs.h"
 #include "xpcs/global_grid.h"
 
@@ -248,6 +255,77 @@ static void grid_scores_are_the_model(void **st)
     unmake(&f);
 }
 
+/* The full fit from the global start: x, its standard errors and s^2. */
+static double fit_from_global(fixture *f, double *x, double *err)
+{
+    size_t p = f->pb.n_params;
+    nlsq_xpcs_global_result g;
+    assert_int_equal(nlsq_xpcs_global_start(f->m, NULL, NULL, x, &g), 0);
+    double *cov = malloc(sizeof(double) * p * p);
+    assert_non_null(cov);
+    nlsq_options opt;
+    nlsq_options_init(&opt);
+    opt.n_threads = 1;
+    opt.max_iter = 2000;
+    nlsq_result res;
+    memset(&res, 0, sizeof res);
+    res.covariance = cov;
+    int rc = nlsq_lm(&f->pb, &opt, x, &res);
+    print_message("  fit: %s after %zu iterations\n", nlsq_status_name(rc), res.iterations);
+    assert_true(rc >= 0 || rc == NLSQ_STALLED);
+    for (size_t q = 0; q < p; q++) err[q] = sqrt(cov[q * p + q]);
+    free(cov);
+    return res.reduced_chi2;
+}
+
+/* phi0's bounds widened to [-45, 45] (the default [-10, 10] would hold a
+ * phi0 of 20 or 30 at its bound). */
+static void wide_phi0(fixture *f)
+{
+    size_t p = f->pb.n_params;
+    double lo[7 + 12], hi[7 + 12];
+    memcpy(lo, f->pb.lower, sizeof(double) * p);
+    memcpy(hi, f->pb.upper, sizeof(double) * p);
+    lo[6] = -45.0;
+    hi[6] = 45.0;
+    assert_int_equal(nlsq_xpcs_model_set_bounds(f->m, lo, hi), 0);
+    assert_int_equal(nlsq_xpcs_model_problem(f->m, &f->pb), 0);
+}
+
+static void mirror_check_after_fit(void **st)
+{
+    (void)st;
+    fixture f;
+    double x[7 + 12], err[7 + 12], y[7 + 12];
+    make(&f, 4, 3, 30.0);
+    wide_phi0(&f);
+    fit_from_global(&f, x, err);
+    print_message("  4 angles: phi0 %.6g +- %.3g\n", x[6], err[6]);
+    nlsq_xpcs_global_result c;
+    memset(&c, 0, sizeof c);
+    assert_int_equal(nlsq_xpcs_mirror_check(f.m, x, err, NULL, &c), 0);
+    print_message("  4 angles: %s\n", c.message);
+    assert_int_equal(c.ambiguous, 1);
+    assert_true(c.alt[6] == -x[6] && c.alt[0] == x[0]);
+    assert_true(fabs(c.delta_chi2) < 1e-6);
+    unmake(&f);
+
+    make(&f, 6, 1, 20.0);
+    wide_phi0(&f);
+    double s2 = fit_from_global(&f, x, err);
+    memset(&c, 0, sizeof c);
+    assert_int_equal(nlsq_xpcs_mirror_check(f.m, x, err, NULL, &c), 0);
+    assert_int_equal(c.ambiguous, 0);
+    memcpy(y, x, sizeof x);
+    y[6] = -x[6];
+    double d = 2.0 * (full_cost(&f, y) - full_cost(&f, x)) / s2;
+    print_message("  6 angles: phi0 %.4g +- %.2g, all-rows delta chi2 of the mirror %.4g\n", x[6],
+                  err[6], d);
+    assert_true(d > 1.0);
+    assert_int_equal(nlsq_xpcs_mirror_check(NULL, x, err, NULL, &c), NLSQ_EINVAL);
+    unmake(&f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -256,6 +334,7 @@ int main(void)
         cmocka_unit_test(threads_do_not_matter),
         cmocka_unit_test(bad_arguments),
         cmocka_unit_test(grid_scores_are_the_model),
+        cmocka_unit_test(mirror_check_after_fit),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -393,3 +393,68 @@ int nlsq_xpcs_global_start(nlsq_xpcs_model *m, const double *phys,
     res->seconds = now_s() - t0;
     return rc;
 }
+
+/* ------------------------------------------------------------------------ */
+/* After the fit: the phi0 mirror of the fitted point                         */
+/* ------------------------------------------------------------------------ */
+
+/* Half the sum of squares of the sample's residuals at x into *f. */
+static int sample_cost(gs_sample *s, const double *x, double *r, void *scratch, double *f)
+{
+    char msg[NLSQ_CALLBACK_MSG_SIZE] = "";
+    nlsq_eval_env env = {.scratch = scratch, .scratch_bytes = s->full.scratch_bytes,
+                         .msg = msg, .msg_size = sizeof msg};
+    if (sub_eval(s, x, 0, s->n_rows, r, NULL, &env) != 0) return NLSQ_ECALLBACK;
+    double c = 0.0;
+    for (size_t t = 0; t < s->n_rows; t++) c += 0.5 * r[t] * r[t];
+    *f = c;
+    return 0;
+}
+
+/* The mirror's chi2 above x's, scaled to all rows, into *dchi2. */
+static int mirror_dchi2(gs_sample *s, const double *x, double *dchi2)
+{
+    double *r = malloc(sizeof(double) * s->n_rows), *y = malloc(sizeof(double) * s->p);
+    void *scratch = s->full.scratch_bytes ? calloc(1, s->full.scratch_bytes) : NULL;
+    int rc = r && y && (scratch || !s->full.scratch_bytes) ? 0 : NLSQ_ENOMEM;
+    double f1 = NAN, f2 = NAN;
+    if (rc == 0) {
+        memcpy(y, x, sizeof(double) * s->p);
+        y[6] = -x[6];
+        rc = sample_cost(s, x, r, scratch, &f1);
+        if (rc == 0) rc = sample_cost(s, y, r, scratch, &f2);
+    }
+    double dof = (double)s->n_rows - (double)s->p, s2 = 2.0 * f1 / dof;
+    *dchi2 = rc == 0 && dof > 0 && s2 > 0
+             ? 2.0 * (f2 - f1) / s2 * (double)s->full.n_rows / (double)s->n_rows : NAN;
+    free(r);
+    free(y);
+    free(scratch);
+    return rc;
+}
+
+int nlsq_xpcs_mirror_check(nlsq_xpcs_model *m, const double *x, const double *err,
+                           const nlsq_xpcs_global_options *go, nlsq_xpcs_global_result *res)
+{
+    if (!m || !x || !err || !res) return NLSQ_EINVAL;
+    gs_sample s;
+    size_t want = go && go->sample_rows ? go->sample_rows : GS_SAMPLE_ROWS;
+    int rc = sample_init(&s, m, want);
+    double sig = s.np == NLSQ_XPCS_N_PHYS && err[6] > 0 ? 2.0 * fabs(x[6]) / err[6] : 0.0;
+    double dchi2 = NAN;
+    if (rc == 0 && s.n_rows > s.p && sig > GS_SEP_SIGMAS && -x[6] >= s.full.lower[6] &&
+        -x[6] <= s.full.upper[6])
+        rc = mirror_dchi2(&s, x, &dchi2);
+    if (rc == 0 && dchi2 < GS_SAME_CHI2) {
+        res->ambiguous = 1;
+        res->delta_chi2 = dchi2;
+        memcpy(res->alt, x, sizeof(double) * s.np);
+        res->alt[6] = -x[6];
+        snprintf(res->message, sizeof res->message,
+                 "the fit's phi0 mirror fits the data equally well (delta chi2 about %.2g on "
+                 "all rows): phi0 = %.6g (chosen) and %.6g differ by %.3g sigma",
+                 dchi2, x[6], -x[6], sig);
+    }
+    sample_free(&s);
+    return rc;
+}
