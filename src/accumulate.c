@@ -248,15 +248,57 @@ static double sum_squares(size_t n, const double *r)
     return (s[0] + s[1]) + (s[2] + s[3]);
 }
 
-/* largest |r_i| among the finite residuals */
-static double max_abs_finite(size_t n, const double *r)
+/* sum_squares(n, r), and the largest |r_i| among the finite residuals into
+ * *rmax, in one read of r (the chunk's two scans of every pass).  The sum is
+ * sum_squares's, operation for operation (no FMA: the four partial sums are
+ * its four lanes); a maximum does not depend on its order. */
+static double squares_and_max_portable(size_t n, const double *r, double *rmax)
 {
-    double m = 0.0;
+    double m[4] = {0, 0, 0, 0};
     for (size_t i = 0; i < n; i++) {
         double a = fabs(r[i]);
-        if (a > m && a <= DBL_MAX) m = a;
+        a = a <= DBL_MAX ? a : 0.0;   /* Inf, NaN: not counted */
+        m[i & 3] = a > m[i & 3] ? a : m[i & 3];
     }
-    return m;
+    *rmax = fmax(fmax(m[0], m[1]), fmax(m[2], m[3]));
+    return sum_squares(n, r);
+}
+
+#ifdef NLSQ_HAVE_AVX2_KERNEL
+__attribute__((target("avx2,fma")))
+static double squares_and_max_avx2(size_t n, const double *r, double *rmax)
+{
+    __m256d s = _mm256_setzero_pd(), m = _mm256_setzero_pd();
+    const __m256d absmask = _mm256_castsi256_pd(_mm256_set1_epi64x(0x7fffffffffffffffLL));
+    const __m256d big = _mm256_set1_pd(DBL_MAX);
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        __m256d v = _mm256_loadu_pd(r + i);
+        s = _mm256_add_pd(s, _mm256_mul_pd(v, v));
+        __m256d a = _mm256_and_pd(v, absmask);
+        a = _mm256_and_pd(a, _mm256_cmp_pd(a, big, _CMP_LE_OQ));   /* Inf, NaN -> 0 */
+        m = _mm256_max_pd(a, m);
+    }
+    double sl[4], ml[4];
+    _mm256_storeu_pd(sl, s);
+    _mm256_storeu_pd(ml, m);
+    for (; i < n; i++) {
+        sl[i & 3] += r[i] * r[i];
+        double a = fabs(r[i]);
+        if (a > ml[0] && a <= DBL_MAX) ml[0] = a;
+    }
+    *rmax = fmax(fmax(ml[0], ml[1]), fmax(ml[2], ml[3]));
+    return (sl[0] + sl[1]) + (sl[2] + sl[3]);
+}
+#endif
+
+static double squares_and_max(int avx2, size_t n, const double *r, double *rmax)
+{
+#ifdef NLSQ_HAVE_AVX2_KERNEL
+    if (avx2) return squares_and_max_avx2(n, r, rmax);
+#endif
+    (void)avx2;
+    return squares_and_max_portable(n, r, rmax);
 }
 
 /* r (n) and J (n*k, NULL allowed) times s, a power of two */
@@ -482,10 +524,9 @@ static size_t chunk_pattern(const nlsq_problem *pb, nlsq__worker *w, size_t p, s
  * or in diag(J^T J) / J^T r, and only then are rows inspected (returns 0: the
  * careful path must run). */
 static int fast_chunk(nlsq__engine *e, nlsq__worker *w, nlsq__slot *s, int mode, size_t n,
-                      size_t k, const double *J)
+                      size_t k, const double *J, double rr)
 {
     const double *r = w->r;
-    double rr = sum_squares(n, r);
     if (!isfinite(rr)) return 0;
     if (mode == NLSQ__PASS_COST) {
         neumaier_add(&s->sum, &s->comp, 0.5 * rr);
@@ -623,11 +664,11 @@ static int eval_chunk(nlsq__engine *e, nlsq__worker *w, nlsq__slot *s,
     s->n_rows += n;
     s->n_obs += obs;   /* integers: the same total in any order */
     if (e->scale_exp) scale_chunk(ldexp(1.0, e->scale_exp), n, k, w->r, J);
-    double rmax = max_abs_finite(n, w->r);
+    double rmax, rr = squares_and_max(e->avx2, n, w->r, &rmax);
     if (rmax > s->rmax) s->rmax = rmax;
     const int fold = e->qr && mode == NLSQ__PASS_NORMAL;
     if (e->loss == NLSQ_LOSS_LINEAR && !fold && (mode == NLSQ__PASS_COST || k <= NLSQ_SMALL_K) &&
-        fast_chunk(e, w, s, mode, n, k, J))
+        fast_chunk(e, w, s, mode, n, k, J, rr))
         return (int)n;
     int rc = careful_chunk(e, w, s, mode, n, k, J);
     return rc ? rc : (int)n;
