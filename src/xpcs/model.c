@@ -666,18 +666,23 @@ static void seg_consts(const nlsq_xpcs_model *m, const double *x, size_t a, xk_s
 static size_t segment_obs(const nlsq_xpcs_model *m, size_t i, size_t j, size_t len,
                           const float *y32, const double *y64)
 {
-    size_t bad = 0;
+    const size_t d = j == i && len > 1;   /* the diagonal leads a longer segment */
+    size_t bad0 = 0, bad = 0;
     int known = m->data_mode != DATA_STREAM && m->data_mode != DATA_BLOCKS;
     if (!known || m->n_excl_fixed)
-        for (size_t t = 0; t < len; t++) bad += !isfinite(y32 ? (double)y32[t] : y64[t]);
-    return obs_of(m, i, j) * (len - bad);
+        for (size_t t = 0; t < len; t++) {
+            size_t b = !isfinite(y32 ? (double)y32[t] : y64[t]);
+            if (t < d) bad0 += b;
+            else bad += b;
+        }
+    return (d ? obs_of(m, i, i) * (1 - bad0) : 0) + obs_of(m, i, j + d) * (len - d - bad);
 }
 
 /* Rows [row0, row0 + nrows).  J (when not NULL) is (np + 2) x nrows
  * column-major in the pattern's column order, so a Jacobian range must lie
  * inside one angle (the pattern callback guarantees it); residual-only ranges
  * may span angles.  The range is cut into segments of one matrix row with
- * contiguous j (and the diagonal entry, whose weight differs, on its own).
+ * contiguous j (the diagonal entry, whose weight differs, first in its own).
  * env->n_obs gets the observations of the rows (segment_obs). */
 static int model_eval(void *ctx, const double *x, size_t row0, size_t nrows,
                       double *r, double *J, const nlsq_eval_env *env)
@@ -725,13 +730,12 @@ static int model_eval(void *ctx, const double *x, size_t row0, size_t nrows,
         size_t i, j;
         local_to_ij(m, l, &i, &j);
         for (size_t t = 0; t < seg;) {
-            /* the run of contiguous j in matrix row i, the diagonal alone */
-            size_t len;
-            if (j == i) len = 1;
-            else if (j < i) len = i - j;                 /* full triangle, left of the diagonal */
-            else len = n - j;
+            /* the run of contiguous j in matrix row i: left of the diagonal
+             * (literal full triangle), or from j >= i on (the diagonal, with
+             * its own weight, the kernel's first entry) */
+            size_t len = j < i ? i - j : n - j;
             if (len > seg - t) len = seg - t;
-            sc.ws = j == i ? m->ws_diag : m->ws_off;
+            sc.ws = m->ws_off;
             size_t o = done + t;
             const float *y32 = NULL;
             const double *y64 = NULL;
@@ -749,8 +753,8 @@ static int model_eval(void *ctx, const double *x, size_t row0, size_t nrows,
                 break;
             }
             if (want_obs) obs += segment_obs(m, i, j, len, y32, y64);
-            xk_segment_pairs(m->avx2, &sc, &kt, pf, i, j, len, y32, y64, r + o, J ? J + o : NULL,
-                             nrows);
+            xk_segment_pairs(m->avx2, &sc, m->ws_diag, &kt, pf, i, j, len, y32, y64, r + o,
+                             J ? J + o : NULL, nrows);
             t += len;
             j += len - 1;          /* the segment's last entry, then the next one */
             next_ij(m, &i, &j);

@@ -60,14 +60,15 @@ static void sinc_and_derivative(double x, int deriv, double *s, double *ds)
         *ds = (x * cos(x) - sn) / x2;
 }
 
-static void segment_portable(const xk_seg *s, const xk_tab *T, size_t i, size_t j0, size_t len,
-                             const float *y32, const double *y64, double *r, double *J,
-                             size_t ld)
+static void segment_portable(const xk_seg *s, double ws_diag, const xk_tab *T, size_t i,
+                             size_t j0, size_t len, const float *y32, const double *y64,
+                             double *r, double *J, size_t ld)
 {
     const int lam = s->laminar;
     const size_t np = lam ? 7 : 3;
     for (size_t t = 0; t < len; t++) {
         size_t j = j0 + t;
+        const double ws = j == i ? ws_diag : s->ws;
         double y = y32 ? (double)y32[t] : y64[t];
         if (!isfinite(y)) {
             r[t] = 0.0;
@@ -90,9 +91,9 @@ static void segment_portable(const xk_seg *s, const xk_tab *T, size_t i, size_t 
         int floor_ = !(g1raw > XK_FLOOR);
         double g1 = floor_ ? XK_FLOOR : g1raw;
         double g2 = s->off + s->con * g1 * g1;
-        r[t] = s->ws * (y - g2);
+        r[t] = ws * (y - g2);
         if (!J) continue;
-        double f = floor_ ? 0.0 : -s->ws * s->con * 2.0 * g1;
+        double f = floor_ ? 0.0 : -ws * s->con * 2.0 * g1;
         double wD = clampD ? 0.0 : f * g1raw * (-s->A) * dCd / ID;
         for (int q = 0; q < 3; q++) J[q * ld + t] = wD * (T->dCD[q][i] - T->dCD[q][j]);
         if (lam) {
@@ -101,8 +102,8 @@ static void segment_portable(const xk_seg *s, const xk_tab *T, size_t i, size_t 
             for (int q = 0; q < 3; q++) J[(3 + q) * ld + t] = w2 * (T->dCG[q][i] - T->dCG[q][j]);
             J[6 * ld + t] = fp * s->Bdc * IG;
         }
-        J[np * ld + t] = -s->ws * g1 * g1;
-        J[(np + 1) * ld + t] = -s->ws;
+        J[np * ld + t] = -ws * g1 * g1;
+        J[(np + 1) * ld + t] = -ws;
     }
 }
 
@@ -120,6 +121,29 @@ XK_AVX __m256d blend(__m256d mask, __m256d if_true, __m256d if_false)
     return _mm256_blendv_pd(if_false, if_true, mask);
 }
 
+/* c[0] x^(n-1) + ... + c[n-1] by Horner's rule, one FMA per coefficient
+ * (the polynomials of exp_pd and sincos_pd; their coefficient arrays are
+ * compile-time constants, so the loop unrolls into the same FMAs). */
+XK_AVX __m256d horner(__m256d x, const double *c, int n)
+{
+    __m256d p = v(c[0]);
+    for (int k = 1; k < n; k++) p = _mm256_fmadd_pd(p, x, v(c[k]));
+    return p;
+}
+
+/* Taylor coefficients, highest degree first. */
+static const double k_exp_c[14] = {
+    1.0 / 6227020800.0, 1.0 / 479001600.0, 1.0 / 39916800.0, 1.0 / 3628800.0,
+    1.0 / 362880.0, 1.0 / 40320.0, 1.0 / 5040.0, 1.0 / 720.0, 1.0 / 120.0, 1.0 / 24.0,
+    1.0 / 6.0, 0.5, 1.0, 1.0};                                    /* 1/13! .. 1/0! */
+static const double k_sin_c[8] = {
+    1.0 / 355687428096000.0, -1.0 / 1307674368000.0, 1.0 / 6227020800.0,
+    -1.0 / 39916800.0, 1.0 / 362880.0, -1.0 / 5040.0, 1.0 / 120.0, -1.0 / 6.0};  /* 1/17! .. */
+static const double k_cos_c[9] = {
+    1.0 / 6402373705728000.0, -1.0 / 20922789888000.0, 1.0 / 87178291200.0,
+    -1.0 / 479001600.0, 1.0 / 3628800.0, -1.0 / 40320.0, 1.0 / 720.0, -1.0 / 24.0,
+    0.5};                                                         /* 1/18! .. 1/2! */
+
 /* exp(x) for x in [-708, 0] */
 XK_AVX __m256d exp_pd(__m256d x)
 {
@@ -127,20 +151,7 @@ XK_AVX __m256d exp_pd(__m256d x)
                                 _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     __m256d r = _mm256_fnmadd_pd(n, v(6.93147180369123816490e-01), x);
     r = _mm256_fnmadd_pd(n, v(1.90821492927058770002e-10), r);
-    __m256d p = v(1.0 / 6227020800.0);                 /* 1/13! */
-    p = _mm256_fmadd_pd(p, r, v(1.0 / 479001600.0));
-    p = _mm256_fmadd_pd(p, r, v(1.0 / 39916800.0));
-    p = _mm256_fmadd_pd(p, r, v(1.0 / 3628800.0));
-    p = _mm256_fmadd_pd(p, r, v(1.0 / 362880.0));
-    p = _mm256_fmadd_pd(p, r, v(1.0 / 40320.0));
-    p = _mm256_fmadd_pd(p, r, v(1.0 / 5040.0));
-    p = _mm256_fmadd_pd(p, r, v(1.0 / 720.0));
-    p = _mm256_fmadd_pd(p, r, v(1.0 / 120.0));
-    p = _mm256_fmadd_pd(p, r, v(1.0 / 24.0));
-    p = _mm256_fmadd_pd(p, r, v(1.0 / 6.0));
-    p = _mm256_fmadd_pd(p, r, v(0.5));
-    p = _mm256_fmadd_pd(p, r, v(1.0));
-    p = _mm256_fmadd_pd(p, r, v(1.0));
+    __m256d p = horner(r, k_exp_c, 14);
     __m256i e = _mm256_cvtepi32_epi64(_mm256_cvtpd_epi32(n));
     e = _mm256_slli_epi64(_mm256_add_epi64(e, _mm256_set1_epi64x(1023)), 52);
     return _mm256_mul_pd(p, _mm256_castsi256_pd(e));
@@ -155,24 +166,9 @@ XK_AVX void sincos_pd(__m256d x, __m256d *so, __m256d *co)
     r = _mm256_fnmadd_pd(q, v(6.07710050630396597660e-11), r);
     r = _mm256_fnmadd_pd(q, v(2.02226624871116645580e-21), r);
     __m256d r2 = _mm256_mul_pd(r, r);
-    __m256d ps = v(1.0 / 355687428096000.0);           /* 1/17! */
-    ps = _mm256_fmadd_pd(ps, r2, v(-1.0 / 1307674368000.0));
-    ps = _mm256_fmadd_pd(ps, r2, v(1.0 / 6227020800.0));
-    ps = _mm256_fmadd_pd(ps, r2, v(-1.0 / 39916800.0));
-    ps = _mm256_fmadd_pd(ps, r2, v(1.0 / 362880.0));
-    ps = _mm256_fmadd_pd(ps, r2, v(-1.0 / 5040.0));
-    ps = _mm256_fmadd_pd(ps, r2, v(1.0 / 120.0));
-    ps = _mm256_fmadd_pd(ps, r2, v(-1.0 / 6.0));
+    __m256d ps = horner(r2, k_sin_c, 8);
     ps = _mm256_fmadd_pd(_mm256_mul_pd(ps, r2), r, r);  /* r + r^3 (...) */
-    __m256d pc = v(1.0 / 6402373705728000.0);          /* 1/18! */
-    pc = _mm256_fmadd_pd(pc, r2, v(-1.0 / 20922789888000.0));
-    pc = _mm256_fmadd_pd(pc, r2, v(1.0 / 87178291200.0));
-    pc = _mm256_fmadd_pd(pc, r2, v(-1.0 / 479001600.0));
-    pc = _mm256_fmadd_pd(pc, r2, v(1.0 / 3628800.0));
-    pc = _mm256_fmadd_pd(pc, r2, v(-1.0 / 40320.0));
-    pc = _mm256_fmadd_pd(pc, r2, v(1.0 / 720.0));
-    pc = _mm256_fmadd_pd(pc, r2, v(-1.0 / 24.0));
-    pc = _mm256_fmadd_pd(pc, r2, v(0.5));
+    __m256d pc = horner(r2, k_cos_c, 9);
     pc = _mm256_fnmadd_pd(pc, r2, v(1.0));              /* 1 - r^2 (...) */
     __m256i qi = _mm256_cvtepi32_epi64(_mm256_cvtpd_epi32(q));
     __m256i one = _mm256_set1_epi64x(1), two = _mm256_set1_epi64x(2);
@@ -258,10 +254,23 @@ XK_AVX void pairs4(const xk_seg *s, const iconst *ci, const jview *V, double *co
     }
 }
 
+/* The row weights of four entries: ws, -ws and -2 ws contrast, lane by lane
+ * (the diagonal entry's lane has its own weight). */
+typedef struct wvec {
+    __m256d ws, nws, f2;
+} wvec;
+
+XK_AVX void wvec_of(const xk_seg *s, __m256d ws, wvec *W)
+{
+    W->ws = ws;
+    W->nws = _mm256_xor_pd(ws, v(-0.0));
+    W->f2 = _mm256_mul_pd(_mm256_mul_pd(v(-2.0), ws), v(s->con));   /* (-2 ws) con */
+}
+
 /* Stage 2, four entries of one angle from their pair factors (at P + t):
  * r[0..3] and J[c * ld + 0..3].  One division serves 1/I_D, 1/I_G and
  * 1/Phi = (1/bc) (1/I_G). */
-XK_AVX void angle4(const xk_seg *s, double ibc, const iconst *ci, const jview *V,
+XK_AVX void angle4(const xk_seg *s, const wvec *W, double ibc, const iconst *ci, const jview *V,
                    const pair_view *P, size_t t, __m256d y, double *r, double *J, size_t ld)
 {
     __m256d valid = _mm256_cmp_pd(_mm256_andnot_pd(v(-0.0), y), v(INFINITY), _CMP_LT_OQ);
@@ -281,12 +290,12 @@ XK_AVX void angle4(const xk_seg *s, double ibc, const iconst *ci, const jview *V
     __m256d g1 = blend(above, g1raw, v(XK_FLOOR));
     __m256d g1sq = _mm256_mul_pd(g1, g1);
     __m256d g2 = _mm256_fmadd_pd(v(s->con), g1sq, v(s->off));
-    _mm256_storeu_pd(r, _mm256_and_pd(valid, _mm256_mul_pd(v(s->ws), _mm256_sub_pd(y, g2))));
+    _mm256_storeu_pd(r, _mm256_and_pd(valid, _mm256_mul_pd(W->ws, _mm256_sub_pd(y, g2))));
     if (!J) return;
 
     const size_t np = s->laminar ? 7 : 3;
     __m256d mAd = _mm256_mul_pd(v(-s->A), _mm256_sub_pd(v(ci->CD), _mm256_loadu_pd(V->CD)));
-    __m256d f = _mm256_and_pd(_mm256_and_pd(valid, above), _mm256_mul_pd(v(-2.0 * s->ws * s->con), g1));
+    __m256d f = _mm256_and_pd(_mm256_and_pd(valid, above), _mm256_mul_pd(W->f2, g1));
     __m256d clampD = _mm256_cmp_pd(_mm256_mul_pd(v(-s->A), ID), v(XK_CLAMP), _CMP_NGE_UQ);
     __m256d wD = _mm256_mul_pd(_mm256_mul_pd(f, g1raw), _mm256_mul_pd(mAd, iID));
     wD = _mm256_andnot_pd(clampD, wD);
@@ -301,8 +310,8 @@ XK_AVX void angle4(const xk_seg *s, double ibc, const iconst *ci, const jview *V
                              _mm256_mul_pd(w2, _mm256_sub_pd(v(ci->dG[q]), _mm256_loadu_pd(V->dG[q]))));
         _mm256_storeu_pd(J + 6 * ld, _mm256_mul_pd(_mm256_mul_pd(fp, v(s->Bdc)), IG));
     }
-    _mm256_storeu_pd(J + np * ld, _mm256_and_pd(valid, _mm256_mul_pd(v(-s->ws), g1sq)));
-    _mm256_storeu_pd(J + (np + 1) * ld, _mm256_and_pd(valid, v(-s->ws)));
+    _mm256_storeu_pd(J + np * ld, _mm256_and_pd(valid, _mm256_mul_pd(W->nws, g1sq)));
+    _mm256_storeu_pd(J + (np + 1) * ld, _mm256_and_pd(valid, W->nws));
 }
 
 /* Padded copies of a segment's last partial vector (entries t .. len - 1,
@@ -372,11 +381,13 @@ static void pairs_run(const xk_seg *s, const xk_tab *T, const iconst *ci, size_t
 /* Entries t0 .. t0 + n - 1 of the segment (n <= XK_TILE): stage 1 over the
  * whole tile (or its factors from the cache, pc not NULL), then stage 2, so
  * that each loop's iterations are independent and overlap (one entry's chain
- * of sqrt, exp and sin/cos is long). */
+ * of sqrt, exp and sin/cos is long).  W[0]: the weights of the tile's first
+ * four entries, W[1]: of the others. */
 __attribute__((target("avx2,fma")))
-static void tile_avx2(const xk_seg *s, const xk_tab *T, const iconst *ci, const pair_view *pc,
-                      size_t j0, size_t t0, size_t n, size_t len, const float *y32,
-                      const double *y64, double *r, double *J, size_t ld, tail4 *tl)
+static void tile_avx2(const xk_seg *s, const wvec *W, const xk_tab *T, const iconst *ci,
+                      const pair_view *pc, size_t j0, size_t t0, size_t n, size_t len,
+                      const float *y32, const double *y64, double *r, double *J, size_t ld,
+                      tail4 *tl)
 {
     pair_tile P;
     pair_view pv;
@@ -392,11 +403,12 @@ static void tile_avx2(const xk_seg *s, const xk_tab *T, const iconst *ci, const 
         size_t o = t0 + t;
         view_at(T, j0 + o, &V);
         __m256d y = y32 ? _mm256_cvtps_pd(_mm_loadu_ps(y32 + o)) : _mm256_loadu_pd(y64 + o);
-        angle4(s, ibc, ci, &V, &pv, t, y, r + o, J ? J + o : NULL, ld);
+        angle4(s, &W[t != 0], ibc, ci, &V, &pv, t, y, r + o, J ? J + o : NULL, ld);
     }
     if (full == n) return;
     tail_fill(T, j0, t0 + full, len, y32, y64, tl);
-    angle4(s, ibc, ci, &tl->V, &pv, full, _mm256_loadu_pd(tl->y), tl->r, J ? tl->J : NULL, 4);
+    angle4(s, &W[full != 0], ibc, ci, &tl->V, &pv, full, _mm256_loadu_pd(tl->y), tl->r,
+           J ? tl->J : NULL, 4);
     for (size_t l = 0; full + l < n; l++) {
         r[t0 + full + l] = tl->r[l];
         if (J)
@@ -411,10 +423,16 @@ static inline size_t pair_index(size_t n, size_t i, size_t j)
 }
 
 __attribute__((target("avx2,fma")))
-static void segment_avx2(const xk_seg *s, const xk_tab *T, const xk_pairs *pf, size_t i,
-                         size_t j0, size_t len, const float *y32, const double *y64, double *r,
-                         double *J, size_t ld)
+static void segment_avx2(const xk_seg *s, double ws_diag, const xk_tab *T, const xk_pairs *pf,
+                         size_t i, size_t j0, size_t len, const float *y32, const double *y64,
+                         double *r, double *J, size_t ld)
 {
+    /* W[0] and W[1]: every tile's first vector and the rest; the first tile
+     * of a segment starting on the diagonal: Wd and W[1] */
+    wvec W[2], Wd[2];
+    wvec_of(s, v(s->ws), &W[1]);
+    W[0] = Wd[1] = W[1];
+    wvec_of(s, _mm256_set_pd(s->ws, s->ws, s->ws, ws_diag), &Wd[0]);
     iconst ci;
     iconst_of(T, i, &ci);
     pair_view cache, *pc = NULL;
@@ -426,7 +444,8 @@ static void segment_avx2(const xk_seg *s, const xk_tab *T, const xk_pairs *pf, s
     tail4 tl;
     for (size_t t0 = 0; t0 < len; t0 += XK_TILE) {
         size_t n = len - t0 < XK_TILE ? len - t0 : XK_TILE;
-        tile_avx2(s, T, &ci, pc, j0, t0, n, len, y32, y64, r, J, ld, &tl);
+        tile_avx2(s, t0 == 0 && j0 == i ? Wd : W, T, &ci, pc, j0, t0, n, len, y32, y64, r, J,
+                  ld, &tl);
     }
 }
 
@@ -477,23 +496,23 @@ int xk_cpu_avx2(void)
 #endif
 }
 
-void xk_segment_pairs(int avx2, const xk_seg *s, const xk_tab *T, const xk_pairs *pf, size_t i,
-                      size_t j0, size_t len, const float *y32, const double *y64, double *r,
-                      double *J, size_t ld)
+void xk_segment_pairs(int avx2, const xk_seg *s, double ws_diag, const xk_tab *T,
+                      const xk_pairs *pf, size_t i, size_t j0, size_t len, const float *y32,
+                      const double *y64, double *r, double *J, size_t ld)
 {
 #ifdef XK_HAVE_AVX2
     if (avx2) {
-        segment_avx2(s, T, pf, i, j0, len, y32, y64, r, J, ld);
+        segment_avx2(s, ws_diag, T, pf, i, j0, len, y32, y64, r, J, ld);
         return;
     }
 #endif
     (void)avx2;
     (void)pf;
-    segment_portable(s, T, i, j0, len, y32, y64, r, J, ld);
+    segment_portable(s, ws_diag, T, i, j0, len, y32, y64, r, J, ld);
 }
 
 void xk_segment(int avx2, const xk_seg *s, const xk_tab *T, size_t i, size_t j0, size_t len,
                 const float *y32, const double *y64, double *r, double *J, size_t ld)
 {
-    xk_segment_pairs(avx2, s, T, NULL, i, j0, len, y32, y64, r, J, ld);
+    xk_segment_pairs(avx2, s, s->ws, T, NULL, i, j0, len, y32, y64, r, J, ld);
 }

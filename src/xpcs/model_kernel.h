@@ -61,10 +61,14 @@ XK_HIDDEN void xk_pairs_fill(const xk_seg *s, const xk_tab *T, const xk_pairs *p
 
 /* xk_segment reading the pair factors of entries j >= i from pf (computed at
  * the same point as T): bitwise the same result, without the per-angle
- * square roots and exp.  pf NULL, or the portable path: xk_segment. */
-XK_HIDDEN void xk_segment_pairs(int avx2, const xk_seg *s, const xk_tab *T, const xk_pairs *pf,
-                                size_t i, size_t j0, size_t len, const float *y32,
-                                const double *y64, double *r, double *J, size_t ld);
+ * square roots and exp.  pf NULL, or the portable path: the factors are
+ * computed here.  The diagonal entry (j0 == i: the segment's first) has
+ * weight ws_diag instead of s->ws, so that a matrix row's diagonal and the
+ * entries right of it are one segment (xk_segment: s->ws for all). */
+XK_HIDDEN void xk_segment_pairs(int avx2, const xk_seg *s, double ws_diag, const xk_tab *T,
+                                const xk_pairs *pf, size_t i, size_t j0, size_t len,
+                                const float *y32, const double *y64, double *r, double *J,
+                                size_t ld);
 
 /* 1 when the CPU runs the AVX2+FMA kernel. */
 XK_HIDDEN int xk_cpu_avx2(void);
