@@ -487,15 +487,30 @@ static size_t block_rows(const nlsq_xpcs_model *m)
 
 /* Streamed row blocks (DATA_BLOCKS, stream.c): the upper part of 128 matrix
  * rows of one angle per block, one HDF5 read each, read ahead by the
- * stream's reader thread. */
+ * stream's reader thread.  A float32 file's blocks hold floats, as stored
+ * (no conversion in HDF5, half the bytes; the kernel widens them exactly as
+ * it does a float32 cache), other files' doubles. */
+
+/* Size of one value of a streamed block. */
+static size_t block_elem(const nlsq_xpcs_model *m)
+{
+    return m->src.float32 ? sizeof(float) : sizeof(double);
+}
+
+/* Value k of a streamed block. */
+static inline double block_value(const nlsq_xpcs_model *m, const void *d, size_t k)
+{
+    return m->src.float32 ? (double)((const float *)d)[k] : ((const double *)d)[k];
+}
 
 /* xs_read_fn: rows [r0, r0 + nr) of angle a; counts the non-finite entries
  * of rows read for the first time. */
-static int block_read(void *ctx, size_t a, size_t r0, size_t nr, double *out)
+static int block_read(void *ctx, size_t a, size_t r0, size_t nr, void *out)
 {
     nlsq_xpcs_model *m = ctx;
     char err[256] = "";
-    int rc = nlsq__xpcs_read_upper_rows(m->src.file, m->src.sel, a, r0, nr, out, err, sizeof err);
+    int rc = nlsq__xpcs_read_upper_rows(m->src.file, m->src.sel, a, r0, nr, m->src.float32, out,
+                                        err, sizeof err);
     if (rc != 0) {
         /* this may be the reader thread: the eval that meets the failed
          * block takes the message from here (stream_failed) */
@@ -510,7 +525,8 @@ static int block_read(void *ctx, size_t a, size_t r0, size_t nr, double *out)
         size_t i = r0 + q, c = 0;
         if (atomic_exchange(&m->seen[a * m->n + i], 1)) continue;
         for (size_t j = i; j < m->n; j++)
-            if (in_fit(m, i, j) && !isfinite(out[q * w + (j - r0)])) c += obs_of(m, i, j);
+            if (in_fit(m, i, j) && !isfinite(block_value(m, out, q * w + (j - r0))))
+                c += obs_of(m, i, j);
         if (c) atomic_fetch_add(&m->n_excl_stream, c);
     }
     return 0;
@@ -518,15 +534,15 @@ static int block_read(void *ctx, size_t a, size_t r0, size_t nr, double *out)
 
 /* The block a walk over rows holds (one per eval or fetch call). */
 typedef struct held_block {
-    const double *d;
+    const void *d;
     size_t a, i0, rows;
 } held_block;
 
-/* Data of entry (i, j >= i) of angle a, from the block holding row i (taken
- * when the walk enters it, the previous one given back).  NULL when the read
- * failed (*rc set). */
-static const double *block_entry(nlsq_xpcs_model *m, held_block *h, size_t a, size_t i,
-                                 size_t j, int *rc)
+/* Data of entry (i, j >= i) of angle a (a float or a double: block_elem),
+ * from the block holding row i (taken when the walk enters it, the previous
+ * one given back).  NULL when the read failed (*rc set). */
+static const void *block_entry(nlsq_xpcs_model *m, held_block *h, size_t a, size_t i, size_t j,
+                               int *rc)
 {
     if (!h->d || h->a != a || i < h->i0 || i >= h->i0 + h->rows) {
         if (h->d) nlsq__xs_release(m->blocks, h->a, h->i0);
@@ -535,7 +551,7 @@ static const double *block_entry(nlsq_xpcs_model *m, held_block *h, size_t a, si
         h->d = nlsq__xs_acquire(m->blocks, a, i, &h->i0, rc);
         if (!h->d) return NULL;
     }
-    return h->d + (i - h->i0) * (m->n - h->i0) + (j - h->i0);
+    return (const char *)h->d + ((i - h->i0) * (m->n - h->i0) + (j - h->i0)) * block_elem(m);
 }
 
 static void block_done(nlsq_xpcs_model *m, held_block *h)
@@ -584,9 +600,9 @@ static int fetch(nlsq_xpcs_model *m, size_t a, size_t l0, size_t nrows, double *
         int rc = 0;
         local_to_ij(m, l0, &i, &j);
         for (size_t t = 0; t < nrows; t++, next_ij(m, &i, &j)) {
-            const double *y = block_entry(m, &h, a, i, j, &rc);
+            const void *y = block_entry(m, &h, a, i, j, &rc);
             if (!y) break;
-            out[t] = *y;
+            out[t] = block_value(m, y, 0);
         }
         block_done(m, &h);
         if (rc) stream_failed(m, rc, msg, msg_size);
@@ -744,7 +760,12 @@ static int model_eval(void *ctx, const double *x, size_t row0, size_t nrows,
             case DATA_CACHE64: y64 = m->c64 + a * m->R + l + t; break;
             case DATA_MEM32: y32 = m->src.data32 + a * n * n + i * n + j; break;
             case DATA_MEM64: y64 = m->src.data64 + a * n * n + i * n + j; break;
-            case DATA_BLOCKS: y64 = block_entry(m, &hb, a, i, j, &rc); break;
+            case DATA_BLOCKS: {
+                const void *d = block_entry(m, &hb, a, i, j, &rc);
+                if (m->src.float32) y32 = d;
+                else y64 = d;
+                break;
+            }
             default: y64 = r + o; break;
             }
             if (!y32 && !y64) {
@@ -856,11 +877,11 @@ static void count_mem_excluded(nlsq_xpcs_model *m)
 static int stream_start(nlsq_xpcs_model *m)
 {
     size_t rows = STREAM_BLOCK_ROWS < m->n ? STREAM_BLOCK_ROWS : m->n;
-    size_t per = rows * m->n * sizeof(double);
+    size_t per = rows * m->n * block_elem(m);
     size_t nbuf = m->cfg.memory_budget / per;
     if (nbuf < 4) nbuf = 4;
     if (nbuf > 64) nbuf = 64;
-    return nlsq__xs_create(m->P, m->n, rows, nbuf, 1, block_read, m, &m->blocks);
+    return nlsq__xs_create(m->P, m->n, rows, block_elem(m), nbuf, 1, block_read, m, &m->blocks);
 }
 
 /* cfg's mode, triangle and physical ranges (nlsq_xpcs.h).  0 or NLSQ_EINVAL. */

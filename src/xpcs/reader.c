@@ -754,16 +754,28 @@ static int file_truncated(const nlsq_xpcs_file *f)
 }
 
 /* Read stored block rows [r0, r0 + nr), columns [c0, c0 + nc) of d into
- * memory of shape (mrows x mcols) at (mr0, mc0).  -1 on failure. */
+ * memory of shape (mrows x mcols) at (mr0, mc0), as doubles.  -1 on failure. */
+static int read_block_as(hid_t mt, hid_t d, hid_t fs, size_t r0, size_t c0, size_t nr,
+                         size_t nc, void *mem, size_t mrows, size_t mcols, size_t mr0,
+                         size_t mc0);
+
 static int read_block(hid_t d, hid_t fs, size_t r0, size_t c0, size_t nr, size_t nc, double *mem,
                       size_t mrows, size_t mcols, size_t mr0, size_t mc0)
+{
+    return read_block_as(H5T_NATIVE_DOUBLE, d, fs, r0, c0, nr, nc, mem, mrows, mcols, mr0, mc0);
+}
+
+/* read_block with memory type mt (doubles or floats) */
+static int read_block_as(hid_t mt, hid_t d, hid_t fs, size_t r0, size_t c0, size_t nr,
+                         size_t nc, void *mem, size_t mrows, size_t mcols, size_t mr0,
+                         size_t mc0)
 {
     hsize_t fstart[2] = {r0, c0}, count[2] = {nr, nc};
     hsize_t mdims[2] = {mrows, mcols}, mstart[2] = {mr0, mc0};
     hid_t ms = H5Screate_simple(2, mdims, NULL);
     int ok = ms >= 0 && H5Sselect_hyperslab(fs, H5S_SELECT_SET, fstart, NULL, count, NULL) >= 0 &&
              H5Sselect_hyperslab(ms, H5S_SELECT_SET, mstart, NULL, count, NULL) >= 0 &&
-             H5Dread(d, H5T_NATIVE_DOUBLE, ms, fs, H5P_DEFAULT, mem) >= 0;
+             H5Dread(d, mt, ms, fs, H5P_DEFAULT, mem) >= 0;
     if (ms >= 0) H5Sclose(ms);
     return ok ? 0 : -1;
 }
@@ -803,23 +815,28 @@ static int read_window_rows(hid_t d, hid_t fs, int tri, size_t F, size_t n, size
 
 /* The upper part of rows [row0, row0 + nrows) of the window: row r's
  * columns [row0, n) at out[r * (n - row0) + (c - row0)] (the entries left of
- * each row's diagonal come from the other stored triangle: not data).  One
- * read of the stored rows (upper storage) or columns (lower storage) of the
- * block: row blocks that follow the file's chunk rows read each chunk once.
- * tmp holds at least n * nrows values. */
+ * each row's diagonal come from the other stored triangle: not data), as
+ * floats (f32) or doubles.  One read of the stored rows (upper storage) or
+ * columns (lower storage) of the block: row blocks that follow the file's
+ * chunk rows read each chunk once.  tmp holds at least n * nrows doubles. */
 static int read_window_upper(hid_t d, hid_t fs, int tri, size_t F, size_t n, size_t row0,
-                             size_t nrows, double *out, double *tmp)
+                             size_t nrows, int f32, void *out, double *tmp)
 {
-    const size_t R0 = F + row0, nright = n - row0;
-    if (tri != XPCS_TRI_LOWER) return read_block(d, fs, R0, R0, nrows, nright, out, nrows, nright, 0, 0);
-    if (read_block(d, fs, R0, R0, nright, nrows, tmp, nright, nrows, 0, 0) < 0) return -1;
+    const size_t R0 = F + row0, nright = n - row0, es = f32 ? sizeof(float) : sizeof(double);
+    const hid_t mt = f32 ? H5T_NATIVE_FLOAT : H5T_NATIVE_DOUBLE;
+    if (tri != XPCS_TRI_LOWER)
+        return read_block_as(mt, d, fs, R0, R0, nrows, nright, out, nrows, nright, 0, 0);
+    if (read_block_as(mt, d, fs, R0, R0, nright, nrows, tmp, nright, nrows, 0, 0) < 0) return -1;
     for (size_t r = 0; r < nrows; r++)   /* full[R0+r][R0+cc] = L[R0+cc][R0+r] */
-        for (size_t cc = 0; cc < nright; cc++) out[r * nright + cc] = tmp[cc * nrows + r];
+        for (size_t cc = 0; cc < nright; cc++)
+            memcpy((char *)out + (r * nright + cc) * es, (const char *)tmp + (cc * nrows + r) * es,
+                   es);
     return 0;
 }
 
+/* upper_only: 0 full rows (doubles), 1 upper rows as doubles, 2 as floats */
 static int read_rows_impl(nlsq_xpcs_file *f, const nlsq_xpcs_selection *sel, size_t a,
-                          size_t row0, size_t nrows, int upper_only, double *out, char *err,
+                          size_t row0, size_t nrows, int upper_only, void *out, char *err,
                           size_t es);
 
 int nlsq_xpcs_read_rows(nlsq_xpcs_file *f, const nlsq_xpcs_selection *sel, size_t a,
@@ -829,15 +846,15 @@ int nlsq_xpcs_read_rows(nlsq_xpcs_file *f, const nlsq_xpcs_selection *sel, size_
 }
 
 int nlsq__xpcs_read_upper_rows(nlsq_xpcs_file *f, const nlsq_xpcs_selection *sel, size_t a,
-                          size_t row0, size_t nrows, double *out, char *err, size_t es)
+                          size_t row0, size_t nrows, int f32, void *out, char *err, size_t es)
 {
-    return read_rows_impl(f, sel, a, row0, nrows, 1, out, err, es);
+    return read_rows_impl(f, sel, a, row0, nrows, f32 ? 2 : 1, out, err, es);
 }
 
 /* The request of read_rows_impl against the file and the selection: 0 with
  * the window's frame count in *n, or the error with one line in err. */
 static int check_rows_request(const nlsq_xpcs_file *f, const nlsq_xpcs_selection *sel, size_t a,
-                              size_t row0, size_t nrows, const double *out, size_t *n,
+                              size_t row0, size_t nrows, const void *out, size_t *n,
                               char *err, size_t es)
 {
     if (!f || !sel || (!out && nrows > 0)) {
@@ -864,7 +881,7 @@ static int check_rows_request(const nlsq_xpcs_file *f, const nlsq_xpcs_selection
 }
 
 static int read_rows_impl(nlsq_xpcs_file *f, const nlsq_xpcs_selection *sel, size_t a,
-                          size_t row0, size_t nrows, int upper_only, double *out, char *err,
+                          size_t row0, size_t nrows, int upper_only, void *out, char *err,
                           size_t es)
 {
     if (err && es) err[0] = '\0';
@@ -911,7 +928,7 @@ static int read_rows_impl(nlsq_xpcs_file *f, const nlsq_xpcs_selection *sel, siz
     }
     fs = H5Dget_space(d);
     if (fs < 0 || (upper_only ? read_window_upper(d, fs, f->tri[k], sel->first_frame, n, row0,
-                                                  nrows, out, tmp)
+                                                  nrows, upper_only == 2, out, tmp)
                               : read_window_rows(d, fs, f->tri[k], sel->first_frame, n, row0,
                                                  nrows, out, tmp)) < 0)
         goto read_fail;

@@ -31,13 +31,13 @@ typedef struct xs_buf {
     size_t key;
     int state, refs, rc, used;
     unsigned long stamp;
-    double *data;
+    void *data;
 } xs_buf;
 
 struct xs_stream {
     size_t P, n, rows, nblk, nkeys, nbuf;
     xs_buf *buf;
-    double *mem;
+    char *mem;
     xs_read_fn read;
     void *ctx;
     pthread_mutex_t mu;          /* everything below and the buffers' states */
@@ -135,7 +135,7 @@ static void *reader_main(void *arg)
     return NULL;
 }
 
-const double *nlsq__xs_acquire(xs_stream *s, size_t a, size_t i, size_t *i0, int *rc)
+const void *nlsq__xs_acquire(xs_stream *s, size_t a, size_t i, size_t *i0, int *rc)
 {
     size_t key = a * s->nblk + i / s->rows;
     *i0 = (i / s->rows) * s->rows;
@@ -178,8 +178,8 @@ void nlsq__xs_release(xs_stream *s, size_t a, size_t i)
     pthread_mutex_unlock(&s->mu);
 }
 
-int nlsq__xs_create(size_t n_angles, size_t n, size_t block_rows, size_t n_buffers, int threaded,
-              xs_read_fn read, void *ctx, xs_stream **out)
+int nlsq__xs_create(size_t n_angles, size_t n, size_t block_rows, size_t elem_size,
+                    size_t n_buffers, int threaded, xs_read_fn read, void *ctx, xs_stream **out)
 {
     *out = NULL;
     if (block_rows == 0 || block_rows > n) block_rows = n;
@@ -195,14 +195,15 @@ int nlsq__xs_create(size_t n_angles, size_t n, size_t block_rows, size_t n_buffe
     s->read = read;
     s->ctx = ctx;
     s->buf = calloc(n_buffers, sizeof *s->buf);
-    s->mem = malloc(sizeof(double) * block_rows * n * n_buffers);
+    const size_t bytes = elem_size * block_rows * n;   /* one buffer */
+    s->mem = malloc(bytes * n_buffers);
     if (!s->buf || !s->mem) {
         free(s->buf);
         free(s->mem);
         free(s);
         return NLSQ_ENOMEM;
     }
-    for (size_t b = 0; b < n_buffers; b++) s->buf[b].data = s->mem + b * block_rows * n;
+    for (size_t b = 0; b < n_buffers; b++) s->buf[b].data = s->mem + b * bytes;
     pthread_mutex_init(&s->mu, NULL);
     pthread_mutex_init(&s->read_mu, NULL);
     pthread_cond_init(&s->cv, NULL);

@@ -58,15 +58,16 @@ XPCS__HIDDEN void nlsq__xpcs_h5_unlock(void);
 
 /* The upper part of rows [row0, row0 + nrows) of angle a's full matrix in the
  * selection's frame window (n frames): row r's columns [row0, n) at
- * out[r * (n - row0) + (c - row0)]; only entries c >= row0 + r are data.
+ * out[r * (n - row0) + (c - row0)], floats (f32 != 0: for a float32 file,
+ * read as stored) or doubles; only entries c >= row0 + r are data.
  * nlsq_xpcs_read_rows' checks and errors.  For the model's streamed row
  * blocks: a block that follows the file's chunk rows reads each chunk once. */
 struct nlsq_xpcs_file;
 struct nlsq_xpcs_selection;
 XPCS__HIDDEN int nlsq__xpcs_read_upper_rows(struct nlsq_xpcs_file *f,
                                        const struct nlsq_xpcs_selection *sel, size_t a,
-                                       size_t row0, size_t nrows, double *out, char *err,
-                                       size_t es);
+                                       size_t row0, size_t nrows, int f32, void *out,
+                                       char *err, size_t es);
 
 /* v clamped into [lo, hi] (NaN stays NaN). */
 static inline double xpcs__clamp(double v, double lo, double hi)
