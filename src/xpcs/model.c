@@ -120,6 +120,7 @@ struct nlsq_xpcs_model {
     double *c64;
     size_t n_excl_fixed;        /* counted at creation */
     atomic_size_t n_excl_stream;
+    atomic_size_t n_seen;       /* matrix rows counted (streaming), after their count */
     atomic_uchar *seen;         /* P * n matrix rows counted (streaming) */
     xs_stream *blocks;          /* DATA_BLOCKS: row blocks read ahead (stream.c) */
     pthread_mutex_t read_mu;    /* serialises a non-thread-safe source */
@@ -528,6 +529,7 @@ static int block_read(void *ctx, size_t a, size_t r0, size_t nr, void *out)
             if (in_fit(m, i, j) && !isfinite(block_value(m, out, q * w + (j - r0))))
                 c += obs_of(m, i, j);
         if (c) atomic_fetch_add(&m->n_excl_stream, c);
+        atomic_fetch_add(&m->n_seen, 1);
     }
     return 0;
 }
@@ -636,6 +638,7 @@ static int fetch(nlsq_xpcs_model *m, size_t a, size_t l0, size_t nrows, double *
                 if (!atomic_exchange(&m->seen[mr], 1)) {
                     size_t c = count_row_excluded(m, ib + q, buf + q * n);
                     if (c) atomic_fetch_add(&m->n_excl_stream, c);
+                    atomic_fetch_add(&m->n_seen, 1);
                 }
             }
         }
@@ -678,13 +681,15 @@ static void seg_consts(const nlsq_xpcs_model *m, const double *x, size_t a, xk_s
 /* Observations of a segment of len entries (i, j..) of one matrix row, its
  * data y32 or y64: the entries whose data are finite (the others are
  * excluded), 2 each for merged pairs.  The scan is skipped when the model
- * knows it has no excluded entry (data counted at creation). */
+ * knows it has no excluded entry: data counted at creation, or streamed data
+ * once every matrix row was counted (its count is added before n_seen). */
 static size_t segment_obs(const nlsq_xpcs_model *m, size_t i, size_t j, size_t len,
                           const float *y32, const double *y64)
 {
     const size_t d = j == i && len > 1;   /* the diagonal leads a longer segment */
     size_t bad0 = 0, bad = 0;
-    int known = m->data_mode != DATA_STREAM && m->data_mode != DATA_BLOCKS;
+    int known = (m->data_mode != DATA_STREAM && m->data_mode != DATA_BLOCKS) ||
+                (atomic_load(&m->n_seen) == m->P * m->n && atomic_load(&m->n_excl_stream) == 0);
     if (!known || m->n_excl_fixed)
         for (size_t t = 0; t < len; t++) {
             size_t b = !isfinite(y32 ? (double)y32[t] : y64[t]);
@@ -1018,6 +1023,7 @@ int nlsq_xpcs_model_create(const nlsq_xpcs_source *source, const nlsq_xpcs_confi
     m->B = m->geom.B;
     m->eps = m->geom.eps;
     atomic_init(&m->n_excl_stream, 0);
+    atomic_init(&m->n_seen, 0);
     pthread_mutex_init(&m->read_mu, NULL);
     pthread_mutex_init(&m->err_mu, NULL);
     m->phi = malloc(sizeof(double) * P);
