@@ -124,26 +124,37 @@ static size_t transpose_sub(size_t nb, size_t k, const double *J, const double *
  * those of the kernel with one (a, 4 b) group at a time it replaced. */
 #define NLSQ_SMALL_BLOCKS 24
 
-__attribute__((target("avx2,fma")))
-static void block34_rows(const double *const *base, size_t a0, size_t b0, size_t i0, size_t nbp,
-                         __m256d *acc)
+/* One register block over rows i0, i0 + 8, ...: the products of columns
+ * a0 .. a0 + 2 with the nb (2, 3 or 4: a constant at each call) columns from
+ * b0 on; accumulator 4 a + b of acc.  A block whose last columns are all
+ * padding (past r) runs with a smaller nb: the same sums, fewer FMAs. */
+__attribute__((target("avx2,fma"), always_inline))
+static inline void block3n_rows(const double *const *base, size_t a0, size_t b0, size_t i0,
+                                size_t nbp, __m256d *acc, int nb)
 {
     const double *A0 = base[a0], *A1 = base[a0 + 1], *A2 = base[a0 + 2];
-    const double *B0 = base[b0], *B1 = base[b0 + 1], *B2 = base[b0 + 2], *B3 = base[b0 + 3];
+    const double *B[4] = {base[b0], base[b0 + 1], base[b0 + 2], base[b0 + 3]};
     __m256d s[12];
     for (int q = 0; q < 12; q++) s[q] = acc[q];
     for (size_t i = i0; i < nbp; i += 8) {
         __m256d x0 = _mm256_loadu_pd(A0 + i), x1 = _mm256_loadu_pd(A1 + i), x2 = _mm256_loadu_pd(A2 + i);
-        __m256d y = _mm256_loadu_pd(B0 + i);
-        s[0] = _mm256_fmadd_pd(x0, y, s[0]); s[4] = _mm256_fmadd_pd(x1, y, s[4]); s[8] = _mm256_fmadd_pd(x2, y, s[8]);
-        y = _mm256_loadu_pd(B1 + i);
-        s[1] = _mm256_fmadd_pd(x0, y, s[1]); s[5] = _mm256_fmadd_pd(x1, y, s[5]); s[9] = _mm256_fmadd_pd(x2, y, s[9]);
-        y = _mm256_loadu_pd(B2 + i);
-        s[2] = _mm256_fmadd_pd(x0, y, s[2]); s[6] = _mm256_fmadd_pd(x1, y, s[6]); s[10] = _mm256_fmadd_pd(x2, y, s[10]);
-        y = _mm256_loadu_pd(B3 + i);
-        s[3] = _mm256_fmadd_pd(x0, y, s[3]); s[7] = _mm256_fmadd_pd(x1, y, s[7]); s[11] = _mm256_fmadd_pd(x2, y, s[11]);
+        for (int b = 0; b < nb; b++) {
+            __m256d y = _mm256_loadu_pd(B[b] + i);
+            s[b] = _mm256_fmadd_pd(x0, y, s[b]);
+            s[4 + b] = _mm256_fmadd_pd(x1, y, s[4 + b]);
+            s[8 + b] = _mm256_fmadd_pd(x2, y, s[8 + b]);
+        }
     }
     for (int q = 0; q < 12; q++) acc[q] = s[q];
+}
+
+__attribute__((target("avx2,fma")))
+static void block34_rows(const double *const *base, size_t a0, size_t b0, size_t kc, size_t i0,
+                         size_t nbp, __m256d *acc)
+{
+    if (kc - b0 >= 4) block3n_rows(base, a0, b0, i0, nbp, acc, 4);
+    else if (kc - b0 == 3) block3n_rows(base, a0, b0, i0, nbp, acc, 3);
+    else block3n_rows(base, a0, b0, i0, nbp, acc, 2);
 }
 
 __attribute__((target("avx2,fma")))
@@ -175,8 +186,8 @@ static void small_normal_avx2(size_t n, size_t k, const double *J, int cm, const
         size_t bl = 0;
         for (size_t a0 = 0; a0 < k; a0 += 3)
             for (size_t b0 = a0; b0 < kc; b0 += 4, bl++) {
-                block34_rows(base, a0, b0, 0, nbp, acc[bl][0]);   /* rows 8t .. 8t + 3 */
-                block34_rows(base, a0, b0, 4, nbp, acc[bl][1]);   /* rows 8t + 4 .. 8t + 7 */
+                block34_rows(base, a0, b0, kc, 0, nbp, acc[bl][0]);   /* rows 8t .. 8t + 3 */
+                block34_rows(base, a0, b0, kc, 4, nbp, acc[bl][1]);   /* rows 8t + 4 .. 8t + 7 */
             }
     }
     size_t bl = 0;
