@@ -699,6 +699,29 @@ static size_t segment_obs(const nlsq_xpcs_model *m, size_t i, size_t j, size_t l
     return (d ? obs_of(m, i, i) * (1 - bad0) : 0) + obs_of(m, i, j + d) * (len - d - bad);
 }
 
+/* The data of the segment starting at entry (i, j), local row l of angle a,
+ * into *y32 or *y64 (both NULL when a streamed block could not be had, *rc
+ * set); rs: where DATA_STREAM's eval fetched them (the segment's r). */
+static void segment_data(nlsq_xpcs_model *m, held_block *hb, size_t a, size_t l, size_t i,
+                         size_t j, const double *rs, const float **y32, const double **y64,
+                         int *rc)
+{
+    const size_t n = m->n;
+    switch (m->data_mode) {
+    case DATA_CACHE32: *y32 = m->c32 + a * m->R + l; break;
+    case DATA_CACHE64: *y64 = m->c64 + a * m->R + l; break;
+    case DATA_MEM32: *y32 = m->src.data32 + a * n * n + i * n + j; break;
+    case DATA_MEM64: *y64 = m->src.data64 + a * n * n + i * n + j; break;
+    case DATA_BLOCKS: {
+        const void *d = block_entry(m, hb, a, i, j, rc);
+        if (m->src.float32) *y32 = d;
+        else *y64 = d;
+        break;
+    }
+    default: *y64 = rs; break;
+    }
+}
+
 /* Rows [row0, row0 + nrows).  J (when not NULL) is (np + 2) x nrows
  * column-major in the pattern's column order, so a Jacobian range must lie
  * inside one angle (the pattern callback guarantees it); residual-only ranges
@@ -760,19 +783,7 @@ static int model_eval(void *ctx, const double *x, size_t row0, size_t nrows,
             size_t o = done + t;
             const float *y32 = NULL;
             const double *y64 = NULL;
-            switch (m->data_mode) {
-            case DATA_CACHE32: y32 = m->c32 + a * m->R + l + t; break;
-            case DATA_CACHE64: y64 = m->c64 + a * m->R + l + t; break;
-            case DATA_MEM32: y32 = m->src.data32 + a * n * n + i * n + j; break;
-            case DATA_MEM64: y64 = m->src.data64 + a * n * n + i * n + j; break;
-            case DATA_BLOCKS: {
-                const void *d = block_entry(m, &hb, a, i, j, &rc);
-                if (m->src.float32) y32 = d;
-                else y64 = d;
-                break;
-            }
-            default: y64 = r + o; break;
-            }
+            segment_data(m, &hb, a, l + t, i, j, r + o, &y32, &y64, &rc);
             if (!y32 && !y64) {
                 stream_failed(m, rc, msg, msg_size);
                 rc = rc == NLSQ_ENOMEM ? NLSQ_ENOMEM : 1;
