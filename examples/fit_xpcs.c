@@ -638,7 +638,7 @@ static void fill_report(fit_state *s, xpcs_report *r)
         .dof = s->dof, .seconds = s->seconds, .n_rows = s->m_rows, .n_excluded = s->n_excl,
         .iterations = res->iterations, .n_eval = res->n_eval, .n_jac = res->n_jac,
         .n_phases = res->n_phases, .flags = cov_ok ? s->flags : NULL,
-        .intervals = s->intervals, .global = s->gstart_ran ? &s->gstart : NULL};
+        .intervals = s->intervals, .global = s->gstart_ran || s->gstart.ambiguous ? &s->gstart : NULL};
     memcpy(r->phases, res->phases, sizeof r->phases);
     int truth = read_truth(s->job->f, s->sel, r->truth_phys, s->truth_con, s->truth_off);
     r->have_truth = truth != 0;

@@ -361,9 +361,10 @@ static const opt_def options[] = {
      opt_profile},
     {"--profile-level", "K", "--profile intervals of K sigma: delta chi2 = K^2 (default 1)",
      OPT_REAL, F(profile_level), NO_FIELD, 0.1, 10, "a number of sigmas in [0.1, 10]", NULL},
-    {"--start", "local|global", "local (default): the fit from the --init values and the\n"
-     "data's start; global: a coarse search on a row sample before the fit", OPT_CHOICE,
-     F(start), NO_FIELD, 0, 0, "local|global", NULL},
+    {"--start", "auto|local|global", "local: the fit from the --init values and the data's\n"
+     "start; global: a coarse search on a row sample before the fit; auto (default):\n"
+     "global when an --init value is given, else local", OPT_CHOICE, F(start), NO_FIELD, 0, 0,
+     "auto|local|global", NULL},
     {"--progress", NULL, "one line per iteration on stderr", OPT_FLAG, F(progress), NO_FIELD, 0, 0,
      NULL, NULL},
     {"--help", NULL, "this text", OPT_HELP, 0, NO_FIELD, 0, 0, NULL, NULL},

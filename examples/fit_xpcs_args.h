@@ -73,7 +73,7 @@ typedef struct fit_xpcs_args {
                                    parameter k gets a profile-likelihood interval */
     int profile_physical;       /* --profile physical (static mode: the 3 it fits) */
     double profile_level;       /* --profile-level K: K-sigma intervals, delta chi2 = K^2 (1) */
-    int start;                  /* --start: FIT_XPCS_START_LOCAL (default) or _GLOBAL */
+    int start;                  /* --start: FIT_XPCS_START_AUTO (default), _LOCAL or _GLOBAL */
     /* --config FILE.yaml (xpcs_config.c): a homodyne configuration fills what
      * the command line leaves out; these come from it only */
     const char *config;
@@ -86,8 +86,9 @@ typedef struct fit_xpcs_args {
 
 #define FIT_XPCS_ERRORS_DEFAULT 0   /* s^2 (J^T J)^-1: independent errors */
 #define FIT_XPCS_ERRORS_ROBUST 1    /* cluster-robust sandwich over frames */
-#define FIT_XPCS_START_GLOBAL 1     /* nlsq_xpcs_global_start, then the fit */
-#define FIT_XPCS_START_LOCAL 0      /* the fit from the --init values only */
+#define FIT_XPCS_START_AUTO 0       /* global when an --init value is given, else local */
+#define FIT_XPCS_START_LOCAL 1      /* the fit from the --init values only */
+#define FIT_XPCS_START_GLOBAL 2     /* nlsq_xpcs_global_start, then the fit */
 
 int fit_xpcs_parse_args(int argc, char **argv, fit_xpcs_args *out, char *err, size_t err_size);
 /** The checks across options (input given, --gap in laminar mode, ...), run by

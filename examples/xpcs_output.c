@@ -145,7 +145,9 @@ void xpcs_print_table(FILE *fp, const xpcs_report *r)
     if (r->args->errors == FIT_XPCS_ERRORS_ROBUST)
         fprintf(fp, "  errors: robust (cluster sandwich over the %zu frames; docs/uncertainties.md)\n",
                 r->N);
-    if (r->global)
+    if (r->global && !r->global->n_grid)   /* local start, the fit's mirror as good */
+        fprintf(fp, "  start: local; AMBIGUOUS: %s\n", r->global->message);
+    else if (r->global)
         fprintf(fp, "  start: global (%zu grid points, %zu LM solves on %zu sample rows, %.2f s)%s%s\n",
                 r->global->n_grid, r->global->n_refined, r->global->sample_rows,
                 r->global->seconds, r->global->ambiguous ? "; AMBIGUOUS: " : "",
@@ -253,20 +255,25 @@ static void json_uncertainty(FILE *fp, const xpcs_report *r)
     fputc('}', fp);
 }
 
-/* "start": the global start stage ({"kind": "local"} without it); with an
+/* "start": the global start stage ({"kind": "local"} without it; a local
+ * start whose fit's phi0 mirror fits as well has n_grid 0); with an
  * ambiguity, the other minimum's physical parameters and the message. */
 static void json_start(FILE *fp, const xpcs_report *r)
 {
     const nlsq_xpcs_global_result *g = r->global;
+    if (!g || !g->n_grid) {
+        fputs(", \"start\": {\"kind\": \"local\"", fp);
+    } else {
+        fprintf(fp, ", \"start\": {\"kind\": \"global\", \"grid_points\": %zu, \"solves\": %zu, "
+                "\"sample_rows\": %zu, \"sample_cost\": ", g->n_grid, g->n_refined, g->sample_rows);
+        json_num(fp, g->sample_cost);
+        fputs(", \"seconds\": ", fp);
+        json_num(fp, g->seconds);
+    }
     if (!g) {
-        fputs(", \"start\": {\"kind\": \"local\"}", fp);
+        fputc('}', fp);
         return;
     }
-    fprintf(fp, ", \"start\": {\"kind\": \"global\", \"grid_points\": %zu, \"solves\": %zu, "
-            "\"sample_rows\": %zu, \"sample_cost\": ", g->n_grid, g->n_refined, g->sample_rows);
-    json_num(fp, g->sample_cost);
-    fputs(", \"seconds\": ", fp);
-    json_num(fp, g->seconds);
     fprintf(fp, ", \"ambiguous\": %s", g->ambiguous ? "true" : "false");
     if (g->ambiguous) {
         fputs(", \"delta_chi2\": ", fp);

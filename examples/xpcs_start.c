@@ -3,13 +3,18 @@
  */
 #include "xpcs_start.h"
 
+#include <math.h>
 #include <string.h>
 
 int xpcs_start_stage(nlsq_xpcs_model *m, const fit_xpcs_args *a, double *x, FILE *msgs,
                nlsq_xpcs_global_result *g, int *ran)
 {
     *ran = 0;
-    if (a->start == FIT_XPCS_START_LOCAL || a->resume) return 0;   /* x: the backend's start */
+    int given = 0;
+    for (int k = 0; k < FIT_XPCS_N_PHYS; k++) given |= !isnan(a->init[k]);
+    if (a->start == FIT_XPCS_START_LOCAL || (a->start == FIT_XPCS_START_AUTO && !given) ||
+        a->resume)
+        return 0;   /* x: the backend's start */
     nlsq_xpcs_global_options go = {0, 0, a->n_threads};
     int rc = nlsq_xpcs_global_start(m, a->init, &go, x, g);
     if (rc != 0) return rc;
@@ -24,7 +29,8 @@ int xpcs_start_stage(nlsq_xpcs_model *m, const fit_xpcs_args *a, double *x, FILE
 void xpcs_start_check(nlsq_xpcs_model *m, const fit_xpcs_args *a, const double *x,
                       const double *err, FILE *msgs, nlsq_xpcs_global_result *g, int ran)
 {
-    if (!ran) return;
+    if (a->start == FIT_XPCS_START_LOCAL) return;   /* the fit from the given start, no more */
+    if (!ran) memset(g, 0, sizeof *g);   /* n_grid 0: no stage */
     nlsq_xpcs_global_options go = {0, 0, a->n_threads};
     nlsq_xpcs_global_result c = *g;
     c.ambiguous = 0;

@@ -15,8 +15,8 @@ counted.  A scenario is:
   corrprofile  frame-correlated noise as corr, --errors robust and the shear
            parameters' profile intervals with the threshold widened by the
            robust / model variance (docs/uncertainties.md)
-  badstart not error bars but the global start (fit_xpcs --start global, the
-           default): from the two bad starts of issue 14 (BAD_STARTS), a
+  badstart not error bars but the global start (fit_xpcs --start global;
+           the default auto runs it when --init is given): from the two bad starts of issue 14 (BAD_STARTS), a
            seed lands when every physical parameter is within 4 sigma of the
            truth and the reduced chi2 is below 1.1; and with --angles 4
            (90 degrees apart: phi0 -> -phi0 is a symmetry) the phi0 sign
