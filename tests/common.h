@@ -92,6 +92,19 @@ static inline void tc_strict_options(nlsq_options *opt)
     opt->n_threads = 1;
 }
 
+/* The run settings of tests that try every solver on one problem: n_threads
+ * threads, chunks of chunk_rows rows (0: keep o's), Adam for adam_epochs
+ * epochs and the hybrid's Adam phase for hybrid_adam_epochs (short phases:
+ * these tests check what a run does, not where Adam ends). */
+static inline void tc_short_runs(nlsq_options *o, int n_threads, size_t chunk_rows,
+                                 size_t adam_epochs, size_t hybrid_adam_epochs)
+{
+    o->n_threads = n_threads;
+    if (chunk_rows) o->chunk_rows = chunk_rows;
+    o->adam.epochs = adam_epochs;
+    o->hybrid.adam_epochs = hybrid_adam_epochs;
+}
+
 /* main() of a test program: the listed cmocka tests as one group, e.g.
  * TC_MAIN(cmocka_unit_test(test_a), cmocka_unit_test(test_b)). */
 #define TC_MAIN(...)                                              \

@@ -40,16 +40,10 @@ static char path[512];
 static void make_file(void)
 {
     snprintf(path, sizeof path, "%s/test_determinism_%ld.h5", NLSQ_TEST_TMPDIR, (long)getpid());
-    nlsq_xpcs_synth_spec s;
-    nlsq_xpcs_synth_spec_default(&s);
-    s.n_frames = NF;
-    s.n_angles = NA;
+    nlsq_xpcs_synth_spec s = tc_synth_spec(NF, NA, 99);
     s.phi = k_phi;
     s.dt = 2e-2;
-    s.seed = 99;
-    char err[512];
-    int rc = nlsq_xpcs_synth_write(path, &s, err, sizeof err);
-    if (rc) fail_msg("synth_write: %d %s", rc, err);
+    tc_synth_write(path, &s);
 }
 
 typedef struct run_out {
@@ -64,31 +58,21 @@ typedef struct run_out {
 static void lib_fit(int method, int threads, int stream, run_out *o)
 {
     memset(o, 0, sizeof *o);
-    char err[512];
-    nlsq_xpcs_file *f = NULL;
-    assert_int_equal(nlsq_xpcs_open(path, &f, err, sizeof err), 0);
-    nlsq_xpcs_selection sel;
-    assert_int_equal(nlsq_xpcs_select(f, NAN, 0, SIZE_MAX, &sel, err, sizeof err), 0);
-    nlsq_xpcs_source src;
-    assert_int_equal(nlsq_xpcs_file_source(f, &sel, &src), 0);
-    nlsq_xpcs_config cfg = tc_config(sel.q, 2e6, 2e-2);
-    cfg.k0 = sel.first_frame;
+    tc_xfile xf;
+    tc_xfile_open(&xf, path, NAN, 0);
+    nlsq_xpcs_config cfg = tc_xfile_config(&xf, 2e6, 2e-2);
     if (stream) cfg.memory_budget = 1;
-    nlsq_xpcs_model *m = NULL;
-    assert_int_equal(nlsq_xpcs_model_create(&src, &cfg, &m, err, sizeof err), 0);
+    nlsq_xpcs_model *m = tc_model(&xf.src, &cfg);
     assert_int_equal(nlsq_xpcs_model_n_params(m), NP);
     assert_int_equal(nlsq_xpcs_start(m, NULL, NULL, o->x), 0);
     nlsq_problem pb;
     nlsq_xpcs_model_problem(m, &pb);
     nlsq_options opt;
     nlsq_options_init(&opt);
-    opt.n_threads = threads;
+    tc_short_runs(&opt, threads, 0, 4, 2);
     opt.max_iter = 200;
-    opt.adam.epochs = 4;
-    opt.hybrid.adam_epochs = 2;
     opt.adam.batch_rows = 1500;
-    nlsq_result res;
-    memset(&res, 0, sizeof res);
+    nlsq_result res = {0};
     for (size_t k = 0; k < NP * NP; k++) o->cov[k] = NAN;
     res.covariance = o->cov;
     o->status = method == 0 ? nlsq_lm(&pb, &opt, o->x, &res)
@@ -99,8 +83,7 @@ static void lib_fit(int method, int threads, int stream, run_out *o)
     o->n_eval = res.n_eval;
     o->n_jac = res.n_jac;
     nlsq_xpcs_model_free(m);
-    nlsq_xpcs_selection_free(&sel);
-    nlsq_xpcs_close(f);
+    tc_xfile_close(&xf);
 }
 
 static void test_library_xpcs(void **state)

@@ -31,11 +31,7 @@
  *                        (laminar and static, k0 != 0)
  */
 #define _GNU_SOURCE
-#include <stdarg.h>
-#include <stddef.h>
-#include <setjmp.h>
-#include <stdint.h>
-#include <cmocka.h>
+#include "common_xpcs.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -1004,23 +1000,11 @@ static void g2_rows_match_model(void **state)
     for (size_t k = 0; k < P * N * N; k++) data[k] = 1.1;
     double phis[P] = {10, 95, 200};
     for (int mode = 0; mode < 2; mode++) {
-        nlsq_xpcs_source src;
-        memset(&src, 0, sizeof src);
-        src.n_angles = P;
-        src.n = N;
-        src.phi = phis;
-        src.kind = NLSQ_XPCS_SOURCE_MEMORY;
-        src.u.memory.data64 = data;
-        nlsq_xpcs_config cfg;
-        nlsq_xpcs_config_init(&cfg);
+        nlsq_xpcs_source src = tc_mem_source(P, N, phis, data);
+        nlsq_xpcs_config cfg = tc_config(0.01, 2e6, 0.02);
         cfg.mode = mode;
-        cfg.q = 0.01;
-        cfg.gap = 2e6;
-        cfg.dt = 0.02;
         cfg.k0 = 7;
-        nlsq_xpcs_model *m = NULL;
-        char err[256];
-        assert_int_equal(nlsq_xpcs_model_create(&src, &cfg, &m, err, sizeof err), 0);
+        nlsq_xpcs_model *m = tc_model(&src, &cfg);
         size_t np = mode ? 3 : 7, p = nlsq_xpcs_model_n_params(m);
         double x[7 + 2 * P] = {2e4, -0.2, 100, 1e-3, 0.2, 1e-4, 3.0};
         if (mode) x[2] = 100;

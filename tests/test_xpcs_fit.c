@@ -99,24 +99,15 @@ static void run_fit(const fit_data *fd, int triangle, int n_threads, fit_out *o)
     cfg.mode = fd->rm.static_mode ? NLSQ_XPCS_STATIC : NLSQ_XPCS_LAMINAR;
     cfg.triangle = triangle;
     cfg.k0 = fd->rm.k0;
-    nlsq_xpcs_model *m = NULL;
-    char err[256] = "";
-    int rc = nlsq_xpcs_model_create(&src, &cfg, &m, err, sizeof err);
-    if (rc) fail_msg("model_create: %s", err);
+    nlsq_xpcs_model *m = tc_model(&src, &cfg);
     size_t p = nlsq_xpcs_model_n_params(m);
     memset(o, 0, sizeof *o);
     o->p = p;
     assert_int_equal(nlsq_xpcs_initial_guess(m, NULL, o->x), 0);
-    nlsq_problem pb;
-    nlsq_xpcs_model_problem(m, &pb);
-    nlsq_options opt;
-    nlsq_options_init(&opt);
-    opt.n_threads = n_threads;
-    nlsq_result res;
-    memset(&res, 0, sizeof res);
     double *cov = malloc(sizeof(double) * p * p);
-    res.covariance = cov;
-    o->status = nlsq_lm(&pb, &opt, o->x, &res);
+    assert_non_null(cov);
+    nlsq_result res;
+    o->status = tc_xpcs_lm(m, n_threads, o->x, cov, &res);
     o->n_rows = nlsq_xpcs_model_n_rows(m);
     o->n_excl = nlsq_xpcs_model_n_excluded(m);
     o->iterations = res.iterations;
@@ -156,44 +147,66 @@ static void check_recovery(const fit_data *fd, const fit_out *o)
 /* Tests                                                                     */
 /* ======================================================================== */
 
-static void test_recover_laminar(void **state)
+/* The data of a test (cmocka state): make_data with the mode and seed of a
+ * data_spec given as the test's initial state, freed after the test. */
+typedef struct data_spec {
+    int static_mode;
+    uint64_t seed;
+} data_spec;
+
+static int data_setup(void **state)
 {
-    (void)state;
-    fit_data fd;
-    make_data(&fd, 0, 20240611);
+    const data_spec *ds = *state;
+    fit_data *fd = malloc(sizeof *fd);
+    if (!fd) return -1;
+    make_data(fd, ds->static_mode, ds->seed);
+    *state = fd;
+    return 0;
+}
+
+static int data_teardown(void **state)
+{
+    fit_data *fd = *state;
+    free(fd->c2);
+    free(fd);
+    return 0;
+}
+
+/* A cmocka test named name: fn over the data of that mode and seed. */
+#define DATA_TEST(name, fn, static_mode, seed) \
+    {name, fn, data_setup, data_teardown, &(data_spec){static_mode, seed}}
+
+/* Recovery of the truth (laminar flow: seed 20240611, static: seed 99). */
+static void test_recover(void **state)
+{
+    const fit_data *fd = *state;
     fit_out o;
-    run_fit(&fd, NLSQ_XPCS_UPPER, 2, &o);
+    run_fit(fd, NLSQ_XPCS_UPPER, 2, &o);
     assert_int_equal(o.n_rows, P_ANG * N_FR * (N_FR - 1) / 2);
-    assert_int_equal(o.p, 7 + 2 * P_ANG);
-    check_recovery(&fd, &o);
-    free(fd.c2);
+    assert_int_equal(o.p, (fd->rm.static_mode ? 3 : 7) + 2 * P_ANG);
+    check_recovery(fd, &o);
 }
 
 static void test_threads_bitwise(void **state)
 {
-    (void)state;
-    fit_data fd;
-    make_data(&fd, 0, 777);
+    const fit_data *fd = *state;
     fit_out o1, o2;
-    run_fit(&fd, NLSQ_XPCS_UPPER, 1, &o1);
-    run_fit(&fd, NLSQ_XPCS_UPPER, 2, &o2);
+    run_fit(fd, NLSQ_XPCS_UPPER, 1, &o1);
+    run_fit(fd, NLSQ_XPCS_UPPER, 2, &o2);
     assert_int_equal(o1.status, o2.status);
     assert_int_equal(o1.iterations, o2.iterations);
     assert_memory_equal(o1.x, o2.x, sizeof(double) * o1.p);
-    free(fd.c2);
 }
 
 static void test_full_triangle(void **state)
 {
-    (void)state;
-    fit_data fd;
-    make_data(&fd, 0, 4242);
+    const fit_data *fd = *state;
     fit_out ou, of;
-    run_fit(&fd, NLSQ_XPCS_UPPER, 2, &ou);
-    run_fit(&fd, NLSQ_XPCS_FULL, 2, &of);
+    run_fit(fd, NLSQ_XPCS_UPPER, 2, &ou);
+    run_fit(fd, NLSQ_XPCS_FULL, 2, &of);
     assert_true(ou.status > 0 && of.status > 0);
     assert_int_equal(of.n_rows, 2 * ou.n_rows);
-    check_recovery(&fd, &ou);
+    check_recovery(fd, &ou);
     for (size_t k = 0; k < ou.p; k++) {
         /* same minimiser: within a small fraction of the error bar */
         double d = fabs(ou.x[k] - of.x[k]) / ou.err[k];
@@ -203,27 +216,12 @@ static void test_full_triangle(void **state)
         if (fabs(ratio - sqrt(2.0)) > 0.01)
             fail_msg("parameter %zu: error ratio upper/full %.4f", k, ratio);
     }
-    free(fd.c2);
-}
-
-static void test_recover_static(void **state)
-{
-    (void)state;
-    fit_data fd;
-    make_data(&fd, 1, 99);
-    fit_out o;
-    run_fit(&fd, NLSQ_XPCS_UPPER, 2, &o);
-    assert_int_equal(o.p, 3 + 2 * P_ANG);
-    check_recovery(&fd, &o);
-    free(fd.c2);
 }
 
 static void test_nan_dof(void **state)
 {
-    (void)state;
-    fit_data fd;
-    make_data(&fd, 0, 31337);
-    size_t n = fd.n, want = 0;
+    fit_data *fd = *state;
+    size_t n = fd->n, want = 0;
     /* knock out 300 upper-triangle entries (and their mirror images) */
     ref_rng rng = {5, 0, 0};
     for (int t = 0; t < 300; t++) {
@@ -231,16 +229,15 @@ static void test_nan_dof(void **state)
         size_t i = (size_t)(ref_rng_u64(&rng) % n), j = (size_t)(ref_rng_u64(&rng) % n);
         if (i == j) continue;
         if (i > j) { size_t s = i; i = j; j = s; }
-        if (isnan(fd.c2[(p * n + i) * n + j])) continue;
-        fd.c2[(p * n + i) * n + j] = NAN;
-        fd.c2[(p * n + j) * n + i] = NAN;
+        if (isnan(fd->c2[(p * n + i) * n + j])) continue;
+        fd->c2[(p * n + i) * n + j] = NAN;
+        fd->c2[(p * n + j) * n + i] = NAN;
         want++;
     }
     fit_out o;
-    run_fit(&fd, NLSQ_XPCS_UPPER, 2, &o);
+    run_fit(fd, NLSQ_XPCS_UPPER, 2, &o);
     assert_int_equal(o.n_excl, want);
-    check_recovery(&fd, &o);
-    free(fd.c2);
+    check_recovery(fd, &o);
 }
 
 static void test_file_roundtrip(void **state)
@@ -248,45 +245,23 @@ static void test_file_roundtrip(void **state)
     (void)state;
     char path[512];
     snprintf(path, sizeof path, "%s/test_xpcs_fit_roundtrip.h5", NLSQ_TEST_TMPDIR);
-    nlsq_xpcs_synth_spec s;
-    nlsq_xpcs_synth_spec_default(&s);
-    s.n_frames = 80;
-    s.n_angles = P_ANG;
+    nlsq_xpcs_synth_spec s = tc_synth_spec(80, P_ANG, 11);
     s.phi = k_phi;
     s.dt = 2e-2;
-    s.seed = 11;
-    char err[512] = "";
-    int rc = nlsq_xpcs_synth_write(path, &s, err, sizeof err);
-    if (rc) fail_msg("synth_write: %d %s", rc, err);
-    nlsq_xpcs_file *f = NULL;
-    rc = nlsq_xpcs_open(path, &f, err, sizeof err);
-    if (rc) fail_msg("open: %d %s", rc, err);
-    nlsq_xpcs_selection sel;
-    memset(&sel, 0, sizeof sel);
-    rc = nlsq_xpcs_select(f, NAN, 0, SIZE_MAX, &sel, err, sizeof err);
-    if (rc) fail_msg("select: %d %s", rc, err);
-    assert_int_equal(sel.n_angles, P_ANG);
-    nlsq_xpcs_source src;
-    assert_int_equal(nlsq_xpcs_file_source(f, &sel, &src), 0);
-    assert_int_equal(src.n, 80);
+    tc_synth_write(path, &s);
+    tc_xfile xf;
+    tc_xfile_open(&xf, path, NAN, 0);
+    assert_int_equal(xf.sel.n_angles, P_ANG);
+    assert_int_equal(xf.src.n, 80);
     double xs[2][7 + 2 * P_ANG];
     int st[2];
     for (int v = 0; v < 2; v++) {
-        nlsq_xpcs_config cfg = tc_config(sel.q, s.gap, s.dt);
-        cfg.k0 = sel.first_frame;
+        nlsq_xpcs_config cfg = tc_xfile_config(&xf, s.gap, s.dt);
         cfg.memory_budget = v ? 1 : cfg.memory_budget;   /* v = 1: streamed */
-        nlsq_xpcs_model *m = NULL;
-        rc = nlsq_xpcs_model_create(&src, &cfg, &m, err, sizeof err);
-        if (rc) fail_msg("model_create: %d %s", rc, err);
+        nlsq_xpcs_model *m = tc_model(&xf.src, &cfg);
         assert_int_equal(nlsq_xpcs_initial_guess(m, NULL, xs[v]), 0);
-        nlsq_problem pb;
-        nlsq_xpcs_model_problem(m, &pb);
-        nlsq_options opt;
-        nlsq_options_init(&opt);
-        opt.n_threads = 2;
         nlsq_result res;
-        memset(&res, 0, sizeof res);
-        st[v] = nlsq_lm(&pb, &opt, xs[v], &res);
+        st[v] = tc_xpcs_lm(m, 2, xs[v], NULL, &res);
         print_message("  %s: status %s, %zu iterations, chi2/dof %.5f, D0 %.6g phi0 %.4g\n",
                       v ? "streamed" : "cached", nlsq_status_name(st[v]), res.iterations,
                       res.reduced_chi2, xs[v][0], xs[v][6]);
@@ -296,11 +271,12 @@ static void test_file_roundtrip(void **state)
         nlsq_xpcs_model_free(m);
     }
     assert_memory_equal(xs[0], xs[1], sizeof xs[0]);
-    nlsq_xpcs_selection_free(&sel);
-    nlsq_xpcs_close(f);
+    tc_xfile_close(&xf);
     remove(path);
 }
 
-TC_MAIN(cmocka_unit_test(test_recover_laminar), cmocka_unit_test(test_threads_bitwise),
-        cmocka_unit_test(test_full_triangle), cmocka_unit_test(test_recover_static),
-        cmocka_unit_test(test_nan_dof), cmocka_unit_test(test_file_roundtrip))
+TC_MAIN(DATA_TEST("recover_laminar", test_recover, 0, 20240611),
+        DATA_TEST("threads_bitwise", test_threads_bitwise, 0, 777),
+        DATA_TEST("full_triangle", test_full_triangle, 0, 4242),
+        DATA_TEST("recover_static", test_recover, 1, 99),
+        DATA_TEST("nan_dof", test_nan_dof, 0, 31337), cmocka_unit_test(test_file_roundtrip))

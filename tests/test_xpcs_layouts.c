@@ -88,17 +88,15 @@ static void put_names(hid_t fid, const char *name, const char *a, const char *b)
 }
 
 /* The synthetic spec of the fitted q (angles = the phi held there). */
-static void target_spec(nlsq_xpcs_synth_spec *s, const double *phi, size_t n_angles, double q)
+static nlsq_xpcs_synth_spec target_spec(const double *phi, size_t n_angles, double q)
 {
-    nlsq_xpcs_synth_spec_default(s);
-    s->n_frames = NFR;
-    s->n_angles = n_angles;
-    s->phi = phi;
-    s->q = q;
-    s->gap = k_gap;
-    s->dt = k_dt;
-    memcpy(s->params, k_truth, sizeof k_truth);
-    s->seed = 42;
+    nlsq_xpcs_synth_spec s = tc_synth_spec(NFR, n_angles, 42);
+    s.phi = phi;
+    s.q = q;
+    s.gap = k_gap;
+    s.dt = k_dt;
+    memcpy(s.params, k_truth, sizeof k_truth);
+    return s;
 }
 
 /* Matrix of angle a of spec s: the upper (or lower) triangle of the full
@@ -234,9 +232,8 @@ static size_t write_variant(const char *path, const variant *v, double *held_phi
     for (size_t k = 0; k < m; k++)
         if (iq[k] == TARGET_IQ) held_phi[na++] = k_phi[iphi[k]];
     memcpy(decoy_phi, k_phi, sizeof decoy_phi);
-    nlsq_xpcs_synth_spec st, sd;
-    target_spec(&st, held_phi, na, k_q[TARGET_IQ]);
-    target_spec(&sd, decoy_phi, NPHI, k_q[DECOY_IQ]);
+    nlsq_xpcs_synth_spec st = target_spec(held_phi, na, k_q[TARGET_IQ]);
+    nlsq_xpcs_synth_spec sd = target_spec(decoy_phi, NPHI, k_q[DECOY_IQ]);
     sd.params[0] = 5e3;   /* other dynamics: a decoy fitted by mistake would show */
     sd.seed = 99;
 
@@ -311,19 +308,11 @@ static void fit_and_check(const char *path, const double *held_phi, size_t na, i
     assert_non_null(x);
     assert_non_null(cov);
     assert_int_equal(nlsq_xpcs_initial_guess(m, NULL, x), 0);
-    nlsq_problem pb;
-    nlsq_xpcs_model_problem(m, &pb);
-    nlsq_options opt;
-    nlsq_options_init(&opt);
-    opt.n_threads = 2;
     nlsq_result res;
-    memset(&res, 0, sizeof res);
-    res.covariance = cov;
-    int st = nlsq_lm(&pb, &opt, x, &res);
-    assert_true(st > 0);
+    assert_true(tc_xpcs_lm(m, 2, x, cov, &res) > 0);
     double worst = 0;
     print_message("    %s: %zu angles, chi2/dof %.4f, %zu iterations\n", path, na,
-                  2 * res.cost / (double)(pb.n_rows - p), res.iterations);
+                  2 * res.cost / (double)(res.n_rows - p), res.iterations);
     for (size_t k = 0; k < 7; k++) {
         double sd = sqrt(cov[k * p + k]), dev = (x[k] - k_truth[k]) / sd;
         print_message("    %-18s %14.6g +- %-10.3g truth %-10g dev %+.2f sigma\n",

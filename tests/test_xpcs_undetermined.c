@@ -20,25 +20,9 @@
  *                not a better optimum.)
  */
 #define _POSIX_C_SOURCE 200809L
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
-#include <cmocka.h>
+#include "common_xpcs.h"
 
-#include <math.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 #include <unistd.h>
-
-#include "nlsq.h"
-#include "nlsq_xpcs.h"
-#include "nlsq_xpcs_synth.h"
-
-#ifndef NLSQ_TEST_TMPDIR
-#define NLSQ_TEST_TMPDIR "/tmp"
-#endif
 
 /* The longest run of LM iterations that made no pass. */
 typedef struct run_count {
@@ -63,29 +47,13 @@ static void test_shear_1e_4(void **state)
     snprintf(dir, sizeof dir, "%s/undetermined_XXXXXX", NLSQ_TEST_TMPDIR);
     assert_non_null(mkdtemp(dir));
     snprintf(path, sizeof path, "%s/shear.h5", dir);
-    nlsq_xpcs_synth_spec sp;
-    nlsq_xpcs_synth_spec_default(&sp);
-    sp.n_frames = 150;
-    sp.n_angles = 4;
-    sp.seed = 11;
+    nlsq_xpcs_synth_spec sp = tc_synth_spec(150, 4, 11);
     sp.params[3] = 1e-4;
-    char err[256] = "";
-    assert_int_equal(nlsq_xpcs_synth_write(path, &sp, err, sizeof err), 0);
-    nlsq_xpcs_file *f = NULL;
-    nlsq_xpcs_selection sel;
-    memset(&sel, 0, sizeof sel);
-    assert_int_equal(nlsq_xpcs_open(path, &f, err, sizeof err), 0);
-    assert_int_equal(nlsq_xpcs_select(f, NAN, 0, SIZE_MAX, &sel, err, sizeof err), 0);
-    nlsq_xpcs_source src;
-    assert_int_equal(nlsq_xpcs_file_source(f, &sel, &src), 0);
-    nlsq_xpcs_config cfg;
-    nlsq_xpcs_config_init(&cfg);
-    cfg.q = sel.q;
-    cfg.gap = sp.gap;
-    cfg.dt = sp.dt;
-    cfg.k0 = sel.first_frame;
-    nlsq_xpcs_model *m = NULL;
-    assert_int_equal(nlsq_xpcs_model_create(&src, &cfg, &m, err, sizeof err), 0);
+    tc_synth_write(path, &sp);
+    tc_xfile xf;
+    tc_xfile_open(&xf, path, NAN, 0);
+    nlsq_xpcs_config cfg = tc_xfile_config(&xf, sp.gap, sp.dt);
+    nlsq_xpcs_model *m = tc_model(&xf.src, &cfg);
     nlsq_problem pb;
     nlsq_xpcs_model_problem(m, &pb);
     const size_t p = pb.n_params;
@@ -121,16 +89,9 @@ static void test_shear_1e_4(void **state)
     free(x);
     free(cov);
     nlsq_xpcs_model_free(m);
-    nlsq_xpcs_selection_free(&sel);
-    nlsq_xpcs_close(f);
+    tc_xfile_close(&xf);
     unlink(path);
     rmdir(dir);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_shear_1e_4),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TC_MAIN(cmocka_unit_test(test_shear_1e_4))

@@ -277,13 +277,8 @@ int main(int argc, char **argv)
                         d[(a * n2 + j) * n2 + i] = NAN;
                     }
         double phi2[2] = {0.0, 180.0};
-        nlsq_xpcs_source s2src;
-        memset(&s2src, 0, sizeof s2src);
-        s2src.n_angles = P2;
-        s2src.n = n2;
-        s2src.phi = phi2;
-        s2src.kind = NLSQ_XPCS_SOURCE_MEMORY;
-        s2src.u.memory.data32 = d;
+        nlsq_xpcs_source s2src = {.kind = NLSQ_XPCS_SOURCE_MEMORY, .n_angles = P2, .n = n2,
+                                  .phi = phi2, .u.memory.data32 = d};
         nlsq_xpcs_config c2 = cfg;
         c2.triangle = NLSQ_XPCS_FULL;
         c2.include_diagonal = 1;
