@@ -2,9 +2,9 @@
 """Reference values for tests/test_loss.c from scipy.optimize.least_squares.
 
 Run with Debian's interpreter (scipy 1.10.1, numpy 1.24.2):
-    /usr/bin/python3 tests/scipy_refs/losses.py
+    /usr/bin/python3 tests/scipy_refs/losses.py > tests/scipy_refs/losses.inc
 Prints C declarations (the data, generated here deterministically, and the
-scipy solutions) pasted into tests/test_loss.c, all with %.17g.
+scipy solutions) that tests/test_loss.c includes, all with %.17g.
 
 Problem: y = a exp(-b t) + c, m = 80 points, t in [0, 4], Gaussian noise of
 standard deviation 0.05, and every 10th point (8 points, 10 %) pushed up or
