@@ -7,6 +7,7 @@
  * one rank ends the solve with NLSQ_ECALLBACK on every rank. */
 #define _POSIX_C_SOURCE 200809L
 #include "common.h"
+#include "decay_cos_problem.h"
 
 #include <pthread.h>
 
@@ -51,18 +52,7 @@ static int eval(void *vctx, const double *x, size_t row0, size_t n, double *r, d
     (void)env;
     rank_ctx *c = vctx;
     if (c && c->fail_rank == c->rank && ++c->calls == 3) return 1;
-    for (size_t i = 0; i < n; i++) {
-        double t = 1e-4 * (double)(row0 + i);
-        double y = 2.5 * exp(-1.3 * t) + 0.4 * cos(3.0 * t) + 0.1 + 1e-3 * sin(91.0 * t);
-        double e = exp(-x[1] * t);
-        r[i] = x[0] * e + x[2] * cos(3.0 * t) + x[3] - y;
-        if (J) {
-            J[4 * i] = e;
-            J[4 * i + 1] = -x[0] * t * e;
-            J[4 * i + 2] = cos(3.0 * t);
-            J[4 * i + 3] = 1.0;
-        }
-    }
+    for (size_t i = 0; i < n; i++) tc_decay_cos_row(x, row0 + i, &r[i], J ? J + 4 * i : NULL);
     return 0;
 }
 

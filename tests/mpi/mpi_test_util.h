@@ -19,6 +19,8 @@
 #include "nlsq.h"
 #include "nlsq_mpi.h"
 
+#include "../decay_cos_problem.h"   /* the rows test_distributed.c fits too */
+
 static int g_rank, g_size, g_fail;
 
 #define CHECK(cond, ...)                                                                  \
@@ -122,17 +124,8 @@ static inline int tu_eval(void *vctx, const double *x, size_t row0, size_t n, do
     if (c && c->fail_at > 0 && ++c->calls == c->fail_at) return 1;
     for (size_t i = 0; i < n; i++) {
         size_t row = row0 + i;
-        double t = 1e-4 * (double)row;
-        double y = 2.5 * exp(-1.3 * t) + 0.4 * cos(3.0 * t) + 0.1 + 1e-3 * sin(91.0 * t);
-        double e = exp(-x[1] * t);
-        r[i] = x[0] * e + x[2] * cos(3.0 * t) + x[3] - y;
+        tc_decay_cos_row(x, row, &r[i], J ? J + 4 * i : NULL);
         if (c && row >= c->nan_begin && row < c->nan_end && x[1] > c->nan_x1) r[i] = NAN;
-        if (J) {
-            J[4 * i] = e;
-            J[4 * i + 1] = -x[0] * t * e;
-            J[4 * i + 2] = cos(3.0 * t);
-            J[4 * i + 3] = 1.0;
-        }
     }
     return 0;
 }

@@ -30,6 +30,14 @@ static nlsq_mpi_ctx *attach(nlsq_options *o)
     return mc;
 }
 
+/* tu_solve of LM into a; returns the seconds it took. */
+static double timed_lm(const nlsq_options *o, tu_eval_ctx *ec, tu_run *a)
+{
+    double t0 = tu_now();
+    tu_solve(TU_LM, o, ec, a);
+    return tu_now() - t0;
+}
+
 int main(int argc, char **argv)
 {
     tu_init(&argc, &argv);
@@ -42,9 +50,7 @@ int main(int argc, char **argv)
         tu_eval_ctx ec = {0};
         if (g_rank == k) ec.fail_at = 3;
         tu_run a;
-        double t0 = tu_now();
-        tu_solve(TU_LM, &o, &ec, &a);
-        double dt = tu_now() - t0;
+        double dt = timed_lm(&o, &ec, &a);
         CHECK(a.status == NLSQ_ECALLBACK, "callback failure on rank %d: status %s", k,
               nlsq_status_name(a.status));
         CHECK(tu_all_same(tu_fnv(tu_fnv(0, a.x, sizeof a.x), &a.status, sizeof a.status)),
@@ -92,9 +98,7 @@ int main(int argc, char **argv)
         nlsq_mpi_ctx *mc = attach(&o);
         if (g_rank == k) nlsq_mpi_inject_fault(mc, 1, 5, 0.0);
         tu_run a;
-        double t0 = tu_now();
-        tu_solve(TU_LM, &o, NULL, &a);
-        double dt = tu_now() - t0;
+        double dt = timed_lm(&o, NULL, &a);
         CHECK(a.status == NLSQ_EDISTRIBUTED, "MPI failure on rank %d: status %s", k,
               nlsq_status_name(a.status));
         CHECK(nlsq_mpi_broken(mc) == NLSQ_EDISTRIBUTED, "context not broken");
@@ -114,9 +118,7 @@ int main(int argc, char **argv)
         if (g_rank == k) nlsq_mpi_inject_fault(mc, 2, 4, 3.0);
         else nlsq_mpi_set_timeout(mc, 0.5);
         tu_run a;
-        double t0 = tu_now();
-        tu_solve(TU_LM, &o, NULL, &a);
-        double dt = tu_now() - t0;
+        double dt = timed_lm(&o, NULL, &a);
         CHECK(a.status == NLSQ_EDISTRIBUTED, "stalled rank %d: status %s", k,
               nlsq_status_name(a.status));
         CHECK(dt < (g_rank == k ? 3.0 : 0.0) + BOUND_S, "took %.1f s", dt);
