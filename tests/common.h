@@ -1,6 +1,6 @@
 /*
  * common.h - what the tests share: the cmocka includes, a temporary folder,
- * deterministic noise, comparison helpers, strict solver options and the
+ * whole-file reads and writes, deterministic noise, comparison helpers, strict solver options and the
  * XPCS-like g2 test problem.
  *
  * Header-only (static inline: a test that uses a part pays for that part
@@ -47,6 +47,36 @@ static inline char *tc_tmp_name(const char *prefix, const char *name)
     char *p = buf[slot++ % 8];
     snprintf(p, sizeof buf[0], "%s/%s%s", NLSQ_TEST_TMPDIR, prefix, name);
     return p;
+}
+
+/* ------------------------------------------------------------ files */
+
+/* The bytes of the file at path, NUL-terminated (so text can be searched),
+ * their count in *len (len may be NULL); NULL if it cannot be opened or
+ * memory runs out.  The caller frees. */
+static inline void *tc_slurp(const char *path, size_t *len)
+{
+    FILE *fp = fopen(path, "rb");
+    if (!fp) return NULL;
+    fseek(fp, 0, SEEK_END);
+    long n = ftell(fp);
+    fseek(fp, 0, SEEK_SET);
+    char *b = malloc((size_t)(n > 0 ? n : 0) + 1);
+    size_t got = b ? fread(b, 1, (size_t)(n > 0 ? n : 0), fp) : 0;
+    fclose(fp);
+    if (!b) return NULL;
+    b[got] = '\0';
+    if (len) *len = got;
+    return b;
+}
+
+/* path holds exactly the n bytes at data (which must be written). */
+static inline void tc_write_bytes(const char *path, const void *data, size_t n)
+{
+    FILE *fp = fopen(path, "wb");
+    assert_non_null(fp);
+    if (n) assert_int_equal(fwrite(data, 1, n, fp), n);
+    assert_int_equal(fclose(fp), 0);
 }
 
 /* ------------------------------------------------------------ noise */

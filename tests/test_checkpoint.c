@@ -73,23 +73,25 @@ static int eval_g2(void *ctx, const double *x, size_t row0, size_t n, double *r,
 
 static const double POOR[4] = {2e5, 0.3, 0.1, 1.2};
 
-static void g2_problem(nlsq_problem *pb)
+static nlsq_problem g2_problem(void)
 {
-    *pb = (nlsq_problem){.n_params = 4, .n_rows = NQ * NT, .eval = eval_g2, .lower = TC_G2_LO,
-                         .upper = TC_G2_HI};
+    return (nlsq_problem){.n_params = 4, .n_rows = NQ * NT, .eval = eval_g2, .lower = TC_G2_LO,
+                          .upper = TC_G2_HI};
 }
 
-static void base_opts(nlsq_options *o, int threads)
+static nlsq_options base_opts(int threads)
 {
-    nlsq_options_init(o);
-    o->n_threads = threads;
-    o->chunk_rows = 256;             /* several slots per pass: threads matter */
-    o->adam.batch_rows = 1024;
-    o->adam.block_rows = 256;
-    o->adam.epochs = 30;
-    o->hybrid.adam_epochs = 3;       /* a short warm-up: phase 2 has iterations */
-    o->ftol = o->xtol = 1e-12;
-    o->checkpoint_every = 1;
+    nlsq_options o;
+    nlsq_options_init(&o);
+    o.n_threads = threads;
+    o.chunk_rows = 256;             /* several slots per pass: threads matter */
+    o.adam.batch_rows = 1024;
+    o.adam.block_rows = 256;
+    o.adam.epochs = 30;
+    o.hybrid.adam_epochs = 3;       /* a short warm-up: phase 2 has iterations */
+    o.ftol = o.xtol = 1e-12;
+    o.checkpoint_every = 1;
+    return o;
 }
 
 enum { S_LM, S_ADAM, S_HYBRID };
@@ -116,12 +118,26 @@ static int stop_cb(void *ctx, const nlsq_progress_info *info)
     return 0;
 }
 
+/* solver from POOR with options o and a stopper (phase, at, kill) as the
+ * progress callback; returns the status (NLSQ_EUSER_STOP when it stopped; a
+ * kill does not return). */
+static int run_stopped(int solver, const nlsq_problem *pb, const nlsq_options *o, int phase,
+                       size_t at, int kill)
+{
+    nlsq_options os = *o;
+    stopper s = {phase, at, kill, 0};
+    os.progress = stop_cb;
+    os.progress_ctx = &s;
+    double x[4];
+    memcpy(x, POOR, sizeof x);
+    nlsq_result r = {0};
+    return solver_of(solver)(pb, &os, x, &r);
+}
+
 static void reference(int solver, int threads, double x[4], nlsq_result *r)
 {
-    nlsq_problem pb;
-    g2_problem(&pb);
-    nlsq_options o;
-    base_opts(&o, threads);
+    nlsq_problem pb = g2_problem();
+    nlsq_options o = base_opts(threads);
     memcpy(x, POOR, 4 * sizeof(double));
     memset(r, 0, sizeof *r);
     solver_of(solver)(&pb, &o, x, r);
@@ -144,28 +160,18 @@ static void expect_same(const char *what, const double *xr, const nlsq_result *r
 
 static void stop_and_resume(int solver, int phase, size_t at, const char *file)
 {
-    nlsq_problem pb;
-    g2_problem(&pb);
+    nlsq_problem pb = g2_problem();
     double xr[4];
     nlsq_result rr;
     reference(solver, 1, xr, &rr);
     assert_true(rr.status >= 0);
 
-    char path[512];
-    tc_tmp_path(path, sizeof path, file);
+    const char *path = tc_tmp_name("", file);
     remove(path);
-    nlsq_options o;
-    base_opts(&o, 1);
+    nlsq_options o = base_opts(1);
     o.checkpoint_path = path;
     o.checkpoint_every = phase == NLSQ_PHASE_ADAM ? 2 : 1;
-    stopper s = {phase, at, 0, 0};
-    o.progress = stop_cb;
-    o.progress_ctx = &s;
-    double x[4];
-    memcpy(x, POOR, sizeof x);
-    nlsq_result r = {0};
-    int st = solver_of(solver)(&pb, &o, x, &r);
-    assert_int_equal(st, NLSQ_EUSER_STOP);
+    assert_int_equal(run_stopped(solver, &pb, &o, phase, at, 0), NLSQ_EUSER_STOP);
 
     /* what the file holds, without a problem */
     nlsq_checkpoint_summary info;
@@ -183,10 +189,9 @@ static void stop_and_resume(int solver, int phase, size_t at, const char *file)
     else assert_true(info.scale_exp * (g_scale < 1 ? 1 : -1) > 600);   /* 1e+-200 ~ 2^+-664 */
 
     /* resume with the same options, without the stopping callback */
-    o.progress = NULL;
     double y[4] = {0, 0, 0, 0};
     nlsq_result r2 = {0};
-    st = nlsq_resume(&pb, &o, path, y, &r2);
+    nlsq_resume(&pb, &o, path, y, &r2);
     char what[96];
     snprintf(what, sizeof what, "%s stopped (%s %zu):", solver_name[solver],
              phase == NLSQ_PHASE_LM ? "LM it" : "epoch", at);
@@ -199,40 +204,36 @@ static void stop_and_resume(int solver, int phase, size_t at, const char *file)
     remove(path);
 }
 
-static void test_stop_resume_lm(void **state)
+/* Where the stop_resume tests stop: solver, phase, iteration, file. */
+typedef struct stop_case {
+    int solver, phase;
+    size_t at;
+    const char *file;
+} stop_case;
+
+static const stop_case k_stops[4] = {
+    {S_LM, NLSQ_PHASE_LM, 5, "ck_lm.bin"},
+    {S_ADAM, NLSQ_PHASE_ADAM, 5, "ck_adam.bin"},
+    {S_HYBRID, NLSQ_PHASE_ADAM, 3, "ck_hyb1.bin"},   /* hybrid, in its Adam phase */
+    {S_HYBRID, NLSQ_PHASE_LM, 4, "ck_hyb2.bin"},     /* hybrid, in its LM phase */
+};
+
+/* The stop of the test's state (a stop_case), then the resume. */
+static void test_stop_resume(void **state)
 {
-    (void)state;
-    stop_and_resume(S_LM, NLSQ_PHASE_LM, 5, "ck_lm.bin");
+    const stop_case *c = *state;
+    stop_and_resume(c->solver, c->phase, c->at, c->file);
 }
 
-static void test_stop_resume_adam(void **state)
-{
-    (void)state;
-    stop_and_resume(S_ADAM, NLSQ_PHASE_ADAM, 5, "ck_adam.bin");
-}
-
-static void test_stop_resume_hybrid_phase1(void **state)
-{
-    (void)state;
-    stop_and_resume(S_HYBRID, NLSQ_PHASE_ADAM, 3, "ck_hyb1.bin");
-}
-
-static void test_stop_resume_hybrid_phase2(void **state)
-{
-    (void)state;
-    stop_and_resume(S_HYBRID, NLSQ_PHASE_LM, 4, "ck_hyb2.bin");
-}
-
+/* Every stop again with residuals and Jacobian scaled by 1e-200 and 1e200. */
 static void test_scaled_resume(void **state)
 {
     (void)state;
     static const double scales[] = {1e-200, 1e200};
     for (size_t k = 0; k < 2; k++) {
         g_scale = scales[k];
-        stop_and_resume(S_LM, NLSQ_PHASE_LM, 5, "ck_lm_scaled.bin");
-        stop_and_resume(S_ADAM, NLSQ_PHASE_ADAM, 5, "ck_adam_scaled.bin");
-        stop_and_resume(S_HYBRID, NLSQ_PHASE_ADAM, 3, "ck_hyb1_scaled.bin");
-        stop_and_resume(S_HYBRID, NLSQ_PHASE_LM, 4, "ck_hyb2_scaled.bin");
+        for (size_t c = 0; c < 4; c++)
+            stop_and_resume(k_stops[c].solver, k_stops[c].phase, k_stops[c].at, k_stops[c].file);
     }
     g_scale = 1.0;
 }
@@ -241,30 +242,20 @@ static void test_scaled_resume(void **state)
 
 static void kill_and_resume(int solver, int phase, size_t at, int threads, const char *file)
 {
-    nlsq_problem pb;
-    g2_problem(&pb);
+    nlsq_problem pb = g2_problem();
     double xr[4];
     nlsq_result rr;
     reference(solver, threads, xr, &rr);
 
-    char path[512];
-    tc_tmp_path(path, sizeof path, file);
+    const char *path = tc_tmp_name("", file);
     remove(path);
     fflush(stdout);
     pid_t pid = fork();
     assert_true(pid >= 0);
     if (pid == 0) {
-        nlsq_options o;
-        base_opts(&o, threads);
+        nlsq_options o = base_opts(threads);
         o.checkpoint_path = path;
-        stopper s = {phase, at, 1, 0};
-        o.progress = stop_cb;
-        o.progress_ctx = &s;
-        double x[4];
-        memcpy(x, POOR, sizeof x);
-        nlsq_result r;
-        memset(&r, 0, sizeof r);
-        solver_of(solver)(&pb, &o, x, &r);
+        run_stopped(solver, &pb, &o, phase, at, 1);
         _exit(3);                                   /* not reached when killed */
     }
     int wst = 0;
@@ -272,8 +263,7 @@ static void kill_and_resume(int solver, int phase, size_t at, int threads, const
     assert_true(WIFSIGNALED(wst));
     assert_int_equal(WTERMSIG(wst), SIGKILL);
 
-    nlsq_options o;
-    base_opts(&o, threads);
+    nlsq_options o = base_opts(threads);
     o.checkpoint_path = path;                      /* goes on writing checkpoints */
     double y[4] = {0, 0, 0, 0};
     nlsq_result r2 = {0};
@@ -297,42 +287,13 @@ static void test_kill_resume(void **state)
 
 /* ------------------------------------------------------------ file helpers */
 
-static unsigned char *slurp(const char *path, size_t *n)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long sz = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    unsigned char *b = malloc((size_t)sz + 1);
-    *n = fread(b, 1, (size_t)sz, f);
-    fclose(f);
-    return b;
-}
-
-static void spit(const char *path, const unsigned char *b, size_t n)
-{
-    FILE *f = fopen(path, "wb");
-    assert_non_null(f);
-    assert_int_equal(fwrite(b, 1, n, f), n);
-    fclose(f);
-}
-
 /* Run solver until stopped at `at`, leaving a checkpoint in path. */
 static void make_checkpoint(int solver, int phase, size_t at, const char *path)
 {
-    nlsq_problem pb;
-    g2_problem(&pb);
-    nlsq_options o;
-    base_opts(&o, 1);
+    nlsq_problem pb = g2_problem();
+    nlsq_options o = base_opts(1);
     o.checkpoint_path = path;
-    stopper s = {phase, at, 0, 0};
-    o.progress = stop_cb;
-    o.progress_ctx = &s;
-    double x[4];
-    memcpy(x, POOR, sizeof x);
-    nlsq_result r = {0};
-    assert_int_equal(solver_of(solver)(&pb, &o, x, &r), NLSQ_EUSER_STOP);
+    assert_int_equal(run_stopped(solver, &pb, &o, phase, at, 0), NLSQ_EUSER_STOP);
 }
 
 /* How many "<name>.tmp.*" files are in the temporary folder. */
@@ -352,8 +313,8 @@ static int temporaries_of(const char *name)
 static void test_file_format(void **state)
 {
     (void)state;
-    char path[512], tmp[520];
-    tc_tmp_path(path, sizeof path, "ck_format.bin");
+    const char *path = tc_tmp_name("", "ck_format.bin");
+    char tmp[600];
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
     const struct { int solver, phase; uint32_t want_solver; } cases[] = {
         {S_LM, NLSQ_PHASE_LM, 1}, {S_ADAM, NLSQ_PHASE_ADAM, 2},
@@ -363,7 +324,7 @@ static void test_file_format(void **state)
         remove(path);
         make_checkpoint(cases[c].solver, cases[c].phase, 3, path);
         size_t n = 0;
-        unsigned char *b = slurp(path, &n);
+        unsigned char *b = tc_slurp(path, &n);
         assert_non_null(b);
         assert_true(n > 64);
         assert_memory_equal(b, "NLSQCKP", 8);
@@ -450,28 +411,24 @@ static unsigned char *downgrade(const unsigned char *b, size_t n, uint32_t versi
 static void test_old_versions(void **state)
 {
     (void)state;
-    char path[512], old[512];
-    tc_tmp_path(path, sizeof path, "ck_v3.bin");
-    tc_tmp_path(old, sizeof old, "ck_old.bin");
-    nlsq_problem pb;
-    g2_problem(&pb);
+    const char *path = tc_tmp_name("", "ck_v3.bin"), *old = tc_tmp_name("", "ck_old.bin");
+    nlsq_problem pb = g2_problem();
     static const char tag[] = "data=x";
     for (int solver = S_LM; solver <= S_ADAM; solver++) {
         int phase = solver == S_LM ? NLSQ_PHASE_LM : NLSQ_PHASE_ADAM;
         remove(path);
         make_checkpoint(solver, phase, 4, path);
-        nlsq_options o;
-        base_opts(&o, 1);
+        nlsq_options o = base_opts(1);
         double x3[4] = {0, 0, 0, 0};
         nlsq_result r3 = {0};
         assert_true(nlsq_resume(&pb, &o, path, x3, &r3) >= 0);
         size_t n = 0;
-        unsigned char *b = slurp(path, &n);
+        unsigned char *b = tc_slurp(path, &n);
         assert_non_null(b);
         for (uint32_t v = 1; v <= 2; v++) {
             size_t n_old;
             unsigned char *ob = downgrade(b, n, v, tag, &n_old);
-            spit(old, ob, n_old);
+            tc_write_bytes(old, ob, n_old);
             free(ob);
             nlsq_checkpoint_summary info;
             assert_int_equal(nlsq_checkpoint_info(old, &info, NULL), 0);
@@ -493,7 +450,7 @@ static void test_old_versions(void **state)
             memcpy(b + 8, &v, 4);
             uint64_t h = fnv1a64(b, n - 8);
             memcpy(b + n - 8, &h, 8);
-            spit(old, b, n);
+            tc_write_bytes(old, b, n);
             nlsq_result r = {0};
             double x[4] = {0, 0, 0, 0};
             assert_int_equal(nlsq_resume(&pb, &o, old, x, &r), NLSQ_ECHECKPOINT);
@@ -522,19 +479,15 @@ static void expect_info_refused(const char *file)
 static void test_corrupted(void **state)
 {
     (void)state;
-    char path[512], bad[512];
-    tc_tmp_path(path, sizeof path, "ck_good.bin");
-    tc_tmp_path(bad, sizeof bad, "ck_bad.bin");
-    nlsq_problem pb;
-    g2_problem(&pb);
-    nlsq_options o;
-    base_opts(&o, 1);
+    const char *path = tc_tmp_name("", "ck_good.bin"), *bad = tc_tmp_name("", "ck_bad.bin");
+    nlsq_problem pb = g2_problem();
+    nlsq_options o = base_opts(1);
 
     for (int solver = S_LM; solver <= S_HYBRID; solver++) {
         remove(path);
         make_checkpoint(solver, solver == S_ADAM ? NLSQ_PHASE_ADAM : NLSQ_PHASE_LM, 3, path);
         size_t n = 0;
-        unsigned char *b = slurp(path, &n);
+        unsigned char *b = tc_slurp(path, &n);
         assert_non_null(b);
         assert_true(resume_status(&pb, &o, path) >= 0);       /* intact: fine */
 
@@ -542,7 +495,7 @@ static void test_corrupted(void **state)
         size_t where[] = {0, 9, 17, 30, 50, 64, n / 2, n - 20, n - 1};
         for (size_t k = 0; k < sizeof where / sizeof where[0]; k++) {
             b[where[k]] ^= 0x10;
-            spit(bad, b, n);
+            tc_write_bytes(bad, b, n);
             assert_int_equal(resume_status(&pb, &o, bad), NLSQ_ECHECKPOINT);
             expect_info_refused(bad);
             b[where[k]] ^= 0x10;
@@ -550,7 +503,7 @@ static void test_corrupted(void **state)
         /* truncated, empty */
         size_t cut[] = {n - 1, n - 8, n / 2, 60, 8, 0};
         for (size_t k = 0; k < sizeof cut / sizeof cut[0]; k++) {
-            spit(bad, b, cut[k]);
+            tc_write_bytes(bad, b, cut[k]);
             assert_int_equal(resume_status(&pb, &o, bad), NLSQ_ECHECKPOINT);
             expect_info_refused(bad);
         }
@@ -563,7 +516,7 @@ static void test_corrupted(void **state)
         memcpy(big + 24, &huge, 8);
         uint64_t h = fnv1a64(big, n - 8);
         memcpy(big + n - 8, &h, 8);
-        spit(bad, big, n);
+        tc_write_bytes(bad, big, n);
         free(big);
         expect_info_refused(bad);
         assert_int_equal(resume_status(&pb, &o, bad), NLSQ_ECHECKPOINT);
@@ -591,8 +544,7 @@ static void test_corrupted(void **state)
         free(b);
     }
     /* missing file */
-    char missing[512];
-    tc_tmp_path(missing, sizeof missing, "no_such_checkpoint.bin");
+    const char *missing = tc_tmp_name("", "no_such_checkpoint.bin");
     remove(missing);
     assert_int_equal(resume_status(&pb, &o, missing), NLSQ_EIO);
     /* a folder is not a checkpoint file either */
@@ -604,13 +556,10 @@ static void test_corrupted(void **state)
 static void test_write_error(void **state)
 {
     (void)state;
-    char path[512];
-    tc_tmp_path(path, sizeof path, "no_such_dir/ck.bin");
-    nlsq_problem pb;
-    g2_problem(&pb);
+    const char *path = tc_tmp_name("", "no_such_dir/ck.bin");
+    nlsq_problem pb = g2_problem();
     for (int solver = S_LM; solver <= S_HYBRID; solver++) {
-        nlsq_options o;
-        base_opts(&o, 1);
+        nlsq_options o = base_opts(1);
         o.checkpoint_path = path;
         double x[4];
         memcpy(x, POOR, sizeof x);
@@ -625,16 +574,13 @@ static void test_write_error(void **state)
 static void test_special_files(void **state)
 {
     (void)state;
-    char fifo[512], path[512], other_tmp[600];
-    tc_tmp_path(fifo, sizeof fifo, "ck_fifo");
-    tc_tmp_path(path, sizeof path, "ck_shared.bin");
+    const char *fifo = tc_tmp_name("", "ck_fifo"), *path = tc_tmp_name("", "ck_shared.bin");
+    char other_tmp[600];
     snprintf(other_tmp, sizeof other_tmp, "%s.tmp", path);
     remove(fifo);
     assert_int_equal(mkfifo(fifo, 0600), 0);
-    nlsq_problem pb;
-    g2_problem(&pb);
-    nlsq_options o;
-    base_opts(&o, 1);
+    nlsq_problem pb = g2_problem();
+    nlsq_options o = base_opts(1);
     double x[4];
     nlsq_result r = {0};
     /* a FIFO is never replaced by a checkpoint */
@@ -660,7 +606,7 @@ static void test_special_files(void **state)
     memcpy(x, POOR, sizeof x);
     assert_true(nlsq_lm(&pb, &o, x, &r) > 0);
     size_t n = 0;
-    unsigned char *b = slurp(other_tmp, &n);
+    unsigned char *b = tc_slurp(other_tmp, &n);
     assert_non_null(b);
     assert_int_equal(n, strlen("another process's temporary"));
     assert_memory_equal(b, "another process's temporary", n);
@@ -675,29 +621,18 @@ static void test_special_files(void **state)
 static void test_tag(void **state)
 {
     (void)state;
-    char path[512], plain[512], bad[512];
-    tc_tmp_path(path, sizeof path, "ck_tag.bin");
-    tc_tmp_path(plain, sizeof plain, "ck_notag.bin");
-    tc_tmp_path(bad, sizeof bad, "ck_tag_bad.bin");
-    nlsq_problem pb;
-    g2_problem(&pb);
-    nlsq_options o;
-    base_opts(&o, 1);
+    const char *path = tc_tmp_name("", "ck_tag.bin"), *plain = tc_tmp_name("", "ck_notag.bin"),
+               *bad = tc_tmp_name("", "ck_tag_bad.bin");
+    nlsq_problem pb = g2_problem();
+    nlsq_options o = base_opts(1);
     static const char tag[] = "file=a.h5 dt=0.01";
     o.checkpoint_path = path;
     o.checkpoint_tag = tag;
     o.checkpoint_tag_size = sizeof tag - 1;
-    stopper s = {NLSQ_PHASE_LM, 3, 0, 0};
-    o.progress = stop_cb;
-    o.progress_ctx = &s;
-    double x[4];
-    memcpy(x, POOR, sizeof x);
+    assert_int_equal(run_stopped(S_LM, &pb, &o, NLSQ_PHASE_LM, 3, 0), NLSQ_EUSER_STOP);
     nlsq_result r = {0};
-    assert_int_equal(nlsq_lm(&pb, &o, x, &r), NLSQ_EUSER_STOP);
-    o.progress = NULL;
-    o.progress_ctx = NULL;
     size_t n = 0;
-    unsigned char *b = slurp(path, &n);
+    unsigned char *b = tc_slurp(path, &n);
     assert_non_null(b);
     uint32_t version;
     memcpy(&version, b + 8, 4);
@@ -724,7 +659,7 @@ static void test_tag(void **state)
     assert_int_equal(resume_status(&pb, &o2, path), NLSQ_ECHECKPOINT);
     /* a flipped tag byte: checksum */
     b[64 + 3] ^= 0x01;
-    spit(bad, b, n);
+    tc_write_bytes(bad, b, n);
     assert_int_equal(resume_status(&pb, &o, bad), NLSQ_ECHECKPOINT);
     free(b);
     /* an untagged file against a tag */
@@ -738,10 +673,10 @@ static void test_tag(void **state)
     remove(bad);
 }
 
-TC_MAIN(cmocka_unit_test(test_stop_resume_lm),
-        cmocka_unit_test(test_stop_resume_adam),
-        cmocka_unit_test(test_stop_resume_hybrid_phase1),
-        cmocka_unit_test(test_stop_resume_hybrid_phase2),
+#define STOP_TEST(name, k) {name, test_stop_resume, NULL, NULL, (void *)&k_stops[k]}
+
+TC_MAIN(STOP_TEST("stop_resume_lm", 0), STOP_TEST("stop_resume_adam", 1),
+        STOP_TEST("stop_resume_hybrid_phase1", 2), STOP_TEST("stop_resume_hybrid_phase2", 3),
         cmocka_unit_test(test_scaled_resume),
         cmocka_unit_test(test_old_versions),
         cmocka_unit_test(test_kill_resume),

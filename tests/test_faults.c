@@ -1271,14 +1271,6 @@ static void test_xpcs_bad_paths(void **state)
 /* (12) random bytes and truncated files                                     */
 /* ------------------------------------------------------------------------ */
 
-static void write_bytes(const char *path, const unsigned char *d, size_t n)
-{
-    FILE *fh = fopen(path, "wb");
-    assert_non_null(fh);
-    if (n) assert_int_equal(fwrite(d, 1, n, fh), n);
-    fclose(fh);
-}
-
 /* Open, select, read every row of every angle: returns 0 if everything
  * worked, else the first status (message in err). */
 static int read_everything(const char *path, char *err, size_t es)
@@ -1326,7 +1318,7 @@ static void test_xpcs_bytes(void **state)
             size_t off = variant == 0 ? SIZE_MAX : variant == 1 ? 0 : (size_t)256 << variant;
             if (off != SIZE_MAX && off + 8 <= n) memcpy(buf + off, "\211HDF\r\n\032\n", 8);
             else if (variant) continue;
-            write_bytes(path, buf, n);
+            tc_write_bytes(path, buf, n);
             char err[512] = "";
             int rc = read_everything(path, err, sizeof err);
             if (rc != NLSQ_XPCS_EFILE && rc != NLSQ_XPCS_EFORMAT)
@@ -1359,7 +1351,7 @@ static void test_xpcs_bytes(void **state)
             if (small[k] < size) cuts[nc++] = small[k];
         cuts[nc++] = size - 1;
         for (int k = 0; k < nc; k++) {
-            write_bytes(path, all, (size_t)cuts[k]);
+            tc_write_bytes(path, all, (size_t)cuts[k]);
             char err[512] = "";
             int rc = read_everything(path, err, sizeof err);
             if (rc != NLSQ_XPCS_EFILE && rc != NLSQ_XPCS_EFORMAT)

@@ -81,22 +81,6 @@ typedef struct run_out {
     char *out, *err;     /* stdout / stderr text (malloc'ed) */
 } run_out;
 
-static char *slurp(const char *path, size_t *len)
-{
-    FILE *fp = fopen(path, "rb");
-    if (!fp) return NULL;
-    fseek(fp, 0, SEEK_END);
-    long n = ftell(fp);
-    fseek(fp, 0, SEEK_SET);
-    char *b = malloc((size_t)(n > 0 ? n : 0) + 1);
-    size_t got = b ? fread(b, 1, (size_t)(n > 0 ? n : 0), fp) : 0;
-    fclose(fp);
-    if (!b) return NULL;
-    b[got] = '\0';
-    if (len) *len = got;
-    return b;
-}
-
 static pid_t spawn(char *const argv[], const char *out_path, const char *err_path,
                    const char *env_name, const char *env_value)
 {
@@ -122,8 +106,8 @@ static void collect(pid_t pid, const char *out_path, const char *err_path, run_o
     while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {}
     r->exit_code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
     r->signal = WIFSIGNALED(st) ? WTERMSIG(st) : 0;
-    r->out = slurp(out_path, NULL);
-    r->err = slurp(err_path, NULL);
+    r->out = tc_slurp(out_path, NULL);
+    r->err = tc_slurp(err_path, NULL);
     if (!r->out) r->out = strdup("");
     if (!r->err) r->err = strdup("");
 }
@@ -928,7 +912,7 @@ static void output_file(void **state)
 static void check_png(const char *path, unsigned *w, unsigned *h)
 {
     size_t n = 0;
-    unsigned char *b = (unsigned char *)slurp(path, &n);
+    unsigned char *b = tc_slurp(path, &n);
     if (!b) fail_msg("%s: missing", path);
     static const unsigned char sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
     static const unsigned char iend[12] = {0, 0, 0, 0, 'I', 'E', 'N', 'D', 0xae, 0x42, 0x60, 0x82};
@@ -1041,12 +1025,9 @@ static void g2_rows_match_model(void **state)
 static void copy_without(const char *src, const char *dst, const char *name)
 {
     size_t len = 0;
-    char *bytes = slurp(src, &len);
+    char *bytes = tc_slurp(src, &len);
     assert_non_null(bytes);
-    FILE *fp = fopen(dst, "wb");
-    assert_non_null(fp);
-    assert_int_equal(fwrite(bytes, 1, len, fp), len);
-    assert_int_equal(fclose(fp), 0);
+    tc_write_bytes(dst, bytes, len);
     free(bytes);
     hid_t f = H5Fopen(dst, H5F_ACC_RDWR, H5P_DEFAULT);
     assert_true(f >= 0);

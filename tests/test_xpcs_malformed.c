@@ -116,14 +116,6 @@ static void write_valid_apsu(const char *path, size_t N)
     assert_true(H5Fclose(fid) >= 0);
 }
 
-static void write_bytes(const char *path, const void *data, size_t n)
-{
-    FILE *fp = fopen(path, "wb");
-    assert_non_null(fp);
-    if (n) assert_int_equal(fwrite(data, 1, n, fp), n);
-    fclose(fp);
-}
-
 static void copy_prefix(const char *from, const char *to, long nbytes)
 {
     FILE *in = fopen(from, "rb");
@@ -132,7 +124,7 @@ static void copy_prefix(const char *from, const char *to, long nbytes)
     assert_non_null(buf);
     assert_int_equal(fread(buf, 1, (size_t)nbytes, in), (size_t)nbytes);
     fclose(in);
-    write_bytes(to, buf, (size_t)nbytes);
+    tc_write_bytes(to, buf, (size_t)nbytes);
     free(buf);
 }
 
@@ -159,13 +151,13 @@ static void test_missing_directory_empty_text(void **state)
     expect_open_fail(NLSQ_TEST_TMPDIR, NLSQ_XPCS_EFILE, "directory", NULL);
 
     path = tmp_path("empty.h5");
-    write_bytes(path, "", 0);
+    tc_write_bytes(path, "", 0);
     expect_open_fail(path, NLSQ_XPCS_EFILE, "empty", NULL);
     remove(path);
 
     path = tmp_path("text.h5");
     const char *text = "this is not an HDF5 file\n1 2 3\n";
-    write_bytes(path, text, strlen(text));
+    tc_write_bytes(path, text, strlen(text));
     expect_open_fail(path, NLSQ_XPCS_EFILE, "not an HDF5 file", NULL);
     remove(path);
 
@@ -176,11 +168,11 @@ static void test_missing_directory_empty_text(void **state)
         x = x * 1664525u + 1013904223u;
         junk[i] = (unsigned char)(x >> 24);
     }
-    write_bytes(path, junk, sizeof junk);
+    tc_write_bytes(path, junk, sizeof junk);
     expect_open_fail(path, NLSQ_XPCS_EFILE, NULL, NULL);
     /* the HDF5 signature followed by junk */
     memcpy(junk, "\211HDF\r\n\032\n", 8);
-    write_bytes(path, junk, sizeof junk);
+    tc_write_bytes(path, junk, sizeof junk);
     expect_open_fail(path, NLSQ_XPCS_EFILE, NULL, NULL);
     remove(path);
 }

@@ -164,24 +164,11 @@ static void expect_refusal(const outcome *o, const char *what, const char *want)
 /* Files                                                                      */
 /* ------------------------------------------------------------------------ */
 
-static unsigned char *slurp(const char *path, size_t *n)
-{
-    FILE *fp = fopen(path, "rb");
-    if (!fp) return NULL;
-    fseek(fp, 0, SEEK_END);
-    long len = ftell(fp);
-    fseek(fp, 0, SEEK_SET);
-    unsigned char *b = malloc((size_t)(len > 0 ? len : 0) + 1);
-    *n = b ? fread(b, 1, (size_t)(len > 0 ? len : 0), fp) : 0;
-    fclose(fp);
-    return b;
-}
-
 /* Is path byte for byte the saved copy? */
 static int unchanged(const char *path, const unsigned char *copy, size_t n)
 {
     size_t m = 0;
-    unsigned char *b = slurp(path, &m);
+    unsigned char *b = tc_slurp(path, &m);
     int same = b && m == n && memcmp(b, copy, n) == 0;
     free(b);
     return same;
@@ -235,7 +222,7 @@ static void output_is_input(void **state)
 {
     (void)state;
     size_t n = 0;
-    unsigned char *copy = slurp(good, &n);
+    unsigned char *copy = tc_slurp(good, &n);
     assert_non_null(copy);
     char sym[600], hard[600], ck[600], ck2[600], prefix[600];
     pathf(sym, sizeof sym, "sym.h5");
@@ -511,7 +498,7 @@ static void json_utf8(void **state)
     assert_int_equal(o.code, 0);
     pathf(outp, sizeof outp, "stdout.txt");
     size_t n = 0;
-    unsigned char *b = slurp(outp, &n);
+    unsigned char *b = tc_slurp(outp, &n);
     assert_non_null(b);
     int v = valid_utf8((const char *)b, n);
     if (v < 0) {
@@ -592,15 +579,12 @@ static void locked_truncated(void **state)
     (void)state;
     /* truncated: the first 3000 bytes */
     size_t n = 0;
-    unsigned char *b = slurp(good, &n);
+    unsigned char *b = tc_slurp(good, &n);
     assert_non_null(b);
     assert_true(n > 3000);
     char cut[600];
     pathf(cut, sizeof cut, "cut.h5");
-    FILE *fp = fopen(cut, "wb");
-    assert_non_null(fp);
-    assert_int_equal(fwrite(b, 1, 3000, fp), 3000);
-    fclose(fp);
+    tc_write_bytes(cut, b, 3000);
     free(b);
     char keep[600];
     snprintf(keep, sizeof keep, "%s", good);
