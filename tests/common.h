@@ -79,6 +79,29 @@ static inline void tc_write_bytes(const char *path, const void *data, size_t n)
     assert_int_equal(fclose(fp), 0);
 }
 
+/* A cmocka fixture for a test that writes one temporary file: the test's
+ * initial state is the file's name, the test gets its path
+ * (NLSQ_TEST_TMPDIR/name) as *state, and the file is removed after the
+ * test, passed or failed: TC_FILE_TEST(test_fn, "name"). */
+static inline int tc_file_setup(void **state)
+{
+    char *path = malloc(strlen(NLSQ_TEST_TMPDIR) + strlen(*state) + 2);
+    if (!path) return -1;
+    sprintf(path, "%s/%s", NLSQ_TEST_TMPDIR, (const char *)*state);
+    *state = path;
+    return 0;
+}
+
+static inline int tc_file_teardown(void **state)
+{
+    remove(*state);
+    free(*state);
+    return 0;
+}
+
+#define TC_FILE_TEST(fn, name) \
+    cmocka_unit_test_prestate_setup_teardown(fn, tc_file_setup, tc_file_teardown, (void *)(name))
+
 /* ------------------------------------------------------------ noise */
 
 /* splitmix64: a well-mixed 64-bit hash of z. */
@@ -122,6 +145,14 @@ static inline void tc_strict_options(nlsq_options *opt)
     opt->n_threads = 1;
 }
 
+/* tc_strict_options as a value. */
+static inline nlsq_options tc_strict(void)
+{
+    nlsq_options o;
+    tc_strict_options(&o);
+    return o;
+}
+
 /* The run settings of tests that try every solver on one problem: n_threads
  * threads, chunks of chunk_rows rows (0: keep o's), Adam for adam_epochs
  * epochs and the hybrid's Adam phase for hybrid_adam_epochs (short phases:
@@ -144,7 +175,39 @@ static inline void tc_short_runs(nlsq_options *o, int n_threads, size_t chunk_ro
         return cmocka_run_group_tests(tc_tests_, NULL, NULL);     \
     }
 
+/* For a main() that builds its list of tests at run time: tests[*n] = fn
+ * named name with that initial state, then *n + 1. */
+static inline void tc_add_test(struct CMUnitTest *tests, size_t *n, const char *name,
+                               CMUnitTestFunction fn, void *initial_state)
+{
+    tests[*n] = (struct CMUnitTest){name, fn, NULL, NULL, initial_state};
+    (*n)++;
+}
+
 typedef int (*tc_solver_fn)(const nlsq_problem *, const nlsq_options *, double *, nlsq_result *);
+
+/* solve from x0 with 1 thread and with n_threads threads (the rest of the
+ * options o's): status, x and cost must be bitwise equal.  The two results
+ * go to r1 and r2 (NULL: not wanted), the two x to x1 and x2 (p entries). */
+static inline void tc_expect_threads_bitwise(tc_solver_fn solve, const nlsq_problem *pb,
+                                             const nlsq_options *o, const double *x0,
+                                             int n_threads, double *x1, double *x2,
+                                             nlsq_result *r1, nlsq_result *r2)
+{
+    size_t p = pb->n_params;
+    nlsq_result a = {0}, b = {0};
+    nlsq_options o1 = *o, on = *o;
+    o1.n_threads = 1;
+    on.n_threads = n_threads;
+    memcpy(x1, x0, p * sizeof *x1);
+    memcpy(x2, x0, p * sizeof *x2);
+    int s1 = solve(pb, &o1, x1, &a), sn = solve(pb, &on, x2, &b);
+    assert_int_equal(s1, sn);
+    assert_memory_equal(x1, x2, p * sizeof *x1);
+    assert_memory_equal(&a.cost, &b.cost, sizeof a.cost);
+    if (r1) *r1 = a;
+    if (r2) *r2 = b;
+}
 
 /* ------------------------------------------------------------ the g2 problem */
 

@@ -31,6 +31,7 @@
 
 typedef struct prob_ctx {
     size_t m;
+    int exp_model;               /* 0: linear_row (p = 2), 1: exp_row (p = 3) */
     const double *lo, *hi;       /* when set: flag any evaluated x outside */
     atomic_int outside;
     atomic_long n_calls;
@@ -46,41 +47,37 @@ static void check_box(prob_ctx *c, const double *x, size_t p)
 }
 
 /* y = 1.5 - 0.7 t + 0.1 tc_gauss_noise, t in [0, 10). */
-static int eval_linear(void *ctx, const double *x, size_t row0, size_t n, double *r, double *J,
-                       const nlsq_eval_env *env)
+static void linear_row(const prob_ctx *c, const double *x, size_t row, double *r, double *J)
 {
-    (void)env;
-    prob_ctx *c = ctx;
-    check_box(c, x, 2);
-    for (size_t i = 0; i < n; i++) {
-        size_t row = row0 + i;
-        double t = 10.0 * (double)row / (double)c->m;
-        double y = 1.5 - 0.7 * t + 0.1 * tc_gauss_noise(row);
-        r[i] = x[0] + x[1] * t - y;
-        if (J) { J[2 * i] = 1.0; J[2 * i + 1] = t; }
-    }
-    return 0;
+    double t = 10.0 * (double)row / (double)c->m;
+    double y = 1.5 - 0.7 * t + 0.1 * tc_gauss_noise(row);
+    *r = x[0] + x[1] * t - y;
+    if (J) { J[0] = 1.0; J[1] = t; }
 }
 
 /* y = 2 exp(-2e4 t) + 0.5 + 0.05 tc_gauss_noise, t in [0, 3e-4). */
-static int eval_exp(void *ctx, const double *x, size_t row0, size_t n, double *r, double *J,
-                    const nlsq_eval_env *env)
+static void exp_row(const prob_ctx *c, const double *x, size_t row, double *r, double *J)
+{
+    double t = 3e-4 * (double)row / (double)c->m;
+    double y = 2.0 * exp(-2e4 * t) + 0.5 + 0.05 * tc_gauss_noise(row + 77);
+    double e = exp(-x[1] * t), s = c->scale ? c->scale : 1.0;
+    *r = s * (x[0] * e + x[2] - y);
+    if (J) {
+        J[0] = s * e;
+        J[1] = s * (-x[0] * t * e);
+        J[2] = s;
+    }
+}
+
+static int eval(void *ctx, const double *x, size_t row0, size_t n, double *r, double *J,
+                const nlsq_eval_env *env)
 {
     (void)env;
     prob_ctx *c = ctx;
-    check_box(c, x, 3);
-    for (size_t i = 0; i < n; i++) {
-        size_t row = row0 + i;
-        double t = 3e-4 * (double)row / (double)c->m;
-        double y = 2.0 * exp(-2e4 * t) + 0.5 + 0.05 * tc_gauss_noise(row + 77);
-        double e = exp(-x[1] * t), s = c->scale ? c->scale : 1.0;
-        r[i] = s * (x[0] * e + x[2] - y);
-        if (J) {
-            J[3 * i] = s * e;
-            J[3 * i + 1] = s * (-x[0] * t * e);
-            J[3 * i + 2] = s;
-        }
-    }
+    size_t p = c->exp_model ? 3 : 2;
+    check_box(c, x, p);
+    for (size_t i = 0; i < n; i++)
+        (c->exp_model ? exp_row : linear_row)(c, x, row0 + i, &r[i], J ? J + p * i : NULL);
     return 0;
 }
 
@@ -91,6 +88,23 @@ static void adam_opts(nlsq_options *o)
     o->adam.batch_rows = 2048;
     o->adam.block_rows = 512;
     o->adam.epochs = 400;
+}
+
+/* What a test works on: the context, the problem over it, Adam's options. */
+typedef struct fixture {
+    prob_ctx c;
+    nlsq_problem pb;
+    nlsq_options o;
+} fixture;
+
+/* m rows of the linear (exp_model 0) or exponential (1) problem; adam_opts. */
+static void fx_init(fixture *f, size_t m, int exp_model)
+{
+    memset(f, 0, sizeof *f);
+    f->c.m = m;
+    f->c.exp_model = exp_model;
+    f->pb = (nlsq_problem){.n_params = exp_model ? 3 : 2, .n_rows = m, .eval = eval, .ctx = &f->c};
+    adam_opts(&f->o);
 }
 
 /* Full cost at x with the chunking of Adam's engine (chunks of batch_rows). */
@@ -150,23 +164,19 @@ static void compare_with_lm(const char *name, nlsq_problem *pb, const double *x_
 static void test_linear(void **state)
 {
     (void)state;
-    prob_ctx c = {.m = 20000};
-    nlsq_problem pb = {.n_params = 2, .n_rows = c.m, .eval = eval_linear, .ctx = &c};
-    nlsq_options o;
-    adam_opts(&o);
+    fixture f;
+    fx_init(&f, 20000, 0);
     double x0[2] = {0.0, 0.0};
-    compare_with_lm("linear", &pb, x0, &o);
+    compare_with_lm("linear", &f.pb, x0, &f.o);
 }
 
 static void test_exp_decay(void **state)
 {
     (void)state;
-    prob_ctx c = {.m = 50000};
-    nlsq_problem pb = {.n_params = 3, .n_rows = c.m, .eval = eval_exp, .ctx = &c};
-    nlsq_options o;
-    adam_opts(&o);
+    fixture f;
+    fx_init(&f, 50000, 1);
     double x0[3] = {1.0, 5e3, 0.0};
-    compare_with_lm("exp_decay", &pb, x0, &o);
+    compare_with_lm("exp_decay", &f.pb, x0, &f.o);
 }
 
 static void test_bounds(void **state)
@@ -174,46 +184,46 @@ static void test_bounds(void **state)
     (void)state;
     /* optimum (1.5, -0.7); the box keeps b <= -1 */
     double lo[2] = {-10.0, -3.0}, hi[2] = {10.0, -1.0};
-    prob_ctx c = {.m = 20000, .lo = lo, .hi = hi};
-    nlsq_problem pb = {.n_params = 2, .n_rows = c.m, .eval = eval_linear, .ctx = &c,
-                       .lower = lo, .upper = hi};
-    nlsq_options o;
-    adam_opts(&o);
+    fixture f;
+    fx_init(&f, 20000, 0);
+    f.c.lo = f.pb.lower = lo;
+    f.c.hi = f.pb.upper = hi;
+    prob_ctx *c = &f.c;
+    const nlsq_problem *pb = &f.pb;
+    const nlsq_options *o = &f.o;
     double x0[2] = {0.0, -2.0};
-    compare_with_lm("bounds", &pb, x0, &o);
-    assert_int_equal(atomic_load(&c.outside), 0);
+    compare_with_lm("bounds", &f.pb, x0, &f.o);
+    assert_int_equal(atomic_load(&c->outside), 0);
     double xa[2] = {0.0, -2.0};
     nlsq_result ra = {0};
-    nlsq_adam(&pb, &o, xa, &ra);
+    nlsq_adam(pb, o, xa, &ra);
     assert_true(xa[1] == -1.0);                    /* on the bound, exactly */
     assert_true(xa[0] > lo[0] && xa[0] < hi[0]);
     assert_int_equal(ra.n_active, 1);
-    assert_int_equal(atomic_load(&c.outside), 0);
-    assert_true(atomic_load(&c.n_calls) > 100);
+    assert_int_equal(atomic_load(&c->outside), 0);
+    assert_true(atomic_load(&c->n_calls) > 100);
     /* a start outside the box is projected first */
     double xb[2] = {20.0, 5.0};
-    nlsq_adam(&pb, &o, xb, &ra);
-    assert_int_equal(atomic_load(&c.outside), 0);
+    nlsq_adam(pb, o, xb, &ra);
+    assert_int_equal(atomic_load(&c->outside), 0);
     assert_true(xb[1] == -1.0);
 }
 
 static void test_same_seed(void **state)
 {
     (void)state;
-    prob_ctx c = {.m = 20000};
-    nlsq_problem pb = {.n_params = 3, .n_rows = c.m, .eval = eval_exp, .ctx = &c};
-    nlsq_options o;
-    adam_opts(&o);
-    o.adam.epochs = 30;
+    fixture f;
+    fx_init(&f, 20000, 1);
+    f.o.adam.epochs = 30;
     double xa[3] = {1.0, 5e3, 0.0}, xb[3] = {1.0, 5e3, 0.0}, xc[3] = {1.0, 5e3, 0.0};
     nlsq_result ra = {0}, rb = {0}, rc = {0};
-    nlsq_adam(&pb, &o, xa, &ra);
-    nlsq_adam(&pb, &o, xb, &rb);
+    nlsq_adam(&f.pb, &f.o, xa, &ra);
+    nlsq_adam(&f.pb, &f.o, xb, &rb);
     assert_memory_equal(xa, xb, sizeof xa);
     assert_memory_equal(&ra.cost, &rb.cost, sizeof(double));
     assert_int_equal(ra.iterations, rb.iterations);
-    o.adam.seed = 987654321;
-    nlsq_adam(&pb, &o, xc, &rc);
+    f.o.adam.seed = 987654321;
+    nlsq_adam(&f.pb, &f.o, xc, &rc);
     assert_true(memcmp(xa, xc, sizeof xa) != 0);
     printf("same seed: cost %.15e twice; other seed: %.15e\n", ra.cost, rc.cost);
 }
@@ -221,21 +231,14 @@ static void test_same_seed(void **state)
 static void test_threads(void **state)
 {
     (void)state;
-    prob_ctx c = {.m = 30000};
-    nlsq_problem pb = {.n_params = 3, .n_rows = c.m, .eval = eval_exp, .ctx = &c};
-    nlsq_options o;
-    adam_opts(&o);
-    o.adam.epochs = 25;
-    o.chunk_rows = 128;                            /* 4 chunks per block: several slots */
-    double x1[3] = {1.0, 5e3, 0.0}, x2[3] = {1.0, 5e3, 0.0};
-    nlsq_result r1 = {0}, r2 = {0};
-    o.n_threads = 1;
-    int s1 = nlsq_adam(&pb, &o, x1, &r1);
-    o.n_threads = 2;
-    int s2 = nlsq_adam(&pb, &o, x2, &r2);
-    assert_int_equal(s1, s2);
-    assert_memory_equal(x1, x2, sizeof x1);
-    assert_memory_equal(&r1.cost, &r2.cost, sizeof(double));
+    fixture f;
+    fx_init(&f, 30000, 1);
+    f.o.adam.epochs = 25;
+    f.o.chunk_rows = 128;                            /* 4 chunks per block: several slots */
+    const double x0[3] = {1.0, 5e3, 0.0};
+    double x1[3], x2[3];
+    nlsq_result r1, r2;
+    tc_expect_threads_bitwise(nlsq_adam, &f.pb, &f.o, x0, 2, x1, x2, &r1, &r2);
     assert_memory_equal(&r1.grad_norm, &r2.grad_norm, sizeof(double));
     assert_int_equal(r1.iterations, r2.iterations);
     printf("threads: 1 and 2 threads -> cost %.15e, %zu epochs (bitwise equal)\n", r1.cost,
@@ -262,25 +265,23 @@ static int stop_progress(void *ctx, const nlsq_progress_info *info)
 static void test_progress_stop(void **state)
 {
     (void)state;
-    prob_ctx c = {.m = 20000};
-    nlsq_problem pb = {.n_params = 3, .n_rows = c.m, .eval = eval_exp, .ctx = &c};
-    nlsq_options o;
-    adam_opts(&o);
+    fixture f;
+    fx_init(&f, 20000, 1);
     stop_ctx s = {.stop_at = 3, .phase_ok = 1};
-    o.progress = stop_progress;
-    o.progress_ctx = &s;
+    f.o.progress = stop_progress;
+    f.o.progress_ctx = &s;
     double x[3] = {1.0, 5e3, 0.0};
     nlsq_result r = {0};
-    int st = nlsq_adam(&pb, &o, x, &r);
+    int st = nlsq_adam(&f.pb, &f.o, x, &r);
     assert_int_equal(st, NLSQ_EUSER_STOP);
     assert_int_equal(r.status, NLSQ_EUSER_STOP);
     assert_int_equal(s.calls, 3);
     assert_true(s.phase_ok);
     assert_int_equal(r.iterations, 3);
     assert_memory_equal(x, s.best, sizeof x);      /* x = the best point */
-    assert_true(r.cost == full_cost(&pb, x, o.adam.batch_rows));
+    assert_true(r.cost == full_cost(&f.pb, x, f.o.adam.batch_rows));
     assert_true(r.cost < r.initial_cost);
-    for (size_t k = 1; k <= 3; k++) assert_true(s.lr[k] > 0 && s.lr[k] <= o.adam.lr);
+    for (size_t k = 1; k <= 3; k++) assert_true(s.lr[k] > 0 && s.lr[k] <= f.o.adam.lr);
     printf("progress stop at epoch 3: cost %.10e (start %.10e), lr %.3e %.3e %.3e\n", r.cost,
            r.initial_cost, s.lr[1], s.lr[2], s.lr[3]);
 }
@@ -288,21 +289,19 @@ static void test_progress_stop(void **state)
 static void test_covariance(void **state)
 {
     (void)state;
-    prob_ctx c = {.m = 20000};
-    nlsq_problem pb = {.n_params = 2, .n_rows = c.m, .eval = eval_linear, .ctx = &c};
-    nlsq_options o;
-    adam_opts(&o);
+    fixture f;
+    fx_init(&f, 20000, 0);
     double x[2] = {0, 0}, cov[4], cov2[4];
     nlsq_result r = {0};
     r.covariance = cov;
-    int st = nlsq_adam(&pb, &o, x, &r);
+    int st = nlsq_adam(&f.pb, &f.o, x, &r);
     assert_true(st >= 0);
     assert_int_equal(r.rank, 2);
     nlsq_options o2;
     nlsq_options_init(&o2);
     o2.n_threads = 1;
-    o2.chunk_rows = o.adam.batch_rows;
-    nlsq_covariance(&pb, &o2, x, cov2, NULL);
+    o2.chunk_rows = f.o.adam.batch_rows;
+    nlsq_covariance(&f.pb, &o2, x, cov2, NULL);
     for (int i = 0; i < 4; i++) assert_true(fabs(cov[i] - cov2[i]) <= 1e-9 * fabs(cov2[i]));
 }
 
@@ -323,19 +322,21 @@ static void test_scales(void **state)
     for (int hybrid = 0; hybrid < 2; hybrid++) {
         int (*solve)(const nlsq_problem *, const nlsq_options *, double *, nlsq_result *) =
             hybrid ? nlsq_hybrid : nlsq_adam;
-        prob_ctx c = {.m = 50000};
-        nlsq_problem pb = {.n_params = 3, .n_rows = c.m, .eval = eval_exp, .ctx = &c};
+        fixture f;
+        fx_init(&f, 50000, 1);
+        prob_ctx *c = &f.c;
+        const nlsq_problem *pb = &f.pb;
         double xr[3] = {1.0, 5e3, 0.0}, covr[9];
         nlsq_result rr = {0};
         rr.covariance = covr;
-        int sr = solve(&pb, &o, xr, &rr);
+        int sr = solve(pb, &o, xr, &rr);
         assert_true(sr >= 0);
         for (size_t k = 0; k < sizeof scales / sizeof scales[0]; k++) {
-            c.scale = scales[k];
+            c->scale = scales[k];
             double x[3] = {1.0, 5e3, 0.0}, cov[9];
             nlsq_result r = {0};
             r.covariance = cov;
-            int st = solve(&pb, &o, x, &r);
+            int st = solve(pb, &o, x, &r);
             double s2 = scales[k] * scales[k];
             double dcost = isfinite(s2) && s2 > 1e-290 ? fabs(r.cost / s2 - rr.cost) / rr.cost : 0;
             printf("%s x %g: %s %zu it (unscaled %s %zu it), max rel. dx %.2g, cost / s^2 rel. "

@@ -71,14 +71,10 @@ static size_t sweep(solver_fn solve, int n_threads, int want_cov, int expect_ok_
     pb.upper = upper;
     size_t exercised = 0;
     for (size_t k = 1; k < 10000; k++) {
-        counting_alloc c = {0};
-        c.fail_at = k;
+        counting_alloc c = {.fail_at = k};
         nlsq_options opt;
         nlsq_options_init(&opt);
-        opt.n_threads = n_threads;
-        opt.chunk_rows = 1000;
-        opt.adam.epochs = 3;
-        opt.hybrid.adam_epochs = 2;
+        tc_short_runs(&opt, n_threads, 1000, 3, 2);
         opt.accumulator = g_accumulator;
         opt.allocator = (nlsq_allocator){ca_alloc, ca_free, &c};
         double x[4] = {1, 1, 0, 0}, cov[16];
@@ -128,8 +124,7 @@ static void test_covariance_alloc_failures(void **state)
     nlsq_problem pb = {.n_params = 4, .n_rows = 5000, .eval = eval4};
     size_t exercised = 0;
     for (size_t k = 1; k < 1000; k++) {
-        counting_alloc c = {0};
-        c.fail_at = k;
+        counting_alloc c = {.fail_at = k};
         nlsq_options opt;
         nlsq_options_init(&opt);
         opt.allocator = (nlsq_allocator){ca_alloc, ca_free, &c};

@@ -251,6 +251,16 @@ static int lm_solver(const nlsq_problem *pb, const nlsq_options *o, double *x, n
 {
     return nlsq_lm(pb, o, x, r);
 }
+
+/* The fault-free fit the fault cases are compared with: LM with opt on the
+ * plain K_EXP3 problem of m rows from x0_exp3, which must converge. */
+static fit exp3_reference(const nlsq_options *opt, size_t m)
+{
+    fp c = fp_make(K_EXP3, m);
+    fit o = run_fit(lm_solver, &c, opt, x0_exp3, NULL, NULL);
+    assert_true(o.status > 0);
+    return o;
+}
 static int adam_solver(const nlsq_problem *pb, const nlsq_options *o, double *x, nlsq_result *r)
 {
     return nlsq_adam(pb, o, x, r);
@@ -301,24 +311,21 @@ static int known_bug(int ok, const char *id, const char *fmt, ...)
 static void test_nonfinite_start(void **state)
 {
     (void)state;
-    static const struct { int fault; const char *name, *word; } faults[] = {
-        {F_NAN_R_ALL, "NaN residuals, all rows", "residuals"},
-        {F_INF_R_ROW, "+Inf residual, one row", "residuals"},
-        {F_NINF_R_ROW, "-Inf residual, one row", "residuals"},
-        {F_NAN_J, "NaN Jacobian column", "Jacobian"},
-        {F_INF_J_ROW, "+Inf Jacobian, one entry", "Jacobian"},
+    /* each fault, and the word its message must contain */
+    static const struct { const char *name; int fault; const char *word; } faults[] = {
+        {"NaN residuals, all rows", F_NAN_R_ALL, "residuals"},
+        {"+Inf residual, one row", F_INF_R_ROW, "residuals"},
+        {"-Inf residual, one row", F_NINF_R_ROW, "residuals"},
+        {"NaN Jacobian column", F_NAN_J, "Jacobian"},
+        {"+Inf Jacobian, one entry", F_INF_J_ROW, "Jacobian"},
     };
     for (size_t f = 0; f < sizeof faults / sizeof faults[0]; f++)
         for (int s = 0; s < 4; s++)
             for (int th = 1; th <= 2; th++) {
                 fp c = fp_make(K_EXP3, 400);
                 c.fault = faults[f].fault;
-                nlsq_options opt;
-                tc_strict_options(&opt);
-                opt.n_threads = th;
-                opt.chunk_rows = 64;
-                opt.adam.epochs = 3;
-                opt.hybrid.adam_epochs = 2;
+                nlsq_options opt = tc_strict();
+                tc_short_runs(&opt, th, 64, 3, 2);
                 fit o = run_fit(solvers[s].fn, &c, &opt, x0_exp3, NULL, NULL);
                 if (o.status != NLSQ_ENONFINITE)
                     fail_msg("%s, %s: status %d (%s), expected NLSQ_ENONFINITE", faults[f].name,
@@ -342,12 +349,9 @@ static void test_nonfinite_start(void **state)
 static void test_nonfinite_transient(void **state)
 {
     (void)state;
-    nlsq_options opt;
-    tc_strict_options(&opt);
+    nlsq_options opt = tc_strict();
     opt.chunk_rows = 1000;     /* one chunk per pass: pass number = call number */
-    fp clean = fp_make(K_EXP3, 1000);
-    fit ref = run_fit(lm_solver, &clean, &opt, x0_exp3, NULL, NULL);
-    assert_true(ref.status > 0);
+    fit ref = exp3_reference(&opt, 1000);
     assert_true(fabs(ref.x[1] - 1.3) < 0.02);
     for (long k = 2; k <= 7; k++) {
         fp c = fp_make(K_EXP3, 1000);
@@ -374,12 +378,9 @@ static void test_nonfinite_transient(void **state)
 static void test_nonfinite_persistent(void **state)
 {
     (void)state;
-    nlsq_options opt;
-    tc_strict_options(&opt);
+    nlsq_options opt = tc_strict();
     opt.chunk_rows = 1000;
-    fp c0 = fp_make(K_EXP3, 1000);
-    fit clean = run_fit(lm_solver, &c0, &opt, x0_exp3, NULL, NULL);
-    assert_true(clean.status > 0);
+    fit clean = exp3_reference(&opt, 1000);
     int n_converged_status = 0;
     for (int mode = 0; mode < 2; mode++)
         for (long k = 2; k <= 9; k++) {
@@ -464,11 +465,8 @@ static void test_nonfinite_persistent(void **state)
 static void test_rank_deficient(void **state)
 {
     (void)state;
-    nlsq_options opt;
-    tc_strict_options(&opt);
-    fp red = fp_make(K_EXP3, 500);
-    fit r3 = run_fit(lm_solver, &red, &opt, x0_exp3, NULL, NULL);
-    assert_true(r3.status > 0);
+    nlsq_options opt = tc_strict();
+    fit r3 = exp3_reference(&opt, 500);
 
     /* duplicated column in a nonlinear model, 1 and 2 threads */
     for (int th = 1; th <= 2; th++) {
@@ -539,8 +537,7 @@ static void test_rank_deficient(void **state)
 static void test_p_vs_m(void **state)
 {
     (void)state;
-    nlsq_options opt;
-    tc_strict_options(&opt);
+    nlsq_options opt = tc_strict();
     /* p > m: rejected by every entry point, callback never called */
     for (size_t m = 0; m < 3; m++)
         for (int s = 0; s < 4; s++) {
@@ -579,8 +576,7 @@ static void test_p_vs_m(void **state)
 static void test_zero_rows(void **state)
 {
     (void)state;
-    nlsq_options opt;
-    tc_strict_options(&opt);
+    nlsq_options opt = tc_strict();
     opt.absolute_sigma = 1;      /* (J^T J)^-1: zero rows change nothing */
     fp compact = fp_make(K_EXP3, 800);
     fit a = run_fit(lm_solver, &compact, &opt, x0_exp3, NULL, NULL);
@@ -620,11 +616,8 @@ static void test_zero_rows(void **state)
 static void test_scales(void **state)
 {
     (void)state;
-    nlsq_options opt;
-    tc_strict_options(&opt);
-    fp base = fp_make(K_EXP3, 1000);
-    fit ref = run_fit(lm_solver, &base, &opt, x0_exp3, NULL, NULL);
-    assert_true(ref.status > 0);
+    nlsq_options opt = tc_strict();
+    fit ref = exp3_reference(&opt, 1000);
     static const double scales[][2] = {
         {1e150, 1}, {1e-150, 1}, {1e100, 1}, {1e-100, 1}, {1, 1e150}, {1, 1e-150}, {1e75, 1e-75},
     };
@@ -734,8 +727,7 @@ static void fit_fixed_b(size_t m, double b0, double *a, double *c)
 static void test_pinned_bounds(void **state)
 {
     (void)state;
-    nlsq_options opt;
-    tc_strict_options(&opt);
+    nlsq_options opt = tc_strict();
     opt.adam.epochs = 5;
     opt.hybrid.adam_epochs = 3;
     const size_t m = 600;
@@ -826,9 +818,15 @@ static void test_pinned_bounds(void **state)
 
 static const double k_phi4[4] = {10.0, 55.0, 100.0, 160.0};
 
-static void tmp_name(char *buf, size_t size, const char *name)
+/* NLSQ_TEST_TMPDIR/test_faults_<pid>_<name>, in one of 16 buffers used in
+ * turn (a test holds at most 9 at once). */
+static const char *tmp_name(const char *name)
 {
-    snprintf(buf, size, "%s/test_faults_%ld_%s", NLSQ_TEST_TMPDIR, (long)getpid(), name);
+    static char buf[16][512];
+    static int slot;
+    char *p = buf[slot++ % 16];
+    snprintf(p, sizeof buf[0], "%s/test_faults_%ld_%s", NLSQ_TEST_TMPDIR, (long)getpid(), name);
+    return p;
 }
 
 static void synth_spec(nlsq_xpcs_synth_spec *s, int layout, int f32, size_t N)
@@ -1095,9 +1093,8 @@ out:
 static void test_xpcs_alloc_fail(void **state)
 {
     (void)state;
-    char path_u[512], path_o[512];
-    tmp_name(path_u, sizeof path_u, "alloc_apsu.h5");
-    tmp_name(path_o, sizeof path_o, "alloc_old.h5");
+    const char *path_u = tmp_name("alloc_apsu.h5");
+    const char *path_o = tmp_name("alloc_old.h5");
     write_synth(path_u, NLSQ_XPCS_LAYOUT_APS_U, 1, 24);
     write_synth(path_o, NLSQ_XPCS_LAYOUT_APS_OLD, 0, 24);
     const path_cfg cfgs[4] = {
@@ -1195,9 +1192,8 @@ static void expect_efile(const char *path, const char *frag)
 static void test_xpcs_bad_paths(void **state)
 {
     (void)state;
-    char plain[512], sub[600], fifo[512], loop_a[512], loop_b[512], dangling[512], good[512],
-        link_good[512], noperm[512];
-    tmp_name(plain, sizeof plain, "plain.txt");
+    char sub[600];
+    const char *plain = tmp_name("plain.txt");
     FILE *fh = fopen(plain, "w");
     assert_non_null(fh);
     fputs("not hdf5\n", fh);
@@ -1205,7 +1201,7 @@ static void test_xpcs_bad_paths(void **state)
     snprintf(sub, sizeof sub, "%s/x.h5", plain);
     expect_efile(sub, "Not a directory");
 
-    tmp_name(fifo, sizeof fifo, "fifo.h5");
+    const char *fifo = tmp_name("fifo.h5");
     remove(fifo);
     assert_int_equal(mkfifo(fifo, 0600), 0);
     expect_efile(fifo, "not a regular file");
@@ -1215,8 +1211,8 @@ static void test_xpcs_bad_paths(void **state)
     expect_efile("", NULL);
     expect_efile(NLSQ_TEST_TMPDIR, "directory");
 
-    tmp_name(loop_a, sizeof loop_a, "loop_a.h5");
-    tmp_name(loop_b, sizeof loop_b, "loop_b.h5");
+    const char *loop_a = tmp_name("loop_a.h5");
+    const char *loop_b = tmp_name("loop_b.h5");
     remove(loop_a);
     remove(loop_b);
     assert_int_equal(symlink(loop_b, loop_a), 0);
@@ -1225,7 +1221,7 @@ static void test_xpcs_bad_paths(void **state)
     remove(loop_a);
     remove(loop_b);
 
-    tmp_name(dangling, sizeof dangling, "dangling.h5");
+    const char *dangling = tmp_name("dangling.h5");
     remove(dangling);
     assert_int_equal(symlink("/nonexistent/nowhere.h5", dangling), 0);
     expect_efile(dangling, "No such file");
@@ -1240,8 +1236,8 @@ static void test_xpcs_bad_paths(void **state)
     free(longp);
 
     /* a symlink to a valid file opens (the positive control) */
-    tmp_name(good, sizeof good, "good.h5");
-    tmp_name(link_good, sizeof link_good, "link_good.h5");
+    const char *good = tmp_name("good.h5");
+    const char *link_good = tmp_name("link_good.h5");
     write_synth(good, NLSQ_XPCS_LAYOUT_APS_U, 1, 10);
     remove(link_good);
     assert_int_equal(symlink(good, link_good), 0);
@@ -1253,7 +1249,7 @@ static void test_xpcs_bad_paths(void **state)
 
     /* permission denied: root bypasses file permissions, so the check is
      * meaningless there (the ENOTDIR case above covers an unreadable path) */
-    tmp_name(noperm, sizeof noperm, "noperm.h5");
+    const char *noperm = tmp_name("noperm.h5");
     write_synth(noperm, NLSQ_XPCS_LAYOUT_APS_U, 1, 10);
     assert_int_equal(chmod(noperm, 0), 0);
     if (geteuid() == 0 || access(noperm, R_OK) == 0)
@@ -1301,9 +1297,7 @@ static int read_everything(const char *path, char *err, size_t es)
 static void test_xpcs_bytes(void **state)
 {
     (void)state;
-    char path[512], good[512];
-    tmp_name(path, sizeof path, "bytes.h5");
-    tmp_name(good, sizeof good, "bytes_good.h5");
+    const char *path = tmp_name("bytes.h5"), *good = tmp_name("bytes_good.h5");
     const size_t sizes[] = {1, 7, 8, 511, 512, 4096, 100000};
     size_t maxn = 100000 + 4096;
     unsigned char *buf = malloc(maxn);
@@ -1376,9 +1370,7 @@ static void test_xpcs_bytes(void **state)
 
 static void test_xpcs_shrunk_on_disk(void **state)
 {
-    (void)state;
-    char path[512];
-    tmp_name(path, sizeof path, "shrunk.h5");
+    const char *path = *state;   /* removed after the test (TC_FILE_TEST) */
     int n_silent = 0, n_tried = 0;
     for (int lay = 1; lay <= 2; lay++) {
         write_synth(path, lay, 0, 200);
@@ -1426,7 +1418,6 @@ static void test_xpcs_shrunk_on_disk(void **state)
     }
     (void)n_silent;
     (void)n_tried;
-    remove(path);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1506,9 +1497,7 @@ static void add_all_attrs(hid_t fid)
 
 static void test_xpcs_attributes(void **state)
 {
-    (void)state;
-    char path[512];
-    tmp_name(path, sizeof path, "attrs.h5");
+    const char *path = *state;   /* removed after the test (TC_FILE_TEST) */
     for (int lay = 1; lay <= 2; lay++) {
         write_synth(path, lay, 1, 30);
         double before[30 * 30], after[30 * 30];
@@ -1535,7 +1524,6 @@ static void test_xpcs_attributes(void **state)
         assert_no_h5_objects();
         n_cases++;
     }
-    remove(path);
 }
 
 #endif
@@ -1563,8 +1551,8 @@ int main(void)
         cmocka_unit_test(test_xpcs_alloc_fail),
         cmocka_unit_test(test_xpcs_bad_paths),
         cmocka_unit_test(test_xpcs_bytes),
-        cmocka_unit_test(test_xpcs_shrunk_on_disk),
-        cmocka_unit_test(test_xpcs_attributes),
+        TC_FILE_TEST(test_xpcs_shrunk_on_disk, "test_faults_shrunk.h5"),
+        TC_FILE_TEST(test_xpcs_attributes, "test_faults_attrs.h5"),
 #endif
         cmocka_unit_test(test_summary),
     };

@@ -305,17 +305,10 @@ int main(void)
 {
     struct CMUnitTest tests[N_PROBLEMS + 3];
     size_t t = 0;
-    memset(tests, 0, sizeof tests);
-    for (size_t k = 0; k < N_PROBLEMS; k++) {
-        tests[t].name = problems[k].name;
-        tests[t].test_func = test_reference;
-        tests[t++].initial_state = (void *)&problems[k];
-    }
-    tests[t].name = "two_threads_small_chunks";
-    tests[t++].test_func = test_reference_threads;
-    tests[t].name = "start_outside_bounds";
-    tests[t++].test_func = test_start_outside;
-    tests[t].name = "one_sided_null_bounds";
-    tests[t++].test_func = test_one_sided_null;
+    for (size_t k = 0; k < N_PROBLEMS; k++)
+        tc_add_test(tests, &t, problems[k].name, test_reference, (void *)&problems[k]);
+    tc_add_test(tests, &t, "two_threads_small_chunks", test_reference_threads, NULL);
+    tc_add_test(tests, &t, "start_outside_bounds", test_start_outside, NULL);
+    tc_add_test(tests, &t, "one_sided_null_bounds", test_one_sided_null, NULL);
     return _cmocka_run_group_tests("lm_bounds", tests, t, NULL, NULL);
 }

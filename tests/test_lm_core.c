@@ -409,14 +409,21 @@ typedef struct fit_out {
     size_t iterations;
 } fit_out;
 
-static fit_out efit_solve(size_t m, int threads, size_t chunk)
+/* tc_strict_options with threads threads and chunks of chunk rows. */
+static nlsq_options efit_options(int threads, size_t chunk)
 {
-    efit c = efit_make(m);
-    nlsq_problem pb = {.n_params = 4, .n_rows = m, .eval = efit_eval, .ctx = &c};
     nlsq_options opt;
     tc_strict_options(&opt);
     opt.n_threads = threads;
     opt.chunk_rows = chunk;
+    return opt;
+}
+
+static fit_out efit_solve(size_t m, int threads, size_t chunk)
+{
+    efit c = efit_make(m);
+    nlsq_problem pb = {.n_params = 4, .n_rows = m, .eval = efit_eval, .ctx = &c};
+    nlsq_options opt = efit_options(threads, chunk);
     fit_out o;
     memset(&o, 0, sizeof o);
     memcpy(o.x, efit_x0, sizeof o.x);
@@ -650,26 +657,31 @@ static void test_sparse_pattern(void **state)
  * kind 2: a u + 0 d + c     (column 1 zero)                 u in [0.5, 2.5] */
 typedef struct rdctx { int kind; } rdctx;
 
+/* Row k of model `kind`: residual into *r, Jacobian row (2 or 3 entries)
+ * into J when not NULL. */
+static void rd_row(int kind, const double *x, size_t k, double *r, double *J)
+{
+    double u = 0.5 + 2.0 * (double)k / (RD_M - 1);
+    double y = 1.5 * u + 0.3 + 0.05 * tc_uniform_noise(k + 4242);
+    if (kind == 1) {
+        *r = x[0] * u + x[1] - y;
+        if (J) { J[0] = u; J[1] = 1.0; }
+    } else if (kind == 0) {
+        *r = x[0] * u + x[1] * u + x[2] - y;
+        if (J) { J[0] = u; J[1] = u; J[2] = 1.0; }
+    } else {
+        *r = x[0] * u + x[2] - y;
+        if (J) { J[0] = u; J[1] = 0.0; J[2] = 1.0; }
+    }
+}
+
 static int rd_eval(void *vctx, const double *x, size_t row0, size_t n, double *r, double *J,
                    const nlsq_eval_env *env)
 {
     (void)env;
     const rdctx *c = vctx;
-    for (size_t i = 0; i < n; i++) {
-        size_t k = row0 + i;
-        double u = 0.5 + 2.0 * (double)k / (RD_M - 1);
-        double y = 1.5 * u + 0.3 + 0.05 * tc_uniform_noise(k + 4242);
-        if (c->kind == 1) {
-            r[i] = x[0] * u + x[1] - y;
-            if (J) { J[2 * i] = u; J[2 * i + 1] = 1.0; }
-        } else if (c->kind == 0) {
-            r[i] = x[0] * u + x[1] * u + x[2] - y;
-            if (J) { J[3 * i] = u; J[3 * i + 1] = u; J[3 * i + 2] = 1.0; }
-        } else {
-            r[i] = x[0] * u + x[2] - y;
-            if (J) { J[3 * i] = u; J[3 * i + 1] = 0.0; J[3 * i + 2] = 1.0; }
-        }
-    }
+    size_t p = c->kind == 1 ? 2 : 3;
+    for (size_t i = 0; i < n; i++) rd_row(c->kind, x, row0 + i, &r[i], J ? J + p * i : NULL);
     return 0;
 }
 
@@ -779,10 +791,7 @@ static alloc_stats counted_fit(size_t m, int threads, size_t chunk, size_t max_i
     pthread_mutex_init(&s.mu, NULL);
     efit c = efit_make(m);
     nlsq_problem pb = {.n_params = 4, .n_rows = m, .eval = efit_eval, .ctx = &c};
-    nlsq_options opt;
-    tc_strict_options(&opt);
-    opt.n_threads = threads;
-    opt.chunk_rows = chunk;
+    nlsq_options opt = efit_options(threads, chunk);
     opt.max_iter = max_iter;
     opt.allocator = (nlsq_allocator){c_alloc, c_free, &s};
     double cov[16];

@@ -233,18 +233,7 @@ static void test_threads_bitwise(void **state)
         nlsq_options o = loss_options(&loss_refs[k]);
         o.chunk_rows = 7;
         double x1[3], x3[3];
-        memcpy(x1, loss_x0, sizeof x1);
-        memcpy(x3, loss_x0, sizeof x3);
-        nlsq_result r1, r3;
-        memset(&r1, 0, sizeof r1);
-        memset(&r3, 0, sizeof r3);
-        o.n_threads = 1;
-        int s1 = nlsq_lm(&pb, &o, x1, &r1);
-        o.n_threads = 3;
-        int s3 = nlsq_lm(&pb, &o, x3, &r3);
-        assert_int_equal(s1, s3);
-        assert_memory_equal(x1, x3, sizeof x1);
-        assert_true(r1.cost == r3.cost);
+        tc_expect_threads_bitwise(nlsq_lm, &pb, &o, loss_x0, 3, x1, x3, NULL, NULL);
     }
 }
 
@@ -253,24 +242,17 @@ int main(void)
     struct CMUnitTest tests[2 + 2 * N_REFS];
     char names[2 * N_REFS][64];
     size_t t = 0;
-    memset(tests, 0, sizeof tests);
-    tests[t].name = "loss_derivatives";
-    tests[t++].test_func = test_loss_derivatives;
+    tc_add_test(tests, &t, "loss_derivatives", test_loss_derivatives, NULL);
     for (size_t k = 0; k < N_REFS; k++) {
         snprintf(names[k], sizeof names[k], "vs_scipy_%s_fscale_%g", loss_refs[k].name,
                  loss_refs[k].f_scale);
-        tests[t].name = names[k];
-        tests[t].test_func = test_vs_scipy;
-        tests[t++].initial_state = (void *)&loss_refs[k];
+        tc_add_test(tests, &t, names[k], test_vs_scipy, (void *)&loss_refs[k]);
     }
     for (size_t k = 0; k < N_REFS; k++) {
         snprintf(names[N_REFS + k], sizeof names[0], "warm_%s_fscale_%g", loss_refs[k].name,
                  loss_refs[k].f_scale);
-        tests[t].name = names[N_REFS + k];
-        tests[t].test_func = test_warm;
-        tests[t++].initial_state = (void *)&loss_refs[k];
+        tc_add_test(tests, &t, names[N_REFS + k], test_warm, (void *)&loss_refs[k]);
     }
-    tests[t].name = "threads_bitwise";
-    tests[t++].test_func = test_threads_bitwise;
+    tc_add_test(tests, &t, "threads_bitwise", test_threads_bitwise, NULL);
     return _cmocka_run_group_tests("loss", tests, t, NULL, NULL);
 }

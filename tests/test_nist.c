@@ -32,20 +32,11 @@
  *
  * The environment variable NLSQ_NIST_DIR, when set, overrides the data folder.
  */
-#include <stdarg.h>
-#include <stddef.h>
-#include <setjmp.h>
-#include <stdint.h>
-#include <cmocka.h>
+#include "common.h"
 
 #include <ctype.h>
 #include <float.h>
-#include <math.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 
-#include "nlsq.h"
 #include "nist_problems.h"
 
 #ifndef NLSQ_NIST_DIR
@@ -526,17 +517,22 @@ static void print_case_detail(int mode, size_t k, int start)
 /* Tests without the solver                                                  */
 /* ------------------------------------------------------------------------ */
 
+/* Problem k's data if its file loaded; else NULL, after saying why (in test
+ * `what`) and counting a failure. */
+static const nist_data *loaded_or_count(size_t k, const char *what, int *failures)
+{
+    const nist_data *d = nist_get(k);
+    if (d->loaded == 1) return d;
+    print_error("%s %s: %s\n", what, nist_problem_defs[k].name, d->err);
+    (*failures)++;
+    return NULL;
+}
+
 static void test_parse(void **state)
 {
     (void)state;
     int failures = 0;
-    for (size_t k = 0; k < NIST_N_PROBLEMS; k++) {
-        nist_data *d = nist_get(k);
-        if (d->loaded != 1) {
-            print_error("parse %s: %s\n", nist_problem_defs[k].name, d->err);
-            failures++;
-        }
-    }
+    for (size_t k = 0; k < NIST_N_PROBLEMS; k++) loaded_or_count(k, "parse", &failures);
     if (failures)
         fail_msg("%d of %zu NIST files failed to parse (data folder %s)", failures,
                  (size_t)NIST_N_PROBLEMS, nist_dir());
@@ -556,12 +552,8 @@ static void test_certified_rss(void **state)
     int failures = 0;
     printf("RSS at the certified parameters (LRE vs certified RSS):\n");
     for (size_t k = 0; k < NIST_N_PROBLEMS; k++) {
-        const nist_data *d = nist_get(k);
-        if (d->loaded != 1) {
-            print_error("certified_rss %s: %s\n", nist_problem_defs[k].name, d->err);
-            failures++;
-            continue;
-        }
+        const nist_data *d = loaded_or_count(k, "certified_rss", &failures);
+        if (!d) continue;
         const double rss = nist_rss(d, d->cert);
         const double l = nist_lre(rss, d->cert_rss);
         printf("  %-9s %.10e vs %.10e  LRE %.1f\n", d->def->name, rss, d->cert_rss, l);
@@ -650,12 +642,8 @@ static void test_jacobians(void **state)
     static const char *pt_name[3] = {"start 1", "start 2", "certified"};
     printf("Jacobian check (worst |J - Jfd| / (1e-6 |J| + rounding noise), <= 1 passes):\n");
     for (size_t k = 0; k < NIST_N_PROBLEMS; k++) {
-        const nist_data *d = nist_get(k);
-        if (d->loaded != 1) {
-            print_error("jacobians %s: %s\n", nist_problem_defs[k].name, d->err);
-            failures++;
-            continue;
-        }
+        const nist_data *d = loaded_or_count(k, "jacobians", &failures);
+        if (!d) continue;
         printf("  %-9s", d->def->name);
         for (int q = 0; q < 3; q++) {
             const double *b = q < 2 ? d->start[q] : d->cert;
@@ -820,18 +808,12 @@ int main(void)
     enum { N_TESTS = 3 + NIST_N_PROBLEMS + NIST_N_MODES };
     struct CMUnitTest tests[N_TESTS];
     size_t t = 0;
-    memset(tests, 0, sizeof tests);
-    tests[t].name = "parse";
-    tests[t++].test_func = test_parse;
-    tests[t].name = "certified_rss";
-    tests[t++].test_func = test_certified_rss;
-    tests[t].name = "jacobians";
-    tests[t++].test_func = test_jacobians;
+    tc_add_test(tests, &t, "parse", test_parse, NULL);
+    tc_add_test(tests, &t, "certified_rss", test_certified_rss, NULL);
+    tc_add_test(tests, &t, "jacobians", test_jacobians, NULL);
     for (size_t k = 0; k < NIST_N_PROBLEMS; k++) {
         g_index[k] = k;
-        tests[t].name = nist_problem_defs[k].name;
-        tests[t].test_func = test_problem;
-        tests[t++].initial_state = &g_index[k];
+        tc_add_test(tests, &t, nist_problem_defs[k].name, test_problem, &g_index[k]);
     }
     static const char *const summary_name[NIST_N_MODES] = {
         "summary_defaults", "summary_tight", "summary_qr_defaults", "summary_qr_tight",
@@ -839,9 +821,7 @@ int main(void)
     static int mode_index[NIST_N_MODES];
     for (int m = 0; m < NIST_N_MODES; m++) {
         mode_index[m] = m;
-        tests[t].name = summary_name[m];
-        tests[t].test_func = test_summary;
-        tests[t++].initial_state = &mode_index[m];
+        tc_add_test(tests, &t, summary_name[m], test_summary, &mode_index[m]);
     }
     return _cmocka_run_group_tests("nist", tests, t, NULL, teardown_all);
 }
