@@ -75,6 +75,26 @@ static inline void tc_synth_write(const char *path, const nlsq_xpcs_synth_spec *
     if (rc != 0) fail_msg("nlsq_xpcs_synth_write %s: %d: %s", path, rc, err);
 }
 
+/* nlsq_xpcs_open of path, which must succeed. */
+static inline nlsq_xpcs_file *tc_open(const char *path)
+{
+    nlsq_xpcs_file *f = NULL;
+    char err[512] = "";
+    int rc = nlsq_xpcs_open(path, &f, err, sizeof err);
+    if (rc != 0) fail_msg("nlsq_xpcs_open %s: %d: %s", path, rc, err);
+    return f;
+}
+
+/* nlsq_xpcs_select of f (q nearest q, frames first..last), which must
+ * succeed. */
+static inline void tc_select(const nlsq_xpcs_file *f, double q, size_t first, size_t last,
+                             nlsq_xpcs_selection *sel)
+{
+    char err[512] = "";
+    int rc = nlsq_xpcs_select(f, q, first, last, sel, err, sizeof err);
+    if (rc != 0) fail_msg("nlsq_xpcs_select: %d: %s", rc, err);
+}
+
 /* An XPCS file opened, one q selected (all its angles, frames from `first`)
  * and the file source over that selection. */
 typedef struct tc_xfile {
@@ -87,12 +107,9 @@ typedef struct tc_xfile {
  * end and makes the file source; every step must succeed. */
 static inline void tc_xfile_open(tc_xfile *x, const char *path, double q, size_t first)
 {
-    char err[512] = "";
     memset(x, 0, sizeof *x);
-    int rc = nlsq_xpcs_open(path, &x->f, err, sizeof err);
-    if (rc != 0) fail_msg("nlsq_xpcs_open %s: %d: %s", path, rc, err);
-    rc = nlsq_xpcs_select(x->f, q, first, SIZE_MAX, &x->sel, err, sizeof err);
-    if (rc != 0) fail_msg("nlsq_xpcs_select: %d: %s", rc, err);
+    x->f = tc_open(path);
+    tc_select(x->f, q, first, SIZE_MAX, &x->sel);
     assert_int_equal(nlsq_xpcs_file_source(x->f, &x->sel, &x->src), 0);
 }
 

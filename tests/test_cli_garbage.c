@@ -133,6 +133,21 @@ typedef struct outcome {
     size_t n_out, n_err;
 } outcome;
 
+/* One non-blocking read of fd, appended to dst (cap bytes, *n used, a NUL
+ * kept room for; the rest is dropped).  *open = 0 at end of file.  Returns
+ * 1 if anything was read. */
+static int drain(int fd, int *open, char *dst, size_t cap, size_t *n)
+{
+    char buf[1024];
+    ssize_t got = read(fd, buf, sizeof buf);
+    if (got == 0) *open = 0;
+    if (got <= 0) return 0;
+    size_t c = (size_t)got < cap - 1 - *n ? (size_t)got : cap - 1 - *n;
+    memcpy(dst + *n, buf, c);
+    *n += c;
+    return 1;
+}
+
 /* Run fit_xpcs with args; collect stdout and stderr (poll both pipes). */
 static void run(const char *const *args, outcome *o)
 {
@@ -162,28 +177,9 @@ static void run(const char *const *args, outcome *o)
     int open_o = 1, open_e = 1;
     time_t t0 = time(NULL);
     while (open_o || open_e) {
-        char buf[1024];
         int progress = 0;
-        if (open_o) {
-            ssize_t n = read(po[0], buf, sizeof buf);
-            if (n == 0) open_o = 0;
-            else if (n > 0) {
-                size_t c = (size_t)n < sizeof o->out - 1 - o->n_out ? (size_t)n : sizeof o->out - 1 - o->n_out;
-                memcpy(o->out + o->n_out, buf, c);
-                o->n_out += c;
-                progress = 1;
-            }
-        }
-        if (open_e) {
-            ssize_t n = read(pe[0], buf, sizeof buf);
-            if (n == 0) open_e = 0;
-            else if (n > 0) {
-                size_t c = (size_t)n < sizeof o->err - 1 - o->n_err ? (size_t)n : sizeof o->err - 1 - o->n_err;
-                memcpy(o->err + o->n_err, buf, c);
-                o->n_err += c;
-                progress = 1;
-            }
-        }
+        if (open_o) progress |= drain(po[0], &open_o, o->out, sizeof o->out, &o->n_out);
+        if (open_e) progress |= drain(pe[0], &open_e, o->err, sizeof o->err, &o->n_err);
         if (!progress) {
             if (time(NULL) - t0 > 60) {     /* a hang is a failure too */
                 kill(pid, SIGKILL);

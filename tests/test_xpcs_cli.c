@@ -123,6 +123,16 @@ static void run(char *const argv[], run_out *r)
     collect(pid, o, e, r);
 }
 
+/* run, which must end with exit code `code` (else the test fails, showing
+ * the command's stderr). */
+static void run_expect(char *const argv[], int code, run_out *r)
+{
+    run(argv, r);
+    if (r->exit_code != code)
+        fail_msg("%s %s: exit code %d, expected %d; stderr: %s", argv[0], argv[1] ? argv[1] : "",
+                 r->exit_code, code, r->err ? r->err : "");
+}
+
 static void run_free(run_out *r)
 {
     free(r->out);
@@ -363,22 +373,19 @@ static void help_and_exit_codes(void **state)
     (void)state;
     run_out r;
     char *help[] = {FIT_XPCS_EXE, "--help", NULL};
-    run(help, &r);
-    assert_int_equal(r.exit_code, 0);
+    run_expect(help, 0, &r);
     assert_non_null(strstr(r.out, "usage: fit_xpcs"));
     assert_non_null(strstr(r.out, "--checkpoint"));
     assert_string_equal(r.err, "");
     run_free(&r);
 
     char *ok[] = {FIT_BASE, NULL};
-    run(ok, &r);
-    assert_int_equal(r.exit_code, 0);
+    run_expect(ok, 0, &r);
     assert_non_null(strstr(r.out, "CONVERGED"));
     run_free(&r);
 
     char *one[] = {FIT_BASE, "--max-iter", "1", "--json", NULL};
-    run(one, &r);
-    assert_int_equal(r.exit_code, 1);
+    run_expect(one, 1, &r);
     assert_true(json_valid(r.out));
     char buf[64];
     assert_true(json_get(r.out, "status", buf, sizeof buf));
@@ -388,8 +395,7 @@ static void help_and_exit_codes(void **state)
     char missing[600];
     pathf(missing, sizeof missing, "no_such_file.h5");
     char *bad[] = {FIT_XPCS_EXE, missing, "--dt", "0.02", "--gap", "2e6", NULL};
-    run(bad, &r);
-    assert_int_equal(r.exit_code, 2);
+    run_expect(bad, 2, &r);
     assert_int_equal(count_char(r.err, '\n'), 1);
     assert_non_null(strstr(r.err, "no_such_file.h5"));
     run_free(&r);
@@ -494,8 +500,7 @@ static void json_keys(void **state)
     (void)state;
     run_out r;
     char *argv[] = {FIT_BASE, "--json", NULL};
-    run(argv, &r);
-    assert_int_equal(r.exit_code, 0);
+    run_expect(argv, 0, &r);
     assert_true(json_valid(r.out));
     assert_int_equal(count_char(r.out, '\n'), 1);
     char buf[4096], path[64];
@@ -525,15 +530,13 @@ static void truth(void **state)
     (void)state;
     run_out r;
     char *table[] = {FIT_BASE, NULL};
-    run(table, &r);
-    assert_int_equal(r.exit_code, 0);
+    run_expect(table, 0, &r);
     assert_non_null(strstr(r.out, "truth"));
     assert_non_null(strstr(r.out, "dev/sigma"));
     run_free(&r);
 
     char *json[] = {FIT_BASE, "--json", NULL};
-    run(json, &r);
-    assert_int_equal(r.exit_code, 0);
+    run_expect(json, 0, &r);
     assert_true(json_valid(r.out));
     char buf[2048];
     assert_true(json_get(r.out, "truth.params.D0", buf, sizeof buf));
@@ -555,14 +558,12 @@ static void truth(void **state)
     run_free(&r);
 
     char *real_table[] = {FIT_XPCS_EXE, real_h5, "--dt", "0.02", "--gap", "2e6", NULL};
-    run(real_table, &r);
-    assert_int_equal(r.exit_code, 0);
+    run_expect(real_table, 0, &r);
     assert_null(strstr(r.out, "truth"));
     assert_non_null(strstr(r.out, "+- 1 sigma"));
     run_free(&r);
     char *real_json[] = {FIT_XPCS_EXE, real_h5, "--dt", "0.02", "--gap", "2e6", "--json", NULL};
-    run(real_json, &r);
-    assert_int_equal(r.exit_code, 0);
+    run_expect(real_json, 0, &r);
     assert_true(json_valid(r.out));
     assert_false(json_get(r.out, "truth", buf, sizeof buf));
     run_free(&r);
@@ -579,8 +580,7 @@ static void checkpoint_resume(void **state)
 
     run_out full;
     char *plain[] = {FIT_BASE, "--json", NULL};
-    run(plain, &full);
-    assert_int_equal(full.exit_code, 0);
+    run_expect(plain, 0, &full);
     char it[32];
     assert_true(json_get(full.out, "iterations", it, sizeof it));
     assert_true(atoi(it) > 4);   /* long enough to be interrupted after checkpoint 1 */
@@ -611,8 +611,7 @@ static void checkpoint_resume(void **state)
 
     run_out resumed;
     char *resume[] = {FIT_BASE, "--json", "--resume", ck, NULL};
-    run(resume, &resumed);
-    assert_int_equal(resumed.exit_code, 0);
+    run_expect(resume, 0, &resumed);
     assert_true(json_valid(resumed.out));
     char rf[700];
     assert_true(json_get(resumed.out, "resumed_from", rf, sizeof rf));
@@ -629,14 +628,12 @@ static void checkpoint_resume(void **state)
 
     /* the checkpoint is of --method lm: resuming it as adam is a usage error */
     char *wrong[] = {FIT_BASE, "--resume", ck, "--method", "adam", NULL};
-    run(wrong, &resumed);
-    assert_int_equal(resumed.exit_code, 2);
+    run_expect(wrong, 2, &resumed);
     assert_int_equal(count_char(resumed.err, '\n'), 1);
     run_free(&resumed);
     /* another problem (static mode: 11 parameters, not 15) */
     char *other[] = {FIT_BASE, "--resume", ck, "--mode", "static", NULL};
-    run(other, &resumed);
-    assert_int_equal(resumed.exit_code, 2);
+    run_expect(other, 2, &resumed);
     assert_int_equal(count_char(resumed.err, '\n'), 1);
     run_free(&resumed);
     run_free(&full);
@@ -700,8 +697,7 @@ static void output_file(void **state)
     unlink(out);
     run_out r;
     char *argv[] = {FIT_BASE, "--json", "--output", out, "--save-fit", NULL};
-    run(argv, &r);
-    assert_int_equal(r.exit_code, 0);
+    run_expect(argv, 0, &r);
     assert_true(json_valid(r.out));
     assert_true(no_temp_files());
 
@@ -834,8 +830,7 @@ static void output_file(void **state)
     /* h5dump reads it */
     if (H5DUMP_EXE[0] && access(H5DUMP_EXE, X_OK) == 0) {
         char *dump[] = {H5DUMP_EXE, "-H", out, NULL};
-        run(dump, &r);
-        assert_int_equal(r.exit_code, 0);
+        run_expect(dump, 0, &r);
         assert_non_null(strstr(r.out, "c2_residual"));
         assert_non_null(strstr(r.out, "parameter_order"));
         run_free(&r);
@@ -959,8 +954,7 @@ static void plots(void **state)
     /* default angles: first, middle, last */
     pathf(prefix, sizeof prefix, "figdef");
     char *def[] = {FIT_BASE, "--plot", prefix, "--json", NULL};
-    run(def, &r);
-    assert_int_equal(r.exit_code, 0);
+    run_expect(def, 0, &r);
     assert_true(json_valid(r.out));   /* plotting prints nothing on stdout */
     assert_string_equal(r.err, "");
     run_free(&r);
@@ -1074,8 +1068,7 @@ static void dt_from_file(void **state)
         pathf(nodt_h5, sizeof nodt_h5, "nodt.h5");
         copy_without(srcs[k], nodt_h5, gone[k]);
         char *none[] = {FIT_XPCS_EXE, nodt_h5, "--gap", "2e6", "--json", NULL};
-        run(none, &a);
-        assert_int_equal(a.exit_code, 2);
+        run_expect(none, 2, &a);
         assert_string_equal(a.out, "");
         assert_int_equal(count_char(a.err, '\n'), 1);
         assert_non_null(strstr(a.err, gone[k]));
@@ -1100,8 +1093,7 @@ static void q_all(void **state)
     run_out all, single;
     char *argv[] = {FIT_XPCS_EXE, multi, "--gap", "2e6", "--threads", "2", "--q", "all",
                     "--json", "--output", res, NULL};
-    run(argv, &all);
-    assert_int_equal(all.exit_code, 0);
+    run_expect(argv, 0, &all);
     assert_string_equal(all.err, "");
     assert_int_equal(count_char(all.out, '\n'), 1);
     assert_int_equal(all.out[0], '[');
@@ -1134,8 +1126,7 @@ static void q_all(void **state)
     H5Fclose(f);
     run_free(&all);
     char *bad[] = {FIT_XPCS_EXE, multi, "--gap", "2e6", "--q", "all", "--plot", res, NULL};
-    run(bad, &all);
-    assert_int_equal(all.exit_code, 2);
+    run_expect(bad, 2, &all);
     assert_non_null(strstr(all.err, "--q all"));
     run_free(&all);
 }
@@ -1157,8 +1148,7 @@ static void beamline_like(void **state)
         run_out r;
         char *argv[] = {FIT_XPCS_EXE, h5, "--gap", "2e6", "--q", "0.01", "--json", "--threads",
                         "2", NULL};
-        run(argv, &r);
-        assert_int_equal(r.exit_code, 0);
+        run_expect(argv, 0, &r);
         assert_true(json_get(r.out, "phi", buf, sizeof buf));
         assert_string_equal(buf, "[0, 72, 216, 288]");   /* 144 is the empty bin */
         for (int k = 0; k < 7; k++) {
@@ -1247,8 +1237,7 @@ static void config_file(void **state)
 
     /* a held parameter: its value, not counted as free (dof + 1); one phi range fewer */
     write_yaml(yaml, "0.02", "  fixed_parameters: {gamma_dot_t_offset: 0.0001}\n");
-    run(cfg, &c);
-    assert_int_equal(c.exit_code, 0);
+    run_expect(cfg, 0, &c);
     assert_true(json_get(c.out, "params.gamma_dot_offset", buf, sizeof buf));
     assert_true(strtod(buf, NULL) == 1e-4);
     assert_true(json_get(c.out, "dof", buf, sizeof buf));
@@ -1259,14 +1248,12 @@ static void config_file(void **state)
 
     /* a wrong type names the key path; a YAML syntax error its line */
     write_yaml(yaml, "fast", "");
-    run(cfg, &c);
-    assert_int_equal(c.exit_code, 2);
+    run_expect(cfg, 2, &c);
     assert_int_equal(count_char(c.err, '\n'), 1);
     assert_non_null(strstr(c.err, "analyzer_parameters.dt: expected a number, not 'fast'"));
     run_free(&c);
     write_yaml(yaml, "[0.02", "");
-    run(cfg, &c);
-    assert_int_equal(c.exit_code, 2);
+    run_expect(cfg, 2, &c);
     assert_int_equal(count_char(c.err, '\n'), 1);
     assert_non_null(strstr(c.err, "line "));
     print_message("    %s", c.err);

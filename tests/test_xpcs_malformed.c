@@ -116,6 +116,14 @@ static void write_valid_apsu(const char *path, size_t N)
     assert_true(H5Fclose(fid) >= 0);
 }
 
+/* Closes fid (the file at path), then expect_open_fail of path. */
+static void close_expect_fail(hid_t fid, const char *path, int code, const char *frag1,
+                              const char *frag2)
+{
+    assert_true(H5Fclose(fid) >= 0);
+    expect_open_fail(path, code, frag1, frag2);
+}
+
 static void copy_prefix(const char *from, const char *to, long nbytes)
 {
     FILE *in = fopen(from, "rb");
@@ -218,34 +226,28 @@ static void test_truncated(void **state)
 
 static void test_unrecognised_layout(void **state)
 {
-    (void)state;
-    const char *path = tmp_path("nolayout.h5");
+    const char *path = *state;
     hid_t fid = new_file(path);
-    assert_true(H5Fclose(fid) >= 0);
-    expect_open_fail(path, NLSQ_XPCS_EFORMAT, "not recognised", NULL);
+    close_expect_fail(fid, path, NLSQ_XPCS_EFORMAT, "not recognised", NULL);
 
     fid = new_file(path);
     put_group(fid, "xpcs/twotime");   /* no correlation_map */
     hsize_t d = 3;
     double v[3] = {1, 2, 3};
     tc_h5_put(fid, "xpcs/dqlist", 1, &d, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, v);
-    assert_true(H5Fclose(fid) >= 0);
-    expect_open_fail(path, NLSQ_XPCS_EFORMAT, "not recognised", NULL);
+    close_expect_fail(fid, path, NLSQ_XPCS_EFORMAT, "not recognised", NULL);
 
     /* correlation_map is a dataset, not a group */
     fid = new_file(path);
     const double bins[1] = {1};
     put_apsu_lists(fid, 1, 1, bins, 1);
     tc_h5_put(fid, "xpcs/twotime/correlation_map", 1, &d, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, v);
-    assert_true(H5Fclose(fid) >= 0);
-    expect_open_fail(path, NLSQ_XPCS_EFORMAT, "xpcs/twotime/correlation_map", "not a group");
-    remove(path);
+    close_expect_fail(fid, path, NLSQ_XPCS_EFORMAT, "xpcs/twotime/correlation_map", "not a group");
 }
 
 static void test_missing_datasets(void **state)
 {
-    (void)state;
-    const char *path = tmp_path("missing.h5");
+    const char *path = *state;
     const double bins[2] = {1, 2};
     /* APS-U without processed_bins, without dim0, without dim1 */
     for (int which = 0; which < 3; which++) {
@@ -265,21 +267,17 @@ static void test_missing_datasets(void **state)
     double q = 0.01;
     tc_h5_put(fid, "xpcs/dqlist", 2, dm, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &q);
     put_matrix(fid, "exchange/C2T_all/c2_00001", 5, 5);
-    assert_true(H5Fclose(fid) >= 0);
-    expect_open_fail(path, NLSQ_XPCS_EFORMAT, "xpcs/dphilist", "missing");
-    remove(path);
+    close_expect_fail(fid, path, NLSQ_XPCS_EFORMAT, "xpcs/dphilist", "missing");
 }
 
 static void test_empty_groups(void **state)
 {
-    (void)state;
-    const char *path = tmp_path("emptygroup.h5");
+    const char *path = *state;
     const double bins[1] = {1};
     hid_t fid = new_file(path);
     put_apsu_lists(fid, 1, 1, bins, 1);
     put_group(fid, "xpcs/twotime/correlation_map");
-    assert_true(H5Fclose(fid) >= 0);
-    expect_open_fail(path, NLSQ_XPCS_EFORMAT, "xpcs/twotime/correlation_map", "empty");
+    close_expect_fail(fid, path, NLSQ_XPCS_EFORMAT, "xpcs/twotime/correlation_map", "empty");
 
     fid = new_file(path);
     hsize_t dm[2] = {1, 1};
@@ -287,8 +285,7 @@ static void test_empty_groups(void **state)
     tc_h5_put(fid, "xpcs/dqlist", 2, dm, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &q);
     tc_h5_put(fid, "xpcs/dphilist", 2, dm, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &phi);
     put_group(fid, "exchange/C2T_all");
-    assert_true(H5Fclose(fid) >= 0);
-    expect_open_fail(path, NLSQ_XPCS_EFORMAT, "exchange/C2T_all", "empty");
+    close_expect_fail(fid, path, NLSQ_XPCS_EFORMAT, "exchange/C2T_all", "empty");
 
     /* empty lists */
     fid = new_file(path);
@@ -297,9 +294,7 @@ static void test_empty_groups(void **state)
     tc_h5_put(fid, "xpcs/qmap/dynamic_v_list_dim1", 1, &one, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &phi);
     tc_h5_put(fid, "xpcs/twotime/processed_bins", 1, &one, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, bins);
     put_matrix(fid, "xpcs/twotime/correlation_map/c2_00001", 5, 5);
-    assert_true(H5Fclose(fid) >= 0);
-    expect_open_fail(path, NLSQ_XPCS_EFORMAT, "dynamic_v_list_dim0", "empty");
-    remove(path);
+    close_expect_fail(fid, path, NLSQ_XPCS_EFORMAT, "dynamic_v_list_dim0", "empty");
 }
 
 /* ------------------------------------------------------------------------ */
@@ -382,8 +377,7 @@ static void third_huger(hid_t fid, const char *name)
 
 static void test_bad_matrices(void **state)
 {
-    (void)state;
-    const char *path = tmp_path("badmatrix.h5");
+    const char *path = *state;
     const char *key = "xpcs/twotime/correlation_map/c2_00003";
     struct {
         void (*fn)(hid_t, const char *);
@@ -407,7 +401,6 @@ static void test_bad_matrices(void **state)
         apsu_with_third(path, cases[c].fn);
         expect_open_fail(path, NLSQ_XPCS_EFORMAT, key, cases[c].frag);
     }
-    remove(path);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -416,8 +409,7 @@ static void test_bad_matrices(void **state)
 
 static void test_bins_out_of_range(void **state)
 {
-    (void)state;
-    const char *path = tmp_path("bins.h5");
+    const char *path = *state;
     /* 2 q x 3 phi = bins 1..6 */
     const double bad[5] = {0, 7, -1, 2.5, NAN};
     for (int c = 0; c < 5; c++) {
@@ -426,8 +418,7 @@ static void test_bins_out_of_range(void **state)
         put_apsu_lists(fid, 2, 3, bins, 2);
         put_matrix(fid, "xpcs/twotime/correlation_map/c2_00001", 5, 5);
         put_matrix(fid, "xpcs/twotime/correlation_map/c2_00002", 5, 5);
-        assert_true(H5Fclose(fid) >= 0);
-        expect_open_fail(path, NLSQ_XPCS_EFORMAT, "processed_bins", NULL);
+        close_expect_fail(fid, path, NLSQ_XPCS_EFORMAT, "processed_bins", NULL);
     }
     /* bin count differs from the matrix count */
     double bins[3] = {1, 2, 3};
@@ -435,47 +426,40 @@ static void test_bins_out_of_range(void **state)
     put_apsu_lists(fid, 2, 3, bins, 3);
     put_matrix(fid, "xpcs/twotime/correlation_map/c2_00001", 5, 5);
     put_matrix(fid, "xpcs/twotime/correlation_map/c2_00002", 5, 5);
-    assert_true(H5Fclose(fid) >= 0);
-    expect_open_fail(path, NLSQ_XPCS_EFORMAT, "3 bins", "2 matrices");
-    remove(path);
+    close_expect_fail(fid, path, NLSQ_XPCS_EFORMAT, "3 bins", "2 matrices");
 }
 
-static void test_bad_lists(void **state)
+/* A new APS old file at path: dqlist of nq values q, dphilist of nphi
+ * values phi, n_mat 5 x 5 matrices.  The caller closes it. */
+static hid_t aps_old_lists(const char *path, hsize_t nq, const double *q, hsize_t nphi,
+                           const double *phi, int n_mat)
 {
-    (void)state;
-    const char *path = tmp_path("lists.h5");
-    /* dqlist and dphilist of different lengths */
     hid_t fid = new_file(path);
-    hsize_t d2[2] = {1, 2}, d3[2] = {1, 3};
-    double q[3] = {0.01, 0.01, 0.01}, phi[3] = {0, 10, 20};
-    tc_h5_put(fid, "xpcs/dqlist", 2, d2, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, q);
-    tc_h5_put(fid, "xpcs/dphilist", 2, d3, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, phi);
-    put_matrix(fid, "exchange/C2T_all/c2_00001", 5, 5);
-    put_matrix(fid, "exchange/C2T_all/c2_00002", 5, 5);
-    assert_true(H5Fclose(fid) >= 0);
-    expect_open_fail(path, NLSQ_XPCS_EFORMAT, "xpcs/dqlist", "xpcs/dphilist");
-
-    /* pairs listed differ from the matrices stored */
-    fid = new_file(path);
-    tc_h5_put(fid, "xpcs/dqlist", 2, d3, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, q);
-    tc_h5_put(fid, "xpcs/dphilist", 2, d3, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, phi);
-    put_matrix(fid, "exchange/C2T_all/c2_00001", 5, 5);
-    put_matrix(fid, "exchange/C2T_all/c2_00002", 5, 5);
-    assert_true(H5Fclose(fid) >= 0);
-    expect_open_fail(path, NLSQ_XPCS_EFORMAT, "3 (q, phi) pairs", "2 matrices");
-
-    /* a NaN q */
-    fid = new_file(path);
-    q[1] = NAN;
-    tc_h5_put(fid, "xpcs/dqlist", 2, d3, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, q);
-    tc_h5_put(fid, "xpcs/dphilist", 2, d3, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, phi);
-    for (int k = 1; k <= 3; k++) {
+    const hsize_t dq[2] = {1, nq}, dphi[2] = {1, nphi};
+    tc_h5_put(fid, "xpcs/dqlist", 2, dq, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, q);
+    tc_h5_put(fid, "xpcs/dphilist", 2, dphi, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, phi);
+    for (int k = 1; k <= n_mat; k++) {
         char name[64];
         snprintf(name, sizeof name, "exchange/C2T_all/c2_%05d", k);
         put_matrix(fid, name, 5, 5);
     }
-    assert_true(H5Fclose(fid) >= 0);
-    expect_open_fail(path, NLSQ_XPCS_EFORMAT, "xpcs/dqlist", "non-finite");
+    return fid;
+}
+
+static void test_bad_lists(void **state)
+{
+    const char *path = *state;
+    double q[3] = {0.01, 0.01, 0.01}, phi[3] = {0, 10, 20};
+    /* dqlist and dphilist of different lengths */
+    hid_t fid = aps_old_lists(path, 2, q, 3, phi, 2);
+    close_expect_fail(fid, path, NLSQ_XPCS_EFORMAT, "xpcs/dqlist", "xpcs/dphilist");
+    /* pairs listed differ from the matrices stored */
+    fid = aps_old_lists(path, 3, q, 3, phi, 2);
+    close_expect_fail(fid, path, NLSQ_XPCS_EFORMAT, "3 (q, phi) pairs", "2 matrices");
+    /* a NaN q */
+    q[1] = NAN;
+    fid = aps_old_lists(path, 3, q, 3, phi, 3);
+    close_expect_fail(fid, path, NLSQ_XPCS_EFORMAT, "xpcs/dqlist", "non-finite");
 
     /* string-typed q list */
     fid = new_file(path);
@@ -489,8 +473,7 @@ static void test_bad_lists(void **state)
     double b = 1;
     tc_h5_put(fid, "xpcs/twotime/processed_bins", 1, &d1, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &b);
     put_matrix(fid, "xpcs/twotime/correlation_map/c2_00001", 5, 5);
-    assert_true(H5Fclose(fid) >= 0);
-    expect_open_fail(path, NLSQ_XPCS_EFORMAT, "dynamic_v_list_dim0", "not numeric");
+    close_expect_fail(fid, path, NLSQ_XPCS_EFORMAT, "dynamic_v_list_dim0", "not numeric");
 
     /* lists whose element count overflows or is implausible */
     const hsize_t huge2[2] = {(hsize_t)1 << 40, (hsize_t)1 << 40};
@@ -503,10 +486,8 @@ static void test_bad_lists(void **state)
         tc_h5_put(fid, "xpcs/qmap/dynamic_v_list_dim0", 1, &d1, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &one);
         tc_h5_put(fid, "xpcs/qmap/dynamic_v_list_dim1", 1, &d1, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &one);
         put_matrix(fid, "xpcs/twotime/correlation_map/c2_00001", 5, 5);
-        assert_true(H5Fclose(fid) >= 0);
-        expect_open_fail(path, NLSQ_XPCS_EFORMAT, "processed_bins", "large");
+        close_expect_fail(fid, path, NLSQ_XPCS_EFORMAT, "processed_bins", "large");
     }
-    remove(path);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -670,8 +651,11 @@ static void test_writer_errors(void **state)
 }
 
 TC_MAIN(cmocka_unit_test(test_missing_directory_empty_text), cmocka_unit_test(test_truncated),
-        cmocka_unit_test(test_unrecognised_layout), cmocka_unit_test(test_missing_datasets),
-        cmocka_unit_test(test_empty_groups), cmocka_unit_test(test_bad_matrices),
-        cmocka_unit_test(test_bins_out_of_range), cmocka_unit_test(test_bad_lists),
+        TC_FILE_TEST(test_unrecognised_layout, "test_xpcs_malformed_nolayout.h5"),
+        TC_FILE_TEST(test_missing_datasets, "test_xpcs_malformed_missing.h5"),
+        TC_FILE_TEST(test_empty_groups, "test_xpcs_malformed_emptygroup.h5"),
+        TC_FILE_TEST(test_bad_matrices, "test_xpcs_malformed_badmatrix.h5"),
+        TC_FILE_TEST(test_bins_out_of_range, "test_xpcs_malformed_bins.h5"),
+        TC_FILE_TEST(test_bad_lists, "test_xpcs_malformed_lists.h5"),
         cmocka_unit_test(test_read_failure), cmocka_unit_test(test_api_misuse),
         cmocka_unit_test(test_writer_errors))

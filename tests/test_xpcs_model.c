@@ -105,16 +105,14 @@ static double *ref_data(const tcase *c, const double *x)
     return d;
 }
 
-static void config_of(const tcase *c, nlsq_xpcs_config *cfg)
+static nlsq_xpcs_config config_of(const tcase *c)
 {
-    nlsq_xpcs_config_init(cfg);
-    cfg->mode = c->static_mode ? NLSQ_XPCS_STATIC : NLSQ_XPCS_LAMINAR;
-    cfg->triangle = c->triangle;
-    cfg->include_diagonal = c->diag;
-    cfg->q = c->q;
-    cfg->gap = c->gap;
-    cfg->dt = c->dt;
-    cfg->k0 = c->k0;
+    nlsq_xpcs_config cfg = tc_config(c->q, c->gap, c->dt);
+    cfg.mode = c->static_mode ? NLSQ_XPCS_STATIC : NLSQ_XPCS_LAMINAR;
+    cfg.triangle = c->triangle;
+    cfg.include_diagonal = c->diag;
+    cfg.k0 = c->k0;
+    return cfg;
 }
 
 /* pb.eval with the Jacobian block returned row-major (nrows x k) whatever
@@ -137,8 +135,7 @@ static int eval_rm(const nlsq_problem *pb, const double *x, size_t row0, size_t 
 static nlsq_xpcs_model *make_model(const tcase *c, const nlsq_xpcs_source *src,
                                    size_t budget)
 {
-    nlsq_xpcs_config cfg;
-    config_of(c, &cfg);
+    nlsq_xpcs_config cfg = config_of(c);
     cfg.memory_budget = budget;
     cfg.literal_full = 1;   /* these tests enumerate the full triangle's rows one by one;
                                merged symmetric pairs are checked in test_xpcs_fast.c */
@@ -171,56 +168,81 @@ static size_t enum_rows(int triangle, int diag, size_t n, size_t *ii, size_t *jj
     return c;
 }
 
+/* A case set up: x its point (fill_x), d the naive g2 at x plus `offset`
+ * sin(t) at entry t, m the model over d (256 MiB budget). */
+typedef struct case_fx {
+    const tcase *c;
+    double x[7 + 8];
+    double *d;
+    nlsq_xpcs_source src;
+    nlsq_xpcs_model *m;
+} case_fx;
+
+/* fn on every case of k_cases, set up with that offset and freed after. */
+static void for_each_case(void (*fn)(case_fx *), double offset)
+{
+    for (size_t ci = 0; ci < N_CASES; ci++) {
+        case_fx f;
+        f.c = &k_cases[ci];
+        fill_x(f.c, f.x);
+        f.d = ref_data(f.c, f.x);
+        for (size_t t = 0; t < f.c->P * f.c->n * f.c->n; t++) f.d[t] += offset * sin((double)t);
+        f.src = mem_source(f.c, f.d, NULL);
+        f.m = make_model(f.c, &f.src, (size_t)256 << 20);
+        fn(&f);
+        nlsq_xpcs_model_free(f.m);
+        free(f.d);
+    }
+}
+
 /* ======================================================================== */
 /* (a) values                                                                */
 /* ======================================================================== */
 
+static void g2_values_case(case_fx *f)
+{
+    const tcase *c = f->c;
+    const double *x = f->x, *d = f->d;
+    nlsq_xpcs_model *m = f->m;
+    size_t n = c->n, np = np_of(c);
+    assert_int_equal(nlsq_xpcs_model_n_params(m), np + 2 * c->P);
+    /* slow path, every entry */
+    double worst = 0;
+    for (size_t a = 0; a < c->P; a++)
+        for (size_t i = 0; i < n; i++)
+            for (size_t j = 0; j < n; j++) {
+                double ref = d[(a * n + i) * n + j];
+                double got = nlsq_xpcs_model_g2(m, x, a, i, j);
+                double rel = fabs(got - ref) / fabs(ref);
+                if (rel > worst) worst = rel;
+            }
+    if (worst > 1e-12) fail_msg("%s: g2 relative error %g", c->name, worst);
+    /* eval residuals: data = naive g2, so r * sigma = ref - model */
+    nlsq_problem pb;
+    assert_int_equal(nlsq_xpcs_model_problem(m, &pb), 0);
+    double *r = malloc(sizeof(double) * pb.n_rows);
+    assert_non_null(r);
+    assert_int_equal(pb.eval(pb.ctx, x, 0, pb.n_rows, r, NULL, NULL), 0);
+    size_t R = pb.n_rows / c->P;
+    size_t *ii = malloc(sizeof(size_t) * R), *jj = malloc(sizeof(size_t) * R);
+    assert_int_equal(enum_rows(c->triangle, c->diag, n, ii, jj), R);
+    worst = 0;
+    for (size_t a = 0; a < c->P; a++)
+        for (size_t l = 0; l < R; l++) {
+            double ref = d[(a * n + ii[l]) * n + jj[l]];
+            double rel = fabs(r[a * R + l] * 0.01) / fabs(ref);
+            if (rel > worst) worst = rel;
+        }
+    if (worst > 1e-12) fail_msg("%s: residual relative error %g", c->name, worst);
+    free(ii);
+    free(jj);
+    free(r);
+}
+
 static void test_g2_values(void **state)
 {
     (void)state;
-    for (size_t ci = 0; ci < N_CASES; ci++) {
-        const tcase *c = &k_cases[ci];
-        double x[7 + 8];
-        fill_x(c, x);
-        double *d = ref_data(c, x);
-        nlsq_xpcs_source src = mem_source(c, d, NULL);
-        nlsq_xpcs_model *m = make_model(c, &src, (size_t)256 << 20);
-        size_t n = c->n, np = np_of(c);
-        assert_int_equal(nlsq_xpcs_model_n_params(m), np + 2 * c->P);
-        /* slow path, every entry */
-        double worst = 0;
-        for (size_t a = 0; a < c->P; a++)
-            for (size_t i = 0; i < n; i++)
-                for (size_t j = 0; j < n; j++) {
-                    double ref = d[(a * n + i) * n + j];
-                    double got = nlsq_xpcs_model_g2(m, x, a, i, j);
-                    double rel = fabs(got - ref) / fabs(ref);
-                    if (rel > worst) worst = rel;
-                }
-        if (worst > 1e-12) fail_msg("%s: g2 relative error %g", c->name, worst);
-        /* eval residuals: data = naive g2, so r * sigma = ref - model */
-        nlsq_problem pb;
-        assert_int_equal(nlsq_xpcs_model_problem(m, &pb), 0);
-        double *r = malloc(sizeof(double) * pb.n_rows);
-        assert_non_null(r);
-        assert_int_equal(pb.eval(pb.ctx, x, 0, pb.n_rows, r, NULL, NULL), 0);
-        size_t R = pb.n_rows / c->P;
-        size_t *ii = malloc(sizeof(size_t) * R), *jj = malloc(sizeof(size_t) * R);
-        assert_int_equal(enum_rows(c->triangle, c->diag, n, ii, jj), R);
-        worst = 0;
-        for (size_t a = 0; a < c->P; a++)
-            for (size_t l = 0; l < R; l++) {
-                double ref = d[(a * n + ii[l]) * n + jj[l]];
-                double rel = fabs(r[a * R + l] * 0.01) / fabs(ref);
-                if (rel > worst) worst = rel;
-            }
-        if (worst > 1e-12) fail_msg("%s: residual relative error %g", c->name, worst);
-        free(ii);
-        free(jj);
-        free(r);
-        nlsq_xpcs_model_free(m);
-        free(d);
-    }
+    for_each_case(g2_values_case, 0.0);
 }
 
 /* ======================================================================== */
@@ -298,97 +320,89 @@ static double fd_check_model(const tcase *c, nlsq_xpcs_model *m, const double *x
     return worst;
 }
 
+static void jacobian_fd_case(case_fx *f)
+{
+    const tcase *c = f->c;
+    double w = fd_check_model(c, f->m, f->x);
+    /* a second point: perturbed physical parameters */
+    size_t np = np_of(c);
+    for (size_t q = 0; q < np; q++) f->x[q] *= (q % 2) ? 0.97 : 1.03;
+    if (!c->static_mode && c->phys[3] > 1e-8) f->x[6] += 1.5;
+    double w2 = fd_check_model(c, f->m, f->x);
+    print_message("  %-22s worst |J-FD|/max|J| (before the roundoff allowance) %.1e %.1e\n", c->name, w, w2);
+}
+
 static void test_jacobian_fd(void **state)
 {
     (void)state;
-    for (size_t ci = 0; ci < N_CASES; ci++) {
-        const tcase *c = &k_cases[ci];
-        double x[7 + 8];
-        fill_x(c, x);
-        double *d = ref_data(c, x);
-        /* data away from the model so residuals are not all ~0 */
-        for (size_t t = 0; t < c->P * c->n * c->n; t++) d[t] += 0.003 * sin((double)t);
-        nlsq_xpcs_source src = mem_source(c, d, NULL);
-        nlsq_xpcs_model *m = make_model(c, &src, (size_t)256 << 20);
-        double w = fd_check_model(c, m, x);
-        /* a second point: perturbed physical parameters */
-        size_t np = np_of(c);
-        for (size_t q = 0; q < np; q++) x[q] *= (q % 2) ? 0.97 : 1.03;
-        if (!c->static_mode && c->phys[3] > 1e-8) x[6] += 1.5;
-        double w2 = fd_check_model(c, m, x);
-        print_message("  %-22s worst |J-FD|/max|J| (before the roundoff allowance) %.1e %.1e\n", c->name, w, w2);
-        nlsq_xpcs_model_free(m);
-        free(d);
-    }
+    for_each_case(jacobian_fd_case, 0.003);   /* data away from the model: residuals not ~0 */
 }
 
 /* ======================================================================== */
 /* (c) pattern and row mapping                                               */
 /* ======================================================================== */
 
+static void pattern_case(case_fx *f)
+{
+    const tcase *c = f->c;
+    const double *x = f->x;
+    nlsq_xpcs_model *m = f->m;
+    nlsq_problem pb;
+    assert_int_equal(nlsq_xpcs_model_problem(m, &pb), 0);
+    size_t np = np_of(c), R = pb.n_rows / c->P;
+    assert_int_equal(R * c->P, pb.n_rows);
+    assert_ptr_equal(pb.ctx, m);
+    assert_non_null(pb.lower);
+    assert_non_null(pb.upper);
+    assert_int_equal(pb.n_params, np + 2 * c->P);
+    size_t chunks[] = {1, 7, 100, R - 1, R, R + 5, pb.n_rows};
+    for (size_t s = 0; s < sizeof chunks / sizeof chunks[0]; s++) {
+        size_t ch = chunks[s] ? chunks[s] : 1;
+        size_t row = 0, calls = 0;
+        while (row < pb.n_rows) {
+            size_t cols[16], k = 0;
+            size_t want = ch < pb.n_rows - row ? ch : pb.n_rows - row;
+            size_t got = pb.pattern(pb.ctx, row, want, cols, &k);
+            size_t a = row / R;
+            size_t left = (a + 1) * R - row;
+            assert_true(got >= 1);
+            assert_int_equal(got, want < left ? want : left);
+            assert_int_equal((row + got - 1) / R, a);
+            assert_int_equal(k, np + 2);
+            for (size_t q = 0; q < np; q++) assert_int_equal(cols[q], q);
+            assert_int_equal(cols[np], np + 2 * a);
+            assert_int_equal(cols[np + 1], np + 2 * a + 1);
+            row += got;
+            calls++;
+        }
+        assert_int_equal(row, pb.n_rows);
+        (void)calls;
+    }
+    size_t cols[16], k = 0;
+    assert_int_equal(pb.pattern(pb.ctx, pb.n_rows, 1, cols, &k), 0);
+    /* a Jacobian request across an angle boundary is refused */
+    if (c->P > 1) {
+        double *r = malloc(sizeof(double) * 2), *J = malloc(sizeof(double) * 2 * (np + 2));
+        assert_int_not_equal(pb.eval(pb.ctx, x, R - 1, 2, r, J, NULL), 0);
+        assert_int_equal(pb.eval(pb.ctx, x, R - 1, 2, r, NULL, NULL), 0);
+        free(r);
+        free(J);
+    }
+    /* default bounds (docs/xpcs-model.md) */
+    for (size_t q = 0; q < np; q++) assert_true(pb.lower[q] < pb.upper[q]);
+    assert_true(pb.lower[0] == 100 && pb.upper[0] == 1e5);
+    assert_true(pb.lower[np] == 0 && pb.upper[np] == 1);
+    assert_true(pb.lower[np + 1] == 0.5 && pb.upper[np + 1] == 1.5);
+    if (!c->static_mode) {
+        assert_true(pb.lower[6] == -10 && pb.upper[6] == 10);
+        assert_true(pb.lower[3] == 1e-6 && pb.upper[3] == 0.5);
+    }
+}
+
 static void test_pattern(void **state)
 {
     (void)state;
-    for (size_t ci = 0; ci < N_CASES; ci++) {
-        const tcase *c = &k_cases[ci];
-        double x[7 + 8];
-        fill_x(c, x);
-        double *d = ref_data(c, x);
-        nlsq_xpcs_source src = mem_source(c, d, NULL);
-        nlsq_xpcs_model *m = make_model(c, &src, (size_t)256 << 20);
-        nlsq_problem pb;
-        assert_int_equal(nlsq_xpcs_model_problem(m, &pb), 0);
-        size_t np = np_of(c), R = pb.n_rows / c->P;
-        assert_int_equal(R * c->P, pb.n_rows);
-        assert_ptr_equal(pb.ctx, m);
-        assert_non_null(pb.lower);
-        assert_non_null(pb.upper);
-        assert_int_equal(pb.n_params, np + 2 * c->P);
-        size_t chunks[] = {1, 7, 100, R - 1, R, R + 5, pb.n_rows};
-        for (size_t s = 0; s < sizeof chunks / sizeof chunks[0]; s++) {
-            size_t ch = chunks[s] ? chunks[s] : 1;
-            size_t row = 0, calls = 0;
-            while (row < pb.n_rows) {
-                size_t cols[16], k = 0;
-                size_t want = ch < pb.n_rows - row ? ch : pb.n_rows - row;
-                size_t got = pb.pattern(pb.ctx, row, want, cols, &k);
-                size_t a = row / R;
-                size_t left = (a + 1) * R - row;
-                assert_true(got >= 1);
-                assert_int_equal(got, want < left ? want : left);
-                assert_int_equal((row + got - 1) / R, a);
-                assert_int_equal(k, np + 2);
-                for (size_t q = 0; q < np; q++) assert_int_equal(cols[q], q);
-                assert_int_equal(cols[np], np + 2 * a);
-                assert_int_equal(cols[np + 1], np + 2 * a + 1);
-                row += got;
-                calls++;
-            }
-            assert_int_equal(row, pb.n_rows);
-            (void)calls;
-        }
-        size_t cols[16], k = 0;
-        assert_int_equal(pb.pattern(pb.ctx, pb.n_rows, 1, cols, &k), 0);
-        /* a Jacobian request across an angle boundary is refused */
-        if (c->P > 1) {
-            double *r = malloc(sizeof(double) * 2), *J = malloc(sizeof(double) * 2 * (np + 2));
-            assert_int_not_equal(pb.eval(pb.ctx, x, R - 1, 2, r, J, NULL), 0);
-            assert_int_equal(pb.eval(pb.ctx, x, R - 1, 2, r, NULL, NULL), 0);
-            free(r);
-            free(J);
-        }
-        /* default bounds (docs/xpcs-model.md) */
-        for (size_t q = 0; q < np; q++) assert_true(pb.lower[q] < pb.upper[q]);
-        assert_true(pb.lower[0] == 100 && pb.upper[0] == 1e5);
-        assert_true(pb.lower[np] == 0 && pb.upper[np] == 1);
-        assert_true(pb.lower[np + 1] == 0.5 && pb.upper[np + 1] == 1.5);
-        if (!c->static_mode) {
-            assert_true(pb.lower[6] == -10 && pb.upper[6] == 10);
-            assert_true(pb.lower[3] == 1e-6 && pb.upper[3] == 0.5);
-        }
-        nlsq_xpcs_model_free(m);
-        free(d);
-    }
+    for_each_case(pattern_case, 0.0);
     for (size_t k = 0; k < NLSQ_XPCS_N_PHYS; k++) {
         assert_non_null(nlsq_xpcs_param_name(k));
         assert_non_null(nlsq_xpcs_param_unit(k));
@@ -434,8 +448,7 @@ static void test_row_mapping(void **state)
                     for (size_t i = 0; i < n; i++)
                         for (size_t j = 0; j < n; j++) d[(a * n + i) * n + j] = code_ij(a, i, j);
                 nlsq_xpcs_source src = mem_source(&c, d, NULL);
-                nlsq_xpcs_config cfg;
-                config_of(&c, &cfg);
+                nlsq_xpcs_config cfg = config_of(&c);
                 cfg.sigma = 1.0;
                 nlsq_xpcs_model *m = NULL;
                 int rc = nlsq_xpcs_model_create(&src, &cfg, &m, NULL, 0);
@@ -874,7 +887,7 @@ static void test_bad_config(void **state)
     char err[256];
     for (int t = 0; t < 11; t++) {
         nlsq_xpcs_source s = src;
-        config_of(&c, &cfg);
+        cfg = config_of(&c);
         switch (t) {
         case 0: cfg.q = NAN; break;
         case 1: cfg.dt = 0; break;
@@ -895,7 +908,7 @@ static void test_bad_config(void **state)
         assert_true(strlen(err) > 0);
     }
     /* static mode does not need the gap */
-    config_of(&c, &cfg);
+    cfg = config_of(&c);
     cfg.mode = NLSQ_XPCS_STATIC;
     cfg.gap = NAN;
     assert_int_equal(nlsq_xpcs_model_create(&src, &cfg, &m, err, sizeof err), 0);

@@ -10,6 +10,7 @@
 #include "common.h"
 
 #include "common_h5.h"
+#include "common_xpcs.h"
 
 #include "nlsq_xpcs.h"
 #include "nlsq_xpcs_synth.h"
@@ -97,10 +98,7 @@ static void test_apsu_layout_bins_values(void **state)
     const size_t N = 20;
     write_apsu(path, N, H5T_IEEE_F32LE);
 
-    nlsq_xpcs_file *f = NULL;
-    char err[512];
-    int rc = nlsq_xpcs_open(path, &f, err, sizeof err);
-    if (rc != 0) fail_msg("open: %s", err);
+    nlsq_xpcs_file *f = tc_open(path);
     assert_int_equal(nlsq_xpcs_layout_of(f), NLSQ_XPCS_LAYOUT_APS_U);
     assert_int_equal(nlsq_xpcs_n_matrices(f), 5);
     assert_int_equal(nlsq_xpcs_n_frames(f), N);
@@ -118,8 +116,7 @@ static void test_apsu_layout_bins_values(void **state)
     assert_int_equal(nlsq_xpcs_matrix_info(f, 5, NULL, NULL), NLSQ_XPCS_ERANGE);
 
     nlsq_xpcs_selection sel;
-    rc = nlsq_xpcs_select(f, 0.012, 0, SIZE_MAX, &sel, err, sizeof err);
-    assert_int_equal(rc, 0);
+    tc_select(f, 0.012, 0, SIZE_MAX, &sel);
     assert_true(sel.q == 0.01);
     assert_int_equal(sel.n_angles, 4);
     assert_int_equal(sel.first_frame, 0);
@@ -143,20 +140,18 @@ static void test_apsu_layout_bins_values(void **state)
     nlsq_xpcs_selection_free(&sel);   /* twice is fine */
 
     /* nearest of several; q with no processed bin (0.02) is not offered */
-    rc = nlsq_xpcs_select(f, 0.006, 0, SIZE_MAX, &sel, err, sizeof err);
-    assert_int_equal(rc, 0);
+    tc_select(f, 0.006, 0, SIZE_MAX, &sel);
     assert_true(sel.q == 0.005);
     assert_int_equal(sel.n_angles, 1);
     assert_int_equal(sel.matrix[0], 3);
     nlsq_xpcs_selection_free(&sel);
-    rc = nlsq_xpcs_select(f, 0.1, 0, SIZE_MAX, &sel, err, sizeof err);
-    assert_int_equal(rc, 0);
+    tc_select(f, 0.1, 0, SIZE_MAX, &sel);
     assert_true(sel.q == 0.01);
     nlsq_xpcs_selection_free(&sel);
 
     /* NAN with several q: ERANGE naming the q values */
-    err[0] = '\0';
-    rc = nlsq_xpcs_select(f, NAN, 0, SIZE_MAX, &sel, err, sizeof err);
+    char err[512] = "";
+    int rc = nlsq_xpcs_select(f, NAN, 0, SIZE_MAX, &sel, err, sizeof err);
     assert_int_equal(rc, NLSQ_XPCS_ERANGE);
     assert_non_null(strstr(err, "0.01"));
     assert_non_null(strstr(err, "0.005"));
@@ -192,10 +187,7 @@ static void test_aps_old_float64_and_natural_keys(void **state)
     }
     assert_true(H5Fclose(fid) >= 0);
 
-    nlsq_xpcs_file *f = NULL;
-    char err[512];
-    int rc = nlsq_xpcs_open(path, &f, err, sizeof err);
-    if (rc != 0) fail_msg("open: %s", err);
+    nlsq_xpcs_file *f = tc_open(path);
     assert_int_equal(nlsq_xpcs_layout_of(f), NLSQ_XPCS_LAYOUT_APS_OLD);
     assert_int_equal(nlsq_xpcs_n_matrices(f), M);
     assert_int_equal(nlsq_xpcs_is_float32(f), 0);
@@ -206,8 +198,7 @@ static void test_aps_old_float64_and_natural_keys(void **state)
     }
 
     nlsq_xpcs_selection sel;
-    rc = nlsq_xpcs_select(f, 0.019, 0, SIZE_MAX, &sel, err, sizeof err);
-    assert_int_equal(rc, 0);
+    tc_select(f, 0.019, 0, SIZE_MAX, &sel);
     assert_true(sel.q == 0.02);
     assert_int_equal(sel.n_angles, 6);
     for (size_t a = 0; a < 6; a++) {
@@ -221,8 +212,7 @@ static void test_aps_old_float64_and_natural_keys(void **state)
     }
     nlsq_xpcs_selection_free(&sel);
 
-    rc = nlsq_xpcs_select(f, 0.0, 0, SIZE_MAX, &sel, err, sizeof err);
-    assert_int_equal(rc, 0);
+    tc_select(f, 0.0, 0, SIZE_MAX, &sel);
     assert_true(sel.q == 0.01);
     assert_int_equal(sel.n_angles, 5);
     for (size_t a = 0; a < 5; a++) assert_int_equal(sel.matrix[a], 4 - a);
@@ -259,12 +249,10 @@ static void check_windows(hid_t ftype, int kind, int layout_old)
     }
     assert_true(H5Fclose(fid) >= 0);
 
-    nlsq_xpcs_file *f = NULL;
-    char err[512];
-    int rc = nlsq_xpcs_open(path, &f, err, sizeof err);
-    if (rc != 0) fail_msg("open: %s", err);
+    nlsq_xpcs_file *f = tc_open(path);
     assert_int_equal(nlsq_xpcs_is_float32(f), f32);
     nlsq_xpcs_selection sel;
+    char err[512];
 
     /* frame window errors */
     assert_int_equal(nlsq_xpcs_select(f, NAN, 5, 4, &sel, err, sizeof err), NLSQ_XPCS_ERANGE);
@@ -273,8 +261,7 @@ static void check_windows(hid_t ftype, int kind, int layout_old)
     assert_int_equal(nlsq_xpcs_select(f, NAN, N, SIZE_MAX, &sel, err, sizeof err),
                      NLSQ_XPCS_ERANGE);
 
-    rc = nlsq_xpcs_select(f, NAN, 3, 17, &sel, err, sizeof err);
-    if (rc != 0) fail_msg("select: %s", err);
+    tc_select(f, NAN, 3, 17, &sel);
     assert_int_equal(sel.n_angles, 2);
     assert_true(fabs(sel.q - 0.003) < 1e-9);
     assert_true(sel.phi[0] == -10 && sel.phi[1] == 10);
@@ -292,7 +279,7 @@ static void check_windows(hid_t ftype, int kind, int layout_old)
         for (size_t nr = 1; nr <= n; nr++) {
             for (size_t r0 = 0; r0 + nr <= n; r0 += (nr > 3 ? nr : 1)) {
                 for (size_t t = 0; t < nr * n; t++) block[t] = -1;
-                rc = nlsq_xpcs_read_rows(f, &sel, a, r0, nr, block, err, sizeof err);
+                int rc = nlsq_xpcs_read_rows(f, &sel, a, r0, nr, block, err, sizeof err);
                 if (rc != 0) fail_msg("read_rows(%zu, %zu): %s", r0, nr, err);
                 assert_memory_equal(block, full + r0 * n, nr * n * sizeof *block);
             }
@@ -310,8 +297,7 @@ static void check_windows(hid_t ftype, int kind, int layout_old)
     nlsq_xpcs_selection_free(&sel);
 
     /* one frame */
-    rc = nlsq_xpcs_select(f, 0.003, 7, 7, &sel, err, sizeof err);
-    assert_int_equal(rc, 0);
+    tc_select(f, 0.003, 7, 7, &sel);
     double one = 0;
     assert_int_equal(nlsq_xpcs_read_rows(f, &sel, 1, 0, 1, &one, err, sizeof err), 0);
     assert_true(one == expect_full(1000, 7, 7, kind));
@@ -426,8 +412,7 @@ static void roundtrip(int layout, int f32, int static_mode, size_t k0, int custo
     for (int u = 0; u < 3; u++) {
         double qu = s.q * (1 + 0.5 * u);
         nlsq_xpcs_selection sel;
-        rc = nlsq_xpcs_select(f, qu * 1.01, 0, SIZE_MAX, &sel, err, sizeof err);
-        if (rc != 0) fail_msg("select: %s", err);
+        tc_select(f, qu * 1.01, 0, SIZE_MAX, &sel);
         assert_true(fabs(sel.q - qu) < 1e-15);
         assert_int_equal(sel.n_angles, 3);
         for (size_t p = 0; p < 3; p++) {

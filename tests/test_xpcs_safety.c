@@ -42,7 +42,7 @@
  *                        silently); the same settings resume
  */
 #define _GNU_SOURCE
-#include "common.h"
+#include "common_xpcs.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -192,16 +192,25 @@ static int setup(void **state)
 }
 
 /* A fresh input for each test (a test that fails may have destroyed it). */
+/* The synthetic file of these tests: n_frames frames, n_angles angles, dt
+ * 0.01 (the dt fit_xpcs is given: no warning line), the other defaults. */
+static nlsq_xpcs_synth_spec spec_of(size_t n_frames, size_t n_angles)
+{
+    nlsq_xpcs_synth_spec s;
+    nlsq_xpcs_synth_spec_default(&s);
+    s.n_frames = n_frames;
+    s.n_angles = n_angles;
+    s.dt = 0.01;
+    return s;
+}
+
 static int fresh_input(void **state)
 {
     (void)state;
     unlink(good);
-    nlsq_xpcs_synth_spec s;
-    nlsq_xpcs_synth_spec_default(&s);
-    s.n_frames = GOOD_FRAMES;     /* with dt 0.01: every parameter determined (no warning line; at 40
-                            frames D0 runs to its bound and D_offset follows it) */
-    s.n_angles = 3;
-    s.dt = 0.01;
+    /* with dt 0.01: every parameter determined (no warning line; at 40 frames D0
+     * runs to its bound and D_offset follows it) */
+    nlsq_xpcs_synth_spec s = spec_of(GOOD_FRAMES, 3);
     char err[512];
     return nlsq_xpcs_synth_write(good, &s, err, sizeof err) == 0 ? 0 : -1;
 }
@@ -537,15 +546,10 @@ static void poison(const char *path, const size_t (*ij)[2], size_t n)
 static void too_few_rows(void **state)
 {
     (void)state;
-    nlsq_xpcs_synth_spec s;
-    nlsq_xpcs_synth_spec_default(&s);
-    s.n_frames = 4;
-    s.n_angles = 1;
-    s.dt = 0.01;
+    nlsq_xpcs_synth_spec s = spec_of(4, 1);
     s.static_mode = 1;
-    char err[512];
     unlink(good);
-    assert_int_equal(nlsq_xpcs_synth_write(good, &s, err, sizeof err), 0);
+    tc_synth_write(good, &s);
     outcome o;
     run_fit(OUT_FILE, &o, "--mode", "static", NULL);      /* 6 rows, 5 parameters: fits */
     print_message("  clean file: exit %d\n", o.code);
@@ -559,15 +563,10 @@ static void too_few_rows(void **state)
 static void absurd_file_q(void **state)
 {
     (void)state;
-    nlsq_xpcs_synth_spec s;
-    nlsq_xpcs_synth_spec_default(&s);
-    s.n_frames = 8;
-    s.n_angles = 1;
+    nlsq_xpcs_synth_spec s = spec_of(8, 1);
     s.q = 1e300;
-    s.dt = 0.01;     /* the dt given: no warning line */
-    char err[512];
     unlink(good);
-    assert_int_equal(nlsq_xpcs_synth_write(good, &s, err, sizeof err), 0);
+    tc_synth_write(good, &s);
     outcome o;
     run_fit(OUT_FILE, &o, NULL);
     expect_refusal(&o, "a file with q = 1e300", "q");
@@ -631,15 +630,10 @@ static void checkpoint_bound(void **state)
     char ck[600], other[600];
     pathf(ck, sizeof ck, "bound.ck");
     pathf(other, sizeof other, "other.h5");
-    nlsq_xpcs_synth_spec s;
-    nlsq_xpcs_synth_spec_default(&s);
-    s.n_frames = GOOD_FRAMES;
-    s.n_angles = 3;
-    s.dt = 0.01;
+    nlsq_xpcs_synth_spec s = spec_of(GOOD_FRAMES, 3);
     s.seed = 777;                 /* same shape and settings, other data */
-    char err[512];
     unlink(other);
-    assert_int_equal(nlsq_xpcs_synth_write(other, &s, err, sizeof err), 0);
+    tc_synth_write(other, &s);
     outcome o;
     unlink(ck);
     run_fit(OUT_FILE, &o, "--checkpoint", ck, "--checkpoint-every", "1", "--max-iter", "3",

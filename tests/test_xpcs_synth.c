@@ -1,7 +1,7 @@
 /* The in-memory generator (nlsq_xpcs_synth_rows) must give exactly the rows
  * that a file written by nlsq_xpcs_synth_write gives back through the reader,
  * and the file must carry the truth it was generated from. */
-#include "common.h"
+#include "common_xpcs.h"
 
 #include "nlsq_xpcs.h"
 #include "nlsq_xpcs_synth.h"
@@ -15,18 +15,13 @@ static void check_layout(int layout, int float32)
 {
     char path[512], err[256];
     path_in_tmp(path, sizeof path, float32 ? "synth_rows32.h5" : "synth_rows64.h5");
-    nlsq_xpcs_synth_spec s;
-    nlsq_xpcs_synth_spec_default(&s);
+    nlsq_xpcs_synth_spec s = tc_synth_spec(37, 3, 99);
     s.layout = layout;
     s.float32 = float32;
-    s.n_frames = 37;
-    s.n_angles = 3;
     s.n_extra_q = 1;
-    s.seed = 99;
-    assert_int_equal(nlsq_xpcs_synth_write(path, &s, err, sizeof err), 0);
+    tc_synth_write(path, &s);
 
-    nlsq_xpcs_file *f = NULL;
-    assert_int_equal(nlsq_xpcs_open(path, &f, err, sizeof err), 0);
+    nlsq_xpcs_file *f = tc_open(path);
     nlsq_xpcs_selection sel;
     assert_int_equal(nlsq_xpcs_select(f, s.q, 0, SIZE_MAX, &sel, err, sizeof err), 0);
     assert_int_equal(sel.n_angles, 3);
