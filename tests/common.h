@@ -136,6 +136,18 @@ static inline double tc_rel_diff(double a, double b)
     return s > 0 ? fabs(a - b) / s : 0.0;
 }
 
+/* inv = A^-1 for a 3 x 3 row-major A, by cofactors (the closed-form
+ * references of the covariance tests). */
+static inline void tc_inv3(const double *A, double *inv)
+{
+    double c[9];
+    c[0] = A[4] * A[8] - A[5] * A[7]; c[1] = A[2] * A[7] - A[1] * A[8]; c[2] = A[1] * A[5] - A[2] * A[4];
+    c[3] = A[5] * A[6] - A[3] * A[8]; c[4] = A[0] * A[8] - A[2] * A[6]; c[5] = A[2] * A[3] - A[0] * A[5];
+    c[6] = A[3] * A[7] - A[4] * A[6]; c[7] = A[1] * A[6] - A[0] * A[7]; c[8] = A[0] * A[4] - A[1] * A[3];
+    double det = A[0] * c[0] + A[1] * c[3] + A[2] * c[6];
+    for (int k = 0; k < 9; k++) inv[k] = c[k] / det;
+}
+
 /* Defaults with tight tolerances, 500 iterations, one thread. */
 static inline void tc_strict_options(nlsq_options *opt)
 {

@@ -28,17 +28,19 @@ static double u_of(size_t i) { return (double)i / M; }
 static double v_of(size_t i) { return sin(0.37 * (double)i); }
 static double y_of(size_t i) { return 1.0 + 2.0 * u_of(i) + 0.5 * v_of(i) + 0.01 * cos(1.3 * (double)i * (double)i); }
 
+/* Row i: residual into *r, Jacobian row (3 entries) into J when not NULL. */
+static void lin_row(const lin *L, const double *x, size_t i, double *r, double *J)
+{
+    double col_b = L->duplicate ? u_of(i) : L->w * v_of(i);
+    *r = x[0] * u_of(i) + x[1] * col_b + x[2] - y_of(i);
+    if (J) { J[0] = u_of(i); J[1] = col_b; J[2] = 1.0; }
+}
+
 static int lin_eval(void *ctx, const double *x, size_t row0, size_t n, double *r, double *J,
                     const nlsq_eval_env *env)
 {
     (void)env;
-    const lin *L = ctx;
-    for (size_t k = 0; k < n; k++) {
-        size_t i = row0 + k;
-        double col_b = L->duplicate ? u_of(i) : L->w * v_of(i);
-        r[k] = x[0] * u_of(i) + x[1] * col_b + x[2] - y_of(i);
-        if (J) { J[3 * k] = u_of(i); J[3 * k + 1] = col_b; J[3 * k + 2] = 1.0; }
-    }
+    for (size_t k = 0; k < n; k++) lin_row(ctx, x, row0 + k, &r[k], J ? J + 3 * k : NULL);
     return 0;
 }
 
@@ -61,12 +63,7 @@ static void closed_form(const lin *L, int q, const int *cols, const double *shif
         double det = A[0] * A[4] - A[1] * A[3];
         inv[0] = A[4] / det; inv[1] = -A[1] / det; inv[2] = -A[3] / det; inv[3] = A[0] / det;
     } else {
-        double c[9];
-        c[0] = A[4] * A[8] - A[5] * A[7]; c[1] = A[2] * A[7] - A[1] * A[8]; c[2] = A[1] * A[5] - A[2] * A[4];
-        c[3] = A[5] * A[6] - A[3] * A[8]; c[4] = A[0] * A[8] - A[2] * A[6]; c[5] = A[2] * A[3] - A[0] * A[5];
-        c[6] = A[3] * A[7] - A[4] * A[6]; c[7] = A[1] * A[6] - A[0] * A[7]; c[8] = A[0] * A[4] - A[1] * A[3];
-        double det = A[0] * c[0] + A[1] * c[3] + A[2] * c[6];
-        for (int k = 0; k < 9; k++) inv[k] = c[k] / det;
+        tc_inv3(A, inv);
     }
     double beta[3] = {0};
     for (int a = 0; a < q; a++)

@@ -83,16 +83,6 @@ static int ids(void *ctx, size_t row0, size_t n, size_t *ia, size_t *ib)
 
 static size_t n_clusters(const prob *P) { return P->mode == 1 ? P->nu + P->nv : P->nv > P->nu ? P->nv : P->nu; }
 
-static void inv3(const double *A, double *inv)
-{
-    double c[9];
-    c[0] = A[4] * A[8] - A[5] * A[7]; c[1] = A[2] * A[7] - A[1] * A[8]; c[2] = A[1] * A[5] - A[2] * A[4];
-    c[3] = A[5] * A[6] - A[3] * A[8]; c[4] = A[0] * A[8] - A[2] * A[6]; c[5] = A[2] * A[3] - A[0] * A[5];
-    c[6] = A[3] * A[7] - A[4] * A[6]; c[7] = A[1] * A[6] - A[0] * A[7]; c[8] = A[0] * A[4] - A[1] * A[3];
-    double det = A[0] * c[0] + A[1] * c[3] + A[2] * c[6];
-    for (int k = 0; k < 9; k++) inv[k] = c[k] / det;
-}
-
 /* The dense reference over the q free columns cols[] (q = 2 or 3). */
 static void reference(const prob *P, const double *x, int q, const int *cols, double *V)
 {
@@ -127,7 +117,7 @@ static void reference(const prob *P, const double *x, int q, const int *cols, do
             for (int b = 0; b < q; b++) B[a * 3 + b] += S[c][a] * S[c][b];
     }
     double corr = (double)Gu / (double)(Gu - 1) * (double)(P->m - 1) / (double)(P->m - (size_t)q);
-    if (q == 3) inv3(A, Ai);
+    if (q == 3) tc_inv3(A, Ai);
     else {
         double d = A[0] * A[4] - A[1] * A[3];
         Ai[0] = A[4] / d; Ai[1] = -A[1] / d; Ai[3] = -A[3] / d; Ai[4] = A[0] / d;
