@@ -19,7 +19,11 @@
  *     every reduce this rank took part in; a rank that left early made the
  *     others' contexts broken), MPI_Abort (with the exit status) otherwise,
  *     so that a rank failing alone before the solve ends the job instead of
- *     leaving the others waiting. */
+ *     leaving the others waiting.  A rank other than 0 waits a moment
+ *     (ABORT_GRACE_S) before its MPI_Abort: when every rank fails the same
+ *     way (a missing input file), rank 0 - the one whose stderr is shown -
+ *     has time to say why before another rank's abort ends the job; rank 0's
+ *     own abort ends the wait at once. */
 #define _POSIX_C_SOURCE 200809L
 #include "fit_xpcs_backend.h"
 #include "nlsq_mpi.h"
@@ -27,8 +31,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define BLOCK_ROWS ((size_t)4096)   /* rows per block of the command's partition */
+#define ABORT_GRACE_S 2                /* seconds a rank other than 0 waits before MPI_Abort */
 
 typedef struct mpi_backend {
     int we_init;          /* this program called MPI_Init */
@@ -77,8 +83,12 @@ static int mpi_finish(void *self, int exit_code)
         int clean = exit_code == 0 || (s->ctx && !nlsq_mpi_broken(s->ctx));
         nlsq_mpi_detach(s->ctx, NULL);
         s->ctx = NULL;
-        if (clean || s->size <= 1) MPI_Finalize();
-        else MPI_Abort(MPI_COMM_WORLD, exit_code != 0 ? exit_code : 1);
+        if (clean || s->size <= 1) {
+            MPI_Finalize();
+        } else {
+            if (s->rank != 0) nanosleep(&(struct timespec){ABORT_GRACE_S, 0}, NULL);
+            MPI_Abort(MPI_COMM_WORLD, exit_code != 0 ? exit_code : 1);
+        }
     }
     free(s);
     return exit_code;
