@@ -81,6 +81,21 @@ static void unmake(fixture *f)
     free(f->d);
 }
 
+/* The full LM from x (1 thread, at most 2000 iterations), its covariance
+ * into cov (p x p); the status (usable: checked). */
+static int full_fit(fixture *f, double *x, double *cov, nlsq_result *res)
+{
+    nlsq_options opt;
+    nlsq_options_init(&opt);
+    opt.n_threads = 1;
+    opt.max_iter = 2000;
+    memset(res, 0, sizeof *res);
+    res->covariance = cov;
+    int st = nlsq_lm(&f->pb, &opt, x, res);
+    assert_true(st >= 0 || st == NLSQ_STALLED);
+    return st;
+}
+
 /* The full LM from x; 1 when every physical parameter is within 4 sigma of
  * the truth and chi2/dof < 1.1. */
 static int fit_lands(fixture *f, double *x)
@@ -88,15 +103,8 @@ static int fit_lands(fixture *f, double *x)
     size_t p = f->pb.n_params;
     double *cov = malloc(sizeof(double) * p * p);
     assert_non_null(cov);
-    nlsq_options opt;
-    nlsq_options_init(&opt);
-    opt.n_threads = 1;
-    opt.max_iter = 2000;
     nlsq_result res;
-    memset(&res, 0, sizeof res);
-    res.covariance = cov;
-    int st = nlsq_lm(&f->pb, &opt, x, &res);
-    assert_true(st >= 0 || st == NLSQ_STALLED);
+    int st = full_fit(f, x, cov, &res);
     int ok = res.reduced_chi2 < 1.1;
     for (size_t q = 0; q < 7; q++) {
         double sig = sqrt(cov[q * p + q]);
@@ -263,16 +271,9 @@ static double fit_from_global(fixture *f, double *x, double *err)
     assert_int_equal(nlsq_xpcs_global_start(f->m, NULL, NULL, x, &g), 0);
     double *cov = malloc(sizeof(double) * p * p);
     assert_non_null(cov);
-    nlsq_options opt;
-    nlsq_options_init(&opt);
-    opt.n_threads = 1;
-    opt.max_iter = 2000;
     nlsq_result res;
-    memset(&res, 0, sizeof res);
-    res.covariance = cov;
-    int rc = nlsq_lm(&f->pb, &opt, x, &res);
+    int rc = full_fit(f, x, cov, &res);
     print_message("  fit: %s after %zu iterations\n", nlsq_status_name(rc), res.iterations);
-    assert_true(rc >= 0 || rc == NLSQ_STALLED);
     for (size_t q = 0; q < p; q++) err[q] = sqrt(cov[q * p + q]);
     free(cov);
     return res.reduced_chi2;
