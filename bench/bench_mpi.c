@@ -241,11 +241,10 @@ int main(int argc, char **argv)
 
     MPI_Barrier(MPI_COMM_WORLD);
     double t0 = now_s();
-    size_t n_excl = 0;
-    int rc = nlsq_mpi_xpcs_initial_guess(mc, model, &cfg, NULL, x, &n_excl);
+    int rc = nlsq_mpi_xpcs_initial_guess(mc, model, &cfg, NULL, x, err, sizeof err);
     double t_init = now_s() - t0;
     if (rc != 0) {
-        fprintf(stderr, "bench_mpi: initial guess: %s\n", nlsq_status_string(rc));
+        fprintf(stderr, "bench_mpi: initial guess: %s\n", err[0] ? err : nlsq_status_string(rc));
         MPI_Abort(MPI_COMM_WORLD, 1);
     }
     nlsq_mpi_stats st0;
@@ -259,6 +258,7 @@ int main(int argc, char **argv)
     int status = !strcmp(method, "hybrid") ? nlsq_hybrid(&pb, &opt, x, &res)
                                            : nlsq_lm(&pb, &opt, x, &res);
     double t_fit = now_s() - t0;
+    size_t n_excl = res.n_obs ? nlsq_xpcs_model_n_rows(model) - res.n_obs : 0;   /* all ranks */
     nlsq_mpi_stats st;
     nlsq_mpi_get_stats(mc, &st);
 

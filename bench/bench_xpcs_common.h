@@ -655,7 +655,7 @@ BX_UNUSED static int bx_model_create(const bx_args *a, bx_data *d, nlsq_xpcs_mod
  * 0.3 / 1.0 with --spec-start.  Both programs start from this x0. */
 BX_UNUSED static int bx_start(const bx_args *a, nlsq_xpcs_model *m, size_t P, double *x0)
 {
-    int rc = a->fixed_start ? nlsq_xpcs_initial_guess(m, NULL, x0) : nlsq_xpcs_start(m, NULL, NULL, x0);
+    int rc = a->fixed_start ? nlsq_xpcs_initial_guess(m, NULL, x0, NULL, 0) : nlsq_xpcs_start(m, NULL, NULL, x0, NULL, 0);
     if (rc != 0) {
         fprintf(stderr, "initial guess: %s\n", nlsq_xpcs_status_string(rc));
         return 1;

@@ -475,14 +475,14 @@ static int start_point(fit_state *s)
     free(hi);
     if (rc != 0) return rc;
     const fit_xpcs_backend *be = s->run->be;
-    rc = be->initial_guess(be->self, s->m, &s->cfg, s->a->init, s->x);
-    if (rc == 0)   /* --start global|local (xpcs_start.h) */
-        rc = xpcs_start_stage(s->m, s->a, s->x, s->run->msgs, &s->gstart, &s->gstart_ran);
-    if (rc != 0) {
-        const char *le = nlsq_xpcs_model_last_error(s->m);
+    char err[512] = "";
+    rc = be->initial_guess(be->self, s->m, &s->cfg, s->a->init, s->x, err, sizeof err);
+    if (rc == 0 &&   /* --start global|local (xpcs_start.h) */
+        (rc = xpcs_start_stage(s->m, s->a, s->x, s->run->msgs, &s->gstart, &s->gstart_ran)) != 0)
+        snprintf(err, sizeof err, "%s", s->gstart.message);
+    if (rc != 0)
         return bad_input(s->run, "%s: initial guess failed: %s", s->a->input,
-                         le[0] ? le : nlsq_xpcs_status_string(rc));
-    }
+                         err[0] ? err : nlsq_xpcs_status_string(rc));
     return 0;
 }
 

@@ -22,10 +22,10 @@ typedef struct fit_xpcs_backend {
     /** Adjust the model's configuration before it is created (MPI: several
      *  ranks stream the data, so that each reads only its own rows). */
     void (*model_config)(void *self, nlsq_xpcs_config *cfg);
-    /** The start point (nlsq_xpcs_start's contract; MPI: from each
-     *  rank's rows, the same on every rank). */
+    /** The start point (nlsq_xpcs_start's contract, its line on a failure in
+     *  err; MPI: from each rank's rows, the same on every rank). */
     int (*initial_guess)(void *self, nlsq_xpcs_model *m, const nlsq_xpcs_config *cfg,
-                         const double *phys, double *x);
+                         const double *phys, double *x, char *err, size_t err_size);
     /** Last word on the solver options (MPI: the reduce over the ranks). */
     void (*solver_options)(void *self, nlsq_options *opt);
     /** End of the command: returns the exit status to use (MPI: finalises,

@@ -12,8 +12,9 @@
  *     this rank's);
  *   - the context is attached over MPI_COMM_WORLD at the start point (the
  *     first moment the number of rows is known; blocks of 4096 rows) and
- *     reused by the solve; the start point and the excluded count are
- *     nlsq_mpi_xpcs_initial_guess's, over all ranks;
+ *     reused by the solve; the start point is nlsq_mpi_xpcs_initial_guess's
+ *     (over all ranks, a read failure's line on every rank), the excluded
+ *     count the solve's (res.n_obs, summed over the ranks);
  *   - finish: detach, then MPI_Finalize when the command succeeded or every
  *     rank went through the solve (a context that is not broken completed
  *     every reduce this rank took part in; a rank that left early made the
@@ -50,10 +51,10 @@ static void mpi_model_config(void *self, nlsq_xpcs_config *cfg)
 }
 
 static int mpi_initial_guess(void *self, nlsq_xpcs_model *m, const nlsq_xpcs_config *cfg,
-                             const double *phys, double *x)
+                             const double *phys, double *x, char *err, size_t err_size)
 {
     mpi_backend *s = self;
-    if (!s->we_init) return nlsq_xpcs_start(m, phys, NULL, x);
+    if (!s->we_init) return nlsq_xpcs_start(m, phys, NULL, x, err, err_size);
     if (!s->ctx) {
         nlsq_options tmp;
         nlsq_options_init(&tmp);
@@ -63,7 +64,7 @@ static int mpi_initial_guess(void *self, nlsq_xpcs_model *m, const nlsq_xpcs_con
         if (rc != 0) return rc;
         nlsq_mpi_set_timeout(s->ctx, s->timeout);
     }
-    return nlsq_mpi_xpcs_initial_guess(s->ctx, m, cfg, phys, x, NULL);
+    return nlsq_mpi_xpcs_initial_guess(s->ctx, m, cfg, phys, x, err, err_size);
 }
 
 static void mpi_solver_options(void *self, nlsq_options *opt)

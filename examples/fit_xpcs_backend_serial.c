@@ -9,11 +9,11 @@ static void serial_model_config(void *self, nlsq_xpcs_config *cfg)
 }
 
 static int serial_initial_guess(void *self, nlsq_xpcs_model *m, const nlsq_xpcs_config *cfg,
-                                const double *phys, double *x)
+                                const double *phys, double *x, char *err, size_t err_size)
 {
     (void)self;
     (void)cfg;
-    return nlsq_xpcs_start(m, phys, NULL, x);
+    return nlsq_xpcs_start(m, phys, NULL, x, err, err_size);
 }
 
 static void serial_solver_options(void *self, nlsq_options *opt)

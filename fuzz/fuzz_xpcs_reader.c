@@ -628,7 +628,7 @@ static void exercise(reader *r, const built *b)
                        *J = malloc(64 * p * sizeof *J);
                 size_t *cols = malloc(p * sizeof *cols);
                 if (!x || !rv || !J || !cols) abort();
-                int g = nlsq_xpcs_initial_guess(m, NULL, x);
+                int g = nlsq_xpcs_initial_guess(m, NULL, x, NULL, 0);
                 CHECK(g == 0 || g == NLSQ_ECALLBACK);
                 if (g == 0) {
                     for (size_t j = 0; j < p; j++) CHECK(isfinite(x[j]));

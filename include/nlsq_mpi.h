@@ -162,15 +162,16 @@ struct nlsq_xpcs_config;
 /** nlsq_xpcs_start over the ranks of ctx (its reduce and row ranges), each
  *  rank reading only the sample rows of its own range: the same start on
  *  every rank, equal to the one-process start to rounding.  cfg: unused
- *  (the model carries its config; may be NULL).  *n_excluded (when not NULL
- *  on every rank): the non-finite data entries over all ranks (the model's
- *  own count only covers what this rank has read), counted by reading this
- *  rank's rows.  Collective; returns 0 or the same error on every rank
- *  (NLSQ_ECALLBACK when a read failed on any rank: that rank's
- *  nlsq_xpcs_model_last_error says why). */
+ *  (the model carries its config; may be NULL).  Collective; returns 0 or
+ *  the same error on every rank (NLSQ_ECALLBACK when a read failed on any
+ *  rank), with one line on why in err (may be NULL; err_size bytes): the
+ *  read failure on the rank where it happened, "a data read failed on
+ *  another process" on the others.  The excluded (non-finite) entries over
+ *  all ranks are what a solve reports: nlsq_xpcs_model_n_rows - res.n_obs. */
 NLSQ_API int nlsq_mpi_xpcs_initial_guess(nlsq_mpi_ctx *ctx, struct nlsq_xpcs_model *m,
                                          const struct nlsq_xpcs_config *cfg,
-                                         const double *phys, double *x, size_t *n_excluded);
+                                         const double *phys, double *x, char *err,
+                                         size_t err_size);
 
 #ifdef __cplusplus
 }

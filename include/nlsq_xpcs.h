@@ -297,25 +297,22 @@ NLSQ_API int  nlsq_xpcs_model_set_bounds(nlsq_xpcs_model *m, const double *lower
  *  nlsq_mpi_options); every process gets the same x and the same status.
  *  Collective then: every process must call it.  Deterministic.  Returns 0,
  *  NLSQ_EINVAL (NULL, an infinite phys value), NLSQ_ENOMEM, NLSQ_ECALLBACK
- *  (a data read failed: nlsq_xpcs_model_last_error says why on the process
- *  where it failed) or NLSQ_EDISTRIBUTED (the reduce failed).  On the 23M
- *  benchmark the LM needs 5 passes from it instead of 13 + 3 from the fixed
- *  start. */
+ *  (a data read failed) or NLSQ_EDISTRIBUTED (the reduce failed).  err (may
+ *  be NULL; err_size bytes, NUL-terminated, "" on success) gets one line on
+ *  why: the read failure naming the file/dataset on the process where it
+ *  happened, "a data read failed on another process" (or "out of memory on
+ *  another process") on the others.  On the 23M benchmark the LM needs 5
+ *  passes from it instead of 13 + 3 from the fixed start. */
 NLSQ_API int  nlsq_xpcs_start(nlsq_xpcs_model *m, const double *phys,
-                              const nlsq_distributed *dist, double *x);
+                              const nlsq_distributed *dist, double *x, char *err,
+                              size_t err_size);
 
 /** nlsq_xpcs_start on one process without the rate search: D0 and
  *  gamma_dot_0 from phys or the fixed defaults of docs/xpcs-model.md (the
- *  benchmark's singular start).  For checks and comparisons. */
-NLSQ_API int  nlsq_xpcs_initial_guess(nlsq_xpcs_model *m, const double *phys, double *x);
-
-/** Observations with non-finite data (a merged pair counts 2) among the
- *  problem rows [row_begin, row_end), read now (a process's share of a
- *  distributed fit; the model's own count, nlsq_xpcs_model_n_excluded,
- *  covers what it has read).  Returns 0, NLSQ_EINVAL, NLSQ_ENOMEM or
- *  NLSQ_ECALLBACK (a read failed). */
-NLSQ_API int  nlsq_xpcs_model_count_excluded(nlsq_xpcs_model *m, size_t row_begin,
-                                             size_t row_end, size_t *n_excluded);
+ *  benchmark's singular start).  For checks and comparisons.  Same returns
+ *  and err. */
+NLSQ_API int  nlsq_xpcs_initial_guess(nlsq_xpcs_model *m, const double *phys, double *x,
+                                      char *err, size_t err_size);
 
 /** Global start stage (docs/api.md "nlsq_xpcs_global_start"): a start point
  *  in the global minimum's basin, for a local fit (nlsq_lm) on all rows.
@@ -343,8 +340,9 @@ NLSQ_API int  nlsq_xpcs_model_count_excluded(nlsq_xpcs_model *m, size_t row_begi
  *  on n_threads.  Threads: the model may not be used by another call at the
  *  same time (as for any solve on it).  opt: NULL or zero fields for the
  *  defaults.  Returns 0, NLSQ_EINVAL (bad arguments, a model without
- *  angles), NLSQ_ENOMEM, or NLSQ_ECALLBACK (a data read failed, see
- *  nlsq_xpcs_model_last_error, or no end point could be evaluated). */
+ *  angles), NLSQ_ENOMEM, or NLSQ_ECALLBACK (a data read failed, or no end
+ *  point could be evaluated); on an error res->message says why (a read
+ *  failure naming the file/dataset). */
 typedef struct nlsq_xpcs_global_options {
     size_t sample_rows;   /* rows of the sample (0: 16384) */
     size_t n_refine;      /* grid points refined by LM (0: 6; at most 6) */
@@ -377,7 +375,8 @@ NLSQ_API int nlsq_xpcs_global_start(nlsq_xpcs_model *m, const double *phys,
  *  ambiguity (ambiguous 1, alt, delta_chi2, message; its other fields are
  *  kept); otherwise res is untouched.  Two residual passes over the sample
  *  (opt->sample_rows as for the stage).  Returns 0, NLSQ_EINVAL (NULL
- *  argument), NLSQ_ENOMEM or NLSQ_ECALLBACK (a data read failed). */
+ *  argument), NLSQ_ENOMEM or NLSQ_ECALLBACK (a data read failed; res->message
+ *  then says why). */
 NLSQ_API int nlsq_xpcs_mirror_check(nlsq_xpcs_model *m, const double *x, const double *err,
                                     const nlsq_xpcs_global_options *opt,
                                     nlsq_xpcs_global_result *res);
@@ -408,13 +407,6 @@ NLSQ_API int  nlsq_xpcs_g2_rows_create(const nlsq_xpcs_config *cfg, size_t n, si
 NLSQ_API int  nlsq_xpcs_g2_rows_eval(const nlsq_xpcs_g2_rows *g, size_t a, size_t row0,
                                      size_t nrows, size_t col0, size_t ncols, double *out);
 NLSQ_API void nlsq_xpcs_g2_rows_free(nlsq_xpcs_g2_rows *g);
-
-/** The last data-read failure of nlsq_xpcs_start, nlsq_xpcs_initial_guess or
- *  nlsq_xpcs_model_count_excluded (they then return NLSQ_ECALLBACK), as one line naming
- *  the file/dataset; "" if none.  A failing eval of the model's problem (e.g.
- *  an HDF5 read error while streaming) says why in the solver's res.message
- *  instead (nlsq.h "Callbacks"). */
-NLSQ_API const char *nlsq_xpcs_model_last_error(const nlsq_xpcs_model *m);
 
 #ifdef __cplusplus
 }

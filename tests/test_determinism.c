@@ -64,7 +64,7 @@ static void lib_fit(int method, int threads, int stream, run_out *o)
     if (stream) cfg.memory_budget = 1;
     nlsq_xpcs_model *m = tc_model(&xf.src, &cfg);
     assert_int_equal(nlsq_xpcs_model_n_params(m), NP);
-    assert_int_equal(nlsq_xpcs_start(m, NULL, NULL, o->x), 0);
+    assert_int_equal(nlsq_xpcs_start(m, NULL, NULL, o->x, NULL, 0), 0);
     nlsq_problem pb;
     nlsq_xpcs_model_problem(m, &pb);
     nlsq_options opt;

@@ -877,7 +877,7 @@ static void test_xpcs_singular_start(void **state)
     size_t p = nlsq_xpcs_model_n_params(m);
     double x[7 + 8], cov[15 * 15];
     assert_int_equal(p, 15);
-    assert_int_equal(nlsq_xpcs_initial_guess(m, NULL, x), 0);
+    assert_int_equal(nlsq_xpcs_initial_guess(m, NULL, x, NULL, 0), 0);
     assert_true(x[1] == 0.0 && x[4] == 0.0);   /* alpha = beta = 0 */
     nlsq_problem pb;
     assert_int_equal(nlsq_xpcs_model_problem(m, &pb), 0);
@@ -1062,10 +1062,7 @@ static int xpcs_fit_path(const path_cfg *pc, const char **stage, char *err, size
     size_t p = nlsq_xpcs_model_n_params(m);
     *p_out = p;
     *stage = "initial_guess";
-    if ((rc = nlsq_xpcs_initial_guess(m, NULL, x_out)) != 0) {
-        snprintf(err, es, "%s", nlsq_xpcs_model_last_error(m));   /* "" for ENOMEM */
-        goto out;
-    }
+    if ((rc = nlsq_xpcs_initial_guess(m, NULL, x_out, err, es)) != 0) goto out;
     nlsq_problem pb;
     nlsq_xpcs_model_problem(m, &pb);
     nlsq_options opt;
@@ -1144,8 +1141,7 @@ static void test_xpcs_alloc_fail(void **state)
                          total, stage, rc, err);
             if (rc == NLSQ_ENOMEM) n_enomem++;
             else n_callback++;
-            if (err[0] == '\0' && strcmp(stage, "initial_guess") != 0 &&
-                strcmp(stage, "file_source") != 0)
+            if (err[0] == '\0' && strcmp(stage, "file_source") != 0)
                 fail_msg("allocation %ld failed in %s: status %d without a message", k, stage, rc);
             if (rc == NLSQ_ECALLBACK && !strstr(err, "memory"))
                 fail_msg("allocation %ld failed in %s: ECALLBACK does not say 'memory': %s", k,

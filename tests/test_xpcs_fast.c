@@ -4,8 +4,9 @@
  *    model presents each pair once with weight sqrt(2).  Against literal
  *    full-triangle rows (config.literal_full = 1): the same cost, J^T J and
  *    J^T r (through nlsq_covariance with absolute sigma, i.e. (J^T J)^-1), the
- *    same fit, and the observations counted (env->n_obs) over both triangles.  Non-symmetric in-memory
- *    data are never merged.
+ *    same fit, and the observations counted (env->n_obs) over both
+ *    triangles, the NaN pair out.  Non-symmetric in-memory data are never
+ *    merged.  A start point whose data read fails says why in its err.
  * 2. The kernel: the AVX2+FMA path (own exp and sin/cos polynomials) against
  *    the portable libm path on segments that cover the series branches of
  *    sinc, the -700 clamp, the 1e-10 floor, |Phi| > 1e5 (libm fallback), NaN
@@ -64,7 +65,7 @@ static void test_merged_equals_literal(void **st)
 
     const size_t p = pm.n_params;
     double x[13];
-    assert_int_equal(nlsq_xpcs_initial_guess(mm, NULL, x), 0);
+    assert_int_equal(nlsq_xpcs_initial_guess(mm, NULL, x, NULL, 0), 0);
     x[0] = 1.5e4; x[1] = -0.1; x[2] = 50; x[3] = 8e-4; x[4] = 0.1; x[5] = 5e-5; x[6] = 2.0;
     nlsq_options o;
     nlsq_options_init(&o);
@@ -134,6 +135,51 @@ static int read_rows_cb(void *ctx, size_t a, size_t row0, size_t nrows, double *
     return 0;
 }
 
+/* a read-callback source whose angle 2 cannot be read (status 5) */
+static int read_fails_cb(void *ctx, size_t a, size_t row0, size_t nrows, double *out)
+{
+    return a == 2 ? 5 : read_rows_cb(ctx, a, row0, nrows, out);
+}
+
+/* The start points' read failures come back as a line in their err (and
+ * the global start's res.message), with NLSQ_ECALLBACK; success leaves "". */
+static void test_start_read_error_message(void **st)
+{
+    (void)st;
+    const double phi[P] = {10, 55, 100};
+    double *d = make_data(1);
+    nlsq_xpcs_source src = {.kind = NLSQ_XPCS_SOURCE_READ, .n_angles = P, .n = N, .phi = phi,
+                            .u.read = {.fn = read_fails_cb, .ctx = d, .thread_safe = 1}};
+    nlsq_xpcs_config cfg = tc_config(0.01, 2e6, 2e-2);
+    cfg.memory_budget = 0;   /* streamed: nothing is read at creation */
+    char err[256] = "";
+    nlsq_xpcs_model *m = NULL;
+    assert_int_equal(nlsq_xpcs_model_create(&src, &cfg, &m, err, sizeof err), 0);
+    double x[13];
+    const char *want = "of angle 2 failed (source status 5)";
+    assert_int_equal(nlsq_xpcs_start(m, NULL, NULL, x, err, sizeof err), NLSQ_ECALLBACK);
+    printf("  nlsq_xpcs_start: %s\n", err);
+    assert_non_null(strstr(err, want));
+    err[0] = '\0';
+    assert_int_equal(nlsq_xpcs_initial_guess(m, NULL, x, err, sizeof err), NLSQ_ECALLBACK);
+    assert_non_null(strstr(err, want));
+    nlsq_xpcs_global_result gr;
+    assert_int_equal(nlsq_xpcs_global_start(m, NULL, NULL, x, &gr), NLSQ_ECALLBACK);
+    printf("  nlsq_xpcs_global_start: %s\n", gr.message);
+    assert_non_null(strstr(gr.message, want));
+    assert_int_equal(nlsq_xpcs_start(m, NULL, NULL, NULL, err, sizeof err), NLSQ_EINVAL);
+    assert_true(err[0] != '\0');
+    nlsq_xpcs_model_free(m);
+    /* readable: "" */
+    src.u.read.fn = read_rows_cb;
+    assert_int_equal(nlsq_xpcs_model_create(&src, &cfg, &m, err, sizeof err), 0);
+    err[0] = 'x';
+    assert_int_equal(nlsq_xpcs_start(m, NULL, NULL, x, err, sizeof err), 0);
+    assert_string_equal(err, "");
+    nlsq_xpcs_model_free(m);
+    free(d);
+}
+
 static void test_read_source_symmetric_flag(void **st)
 {
     (void)st;
@@ -155,7 +201,7 @@ static void test_read_source_symmetric_flag(void **st)
     assert_int_equal(p1.n_rows * 2, p0.n_rows);    /* promised: merged pairs */
     /* the merged read source gives the in-memory model's residuals exactly */
     double x[13];
-    assert_int_equal(nlsq_xpcs_initial_guess(mm, NULL, x), 0);
+    assert_int_equal(nlsq_xpcs_initial_guess(mm, NULL, x, NULL, 0), 0);
     double *r1 = malloc(sizeof(double) * p1.n_rows), *rm = malloc(sizeof(double) * pm.n_rows);
     assert_int_equal(p1.eval(p1.ctx, x, 0, p1.n_rows, r1, NULL, NULL), 0);
     assert_int_equal(pm.eval(pm.ctx, x, 0, pm.n_rows, rm, NULL, NULL), 0);
@@ -256,4 +302,5 @@ static void test_kernel_avx2_vs_portable(void **st)
 
 TC_MAIN(cmocka_unit_test(test_merged_equals_literal),
         cmocka_unit_test(test_read_source_symmetric_flag),
+        cmocka_unit_test(test_start_read_error_message),
         cmocka_unit_test(test_kernel_avx2_vs_portable))

@@ -131,7 +131,7 @@ static void bad_starts_land(void **st)
         fixture f;
         make(&f, 6, seed, 3.0);
         double x[7 + 2 * 6];
-        assert_int_equal(nlsq_xpcs_initial_guess(f.m, a, x), 0);
+        assert_int_equal(nlsq_xpcs_initial_guess(f.m, a, x, NULL, 0), 0);
         assert_false(fit_lands(&f, x));
         for (int k = 0; k < 2; k++) {
             nlsq_xpcs_global_options go = {0, 0, 1};
@@ -231,7 +231,7 @@ static void grid_scores_are_the_model(void **st)
     size_t R = f.pb.n_rows / P, start[6], len = 300;
     for (size_t a = 0; a < P; a++) start[a] = a * R + (a * 997) % (R - len);
     gs_grid g;
-    assert_int_equal(nlsq__xpcs_gg_init(&g, f.m, start, P, len, 1000), 0);
+    assert_int_equal(nlsq__xpcs_gg_init(&g, f.m, start, P, len, 1000, NULL, 0), 0);
     assert_true(g.S > 800 && g.S <= 1001);
     double x[7 + 12], y[7 + 12];
     memcpy(x, f.truth, sizeof f.truth);

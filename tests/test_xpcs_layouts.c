@@ -307,7 +307,7 @@ static void fit_and_check(const char *path, const double *held_phi, size_t na, i
     double *x = malloc(p * sizeof *x), *cov = malloc(p * p * sizeof *cov);
     assert_non_null(x);
     assert_non_null(cov);
-    assert_int_equal(nlsq_xpcs_initial_guess(m, NULL, x), 0);
+    assert_int_equal(nlsq_xpcs_initial_guess(m, NULL, x, NULL, 0), 0);
     nlsq_result res;
     assert_true(tc_xpcs_lm(m, 2, x, cov, &res) > 0);
     double worst = 0;

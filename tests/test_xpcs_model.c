@@ -846,7 +846,7 @@ static void test_initial_guess(void **state)
         nlsq_xpcs_model *m = make_model(&c, &src, (size_t)256 << 20);
         double phys[7] = {NAN, NAN, NAN, NAN, NAN, NAN, NAN};
         if (variant == 1) memcpy(phys, c.phys, sizeof phys);
-        assert_int_equal(nlsq_xpcs_initial_guess(m, variant == 1 ? phys : NULL, g), 0);
+        assert_int_equal(nlsq_xpcs_initial_guess(m, variant == 1 ? phys : NULL, g, NULL, 0), 0);
         for (size_t q = 0; q < np; q++) assert_true(g[q] == x[q]);
         for (size_t q = np; q < np + 2 * c.P; q++)
             if (fabs(g[q] - x[q]) > 1e-9) fail_msg("variant %d param %zu: %.12g vs %.12g", variant, q, g[q], x[q]);
@@ -862,7 +862,7 @@ static void test_initial_guess(void **state)
     double *d = ref_data(&c, x);
     nlsq_xpcs_source src = mem_source(&c, d, NULL);
     nlsq_xpcs_model *m = make_model(&c, &src, (size_t)256 << 20);
-    assert_int_equal(nlsq_xpcs_initial_guess(m, NULL, g), 0);
+    assert_int_equal(nlsq_xpcs_initial_guess(m, NULL, g, NULL, 0), 0);
     assert_true(g[7] == 1.0);
     assert_true(g[8] >= 0.5 && g[8] <= 1.5);
     nlsq_xpcs_model_free(m);

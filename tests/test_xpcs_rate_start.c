@@ -62,7 +62,7 @@ static void recovers_rates(void **st)
     fixture f;
     make(&f, 300, truth, 0.0);
     double x[7 + 2 * P];
-    assert_int_equal(nlsq_xpcs_start(f.m, NULL, NULL, x), 0);
+    assert_int_equal(nlsq_xpcs_start(f.m, NULL, NULL, x, NULL, 0), 0);
     assert_true(fabs(x[0] / truth[0] - 1) < 0.02);
     assert_true(fabs(x[3] / truth[3] - 1) < 0.02);
     for (size_t a = 0; a < P; a++) {
@@ -80,14 +80,14 @@ static void given_values_stay(void **st)
     fixture f;
     make(&f, 120, truth, 0.0);
     double x[7 + 2 * P], phys[7] = {1234.5, NAN, NAN, NAN, NAN, NAN, NAN};
-    assert_int_equal(nlsq_xpcs_start(f.m, phys, NULL, x), 0);
+    assert_int_equal(nlsq_xpcs_start(f.m, phys, NULL, x, NULL, 0), 0);
     assert_true(x[0] == 1234.5);
     phys[0] = NAN;
     phys[3] = 7e-4;
-    assert_int_equal(nlsq_xpcs_start(f.m, phys, NULL, x), 0);
+    assert_int_equal(nlsq_xpcs_start(f.m, phys, NULL, x, NULL, 0), 0);
     assert_true(x[3] == 7e-4);
-    assert_int_equal(nlsq_xpcs_start(NULL, NULL, NULL, x), NLSQ_EINVAL);
-    assert_int_equal(nlsq_xpcs_start(f.m, NULL, NULL, NULL), NLSQ_EINVAL);
+    assert_int_equal(nlsq_xpcs_start(NULL, NULL, NULL, x, NULL, 0), NLSQ_EINVAL);
+    assert_int_equal(nlsq_xpcs_start(f.m, NULL, NULL, NULL, NULL, 0), NLSQ_EINVAL);
     unmake(&f);
 }
 
@@ -98,7 +98,7 @@ static void unseen_shear_kept(void **st)
     fixture f;
     make(&f, 150, truth, 0.0);
     double x[7 + 2 * P];
-    assert_int_equal(nlsq_xpcs_start(f.m, NULL, NULL, x), 0);
+    assert_int_equal(nlsq_xpcs_start(f.m, NULL, NULL, x, NULL, 0), 0);
     assert_true(x[3] == 5e-4);   /* the fixed start's value, not the search's */
     unmake(&f);
 }
@@ -123,8 +123,8 @@ static void fewer_passes(void **st)
     make(&f, 250, s.params, 0.01);
     double xr[7 + 2 * P], xf[7 + 2 * P];
     nlsq_result rr, rf;
-    assert_int_equal(nlsq_xpcs_start(f.m, NULL, NULL, xr), 0);
-    assert_int_equal(nlsq_xpcs_initial_guess(f.m, NULL, xf), 0);
+    assert_int_equal(nlsq_xpcs_start(f.m, NULL, NULL, xr, NULL, 0), 0);
+    assert_int_equal(nlsq_xpcs_initial_guess(f.m, NULL, xf, NULL, 0), 0);
     fit_from(f.m, xr, &rr);
     fit_from(f.m, xf, &rf);
     assert_true(rr.status > 0 && rf.status > 0);

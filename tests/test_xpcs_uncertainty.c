@@ -108,7 +108,7 @@ static void test_clusters(void **state)
     double *x = malloc(p * sizeof(double)), *r = malloc(R * sizeof(double));
     size_t *ia = malloc(R * sizeof(size_t)), *ib = malloc(R * sizeof(size_t));
     assert_true(x && r && ia && ib);
-    assert_int_equal(nlsq_xpcs_initial_guess(m, s.params, x), 0);
+    assert_int_equal(nlsq_xpcs_initial_guess(m, s.params, x, NULL, 0), 0);
     assert_int_equal(pb.eval(pb.ctx, x, 0, R, r, NULL, NULL), 0);
     /* in uneven pieces, as the robust pass asks */
     for (size_t r0 = 0; r0 < R; r0 += 37) {

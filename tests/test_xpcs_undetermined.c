@@ -60,7 +60,7 @@ static void test_shear_1e_4(void **state)
     double *x0 = malloc(p * sizeof(double)), *x = malloc(p * sizeof(double));
     double *cov = malloc(p * p * sizeof(double));
     assert_true(x0 && x && cov);
-    assert_int_equal(nlsq_xpcs_start(m, NULL, NULL, x0), 0);
+    assert_int_equal(nlsq_xpcs_start(m, NULL, NULL, x0, NULL, 0), 0);
     for (int hybrid = 0; hybrid < 2; hybrid++) {
         nlsq_options o;
         nlsq_options_init(&o);

@@ -94,7 +94,8 @@ static int entries_fill(gs_grid *g, nlsq_xpcs_model *m, const size_t *start, siz
     size_t count = 0;
     for (size_t b = 0; b < n_blocks; b++) {
         size_t a = start[b] / R;
-        int rc = nlsq__xpcs_model_fetch(m, a, start[b] % R, len, y, ii, jj);
+        int rc = nlsq__xpcs_model_fetch(m, a, start[b] % R, len, y, ii, jj, g->err,
+                                        g->err_size);
         if (rc != 0) return rc == NLSQ_ENOMEM ? NLSQ_ENOMEM : NLSQ_ECALLBACK;
         for (size_t t = 0; t < len; t++, count++) {
             if (count % stride || ii[t] == jj[t] || !isfinite(y[t]) || g->S >= cap)
@@ -117,9 +118,11 @@ static int entries_fill(gs_grid *g, nlsq_xpcs_model *m, const size_t *start, siz
 }
 
 int nlsq__xpcs_gg_init(gs_grid *g, nlsq_xpcs_model *m, const size_t *start, size_t n_blocks,
-                       size_t len, size_t want)
+                       size_t len, size_t want, char *err, size_t err_size)
 {
     memset(g, 0, sizeof *g);
+    g->err = err;
+    g->err_size = err_size;
     nlsq__xpcs_model_view(m, &g->v);
     axes_init(g);
     size_t rows = n_blocks * len, stride = want && rows > want ? (rows + want - 1) / want : 1;

@@ -29,14 +29,18 @@ typedef struct gs_grid {
     size_t *ei, *ej;               /* S: each entry's frames */
     double *y;                     /* S: data minus the angle's mean */
     double *mean;                  /* P: the angle's mean */
+    char *err;                     /* gg_init's: where a read failure says why */
+    size_t err_size;
 } gs_grid;
 
 /* The entries of the sample blocks (n_blocks blocks of len problem rows from
  * global row start[b], each inside one angle, in angle order), about `want`
  * of them, and the grid's axes.  0, NLSQ_ENOMEM or NLSQ_ECALLBACK (a read
- * failed).  gg_free frees (also after a failure). */
+ * failed: one line on why into err, err_size bytes).  gg_free frees (also
+ * after a failure). */
 NLSQ__XPCS_HIDDEN int nlsq__xpcs_gg_init(gs_grid *g, nlsq_xpcs_model *m, const size_t *start,
-                                         size_t n_blocks, size_t len, size_t want);
+                                         size_t n_blocks, size_t len, size_t want, char *err,
+                                         size_t err_size);
 NLSQ__XPCS_HIDDEN void nlsq__xpcs_gg_free(gs_grid *g);
 
 /* The physical point x (np values) given: each angle's contrast and offset

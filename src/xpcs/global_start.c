@@ -75,6 +75,7 @@ typedef struct gs_sample {
     size_t *start;
     double *lo, *hi;       /* the sample problem's bounds: the offsets held at 0 */
     nlsq_problem sub;      /* the sample as a problem (never prepared: see sample_init) */
+    char msg[NLSQ_CALLBACK_MSG_SIZE];   /* why a read or a sample solve failed */
 } gs_sample;
 
 static size_t sub_pattern(void *ctx, size_t row0, size_t nrows, size_t *cols, size_t *k)
@@ -224,7 +225,10 @@ static int refine(gs_run *g, const double *x0, size_t max_iter)
     for (size_t k = 0; k < p * p; k++) g->work[k] = NAN;
     g->opt.max_iter = max_iter;
     int st = nlsq_lm(&g->s->sub, &g->opt, e->x, &res);
-    if (st == NLSQ_ENOMEM || st == NLSQ_ECALLBACK) return st;
+    if (st == NLSQ_ENOMEM || st == NLSQ_ECALLBACK) {   /* the model's words, for the caller */
+        xpcs__err(g->s->msg, sizeof g->s->msg, "%s", res.message);
+        return st;
+    }
     e->status = st;
     e->cost = (st >= 0 || st == NLSQ_STALLED) && isfinite(res.cost) ? res.cost : HUGE_VAL;
 #ifdef GS_DEBUG
@@ -363,11 +367,15 @@ int nlsq_xpcs_global_start(nlsq_xpcs_model *m, const double *phys,
     if (rc == 0 && s.n_rows <= s.p) {   /* no degrees of freedom: nothing to compare */
         sample_free(&s);
         snprintf(res->message, sizeof res->message, "global start: too few rows, local start");
-        return nlsq_xpcs_initial_guess(m, phys, x);
+        rc = nlsq_xpcs_initial_guess(m, phys, x, s.msg, sizeof s.msg);
+        if (rc != 0) snprintf(res->message, sizeof res->message, "%s", s.msg);
+        return rc;
     }
     if (rc == 0) rc = run_init(&g, &s, go);
     else memset(&g, 0, sizeof g);
-    if (rc == 0) rc = nlsq__xpcs_gg_init(&grid, m, s.start, s.n_blocks, s.len, GS_GRID_ENTRIES);
+    if (rc == 0)
+        rc = nlsq__xpcs_gg_init(&grid, m, s.start, s.n_blocks, s.len, GS_GRID_ENTRIES, s.msg,
+                                sizeof s.msg);
     if (rc == 0 && !(gcost = malloc(sizeof(double) * grid.total))) rc = NLSQ_ENOMEM;
     if (rc == 0) rc = nlsq__xpcs_gg_search(&grid, gcost, n_ref, picks, &n_picks);
 #ifdef GS_DEBUG
@@ -385,6 +393,9 @@ int nlsq_xpcs_global_start(nlsq_xpcs_model *m, const double *phys,
                  "global start: %zu grid points and %zu LM solves on %zu sample rows",
                  res->n_grid, res->n_refined, res->sample_rows);
         ambiguity(&g, res);
+    } else {   /* why, for the caller (the sample's reads, the solves) */
+        snprintf(res->message, sizeof res->message, "global start: %s",
+                 s.msg[0] ? s.msg : nlsq_status_string(rc));
     }
     run_free(&g);
     sample_free(&s);
@@ -401,9 +412,9 @@ int nlsq_xpcs_global_start(nlsq_xpcs_model *m, const double *phys,
 /* Half the sum of squares of the sample's residuals at x into *f. */
 static int sample_cost(gs_sample *s, const double *x, double *r, void *scratch, double *f)
 {
-    char msg[NLSQ_CALLBACK_MSG_SIZE] = "";
+    s->msg[0] = '\0';   /* why a read failed, for the caller */
     nlsq_eval_env env = {.scratch = scratch, .scratch_bytes = s->full.scratch_bytes,
-                         .msg = msg, .msg_size = sizeof msg};
+                         .msg = s->msg, .msg_size = sizeof s->msg};
     if (sub_eval(s, x, 0, s->n_rows, r, NULL, &env) != 0) return NLSQ_ECALLBACK;
     double c = 0.0;
     for (size_t t = 0; t < s->n_rows; t++) c += 0.5 * r[t] * r[t];
@@ -455,6 +466,9 @@ int nlsq_xpcs_mirror_check(nlsq_xpcs_model *m, const double *x, const double *er
                  "all rows): phi0 = %.6g (chosen) and %.6g differ by %.3g sigma",
                  dchi2, x[6], -x[6], sig);
     }
+    if (rc != 0)
+        snprintf(res->message, sizeof res->message, "mirror check: %s",
+                 s.msg[0] ? s.msg : nlsq_status_string(rc));
     sample_free(&s);
     return rc;
 }

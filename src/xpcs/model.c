@@ -125,7 +125,6 @@ struct nlsq_xpcs_model {
     xs_stream *blocks;          /* DATA_BLOCKS: row blocks read ahead (stream.c) */
     pthread_mutex_t read_mu;    /* serialises a non-thread-safe source */
     pthread_mutex_t err_mu;
-    char last_error[256];       /* the start point's read errors (nlsq_xpcs.h) */
     char stream_error[256];     /* the reader thread's last failure, handed to the
                                    eval that meets it (cut to its message buffer) */
 };
@@ -165,23 +164,6 @@ static void set_err(char *err, size_t err_size, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(err, err_size, fmt, ap);
     va_end(ap);
-}
-
-static void model_error(nlsq_xpcs_model *m, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-static void model_error(nlsq_xpcs_model *m, const char *fmt, ...)
-{
-    pthread_mutex_lock(&m->err_mu);
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(m->last_error, sizeof m->last_error, fmt, ap);
-    va_end(ap);
-    pthread_mutex_unlock(&m->err_mu);
-}
-
-const char *nlsq_xpcs_model_last_error(const nlsq_xpcs_model *m)
-{
-    return m ? m->last_error : "";
 }
 
 void nlsq_xpcs_config_init(nlsq_xpcs_config *c)
@@ -1153,16 +1135,6 @@ int nlsq_xpcs_model_set_bounds(nlsq_xpcs_model *m, const double *lower, const do
 /* The start point's view (model_view.h; the start itself is start.c's)      */
 /* ------------------------------------------------------------------------ */
 
-/* fetch for the start point: its failure is what nlsq_xpcs_model_last_error
- * reports. */
-static int start_fetch(nlsq_xpcs_model *m, size_t a, size_t l0, size_t nrows, double *out)
-{
-    char msg[sizeof m->last_error] = "";
-    int rc = fetch(m, a, l0, nrows, out, msg, sizeof msg);
-    if (rc) model_error(m, "%s", msg);
-    return rc;
-}
-
 void nlsq__xpcs_model_view(const nlsq_xpcs_model *m, nlsq__xpcs_view *v)
 {
     v->P = m->P;
@@ -1178,10 +1150,10 @@ void nlsq__xpcs_model_view(const nlsq_xpcs_model *m, nlsq__xpcs_view *v)
 }
 
 int nlsq__xpcs_model_fetch(nlsq_xpcs_model *m, size_t a, size_t l0, size_t nrows, double *y,
-                           size_t *ii, size_t *jj)
+                           size_t *ii, size_t *jj, char *msg, size_t msg_size)
 {
     if (a >= m->P || l0 > m->R || nrows > m->R - l0) return NLSQ_EINVAL;
-    int rc = start_fetch(m, a, l0, nrows, y);
+    int rc = fetch(m, a, l0, nrows, y, msg, msg_size);
     if (rc != 0) return rc;
     size_t i, j;
     local_to_ij(m, l0, &i, &j);

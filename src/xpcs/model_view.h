@@ -23,8 +23,9 @@ NLSQ__XPCS_HIDDEN void nlsq__xpcs_model_view(const nlsq_xpcs_model *m, nlsq__xpc
 
 /* The data of angle a's local rows [l0, l0 + nrows) into y, and each row's
  * matrix entry (i, j) into ii, jj.  0, NLSQ_ENOMEM or another nonzero
- * status (a read failed: nlsq_xpcs_model_last_error says why). */
+ * status (a read failed: one line on why into msg, msg_size bytes). */
 NLSQ__XPCS_HIDDEN int nlsq__xpcs_model_fetch(nlsq_xpcs_model *m, size_t a, size_t l0,
-                                             size_t nrows, double *y, size_t *ii, size_t *jj);
+                                             size_t nrows, double *y, size_t *ii, size_t *jj,
+                                             char *msg, size_t msg_size);
 
 #endif

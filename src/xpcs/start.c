@@ -51,6 +51,8 @@ typedef struct start_ctx {
     size_t chunk, period;       /* the sample: blocks of chunk rows every period rows */
     double *y;                  /* chunk values */
     size_t *ii, *jj;            /* chunk entries */
+    char *err;                  /* the caller's line on a failure (err_size bytes) */
+    size_t err_size;
 } start_ctx;
 
 typedef void (*visit_fn)(void *ctx, size_t a, size_t i, size_t j, double y);
@@ -65,7 +67,8 @@ static int sample_walk(start_ctx *sc, size_t a, visit_fn visit, void *ctx)
         if (hi > sc->re) hi = sc->re;
         if (hi <= lo) continue;
         size_t lb = lo - g0, le = hi - g0;
-        int rc = nlsq__xpcs_model_fetch(sc->m, a, lb, le - lb, sc->y, sc->ii, sc->jj);
+        int rc = nlsq__xpcs_model_fetch(sc->m, a, lb, le - lb, sc->y, sc->ii, sc->jj, sc->err,
+                                        sc->err_size);
         if (rc != 0) return rc == NLSQ_ENOMEM ? NLSQ_ENOMEM : NLSQ_ECALLBACK;
         for (size_t t = 0; t < le - lb; t++)
             if (isfinite(sc->y[t])) visit(ctx, a, sc->ii[t], sc->jj[t], sc->y[t]);
@@ -74,16 +77,24 @@ static int sample_walk(start_ctx *sc, size_t a, visit_fn visit, void *ctx)
 }
 
 /* buf[0..n) summed over the processes, local status in its header; the
- * status every process agrees on. */
+ * status every process agrees on, with a line on why in sc->err (the read
+ * failure's own line where it happened, which process failed elsewhere). */
 static int reduce(const start_ctx *sc, double *buf, size_t n, int local)
 {
     buf[ST_NOMEM] = local == NLSQ_ENOMEM ? 1.0 : 0.0;
     buf[ST_READ] = local != 0 && local != NLSQ_ENOMEM ? 1.0 : 0.0;
-    if (sc->dist && sc->dist->reduce && sc->dist->reduce(sc->dist->ctx, buf, n) != 0)
+    if (sc->dist && sc->dist->reduce && sc->dist->reduce(sc->dist->ctx, buf, n) != 0) {
+        xpcs__err(sc->err, sc->err_size, "start point: the distributed reduce failed");
         return NLSQ_EDISTRIBUTED;
-    if (buf[ST_NOMEM] > 0) return NLSQ_ENOMEM;
-    if (buf[ST_READ] > 0) return NLSQ_ECALLBACK;
-    return 0;
+    }
+    if (buf[ST_NOMEM] > 0) {
+        xpcs__err(sc->err, sc->err_size, "start point: out of memory%s",
+                  local == NLSQ_ENOMEM ? "" : " on another process");
+        return NLSQ_ENOMEM;
+    }
+    if (buf[ST_READ] > 0 && local == 0)
+        xpcs__err(sc->err, sc->err_size, "start point: a data read failed on another process");
+    return buf[ST_READ] > 0 ? NLSQ_ECALLBACK : 0;
 }
 
 /* ---- stage 1: lag bins ---------------------------------------------------- */
@@ -212,19 +223,28 @@ static int physical_start(const nlsq__xpcs_view *v, const double *phys, double *
 }
 
 static int start(nlsq_xpcs_model *m, const double *phys, int search,
-                 const nlsq_distributed *dist, double *x)
+                 const nlsq_distributed *dist, double *x, char *err, size_t err_size)
 {
-    if (!m || !x) return NLSQ_EINVAL;
+    xpcs__err(err, err_size, "%s", "");
+    if (!m || !x) {
+        xpcs__err(err, err_size, "start point: no model or no x");
+        return NLSQ_EINVAL;
+    }
     start_ctx sc;
     memset(&sc, 0, sizeof sc);
     sc.m = m;
+    sc.err = err;
+    sc.err_size = err_size;
     nlsq__xpcs_model_view(m, &sc.v);
     sc.dist = dist && dist->reduce ? dist : NULL;
     sc.rb = sc.dist ? dist->row_begin : 0;
     sc.re = sc.dist ? dist->row_end : sc.v.P * sc.v.R;
-    if (sc.rb > sc.re) return NLSQ_EINVAL;
     double p[NLSQ_XPCS_N_PHYS];
-    if (physical_start(&sc.v, phys, p) != 0) return NLSQ_EINVAL;
+    if (sc.rb > sc.re || physical_start(&sc.v, phys, p) != 0) {
+        xpcs__err(err, err_size, "start point: %s", sc.rb > sc.re ? "reversed row range"
+                                                                  : "an infinite given value");
+        return NLSQ_EINVAL;
+    }
     sc.chunk = sc.v.R < SAMPLE_BLOCK ? sc.v.R : SAMPLE_BLOCK;
     size_t n_blocks = (sc.v.R + sc.chunk - 1) / sc.chunk;
     sc.period = sc.chunk * ((n_blocks + SAMPLE_BLOCKS - 1) / SAMPLE_BLOCKS);
@@ -252,40 +272,13 @@ static int start(nlsq_xpcs_model *m, const double *phys, int search,
 }
 
 int nlsq_xpcs_start(nlsq_xpcs_model *m, const double *phys, const nlsq_distributed *dist,
-                    double *x)
+                    double *x, char *err, size_t err_size)
 {
-    return start(m, phys, 1, dist, x);
+    return start(m, phys, 1, dist, x, err, err_size);
 }
 
-int nlsq_xpcs_initial_guess(nlsq_xpcs_model *m, const double *phys, double *x)
+int nlsq_xpcs_initial_guess(nlsq_xpcs_model *m, const double *phys, double *x, char *err,
+                            size_t err_size)
 {
-    return start(m, phys, 0, NULL, x);
-}
-
-int nlsq_xpcs_model_count_excluded(nlsq_xpcs_model *m, size_t row_begin, size_t row_end,
-                                   size_t *n_excluded)
-{
-    if (!m || !n_excluded) return NLSQ_EINVAL;
-    *n_excluded = 0;
-    start_ctx sc;
-    memset(&sc, 0, sizeof sc);
-    nlsq__xpcs_model_view(m, &sc.v);
-    if (row_begin > row_end || row_end > sc.v.P * sc.v.R) return NLSQ_EINVAL;
-    double *y = malloc(sizeof(double) * SAMPLE_BLOCK);
-    size_t *ij = malloc(sizeof(size_t) * 2 * SAMPLE_BLOCK), count = 0;
-    int rc = y && ij ? 0 : NLSQ_ENOMEM;
-    for (size_t g = row_begin; g < row_end && rc == 0;) {
-        size_t a = g / sc.v.R, l = g % sc.v.R, nr = sc.v.R - l;
-        if (nr > row_end - g) nr = row_end - g;
-        if (nr > SAMPLE_BLOCK) nr = SAMPLE_BLOCK;
-        rc = nlsq__xpcs_model_fetch(m, a, l, nr, y, ij, ij + SAMPLE_BLOCK);
-        for (size_t t = 0; t < nr && rc == 0; t++)
-            if (!isfinite(y[t])) count += sc.v.sym && ij[t] != ij[SAMPLE_BLOCK + t] ? 2 : 1;
-        g += nr;
-    }
-    free(y);
-    free(ij);
-    if (rc != 0) return rc == NLSQ_ENOMEM ? NLSQ_ENOMEM : NLSQ_ECALLBACK;
-    *n_excluded = count;
-    return 0;
+    return start(m, phys, 0, NULL, x, err, err_size);
 }
