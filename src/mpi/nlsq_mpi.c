@@ -46,6 +46,7 @@
 #include <math.h>
 #include <sched.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,7 +62,19 @@ typedef struct leave_channel {
     unsigned long attaches;   /* attaches on the parent so far */
 } leave_channel;
 
-static int leave_keyval = MPI_KEYVAL_INVALID;
+/* The attribute key under which a parent communicator keeps its leave
+ * channel.  This is the one static of the library, and it is not state:
+ * a keyval is MPI's process-wide handle for caching per-communicator data
+ * (MPI "Caching": a library creates one key and stores its per-communicator
+ * data as attributes under it), and MPI offers no way to find a key again
+ * but to keep its handle.  The channels themselves live on their
+ * communicators.  The key is created by the first attach of the process
+ * (MPI is initialised by then and, in the world model, cannot be
+ * initialised again after MPI_Finalize), then only read; threads that
+ * attach at the same time on different communicators (MPI_THREAD_MULTIPLE)
+ * agree on one key through the compare-and-swap in leave_key, the loser
+ * freeing its own. */
+static _Atomic int leave_keyval = MPI_KEYVAL_INVALID;
 
 struct nlsq_mpi_ctx {
     MPI_Comm comm;               /* our duplicate, MPI_ERRORS_RETURN */
@@ -307,17 +320,32 @@ static int cmp_range(const void *a, const void *b)
 /* Fields each rank contributes at attach. */
 enum { A_NROWS, A_BEGIN, A_END, A_STATUS, A_ID, A_N };
 
+/* The leave channels' key (see leave_keyval): 0 or NLSQ_EDISTRIBUTED. */
+static int leave_key(int *key)
+{
+    int k = atomic_load(&leave_keyval);
+    if (k == MPI_KEYVAL_INVALID) {
+        int mine = MPI_KEYVAL_INVALID;
+        if (MPI_Comm_create_keyval(MPI_COMM_NULL_COPY_FN, MPI_COMM_NULL_DELETE_FN, &mine, NULL) !=
+            MPI_SUCCESS)
+            return NLSQ_EDISTRIBUTED;
+        if (atomic_compare_exchange_strong(&leave_keyval, &k, mine)) k = mine;
+        else MPI_Comm_free_keyval(&mine);   /* another thread's key won: k holds it */
+    }
+    *key = k;
+    return 0;
+}
+
 /* The parent's leave channel: made at its first attach (on every rank,
- * since attach is collective), then reused. */
+ * since attach is collective), then reused.  Two attaches on one parent
+ * must not run at the same time (as for any two collectives on it). */
 static int leave_channel_of(MPI_Comm comm, leave_channel **out)
 {
-    if (leave_keyval == MPI_KEYVAL_INVALID &&
-        MPI_Comm_create_keyval(MPI_COMM_NULL_COPY_FN, MPI_COMM_NULL_DELETE_FN, &leave_keyval,
-                               NULL) != MPI_SUCCESS)
-        return NLSQ_EDISTRIBUTED;
+    int key;
+    if (leave_key(&key) != 0) return NLSQ_EDISTRIBUTED;
     leave_channel *ch = NULL;
     int have = 0;
-    if (MPI_Comm_get_attr(comm, leave_keyval, &ch, &have) != MPI_SUCCESS) return NLSQ_EDISTRIBUTED;
+    if (MPI_Comm_get_attr(comm, key, &ch, &have) != MPI_SUCCESS) return NLSQ_EDISTRIBUTED;
     if (!have) {
         MPI_Comm lc;
         if (MPI_Comm_dup(comm, &lc) != MPI_SUCCESS) return NLSQ_EDISTRIBUTED;
@@ -326,7 +354,7 @@ static int leave_channel_of(MPI_Comm comm, leave_channel **out)
         if (!ch) return NLSQ_ENOMEM;   /* the others go on: MPI-level failure, see header */
         ch->comm = lc;
         ch->attaches = 0;
-        if (MPI_Comm_set_attr(comm, leave_keyval, ch) != MPI_SUCCESS) return NLSQ_EDISTRIBUTED;
+        if (MPI_Comm_set_attr(comm, key, ch) != MPI_SUCCESS) return NLSQ_EDISTRIBUTED;
     }
     *out = ch;
     return 0;
