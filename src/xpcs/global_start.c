@@ -231,13 +231,6 @@ static int refine(gs_run *g, const double *x0, size_t max_iter)
     }
     e->status = st;
     e->cost = (st >= 0 || st == NLSQ_STALLED) && isfinite(res.cost) ? res.cost : HUGE_VAL;
-#ifdef GS_DEBUG
-    fprintf(stderr, "refine %zu: st %d it %zu cost %.6f t %.3f ->", g->n_end, st, res.iterations, e->cost, now_s());
-    for (size_t q = 0; q < g->s->np; q++) fprintf(stderr, " %.5g", e->x[q]);
-    fprintf(stderr, "  from");
-    for (size_t q = 0; q < g->s->np; q++) fprintf(stderr, " %.4g", x0[q]);
-    fprintf(stderr, "\n");
-#endif
     if (g->n_end == 0 || e->cost < g->end[g->best].cost) {
         g->best = g->n_end;
         memcpy(g->cov, g->work, sizeof(double) * p * p);
@@ -378,9 +371,6 @@ int nlsq_xpcs_global_start(nlsq_xpcs_model *m, const double *phys,
                                 sizeof s.msg);
     if (rc == 0 && !(gcost = malloc(sizeof(double) * grid.total))) rc = NLSQ_ENOMEM;
     if (rc == 0) rc = nlsq__xpcs_gg_search(&grid, gcost, n_ref, picks, &n_picks);
-#ifdef GS_DEBUG
-    fprintf(stderr, "grid done %.3f s (%zu entries)\n", now_s() - t0, grid.S);
-#endif
     if (rc == 0) rc = refine_all(&g, phys, &grid, picks, n_picks, x);
     if (rc == 0 && !(g.end[g.best].cost < HUGE_VAL)) rc = NLSQ_ECALLBACK;
     if (rc == 0) {
