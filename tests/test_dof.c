@@ -61,27 +61,18 @@ typedef struct ref {
     size_t N;
 } ref;
 
-static void inverse3(const double *A, double *inv, size_t k)
+/* inv = A^-1 for the leading k x k block (k = 2 or 3) of a row-major 3 x 3 A. */
+static void inverse_k(const double *A, double *inv, size_t k)
 {
-    if (k == 2) {
-        double det = A[0] * A[4] - A[1] * A[3];
-        memset(inv, 0, 9 * sizeof *inv);
-        inv[0] = A[4] / det; inv[4] = A[0] / det;
-        inv[1] = inv[3] = -A[1] / det;
+    if (k == 3) {
+        tc_inv3(A, inv);
         return;
     }
-    double c00 = A[4] * A[8] - A[5] * A[7], c01 = A[5] * A[6] - A[3] * A[8],
-           c02 = A[3] * A[7] - A[4] * A[6];
-    double det = A[0] * c00 + A[1] * c01 + A[2] * c02;
-    inv[0] = c00 / det;
-    inv[1] = (A[2] * A[7] - A[1] * A[8]) / det;
-    inv[2] = (A[1] * A[5] - A[2] * A[4]) / det;
-    inv[3] = c01 / det;
-    inv[4] = (A[0] * A[8] - A[2] * A[6]) / det;
-    inv[5] = (A[2] * A[3] - A[0] * A[5]) / det;
-    inv[6] = c02 / det;
-    inv[7] = (A[1] * A[6] - A[0] * A[7]) / det;
-    inv[8] = (A[0] * A[4] - A[1] * A[3]) / det;
+    double det = A[0] * A[4] - A[1] * A[3];
+    memset(inv, 0, 9 * sizeof *inv);
+    inv[0] = A[4] / det;
+    inv[4] = A[0] / det;
+    inv[1] = inv[3] = -A[1] / det;
 }
 
 static void reference(const lin *d, size_t k, double b2_fixed, ref *out)
@@ -98,8 +89,7 @@ static void reference(const lin *d, size_t k, double b2_fixed, ref *out)
             }
             out->N++;
         }
-    double A2[9] = {A[0], A[1], 0, A[3], A[4], 0, 0, 0, 0};
-    inverse3(k == 2 ? A2 : A, inv, k);
+    inverse_k(A, inv, k);
     for (size_t a = 0; a < 3; a++) {
         out->beta[a] = 0.0;
         for (size_t b = 0; b < k; b++) out->beta[a] += inv[a * 3 + b] * c[b];
