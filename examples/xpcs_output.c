@@ -764,7 +764,7 @@ static int write_fit_vector(hid_t fid, const xpcs_report *r, char **names, doubl
     if ((ds = dset_doubles(fid, "covariance", 2, dc, tmp)) < 0 ||
         attr_strs(ds, "parameter_order", (const char *const *)names, p) < 0 ||
         attr_int(ds, "available", r->cov != NULL) < 0 ||
-        attr_str(ds, "definition", "2 cost / dof (J^T J)^-1, dof = n_rows - n_excluded - n_params") < 0 ||
+        attr_str(ds, "definition", "2 cost / dof (J^T J)^-1, dof = observations used - free parameters (not fixed)") < 0 ||
         H5Dclose(ds) < 0)
         return -1;
     double *con = tmp, *off = tmp + P, *ces = tmp + 2 * P, *oes = tmp + 3 * P;
