@@ -31,7 +31,9 @@ Output: one line per parameter group with the 1-sigma and 2-sigma coverage
 (%), and PASS / FAIL against the bands of issue 14 (1 sigma in [60, 76] %,
 2 sigma >= 90 %; profile: the --profile-level sigma interval only, checked
 against the 1-sigma band when the level is 1 and against the 2-sigma
-minimum when it is 2).  Fits that stop at a limit or STALLED (usable, not
+minimum when it is 2; in the profile scenarios --pooled pools the profile
+lines only).  A parameter flagged undetermined (no finite error bar) counts
+as a miss.  Fits that stop at a limit or STALLED (usable, not
 stationary) are counted on their own lines and kept; other errors (< 0) are
 left out and fail --check (not with --pooled, which checks the pooled line
 only); a command error (exit 2, no result) always fails --check.  Exit 1
