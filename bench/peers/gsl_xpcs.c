@@ -81,6 +81,12 @@
 #define SINC_SMALL 1e-4
 #define SINC_DS_SERIES 0.05   /* series for sinc' below this */
 
+/* Callback passes of one fit and the seconds spent inside the callbacks. */
+typedef struct pass_counts {
+    size_t n_f, n_jtj, n_jtu, n_ju;
+    double f_s, df_s;
+} pass_counts;
+
 typedef struct peer {
     size_t P, n, R, m, p;       /* angles, frames, rows per angle, rows, params */
     int upper;                  /* rows j >= i only (else all j) */
@@ -94,8 +100,7 @@ typedef struct peer {
     /* per-x tables, structure of arrays: C and dC/d(amplitude, exponent, offset) */
     double *CD, *CG, *dD[3], *dG[3];
     double *mem;
-    size_t n_f, n_jtj, n_jtu, n_ju;
-    double f_s, df_s;           /* seconds inside the callbacks */
+    pass_counts c;              /* of the current fit */
 } peer;
 
 /* ------------------------------------------------------------------------ */
@@ -589,8 +594,8 @@ static int cb_f(const gsl_vector *xv, void *params, gsl_vector *f)
     jb.kind = JOB_F;
     jb.out = f->data;
     run_pass(&jb);
-    pc->n_f++;
-    pc->f_s += bx_now() - t0;
+    pc->c.n_f++;
+    pc->c.f_s += bx_now() - t0;
     return GSL_SUCCESS;
 }
 
@@ -613,8 +618,8 @@ static int cb_df(CBLAS_TRANSPOSE_t TransJ, const gsl_vector *xv, const gsl_vecto
         jb.out = v->data;
         run_pass(&jb);
         free(uu);
-        pc->n_ju++;
-        pc->df_s += bx_now() - t0;
+        pc->c.n_ju++;
+        pc->c.df_s += bx_now() - t0;
         return GSL_SUCCESS;
     }
     /* v = J^T u (u: m-vector), and J^T J when asked */
@@ -638,12 +643,12 @@ static int cb_df(CBLAS_TRANSPOSE_t TransJ, const gsl_vector *xv, const gsl_vecto
                 gsl_matrix_set(JTJ, k, l, s);
                 gsl_matrix_set(JTJ, l, k, s);
             }
-        pc->n_jtj++;
+        pc->c.n_jtj++;
     } else {
-        pc->n_jtu++;
+        pc->c.n_jtu++;
     }
     free(jb.acc);
-    pc->df_s += bx_now() - t0;
+    pc->c.df_s += bx_now() - t0;
     return GSL_SUCCESS;
 }
 
@@ -697,8 +702,7 @@ static int symmetric(const float *c2, size_t P, size_t n)
 typedef struct fit_out {
     double fit_s, cost0, cost;
     size_t iterations;
-    size_t n_f, n_jtj, n_jtu, n_ju;
-    double f_s, df_s;
+    pass_counts c;
     int info;              /* 1 xtol, 2 gtol, 3 ftol (GN prediction), 0 limit, -1 no progress, -2 error */
     const char *why;
 } fit_out;
@@ -714,240 +718,338 @@ static const char *info_name(int info)
     default: return "ERROR";
     }
 }
+/* The run's state, shared by the stages of main.  The stages keep the old
+ * order and timing boundaries: the initial guess is timed alone (start_point),
+ * and each fit's wall time spans exactly workspace allocation, GSL init, the
+ * iterations, the covariance and freeing the workspace (fit_once). */
+typedef struct run_state {
+    bx_args a;
+    int gsl_tests_only, no_simd, threads;
+    bx_data d;
+    long rss_data, rss_before;
+    size_t p, m, rows;          /* parameters, observations, GSL problem rows */
+    double *x0, *x, *sigma, *times, t_init;
+    fit_out *runs;
+    peer pc;
+    gsl_multilarge_nlinear_fdf fdf;
+    gsl_multilarge_nlinear_parameters par;
+    gsl_matrix *covar;
+} run_state;
 
-int main(int argc, char **argv)
+/* Our own flags first, then the options shared with bench_xpcs.  Returns -1
+ * to go on, else the exit code (0 after --help). */
+static int parse_options(int argc, char **argv, run_state *s)
 {
-    /* our own flag first, then the options shared with bench_xpcs */
-    int gsl_tests_only = 0, no_simd = 0;
     int ac = 0;
     char **av = malloc(sizeof(char *) * ((size_t)argc + 1));
     if (!av) return 1;
     for (int i = 0; i < argc; i++) {
-        if (!strcmp(argv[i], "--gsl-tests-only")) { gsl_tests_only = 1; continue; }
-        if (!strcmp(argv[i], "--no-simd")) { no_simd = 1; continue; }
+        if (!strcmp(argv[i], "--gsl-tests-only")) { s->gsl_tests_only = 1; continue; }
+        if (!strcmp(argv[i], "--no-simd")) { s->no_simd = 1; continue; }
         av[ac++] = argv[i];
     }
     av[ac] = NULL;
-    bx_args a;
-    int rc = bx_parse_args(ac, av, &a);
+    int rc = bx_parse_args(ac, av, &s->a);
+    free(av);
     if (rc) {
         if (rc < 0)
             printf("  gsl_xpcs only: --gsl-tests-only (GSL's xtol/gtol tests, no ftol test),\n"
                    "                 --no-simd (scalar libm callbacks instead of AVX2 + libmvec)\n");
-        free(av);
         return rc < 0 ? 0 : rc;
     }
-    free(av);
-    if (strcmp(a.method, "lm") != 0) {
+    if (strcmp(s->a.method, "lm") != 0) {
         fprintf(stderr, "gsl_xpcs: only --method lm (GSL trust region, LM subproblem)\n");
         return 2;
     }
-    gsl_set_error_handler_off();
-    int threads = bx_threads(&a);
+    return -1;
+}
 
-    bx_data d;
-    long rss_data;
-    if (bx_data_ready(&a, 1, &d, &rss_data) != 0) return 1;
-
-    /* x0 from an nlsq model over the same in-memory data */
+/* x0 from an nlsq model over the same in-memory data (nlsq's start code
+ * only; the fit is GSL's); allocates the per-run arrays.  0 or 1. */
+static int start_point(run_state *s)
+{
     nlsq_xpcs_model *model = NULL;
     int streamed = 0;
-    if (bx_model_create(&a, &d, &model, &streamed) != 0) { bx_data_free(&d); return 1; }
+    if (bx_model_create(&s->a, &s->d, &model, &streamed) != 0) { bx_data_free(&s->d); return 1; }
     size_t p = nlsq_xpcs_model_n_params(model), m = nlsq_xpcs_model_n_rows(model);
-    double *x0 = malloc(sizeof(double) * p), *x = malloc(sizeof(double) * p);
-    double *sigma = malloc(sizeof(double) * p);
-    fit_out *runs = calloc((size_t)a.repeat, sizeof *runs);
-    double *times = malloc(sizeof(double) * (size_t)a.repeat);
-    if (!x0 || !x || !sigma || !runs || !times) { fprintf(stderr, "out of memory\n"); return 1; }
-    double t_init = bx_now();
-    if (bx_start(&a, model, d.P, x0) != 0) return 1;
-    t_init = bx_now() - t_init;
-    nlsq_xpcs_model_free(model);
-    if (bx_rows(d.N, d.P, a.triangle) != m) {
-        fprintf(stderr, "gsl_xpcs: row count mismatch (%zu vs %zu)\n", m,
-                bx_rows(d.N, d.P, a.triangle));
+    s->p = p;
+    s->m = m;
+    s->x0 = malloc(sizeof(double) * p);
+    s->x = malloc(sizeof(double) * p);
+    s->sigma = malloc(sizeof(double) * p);
+    s->runs = calloc((size_t)s->a.repeat, sizeof *s->runs);
+    s->times = malloc(sizeof(double) * (size_t)s->a.repeat);
+    if (!s->x0 || !s->x || !s->sigma || !s->runs || !s->times) {
+        fprintf(stderr, "out of memory\n");
         return 1;
     }
-
-    peer pc;
-    memset(&pc, 0, sizeof pc);
-    pc.P = d.P;
-    pc.n = d.N;
-    pc.merged = a.triangle == NLSQ_XPCS_FULL && !a.literal_full && symmetric(d.data32, d.P, d.N);
-    pc.upper = a.triangle == NLSQ_XPCS_UPPER || pc.merged;
-    pc.R = pc.upper ? d.N * (d.N + 1) / 2 : d.N * d.N;
-    pc.m = pc.P * pc.R;   /* rows of GSL's problem; m = observations */
-    const size_t rows = pc.m;
-    pc.p = p;
-    pc.c2 = d.data32;
-    pc.phi = d.phi;
-    pc.dt = d.dt;
-    pc.k0 = d.file ? d.sel.first_frame : 0;
-    pc.A = d.q * d.q * d.dt / 2.0;
-    pc.B = d.q * d.gap * d.dt / (2.0 * BX_PI);
-    pc.eps = d.dt / 2 > 1e-8 ? d.dt / 2 : 1e-8;
-    pc.inv_sigma = 1.0 / 0.01;
-    pc.threads = threads;
-    pc.mem = malloc(sizeof(double) * 8 * d.N);
-    if (!pc.mem) { fprintf(stderr, "out of memory\n"); return 1; }
-    pc.CD = pc.mem;
-    pc.CG = pc.mem + d.N;
-    for (int t = 0; t < 3; t++) {
-        pc.dD[t] = pc.mem + (size_t)(2 + t) * d.N;
-        pc.dG[t] = pc.mem + (size_t)(5 + t) * d.N;
+    double t_init = bx_now();
+    if (bx_start(&s->a, model, s->d.P, s->x0) != 0) return 1;
+    s->t_init = bx_now() - t_init;
+    nlsq_xpcs_model_free(model);
+    if (bx_rows(s->d.N, s->d.P, s->a.triangle) != m) {
+        fprintf(stderr, "gsl_xpcs: row count mismatch (%zu vs %zu)\n", m,
+                bx_rows(s->d.N, s->d.P, s->a.triangle));
+        return 1;
     }
-    pc.simd = !no_simd && have_avx2();
-    long rss_before = bx_status_kib("VmRSS");
+    return 0;
+}
 
-    gsl_multilarge_nlinear_fdf fdf = {.f = cb_f, .df = cb_df, .fvv = NULL, .n = rows, .p = p,
-                                      .params = &pc};
-    gsl_multilarge_nlinear_parameters par = gsl_multilarge_nlinear_default_parameters();
-    par.trs = gsl_multilarge_nlinear_trs_lm;
-    par.scale = gsl_multilarge_nlinear_scale_more;
-    par.solver = gsl_multilarge_nlinear_solver_cholesky;
-    const double xtol = a.xtol, gtol = a.gtol, ftol = a.ftol;
-    gsl_matrix *covar = gsl_matrix_alloc(p, p);
+/* The callbacks' problem description and x tables.  0 or 1. */
+static int peer_setup(run_state *s)
+{
+    peer *pc = &s->pc;
+    const bx_data *d = &s->d;
+    memset(pc, 0, sizeof *pc);
+    pc->P = d->P;
+    pc->n = d->N;
+    pc->merged = s->a.triangle == NLSQ_XPCS_FULL && !s->a.literal_full &&
+                 symmetric(d->data32, d->P, d->N);
+    pc->upper = s->a.triangle == NLSQ_XPCS_UPPER || pc->merged;
+    pc->R = pc->upper ? d->N * (d->N + 1) / 2 : d->N * d->N;
+    pc->m = pc->P * pc->R;   /* rows of GSL's problem; m = observations */
+    s->rows = pc->m;
+    pc->p = s->p;
+    pc->c2 = d->data32;
+    pc->phi = d->phi;
+    pc->dt = d->dt;
+    pc->k0 = d->file ? d->sel.first_frame : 0;
+    pc->A = d->q * d->q * d->dt / 2.0;
+    pc->B = d->q * d->gap * d->dt / (2.0 * BX_PI);
+    pc->eps = d->dt / 2 > 1e-8 ? d->dt / 2 : 1e-8;
+    pc->inv_sigma = 1.0 / 0.01;
+    pc->threads = s->threads;
+    pc->mem = malloc(sizeof(double) * 8 * d->N);
+    if (!pc->mem) { fprintf(stderr, "out of memory\n"); return 1; }
+    pc->CD = pc->mem;
+    pc->CG = pc->mem + d->N;
+    for (int t = 0; t < 3; t++) {
+        pc->dD[t] = pc->mem + (size_t)(2 + t) * d->N;
+        pc->dG[t] = pc->mem + (size_t)(5 + t) * d->N;
+    }
+    pc->simd = !s->no_simd && have_avx2();
+    return 0;
+}
 
-    if (!a.json && !a.quiet)
-        printf("gsl_xpcs: GSL %s multilarge trust/LM, %zu angles x %zu x %zu (%s), m = %zu (%zu rows%s), "
-               "p = %zu, %d callback thread%s, %s kernels\n",
-               GSL_VERSION, d.P, d.N, d.N, a.triangle == NLSQ_XPCS_UPPER ? "upper triangle" : "full", m,
-               rows, pc.merged ? ": symmetric pairs merged" : "", p, threads,
-               threads == 1 ? "" : "s", pc.simd ? "AVX2 + libmvec" : "scalar libm");
+/* GSL's driver: trust region, LM subproblem, More scaling, Cholesky. */
+static void solver_setup(run_state *s)
+{
+    s->fdf = (gsl_multilarge_nlinear_fdf){.f = cb_f, .df = cb_df, .fvv = NULL, .n = s->rows,
+                                          .p = s->p, .params = &s->pc};
+    s->par = gsl_multilarge_nlinear_default_parameters();
+    s->par.trs = gsl_multilarge_nlinear_trs_lm;
+    s->par.scale = gsl_multilarge_nlinear_scale_more;
+    s->par.solver = gsl_multilarge_nlinear_solver_cholesky;
+    s->covar = gsl_matrix_alloc(s->p, s->p);
+}
 
-    int worst = 0;
-    for (int r = 0; r < a.repeat; r++) {
-        fit_out *F = &runs[r];
-        pc.n_f = pc.n_jtj = pc.n_jtu = pc.n_ju = 0;
-        pc.f_s = pc.df_s = 0.0;
-        double t = bx_now();
-        gsl_multilarge_nlinear_workspace *w =
-            gsl_multilarge_nlinear_alloc(gsl_multilarge_nlinear_trust, &par, rows, p);
-        if (!w) { fprintf(stderr, "gsl_xpcs: gsl_multilarge_nlinear_alloc failed\n"); return 1; }
-        gsl_vector_view xv0 = gsl_vector_view_array(x0, p);
-        int st = gsl_multilarge_nlinear_init(&xv0.vector, &fdf, w);
-        double fn = gsl_blas_dnrm2(w->f);
-        F->cost0 = 0.5 * fn * fn;
-        F->info = 0;
-        F->why = "iteration limit";
-        if (st != GSL_SUCCESS) { F->info = -2; F->why = gsl_strerror(st); }
-        while (F->info == 0 && F->iterations < a.max_iter) {
-            st = gsl_multilarge_nlinear_iterate(w);
-            if (st == GSL_ENOPROG) { F->info = -1; F->why = "15 consecutive rejected steps"; break; }
-            if (st != GSL_SUCCESS) { F->info = -2; F->why = gsl_strerror(st); break; }
-            F->iterations++;
-            int info = 0;
-            if (gsl_multilarge_nlinear_test(xtol, gtol, ftol, &info, w) == GSL_SUCCESS && info) {
-                F->info = info;
-                F->why = info == 1 ? "GSL xtol test" : "GSL gtol test";
+/* Iterate until a stopping test, the iteration limit or an error: GSL's
+ * xtol/gtol tests, then (unless --gsl-tests-only) nlsq's ftol test on the
+ * Gauss-Newton predicted reduction. */
+static void iterate(const run_state *s, gsl_multilarge_nlinear_workspace *w, fit_out *F)
+{
+    const double xtol = s->a.xtol, gtol = s->a.gtol, ftol = s->a.ftol;
+    while (F->info == 0 && F->iterations < s->a.max_iter) {
+        int st = gsl_multilarge_nlinear_iterate(w);
+        if (st == GSL_ENOPROG) { F->info = -1; F->why = "15 consecutive rejected steps"; break; }
+        if (st != GSL_SUCCESS) { F->info = -2; F->why = gsl_strerror(st); break; }
+        F->iterations++;
+        int info = 0;
+        if (gsl_multilarge_nlinear_test(xtol, gtol, ftol, &info, w) == GSL_SUCCESS && info) {
+            F->info = info;
+            F->why = info == 1 ? "GSL xtol test" : "GSL gtol test";
+            break;
+        }
+        if (!s->gsl_tests_only) {
+            double fnn = gsl_blas_dnrm2(w->f), cost = 0.5 * fnn * fnn;
+            double pr = gn_pred(w->JTJ, w->g);
+            if (isfinite(pr) && pr <= ftol * cost) {
+                F->info = 3;
+                F->why = "Gauss-Newton predicted reduction <= ftol * cost";
                 break;
             }
-            if (!gsl_tests_only) {
-                double fnn = gsl_blas_dnrm2(w->f), cost = 0.5 * fnn * fnn;
-                double pr = gn_pred(w->JTJ, w->g);
-                if (isfinite(pr) && pr <= ftol * cost) {
-                    F->info = 3;
-                    F->why = "Gauss-Newton predicted reduction <= ftol * cost";
-                    break;
-                }
-            }
         }
-        fn = gsl_blas_dnrm2(w->f);
-        F->cost = 0.5 * fn * fn;
-        /* covariance s^2 (J^T J)^-1 at the solution (GSL: (J^T J)^-1) */
-        int cst = gsl_multilarge_nlinear_covar(covar, w);
-        double s2 = 2.0 * F->cost / (double)(m - p);
-        for (size_t k = 0; k < p; k++) {
-            double v = cst == GSL_SUCCESS ? gsl_matrix_get(covar, k, k) * s2 : NAN;
-            sigma[k] = (isfinite(v) && v >= 0) ? sqrt(v) : NAN;
-        }
-        for (size_t k = 0; k < p; k++) x[k] = gsl_vector_get(w->x, k);
-        gsl_multilarge_nlinear_free(w);
-        F->fit_s = bx_now() - t;
-        times[r] = F->fit_s;
-        F->n_f = pc.n_f;
-        F->n_jtj = pc.n_jtj;
-        F->n_jtu = pc.n_jtu;
-        F->n_ju = pc.n_ju;
-        F->f_s = pc.f_s;
-        F->df_s = pc.df_s;
+    }
+}
+
+/* sigma = sqrt(diag(s^2 (J^T J)^-1)) at the solution (GSL: (J^T J)^-1) and
+ * x from the workspace. */
+static void solution(run_state *s, gsl_multilarge_nlinear_workspace *w, const fit_out *F)
+{
+    const size_t p = s->p;
+    int cst = gsl_multilarge_nlinear_covar(s->covar, w);
+    double s2 = 2.0 * F->cost / (double)(s->m - p);
+    for (size_t k = 0; k < p; k++) {
+        double v = cst == GSL_SUCCESS ? gsl_matrix_get(s->covar, k, k) * s2 : NAN;
+        s->sigma[k] = (isfinite(v) && v >= 0) ? sqrt(v) : NAN;
+    }
+    for (size_t k = 0; k < p; k++) s->x[k] = gsl_vector_get(w->x, k);
+}
+
+/* One timed fit from x0 into runs[r].  0, or 1 when GSL's workspace cannot
+ * be allocated (the program exits 1). */
+static int fit_once(run_state *s, int r)
+{
+    fit_out *F = &s->runs[r];
+    peer *pc = &s->pc;
+    pc->c = (pass_counts){0};
+    double t = bx_now();
+    gsl_multilarge_nlinear_workspace *w =
+        gsl_multilarge_nlinear_alloc(gsl_multilarge_nlinear_trust, &s->par, s->rows, s->p);
+    if (!w) { fprintf(stderr, "gsl_xpcs: gsl_multilarge_nlinear_alloc failed\n"); return 1; }
+    gsl_vector_view xv0 = gsl_vector_view_array(s->x0, s->p);
+    int st = gsl_multilarge_nlinear_init(&xv0.vector, &s->fdf, w);
+    double fn = gsl_blas_dnrm2(w->f);
+    F->cost0 = 0.5 * fn * fn;
+    F->info = 0;
+    F->why = "iteration limit";
+    if (st != GSL_SUCCESS) { F->info = -2; F->why = gsl_strerror(st); }
+    iterate(s, w, F);
+    fn = gsl_blas_dnrm2(w->f);
+    F->cost = 0.5 * fn * fn;
+    solution(s, w, F);
+    gsl_multilarge_nlinear_free(w);
+    F->fit_s = bx_now() - t;
+    s->times[r] = F->fit_s;
+    F->c = pc->c;
+    return 0;
+}
+
+/* What the report prints beside the last fit. */
+typedef struct summary {
+    double fit_med, rows_s, eval_rows_s, zphys, zco, red;
+    long hwm;
+} summary;
+
+static summary summarise(const run_state *s)
+{
+    const fit_out *F = &s->runs[s->a.repeat - 1];
+    summary u;
+    double passes = (double)(F->c.n_jtj + F->c.n_jtu + F->c.n_f + F->c.n_ju);
+    u.fit_med = bx_median(s->times, (size_t)s->a.repeat);
+    u.rows_s = (double)s->m * passes / F->fit_s;
+    u.eval_rows_s = (double)s->rows * passes / F->fit_s;
+    u.hwm = bx_status_kib("VmHWM");
+    u.zphys = bx_max_abs_z(s->x, s->d.truth, s->sigma, s->p, 1);
+    u.zco = bx_max_abs_z(s->x, s->d.truth, s->sigma, s->p, 0);
+    u.red = 2.0 * F->cost / (double)(s->m - s->p);
+    return u;
+}
+
+static void report_json(const run_state *s, const summary *u)
+{
+    const fit_out *F = &s->runs[s->a.repeat - 1];
+    const bx_data *d = &s->d;
+    printf("{\"program\":\"gsl_xpcs\",\"solver\":\"gsl\",\"gsl_version\":\"%s\",\"method\":\"lm\"",
+           GSL_VERSION);
+    printf(",\"source\":\"%s\",\"streamed\":0", d->file ? "file" : "memory");
+    printf(",\"simd\":%d", s->pc.simd);
+    printf(",\"threads\":%d,\"N\":%zu,\"P\":%zu,\"m\":%zu,\"rows\":%zu,\"merged\":%d,\"p\":%zu"
+           ",\"triangle\":\"%s\"", s->threads, d->N, d->P, s->m, s->rows, s->pc.merged, s->p,
+           s->a.triangle == NLSQ_XPCS_UPPER ? "upper" : "full");
+    bx_json_settings(stdout, &s->a, d->gen_s);
+    bx_json_kv(stdout, "init_s", s->t_init);
+    bx_json_kv(stdout, "fit_s", F->fit_s);
+    bx_json_kv(stdout, "fit_s_median", u->fit_med);
+    printf(",");
+    bx_json_array(stdout, "fit_s_all", s->times, (size_t)s->a.repeat);
+    printf(",\"iterations\":%zu,\"n_jac\":%zu,\"n_eval\":%zu,\"n_jtu\":%zu,\"n_ju\":%zu",
+           F->iterations, F->c.n_jtj, F->c.n_f, F->c.n_jtu, F->c.n_ju);
+    bx_json_kv(stdout, "rows_per_s", u->rows_s);
+    bx_json_kv(stdout, "eval_rows_per_s", u->eval_rows_s);
+    bx_json_kv(stdout, "f_callback_s", F->c.f_s);
+    bx_json_kv(stdout, "df_callback_s", F->c.df_s);
+    bx_json_memory(stdout, u->hwm, s->rss_data, s->rss_before);
+    printf(",\"status\":\"%s\",\"stop\":\"%s\",\"ftol_test\":%d", info_name(F->info), F->why,
+           !s->gsl_tests_only);
+    bx_json_kv(stdout, "initial_cost", F->cost0);
+    bx_json_kv(stdout, "cost", F->cost);
+    bx_json_kv(stdout, "reduced_chi2", u->red);
+    bx_json_kv(stdout, "max_abs_z_phys", u->zphys);
+    bx_json_kv(stdout, "max_abs_z_contrast_offset", u->zco);
+    bx_json_vectors_end(stdout, s->x0, s->x, s->sigma, d->truth, s->p);
+}
+
+static void report_text(const run_state *s, const summary *u)
+{
+    const fit_out *F = &s->runs[s->a.repeat - 1];
+    const bx_data *d = &s->d;
+    const size_t njac = F->c.n_jtj + F->c.n_jtu + F->c.n_ju;
+    printf("%-34s GSL %s gsl_multilarge_nlinear (trust region, LM, More scaling, Cholesky)\n",
+           "solver", GSL_VERSION);
+    printf("%-34s %zu angles x %zu x %zu = %zu observations, %zu parameters\n", "problem", d->P,
+           d->N, d->N, s->m, s->p);
+    printf("%-34s %zu%s\n", "problem rows", s->rows,
+           s->pc.merged ? " (symmetric pairs merged, weight sqrt(2))" : "");
+    printf("%-34s %.3f s (%s)\n", d->file ? "open + load file" : "data generation", d->gen_s,
+           "float32, in memory");
+    printf("%-34s %.3f s (nlsq_xpcs_initial_guess, not in the fit time)\n", "initial guess",
+           s->t_init);
+    printf("%-34s %.3f s (incl. covariance)\n", "fit wall time", F->fit_s);
+    if (s->a.repeat > 1)
+        printf("%-34s %.3f s over %d fits\n", "fit wall time, median", u->fit_med, s->a.repeat);
+    printf("%-34s %zu (accepted steps)\n", "iterations", F->iterations);
+    printf("%-34s %zu with J^T J + %zu residuals only (+ %zu J^T u, %zu J u)\n",
+           "passes (n_jac + n_eval)", F->c.n_jtj, F->c.n_f, F->c.n_jtu, F->c.n_ju);
+    printf("%-34s %.3f M observations/s (%.3f M problem rows/s)\n", "rows/s per pass",
+           u->rows_s / 1e6, u->eval_rows_s / 1e6);
+    printf("%-34s f %.3f s (%.3f s/pass), df %.3f s (%.3f s/pass); GSL itself %.3f s\n",
+           "time in the callbacks", F->c.f_s, F->c.n_f ? F->c.f_s / (double)F->c.n_f : NAN, F->c.df_s,
+           njac ? F->c.df_s / (double)njac : NAN, F->fit_s - F->c.f_s - F->c.df_s);
+    printf("%-34s %.1f MiB (RSS %.1f MiB with the data, %.1f MiB before the fit)\n",
+           "peak RSS (VmHWM)", bx_mib(u->hwm), bx_mib(s->rss_data), bx_mib(s->rss_before));
+    printf("%-34s %s (%s)\n", "status", info_name(F->info), F->why);
+    printf("%-34s %.10e -> %.10e (reduced chi2 %.6f)\n", "cost", F->cost0, F->cost, u->red);
+    printf("\n");
+    bx_print_params(stdout, s->x0, s->x, d->truth, s->sigma, s->p);
+}
+
+/* The fits, each reported on one line with --repeat; 1 when one ended in a
+ * GSL error, 0 otherwise; -2 when the workspace could not be allocated. */
+static int fit_all(run_state *s)
+{
+    int worst = 0;
+    for (int r = 0; r < s->a.repeat; r++) {
+        if (fit_once(s, r) != 0) return -2;
+        const fit_out *F = &s->runs[r];
         if (F->info == -2) {
             worst = 1;
             fprintf(stderr, "gsl_xpcs: fit %d: %s\n", r + 1, F->why);
         }
-        if (!a.json && !a.quiet && a.repeat > 1)
+        if (!s->a.json && !s->a.quiet && s->a.repeat > 1)
             printf("  fit %d/%d: %.3f s, %zu iterations, %zu + %zu passes, cost %.10e, %s\n", r + 1,
-                   a.repeat, F->fit_s, F->iterations, F->n_jtj, F->n_f, F->cost, info_name(F->info));
+                   s->a.repeat, F->fit_s, F->iterations, F->c.n_jtj, F->c.n_f, F->cost,
+                   info_name(F->info));
     }
-    const fit_out *F = &runs[a.repeat - 1];
-    double fit_med = bx_median(times, (size_t)a.repeat);
-    double passes = (double)(F->n_jtj + F->n_jtu + F->n_f + F->n_ju);
-    double rows_s = (double)m * passes / F->fit_s;
-    double eval_rows_s = (double)rows * passes / F->fit_s;
-    long hwm = bx_status_kib("VmHWM");
-    double zphys = bx_max_abs_z(x, d.truth, sigma, p, 1), zco = bx_max_abs_z(x, d.truth, sigma, p, 0);
-    double red = 2.0 * F->cost / (double)(m - p);
+    return worst;
+}
 
-    if (a.json) {
-        printf("{\"program\":\"gsl_xpcs\",\"solver\":\"gsl\",\"gsl_version\":\"%s\",\"method\":\"lm\"",
-               GSL_VERSION);
-        printf(",\"source\":\"%s\",\"streamed\":0", d.file ? "file" : "memory");
-        printf(",\"simd\":%d", pc.simd);
-        printf(",\"threads\":%d,\"N\":%zu,\"P\":%zu,\"m\":%zu,\"rows\":%zu,\"merged\":%d,\"p\":%zu"
-               ",\"triangle\":\"%s\"", threads, d.N, d.P, m, rows, pc.merged, p,
-               a.triangle == NLSQ_XPCS_UPPER ? "upper" : "full");
-        bx_json_settings(stdout, &a, d.gen_s);
-        bx_json_kv(stdout, "init_s", t_init);
-        bx_json_kv(stdout, "fit_s", F->fit_s);
-        bx_json_kv(stdout, "fit_s_median", fit_med);
-        printf(",");
-        bx_json_array(stdout, "fit_s_all", times, (size_t)a.repeat);
-        printf(",\"iterations\":%zu,\"n_jac\":%zu,\"n_eval\":%zu,\"n_jtu\":%zu,\"n_ju\":%zu",
-               F->iterations, F->n_jtj, F->n_f, F->n_jtu, F->n_ju);
-        bx_json_kv(stdout, "rows_per_s", rows_s);
-        bx_json_kv(stdout, "eval_rows_per_s", eval_rows_s);
-        bx_json_kv(stdout, "f_callback_s", F->f_s);
-        bx_json_kv(stdout, "df_callback_s", F->df_s);
-        bx_json_memory(stdout, hwm, rss_data, rss_before);
-        printf(",\"status\":\"%s\",\"stop\":\"%s\",\"ftol_test\":%d", info_name(F->info), F->why,
-               !gsl_tests_only);
-        bx_json_kv(stdout, "initial_cost", F->cost0);
-        bx_json_kv(stdout, "cost", F->cost);
-        bx_json_kv(stdout, "reduced_chi2", red);
-        bx_json_kv(stdout, "max_abs_z_phys", zphys);
-        bx_json_kv(stdout, "max_abs_z_contrast_offset", zco);
-        bx_json_vectors_end(stdout, x0, x, sigma, d.truth, p);
-    } else {
-        printf("%-34s GSL %s gsl_multilarge_nlinear (trust region, LM, More scaling, Cholesky)\n",
-               "solver", GSL_VERSION);
-        printf("%-34s %zu angles x %zu x %zu = %zu observations, %zu parameters\n", "problem", d.P,
-               d.N, d.N, m, p);
-        printf("%-34s %zu%s\n", "problem rows", rows,
-               pc.merged ? " (symmetric pairs merged, weight sqrt(2))" : "");
-        printf("%-34s %.3f s (%s)\n", d.file ? "open + load file" : "data generation", d.gen_s,
-               "float32, in memory");
-        printf("%-34s %.3f s (nlsq_xpcs_initial_guess, not in the fit time)\n", "initial guess", t_init);
-        printf("%-34s %.3f s (incl. covariance)\n", "fit wall time", F->fit_s);
-        if (a.repeat > 1) printf("%-34s %.3f s over %d fits\n", "fit wall time, median", fit_med, a.repeat);
-        printf("%-34s %zu (accepted steps)\n", "iterations", F->iterations);
-        printf("%-34s %zu with J^T J + %zu residuals only (+ %zu J^T u, %zu J u)\n",
-               "passes (n_jac + n_eval)", F->n_jtj, F->n_f, F->n_jtu, F->n_ju);
-        printf("%-34s %.3f M observations/s (%.3f M problem rows/s)\n", "rows/s per pass",
-               rows_s / 1e6, eval_rows_s / 1e6);
-        printf("%-34s f %.3f s (%.3f s/pass), df %.3f s (%.3f s/pass); GSL itself %.3f s\n",
-               "time in the callbacks", F->f_s, F->n_f ? F->f_s / (double)F->n_f : NAN, F->df_s,
-               F->n_jtj + F->n_jtu + F->n_ju ? F->df_s / (double)(F->n_jtj + F->n_jtu + F->n_ju) : NAN,
-               F->fit_s - F->f_s - F->df_s);
-        printf("%-34s %.1f MiB (RSS %.1f MiB with the data, %.1f MiB before the fit)\n",
-               "peak RSS (VmHWM)", bx_mib(hwm), bx_mib(rss_data), bx_mib(rss_before));
-        printf("%-34s %s (%s)\n", "status", info_name(F->info), F->why);
-        printf("%-34s %.10e -> %.10e (reduced chi2 %.6f)\n", "cost", F->cost0, F->cost, red);
-        printf("\n");
-        bx_print_params(stdout, x0, x, d.truth, sigma, p);
-    }
-    gsl_matrix_free(covar);
-    free(pc.mem);
-    free(x0); free(x); free(sigma); free(runs); free(times);
-    bx_data_free(&d);
+int main(int argc, char **argv)
+{
+    static run_state s;   /* zeroed */
+    int rc = parse_options(argc, argv, &s);
+    if (rc >= 0) return rc;
+    gsl_set_error_handler_off();
+    s.threads = bx_threads(&s.a);
+    if (bx_data_ready(&s.a, 1, &s.d, &s.rss_data) != 0) return 1;
+    if (start_point(&s) != 0 || peer_setup(&s) != 0) return 1;
+    s.rss_before = bx_status_kib("VmRSS");
+    solver_setup(&s);
+    if (!s.a.json && !s.a.quiet)
+        printf("gsl_xpcs: GSL %s multilarge trust/LM, %zu angles x %zu x %zu (%s), m = %zu (%zu rows%s), "
+               "p = %zu, %d callback thread%s, %s kernels\n",
+               GSL_VERSION, s.d.P, s.d.N, s.d.N,
+               s.a.triangle == NLSQ_XPCS_UPPER ? "upper triangle" : "full", s.m, s.rows,
+               s.pc.merged ? ": symmetric pairs merged" : "", s.p, s.threads,
+               s.threads == 1 ? "" : "s", s.pc.simd ? "AVX2 + libmvec" : "scalar libm");
+    int worst = fit_all(&s);
+    if (worst < 0) return 1;
+    summary u = summarise(&s);
+    if (s.a.json) report_json(&s, &u);
+    else report_text(&s, &u);
+    gsl_matrix_free(s.covar);
+    free(s.pc.mem);
+    free(s.x0); free(s.x); free(s.sigma); free(s.runs); free(s.times);
+    bx_data_free(&s.d);
     return worst;
 }
