@@ -37,7 +37,7 @@
     } while (0)
 
 /* p is NULL or points inside one of the argv strings. */
-static int in_argv(const char *p, int argc, char **argv)
+static int in_argv(const char *p, int argc, char *const *argv)
 {
     if (!p) return 1;
     for (int i = 0; i < argc; i++) {
@@ -54,103 +54,139 @@ static void check_line(const char *err, size_t size)
     for (size_t i = 0; i < n; i++) CHECK((unsigned char)err[i] >= 0x20 && err[i] != 0x7f);
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
-{
-    /* one private copy: argv strings must be NUL-terminated and writable */
-    char *buf = malloc(size + 1);
-    if (!buf) return 0;
-    memcpy(buf, data, size);
-    buf[size] = '\0';
+/* One input's run: the private copy of the bytes, the argv split from it,
+ * the first parse's result and message.  The stages below share it. */
+typedef struct cli_run {
+    char *buf;                  /* argv strings must be NUL-terminated and writable */
+    char prog[sizeof "fit_xpcs"];
     char *argv[MAX_ARGS + 2];
-    char prog[] = "fit_xpcs";
+    int argc;
+    fit_xpcs_args a;
+    char err[256];
+    int rc;
+} cli_run;
+
+/* Split the input at NUL bytes into argv[1..]; 0, or -1 when out of memory. */
+static int split_args(cli_run *c, const uint8_t *data, size_t size)
+{
+    c->buf = malloc(size + 1);
+    if (!c->buf) return -1;
+    memcpy(c->buf, data, size);
+    c->buf[size] = '\0';
+    memcpy(c->prog, "fit_xpcs", sizeof c->prog);
+    char *buf = c->buf;
     int argc = 0;
-    argv[argc++] = prog;
+    c->argv[argc++] = c->prog;
     size_t start = 0;
     for (size_t i = 0; i <= size && argc <= MAX_ARGS; i++) {
         if (i == size || buf[i] == '\0') {
             if (i == size && start == size && size > 0 && buf[size - 1] == '\0') break;
-            argv[argc++] = buf + start;
+            c->argv[argc++] = buf + start;
             start = i + 1;
         }
     }
-    argv[argc] = NULL;
+    c->argv[argc] = NULL;
     if (size == 0) argc = 1;
+    c->argc = argc;
+    return 0;
+}
 
-    fit_xpcs_args a, b;
-    char err[256];
-    memset(err, 'x', sizeof err);
-    int rc = fit_xpcs_parse_args(argc, argv, &a, err, sizeof err);
-    CHECK(rc == FIT_XPCS_ARGS_OK || rc == FIT_XPCS_ARGS_HELP || rc == FIT_XPCS_ARGS_USAGE);
-    check_line(err, sizeof err);
-    if (rc == FIT_XPCS_ARGS_USAGE) CHECK(err[0] != '\0');
-    if (rc == FIT_XPCS_ARGS_HELP) CHECK(fit_xpcs_usage(NULL, 0) > 0);
+/* An accepted command line: every field consistent and inside the library's
+ * ranges (nlsq_xpcs.h: what the parser accepts, the model accepts), string
+ * fields pointing into argv. */
+static void check_ok_fields(const cli_run *c)
+{
+    const fit_xpcs_args *a = &c->a;
+    const int argc = c->argc;
+    char *const *argv = c->argv;
+    CHECK(c->err[0] == '\0');
+    /* with --config the input and the gap may come from the file: the
+     * cross-option checks then wait for it (fit_xpcs_args_check) */
+    if (a->config) CHECK(!a->input || (a->input[0] != '\0' && in_argv(a->input, argc, argv)));
+    else CHECK(a->input && a->input[0] != '\0' && in_argv(a->input, argc, argv));
+    /* --dt is optional (the file stores dt); when given, in range */
+    CHECK(!a->have_dt || (a->dt >= NLSQ_XPCS_DT_MIN && a->dt <= NLSQ_XPCS_DT_MAX));
+    CHECK(a->mode == 0 || a->mode == 1);
+    if (a->mode == 0 && !a->config) CHECK(a->have_gap);
+    CHECK(!a->have_gap || (a->gap >= NLSQ_XPCS_GAP_MIN && a->gap <= NLSQ_XPCS_GAP_MAX));
+    CHECK(isnan(a->q) || (a->q >= NLSQ_XPCS_Q_MIN && a->q <= NLSQ_XPCS_Q_MAX));
+    CHECK(a->first <= a->last);
+    CHECK(a->triangle == 0 || a->triangle == 1);
+    CHECK(a->include_diagonal == 0 || a->include_diagonal == 1);
+    CHECK(a->method && (!strcmp(a->method, "lm") || !strcmp(a->method, "adam") ||
+                        !strcmp(a->method, "hybrid")));
+    CHECK(a->n_threads >= 0 && a->n_threads <= NLSQ_MAX_THREADS);
+    CHECK(a->sigma >= NLSQ_XPCS_SIGMA_MIN && a->sigma <= NLSQ_XPCS_SIGMA_MAX);
+    CHECK(a->max_iter <= 100000000);   /* 0: the library's default (NLSQ_ITER_AUTO) */
+    CHECK(isfinite(a->budget_mib) && a->budget_mib >= 0 && a->budget_mib <= 1e9);
+    for (int k = 0; k < FIT_XPCS_N_PHYS; k++) CHECK(isnan(a->init[k]) || isfinite(a->init[k]));
+    if (a->mode == 1)
+        for (int k = 3; k < FIT_XPCS_N_PHYS; k++) CHECK(isnan(a->init[k]));
+    CHECK(in_argv(a->output, argc, argv) && (!a->output || a->output[0]));
+    CHECK(in_argv(a->checkpoint, argc, argv) && (!a->checkpoint || a->checkpoint[0]));
+    CHECK(in_argv(a->resume, argc, argv) && (!a->resume || a->resume[0]));
+    CHECK(in_argv(a->plot, argc, argv) && (!a->plot || a->plot[0]));
+}
 
-    if (rc == FIT_XPCS_ARGS_OK) {
-        CHECK(err[0] == '\0');
-        /* with --config the input and the gap may come from the file: the
-         * cross-option checks then wait for it (fit_xpcs_args_check) */
-        if (a.config) CHECK(!a.input || (a.input[0] != '\0' && in_argv(a.input, argc, argv)));
-        else CHECK(a.input && a.input[0] != '\0' && in_argv(a.input, argc, argv));
-        /* the library's ranges (nlsq_xpcs.h): what the parser accepts, the
-         * model accepts */
-        /* --dt is optional (the file stores dt); when given, in range */
-        CHECK(!a.have_dt || (a.dt >= NLSQ_XPCS_DT_MIN && a.dt <= NLSQ_XPCS_DT_MAX));
-        CHECK(a.mode == 0 || a.mode == 1);
-        if (a.mode == 0 && !a.config) CHECK(a.have_gap);
-        CHECK(!a.have_gap || (a.gap >= NLSQ_XPCS_GAP_MIN && a.gap <= NLSQ_XPCS_GAP_MAX));
-        CHECK(isnan(a.q) || (a.q >= NLSQ_XPCS_Q_MIN && a.q <= NLSQ_XPCS_Q_MAX));
-        CHECK(a.first <= a.last);
-        CHECK(a.triangle == 0 || a.triangle == 1);
-        CHECK(a.include_diagonal == 0 || a.include_diagonal == 1);
-        CHECK(a.method && (!strcmp(a.method, "lm") || !strcmp(a.method, "adam") ||
-                           !strcmp(a.method, "hybrid")));
-        CHECK(a.n_threads >= 0 && a.n_threads <= NLSQ_MAX_THREADS);
-        CHECK(a.sigma >= NLSQ_XPCS_SIGMA_MIN && a.sigma <= NLSQ_XPCS_SIGMA_MAX);
-        CHECK(a.max_iter <= 100000000);   /* 0: the library's default (NLSQ_ITER_AUTO) */
-        CHECK(isfinite(a.budget_mib) && a.budget_mib >= 0 && a.budget_mib <= 1e9);
-        for (int k = 0; k < FIT_XPCS_N_PHYS; k++) CHECK(isnan(a.init[k]) || isfinite(a.init[k]));
-        if (a.mode == 1)
-            for (int k = 3; k < FIT_XPCS_N_PHYS; k++) CHECK(isnan(a.init[k]));
-        CHECK(in_argv(a.output, argc, argv) && (!a.output || a.output[0]));
-        CHECK(in_argv(a.checkpoint, argc, argv) && (!a.checkpoint || a.checkpoint[0]));
-        CHECK(in_argv(a.resume, argc, argv) && (!a.resume || a.resume[0]));
-        CHECK(in_argv(a.plot, argc, argv) && (!a.plot || a.plot[0]));
-        /* cross-option rules: checked by the parser, or with --config by
-         * fit_xpcs_args_check once the file has filled in (here: nothing) */
-        fit_xpcs_args c = a;
-        char cerr[256];
-        int cross = !a.config || fit_xpcs_args_check(&c, cerr, sizeof cerr) == FIT_XPCS_ARGS_OK;
-        if (cross && a.save_fit) CHECK(a.output != NULL);
-        CHECK(a.n_plot_angles <= FIT_XPCS_MAX_PLOT_ANGLES);
-        if (cross && a.n_plot_angles) CHECK(a.plot != NULL);
-        for (size_t i = 0; i < a.n_plot_angles; i++)
-            for (size_t j = 0; j < i; j++) CHECK(a.plot_angles[i] != a.plot_angles[j]);
-        CHECK(a.checkpoint_every >= 1);
-        if (cross && a.have_checkpoint_every) CHECK(a.checkpoint != NULL);
-    }
+/* Cross-option rules: checked by the parser, or with --config by
+ * fit_xpcs_args_check once the file has filled in (here: nothing). */
+static void check_ok_cross(const cli_run *c)
+{
+    const fit_xpcs_args *a = &c->a;
+    fit_xpcs_args cc = *a;
+    char cerr[256];
+    int cross = !a->config || fit_xpcs_args_check(&cc, cerr, sizeof cerr) == FIT_XPCS_ARGS_OK;
+    if (cross && a->save_fit) CHECK(a->output != NULL);
+    CHECK(a->n_plot_angles <= FIT_XPCS_MAX_PLOT_ANGLES);
+    if (cross && a->n_plot_angles) CHECK(a->plot != NULL);
+    for (size_t i = 0; i < a->n_plot_angles; i++)
+        for (size_t j = 0; j < i; j++) CHECK(a->plot_angles[i] != a->plot_angles[j]);
+    CHECK(a->checkpoint_every >= 1);
+    if (cross && a->have_checkpoint_every) CHECK(a->checkpoint != NULL);
+}
 
-    /* the same again: the same struct, bit for bit (the parser memsets it
-     * first, so padding compares equal too) and the same message */
+/* The same arguments again: the same struct, bit for bit (the parser memsets
+ * it first, so padding compares equal too) and the same message; other
+ * buffer sizes: same code, message a prefix of the full one. */
+static void check_repeatable(cli_run *c)
+{
+    fit_xpcs_args b;
     char err2[256];
     memset(err2, 'y', sizeof err2);
-    int rc2 = fit_xpcs_parse_args(argc, argv, &b, err2, sizeof err2);
-    CHECK(rc2 == rc);
-    CHECK(strcmp(err, err2) == 0);
-    if (rc == FIT_XPCS_ARGS_OK) CHECK(memcmp(&a, &b, sizeof a) == 0);
+    int rc2 = fit_xpcs_parse_args(c->argc, c->argv, &b, err2, sizeof err2);
+    CHECK(rc2 == c->rc);
+    CHECK(strcmp(c->err, err2) == 0);
+    if (c->rc == FIT_XPCS_ARGS_OK) CHECK(memcmp(&c->a, &b, sizeof c->a) == 0);
 
-    /* other buffer sizes: same code, message a prefix of the full one */
-    CHECK(fit_xpcs_parse_args(argc, argv, &b, NULL, 0) == rc);
-    CHECK(fit_xpcs_parse_args(argc, argv, &b, err2, 0) == rc);
+    CHECK(fit_xpcs_parse_args(c->argc, c->argv, &b, NULL, 0) == c->rc);
+    CHECK(fit_xpcs_parse_args(c->argc, c->argv, &b, err2, 0) == c->rc);
     for (size_t small = 1; small <= 9; small += 4) {
         char tiny[16];
         memset(tiny, 'z', sizeof tiny);
-        CHECK(fit_xpcs_parse_args(argc, argv, &b, tiny, small) == rc);
+        CHECK(fit_xpcs_parse_args(c->argc, c->argv, &b, tiny, small) == c->rc);
         check_line(tiny, small);
-        CHECK(strncmp(tiny, err, strlen(tiny)) == 0);
+        CHECK(strncmp(tiny, c->err, strlen(tiny)) == 0);
         for (size_t i = small; i < sizeof tiny; i++) CHECK(tiny[i] == 'z');   /* no overrun */
     }
-    fit_xpcs_args_free(&a);
-    free(buf);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    cli_run c;
+    if (split_args(&c, data, size) != 0) return 0;
+    memset(c.err, 'x', sizeof c.err);
+    c.rc = fit_xpcs_parse_args(c.argc, c.argv, &c.a, c.err, sizeof c.err);
+    CHECK(c.rc == FIT_XPCS_ARGS_OK || c.rc == FIT_XPCS_ARGS_HELP || c.rc == FIT_XPCS_ARGS_USAGE);
+    check_line(c.err, sizeof c.err);
+    if (c.rc == FIT_XPCS_ARGS_USAGE) CHECK(c.err[0] != '\0');
+    if (c.rc == FIT_XPCS_ARGS_HELP) CHECK(fit_xpcs_usage(NULL, 0) > 0);
+    if (c.rc == FIT_XPCS_ARGS_OK) {
+        check_ok_fields(&c);
+        check_ok_cross(&c);
+    }
+    check_repeatable(&c);
+    fit_xpcs_args_free(&c.a);
+    free(c.buf);
     return 0;
 }

@@ -510,24 +510,26 @@ static int any_unwritten(const built *b)
     return 0;
 }
 
-static void exercise(reader *r, const built *b)
-{
-    nlsq_xpcs_file *f = (nlsq_xpcs_file *)(uintptr_t)1;
+/* One input's run over an opened file: the byte reader, what the builder
+ * wrote, the file, its counts and the error buffer every call fills.  The
+ * stages below check one API each; the oracle (CHECK) is the same as when
+ * they were one function. */
+typedef struct session {
+    reader *r;
+    const built *b;
+    nlsq_xpcs_file *f;
+    size_t nm, n;               /* matrices, frames */
     char err[256];
-    memset(err, 'x', sizeof err);
-    int rc = nlsq_xpcs_open(path_buf, &f, err, sizeof err);
-    check_msg(rc, err);
-    if (verbose) fprintf(stderr, "open: %d %s (clean %d)\n", rc, rc ? err : "", b->clean);
-    if (rc != 0) {
-        CHECK(f == NULL);
-        /* a file valid by construction opens, unless it holds unwritten storage */
-        CHECK(!b->clean || b->n_mat == 0 || any_unwritten(b));
-        CHECK(H5Fget_obj_count(H5F_OBJ_ALL, H5F_OBJ_ALL) == 0);
-        return;
-    }
-    CHECK(f != NULL);
-    CHECK(!b->clean || !any_unwritten(b));   /* unwritten storage is never read as data */
+} session;
+
+/* Layout, type and every matrix's (q, phi): as built when the file is clean. */
+static void check_matrices(session *s)
+{
+    const built *b = s->b;
+    nlsq_xpcs_file *f = s->f;
     size_t nm = nlsq_xpcs_n_matrices(f), n = nlsq_xpcs_n_frames(f);
+    s->nm = nm;
+    s->n = n;
     CHECK(nm > 0 && n > 0);
     int lay = nlsq_xpcs_layout_of(f);
     CHECK(lay == NLSQ_XPCS_LAYOUT_APS_U || lay == NLSQ_XPCS_LAYOUT_APS_OLD);
@@ -542,140 +544,197 @@ static void exercise(reader *r, const built *b)
         }
     }
     CHECK(nlsq_xpcs_matrix_info(f, nm, NULL, NULL) == NLSQ_XPCS_ERANGE);
+}
 
+/* A successful selection: a valid window, angles of the file in phi order
+ * at one q, the nearest q to the one asked. */
+static void check_selection(const session *s, const nlsq_xpcs_selection *sel, double qr,
+                            size_t first, size_t elast)
+{
+    nlsq_xpcs_file *f = s->f;
+    const size_t nm = s->nm;
+    CHECK(sel->n_angles >= 1 && sel->n_angles <= nm);
+    CHECK(sel->first_frame == first && sel->last_frame == elast);
+    for (size_t a = 0; a < sel->n_angles; a++) {
+        double q, phi;
+        CHECK(sel->matrix[a] < nm);
+        CHECK(nlsq_xpcs_matrix_info(f, sel->matrix[a], &q, &phi) == 0);
+        CHECK(phi == sel->phi[a]);
+        CHECK(fabs(q - sel->q) <= 1e-9 * fmax(fabs(q), fabs(sel->q)));
+        if (a) CHECK(sel->phi[a - 1] <= sel->phi[a]);
+    }
+    if (!isnan(qr) && isfinite(qr)) {
+        /* the nearest q: no matrix is strictly nearer */
+        for (size_t k = 0; k < nm; k++) {
+            double q;
+            nlsq_xpcs_matrix_info(f, k, &q, NULL);
+            CHECK(!(fabs(q - qr) < fabs(sel->q - qr)));
+        }
+    }
+}
+
+/* A selection from fuzzed (q, first, last); 0 with *sel filled, or -1 when
+ * the reader refused it (checked to refuse for the right reason). */
+static int select_round(session *s, nlsq_xpcs_selection *sel)
+{
+    const size_t n = s->n;
+    double qr = take_q(s->r, s->f);
+    size_t first = take_frame(s->r, n, 0), last = take_frame(s->r, n, SIZE_MAX);
+    memset(s->err, 'x', sizeof s->err);
+    int rc = nlsq_xpcs_select(s->f, qr, first, last, sel, s->err, sizeof s->err);
+    check_msg(rc, s->err);
+    if (verbose)
+        fprintf(stderr, "select(%g, %zu, %zu): %d %s\n", qr, first, last, rc, rc ? s->err : "");
+    size_t elast = last == SIZE_MAX ? n - 1 : last;
+    int window_bad = first > elast || elast >= n;
+    if (rc == 0) {
+        CHECK(!window_bad);
+        check_selection(s, sel, qr, first, elast);
+        return 0;
+    }
+    CHECK(sel->matrix == NULL && sel->phi == NULL && sel->n_angles == 0);
+    if (isinf(qr)) CHECK(rc == NLSQ_EINVAL);
+    else if (!isnan(qr)) CHECK(window_bad && rc == NLSQ_XPCS_ERANGE);
+    return -1;
+}
+
+/* read_rows over fuzzed row ranges of every angle and one past the last:
+ * out-of-range requests refused, the others read as built. */
+static void read_rows_round(session *s, const nlsq_xpcs_selection *sel)
+{
+    size_t w = sel->last_frame - sel->first_frame + 1;
+    for (size_t a = 0; a < sel->n_angles + 1; a++) {
+        unsigned b0 = take(s->r), b1 = take(s->r);
+        size_t row0 = b0 == 0 ? 0 : (size_t)(b0 - 1) % (w + 2);
+        size_t nrows = b1 == 0 ? w : (size_t)(b1 - 1) % (w + 2);
+        if (b1 == 255) nrows = SIZE_MAX;
+        if (nrows != SIZE_MAX && nrows > (((size_t)1 << 16) / w)) continue;   /* bounded memory */
+        size_t cnt = nrows == SIZE_MAX ? 1 : nrows * w;
+        double *out = malloc((cnt ? cnt : 1) * sizeof *out);
+        if (!out) abort();
+        memset(s->err, 'x', sizeof s->err);
+        int rc = nlsq_xpcs_read_rows(s->f, sel, a, row0, nrows, out, s->err, sizeof s->err);
+        check_msg(rc, s->err);
+        if (verbose)
+            fprintf(stderr, "read_rows(%zu, %zu, %zu): %d %s\n", a, row0, nrows, rc,
+                    rc ? s->err : "");
+        int bad = a >= sel->n_angles || row0 > w || nrows > w - row0;
+        if (bad) CHECK(rc == NLSQ_XPCS_ERANGE);
+        else {
+            CHECK(rc == 0 || rc == NLSQ_XPCS_EFILE || rc == NLSQ_ENOMEM);
+            if (rc == 0) check_rows(s->b, sel, a, row0, nrows, w, out);
+        }
+        free(out);
+    }
+}
+
+/* One residual + Jacobian pass through the model's pattern at x: problem
+ * rows n_obs entries, or fewer when symmetric pairs of the full triangle are
+ * merged (2 observations a row then, counted in env->n_obs). */
+static void model_pass(nlsq_xpcs_model *m, const nlsq_xpcs_selection *sel, const double *x,
+                       size_t p, size_t n_obs)
+{
+    double *rv = malloc(64 * sizeof *rv), *J = malloc(64 * p * sizeof *J);
+    size_t *cols = malloc(p * sizeof *cols);
+    if (!rv || !J || !cols) abort();
+    nlsq_problem pb;
+    CHECK(nlsq_xpcs_model_problem(m, &pb) == 0);
+    size_t rows = pb.n_rows, counted = 0;
+    CHECK(rows >= 1 && rows <= n_obs);
+    for (size_t r0 = 0; r0 < rows;) {
+        size_t k = 0, want = rows - r0 < 64 ? rows - r0 : 64;
+        size_t got = pb.pattern(pb.ctx, r0, want, cols, &k);
+        CHECK(got >= 1 && got <= want && k >= 1 && k <= p);
+        char why[NLSQ_CALLBACK_MSG_SIZE] = "";
+        size_t obs = got;
+        const nlsq_eval_env env = {.msg = why, .msg_size = sizeof why, .n_obs = &obs};
+        if (pb.eval(pb.ctx, x, r0, got, rv, J, &env) != 0) {
+            CHECK(why[0] != '\0');   /* a failing eval says why */
+            break;
+        }
+        CHECK(obs <= 2 * got);
+        counted += obs;
+        /* data are 0..250 or non-finite (excluded): with a plausible q the
+         * residuals and Jacobian are finite */
+        if (sel->q > 1e-6 && sel->q < 10)
+            for (size_t i = 0; i < got; i++) {
+                CHECK(isfinite(rv[i]));
+                for (size_t j = 0; j < k; j++) CHECK(isfinite(J[i * k + j]));
+            }
+        r0 += got;
+    }
+    CHECK(nlsq_xpcs_model_n_excluded(m) <= n_obs);
+    CHECK(counted <= n_obs);
+    free(rv);
+    free(J);
+    free(cols);
+}
+
+/* A model over the selection (small windows only): create, start point,
+ * one residual + Jacobian pass through the pattern. */
+static void model_round(session *s, const nlsq_xpcs_selection *sel)
+{
+    size_t w = sel->last_frame - sel->first_frame + 1;
+    unsigned mb = take(s->r);
+    if (!(mb < 160 && w <= 24)) return;
+    nlsq_xpcs_source src;
+    CHECK(nlsq_xpcs_file_source(s->f, sel, &src) == 0);
+    nlsq_xpcs_config cfg;
+    nlsq_xpcs_config_init(&cfg);
+    cfg.mode = (mb & 1) ? NLSQ_XPCS_STATIC : NLSQ_XPCS_LAMINAR;
+    cfg.triangle = (mb & 2) ? NLSQ_XPCS_FULL : NLSQ_XPCS_UPPER;
+    cfg.include_diagonal = (mb & 4) != 0;
+    cfg.q = sel->q;
+    cfg.gap = 2e6;
+    cfg.dt = 1e-3;
+    cfg.k0 = sel->first_frame;
+    cfg.memory_budget = (mb & 8) ? 0 : (size_t)1 << 20;   /* streamed or cached */
+    nlsq_xpcs_model *m = NULL;
+    memset(s->err, 'x', sizeof s->err);
+    int rc = nlsq_xpcs_model_create(&src, &cfg, &m, s->err, sizeof s->err);
+    if (rc != 0) {
+        CHECK(m == NULL && s->err[0] != '\0');
+        return;
+    }
+    size_t p = nlsq_xpcs_model_n_params(m), n_obs = nlsq_xpcs_model_n_rows(m);
+    double *x = malloc(p * sizeof *x);
+    if (!x) abort();
+    int g = nlsq_xpcs_initial_guess(m, NULL, x, NULL, 0);
+    CHECK(g == 0 || g == NLSQ_ECALLBACK);
+    if (g == 0) {
+        for (size_t j = 0; j < p; j++) CHECK(isfinite(x[j]));
+        model_pass(m, sel, x, p, n_obs);
+    }
+    free(x);
+    nlsq_xpcs_model_free(m);
+}
+
+static void exercise(reader *r, const built *b)
+{
+    session s = {.r = r, .b = b, .f = (nlsq_xpcs_file *)(uintptr_t)1};
+    memset(s.err, 'x', sizeof s.err);
+    int rc = nlsq_xpcs_open(path_buf, &s.f, s.err, sizeof s.err);
+    check_msg(rc, s.err);
+    if (verbose) fprintf(stderr, "open: %d %s (clean %d)\n", rc, rc ? s.err : "", b->clean);
+    if (rc != 0) {
+        CHECK(s.f == NULL);
+        /* a file valid by construction opens, unless it holds unwritten storage */
+        CHECK(!b->clean || b->n_mat == 0 || any_unwritten(b));
+        CHECK(H5Fget_obj_count(H5F_OBJ_ALL, H5F_OBJ_ALL) == 0);
+        return;
+    }
+    CHECK(s.f != NULL);
+    CHECK(!b->clean || !any_unwritten(b));   /* unwritten storage is never read as data */
+    check_matrices(&s);
     for (int round = 0; round < 2; round++) {
-        double qr = take_q(r, f);
-        size_t first = take_frame(r, n, 0), last = take_frame(r, n, SIZE_MAX);
         nlsq_xpcs_selection sel;
-        memset(err, 'x', sizeof err);
-        rc = nlsq_xpcs_select(f, qr, first, last, &sel, err, sizeof err);
-        check_msg(rc, err);
-        if (verbose) fprintf(stderr, "select(%g, %zu, %zu): %d %s\n", qr, first, last, rc, rc ? err : "");
-        size_t elast = last == SIZE_MAX ? n - 1 : last;
-        int window_bad = first > elast || elast >= n;
-        if (rc == 0) {
-            CHECK(!window_bad);
-            CHECK(sel.n_angles >= 1 && sel.n_angles <= nm);
-            CHECK(sel.first_frame == first && sel.last_frame == elast);
-            for (size_t a = 0; a < sel.n_angles; a++) {
-                double q, phi;
-                CHECK(sel.matrix[a] < nm);
-                CHECK(nlsq_xpcs_matrix_info(f, sel.matrix[a], &q, &phi) == 0);
-                CHECK(phi == sel.phi[a]);
-                CHECK(fabs(q - sel.q) <= 1e-9 * fmax(fabs(q), fabs(sel.q)));
-                if (a) CHECK(sel.phi[a - 1] <= sel.phi[a]);
-            }
-            if (!isnan(qr) && isfinite(qr)) {
-                /* the nearest q: no matrix is strictly nearer */
-                for (size_t k = 0; k < nm; k++) {
-                    double q;
-                    nlsq_xpcs_matrix_info(f, k, &q, NULL);
-                    CHECK(!(fabs(q - qr) < fabs(sel.q - qr)));
-                }
-            }
-        } else {
-            CHECK(sel.matrix == NULL && sel.phi == NULL && sel.n_angles == 0);
-            if (isinf(qr)) CHECK(rc == NLSQ_EINVAL);
-            else if (!isnan(qr)) CHECK(window_bad && rc == NLSQ_XPCS_ERANGE);
-            continue;
-        }
-        size_t w = sel.last_frame - sel.first_frame + 1;
-        for (size_t a = 0; a < sel.n_angles + 1; a++) {
-            unsigned b0 = take(r), b1 = take(r);
-            size_t row0 = b0 == 0 ? 0 : (size_t)(b0 - 1) % (w + 2);
-            size_t nrows = b1 == 0 ? w : (size_t)(b1 - 1) % (w + 2);
-            if (b1 == 255) nrows = SIZE_MAX;
-            if (nrows != SIZE_MAX && nrows > (((size_t)1 << 16) / w)) continue;   /* bounded memory */
-            size_t cnt = nrows == SIZE_MAX ? 1 : nrows * w;
-            double *out = malloc((cnt ? cnt : 1) * sizeof *out);
-            if (!out) abort();
-            memset(err, 'x', sizeof err);
-            rc = nlsq_xpcs_read_rows(f, &sel, a, row0, nrows, out, err, sizeof err);
-            check_msg(rc, err);
-            if (verbose) fprintf(stderr, "read_rows(%zu, %zu, %zu): %d %s\n", a, row0, nrows, rc, rc ? err : "");
-            int bad = a >= sel.n_angles || row0 > w || nrows > w - row0;
-            if (bad) CHECK(rc == NLSQ_XPCS_ERANGE);
-            else {
-                CHECK(rc == 0 || rc == NLSQ_XPCS_EFILE || rc == NLSQ_ENOMEM);
-                if (rc == 0) check_rows(b, &sel, a, row0, nrows, w, out);
-            }
-            free(out);
-        }
-        /* a model over the selection (small windows only): create, start
-         * point, one residual + Jacobian pass through the pattern */
-        unsigned mb = take(r);
-        if (mb < 160 && w <= 24) {
-            nlsq_xpcs_source src;
-            CHECK(nlsq_xpcs_file_source(f, &sel, &src) == 0);
-            nlsq_xpcs_config cfg;
-            nlsq_xpcs_config_init(&cfg);
-            cfg.mode = (mb & 1) ? NLSQ_XPCS_STATIC : NLSQ_XPCS_LAMINAR;
-            cfg.triangle = (mb & 2) ? NLSQ_XPCS_FULL : NLSQ_XPCS_UPPER;
-            cfg.include_diagonal = (mb & 4) != 0;
-            cfg.q = sel.q;
-            cfg.gap = 2e6;
-            cfg.dt = 1e-3;
-            cfg.k0 = sel.first_frame;
-            cfg.memory_budget = (mb & 8) ? 0 : (size_t)1 << 20;   /* streamed or cached */
-            nlsq_xpcs_model *m = NULL;
-            memset(err, 'x', sizeof err);
-            rc = nlsq_xpcs_model_create(&src, &cfg, &m, err, sizeof err);
-            if (rc != 0) {
-                CHECK(m == NULL && err[0] != '\0');
-            } else {
-                size_t p = nlsq_xpcs_model_n_params(m), n_obs = nlsq_xpcs_model_n_rows(m);
-                double *x = malloc(p * sizeof *x), *rv = malloc(64 * sizeof *rv),
-                       *J = malloc(64 * p * sizeof *J);
-                size_t *cols = malloc(p * sizeof *cols);
-                if (!x || !rv || !J || !cols) abort();
-                int g = nlsq_xpcs_initial_guess(m, NULL, x, NULL, 0);
-                CHECK(g == 0 || g == NLSQ_ECALLBACK);
-                if (g == 0) {
-                    for (size_t j = 0; j < p; j++) CHECK(isfinite(x[j]));
-                    nlsq_problem pb;
-                    CHECK(nlsq_xpcs_model_problem(m, &pb) == 0);
-                    /* problem rows: n_obs entries, or fewer when symmetric
-                     * pairs of the full triangle are merged (2 observations
-                     * a row then, counted in env->n_obs) */
-                    size_t rows = pb.n_rows, counted = 0;
-                    CHECK(rows >= 1 && rows <= n_obs);
-                    for (size_t r0 = 0; r0 < rows;) {
-                        size_t k = 0, want = rows - r0 < 64 ? rows - r0 : 64;
-                        size_t got = pb.pattern(pb.ctx, r0, want, cols, &k);
-                        CHECK(got >= 1 && got <= want && k >= 1 && k <= p);
-                        char why[NLSQ_CALLBACK_MSG_SIZE] = "";
-                        size_t obs = got;
-                        const nlsq_eval_env env = {.msg = why, .msg_size = sizeof why,
-                                                   .n_obs = &obs};
-                        if (pb.eval(pb.ctx, x, r0, got, rv, J, &env) != 0) {
-                            CHECK(why[0] != '\0');   /* a failing eval says why */
-                            break;
-                        }
-                        CHECK(obs <= 2 * got);
-                        counted += obs;
-                        /* data are 0..250 or non-finite (excluded): with a
-                         * plausible q the residuals and Jacobian are finite */
-                        if (sel.q > 1e-6 && sel.q < 10)
-                            for (size_t i = 0; i < got; i++) {
-                                CHECK(isfinite(rv[i]));
-                                for (size_t j = 0; j < k; j++) CHECK(isfinite(J[i * k + j]));
-                            }
-                        r0 += got;
-                    }
-                    CHECK(nlsq_xpcs_model_n_excluded(m) <= n_obs);
-                    CHECK(counted <= n_obs);
-                }
-                free(x);
-                free(rv);
-                free(J);
-                free(cols);
-                nlsq_xpcs_model_free(m);
-            }
-        }
+        if (select_round(&s, &sel) != 0) continue;
+        read_rows_round(&s, &sel);
+        model_round(&s, &sel);
         nlsq_xpcs_selection_free(&sel);
         CHECK(sel.matrix == NULL && sel.phi == NULL);
     }
-    nlsq_xpcs_close(f);
+    nlsq_xpcs_close(s.f);
     CHECK(H5Fget_obj_count(H5F_OBJ_ALL, H5F_OBJ_ALL) == 0);
 }
 
