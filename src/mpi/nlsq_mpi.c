@@ -320,13 +320,27 @@ static int cmp_range(const void *a, const void *b)
 /* Fields each rank contributes at attach. */
 enum { A_NROWS, A_BEGIN, A_END, A_STATUS, A_ID, A_N };
 
+/* The attribute's delete callback: MPI calls it when the parent goes
+ * (MPI_Comm_free, or MPI_Finalize for MPI_COMM_WORLD and MPI_COMM_SELF), so
+ * a channel lives exactly as long as its parent communicator. */
+static int leave_channel_delete(MPI_Comm parent, int key, void *val, void *extra)
+{
+    (void)parent;
+    (void)key;
+    (void)extra;
+    leave_channel *ch = val;
+    if (ch->comm != MPI_COMM_NULL) MPI_Comm_free(&ch->comm);
+    free(ch);
+    return MPI_SUCCESS;
+}
+
 /* The leave channels' key (see leave_keyval): 0 or NLSQ_EDISTRIBUTED. */
 static int leave_key(int *key)
 {
     int k = atomic_load(&leave_keyval);
     if (k == MPI_KEYVAL_INVALID) {
         int mine = MPI_KEYVAL_INVALID;
-        if (MPI_Comm_create_keyval(MPI_COMM_NULL_COPY_FN, MPI_COMM_NULL_DELETE_FN, &mine, NULL) !=
+        if (MPI_Comm_create_keyval(MPI_COMM_NULL_COPY_FN, leave_channel_delete, &mine, NULL) !=
             MPI_SUCCESS)
             return NLSQ_EDISTRIBUTED;
         if (atomic_compare_exchange_strong(&leave_keyval, &k, mine)) k = mine;
@@ -350,11 +364,18 @@ static int leave_channel_of(MPI_Comm comm, leave_channel **out)
         MPI_Comm lc;
         if (MPI_Comm_dup(comm, &lc) != MPI_SUCCESS) return NLSQ_EDISTRIBUTED;
         MPI_Comm_set_errhandler(lc, MPI_ERRORS_RETURN);
-        ch = malloc(sizeof *ch);   /* lives as long as the parent (never freed) */
-        if (!ch) return NLSQ_ENOMEM;   /* the others go on: MPI-level failure, see header */
+        ch = malloc(sizeof *ch);   /* lives as long as the parent (leave_channel_delete) */
+        if (!ch) {
+            MPI_Comm_free(&lc);
+            return NLSQ_ENOMEM;   /* the others go on: MPI-level failure, see header */
+        }
         ch->comm = lc;
         ch->attaches = 0;
-        if (MPI_Comm_set_attr(comm, key, ch) != MPI_SUCCESS) return NLSQ_EDISTRIBUTED;
+        if (MPI_Comm_set_attr(comm, key, ch) != MPI_SUCCESS) {
+            MPI_Comm_free(&ch->comm);
+            free(ch);
+            return NLSQ_EDISTRIBUTED;
+        }
     }
     *out = ch;
     return 0;
