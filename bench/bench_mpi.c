@@ -282,6 +282,10 @@ static void start_point(mpi_bench *b)
     b->p = b->pb.n_params;
     b->x = malloc(sizeof(double) * b->p);
     b->cov = malloc(sizeof(double) * b->p * b->p);
+    if (!b->x || !b->cov) {
+        fputs("bench_mpi: out of memory\n", stderr);
+        MPI_Abort(MPI_COMM_WORLD, 1);
+    }
 
     MPI_Barrier(MPI_COMM_WORLD);
     double t0 = now_s();
@@ -311,11 +315,14 @@ static void fit(mpi_bench *b)
 /* Every rank's peak RSS and RSS after the data, the slowest data setup. */
 static void gather(mpi_bench *b)
 {
-    long hwm = status_kib("VmHWM");
+    long hwm = status_kib("VmHWM"), rss_d = b->rss_data;
     b->hwms = malloc(sizeof(long) * (size_t)b->size);
-    MPI_Gather(&hwm, 1, MPI_LONG, b->hwms, 1, MPI_LONG, 0, MPI_COMM_WORLD);
-    long rss_d = b->rss_data;
     b->rssd = malloc(sizeof(long) * (size_t)b->size);
+    if (!b->hwms || !b->rssd) {
+        fputs("bench_mpi: out of memory\n", stderr);
+        MPI_Abort(MPI_COMM_WORLD, 1);
+    }
+    MPI_Gather(&hwm, 1, MPI_LONG, b->hwms, 1, MPI_LONG, 0, MPI_COMM_WORLD);
     MPI_Gather(&rss_d, 1, MPI_LONG, b->rssd, 1, MPI_LONG, 0, MPI_COMM_WORLD);
     b->t_data_max = 0;
     MPI_Reduce(&b->t_data, &b->t_data_max, 1, MPI_DOUBLE, MPI_MAX, 0, MPI_COMM_WORLD);
