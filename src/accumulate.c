@@ -260,9 +260,10 @@ static double sum_squares(size_t n, const double *r)
 }
 
 /* sum_squares(n, r), and the largest |r_i| among the finite residuals into
- * *rmax, in one read of r (the chunk's two scans of every pass).  The sum is
- * sum_squares's, operation for operation (no FMA: the four partial sums are
- * its four lanes); a maximum does not depend on its order. */
+ * *rmax: the chunk's two scans of every pass.  The AVX2 version does both in
+ * one read of r, its sum sum_squares's operation for operation (no FMA: the
+ * four partial sums are its four lanes); this portable one reads r twice,
+ * calling sum_squares itself.  A maximum does not depend on its order. */
 static double squares_and_max_portable(size_t n, const double *r, double *rmax)
 {
     double m[4] = {0, 0, 0, 0};
