@@ -612,12 +612,17 @@ static int statistics(fit_state *s)
     }
     if (cov_ok && xpcs_flags_and_warning(&s->pb, s->x, s->cov, s->flags, s->np, p) < 0)
         return bad_input(s->run, "out of memory (%zu parameters)", p);
-    /* a STALLED fit is usable (a flat valley); its profile shows how flat */
-    if (a->profile_mask && (s->status > 0 || s->status == NLSQ_STALLED)) {
+    /* a STALLED fit is usable (a flat valley); its profile shows how flat.
+     * --profile undetermined with nothing undetermined profiles nothing:
+     * "intervals" is then empty */
+    unsigned mask = xpcs_profile_selection(a->profile_mask, a->profile_undetermined,
+                                           cov_ok ? s->flags : NULL, s->np);
+    if ((a->profile_mask || a->profile_undetermined) &&
+        (s->status > 0 || s->status == NLSQ_STALLED)) {
         s->intervals = calloc(p, sizeof *s->intervals);
         if (!s->intervals) return bad_input(s->run, "out of memory (%zu parameters)", p);
-        if (xpcs_profiles(&s->pb, &s->opt, s->x, a->profile_mask, s->np, a->profile_level,
-                          robust ? ratio : NULL, s->intervals, err, sizeof err) != 0)
+        if (mask && xpcs_profiles(&s->pb, &s->opt, s->x, mask, s->np, a->profile_level,
+                                  robust ? ratio : NULL, s->intervals, err, sizeof err) != 0)
             return bad_input(s->run, "%s: %s", a->input, err);
     }
     return 0;

@@ -140,25 +140,30 @@ static int parse_plot_angles(const char *val, fit_xpcs_args *a, char *err, size_
     return 0;
 }
 
-/* --profile NAME[,NAME...] or --profile physical (all physical parameters). */
+/* --profile ITEM[,ITEM...]: each item a physical parameter's name,
+ * 'physical' (all of them) or 'undetermined' (those the fit flags
+ * undetermined: chosen after the fit, xpcs_profile_selection). */
 static int parse_profile(const char *val, fit_xpcs_args *a, char *err, size_t err_size)
 {
-    if (!strcmp(val, "physical")) {
-        a->profile_mask = (1u << FIT_XPCS_N_PHYS) - 1;
-        a->profile_physical = 1;
-        return 0;
-    }
     const char *s = val;
     for (;;) {
         const char *comma = strchr(s, ',');
         size_t len = comma ? (size_t)(comma - s) : strlen(s);
         char nm[32];
-        int k = copy_prefix(nm, sizeof nm, s, len) ? -1 : fit_xpcs_param_index(nm);
-        if (k < 0)
+        if (copy_prefix(nm, sizeof nm, s, len)) nm[0] = '\0';   /* too long: no name */
+        int k = fit_xpcs_param_index(nm);
+        if (k < 0 && !strcmp(nm, "physical")) {
+            a->profile_mask = (1u << FIT_XPCS_N_PHYS) - 1;
+            a->profile_physical = 1;
+        } else if (k < 0 && !strcmp(nm, "undetermined")) {
+            a->profile_undetermined = 1;
+        } else if (k < 0) {
             return usage_error(err, err_size, "--profile: '%.200s' is not a list of parameter "
-                               "names (D0 alpha D_offset gamma_dot_0 beta gamma_dot_offset phi0) "
-                               "or 'physical'", val);
-        a->profile_mask |= 1u << k;
+                               "names (D0 alpha D_offset gamma_dot_0 beta gamma_dot_offset phi0), "
+                               "'physical' or 'undetermined'", val);
+        } else {
+            a->profile_mask |= 1u << k;
+        }
         if (!comma) return 0;
         s = comma + 1;
     }
@@ -357,7 +362,8 @@ static const opt_def options[] = {
      "errors) or the cluster-robust sandwich over frames", OPT_CHOICE, F(errors), NO_FIELD, 0, 0,
      "default|robust", NULL},
     {"--profile", "NAMES", "profile-likelihood intervals (comma-separated names,\n"
-     "or 'physical' for all physical parameters)", OPT_CUSTOM, 0, NO_FIELD, 0, 0, NULL,
+     "'physical' for all physical parameters, 'undetermined' for\n"
+     "those the fit flags undetermined: their only error bar)", OPT_CUSTOM, 0, NO_FIELD, 0, 0, NULL,
      opt_profile},
     {"--profile-level", "K", "--profile intervals of K sigma: delta chi2 = K^2 (default 1)",
      OPT_REAL, F(profile_level), NO_FIELD, 0.1, 10, "a number of sigmas in [0.1, 10]", NULL},

@@ -72,6 +72,8 @@ typedef struct fit_xpcs_args {
     unsigned profile_mask;      /* --profile NAME[,NAME...] | physical: bit k = physical
                                    parameter k gets a profile-likelihood interval */
     int profile_physical;       /* --profile physical (static mode: the 3 it fits) */
+    int profile_undetermined;   /* --profile undetermined: also every physical parameter
+                                   the fit flags undetermined (xpcs_profile_selection) */
     double profile_level;       /* --profile-level K: K-sigma intervals, delta chi2 = K^2 (1) */
     int start;                  /* --start: FIT_XPCS_START_AUTO (default), _LOCAL or _GLOBAL */
     /* --config FILE.yaml (xpcs_config.c): a homodyne configuration fills what

@@ -67,10 +67,16 @@ static const char *fmt_dev(double d, char *buf, size_t size)
     return buf;
 }
 
-/* Profile-likelihood intervals: value, [lower, upper], -/+ errors. */
+/* Profile-likelihood intervals: value, [lower, upper], -/+ errors; nothing
+ * when none was computed (--profile undetermined, none undetermined). */
 static void table_intervals(FILE *fp, const xpcs_report *r)
 {
-    if (!r->intervals) return;
+    size_t shown = 0, undet = 0;
+    for (size_t k = 0; r->intervals && k < r->p; k++) {
+        shown += r->intervals[k].n_solves > 0;
+        undet += r->intervals[k].n_solves > 0 && r->flags && (r->flags[k] & NLSQ_PARAM_UNDETERMINED);
+    }
+    if (!shown) return;
     double lvl = r->args->profile_level;
     fprintf(fp, "\n  profile-likelihood %g-sigma intervals (delta chi2 = %g in units of s^2):\n",
             lvl, lvl * lvl);
@@ -86,6 +92,9 @@ static void table_intervals(FILE *fp, const xpcs_report *r)
                 r->x[k] - iv->lower, iv->upper - r->x[k], iv->n_solves);
     }
     fprintf(fp, "  (* at a bound: the interval goes on beyond it)\n");
+    if (undet)
+        fprintf(fp, "  (an undetermined parameter has no finite error bar: its interval is its "
+                "error bar)\n");
 }
 
 void xpcs_print_table(FILE *fp, const xpcs_report *r)

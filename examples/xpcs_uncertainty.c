@@ -31,9 +31,22 @@ int xpcs_flags_and_warning(const nlsq_problem *pb, const double *x, const double
         len += (size_t)snprintf(line + len, sizeof line - len, "%s%s", shown ? ", " : "", nm);
         shown++;
     }
-    fprintf(stderr, "fit_xpcs: warning: %zu parameter%s undetermined by the data (error "
-            "bar infinite): %s%s\n", n, n == 1 ? "" : "s", line, shown < n ? ", ..." : "");
+    fprintf(stderr, "fit_xpcs: warning: %zu parameter%s undetermined by the data (no finite "
+            "error bar; the profile interval, --profile undetermined, is %s bar): %s%s\n", n,
+            n == 1 ? "" : "s", n == 1 ? "its" : "their", line, shown < n ? ", ..." : "");
     return (int)n;
+}
+
+/* An undetermined parameter has no linearised error bar (an infinite or
+ * meaningless Wald sigma), but its profile interval is defined: the profile
+ * likelihood does not depend on how the model is parametrised. */
+unsigned xpcs_profile_selection(unsigned named, int undetermined, const unsigned *flags,
+                                size_t np)
+{
+    unsigned mask = named;
+    for (size_t k = 0; undetermined && flags && k < np && k < 32; k++)
+        if (flags[k] & NLSQ_PARAM_UNDETERMINED) mask |= 1u << k;
+    return mask;
 }
 
 int xpcs_robust_covariance(nlsq_xpcs_model *m, const nlsq_problem *pb, const nlsq_options *opt,

@@ -36,6 +36,13 @@ int xpcs_robust_covariance(nlsq_xpcs_model *m, const nlsq_problem *pb, const nls
                            const double *x, double *cov, double *ratio, size_t np, char *err,
                            size_t err_size);
 
+/** --profile's selection: bit k (k < np) for each physical parameter to
+ *  profile: the named ones (mask `named`), and with `undetermined` every one
+ *  whose flag (nlsq_param_flags) has NLSQ_PARAM_UNDETERMINED; flags NULL (no
+ *  covariance, hence no flags) adds none.  0 = nothing to profile. */
+unsigned xpcs_profile_selection(unsigned named, int undetermined, const unsigned *flags,
+                                size_t np);
+
 /** --profile: the profile-likelihood interval of every physical
  *  parameter k < np with bit k of mask, at level sigmas (delta chi2 =
  *  level^2, times ratio[k] when ratio is non-NULL: the robust / model

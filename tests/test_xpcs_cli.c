@@ -29,6 +29,10 @@
  *   g2_rows_match_model  nlsq_xpcs_g2_rows (the O(1)-per-entry fitted c2 used
  *                        by --save-fit and --plot) equals nlsq_xpcs_model_g2
  *                        (laminar and static, k0 != 0)
+ *   profile_undetermined --profile undetermined: only the parameter the fit
+ *                        flags undetermined gets an interval, holding the
+ *                        estimate, its ends checked by held nlsq_lm fits
+ *   profile_undetermined_none  nothing undetermined: nothing profiled
  */
 #define _GNU_SOURCE
 #include "common_xpcs.h"
@@ -1260,6 +1264,199 @@ static void config_file(void **state)
     run_free(&c);
 }
 
+
+/* ------------------------------------------------------------------------ */
+/* --profile undetermined                                                     */
+/* ------------------------------------------------------------------------ */
+
+/* Up to n numbers of a JSON array text into v; how many were read. */
+static size_t json_doubles(const char *a, double *v, size_t n)
+{
+    size_t k = 0;
+    const char *c = a + (*a == '[');
+    while (k < n) {
+        char *end;
+        double d = strtod(c, &end);
+        if (end == c) break;
+        v[k++] = d;
+        for (c = end; *c == ' ' || *c == ','; c++) {}
+    }
+    return k;
+}
+
+/* The profile's definition, checked without nlsq_profile: 2 (C_j(t) - C_min)
+ * / s^2 at x_j = t, C_j(t) from held fits (nlsq_lm with lower_j = upper_j)
+ * that walk from x_hat to t in 8 steps, each started where the last ended
+ * (a continuation, not the profile's secant / regula falsi). */
+static double held_rise(nlsq_xpcs_model *m, const double *x_hat, size_t j, double t,
+                        double cmin, double s2)
+{
+    nlsq_problem pb;
+    nlsq_xpcs_model_problem(m, &pb);
+    size_t p = pb.n_params;
+    double lo[32], hi[32], x[32];
+    assert_true(p <= 32);
+    nlsq_xpcs_default_bounds(m, lo, hi);
+    memcpy(x, x_hat, p * sizeof x[0]);
+    nlsq_options opt;
+    nlsq_options_init(&opt);
+    opt.n_threads = 2;
+    opt.ftol = 1e-12;
+    nlsq_result res;
+    for (int step = 1; step <= 8; step++) {
+        x[j] = lo[j] = hi[j] = x_hat[j] + (t - x_hat[j]) * step / 8.0;
+        assert_int_equal(nlsq_xpcs_model_set_bounds(m, lo, hi), 0);
+        memset(&res, 0, sizeof res);
+        int rc = nlsq_lm(&pb, &opt, x, &res);
+        if (rc < 0 && rc != NLSQ_STALLED) fail_msg("held fit at %g: %s", x[j], res.message);
+    }
+    nlsq_xpcs_default_bounds(m, lo, hi);
+    assert_int_equal(nlsq_xpcs_model_set_bounds(m, lo, hi), 0);
+    return 2.0 * (res.cost - cmin) / s2;
+}
+
+/* The fit of a --json output as a fit vector (7 physical, then contrast and
+ * offset per angle) and the model of its file (default bounds, sigma). */
+static nlsq_xpcs_model *fit_vector(const char *json, const char *path, double gap, double dt,
+                                   tc_xfile *xf, double *x, size_t *p)
+{
+    char buf[4096], key[64];
+    for (int k = 0; k < 7; k++) {
+        snprintf(key, sizeof key, "params.%s", phys[k]);
+        assert_true(json_get(json, key, buf, sizeof buf));
+        x[k] = strtod(buf, NULL);
+    }
+    double con[8], off[8];
+    assert_true(json_get(json, "contrast", buf, sizeof buf));
+    size_t P = json_doubles(buf, con, 8);
+    assert_true(json_get(json, "offset", buf, sizeof buf));
+    assert_int_equal(json_doubles(buf, off, 8), P);
+    for (size_t a = 0; a < P; a++) {
+        x[7 + 2 * a] = con[a];
+        x[8 + 2 * a] = off[a];
+    }
+    tc_xfile_open(xf, path, NAN, 0);
+    nlsq_xpcs_config cfg = tc_xfile_config(xf, gap, dt);
+    nlsq_xpcs_model *m = tc_model(&xf->src, &cfg);
+    *p = nlsq_xpcs_model_n_params(m);
+    assert_int_equal(*p, 7 + 2 * P);
+    return m;
+}
+
+/* Cost of the model at x (sum of squared residuals / 2). */
+static double model_cost(nlsq_xpcs_model *m, const double *x)
+{
+    nlsq_problem pb;
+    nlsq_xpcs_model_problem(m, &pb);
+    double *r = malloc(pb.n_rows * sizeof(double)), c = 0.0;
+    assert_non_null(r);
+    assert_int_equal(pb.eval(pb.ctx, x, 0, pb.n_rows, r, NULL, NULL), 0);
+    for (size_t i = 0; i < pb.n_rows; i++) c += 0.5 * r[i] * r[i];
+    free(r);
+    return c;
+}
+
+#define PU_INIT "--init", "D0=2e4", "--init", "alpha=-0.2", "--init", "D_offset=100", \
+    "--init", "gamma_dot_0=1e-3", "--init", "beta=0.2", "--init", "gamma_dot_offset=1e-4", \
+    "--init", "phi0=3"
+
+/* --profile undetermined on a file whose fit leaves a parameter undetermined
+ * (80 frames, 3 angles, seed 1, fitted from the truth: beta's 1-sigma error
+ * is wider than its box [-2, 2]): exactly the undetermined physical
+ * parameters get an interval (K = 2), it holds the estimate, and each end
+ * meets the profile's definition by held fits of our own: 2 (C - C_min) /
+ * s^2 = K^2 at a closed end (to 2 %), <= K^2 at an open one (a bound). */
+static void profile_undetermined(void **state)
+{
+    (void)state;
+    char path[600], buf[4096], key[64];
+    pathf(path, sizeof path, "undet.h5");
+    char *synth[] = {XPCS_SYNTH_EXE, path, "--frames", "80", "--angles", "3", "--dt", "2e-3",
+                     "--seed", "1", "--float64", NULL};
+    assert_int_equal(run_quiet(synth), 0);
+    char *fit[] = {FIT_XPCS_EXE, path, "--dt", "2e-3", "--gap", "2e6", "--threads", "2",
+                   "--start", "local", PU_INIT, "--json", "--profile", "undetermined",
+                   "--profile-level", "2", NULL};
+    run_out r;
+    run_expect(fit, 0, &r);
+    assert_true(json_valid(r.out));
+    assert_non_null(strstr(r.err, "undetermined by the data"));
+    assert_non_null(strstr(r.err, "the profile interval, --profile undetermined, is"));
+    tc_xfile xf;
+    double x[32], cost, dof;
+    size_t p;
+    nlsq_xpcs_model *m = fit_vector(r.out, path, 2e6, 2e-3, &xf, x, &p);
+    assert_true(json_get(r.out, "cost", buf, sizeof buf));
+    cost = strtod(buf, NULL);
+    assert_true(json_get(r.out, "dof", buf, sizeof buf));
+    dof = strtod(buf, NULL);
+    /* our model is the command's: the same cost at the same point */
+    assert_true(fabs(model_cost(m, x) - cost) <= 1e-9 * cost);
+    double s2 = 2.0 * cost / dof;
+    int n_undet = 0;
+    for (int k = 0; k < 7; k++) {
+        snprintf(key, sizeof key, "flags.%s", phys[k]);
+        assert_true(json_get(r.out, key, buf, sizeof buf));
+        int undet = !strncmp(buf, "\"undetermined", 13);
+        n_undet += undet;
+        snprintf(key, sizeof key, "intervals.%s", phys[k]);
+        int have = json_get(r.out, key, buf, sizeof buf);
+        if (have != undet) fail_msg("%s: flag %s, interval %s", phys[k], undet ? "undetermined" :
+                                    "determined", have ? buf : "none");
+        if (!undet) continue;
+        double iv[2];
+        int open[2];
+        assert_int_equal(json_doubles(buf, iv, 2), 2);
+        snprintf(key, sizeof key, "intervals_open.%s", phys[k]);
+        assert_true(json_get(r.out, key, buf, sizeof buf));
+        open[0] = !strncmp(buf, "[true", 5);
+        open[1] = strstr(buf, ", true]") != NULL;
+        print_message("    %s = %.6g undetermined: 2-sigma profile [%.6g%s, %.6g%s]\n", phys[k],
+                      x[k], iv[0], open[0] ? "*" : "", iv[1], open[1] ? "*" : "");
+        assert_true(iv[0] <= x[k] && x[k] <= iv[1] && iv[0] < iv[1]);
+        for (int e = 0; e < 2; e++) {
+            double rise = held_rise(m, x, (size_t)k, iv[e], cost, s2);
+            print_message("      held fit at %.6g: 2 (C - C_min) / s^2 = %.4f\n", iv[e], rise);
+            if (open[e]) assert_true(rise <= 4.0 * 1.02);
+            else assert_true(fabs(rise - 4.0) <= 0.02 * 4.0);
+        }
+    }
+    if (n_undet == 0)
+        fail_msg("no physical parameter undetermined: this test needs a fit that leaves one "
+                 "undetermined (did the synthetic noise change? pick another seed)");
+    nlsq_xpcs_model_free(m);
+    tc_xfile_close(&xf);
+    run_free(&r);
+    remove(path);
+}
+
+/* With nothing undetermined, --profile undetermined profiles nothing (an
+ * empty "intervals", no table section); named parameters are profiled as
+ * before, alone. */
+static void profile_undetermined_none(void **state)
+{
+    (void)state;
+    char buf[4096];
+    run_out r;
+    char *fit[] = {FIT_BASE, "--json", "--profile", "undetermined", NULL};
+    run_expect(fit, 0, &r);
+    assert_null(strstr(r.out, "undetermined"));   /* no flag says it */
+    assert_true(json_get(r.out, "intervals", buf, sizeof buf));
+    assert_string_equal(buf, "{}");
+    run_free(&r);
+    char *both[] = {FIT_BASE, "--json", "--profile", "undetermined,D0", NULL};
+    run_expect(both, 0, &r);
+    assert_true(json_get(r.out, "intervals.D0", buf, sizeof buf));
+    assert_true(json_get(r.out, "intervals", buf, sizeof buf));
+    assert_int_equal(count_char(buf, '['), 1);   /* D0 only */
+    run_free(&r);
+    char *table[] = {FIT_BASE, "--profile", "undetermined", NULL};
+    run_expect(table, 0, &r);
+    assert_null(strstr(r.out, "profile-likelihood"));
+    assert_string_equal(r.err, "");
+    run_free(&r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1276,6 +1473,8 @@ int main(void)
         cmocka_unit_test(q_all),
         cmocka_unit_test(config_file),
         cmocka_unit_test(beamline_like),
+        cmocka_unit_test(profile_undetermined),
+        cmocka_unit_test(profile_undetermined_none),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
