@@ -622,7 +622,8 @@ static int statistics(fit_state *s)
         s->intervals = calloc(p, sizeof *s->intervals);
         if (!s->intervals) return bad_input(s->run, "out of memory (%zu parameters)", p);
         if (mask && xpcs_profiles(&s->pb, &s->opt, s->x, mask, s->np, a->profile_level,
-                                  robust ? ratio : NULL, s->intervals, err, sizeof err) != 0)
+                                  robust ? s->m : NULL, robust ? ratio : NULL, s->intervals,
+                                  err, sizeof err) != 0)
             return bad_input(s->run, "%s: %s", a->input, err);
     }
     return 0;

@@ -7,6 +7,7 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 void xpcs_fit_param_name(size_t np, size_t k, char *buf, size_t size)
@@ -49,6 +50,25 @@ unsigned xpcs_profile_selection(unsigned named, int undetermined, const unsigned
     return mask;
 }
 
+/* The cluster-robust covariance over the model's frame clusters at x into
+ * cov (p*p); res gets the library's message. */
+static int robust_cov(nlsq_xpcs_model *m, const nlsq_problem *pb, const nlsq_options *opt,
+                      const double *x, double *cov, nlsq_result *res)
+{
+    nlsq_clusters cl;
+    memset(res, 0, sizeof *res);
+    int rc = nlsq_xpcs_model_clusters(m, &cl);
+    return rc ? rc : nlsq_covariance_robust(pb, opt, &cl, x, cov, res);
+}
+
+/* V_rob / V_mod of one parameter, or 0 where it is not a finite positive
+ * number (either variance undetermined). */
+static double variance_ratio(double v_rob, double v_mod)
+{
+    double q = v_rob / v_mod;
+    return isfinite(q) && q > 0 ? q : 0.0;
+}
+
 int xpcs_robust_covariance(nlsq_xpcs_model *m, const nlsq_problem *pb, const nlsq_options *opt,
                            const double *x, double *cov, double *ratio, size_t np, char *err,
                            size_t err_size)
@@ -56,55 +76,99 @@ int xpcs_robust_covariance(nlsq_xpcs_model *m, const nlsq_problem *pb, const nls
     const size_t p = pb->n_params;
     double model_var[FIT_XPCS_RATIO_MAX];
     for (size_t k = 0; k < np && k < FIT_XPCS_RATIO_MAX; k++) model_var[k] = cov[k * p + k];
-    nlsq_clusters cl;
     nlsq_result res;
-    memset(&res, 0, sizeof res);
-    int rc = nlsq_xpcs_model_clusters(m, &cl);
-    if (rc == 0) rc = nlsq_covariance_robust(pb, opt, &cl, x, cov, &res);
+    int rc = robust_cov(m, pb, opt, x, cov, &res);
     if (rc != 0) {
         snprintf(err, err_size, "--errors robust: %s",
                  res.message[0] ? res.message : nlsq_status_string(rc));
         return -1;
     }
-    /* robust / model variance of each physical parameter: the factor by which
-     * a profile's threshold widens under the same misspecification (see
-     * xpcs_profiles); 1 where either is not a finite positive number */
+    /* robust / model variance of each physical parameter at the fit: the
+     * profile threshold's first round (see xpcs_profiles); 1 where either
+     * is not a finite positive number */
     for (size_t k = 0; ratio && k < np && k < FIT_XPCS_RATIO_MAX; k++) {
-        double q = cov[k * p + k] / model_var[k];
-        ratio[k] = isfinite(q) && q > 0 ? q : 1.0;
+        double q = variance_ratio(cov[k * p + k], model_var[k]);
+        ratio[k] = q > 0 ? q : 1.0;
     }
+    return 0;
+}
+
+/* The robust threshold at a profile end (nlsq_profile_adjust). */
+typedef struct robust_threshold {
+    nlsq_xpcs_model *m;
+    const nlsq_problem *pb;
+    const nlsq_options *opt;
+    double level;
+    double *cov;    /* 2 p*p: the model and the robust covariance at the end */
+} robust_threshold;
+
+/* delta = level^2 V_rob,jj / V_mod,jj at the held point x_end, all
+ * parameters free there; unchanged where the ratio is undefined. */
+static int robust_delta(void *ctx, size_t j, int side, const double *x_end, double *delta)
+{
+    (void)side;
+    robust_threshold *t = ctx;
+    const size_t p = t->pb->n_params;
+    nlsq_result res;
+    memset(&res, 0, sizeof res);
+    int rc = nlsq_covariance(t->pb, t->opt, x_end, t->cov, &res);
+    if (rc == 0) rc = robust_cov(t->m, t->pb, t->opt, x_end, t->cov + p * p, &res);
+    if (rc != 0) return rc;
+    double c = variance_ratio(t->cov[p * p + j * p + j], t->cov[j * p + j]);
+    if (c > 0) *delta = t->level * t->level * c;
     return 0;
 }
 
 /* The profile threshold.  Without misspecification 2 (C_j(t) - C_min) / s^2
  * is asymptotically chi2 with 1 degree of freedom, hence delta = level^2.
  * When the errors are not independent (frame-shared noise) the same
- * statistic is asymptotically (V_rob / V_mod) chi2_1, with V_rob the
- * sandwich (robust) variance of the parameter and V_mod = s^2 (J^T J)^-1
+ * statistic is asymptotically c chi2_1 with c = V_rob,jj / V_mod,jj, V_rob
+ * the sandwich (robust) variance of the parameter and V_mod = s^2 (J^T J)^-1
  * its model variance: the profile's curvature is the model's, the spread of
  * the estimate is the sandwich's.  So with --errors robust the threshold is
- * delta = level^2 V_rob / V_mod (the first-order adjustment of a profile
+ * delta = level^2 c (the first-order adjustment of a likelihood-ratio test
  * under a misspecified or composite likelihood); for a linear model the
  * interval is then exactly the robust error bar, and the profile keeps its
- * asymmetry where the model is nonlinear. */
+ * asymmetry where the model is nonlinear.
+ * Where c is evaluated: the interval's end t is where the test of H0:
+ * theta_j = t just rejects, and a test of H0 estimates its nuisance under
+ * H0 (the score / LR test uses the restricted fit).  So c is taken at the
+ * held point at each end (theta_j = t, the others fitted; both covariances
+ * there with all parameters free), not at the fit.  That matters twice:
+ * along the shear parameters c changes over one error bar (the model is not
+ * linear there), and where the fit lies in the shear valley (beta -> 0,
+ * gamma_dot_offset at its bound, docs/uncertainties.md) the shear
+ * parameters are undetermined at the fit, so c does not exist there at all,
+ * while at the ends, out of the valley, it does.  The end depends on c and
+ * c on the end: start with c at the fit (1 where undefined), find the end,
+ * take c at its held point and search again when c moved by more than 10 %,
+ * at most 3 searches per end (nlsq_profile_adjust; a c undefined at the end
+ * keeps the previous one). */
 int xpcs_profiles(const nlsq_problem *pb, const nlsq_options *opt, const double *x,
-                  unsigned mask, size_t np, double level, const double *ratio, nlsq_interval *iv,
-                  char *err, size_t err_size)
+                  unsigned mask, size_t np, double level, nlsq_xpcs_model *robust_m,
+                  const double *ratio, nlsq_interval *iv, char *err, size_t err_size)
 {
-    for (size_t k = 0; k < np; k++) {
+    const size_t p = pb->n_params;
+    robust_threshold rt = {.m = robust_m, .pb = pb, .opt = opt, .level = level};
+    nlsq_profile_adjust adj = {.fn = robust_delta, .ctx = &rt};
+    if (robust_m && !(rt.cov = malloc(2 * p * p * sizeof(double)))) {
+        snprintf(err, err_size, "--profile: out of memory (%zu parameters)", p);
+        return -1;
+    }
+    int rc = 0;
+    for (size_t k = 0; k < np && rc == 0; k++) {
         if (!(mask & (1u << k))) continue;
         if (pb->lower && pb->upper && pb->lower[k] == pb->upper[k]) continue;
         double delta = level * level * (ratio && k < FIT_XPCS_RATIO_MAX ? ratio[k] : 1.0);
-        int rc = nlsq_profile(pb, opt, x, k, delta, &iv[k]);
-        if (rc != 0) {
+        rc = nlsq_profile(pb, opt, x, k, delta, robust_m ? &adj : NULL, &iv[k]);
+        if (rc != 0)
             snprintf(err, err_size, "--profile %s: %s", nlsq_xpcs_param_name(k),
                      nlsq_status_string(rc));
-            return -1;
-        }
-        if (iv[k].better_min)
+        else if (iv[k].better_min)
             fprintf(stderr, "fit_xpcs: warning: the profile of %s found a lower cost than the "
                     "fit: the fit did not end at the minimum, its interval is not valid\n",
                     nlsq_xpcs_param_name(k));
     }
-    return 0;
+    free(rt.cov);
+    return rc ? -1 : 0;
 }

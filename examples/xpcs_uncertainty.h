@@ -45,14 +45,16 @@ unsigned xpcs_profile_selection(unsigned named, int undetermined, const unsigned
 
 /** --profile: the profile-likelihood interval of every physical
  *  parameter k < np with bit k of mask, at level sigmas (delta chi2 =
- *  level^2, times ratio[k] when ratio is non-NULL: the robust / model
- *  variance of xpcs_robust_covariance, docs/uncertainties.md), into iv[k]
- *  (iv: p entries, zeroed by
- *  the caller; n_solves 0 = not profiled).  A profile that finds a lower
- *  cost than the fit's prints one warning line on stderr.  0, or nonzero
- *  with one line in err. */
+ *  level^2), into iv[k] (iv: p entries, zeroed by the caller; n_solves 0 =
+ *  not profiled).  With robust_m non-NULL (--errors robust, the fit's
+ *  model) the threshold is level^2 V_rob / V_mod, first with ratio[k] (the
+ *  fit's, from xpcs_robust_covariance; NULL: 1), then with the ratio at the
+ *  held point of each end (the rule beside xpcs_profiles,
+ *  docs/uncertainties.md).  A profile that finds a lower cost than the
+ *  fit's prints one warning line on stderr.  0, or nonzero with one line in
+ *  err. */
 int xpcs_profiles(const nlsq_problem *pb, const nlsq_options *opt, const double *x,
-                  unsigned mask, size_t np, double level, const double *ratio, nlsq_interval *iv,
-                  char *err, size_t err_size);
+                  unsigned mask, size_t np, double level, nlsq_xpcs_model *robust_m,
+                  const double *ratio, nlsq_interval *iv, char *err, size_t err_size);
 
 #endif /* XPCS_UNCERTAINTY_H */

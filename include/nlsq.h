@@ -654,7 +654,36 @@ typedef struct nlsq_interval {
     size_t n_solves;       /* LM solves made (the minimum's included) */
     int better_min;        /* 1: a profile solve found a cost below cost_min: x_hat was
                               not the minimum and the interval is not valid */
+    double delta_lower;    /* the threshold the lower end was found for (delta, or the
+                              last one the adjustment gave) */
+    double delta_upper;    /* the same for the upper end */
+    int rounds_lower;      /* searches of the lower end (1 without adjustment) */
+    int rounds_upper;      /* the same for the upper end */
 } nlsq_interval;
+
+/** A threshold that depends on where the profile ends.  fn(ctx, j, side,
+ *  x_end, delta) is called once an end is found: side -1 (lower) or +1
+ *  (upper), x_end the held point there (p values, read only, valid during
+ *  the call: x_j = the end, the other parameters minimising the cost; at a
+ *  bound the solve there; after the step limit the farthest solve inside),
+ *  *delta the threshold that end was searched for.  It sets *delta to the
+ *  threshold that applies at x_end (> 0 and finite; leaving it unchanged is
+ *  allowed) and returns 0, or nonzero to stop (NLSQ_ECALLBACK).  When the
+ *  new delta differs from the old by more than rtol (relative) the end is
+ *  searched again with it, at most max_rounds searches per end in all.
+ *  Use: a misspecification adjustment evaluated at the restricted fit, as
+ *  fit_xpcs's robust threshold K^2 V_rob,jj / V_mod,jj
+ *  (docs/uncertainties.md).  Called from the thread that called
+ *  nlsq_profile, which it may call library functions from (nlsq_covariance,
+ *  nlsq_covariance_robust) on the same problem. */
+typedef int (*nlsq_profile_delta_fn)(void *ctx, size_t j, int side, const double *x_end,
+                                     double *delta);
+typedef struct nlsq_profile_adjust {
+    nlsq_profile_delta_fn fn;  /* NULL: delta fixed */
+    void *ctx;
+    double rtol;               /* 0: 0.1 */
+    int max_rounds;            /* searches per end, 0: 3 */
+} nlsq_profile_adjust;
 
 /** Profile-likelihood interval of parameter j around the minimum x_hat (p
  *  values, e.g. what nlsq_lm returned): the set of t where
@@ -669,12 +698,17 @@ typedef struct nlsq_interval {
  *  probe where the covariance gives no path tangent); the solves use opt (with
  *  ftol tightened so that the costs are good to 1e-3 of the rise, and no
  *  checkpoints or progress callback), so memory is bounded as in nlsq_lm.
+ *  adj (may be NULL: delta for both ends) makes the threshold depend on the
+ *  held point at each end (nlsq_profile_adjust): delta is then the first
+ *  round's; out->delta_lower / delta_upper say what each end was found for.
  *  Bounds are respected: an end that would lie beyond a bound is that bound
  *  with *_open set.  x_hat is not modified.  Returns 0 or NLSQ_EINVAL (NULL
- *  arguments, j >= p, j fixed, delta not > 0, no degrees of freedom), or a
- *  solve's error.  Thread safety and ownership as for nlsq_lm. */
+ *  arguments, j >= p, j fixed, delta not > 0, no degrees of freedom),
+ *  NLSQ_ECALLBACK (adj->fn failed or gave a delta not > 0), or a solve's
+ *  error.  Thread safety and ownership as for nlsq_lm. */
 NLSQ_API int nlsq_profile(const nlsq_problem *pb, const nlsq_options *opt, const double *x_hat,
-                          size_t j, double delta, nlsq_interval *out);
+                          size_t j, double delta, const nlsq_profile_adjust *adj,
+                          nlsq_interval *out);
 
 /* ------------------------------------------------------------------------ */
 /* Curve fitting (scipy.optimize.curve_fit)                                  */

@@ -12,9 +12,11 @@ counted.  A scenario is:
   profile  independent noise, profile-likelihood intervals of the shear
            parameters (--profile gamma_dot_0,beta,gamma_dot_offset), the
            other parameters with their default errors
-  corrprofile  frame-correlated noise as corr, --errors robust and the shear
-           parameters' profile intervals with the threshold widened by the
-           robust / model variance (docs/uncertainties.md)
+  corrprofile  frame-correlated noise as corr, --errors robust and the
+           profile intervals of D0, D_offset and the shear parameters
+           (CORR_PROFILED; --profiled NAMES for another set) with the
+           robust threshold K^2 V_rob / V_mod taken at each end's held fit
+           (docs/uncertainties.md), the others with robust error bars
   badstart not error bars but the global start (fit_xpcs --start global;
            the default auto runs it when --init is given): from the two bad
            starts of issue 14 (BAD_STARTS), a seed lands when the reduced
@@ -37,7 +39,10 @@ Output: one line per parameter group with the 1-sigma and 2-sigma coverage
 2 sigma >= 90 %; profile: the --profile-level sigma interval only, checked
 against the 1-sigma band when the level is 1 and against the 2-sigma
 minimum when it is 2; in the profile scenarios --pooled pools the profile
-lines only).  A parameter flagged undetermined (no finite error bar) counts
+lines only).  A profiled parameter's linearised error bar is printed too, as
+'NAME (Wald)', for comparison (not checked).  The fits that end in the shear
+valley (gamma_dot_offset at its bound -0.1) are counted on their own line
+(and kept).  A parameter flagged undetermined (no finite error bar) counts
 as a miss.  Fits that stop at a limit or STALLED (usable, not
 stationary) are counted on their own lines and kept; other errors (< 0) are
 left out and fail --check (not with --pooled, which checks the pooled line
@@ -57,6 +62,8 @@ import tempfile
 TRUTH = {"D0": 2e4, "alpha": -0.2, "D_offset": 100.0, "gamma_dot_0": 1e-3,
          "beta": 0.2, "gamma_dot_offset": 1e-4, "phi0": 3.0}
 SHEAR = ["gamma_dot_0", "beta", "gamma_dot_offset"]
+# profiled under frame-shared noise with --errors robust (docs/uncertainties.md)
+CORR_PROFILED = ["D0", "D_offset"] + SHEAR
 BAD_STARTS = {"a": {"D0": 1000, "alpha": 0.5, "gamma_dot_0": 0.02, "beta": -0.5, "phi0": -6},
               "b": {"D0": 5e4, "gamma_dot_0": 5e-3}}
 
@@ -91,7 +98,7 @@ def run_seed(args, tmp, seed, frame_share, errors, profile):
     for k, v in TRUTH.items():
         extra += ["--init", "%s=%r" % (k, v)]
     if profile:
-        extra += ["--profile", ",".join(SHEAR)]
+        extra += ["--profile", ",".join(args.profiled)]
         if args.profile_level != 1.0:
             extra += ["--profile-level", str(args.profile_level)]
     d = fit(args, path, extra)
@@ -232,11 +239,18 @@ def count(cov, key, dev):
         c[2] += abs(dev) <= 2.0
 
 
+VALLEY = "in the shear valley (kept)"
 SPECIAL = ("command errors", "failed fits", "stalled (kept)", "not converged (kept)",
-           "no profile (fit not converged)")
+           "no profile (fit not converged)", VALLEY)
 
 
-def collect(d, cov, profile):
+def in_valley(d):
+    """The fit ended in the shear valley (docs/uncertainties.md): gamma_dot_offset
+    at its lower bound -0.1, where G(t) -> a + c ln t as beta -> 0."""
+    return d["params"]["gamma_dot_offset"] <= -0.0999
+
+
+def collect(d, cov, profile, profiled=SHEAR):
     """Counts one fit.  Exit 2 (no JSON): a command error, always a --check
     failure.  STALLED (usable, x not stationary) and limit stops are kept in
     the percentages and counted on their own lines; other errors are left out."""
@@ -250,10 +264,12 @@ def collect(d, cov, profile):
         cov.setdefault("stalled (kept)", [0, 0, 0])[0] += 1
     elif d["status_code"] == 0:
         cov.setdefault("not converged (kept)", [0, 0, 0])[0] += 1
+    if in_valley(d):
+        cov.setdefault(VALLEY, [0, 0, 0])[0] += 1
     dev = d["truth"]["deviation_sigmas"]
     for name, v in dev["params"].items():
-        if not (profile and name in SHEAR):
-            count(cov, name, v)
+        # a profiled parameter's linearised error bar: for comparison only
+        count(cov, name + (" (Wald)" if profile and name in profiled else ""), v)
     for v in dev.get("contrast", []):
         count(cov, "contrast (all angles)", v)
     for v in dev.get("offset", []):
@@ -261,10 +277,10 @@ def collect(d, cov, profile):
     if profile:
         if "intervals" not in d:    # fit_xpcs profiles usable fits only
             cov.setdefault("no profile (fit not converged)", [0, 0, 0])[0] += 1
-            for name in SHEAR:      # counted as misses
+            for name in profiled:   # counted as misses
                 cov.setdefault(name + " (profile)", [0, 0, None])[0] += 1
             return
-        for name in SHEAR:
+        for name in profiled:
             lo, hi = d["intervals"][name]
             c = cov.setdefault(name + " (profile)", [0, 0, 0])
             c[0] += 1
@@ -280,6 +296,9 @@ def main():
     ap.add_argument("--profile-level", type=float, default=1.0,
                     help="profile scenario: the interval's level in sigmas (1 or 2)")
     ap.add_argument("--errors", choices=["default", "robust"], default=None)
+    ap.add_argument("--profiled", default=None,
+                    help="profile scenarios: the parameters profiled (comma-separated; default "
+                    "the shear parameters for profile, %s for corrprofile)" % ",".join(CORR_PROFILED))
     ap.add_argument("--seeds", type=int, default=100)
     ap.add_argument("--first-seed", type=int, default=1)
     ap.add_argument("--frames", type=int, default=200)
@@ -305,6 +324,8 @@ def main():
     share = 0.5 if args.scenario.startswith("corr") else 0.0
     errors = args.errors or ("robust" if args.scenario.startswith("corr") else "default")
     profile = args.scenario.endswith("profile")
+    args.profiled = (args.profiled.split(",") if args.profiled else
+                     CORR_PROFILED if args.scenario == "corrprofile" else SHEAR)
     cov = {}
     with tempfile.TemporaryDirectory() as tmp:
         for s in range(args.first_seed, args.first_seed + args.seeds):
@@ -312,7 +333,7 @@ def main():
             if args.dump:
                 with open(args.dump, "a") as f:
                     f.write(json.dumps({"seed": s, "fit": d}) + "\n")
-            collect(d, cov, profile)
+            collect(d, cov, profile, args.profiled)
     print("scenario %s, errors %s, %d seeds (N = %d frames, %d angles, dt = %g)"
           % (args.scenario, errors, args.seeds, args.frames, args.angles, args.dt))
     if profile:
@@ -321,7 +342,7 @@ def main():
     print("%-28s %6s %9s %9s  %s" % ("parameter", "n", "1 sigma", "2 sigma", "band"))
     ok = True
     if args.pooled:
-        groups = [v for k, v in cov.items() if k not in SPECIAL
+        groups = [v for k, v in cov.items() if k not in SPECIAL and not k.endswith("(Wald)")
                   and (not profile or k.endswith("(profile)"))]
         n = sum(v[0] for v in groups)
         two = None if profile else sum(v[2] for v in groups)
@@ -337,7 +358,7 @@ def main():
             good = p1 >= args.two
         else:
             good = args.lo <= p1 <= args.hi and (p2 is None or p2 >= args.two)
-        if not args.pooled or key == "pooled":
+        if (not args.pooled or key == "pooled") and not key.endswith("(Wald)"):
             ok = ok and good
         print("%-28s %6d %8.1f%% %9s  %s" % (key, n, p1, "-" if p2 is None else "%.1f%%" % p2,
                                              "PASS" if good else "FAIL"))

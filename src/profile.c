@@ -33,6 +33,15 @@
  * A solve that ends STALLED counts (its cost is an upper bound, as a
  * limit's).  A solve that ends below C_min means x_hat was not the
  * minimum: reported.
+ * A threshold that depends on where the profile ends (nlsq_profile_adjust,
+ * e.g. the robust widening V_rob / V_mod evaluated at the held fit there):
+ * after an end is found the caller's function sees its held point (the
+ * solve at the end; at a bound the solve there; after the step limit the
+ * farthest solve inside) and may change delta; when it moved by more than
+ * rtol the end is searched again, from x_hat, the first try at the old
+ * distance times sqrt(new delta / old delta) (exact for a linear model),
+ * at most max_rounds searches.  An end at a bound stays there when delta
+ * grows, without a search.
  */
 #include "nlsq_internal.h"
 
@@ -50,6 +59,7 @@ typedef struct prof {
     double *x_prev;            /* p: the one before it (the secant of the path) */
     double *tg, *x_alt;        /* p each: the path's tangent (NAN: none), a second start */
     double *cov;               /* p*p: the covariance at x_hat (prof_start) */
+    double *x_end;             /* p: the held point at the end last found */
     size_t j;
     double cmin, s2, delta;
     size_t n_solves;
@@ -137,9 +147,11 @@ static void start_tangent(prof *P)
     P->tg[j] = 1.0;
 }
 
-/* One end: direction dir = +1 / -1 from x_hat[j] with step guess sig > 0.
- * *end = the end (or the bound, *open = 1). */
-static int one_side(prof *P, const double *x_hat, double sig, int dir, double *end, int *open)
+/* One end: direction dir = +1 / -1 from x_hat[j], the first try at distance
+ * d_first (> 0) or sig sqrt(delta) (sig > 0: the step guess).  *end = the
+ * end (or the bound, *open = 1); its held point into P->x_end. */
+static int one_side(prof *P, const double *x_hat, double sig, double d_first, int dir,
+                    double *end, int *open)
 {
     const size_t p = P->pb->n_params, j = P->j;
     const double x0 = x_hat[j], target = sqrt(P->delta), tol = 1e-3 * P->delta;
@@ -150,7 +162,7 @@ static int one_side(prof *P, const double *x_hat, double sig, int dir, double *e
     start_tangent(P);
     double d_in = 0.0, h_in = 0.0;          /* farthest distance with h < target */
     double d_out = INFINITY, h_out = NAN;   /* nearest distance with h > target */
-    double d = sig * target, d_prev = 0.0, h_prev = 0.0;
+    double d = d_first > 0 ? d_first : sig * target, d_prev = 0.0, h_prev = 0.0;
     int side_new = 0, run = 0;              /* which end the last solve replaced, how often in a row */
     const double room = fabs(bound - x0);
     *open = 0;
@@ -171,9 +183,14 @@ static int one_side(prof *P, const double *x_hat, double sig, int dir, double *e
         int rc = solve_at(P, x0 + dir * d, xw, &D);
         if (rc) return rc;
         double h = sqrt(D > 0 ? D : 0.0);
-        if (fabs(D - P->delta) <= tol) { *end = x0 + dir * d; return 0; }
+        int hit = fabs(D - P->delta) <= tol;
+        if (hit || (h < target && d >= room)) {   /* the end, or the bound before it */
+            *open = !hit;
+            *end = hit ? x0 + dir * d : bound;
+            memcpy(P->x_end, xw, p * sizeof(double));
+            return 0;
+        }
         if (h < target) {
-            if (d >= room) { *end = bound; *open = 1; return 0; }
             if (d > d_in) { d_in = d; h_in = h; move_inside(P, xw); }
             /* Illinois: the outer end kept twice in a row: halve its excess */
             if (side_new == 1) h_out = target + (h_out - target) / 2;
@@ -201,7 +218,38 @@ static int one_side(prof *P, const double *x_hat, double sig, int dir, double *e
     }
     *end = x0 + dir * (isfinite(d_out) ? 0.5 * (d_in + d_out) : d_in);
     *open = !isfinite(d_out);
+    memcpy(P->x_end, P->x_in, p * sizeof(double));
     return 0;
+}
+
+/* One end with the caller's threshold rule (adj, may be NULL): searches
+ * until the rule's delta stays within rtol, at most max_rounds. */
+static int adjusted_side(prof *P, const double *x_hat, double sig, int dir,
+                         const nlsq_profile_adjust *adj, double *end, int *open,
+                         double *delta_used, int *rounds)
+{
+    const int use = adj && adj->fn;
+    const int max_rounds = use && adj->max_rounds > 0 ? adj->max_rounds : (use ? 3 : 1);
+    const double rtol = use && adj->rtol > 0 ? adj->rtol : 0.1, delta0 = P->delta;
+    double d_first = 0.0;
+    int rc = 0;
+    for (int round = 1;; round++) {
+        rc = one_side(P, x_hat, sig, d_first, dir, end, open);
+        *delta_used = P->delta;
+        *rounds = round;
+        if (rc || round >= max_rounds) break;
+        double nd = P->delta;
+        if (adj->fn(adj->ctx, P->j, dir, P->x_end, &nd) != 0 || !(nd > 0) || !isfinite(nd)) {
+            rc = NLSQ_ECALLBACK;
+            break;
+        }
+        if (fabs(nd - P->delta) <= rtol * P->delta) break;
+        if (*open && nd > P->delta) { *delta_used = nd; break; }   /* still at the bound */
+        d_first = fabs(*end - x_hat[P->j]) * sqrt(nd / P->delta);
+        P->delta = nd;
+    }
+    P->delta = delta0;
+    return rc;
 }
 
 /* C_min (one solve from x_hat, all free) and the step guess sigma_j. */
@@ -227,7 +275,7 @@ static int prof_start(prof *P, double *x_hat, double *sig)
 }
 
 int nlsq_profile(const nlsq_problem *pb, const nlsq_options *opt_in, const double *x_hat,
-                 size_t j, double delta, nlsq_interval *out)
+                 size_t j, double delta, const nlsq_profile_adjust *adj, nlsq_interval *out)
 {
     nlsq_options defaults;
     const nlsq_options *opt;
@@ -247,7 +295,7 @@ int nlsq_profile(const nlsq_problem *pb, const nlsq_options *opt_in, const doubl
     P.j = j;
     P.delta = delta;
     const nlsq_allocator *al = &opt->allocator;
-    double *mem = nlsq__calloc(al, 8 * p + p * p, sizeof(double));
+    double *mem = nlsq__calloc(al, 9 * p + p * p, sizeof(double));
     if (!mem) return NLSQ_ENOMEM;
     P.lo = mem;
     P.hi = mem + p;
@@ -256,7 +304,8 @@ int nlsq_profile(const nlsq_problem *pb, const nlsq_options *opt_in, const doubl
     P.x_prev = mem + 5 * p;
     P.tg = mem + 6 * p;
     P.x_alt = mem + 7 * p;
-    P.cov = mem + 8 * p;
+    P.x_end = mem + 8 * p;
+    P.cov = mem + 9 * p;
     double *xh = mem + 3 * p;
     memcpy(xh, x_hat, p * sizeof(double));
     for (size_t k = 0; k < p; k++) {
@@ -275,8 +324,12 @@ int nlsq_profile(const nlsq_problem *pb, const nlsq_options *opt_in, const doubl
         P.opt.ftol = ftol;
         rc = prof_start(&P, xh, &sig);
     }
-    if (!rc) rc = one_side(&P, xh, sig, -1, &out->lower, &out->lower_open);
-    if (!rc) rc = one_side(&P, xh, sig, +1, &out->upper, &out->upper_open);
+    if (!rc)
+        rc = adjusted_side(&P, xh, sig, -1, adj, &out->lower, &out->lower_open,
+                           &out->delta_lower, &out->rounds_lower);
+    if (!rc)
+        rc = adjusted_side(&P, xh, sig, +1, adj, &out->upper, &out->upper_open,
+                           &out->delta_upper, &out->rounds_upper);
     out->n_solves = P.n_solves;
     out->cost_min = P.cmin;
     out->better_min = P.better;
