@@ -121,36 +121,58 @@ XK_AVX __m256d blend(__m256d mask, __m256d if_true, __m256d if_false)
     return _mm256_blendv_pd(if_false, if_true, mask);
 }
 
+/* Constants stored as four copies (32-byte aligned), so that an FMA or a
+ * multiplication takes them straight from memory: a broadcast per use was
+ * about a sixth of the kernel's instructions (the loop needs more than the
+ * 16 vector registers, so the compiler re-broadcast them every step). */
+typedef double xk_q4[4] __attribute__((aligned(32)));
+#define Q4(c) {c, c, c, c}
+
+XK_AVX __m256d ld4(const xk_q4 c) { return _mm256_load_pd(c); }
+
 /* c[0] x^(n-1) + ... + c[n-1] by Horner's rule, one FMA per coefficient
- * (the polynomials of exp_pd and sincos_pd; their coefficient arrays are
- * compile-time constants, so the loop unrolls into the same FMAs). */
-XK_AVX __m256d horner(__m256d x, const double *c, int n)
+ * (the polynomials of exp_pd and sincos_pd; n is a compile-time constant,
+ * so the loop unrolls into the same FMAs). */
+XK_AVX __m256d horner(__m256d x, const xk_q4 *c, int n)
 {
-    __m256d p = v(c[0]);
-    for (int k = 1; k < n; k++) p = _mm256_fmadd_pd(p, x, v(c[k]));
+    __m256d p = ld4(c[0]);
+    for (int k = 1; k < n; k++) p = _mm256_fmadd_pd(p, x, ld4(c[k]));
     return p;
 }
 
 /* Taylor coefficients, highest degree first. */
-static const double k_exp_c[14] = {
-    1.0 / 6227020800.0, 1.0 / 479001600.0, 1.0 / 39916800.0, 1.0 / 3628800.0,
-    1.0 / 362880.0, 1.0 / 40320.0, 1.0 / 5040.0, 1.0 / 720.0, 1.0 / 120.0, 1.0 / 24.0,
-    1.0 / 6.0, 0.5, 1.0, 1.0};                                    /* 1/13! .. 1/0! */
-static const double k_sin_c[8] = {
-    1.0 / 355687428096000.0, -1.0 / 1307674368000.0, 1.0 / 6227020800.0,
-    -1.0 / 39916800.0, 1.0 / 362880.0, -1.0 / 5040.0, 1.0 / 120.0, -1.0 / 6.0};  /* 1/17! .. */
-static const double k_cos_c[9] = {
-    1.0 / 6402373705728000.0, -1.0 / 20922789888000.0, 1.0 / 87178291200.0,
-    -1.0 / 479001600.0, 1.0 / 3628800.0, -1.0 / 40320.0, 1.0 / 720.0, -1.0 / 24.0,
-    0.5};                                                         /* 1/18! .. 1/2! */
+static const xk_q4 k_exp_c[14] = {
+    Q4(1.0 / 6227020800.0), Q4(1.0 / 479001600.0), Q4(1.0 / 39916800.0), Q4(1.0 / 3628800.0),
+    Q4(1.0 / 362880.0), Q4(1.0 / 40320.0), Q4(1.0 / 5040.0), Q4(1.0 / 720.0), Q4(1.0 / 120.0),
+    Q4(1.0 / 24.0), Q4(1.0 / 6.0), Q4(0.5), Q4(1.0), Q4(1.0)};              /* 1/13! .. 1/0! */
+static const xk_q4 k_sin_c[8] = {
+    Q4(1.0 / 355687428096000.0), Q4(-1.0 / 1307674368000.0), Q4(1.0 / 6227020800.0),
+    Q4(-1.0 / 39916800.0), Q4(1.0 / 362880.0), Q4(-1.0 / 5040.0), Q4(1.0 / 120.0),
+    Q4(-1.0 / 6.0)};                                                      /* 1/17! .. */
+static const xk_q4 k_cos_c[9] = {
+    Q4(1.0 / 6402373705728000.0), Q4(-1.0 / 20922789888000.0), Q4(1.0 / 87178291200.0),
+    Q4(-1.0 / 479001600.0), Q4(1.0 / 3628800.0), Q4(-1.0 / 40320.0), Q4(1.0 / 720.0),
+    Q4(-1.0 / 24.0), Q4(0.5)};                                            /* 1/18! .. 1/2! */
+/* sinc's series (small |x|) and sinc' Taylor polynomial (|x| < SINC_TAYLOR) */
+static const xk_q4 k_sinc_c[3] = {Q4(1.0 / 120.0), Q4(-1.0 / 6.0), Q4(1.0)};
+static const xk_q4 k_dsinc_s[2] = {Q4(1.0 / 30.0), Q4(-1.0 / 3.0)};
+static const xk_q4 k_dsinc_t[5] = {Q4(-1.0 / 3991680.0), Q4(1.0 / 45360.0), Q4(-1.0 / 840.0),
+                                   Q4(1.0 / 30.0), Q4(-1.0 / 3.0)};
+static const xk_q4 k_one = Q4(1.0), k_two = Q4(2.0), k_sign = Q4(-0.0), k_inf = Q4(INFINITY);
+static const xk_q4 k_floor = Q4(XK_FLOOR), k_clamp = Q4(XK_CLAMP), k_big = Q4(1e5);
+static const xk_q4 k_series = Q4(XK_SINC_SERIES), k_taylor = Q4(XK_SINC_TAYLOR);
+static const xk_q4 k_log2e = Q4(1.4426950408889634074), k_2_pi = Q4(0.63661977236758134308);
+static const xk_q4 k_ln2[2] = {Q4(6.93147180369123816490e-01), Q4(1.90821492927058770002e-10)};
+static const xk_q4 k_pi_2[3] = {Q4(1.57079632673412561417e+00), Q4(6.07710050630396597660e-11),
+                                Q4(2.02226624871116645580e-21)};
 
 /* exp(x) for x in [-708, 0] */
 XK_AVX __m256d exp_pd(__m256d x)
 {
-    __m256d n = _mm256_round_pd(_mm256_mul_pd(x, v(1.4426950408889634074)),
+    __m256d n = _mm256_round_pd(_mm256_mul_pd(x, ld4(k_log2e)),
                                 _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m256d r = _mm256_fnmadd_pd(n, v(6.93147180369123816490e-01), x);
-    r = _mm256_fnmadd_pd(n, v(1.90821492927058770002e-10), r);
+    __m256d r = _mm256_fnmadd_pd(n, ld4(k_ln2[0]), x);
+    r = _mm256_fnmadd_pd(n, ld4(k_ln2[1]), r);
     __m256d p = horner(r, k_exp_c, 14);
     __m256i e = _mm256_cvtepi32_epi64(_mm256_cvtpd_epi32(n));
     e = _mm256_slli_epi64(_mm256_add_epi64(e, _mm256_set1_epi64x(1023)), 52);
@@ -160,36 +182,38 @@ XK_AVX __m256d exp_pd(__m256d x)
 /* sin and cos of x, |x| <= 1e5 (other lanes are fixed by the caller) */
 XK_AVX void sincos_pd(__m256d x, __m256d *so, __m256d *co)
 {
-    __m256d q = _mm256_round_pd(_mm256_mul_pd(x, v(0.63661977236758134308)),
+    __m256d q = _mm256_round_pd(_mm256_mul_pd(x, ld4(k_2_pi)),
                                 _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m256d r = _mm256_fnmadd_pd(q, v(1.57079632673412561417e+00), x);
-    r = _mm256_fnmadd_pd(q, v(6.07710050630396597660e-11), r);
-    r = _mm256_fnmadd_pd(q, v(2.02226624871116645580e-21), r);
+    __m256d r = _mm256_fnmadd_pd(q, ld4(k_pi_2[0]), x);
+    r = _mm256_fnmadd_pd(q, ld4(k_pi_2[1]), r);
+    r = _mm256_fnmadd_pd(q, ld4(k_pi_2[2]), r);
     __m256d r2 = _mm256_mul_pd(r, r);
     __m256d ps = horner(r2, k_sin_c, 8);
     ps = _mm256_fmadd_pd(_mm256_mul_pd(ps, r2), r, r);  /* r + r^3 (...) */
     __m256d pc = horner(r2, k_cos_c, 9);
-    pc = _mm256_fnmadd_pd(pc, r2, v(1.0));              /* 1 - r^2 (...) */
+    pc = _mm256_fnmadd_pd(pc, r2, ld4(k_one));          /* 1 - r^2 (...) */
     __m256i qi = _mm256_cvtepi32_epi64(_mm256_cvtpd_epi32(q));
     __m256i one = _mm256_set1_epi64x(1), two = _mm256_set1_epi64x(2);
     __m256d swap = _mm256_castsi256_pd(_mm256_cmpeq_epi64(_mm256_and_si256(qi, one), one));
     __m256d negs = _mm256_castsi256_pd(_mm256_cmpeq_epi64(_mm256_and_si256(qi, two), two));
     __m256d negc = _mm256_castsi256_pd(
         _mm256_cmpeq_epi64(_mm256_and_si256(_mm256_add_epi64(qi, one), two), two));
-    __m256d sign = v(-0.0);
+    __m256d sign = ld4(k_sign);
     __m256d s = blend(swap, pc, ps), c = blend(swap, ps, pc);
     *so = _mm256_xor_pd(s, _mm256_and_pd(negs, sign));
     *co = _mm256_xor_pd(c, _mm256_and_pd(negc, sign));
 }
 
 /* sinc(x) and, when deriv, its derivative, given invx = 1/x (the three
- * branches of sinc_and_derivative; lanes with |x| > 1e5 redone with libm). */
+ * branches of sinc_and_derivative; lanes with |x| > 1e5 redone with libm).
+ * The series of the small-|x| branches are evaluated only when a lane takes
+ * them (the blends pick the same values either way). */
 XK_AVX void sinc4(__m256d x, __m256d invx, int deriv, __m256d *sinc, __m256d *dsinc)
 {
-    const __m256d ax = _mm256_andnot_pd(v(-0.0), x);
+    const __m256d ax = _mm256_andnot_pd(ld4(k_sign), x);
     __m256d sn, cs;
     sincos_pd(x, &sn, &cs);
-    if (_mm256_movemask_pd(_mm256_cmp_pd(ax, v(1e5), _CMP_GT_OQ))) {
+    if (__builtin_expect(_mm256_movemask_pd(_mm256_cmp_pd(ax, ld4(k_big), _CMP_GT_OQ)), 0)) {
         double xs[4], ss[4], cc[4];
         _mm256_storeu_pd(xs, x);
         _mm256_storeu_pd(ss, sn);
@@ -199,20 +223,17 @@ XK_AVX void sinc4(__m256d x, __m256d invx, int deriv, __m256d *sinc, __m256d *ds
         sn = _mm256_loadu_pd(ss);
         cs = _mm256_loadu_pd(cc);
     }
-    __m256d x2 = _mm256_mul_pd(x, x);
-    __m256d small = _mm256_cmp_pd(ax, v(XK_SINC_SERIES), _CMP_LT_OQ);
-    __m256d series = _mm256_fmadd_pd(x2, _mm256_fmadd_pd(x2, v(1.0 / 120.0), v(-1.0 / 6.0)), v(1.0));
     __m256d sc = _mm256_mul_pd(sn, invx);
-    *sinc = blend(small, series, sc);
+    __m256d small = _mm256_cmp_pd(ax, ld4(k_series), _CMP_LT_OQ);
+    __m256d mid = _mm256_cmp_pd(ax, ld4(k_taylor), _CMP_LT_OQ);
+    const int any_mid = _mm256_movemask_pd(mid);   /* small implies mid */
+    __m256d x2 = any_mid ? _mm256_mul_pd(x, x) : sc;
+    *sinc = any_mid ? blend(small, horner(x2, k_sinc_c, 3), sc) : sc;
     if (!deriv) return;
-    __m256d mid = _mm256_cmp_pd(ax, v(XK_SINC_TAYLOR), _CMP_LT_OQ);
-    __m256d d_series = _mm256_mul_pd(x, _mm256_fmadd_pd(x2, v(1.0 / 30.0), v(-1.0 / 3.0)));
-    __m256d t = _mm256_fmadd_pd(x2, v(-1.0 / 3991680.0), v(1.0 / 45360.0));
-    t = _mm256_fmadd_pd(x2, t, v(-1.0 / 840.0));
-    t = _mm256_fmadd_pd(x2, t, v(1.0 / 30.0));
-    t = _mm256_fmadd_pd(x2, t, v(-1.0 / 3.0));
-    __m256d d_taylor = _mm256_mul_pd(x, t);
     __m256d d_closed = _mm256_mul_pd(_mm256_sub_pd(cs, sc), invx);   /* (x cos x - sin x) / x^2 */
+    if (!any_mid) { *dsinc = d_closed; return; }
+    __m256d d_series = _mm256_mul_pd(x, horner(x2, k_dsinc_s, 2));
+    __m256d d_taylor = _mm256_mul_pd(x, horner(x2, k_dsinc_t, 5));
     *dsinc = blend(small, d_series, blend(mid, d_taylor, d_closed));
 }
 
@@ -267,48 +288,62 @@ XK_AVX void wvec_of(const xk_seg *s, __m256d ws, wvec *W)
     W->f2 = _mm256_mul_pd(_mm256_mul_pd(v(-2.0), ws), v(s->con));   /* (-2 ws) con */
 }
 
-/* Stage 2, four entries of one angle from their pair factors (at P + t):
- * r[0..3] and J[c * ld + 0..3].  One division serves 1/I_D, 1/I_G and
- * 1/Phi = (1/bc) (1/I_G). */
-XK_AVX void angle4(const xk_seg *s, const wvec *W, double ibc, const iconst *ci, const jview *V,
-                   const pair_view *P, size_t t, __m256d y, double *r, double *J, size_t ld)
+/* A segment's constants as vectors (an operation reads them from memory;
+ * no broadcast per step): -A, bc, 1/bc, B dcos, contrast, offset, and row
+ * i's table entries. */
+typedef struct aconst {
+    __m256d mA, bc, ibc, Bdc, con, off;
+    __m256d CD, CG, dD[3], dG[3];
+} aconst;
+
+/* Stage 2, four entries of one angle from their pair factors (at P + pt)
+ * and their j-indexed tables (at V + vt): r[0..3] and J[c * ld + 0..3].
+ * One division serves 1/I_D, 1/I_G and 1/Phi = (1/bc) (1/I_G).  lam and
+ * jac are constants where the loops below call it (each combination its
+ * own loop, without tests inside). */
+XK_AVX void angle4(const aconst *K, const wvec *W, const jview *V, size_t vt,
+                   const pair_view *P, size_t pt, __m256d y, double *r, double *J, size_t ld,
+                   const int lam, const int jac)
 {
-    __m256d valid = _mm256_cmp_pd(_mm256_andnot_pd(v(-0.0), y), v(INFINITY), _CMP_LT_OQ);
-    __m256d gd = _mm256_loadu_pd(P->f[0] + t), ID = _mm256_loadu_pd(P->f[1] + t);
-    __m256d sinc = v(1.0), dsinc = v(0.0), IG = v(0.0), iIG = v(0.0), iID;
-    if (s->laminar) {
-        IG = _mm256_loadu_pd(P->f[2] + t);
-        __m256d q = _mm256_div_pd(v(1.0), _mm256_mul_pd(ID, IG));
+    __m256d valid = _mm256_cmp_pd(_mm256_andnot_pd(ld4(k_sign), y), ld4(k_inf), _CMP_LT_OQ);
+    __m256d gd = _mm256_loadu_pd(P->f[0] + pt), ID = _mm256_loadu_pd(P->f[1] + pt);
+    __m256d sinc = ld4(k_one), dsinc = _mm256_setzero_pd(), IG = _mm256_setzero_pd();
+    __m256d iIG = _mm256_setzero_pd(), iID;
+    if (lam) {
+        IG = _mm256_loadu_pd(P->f[2] + pt);
+        __m256d q = _mm256_div_pd(ld4(k_one), _mm256_mul_pd(ID, IG));
         iID = _mm256_mul_pd(IG, q);
         iIG = _mm256_mul_pd(ID, q);
-        sinc4(_mm256_mul_pd(v(s->bc), IG), _mm256_mul_pd(v(ibc), iIG), J != NULL, &sinc, &dsinc);
+        sinc4(_mm256_mul_pd(K->bc, IG), _mm256_mul_pd(K->ibc, iIG), jac, &sinc, &dsinc);
     } else {
-        iID = _mm256_div_pd(v(1.0), ID);
+        iID = _mm256_div_pd(ld4(k_one), ID);
     }
     __m256d g1raw = _mm256_mul_pd(gd, _mm256_mul_pd(sinc, sinc));
-    __m256d above = _mm256_cmp_pd(g1raw, v(XK_FLOOR), _CMP_GT_OQ);
-    __m256d g1 = blend(above, g1raw, v(XK_FLOOR));
+    __m256d above = _mm256_cmp_pd(g1raw, ld4(k_floor), _CMP_GT_OQ);
+    __m256d g1 = blend(above, g1raw, ld4(k_floor));
     __m256d g1sq = _mm256_mul_pd(g1, g1);
-    __m256d g2 = _mm256_fmadd_pd(v(s->con), g1sq, v(s->off));
+    __m256d g2 = _mm256_fmadd_pd(K->con, g1sq, K->off);
     _mm256_storeu_pd(r, _mm256_and_pd(valid, _mm256_mul_pd(W->ws, _mm256_sub_pd(y, g2))));
-    if (!J) return;
+    if (!jac) return;
 
-    const size_t np = s->laminar ? 7 : 3;
-    __m256d mAd = _mm256_mul_pd(v(-s->A), _mm256_sub_pd(v(ci->CD), _mm256_loadu_pd(V->CD)));
+    const size_t np = lam ? 7 : 3;
+    __m256d mAd = _mm256_mul_pd(K->mA, _mm256_sub_pd(K->CD, _mm256_loadu_pd(V->CD + vt)));
     __m256d f = _mm256_and_pd(_mm256_and_pd(valid, above), _mm256_mul_pd(W->f2, g1));
-    __m256d clampD = _mm256_cmp_pd(_mm256_mul_pd(v(-s->A), ID), v(XK_CLAMP), _CMP_NGE_UQ);
+    __m256d clampD = _mm256_cmp_pd(_mm256_mul_pd(K->mA, ID), ld4(k_clamp), _CMP_NGE_UQ);
     __m256d wD = _mm256_mul_pd(_mm256_mul_pd(f, g1raw), _mm256_mul_pd(mAd, iID));
     wD = _mm256_andnot_pd(clampD, wD);
     for (int q = 0; q < 3; q++)
-        _mm256_storeu_pd(J + q * ld, _mm256_mul_pd(wD, _mm256_sub_pd(v(ci->dD[q]), _mm256_loadu_pd(V->dD[q]))));
-    if (s->laminar) {
-        __m256d dCg = _mm256_sub_pd(v(ci->CG), _mm256_loadu_pd(V->CG));
-        __m256d fp = _mm256_mul_pd(_mm256_mul_pd(f, gd), _mm256_mul_pd(v(2.0), _mm256_mul_pd(sinc, dsinc)));
-        __m256d w2 = _mm256_mul_pd(_mm256_mul_pd(fp, v(s->bc)), _mm256_mul_pd(dCg, iIG));
+        _mm256_storeu_pd(J + q * ld,
+                         _mm256_mul_pd(wD, _mm256_sub_pd(K->dD[q], _mm256_loadu_pd(V->dD[q] + vt))));
+    if (lam) {
+        __m256d dCg = _mm256_sub_pd(K->CG, _mm256_loadu_pd(V->CG + vt));
+        __m256d fp = _mm256_mul_pd(_mm256_mul_pd(f, gd),
+                                   _mm256_mul_pd(ld4(k_two), _mm256_mul_pd(sinc, dsinc)));
+        __m256d w2 = _mm256_mul_pd(_mm256_mul_pd(fp, K->bc), _mm256_mul_pd(dCg, iIG));
         for (int q = 0; q < 3; q++)
             _mm256_storeu_pd(J + (3 + q) * ld,
-                             _mm256_mul_pd(w2, _mm256_sub_pd(v(ci->dG[q]), _mm256_loadu_pd(V->dG[q]))));
-        _mm256_storeu_pd(J + 6 * ld, _mm256_mul_pd(_mm256_mul_pd(fp, v(s->Bdc)), IG));
+                             _mm256_mul_pd(w2, _mm256_sub_pd(K->dG[q], _mm256_loadu_pd(V->dG[q] + vt))));
+        _mm256_storeu_pd(J + 6 * ld, _mm256_mul_pd(_mm256_mul_pd(fp, K->Bdc), IG));
     }
     _mm256_storeu_pd(J + np * ld, _mm256_and_pd(valid, _mm256_mul_pd(W->nws, g1sq)));
     _mm256_storeu_pd(J + (np + 1) * ld, _mm256_and_pd(valid, W->nws));
@@ -378,16 +413,46 @@ static void pairs_run(const xk_seg *s, const xk_tab *T, const iconst *ci, size_t
         for (size_t l = 0; full + l < n; l++) f[q][full + l] = w[q][l];
 }
 
+/* Stage 2 over the whole vectors of a tile: entries t0 .. t0 + full - 1,
+ * tables at V (entry t0), pair factors at pv (entry t0). */
+XK_AVX void angle_loop(const aconst *K, const wvec *W, const jview *V, const pair_view *pv,
+                       size_t t0, size_t full, const float *y32, const double *y64, double *r,
+                       double *J, size_t ld, const int lam, const int jac, const int f32)
+{
+    for (size_t t = 0; t < full; t += 4) {
+        const size_t o = t0 + t;
+        __m256d y = f32 ? _mm256_cvtps_pd(_mm_loadu_ps(y32 + o)) : _mm256_loadu_pd(y64 + o);
+        angle4(K, &W[t != 0], V, t, pv, t, y, r + o, jac ? J + o : NULL, ld, lam, jac);
+    }
+}
+
+/* angle_loop with (laminar, Jacobian, float32 data) as constants. */
+__attribute__((target("avx2,fma")))
+static void angle_run(const aconst *K, const wvec *W, const jview *V, const pair_view *pv,
+                      size_t t0, size_t full, const float *y32, const double *y64, double *r,
+                      double *J, size_t ld, int lam)
+{
+#define XK_RUN(l, j, f) angle_loop(K, W, V, pv, t0, full, y32, y64, r, J, ld, l, j, f)
+    if (lam) {
+        if (J) { if (y32) XK_RUN(1, 1, 1); else XK_RUN(1, 1, 0); }
+        else   { if (y32) XK_RUN(1, 0, 1); else XK_RUN(1, 0, 0); }
+    } else {
+        if (J) { if (y32) XK_RUN(0, 1, 1); else XK_RUN(0, 1, 0); }
+        else   { if (y32) XK_RUN(0, 0, 1); else XK_RUN(0, 0, 0); }
+    }
+#undef XK_RUN
+}
+
 /* Entries t0 .. t0 + n - 1 of the segment (n <= XK_TILE): stage 1 over the
  * whole tile (or its factors from the cache, pc not NULL), then stage 2, so
  * that each loop's iterations are independent and overlap (one entry's chain
  * of sqrt, exp and sin/cos is long).  W[0]: the weights of the tile's first
  * four entries, W[1]: of the others. */
 __attribute__((target("avx2,fma")))
-static void tile_avx2(const xk_seg *s, const wvec *W, const xk_tab *T, const iconst *ci,
-                      const pair_view *pc, size_t j0, size_t t0, size_t n, size_t len,
-                      const float *y32, const double *y64, double *r, double *J, size_t ld,
-                      tail4 *tl)
+static void tile_avx2(const xk_seg *s, const aconst *K, const wvec *W, const xk_tab *T,
+                      const iconst *ci, const pair_view *pc, size_t j0, size_t t0, size_t n,
+                      size_t len, const float *y32, const double *y64, double *r, double *J,
+                      size_t ld, tail4 *tl)
 {
     pair_tile P;
     pair_view pv;
@@ -396,23 +461,36 @@ static void tile_avx2(const xk_seg *s, const wvec *W, const xk_tab *T, const ico
         double *const f[XK_NPF] = {P.f[0], P.f[1], P.f[2]};
         pairs_run(s, T, ci, j0, t0, n, len, f, tl);
     }
-    const double ibc = 1.0 / s->bc;   /* inf for bc = 0: Phi = 0 takes the series */
-    const size_t full = n & ~(size_t)3, k = (s->laminar ? 7 : 3) + 2;
+    const int lam = s->laminar;
+    const size_t full = n & ~(size_t)3, k = (lam ? 7 : 3) + 2;
     jview V;
-    for (size_t t = 0; t < full; t += 4) {
-        size_t o = t0 + t;
-        view_at(T, j0 + o, &V);
-        __m256d y = y32 ? _mm256_cvtps_pd(_mm_loadu_ps(y32 + o)) : _mm256_loadu_pd(y64 + o);
-        angle4(s, &W[t != 0], ibc, ci, &V, &pv, t, y, r + o, J ? J + o : NULL, ld);
-    }
+    view_at(T, j0 + t0, &V);
+    angle_run(K, W, &V, &pv, t0, full, y32, y64, r, J, ld, lam);
     if (full == n) return;
     tail_fill(T, j0, t0 + full, len, y32, y64, tl);
-    angle4(s, &W[full != 0], ibc, ci, &tl->V, &pv, full, _mm256_loadu_pd(tl->y), tl->r,
-           J ? tl->J : NULL, 4);
+    angle4(K, &W[full != 0], &tl->V, 0, &pv, full, _mm256_loadu_pd(tl->y), tl->r,
+           J ? tl->J : NULL, 4, lam, J != NULL);
     for (size_t l = 0; full + l < n; l++) {
         r[t0 + full + l] = tl->r[l];
         if (J)
             for (size_t c = 0; c < k; c++) J[c * ld + t0 + full + l] = tl->J[c * 4 + l];
+    }
+}
+
+/* The segment's constants as vectors. */
+XK_AVX void aconst_of(const xk_seg *s, const iconst *ci, aconst *K)
+{
+    K->mA = v(-s->A);
+    K->bc = v(s->bc);
+    K->ibc = v(1.0 / s->bc);   /* inf for bc = 0: Phi = 0 takes the series */
+    K->Bdc = v(s->Bdc);
+    K->con = v(s->con);
+    K->off = v(s->off);
+    K->CD = v(ci->CD);
+    K->CG = v(ci->CG);
+    for (int q = 0; q < 3; q++) {
+        K->dD[q] = v(ci->dD[q]);
+        K->dG[q] = v(ci->dG[q]);
     }
 }
 
@@ -435,6 +513,8 @@ static void segment_avx2(const xk_seg *s, double ws_diag, const xk_tab *T, const
     wvec_of(s, _mm256_set_pd(s->ws, s->ws, s->ws, ws_diag), &Wd[0]);
     iconst ci;
     iconst_of(T, i, &ci);
+    aconst K;
+    aconst_of(s, &ci, &K);
     pair_view cache, *pc = NULL;
     if (pf && j0 >= i) {
         size_t u = pair_index(pf->n, i, j0);
@@ -444,8 +524,8 @@ static void segment_avx2(const xk_seg *s, double ws_diag, const xk_tab *T, const
     tail4 tl;
     for (size_t t0 = 0; t0 < len; t0 += XK_TILE) {
         size_t n = len - t0 < XK_TILE ? len - t0 : XK_TILE;
-        tile_avx2(s, t0 == 0 && j0 == i ? Wd : W, T, &ci, pc, j0, t0, n, len, y32, y64, r, J,
-                  ld, &tl);
+        tile_avx2(s, &K, t0 == 0 && j0 == i ? Wd : W, T, &ci, pc, j0, t0, n, len, y32, y64, r,
+                  J, ld, &tl);
     }
 }
 
