@@ -68,8 +68,10 @@ struct nlsq__worker {
  *
  * The block is walked in sub-blocks of SUB rows: each is transposed into T
  * (columns of J, then r, then zero columns up to a multiple of 4; SUB rows
- * each), which stays in L1, and every (a, b >= a) column product is
- * accumulated in two 4-wide accumulators (even and odd groups of 4 rows).
+ * each), which stays in L1 (a column-major block is read in place instead,
+ * SUB_CM rows at a time while that many are left), and every (a, b >= a)
+ * column product is accumulated in two 4-wide accumulators (even and odd
+ * groups of 4 rows).
  * The AVX2+FMA version works in register blocks of 3 x 4 products
  * (block34_rows: 7 loads serve 12 FMAs, twelve independent chains hide the
  * FMA latency).  The order of the sums depends on n and k only, so the
@@ -77,8 +79,9 @@ struct nlsq__worker {
  * chosen at run time when the CPU has it; the portable version sums in the
  * same order without FMA. */
 #define SUB 64
+#define SUB_CM 256   /* rows a column-major block is read in place at a time (avx2) */
 #define KMAXP (((NLSQ_SMALL_K + 1 + 3) / 4) * 4 + 4)   /* padded column count */
-static const double zeros[SUB];                        /* a padding column */
+static const double zeros[SUB_CM];                     /* a padding column */
 
 /* Sub-block of a column-major block (column a at J + a * ld): copy, no transpose. */
 static size_t copy_sub_cm(size_t nb, size_t k, const double *J, size_t ld, const double *r,
@@ -167,14 +170,19 @@ static void small_normal_avx2(size_t n, size_t k, const double *J, int cm, const
     for (size_t a0 = 0; a0 < k; a0 += 3)
         for (size_t b0 = a0; b0 < kc; b0 += 4, nblk++)
             for (int q = 0; q < 12; q++) acc[nblk][0][q] = acc[nblk][1][q] = _mm256_setzero_pd();
-    for (size_t i0 = 0; i0 < n; i0 += SUB) {
-        size_t nb = n - i0 < SUB ? n - i0 : SUB;
+    for (size_t i0 = 0; i0 < n;) {
         /* column-major input and a full sub-block: read the columns in place
-         * (column a at J + a * n + i0, r as column k); otherwise a copy in T */
+         * (column a at J + a * n + i0, r as column k), SUB_CM rows at a time
+         * while that many are left (the accumulators' loads and stores and
+         * the block set-up once per SUB_CM rows, not per SUB; every
+         * accumulator still takes its rows in row order, so the sums are
+         * those of any sub-block length); otherwise a copy in T */
+        const size_t step = cm && n - i0 >= SUB_CM ? SUB_CM : SUB;
+        size_t nb = n - i0 < step ? n - i0 : step;
         const double *base[KMAXP + 4];
         size_t nbp;
-        if (cm && nb == SUB) {
-            nbp = SUB;
+        if (cm && nb == step) {
+            nbp = step;
             for (size_t a = 0; a < k; a++) base[a] = J + a * n + i0;
             base[k] = r + i0;
         } else {
@@ -189,6 +197,7 @@ static void small_normal_avx2(size_t n, size_t k, const double *J, int cm, const
                 block34_rows(base, a0, b0, kc, 0, nbp, acc[bl][0]);   /* rows 8t .. 8t + 3 */
                 block34_rows(base, a0, b0, kc, 4, nbp, acc[bl][1]);   /* rows 8t + 4 .. 8t + 7 */
             }
+        i0 += nb;
     }
     size_t bl = 0;
     for (size_t a0 = 0; a0 < k; a0 += 3)
