@@ -110,7 +110,7 @@ def landed(d):
     """Strict (Wald only): every physical parameter within 4 sigma of the
     truth, reduced chi2 < 1.1; an undetermined parameter (no finite sigma)
     is a miss."""
-    return not why_missed(d, profile=False)
+    return not why_missed(d, "strict")
 
 
 def landed_profile(d):
@@ -118,30 +118,41 @@ def landed_profile(d):
     sigma exists) counts when the truth lies inside its 4-sigma profile
     interval (fit_xpcs --profile undetermined --profile-level 4; an open end
     is the bound, so it reaches that bound)."""
-    return not why_missed(d, profile=True)
+    return not why_missed(d, "profile")
 
 
-def why_missed(d, profile):
-    """[] when the fit landed, else the reasons (one short string each)."""
+def landed_shear(d):
+    """As landed_profile(), and the shear parameters by their 4-sigma profile
+    intervals whenever they have one (the error bars docs/uncertainties.md
+    recommends for them: their Wald bars have heavy tails)."""
+    return not why_missed(d, "shear")
+
+
+def why_missed(d, rule):
+    """[] when the fit landed under rule (strict, profile, shear), else the
+    reasons (one short string each)."""
     if d is None:
         return ["command error"]
     if d["status_code"] < 0 and d["status"] != "STALLED":
         return ["status %s" % d["status"]]
     why = [] if d["reduced_chi2"] < 1.1 else ["chi2/dof %.4f" % d["reduced_chi2"]]
-    if profile and d.get("profile_lower_cost"):
+    if rule != "strict" and d.get("profile_lower_cost"):
         why.append("a profile found a lower cost than the fit (its interval is not valid)")
     dev = d["truth"]["deviation_sigmas"]["params"]
     for name, v in dev.items():
-        if v is not None and abs(v) <= 4.0:
-            continue
         flag = d.get("flags", {}).get(name, "")
         iv = d.get("intervals", {}).get(name)
-        if profile and v is None and flag.startswith("undetermined") and iv is not None \
-                and iv[0] <= TRUTH[name] <= iv[1]:
+        inside = iv is not None and iv[0] <= TRUTH[name] <= iv[1]
+        if rule == "shear" and name in SHEAR and iv is not None:
+            if inside:
+                continue
+        elif v is not None and abs(v) <= 4.0:
             continue
-        why.append("%s=%.4g (%s)" % (name, d["params"][name],
-                   "%+.1f sigma" % v if v is not None else
-                   "%s, profile %s" % (flag or "no sigma", iv and "[%.4g, %.4g]" % tuple(iv))))
+        elif rule != "strict" and v is None and flag.startswith("undetermined") and inside:
+            continue
+        why.append("%s=%.4g (%s%s)" % (
+            name, d["params"][name], "%+.1f sigma" % v if v is not None else flag or "no sigma",
+            ", profile [%.4g, %.4g]" % tuple(iv) if iv else ""))
     return why
 
 
@@ -153,14 +164,18 @@ def truth_fit(args, path):
     return fit(args, path, extra)
 
 
-# the bad-start fits profile what they leave undetermined, at 4 sigma
+# the bad-start fits profile what they leave undetermined, at 4 sigma; a
+# seed that misses then is refitted with the shear parameters profiled too
 PROFILE_UNDET = ["--profile", "undetermined", "--profile-level", "4"]
+PROFILE_SHEAR = ["--profile", "undetermined," + ",".join(SHEAR), "--profile-level", "4"]
 
 
 def badstart(args, tmp):
     """The bad-start counts; returns (lines, ok).  Two counts per start: the
     strict one (landed(): Wald only) and the profile one (landed_profile();
-    --check uses it).  A seed that misses from a bad start is fitted again
+    --check uses it); and a third, for information, over the seeds that the
+    profile one misses, refitted with the shear parameters profiled too
+    (landed_shear()).  A seed that misses from a bad start is fitted again
     from the truth: when that fit misses too (the estimator's miss, e.g. the
     shear valley beta -> 0, not the start's), the seed is counted apart, and
     the landing is also given without such seeds."""
@@ -168,15 +183,16 @@ def badstart(args, tmp):
     land = {(k, r): 0 for k in BAD_STARTS for r in rules}
     miss = {(k, r): [] for k in BAD_STARTS for r in rules}
     est_miss = {r: set() for r in rules}
+    shear_miss = {k: [] for k in BAD_STARTS}   # seeds the profile rule missed, refitted
     amb, undet, amb_miss = 0, 0, []
     for s in range(args.first_seed, args.first_seed + args.seeds):
         path = synth(args, tmp, s)
         missed = set()
         for k, init in BAD_STARTS.items():
-            extra = ["--start", "global"] + PROFILE_UNDET
+            base = ["--start", "global"]
             for name, v in init.items():
-                extra += ["--init", "%s=%r" % (name, v)]
-            d = fit(args, path, extra)
+                base += ["--init", "%s=%r" % (name, v)]
+            d = fit(args, path, base + PROFILE_UNDET)
             for r, rule in rules.items():
                 if rule(d):
                     land[k, r] += 1
@@ -184,7 +200,10 @@ def badstart(args, tmp):
                 missed.add(r)
                 miss[k, r].append((s, None if d is None else d["status"],
                                    None if d is None else round(d["reduced_chi2"], 4),
-                                   "; ".join(why_missed(d, r == "profile"))))
+                                   "; ".join(why_missed(d, r))))
+            if not landed_profile(d):   # the same fit, the shear parameters profiled too
+                d = fit(args, path, base + PROFILE_SHEAR)
+                shear_miss[k].append((s, "; ".join(why_missed(d, "shear"))))
         if missed:
             dt = truth_fit(args, path)
             for r in missed:
@@ -223,6 +242,12 @@ def badstart(args, tmp):
         ne = n - len(em)
         lines += ["  start %s without those: %d / %d (%.1f %%)" % (
             k, land[k, r], ne, 100.0 * land[k, r] / ne if ne else 0.0) for k in BAD_STARTS]
+    lines.append("landed, with profiles for the undetermined and the shear parameters (their "
+                 "recommended bars; only the seeds the previous count missed are refitted):")
+    for k in BAD_STARTS:
+        ok_k = n - sum(1 for m in shear_miss[k] if m[1])
+        lines.append("  start %s: %d / %d seeds landed (%.1f %%)" % (k, ok_k, n, 100.0 * ok_k / n))
+        lines += ["    seed %d refitted: %s" % (m[0], m[1] or "lands") for m in shear_miss[k]]
     lines.append("4 angles 90 degrees apart: phi0 ambiguity reported for %d / %d seeds, phi0 "
                  "flagged undetermined instead for %d%s"
                  % (amb, n, undet, "; neither for seeds %s" % amb_miss if amb_miss else ""))
