@@ -15,8 +15,11 @@
  * scalar sincos(), which never vectorise.  exp: Cody-Waite reduction by ln 2
  * and a degree-13 Taylor polynomial (|r| <= 0.35, error < 1 ulp-ish); sin and
  * cos: reduction by pi/2 in three parts and Taylor polynomials to degree 17/18
- * on |r| <= pi/4 (truncation < 1e-19).  Lanes with |Phi| > 1e5, where the
- * three-part reduction loses accuracy, are redone with libm.  A segment tail
+ * on |r| <= pi/4 (truncation < 1e-19); a vector whose four |Phi| are all
+ * below 2 (most of them) takes sinc and sinc' from their own Taylor
+ * polynomials instead (no reduction, no division).  Lanes with
+ * |Phi| > 1e5, where the three-part reduction loses accuracy, are redone
+ * with libm.  A segment tail
  * shorter than four entries goes through the same vector code on padded
  * copies, so an entry's result never depends on its position in a segment.
  * It works in tiles of XK_TILE entries and two stages: first, over the whole
@@ -158,6 +161,21 @@ static const xk_q4 k_sinc_c[3] = {Q4(1.0 / 120.0), Q4(-1.0 / 6.0), Q4(1.0)};
 static const xk_q4 k_dsinc_s[2] = {Q4(1.0 / 30.0), Q4(-1.0 / 3.0)};
 static const xk_q4 k_dsinc_t[5] = {Q4(-1.0 / 3991680.0), Q4(1.0 / 45360.0), Q4(-1.0 / 840.0),
                                    Q4(1.0 / 30.0), Q4(-1.0 / 3.0)};
+/* |x| below XK_SINC_POLY in every lane of a vector: sinc and sinc' by their
+ * Taylor polynomials in x^2 (no range reduction, no division; truncation
+ * below 1e-18 there, rounding ~1e-16 relative, like sin(x)/x) */
+#define XK_SINC_POLY 2.0
+static const xk_q4 k_sinc_p[12] = {                 /* (-1)^k / (2k+1)!, k = 11 .. 0 */
+    Q4(-1.0 / 25852016738884976640000.0), Q4(1.0 / 51090942171709440000.0),
+    Q4(-1.0 / 121645100408832000.0), Q4(1.0 / 355687428096000.0), Q4(-1.0 / 1307674368000.0),
+    Q4(1.0 / 6227020800.0), Q4(-1.0 / 39916800.0), Q4(1.0 / 362880.0), Q4(-1.0 / 5040.0),
+    Q4(1.0 / 120.0), Q4(-1.0 / 6.0), Q4(1.0)};
+static const xk_q4 k_dsinc_p[11] = {     /* sinc'(x) / x: (-1)^(m+1) (2m+2) / (2m+3)!, m = 10 .. 0 */
+    Q4(-22.0 / 25852016738884976640000.0), Q4(20.0 / 51090942171709440000.0),
+    Q4(-18.0 / 121645100408832000.0), Q4(16.0 / 355687428096000.0),
+    Q4(-14.0 / 1307674368000.0), Q4(12.0 / 6227020800.0), Q4(-10.0 / 39916800.0),
+    Q4(8.0 / 362880.0), Q4(-6.0 / 5040.0), Q4(4.0 / 120.0), Q4(-2.0 / 6.0)};
+static const xk_q4 k_poly = Q4(XK_SINC_POLY);
 static const xk_q4 k_one = Q4(1.0), k_two = Q4(2.0), k_sign = Q4(-0.0), k_inf = Q4(INFINITY);
 static const xk_q4 k_floor = Q4(XK_FLOOR), k_clamp = Q4(XK_CLAMP), k_big = Q4(1e5);
 static const xk_q4 k_series = Q4(XK_SINC_SERIES), k_taylor = Q4(XK_SINC_TAYLOR);
@@ -204,13 +222,13 @@ XK_AVX void sincos_pd(__m256d x, __m256d *so, __m256d *co)
     *co = _mm256_xor_pd(c, _mm256_and_pd(negc, sign));
 }
 
-/* sinc(x) and, when deriv, its derivative, given invx = 1/x (the three
- * branches of sinc_and_derivative; lanes with |x| > 1e5 redone with libm).
- * The series of the small-|x| branches are evaluated only when a lane takes
- * them (the blends pick the same values either way). */
-XK_AVX void sinc4(__m256d x, __m256d invx, int deriv, __m256d *sinc, __m256d *dsinc)
+/* sinc(x) and, when deriv, its derivative (the three branches of
+ * sinc_and_derivative), given 1/x = ibc iIG; lanes with |x| > 1e5 redone
+ * with libm.  The series of the small-|x| branches are evaluated only when a
+ * lane takes them (the blends pick the same values either way). */
+XK_AVX void sinc4_closed(__m256d x, __m256d ax, __m256d invx, int deriv, __m256d *sinc,
+                         __m256d *dsinc)
 {
-    const __m256d ax = _mm256_andnot_pd(ld4(k_sign), x);
     __m256d sn, cs;
     sincos_pd(x, &sn, &cs);
     if (__builtin_expect(_mm256_movemask_pd(_mm256_cmp_pd(ax, ld4(k_big), _CMP_GT_OQ)), 0)) {
@@ -235,6 +253,28 @@ XK_AVX void sinc4(__m256d x, __m256d invx, int deriv, __m256d *sinc, __m256d *ds
     __m256d d_series = _mm256_mul_pd(x, horner(x2, k_dsinc_s, 2));
     __m256d d_taylor = _mm256_mul_pd(x, horner(x2, k_dsinc_t, 5));
     *dsinc = blend(small, d_series, blend(mid, d_taylor, d_closed));
+}
+
+/* sinc(x) and, when deriv, sinc'(x): lanes with |x| < XK_SINC_POLY from the
+ * Taylor polynomials, the others from sinc4_closed (given 1/x = ibc iIG).
+ * Lane by lane, so that an entry's value never depends on its neighbours in
+ * the vector; only a vector with lanes on both sides computes both. */
+XK_AVX void sinc4(__m256d x, __m256d ibc, __m256d iIG, int deriv, __m256d *sinc, __m256d *dsinc)
+{
+    const __m256d ax = _mm256_andnot_pd(ld4(k_sign), x);
+    const __m256d in = _mm256_cmp_pd(ax, ld4(k_poly), _CMP_LT_OQ);
+    const int pm = _mm256_movemask_pd(in);
+    __m256d ps = ld4(k_one), pd = _mm256_setzero_pd();
+    if (pm) {
+        __m256d x2 = _mm256_mul_pd(x, x);
+        ps = horner(x2, k_sinc_p, 12);
+        if (deriv) pd = _mm256_mul_pd(x, horner(x2, k_dsinc_p, 11));
+        if (pm == 15) { *sinc = ps; if (deriv) *dsinc = pd; return; }
+    }
+    sinc4_closed(x, ax, _mm256_mul_pd(ibc, iIG), deriv, sinc, dsinc);
+    if (!pm) return;
+    *sinc = blend(in, ps, *sinc);
+    if (deriv) *dsinc = blend(in, pd, *dsinc);
 }
 
 /* The j-indexed table entries of four consecutive entries (pointers at j,
@@ -314,7 +354,7 @@ XK_AVX void angle4(const aconst *K, const wvec *W, const jview *V, size_t vt,
         __m256d q = _mm256_div_pd(ld4(k_one), _mm256_mul_pd(ID, IG));
         iID = _mm256_mul_pd(IG, q);
         iIG = _mm256_mul_pd(ID, q);
-        sinc4(_mm256_mul_pd(K->bc, IG), _mm256_mul_pd(K->ibc, iIG), jac, &sinc, &dsinc);
+        sinc4(_mm256_mul_pd(K->bc, IG), K->ibc, iIG, jac, &sinc, &dsinc);
     } else {
         iID = _mm256_div_pd(ld4(k_one), ID);
     }
