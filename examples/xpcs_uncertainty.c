@@ -69,6 +69,33 @@ static double variance_ratio(double v_rob, double v_mod)
     return isfinite(q) && q > 0 ? q : 0.0;
 }
 
+/* Where c_j is undefined (j undetermined at that point: the shear valley,
+ * where the profile of a shear parameter may start and end), the direction
+ * the profile moves along is a flat one of J^T J, and its V_rob / V_mod
+ * (a ratio of the sandwich's and the model's curvature along it) is not
+ * available from the two covariances.  Without it the threshold stayed K^2
+ * (no widening) and 0 of 31 valley fits covered; the median of the
+ * physical parameters' ratios at the same point is the noise's inflation
+ * where it can be measured (1 / 1 sigma: 17-29 on seed 1 of the corr
+ * scenario, shear and diffusion alike). */
+double xpcs_threshold_ratio(const double *rob, size_t rs, const double *mod, size_t ms,
+                            size_t np, size_t j)
+{
+    double c = variance_ratio(rob[j * rs], mod[j * ms]);
+    if (c > 0) return c;
+    double v[FIT_XPCS_RATIO_MAX];
+    size_t n = 0;
+    for (size_t k = 0; k < np && k < FIT_XPCS_RATIO_MAX; k++) {
+        double q = variance_ratio(rob[k * rs], mod[k * ms]);
+        if (q > 0) {   /* insertion sort */
+            size_t i = n++;
+            for (; i > 0 && v[i - 1] > q; i--) v[i] = v[i - 1];
+            v[i] = q;
+        }
+    }
+    return n == 0 ? 0.0 : n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
 int xpcs_robust_covariance(nlsq_xpcs_model *m, const nlsq_problem *pb, const nlsq_options *opt,
                            const double *x, double *cov, double *ratio, size_t np, char *err,
                            size_t err_size)
@@ -84,10 +111,10 @@ int xpcs_robust_covariance(nlsq_xpcs_model *m, const nlsq_problem *pb, const nls
         return -1;
     }
     /* robust / model variance of each physical parameter at the fit: the
-     * profile threshold's first round (see xpcs_profiles); 1 where either
-     * is not a finite positive number */
+     * profile threshold's first round (see xpcs_profiles); 1 where no
+     * physical parameter has one */
     for (size_t k = 0; ratio && k < np && k < FIT_XPCS_RATIO_MAX; k++) {
-        double q = variance_ratio(cov[k * p + k], model_var[k]);
+        double q = xpcs_threshold_ratio(cov, p + 1, model_var, 1, np, k);
         ratio[k] = q > 0 ? q : 1.0;
     }
     return 0;
@@ -99,11 +126,12 @@ typedef struct robust_threshold {
     const nlsq_problem *pb;
     const nlsq_options *opt;
     double level;
+    size_t np;      /* physical parameters */
     double *cov;    /* 2 p*p: the model and the robust covariance at the end */
 } robust_threshold;
 
-/* delta = level^2 V_rob,jj / V_mod,jj at the held point x_end, all
- * parameters free there; unchanged where the ratio is undefined. */
+/* delta = level^2 c_j at the held point x_end (xpcs_threshold_ratio), all
+ * parameters free there; unchanged where no ratio is defined. */
 static int robust_delta(void *ctx, size_t j, int side, const double *x_end, double *delta)
 {
     (void)side;
@@ -114,7 +142,7 @@ static int robust_delta(void *ctx, size_t j, int side, const double *x_end, doub
     int rc = nlsq_covariance(t->pb, t->opt, x_end, t->cov, &res);
     if (rc == 0) rc = robust_cov(t->m, t->pb, t->opt, x_end, t->cov + p * p, &res);
     if (rc != 0) return rc;
-    double c = variance_ratio(t->cov[p * p + j * p + j], t->cov[j * p + j]);
+    double c = xpcs_threshold_ratio(t->cov + p * p, p + 1, t->cov, p + 1, t->np, j);
     if (c > 0) *delta = t->level * t->level * c;
     return 0;
 }
@@ -140,16 +168,17 @@ static int robust_delta(void *ctx, size_t j, int side, const double *x_end, doub
  * gamma_dot_offset at its bound, docs/uncertainties.md) the shear
  * parameters are undetermined at the fit, so c does not exist there at all,
  * while at the ends, out of the valley, it does.  The end depends on c and
- * c on the end: start with c at the fit (1 where undefined), find the end,
- * take c at its held point and search again when c moved by more than 10 %,
- * at most 3 searches per end (nlsq_profile_adjust; a c undefined at the end
- * keeps the previous one). */
+ * c on the end: start with c at the fit, find the end, take c at its held
+ * point and search again when c moved by more than 10 %, at most 3 searches
+ * per end (nlsq_profile_adjust).  Where c_j is undefined at a point (j
+ * undetermined there) it is the median of the physical parameters' c there
+ * (xpcs_threshold_ratio); 1 where no parameter has one. */
 int xpcs_profiles(const nlsq_problem *pb, const nlsq_options *opt, const double *x,
                   unsigned mask, size_t np, double level, nlsq_xpcs_model *robust_m,
                   const double *ratio, nlsq_interval *iv, char *err, size_t err_size)
 {
     const size_t p = pb->n_params;
-    robust_threshold rt = {.m = robust_m, .pb = pb, .opt = opt, .level = level};
+    robust_threshold rt = {.m = robust_m, .pb = pb, .opt = opt, .level = level, .np = np};
     nlsq_profile_adjust adj = {.fn = robust_delta, .ctx = &rt};
     if (robust_m && !(rt.cov = malloc(2 * p * p * sizeof(double)))) {
         snprintf(err, err_size, "--profile: out of memory (%zu parameters)", p);

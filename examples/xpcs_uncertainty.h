@@ -36,6 +36,15 @@ int xpcs_robust_covariance(nlsq_xpcs_model *m, const nlsq_problem *pb, const nls
                            const double *x, double *cov, double *ratio, size_t np, char *err,
                            size_t err_size);
 
+/** The robust threshold's factor c of parameter j (delta = K^2 c): V_rob /
+ *  V_mod from the variances rob[k * rs] and mod[k * ms] (k < np: a
+ *  covariance's diagonal with stride p + 1, or a vector with stride 1);
+ *  where that is not a finite positive number, the median of the defined
+ *  ratios of the np physical parameters (xpcs_uncertainty.c says why); 0
+ *  when none is defined. */
+double xpcs_threshold_ratio(const double *rob, size_t rs, const double *mod, size_t ms,
+                            size_t np, size_t j);
+
 /** --profile's selection: bit k (k < np) for each physical parameter to
  *  profile: the named ones (mask `named`), and with `undetermined` every one
  *  whose flag (nlsq_param_flags) has NLSQ_PARAM_UNDETERMINED; flags NULL (no

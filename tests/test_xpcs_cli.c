@@ -33,6 +33,8 @@
  *                        flags undetermined gets an interval, holding the
  *                        estimate, its ends checked by held nlsq_lm fits
  *   profile_undetermined_none  nothing undetermined: nothing profiled
+ *   threshold_ratio      the robust profile threshold's factor: V_rob / V_mod
+ *                        where defined, else the median of the defined ones
  */
 #define _GNU_SOURCE
 #include "common_xpcs.h"
@@ -55,6 +57,7 @@
 #include "fit_xpcs_args.h"
 #include "nlsq_xpcs.h"
 #include "xpcs_output.h"
+#include "xpcs_uncertainty.h"
 
 #ifndef NLSQ_TEST_TMPDIR
 #define NLSQ_TEST_TMPDIR "/tmp"
@@ -1457,6 +1460,24 @@ static void profile_undetermined_none(void **state)
     run_free(&r);
 }
 
+/* The robust profile threshold's factor (xpcs_threshold_ratio): V_rob / V_mod
+ * of the parameter where defined, else the median of the defined ones. */
+static void threshold_ratio(void **state)
+{
+    (void)state;
+    /* 3 x 3 diagonals (stride 4): ratios 2, undefined (inf / inf), 8 */
+    const double rob[9] = {4, 0, 0, 0, INFINITY, 0, 0, 0, 16};
+    const double mod[9] = {2, 0, 0, 0, INFINITY, 0, 0, 0, 2};
+    assert_true(xpcs_threshold_ratio(rob, 4, mod, 4, 3, 0) == 2.0);
+    assert_true(xpcs_threshold_ratio(rob, 4, mod, 4, 3, 2) == 8.0);
+    assert_true(xpcs_threshold_ratio(rob, 4, mod, 4, 3, 1) == 5.0);   /* median of 2, 8 */
+    /* vectors (stride 1): 3, NAN, 1, 7 -> median of 1, 3, 7 */
+    const double r4[4] = {6, NAN, 1, 14}, m4[4] = {2, 1, 1, 2};
+    assert_true(xpcs_threshold_ratio(r4, 1, m4, 1, 4, 1) == 3.0);
+    const double none[2] = {INFINITY, -1}, one[2] = {1, 1};
+    assert_true(xpcs_threshold_ratio(none, 1, one, 1, 2, 0) == 0.0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1475,6 +1496,7 @@ int main(void)
         cmocka_unit_test(beamline_like),
         cmocka_unit_test(profile_undetermined),
         cmocka_unit_test(profile_undetermined_none),
+        cmocka_unit_test(threshold_ratio),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
