@@ -1372,14 +1372,15 @@ static double model_cost(nlsq_xpcs_model *m, const double *x)
 static void profile_undetermined(void **state)
 {
     (void)state;
-    char path[600], buf[4096], key[64];
+    char path[600], res_h5[600], buf[4096], key[64];
     pathf(path, sizeof path, "undet.h5");
+    pathf(res_h5, sizeof res_h5, "undet_result.h5");
     char *synth[] = {XPCS_SYNTH_EXE, path, "--frames", "80", "--angles", "3", "--dt", "2e-3",
                      "--seed", "1", "--float64", NULL};
     assert_int_equal(run_quiet(synth), 0);
     char *fit[] = {FIT_XPCS_EXE, path, "--dt", "2e-3", "--gap", "2e6", "--threads", "2",
                    "--start", "local", PU_INIT, "--json", "--profile", "undetermined",
-                   "--profile-level", "2", NULL};
+                   "--profile-level", "2", "--output", res_h5, NULL};
     run_out r;
     run_expect(fit, 0, &r);
     assert_true(json_valid(r.out));
@@ -1396,6 +1397,12 @@ static void profile_undetermined(void **state)
     /* our model is the command's: the same cost at the same point */
     assert_true(fabs(model_cost(m, x) - cost) <= 1e-9 * cost);
     double s2 = 2.0 * cost / dof;
+    double file_iv[64];   /* the result file's /intervals: p x 2, NaN where not profiled */
+    hid_t rf = H5Fopen(res_h5, H5F_ACC_RDONLY, H5P_DEFAULT);
+    assert_true(rf >= 0 && 2 * p <= 64);
+    read_doubles(rf, "intervals", file_iv, 2 * p);
+    H5Fclose(rf);
+    for (size_t k = 2 * 7; k < 2 * p; k++) assert_true(isnan(file_iv[k]));   /* contrasts, offsets */
     int n_undet = 0;
     for (int k = 0; k < 7; k++) {
         snprintf(key, sizeof key, "flags.%s", phys[k]);
@@ -1406,10 +1413,14 @@ static void profile_undetermined(void **state)
         int have = json_get(r.out, key, buf, sizeof buf);
         if (have != undet) fail_msg("%s: flag %s, interval %s", phys[k], undet ? "undetermined" :
                                     "determined", have ? buf : "none");
-        if (!undet) continue;
+        if (!undet) {
+            assert_true(isnan(file_iv[2 * k]) && isnan(file_iv[2 * k + 1]));
+            continue;
+        }
         double iv[2];
         int open[2];
         assert_int_equal(json_doubles(buf, iv, 2), 2);
+        assert_true(file_iv[2 * k] == iv[0] && file_iv[2 * k + 1] == iv[1]);
         snprintf(key, sizeof key, "intervals_open.%s", phys[k]);
         assert_true(json_get(r.out, key, buf, sizeof buf));
         open[0] = !strncmp(buf, "[true", 5);
@@ -1431,6 +1442,7 @@ static void profile_undetermined(void **state)
     tc_xfile_close(&xf);
     run_free(&r);
     remove(path);
+    remove(res_h5);
 }
 
 /* With nothing undetermined, --profile undetermined profiles nothing (an
@@ -1453,6 +1465,14 @@ static void profile_undetermined_none(void **state)
     assert_true(json_get(r.out, "intervals", buf, sizeof buf));
     assert_int_equal(count_char(buf, '['), 1);   /* D0 only */
     run_free(&r);
+    fit_xpcs_args a;
+    char err[256];
+    char *ok[] = {"fit_xpcs", "in.h5", "--gap", "1", "--profile", "undetermined,D0", NULL};
+    assert_int_equal(fit_xpcs_parse_args(6, ok, &a, err, sizeof err), FIT_XPCS_ARGS_OK);
+    assert_true(a.profile_undetermined == 1 && a.profile_mask == 1u);
+    char *bad[] = {"fit_xpcs", "in.h5", "--gap", "1", "--profile", "undetermined,bogus", NULL};
+    assert_int_equal(fit_xpcs_parse_args(6, bad, &a, err, sizeof err), FIT_XPCS_ARGS_USAGE);
+    assert_non_null(strstr(err, "'undetermined'"));
     char *table[] = {FIT_BASE, "--profile", "undetermined", NULL};
     run_expect(table, 0, &r);
     assert_null(strstr(r.out, "profile-likelihood"));
