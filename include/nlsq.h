@@ -164,6 +164,33 @@ typedef int (*nlsq_prepare_fn)(void *ctx, const double *x, void *state,
 typedef size_t (*nlsq_pattern_fn)(void *ctx, size_t row0, size_t nrows,
                                   size_t *cols, size_t *k);
 
+/** What an nlsq_normal_fn adds up for its rows (docs/api.md "Normal-equation
+ *  callback").  JtJ, Jtr: the library's, zero on entry; the other members
+ *  0 on entry, set by the callback. */
+typedef struct nlsq_normal_sums {
+    double *JtJ;    /* n_params x n_params row-major: add the upper triangle
+                       (row <= column) of J^T J of the rows; the rest is not read */
+    double *Jtr;    /* n_params: add J^T r */
+    double  rr;     /* sum of r_i^2 over the rows */
+    double  rmax;   /* largest |r_i| */
+    size_t  n_obs;  /* the rows' observations, as eval's env->n_obs counts them */
+} nlsq_normal_sums;
+
+/** Optional: the normal-equation sums of a group of rows, formed by the
+ *  problem (a model whose rows share factors forms J^T J from them instead of
+ *  handing out rows).  The rows are seen as n_rows / normal_units groups of
+ *  normal_units rows; unit u stands for the rows u, u + normal_units,
+ *  u + 2 normal_units, ...  The call covers units [u0, u0 + nu) (nu never
+ *  exceeds the chunk size) and must add exactly what eval's r and J of those
+ *  rows give, up to rounding (same point, same env->state: it is called
+ *  after prepare like eval).  Used instead of eval on the Levenberg-Marquardt
+ *  Jacobian passes of plain least squares (linear loss, normal-equation
+ *  accumulator, analytic Jacobian, one process); every other pass, and a
+ *  call whose sums are not finite, goes through eval.  Returns 0 or nonzero
+ *  as eval does.  Called concurrently on disjoint unit ranges. */
+typedef int (*nlsq_normal_fn)(void *ctx, const double *x, size_t u0, size_t nu,
+                              nlsq_normal_sums *out, const nlsq_eval_env *env);
+
 /** Who forms the Jacobian (nlsq_problem.jacobian). */
 typedef enum nlsq_jacobian {
     NLSQ_JAC_ANALYTIC = 0,  /**< eval fills J when asked (the default) */
@@ -231,6 +258,9 @@ typedef struct nlsq_problem {
     nlsq_prepare_fn prepare;        /* NULL, or called once per point before eval */
     size_t prepare_bytes;           /* bytes of the state prepare writes (0: none) */
     size_t scratch_bytes;           /* bytes of each worker's scratch (0: none) */
+    /* --- optional normal-equation callback (nlsq_normal_fn) --- */
+    nlsq_normal_fn normal;          /* NULL: rows through eval only */
+    size_t normal_units;            /* with normal: units per group; must divide n_rows */
 } nlsq_problem;
 
 /* ------------------------------------------------------------------------ */

@@ -254,7 +254,9 @@ NLSQ_API size_t nlsq_xpcs_model_n_excluded(const nlsq_xpcs_model *m);
 /** Fill pb (eval, pattern, ctx, n_params, n_rows, bounds from the model's
  *  bound arrays, jac_col_major = 1; eval declares each row's observations in
  *  env->n_obs: 2 a merged pair, 0 an excluded entry; prepare, prepare_bytes and scratch_bytes: the point's tables are
- *  built once per point in the solve's state, nlsq.h "Callbacks").  The
+ *  built once per point in the solve's state, nlsq.h "Callbacks"; normal and
+ *  normal_units = rows per angle for the laminar model on in-memory data
+ *  with the AVX2 kernel, nlsq.h nlsq_normal_fn, else NULL).  The
  *  model keeps no per-point state, so several solves may use one model at
  *  once.  pb is valid while m lives. */
 NLSQ_API int  nlsq_xpcs_model_problem(nlsq_xpcs_model *m, nlsq_problem *pb);

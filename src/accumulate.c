@@ -18,6 +18,11 @@
  * width: the chunk is transposed and the k(k+1)/2 + k dot products are taken
  * with 4-wide vectors (small_normal); gradient-only passes (Adam) use the
  * same kernel and keep its J^T r.
+ *
+ * A problem with a normal-equation callback (nlsq.h nlsq_normal_fn) forms
+ * the sums of its LM Jacobian passes itself (normal_pass says when): the
+ * pass then walks its units [0, normal_units) through the same slots and
+ * chunks, and a chunk whose sums are not finite is redone row by row.
  */
 #define _POSIX_C_SOURCE 200809L
 #include "nlsq_internal.h"
@@ -695,12 +700,62 @@ static int eval_chunk(nlsq__engine *e, nlsq__worker *w, nlsq__slot *s,
     return rc ? rc : (int)n;
 }
 
+/* ------------------------------------------- the problem's normal sums */
+
+/* Does this pass go through pb->normal (nlsq.h nlsq_normal_fn): a NORMAL
+ * pass of the normal-equation accumulator over every row, plain least
+ * squares, analytic Jacobian, one process. */
+static int normal_pass(const nlsq__engine *e, int mode, size_t row_begin, size_t row_end)
+{
+    const nlsq_problem *pb = e->pb;
+    return pb->normal && mode == NLSQ__PASS_NORMAL && !e->qr && e->loss == NLSQ_LOSS_LINEAR &&
+           !e->fd && !e->opt->dist.reduce && row_begin == 0 && row_end == pb->n_rows;
+}
+
+/* Units [u0, u0 + nu) into slot s: the problem's sums (scaled by
+ * 2^(2 scale_exp), exact) when they are finite; otherwise their rows again,
+ * group by group, through eval, whose careful path counts what is not
+ * finite.  Returns nu or an error code. */
+static int normal_chunk(nlsq__engine *e, nlsq__worker *w, nlsq__slot *s, const double *x,
+                        size_t u0, size_t nu)
+{
+    const nlsq_problem *pb = e->pb;
+    const size_t p = e->p, U = pb->normal_units, G = pb->n_rows / U;
+    memset(w->local, 0, p * p * sizeof(double));
+    memset(w->localg, 0, p * sizeof(double));
+    nlsq_normal_sums out = {w->local, w->localg, 0.0, 0.0, 0};
+    int cb = nlsq__calls_normal(&e->calls, (size_t)(w - e->workers), x, u0, nu, &out);
+    if (cb != 0) return cb;
+    int ok = isfinite(out.rr) && isfinite(out.rmax);
+    for (size_t a = 0; ok && a < p; a++) ok = isfinite(out.JtJ[a * p + a]) && isfinite(out.Jtr[a]);
+    if (!ok) {
+        for (size_t g = 0; g < G; g++)
+            for (size_t row = g * U + u0, end = row + nu; row < end;) {
+                int got = eval_chunk(e, w, s, x, NLSQ__PASS_NORMAL, row, end - row);
+                if (got < 0) return got;
+                row += (size_t)got;
+            }
+        return (int)nu;
+    }
+    const double sc = ldexp(1.0, 2 * e->scale_exp), rmax = ldexp(out.rmax, e->scale_exp);
+    s->n_rows += nu * G;
+    s->n_obs += out.n_obs;
+    if (rmax > s->rmax) s->rmax = rmax;
+    neumaier_add(&s->sum, &s->comp, 0.5 * (out.rr * sc));
+    for (size_t a = 0; a < p; a++) {
+        s->Jtr[a] += out.Jtr[a] * sc;
+        for (size_t b = a; b < p; b++) s->JtJ[a * p + b] += out.JtJ[a * p + b] * sc;
+    }
+    return (int)nu;
+}
+
 /* ------------------------------------------------------------ slots, threads */
 
 typedef struct pass_job {
     nlsq__engine *e;
     const double *x;
     int mode;
+    int units;              /* the pass walks pb->normal's units, not rows */
     size_t row_begin, n_total, n_slots_used;
     atomic_size_t next_slot;
     atomic_int failed;      /* first error code, 0 if none */
@@ -725,7 +780,8 @@ static int run_slot(pass_job *job, nlsq__worker *w, size_t si)
     for (size_t row = a; row < b;) {
         if (atomic_load_explicit(&job->failed, memory_order_relaxed)) return 0;
         size_t n = b - row < e->chunk_rows ? b - row : e->chunk_rows;
-        int got = eval_chunk(e, w, s, job->x, job->mode, row, n);
+        int got = job->units ? normal_chunk(e, w, s, job->x, row, n)
+                             : eval_chunk(e, w, s, job->x, job->mode, row, n);
         if (got < 0) return got;
         row += (size_t)got;
     }
@@ -793,6 +849,8 @@ static int local_pass(nlsq__engine *e, const double *x, int mode,
     job.mode = mode;
     job.row_begin = row_begin;
     job.n_total = row_end > row_begin ? row_end - row_begin : 0;
+    job.units = normal_pass(e, mode, row_begin, row_end);
+    if (job.units) job.n_total = e->pb->normal_units;   /* row_begin is 0 */
     size_t want = job.n_total / e->chunk_rows + (job.n_total % e->chunk_rows != 0);
     job.n_slots_used = want < e->n_slots ? want : e->n_slots;
     atomic_init(&job.next_slot, 0);

@@ -99,29 +99,49 @@ int nlsq__calls_prepare(nlsq__calls *c, const double *x)
     return 0;
 }
 
-int nlsq__calls_eval(nlsq__calls *c, size_t worker, int at_prepared, const double *x,
-                     size_t row0, size_t n, double *r, double *J, size_t *n_obs)
+/* The env of worker's call (rec's message buffer emptied). */
+static nlsq_eval_env call_env(nlsq__calls *c, size_t worker, int at_prepared, size_t *n_obs)
 {
-    const nlsq_problem *pb = c->pb;
     nlsq__call_rec *rec = &c->recs[worker];
     const int prepared = at_prepared && c->have_prepared;
-    const nlsq_eval_env env = {
+    rec->msg[0] = '\0';
+    return (nlsq_eval_env){
         .at_prepared = prepared,
         .state = prepared ? c->state : NULL,
         .scratch = c->stride ? (void *)(c->scratch + worker * c->stride) : NULL,
-        .scratch_bytes = pb->scratch_bytes,
+        .scratch_bytes = c->pb->scratch_bytes,
         .worker = worker,
         .msg = rec->msg,
         .msg_size = sizeof rec->msg,
         .n_obs = n_obs};
-    if (n_obs) *n_obs = n;   /* one observation a row unless the callback says otherwise */
-    rec->msg[0] = '\0';
-    int cb = pb->eval(pb->ctx, x, row0, n, r, J, &env);
+}
+
+/* A callback's return cb of the call starting at row0: 0, or recorded. */
+static int call_done(nlsq__calls *c, size_t worker, int cb, size_t row0)
+{
     if (cb == 0) return 0;
+    nlsq__call_rec *rec = &c->recs[worker];
     rec->status = cb;
     rec->row = row0;
     rec->msg[sizeof rec->msg - 1] = '\0';
     return engine_code(cb);
+}
+
+int nlsq__calls_eval(nlsq__calls *c, size_t worker, int at_prepared, const double *x,
+                     size_t row0, size_t n, double *r, double *J, size_t *n_obs)
+{
+    const nlsq_problem *pb = c->pb;
+    if (n_obs) *n_obs = n;   /* one observation a row unless the callback says otherwise */
+    const nlsq_eval_env env = call_env(c, worker, at_prepared, n_obs);
+    return call_done(c, worker, pb->eval(pb->ctx, x, row0, n, r, J, &env), row0);
+}
+
+int nlsq__calls_normal(nlsq__calls *c, size_t worker, const double *x, size_t u0, size_t nu,
+                       nlsq_normal_sums *out)
+{
+    const nlsq_problem *pb = c->pb;
+    const nlsq_eval_env env = call_env(c, worker, 1, NULL);
+    return call_done(c, worker, pb->normal(pb->ctx, x, u0, nu, out, &env), u0);
 }
 
 void nlsq__calls_settle(nlsq__calls *c)

@@ -138,6 +138,11 @@ NLSQ_HIDDEN int  nlsq__calls_prepare(nlsq__calls *c, const double *x);
 NLSQ_HIDDEN int  nlsq__calls_eval(nlsq__calls *c, size_t worker, int at_prepared,
                                   const double *x, size_t row0, size_t n, double *r,
                                   double *J, size_t *n_obs);
+/* pb->normal of units [u0, u0 + nu) at the pass's prepared point x by worker
+ * `worker` into *out; 0, NLSQ_ECALLBACK or NLSQ_ENOMEM (recorded as eval's
+ * failures are, at row u0). */
+NLSQ_HIDDEN int  nlsq__calls_normal(nlsq__calls *c, size_t worker, const double *x, size_t u0,
+                                    size_t nu, nlsq_normal_sums *out);
 /* After a failed pass: keep the failure of the lowest row (status, row, msg). */
 NLSQ_HIDDEN void nlsq__calls_settle(nlsq__calls *c);
 /* res->callback_status and the message of the kept failure, if any. */

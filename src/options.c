@@ -214,6 +214,8 @@ int nlsq_validate(const nlsq_problem *pb, const nlsq_options *opt,
     if (!pb->eval) FAIL("eval callback is NULL");
     if (pb->prepare_bytes && !pb->prepare) FAIL("prepare_bytes is set but prepare is NULL");
     if (pb->n_rows == 0) FAIL("n_rows is 0");
+    if (pb->normal && (pb->normal_units == 0 || pb->n_rows % pb->normal_units != 0))
+        FAIL("normal_units (%zu) must divide n_rows (%zu)", pb->normal_units, pb->n_rows);
     if (pb->n_rows < pb->n_params)
         FAIL("fewer rows (%zu) than parameters (%zu)", pb->n_rows, pb->n_params);
     if (pb->jac_col_major != 0 && pb->jac_col_major != 1) FAIL("jac_col_major must be 0 or 1");

@@ -37,6 +37,15 @@ typedef int (*nlsq_eval_fn)(void *ctx, const double *x, size_t row0, size_t nrow
 typedef int (*nlsq_prepare_fn)(void *ctx, const double *x, void *state,
                                char *msg, size_t msg_size);
 typedef size_t (*nlsq_pattern_fn)(void *ctx, size_t row0, size_t nrows, size_t *cols, size_t *k);
+typedef struct nlsq_normal_sums {
+    double *JtJ;
+    double *Jtr;
+    double  rr;
+    double  rmax;
+    size_t  n_obs;
+} nlsq_normal_sums;
+typedef int (*nlsq_normal_fn)(void *ctx, const double *x, size_t u0, size_t nu,
+                              nlsq_normal_sums *out, const nlsq_eval_env *env);
 
 typedef struct nlsq_problem {
     size_t n_params;
@@ -52,6 +61,8 @@ typedef struct nlsq_problem {
     nlsq_prepare_fn prepare;
     size_t prepare_bytes;
     size_t scratch_bytes;
+    nlsq_normal_fn normal;
+    size_t normal_units;
 } nlsq_problem;
 
 typedef struct nlsq_allocator {

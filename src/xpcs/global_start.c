@@ -182,6 +182,8 @@ static int sample_init(gs_sample *s, nlsq_xpcs_model *m, size_t want)
      * (model.c, model_kernel.c). */
     s->sub.prepare = NULL;
     s->sub.prepare_bytes = 0;
+    s->sub.normal = NULL;   /* its units are the model's rows, not the sample's */
+    s->sub.normal_units = 0;
     s->sub.lower = s->lo;
     s->sub.upper = s->hi;
     return 0;

@@ -40,6 +40,14 @@
  * config.memory_budget; unprepared points and segments left of the diagonal
  * (literal full triangle) compute them per segment.
  *
+ * Normal-equation callback (nlsq.h nlsq_normal_fn).  For the laminar model on
+ * in-memory data with the AVX2 kernel, the problem's Jacobian passes go
+ * through model_normal: unit u is local row u of every angle (one entry
+ * (i, j) of all P angles), and model_kernel.c forms the entry's pair factors
+ * and table differences once for the P angles and the physical block of
+ * J^T J from six sums over the angles per pair (xk_normal_segment).  The
+ * same values as eval's rows, summed in another order.
+ *
  * Start point: start.c, through model_view.h (sizes, bounds, and the data
  * of local rows with their (i, j)).
  *
@@ -787,6 +795,105 @@ static int model_eval(void *ctx, const double *x, size_t row0, size_t nrows,
 }
 
 /* ------------------------------------------------------------------------ */
+/* Normal-equation callback (nlsq.h nlsq_normal_fn)                           */
+/* ------------------------------------------------------------------------ */
+
+/* Does the model form its Jacobian passes' sums itself: the laminar model on
+ * the AVX2 kernel, rows of the upper triangle (merged pairs or upper), the
+ * caller's data in memory.  Not a file's data: streamed blocks are read in
+ * row order, and a cached fit must stay bitwise the streamed one
+ * (docs/reliability.md), which the sums in another order would not be. */
+static int normal_ok(const nlsq_xpcs_model *m)
+{
+    return m->avx2 && m->laminar && m->upper_rows && m->n_rows == m->P * m->R &&
+           (m->data_mode == DATA_MEM32 || m->data_mode == DATA_MEM64);
+}
+
+/* The buffers of one model_normal call: the sums (32-byte aligned), each
+ * angle's constants and data pointers. */
+typedef struct nbufs {
+    void *sums;
+    xk_seg *segs;
+    const float **y32;
+    const double **y64;
+} nbufs;
+
+static void nbufs_free(nbufs *b)
+{
+    free(b->sums);
+    free(b->segs);
+    free(b->y32);
+    free(b->y64);
+}
+
+static int nbufs_alloc(size_t P, nbufs *b)
+{
+    size_t bytes = (xk_nsum_bytes(P) + 31) & ~(size_t)31;
+    b->sums = aligned_alloc(32, bytes);
+    b->segs = malloc(P * sizeof *b->segs);
+    b->y32 = malloc(P * sizeof *b->y32);
+    b->y64 = malloc(P * sizeof *b->y64);
+    if (b->sums && b->segs && b->y32 && b->y64) return 0;
+    nbufs_free(b);
+    return NLSQ_ENOMEM;
+}
+
+/* nlsq_normal_fn: unit u is local row u of every angle (entry (i, j) of the
+ * upper triangle, all P angles: the kernel's pair factors and table
+ * differences are formed once for them, xk_normal_segment). */
+static int model_normal(void *ctx, const double *x, size_t u0, size_t nu, nlsq_normal_sums *out,
+                        const nlsq_eval_env *env)
+{
+    nlsq_xpcs_model *m = ctx;
+    if (u0 >= m->R || nu > m->R - u0) {
+        eval_msg(env, "model: units %zu + %zu outside the %zu", u0, nu, m->R);
+        return 1;
+    }
+    xtab tab;
+    double *own;
+    nbufs b = {NULL, NULL, NULL, NULL};
+    if (eval_tables(m, x, env, &tab, &own) != 0 || nbufs_alloc(m->P, &b) != 0) {
+        free(own);
+        eval_msg(env, "out of memory for the model's normal-equation sums");
+        return NLSQ_ENOMEM;
+    }
+    xk_tab kt;
+    xk_pairs pmem;
+    const int prepared = env && env->at_prepared && env->state;
+    const xk_pairs *pf = kernel_view(m, &tab, prepared ? (double *)env->state + tab_doubles(m) : NULL,
+                                     &kt, &pmem);
+    xk_nsum *A = xk_nsum_init(b.sums, m->P);
+    for (size_t a = 0; a < m->P; a++) {
+        seg_consts(m, x, a, &b.segs[a]);
+        b.segs[a].ws = m->ws_off;
+    }
+    size_t i, j, obs = 0;
+    local_to_ij(m, u0, &i, &j);
+    held_block hb = {NULL, 0, 0, 0};
+    for (size_t t = 0; t < nu;) {
+        size_t len = m->n - j < nu - t ? m->n - j : nu - t;
+        for (size_t a = 0; a < m->P; a++) {
+            int rc = 0;
+            b.y32[a] = NULL;
+            b.y64[a] = NULL;
+            segment_data(m, &hb, a, u0 + t, i, j, NULL, &b.y32[a], &b.y64[a], &rc);
+            obs += segment_obs(m, i, j, len, b.y32[a], b.y64[a]);
+        }
+        const int f32 = b.y32[0] != NULL;
+        xk_normal_segment(A, b.segs, m->ws_diag, &kt, pf, i, j, len, f32 ? b.y32 : NULL,
+                          f32 ? NULL : b.y64);
+        t += len;
+        j += len - 1;
+        next_ij(m, &i, &j);
+    }
+    xk_nsum_finish(A, out->JtJ, out->Jtr, m->n_params, &out->rr, &out->rmax);
+    out->n_obs = obs;
+    nbufs_free(&b);
+    free(own);
+    return 0;
+}
+
+/* ------------------------------------------------------------------------ */
 /* Creation                                                                   */
 /* ------------------------------------------------------------------------ */
 
@@ -1078,6 +1185,10 @@ int nlsq_xpcs_model_problem(nlsq_xpcs_model *m, nlsq_problem *pb)
     pb->lower = m->lower;
     pb->upper = m->upper;
     pb->jac_col_major = 1;
+    if (normal_ok(m)) {
+        pb->normal = model_normal;
+        pb->normal_units = m->R;
+    }
     return 0;
 }
 

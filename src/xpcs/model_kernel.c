@@ -569,6 +569,286 @@ static void segment_avx2(const xk_seg *s, double ws_diag, const xk_tab *T, const
     }
 }
 
+/* ------------------------------------------------ normal-equation sums */
+
+/* The laminar model's J^T J, J^T r and sum r^2 over entries (i, j >= i) of
+ * every angle, pair by pair (model_kernel.h xk_normal_segment).  Row (a, i, j)
+ * of J is [A_a uD, B_a uG, C_a, c7_a, c8_a] with uD = dCD_i - dCD_j and
+ * uG = dCG_i - dCG_j (3 each) the same for every angle: the physical 7 x 7
+ * block and J^T r's physical part are sums over the pairs of
+ * (sum_a A_a^2) uD uD^T, (sum_a A_a B_a) uD uG^T, ... (six sums over the
+ * angles per pair); the products with the contrast, offset and r columns
+ * are per angle.  The
+ * values are those of the row kernel (angle4), operation for operation;
+ * only the order of the sums differs. */
+#define XK_NS 6      /* per-pair sums over the angles: AA BB AB AC BC CC */
+#define XK_NANG 27   /* per angle: columns 0..6 x (c7, c8, r), then c7c7 c7c8 c7r c8c8 c8r rr */
+#define XK_NPH 28    /* physical block: DD 6, D6 3, GG 6, G6 3, DG 9, 66 */
+
+typedef struct ntile {
+    double gd[XK_TILE], IG[XK_TILE], iIG[XK_TILE], u[XK_TILE], v[XK_TILE], ws[XK_TILE];
+    double dD[3][XK_TILE], dG[3][XK_TILE];
+    double S[XK_NS][XK_TILE];   /* lane by lane over the angles */
+    double c[6][XK_TILE];       /* one angle: A, B, C (col 6), c7, c8, r */
+} __attribute__((aligned(32))) ntile;
+
+struct xk_nsum {
+    size_t P;
+    aconst *K;                  /* P: each angle's constants (row i's part per segment) */
+    __m256d (*ang)[XK_NANG];    /* P */
+    __m256d ph[XK_NPH], rmax;
+};
+
+XK_AVX __m256d ldN(const double *p) { return _mm256_load_pd(p); }
+
+/* Stage P, four entries at tile offset t: the angle-independent factors
+ * (u = -A dCd / I_D, 0 under the exp clamp; v = dCg / I_G; one division). */
+XK_AVX void npair4(const aconst *K, const jview *V, size_t vt, const pair_view *Pv, size_t pt,
+                   __m256d ws, ntile *N, size_t t)
+{
+    __m256d gd = _mm256_loadu_pd(Pv->f[0] + pt), ID = _mm256_loadu_pd(Pv->f[1] + pt);
+    __m256d IG = _mm256_loadu_pd(Pv->f[2] + pt);
+    __m256d q = _mm256_div_pd(ld4(k_one), _mm256_mul_pd(ID, IG));
+    __m256d iID = _mm256_mul_pd(IG, q), iIG = _mm256_mul_pd(ID, q);
+    __m256d mAd = _mm256_mul_pd(K->mA, _mm256_sub_pd(K->CD, _mm256_loadu_pd(V->CD + vt)));
+    __m256d clampD = _mm256_cmp_pd(_mm256_mul_pd(K->mA, ID), ld4(k_clamp), _CMP_NGE_UQ);
+    _mm256_store_pd(N->u + t, _mm256_andnot_pd(clampD, _mm256_mul_pd(mAd, iID)));
+    _mm256_store_pd(N->v + t, _mm256_mul_pd(_mm256_sub_pd(K->CG, _mm256_loadu_pd(V->CG + vt)), iIG));
+    _mm256_store_pd(N->gd + t, gd);
+    _mm256_store_pd(N->IG + t, IG);
+    _mm256_store_pd(N->iIG + t, iIG);
+    _mm256_store_pd(N->ws + t, ws);
+    for (int k = 0; k < 3; k++) {
+        _mm256_store_pd(N->dD[k] + t, _mm256_sub_pd(K->dD[k], _mm256_loadu_pd(V->dD[k] + vt)));
+        _mm256_store_pd(N->dG[k] + t, _mm256_sub_pd(K->dG[k], _mm256_loadu_pd(V->dG[k] + vt)));
+    }
+    for (int k = 0; k < XK_NS; k++) _mm256_store_pd(N->S[k] + t, _mm256_setzero_pd());
+}
+
+/* Stage A, four entries of one angle (constants K, data y): the row's values
+ * into N->c, their products into the sums over the angles; returns |r|. */
+XK_AVX __m256d nangle4(const aconst *K, ntile *N, size_t t, __m256d y)
+{
+    const __m256d ws = ldN(N->ws + t), gd = ldN(N->gd + t), IG = ldN(N->IG + t);
+    __m256d valid = _mm256_cmp_pd(_mm256_andnot_pd(ld4(k_sign), y), ld4(k_inf), _CMP_LT_OQ);
+    __m256d sinc, dsinc;
+    sinc4(_mm256_mul_pd(K->bc, IG), K->ibc, ldN(N->iIG + t), 1, &sinc, &dsinc);
+    __m256d g1raw = _mm256_mul_pd(gd, _mm256_mul_pd(sinc, sinc));
+    __m256d above = _mm256_cmp_pd(g1raw, ld4(k_floor), _CMP_GT_OQ);
+    __m256d g1 = blend(above, g1raw, ld4(k_floor));
+    __m256d g1sq = _mm256_mul_pd(g1, g1);
+    __m256d g2 = _mm256_fmadd_pd(K->con, g1sq, K->off);
+    __m256d r = _mm256_and_pd(valid, _mm256_mul_pd(ws, _mm256_sub_pd(y, g2)));
+    __m256d f2 = _mm256_mul_pd(_mm256_mul_pd(v(-2.0), ws), K->con);
+    __m256d f = _mm256_and_pd(_mm256_and_pd(valid, above), _mm256_mul_pd(f2, g1));
+    __m256d a = _mm256_mul_pd(_mm256_mul_pd(f, g1raw), ldN(N->u + t));
+    __m256d fp = _mm256_mul_pd(_mm256_mul_pd(f, gd),
+                               _mm256_mul_pd(ld4(k_two), _mm256_mul_pd(sinc, dsinc)));
+    __m256d b = _mm256_mul_pd(_mm256_mul_pd(fp, K->bc), ldN(N->v + t));
+    __m256d c = _mm256_mul_pd(_mm256_mul_pd(fp, K->Bdc), IG);
+    __m256d nws = _mm256_xor_pd(ws, ld4(k_sign));
+    const __m256d col[6] = {a, b, c, _mm256_and_pd(valid, _mm256_mul_pd(nws, g1sq)),
+                            _mm256_and_pd(valid, nws), r};
+    for (int k = 0; k < 6; k++) _mm256_store_pd(N->c[k] + t, col[k]);
+    const __m256d x[XK_NS] = {a, b, a, a, b, c}, y2[XK_NS] = {a, b, b, c, c, c};
+    for (int k = 0; k < XK_NS; k++)
+        _mm256_store_pd(N->S[k] + t, _mm256_fmadd_pd(x[k], y2[k], ldN(N->S[k] + t)));
+    return _mm256_andnot_pd(ld4(k_sign), r);
+}
+
+/* One angle's products over the tile's nv entries (a multiple of 4) into
+ * acc[XK_NANG]: columns 0..2 (A uD), 3..5 (B uG), 6 (C) times (c7, c8, r),
+ * then the (c7, c8, r) products. */
+__attribute__((target("avx2,fma")))
+static void nsweep(const ntile *N, size_t nv, __m256d *acc)
+{
+    for (int g = 0; g < 2; g++) {   /* D (A, uD) and G (B, uG) */
+        const double(*u)[XK_TILE] = g ? N->dG : N->dD;
+        __m256d s[9];
+        for (int k = 0; k < 9; k++) s[k] = acc[9 * g + k];
+        for (size_t t = 0; t < nv; t += 4) {
+            __m256d a = ldN(N->c[g] + t);
+            __m256d w[3] = {_mm256_mul_pd(a, ldN(N->c[3] + t)), _mm256_mul_pd(a, ldN(N->c[4] + t)),
+                            _mm256_mul_pd(a, ldN(N->c[5] + t))};
+            for (int q = 0; q < 3; q++) {
+                __m256d uq = ldN(u[q] + t);
+                for (int k = 0; k < 3; k++) s[3 * q + k] = _mm256_fmadd_pd(uq, w[k], s[3 * q + k]);
+            }
+        }
+        for (int k = 0; k < 9; k++) acc[9 * g + k] = s[k];
+    }
+    __m256d s[9];
+    for (int k = 0; k < 9; k++) s[k] = acc[18 + k];
+    for (size_t t = 0; t < nv; t += 4) {
+        __m256d c = ldN(N->c[2] + t), c7 = ldN(N->c[3] + t), c8 = ldN(N->c[4] + t);
+        __m256d r = ldN(N->c[5] + t);
+        const __m256d x[9] = {c, c, c, c7, c7, c7, c8, c8, r}, y[9] = {c7, c8, r, c7, c8, r, c8, r, r};
+        for (int k = 0; k < 9; k++) s[k] = _mm256_fmadd_pd(x[k], y[k], s[k]);
+    }
+    for (int k = 0; k < 9; k++) acc[18 + k] = s[k];
+}
+
+/* The physical block of the tile's nv entries from their sums over the
+ * angles, into ph[XK_NPH]. */
+__attribute__((target("avx2,fma")))
+static void nphys(const ntile *N, size_t nv, __m256d *ph)
+{
+    for (int g = 0; g < 2; g++) {   /* DD, D6 from (AA, AC); GG, G6 from (BB, BC) */
+        const double(*u)[XK_TILE] = g ? N->dG : N->dD;
+        const double *Sx = N->S[g], *S6 = N->S[3 + g];
+        __m256d s[9];
+        for (int k = 0; k < 9; k++) s[k] = ph[9 * g + k];
+        for (size_t t = 0; t < nv; t += 4) {
+            __m256d uq[3] = {ldN(u[0] + t), ldN(u[1] + t), ldN(u[2] + t)};
+            __m256d sx = ldN(Sx + t), s6 = ldN(S6 + t);
+            for (int q = 0, k = 0; q < 3; q++) {
+                __m256d w = _mm256_mul_pd(sx, uq[q]);
+                for (int q2 = q; q2 < 3; q2++, k++) s[k] = _mm256_fmadd_pd(w, uq[q2], s[k]);
+                s[6 + q] = _mm256_fmadd_pd(s6, uq[q], s[6 + q]);
+            }
+        }
+        for (int k = 0; k < 9; k++) ph[9 * g + k] = s[k];
+    }
+    __m256d s[10];
+    for (int k = 0; k < 10; k++) s[k] = ph[18 + k];
+    for (size_t t = 0; t < nv; t += 4) {   /* DG from AB, 66 from CC */
+        __m256d sab = ldN(N->S[2] + t);
+        for (int q = 0; q < 3; q++) {
+            __m256d w = _mm256_mul_pd(sab, ldN(N->dD[q] + t));
+            for (int q2 = 0; q2 < 3; q2++)
+                s[3 * q + q2] = _mm256_fmadd_pd(w, ldN(N->dG[q2] + t), s[3 * q + q2]);
+        }
+        s[9] = _mm256_add_pd(s[9], ldN(N->S[5] + t));
+    }
+    for (int k = 0; k < 10; k++) ph[18 + k] = s[k];
+}
+
+/* Stage P over a tile: entries t0 .. t0 + n - 1 of the segment (tables from
+ * j0, pair factors pc or computed), lanes past n weighted 0. */
+__attribute__((target("avx2,fma")))
+static void ntile_pairs(const xk_nsum *A, const xk_seg *s, double ws_diag, const xk_tab *T,
+                        const iconst *ci, const pair_view *pc, size_t i, size_t j0, size_t t0,
+                        size_t n, size_t len, ntile *N, tail4 *tl)
+{
+    pair_tile Pt;
+    pair_view pv;
+    for (int q = 0; q < XK_NPF; q++) pv.f[q] = pc ? pc->f[q] + t0 : Pt.f[q];
+    if (!pc) {
+        double *const f[XK_NPF] = {Pt.f[0], Pt.f[1], Pt.f[2]};
+        pairs_run(s, T, ci, j0, t0, n, len, f, tl);
+    }
+    const size_t full = n & ~(size_t)3;
+    jview V;
+    view_at(T, j0 + t0, &V);
+    for (size_t t = 0; t < full; t += 4) {
+        __m256d ws = v(s->ws);
+        if (j0 + t0 + t == i) ws = _mm256_set_pd(s->ws, s->ws, s->ws, ws_diag);
+        npair4(&A->K[0], &V, t, &pv, t, ws, N, t);
+    }
+    if (full == n) return;
+    double f[XK_NPF][4], w[4];
+    for (size_t l = 0; l < 4; l++) {
+        size_t tt = full + l < n ? full + l : n - 1;
+        for (int q = 0; q < XK_NPF; q++) f[q][l] = pv.f[q][tt];
+        w[l] = full + l >= n ? 0.0 : j0 + t0 + full + l == i ? ws_diag : s->ws;
+    }
+    tail_fill(T, j0, t0 + full, len, NULL, NULL, tl);
+    const pair_view pf4 = {{f[0], f[1], f[2]}};
+    npair4(&A->K[0], &tl->V, 0, &pf4, 0, _mm256_loadu_pd(w), N, full);
+}
+
+/* Stage A and the products of every angle over a tile of n entries (at t0
+ * of the segment), then the tile's physical block. */
+__attribute__((target("avx2,fma")))
+static void ntile_angles(xk_nsum *A, size_t t0, size_t n, const float *const *y32,
+                         const double *const *y64, ntile *N)
+{
+    const size_t full = n & ~(size_t)3, nv = (n + 3) & ~(size_t)3;
+    __m256d rmax = A->rmax;
+    for (size_t a = 0; a < A->P; a++) {
+        const aconst *K = &A->K[a];
+        for (size_t t = 0; t < full; t += 4) {
+            const size_t o = t0 + t;
+            __m256d y = y32 ? _mm256_cvtps_pd(_mm_loadu_ps(y32[a] + o)) : _mm256_loadu_pd(y64[a] + o);
+            rmax = _mm256_max_pd(rmax, nangle4(K, N, t, y));
+        }
+        if (full < n) {
+            double yy[4] = {0.0, 0.0, 0.0, 0.0};
+            for (size_t l = 0; full + l < n; l++)
+                yy[l] = y32 ? (double)y32[a][t0 + full + l] : y64[a][t0 + full + l];
+            rmax = _mm256_max_pd(rmax, nangle4(K, N, full, _mm256_loadu_pd(yy)));
+        }
+        nsweep(N, nv, A->ang[a]);
+    }
+    A->rmax = rmax;
+    nphys(N, nv, A->ph);
+}
+
+__attribute__((target("avx2,fma")))
+static void normal_segment_avx2(xk_nsum *A, const xk_seg *segs, double ws_diag,
+                                const xk_tab *T, const xk_pairs *pf, size_t i, size_t j0,
+                                size_t len, const float *const *y32, const double *const *y64)
+{
+    iconst ci;
+    iconst_of(T, i, &ci);
+    for (size_t a = 0; a < A->P; a++) aconst_of(&segs[a], &ci, &A->K[a]);
+    pair_view cache, *pc = NULL;
+    if (pf) {
+        size_t u = pair_index(pf->n, i, j0);
+        for (int q = 0; q < XK_NPF; q++) cache.f[q] = pf->f[q] + u;
+        pc = &cache;
+    }
+    ntile N;
+    tail4 tl;
+    for (size_t t0 = 0; t0 < len; t0 += XK_TILE) {
+        size_t n = len - t0 < XK_TILE ? len - t0 : XK_TILE;
+        ntile_pairs(A, &segs[0], ws_diag, T, &ci, pc, i, j0, t0, n, len, &N, &tl);
+        ntile_angles(A, t0, n, y32, y64, &N);
+    }
+}
+
+/* Lanes of an accumulator, in a fixed order. */
+static double lanes(const __m256d *x)
+{
+    double d[4];
+    memcpy(d, x, sizeof d);
+    return (d[0] + d[1]) + (d[2] + d[3]);
+}
+
+static void nsum_finish_avx2(const xk_nsum *A, double *JtJ, double *Jtr, size_t p, double *rr,
+                             double *rmax)
+{
+    static const unsigned char dd[6][2] = {{0, 0}, {0, 1}, {0, 2}, {1, 1}, {1, 2}, {2, 2}};
+    for (int g = 0; g < 2; g++) {
+        const size_t o = 3 * (size_t)g;
+        for (int k = 0; k < 6; k++) JtJ[(o + dd[k][0]) * p + o + dd[k][1]] += lanes(&A->ph[9 * g + k]);
+        for (size_t q = 0; q < 3; q++) JtJ[(o + q) * p + 6] += lanes(&A->ph[9 * g + 6 + q]);
+    }
+    for (size_t q = 0; q < 3; q++)
+        for (size_t q2 = 0; q2 < 3; q2++) JtJ[q * p + 3 + q2] += lanes(&A->ph[18 + 3 * q + q2]);
+    JtJ[6 * p + 6] += lanes(&A->ph[27]);
+    double s = 0.0;
+    for (size_t a = 0; a < A->P; a++) {
+        const __m256d *g = A->ang[a];
+        const size_t cc = 7 + 2 * a, co = cc + 1;
+        for (size_t q = 0; q < 7; q++) {
+            JtJ[q * p + cc] += lanes(&g[3 * q]);
+            JtJ[q * p + co] += lanes(&g[3 * q + 1]);
+            Jtr[q] += lanes(&g[3 * q + 2]);
+        }
+        JtJ[cc * p + cc] += lanes(&g[21]);
+        JtJ[cc * p + co] += lanes(&g[22]);
+        Jtr[cc] += lanes(&g[23]);
+        JtJ[co * p + co] += lanes(&g[24]);
+        Jtr[co] += lanes(&g[25]);
+        s += lanes(&g[26]);
+    }
+    *rr = s;
+    double m[4];
+    memcpy(m, &A->rmax, sizeof m);
+    *rmax = fmax(fmax(m[0], m[1]), fmax(m[2], m[3]));
+}
+
 __attribute__((target("avx2,fma")))
 static void pairs_fill_avx2(const xk_seg *s, const xk_tab *T, const xk_pairs *pf)
 {
@@ -587,6 +867,55 @@ static void pairs_fill_avx2(const xk_seg *s, const xk_tab *T, const xk_pairs *pf
     }
 }
 #endif
+
+size_t xk_nsum_bytes(size_t P)
+{
+#ifdef XK_HAVE_AVX2
+    return sizeof(xk_nsum) + P * (sizeof(aconst) + XK_NANG * sizeof(__m256d));
+#else
+    (void)P;
+    return 0;
+#endif
+}
+
+xk_nsum *xk_nsum_init(void *mem, size_t P)
+{
+#ifdef XK_HAVE_AVX2
+    memset(mem, 0, xk_nsum_bytes(P));
+    xk_nsum *A = mem;
+    A->P = P;
+    A->K = (aconst *)(A + 1);
+    A->ang = (__m256d(*)[XK_NANG])(A->K + P);
+    return A;
+#else
+    (void)mem;
+    (void)P;
+    return NULL;
+#endif
+}
+
+void xk_normal_segment(xk_nsum *A, const xk_seg *segs, double ws_diag, const xk_tab *T,
+                       const xk_pairs *pf, size_t i, size_t j0, size_t len,
+                       const float *const *y32, const double *const *y64)
+{
+#ifdef XK_HAVE_AVX2
+    normal_segment_avx2(A, segs, ws_diag, T, pf, i, j0, len, y32, y64);
+#else
+    (void)A; (void)segs; (void)ws_diag; (void)T; (void)pf; (void)i; (void)j0; (void)len;
+    (void)y32; (void)y64;
+#endif
+}
+
+void xk_nsum_finish(const xk_nsum *A, double *JtJ, double *Jtr, size_t p, double *rr,
+                    double *rmax)
+{
+#ifdef XK_HAVE_AVX2
+    nsum_finish_avx2(A, JtJ, Jtr, p, rr, rmax);
+#else
+    (void)A; (void)JtJ; (void)Jtr; (void)p;
+    *rr = *rmax = 0.0;
+#endif
+}
 
 size_t xk_pairs_len(size_t n)
 {

@@ -70,6 +70,30 @@ XK_HIDDEN void xk_segment_pairs(int avx2, const xk_seg *s, double ws_diag, const
                                 const float *y32, const double *y64, double *r, double *J,
                                 size_t ld);
 
+/* Normal-equation sums of the laminar model over every angle, pair by pair
+ * (AVX2 path only: call them only where xk_cpu_avx2() is 1).  An xk_nsum
+ * lives in xk_nsum_bytes(P) bytes, 32-byte aligned, made ready (zero) by
+ * xk_nsum_init.  xk_normal_segment adds entries (i, j0 .. j0 + len - 1),
+ * j0 >= i, of the P angles: segs[a] angle a's constants (segs[a].ws the
+ * weight of every entry but the diagonal's, ws_diag), y32[a] or y64[a] its
+ * data at entry (i, j0); pf the point's pair factors or NULL.  The values
+ * are xk_segment_pairs's, the sums in another order.  xk_nsum_finish adds
+ * the sums into JtJ (p x p row-major, upper triangle; physical columns
+ * 0..6, angle a's contrast and offset 7 + 2a, 8 + 2a) and Jtr, and sets
+ * *rr = sum r^2 and *rmax = max |r|. */
+#define xk_nsum_bytes  nlsq__xpcs_xk_nsum_bytes
+#define xk_nsum_init   nlsq__xpcs_xk_nsum_init
+#define xk_normal_segment nlsq__xpcs_xk_normal_segment
+#define xk_nsum_finish nlsq__xpcs_xk_nsum_finish
+typedef struct xk_nsum xk_nsum;
+XK_HIDDEN size_t xk_nsum_bytes(size_t P);
+XK_HIDDEN xk_nsum *xk_nsum_init(void *mem, size_t P);
+XK_HIDDEN void xk_normal_segment(xk_nsum *A, const xk_seg *segs, double ws_diag, const xk_tab *T,
+                                 const xk_pairs *pf, size_t i, size_t j0, size_t len,
+                                 const float *const *y32, const double *const *y64);
+XK_HIDDEN void xk_nsum_finish(const xk_nsum *A, double *JtJ, double *Jtr, size_t p, double *rr,
+                              double *rmax);
+
 /* 1 when the CPU runs the AVX2+FMA kernel. */
 XK_HIDDEN int xk_cpu_avx2(void);
 
