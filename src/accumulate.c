@@ -86,7 +86,6 @@ struct nlsq__worker {
 #define SUB 64
 #define SUB_CM 256   /* rows a column-major block is read in place at a time (avx2) */
 #define KMAXP (((NLSQ_SMALL_K + 1 + 3) / 4) * 4 + 4)   /* padded column count */
-static const double zeros[SUB_CM];                     /* a padding column */
 
 /* Sub-block of a column-major block (column a at J + a * ld): copy, no transpose. */
 static size_t copy_sub_cm(size_t nb, size_t k, const double *J, size_t ld, const double *r,
@@ -123,6 +122,7 @@ static size_t transpose_sub(size_t nb, size_t k, const double *J, const double *
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
 #define NLSQ_HAVE_AVX2_KERNEL 1
+static const double zeros[SUB_CM];   /* a padding column */
 /* The AVX2 kernel's register blocks: 3 columns a x 4 columns b (12
  * accumulators, 3 + 1 registers of loads: 7 loads per 12 FMAs), a-blocks
  * a0 = 0, 3, 6 ... and b-groups from a0 in steps of 4 up to column k (r), so
