@@ -21,15 +21,18 @@ counted.  A scenario is:
            the default auto runs it when --init is given): from the two bad
            starts of issue 14 (BAD_STARTS), a seed lands when the reduced
            chi2 is below 1.1 and every physical parameter is within 4 sigma
-           of the truth (strict count), or, in the second count (the one
-           --check uses), is flagged undetermined (no Wald sigma exists) and
-           its 4-sigma profile interval holds the truth (the fits run with
-           --profile undetermined --profile-level 4); and with --angles 4
-           (90 degrees apart: phi0 -> -phi0 is a symmetry) the phi0 sign
-           ambiguity must be reported (or phi0 flagged undetermined, when
-           the fit ends near phi0 = 0 or in a flat valley of the shear
-           parameters).  --check: >= 95 % land (second count), every 4-angle
-           seed reports.
+           of the truth (strict count: Wald bars only); the second count
+           takes a parameter flagged undetermined (no Wald sigma exists) by
+           its 4-sigma profile interval (the fits run with --profile
+           undetermined --profile-level 4); the third (the one --check uses)
+           takes every parameter by the bar docs/uncertainties.md recommends
+           for it: also the shear parameters by their 4-sigma profile
+           intervals.  With --angles 4 (90 degrees apart: phi0 -> -phi0 is a
+           symmetry) the phi0 sign must be reported as not determined: the
+           ambiguity reported, or phi0 flagged undetermined (the fit ends
+           near phi0 = 0 or in a flat valley of the shear parameters), or
+           phi0's 2-sigma bar holding -phi0.  --check: >= 95 % land (third
+           count), every 4-angle seed one of those.
 
 The error-bar scenarios fit with --start local (from the truth), so that
 they test the error bars alone.
@@ -128,6 +131,14 @@ def landed_shear(d):
     return not why_missed(d, "shear")
 
 
+def mirror_covered(d):
+    """phi0's 2-sigma bar holds its mirror -phi0: the reported error bar
+    already says that the sign is not determined (the mirror check reports
+    an ambiguity only between values more than 2 sigma apart)."""
+    v, sig = d["params"].get("phi0"), d.get("errors", {}).get("phi0")
+    return v is not None and sig is not None and math.isfinite(sig) and abs(2 * v) <= 2 * sig
+
+
 def why_missed(d, rule):
     """[] when the fit landed under rule (strict, profile, shear), else the
     reasons (one short string each)."""
@@ -171,11 +182,13 @@ PROFILE_SHEAR = ["--profile", "undetermined," + ",".join(SHEAR), "--profile-leve
 
 
 def badstart(args, tmp):
-    """The bad-start counts; returns (lines, ok).  Two counts per start: the
-    strict one (landed(): Wald only) and the profile one (landed_profile();
-    --check uses it); and a third, for information, over the seeds that the
-    profile one misses, refitted with the shear parameters profiled too
-    (landed_shear()).  A seed that misses from a bad start is fitted again
+    """The bad-start counts; returns (lines, ok).  Three counts per start:
+    the strict one (landed(): Wald only), the profile one (landed_profile():
+    undetermined parameters by their profile intervals), and the one --check
+    uses: every parameter by the bar docs/uncertainties.md recommends for it,
+    i.e. also the shear parameters by their profile intervals (landed_shear();
+    only the seeds the profile count misses are refitted for it, with the
+    shear parameters profiled too).  A seed that misses from a bad start is fitted again
     from the truth: when that fit misses too (the estimator's miss, e.g. the
     shear valley beta -> 0, not the start's), the seed is counted apart, and
     the landing is also given without such seeds."""
@@ -184,7 +197,7 @@ def badstart(args, tmp):
     miss = {(k, r): [] for k in BAD_STARTS for r in rules}
     est_miss = {r: set() for r in rules}
     shear_miss = {k: [] for k in BAD_STARTS}   # seeds the profile rule missed, refitted
-    amb, undet, amb_miss = 0, 0, []
+    amb, undet, covered, amb_miss = 0, 0, 0, []
     for s in range(args.first_seed, args.first_seed + args.seeds):
         path = synth(args, tmp, s)
         missed = set()
@@ -224,6 +237,8 @@ def badstart(args, tmp):
             amb += 1
         elif d is not None and d.get("flags", {}).get("phi0") == "undetermined":
             undet += 1      # phi0 near 0 or in a flat valley: the flags say so
+        elif d is not None and mirror_covered(d):
+            covered += 1    # the bar itself spans both signs: nothing to choose between
         else:
             amb_miss.append(s)
     n = args.seeds
@@ -249,9 +264,11 @@ def badstart(args, tmp):
         lines.append("  start %s: %d / %d seeds landed (%.1f %%)" % (k, ok_k, n, 100.0 * ok_k / n))
         lines += ["    seed %d refitted: %s" % (m[0], m[1] or "lands") for m in shear_miss[k]]
     lines.append("4 angles 90 degrees apart: phi0 ambiguity reported for %d / %d seeds, phi0 "
-                 "flagged undetermined instead for %d%s"
-                 % (amb, n, undet, "; neither for seeds %s" % amb_miss if amb_miss else ""))
-    ok = all(land[k, "profile"] >= 0.95 * n for k in BAD_STARTS) and not amb_miss
+                 "flagged undetermined instead for %d, its 2-sigma bar holding the mirror -phi0 "
+                 "for %d%s" % (amb, n, undet, covered,
+                               "; none of these for seeds %s" % amb_miss if amb_miss else ""))
+    ok = all(n - sum(1 for m in shear_miss[k] if m[1]) >= 0.95 * n for k in BAD_STARTS) \
+        and not amb_miss
     return lines, ok
 
 
