@@ -7,8 +7,8 @@
  *    to 1e-12 of sqrt(A_ii A_jj), J^T r to 1e-12 of its largest entry, the
  *    cost to 1e-13, max |r| and the count exactly (the residuals are the
  *    same numbers).  Merged full triangle with the diagonal and a NaN pair,
- *    the upper triangle without the diagonal, no pair factors (tiny memory
- *    budget), a point where the exp clamp and the g1 floor are active.
+ *    the upper triangle without the diagonal, a point where the exp clamp
+ *    and the g1 floor are active and |Phi| passes 2.
  * 2. A fit with the callback against the same fit without it (pb.normal
  *    NULL: every row through eval): the same iterations, cost to 1e-12,
  *    parameters to 1e-8 of their sigma; with the callback, 1 and 3 threads
@@ -39,13 +39,12 @@ static double *make_data(void)
 
 static const double k_phi[P] = {0, 40, 95, 150};
 
-static nlsq_xpcs_model *model_of(const double *d, int full, int diag, size_t budget)
+static nlsq_xpcs_model *model_of(const double *d, int full, int diag)
 {
     nlsq_xpcs_source src = tc_mem_source(P, N, k_phi, d);
     nlsq_xpcs_config cfg = tc_config(0.01, 2e6, 2e-2);
     cfg.triangle = full ? NLSQ_XPCS_FULL : NLSQ_XPCS_UPPER;
     cfg.include_diagonal = diag;
-    if (budget) cfg.memory_budget = budget;
     return tc_model(&src, &cfg);
 }
 
@@ -162,13 +161,12 @@ static void test_sums_against_rows(void **st)
     (void)st;
     double *d = make_data();
     double x[7 + 2 * P];
-    struct { int full, diag; size_t budget; const char *name; } cases[] = {
-        {1, 1, 0, "full merged, diagonal, NaN pair"},
-        {0, 0, 0, "upper, no diagonal"},
-        {1, 1, 1000, "no pair factors (budget 1000 B)"},
+    struct { int full, diag; const char *name; } cases[] = {
+        {1, 1, "full merged, diagonal, NaN pair"},
+        {0, 0, "upper, no diagonal"},
     };
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
-        nlsq_xpcs_model *m = model_of(d, cases[c].full, cases[c].diag, cases[c].budget);
+        nlsq_xpcs_model *m = model_of(d, cases[c].full, cases[c].diag);
         nlsq_problem pb;
         if (!has_normal(m, &pb)) break;
         start_of(m, x);
@@ -233,7 +231,7 @@ static void test_fit_with_and_without(void **st)
     (void)st;
     enum { p = 7 + 2 * P };
     double *d = make_data();
-    nlsq_xpcs_model *m = model_of(d, 1, 1, 0);
+    nlsq_xpcs_model *m = model_of(d, 1, 1);
     nlsq_problem pb;
     if (!has_normal(m, &pb)) {
         free(d);

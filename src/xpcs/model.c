@@ -37,8 +37,9 @@
  * (model_kernel.h, 24 n(n+1)/2 bytes) and the kernel reads them instead of
  * doing the square roots and the exponential for each angle: the same
  * numbers, bitwise, as without.  Kept with the AVX2 kernel when they fit in
- * config.memory_budget; unprepared points and segments left of the diagonal
- * (literal full triangle) compute them per segment.
+ * config.memory_budget and the model has no normal-equation callback (below);
+ * unprepared points and segments left of the diagonal (literal full
+ * triangle) compute them per segment.
  *
  * Normal-equation callback (nlsq.h nlsq_normal_fn).  For the laminar model on
  * in-memory data with the AVX2 kernel, the problem's Jacobian passes go
@@ -46,7 +47,8 @@
  * (i, j) of all P angles), and model_kernel.c forms the entry's pair factors
  * and table differences once for the P angles and the physical block of
  * J^T J from six sums over the angles per pair (xk_normal_segment).  The
- * same values as eval's rows, summed in another order.
+ * same values as eval's rows, summed in another order.  Such a model keeps
+ * no pair factors (m->pairs 0): only residual-only passes would read them.
  *
  * Start point: start.c, through model_view.h (sizes, bounds, and the data
  * of local rows with their (i, j)).
@@ -859,9 +861,7 @@ static int model_normal(void *ctx, const double *x, size_t u0, size_t nu, nlsq_n
     }
     xk_tab kt;
     xk_pairs pmem;
-    const int prepared = env && env->at_prepared && env->state;
-    const xk_pairs *pf = kernel_view(m, &tab, prepared ? (double *)env->state + tab_doubles(m) : NULL,
-                                     &kt, &pmem);
+    kernel_view(m, &tab, NULL, &kt, &pmem);   /* no pair factors kept (m->pairs 0) */
     xk_nsum *A = xk_nsum_init(b.sums, m->P);
     for (size_t a = 0; a < m->P; a++) {
         seg_consts(m, x, a, &b.segs[a]);
@@ -880,7 +880,7 @@ static int model_normal(void *ctx, const double *x, size_t u0, size_t nu, nlsq_n
             obs += segment_obs(m, i, j, len, b.y32[a], b.y64[a]);
         }
         const int f32 = b.y32[0] != NULL;
-        xk_normal_segment(A, b.segs, m->ws_diag, &kt, pf, i, j, len, f32 ? b.y32 : NULL,
+        xk_normal_segment(A, b.segs, m->ws_diag, &kt, i, j, len, f32 ? b.y32 : NULL,
                           f32 ? NULL : b.y64);
         t += len;
         j += len - 1;
@@ -1140,6 +1140,11 @@ int nlsq_xpcs_model_create(const nlsq_xpcs_source *source, const nlsq_xpcs_confi
         nlsq_xpcs_model_free(m);
         return rc;
     }
+    /* With the normal-equation callback the Jacobian passes form each entry's
+     * pair factors once for all angles themselves: a cache of them would
+     * serve only residual-only passes, at its 24 n(n+1)/2 bytes and a pass
+     * over the triangle per point (the same values either way). */
+    if (normal_ok(m)) m->pairs = 0;
     *out = m;
     return 0;
 }

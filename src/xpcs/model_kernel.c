@@ -724,19 +724,17 @@ static void nphys(const ntile *N, size_t nv, __m256d *ph)
 }
 
 /* Stage P over a tile: entries t0 .. t0 + n - 1 of the segment (tables from
- * j0, pair factors pc or computed), lanes past n weighted 0. */
+ * j0; the pair factors computed here, once for every angle), lanes past n
+ * weighted 0. */
 __attribute__((target("avx2,fma")))
 static void ntile_pairs(const xk_nsum *A, const xk_seg *s, double ws_diag, const xk_tab *T,
-                        const iconst *ci, const pair_view *pc, size_t i, size_t j0, size_t t0,
-                        size_t n, size_t len, ntile *N, tail4 *tl)
+                        const iconst *ci, size_t i, size_t j0, size_t t0, size_t n, size_t len,
+                        ntile *N, tail4 *tl)
 {
     pair_tile Pt;
-    pair_view pv;
-    for (int q = 0; q < XK_NPF; q++) pv.f[q] = pc ? pc->f[q] + t0 : Pt.f[q];
-    if (!pc) {
-        double *const f[XK_NPF] = {Pt.f[0], Pt.f[1], Pt.f[2]};
-        pairs_run(s, T, ci, j0, t0, n, len, f, tl);
-    }
+    const pair_view pv = {{Pt.f[0], Pt.f[1], Pt.f[2]}};
+    double *const pf[XK_NPF] = {Pt.f[0], Pt.f[1], Pt.f[2]};
+    pairs_run(s, T, ci, j0, t0, n, len, pf, tl);
     const size_t full = n & ~(size_t)3;
     jview V;
     view_at(T, j0 + t0, &V);
@@ -786,23 +784,17 @@ static void ntile_angles(xk_nsum *A, size_t t0, size_t n, const float *const *y3
 
 __attribute__((target("avx2,fma")))
 static void normal_segment_avx2(xk_nsum *A, const xk_seg *segs, double ws_diag,
-                                const xk_tab *T, const xk_pairs *pf, size_t i, size_t j0,
-                                size_t len, const float *const *y32, const double *const *y64)
+                                const xk_tab *T, size_t i, size_t j0, size_t len,
+                                const float *const *y32, const double *const *y64)
 {
     iconst ci;
     iconst_of(T, i, &ci);
     for (size_t a = 0; a < A->P; a++) aconst_of(&segs[a], &ci, &A->K[a]);
-    pair_view cache, *pc = NULL;
-    if (pf) {
-        size_t u = pair_index(pf->n, i, j0);
-        for (int q = 0; q < XK_NPF; q++) cache.f[q] = pf->f[q] + u;
-        pc = &cache;
-    }
     ntile N;
     tail4 tl;
     for (size_t t0 = 0; t0 < len; t0 += XK_TILE) {
         size_t n = len - t0 < XK_TILE ? len - t0 : XK_TILE;
-        ntile_pairs(A, &segs[0], ws_diag, T, &ci, pc, i, j0, t0, n, len, &N, &tl);
+        ntile_pairs(A, &segs[0], ws_diag, T, &ci, i, j0, t0, n, len, &N, &tl);
         ntile_angles(A, t0, n, y32, y64, &N);
     }
 }
@@ -894,14 +886,13 @@ xk_nsum *xk_nsum_init(void *mem, size_t P)
 #endif
 }
 
-void xk_normal_segment(xk_nsum *A, const xk_seg *segs, double ws_diag, const xk_tab *T,
-                       const xk_pairs *pf, size_t i, size_t j0, size_t len,
-                       const float *const *y32, const double *const *y64)
+void xk_normal_segment(xk_nsum *A, const xk_seg *segs, double ws_diag, const xk_tab *T, size_t i,
+                       size_t j0, size_t len, const float *const *y32, const double *const *y64)
 {
 #ifdef XK_HAVE_AVX2
-    normal_segment_avx2(A, segs, ws_diag, T, pf, i, j0, len, y32, y64);
+    normal_segment_avx2(A, segs, ws_diag, T, i, j0, len, y32, y64);
 #else
-    (void)A; (void)segs; (void)ws_diag; (void)T; (void)pf; (void)i; (void)j0; (void)len;
+    (void)A; (void)segs; (void)ws_diag; (void)T; (void)i; (void)j0; (void)len;
     (void)y32; (void)y64;
 #endif
 }

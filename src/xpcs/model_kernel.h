@@ -76,8 +76,8 @@ XK_HIDDEN void xk_segment_pairs(int avx2, const xk_seg *s, double ws_diag, const
  * xk_nsum_init.  xk_normal_segment adds entries (i, j0 .. j0 + len - 1),
  * j0 >= i, of the P angles: segs[a] angle a's constants (segs[a].ws the
  * weight of every entry but the diagonal's, ws_diag), y32[a] or y64[a] its
- * data at entry (i, j0); pf the point's pair factors or NULL.  The values
- * are xk_segment_pairs's, the sums in another order.  xk_nsum_finish adds
+ * data at entry (i, j0).  The pair factors are formed here, once for the P
+ * angles.  The values are xk_segment_pairs's, the sums in another order.  xk_nsum_finish adds
  * the sums into JtJ (p x p row-major, upper triangle; physical columns
  * 0..6, angle a's contrast and offset 7 + 2a, 8 + 2a) and Jtr, and sets
  * *rr = sum r^2 and *rmax = max |r|. */
@@ -89,8 +89,8 @@ typedef struct xk_nsum xk_nsum;
 XK_HIDDEN size_t xk_nsum_bytes(size_t P);
 XK_HIDDEN xk_nsum *xk_nsum_init(void *mem, size_t P);
 XK_HIDDEN void xk_normal_segment(xk_nsum *A, const xk_seg *segs, double ws_diag, const xk_tab *T,
-                                 const xk_pairs *pf, size_t i, size_t j0, size_t len,
-                                 const float *const *y32, const double *const *y64);
+                                 size_t i, size_t j0, size_t len, const float *const *y32,
+                                 const double *const *y64);
 XK_HIDDEN void xk_nsum_finish(const xk_nsum *A, double *JtJ, double *Jtr, size_t p, double *rr,
                               double *rmax);
 
