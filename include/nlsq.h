@@ -185,8 +185,9 @@ typedef struct nlsq_normal_sums {
  *  rows give, up to rounding (same point, same env->state: it is called
  *  after prepare like eval).  Used instead of eval on the Levenberg-Marquardt
  *  Jacobian passes of plain least squares (linear loss, normal-equation
- *  accumulator, analytic Jacobian, one process); every other pass, and a
- *  call whose sums are not finite, goes through eval.  Returns 0 or nonzero
+ *  accumulator, analytic Jacobian, one process, residuals not scaled up
+ *  because they were below ~2^-200); every other pass, and a call whose
+ *  sums are not finite, goes through eval.  Returns 0 or nonzero
  *  as eval does.  Called concurrently on disjoint unit ranges. */
 typedef int (*nlsq_normal_fn)(void *ctx, const double *x, size_t u0, size_t nu,
                               nlsq_normal_sums *out, const nlsq_eval_env *env);

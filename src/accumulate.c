@@ -704,12 +704,15 @@ static int eval_chunk(nlsq__engine *e, nlsq__worker *w, nlsq__slot *s,
 
 /* Does this pass go through pb->normal (nlsq.h nlsq_normal_fn): a NORMAL
  * pass of the normal-equation accumulator over every row, plain least
- * squares, analytic Jacobian, one process. */
+ * squares, analytic Jacobian, one process, residuals not scaled up (the
+ * callback's unscaled sums of tiny residuals would underflow; huge ones
+ * overflow to inf, and those chunks are redone row by row). */
 static int normal_pass(const nlsq__engine *e, int mode, size_t row_begin, size_t row_end)
 {
     const nlsq_problem *pb = e->pb;
     return pb->normal && mode == NLSQ__PASS_NORMAL && !e->qr && e->loss == NLSQ_LOSS_LINEAR &&
-           !e->fd && !e->opt->dist.reduce && row_begin == 0 && row_end == pb->n_rows;
+           !e->fd && !e->opt->dist.reduce && e->scale_exp <= 0 && row_begin == 0 &&
+           row_end == pb->n_rows;
 }
 
 /* Units [u0, u0 + nu) into slot s: the problem's sums (scaled by

@@ -11,6 +11,9 @@
  *   - weight 1e170: r^2 overflows in the callback's sums, every chunk is
  *     redone row by row (scaled before squaring): the same fit (its
  *     reported cost, unscaled, is past DBL_MAX on both paths);
+ *   - weight 1e-200: r^2 would underflow in the callback's sums; the
+ *     solver scales residuals up, and scaled-up passes go through eval: the
+ *     same fit;
  *   - nlsq_validate refuses normal_units that do not divide n_rows. */
 
 #include "common.h"
@@ -93,8 +96,8 @@ static void test_with_and_without(void **st)
 {
     (void)st;
     static toy T;
-    const double w[3] = {1.0, 1e70, 1e170};
-    for (int k = 0; k < 3; k++) {
+    const double w[4] = {1.0, 1e70, 1e170, 1e-200};
+    for (int k = 0; k < 4; k++) {
         toy_init(&T, w[k]);
         double xa[NP], xb[NP], xc[NP];
         nlsq_result ra, rb, rc;
