@@ -68,7 +68,9 @@ def fit_xpcs(path, **options):
     gap=2e6, q=0.01, frames=(first, last) or "first:last", mode='laminar',
     method='lm', triangle='full', threads=0, max_iter=200, sigma=..., k0=...,
     memory_budget=MiB, include_diagonal=True, init={'D0': 1e4, ...},
-    errors='robust', profile=['D0', 'alpha'], output='result.h5',
+    errors='robust', profile=['D0', 'alpha'] (names, 'physical', or
+    'undetermined': the parameters the fit leaves without a finite error
+    bar), profile_level=2, output='result.h5',
     save_fit=True, plot='prefix', checkpoint=..., resume=...
     A fit that stops without converging returns its dict (exit code 1 of the
     command: look at its status); bad input or options raise FitXpcsError
