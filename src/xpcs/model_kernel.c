@@ -336,6 +336,35 @@ typedef struct aconst {
     __m256d CD, CG, dD[3], dG[3];
 } aconst;
 
+/* One entry's forward model, four lanes: g1 and g2 from the pair factors gd
+ * (the exp), IG and 1/I_G, the residual r = ws (y - g2) (0 where y is not
+ * finite), and with jac the factors every derivative shares: f = -2 ws con
+ * g1 (0 under the g1 floor) and, laminar, fp = f gd 2 sinc sinc'.  The row
+ * kernel (angle4) and the normal-equation kernel (nangle4) both take their
+ * values from here, so the two paths compute an entry the same way. */
+typedef struct entry4 {
+    __m256d valid, g1raw, g1sq, r, f, fp;
+} entry4;
+
+XK_AVX void entry4_of(const aconst *K, __m256d ws, __m256d f2, __m256d gd, __m256d IG,
+                      __m256d iIG, __m256d y, const int lam, const int jac, entry4 *e)
+{
+    e->valid = _mm256_cmp_pd(_mm256_andnot_pd(ld4(k_sign), y), ld4(k_inf), _CMP_LT_OQ);
+    __m256d sinc = ld4(k_one), dsinc = _mm256_setzero_pd();
+    if (lam) sinc4(_mm256_mul_pd(K->bc, IG), K->ibc, iIG, jac, &sinc, &dsinc);
+    e->g1raw = _mm256_mul_pd(gd, _mm256_mul_pd(sinc, sinc));
+    __m256d above = _mm256_cmp_pd(e->g1raw, ld4(k_floor), _CMP_GT_OQ);
+    __m256d g1 = blend(above, e->g1raw, ld4(k_floor));
+    e->g1sq = _mm256_mul_pd(g1, g1);
+    __m256d g2 = _mm256_fmadd_pd(K->con, e->g1sq, K->off);
+    e->r = _mm256_and_pd(e->valid, _mm256_mul_pd(ws, _mm256_sub_pd(y, g2)));
+    if (!jac) return;
+    e->f = _mm256_and_pd(_mm256_and_pd(e->valid, above), _mm256_mul_pd(f2, g1));
+    if (lam)
+        e->fp = _mm256_mul_pd(_mm256_mul_pd(e->f, gd),
+                              _mm256_mul_pd(ld4(k_two), _mm256_mul_pd(sinc, dsinc)));
+}
+
 /* Stage 2, four entries of one angle from their pair factors (at P + pt)
  * and their j-indexed tables (at V + vt): r[0..3] and J[c * ld + 0..3].
  * One division serves 1/I_D, 1/I_G and 1/Phi = (1/bc) (1/I_G).  lam and
@@ -345,48 +374,39 @@ XK_AVX void angle4(const aconst *K, const wvec *W, const jview *V, size_t vt,
                    const pair_view *P, size_t pt, __m256d y, double *r, double *J, size_t ld,
                    const int lam, const int jac)
 {
-    __m256d valid = _mm256_cmp_pd(_mm256_andnot_pd(ld4(k_sign), y), ld4(k_inf), _CMP_LT_OQ);
     __m256d gd = _mm256_loadu_pd(P->f[0] + pt), ID = _mm256_loadu_pd(P->f[1] + pt);
-    __m256d sinc = ld4(k_one), dsinc = _mm256_setzero_pd(), IG = _mm256_setzero_pd();
-    __m256d iIG = _mm256_setzero_pd(), iID;
+    __m256d IG = _mm256_setzero_pd(), iIG = _mm256_setzero_pd(), iID;
     if (lam) {
         IG = _mm256_loadu_pd(P->f[2] + pt);
         __m256d q = _mm256_div_pd(ld4(k_one), _mm256_mul_pd(ID, IG));
         iID = _mm256_mul_pd(IG, q);
         iIG = _mm256_mul_pd(ID, q);
-        sinc4(_mm256_mul_pd(K->bc, IG), K->ibc, iIG, jac, &sinc, &dsinc);
     } else {
         iID = _mm256_div_pd(ld4(k_one), ID);
     }
-    __m256d g1raw = _mm256_mul_pd(gd, _mm256_mul_pd(sinc, sinc));
-    __m256d above = _mm256_cmp_pd(g1raw, ld4(k_floor), _CMP_GT_OQ);
-    __m256d g1 = blend(above, g1raw, ld4(k_floor));
-    __m256d g1sq = _mm256_mul_pd(g1, g1);
-    __m256d g2 = _mm256_fmadd_pd(K->con, g1sq, K->off);
-    _mm256_storeu_pd(r, _mm256_and_pd(valid, _mm256_mul_pd(W->ws, _mm256_sub_pd(y, g2))));
+    entry4 e;
+    entry4_of(K, W->ws, W->f2, gd, IG, iIG, y, lam, jac, &e);
+    _mm256_storeu_pd(r, e.r);
     if (!jac) return;
 
     const size_t np = lam ? 7 : 3;
     __m256d mAd = _mm256_mul_pd(K->mA, _mm256_sub_pd(K->CD, _mm256_loadu_pd(V->CD + vt)));
-    __m256d f = _mm256_and_pd(_mm256_and_pd(valid, above), _mm256_mul_pd(W->f2, g1));
     __m256d clampD = _mm256_cmp_pd(_mm256_mul_pd(K->mA, ID), ld4(k_clamp), _CMP_NGE_UQ);
-    __m256d wD = _mm256_mul_pd(_mm256_mul_pd(f, g1raw), _mm256_mul_pd(mAd, iID));
+    __m256d wD = _mm256_mul_pd(_mm256_mul_pd(e.f, e.g1raw), _mm256_mul_pd(mAd, iID));
     wD = _mm256_andnot_pd(clampD, wD);
     for (int q = 0; q < 3; q++)
         _mm256_storeu_pd(J + q * ld,
                          _mm256_mul_pd(wD, _mm256_sub_pd(K->dD[q], _mm256_loadu_pd(V->dD[q] + vt))));
     if (lam) {
         __m256d dCg = _mm256_sub_pd(K->CG, _mm256_loadu_pd(V->CG + vt));
-        __m256d fp = _mm256_mul_pd(_mm256_mul_pd(f, gd),
-                                   _mm256_mul_pd(ld4(k_two), _mm256_mul_pd(sinc, dsinc)));
-        __m256d w2 = _mm256_mul_pd(_mm256_mul_pd(fp, K->bc), _mm256_mul_pd(dCg, iIG));
+        __m256d w2 = _mm256_mul_pd(_mm256_mul_pd(e.fp, K->bc), _mm256_mul_pd(dCg, iIG));
         for (int q = 0; q < 3; q++)
             _mm256_storeu_pd(J + (3 + q) * ld,
                              _mm256_mul_pd(w2, _mm256_sub_pd(K->dG[q], _mm256_loadu_pd(V->dG[q] + vt))));
-        _mm256_storeu_pd(J + 6 * ld, _mm256_mul_pd(_mm256_mul_pd(fp, K->Bdc), IG));
+        _mm256_storeu_pd(J + 6 * ld, _mm256_mul_pd(_mm256_mul_pd(e.fp, K->Bdc), IG));
     }
-    _mm256_storeu_pd(J + np * ld, _mm256_and_pd(valid, _mm256_mul_pd(W->nws, g1sq)));
-    _mm256_storeu_pd(J + (np + 1) * ld, _mm256_and_pd(valid, W->nws));
+    _mm256_storeu_pd(J + np * ld, _mm256_and_pd(e.valid, _mm256_mul_pd(W->nws, e.g1sq)));
+    _mm256_storeu_pd(J + (np + 1) * ld, _mm256_and_pd(e.valid, W->nws));
 }
 
 /* Padded copies of a segment's last partial vector (entries t .. len - 1,
@@ -630,25 +650,16 @@ XK_AVX void npair4(const aconst *K, const jview *V, size_t vt, const pair_view *
 XK_AVX __m256d nangle4(const aconst *K, ntile *N, size_t t, __m256d y)
 {
     const __m256d ws = ldN(N->ws + t), gd = ldN(N->gd + t), IG = ldN(N->IG + t);
-    __m256d valid = _mm256_cmp_pd(_mm256_andnot_pd(ld4(k_sign), y), ld4(k_inf), _CMP_LT_OQ);
-    __m256d sinc, dsinc;
-    sinc4(_mm256_mul_pd(K->bc, IG), K->ibc, ldN(N->iIG + t), 1, &sinc, &dsinc);
-    __m256d g1raw = _mm256_mul_pd(gd, _mm256_mul_pd(sinc, sinc));
-    __m256d above = _mm256_cmp_pd(g1raw, ld4(k_floor), _CMP_GT_OQ);
-    __m256d g1 = blend(above, g1raw, ld4(k_floor));
-    __m256d g1sq = _mm256_mul_pd(g1, g1);
-    __m256d g2 = _mm256_fmadd_pd(K->con, g1sq, K->off);
-    __m256d r = _mm256_and_pd(valid, _mm256_mul_pd(ws, _mm256_sub_pd(y, g2)));
-    __m256d f2 = _mm256_mul_pd(_mm256_mul_pd(v(-2.0), ws), K->con);
-    __m256d f = _mm256_and_pd(_mm256_and_pd(valid, above), _mm256_mul_pd(f2, g1));
-    __m256d a = _mm256_mul_pd(_mm256_mul_pd(f, g1raw), ldN(N->u + t));
-    __m256d fp = _mm256_mul_pd(_mm256_mul_pd(f, gd),
-                               _mm256_mul_pd(ld4(k_two), _mm256_mul_pd(sinc, dsinc)));
-    __m256d b = _mm256_mul_pd(_mm256_mul_pd(fp, K->bc), ldN(N->v + t));
-    __m256d c = _mm256_mul_pd(_mm256_mul_pd(fp, K->Bdc), IG);
+    const __m256d f2 = _mm256_mul_pd(_mm256_mul_pd(v(-2.0), ws), K->con);   /* as wvec_of */
+    entry4 e;
+    entry4_of(K, ws, f2, gd, IG, ldN(N->iIG + t), y, 1, 1, &e);
+    __m256d a = _mm256_mul_pd(_mm256_mul_pd(e.f, e.g1raw), ldN(N->u + t));
+    __m256d b = _mm256_mul_pd(_mm256_mul_pd(e.fp, K->bc), ldN(N->v + t));
+    __m256d c = _mm256_mul_pd(_mm256_mul_pd(e.fp, K->Bdc), IG);
     __m256d nws = _mm256_xor_pd(ws, ld4(k_sign));
-    const __m256d col[6] = {a, b, c, _mm256_and_pd(valid, _mm256_mul_pd(nws, g1sq)),
-                            _mm256_and_pd(valid, nws), r};
+    const __m256d r = e.r;
+    const __m256d col[6] = {a, b, c, _mm256_and_pd(e.valid, _mm256_mul_pd(nws, e.g1sq)),
+                            _mm256_and_pd(e.valid, nws), r};
     for (int k = 0; k < 6; k++) _mm256_store_pd(N->c[k] + t, col[k]);
     const __m256d x[XK_NS] = {a, b, a, a, b, c}, y2[XK_NS] = {a, b, b, c, c, c};
     for (int k = 0; k < XK_NS; k++)
