@@ -516,6 +516,15 @@ static inline void neumaier_add(double *sum, double *comp, double v)
     *sum = t;
 }
 
+/* Are the k x k block and k-vector a chunk left in w->local / w->localg
+ * finite?  (Their diagonal and vector: a non-finite product reaches both.) */
+static int small_sums_finite(const nlsq__worker *w, size_t k)
+{
+    for (size_t a = 0; a < k; a++)
+        if (!isfinite(w->local[a * k + a]) || !isfinite(w->localg[a])) return 0;
+    return 1;
+}
+
 /* Add a small-kernel k x k block and k-vector into the slot's p x p sums. */
 static void scatter_small(nlsq__slot *s, const nlsq__worker *w, size_t p, size_t k, int sparse,
                           int with_JtJ)
@@ -559,8 +568,7 @@ static int fast_chunk(nlsq__engine *e, nlsq__worker *w, nlsq__slot *s, int mode,
         return 1;
     }
     small_normal(e->avx2, n, k, J, e->pb->jac_col_major, r, w->T, w->local, w->localg);
-    for (size_t a = 0; a < k; a++)
-        if (!isfinite(w->local[a * k + a]) || !isfinite(w->localg[a])) return 0;
+    if (!small_sums_finite(w, k)) return 0;
     neumaier_add(&s->sum, &s->comp, 0.5 * rr);
     scatter_small(s, w, e->p, k, e->pb->pattern != NULL, mode == NLSQ__PASS_NORMAL);
     return 1;
@@ -729,9 +737,7 @@ static int normal_chunk(nlsq__engine *e, nlsq__worker *w, nlsq__slot *s, const d
     nlsq_normal_sums out = {w->local, w->localg, 0.0, 0.0, 0};
     int cb = nlsq__calls_normal(&e->calls, (size_t)(w - e->workers), x, u0, nu, &out);
     if (cb != 0) return cb;
-    int ok = isfinite(out.rr) && isfinite(out.rmax);
-    for (size_t a = 0; ok && a < p; a++) ok = isfinite(out.JtJ[a * p + a]) && isfinite(out.Jtr[a]);
-    if (!ok) {
+    if (!(isfinite(out.rr) && isfinite(out.rmax) && small_sums_finite(w, p))) {
         for (size_t g = 0; g < G; g++)
             for (size_t row = g * U + u0, end = row + nu; row < end;) {
                 int got = eval_chunk(e, w, s, x, NLSQ__PASS_NORMAL, row, end - row);
@@ -745,10 +751,12 @@ static int normal_chunk(nlsq__engine *e, nlsq__worker *w, nlsq__slot *s, const d
     s->n_obs += out.n_obs;
     if (rmax > s->rmax) s->rmax = rmax;
     neumaier_add(&s->sum, &s->comp, 0.5 * (out.rr * sc));
-    for (size_t a = 0; a < p; a++) {
-        s->Jtr[a] += out.Jtr[a] * sc;
-        for (size_t b = a; b < p; b++) s->JtJ[a * p + b] += out.JtJ[a * p + b] * sc;
-    }
+    if (sc != 1.0)   /* a power of two: the products are those the sums had */
+        for (size_t a = 0; a < p; a++) {
+            w->localg[a] *= sc;
+            for (size_t b = a; b < p; b++) w->local[a * p + b] *= sc;
+        }
+    scatter_small(s, w, p, p, 0, 1);
     return (int)nu;
 }
 
