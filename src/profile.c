@@ -147,67 +147,146 @@ static void start_tangent(prof *P)
     P->tg[j] = 1.0;
 }
 
-/* One end: direction dir = +1 / -1 from x_hat[j], the first try at distance
- * d_first (> 0) or sig sqrt(delta) (sig > 0: the step guess).  *end = the
- * end (or the bound, *open = 1); its held point into P->x_end. */
-static int one_side(prof *P, const double *x_hat, double sig, double d_first, int dir,
-                    double *end, int *open)
+/* The search along one side, kept between rounds (a new threshold resumes
+ * it): the farthest solve inside (its point P->x_in), the nearest outside,
+ * and the end last found (its held point P->x_end).  Distances from x_hat_j,
+ * h = sqrt(D), which does not depend on the threshold. */
+typedef struct side {
+    double d_in, h_in;
+    double d_pv, h_pv;     /* the one inside before it (its point P->x_prev) */
+    double d_out, h_out;   /* INFINITY, NAN: none */
+    double d_from;         /* d_in when the outside solve was made: how far its start was */
+    double d_end, h_end;
+} side;
+
+/* A new farthest point inside: x at distance d, h there. */
+static void side_inside(prof *P, side *S, const double *x, double d, double h)
+{
+    S->d_pv = S->d_in;
+    S->h_pv = S->h_in;
+    S->d_in = d;
+    S->h_in = h;
+    move_inside(P, x);
+}
+
+/* A fresh search from x_hat: the path's tangent from the covariance, or a
+ * probe at 1 % of the first step where it has none.  *d: the first try. */
+static int side_fresh(prof *P, const double *x_hat, double d_first, int dir, double room,
+                      side *S, double *d)
+{
+    const size_t p = P->pb->n_params, j = P->j;
+    S->d_in = S->h_in = S->d_pv = S->h_pv = 0.0;
+    S->d_out = INFINITY;
+    S->h_out = NAN;
+    S->d_from = 0.0;
+    memcpy(P->x_in, x_hat, p * sizeof(double));
+    start_tangent(P);
+    *d = d_first;
+    if (isfinite(P->tg[j]) || !(room > 0)) return 0;
+    double dp = fmin(0.01 * d_first, 0.5 * room), D;
+    int rc = solve_at(P, x_hat[j] + dir * dp, P->x, &D);
+    if (rc) return rc;
+    double h = sqrt(D > 0 ? D : 0.0);
+    if (D < P->delta) side_inside(P, S, P->x, dp, h);
+    else { S->d_out = dp; S->h_out = h; *d = dp * sqrt(P->delta) / h; }   /* bracketed already */
+    return 0;
+}
+
+/* The search for a new threshold, from what the last one found: 0 when it
+ * can go on (*d: the next try), 1 when it must start afresh (neither of the
+ * two farthest points inside the old interval is inside the new one). */
+static int side_resume(prof *P, side *S, double *d)
+{
+    const size_t p = P->pb->n_params;
+    const double target = sqrt(P->delta);
+    if (!(S->h_in < target)) {            /* back to the point before the farthest */
+        if (!(S->h_pv < target) || !(S->d_pv > 0)) return 1;
+        S->d_out = S->d_in;
+        S->h_out = S->h_in;
+        S->d_from = S->d_pv;
+        S->d_in = S->d_pv;
+        S->h_in = S->h_pv;
+        memcpy(P->x_in, P->x_prev, p * sizeof(double));   /* the path's tangent kept */
+    }
+    if (S->h_end < target) {              /* the last end lies inside now */
+        if (S->d_end > S->d_in) side_inside(P, S, P->x_end, S->d_end, S->h_end);
+    } else if (S->d_end < S->d_out) {     /* outside: the nearest known */
+        S->d_out = S->d_end;
+        S->h_out = S->h_end;
+        S->d_from = S->d_in;
+    }
+    if (!(S->h_out > target)) { S->d_out = INFINITY; S->h_out = NAN; }
+    if (isfinite(S->d_out))               /* regula falsi on h */
+        *d = S->d_in + (target - S->h_in) * (S->d_out - S->d_in) / (S->h_out - S->h_in);
+    else                                  /* h linear in d through x_hat, at most doubling */
+        *d = S->h_in > 0 ? fmin(S->d_in * target / S->h_in, 2.0 * S->d_in) : 2.0 * S->d_in;
+    return 0;
+}
+
+/* One end: direction dir = +1 / -1 from x_hat[j] at threshold P->delta, the
+ * first try at distance d_first (> 0), or resuming S (resume: S holds the
+ * last search on this side).  *end = the end (or the bound, *open = 1); its
+ * held point into P->x_end. */
+static int one_side(prof *P, const double *x_hat, double d_first, int dir, int resume,
+                    side *S, double *end, int *open)
 {
     const size_t p = P->pb->n_params, j = P->j;
     const double x0 = x_hat[j], target = sqrt(P->delta), tol = 1e-3 * P->delta;
     const double bound = dir > 0 ? (P->pb->upper ? P->pb->upper[j] : INFINITY)
                                  : (P->pb->lower ? P->pb->lower[j] : -INFINITY);
-    double *xw = P->x;
-    memcpy(P->x_in, x_hat, p * sizeof(double));
-    start_tangent(P);
-    double d_in = 0.0, h_in = 0.0;          /* farthest distance with h < target */
-    double d_out = INFINITY, h_out = NAN;   /* nearest distance with h > target */
-    double d = d_first > 0 ? d_first : sig * target, d_prev = 0.0, h_prev = 0.0;
-    int side_new = 0, run = 0;              /* which end the last solve replaced, how often in a row */
     const double room = fabs(bound - x0);
+    double *xw = P->x, d;
+    int rc = 0;
+    if (!resume || side_resume(P, S, &d)) rc = side_fresh(P, x_hat, d_first, dir, room, S, &d);
+    if (rc) return rc;
+    double d_prev = S->d_in, h_prev = S->h_in;
+    double hi = S->h_in, ho = S->h_out;     /* as S's, Illinois-scaled */
+    int side_new = 0, run = 0;              /* which end the last solve replaced, how often in a row */
     *open = 0;
-    if (!isfinite(P->tg[j]) && room > 0) {  /* no tangent: a probe at 1 % of the step */
-        double dp = fmin(0.01 * d, 0.5 * room), D;
-        int rc = solve_at(P, x0 + dir * dp, xw, &D);
-        if (rc) return rc;
-        double h = sqrt(D > 0 ? D : 0.0);
-        if (D < P->delta) { d_in = d_prev = dp; h_in = h_prev = h; move_inside(P, xw); }
-        else { d_out = dp; h_out = h; d = dp * target / h; }   /* bracketed already */
-    }
     for (int it = 0; it < PROFILE_MAX_SOLVES; it++) {
         if (d >= room) { d = room; }
         double D;
         /* from the farthest point inside (moved along the path): a solve beyond
          * the end may have run into another valley (or stopped at a limit)
          * that the next, nearer solve could not leave */
-        int rc = solve_at(P, x0 + dir * d, xw, &D);
+        rc = solve_at(P, x0 + dir * d, xw, &D);
         if (rc) return rc;
         double h = sqrt(D > 0 ? D : 0.0);
         int hit = fabs(D - P->delta) <= tol;
         if (hit || (h < target && d >= room)) {   /* the end, or the bound before it */
             *open = !hit;
             *end = hit ? x0 + dir * d : bound;
+            S->d_end = d;
+            S->h_end = h;
             memcpy(P->x_end, xw, p * sizeof(double));
             return 0;
         }
         if (h < target) {
-            if (d > d_in) { d_in = d; h_in = h; move_inside(P, xw); }
+            if (d > S->d_in) { side_inside(P, S, xw, d, h); hi = h; }
+            if (d >= S->d_out) { S->d_out = INFINITY; S->h_out = ho = NAN; }   /* the re-test passed */
             /* Illinois: the outer end kept twice in a row: halve its excess */
-            if (side_new == 1) h_out = target + (h_out - target) / 2;
+            if (side_new == 1) ho = target + (ho - target) / 2;
             run = side_new == 1 ? run + 1 : 1;
             side_new = 1;
         } else {
-            if (d < d_out) { d_out = d; h_out = h; }
-            if (side_new == -1) h_in = target - (target - h_in) / 2;
+            if (d <= S->d_out) { S->d_out = d; S->h_out = ho = h; S->d_from = S->d_in; }
+            if (side_new == -1) hi = target - (target - hi) / 2;
             run = side_new == -1 ? run + 1 : 1;
             side_new = -1;
         }
         double next;
-        if (isfinite(d_out)) {              /* bracketed: regula falsi on h */
-            next = d_in + (target - h_in) * (d_out - d_in) / (h_out - h_in);
+        if (isfinite(S->d_out)) {           /* bracketed: regula falsi on h */
+            next = S->d_in + (target - hi) * (S->d_out - S->d_in) / (ho - hi);
             /* bisection when outside, or when one end moved 3 times in a row
              * (a flat profile ending at a cliff: Illinois alone creeps) */
-            if (!(next > d_in && next < d_out) || run >= 3) next = 0.5 * (d_in + d_out);
+            if (!(next > S->d_in && next < S->d_out) || run >= 3)
+                next = 0.5 * (S->d_in + S->d_out);
+            /* A cliff: the profile still low inside, the outside verdict from
+             * a start far back (a solve from there can stop on a floor of
+             * the model, where the other parameters' gradient vanishes):
+             * solved again once the inside point is four times nearer */
+            if (S->h_in < 0.5 * target && S->d_out - S->d_in < 0.25 * (S->d_out - S->d_from))
+                next = S->d_out;
         } else {                            /* secant through the last two points */
             next = h > h_prev ? d_prev + (target - h_prev) * (d - d_prev) / (h - h_prev) : 2.0 * d;
             if (!(next > d) || next > 2.0 * d) next = 2.0 * d;
@@ -216,14 +295,18 @@ static int one_side(prof *P, const double *x_hat, double sig, double d_first, in
         h_prev = h;
         d = next;
     }
-    *end = x0 + dir * (isfinite(d_out) ? 0.5 * (d_in + d_out) : d_in);
-    *open = !isfinite(d_out);
+    *end = x0 + dir * (isfinite(S->d_out) ? 0.5 * (S->d_in + S->d_out) : S->d_in);
+    *open = !isfinite(S->d_out);
+    S->d_end = S->d_in;
+    S->h_end = S->h_in;
     memcpy(P->x_end, P->x_in, p * sizeof(double));
     return 0;
 }
 
 /* One end with the caller's threshold rule (adj, may be NULL): searches
- * until the rule's delta stays within rtol, at most max_rounds. */
+ * until the rule's delta stays within rtol, at most max_rounds; each round
+ * goes on from the last one's points (side_resume), not from x_hat: a long
+ * first step from there can start on the wall of a curved valley. */
 static int adjusted_side(prof *P, const double *x_hat, double sig, int dir,
                          const nlsq_profile_adjust *adj, double *end, int *open,
                          double *delta_used, int *rounds)
@@ -231,10 +314,11 @@ static int adjusted_side(prof *P, const double *x_hat, double sig, int dir,
     const int use = adj && adj->fn;
     const int max_rounds = use && adj->max_rounds > 0 ? adj->max_rounds : (use ? 3 : 1);
     const double rtol = use && adj->rtol > 0 ? adj->rtol : 0.1, delta0 = P->delta;
-    double d_first = 0.0;
+    double d_first = sig * sqrt(P->delta);
+    side S;
     int rc = 0;
     for (int round = 1;; round++) {
-        rc = one_side(P, x_hat, sig, d_first, dir, end, open);
+        rc = one_side(P, x_hat, d_first, dir, round > 1, &S, end, open);
         *delta_used = P->delta;
         *rounds = round;
         if (rc || round >= max_rounds) break;
@@ -245,6 +329,8 @@ static int adjusted_side(prof *P, const double *x_hat, double sig, int dir,
         }
         if (fabs(nd - P->delta) <= rtol * P->delta) break;
         if (*open && nd > P->delta) { *delta_used = nd; break; }   /* still at the bound */
+        /* afresh (side_resume refused): the first try at the old distance
+         * times sqrt(nd / delta), exact for a linear model */
         d_first = fabs(*end - x_hat[P->j]) * sqrt(nd / P->delta);
         P->delta = nd;
     }
@@ -324,6 +410,13 @@ int nlsq_profile(const nlsq_problem *pb, const nlsq_options *opt_in, const doubl
         P.opt.ftol = ftol;
         rc = prof_start(&P, xh, &sig);
     }
+    /* A held solve starts next to its answer: one that needs more than
+     * 10 (p + 1) iterations creeps along a curved valley (thousands of
+     * iterations at the default limit), and its cost, an upper bound, serves
+     * the search as a STALLED one's does */
+    const size_t cap = 10 * (p + 1);
+    const size_t mi = P.opt.max_iter == NLSQ_ITER_AUTO ? 100 * (p + 1) : P.opt.max_iter;
+    if (mi == 0 || mi > cap) P.opt.max_iter = cap;
     if (!rc)
         rc = adjusted_side(&P, xh, sig, -1, adj, &out->lower, &out->lower_open,
                            &out->delta_lower, &out->rounds_lower);
