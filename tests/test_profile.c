@@ -242,6 +242,67 @@ static void test_tied(void **state)
     assert_false(iv.lower_open || iv.upper_open || iv.better_min);
 }
 
+#define CZ 30   /* rows of the curved problem's second block */
+
+static double cz_z(size_t k) { return 0.02 + 0.0005 * (double)k; }
+static double cz_y(size_t k) { return 1.0 * cz_z(k) + 0.03 * tc_gauss_noise(500000 + k); }
+
+/* rows < ML: r = max(a b w + c + e u, 0) - y (tied's data, a b for a);
+ * rows ML + k: r = a z_k - y_k (a alone, weakly) */
+static int curved_eval(void *ctx, const double *x, size_t row0, size_t n, double *r, double *J,
+                       const nlsq_eval_env *env)
+{
+    (void)env;
+    (void)ctx;
+    for (size_t k = 0; k < n; k++) {
+        size_t i = row0 + k;
+        double *Jk = J ? J + 4 * k : NULL;
+        if (i >= ML) {
+            r[k] = x[0] * cz_z(i - ML) - cz_y(i - ML);
+            if (Jk) { Jk[0] = cz_z(i - ML); Jk[1] = Jk[2] = Jk[3] = 0.0; }
+            continue;
+        }
+        double f = x[0] * x[1] * tied_w(i) + x[2] + x[3] * tied_u(i), on = f > 0;
+        r[k] = (on ? f : 0.0) - tied_y(i);
+        if (Jk) {
+            Jk[0] = on * x[1] * tied_w(i);
+            Jk[1] = on * x[0] * tied_w(i);
+            Jk[2] = on;
+            Jk[3] = on * tied_u(i);
+        }
+    }
+    return 0;
+}
+
+static void test_curved(void **state)
+{
+    (void)state;
+    nlsq_problem pb = {.n_params = 4, .n_rows = ML + CZ, .eval = curved_eval};
+    double x[4] = {1.0, 1.0, -0.97, 0.04}, cov[16];
+    fit(&pb, x, cov);
+    /* for a fixed, b = (a b) / a is free: the first block's minimum does not
+     * depend on a, and the profile is the second block's, in closed form */
+    double szz = 0.0, szy = 0.0, cmin = 0.0;
+    for (size_t k = 0; k < CZ; k++) { szz += cz_z(k) * cz_z(k); szy += cz_z(k) * cz_y(k); }
+    double *r = malloc((ML + CZ) * sizeof(double));
+    assert_non_null(r);
+    curved_eval(NULL, x, 0, ML + CZ, r, NULL, NULL);
+    for (size_t i = 0; i < ML + CZ; i++) cmin += 0.5 * r[i] * r[i];
+    free(r);
+    const double a_hat = szy / szz, s2 = 2.0 * cmin / (ML + CZ - 4), sa = sqrt(s2 / szz);
+    assert_true(fabs(x[0] - a_hat) < 1e-6 * sa);
+    for (int K = 1; K <= 3; K++) {
+        nlsq_interval iv;
+        assert_int_equal(nlsq_profile(&pb, NULL, x, 0, (double)(K * K), NULL, &iv), 0);
+        double el = (a_hat - K * sa - iv.lower) / sa, eu = (iv.upper - a_hat - K * sa) / sa;
+        print_message("  curved a, %d sigma: [%.8g, %.8g], closed form [%.8g, %.8g]; errors %.1e "
+                      "%.1e sigma, %zu solves\n", K, iv.lower, iv.upper, a_hat - K * sa,
+                      a_hat + K * sa, el, eu, iv.n_solves);
+        assert_true(fabs(el) < 1e-3 && fabs(eu) < 1e-3);
+        assert_false(iv.lower_open || iv.upper_open || iv.better_min);
+    }
+}
+
 #define RL 1000  /* rows of the linear problem (100 clusters) */
 #define RC 10    /* rows per cluster */
 #define NN 240   /* rows of the nonlinear problem */
@@ -474,5 +535,6 @@ static void test_errors(void **state)
 
 TC_MAIN(cmocka_unit_test(test_linear), cmocka_unit_test(test_bound),
         cmocka_unit_test(test_nonlinear), cmocka_unit_test(test_tied),
+        cmocka_unit_test(test_curved),
         cmocka_unit_test(test_robust_linear), cmocka_unit_test(test_rounds),
         cmocka_unit_test(test_robust_nonlin), cmocka_unit_test(test_errors))
