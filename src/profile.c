@@ -282,11 +282,13 @@ static int one_side(prof *P, const double *x_hat, double d_first, int dir, int r
             if (!(next > S->d_in && next < S->d_out) || run >= 3)
                 next = 0.5 * (S->d_in + S->d_out);
             /* A jump: the outside verdict far above the threshold (where
-             * the steps, at most doubling, expect a smooth rise), from a start
+             * the steps, at most doubling, expect a smooth rise) or the
+             * profile still far below it inside, the verdict from a start
              * far back: a solve from there can stop on a floor of the model,
              * where the other parameters' gradient vanishes.  Solved again
              * once the inside point is four times nearer */
-            if (S->h_out > 2.0 * target && S->d_out - S->d_in < 0.25 * (S->d_out - S->d_from))
+            if ((S->h_out > 2.0 * target || S->h_in < 0.5 * target) &&
+                S->d_out - S->d_in < 0.25 * (S->d_out - S->d_from))
                 next = S->d_out;
         } else {                            /* secant through the last two points */
             next = h > h_prev ? d_prev + (target - h_prev) * (d - d_prev) / (h - h_prev) : 2.0 * d;
