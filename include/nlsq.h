@@ -726,9 +726,11 @@ typedef struct nlsq_profile_adjust {
  *  x_j -+ sqrt(delta) sigma_j.  Each end takes typically 2-4 solves (a
  *  bracketed root search along the predicted profile path), at most 16
  *  steps of one solve (two when a start on the path ends outside, one more
- *  probe where the covariance gives no path tangent); the solves use opt (with
- *  ftol tightened so that the costs are good to 1e-3 of the rise, and no
- *  checkpoints or progress callback), so memory is bounded as in nlsq_lm.
+ *  probe where the covariance gives no path tangent, one to re-test an
+ *  outside verdict that looks like a jump); the solves use opt (with ftol
+ *  tightened so that the costs are good to 1e-3 of the rise, at most
+ *  10 (p + 1) iterations each, and no checkpoints or progress callback), so
+ *  memory is bounded as in nlsq_lm.
  *  adj (may be NULL: delta for both ends) makes the threshold depend on the
  *  held point at each end (nlsq_profile_adjust): delta is then the first
  *  round's; out->delta_lower / delta_upper say what each end was found for.

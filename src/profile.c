@@ -29,19 +29,32 @@
  * the first step, which gives the secant.  A solve that ends outside the
  * interval is repeated from the plain warm start (x_in with x_j = t) and the
  * lower cost kept: an outside verdict ends the search, so it must not come
- * from a bad start.
+ * from a bad start.  Both starts can still be bad when the path curves (a
+ * far first try, or a probe, on the XPCS shear valley lands where the shear
+ * history is floored: D = 3126 for every t there, while the profile stays
+ * at D = 0.0003): an outside verdict that looks like a jump (its h more than
+ * twice the target, or the profile inside still below half of it) and came
+ * from a start more than four times farther back than the inside point now
+ * is, is solved again from there; if that is inside, the search goes on
+ * outwards.  (A real cliff costs one solve.)
  * A solve that ends STALLED counts (its cost is an upper bound, as a
- * limit's).  A solve that ends below C_min means x_hat was not the
- * minimum: reported.
+ * limit's), and so does one that reaches 10 (p + 1) iterations: warm-started
+ * next to their answer, held solves that need more creep along a curved
+ * valley (up to the default 100 (p + 1) = 2000 on XPCS, 12,000 of one
+ * profile's 15,000 iterations).  The costs are upper bounds either way: the
+ * search can only find an interval narrower than the true one, never wider.
+ * A solve that ends below C_min means x_hat was not the minimum: reported.
  * A threshold that depends on where the profile ends (nlsq_profile_adjust,
  * e.g. the robust widening V_rob / V_mod evaluated at the held fit there):
  * after an end is found the caller's function sees its held point (the
  * solve at the end; at a bound the solve there; after the step limit the
  * farthest solve inside) and may change delta; when it moved by more than
- * rtol the end is searched again, from x_hat, the first try at the old
- * distance times sqrt(new delta / old delta) (exact for a linear model),
- * at most max_rounds searches.  An end at a bound stays there when delta
- * grows, without a search.
+ * rtol the end is searched again, going on from the last search's points
+ * (side_resume: its end, or its farthest or second farthest point inside,
+ * whichever lies inside the new interval; afresh from x_hat when none
+ * does, the first try at the old distance times sqrt(new delta / old
+ * delta), exact for a linear model), at most max_rounds searches.  An end
+ * at a bound stays there when delta grows, without a search.
  */
 #include "nlsq_internal.h"
 
