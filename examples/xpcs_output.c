@@ -234,20 +234,21 @@ static void json_uncertainty(FILE *fp, const xpcs_report *r)
     if (r->intervals) {
         fputs(", \"intervals_level\": ", fp);
         json_num(fp, r->args->profile_level);
-        for (int t = 0; t < 2; t++) {
-            fprintf(fp, ", \"%s\": {", t ? "intervals_open" : "intervals");
+        static const char *const key[3] = {"intervals", "intervals_open", "intervals_delta"};
+        for (int t = 0; t < 3; t++) {
+            fprintf(fp, ", \"%s\": {", key[t]);
             for (size_t k = 0, n = 0; k < r->p; k++) {
                 const nlsq_interval *iv = &r->intervals[k];
                 if (!iv->n_solves) continue;
                 char nm[32];
                 xpcs_fit_param_name(r->np, k, nm, sizeof nm);
                 fprintf(fp, "%s\"%s\": [", n++ ? ", " : "", nm);
-                if (t) fprintf(fp, "%s, %s]", iv->lower_open ? "true" : "false",
-                               iv->upper_open ? "true" : "false");
-                else {
-                    json_num(fp, iv->lower);
+                if (t == 1) fprintf(fp, "%s, %s]", iv->lower_open ? "true" : "false",
+                                    iv->upper_open ? "true" : "false");
+                else {   /* the ends, or the threshold each was found for */
+                    json_num(fp, t ? iv->delta_lower : iv->lower);
                     fputs(", ", fp);
-                    json_num(fp, iv->upper);
+                    json_num(fp, t ? iv->delta_upper : iv->upper);
                     fputc(']', fp);
                 }
             }

@@ -1425,6 +1425,11 @@ static void profile_undetermined(void **state)
         assert_true(json_get(r.out, key, buf, sizeof buf));
         open[0] = !strncmp(buf, "[true", 5);
         open[1] = strstr(buf, ", true]") != NULL;
+        double dl[2];   /* default errors: the threshold is level^2 at both ends */
+        snprintf(key, sizeof key, "intervals_delta.%s", phys[k]);
+        assert_true(json_get(r.out, key, buf, sizeof buf));
+        assert_int_equal(json_doubles(buf, dl, 2), 2);
+        assert_true(dl[0] == 4.0 && dl[1] == 4.0);
         print_message("    %s = %.6g undetermined: 2-sigma profile [%.6g%s, %.6g%s]\n", phys[k],
                       x[k], iv[0], open[0] ? "*" : "", iv[1], open[1] ? "*" : "");
         assert_true(iv[0] <= x[k] && x[k] <= iv[1] && iv[0] < iv[1]);
