@@ -724,7 +724,7 @@ typedef struct nlsq_profile_adjust {
  *  s^2 = 2 C_min / dof (res.dof of the solve at x_hat; 1 with absolute_sigma).  delta = 1 gives
  *  the 1-sigma interval, 4 the 2-sigma one; for a linear model it is exactly
  *  x_j -+ sqrt(delta) sigma_j.  Each end takes typically 2-4 solves (a
- *  bracketed root search along the predicted profile path), at most 16
+ *  bracketed root search along the predicted profile path), at most 24
  *  steps of one solve (two when a start on the path ends outside, one more
  *  probe where the covariance gives no path tangent, one to re-test an
  *  outside verdict that looks like a jump); the solves use opt (with ftol

@@ -14,7 +14,7 @@
  *   row (a flat profile that ends at a cliff); steps at most double the
  *   distance.  Stop when
  *   |D - delta| <= tol (1e-3 delta, about 1e-4 of sigma), or at the
- *   parameter's bound (the interval is open there), or after max_solves.
+ *   parameter's bound (the interval is open there), or after 24 solves.
  * Every solve starts from the point of the farthest solve inside the
  * interval on its side (x_hat first): a solve beyond the end may end in
  * another valley, or at a limit, from which the next one could not return.
@@ -32,11 +32,12 @@
  * from a bad start.  Both starts can still be bad when the path curves (a
  * far first try, or a probe, on the XPCS shear valley lands where the shear
  * history is floored: D = 3126 for every t there, while the profile stays
- * at D = 0.0003): an outside verdict that looks like a jump (its h more than
- * twice the target, or the profile inside still below half of it) and came
- * from a start more than four times farther back than the inside point now
- * is, is solved again from there; if that is inside, the search goes on
- * outwards.  (A real cliff costs one solve.)
+ * at D = 0.0003): an outside verdict that came from a start more than four
+ * times farther back than the inside point now is, is solved again from
+ * there; if that is inside, the search goes on outwards (a right verdict
+ * costs one solve more).  While the outside h is more than four times the
+ * target the bracket is bisected: regula falsi would creep next to the
+ * inside end.
  * A solve that ends STALLED counts (its cost is an upper bound, as a
  * limit's), and so does one that reaches 10 (p + 1) iterations: warm-started
  * next to their answer, held solves that need more creep along a curved
@@ -61,7 +62,7 @@
 #include <math.h>
 #include <string.h>
 
-#define PROFILE_MAX_SOLVES 16
+#define PROFILE_MAX_SOLVES 24
 
 typedef struct prof {
     const nlsq_problem *pb;
@@ -290,19 +291,18 @@ static int one_side(prof *P, const double *x_hat, double d_first, int dir, int r
         double next;
         if (isfinite(S->d_out)) {           /* bracketed: regula falsi on h */
             next = S->d_in + (target - hi) * (S->d_out - S->d_in) / (ho - hi);
-            /* bisection when outside, or when one end moved 3 times in a row
-             * (a flat profile ending at a cliff: Illinois alone creeps) */
-            if (!(next > S->d_in && next < S->d_out) || run >= 3)
+            /* bisection when outside, when one end moved 3 times in a row
+             * (a flat profile ending at a cliff: Illinois alone creeps), or
+             * when the outside h is far above the target (a jump: regula
+             * falsi would creep next to the inside end) */
+            if (!(next > S->d_in && next < S->d_out) || run >= 3 || S->h_out > 4.0 * target)
                 next = 0.5 * (S->d_in + S->d_out);
-            /* A jump: the outside verdict far above the threshold (where
-             * the steps, at most doubling, expect a smooth rise) or the
-             * profile still far below it inside, the verdict from a start
-             * far back: a solve from there can stop on a floor of the model,
-             * where the other parameters' gradient vanishes.  Solved again
-             * once the inside point is four times nearer */
-            if ((S->h_out > 2.0 * target || S->h_in < 0.5 * target) &&
-                S->d_out - S->d_in < 0.25 * (S->d_out - S->d_from))
-                next = S->d_out;
+            /* The outside verdict came from a start far back: a solve from
+             * there can stop on a floor of the model, where the other
+             * parameters' gradient vanishes.  Solved again once the inside
+             * point is four times nearer (at most one solve more where the
+             * verdict was right) */
+            if (S->d_out - S->d_in < 0.25 * (S->d_out - S->d_from)) next = S->d_out;
         } else {                            /* secant through the last two points */
             next = h > h_prev ? d_prev + (target - h_prev) * (d - d_prev) / (h - h_prev) : 2.0 * d;
             if (!(next > d) || next > 2.0 * d) next = 2.0 * d;
