@@ -230,6 +230,7 @@ static int side_resume(prof *P, side *S, double *d)
         S->d_from = S->d_in;
     }
     if (!(S->h_out > target)) { S->d_out = INFINITY; S->h_out = NAN; }
+    if (!(S->d_in > 0) && !isfinite(S->d_out)) return 1;   /* nothing to go on from */
     if (isfinite(S->d_out))               /* regula falsi on h */
         *d = S->d_in + (target - S->h_in) * (S->d_out - S->d_in) / (S->h_out - S->h_in);
     else                                  /* h linear in d through x_hat, at most doubling */
