@@ -133,18 +133,6 @@ static int solve_at(prof *P, double t, double *xw, double *D)
     return 0;
 }
 
-/* A new farthest point inside, xw at distance d: the tangent becomes the
- * secant from the previous one. */
-static void move_inside(prof *P, const double *xw)
-{
-    const size_t p = P->pb->n_params, j = P->j;
-    memcpy(P->x_prev, P->x_in, p * sizeof(double));
-    memcpy(P->x_in, xw, p * sizeof(double));
-    double dt = P->x_in[j] - P->x_prev[j];
-    if (dt == 0.0) return;
-    for (size_t k = 0; k < p; k++) P->tg[k] = (P->x_in[k] - P->x_prev[k]) / dt;
-}
-
 /* The tangent at x_hat, Cov_kj / Cov_jj, or NAN in tg[j] when the covariance
  * has none (x_j or a parameter tied to it undetermined). */
 static void start_tangent(prof *P)
@@ -173,14 +161,20 @@ typedef struct side {
     double d_end, h_end;
 } side;
 
-/* A new farthest point inside: x at distance d, h there. */
+/* A new farthest point inside: x at distance d, h there.  The one before
+ * becomes x_prev, and the path's tangent the secant between the two. */
 static void side_inside(prof *P, side *S, const double *x, double d, double h)
 {
+    const size_t p = P->pb->n_params, j = P->j;
     S->d_pv = S->d_in;
     S->h_pv = S->h_in;
     S->d_in = d;
     S->h_in = h;
-    move_inside(P, x);
+    memcpy(P->x_prev, P->x_in, p * sizeof(double));
+    memcpy(P->x_in, x, p * sizeof(double));
+    double dt = P->x_in[j] - P->x_prev[j];
+    if (dt == 0.0) return;
+    for (size_t k = 0; k < p; k++) P->tg[k] = (P->x_in[k] - P->x_prev[k]) / dt;
 }
 
 /* A fresh search from x_hat: the path's tangent from the covariance, or a
