@@ -655,7 +655,10 @@ typedef struct nlsq_clusters {
  *  A^-1 B A^-1 with A = J^T J and B = sum_c S_c S_c^T - sum_(two-cluster rows)
  *  g_i g_i^T, g_i = J_i^T r_i, S_c the sum of g_i over the rows of cluster c,
  *  times G / (G - 1) * (n - 1) / (n - p_free) (G clusters with rows, n
- *  the observations the rows declared, res->n_obs), negative eigenvalues of B set to 0.  No s^2 factor:
+ *  the observations the rows declared, res->n_obs); A^-1 is the
+ *  pseudo-inverse over the directions nlsq_covariance's rank rule keeps, the
+ *  product formed where A is the identity, and negative eigenvalues of the
+ *  result set to 0 there (docs/api.md).  No s^2 factor:
  *  absolute_sigma is ignored.  Valid when rows of different clusters have
  *  independent errors, whatever the correlation inside a cluster; it needs
  *  many clusters (tens at least).  Fixed parameters get 0, undetermined ones

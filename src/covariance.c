@@ -23,29 +23,35 @@
 #include <stdio.h>
 #include <string.h>
 
-/* Steps 3-4 on a decomposition of C: eigenvalues w (p), eigenvectors V
+/* Steps 2-3 on a decomposition of C: eigenvalues w (p), eigenvectors V
  * (row-major, V[j * p + k] = V_jk), S (0 for a zero column: such a column's
- * row and column of C were the identity's) and undet (zero columns marked). */
-static void assemble(size_t p, const double *V, const double *w, const double *S,
-                     unsigned char *undet, double rcond, double scale, double *tmp, double *cov,
-                     size_t *rank)
+ * row and column of C were the identity's) and undet (zero columns marked).
+ * Sets w_k = 0 for the cut directions, marks the parameters that load on
+ * them, and sets *rank (kept directions, zero columns not counted). */
+static void cut_rule(size_t p, const double *V, double *w, const double *S,
+                     unsigned char *undet, double rcond, size_t *rank)
 {
     double wmax = 0.0;
     for (size_t k = 0; k < p; k++) if (w[k] > wmax) wmax = w[k];
     size_t r = 0;
     for (size_t k = 0; k < p; k++) {
-        int keep = w[k] > rcond * wmax && wmax > 0;
-        if (keep) { r++; continue; }
+        if (w[k] > rcond * wmax && wmax > 0) { r++; continue; }
+        w[k] = 0.0;
         for (size_t j = 0; j < p; j++)
             if (fabs(V[j * p + k]) > 1e-4) undet[j] = 1;
     }
     /* Columns forced to identity do not count toward the rank. */
     for (size_t j = 0; j < p; j++) if (S[j] == 0.0 && r > 0) r--;
     *rank = r;
+}
 
+/* Step 4 after cut_rule: S V diag(1/w) V^T S * scale over w_k > 0, and
+ * +INFINITY / NAN for the undetermined parameters. */
+static void assemble(size_t p, const double *V, const double *w, const double *S,
+                     const unsigned char *undet, double scale, double *tmp, double *cov)
+{
     for (size_t i = 0; i < p; i++) {
-        for (size_t k = 0; k < p; k++)
-            tmp[k] = (w[k] > rcond * wmax && wmax > 0) ? V[i * p + k] / w[k] : 0.0;
+        for (size_t k = 0; k < p; k++) tmp[k] = w[k] > 0 ? V[i * p + k] / w[k] : 0.0;
         for (size_t j = i; j < p; j++) {
             double sum = 0.0;
             for (size_t k = 0; k < p; k++) sum += tmp[k] * V[j * p + k];
@@ -63,6 +69,26 @@ static int lapack_rc(int info)
     return info < 0 ? NLSQ_EINVAL : NLSQ_ESINGULAR;
 }
 
+int nlsq__normal_basis(size_t p, const double *A, double rcond, double *C, double *w,
+                       double *S, unsigned char *undet, size_t *rank)
+{
+    if (rcond <= 0) rcond = (double)p * DBL_EPSILON;
+    memset(undet, 0, p);
+    for (size_t j = 0; j < p; j++) {
+        double d = A[j * p + j];
+        if (d > 0 && isfinite(d)) S[j] = 1.0 / sqrt(d);
+        else { S[j] = 0.0; undet[j] = 1; }
+    }
+    for (size_t i = 0; i < p; i++)
+        for (size_t j = 0; j < p; j++)
+            C[i * p + j] = undet[i] || undet[j] ? (i == j ? 1.0 : 0.0) : A[i * p + j] * S[i] * S[j];
+
+    int info = nlsq__la_sym_eigen(p, C, w);
+    if (info) return lapack_rc(info);
+    cut_rule(p, C, w, S, undet, rcond, rank);
+    return 0;
+}
+
 int nlsq__covariance_from_normal(size_t p, const double *A, double scale,
                                  double rcond, const nlsq_allocator *al,
                                  double *cov, size_t *rank)
@@ -75,19 +101,8 @@ int nlsq__covariance_from_normal(size_t p, const double *A, double scale,
         return NLSQ_ENOMEM;
     }
     double *w = C + p * p, *S = w + p, *tmp = S + p;
-    if (rcond <= 0) rcond = (double)p * DBL_EPSILON;
-
-    for (size_t j = 0; j < p; j++) {
-        double d = A[j * p + j];
-        if (d > 0 && isfinite(d)) S[j] = 1.0 / sqrt(d);
-        else { S[j] = 0.0; undet[j] = 1; }
-    }
-    for (size_t i = 0; i < p; i++)
-        for (size_t j = 0; j < p; j++)
-            C[i * p + j] = undet[i] || undet[j] ? (i == j ? 1.0 : 0.0) : A[i * p + j] * S[i] * S[j];
-
-    int info = nlsq__la_sym_eigen(p, C, w), rc = info ? lapack_rc(info) : 0;
-    if (!rc) assemble(p, C, w, S, undet, rcond, scale, tmp, cov, rank);
+    int rc = nlsq__normal_basis(p, A, rcond, C, w, S, undet, rank);
+    if (!rc) assemble(p, C, w, S, undet, scale, tmp, cov);
     nlsq__free(al, C);
     nlsq__free(al, undet);
     return rc;
@@ -127,7 +142,8 @@ int nlsq__covariance_from_factor(size_t m, size_t q, const double *F, double sca
         for (size_t k = 0; k < q; k++) w[k] *= w[k];
         for (size_t j = 0; j < q; j++)   /* V[j * q + k] = Vt[k * q + j], into G */
             for (size_t k = 0; k < q; k++) G[j * q + k] = Vt[k * q + j];
-        assemble(q, G, w, S, undet, rcond, scale, tmp, cov, rank);
+        cut_rule(q, G, w, S, undet, rcond, rank);
+        assemble(q, G, w, S, undet, scale, tmp, cov);
     }
     nlsq__free(al, G);
     nlsq__free(al, undet);

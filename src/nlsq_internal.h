@@ -263,7 +263,15 @@ NLSQ_HIDDEN int nlsq__covariance_from_normal(size_t p, const double *A, double s
                                              double rcond, const nlsq_allocator *al,
                                              double *cov, size_t *rank);
 
-/* The same from a factor F (m x q, row-major) with J^T J = F^T F: the SVD of
+/* Steps 1-3 of that rule (covariance.c): C = S A S (p*p full A) decomposed
+ * into C (eigenvectors, C[j * p + k] = V_jk), w (eigenvalues; 0 for the
+ * directions the cut removes), S (p, 0 for a zero column), undet (p: the
+ * zero columns and the parameters that load on a cut direction) and *rank.
+ * Returns 0 or an error. */
+NLSQ_HIDDEN int nlsq__normal_basis(size_t p, const double *A, double rcond, double *C,
+                                   double *w, double *S, unsigned char *undet, size_t *rank);
+
+/* The covariance from a factor F (m x q, row-major) with J^T J = F^T F: the SVD of
  * the column-scaled F; the default rcond (0) cuts singular values below
  * q * DBL_EPSILON of the largest (the factor's precision). */
 NLSQ_HIDDEN int nlsq__covariance_from_factor(size_t m, size_t q, const double *F, double scale,

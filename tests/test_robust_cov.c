@@ -16,6 +16,8 @@
  *                reference with p_free = 2 in the correction
  *  pattern       the same one-way problem through a sparse pattern (k = 3 of
  *                p = 4, the 4th column never used: undetermined, +INF)
+ *  redundant     (a + d) in place of a: a and d undetermined, b and c as in
+ *                the 3-parameter problem (the sandwich over kept directions)
  *  errors        n_clusters < 2, id out of range, NULL arguments
  */
 #include "common.h"
@@ -255,6 +257,57 @@ static void test_pattern(void **state)
             assert_true(fabs(cov4[a * 4 + b] - f * cov3[a * 3 + b]) <= 1e-10 * sqrt(cov3[a * 4] * cov3[b * 4]));
 }
 
+/* r = (a + d) exp(-b t) + c - y: a and d enter only as their sum, so A has an
+ * exact null direction (1, 0, 0, -1) that the rank rule cuts and a, d are
+ * undetermined.  b and c are determined, and their robust covariance is that
+ * of the 3-parameter problem in (a + d, b, c) (times the (n - 1) / (n -
+ * p_free) factor, p_free = 4 here): the sandwich has to be taken over the
+ * kept directions with a's and d's rows of A^+ in it, not over the
+ * determined parameters' block alone (which gave b and c other values). */
+static int eval_sum(void *ctx, const double *x, size_t row0, size_t n, double *r, double *J,
+                    const nlsq_eval_env *env)
+{
+    const double x3[3] = {x[0] + x[3], x[1], x[2]};
+    double J3[3 * 64];
+    if (n > 64) return 1;
+    int rc = eval(ctx, x3, row0, n, r, J ? J3 : NULL, env);
+    for (size_t k = 0; J && k < n; k++) {
+        J[4 * k] = J3[3 * k]; J[4 * k + 1] = J3[3 * k + 1];
+        J[4 * k + 2] = J3[3 * k + 2]; J[4 * k + 3] = J3[3 * k];
+    }
+    return rc;
+}
+
+static void test_redundant(void **state)
+{
+    (void)state;
+    static prob P;
+    make_grid(&P, 20, 18, 0);
+    double x[3] = {1, 1, 0}, cov3[9], cov4[16];
+    fit(&P, NULL, NULL, x);
+    check(&P, NULL, NULL, x, 3, (const int[]){0, 1, 2}, cov3);
+    double x4[4] = {x[0] - 0.3, x[1], x[2], 0.3};
+    nlsq_problem pb = {.n_params = 4, .n_rows = P.m, .eval = eval_sum, .ctx = &P};
+    nlsq_options o;
+    nlsq_options_init(&o);
+    o.chunk_rows = 13;
+    nlsq_clusters cl = {20, ids, &P};
+    nlsq_result res;
+    memset(&res, 0, sizeof res);
+    assert_int_equal(nlsq_covariance_robust(&pb, &o, &cl, x4, cov4, &res), 0);
+    print_message("  redundant: %s (rank %zu)\n", res.message, res.rank);
+    assert_int_equal(res.n_undetermined, 2);
+    assert_int_equal(res.rank, 3);
+    assert_true(isinf(cov4[0]) && isinf(cov4[15]));
+    double f = (double)(P.m - 3) / (double)(P.m - 4);
+    for (int a = 1; a < 3; a++)
+        for (int b = 1; b < 3; b++) {
+            double ref = f * cov3[a * 3 + b];
+            print_message("  cov[%d][%d] %.10g, 3-parameter problem %.10g\n", a, b, cov4[a * 4 + b], ref);
+            assert_true(fabs(cov4[a * 4 + b] - ref) <= 1e-8 * sqrt(cov3[a * 4] * cov3[b * 4]) * f);
+        }
+}
+
 static void test_errors(void **state)
 {
     (void)state;
@@ -275,4 +328,5 @@ static void test_errors(void **state)
 
 TC_MAIN(cmocka_unit_test(test_one_way), cmocka_unit_test(test_two_way_cgm),
         cmocka_unit_test(test_two_way_frames), cmocka_unit_test(test_fixed),
-        cmocka_unit_test(test_pattern), cmocka_unit_test(test_errors))
+        cmocka_unit_test(test_pattern), cmocka_unit_test(test_redundant),
+        cmocka_unit_test(test_errors))
