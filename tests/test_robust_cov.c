@@ -217,6 +217,18 @@ static void test_fixed(void **state)
     for (int k = 0; k < 3; k++) assert_true(cov[2 * 3 + k] == 0.0 && cov[k * 3 + 2] == 0.0);
 }
 
+/* The one-way robust covariance of a 4-parameter problem over P's rows. */
+static void robust4(prob *P, const nlsq_problem *pb, size_t chunk, const double *x, double *cov,
+                    nlsq_result *res)
+{
+    nlsq_options o;
+    nlsq_options_init(&o);
+    o.chunk_rows = chunk;
+    nlsq_clusters cl = {20, ids, P};
+    memset(res, 0, sizeof *res);
+    assert_int_equal(nlsq_covariance_robust(pb, &o, &cl, x, cov, res), 0);
+}
+
 /* The same rows through a sparse pattern with a 4th, unused parameter. */
 static size_t pat4(void *ctx, size_t row0, size_t n, size_t *cols, size_t *k)
 {
@@ -234,13 +246,8 @@ static void test_pattern(void **state)
     double x[4] = {1, 1, 0, 7}, cov3[9], cov4[16];
     fit(&P, NULL, NULL, x);
     nlsq_problem pb = {.n_params = 4, .n_rows = P.m, .eval = eval, .ctx = &P, .pattern = pat4};
-    nlsq_options o;
-    nlsq_options_init(&o);
-    o.chunk_rows = 11;
-    nlsq_clusters cl = {20, ids, &P};
     nlsq_result res;
-    memset(&res, 0, sizeof res);
-    assert_int_equal(nlsq_covariance_robust(&pb, &o, &cl, x, cov4, &res), 0);
+    robust4(&P, &pb, 11, x, cov4, &res);
     print_message("  pattern: %s\n", res.message);
     assert_int_equal(res.n_undetermined, 1);
     assert_true(isinf(cov4[15]));
@@ -288,13 +295,8 @@ static void test_redundant(void **state)
     check(&P, NULL, NULL, x, 3, (const int[]){0, 1, 2}, cov3);
     double x4[4] = {x[0] - 0.3, x[1], x[2], 0.3};
     nlsq_problem pb = {.n_params = 4, .n_rows = P.m, .eval = eval_sum, .ctx = &P};
-    nlsq_options o;
-    nlsq_options_init(&o);
-    o.chunk_rows = 13;
-    nlsq_clusters cl = {20, ids, &P};
     nlsq_result res;
-    memset(&res, 0, sizeof res);
-    assert_int_equal(nlsq_covariance_robust(&pb, &o, &cl, x4, cov4, &res), 0);
+    robust4(&P, &pb, 13, x4, cov4, &res);
     print_message("  redundant: %s (rank %zu)\n", res.message, res.rank);
     assert_int_equal(res.n_undetermined, 2);
     assert_int_equal(res.rank, 3);
