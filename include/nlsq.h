@@ -666,7 +666,8 @@ typedef struct nlsq_clusters {
  *  threaded, memory O(chunk * p + n_clusters * p + p^2); not with
  *  opt->dist (NLSQ_ENOTIMPL).  res (may be NULL) gets status, message, cost,
  *  rank, n_fixed, n_undetermined, n_obs, n_free, dof.  Returns 0 or an error: NLSQ_EINVAL (NULL
- *  arguments, n_clusters < 2, no ids callback), NLSQ_ECALLBACK (eval or ids
+ *  arguments, n_clusters < 2, no ids callback, no degrees of freedom, rows in
+ *  fewer than two clusters), NLSQ_ECALLBACK (eval or ids
  *  failed, an id out of range), NLSQ_ENONFINITE, NLSQ_ENOMEM.  Thread
  *  safety and ownership as for every function here. */
 NLSQ_API int nlsq_covariance_robust(const nlsq_problem *pb, const nlsq_options *opt,

@@ -293,6 +293,22 @@ static void sand_cov(const rob *w, const sand *s, double *cov)
         if (s->undet[a]) cov[s->idx[a] * p + s->idx[a]] = INFINITY;
 }
 
+/* The covariance from the pass's sums: the sandwich, then the flags. */
+static int rob_covariance(rob *w, double factor, const double *x, double *cov, nlsq_result *res)
+{
+    size_t rank = 0;
+    sand sw;
+    memset(&sw, 0, sizeof sw);
+    int rc = sand_basis(w, &sw, &rank);
+    if (!rc) rc = sand_meat(w, &sw, factor);
+    if (!rc) {
+        sand_cov(w, &sw, cov);
+        rc = nlsq__flag_covariance(w->pb, w->al, x, cov, rank, res);
+    }
+    sand_free(w->al, &sw);
+    return rc;
+}
+
 static int rob_pass(rob *w, const double *x)
 {
     const size_t m = w->pb->n_rows;
@@ -350,17 +366,14 @@ int nlsq_covariance_robust(const nlsq_problem *pb, const nlsq_options *opt_in,
     for (size_t c = 0; c < cl->n_clusters; c++) G += w.used[c];
     double n = (double)w.n_obs, dof = nlsq__dof(pb, w.n_obs);
     double factor = G > 1 && dof > 0 ? (double)G / (double)(G - 1) * (n - 1.0) / dof : NAN;
-    status = nlsq__finish(res, 0, "robust covariance computed at x (%zu clusters)", G);
-    size_t rank = 0;
-    sand sw;
-    memset(&sw, 0, sizeof sw);
-    rc = sand_basis(&w, &sw, &rank);
-    if (!rc) rc = sand_meat(&w, &sw, factor);
-    if (!rc) {
-        sand_cov(&w, &sw, cov);
-        rc = nlsq__flag_covariance(pb, w.al, x, cov, rank, res);
+    if (!isfinite(factor)) {
+        status = nlsq__finish(res, NLSQ_EINVAL, "robust covariance: needs more observations than "
+                              "free parameters and two clusters with rows (%zu observations, "
+                              "%zu clusters with rows)", w.n_obs, G);
+        goto out;
     }
-    sand_free(w.al, &sw);
+    status = nlsq__finish(res, 0, "robust covariance computed at x (%zu clusters)", G);
+    rc = rob_covariance(&w, factor, x, cov, res);
     if (rc) {
         status = nlsq__finish(res, rc, "robust covariance: linear algebra failed");
         goto out;

@@ -18,7 +18,10 @@
  *                p = 4, the 4th column never used: undetermined, +INF)
  *  redundant     (a + d) in place of a: a and d undetermined, b and c as in
  *                the 3-parameter problem (the sandwich over kept directions)
- *  errors        n_clusters < 2, id out of range, NULL arguments
+ *  units         two-way on a small grid, where the covariance is clipped:
+ *                the same in other parameter units
+ *  errors        n_clusters < 2, id out of range, NULL arguments, no degrees
+ *                of freedom, all rows in one cluster
  */
 #include "common.h"
 
@@ -86,7 +89,8 @@ static int ids(void *ctx, size_t row0, size_t n, size_t *ia, size_t *ib)
 static size_t n_clusters(const prob *P) { return P->mode == 1 ? P->nu + P->nv : P->nv > P->nu ? P->nv : P->nu; }
 
 /* The dense reference over the q free columns cols[] (q = 2 or 3). */
-static void reference(const prob *P, const double *x, int q, const int *cols, double *V)
+static void reference_any(const prob *P, const double *x, int q, const int *cols, double *V,
+                          int need_pd)
 {
     static double Jf[MAXM][3], g[MAXM][3];
     static double S[64][3];
@@ -126,7 +130,7 @@ static void reference(const prob *P, const double *x, int q, const int *cols, do
     }
     /* B must be positive definite here (no clipping in the reference) */
     double d1 = B[0], d2 = B[0] * B[4] - B[1] * B[3];
-    assert_true(d1 > 0 && d2 > 0);
+    if (need_pd) assert_true(d1 > 0 && d2 > 0);
     for (int a = 0; a < q; a++)
         for (int b = 0; b < q; b++) {
             double s = 0;
@@ -134,6 +138,11 @@ static void reference(const prob *P, const double *x, int q, const int *cols, do
                 for (int f = 0; f < q; f++) s += Ai[a * 3 + e] * B[e * 3 + f] * Ai[f * 3 + b];
             V[a * 3 + b] = s * corr;
         }
+}
+
+static void reference(const prob *P, const double *x, int q, const int *cols, double *V)
+{
+    reference_any(P, x, q, cols, V, 1);
 }
 
 static void fit(prob *P, const double *lo, const double *hi, double *x)
@@ -310,6 +319,51 @@ static void test_redundant(void **state)
         }
 }
 
+/* The same problem in other units: a' = 1000 a, c' = c / 1000. */
+static int eval_units(void *ctx, const double *x, size_t row0, size_t n, double *r, double *J,
+                      const nlsq_eval_env *env)
+{
+    const double xs[3] = {x[0] / 1000.0, x[1], x[2] * 1000.0};
+    int rc = eval(ctx, xs, row0, n, r, J, env);
+    for (size_t k = 0; J && k < n; k++) { J[3 * k] /= 1000.0; J[3 * k + 2] *= 1000.0; }
+    return rc;
+}
+
+/* Two-way CGM on a small grid, where the subtracted cells leave the
+ * covariance with a negative eigenvalue: the result is the clipped one
+ * (it differs from the unclipped reference and is positive semi-definite),
+ * and the clipping does not depend on the parameters' units (before
+ * 3f3055b it was done on B in the parameters' own units). */
+static void test_units(void **state)
+{
+    (void)state;
+    static prob P;
+    make_grid(&P, 4, 6, 0);
+    P.mode = 1;
+    double x[3] = {1, 1, 0}, V[9], cov[9], cov_u[9];
+    fit(&P, NULL, NULL, x);
+    reference_any(&P, x, 3, (const int[]){0, 1, 2}, V, 0);
+    nlsq_problem pb = {.n_params = 3, .n_rows = P.m, .eval = eval, .ctx = &P};
+    nlsq_clusters cl = {n_clusters(&P), ids, &P};
+    nlsq_result res;
+    assert_int_equal(nlsq_covariance_robust(&pb, NULL, &cl, x, cov, &res), 0);
+    double diff = 0;
+    for (int t = 0; t < 9; t++) diff = fmax(diff, fabs(cov[t] - V[t]) / sqrt(fabs(V[0] * V[8])));
+    double det2 = cov[0] * cov[4] - cov[1] * cov[3];
+    print_message("  units: clipped vs unclipped %.3g; 2x2 minor %.3g\n", diff, det2);
+    assert_true(diff > 1e-6);
+    assert_true(cov[0] >= 0 && cov[4] >= 0 && cov[8] >= 0 && det2 >= -1e-12 * cov[0] * cov[4]);
+    const double xu[3] = {x[0] * 1000.0, x[1], x[2] / 1000.0}, su[3] = {1000.0, 1.0, 1e-3};
+    nlsq_problem pu = {.n_params = 3, .n_rows = P.m, .eval = eval_units, .ctx = &P};
+    assert_int_equal(nlsq_covariance_robust(&pu, NULL, &cl, xu, cov_u, &res), 0);
+    for (int a = 0; a < 3; a++)
+        for (int b = 0; b < 3; b++) {
+            double want = su[a] * su[b] * cov[a * 3 + b];
+            double scale = su[a] * su[b] * sqrt(cov[a * 4] * cov[b * 4]);
+            assert_true(fabs(cov_u[a * 3 + b] - want) <= 1e-9 * scale);
+        }
+}
+
 static void test_errors(void **state)
 {
     (void)state;
@@ -326,9 +380,19 @@ static void test_errors(void **state)
     P.bad_id = 1;
     assert_int_equal(nlsq_covariance_robust(&pb, NULL, &ok, x, cov, &res), NLSQ_ECALLBACK);
     print_message("  bad id: %s\n", res.message);
+    /* no degrees of freedom (3 rows, 3 parameters), and every row in one
+     * cluster: no correction factor, an error rather than NAN */
+    make_grid(&P, 3, 1, 0);
+    pb.n_rows = P.m;
+    assert_int_equal(nlsq_covariance_robust(&pb, NULL, &ok, x, cov, &res), NLSQ_EINVAL);
+    print_message("  3 rows: %s\n", res.message);
+    make_grid(&P, 1, 18, 0);
+    pb.n_rows = P.m;
+    assert_int_equal(nlsq_covariance_robust(&pb, NULL, &ok, x, cov, &res), NLSQ_EINVAL);
+    print_message("  one cluster: %s\n", res.message);
 }
 
 TC_MAIN(cmocka_unit_test(test_one_way), cmocka_unit_test(test_two_way_cgm),
         cmocka_unit_test(test_two_way_frames), cmocka_unit_test(test_fixed),
         cmocka_unit_test(test_pattern), cmocka_unit_test(test_redundant),
-        cmocka_unit_test(test_errors))
+        cmocka_unit_test(test_units), cmocka_unit_test(test_errors))
