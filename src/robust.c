@@ -167,9 +167,10 @@ static long rob_chunk(rob *w, const double *x, size_t row0, size_t n)
  * and loading rule), so A^+ = T T^T with T = S U_kept diag(w_kept)^-1/2
  * (q x r) and A^+ B A^+ = T M T^T, M = T^T B T the meat in coordinates where
  * A is the identity.  M is formed from the projected cluster sums, z_c =
- * T^T S_c, never from B itself: a direction of A near the cut carries
- * 1/w_k^2 in the sandwich, and B formed in the parameters' units loses in
- * rounding what the projection keeps.  (Before, A^-1 B A^-1 was multiplied
+ * T^T S_c (the cell term, a sum of single rows, projected as T^T Bcell T),
+ * not from B formed in the parameters' units: a direction of A near the
+ * cut carries 1/w_k^2 in the sandwich, and that B loses in rounding what the
+ * projection keeps.  (Before, A^-1 B A^-1 was multiplied
  * out in those units over the determined parameters only: when the cut made
  * some parameters undetermined, dropping their rows of A^+ left the others'
  * sandwich without the terms that cancel, e.g. a contrast's robust error
