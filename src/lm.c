@@ -331,9 +331,7 @@ static int stopping_tests(lm_ctx *L)
     }
     int gn = gauss_newton_test(L);
     if (gn > 0) { L->status = gn; return LM_STOP; }
-    size_t max_iter = L->opt->max_iter;
-    if (max_iter == NLSQ_ITER_AUTO) max_iter = 100 * (L->p + 1);
-    if (L->st->iteration >= max_iter) { L->status = NLSQ_MAX_ITER; return LM_STOP; }
+    if (L->st->iteration >= nlsq__max_iter(L->opt, L->p)) { L->status = NLSQ_MAX_ITER; return LM_STOP; }
     return LM_NEXT;
 }
 

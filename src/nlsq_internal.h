@@ -71,6 +71,10 @@ NLSQ_HIDDEN void nlsq__result_reset(nlsq_result *res, size_t m);
 NLSQ_HIDDEN int nlsq__begin(const nlsq_problem *pb, const nlsq_options *opt_in,
                             nlsq_options *defaults, const nlsq_options **opt, int have_args,
                             const char *what, const double *x0, nlsq_result *res);
+
+/* The LM iteration limit of opt for p parameters: opt->max_iter, or
+ * 100 (p + 1) for NLSQ_ITER_AUTO (nlsq.h). */
+NLSQ_HIDDEN size_t nlsq__max_iter(const nlsq_options *opt, size_t p);
 /* res->seconds and res->phases[0] for a one-phase solve that started at t0. */
 NLSQ_HIDDEN void nlsq__single_phase(nlsq_result *res, int phase, double t0);
 NLSQ_HIDDEN int  nlsq__finish(nlsq_result *res, int status, const char *fmt, ...)

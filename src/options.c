@@ -10,6 +10,11 @@
 #include <string.h>
 #include <time.h>
 
+size_t nlsq__max_iter(const nlsq_options *opt, size_t p)
+{
+    return opt->max_iter == NLSQ_ITER_AUTO ? 100 * (p + 1) : opt->max_iter;
+}
+
 void nlsq_options_init(nlsq_options *opt)
 {
     if (!opt) return;

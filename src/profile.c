@@ -426,7 +426,7 @@ int nlsq_profile(const nlsq_problem *pb, const nlsq_options *opt_in, const doubl
      * iterations at the default limit), and its cost, an upper bound, serves
      * the search as a STALLED one's does */
     const size_t cap = 10 * (p + 1);
-    const size_t mi = P.opt.max_iter == NLSQ_ITER_AUTO ? 100 * (p + 1) : P.opt.max_iter;
+    const size_t mi = nlsq__max_iter(&P.opt, p);
     if (mi == 0 || mi > cap) P.opt.max_iter = cap;
     if (!rc)
         rc = adjusted_side(&P, xh, sig, -1, adj, &out->lower, &out->lower_open,
