@@ -257,20 +257,32 @@ static int inverse_from_factor(size_t p, const double *R, const size_t *idx, siz
     return rc;
 }
 
+size_t nlsq__free_params(const nlsq_problem *pb, size_t *idx)
+{
+    size_t q = 0;
+    for (size_t j = 0; j < pb->n_params; j++)
+        if (!(pb->lower && pb->upper && pb->lower[j] == pb->upper[j])) idx[q++] = j;
+    return q;
+}
+
+void nlsq__free_block(size_t p, const double *A, const size_t *idx, size_t q, double *Ar)
+{
+    for (size_t a = 0; a < q; a++)
+        for (size_t b = 0; b < q; b++) Ar[a * q + b] = A[idx[a] * p + idx[b]];
+}
+
 int nlsq__inverse_free(const nlsq_problem *pb, const nlsq_options *opt,
                        const nlsq_allocator *al, const double *A, const double *R,
                        double scale, double *cov, size_t *rank)
 {
     const size_t p = pb->n_params;
-    size_t *idx = nlsq__calloc(al, p, sizeof(size_t)), q = 0;
+    size_t *idx = nlsq__calloc(al, p, sizeof(size_t));
     if (!idx) return NLSQ_ENOMEM;
-    for (size_t j = 0; j < p; j++)
-        if (!(pb->lower && pb->upper && pb->lower[j] == pb->upper[j])) idx[q++] = j;
+    const size_t q = nlsq__free_params(pb, idx);
     double *Ar = nlsq__calloc(al, 2 * q * q + 1, sizeof(double));
     if (!Ar) { nlsq__free(al, idx); return NLSQ_ENOMEM; }
     double *cr = Ar + q * q;
-    for (size_t a = 0; a < q && !R; a++)
-        for (size_t b = 0; b < q; b++) Ar[a * q + b] = A[idx[a] * p + idx[b]];
+    if (!R) nlsq__free_block(p, A, idx, q, Ar);
     *rank = 0;
     int rc = 0;
     if (q && R) rc = inverse_from_factor(p, R, idx, q, scale, opt->cov_rcond, al, cr, rank);

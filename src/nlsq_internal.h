@@ -294,6 +294,12 @@ NLSQ_HIDDEN int nlsq__covariance_at(const nlsq_problem *pb, const nlsq_options *
                                     const double *R, double cost, size_t n_obs, double *cov,
                                     nlsq_result *res);
 
+/* The parameters that are not fixed (lower != upper) into idx (p entries):
+ * returns their number q.  free_block: A (p*p) over them into Ar (q*q). */
+NLSQ_HIDDEN size_t nlsq__free_params(const nlsq_problem *pb, size_t *idx);
+NLSQ_HIDDEN void nlsq__free_block(size_t p, const double *A, const size_t *idx, size_t q,
+                                  double *Ar);
+
 /* The pieces of nlsq__covariance_at.  Inverse: scale * A^-1 over the
  * non-fixed parameters by the rank rule (fixed rows/columns 0) into cov,
  * *rank set.  Flags: the width rule on a finished covariance (undetermined:

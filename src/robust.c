@@ -203,14 +203,11 @@ static int sand_basis(rob *w, sand *s, size_t *rank)
     s->undet = nlsq__calloc(w->al, p, 1);
     s->U = nlsq__calloc(w->al, 2 * p * p + 2 * p, sizeof(double));
     if (!s->idx || !s->undet || !s->U) return NLSQ_ENOMEM;
-    for (size_t j = 0; j < p; j++)
-        if (!(pb->lower && pb->upper && pb->lower[j] == pb->upper[j])) s->idx[s->q++] = j;
-    const size_t q = s->q;
+    const size_t q = s->q = nlsq__free_params(pb, s->idx);
     double *Ar = s->U + p * p;
     s->ev = Ar + p * p;
     s->Sc = s->ev + p;
-    for (size_t a = 0; a < q; a++)
-        for (size_t b = 0; b < q; b++) Ar[a * q + b] = w->A[s->idx[a] * p + s->idx[b]];
+    nlsq__free_block(p, w->A, s->idx, q, Ar);
     int rc = q ? nlsq__normal_basis(q, Ar, w->opt->cov_rcond, s->U, s->ev, s->Sc, s->undet, rank)
                : 0;
     if (rc) return rc;
