@@ -13,10 +13,11 @@ counted.  A scenario is:
            parameters (--profile gamma_dot_0,beta,gamma_dot_offset), the
            other parameters with their default errors
   corrprofile  frame-correlated noise as corr, --errors robust and the
-           profile intervals of D0, D_offset and the shear parameters
-           (CORR_PROFILED; --profiled NAMES for another set) with the
-           robust threshold K^2 V_rob / V_mod taken at each end's held fit
-           (docs/uncertainties.md), the others with robust error bars
+           profile intervals of every physical parameter (CORR_PROFILED,
+           as fit_xpcs --profile physical; --profiled NAMES for another
+           set) with the robust threshold K^2 V_rob / V_mod taken at each
+           end's held fit (docs/uncertainties.md), the contrasts and
+           offsets with robust error bars
   badstart not error bars but the global start (fit_xpcs --start global;
            the default auto runs it when --init is given): from the two bad
            starts of issue 14 (BAD_STARTS), a seed lands when the reduced
@@ -73,7 +74,7 @@ TRUTH = {"D0": 2e4, "alpha": -0.2, "D_offset": 100.0, "gamma_dot_0": 1e-3,
          "beta": 0.2, "gamma_dot_offset": 1e-4, "phi0": 3.0}
 SHEAR = ["gamma_dot_0", "beta", "gamma_dot_offset"]
 # profiled under frame-shared noise with --errors robust (docs/uncertainties.md)
-CORR_PROFILED = ["D0", "D_offset"] + SHEAR
+CORR_PROFILED = list(TRUTH)
 BAD_STARTS = {"a": {"D0": 1000, "alpha": 0.5, "gamma_dot_0": 0.02, "beta": -0.5, "phi0": -6},
               "b": {"D0": 5e4, "gamma_dot_0": 5e-3}}
 
