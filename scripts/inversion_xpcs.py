@@ -1,0 +1,112 @@
+#!/usr/bin/env python3
+"""Would a test-inversion profile interval cover?  An idealised check at the truth.
+
+A K-sigma profile interval is the set of t where a test of theta_j = t
+accepts.  fit_xpcs's test compares D(t) = 2 (C_j(t) - C_min) / s^2 with
+K^2 c (docs/uncertainties.md).  A test inversion would compare it with the
+K-sigma quantile q*(t) of D's own distribution when theta_j = t, drawn by
+simulation from the held fit at t.  Its interval covers the truth exactly
+when D(truth) <= q*(truth), so the coverage can be measured without
+searching for the ends:
+
+  per seed: write the test file (xpcs_synth, frame-shared noise as the
+  corrprofile scenario of scripts/coverage_xpcs.py); D(truth) from a fit
+  and a held fit (theta_j = truth), both from the truth; then B files drawn
+  by xpcs_synth at the held fit's physical parameters with the same noise
+  model, each with its own D* (a fit and a held fit from that point);
+  covered at K sigma when D(truth) <= the P(|Z| <= K) quantile of the B
+  values D*.
+
+Idealised: the replicates come from the test's own noise model (real data
+would need a resampler of frame-shared errors), and D(truth) is a held fit
+from the truth, not the profile's path.  Prints one JSON line per seed and
+the coverage at 1 and 2 sigma.
+
+  scripts/inversion_xpcs.py --build build --param gamma_dot_0 --seeds 100 --boot 40
+"""
+import argparse
+import json
+import math
+import os
+import subprocess
+import tempfile
+
+TRUTH = {"D0": 2e4, "alpha": -0.2, "D_offset": 100.0, "gamma_dot_0": 1e-3,
+         "beta": 0.2, "gamma_dot_offset": 1e-4, "phi0": 3.0}
+
+
+def synth(args, path, seed, params):
+    cmd = [os.path.join(args.build, "examples", "xpcs_synth"), path, "--frames", "200",
+           "--angles", "6", "--dt", "0.002", "--seed", str(seed), "--float64",
+           "--frame-share", "0.5", "--noise", repr(args.noise)]
+    for k, v in params.items():
+        cmd += ["--" + k, repr(v)]
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+
+
+def fit(args, path, start, extra):
+    cmd = [os.path.join(args.build, "examples", "fit_xpcs"), path, "--dt", "0.002",
+           "--gap", "2e6", "--json", "--threads", "1", "--max-iter", "2000", "--start", "local"]
+    for k, v in start.items():
+        cmd += ["--init", "%s=%r" % (k, v)]
+    out = subprocess.run(cmd + extra, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    return json.loads(out.stdout)
+
+
+def statistic(args, path, start, held_cfg):
+    """D = 2 (C_held - C_min) / s^2, both solves from start; the two fits."""
+    f = fit(args, path, start, [])
+    h = fit(args, path, start, ["--config", held_cfg])
+    return 2.0 * (h["cost"] - f["cost"]) / f["reduced_chi2"], f, h
+
+
+def quantile(sorted_v, p):
+    """The p quantile, linear between order statistics (numpy's default)."""
+    x = p * (len(sorted_v) - 1)
+    i = int(math.floor(x))
+    j = min(i + 1, len(sorted_v) - 1)
+    return sorted_v[i] + (x - i) * (sorted_v[j] - sorted_v[i])
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--build", default="build")
+    ap.add_argument("--param", default="gamma_dot_0", choices=list(TRUTH))
+    ap.add_argument("--seeds", type=int, default=100)
+    ap.add_argument("--first-seed", type=int, default=1)
+    ap.add_argument("--boot", type=int, default=40, help="replicates per seed")
+    ap.add_argument("--noise", type=float, default=0.01)
+    args = ap.parse_args()
+    levels = {1: math.erf(1 / math.sqrt(2)), 2: math.erf(2 / math.sqrt(2))}
+    covered = {1: 0, 2: 0}
+    n = 0
+    with tempfile.TemporaryDirectory() as tmp:
+        held_cfg = os.path.join(tmp, "held.yaml")
+        with open(held_cfg, "w") as f:
+            f.write("initial_parameters:\n  fixed_parameters:\n    %s: %r\n"
+                    % (args.param, TRUTH[args.param]))
+        for s in range(args.first_seed, args.first_seed + args.seeds):
+            path = os.path.join(tmp, "data.h5")
+            synth(args, path, s, {})
+            d, f, h = statistic(args, path, TRUTH, held_cfg)
+            at = {k: h["params"][k] for k in TRUTH}
+            dstar = []
+            for b in range(args.boot):
+                rep = os.path.join(tmp, "rep.h5")
+                synth(args, rep, 1000000 + 1000 * s + b, at)
+                dstar.append(statistic(args, rep, at, held_cfg)[0])
+            dstar.sort()
+            n += 1
+            rec = {"seed": s, "valley": f["params"]["gamma_dot_offset"] <= -0.0999, "D": d,
+                   "Dstar": dstar}
+            for k, p in levels.items():
+                q = quantile(dstar, p)
+                rec["q%d" % k] = q
+                covered[k] += d <= q
+            print(json.dumps(rec), flush=True)
+    print("%s: test inversion at the truth covers %d / %d at 1 sigma, %d / %d at 2 sigma"
+          % (args.param, covered[1], n, covered[2], n))
+
+
+if __name__ == "__main__":
+    main()
