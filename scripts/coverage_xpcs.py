@@ -73,13 +73,21 @@ import tempfile
 TRUTH = {"D0": 2e4, "alpha": -0.2, "D_offset": 100.0, "gamma_dot_0": 1e-3,
          "beta": 0.2, "gamma_dot_offset": 1e-4, "phi0": 3.0}
 SHEAR = ["gamma_dot_0", "beta", "gamma_dot_offset"]
+# the share of the noise variance the frames carry in the corr scenarios
+FRAME_SHARE = 0.5
 # profiled under frame-shared noise with --errors robust (docs/uncertainties.md)
 CORR_PROFILED = list(TRUTH)
 BAD_STARTS = {"a": {"D0": 1000, "alpha": 0.5, "gamma_dot_0": 0.02, "beta": -0.5, "phi0": -6},
               "b": {"D0": 5e4, "gamma_dot_0": 5e-3}}
 
 
-def synth(args, tmp, seed, frame_share=0.0, angles=None):
+def init_args(values):
+    """fit_xpcs options that start the fit at these parameter values."""
+    return [a for k, v in values.items() for a in ("--init", "%s=%r" % (k, v))]
+
+
+def synth(args, tmp, seed, frame_share=0.0, angles=None, params=None):
+    """The seed's file in tmp; params: physical parameters other than TRUTH."""
     path = os.path.join(tmp, "cov_%d.h5" % seed)
     cmd = [os.path.join(args.build, "examples", "xpcs_synth"), path,
            "--frames", str(args.frames), "--angles", str(angles or args.angles),
@@ -87,6 +95,8 @@ def synth(args, tmp, seed, frame_share=0.0, angles=None):
     if frame_share > 0:
         cmd += ["--frame-share", str(frame_share)]
     cmd += ["--noise", repr(args.noise)]
+    for k, v in (params or {}).items():
+        cmd += ["--" + k, repr(v)]
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
     return path
 
@@ -106,9 +116,7 @@ def fit(args, path, extra):
 
 def run_seed(args, tmp, seed, frame_share, errors, profile):
     path = synth(args, tmp, seed, frame_share)
-    extra = ["--errors", errors, "--start", "local"]
-    for k, v in TRUTH.items():
-        extra += ["--init", "%s=%r" % (k, v)]
+    extra = ["--errors", errors, "--start", "local"] + init_args(TRUTH)
     if profile:
         extra += ["--profile", ",".join(args.profiled)]
         if args.profile_level != 1.0:
@@ -178,10 +186,7 @@ def why_missed(d, rule):
 
 def truth_fit(args, path):
     """The fit started at the truth (--start local): where the estimator ends."""
-    extra = ["--start", "local"] + PROFILE_UNDET
-    for k, v in TRUTH.items():
-        extra += ["--init", "%s=%r" % (k, v)]
-    return fit(args, path, extra)
+    return fit(args, path, ["--start", "local"] + PROFILE_UNDET + init_args(TRUTH))
 
 
 # the bad-start fits profile what they leave undetermined, at 4 sigma; a
@@ -211,9 +216,7 @@ def badstart(args, tmp):
         path = synth(args, tmp, s)
         missed = set()
         for k, init in BAD_STARTS.items():
-            base = ["--start", "global"]
-            for name, v in init.items():
-                base += ["--init", "%s=%r" % (name, v)]
+            base = ["--start", "global"] + init_args(init)
             d = fit(args, path, base + PROFILE_UNDET)
             for r, rule in rules.items():
                 if rule(d):
@@ -374,7 +377,7 @@ def main():
               % (args.seeds, args.frames, args.angles, args.dt, args.noise))
         print("\n".join(lines))
         return 1 if (args.check and not ok) else 0
-    share = 0.5 if args.scenario.startswith("corr") else 0.0
+    share = FRAME_SHARE if args.scenario.startswith("corr") else 0.0
     errors = args.errors or ("robust" if args.scenario.startswith("corr") else "default")
     profile = args.scenario.endswith("profile")
     args.profiled = (args.profiled.split(",") if args.profiled else

@@ -28,35 +28,18 @@ import argparse
 import json
 import math
 import os
-import subprocess
 import tempfile
 
-TRUTH = {"D0": 2e4, "alpha": -0.2, "D_offset": 100.0, "gamma_dot_0": 1e-3,
-         "beta": 0.2, "gamma_dot_offset": 1e-4, "phi0": 3.0}
-
-
-def synth(args, path, seed, params):
-    cmd = [os.path.join(args.build, "examples", "xpcs_synth"), path, "--frames", "200",
-           "--angles", "6", "--dt", "0.002", "--seed", str(seed), "--float64",
-           "--frame-share", "0.5", "--noise", repr(args.noise)]
-    for k, v in params.items():
-        cmd += ["--" + k, repr(v)]
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
-
-
-def fit(args, path, start, extra):
-    cmd = [os.path.join(args.build, "examples", "fit_xpcs"), path, "--dt", "0.002",
-           "--gap", "2e6", "--json", "--threads", "1", "--max-iter", "2000", "--start", "local"]
-    for k, v in start.items():
-        cmd += ["--init", "%s=%r" % (k, v)]
-    out = subprocess.run(cmd + extra, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-    return json.loads(out.stdout)
+from coverage_xpcs import FRAME_SHARE, TRUTH, fit, init_args, synth
 
 
 def statistic(args, path, start, held_cfg):
     """D = 2 (C_held - C_min) / s^2, both solves from start; the two fits."""
-    f = fit(args, path, start, [])
-    h = fit(args, path, start, ["--config", held_cfg])
+    extra = ["--start", "local"] + init_args(start)
+    f = fit(args, path, extra)
+    h = fit(args, path, extra + ["--config", held_cfg])
+    if f is None or h is None:
+        raise SystemExit("inversion_xpcs.py: fit_xpcs failed on %s" % path)
     return 2.0 * (h["cost"] - f["cost"]) / f["reduced_chi2"], f, h
 
 
@@ -75,7 +58,12 @@ def main():
     ap.add_argument("--seeds", type=int, default=100)
     ap.add_argument("--first-seed", type=int, default=1)
     ap.add_argument("--boot", type=int, default=40, help="replicates per seed")
+    # the corrprofile scenario's file (scripts/coverage_xpcs.py's defaults)
     ap.add_argument("--noise", type=float, default=0.01)
+    ap.add_argument("--frames", type=int, default=200)
+    ap.add_argument("--angles", type=int, default=6)
+    ap.add_argument("--dt", type=float, default=2e-3)
+    ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
     levels = {1: math.erf(1 / math.sqrt(2)), 2: math.erf(2 / math.sqrt(2))}
     covered = {1: 0, 2: 0}
@@ -86,15 +74,15 @@ def main():
             f.write("initial_parameters:\n  fixed_parameters:\n    %s: %r\n"
                     % (args.param, TRUTH[args.param]))
         for s in range(args.first_seed, args.first_seed + args.seeds):
-            path = os.path.join(tmp, "data.h5")
-            synth(args, path, s, {})
+            path = synth(args, tmp, s, FRAME_SHARE)
             d, f, h = statistic(args, path, TRUTH, held_cfg)
+            os.remove(path)
             at = {k: h["params"][k] for k in TRUTH}
             dstar = []
             for b in range(args.boot):
-                rep = os.path.join(tmp, "rep.h5")
-                synth(args, rep, 1000000 + 1000 * s + b, at)
+                rep = synth(args, tmp, 1000000 + 1000 * s + b, FRAME_SHARE, params=at)
                 dstar.append(statistic(args, rep, at, held_cfg)[0])
+                os.remove(rep)
             dstar.sort()
             n += 1
             rec = {"seed": s, "valley": f["params"]["gamma_dot_offset"] <= -0.0999, "D": d,
