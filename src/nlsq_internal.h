@@ -294,6 +294,13 @@ NLSQ_HIDDEN int nlsq__covariance_at(const nlsq_problem *pb, const nlsq_options *
                                     const double *R, double cost, size_t n_obs, double *cov,
                                     nlsq_result *res);
 
+/* The covariance a wild bootstrap with row weights w_a + w_b reproduces:
+ * as nlsq_covariance_robust, but B = sum_c S_c S_c^T (the cell term of
+ * two-cluster rows not subtracted).  robust.c. */
+NLSQ_HIDDEN int nlsq__covariance_wild(const nlsq_problem *pb, const nlsq_options *opt,
+                                      const nlsq_clusters *cl, const double *x, double *cov,
+                                      nlsq_result *res);
+
 /* The parameters that are not fixed (lower != upper) into idx (p entries):
  * returns their number q.  free_block: A (p*p) over them into Ar (q*q). */
 NLSQ_HIDDEN size_t nlsq__free_params(const nlsq_problem *pb, size_t *idx);

@@ -48,6 +48,7 @@ typedef struct rob {
     size_t *cols, *ida, *idb;   /* p, chunk, chunk */
     unsigned char *used;        /* n_clusters */
     double cost;
+    int sub_cells;              /* 1: B subtracts the cell term (the sandwich); 0: not (wild) */
     size_t bad_row;
     size_t n_obs;          /* observations of the rows evaluated (nlsq_eval_env.n_obs) */
     nlsq__calls calls;          /* prepare, one worker's scratch, the failure */
@@ -225,7 +226,8 @@ static int sand_basis(rob *w, sand *s, size_t *rank)
     return 0;
 }
 
-/* M = factor * T^T (sum_c S_c S_c^T - Bcell) T, negative eigenvalues set to 0. */
+/* M = factor * T^T (sum_c S_c S_c^T - Bcell) T (without - Bcell when
+ * !sub_cells), negative eigenvalues set to 0. */
 static int sand_meat(rob *w, sand *s, double factor)
 {
     const size_t p = w->p, q = s->q, r = s->r;
@@ -251,7 +253,7 @@ static int sand_meat(rob *w, sand *s, double factor)
         for (size_t u = 0; u < r; u++) {
             double v = 0.0;
             for (size_t a = 0; a < q; a++) v += T[a * r + t] * s->tmp[a * r + u];
-            M[t * r + u] = (M[t * r + u] - v) * factor;
+            M[t * r + u] = (M[t * r + u] - (w->sub_cells ? v : 0.0)) * factor;
         }
     for (size_t t = 0; t < r; t++)      /* exactly symmetric for the eigensolver */
         for (size_t u = 0; u < t; u++) M[t * r + u] = M[u * r + t] = 0.5 * (M[t * r + u] + M[u * r + t]);
@@ -322,9 +324,9 @@ static int rob_pass(rob *w, const double *x)
     return 0;
 }
 
-int nlsq_covariance_robust(const nlsq_problem *pb, const nlsq_options *opt_in,
-                           const nlsq_clusters *cl, const double *x, double *cov,
-                           nlsq_result *res)
+static int robust_run(const nlsq_problem *pb, const nlsq_options *opt_in,
+                      const nlsq_clusters *cl, const double *x, double *cov, nlsq_result *res,
+                      int sub_cells)
 {
     nlsq_options defaults;
     const nlsq_options *opt;
@@ -340,6 +342,7 @@ int nlsq_covariance_robust(const nlsq_problem *pb, const nlsq_options *opt_in,
     w.opt = opt;
     w.al = &opt->allocator;
     w.cl = cl;
+    w.sub_cells = sub_cells;
     w.p = pb->n_params;
     w.chunk = opt->chunk_rows ? opt->chunk_rows : 4096;
     if (w.chunk > pb->n_rows) w.chunk = pb->n_rows;
@@ -384,4 +387,22 @@ int nlsq_covariance_robust(const nlsq_problem *pb, const nlsq_options *opt_in,
 out:
     rob_free(&w);
     return status;
+}
+
+int nlsq_covariance_robust(const nlsq_problem *pb, const nlsq_options *opt,
+                           const nlsq_clusters *cl, const double *x, double *cov,
+                           nlsq_result *res)
+{
+    return robust_run(pb, opt, cl, x, cov, res, 1);
+}
+
+/* What a wild bootstrap whose row weight is w_a + w_b (E w^2 = 1, the
+ * clusters' weights independent) reproduces: E[(sum_i m_i g_i)(...)^T] =
+ * sum_c S_c S_c^T, the cells of two-cluster rows counted twice where the
+ * sandwich counts them once (bootstrap.c). */
+int nlsq__covariance_wild(const nlsq_problem *pb, const nlsq_options *opt,
+                          const nlsq_clusters *cl, const double *x, double *cov,
+                          nlsq_result *res)
+{
+    return robust_run(pb, opt, cl, x, cov, res, 0);
 }
