@@ -747,6 +747,71 @@ NLSQ_API int nlsq_profile(const nlsq_problem *pb, const nlsq_options *opt, const
                           size_t j, double delta, const nlsq_profile_adjust *adj,
                           nlsq_interval *out);
 
+/** The distribution of the profile statistic at a held point, by a wild
+ *  (cluster) bootstrap: the threshold of a test-inversion interval
+ *  (docs/api.md "Bootstrap threshold"). */
+typedef struct nlsq_profile_boot {
+    size_t n_boot;                  /* replicates B, >= 2 (tens: the K-sigma quantile) */
+    uint64_t seed;                  /* the weights' stream: the same seed draws the same
+                                       weights at every held point (common random numbers) */
+    const nlsq_clusters *clusters;  /* NULL: every row its own cluster */
+    double s2;                      /* the scale of D: s^2 of the fit, 2 C_min / dof */
+} nlsq_profile_boot;
+
+/** Replicates of D = 2 (C_j(t) - C_min) / s^2 under H0: x_j = t, at the
+ *  held point x_held (p values: x_j = t, the others minimising the cost with
+ *  x_j held, e.g. nlsq_profile_adjust's x_end).  Replicate b has the
+ *  residuals r_b(x) = r(x) + (m_i - 1) r_i(x_held): the data y* = f(x_held)
+ *  + m_i (y - f(x_held)), with m_i = w_a (one cluster), w_a + w_b (two) or
+ *  w_i (no clusters), w Rademacher (+-1) drawn per cluster from
+ *  (seed, b).  Each replicate is two solves from x_held: with x_j held,
+ *  then all free from there; D*_b = kappa_j 2 (C*_held - C*_min) / s2,
+ *  where kappa_j = V_rob,jj / V_wild,jj at x_held undoes what the weights
+ *  w_a + w_b add: they reproduce the covariance of rows that share a
+ *  cluster, but count each two-cluster row twice (kappa_j = 1 with one
+ *  cluster per row; where V_rob,jj / V_wild,jj is not defined, the median
+ *  of the free parameters' ratios).  The solves use opt (no checkpoints or
+ *  progress, ftol tightened as in nlsq_profile); eval is called at x and at
+ *  x_held for every chunk (twice the work of a solve on pb; the call at
+ *  x_held is unprepared, at_prepared 0, so eval must work from x alone there
+ *  as with finite differences; the normal callback is not used), memory as
+ *  in nlsq_lm plus 3 chunk values per worker.
+ *  dstar: n_boot values, written sorted ascending; kappa, n_solves (may be
+ *  NULL): kappa_j and the solves made.  The K-sigma threshold is the
+ *  erf(K / sqrt 2) quantile of dstar.  Returns 0 or NLSQ_EINVAL (NULL
+ *  arguments, j >= p, j fixed, n_boot < 2, s2 not > 0, n_clusters < 2
+ *  with clusters), NLSQ_ENOTIMPL (opt->dist), a solve's error, or one of
+ *  nlsq_covariance_robust's.  Thread safety and ownership as for nlsq_lm. */
+NLSQ_API int nlsq_profile_bootstrap(const nlsq_problem *pb, const nlsq_options *opt,
+                                    const nlsq_profile_boot *bo, const double *x_held, size_t j,
+                                    double *dstar, double *kappa, size_t *n_solves);
+
+/** What nlsq_profile_test found. */
+typedef struct nlsq_profile_test_result {
+    double D;          /* 2 (C_j(t) - C_min) / s2, the statistic at t */
+    double p_value;    /* (1 + #{D*_b >= D}) / (1 + n_boot): small rejects x_j = t */
+    double cost_min;   /* C_min (x_hat refined by one solve) */
+    double cost_held;  /* C_j(t) */
+    double s2;         /* the scale used: bo->s2, or 2 C_min / dof when that is 0 */
+    double kappa;      /* nlsq_profile_bootstrap's kappa_j */
+    size_t n_solves;   /* LM solves made */
+} nlsq_profile_test_result;
+
+/** The bootstrap test of H0: x_j = t around the minimum x_hat: C_min from
+ *  one solve from x_hat, C_j(t) from a solve with x_j held at t (from x_hat
+ *  moved along the covariance's profile path, and from x_hat with x_j = t
+ *  alone: the lower cost), D = 2 (C_j(t) - C_min) / s2, and D's replicates
+ *  at that held point (nlsq_profile_bootstrap, into dstar: bo->n_boot
+ *  values, sorted).  t lies in the K-sigma test-inversion interval when D
+ *  is at most the erf(K / sqrt 2) quantile of dstar.  bo->s2 = 0 takes s^2
+ *  from the minimum's solve.  Returns 0 or NLSQ_EINVAL (NULL arguments,
+ *  j >= p, j fixed, t not finite or outside j's bounds, n_boot < 2), a
+ *  solve's error or nlsq_profile_bootstrap's.  Thread safety and ownership
+ *  as for nlsq_lm. */
+NLSQ_API int nlsq_profile_test(const nlsq_problem *pb, const nlsq_options *opt,
+                               const nlsq_profile_boot *bo, const double *x_hat, size_t j,
+                               double t, nlsq_profile_test_result *out, double *dstar);
+
 /* ------------------------------------------------------------------------ */
 /* Curve fitting (scipy.optimize.curve_fit)                                  */
 /* ------------------------------------------------------------------------ */
