@@ -347,6 +347,8 @@ typedef struct fit_state {
     double *x, *cov, *errs, *truth_con, *truth_off;
     unsigned *flags;
     nlsq_interval *intervals;
+    xpcs_test tests[FIT_XPCS_N_PHYS];   /* --test */
+    int have_tests;
     nlsq_xpcs_global_result gstart;
     int gstart_ran;             /* the global start stage ran (--start global) */
     char *fingerprint;
@@ -621,9 +623,26 @@ static int statistics(fit_state *s)
         (s->status > 0 || s->status == NLSQ_STALLED)) {
         s->intervals = calloc(p, sizeof *s->intervals);
         if (!s->intervals) return bad_input(s->run, "out of memory (%zu parameters)", p);
-        if (mask && xpcs_profiles(&s->pb, &s->opt, s->x, mask, s->np, a->profile_level,
-                                  robust ? s->m : NULL, robust ? ratio : NULL, s->intervals,
-                                  err, sizeof err) != 0)
+        xpcs_profile_rule rule = {.level = a->profile_level, .robust_m = robust ? s->m : NULL,
+                                  .ratio = robust ? ratio : NULL, .n_boot = a->boot,
+                                  .s2 = s->res.reduced_chi2};
+        if (mask && xpcs_profiles(&s->pb, &s->opt, s->x, mask, s->np, &rule, s->intervals, err,
+                                  sizeof err) != 0)
+            return bad_input(s->run, "%s: %s", a->input, err);
+    }
+    for (size_t k = 0; k < s->np; k++) s->have_tests |= !isnan(a->test[k]);
+    /* a fit stopped at its limit is usable here: the test solves the
+     * minimum again itself */
+    if (s->have_tests && !(cov_ok && (s->status >= 0 || s->status == NLSQ_STALLED))) {
+        s->have_tests = 0;
+        fprintf(stderr, "fit_xpcs: warning: --test skipped: the fit has no usable result (%s)\n",
+                nlsq_status_name(s->status));
+    }
+    if (s->have_tests) {
+        xpcs_profile_rule rule = {.level = a->profile_level, .robust_m = robust ? s->m : NULL,
+                                  .n_boot = a->boot, .s2 = s->res.reduced_chi2};
+        if (xpcs_tests(&s->pb, &s->opt, s->x, a->test, s->np, &rule, s->tests, err,
+                       sizeof err) != 0)
             return bad_input(s->run, "%s: %s", a->input, err);
     }
     return 0;
@@ -644,7 +663,7 @@ static void fill_report(fit_state *s, xpcs_report *r)
         .dof = s->dof, .seconds = s->seconds, .n_rows = s->m_rows, .n_excluded = s->n_excl,
         .iterations = res->iterations, .n_eval = res->n_eval, .n_jac = res->n_jac,
         .n_phases = res->n_phases, .flags = cov_ok ? s->flags : NULL,
-        .intervals = s->intervals, .global = s->gstart_ran || s->gstart.ambiguous ? &s->gstart : NULL};
+        .intervals = s->intervals, .tests = s->have_tests ? s->tests : NULL, .global = s->gstart_ran || s->gstart.ambiguous ? &s->gstart : NULL};
     memcpy(r->phases, res->phases, sizeof r->phases);
     int truth = read_truth(s->job->f, s->sel, r->truth_phys, s->truth_con, s->truth_off);
     r->have_truth = truth != 0;

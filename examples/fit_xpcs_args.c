@@ -282,16 +282,17 @@ static int opt_threads(const opt_def *o, const char *val, fit_xpcs_args *a, char
     return 0;
 }
 
+/* --init / --test NAME=VALUE: a physical parameter's value into init or test. */
 static int opt_init(const opt_def *o, const char *val, fit_xpcs_args *a, char *err, size_t es)
 {
-    (void)o;
     char pname[64];
     const char *value = split_at(val, '=', pname, sizeof pname);
-    if (!value) return usage_error(err, es, "--init must be NAME=VALUE, not '%.200s'", val);
+    if (!value) return usage_error(err, es, "%s must be NAME=VALUE, not '%.200s'", o->name, val);
     int k = fit_xpcs_param_index(pname);
-    if (k < 0) return usage_error(err, es, "--init: unknown parameter '%s'", pname);
-    if (parse_double(value, &a->init[k]))
-        return usage_error(err, es, "--init %s: bad value '%.200s'", pname, value);
+    if (k < 0) return usage_error(err, es, "%s: unknown parameter '%s'", o->name, pname);
+    double *dst = !strcmp(o->name, "--test") ? a->test : a->init;
+    if (parse_double(value, &dst[k]) || !isfinite(dst[k]))
+        return usage_error(err, es, "%s %s: bad value '%.200s'", o->name, pname, value);
     return 0;
 }
 
@@ -367,6 +368,15 @@ static const opt_def options[] = {
      opt_profile},
     {"--profile-level", "K", "--profile intervals of K sigma: delta chi2 = K^2 (default 1)",
      OPT_REAL, F(profile_level), NO_FIELD, 0.1, 10, "a number of sigmas in [0.1, 10]", NULL},
+    {"--boot", "B", "wild-bootstrap replicates (frame clusters with --errors\n"
+     "robust): --profile thresholds from B replicates at each end\n"
+     "(a test inversion, for parameters the data barely determine;\n"
+     "2 B solves per end and round); --test's distribution\n"
+     "(default 0 = off; --test: 100)", OPT_COUNT, F(boot), NO_FIELD, 0, 100000,
+     "0 or an integer in [10, 100000]", NULL},
+    {"--test", "NAME=VALUE", "bootstrap test of NAME = VALUE after the fit: the\n"
+     "profile statistic and its p-value (repeatable)", OPT_CUSTOM, 0, NO_FIELD, 0, 0, NULL,
+     opt_init},
     {"--start", "auto|local|global", "local: the fit from the --init values and the data's\n"
      "start; global: a coarse search on a row sample before the fit; auto (default):\n"
      "global when an --init value is given, else local", OPT_CHOICE, F(start), NO_FIELD, 0, 0,
@@ -471,7 +481,7 @@ static void set_defaults(fit_xpcs_args *a)
     a->budget_mib = 256;
     a->profile_level = 1.0;
     a->checkpoint_every = 5;
-    for (int k = 0; k < FIT_XPCS_N_PHYS; k++) a->init[k] = a->lower[k] = a->upper[k] = NAN;
+    for (int k = 0; k < FIT_XPCS_N_PHYS; k++) a->init[k] = a->test[k] = a->lower[k] = a->upper[k] = NAN;
 }
 
 /* An argument that is not an option: the input file. */
@@ -542,6 +552,19 @@ int fit_xpcs_args_check(fit_xpcs_args *a, char *err, size_t err_size)
     if (a->q_all && (a->plot || a->checkpoint || a->resume))
         return usage_error(err, err_size, "--q all fits several q: it takes no %s",
                            a->plot ? "--plot" : a->checkpoint ? "--checkpoint" : "--resume");
+    int tests = 0;
+    for (int k = 0; k < FIT_XPCS_N_PHYS; k++) {
+        if (isnan(a->test[k])) continue;
+        if (a->mode == 1 && k >= 3)
+            return usage_error(err, err_size, "--test %s: the static model has no shear "
+                               "parameters", phys_names[k]);
+        tests++;
+    }
+    if (a->boot > 0 && a->boot < 10)
+        return usage_error(err, err_size, "--boot must be 0 or an integer in [10, 100000], "
+                           "not %zu", a->boot);
+    if (a->boot && !a->profile_mask && !a->profile_undetermined && !tests)
+        return usage_error(err, err_size, "--boot needs --profile NAMES or --test NAME=VALUE");
     if (a->save_fit && !a->output)
         return usage_error(err, err_size, "--save-fit needs --output RESULT.h5");
     if (a->n_plot_angles && !a->plot)

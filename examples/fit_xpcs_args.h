@@ -75,6 +75,10 @@ typedef struct fit_xpcs_args {
     int profile_undetermined;   /* --profile undetermined: also every physical parameter
                                    the fit flags undetermined (xpcs_profile_selection) */
     double profile_level;       /* --profile-level K: K-sigma intervals, delta chi2 = K^2 (1) */
+    size_t boot;                /* --boot B: wild-bootstrap replicates; with --profile each
+                                   end's threshold from them at its held point (a test
+                                   inversion); 0 = off (--test: 100) */
+    double test[FIT_XPCS_N_PHYS]; /* --test NAME=VALUE: H0 NAME = VALUE; NAN = none */
     int start;                  /* --start: FIT_XPCS_START_AUTO (default), _LOCAL or _GLOBAL */
     /* --config FILE.yaml (xpcs_config.c): a homodyne configuration fills what
      * the command line leaves out; these come from it only */

@@ -78,8 +78,15 @@ static void table_intervals(FILE *fp, const xpcs_report *r)
     }
     if (!shown) return;
     double lvl = r->args->profile_level;
-    fprintf(fp, "\n  profile-likelihood %g-sigma intervals (delta chi2 = %g in units of s^2):\n",
-            lvl, lvl * lvl);
+    if (r->args->boot)   /* each end's threshold the quantile of its replicates */
+        fprintf(fp, "\n  profile-likelihood %g-sigma intervals (thresholds from %zu bootstrap "
+                "replicates at each end: a test inversion):\n", lvl, r->args->boot);
+    else if (r->args->errors == FIT_XPCS_ERRORS_ROBUST)
+        fprintf(fp, "\n  profile-likelihood %g-sigma intervals (delta chi2 = %g V_rob / V_mod at "
+                "each end, in units of s^2):\n", lvl, lvl * lvl);
+    else
+        fprintf(fp, "\n  profile-likelihood %g-sigma intervals (delta chi2 = %g in units of "
+                "s^2):\n", lvl, lvl * lvl);
     fprintf(fp, "  %-18s %15s   %15s %15s   %-11s %-11s %s\n", "parameter", "value", "lower",
             "upper", "-error", "+error", "solves");
     for (size_t k = 0; k < r->p; k++) {
@@ -95,6 +102,22 @@ static void table_intervals(FILE *fp, const xpcs_report *r)
     if (undet)
         fprintf(fp, "  (an undetermined parameter has no finite error bar: its interval is its "
                 "error bar)\n");
+}
+
+/* --test: D, its bootstrap p-value and the 1- and 2-sigma verdicts. */
+static void table_tests(FILE *fp, const xpcs_report *r)
+{
+    for (size_t k = 0, n = 0; r->tests && k < r->np; k++) {
+        const xpcs_test *t = &r->tests[k];
+        if (!t->done) continue;
+        if (!n++)
+            fprintf(fp, "\n  bootstrap tests (%zu replicates; D = 2 (C_held - C_min) / s^2, "
+                    "inside the K-sigma interval when D <= q_K):\n", t->n_boot);
+        fprintf(fp, "  %s = %.8g: D %.4g, p-value %.3g, q_1 %.4g (%s), q_2 %.4g (%s)\n",
+                nlsq_xpcs_param_name(k), t->value, t->res.D, t->res.p_value, t->q1,
+                t->res.D <= t->q1 ? "inside" : "outside", t->q2,
+                t->res.D <= t->q2 ? "inside" : "outside");
+    }
 }
 
 void xpcs_print_table(FILE *fp, const xpcs_report *r)
@@ -162,6 +185,7 @@ void xpcs_print_table(FILE *fp, const xpcs_report *r)
                 r->global->seconds, r->global->ambiguous ? "; AMBIGUOUS: " : "",
                 r->global->ambiguous ? r->global->message : "");
     table_intervals(fp, r);
+    table_tests(fp, r);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -234,6 +258,10 @@ static void json_uncertainty(FILE *fp, const xpcs_report *r)
     if (r->intervals) {
         fputs(", \"intervals_level\": ", fp);
         json_num(fp, r->args->profile_level);
+        fprintf(fp, ", \"intervals_threshold\": \"%s\", \"intervals_boot\": %zu",
+                r->args->boot ? "bootstrap"
+                : r->args->errors == FIT_XPCS_ERRORS_ROBUST ? "robust" : "chi2",
+                r->args->boot);
         static const char *const key[3] = {"intervals", "intervals_open", "intervals_delta"};
         for (int t = 0; t < 3; t++) {
             fprintf(fp, ", \"%s\": {", key[t]);
@@ -255,6 +283,22 @@ static void json_uncertainty(FILE *fp, const xpcs_report *r)
             fputc('}', fp);
         }
     }
+    size_t n_tests = 0;
+    for (size_t k = 0; r->tests && k < r->np; k++) n_tests += r->tests[k].done;
+    if (n_tests) fputs(", \"tests\": {", fp);
+    for (size_t k = 0, n = 0; n_tests && k < r->np; k++) {
+        const xpcs_test *t = &r->tests[k];
+        if (!t->done) continue;
+        fprintf(fp, "%s\"%s\": {\"value\": ", n++ ? ", " : "", nlsq_xpcs_param_name(k));
+        const double v[5] = {t->value, t->res.D, t->res.p_value, t->q1, t->q2};
+        static const char *const key[5] = {"", "D", "p_value", "q_1sigma", "q_2sigma"};
+        for (int i = 0; i < 5; i++) {
+            if (i) fprintf(fp, ", \"%s\": ", key[i]);
+            json_num(fp, v[i]);
+        }
+        fprintf(fp, ", \"n_boot\": %zu, \"n_solves\": %zu}", t->n_boot, t->res.n_solves);
+    }
+    if (n_tests) fputc('}', fp);
     if (!r->flags) return;
     fputs(", \"flags\": {", fp);
     for (size_t k = 0; k < r->p; k++) {

@@ -15,6 +15,7 @@
 #include "fit_xpcs_args.h"
 #include "nlsq.h"
 #include "nlsq_xpcs.h"
+#include "xpcs_uncertainty.h"
 
 /** Everything known about one finished fit. */
 typedef struct xpcs_report {
@@ -44,6 +45,7 @@ typedef struct xpcs_report {
     /* uncertainties (docs/uncertainties.md) */
     const unsigned *flags;              /* p nlsq_param_flag bits, or NULL (no covariance) */
     const nlsq_interval *intervals;     /* p profile intervals (n_solves 0: not computed), or NULL */
+    const xpcs_test *tests;             /* np --test results (done 0: none), or NULL */
     const nlsq_xpcs_global_result *global; /* the global start stage, or NULL (--start local) */
 } xpcs_report;
 

@@ -173,23 +173,82 @@ static int robust_delta(void *ctx, size_t j, int side, const double *x_end, doub
  * per end (nlsq_profile_adjust).  Where c_j is undefined at a point (j
  * undetermined there) it is the median of the physical parameters' c there
  * (xpcs_threshold_ratio); 1 where no parameter has one. */
+/* The bootstrap threshold at a profile end (nlsq_profile_adjust): the
+ * erf(K / sqrt 2) quantile of D's replicates at the held point (the rule
+ * beside nlsq_profile_bootstrap: a test inversion), over the model's frame
+ * clusters with --errors robust, over single rows without. */
+typedef struct boot_threshold {
+    const nlsq_problem *pb;
+    const nlsq_options *opt;
+    const nlsq_clusters *cl;   /* NULL: rows */
+    double level, s2;
+    size_t n_boot;
+    double *dstar;             /* n_boot */
+} boot_threshold;
+
+/* The p quantile of n sorted values, linear between order statistics. */
+static double sorted_quantile(const double *v, size_t n, double prob)
+{
+    double h = prob * (double)(n - 1);
+    size_t i = (size_t)h;
+    if (i + 1 >= n) return v[n - 1];
+    return v[i] + (h - (double)i) * (v[i + 1] - v[i]);
+}
+
+static int boot_delta(void *ctx, size_t j, int side, const double *x_end, double *delta)
+{
+    (void)side;
+    boot_threshold *t = ctx;
+    /* one stream per parameter: the same weights at every end and round */
+    nlsq_profile_boot bo = {.n_boot = t->n_boot, .seed = FIT_XPCS_BOOT_SEED + j,
+                            .clusters = t->cl, .s2 = t->s2};
+    int rc = nlsq_profile_bootstrap(t->pb, t->opt, &bo, x_end, j, t->dstar, NULL, NULL);
+    if (rc) return rc;
+    double q = sorted_quantile(t->dstar, t->n_boot, erf(t->level / sqrt(2.0)));
+    /* most replicates at D* = 0 (an end at a bound the held fits stay on):
+     * a threshold of zero width would end the interval there */
+    double floor = 1e-3 * t->level * t->level;
+    *delta = q > floor ? q : floor;
+    return 0;
+}
+
 int xpcs_profiles(const nlsq_problem *pb, const nlsq_options *opt, const double *x,
-                  unsigned mask, size_t np, double level, nlsq_xpcs_model *robust_m,
-                  const double *ratio, nlsq_interval *iv, char *err, size_t err_size)
+                  unsigned mask, size_t np, const xpcs_profile_rule *rule, nlsq_interval *iv,
+                  char *err, size_t err_size)
 {
     const size_t p = pb->n_params;
-    robust_threshold rt = {.m = robust_m, .pb = pb, .opt = opt, .level = level, .np = np};
+    const double level = rule->level;
+    robust_threshold rt = {.m = rule->robust_m, .pb = pb, .opt = opt, .level = level, .np = np};
+    nlsq_clusters cl;
+    boot_threshold bt = {.pb = pb, .opt = opt, .level = level, .s2 = rule->s2,
+                         .n_boot = rule->n_boot};
     nlsq_profile_adjust adj = {.fn = robust_delta, .ctx = &rt};
-    if (robust_m && !(rt.cov = malloc(2 * p * p * sizeof(double)))) {
+    if (rule->n_boot) {
+        adj = (nlsq_profile_adjust){.fn = boot_delta, .ctx = &bt, .max_rounds = 4};
+        if (rule->robust_m) {
+            if (nlsq_xpcs_model_clusters(rule->robust_m, &cl) != 0) {
+                snprintf(err, err_size, "--profile-boot: the model has no frame clusters");
+                return -1;
+            }
+            bt.cl = &cl;
+        }
+        if (!(bt.dstar = malloc(rule->n_boot * sizeof(double)))) {
+            snprintf(err, err_size, "--profile-boot: out of memory (%zu replicates)",
+                     rule->n_boot);
+            return -1;
+        }
+    } else if (rule->robust_m && !(rt.cov = malloc(2 * p * p * sizeof(double)))) {
         snprintf(err, err_size, "--profile: out of memory (%zu parameters)", p);
         return -1;
     }
+    const int adjust = rule->n_boot || rule->robust_m;
     int rc = 0;
     for (size_t k = 0; k < np && rc == 0; k++) {
         if (!(mask & (1u << k))) continue;
         if (pb->lower && pb->upper && pb->lower[k] == pb->upper[k]) continue;
-        double delta = level * level * (ratio && k < FIT_XPCS_RATIO_MAX ? ratio[k] : 1.0);
-        rc = nlsq_profile(pb, opt, x, k, delta, robust_m ? &adj : NULL, &iv[k]);
+        double delta = level * level *
+                       (rule->ratio && k < FIT_XPCS_RATIO_MAX ? rule->ratio[k] : 1.0);
+        rc = nlsq_profile(pb, opt, x, k, delta, adjust ? &adj : NULL, &iv[k]);
         if (rc != 0)
             snprintf(err, err_size, "--profile %s: %s", nlsq_xpcs_param_name(k),
                      nlsq_status_string(rc));
@@ -199,5 +258,50 @@ int xpcs_profiles(const nlsq_problem *pb, const nlsq_options *opt, const double 
                     nlsq_xpcs_param_name(k));
     }
     free(rt.cov);
+    free(bt.dstar);
+    return rc ? -1 : 0;
+}
+
+int xpcs_tests(const nlsq_problem *pb, const nlsq_options *opt, const double *x,
+               const double *values, size_t np, const xpcs_profile_rule *rule, xpcs_test *out,
+               char *err, size_t err_size)
+{
+    const size_t B = rule->n_boot ? rule->n_boot : FIT_XPCS_TEST_BOOT;
+    nlsq_clusters cl;
+    nlsq_profile_boot bo = {.n_boot = B, .s2 = rule->s2};
+    if (rule->robust_m) {
+        if (nlsq_xpcs_model_clusters(rule->robust_m, &cl) != 0) {
+            snprintf(err, err_size, "--test: the model has no frame clusters");
+            return -1;
+        }
+        bo.clusters = &cl;
+    }
+    double *dstar = malloc(B * sizeof(double));
+    if (!dstar) {
+        snprintf(err, err_size, "--test: out of memory (%zu replicates)", B);
+        return -1;
+    }
+    int rc = 0;
+    for (size_t k = 0; k < np && rc == 0; k++) {
+        if (isnan(values[k])) continue;
+        if (pb->lower && pb->upper && pb->lower[k] == pb->upper[k]) {
+            snprintf(err, err_size, "--test %s: the parameter is held", nlsq_xpcs_param_name(k));
+            rc = -1;
+            break;
+        }
+        bo.seed = FIT_XPCS_BOOT_SEED + k;   /* the stream --boot's profile uses */
+        rc = nlsq_profile_test(pb, opt, &bo, x, k, values[k], &out[k].res, dstar);
+        if (rc != 0) {
+            snprintf(err, err_size, "--test %s=%.17g: %s", nlsq_xpcs_param_name(k), values[k],
+                     nlsq_status_string(rc));
+            break;
+        }
+        out[k].done = 1;
+        out[k].value = values[k];
+        out[k].n_boot = B;
+        out[k].q1 = sorted_quantile(dstar, B, erf(1.0 / sqrt(2.0)));
+        out[k].q2 = sorted_quantile(dstar, B, erf(2.0 / sqrt(2.0)));
+    }
+    free(dstar);
     return rc ? -1 : 0;
 }

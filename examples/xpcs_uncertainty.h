@@ -52,18 +52,56 @@ double xpcs_threshold_ratio(const double *rob, size_t rs, const double *mod, siz
 unsigned xpcs_profile_selection(unsigned named, int undetermined, const unsigned *flags,
                                 size_t np);
 
+/** How --profile's threshold is set. */
+typedef struct xpcs_profile_rule {
+    double level;               /* K sigma */
+    nlsq_xpcs_model *robust_m;  /* --errors robust: the fit's model (frame clusters); NULL */
+    const double *ratio;        /* robust / model variances at the fit (NULL: 1) */
+    size_t n_boot;              /* --profile-boot B, 0: off */
+    double s2;                  /* with n_boot: the fit's s^2 (its reduced chi2) */
+} xpcs_profile_rule;
+
+/** --test's replicates without --boot. */
+#define FIT_XPCS_TEST_BOOT 100
+
+/** Seed of the bootstrap's weights for parameter j: FIT_XPCS_BOOT_SEED + j. */
+#define FIT_XPCS_BOOT_SEED UINT64_C(0x6E6C73710000)
+
 /** --profile: the profile-likelihood interval of every physical
- *  parameter k < np with bit k of mask, at level sigmas (delta chi2 =
- *  level^2), into iv[k] (iv: p entries, zeroed by the caller; n_solves 0 =
- *  not profiled).  With robust_m non-NULL (--errors robust, the fit's
- *  model) the threshold is level^2 V_rob / V_mod, first with ratio[k] (the
- *  fit's, from xpcs_robust_covariance; NULL: 1), then with the ratio at the
- *  held point of each end (the rule beside xpcs_profiles,
- *  docs/uncertainties.md).  A profile that finds a lower cost than the
- *  fit's prints one warning line on stderr.  0, or nonzero with one line in
- *  err. */
+ *  parameter k < np with bit k of mask, at rule->level = K sigmas (delta
+ *  chi2 = K^2), into iv[k] (iv: p entries, zeroed by the caller; n_solves 0
+ *  = not profiled).  With rule->robust_m (--errors robust, the fit's model)
+ *  the threshold is K^2 V_rob / V_mod, first with rule->ratio[k] (the
+ *  fit's, from xpcs_robust_covariance), then with the ratio at the held
+ *  point of each end (the rule beside xpcs_profiles, docs/uncertainties.md).
+ *  With rule->n_boot (--profile-boot) the first round is the same and each
+ *  end's threshold is then the erf(K / sqrt 2) quantile of n_boot
+ *  bootstrap replicates of the statistic at its held point
+ *  (nlsq_profile_bootstrap; frame clusters with robust_m, single rows
+ *  without), at most 4 searches per end.  A profile that finds a lower
+ *  cost than the fit's prints one warning line on stderr.  0, or nonzero
+ *  with one line in err. */
 int xpcs_profiles(const nlsq_problem *pb, const nlsq_options *opt, const double *x,
-                  unsigned mask, size_t np, double level, nlsq_xpcs_model *robust_m,
-                  const double *ratio, nlsq_interval *iv, char *err, size_t err_size);
+                  unsigned mask, size_t np, const xpcs_profile_rule *rule, nlsq_interval *iv,
+                  char *err, size_t err_size);
+
+/** One --test NAME=VALUE: nlsq_profile_test's result and the thresholds
+ *  of the 1- and 2-sigma test-inversion intervals (quantiles of D*). */
+typedef struct xpcs_test {
+    int done;                       /* 1: tested */
+    double value;                   /* t */
+    nlsq_profile_test_result res;
+    double q1, q2;                  /* erf(1 / sqrt 2), erf(2 / sqrt 2) quantiles of D* */
+    size_t n_boot;
+} xpcs_test;
+
+/** --test: for each physical parameter k < np with values[k] not NAN, the
+ *  bootstrap test of x_k = values[k] at the fit x (nlsq_profile_test with
+ *  rule->n_boot replicates, FIT_XPCS_TEST_BOOT when 0, frame clusters with
+ *  rule->robust_m, s^2 = rule->s2) into out[k] (np entries, zeroed by the
+ *  caller).  0, or nonzero with one line in err. */
+int xpcs_tests(const nlsq_problem *pb, const nlsq_options *opt, const double *x,
+               const double *values, size_t np, const xpcs_profile_rule *rule, xpcs_test *out,
+               char *err, size_t err_size);
 
 #endif /* XPCS_UNCERTAINTY_H */

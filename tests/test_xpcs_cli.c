@@ -1485,6 +1485,85 @@ static void profile_undetermined_none(void **state)
     run_free(&r);
 }
 
+/* --test and --boot on the synthetic file (independent noise, default
+ * errors: a wild bootstrap over single rows).  At t = the fit's D0, D = 0
+ * and the p-value 1; at t = the upper end of D0's 2-sigma profile interval
+ * (D0's profile is lopsided here: +2.58 sigma), D = 4 to 1 % (the test's
+ * held solve, a continuation from the fit, against the profile's root
+ * search).  The statistic is then close to chi2_1, so the bootstrap's 68.3 %
+ * and 95.4 % points are 1 and 4 within 3 standard errors of 100
+ * replicates' quantile ([0.45, 1.6] and [1.9, 7]).  With --profile D0 --boot
+ * the ends' thresholds (intervals_delta) are such quantiles, and each end is
+ * where the profile without --boot reaches that threshold: sqrt(delta)
+ * times the distance of the plain 1-sigma end, to 10 %.  Usage errors:
+ * --boot below 10, --boot with neither --profile nor --test, an unknown
+ * --test name. */
+static void boot_test(void **state)
+{
+    (void)state;
+    char buf[4096], arg[2][128];
+    double v[2], w[2];
+    run_out r;
+    char *fit[] = {FIT_BASE, "--json", "--profile", "D0", "--profile-level", "2", NULL};
+    run_expect(fit, 0, &r);
+    assert_true(json_get(r.out, "params.D0", buf, sizeof buf));
+    double d0 = strtod(buf, NULL);
+    assert_true(json_get(r.out, "intervals.D0", buf, sizeof buf));
+    assert_int_equal(json_doubles(buf, v, 2), 2);
+    run_free(&r);
+    snprintf(arg[0], sizeof arg[0], "D0=%.17g", d0);
+    snprintf(arg[1], sizeof arg[1], "D0=%.17g", v[1]);
+    for (int k = 0; k < 2; k++) {
+        char *t[] = {FIT_BASE, "--json", "--test", arg[k], "--boot", "100", NULL};
+        run_expect(t, 0, &r);
+        assert_true(json_get(r.out, "tests.D0.D", buf, sizeof buf));
+        double D = strtod(buf, NULL);
+        assert_true(json_get(r.out, "tests.D0.p_value", buf, sizeof buf));
+        double pv = strtod(buf, NULL);
+        assert_true(json_get(r.out, "tests.D0.q_1sigma", buf, sizeof buf));
+        double q1 = strtod(buf, NULL);
+        assert_true(json_get(r.out, "tests.D0.q_2sigma", buf, sizeof buf));
+        double q2 = strtod(buf, NULL);
+        if (k == 0) {
+            assert_true(D >= 0 && D < 1e-6);
+            assert_true(pv == 1.0);
+        } else if (!(fabs(D - 4.0) < 0.04)) {
+            fail_msg("D = %g at the 2-sigma profile end, not 4", D);
+        }
+        if (!(q1 > 0.45 && q1 < 1.6 && q2 > 1.9 && q2 < 7.0))
+            fail_msg("bootstrap quantiles %g, %g: not chi2_1's 1, 4", q1, q2);
+        run_free(&r);
+    }
+    char *plain[] = {FIT_BASE, "--json", "--profile", "D0", NULL};
+    run_expect(plain, 0, &r);
+    assert_true(json_get(r.out, "intervals.D0", buf, sizeof buf));
+    assert_int_equal(json_doubles(buf, w, 2), 2);
+    run_free(&r);
+    char *prof[] = {FIT_BASE, "--json", "--profile", "D0", "--boot", "40", NULL};
+    run_expect(prof, 0, &r);
+    assert_true(json_get(r.out, "intervals_delta.D0", buf, sizeof buf));
+    assert_int_equal(json_doubles(buf, v, 2), 2);
+    assert_true(v[0] > 0.45 && v[0] < 1.6 && v[1] > 0.45 && v[1] < 1.6);
+    double dl = sqrt(v[0]) * (d0 - w[0]), du = sqrt(v[1]) * (w[1] - d0);
+    assert_true(json_get(r.out, "intervals.D0", buf, sizeof buf));
+    assert_int_equal(json_doubles(buf, v, 2), 2);
+    if (!(fabs(d0 - v[0] - dl) < 0.1 * dl && fabs(v[1] - d0 - du) < 0.1 * du))
+        fail_msg("interval [%g, %g] around %g: not %g below, %g above", v[0], v[1], d0, dl, du);
+    run_free(&r);
+    char *few[] = {FIT_BASE, "--test", "D0=2e4", "--boot", "5", NULL};
+    run_expect(few, 2, &r);
+    assert_non_null(strstr(r.err, "--boot must be 0 or an integer in [10, 100000]"));
+    run_free(&r);
+    char *alone[] = {FIT_BASE, "--boot", "40", NULL};
+    run_expect(alone, 2, &r);
+    assert_non_null(strstr(r.err, "--boot needs --profile NAMES or --test NAME=VALUE"));
+    run_free(&r);
+    char *bogus[] = {FIT_BASE, "--test", "bogus=1", NULL};
+    run_expect(bogus, 2, &r);
+    assert_non_null(strstr(r.err, "--test: unknown parameter 'bogus'"));
+    run_free(&r);
+}
+
 /* The robust profile threshold's factor (xpcs_threshold_ratio): V_rob / V_mod
  * of the parameter where defined, else the median of the defined ones. */
 static void threshold_ratio(void **state)
@@ -1522,6 +1601,7 @@ int main(void)
         cmocka_unit_test(profile_undetermined),
         cmocka_unit_test(profile_undetermined_none),
         cmocka_unit_test(threshold_ratio),
+        cmocka_unit_test(boot_test),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
