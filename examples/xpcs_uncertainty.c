@@ -147,32 +147,6 @@ static int robust_delta(void *ctx, size_t j, int side, const double *x_end, doub
     return 0;
 }
 
-/* The profile threshold.  Without misspecification 2 (C_j(t) - C_min) / s^2
- * is asymptotically chi2 with 1 degree of freedom, hence delta = level^2.
- * When the errors are not independent (frame-shared noise) the same
- * statistic is asymptotically c chi2_1 with c = V_rob,jj / V_mod,jj, V_rob
- * the sandwich (robust) variance of the parameter and V_mod = s^2 (J^T J)^-1
- * its model variance: the profile's curvature is the model's, the spread of
- * the estimate is the sandwich's.  So with --errors robust the threshold is
- * delta = level^2 c (the first-order adjustment of a likelihood-ratio test
- * under a misspecified or composite likelihood); for a linear model the
- * interval is then exactly the robust error bar, and the profile keeps its
- * asymmetry where the model is nonlinear.
- * Where c is evaluated: the interval's end t is where the test of H0:
- * theta_j = t just rejects, and a test of H0 estimates its nuisance under
- * H0 (the score / LR test uses the restricted fit).  So c is taken at the
- * held point at each end (theta_j = t, the others fitted; both covariances
- * there with all parameters free), not at the fit.  That matters twice:
- * along the shear parameters c changes over one error bar (the model is not
- * linear there), and where the fit lies in the shear valley (beta -> 0,
- * gamma_dot_offset at its bound, docs/uncertainties.md) the shear
- * parameters are undetermined at the fit, so c does not exist there at all,
- * while at the ends, out of the valley, it does.  The end depends on c and
- * c on the end: start with c at the fit, find the end, take c at its held
- * point and search again when c moved by more than 10 %, at most 3 searches
- * per end (nlsq_profile_adjust).  Where c_j is undefined at a point (j
- * undetermined there) it is the median of the physical parameters' c there
- * (xpcs_threshold_ratio); 1 where no parameter has one. */
 /* The bootstrap threshold at a profile end (nlsq_profile_adjust): the
  * erf(K / sqrt 2) quantile of D's replicates at the held point (the rule
  * beside nlsq_profile_bootstrap: a test inversion), over the model's frame
@@ -212,6 +186,32 @@ static int boot_delta(void *ctx, size_t j, int side, const double *x_end, double
     return 0;
 }
 
+/* The profile threshold.  Without misspecification 2 (C_j(t) - C_min) / s^2
+ * is asymptotically chi2 with 1 degree of freedom, hence delta = level^2.
+ * When the errors are not independent (frame-shared noise) the same
+ * statistic is asymptotically c chi2_1 with c = V_rob,jj / V_mod,jj, V_rob
+ * the sandwich (robust) variance of the parameter and V_mod = s^2 (J^T J)^-1
+ * its model variance: the profile's curvature is the model's, the spread of
+ * the estimate is the sandwich's.  So with --errors robust the threshold is
+ * delta = level^2 c (the first-order adjustment of a likelihood-ratio test
+ * under a misspecified or composite likelihood); for a linear model the
+ * interval is then exactly the robust error bar, and the profile keeps its
+ * asymmetry where the model is nonlinear.
+ * Where c is evaluated: the interval's end t is where the test of H0:
+ * theta_j = t just rejects, and a test of H0 estimates its nuisance under
+ * H0 (the score / LR test uses the restricted fit).  So c is taken at the
+ * held point at each end (theta_j = t, the others fitted; both covariances
+ * there with all parameters free), not at the fit.  That matters twice:
+ * along the shear parameters c changes over one error bar (the model is not
+ * linear there), and where the fit lies in the shear valley (beta -> 0,
+ * gamma_dot_offset at its bound, docs/uncertainties.md) the shear
+ * parameters are undetermined at the fit, so c does not exist there at all,
+ * while at the ends, out of the valley, it does.  The end depends on c and
+ * c on the end: start with c at the fit, find the end, take c at its held
+ * point and search again when c moved by more than 10 %, at most 3 searches
+ * per end (nlsq_profile_adjust).  Where c_j is undefined at a point (j
+ * undetermined there) it is the median of the physical parameters' c there
+ * (xpcs_threshold_ratio); 1 where no parameter has one. */
 int xpcs_profiles(const nlsq_problem *pb, const nlsq_options *opt, const double *x,
                   unsigned mask, size_t np, const xpcs_profile_rule *rule, nlsq_interval *iv,
                   char *err, size_t err_size)
@@ -227,13 +227,13 @@ int xpcs_profiles(const nlsq_problem *pb, const nlsq_options *opt, const double 
         adj = (nlsq_profile_adjust){.fn = boot_delta, .ctx = &bt, .max_rounds = 4};
         if (rule->robust_m) {
             if (nlsq_xpcs_model_clusters(rule->robust_m, &cl) != 0) {
-                snprintf(err, err_size, "--profile-boot: the model has no frame clusters");
+                snprintf(err, err_size, "--boot: the model has no frame clusters");
                 return -1;
             }
             bt.cl = &cl;
         }
         if (!(bt.dstar = malloc(rule->n_boot * sizeof(double)))) {
-            snprintf(err, err_size, "--profile-boot: out of memory (%zu replicates)",
+            snprintf(err, err_size, "--boot: out of memory (%zu replicates)",
                      rule->n_boot);
             return -1;
         }
@@ -286,6 +286,13 @@ int xpcs_tests(const nlsq_problem *pb, const nlsq_options *opt, const double *x,
         if (isnan(values[k])) continue;
         if (pb->lower && pb->upper && pb->lower[k] == pb->upper[k]) {
             snprintf(err, err_size, "--test %s: the parameter is held", nlsq_xpcs_param_name(k));
+            rc = -1;
+            break;
+        }
+        if ((pb->lower && values[k] < pb->lower[k]) || (pb->upper && values[k] > pb->upper[k])) {
+            snprintf(err, err_size, "--test %s=%.17g: outside the parameter's bounds [%g, %g]",
+                     nlsq_xpcs_param_name(k), values[k], pb->lower ? pb->lower[k] : -INFINITY,
+                     pb->upper ? pb->upper[k] : INFINITY);
             rc = -1;
             break;
         }

@@ -57,7 +57,7 @@ typedef struct xpcs_profile_rule {
     double level;               /* K sigma */
     nlsq_xpcs_model *robust_m;  /* --errors robust: the fit's model (frame clusters); NULL */
     const double *ratio;        /* robust / model variances at the fit (NULL: 1) */
-    size_t n_boot;              /* --profile-boot B, 0: off */
+    size_t n_boot;              /* --boot B, 0: off */
     double s2;                  /* with n_boot: the fit's s^2 (its reduced chi2) */
 } xpcs_profile_rule;
 
@@ -74,7 +74,7 @@ typedef struct xpcs_profile_rule {
  *  the threshold is K^2 V_rob / V_mod, first with rule->ratio[k] (the
  *  fit's, from xpcs_robust_covariance), then with the ratio at the held
  *  point of each end (the rule beside xpcs_profiles, docs/uncertainties.md).
- *  With rule->n_boot (--profile-boot) the first round is the same and each
+ *  With rule->n_boot (--boot) the first round is the same and each
  *  end's threshold is then the erf(K / sqrt 2) quantile of n_boot
  *  bootstrap replicates of the statistic at its held point
  *  (nlsq_profile_bootstrap; frame clusters with robust_m, single rows

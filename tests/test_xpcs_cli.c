@@ -1497,7 +1497,7 @@ static void profile_undetermined_none(void **state)
  * where the profile without --boot reaches that threshold: sqrt(delta)
  * times the distance of the plain 1-sigma end, to 10 %.  Usage errors:
  * --boot below 10, --boot with neither --profile nor --test, an unknown
- * --test name. */
+ * --test name, a --test value outside the parameter's bounds. */
 static void boot_test(void **state)
 {
     (void)state;
@@ -1561,6 +1561,10 @@ static void boot_test(void **state)
     char *bogus[] = {FIT_BASE, "--test", "bogus=1", NULL};
     run_expect(bogus, 2, &r);
     assert_non_null(strstr(r.err, "--test: unknown parameter 'bogus'"));
+    run_free(&r);
+    char *outside[] = {FIT_BASE, "--test", "beta=5", NULL};
+    run_expect(outside, 2, &r);
+    assert_non_null(strstr(r.err, "--test beta=5: outside the parameter's bounds [-2, 2]"));
     run_free(&r);
 }
 
