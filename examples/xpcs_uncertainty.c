@@ -160,13 +160,21 @@ typedef struct boot_threshold {
     double *dstar;             /* n_boot */
 } boot_threshold;
 
-/* The p quantile of n sorted values, linear between order statistics. */
+/* The prob quantile of n sorted replicates as a Monte Carlo test reads it:
+ * the k-th smallest of n exchangeable draws is exceeded by a new one with
+ * probability 1 - k / (n + 1), so the quantile sits at position h = prob
+ * (n + 1), linear between order statistics (Hyndman and Fan's type 6; the
+ * same convention as the p-value (1 + #{D* >= D}) / (1 + n)).  numpy's
+ * default, h = prob (n - 1) + 1, is biased low at 2 sigma: with 40
+ * replicates its expected point is chi2_1's 93.5 % one, and 2-sigma coverage
+ * on independent noise came out 89 %. */
 static double sorted_quantile(const double *v, size_t n, double prob)
 {
-    double h = prob * (double)(n - 1);
-    size_t i = (size_t)h;
-    if (i + 1 >= n) return v[n - 1];
-    return v[i] + (h - (double)i) * (v[i + 1] - v[i]);
+    double h = prob * (double)(n + 1);
+    if (h <= 1.0) return v[0];
+    if (h >= (double)n) return v[n - 1];
+    size_t i = (size_t)h;   /* 1 <= i < n: between v[i - 1] and v[i] */
+    return v[i - 1] + (h - (double)i) * (v[i] - v[i - 1]);
 }
 
 static int boot_delta(void *ctx, size_t j, int side, const double *x_end, double *delta)
