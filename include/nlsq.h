@@ -798,9 +798,12 @@ typedef struct nlsq_profile_test_result {
 } nlsq_profile_test_result;
 
 /** The bootstrap test of H0: x_j = t around the minimum x_hat: C_min from
- *  one solve from x_hat, C_j(t) from a solve with x_j held at t (from x_hat
- *  moved along the covariance's profile path, and from x_hat with x_j = t
- *  alone: the lower cost), D = 2 (C_j(t) - C_min) / s2, and D's replicates
+ *  one solve from x_hat, C_j(t) the lower cost of two ways to x_j = t held:
+ *  a continuation from x_hat along the profile path in 4 held solves (the
+ *  covariance's tangent, then the secant of the last two; a small probe
+ *  first where the covariance gives none) and one solve from x_hat with
+ *  x_j = t alone (neither is sure to find the held minimum on a curved
+ *  valley), D = 2 (C_j(t) - C_min) / s2, and D's replicates
  *  at that held point (nlsq_profile_bootstrap, into dstar: bo->n_boot
  *  values, sorted).  t lies in the K-sigma test-inversion interval when D
  *  is at most the erf(K / sqrt 2) quantile of dstar.  bo->s2 = 0 takes s^2
