@@ -166,8 +166,9 @@ typedef struct boot_threshold {
  * (n + 1), linear between order statistics (Hyndman and Fan's type 6; the
  * same convention as the p-value (1 + #{D* >= D}) / (1 + n)).  numpy's
  * default, h = prob (n - 1) + 1, is biased low at 2 sigma: with 40
- * replicates its expected point is chi2_1's 93.5 % one, and 2-sigma coverage
- * on independent noise came out 89 %. */
+ * replicates its expected point is chi2_1's 93.5 % one (gamma_dot_0's
+ * 2-sigma coverage on independent noise: 91 of 100 seeds with either
+ * rule, docs/uncertainties.md "A test inversion"). */
 static double sorted_quantile(const double *v, size_t n, double prob)
 {
     double h = prob * (double)(n + 1);
