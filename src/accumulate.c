@@ -362,16 +362,19 @@ static size_t online_cores(void)
 /* Chunk rows and slots of the engine: chunk about 1 MiB of Jacobian rows by
  * default (memory_budget caps it per worker); slots a fixed partition, a
  * function of (m, chunk, p) only.  Returns 0 or NLSQ_EINVAL (p*p overflows). */
+size_t nlsq__default_chunk(size_t p)
+{
+    size_t chunk = ((size_t)1 << 17) / p;
+    if (chunk < 256) chunk = 256;
+    if (chunk > 65536) chunk = 65536;
+    return chunk;
+}
+
 static int plan_chunks(nlsq__engine *e, size_t threads)
 {
     const nlsq_options *opt = e->opt;
     const size_t p = e->p, m = e->pb->n_rows;
-    size_t chunk = opt->chunk_rows;
-    if (chunk == 0) {
-        chunk = ((size_t)1 << 17) / p;
-        if (chunk < 256) chunk = 256;
-        if (chunk > 65536) chunk = 65536;
-    }
+    size_t chunk = opt->chunk_rows ? opt->chunk_rows : nlsq__default_chunk(p);
     if (opt->memory_budget > 0) {
         size_t per_row = (p + 1) * sizeof(double);
         size_t cap = opt->memory_budget / per_row;   /* per worker: see nlsq.h */

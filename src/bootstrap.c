@@ -20,7 +20,8 @@
  * E[m_i m_k] is the number of clusters rows i and k share: pairs that share
  * one are reproduced, but a row's own variance comes twice (E m_i^2 = 2)
  * where the sandwich counts it once.  So D* is too wide by V_wild / V_rob
- * (nlsq__covariance_wild: the sandwich without the subtracted cells), to
+ * (nlsq__covariance_robust_wild: the sandwich without the subtracted cells,
+ * from the sandwich's own pass), to
  * first order, which kappa_j = V_rob,jj / V_wild,jj undoes (about 1/2 for
  * independent errors, c / (c + 1) when the clusters inflate the variance c
  * times).  D* uses the fit's s^2, not the replicate's (which the weights
@@ -132,13 +133,33 @@ static size_t boot_pattern(void *ctx, size_t row0, size_t nrows, size_t *cols, s
  * budget, which can only lower it): the replicate's scratch is sized by it. */
 static size_t boot_chunk(const nlsq_options *opt, size_t p, size_t m)
 {
-    size_t chunk = opt->chunk_rows;
-    if (chunk == 0) {
-        chunk = ((size_t)1 << 17) / p;
-        if (chunk < 256) chunk = 256;
-        if (chunk > 65536) chunk = 65536;
-    }
+    size_t chunk = opt->chunk_rows ? opt->chunk_rows : nlsq__default_chunk(p);
     return chunk > m ? m : chunk;
+}
+
+/* opt for the solves here: no checkpoints or progress, and ftol such that
+ * costs about C_min = s^2 dof / 2 are good to 1e-3 of s^2 / 2, D's unit
+ * (as nlsq_profile's). */
+static nlsq_options solve_options(const nlsq_options *opt, size_t n_rows)
+{
+    nlsq_options o = *opt;
+    o.checkpoint_path = NULL;
+    o.progress = NULL;
+    double ftol = 1e-3 / (double)(n_rows > 1 ? n_rows : 1);
+    if (ftol < 1e-14) ftol = 1e-14;
+    if (ftol < o.ftol) o.ftol = ftol;
+    return o;
+}
+
+/* pb's bounds into lo, hi (p each; +-INFINITY where it has none), x_j held
+ * at t. */
+static void held_bounds(const nlsq_problem *pb, size_t j, double t, double *lo, double *hi)
+{
+    for (size_t k = 0; k < pb->n_params; k++) {
+        lo[k] = pb->lower ? pb->lower[k] : -INFINITY;
+        hi[k] = pb->upper ? pb->upper[k] : INFINITY;
+    }
+    lo[j] = hi[j] = t;
 }
 
 static int cmp_double(const void *a, const void *b)
@@ -160,8 +181,7 @@ static int boot_kappa(const nlsq_problem *pb, const nlsq_options *opt, const nls
     double *mem = nlsq__calloc(al, 2 * p * p + p, sizeof(double));
     if (!mem) return NLSQ_ENOMEM;
     double *vr = mem, *vw = mem + p * p, *q = mem + 2 * p * p;
-    int rc = nlsq_covariance_robust(pb, opt, cl, xh, vr, NULL);
-    if (!rc) rc = nlsq__covariance_wild(pb, opt, cl, xh, vw, NULL);
+    int rc = nlsq__covariance_robust_wild(pb, opt, cl, xh, vr, vw, NULL);
     if (!rc) {
         size_t n = 0;
         double own = NAN;
@@ -267,20 +287,14 @@ int nlsq_profile_bootstrap(const nlsq_problem *pb, const nlsq_options *opt_in,
         rc = boot_cache(pb, al, B.chunk, x_held, bm.rh);
         B.rh_all = bm.rh;
     }
-    nlsq_options o = *opt;
-    o.checkpoint_path = NULL;
-    o.progress = NULL;
+    nlsq_options o = solve_options(opt, pb->n_rows);
     o.chunk_rows = B.chunk;
-    /* C* is about C_min = s^2 dof / 2: this ftol, as nlsq_profile's, keeps
-     * the costs good to 1e-3 of s^2 / 2, D's unit.  The held solve at most
+    /* The held solve at most
      * 10 (p + 1) iterations, as the profile's (it starts at the replicate's
      * truth; one that creeps along a curved valley longer gives an upper
      * bound, D* too large); the free solve opt's limit (stopped early, its
      * cost makes D* too small: with both capped, gamma_dot_0's 68 % point
      * on seed 1 of the XPCS corrprofile scenario was 3.1, with neither 3.9) */
-    double ftol = 1e-3 / (double)(pb->n_rows > 1 ? pb->n_rows : 1);
-    if (ftol < 1e-14) ftol = 1e-14;
-    if (ftol < o.ftol) o.ftol = ftol;
     nlsq_options o_held = o;
     const size_t mi = nlsq__max_iter(&o, p), cap = 10 * (p + 1);
     if (mi == 0 || mi > cap) o_held.max_iter = cap;
@@ -292,11 +306,7 @@ int nlsq_profile_bootstrap(const nlsq_problem *pb, const nlsq_options *opt_in,
     rp.normal = NULL;
     rp.normal_units = 0;
     rp.scratch_bytes = B.user_bytes + B.chunk * (sizeof(double) + 2 * sizeof(size_t));
-    for (size_t k = 0; k < p; k++) {
-        bm.lo[k] = pb->lower ? pb->lower[k] : -INFINITY;
-        bm.hi[k] = pb->upper ? pb->upper[k] : INFINITY;
-    }
-    bm.lo[j] = bm.hi[j] = x_held[j];
+    held_bounds(pb, j, x_held[j], bm.lo, bm.hi);
     nlsq_problem held = rp;
     held.lower = bm.lo;
     held.upper = bm.hi;
@@ -404,12 +414,7 @@ int nlsq_profile_test(const nlsq_problem *pb, const nlsq_options *opt_in,
     if (!mem) return NLSQ_ENOMEM;
     double *cov = mem, *lo = cov + p * p, *hi = lo + p, *xm = hi + p, *x = xm + p, *x2 = x + p;
     double *tg = x2 + p;
-    nlsq_options o = *opt;
-    o.checkpoint_path = NULL;
-    o.progress = NULL;
-    double ftol = 1e-3 / (double)(pb->n_rows > 1 ? pb->n_rows : 1);
-    if (ftol < 1e-14) ftol = 1e-14;
-    if (ftol < o.ftol) o.ftol = ftol;
+    nlsq_options o = solve_options(opt, pb->n_rows);
     /* the minimum again to D's precision, its covariance the held start's path */
     memcpy(xm, x_hat, p * sizeof(double));
     nlsq_result r;
@@ -420,10 +425,7 @@ int nlsq_profile_test(const nlsq_problem *pb, const nlsq_options *opt_in,
     rc = st < 0 && st != NLSQ_STALLED ? st : 0;
     double s2 = bo->s2 > 0 ? bo->s2 : 2.0 * r.cost / r.dof, c_held = 0.0;
     if (!rc && !(s2 > 0 && isfinite(s2))) rc = NLSQ_EINVAL;
-    for (size_t k = 0; k < p; k++) {
-        lo[k] = pb->lower ? pb->lower[k] : -INFINITY;
-        hi[k] = pb->upper ? pb->upper[k] : INFINITY;
-    }
+    held_bounds(pb, j, t, lo, hi);
     held_path H = {.held = *pb, .o = &o, .lo = lo, .hi = hi, .tg = tg, .j = j,
                    .solves = &out->n_solves};
     H.held.lower = lo;

@@ -294,12 +294,16 @@ NLSQ_HIDDEN int nlsq__covariance_at(const nlsq_problem *pb, const nlsq_options *
                                     const double *R, double cost, size_t n_obs, double *cov,
                                     nlsq_result *res);
 
-/* The covariance a wild bootstrap with row weights w_a + w_b reproduces:
- * as nlsq_covariance_robust, but B = sum_c S_c S_c^T (the cell term of
- * two-cluster rows not subtracted).  robust.c. */
-NLSQ_HIDDEN int nlsq__covariance_wild(const nlsq_problem *pb, const nlsq_options *opt,
-                                      const nlsq_clusters *cl, const double *x, double *cov,
-                                      nlsq_result *res);
+/* nlsq_covariance_robust into cov, and from the same pass into cov_wild
+ * the covariance a wild bootstrap with row weights w_a + w_b reproduces:
+ * B = sum_c S_c S_c^T, the cell term of two-cluster rows not subtracted.
+ * robust.c. */
+NLSQ_HIDDEN int nlsq__covariance_robust_wild(const nlsq_problem *pb, const nlsq_options *opt,
+                                             const nlsq_clusters *cl, const double *x,
+                                             double *cov, double *cov_wild, nlsq_result *res);
+/* The engine's rows per chunk when opt->chunk_rows is 0 (before a memory
+ * budget lowers it): 2^17 / p, within [256, 65536].  accumulate.c. */
+NLSQ_HIDDEN size_t nlsq__default_chunk(size_t p);
 
 /* The parameters that are not fixed (lower != upper) into idx (p entries):
  * returns their number q.  free_block: A (p*p) over them into Ar (q*q). */

@@ -325,8 +325,8 @@ static int rob_pass(rob *w, const double *x)
 }
 
 static int robust_run(const nlsq_problem *pb, const nlsq_options *opt_in,
-                      const nlsq_clusters *cl, const double *x, double *cov, nlsq_result *res,
-                      int sub_cells)
+                      const nlsq_clusters *cl, const double *x, double *cov, double *cov_wild,
+                      nlsq_result *res)
 {
     nlsq_options defaults;
     const nlsq_options *opt;
@@ -342,7 +342,7 @@ static int robust_run(const nlsq_problem *pb, const nlsq_options *opt_in,
     w.opt = opt;
     w.al = &opt->allocator;
     w.cl = cl;
-    w.sub_cells = sub_cells;
+    w.sub_cells = 1;
     w.p = pb->n_params;
     w.chunk = opt->chunk_rows ? opt->chunk_rows : 4096;
     if (w.chunk > pb->n_rows) w.chunk = pb->n_rows;
@@ -375,6 +375,10 @@ static int robust_run(const nlsq_problem *pb, const nlsq_options *opt_in,
     }
     status = nlsq__finish(res, 0, "robust covariance computed at x (%zu clusters)", G);
     rc = rob_covariance(&w, factor, x, cov, res);
+    if (!rc && cov_wild) {   /* the same sums, the cells kept */
+        w.sub_cells = 0;
+        rc = rob_covariance(&w, factor, x, cov_wild, NULL);
+    }
     if (rc) {
         status = nlsq__finish(res, rc, "robust covariance: linear algebra failed");
         goto out;
@@ -393,16 +397,16 @@ int nlsq_covariance_robust(const nlsq_problem *pb, const nlsq_options *opt,
                            const nlsq_clusters *cl, const double *x, double *cov,
                            nlsq_result *res)
 {
-    return robust_run(pb, opt, cl, x, cov, res, 1);
+    return robust_run(pb, opt, cl, x, cov, NULL, res);
 }
 
 /* What a wild bootstrap whose row weight is w_a + w_b (E w^2 = 1, the
  * clusters' weights independent) reproduces: E[(sum_i m_i g_i)(...)^T] =
  * sum_c S_c S_c^T, the cells of two-cluster rows counted twice where the
- * sandwich counts them once (bootstrap.c). */
-int nlsq__covariance_wild(const nlsq_problem *pb, const nlsq_options *opt,
-                          const nlsq_clusters *cl, const double *x, double *cov,
-                          nlsq_result *res)
+ * sandwich counts them once (bootstrap.c); from the sandwich's own pass. */
+int nlsq__covariance_robust_wild(const nlsq_problem *pb, const nlsq_options *opt,
+                                 const nlsq_clusters *cl, const double *x, double *cov,
+                                 double *cov_wild, nlsq_result *res)
 {
-    return robust_run(pb, opt, cl, x, cov, res, 0);
+    return robust_run(pb, opt, cl, x, cov, cov_wild, res);
 }
