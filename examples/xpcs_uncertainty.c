@@ -178,6 +178,23 @@ static double sorted_quantile(const double *v, size_t n, double prob)
     return v[i - 1] + (h - (double)i) * (v[i] - v[i - 1]);
 }
 
+/* The bootstrap's clusters: the model's frames with --errors robust (into
+ * *cl, *use = cl), none (single rows, *use = NULL) without.  0, or -1 with
+ * one line in err naming the option. */
+static int rule_clusters(const xpcs_profile_rule *rule, nlsq_clusters *cl,
+                         const nlsq_clusters **use, const char *option, char *err,
+                         size_t err_size)
+{
+    *use = NULL;
+    if (!rule->robust_m) return 0;
+    if (nlsq_xpcs_model_clusters(rule->robust_m, cl) != 0) {
+        snprintf(err, err_size, "%s: the model has no frame clusters", option);
+        return -1;
+    }
+    *use = cl;
+    return 0;
+}
+
 static int boot_delta(void *ctx, size_t j, int side, const double *x_end, double *delta)
 {
     (void)side;
@@ -238,13 +255,7 @@ int xpcs_profiles(const nlsq_problem *pb, const nlsq_options *opt, const double 
     nlsq_profile_adjust adj = {.fn = robust_delta, .ctx = &rt};
     if (rule->n_boot) {
         adj = (nlsq_profile_adjust){.fn = boot_delta, .ctx = &bt, .max_rounds = 4};
-        if (rule->robust_m) {
-            if (nlsq_xpcs_model_clusters(rule->robust_m, &cl) != 0) {
-                snprintf(err, err_size, "--boot: the model has no frame clusters");
-                return -1;
-            }
-            bt.cl = &cl;
-        }
+        if (rule_clusters(rule, &cl, &bt.cl, "--boot", err, err_size) != 0) return -1;
         if (!(bt.dstar = malloc(rule->n_boot * sizeof(double)))) {
             snprintf(err, err_size, "--boot: out of memory (%zu replicates)",
                      rule->n_boot);
@@ -282,13 +293,7 @@ int xpcs_tests(const nlsq_problem *pb, const nlsq_options *opt, const double *x,
     const size_t B = rule->n_boot ? rule->n_boot : FIT_XPCS_TEST_BOOT;
     nlsq_clusters cl;
     nlsq_profile_boot bo = {.n_boot = B, .s2 = rule->s2};
-    if (rule->robust_m) {
-        if (nlsq_xpcs_model_clusters(rule->robust_m, &cl) != 0) {
-            snprintf(err, err_size, "--test: the model has no frame clusters");
-            return -1;
-        }
-        bo.clusters = &cl;
-    }
+    if (rule_clusters(rule, &cl, &bo.clusters, "--test", err, err_size) != 0) return -1;
     double *dstar = malloc(B * sizeof(double));
     if (!dstar) {
         snprintf(err, err_size, "--test: out of memory (%zu replicates)", B);
