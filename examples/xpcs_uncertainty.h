@@ -76,9 +76,8 @@ typedef struct xpcs_profile_rule {
  *  point of each end (the rule beside xpcs_profiles, docs/uncertainties.md).
  *  With rule->n_boot (--boot) the first round is the same and each
  *  end's threshold is then the erf(K / sqrt 2) quantile of n_boot
- *  bootstrap replicates of the statistic at its held point, corrected by
- *  the fast double bootstrap (nlsq_profile_bootstrap with dstar2,
- *  nlsq_profile_threshold; frame clusters with robust_m, single rows
+ *  bootstrap replicates of the statistic at its held point
+ *  (nlsq_profile_bootstrap; frame clusters with robust_m, single rows
  *  without), at most 4 searches per end.  A profile that finds a lower
  *  cost than the fit's prints one warning line on stderr.  0, or nonzero
  *  with one line in err. */
@@ -87,20 +86,18 @@ int xpcs_profiles(const nlsq_problem *pb, const nlsq_options *opt, const double 
                   char *err, size_t err_size);
 
 /** One --test NAME=VALUE: nlsq_profile_test's result and the thresholds
- *  of the 1- and 2-sigma test-inversion intervals (nlsq_profile_threshold
- *  of D* and D**: the fast double bootstrap). */
+ *  of the 1- and 2-sigma test-inversion intervals (quantiles of D*). */
 typedef struct xpcs_test {
     int done;                       /* 1: tested */
     double value;                   /* t */
     nlsq_profile_test_result res;
-    double q1, q2;                  /* the thresholds at erf(1 / sqrt 2), erf(2 / sqrt 2) */
+    double q1, q2;                  /* erf(1 / sqrt 2), erf(2 / sqrt 2) quantiles of D* */
     size_t n_boot;
 } xpcs_test;
 
 /** --test: for each physical parameter k < np with values[k] not NAN, the
  *  bootstrap test of x_k = values[k] at the fit x (nlsq_profile_test with
- *  rule->n_boot replicates, FIT_XPCS_TEST_BOOT when 0, and their second
- *  level (the fast double bootstrap: 4 solves a replicate), frame clusters with
+ *  rule->n_boot replicates, FIT_XPCS_TEST_BOOT when 0, frame clusters with
  *  rule->robust_m, s^2 = rule->s2) into out[k] (np entries, zeroed by the
  *  caller).  0, or nonzero with one line in err. */
 int xpcs_tests(const nlsq_problem *pb, const nlsq_options *opt, const double *x,

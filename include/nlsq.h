@@ -756,8 +756,6 @@ typedef struct nlsq_profile_boot {
                                        weights at every held point (common random numbers) */
     const nlsq_clusters *clusters;  /* NULL: every row its own cluster */
     double s2;                      /* the scale of D: s^2 of the fit, 2 C_min / dof */
-    double *dstar2;                 /* NULL, or n_boot values to write (sorted): the fast
-                                       double bootstrap's second level (see below) */
 } nlsq_profile_boot;
 
 /** Replicates of D = 2 (C_j(t) - C_min) / s^2 under H0: x_j = t, at the
@@ -777,21 +775,10 @@ typedef struct nlsq_profile_boot {
  *  x_held for every chunk (twice the work of a solve on pb; the call at
  *  x_held is unprepared, at_prepared 0, so eval must work from x alone there
  *  as with finite differences; the normal callback is not used), memory as
- *  in nlsq_lm plus 3 chunk values per worker and the cache below.
+ *  in nlsq_lm plus 3 chunk values per worker.
  *  dstar: n_boot values, written sorted ascending; kappa, n_solves (may be
  *  NULL): kappa_j and the solves made.  The K-sigma threshold is the
- *  erf(K / sqrt 2) quantile of dstar (nlsq_profile_threshold).
- *  With bo->dstar2 the fast double bootstrap (Davidson and MacKinnon):
- *  replicate b also draws one replicate of its own at its held fit (the
- *  same construction on replicate b's residuals, its own kappa, weights from
- *  another stream), whose D**_b goes to dstar2 (sorted).  D** stands to D*
- *  as D* to D: where D's distribution changes with the point it is drawn
- *  at (the held fit is not the truth), nlsq_profile_threshold corrects the
- *  quantile by that change.  Twice the solves; memory the same again for
- *  the second level while it runs.
- *  The residuals at x_held are cached (8 bytes a row, per level) up to
- *  2^23 rows; beyond that, or when the allocation fails, every chunk
- *  evaluates them again.  Returns 0 or NLSQ_EINVAL (NULL
+ *  erf(K / sqrt 2) quantile of dstar.  Returns 0 or NLSQ_EINVAL (NULL
  *  arguments, j >= p, j fixed, n_boot < 2, s2 not > 0, n_clusters < 2
  *  with clusters), NLSQ_ENOTIMPL (opt->dist), a solve's error, or one of
  *  nlsq_covariance_robust's.  Thread safety and ownership as for nlsq_lm. */
@@ -799,29 +786,10 @@ NLSQ_API int nlsq_profile_bootstrap(const nlsq_problem *pb, const nlsq_options *
                                     const nlsq_profile_boot *bo, const double *x_held, size_t j,
                                     double *dstar, double *kappa, size_t *n_solves);
 
-/** The prob quantile (prob = erf(K / sqrt 2) for K sigma) of the sorted
- *  replicates dstar (n values), as a Monte Carlo test reads it: position
- *  prob (n + 1) between order statistics (the k-th smallest of n
- *  exchangeable draws is exceeded by a new one with probability
- *  1 - k / (n + 1); clamped to the smallest and largest).  With dstar2 (the
- *  fast double bootstrap's n sorted second-level values; NULL: none) the
- *  level is corrected first: prob' = F**(Q*(prob)), the level at which the
- *  second level's distribution reaches the first's quantile (F** the
- *  inverse of the same quantile rule on dstar2), and the threshold is
- *  Q*(prob').  When D** runs larger than D* (the distribution drawn one
- *  level further from the truth is wider), D* is taken to run larger than D
- *  by as much, and the threshold drops.  Returns NAN for NULL dstar, n = 0
- *  or prob outside (0, 1).  Pure: no allocation, any thread. */
-NLSQ_API double nlsq_profile_threshold(const double *dstar, const double *dstar2, size_t n,
-                                       double prob);
-
 /** What nlsq_profile_test found. */
 typedef struct nlsq_profile_test_result {
     double D;          /* 2 (C_j(t) - C_min) / s2, the statistic at t */
-    double p_value;    /* (1 + #{D*_b >= D}) / (1 + n_boot): small rejects x_j = t; with
-                          bo->dstar2 the fast double bootstrap's: p* as before,
-                          q** = D**'s 1 - p* quantile, p = (1 + #{D*_b >= q**}) / (1 + n_boot);
-                          1 when every D*_b >= D */
+    double p_value;    /* (1 + #{D*_b >= D}) / (1 + n_boot): small rejects x_j = t */
     double cost_min;   /* C_min (x_hat refined by one solve) */
     double cost_held;  /* C_j(t) */
     double s2;         /* the scale used: bo->s2, or 2 C_min / dof when that is 0 */
@@ -837,9 +805,8 @@ typedef struct nlsq_profile_test_result {
  *  x_j = t alone (neither is sure to find the held minimum on a curved
  *  valley), D = 2 (C_j(t) - C_min) / s2, and D's replicates
  *  at that held point (nlsq_profile_bootstrap, into dstar: bo->n_boot
- *  values, sorted; bo->dstar2 as there).  t lies in the K-sigma
- *  test-inversion interval when D is at most nlsq_profile_threshold(dstar,
- *  bo->dstar2, n_boot, erf(K / sqrt 2)).  bo->s2 = 0 takes s^2
+ *  values, sorted).  t lies in the K-sigma test-inversion interval when D
+ *  is at most the erf(K / sqrt 2) quantile of dstar.  bo->s2 = 0 takes s^2
  *  from the minimum's solve.  Returns 0 or NLSQ_EINVAL (NULL arguments,
  *  j >= p, j fixed, t not finite or outside j's bounds, n_boot < 2), a
  *  solve's error or nlsq_profile_bootstrap's.  Thread safety and ownership

@@ -30,12 +30,6 @@
  * then a solve with all free from where it ended, so C*_min <= C*_held.
  * The weights come from a counter hash of (seed, b, cluster): the same at
  * every t, so the threshold moves smoothly along the profile.
- * The fast double bootstrap (dstar2; Davidson and MacKinnon): D's
- * distribution depends on where it is drawn, and x_h is not the truth.
- * Replicate b's held fit x*_h is to replicate b what x_h is to the data, so
- * one replicate drawn there (boot_run again, on replicate b's problem, one
- * replicate, its own kappa) gives D**_b, and D** stands to D* as D* to D.
- * nlsq_profile_threshold moves the level by the shift between them.
  */
 #include "nlsq_internal.h"
 #include "nlsq_rng.h"
@@ -208,44 +202,24 @@ static int boot_kappa(const nlsq_problem *pb, const nlsq_options *opt, const nls
     return rc;
 }
 
-/* One level of the bootstrap: what its replicates share. */
-typedef struct boot_level {
-    nlsq_problem rp, held;     /* the replicate's problem; the same with x_j held */
-    nlsq_options o, o_held;    /* the free and the held solve's options */
-    const nlsq_options *opt;   /* the caller's: a second level starts from them */
-    const nlsq_clusters *cl;
-    const double *xh;
-    size_t j;
-    double s2;
-} boot_level;
-
-static int boot_run(const nlsq_problem *pb, const nlsq_options *opt, const nlsq_clusters *cl,
-                    uint64_t seed, const double *x_held, size_t j, double s2, size_t n_boot,
-                    double *dstar, double *dstar2, double *kappa, size_t *n_solves);
-
-/* One replicate: D*_b (before kappa) from the two solves, x the work point.
- * With d2, between them, the replicate's own one-replicate bootstrap at its
- * held fit (the fast double bootstrap's D**_b, weights from seed2). */
-static int replicate(const boot_level *L, double *x, double *d, double *d2, uint64_t seed2,
-                     size_t *n_solves)
+/* One replicate: D*_b (before kappa) from the two solves. */
+static int replicate(const nlsq_problem *rp, nlsq_problem *held, const nlsq_options *o_held,
+                     const nlsq_options *o_full, const double *xh, double *x, double s2,
+                     double *d, size_t *n_solves)
 {
+    const size_t p = rp->n_params;
     nlsq_result r;
-    memcpy(x, L->xh, L->rp.n_params * sizeof(double));
+    memcpy(x, xh, p * sizeof(double));
     memset(&r, 0, sizeof r);
-    int st = nlsq_lm(&L->held, &L->o_held, x, &r);
+    int st = nlsq_lm(held, o_held, x, &r);
     ++*n_solves;
     if (st < 0 && st != NLSQ_STALLED) return st;   /* stalled: a usable cost, as in profile.c */
     double c_held = r.cost;
-    if (d2) {
-        int rc = boot_run(&L->rp, L->opt, L->cl, seed2, x, L->j, L->s2, 1, d2, NULL, NULL,
-                          n_solves);
-        if (rc) return rc;
-    }
     memset(&r, 0, sizeof r);
-    st = nlsq_lm(&L->rp, &L->o, x, &r);
+    st = nlsq_lm(rp, o_full, x, &r);
     ++*n_solves;
     if (st < 0 && st != NLSQ_STALLED) return st;
-    double dd = 2.0 * (c_held - r.cost) / L->s2;
+    double dd = 2.0 * (c_held - r.cost) / s2;
     *d = dd > 0 ? dd : 0.0;
     return 0;
 }
@@ -295,123 +269,58 @@ int nlsq_profile_bootstrap(const nlsq_problem *pb, const nlsq_options *opt_in,
     if (pb->lower && pb->upper && pb->lower[j] == pb->upper[j]) return NLSQ_EINVAL;
     if (cl && (!cl->ids || cl->n_clusters < 2)) return NLSQ_EINVAL;
     if (opt->dist.reduce) return NLSQ_ENOTIMPL;
+    const nlsq_allocator *al = &opt->allocator;
     size_t solves = 0;
-    rc = boot_run(pb, opt, cl, bo->seed, x_held, j, bo->s2, bo->n_boot, dstar, bo->dstar2,
-                  kappa, &solves);
-    if (n_solves) *n_solves = solves;
-    return rc;
-}
-
-/* The level's problems and options at x_held, B its replicate context. */
-static void level_init(boot_level *L, const nlsq_problem *pb, const nlsq_options *opt,
-                       boot *B, boot_mem *bm, size_t j, double s2)
-{
-    const size_t p = pb->n_params;
-    L->opt = opt;
-    L->cl = B->cl;
-    L->xh = B->xh;
-    L->j = j;
-    L->s2 = s2;
-    L->o = solve_options(opt, pb->n_rows);
-    L->o.chunk_rows = B->chunk;
+    double kap = 1.0;
+    boot_mem bm;
+    rc = boot_mem_alloc(al, pb, cl, &bm);
+    if (!rc) rc = boot_kappa(pb, opt, cl, x_held, j, &kap);
+    if (rc) {
+        boot_mem_free(al, &bm);
+        return rc;
+    }
+    boot B = {.pb = pb, .cl = cl, .xh = x_held, .wc = bm.wc, .seed = bo->seed,
+              .user_bytes = (pb->scratch_bytes + sizeof(double) - 1) / sizeof(double) *
+                            sizeof(double),
+              .chunk = boot_chunk(opt, p, pb->n_rows)};
+    if (bm.rh) {
+        rc = boot_cache(pb, al, B.chunk, x_held, bm.rh);
+        B.rh_all = bm.rh;
+    }
+    nlsq_options o = solve_options(opt, pb->n_rows);
+    o.chunk_rows = B.chunk;
     /* The held solve at most
      * 10 (p + 1) iterations, as the profile's (it starts at the replicate's
      * truth; one that creeps along a curved valley longer gives an upper
      * bound, D* too large); the free solve opt's limit (stopped early, its
      * cost makes D* too small: with both capped, gamma_dot_0's 68 % point
      * on seed 1 of the XPCS corrprofile scenario was 3.1, with neither 3.9) */
-    L->o_held = L->o;
-    const size_t mi = nlsq__max_iter(&L->o, p), cap = 10 * (p + 1);
-    if (mi == 0 || mi > cap) L->o_held.max_iter = cap;
-    L->rp = *pb;   /* the replicate: bounds, sizes and names kept */
-    L->rp.eval = boot_eval;
-    L->rp.ctx = B;
-    L->rp.prepare = pb->prepare ? boot_prepare : NULL;
-    L->rp.pattern = pb->pattern ? boot_pattern : NULL;
-    L->rp.normal = NULL;
-    L->rp.normal_units = 0;
-    L->rp.scratch_bytes = B->user_bytes + B->chunk * (sizeof(double) + 2 * sizeof(size_t));
-    held_bounds(pb, j, B->xh[j], bm->lo, bm->hi);
-    L->held = L->rp;
-    L->held.lower = bm->lo;
-    L->held.upper = bm->hi;
-}
-
-/* n_boot replicates at x_held into dstar (and their second level into
- * dstar2 when not NULL), sorted; solves added to *n_solves.  A second
- * level is this with pb the first level's replicate problem and n_boot 1. */
-static int boot_run(const nlsq_problem *pb, const nlsq_options *opt, const nlsq_clusters *cl,
-                    uint64_t seed, const double *x_held, size_t j, double s2, size_t n_boot,
-                    double *dstar, double *dstar2, double *kappa, size_t *n_solves)
-{
-    const nlsq_allocator *al = &opt->allocator;
-    double kap = 1.0;
-    boot_mem bm;
-    int rc = boot_mem_alloc(al, pb, cl, &bm);
-    if (!rc) rc = boot_kappa(pb, opt, cl, x_held, j, &kap);
-    boot B = {.pb = pb, .cl = cl, .xh = x_held, .wc = bm.wc, .seed = seed,
-              .user_bytes = (pb->scratch_bytes + sizeof(double) - 1) / sizeof(double) *
-                            sizeof(double),
-              .chunk = boot_chunk(opt, pb->n_params, pb->n_rows)};
-    if (!rc && bm.rh) {
-        rc = boot_cache(pb, al, B.chunk, x_held, bm.rh);
-        B.rh_all = bm.rh;
-    }
-    boot_level L;
-    if (!rc) level_init(&L, pb, opt, &B, &bm, j, s2);
-    for (size_t b = 0; b < n_boot && !rc; b++) {
+    nlsq_options o_held = o;
+    const size_t mi = nlsq__max_iter(&o, p), cap = 10 * (p + 1);
+    if (mi == 0 || mi > cap) o_held.max_iter = cap;
+    nlsq_problem rp = *pb;   /* the replicate: bounds, sizes and names kept */
+    rp.eval = boot_eval;
+    rp.ctx = &B;
+    rp.prepare = pb->prepare ? boot_prepare : NULL;
+    rp.pattern = pb->pattern ? boot_pattern : NULL;
+    rp.normal = NULL;
+    rp.normal_units = 0;
+    rp.scratch_bytes = B.user_bytes + B.chunk * (sizeof(double) + 2 * sizeof(size_t));
+    held_bounds(pb, j, x_held[j], bm.lo, bm.hi);
+    nlsq_problem held = rp;
+    held.lower = bm.lo;
+    held.upper = bm.hi;
+    for (size_t b = 0; b < bo->n_boot && !rc; b++) {
         B.b = b;
         for (size_t c = 0; cl && c < cl->n_clusters; c++) bm.wc[c] = weight(&B, c);
-        /* the second level's stream: its own, one per replicate */
-        uint64_t st = seed ^ (UINT64_C(0xA0761D6478BD642F) * (uint64_t)(b + 1));
-        rc = replicate(&L, bm.x, &dstar[b], dstar2 ? &dstar2[b] : NULL,
-                       nlsq__splitmix64(&st), n_solves);
+        rc = replicate(&rp, &held, &o_held, &o, x_held, bm.x, bo->s2, &dstar[b], &solves);
         if (!rc) dstar[b] *= kap;
     }
     boot_mem_free(al, &bm);
-    if (!rc) qsort(dstar, n_boot, sizeof *dstar, cmp_double);
-    if (!rc && dstar2) qsort(dstar2, n_boot, sizeof *dstar2, cmp_double);
+    if (!rc) qsort(dstar, bo->n_boot, sizeof *dstar, cmp_double);
     if (kappa) *kappa = kap;
+    if (n_solves) *n_solves = solves;
     return rc;
-}
-
-/* The prob quantile of n sorted replicates as a Monte Carlo test reads it:
- * the k-th smallest of n exchangeable draws is exceeded by a new one with
- * probability 1 - k / (n + 1), so the quantile sits at position h = prob
- * (n + 1), linear between order statistics (Hyndman and Fan's type 6; the
- * same convention as the p-value (1 + #{D* >= D}) / (1 + n)), clamped to
- * v's range.  numpy's default, h = prob (n - 1) + 1, is biased low at 2
- * sigma: with 40 replicates its expected point is chi2_1's 93.5 % one. */
-static double quantile6(const double *v, size_t n, double prob)
-{
-    double h = prob * (double)(n + 1);
-    if (h <= 1.0) return v[0];
-    if (h >= (double)n) return v[n - 1];
-    size_t i = (size_t)h;   /* 1 <= i < n: between v[i - 1] and v[i] */
-    return v[i - 1] + (h - (double)i) * (v[i] - v[i - 1]);
-}
-
-/* quantile6's inverse: the level at which sorted v reaches q (within
- * [1, n] / (n + 1)). */
-static double level6(const double *v, size_t n, double q)
-{
-    if (n == 1 || q <= v[0]) return 1.0 / (double)(n + 1);
-    if (q >= v[n - 1]) return (double)n / (double)(n + 1);
-    size_t lo = 1, hi = n - 1;   /* the first i >= 1 with q < v[i] */
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (q < v[mid]) hi = mid; else lo = mid + 1;
-    }
-    double gap = v[lo] - v[lo - 1];
-    double h = (double)lo + (gap > 0 ? (q - v[lo - 1]) / gap : 0.0);
-    return h / (double)(n + 1);
-}
-
-double nlsq_profile_threshold(const double *dstar, const double *dstar2, size_t n, double prob)
-{
-    if (!dstar || n == 0 || !(prob > 0.0 && prob < 1.0)) return NAN;
-    double q = quantile6(dstar, n, prob);
-    return dstar2 ? quantile6(dstar, n, level6(dstar2, n, q)) : q;
 }
 
 /* The held solve at x_j = t, the lower cost of two ways there (into x):
@@ -534,18 +443,9 @@ int nlsq_profile_test(const nlsq_problem *pb, const nlsq_options *opt_in,
         out->n_solves += ns;
     }
     if (!rc) {
-        const size_t n = bo->n_boot;
         size_t above = 0;
-        for (size_t b = 0; b < n; b++) above += dstar[b] >= out->D;
-        out->p_value = (double)(above + 1) / (double)(n + 1);
-        /* the fast double bootstrap's: D* against D**'s quantile at D's
-         * level among the D*; D below every D* is inside at every level */
-        if (bo->dstar2 && above < n) {
-            double q2 = quantile6(bo->dstar2, n, 1.0 - out->p_value);
-            above = 0;
-            for (size_t b = 0; b < n; b++) above += dstar[b] >= q2;
-            out->p_value = (double)(above + 1) / (double)(n + 1);
-        }
+        for (size_t b = 0; b < bo->n_boot; b++) above += dstar[b] >= out->D;
+        out->p_value = (double)(above + 1) / (double)(bo->n_boot + 1);
     }
     nlsq__free(al, mem);
     return rc;

@@ -31,14 +31,6 @@
  *  test         nlsq_profile_test: D = (b_hat - t)^2 / ((X^T X)^-1_bb s^2)
  *               with s^2 = 2 C_min / dof, the p-value recounted from D*,
  *               and D* as in one_way
- *  double       the fast double bootstrap (one-way): every D** one of the
- *               2^3 x 2^3 values of two levels of sign patterns (the
- *               replicate's held fit and residuals by hand), D* the same
- *               with and without dstar2, 4 solves a replicate, and
- *               nlsq_profile_test's p-value by its double-bootstrap rule
- *  threshold    nlsq_profile_threshold: type-6 quantiles by hand, the same
- *               threshold when both levels agree, the hand value when the
- *               second level is twice the first, NAN for bad arguments
  *  errors       n_boot < 2, j fixed or out of range, s2 <= 0, one cluster,
  *               NULL arguments, t outside the bounds
  */
@@ -336,98 +328,6 @@ static void test_test(void **state)
     check_members(dstar, 100, res.kappa, vals, nvals);
 }
 
-/* Every value D** can take: level-1 pattern P1 makes the replicate's data
- * y* = X x_h + m o e, its held fit x*_h and residuals e*; level-2 pattern P2
- * moves b by sum_i h_i m'_i e*_i (one-way clusters: kappa 1 at both). */
-static size_t double_values(const grid *G, const double Ai[9], const double xh[3], double norm,
-                            double *vals)
-{
-    static grid R;   /* the replicate's grid: too large for the stack */
-    double e[MAXM], xs[3], he[MAXM];
-    size_t n = 0;
-    for (size_t i = 0; i < G->m; i++)
-        e[i] = G->y[i] - (xh[0] * G->u[i] + xh[1] * G->v[i] + xh[2]);
-    for (size_t p1 = 0; p1 < ((size_t)1 << G->nu); p1++) {
-        R = *G;
-        for (size_t i = 0; i < G->m; i++) {
-            double m = (p1 >> (i / G->nv) & 1) ? 1.0 : -1.0;
-            R.y[i] = G->y[i] - e[i] + m * e[i];
-        }
-        held_fit(&R, xh[1], xs);
-        influence(&R, Ai, xs, he);
-        n += pattern_values(&R, he, norm, vals + n);
-    }
-    return n;
-}
-
-/* The fast double bootstrap: D** against the 64 values two levels of
- * patterns allow, D* unchanged by asking for D**, twice the solves, and
- * nlsq_profile_test's p-value recounted by its rule. */
-static void test_double(void **state)
-{
-    (void)state;
-    grid G;
-    make_grid(&G, 3, 40, 1);
-    nlsq_problem pb = problem(&G);
-    nlsq_clusters cl = {.n_clusters = 3, .ids = ids, .ctx = &G};
-    double x[3], A[9], Ai[9], xh[3], vals[64], d1[40], d[40], d2[40], kappa = 0.0;
-    double s2 = fit_s2(&G, &pb, x);
-    normal_inverse(&G, A, Ai);
-    held_fit(&G, x[1] + 1.5 * sqrt(s2 * Ai[4]), xh);
-    nlsq_options o = tc_strict();
-    nlsq_profile_boot bo = {.n_boot = 40, .seed = 5, .clusters = &cl, .s2 = s2};
-    assert_int_equal(nlsq_profile_bootstrap(&pb, &o, &bo, xh, 1, d1, NULL, NULL), 0);
-    bo.dstar2 = d2;
-    size_t solves = 0;
-    assert_int_equal(nlsq_profile_bootstrap(&pb, &o, &bo, xh, 1, d, &kappa, &solves), 0);
-    assert_int_equal(solves, 4 * 40);
-    for (size_t b = 0; b < 40; b++) assert_close(d[b], d1[b], 1e-12 * fmax(1.0, d1[b]));
-    for (size_t b = 1; b < 40; b++) assert_true(d2[b] >= d2[b - 1]);
-    size_t nvals = double_values(&G, Ai, xh, Ai[4] * s2, vals);
-    assert_int_equal(nvals, 64);
-    /* one level's 8 patterns give 4 values (+-); D** drawn at x_h rather
-     * than at the replicate's held fit would give only those */
-    assert_true(check_members(d2, 40, 1.0, vals, nvals) > 4);
-    /* the test's p-value: p* from D*, then D*'s share above D**'s 1 - p* quantile */
-    double t = x[1] + 1.5 * sqrt(s2 * Ai[4]), q;
-    nlsq_profile_test_result res;
-    bo.s2 = 0.0;
-    assert_int_equal(nlsq_profile_test(&pb, &o, &bo, x, 1, t, &res, d), 0);
-    size_t above = 0;
-    for (size_t b = 0; b < 40; b++) above += d[b] >= res.D;
-    double h = (1.0 - (double)(above + 1) / 41.0) * 41.0;   /* type 6 on d2 */
-    if (h <= 1.0) q = d2[0];
-    else if (h >= 40.0) q = d2[39];
-    else q = d2[(size_t)h - 1] + (h - floor(h)) * (d2[(size_t)h] - d2[(size_t)h - 1]);
-    above = 0;
-    for (size_t b = 0; b < 40; b++) above += d[b] >= q;
-    assert_true(res.D > d[0]);   /* not the case p = 1 */
-    assert_close(res.p_value, (double)(above + 1) / 41.0, 1e-15);
-}
-
-/* nlsq_profile_threshold: the type-6 quantile by hand, the identity when
- * both levels agree, the correction when the second is twice as wide. */
-static void test_threshold(void **state)
-{
-    (void)state;
-    const double v[4] = {1, 2, 3, 4}, w[4] = {2, 4, 6, 8};
-    assert_close(nlsq_profile_threshold(v, NULL, 4, 0.5), 2.5, 1e-15);   /* h = 2.5 */
-    assert_close(nlsq_profile_threshold(v, NULL, 4, 0.1), 1.0, 0.0);     /* h < 1 */
-    assert_close(nlsq_profile_threshold(v, NULL, 4, 0.9), 4.0, 0.0);     /* h > n */
-    /* q = 3 (h = 3), where w stands at h = 1.5, level 0.3: v's 0.3 quantile 1.5 */
-    assert_close(nlsq_profile_threshold(v, w, 4, 0.6), 1.5, 1e-15);
-    double r[41];
-    for (size_t i = 0; i < 41; i++) r[i] = (double)i * (double)i / 40.0 + 0.1 * (double)i;
-    for (double p = 0.05; p < 0.95; p += 0.05)
-        assert_close(nlsq_profile_threshold(r, r, 41, p), nlsq_profile_threshold(r, NULL, 41, p),
-                     1e-12);
-    assert_true(nlsq_profile_threshold(v, w, 4, 0.9) < nlsq_profile_threshold(v, NULL, 4, 0.9));
-    assert_true(isnan(nlsq_profile_threshold(NULL, NULL, 4, 0.5)));
-    assert_true(isnan(nlsq_profile_threshold(v, NULL, 0, 0.5)));
-    assert_true(isnan(nlsq_profile_threshold(v, NULL, 4, 0.0)));
-    assert_true(isnan(nlsq_profile_threshold(v, NULL, 4, 1.0)));
-}
-
 static void test_errors(void **state)
 {
     (void)state;
@@ -465,5 +365,4 @@ static void test_errors(void **state)
 
 TC_MAIN(cmocka_unit_test(test_one_way), cmocka_unit_test(test_two_way),
         cmocka_unit_test(test_rows), cmocka_unit_test(test_uncached),
-        cmocka_unit_test(test_test), cmocka_unit_test(test_double),
-        cmocka_unit_test(test_threshold), cmocka_unit_test(test_errors))
+        cmocka_unit_test(test_test), cmocka_unit_test(test_errors))
