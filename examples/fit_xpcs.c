@@ -629,6 +629,11 @@ static int statistics(fit_state *s)
         if (mask && xpcs_profiles(&s->pb, &s->opt, s->x, mask, s->np, &rule, s->intervals, err,
                                   sizeof err) != 0)
             return bad_input(s->run, "%s: %s", a->input, err);
+    } else if (a->profile_mask || a->profile_undetermined) {
+        /* not at a minimum (the iteration limit) or no result: a profile
+         * measures the cost's rise from the minimum, so there is none */
+        fprintf(stderr, "fit_xpcs: warning: --profile skipped: the fit did not end at a minimum "
+                "(%s)\n", nlsq_status_name(s->status));
     }
     for (size_t k = 0; k < s->np; k++) s->have_tests |= !isnan(a->test[k]);
     /* a fit stopped at its limit is usable here: the test solves the

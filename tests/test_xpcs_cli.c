@@ -6,7 +6,8 @@
  * (N <= 120 frames, 4 angles) in a private temporary folder.
  *
  *   help_and_exit_codes  --help exits 0; a converged fit 0; --max-iter 1 gives
- *                        1 (not converged); bad input 2
+ *                        1 (not converged), with --profile one warning line
+ *                        and no intervals; bad input 2
  *   bad_command_lines    23 bad command lines (control characters in file
  *                        names too): each exit 2, stdout empty, exactly
  *                        one line on stderr starting "fit_xpcs: "
@@ -397,6 +398,13 @@ static void help_and_exit_codes(void **state)
     char buf[64];
     assert_true(json_get(r.out, "status", buf, sizeof buf));
     assert_string_equal(buf, "\"MAX_ITER\"");
+    run_free(&r);
+    /* --profile on that fit: no intervals, and one warning line says why */
+    char *oneprof[] = {FIT_BASE, "--max-iter", "1", "--json", "--profile", "D0", NULL};
+    run_expect(oneprof, 1, &r);
+    assert_null(strstr(r.out, "\"intervals\""));
+    assert_string_equal(r.err, "fit_xpcs: warning: --profile skipped: the fit did not end at a "
+                               "minimum (MAX_ITER)\n");
     run_free(&r);
 
     char missing[600];
