@@ -379,8 +379,12 @@ static int robust_run(const nlsq_problem *pb, const nlsq_options *opt_in,
         w.sub_cells = 0;
         rc = rob_covariance(&w, factor, x, cov_wild, NULL);
     }
-    if (rc) {
-        status = nlsq__finish(res, rc, "robust covariance: linear algebra failed");
+    if (rc == NLSQ_ENOMEM) {
+        status = nlsq__finish(res, rc, "robust covariance: out of memory forming the sandwich "
+                              "(%zu parameters)", p);
+        goto out;
+    } else if (rc) {
+        status = nlsq__finish(res, rc, "robust covariance: the sandwich's eigensolver failed");
         goto out;
     }
     if (res) {

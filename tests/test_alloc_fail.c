@@ -1,7 +1,10 @@
 /* Allocation-failure injection: fail the 1st, 2nd, ... N-th allocation of a
  * complete solve in turn; every run must return NLSQ_ENOMEM (or succeed once
  * N is past the last allocation), keep x finite, and free everything it
- * allocated (live bytes back to 0; ASan/LSan also watch this file). */
+ * allocated (live bytes back to 0; ASan/LSan also watch this file).  The
+ * same for nlsq_covariance, nlsq_covariance_robust (its message says
+ * memory) and nlsq_profile_test, whose bootstrap may instead succeed with
+ * the clean answer when the failed block was its optional cache. */
 #include "common.h"
 
 typedef struct counting_alloc {
@@ -138,6 +141,91 @@ static void test_covariance_alloc_failures(void **state)
     assert_true(exercised >= 2);
 }
 
+/* Clusters of 100 rows, and a second id per row (row % 7 of another 7). */
+static int ids2(void *ctx, size_t row0, size_t n, size_t *ia, size_t *ib)
+{
+    (void)ctx;
+    for (size_t i = 0; i < n; i++) {
+        ia[i] = (row0 + i) / 100;
+        ib[i] = 20 + (row0 + i) % 7;
+    }
+    return 0;
+}
+
+/* nlsq_covariance_robust (two-way clusters): every failure NLSQ_ENOMEM with
+ * a message that says memory, nothing leaked. */
+static void test_robust_alloc_failures(void **state)
+{
+    (void)state;
+    nlsq_problem pb = {.n_params = 4, .n_rows = 2000, .eval = eval4};
+    nlsq_clusters cl = {.n_clusters = 27, .ids = ids2};
+    size_t exercised = 0;
+    for (size_t k = 1; k < 1000; k++) {
+        counting_alloc c = {.fail_at = k};
+        nlsq_options opt;
+        nlsq_options_init(&opt);
+        opt.allocator = (nlsq_allocator){ca_alloc, ca_free, &c};
+        double x[4] = {2, 0.7, 0.3, 1}, cov[16];
+        nlsq_result res = {0};
+        int st = nlsq_covariance_robust(&pb, &opt, &cl, x, cov, &res);
+        assert_int_equal(c.live, 0);
+        if (c.n_failed == 0) { assert_int_equal(st, 0); break; }
+        exercised++;
+        assert_int_equal(st, NLSQ_ENOMEM);
+        if (!strstr(res.message, "memory") && !strstr(res.message, "allocate"))
+            fail_msg("allocation %zu: message \"%s\" does not say memory", k, res.message);
+    }
+    printf("robust covariance: %zu allocation failure points, all NLSQ_ENOMEM, no leak\n",
+           exercised);
+    assert_true(exercised >= 4);
+}
+
+/* nlsq_profile_test (3 replicates, clusters): every failure either
+ * NLSQ_ENOMEM or, where the failed block was the bootstrap's cache of
+ * residuals (it evaluates them again instead), the clean run's D and
+ * replicates exactly; nothing leaked. */
+static void test_bootstrap_alloc_failures(void **state)
+{
+    (void)state;
+    nlsq_problem pb = {.n_params = 4, .n_rows = 2000, .eval = eval4};
+    nlsq_clusters cl = {.n_clusters = 27, .ids = ids2};
+    nlsq_profile_boot bo = {.n_boot = 3, .seed = 9, .clusters = &cl};
+    const double x[4] = {2.0, 0.7, 0.3, 1.0};
+    double clean[3], cleanD = NAN;
+    size_t exercised = 0, fell_back = 0;
+    for (size_t k = 0; k < 5000; k++) {   /* k = 0: the clean run */
+        counting_alloc c = {.fail_at = k};
+        nlsq_options opt;
+        nlsq_options_init(&opt);
+        opt.allocator = (nlsq_allocator){ca_alloc, ca_free, &c};
+        double xh[4], d[3];
+        memcpy(xh, x, sizeof xh);
+        nlsq_profile_test_result out;
+        int st = nlsq_profile_test(&pb, &opt, &bo, xh, 1, 0.72, &out, d);
+        assert_int_equal(c.live, 0);
+        if (k == 0) {
+            assert_int_equal(st, 0);
+            memcpy(clean, d, sizeof clean);
+            cleanD = out.D;
+            continue;
+        }
+        if (c.n_failed == 0) { assert_int_equal(st, 0); break; }
+        exercised++;
+        if (st == 0) {   /* the cache refused: the same answer the long way */
+            fell_back++;
+            assert_true(out.D == cleanD);
+            for (int b = 0; b < 3; b++)
+                if (fabs(d[b] - clean[b]) > 1e-9 * fmax(1.0, clean[b]))
+                    fail_msg("allocation %zu: D*_%d %.15g, clean %.15g", k, b, d[b], clean[b]);
+        } else {
+            assert_int_equal(st, NLSQ_ENOMEM);
+        }
+    }
+    printf("bootstrap test: %zu allocation failure points (%zu fell back to re-evaluation), "
+           "the rest NLSQ_ENOMEM, no leak\n", exercised, fell_back);
+    assert_true(exercised >= 10 && fell_back >= 1);
+}
+
 static int adam_or_skip(const nlsq_problem *pb, const nlsq_options *opt, double *x, nlsq_result *res)
 {
     return nlsq_adam(pb, opt, x, res);
@@ -159,4 +247,5 @@ static void test_adam_hybrid_alloc_failures(void **state)
 }
 
 TC_MAIN(cmocka_unit_test(test_lm_alloc_failures), cmocka_unit_test(test_covariance_alloc_failures),
+        cmocka_unit_test(test_robust_alloc_failures), cmocka_unit_test(test_bootstrap_alloc_failures),
         cmocka_unit_test(test_adam_hybrid_alloc_failures))
