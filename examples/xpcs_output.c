@@ -250,6 +250,12 @@ static void json_angles(FILE *fp, const xpcs_report *r, int t)
     fputc(']', fp);
 }
 
+/* The profile threshold's kind, as the JSON's intervals_threshold. */
+static const char *threshold_kind(const fit_xpcs_args *a)
+{
+    return a->boot ? "bootstrap" : a->errors == FIT_XPCS_ERRORS_ROBUST ? "robust" : "chi2";
+}
+
 /* "flags": {name: "free" | "fixed" | "at_lower" | ... } over the fit vector. */
 static void json_uncertainty(FILE *fp, const xpcs_report *r)
 {
@@ -259,9 +265,7 @@ static void json_uncertainty(FILE *fp, const xpcs_report *r)
         fputs(", \"intervals_level\": ", fp);
         json_num(fp, r->args->profile_level);
         fprintf(fp, ", \"intervals_threshold\": \"%s\", \"intervals_boot\": %zu",
-                r->args->boot ? "bootstrap"
-                : r->args->errors == FIT_XPCS_ERRORS_ROBUST ? "robust" : "chi2",
-                r->args->boot);
+                threshold_kind(r->args), r->args->boot);
         static const char *const key[3] = {"intervals", "intervals_open", "intervals_delta"};
         for (int t = 0; t < 3; t++) {
             fprintf(fp, ", \"%s\": {", key[t]);
@@ -734,28 +738,80 @@ static int write_fit(hid_t fid, const xpcs_report *r, char *err, size_t es)
     return rc ? -1 : 0;
 }
 
-/* /flags: p strings, the nlsq_param_flags_name of each fit-vector entry. */
+/* /intervals and /intervals_delta: p x 2 each (NaN where not profiled),
+ * with the level, the threshold's kind and B as attributes of the first. */
+static int write_intervals(hid_t fid, const xpcs_report *r, char **names)
+{
+    double *iv = malloc(sizeof(double) * 4 * r->p);
+    if (!iv) return -1;
+    for (size_t k = 0; k < r->p; k++) {
+        const nlsq_interval *in = &r->intervals[k];
+        int have = in->n_solves > 0;
+        iv[2 * k] = have ? in->lower : NAN;
+        iv[2 * k + 1] = have ? in->upper : NAN;
+        iv[2 * r->p + 2 * k] = have ? in->delta_lower : NAN;
+        iv[2 * r->p + 2 * k + 1] = have ? in->delta_upper : NAN;
+    }
+    hsize_t dims[2] = {r->p, 2};
+    int rc = 0;
+    for (int t = 0; t < 2 && rc == 0; t++) {
+        hid_t ds = dset_doubles(fid, t ? "intervals_delta" : "intervals", 2, dims,
+                                iv + 2 * r->p * (size_t)t);
+        if (ds < 0 || attr_strs(ds, "parameter_order", (const char *const *)names, r->p) < 0)
+            rc = -1;
+        else if (t == 0 && (attr_str(ds, "definition", "profile likelihood: the t where 2 (C_j(t) "
+                                     "- C_min) / s^2 <= delta, delta at each end in "
+                                     "/intervals_delta; NaN: not profiled") < 0 ||
+                            attr_double(ds, "level", r->args->profile_level) < 0 ||
+                            attr_str(ds, "threshold", threshold_kind(r->args)) < 0 ||
+                            attr_int(ds, "boot", (long long)r->args->boot) < 0))
+            rc = -1;
+        else if (t == 1 && attr_str(ds, "definition", "the threshold delta (units of s^2) each "
+                                    "end of /intervals was found for") < 0)
+            rc = -1;
+        if (ds >= 0 && H5Dclose(ds) < 0) rc = -1;
+    }
+    free(iv);
+    return rc;
+}
+
+/* /tests: p x 5 (value, D, p_value, q_1sigma, q_2sigma; NaN where not
+ * tested), as the JSON's "tests". */
+static int write_tests(hid_t fid, const xpcs_report *r, char **names)
+{
+    double *v = malloc(sizeof(double) * 5 * r->p);
+    if (!v) return -1;
+    size_t B = 0;
+    for (size_t k = 0; k < r->p; k++) {
+        const xpcs_test *t = k < r->np ? &r->tests[k] : NULL;
+        int have = t && t->done;
+        const double row[5] = {have ? t->value : NAN, have ? t->res.D : NAN,
+                               have ? t->res.p_value : NAN, have ? t->q1 : NAN,
+                               have ? t->q2 : NAN};
+        memcpy(v + 5 * k, row, sizeof row);
+        if (have) B = t->n_boot;
+    }
+    static const char *const cols[5] = {"value", "D", "p_value", "q_1sigma", "q_2sigma"};
+    hsize_t dims[2] = {r->p, 5};
+    hid_t ds = dset_doubles(fid, "tests", 2, dims, v);
+    free(v);
+    int rc = ds < 0 || attr_strs(ds, "parameter_order", (const char *const *)names, r->p) < 0 ||
+             attr_strs(ds, "columns", cols, 5) < 0 || attr_int(ds, "n_boot", (long long)B) < 0
+             ? -1 : 0;
+    if (ds >= 0 && H5Dclose(ds) < 0) rc = -1;
+    return rc;
+}
+
+/* /flags: p strings, the nlsq_param_flags_name of each fit-vector entry;
+ * /intervals and /tests when there are any. */
 static int write_uncertainty(hid_t fid, const xpcs_report *r, char **names)
 {
     if (attr_str(fid, "errors", r->args->errors == FIT_XPCS_ERRORS_ROBUST ? "robust" : "default") < 0)
         return -1;
-    if (r->intervals) {
-        double *iv = malloc(sizeof(double) * 2 * r->p);
-        if (!iv) return -1;
-        for (size_t k = 0; k < r->p; k++) {
-            int have = r->intervals[k].n_solves > 0;
-            iv[2 * k] = have ? r->intervals[k].lower : NAN;
-            iv[2 * k + 1] = have ? r->intervals[k].upper : NAN;
-        }
-        hsize_t dims[2] = {r->p, 2};
-        hid_t ds = dset_doubles(fid, "intervals", 2, dims, iv);
-        free(iv);
-        if (ds < 0 || attr_strs(ds, "parameter_order", (const char *const *)names, r->p) < 0 ||
-            attr_str(ds, "definition", "profile likelihood: 2 (C_j(t) - C_min) / s^2 <= 1; NaN: "
-                                       "not profiled") < 0 ||
-            H5Dclose(ds) < 0)
-            return -1;
-    }
+    if (r->intervals && write_intervals(fid, r, names) < 0) return -1;
+    size_t n_tests = 0;
+    for (size_t k = 0; r->tests && k < r->np; k++) n_tests += r->tests[k].done;
+    if (n_tests && write_tests(fid, r, names) < 0) return -1;
     if (!r->flags) return 0;
     const char **fl = malloc(sizeof(char *) * r->p);
     if (!fl) return -1;

@@ -1405,10 +1405,20 @@ static void profile_undetermined(void **state)
     /* our model is the command's: the same cost at the same point */
     assert_true(fabs(model_cost(m, x) - cost) <= 1e-9 * cost);
     double s2 = 2.0 * cost / dof;
-    double file_iv[64];   /* the result file's /intervals: p x 2, NaN where not profiled */
+    double file_iv[64], file_dl[64];   /* /intervals, /intervals_delta: p x 2, NaN where not profiled */
     hid_t rf = H5Fopen(res_h5, H5F_ACC_RDONLY, H5P_DEFAULT);
     assert_true(rf >= 0 && 2 * p <= 64);
     read_doubles(rf, "intervals", file_iv, 2 * p);
+    read_doubles(rf, "intervals_delta", file_dl, 2 * p);
+    hid_t ids = H5Dopen2(rf, "intervals", H5P_DEFAULT);
+    assert_true(ids >= 0);
+    assert_true(read_scalar_attr(ids, "level") == 2.0);
+    read_str_attr(ids, "threshold", buf, sizeof buf);
+    assert_string_equal(buf, "chi2");
+    read_str_attr(ids, "definition", buf, sizeof buf);
+    assert_non_null(strstr(buf, "<= delta"));
+    H5Dclose(ids);
+    assert_true(H5Lexists(rf, "tests", H5P_DEFAULT) == 0);   /* no --test: no /tests */
     H5Fclose(rf);
     for (size_t k = 2 * 7; k < 2 * p; k++) assert_true(isnan(file_iv[k]));   /* contrasts, offsets */
     int n_undet = 0;
@@ -1438,6 +1448,7 @@ static void profile_undetermined(void **state)
         assert_true(json_get(r.out, key, buf, sizeof buf));
         assert_int_equal(json_doubles(buf, dl, 2), 2);
         assert_true(dl[0] == 4.0 && dl[1] == 4.0);
+        assert_true(file_dl[2 * k] == 4.0 && file_dl[2 * k + 1] == 4.0);
         print_message("    %s = %.6g undetermined: 2-sigma profile [%.6g%s, %.6g%s]\n", phys[k],
                       x[k], iv[0], open[0] ? "*" : "", iv[1], open[1] ? "*" : "");
         assert_true(iv[0] <= x[k] && x[k] <= iv[1] && iv[0] < iv[1]);
@@ -1521,8 +1532,11 @@ static void boot_test(void **state)
     run_free(&r);
     snprintf(arg[0], sizeof arg[0], "D0=%.17g", d0);
     snprintf(arg[1], sizeof arg[1], "D0=%.17g", v[1]);
+    char res_h5[600];
+    pathf(res_h5, sizeof res_h5, "boot_result.h5");
     for (int k = 0; k < 2; k++) {
-        char *t[] = {FIT_BASE, "--json", "--test", arg[k], "--boot", "100", NULL};
+        char *t[] = {FIT_BASE, "--json", "--test", arg[k], "--boot", "100", "--output", res_h5,
+                     NULL};
         run_expect(t, 0, &r);
         assert_true(json_get(r.out, "tests.D0.D", buf, sizeof buf));
         double D = strtod(buf, NULL);
@@ -1540,8 +1554,26 @@ static void boot_test(void **state)
         }
         if (!(q1 > 0.45 && q1 < 1.6 && q2 > 1.9 && q2 < 7.0))
             fail_msg("bootstrap quantiles %g, %g: not chi2_1's 1, 4", q1, q2);
+        /* the result file's /tests: D0's row as the JSON, the others NaN */
+        double tv[5 * 32];
+        hid_t rf = H5Fopen(res_h5, H5F_ACC_RDONLY, H5P_DEFAULT);
+        assert_true(rf >= 0);
+        hid_t ds = H5Dopen2(rf, "tests", H5P_DEFAULT);
+        assert_true(ds >= 0);
+        hid_t sp = H5Dget_space(ds);
+        size_t nt = (size_t)H5Sget_simple_extent_npoints(sp);
+        H5Sclose(sp);
+        assert_true(nt % 5 == 0 && nt <= 5 * 32);
+        assert_true(H5Dread(ds, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, tv) >= 0);
+        assert_true(read_scalar_attr(ds, "n_boot") == 100.0);
+        H5Dclose(ds);
+        H5Fclose(rf);
+        assert_true(tv[0] == strtod(arg[k] + 3, NULL) && tv[1] == D && tv[2] == pv &&
+                    tv[3] == q1 && tv[4] == q2);
+        for (size_t i = 5; i < nt; i++) assert_true(isnan(tv[i]));
         run_free(&r);
     }
+    remove(res_h5);
     char *plain[] = {FIT_BASE, "--json", "--profile", "D0", NULL};
     run_expect(plain, 0, &r);
     assert_true(json_get(r.out, "intervals.D0", buf, sizeof buf));
