@@ -619,13 +619,14 @@ static int statistics(fit_state *s)
      * "intervals" is then empty */
     unsigned mask = xpcs_profile_selection(a->profile_mask, a->profile_undetermined,
                                            cov_ok ? s->flags : NULL, s->np);
+    /* the threshold's rule, for --profile and --test alike */
+    const xpcs_profile_rule rule = {.level = a->profile_level, .robust_m = robust ? s->m : NULL,
+                                    .ratio = robust ? ratio : NULL, .n_boot = a->boot,
+                                    .s2 = s->res.reduced_chi2};
     if ((a->profile_mask || a->profile_undetermined) &&
         (s->status > 0 || s->status == NLSQ_STALLED)) {
         s->intervals = calloc(p, sizeof *s->intervals);
         if (!s->intervals) return bad_input(s->run, "out of memory (%zu parameters)", p);
-        xpcs_profile_rule rule = {.level = a->profile_level, .robust_m = robust ? s->m : NULL,
-                                  .ratio = robust ? ratio : NULL, .n_boot = a->boot,
-                                  .s2 = s->res.reduced_chi2};
         if (mask && xpcs_profiles(&s->pb, &s->opt, s->x, mask, s->np, &rule, s->intervals, err,
                                   sizeof err) != 0)
             return bad_input(s->run, "%s: %s", a->input, err);
@@ -644,8 +645,6 @@ static int statistics(fit_state *s)
                 nlsq_status_name(s->status));
     }
     if (s->have_tests) {
-        xpcs_profile_rule rule = {.level = a->profile_level, .robust_m = robust ? s->m : NULL,
-                                  .n_boot = a->boot, .s2 = s->res.reduced_chi2};
         if (xpcs_tests(&s->pb, &s->opt, s->x, a->test, s->np, &rule, s->tests, err,
                        sizeof err) != 0)
             return bad_input(s->run, "%s: %s", a->input, err);

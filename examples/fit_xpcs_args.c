@@ -290,7 +290,7 @@ static int opt_init(const opt_def *o, const char *val, fit_xpcs_args *a, char *e
     if (!value) return usage_error(err, es, "%s must be NAME=VALUE, not '%.200s'", o->name, val);
     int k = fit_xpcs_param_index(pname);
     if (k < 0) return usage_error(err, es, "%s: unknown parameter '%s'", o->name, pname);
-    double *dst = !strcmp(o->name, "--test") ? a->test : a->init;
+    double *dst = field_of(a, o->field);   /* init or test: FIT_XPCS_N_PHYS values */
     if (parse_double(value, &dst[k]) || !isfinite(dst[k]))
         return usage_error(err, es, "%s %s: bad value '%.200s'", o->name, pname, value);
     return 0;
@@ -355,8 +355,8 @@ static const opt_def options[] = {
      NO_FIELD, 1, 100000000, "a positive integer", NULL},
     {"--memory-budget", "MIB", "memory to cache the data (default 256)", OPT_REAL,
      F(budget_mib), NO_FIELD, 0, 1e9, "a number of MiB >= 0", NULL},
-    {"--init", "NAME=VALUE", "start value of a physical parameter (repeatable)", OPT_CUSTOM, 0,
-     NO_FIELD, 0, 0, NULL, opt_init},
+    {"--init", "NAME=VALUE", "start value of a physical parameter (repeatable)", OPT_CUSTOM,
+     F(init), NO_FIELD, 0, 0, NULL, opt_init},
     {"--k0", "K", "frame index of the file's frame 0 (default 0)", OPT_COUNT, F(k0), NO_FIELD, 0,
      (double)((size_t)1 << 40), "a non-negative integer", NULL},
     {"--errors", "default|robust", "error bars: s^2 (J^T J)^-1 (default, independent\n"
@@ -375,8 +375,8 @@ static const opt_def options[] = {
      "(default 0 = off; --test: 100)", OPT_COUNT, F(boot), NO_FIELD, 0, 100000,
      "0 or an integer in [10, 100000]", NULL},
     {"--test", "NAME=VALUE", "bootstrap test of NAME = VALUE after the fit: the\n"
-     "profile statistic and its p-value (repeatable)", OPT_CUSTOM, 0, NO_FIELD, 0, 0, NULL,
-     opt_init},
+     "profile statistic and its p-value (repeatable)", OPT_CUSTOM, F(test), NO_FIELD, 0, 0,
+     NULL, opt_init},
     {"--start", "auto|local|global", "local: the fit from the --init values and the data's\n"
      "start; global: a coarse search on a row sample before the fit; auto (default):\n"
      "global when an --init value is given, else local", OPT_CHOICE, F(start), NO_FIELD, 0, 0,
