@@ -104,6 +104,15 @@ static void table_intervals(FILE *fp, const xpcs_report *r)
                 "error bar)\n");
 }
 
+/* How many --test results r holds (the table, JSON and result file skip
+ * their section at 0). */
+static size_t tests_done(const xpcs_report *r)
+{
+    size_t n = 0;
+    for (size_t k = 0; r->tests && k < r->np; k++) n += r->tests[k].done;
+    return n;
+}
+
 /* --test: D, its bootstrap p-value and the 1- and 2-sigma verdicts. */
 static void table_tests(FILE *fp, const xpcs_report *r)
 {
@@ -287,8 +296,7 @@ static void json_uncertainty(FILE *fp, const xpcs_report *r)
             fputc('}', fp);
         }
     }
-    size_t n_tests = 0;
-    for (size_t k = 0; r->tests && k < r->np; k++) n_tests += r->tests[k].done;
+    const size_t n_tests = tests_done(r);
     if (n_tests) fputs(", \"tests\": {", fp);
     for (size_t k = 0, n = 0; n_tests && k < r->np; k++) {
         const xpcs_test *t = &r->tests[k];
@@ -809,9 +817,7 @@ static int write_uncertainty(hid_t fid, const xpcs_report *r, char **names)
     if (attr_str(fid, "errors", r->args->errors == FIT_XPCS_ERRORS_ROBUST ? "robust" : "default") < 0)
         return -1;
     if (r->intervals && write_intervals(fid, r, names) < 0) return -1;
-    size_t n_tests = 0;
-    for (size_t k = 0; r->tests && k < r->np; k++) n_tests += r->tests[k].done;
-    if (n_tests && write_tests(fid, r, names) < 0) return -1;
+    if (tests_done(r) && write_tests(fid, r, names) < 0) return -1;
     if (!r->flags) return 0;
     const char **fl = malloc(sizeof(char *) * r->p);
     if (!fl) return -1;
