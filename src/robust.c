@@ -48,7 +48,6 @@ typedef struct rob {
     size_t *cols, *ida, *idb;   /* p, chunk, chunk */
     unsigned char *used;        /* n_clusters */
     double cost;
-    int sub_cells;              /* 1: B subtracts the cell term (the sandwich); 0: not (wild) */
     size_t bad_row;
     size_t n_obs;          /* observations of the rows evaluated (nlsq_eval_env.n_obs) */
     nlsq__calls calls;          /* prepare, one worker's scratch, the failure */
@@ -227,11 +226,12 @@ static int sand_basis(rob *w, sand *s, size_t *rank)
 }
 
 /* M = factor * T^T (sum_c S_c S_c^T - Bcell) T (without - Bcell when
- * !sub_cells), negative eigenvalues set to 0. */
-static int sand_meat(rob *w, sand *s, double factor)
+ * !sub_cells: the wild bootstrap's), negative eigenvalues set to 0. */
+static int sand_meat(const rob *w, sand *s, double factor, int sub_cells)
 {
     const size_t p = w->p, q = s->q, r = s->r;
     double *M = s->M, *T = s->T;
+    memset(M, 0, r * r * sizeof(double));
     for (size_t c = 0; c < w->cl->n_clusters; c++) {
         if (!w->used[c]) continue;
         const double *Sc = w->S + c * p;
@@ -253,7 +253,7 @@ static int sand_meat(rob *w, sand *s, double factor)
         for (size_t u = 0; u < r; u++) {
             double v = 0.0;
             for (size_t a = 0; a < q; a++) v += T[a * r + t] * s->tmp[a * r + u];
-            M[t * r + u] = (M[t * r + u] - (w->sub_cells ? v : 0.0)) * factor;
+            M[t * r + u] = (M[t * r + u] - (sub_cells ? v : 0.0)) * factor;
         }
     for (size_t t = 0; t < r; t++)      /* exactly symmetric for the eigensolver */
         for (size_t u = 0; u < t; u++) M[t * r + u] = M[u * r + t] = 0.5 * (M[t * r + u] + M[u * r + t]);
@@ -293,17 +293,23 @@ static void sand_cov(const rob *w, const sand *s, double *cov)
         if (s->undet[a]) cov[s->idx[a] * p + s->idx[a]] = INFINITY;
 }
 
-/* The covariance from the pass's sums: the sandwich, then the flags. */
-static int rob_covariance(rob *w, double factor, const double *x, double *cov, nlsq_result *res)
+/* The covariance from the pass's sums: the sandwich, then the flags; with
+ * cov_wild also the same without the cell term, on the same basis (its
+ * flags not reported in res). */
+static int rob_covariance(rob *w, double factor, const double *x, double *cov, double *cov_wild,
+                          nlsq_result *res)
 {
     size_t rank = 0;
     sand sw;
     memset(&sw, 0, sizeof sw);
     int rc = sand_basis(w, &sw, &rank);
-    if (!rc) rc = sand_meat(w, &sw, factor);
-    if (!rc) {
-        sand_cov(w, &sw, cov);
-        rc = nlsq__flag_covariance(w->pb, w->al, x, cov, rank, res);
+    for (int wild = 0; !rc && wild <= (cov_wild != NULL); wild++) {
+        double *c = wild ? cov_wild : cov;
+        rc = sand_meat(w, &sw, factor, !wild);
+        if (!rc) {
+            sand_cov(w, &sw, c);
+            rc = nlsq__flag_covariance(w->pb, w->al, x, c, rank, wild ? NULL : res);
+        }
     }
     sand_free(w->al, &sw);
     return rc;
@@ -342,7 +348,6 @@ static int robust_run(const nlsq_problem *pb, const nlsq_options *opt_in,
     w.opt = opt;
     w.al = &opt->allocator;
     w.cl = cl;
-    w.sub_cells = 1;
     w.p = pb->n_params;
     w.chunk = opt->chunk_rows ? opt->chunk_rows : 4096;
     if (w.chunk > pb->n_rows) w.chunk = pb->n_rows;
@@ -374,11 +379,7 @@ static int robust_run(const nlsq_problem *pb, const nlsq_options *opt_in,
         goto out;
     }
     status = nlsq__finish(res, 0, "robust covariance computed at x (%zu clusters)", G);
-    rc = rob_covariance(&w, factor, x, cov, res);
-    if (!rc && cov_wild) {   /* the same sums, the cells kept */
-        w.sub_cells = 0;
-        rc = rob_covariance(&w, factor, x, cov_wild, NULL);
-    }
+    rc = rob_covariance(&w, factor, x, cov, cov_wild, res);
     if (rc == NLSQ_ENOMEM) {
         status = nlsq__finish(res, rc, "robust covariance: out of memory forming the sandwich "
                               "(%zu parameters)", p);
