@@ -60,6 +60,15 @@ static int eval4(void *ctx, const double *x, size_t row0, size_t n, double *r, d
     return 0;
 }
 
+/* Default options whose allocations go through c. */
+static nlsq_options counted_options(counting_alloc *c)
+{
+    nlsq_options opt;
+    nlsq_options_init(&opt);
+    opt.allocator = (nlsq_allocator){ca_alloc, ca_free, c};
+    return opt;
+}
+
 typedef int (*solver_fn)(const nlsq_problem *, const nlsq_options *, double *, nlsq_result *);
 
 static int g_accumulator = NLSQ_ACCUM_NORMAL;   /* opt.accumulator of the sweeps */
@@ -75,11 +84,9 @@ static size_t sweep(solver_fn solve, int n_threads, int want_cov, int expect_ok_
     size_t exercised = 0;
     for (size_t k = 1; k < 10000; k++) {
         counting_alloc c = {.fail_at = k};
-        nlsq_options opt;
-        nlsq_options_init(&opt);
+        nlsq_options opt = counted_options(&c);
         tc_short_runs(&opt, n_threads, 1000, 3, 2);
         opt.accumulator = g_accumulator;
-        opt.allocator = (nlsq_allocator){ca_alloc, ca_free, &c};
         double x[4] = {1, 1, 0, 0}, cov[16];
         nlsq_result res = {0};
         res.covariance = want_cov ? cov : NULL;
@@ -128,9 +135,7 @@ static void test_covariance_alloc_failures(void **state)
     size_t exercised = 0;
     for (size_t k = 1; k < 1000; k++) {
         counting_alloc c = {.fail_at = k};
-        nlsq_options opt;
-        nlsq_options_init(&opt);
-        opt.allocator = (nlsq_allocator){ca_alloc, ca_free, &c};
+        nlsq_options opt = counted_options(&c);
         double x[4] = {2, 0.7, 0.3, 1}, cov[16];
         int st = nlsq_covariance(&pb, &opt, x, cov, NULL);
         assert_int_equal(c.live, 0);
@@ -162,9 +167,7 @@ static void test_robust_alloc_failures(void **state)
     size_t exercised = 0;
     for (size_t k = 1; k < 1000; k++) {
         counting_alloc c = {.fail_at = k};
-        nlsq_options opt;
-        nlsq_options_init(&opt);
-        opt.allocator = (nlsq_allocator){ca_alloc, ca_free, &c};
+        nlsq_options opt = counted_options(&c);
         double x[4] = {2, 0.7, 0.3, 1}, cov[16];
         nlsq_result res = {0};
         int st = nlsq_covariance_robust(&pb, &opt, &cl, x, cov, &res);
@@ -195,9 +198,7 @@ static void test_bootstrap_alloc_failures(void **state)
     size_t exercised = 0, fell_back = 0;
     for (size_t k = 0; k < 5000; k++) {   /* k = 0: the clean run */
         counting_alloc c = {.fail_at = k};
-        nlsq_options opt;
-        nlsq_options_init(&opt);
-        opt.allocator = (nlsq_allocator){ca_alloc, ca_free, &c};
+        nlsq_options opt = counted_options(&c);
         double xh[4], d[3];
         memcpy(xh, x, sizeof xh);
         nlsq_profile_test_result out;
