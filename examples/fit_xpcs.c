@@ -638,7 +638,8 @@ static int statistics(fit_state *s)
     }
     for (size_t k = 0; k < s->np; k++) s->have_tests |= !isnan(a->test[k]);
     /* a fit stopped at its limit is usable here: the test solves the
-     * minimum again itself */
+     * minimum again itself (under the same limit: where its held solves
+     * end lower, xpcs_tests warns that the p-value is not valid) */
     if (s->have_tests && !(cov_ok && (s->status >= 0 || s->status == NLSQ_STALLED))) {
         s->have_tests = 0;
         fprintf(stderr, "fit_xpcs: warning: --test skipped: the fit has no usable result (%s)\n",

@@ -321,6 +321,10 @@ int xpcs_tests(const nlsq_problem *pb, const nlsq_options *opt, const double *x,
                      nlsq_status_string(rc));
             break;
         }
+        if (out[k].res.better_min)
+            fprintf(stderr, "fit_xpcs: warning: the test of %s found a lower cost than the fit: "
+                    "the fit did not end at the minimum, its p-value is not valid\n",
+                    nlsq_xpcs_param_name(k));
         out[k].done = 1;
         out[k].value = values[k];
         out[k].n_boot = B;

@@ -795,6 +795,10 @@ typedef struct nlsq_profile_test_result {
     double s2;         /* the scale used: bo->s2, or 2 C_min / dof when that is 0 */
     double kappa;      /* nlsq_profile_bootstrap's kappa_j */
     size_t n_solves;   /* LM solves made */
+    int better_min;    /* 1: the held solve found a cost below cost_min: x_hat was not the
+                          minimum (e.g. a fit stopped at its iteration limit, whose limit the
+                          minimum's solve here keeps), D < 0 and the test is not valid (as
+                          nlsq_interval's better_min) */
 } nlsq_profile_test_result;
 
 /** The bootstrap test of H0: x_j = t around the minimum x_hat: C_min from

@@ -30,7 +30,9 @@
  *               the same D* to 1e-12
  *  test         nlsq_profile_test: D = (b_hat - t)^2 / ((X^T X)^-1_bb s^2)
  *               with s^2 = 2 C_min / dof, the p-value recounted from D*,
- *               and D* as in one_way
+ *               and D* as in one_way; from a far x_hat with one iteration
+ *               a solve, the held path ends below the minimum's solve:
+ *               better_min, D < 0, p = 1
  *  errors       n_boot < 2, j fixed or out of range, s2 <= 0, one cluster,
  *               NULL arguments, t outside the bounds
  */
@@ -326,6 +328,17 @@ static void test_test(void **state)
     influence(&G, Ai, xh, he);
     size_t nvals = pattern_values(&G, he, Ai[4] * s2, vals);
     check_members(dstar, 100, res.kappa, vals, nvals);
+    assert_int_equal(res.better_min, 0);
+    /* x_hat far from the minimum and one iteration a solve: the minimum's
+     * solve stops short, the held path's five solves go lower, and the test
+     * says its x_hat was not the minimum (D < 0, p = 1) */
+    double far[3] = {0.0, 0.0, 0.0};
+    o.max_iter = 1;
+    assert_int_equal(nlsq_profile_test(&pb, &o, &bo, far, 1, t, &res, dstar), 0);
+    assert_int_equal(res.better_min, 1);
+    assert_true(res.cost_held < res.cost_min);
+    assert_true(res.D < 0.0);
+    assert_close(res.p_value, 1.0, 1e-15);
 }
 
 static void test_errors(void **state)

@@ -406,6 +406,17 @@ static void help_and_exit_codes(void **state)
     assert_string_equal(r.err, "fit_xpcs: warning: --profile skipped: the fit did not end at a "
                                "minimum (MAX_ITER)\n");
     run_free(&r);
+    /* --test on it: the test's own solve of the minimum keeps the limit and
+     * its held solves end lower (D < 0): one warning line says so */
+    char *onetest[] = {FIT_BASE, "--max-iter", "1", "--json", "--test", "D0=21000", "--boot",
+                       "10", NULL};
+    run_expect(onetest, 1, &r);
+    assert_true(json_get(r.out, "tests.D0.D", buf, sizeof buf));
+    assert_true(atof(buf) < 0.0);
+    assert_string_equal(r.err, "fit_xpcs: warning: the test of D0 found a lower cost than the "
+                               "fit: the fit did not end at the minimum, its p-value is not "
+                               "valid\n");
+    run_free(&r);
 
     char missing[600];
     pathf(missing, sizeof missing, "no_such_file.h5");
