@@ -7,7 +7,7 @@
 #   plain     the fit and its default covariance
 #   robust    --errors robust (one more Jacobian pass)
 #   test      --test gamma_dot_0=<truth> --boot B (nlsq_profile_test: B
-#             replicates, two solves each, on 23M rows: beyond the
+#             replicates, 7 or 8 solves each, on 23M rows: beyond the
 #             bootstrap's cache of 2^23 rows, so each chunk evaluates the
 #             model at the held point again)
 #   test_rob  the same with --errors robust (frame clusters)

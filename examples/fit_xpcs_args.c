@@ -371,7 +371,7 @@ static const opt_def options[] = {
     {"--boot", "B", "wild-bootstrap replicates (frame clusters with --errors\n"
      "robust): --profile thresholds from B replicates at each end\n"
      "(a test inversion, for parameters the data barely determine;\n"
-     "2 B solves per end and round); --test's distribution\n"
+     "about 7 B solves per end and round); --test's distribution\n"
      "(default 0 = off; --test: 100)", OPT_COUNT, F(boot), NO_FIELD, 0, 100000,
      "0 or an integer in [10, 100000]", NULL},
     {"--test", "NAME=VALUE", "bootstrap test of NAME = VALUE after the fit: the\n"

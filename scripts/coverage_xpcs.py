@@ -121,6 +121,8 @@ def run_seed(args, tmp, seed, frame_share, errors, profile):
         extra += ["--profile", ",".join(args.profiled)]
         if args.profile_level != 1.0:
             extra += ["--profile-level", str(args.profile_level)]
+        if args.boot:
+            extra += ["--boot", str(args.boot)]
     d = fit(args, path, extra)
     os.remove(path)
     return d
@@ -350,6 +352,9 @@ def main():
     ap.add_argument("--profile-level", type=float, default=1.0,
                     help="profile scenario: the interval's level in sigmas (1 or 2)")
     ap.add_argument("--errors", choices=["default", "robust"], default=None)
+    ap.add_argument("--boot", type=int, default=0,
+                    help="profile scenarios: fit_xpcs --boot B, the ends' thresholds from a "
+                    "bootstrap test inversion (B >= 10; slow: tens of solves per end)")
     ap.add_argument("--profiled", default=None,
                     help="profile scenarios: the parameters profiled (comma-separated; default "
                     "the shear parameters for profile, %s for corrprofile)" % ",".join(CORR_PROFILED))

@@ -213,7 +213,10 @@ static void check_patterns(int mode, size_t nu, size_t nv, size_t B, size_t want
     nlsq_profile_boot bo = {.n_boot = B, .seed = 42, .clusters = &cl, .s2 = s2};
     size_t solves = 0;
     assert_int_equal(nlsq_profile_bootstrap(&pb, &o, &bo, xh, 1, dstar, &kappa, &solves), 0);
-    assert_int_equal(solves, 2 * B);
+    /* a free solve, the held path's four, the solve with x_j = t alone and
+     * the one from x_h per replicate; the free solve once more where the
+     * held cost ends below */
+    assert_true(solves >= 7 * B && solves <= 8 * B);
     for (size_t b = 1; b < B; b++) assert_true(dstar[b] >= dstar[b - 1]);   /* sorted */
     if (mode == 1) assert_close(kappa, 1.0, 1e-12);
     if (mode == 2) {   /* V_rob,bb / V_wild,bb, the latter by plain loops */
