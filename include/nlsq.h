@@ -766,11 +766,12 @@ typedef struct nlsq_profile_boot {
  *  w_i (no clusters), w Rademacher (+-1) drawn per cluster from
  *  (seed, b).  Each replicate's statistic is found as nlsq_profile_test
  *  finds the data's: a free solve from x_held gives C*_min and its
- *  covariance, then C*_held is the lower cost of the held path from that
+ *  covariance, then C*_held is the lowest cost of the held path from that
  *  minimum (4 held solves along the covariance's tangent, then secants; a
  *  probe first where there is none), of one held solve from it with x_j = t
  *  alone and of one held solve from x_held (a free solve again from the
- *  held point where that ends lower): 7 or 8 solves a replicate; D*_b = kappa_j 2 (C*_held - C*_min) / s2,
+ *  held point where that ends lower): 7 or 8 solves a replicate;
+ *  D*_b = kappa_j 2 (C*_held - C*_min) / s2,
  *  where kappa_j = V_rob,jj / V_wild,jj at x_held undoes what the weights
  *  w_a + w_b add: they reproduce the covariance of rows that share a
  *  cluster, but count each two-cluster row twice (kappa_j = 1 with one
