@@ -15,7 +15,10 @@
  *
  *  one_way      3 grid-row clusters: 4 values (+-), kappa = 1 exactly (one
  *               cluster a row: the wild covariance is the sandwich), and
- *               more than one value drawn
+ *               more than one value drawn; 7 to 8 solves a replicate (its
+ *               fit, then the data's two ways to the held minimum and one
+ *               from x_h: the first design's 2, a held solve from x_h and
+ *               a free one, fail)
  *  two_way      grid rows and grid columns (CGM): 2^(nu + nv) patterns;
  *               kappa against a dense computation, V_rob,bb (the library's
  *               sandwich, tested in test_robust_cov) over A^-1 (f sum_c S_c
