@@ -242,6 +242,16 @@ static int boot_delta(void *ctx, size_t j, int side, const double *x_end, double
  * per end (nlsq_profile_adjust).  Where c_j is undefined at a point (j
  * undetermined there) it is the median of the physical parameters' c there
  * (xpcs_threshold_ratio); 1 where no parameter has one. */
+/* The warning line when a profile's or a test's solve went below the fit's
+ * cost (better_min): what ("profile", "test") of parameter k, and the result
+ * that is not valid. */
+static void warn_lower_cost(const char *what, size_t k, const char *result)
+{
+    fprintf(stderr, "fit_xpcs: warning: the %s of %s found a lower cost than the fit: the fit "
+            "did not end at the minimum, its %s is not valid\n", what,
+            nlsq_xpcs_param_name(k), result);
+}
+
 int xpcs_profiles(const nlsq_problem *pb, const nlsq_options *opt, const double *x,
                   unsigned mask, size_t np, const xpcs_profile_rule *rule, nlsq_interval *iv,
                   char *err, size_t err_size)
@@ -277,9 +287,7 @@ int xpcs_profiles(const nlsq_problem *pb, const nlsq_options *opt, const double 
             snprintf(err, err_size, "--profile %s: %s", nlsq_xpcs_param_name(k),
                      nlsq_status_string(rc));
         else if (iv[k].better_min)
-            fprintf(stderr, "fit_xpcs: warning: the profile of %s found a lower cost than the "
-                    "fit: the fit did not end at the minimum, its interval is not valid\n",
-                    nlsq_xpcs_param_name(k));
+            warn_lower_cost("profile", k, "interval");
     }
     free(rt.cov);
     free(bt.dstar);
@@ -321,10 +329,7 @@ int xpcs_tests(const nlsq_problem *pb, const nlsq_options *opt, const double *x,
                      nlsq_status_string(rc));
             break;
         }
-        if (out[k].res.better_min)
-            fprintf(stderr, "fit_xpcs: warning: the test of %s found a lower cost than the fit: "
-                    "the fit did not end at the minimum, its p-value is not valid\n",
-                    nlsq_xpcs_param_name(k));
+        if (out[k].res.better_min) warn_lower_cost("test", k, "p-value");
         out[k].done = 1;
         out[k].value = values[k];
         out[k].n_boot = B;

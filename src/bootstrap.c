@@ -229,16 +229,28 @@ typedef struct held_path {
     size_t j, *solves;
 } held_path;
 
+/* One LM solve from x (into x), counted in *solves: r its result, cov (may
+ * be NULL) its covariance, NaN where the solve gives none (a replicate's
+ * buffer is reused).  0, or the solve's error: STALLED is a usable cost, as
+ * in profile.c. */
+static int lm_solve(const nlsq_problem *pb, const nlsq_options *o, double *x, double *cov,
+                    nlsq_result *r, size_t *solves)
+{
+    for (size_t k = 0; cov && k < pb->n_params * pb->n_params; k++) cov[k] = NAN;
+    memset(r, 0, sizeof *r);
+    r->covariance = cov;
+    int st = nlsq_lm(pb, o, x, r);
+    ++*solves;
+    return st < 0 && st != NLSQ_STALLED ? st : 0;
+}
+
 static int held_solve(held_path *H, double t, double *x, double *cost)
 {
     H->lo[H->j] = H->hi[H->j] = x[H->j] = t;
     nlsq_result r;
-    memset(&r, 0, sizeof r);
-    int st = nlsq_lm(&H->held, H->o, x, &r);
-    ++*H->solves;
-    if (st < 0 && st != NLSQ_STALLED) return st;
-    *cost = r.cost;
-    return 0;
+    int rc = lm_solve(&H->held, H->o, x, NULL, &r, H->solves);
+    if (!rc) *cost = r.cost;
+    return rc;
 }
 
 static int test_held(held_path *H, const double *x_hat, const double *cov, double t, double *x,
@@ -306,14 +318,10 @@ static int replicate(const nlsq_problem *rp, held_path *H, const nlsq_options *o
     const size_t p = rp->n_params;
     nlsq_result r;
     memcpy(bm->xm, xh, p * sizeof(double));
-    for (size_t k = 0; k < p * p; k++) bm->cov[k] = NAN;
-    memset(&r, 0, sizeof r);
-    r.covariance = bm->cov;
-    int st = nlsq_lm(rp, o_full, bm->xm, &r);
-    ++*H->solves;
-    if (st < 0 && st != NLSQ_STALLED) return st;   /* stalled: a usable cost, as in profile.c */
+    int rc = lm_solve(rp, o_full, bm->xm, bm->cov, &r, H->solves);
+    if (rc) return rc;
     double c_min = r.cost, c_held;
-    int rc = test_held(H, bm->xm, bm->cov, xh[H->j], bm->x, bm->x2, &c_held);
+    rc = test_held(H, bm->xm, bm->cov, xh[H->j], bm->x, bm->x2, &c_held);
     double c3 = INFINITY;
     if (!rc) {
         memcpy(bm->x2, xh, p * sizeof(double));
@@ -325,10 +333,8 @@ static int replicate(const nlsq_problem *rp, held_path *H, const nlsq_options *o
         memcpy(bm->x, bm->x2, p * sizeof(double));
     }
     if (c_held < c_min) {
-        memset(&r, 0, sizeof r);
-        st = nlsq_lm(rp, o_full, bm->x, &r);
-        ++*H->solves;
-        if (st < 0 && st != NLSQ_STALLED) return st;
+        rc = lm_solve(rp, o_full, bm->x, NULL, &r, H->solves);
+        if (rc) return rc;
         if (r.cost < c_min) c_min = r.cost;
     }
     double dd = 2.0 * (c_held - c_min) / s2;
@@ -456,11 +462,7 @@ int nlsq_profile_test(const nlsq_problem *pb, const nlsq_options *opt_in,
     /* the minimum again to D's precision, its covariance the held start's path */
     memcpy(xm, x_hat, p * sizeof(double));
     nlsq_result r;
-    memset(&r, 0, sizeof r);
-    r.covariance = cov;
-    int st = nlsq_lm(pb, &o, xm, &r);
-    out->n_solves = 1;
-    rc = st < 0 && st != NLSQ_STALLED ? st : 0;
+    rc = lm_solve(pb, &o, xm, cov, &r, &out->n_solves);
     double s2 = bo->s2 > 0 ? bo->s2 : 2.0 * r.cost / r.dof, c_held = 0.0;
     if (!rc && !(s2 > 0 && isfinite(s2))) rc = NLSQ_EINVAL;
     held_bounds(pb, j, t, lo, hi);
