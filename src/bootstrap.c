@@ -476,7 +476,7 @@ int nlsq_profile_test(const nlsq_problem *pb, const nlsq_options *opt_in,
         out->cost_held = c_held;
         out->s2 = s2;
         out->D = 2.0 * (c_held - r.cost) / s2;
-        out->better_min = c_held < r.cost - 1e-9 * r.cost;   /* nlsq_profile's rule */
+        out->better_min = nlsq__below_min(c_held, r.cost);
         nlsq_profile_boot b2 = *bo;
         b2.s2 = s2;
         size_t ns = 0;

@@ -58,6 +58,13 @@ static inline double nlsq__dof(const nlsq_problem *pb, size_t n_obs)
 {
     return n_obs ? (double)n_obs - (double)nlsq__n_free(pb) : (0.0 / 0.0);
 }
+/* A held solve's cost below the minimum's by more than rounding (1e-9 of
+ * it): the minimum was not one (nlsq_interval's and the bootstrap test's
+ * better_min). */
+static inline int nlsq__below_min(double cost, double cost_min)
+{
+    return cost < cost_min - 1e-9 * cost_min;
+}
 /* res->n_obs, n_free, dof and reduced_chi2 = 2 cost / dof (NAN when dof <= 0
  * or unknown).  res may be NULL. */
 NLSQ_HIDDEN void nlsq__result_dof(nlsq_result *res, const nlsq_problem *pb, size_t n_obs,

@@ -128,7 +128,7 @@ static int solve_at(prof *P, double t, double *xw, double *D)
         if (rc) return rc;
         if (c2 < c1) { c1 = c2; memcpy(xw, P->x_alt, p * sizeof(double)); }
     }
-    if (c1 < P->cmin - 1e-9 * P->cmin) P->better = 1;
+    if (nlsq__below_min(c1, P->cmin)) P->better = 1;
     *D = 2.0 * (c1 - P->cmin) / P->s2;
     return 0;
 }
