@@ -702,10 +702,14 @@ typedef struct nlsq_interval {
  *  the call: x_j = the end, the other parameters minimising the cost; at a
  *  bound the solve there; after the step limit the farthest solve inside),
  *  *delta the threshold that end was searched for.  It sets *delta to the
- *  threshold that applies at x_end (> 0 and finite; leaving it unchanged is
- *  allowed) and returns 0, or nonzero to stop (NLSQ_ECALLBACK).  When the
- *  new delta differs from the old by more than rtol (relative) the end is
- *  searched again with it, at most max_rounds searches per end in all.
+ *  threshold q that applies at x_end (>= 0 and finite; leaving it unchanged
+ *  is allowed) and returns 0, or nonzero to stop (NLSQ_ECALLBACK).  The
+ *  interval is then where D(t) <= q(t), its end the first point going out
+ *  from x_hat where that fails: when q and D at the end differ by more than
+ *  rtol (relative to q) the end is searched again (for q while every point
+ *  so far passed, else between the nearest failing point and the farthest
+ *  passing one before it), at most max_rounds searches per end in all
+ *  (docs/api.md "Profile-likelihood intervals").
  *  Use: a misspecification adjustment evaluated at the restricted fit, as
  *  fit_xpcs's robust threshold K^2 V_rob,jj / V_mod,jj
  *  (docs/uncertainties.md).  Called from the thread that called
@@ -741,7 +745,7 @@ typedef struct nlsq_profile_adjust {
  *  Bounds are respected: an end that would lie beyond a bound is that bound
  *  with *_open set.  x_hat is not modified.  Returns 0 or NLSQ_EINVAL (NULL
  *  arguments, j >= p, j fixed, delta not > 0, no degrees of freedom),
- *  NLSQ_ECALLBACK (adj->fn failed or gave a delta not > 0), or a solve's
+ *  NLSQ_ECALLBACK (adj->fn failed or gave a delta < 0 or not finite), or a solve's
  *  error.  Thread safety and ownership as for nlsq_lm. */
 NLSQ_API int nlsq_profile(const nlsq_problem *pb, const nlsq_options *opt, const double *x_hat,
                           size_t j, double delta, const nlsq_profile_adjust *adj,

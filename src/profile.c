@@ -46,16 +46,16 @@
  * search can only find an interval narrower than the true one, never wider.
  * A solve that ends below C_min means x_hat was not the minimum: reported.
  * A threshold that depends on where the profile ends (nlsq_profile_adjust,
- * e.g. the robust widening V_rob / V_mod evaluated at the held fit there):
- * after an end is found the caller's function sees its held point (the
- * solve at the end; at a bound the solve there; after the step limit the
- * farthest solve inside) and may change delta; when it moved by more than
- * rtol the end is searched again, going on from the last search's points
- * (side_resume: its end, or its farthest or second farthest point inside,
- * whichever lies inside the new interval; afresh from x_hat when none
- * does, the first try at the old distance times sqrt(new delta / old
- * delta), exact for a linear model), at most max_rounds searches.  An end
- * at a bound stays there when delta grows, without a search.
+ * e.g. the robust widening V_rob / V_mod evaluated at the held fit there,
+ * or a bootstrap quantile): after an end is found the caller's function
+ * sees its held point (the solve at the end; at a bound the solve there;
+ * after the step limit the farthest solve inside) and gives the threshold
+ * q that applies there; the end is the first point outwards where D > q,
+ * searched in rounds (adjusted_side) that go on from the last search's
+ * points (side_resume: its end, or its farthest or second farthest point
+ * inside, whichever lies inside the new interval; afresh from x_hat when
+ * none does, the first try at the old distance times sqrt(new delta / old
+ * delta), exact for a linear model), at most max_rounds searches.
  */
 #include "nlsq_internal.h"
 
@@ -314,10 +314,41 @@ static int one_side(prof *P, const double *x_hat, double d_first, int dir, int r
     return 0;
 }
 
-/* One end with the caller's threshold rule (adj, may be NULL): searches
- * until the rule's delta stays within rtol, at most max_rounds; each round
- * goes on from the last one's points (side_resume), not from x_hat: a long
- * first step from there can start on the wall of a curved valley. */
+/* The rounds of one end under a threshold rule q(t) (nlsq_profile_adjust):
+ * t is accepted where D(t) <= q(t), and the end is the first change from
+ * accepted to rejected going out from x_hat (where D = 0: accepted).  Each
+ * round finds where D reaches a target (one_side) and asks the rule for q
+ * there.  In h = sqrt(D), which grows along the side, g(h) = h - sqrt(q) is
+ * < 0 where accepted: the rounds look for its first root.  They keep the
+ * nearest rejected point and the farthest accepted one before it (x_hat
+ * first, its q guessed as the first delta, which the rule's value at x_hat
+ * is for fit_xpcs's robust threshold); with both the next target is regula
+ * falsi on g between them (bisection where that falls outside), with only
+ * accepted points the rule's q at the last (the fixed point h = sqrt(q),
+ * going outward).  A rejection is never passed over: a farther accepted
+ * point does not count once a nearer one rejects (the set where the test
+ * accepts need not be an interval; the one reported is the piece around
+ * x_hat that the rounds saw).  It stops when q and D agree to rtol, at a
+ * bound that is accepted, or after max_rounds (the last search's end, not
+ * checked, inside the bracket). */
+typedef struct verdict {
+    double h, g;          /* h = sqrt(D) at the point; g = h - sqrt(q) */
+} verdict;
+
+/* The next target h between the accepted a and the rejected r (g_a < 0 <
+ * g_r): regula falsi, bisection when that is not well inside. */
+static double bracket_target(const verdict *a, const verdict *r)
+{
+    double h = a->h - a->g * (r->h - a->h) / (r->g - a->g);
+    double w = r->h - a->h;
+    if (!(h > a->h + 0.1 * w && h < r->h - 0.1 * w)) h = 0.5 * (a->h + r->h);
+    return h;
+}
+
+/* One end with the caller's threshold rule (adj, may be NULL): rounds as
+ * above, at most max_rounds; each goes on from the last one's points
+ * (side_resume), not from x_hat: a long first step from there can start on
+ * the wall of a curved valley. */
 static int adjusted_side(prof *P, const double *x_hat, double sig, int dir,
                          const nlsq_profile_adjust *adj, double *end, int *open,
                          double *delta_used, int *rounds)
@@ -326,6 +357,8 @@ static int adjusted_side(prof *P, const double *x_hat, double sig, int dir,
     const int max_rounds = use && adj->max_rounds > 0 ? adj->max_rounds : (use ? 3 : 1);
     const double rtol = use && adj->rtol > 0 ? adj->rtol : 0.1, delta0 = P->delta;
     double d_first = sig * sqrt(P->delta);
+    verdict acc = {0.0, -sqrt(delta0)}, rej = {INFINITY, NAN};
+    int kept = 0;   /* rounds in a row that replaced rej and kept acc */
     side S;
     int rc = 0;
     for (int round = 1;; round++) {
@@ -333,13 +366,26 @@ static int adjusted_side(prof *P, const double *x_hat, double sig, int dir,
         *delta_used = P->delta;
         *rounds = round;
         if (rc || round >= max_rounds) break;
-        double nd = P->delta;
-        if (adj->fn(adj->ctx, P->j, dir, P->x_end, &nd) != 0 || !(nd > 0) || !isfinite(nd)) {
+        double q = P->delta;
+        if (adj->fn(adj->ctx, P->j, dir, P->x_end, &q) != 0 || !(q >= 0) || !isfinite(q)) {
             rc = NLSQ_ECALLBACK;
             break;
         }
-        if (fabs(nd - P->delta) <= rtol * P->delta) break;
-        if (*open && nd > P->delta) { *delta_used = nd; break; }   /* still at the bound */
+        const double h = S.h_end, D = h * h;   /* D at the end: delta, or less at a bound */
+        if (fabs(q - D) <= rtol * q) break;
+        verdict v = {h, h - sqrt(q)};
+        if (D < q) {                           /* accepted */
+            if (h < rej.h && h > acc.h) { acc = v; kept = 0; }
+            if (*open) { *delta_used = q; break; }   /* accepted at the bound */
+        } else if (h < rej.h) {                /* rejected, the nearest so far */
+            rej = v;
+            if (acc.h >= h) acc = (verdict){0.0, -sqrt(delta0)};
+            /* Illinois: acc kept twice in a row (its g, at x_hat a guess,
+             * too far below 0): halve it, or regula falsi creeps from rej */
+            if (++kept >= 2) acc.g *= 0.5;
+        }
+        double target = isfinite(rej.h) ? bracket_target(&acc, &rej) : sqrt(q);
+        double nd = target * target;
         /* afresh (side_resume refused): the first try at the old distance
          * times sqrt(nd / delta), exact for a linear model */
         d_first = fabs(*end - x_hat[P->j]) * sqrt(nd / P->delta);

@@ -47,7 +47,12 @@
  *                 after 3 rounds (the default), and after 4 with rtol 0.05,
  *                 are known in closed form; an end at a bound stays there
  *                 when delta grows, without a search; a failing rule gives
- *                 NLSQ_ECALLBACK
+ *                 NLSQ_ECALLBACK.  A falling rule, q = 1.5 - u^2, rejects
+ *                 the first end: bracketed to where D = q, sqrt(0.75)
+ *                 sigma, within 3e-3 sigma; a rule with a step down at
+ *                 1.05 sigma and up again at 3.5: the end stays at the
+ *                 first step (the fixed point alone would end at 4.47
+ *                 sigma); q = 0 closes in on x_hat
  *  robust_nonlin  y = a exp(-b t) with cluster-shared noise, the robust rule
  *                 for b: against a direct computation at each end (a held
  *                 solve there, its rise and V_rob / V_mod there with both
@@ -413,10 +418,11 @@ static void test_robust_linear(void **state)
         }
 }
 
-/* c = 1 + a ((x_j - x_hat_j) / sigma_j)^2 */
+/* c = 1 + a ((x_j - x_hat_j) / sigma_j)^2, or with b > 0: b - a u^2, or
+ * with steps: 10 for |u| < 1.05, 0.5 below 3.5, 20 beyond */
 typedef struct square_rule {
-    double a, xj, sj;
-    int calls, fail;
+    double a, b, xj, sj;
+    int steps, calls, fail;
 } square_rule;
 
 static int square_delta(void *ctx, size_t j, int side, const double *x_end, double *delta)
@@ -425,7 +431,10 @@ static int square_delta(void *ctx, size_t j, int side, const double *x_end, doub
     square_rule *S = ctx;
     double u = (x_end[j] - S->xj) / S->sj;
     S->calls++;
-    *delta = 1.0 + S->a * u * u;
+    if (S->steps)
+        *delta = fabs(u) < 1.05 ? 10.0 : fabs(u) < 3.5 ? 0.5 : 20.0;
+    else
+        *delta = S->b > 0 ? S->b - S->a * u * u : 1.0 + S->a * u * u;
     return S->fail;
 }
 
@@ -469,6 +478,40 @@ static void test_rounds(void **state)
     /* a failing rule */
     S.fail = 1;
     assert_int_equal(nlsq_profile(&pb, NULL, x, j, 1.0, &adj, &iv), NLSQ_ECALLBACK);
+    pb.lower = pb.upper = NULL;
+    /* a threshold that falls: q = 1.5 - u^2 rejects the first end (D = 1 >
+     * q = 0.5); where D = u^2 meets q, u = sqrt(0.75), bracketed from there
+     * (the fixed point, delta = q, would go to 0.5 and on to 1, 0.5, ...
+     * without converging) */
+    S = (square_rule){.a = 1.0, .b = 1.5, .xj = x[j], .sj = s};
+    adj.rtol = 0.01;
+    adj.max_rounds = 10;
+    assert_int_equal(nlsq_profile(&pb, NULL, x, j, 1.0, &adj, &iv), 0);
+    print_message("  falling rule: [%.6g, %.6g] sigma from x, sqrt(0.75) = %.6g; %d + %d rounds\n",
+                  (iv.lower - x[j]) / s, (iv.upper - x[j]) / s, sqrt(0.75), iv.rounds_lower,
+                  iv.rounds_upper);
+    assert_true(fabs(iv.upper - (x[j] + sqrt(0.75) * s)) < 3e-3 * s);
+    assert_true(fabs(iv.lower - (x[j] - sqrt(0.75) * s)) < 3e-3 * s);
+    assert_true(iv.rounds_lower < 10 && iv.rounds_upper < 10);
+    /* a rejection is not passed over: q = 10 up to 1.05 sigma, 0.5 to 3.5,
+     * 20 beyond.  The first end (1 sigma) passes, the fixed point's next
+     * (sqrt 10) fails and the end is bracketed back to 1.05 sigma; the
+     * fixed point alone would have gone on to sqrt(20) = 4.47 sigma, where
+     * D = q again */
+    S = (square_rule){.steps = 1, .xj = x[j], .sj = s};
+    adj.max_rounds = 8;
+    assert_int_equal(nlsq_profile(&pb, NULL, x, j, 1.0, &adj, &iv), 0);
+    print_message("  steps rule: [%.6g, %.6g] sigma from x; %d + %d rounds\n",
+                  (iv.lower - x[j]) / s, (iv.upper - x[j]) / s, iv.rounds_lower, iv.rounds_upper);
+    for (int side = -1; side <= 1; side += 2) {
+        double u = ((side < 0 ? iv.lower : iv.upper) - x[j]) / s * side;
+        assert_true(u > 1.0 && u < 1.1);
+    }
+    /* q = 0 (allowed): everything but x_hat rejects, the end closes in on it */
+    S = (square_rule){.a = 0.0, .b = 1e-300, .xj = x[j], .sj = s};
+    adj.max_rounds = 6;
+    assert_int_equal(nlsq_profile(&pb, NULL, x, j, 1.0, &adj, &iv), 0);
+    assert_true(iv.upper - x[j] < 0.2 * s && x[j] - iv.lower < 0.2 * s);
 }
 
 /* The held solve at b = t from x_hat: its cost, its point into xh. */
