@@ -215,6 +215,16 @@ static int boot_delta(void *ctx, size_t j, int side, const double *x_end, double
     return 0;
 }
 
+/* The warning line when a profile's or a test's solve went below the fit's
+ * cost (better_min): what ("profile", "test") of parameter k, and the result
+ * that is not valid. */
+static void warn_lower_cost(const char *what, size_t k, const char *result)
+{
+    fprintf(stderr, "fit_xpcs: warning: the %s of %s found a lower cost than the fit: the fit "
+            "did not end at the minimum, its %s is not valid\n", what,
+            nlsq_xpcs_param_name(k), result);
+}
+
 /* The profile threshold.  Without misspecification 2 (C_j(t) - C_min) / s^2
  * is asymptotically chi2 with 1 degree of freedom, hence delta = level^2.
  * When the errors are not independent (frame-shared noise) the same
@@ -241,16 +251,6 @@ static int boot_delta(void *ctx, size_t j, int side, const double *x_end, double
  * per end (nlsq_profile_adjust).  Where c_j is undefined at a point (j
  * undetermined there) it is the median of the physical parameters' c there
  * (xpcs_threshold_ratio); 1 where no parameter has one. */
-/* The warning line when a profile's or a test's solve went below the fit's
- * cost (better_min): what ("profile", "test") of parameter k, and the result
- * that is not valid. */
-static void warn_lower_cost(const char *what, size_t k, const char *result)
-{
-    fprintf(stderr, "fit_xpcs: warning: the %s of %s found a lower cost than the fit: the fit "
-            "did not end at the minimum, its %s is not valid\n", what,
-            nlsq_xpcs_param_name(k), result);
-}
-
 int xpcs_profiles(const nlsq_problem *pb, const nlsq_options *opt, const double *x,
                   unsigned mask, size_t np, const xpcs_profile_rule *rule, nlsq_interval *iv,
                   char *err, size_t err_size)
