@@ -419,7 +419,7 @@ static void test_robust_linear(void **state)
 }
 
 /* c = 1 + a ((x_j - x_hat_j) / sigma_j)^2, or with b > 0: b - a u^2, or
- * with steps: 10 for |u| < 1.05, 0.5 below 3.5, 20 beyond */
+ * with steps 1: 10 for |u| < 1.05, 0.5 below 3.5, 20 beyond; steps 2: 0 */
 typedef struct square_rule {
     double a, b, xj, sj;
     int steps, calls, fail;
@@ -431,7 +431,9 @@ static int square_delta(void *ctx, size_t j, int side, const double *x_end, doub
     square_rule *S = ctx;
     double u = (x_end[j] - S->xj) / S->sj;
     S->calls++;
-    if (S->steps)
+    if (S->steps == 2)
+        *delta = 0.0;
+    else if (S->steps)
         *delta = fabs(u) < 1.05 ? 10.0 : fabs(u) < 3.5 ? 0.5 : 20.0;
     else
         *delta = S->b > 0 ? S->b - S->a * u * u : 1.0 + S->a * u * u;
@@ -508,7 +510,7 @@ static void test_rounds(void **state)
         assert_true(u > 1.0 && u < 1.1);
     }
     /* q = 0 (allowed): everything but x_hat rejects, the end closes in on it */
-    S = (square_rule){.a = 0.0, .b = 1e-300, .xj = x[j], .sj = s};
+    S = (square_rule){.steps = 2, .xj = x[j], .sj = s};
     adj.max_rounds = 6;
     assert_int_equal(nlsq_profile(&pb, NULL, x, j, 1.0, &adj, &iv), 0);
     assert_true(iv.upper - x[j] < 0.2 * s && x[j] - iv.lower < 0.2 * s);
