@@ -1204,13 +1204,17 @@ static int model_cluster_ids(void *ctx, size_t row0, size_t nrows, size_t *ia, s
 {
     const nlsq_xpcs_model *m = ctx;
     if (row0 >= m->n_rows || nrows > m->n_rows - row0) return 1;
-    size_t i = 0, j = 0;
+    size_t i = 0, j = 0, l = row0 % m->R;   /* one division per call, not per row */
+    local_to_ij(m, l, &i, &j);
     for (size_t t = 0; t < nrows; t++) {
-        size_t g = row0 + t;
-        if (t == 0 || g % m->R == 0) local_to_ij(m, g % m->R, &i, &j);
-        else next_ij(m, &i, &j);
         ia[t] = i;
         ib[t] = j == i ? NLSQ_NO_CLUSTER : j;
+        if (++l == m->R) {
+            l = 0;
+            local_to_ij(m, 0, &i, &j);
+        } else {
+            next_ij(m, &i, &j);
+        }
     }
     return 0;
 }
