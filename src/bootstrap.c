@@ -71,6 +71,15 @@ static double weight(const boot *B, size_t c)
     return nlsq__splitmix64(&st) >> 63 ? 1.0 : -1.0;
 }
 
+/* m_i of a row of clusters a and b (b NLSQ_NO_CLUSTER: a alone) in
+ * the replicate B->b; NaN for an id out of range (the callback's error). */
+static double row_weight(const boot *B, size_t a, size_t b)
+{
+    const size_t G = B->cl->n_clusters;
+    if (a >= G || (b != NLSQ_NO_CLUSTER && b >= G)) return NAN;
+    return b != NLSQ_NO_CLUSTER && b != a ? B->wc[a] + B->wc[b] : B->wc[a];
+}
+
 /* The replicate's rows: the caller's at x, plus (m_i - 1) times its
  * residuals at x_h (computed here, unprepared, in this worker's scratch). */
 static int boot_eval(void *ctx, const double *x, size_t row0, size_t n, double *r, double *J,
@@ -103,12 +112,10 @@ static int boot_eval(void *ctx, const double *x, size_t row0, size_t n, double *
         for (size_t i = 0; i < n; i++) r[i] += (weight(B, row0 + i) - 1.0) * rh[i];
         return 0;
     }
-    const size_t G = B->cl->n_clusters;
     if (B->cl->ids(B->cl->ctx, row0, n, ida, idb) != 0) return NLSQ_ECALLBACK;
     for (size_t i = 0; i < n; i++) {
-        if (ida[i] >= G || (idb[i] != NLSQ_NO_CLUSTER && idb[i] >= G)) return NLSQ_ECALLBACK;
-        double m = B->wc[ida[i]];
-        if (idb[i] != NLSQ_NO_CLUSTER && idb[i] != ida[i]) m += B->wc[idb[i]];
+        double m = row_weight(B, ida[i], idb[i]);
+        if (isnan(m)) return NLSQ_ECALLBACK;
         r[i] += (m - 1.0) * rh[i];
     }
     return 0;
@@ -140,7 +147,6 @@ static int boot_multipliers(const boot *B, size_t n_rows, signed char *m1)
 {
     enum { PIECE = 256 };
     size_t ida[PIECE], idb[PIECE];
-    const size_t G = B->cl ? B->cl->n_clusters : 0;
     for (size_t row = 0; row < n_rows; row += PIECE) {
         size_t n = n_rows - row < PIECE ? n_rows - row : PIECE;
         if (!B->cl) {
@@ -149,9 +155,8 @@ static int boot_multipliers(const boot *B, size_t n_rows, signed char *m1)
         }
         if (B->cl->ids(B->cl->ctx, row, n, ida, idb) != 0) return NLSQ_ECALLBACK;
         for (size_t i = 0; i < n; i++) {
-            if (ida[i] >= G || (idb[i] != NLSQ_NO_CLUSTER && idb[i] >= G)) return NLSQ_ECALLBACK;
-            double m = B->wc[ida[i]];
-            if (idb[i] != NLSQ_NO_CLUSTER && idb[i] != ida[i]) m += B->wc[idb[i]];
+            double m = row_weight(B, ida[i], idb[i]);
+            if (isnan(m)) return NLSQ_ECALLBACK;
             m1[row + i] = (signed char)(m - 1.0);
         }
     }
