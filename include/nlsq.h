@@ -781,11 +781,15 @@ typedef struct nlsq_profile_boot {
  *  cluster, but count each two-cluster row twice (kappa_j = 1 with one
  *  cluster per row; where V_rob,jj / V_wild,jj is not defined, the median
  *  of the free parameters' ratios).  The solves use opt (no checkpoints or
- *  progress, ftol tightened as in nlsq_profile); eval is called at x and at
- *  x_held for every chunk (twice the work of a solve on pb; the call at
- *  x_held is unprepared, at_prepared 0, so eval must work from x alone there
- *  as with finite differences; the normal callback is not used), memory as
- *  in nlsq_lm plus 3 chunk values per worker.
+ *  progress, ftol tightened as in nlsq_profile; the normal callback is not
+ *  used).  Up to 2^23 rows the residuals at x_held are evaluated once and
+ *  kept with a replicate's m_i - 1 (9 bytes a row; clusters->ids asked once
+ *  per row and replicate); beyond that, or where that memory cannot be had,
+ *  eval is called at x and at x_held for every chunk (twice the work of a
+ *  solve on pb) and ids for every chunk.  The call at x_held is unprepared
+ *  (at_prepared 0): eval must work from x alone there, as with finite
+ *  differences.  Memory as in nlsq_lm plus 3 chunk values per worker and
+ *  that cache.
  *  dstar: n_boot values, written sorted ascending; kappa, n_solves (may be
  *  NULL): kappa_j and the solves made.  The K-sigma threshold is the
  *  erf(K / sqrt 2) quantile of dstar.  Returns 0 or NLSQ_EINVAL (NULL
