@@ -17,6 +17,8 @@
 #   bench/compare_builds.sh --base /tmp/old/build --new build -- --dt 2e-3 \
 #     --gap 2e6 --threads 1 --errors robust --test gamma_dot_0=0.001 --boot 40
 set -euo pipefail
+# shellcheck source=bench/time_v.sh
+. "$(dirname "$0")/time_v.sh"
 BASE="" NEW="" REPEAT=3 OUT=""
 SYNTH="--frames 200 --angles 6 --dt 2e-3 --seed 1 --float64 --frame-share 0.5 --noise 0.01"
 while [ $# -gt 0 ]; do
@@ -48,9 +50,8 @@ for r in $(seq 1 "$REPEAT"); do
     rc=0
     /usr/bin/time -v "$dir/examples/fit_xpcs" "$FILE" --json "$@" > "$OUT/$which.$r.json" \
       2> "$OUT/$which.$r.time" || rc=$?
-    wall=$(awk -F': ' '/Elapsed \(wall clock\)/ {n = split($2, t, ":"); s = 0;
-                for (i = 1; i <= n; i++) s = s * 60 + t[i]; print s}' "$OUT/$which.$r.time")
-    rss=$(awk -F: '/Maximum resident set size/ {gsub(/ /, "", $2); printf "%.1f", $2 / 1024}' "$OUT/$which.$r.time")
+    wall=$(time_v_wall "$OUT/$which.$r.time")
+    rss=$(time_v_rss_mib "$OUT/$which.$r.time")
     printf "%s\t%d\t%s\t%s\t%s\t%d\n" "$which" "$r" "$wall" "$rss" "$load" "$rc" >> "$RES"
     echo "[$(date +%H:%M:%S)] $which round $r: ${wall} s, ${rss} MiB, load $load, exit $rc" >&2
   done

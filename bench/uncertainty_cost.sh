@@ -23,6 +23,8 @@
 #                new, fit_xpcs and xpcs_synth rebuilt from the tree)
 #   --out DIR    the file, logs and results.tsv (default a mktemp -d)
 set -euo pipefail
+# shellcheck source=bench/time_v.sh
+. "$(dirname "$0")/time_v.sh"
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 REPEAT=3 BOOT=10 THREADS=2 BUILD="$ROOT/build-bench" OUT=""
 while [ $# -gt 0 ]; do
@@ -61,9 +63,8 @@ for r in $(seq 1 "$REPEAT"); do
     load=$(cut -d' ' -f1 /proc/loadavg)
     # shellcheck disable=SC2086
     /usr/bin/time -v "${BASE[@]}" ${EXTRA[$c]} > "$OUT/$c.$r.json" 2> "$OUT/$c.$r.time" || true
-    wall=$(awk -F': ' '/Elapsed \(wall clock\)/ {n = split($2, t, ":"); s = 0;
-                for (i = 1; i <= n; i++) s = s * 60 + t[i]; print s}' "$OUT/$c.$r.time")
-    rss=$(awk -F: '/Maximum resident set size/ {gsub(/ /, "", $2); printf "%.1f", $2 / 1024}' "$OUT/$c.$r.time")
+    wall=$(time_v_wall "$OUT/$c.$r.time")
+    rss=$(time_v_rss_mib "$OUT/$c.$r.time")
     read -r solves status < <(python3 -c '
 import json, sys
 d = json.load(open(sys.argv[1]))
