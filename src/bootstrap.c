@@ -80,8 +80,28 @@ static double row_weight(const boot *B, size_t a, size_t b)
     return b != NLSQ_NO_CLUSTER && b != a ? B->wc[a] + B->wc[b] : B->wc[a];
 }
 
+/* Replicate B->b's m_i - 1 of rows row0 .. row0 + n - 1 into m1 (-3 to 1:
+ * exact, so a row is the same whether its multiplier was cached or formed
+ * here); ida and idb hold n cluster ids. */
+static int boot_m1(const boot *B, size_t row0, size_t n, signed char *m1, size_t *ida,
+                   size_t *idb)
+{
+    if (!B->cl) {
+        for (size_t i = 0; i < n; i++) m1[i] = (signed char)(weight(B, row0 + i) - 1.0);
+        return 0;
+    }
+    if (B->cl->ids(B->cl->ctx, row0, n, ida, idb) != 0) return NLSQ_ECALLBACK;
+    for (size_t i = 0; i < n; i++) {
+        double m = row_weight(B, ida[i], idb[i]);
+        if (isnan(m)) return NLSQ_ECALLBACK;
+        m1[i] = (signed char)(m - 1.0);
+    }
+    return 0;
+}
+
 /* The replicate's rows: the caller's at x, plus (m_i - 1) times its
- * residuals at x_h (computed here, unprepared, in this worker's scratch). */
+ * residuals at x_h.  Without the caches both are formed here, unprepared,
+ * in this worker's scratch: rh, then the ids, then the multipliers. */
 static int boot_eval(void *ctx, const double *x, size_t row0, size_t n, double *r, double *J,
                      const nlsq_eval_env *env)
 {
@@ -94,13 +114,7 @@ static int boot_eval(void *ctx, const double *x, size_t row0, size_t n, double *
     int rc = pb->eval(pb->ctx, x, row0, n, r, J, &e);
     if (rc) return rc;
     const double *rh = B->rh_all ? B->rh_all + row0 : (const double *)mine;
-    if (B->m1_all) {
-        const signed char *m1 = B->m1_all + row0;
-        for (size_t i = 0; i < n; i++) r[i] += (double)m1[i] * rh[i];
-        return 0;
-    }
-    size_t *ida = (size_t *)(mine + B->chunk * sizeof(double));
-    size_t *idb = ida + B->chunk;
+    const signed char *m1 = B->m1_all ? B->m1_all + row0 : NULL;
     if (!B->rh_all) {
         e.at_prepared = 0;
         e.state = NULL;
@@ -108,16 +122,14 @@ static int boot_eval(void *ctx, const double *x, size_t row0, size_t n, double *
         rc = pb->eval(pb->ctx, B->xh, row0, n, (double *)mine, NULL, &e);
         if (rc) return rc;
     }
-    if (!B->cl) {
-        for (size_t i = 0; i < n; i++) r[i] += (weight(B, row0 + i) - 1.0) * rh[i];
-        return 0;
+    if (!m1) {
+        size_t *ida = (size_t *)(mine + B->chunk * sizeof(double));
+        signed char *m1_here = (signed char *)(ida + 2 * B->chunk);
+        rc = boot_m1(B, row0, n, m1_here, ida, ida + B->chunk);
+        if (rc) return rc;
+        m1 = m1_here;
     }
-    if (B->cl->ids(B->cl->ctx, row0, n, ida, idb) != 0) return NLSQ_ECALLBACK;
-    for (size_t i = 0; i < n; i++) {
-        double m = row_weight(B, ida[i], idb[i]);
-        if (isnan(m)) return NLSQ_ECALLBACK;
-        r[i] += (m - 1.0) * rh[i];
-    }
+    for (size_t i = 0; i < n; i++) r[i] += (double)m1[i] * rh[i];
     return 0;
 }
 
@@ -139,28 +151,19 @@ static int boot_cache(const nlsq_problem *pb, const nlsq_allocator *al, size_t c
     return rc;
 }
 
-/* Replicate b's m_i - 1 of every row into m1 (-3 to 1: exact, so the rows
- * are those boot_eval forms without it, bit for bit).  Without it every
+/* Replicate b's m_i - 1 of every row into m1.  Without it every
  * evaluation asks the clusters' ids of its rows again, a fifth of a
  * replicate's time on the XPCS model. */
 static int boot_multipliers(const boot *B, size_t n_rows, signed char *m1)
 {
     enum { PIECE = 256 };
     size_t ida[PIECE], idb[PIECE];
-    for (size_t row = 0; row < n_rows; row += PIECE) {
+    int rc = 0;
+    for (size_t row = 0; !rc && row < n_rows; row += PIECE) {
         size_t n = n_rows - row < PIECE ? n_rows - row : PIECE;
-        if (!B->cl) {
-            for (size_t i = 0; i < n; i++) m1[row + i] = (signed char)(weight(B, row + i) - 1.0);
-            continue;
-        }
-        if (B->cl->ids(B->cl->ctx, row, n, ida, idb) != 0) return NLSQ_ECALLBACK;
-        for (size_t i = 0; i < n; i++) {
-            double m = row_weight(B, ida[i], idb[i]);
-            if (isnan(m)) return NLSQ_ECALLBACK;
-            m1[row + i] = (signed char)(m - 1.0);
-        }
+        rc = boot_m1(B, row, n, m1 + row, ida, idb);
     }
-    return 0;
+    return rc;
 }
 
 /* The caller's prepare and pattern, with the caller's ctx. */
@@ -462,7 +465,7 @@ int nlsq_profile_bootstrap(const nlsq_problem *pb, const nlsq_options *opt_in,
     rp.pattern = pb->pattern ? boot_pattern : NULL;
     rp.normal = NULL;
     rp.normal_units = 0;
-    rp.scratch_bytes = B.user_bytes + B.chunk * (sizeof(double) + 2 * sizeof(size_t));
+    rp.scratch_bytes = B.user_bytes + B.chunk * (sizeof(double) + 2 * sizeof(size_t) + 1);
     held_bounds(pb, j, x_held[j], bm.lo, bm.hi);
     held_path H = {.held = rp, .o = &o_held, .lo = bm.lo, .hi = bm.hi, .tg = bm.tg, .j = j,
                    .solves = &solves};
