@@ -48,6 +48,8 @@
 # OPENBLAS_NUM_THREADS=1 is set for the peer and the floor (nlsq's solves set
 # OpenBLAS to one thread themselves: the engine's workers are the parallelism).
 set -euo pipefail
+# shellcheck source=bench/time_v.sh
+. "$(dirname "$0")/time_v.sh"
 export OPENBLAS_NUM_THREADS=1
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -252,13 +254,13 @@ run_one() {
     echo "run_bench.sh: $prog $* failed (rc $rc), see $OUT/$tag.err" >&2
     return 0
   fi
-  local rss_kb; rss_kb=$(awk -F: '/Maximum resident set size/ {gsub(/ /, "", $2); print $2}' "$OUT/$tag.time")
+  local rss; rss=$(time_v_rss_mib "$OUT/$tag.time")
   local fit; fit=$(jget fit_s "$json")
   case "$prog" in floor) fit=$(jget pass_s "$json") ;; fitx-*) fit=$(jget seconds "$json") ;; esac
   local m; m=$(jget m "$json"); [ -n "$m" ] || m=$(jget n_rows "$json")
   printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$group" "$prog" "$slabel" "$thr" \
     "$m" "$fit" "$(jget iterations "$json")" "$(jget n_jac "$json")" \
-    "$(jget n_eval "$json")" "$(awk -v k="$rss_kb" 'BEGIN {printf "%.1f", k / 1024}')" \
+    "$(jget n_eval "$json")" "$rss" \
     "$(jget peak_rss_mib "$json")" "$(jget cost "$json")" "$(jget status "$json")" \
     "$(jget gen_s "$json")" "$wall" "$(cut -d' ' -f1 /proc/loadavg)" "$(jget init_s "$json")" >> "$RES"
   tail -1 "$RES" | awk -F'\t' '{printf "    m %s  fit %.3f s  wall %.2f s  it %s  passes %s+%s  maxRSS %s MiB  cost %s  %s\n", $5, $6, $15, $7, $8, $9, $10, $12, $13}' >&2
