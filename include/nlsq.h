@@ -788,8 +788,8 @@ typedef struct nlsq_profile_boot {
  *  eval is called at x and at x_held for every chunk (twice the work of a
  *  solve on pb) and ids for every chunk.  The call at x_held is unprepared
  *  (at_prepared 0): eval must work from x alone there, as with finite
- *  differences.  Memory as in nlsq_lm plus 3 chunk values per worker and
- *  that cache.
+ *  differences.  Memory as in nlsq_lm plus, per worker, 3 values and a
+ *  byte per chunk row, and that cache.
  *  dstar: n_boot values, written sorted ascending; kappa, n_solves (may be
  *  NULL): kappa_j and the solves made.  The K-sigma threshold is the
  *  erf(K / sqrt 2) quantile of dstar.  Returns 0 or NLSQ_EINVAL (NULL
